@@ -1,0 +1,95 @@
+//! The port every isolation backend implements.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Isolation, LogStream, Runtime, WorkloadResult, WorkloadSpec};
+
+/// What a backend can run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendCapabilities {
+    pub name: String,
+    pub supported_runtimes: Vec<Runtime>,
+    pub supported_isolations: Vec<Isolation>,
+    pub max_concurrency: u32,
+}
+
+/// Whether a configured backend can run on this host, and if not, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    pub available: bool,
+    pub reason: Option<String>,
+    /// Backend-specific facts worth showing (versions, accelerator, pool size...).
+    pub details: serde_json::Value,
+}
+
+impl Availability {
+    pub fn ready(details: serde_json::Value) -> Self {
+        Availability {
+            available: true,
+            reason: None,
+            details,
+        }
+    }
+
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Availability {
+            available: false,
+            reason: Some(reason.into()),
+            details: serde_json::Value::Null,
+        }
+    }
+}
+
+/// One entry of `GET /v1/backends`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub name: String,
+    pub available: bool,
+    pub reason: Option<String>,
+    pub capabilities: BackendCapabilities,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// A failure of the backend itself (it could not start or follow the workload), as
+/// opposed to the workload failing. The workload is marked failed with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// Receives a workload's log lines while it runs. Implementations must not block:
+/// backends call this from their output-reading loops.
+pub trait LogSink: Send + Sync {
+    fn emit(&self, stream: LogStream, line: String);
+}
+
+/// An isolation backend: something that can run a [`WorkloadSpec`] to completion.
+///
+/// Cancellation contract: when the engine times a workload out or kills it, it drops the
+/// future returned by [`Backend::execute`]; dropping it must stop the workload's code
+/// (kill the process, destroy the sandbox). [`Backend::cleanup`] is then called, as it is
+/// after every run, and must be idempotent.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// The isolation this backend provides; it is registered under this name.
+    fn isolation(&self) -> Isolation;
+
+    fn capabilities(&self) -> BackendCapabilities;
+
+    /// Whether this backend can run on this host right now.
+    fn availability(&self) -> Availability;
+
+    /// Runs the workload and returns once it has ended, streaming log lines to `logs`.
+    async fn execute(
+        &self,
+        spec: WorkloadSpec,
+        logs: std::sync::Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError>;
+
+    /// Releases whatever the workload left behind. Called after every run.
+    async fn cleanup(&self, workload_id: &str) -> Result<(), BackendError>;
+
+    /// Stops background work (warm pools) when the server shuts down.
+    async fn shutdown(&self) {}
+}

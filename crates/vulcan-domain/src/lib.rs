@@ -1,0 +1,25 @@
+//! Vulcan's domain: what a workload is, how its status may change, and the two ports
+//! every adapter plugs into — [`Backend`] (runs code) and [`WorkloadStore`] (keeps state).
+//!
+//! This crate does no I/O and depends on no runtime: adapters depend on it, never the
+//! other way round.
+
+mod backend;
+mod kinds;
+mod log;
+mod spec;
+mod stats;
+mod status;
+mod store;
+mod workload;
+
+pub use backend::{
+    Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink,
+};
+pub use kinds::{Isolation, ParseKindError, Runtime};
+pub use log::{LogLine, LogStream};
+pub use spec::{Resources, WorkloadResult, WorkloadSpec};
+pub use stats::{BackendStats, Stats};
+pub use status::{InvalidTransition, WorkloadStatus};
+pub use store::{ListFilter, StoreError, TerminalUpdate, WorkloadPage, WorkloadStore};
+pub use workload::Workload;

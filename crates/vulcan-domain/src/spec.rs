@@ -1,0 +1,69 @@
+//! What a backend is asked to run, and what it answers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Isolation, Runtime};
+
+/// Resource limits of one workload, already validated against the server's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub cpus: u32,
+    pub mem_mb: u32,
+    pub timeout_s: u32,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpus: 1,
+            mem_mb: 128,
+            timeout_s: 30,
+        }
+    }
+}
+
+/// Everything a backend needs to run one workload. It is persisted with the workload so
+/// that a workload accepted before a crash can be run after the restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSpec {
+    pub id: String,
+    pub runtime: Runtime,
+    /// The concrete isolation chosen for this run (never `auto`).
+    pub isolation: Isolation,
+    /// Source text: a module, a script, or base64 for `wasm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// A gzip-compressed tar archive, already decoded from base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_archive: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub input: serde_json::Value,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub resources: Resources,
+}
+
+/// What came out of a run that the backend saw through to the end. A backend that could
+/// not run the workload at all returns a [`crate::BackendError`] instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadResult {
+    /// The process's exit code, where the workload is a process.
+    pub exit_code: Option<i32>,
+    /// The returned value's JSON for function-style code, stdout for programs.
+    pub output: String,
+    /// Why the workload failed, if it did.
+    pub error: Option<String>,
+}
+
+impl WorkloadResult {
+    /// A run that ended well: no error and, for a process, exit code 0.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.exit_code.unwrap_or(0) == 0
+    }
+}

@@ -1,0 +1,24 @@
+//! Aggregate figures over all workloads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Duration figures of the finished workloads of one backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendStats {
+    pub finished: u64,
+    pub avg_duration_ms: f64,
+    pub p50_duration_ms: f64,
+    pub p95_duration_ms: f64,
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub total: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub by_isolation: BTreeMap<String, u64>,
+    pub avg_duration_ms: f64,
+    pub backends: BTreeMap<String, BackendStats>,
+}

@@ -1,0 +1,36 @@
+//! The workload record as it is stored and served.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{Isolation, Runtime, WorkloadStatus};
+
+/// One submitted piece of code and everything known about its run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// A ULID: sortable by creation time.
+    pub id: String,
+    pub status: WorkloadStatus,
+    /// The isolation actually used.
+    pub isolation: Isolation,
+    /// What the request asked for (`auto` or the same as `isolation`).
+    pub requested_isolation: Isolation,
+    pub runtime: Runtime,
+    pub node_id: String,
+    /// SHA-256 of the code, archive, image, command and input, hex-encoded.
+    pub input_hash: String,
+    pub output: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub cpu_limit: u32,
+    /// Memory limit in MiB.
+    pub mem_limit: u32,
+    pub timeout_s: u32,
+    pub duration_ms: Option<u64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}

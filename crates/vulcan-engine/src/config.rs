@@ -1,0 +1,70 @@
+//! The engine's knobs.
+
+use vulcan_domain::Resources;
+
+/// Upper bounds a request's resources are validated against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_cpus: u32,
+    pub min_mem_mb: u32,
+    pub max_mem_mb: u32,
+    pub max_timeout_s: u32,
+    /// Largest `code` (or decoded `code_archive`) accepted.
+    pub max_code_bytes: usize,
+    /// Largest `output` a workload may produce; beyond it the workload fails.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_cpus: 8,
+            min_mem_mb: 16,
+            max_mem_mb: 4096,
+            max_timeout_s: 600,
+            max_code_bytes: 4 * 1024 * 1024,
+            max_output_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// How much log one workload may keep. Past either bound one marker line is recorded and
+/// further lines are counted and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    pub max_lines: u64,
+    pub max_bytes: u64,
+    /// Longer lines are cut to this length.
+    pub max_line_bytes: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_lines: 10_000,
+            max_bytes: 1024 * 1024,
+            max_line_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Everything the engine is configured with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's id, recorded on every workload it runs.
+    pub node_id: String,
+    pub defaults: Resources,
+    pub limits: Limits,
+    pub logs: LogLimits,
+}
+
+impl EngineConfig {
+    pub fn new(node_id: impl Into<String>) -> Self {
+        EngineConfig {
+            node_id: node_id.into(),
+            defaults: Resources::default(),
+            limits: Limits::default(),
+            logs: LogLimits::default(),
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The engine: accepts workloads, runs them on their backend, and records how they end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch, Semaphore};
+use vulcan_domain::{
+    Isolation, LogLine, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
+};
+
+use crate::sink::WorkloadLogSink;
+use crate::{
+    BackendRegistry, EngineConfig, LogBroker, Metrics, Route, RouteError, Submission, SubmitError,
+};
+
+/// Why a kill was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KillError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The workload had already ended; carries it as it ended.
+    #[error("workload {} already ended: it is {}", .0.id, .0.status)]
+    AlreadyEnded(Box<Workload>),
+}
+
+/// A workload that has been accepted and has not ended yet.
+struct Active {
+    kill: watch::Sender<bool>,
+    done: watch::Receiver<Option<Workload>>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    store: Arc<dyn WorkloadStore>,
+    registry: BackendRegistry,
+    broker: LogBroker,
+    metrics: Metrics,
+    slots: HashMap<Isolation, Arc<Semaphore>>,
+    active: Mutex<HashMap<String, Active>>,
+    /// Set when shutting down: no new workload starts; waiting ones stay pending.
+    stopping: watch::Sender<bool>,
+    /// Set when the shutdown grace period is over: running workloads are stopped.
+    aborting: watch::Sender<bool>,
+    ids: Mutex<ulid::Generator>,
+}
+
+/// How one accepted workload ended, before it is written down.
+enum Ending {
+    /// Recorded with the given status (and its run time, if it ran).
+    Finished(TerminalUpdate, Option<Duration>),
+    /// Someone else already moved it to a terminal state.
+    AlreadyEnded,
+    /// Shutdown came before it started: it stays pending and runs after the restart.
+    LeftPending,
+}
+
+/// Vulcan's execution engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+async fn until_set(mut flag: watch::Receiver<bool>) {
+    if flag.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn ended(status: WorkloadStatus, error: impl Into<String>) -> TerminalUpdate {
+    TerminalUpdate {
+        status,
+        output: None,
+        exit_code: None,
+        error: Some(error.into()),
+        finished_at: now(),
+        duration_ms: 0,
+    }
+}
+
+fn truncate_on_char(text: &mut String, max: usize) {
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+}
+
+impl Engine {
+    pub fn new(
+        config: EngineConfig,
+        store: Arc<dyn WorkloadStore>,
+        registry: BackendRegistry,
+        metrics: Metrics,
+    ) -> Self {
+        let slots = registry
+            .backends()
+            .map(|b| {
+                let n = b.capabilities().max_concurrency.max(1) as usize;
+                (b.isolation(), Arc::new(Semaphore::new(n)))
+            })
+            .collect();
+        Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                registry,
+                broker: LogBroker::new(),
+                metrics,
+                slots,
+                active: Mutex::new(HashMap::new()),
+                stopping: watch::channel(false).0,
+                aborting: watch::channel(false).0,
+                ids: Mutex::new(ulid::Generator::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn WorkloadStore> {
+        &self.inner.store
+    }
+
+    pub fn registry(&self) -> &BackendRegistry {
+        &self.inner.registry
+    }
+
+    pub fn broker(&self) -> &LogBroker {
+        &self.inner.broker
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Workloads accepted by this engine that have not ended.
+    pub fn active_count(&self) -> usize {
+        self.inner.active().len()
+    }
+
+    /// Validates, routes and stores a workload, then starts it in the background.
+    /// Returns it as stored: `pending`.
+    pub async fn submit(&self, submission: Submission) -> Result<Workload, SubmitError> {
+        let inner = &self.inner;
+        if *inner.stopping.borrow() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let (runtime, resources) =
+            submission.validate(inner.config.defaults, &inner.config.limits)?;
+        let requested = submission.isolation.unwrap_or(Isolation::Auto);
+        let route = inner
+            .registry
+            .resolve(requested, runtime)
+            .map_err(|e| match e {
+                RouteError::Unsupported(m) => SubmitError::Invalid(m),
+                RouteError::Unavailable(m) => SubmitError::Unavailable(m),
+            })?;
+        let id = inner.new_id();
+        let input_hash = submission.input_hash(runtime);
+        let spec = WorkloadSpec {
+            id: id.clone(),
+            runtime,
+            isolation: route.isolation,
+            code: submission.code,
+            code_archive: submission.code_archive,
+            image: submission.image,
+            command: submission.command,
+            input: submission.input,
+            env: submission.env,
+            resources,
+        };
+        let workload = Workload {
+            id,
+            status: WorkloadStatus::Pending,
+            isolation: route.isolation,
+            requested_isolation: requested,
+            runtime,
+            node_id: inner.config.node_id.clone(),
+            input_hash,
+            output: None,
+            exit_code: None,
+            error: None,
+            cpu_limit: resources.cpus,
+            mem_limit: resources.mem_mb,
+            timeout_s: resources.timeout_s,
+            duration_ms: None,
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+        };
+        inner.store.insert(&workload, &spec).await?;
+        inner.metrics.workload_submitted(route.isolation.as_str());
+        Inner::launch(inner, workload.clone(), spec, route);
+        Ok(workload)
+    }
+
+    /// Waits until the workload is terminal and returns it.
+    pub async fn wait(&self, id: &str) -> Result<Workload, StoreError> {
+        let done = self.inner.active().get(id).map(|a| a.done.clone());
+        if let Some(mut done) = done {
+            if let Ok(w) = done.wait_for(Option::is_some).await {
+                if let Some(w) = w.clone() {
+                    return Ok(w);
+                }
+            }
+        }
+        self.inner.store.get(id).await
+    }
+
+    /// Stops a pending or running workload and returns it once it is `killed`.
+    pub async fn kill(&self, id: &str) -> Result<Workload, KillError> {
+        let current = self.inner.store.get(id).await?;
+        if current.status.is_terminal() {
+            return Err(KillError::AlreadyEnded(Box::new(current)));
+        }
+        let signalled = match self.inner.active().get(id) {
+            Some(active) => active.kill.send(true).is_ok(),
+            None => false,
+        };
+        let last = if signalled {
+            self.wait(id).await?
+        } else {
+            // Not ours to run (another node's, or already being wound up): record it.
+            match self
+                .inner
+                .store
+                .finish(id, &ended(WorkloadStatus::Killed, "killed by request"))
+                .await
+            {
+                Ok(w) => w,
+                Err(StoreError::InvalidTransition(_)) => self.inner.store.get(id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if last.status == WorkloadStatus::Killed {
+            Ok(last)
+        } else {
+            Err(KillError::AlreadyEnded(Box::new(last)))
+        }
+    }
+
+    /// After a restart: fails the workloads that were running when this node stopped (they
+    /// may have had effects, so they are not re-run) and runs the ones that never started.
+    /// Returns (failed, re-run).
+    pub async fn recover(&self) -> Result<(usize, usize), StoreError> {
+        let inner = &self.inner;
+        let (mut failed, mut rerun) = (0, 0);
+        for w in inner.store.unfinished(&inner.config.node_id).await? {
+            if w.status == WorkloadStatus::Running {
+                let why = "the server stopped while this workload was running; it was not re-run because it may already have had effects";
+                inner.store.finish(&w.id, &ended(WorkloadStatus::Failed, why)).await?;
+                inner.metrics.workload_finished(w.isolation.as_str(), "failed", None);
+                failed += 1;
+                continue;
+            }
+            let spec = inner.store.spec(&w.id).await?;
+            match inner.registry.resolve(w.isolation, w.runtime) {
+                Ok(route) => {
+                    Inner::launch(inner, w, spec, route);
+                    rerun += 1;
+                }
+                Err(e) => {
+                    let why = format!("accepted before a restart, but cannot run now: {e}");
+                    inner.store.finish(&w.id, &ended(WorkloadStatus::Failed, why)).await?;
+                    failed += 1;
+                }
+            }
+        }
+        Ok((failed, rerun))
+    }
+
+    /// Graceful shutdown: accept nothing new, give running workloads `grace` to finish,
+    /// then stop them (marked failed). Workloads still waiting for a slot stay pending and
+    /// run after the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.stopping.send_replace(true);
+        let deadline = Instant::now() + grace;
+        while self.active_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        inner.aborting.send_replace(true);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.active_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for backend in inner.registry.backends() {
+            backend.shutdown().await;
+        }
+    }
+}
+
+impl Inner {
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_id(&self) -> String {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.generate()
+            .unwrap_or_else(|_| ulid::Ulid::new())
+            .to_string()
+    }
+
+    fn launch(self: &Arc<Self>, workload: Workload, spec: WorkloadSpec, route: Route) {
+        let (kill, kill_rx) = watch::channel(false);
+        let (done_tx, done) = watch::channel(None);
+        self.broker.open(&workload.id);
+        self.active()
+            .insert(workload.id.clone(), Active { kill, done });
+        tokio::spawn(self.clone().run(workload, spec, route, kill_rx, done_tx));
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        workload: Workload,
+        spec: WorkloadSpec,
+        route: Route,
+        kill: watch::Receiver<bool>,
+        done: watch::Sender<Option<Workload>>,
+    ) {
+        let id = workload.id.clone();
+        let backend = route.isolation.as_str();
+        let (sink, persist) = WorkloadLogSink::new(&id, self.config.logs, self.broker.clone());
+        let sink = Arc::new(sink);
+        let writer = tokio::spawn(persist_logs(self.store.clone(), id.clone(), persist));
+        if let Some(note) = &route.fallback {
+            sink.note(note.clone());
+        }
+
+        let ending = self.execute(spec, &route, sink.clone(), kill).await;
+        let dropped = sink.close();
+        self.metrics.log_lines_dropped(dropped);
+        // History is complete before the status turns terminal.
+        let _ = writer.await;
+
+        let last = match ending {
+            Ending::Finished(update, ran_for) => {
+                match self.store.finish(&id, &update).await {
+                    Ok(w) => {
+                        let secs = ran_for.map(|d| d.as_secs_f64());
+                        self.metrics.workload_finished(backend, w.status.as_str(), secs);
+                        Some(w)
+                    }
+                    Err(e) => {
+                        tracing::warn!(workload = %id, error = %e, "could not record the end of a workload");
+                        if ran_for.is_some() {
+                            self.metrics.workload_finished(backend, "unrecorded", None);
+                        }
+                        None
+                    }
+                }
+            }
+            Ending::AlreadyEnded | Ending::LeftPending => None,
+        };
+        let last = match last {
+            Some(w) => Some(w),
+            None => self.store.get(&id).await.ok(),
+        };
+        self.broker.close(&id);
+        self.active().remove(&id);
+        done.send_replace(last.or(Some(workload)));
+    }
+
+    /// Waits for a slot, marks the workload running, and runs it to its end.
+    async fn execute(
+        &self,
+        spec: WorkloadSpec,
+        route: &Route,
+        sink: Arc<WorkloadLogSink>,
+        kill: watch::Receiver<bool>,
+    ) -> Ending {
+        let id = spec.id.clone();
+        let slots = self.slots[&route.isolation].clone();
+        let _permit = tokio::select! {
+            permit = slots.acquire_owned() => permit,
+            _ = until_set(kill.clone()) => {
+                return Ending::Finished(ended(WorkloadStatus::Killed, "killed by request before it started"), None);
+            }
+            _ = until_set(self.stopping.subscribe()) => return Ending::LeftPending,
+        };
+        match self.store.start(&id, now()).await {
+            Ok(_) => {}
+            Err(StoreError::InvalidTransition(_)) => return Ending::AlreadyEnded,
+            Err(e) => {
+                let why = format!("could not mark the workload running: {e}");
+                return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+            }
+        }
+        self.metrics.workload_started(route.isolation.as_str());
+        let started = Instant::now();
+        let timeout_s = spec.resources.timeout_s;
+        let run = route.backend.execute(spec, sink.clone());
+        let (status, result) = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(timeout_s.into()), run) => match r {
+                Ok(Ok(result)) => {
+                    let status = if result.succeeded() { WorkloadStatus::Completed } else { WorkloadStatus::Failed };
+                    (status, result)
+                }
+                Ok(Err(e)) => (WorkloadStatus::Failed, error_result(e.to_string())),
+                Err(_) => (WorkloadStatus::Failed, error_result(format!("timed out after {timeout_s} s"))),
+            },
+            _ = until_set(kill) => (WorkloadStatus::Killed, error_result("killed by request".into())),
+            _ = until_set(self.aborting.subscribe()) => (
+                WorkloadStatus::Failed,
+                error_result("the server shut down before the workload finished".into()),
+            ),
+        };
+        let ran_for = started.elapsed();
+        if let Err(e) = route.backend.cleanup(&id).await {
+            sink.note(format!("[vulcan] cleanup after the workload failed: {e}"));
+            tracing::warn!(workload = %id, error = %e, "backend cleanup failed");
+        }
+
+        let mut status = status;
+        let mut error = result.error;
+        let mut output = result.output;
+        let max_output = self.config.limits.max_output_bytes;
+        if output.len() > max_output {
+            let size = output.len();
+            truncate_on_char(&mut output, max_output);
+            status = WorkloadStatus::Failed;
+            error = Some(format!(
+                "output is {size} bytes, over the limit of {max_output} bytes; it was cut to the limit"
+            ));
+        }
+        if status == WorkloadStatus::Failed && error.is_none() {
+            error = Some(match result.exit_code {
+                Some(code) => format!("exited with code {code}"),
+                None => "failed without an error message".into(),
+            });
+        }
+        let update = TerminalUpdate {
+            status,
+            output: Some(output),
+            exit_code: result.exit_code,
+            error,
+            finished_at: now(),
+            duration_ms: ran_for.as_millis() as u64,
+        };
+        Ending::Finished(update, Some(ran_for))
+    }
+}
+
+fn error_result(error: String) -> vulcan_domain::WorkloadResult {
+    vulcan_domain::WorkloadResult {
+        exit_code: None,
+        output: String::new(),
+        error: Some(error),
+    }
+}
+
+/// Writes a workload's log lines to the store in batches, in order, until the sink closes.
+async fn persist_logs(
+    store: Arc<dyn WorkloadStore>,
+    id: String,
+    mut lines: mpsc::UnboundedReceiver<LogLine>,
+) {
+    let mut batch = Vec::with_capacity(256);
+    while lines.recv_many(&mut batch, 256).await > 0 {
+        if let Err(e) = store.append_logs(&id, &batch).await {
+            tracing::warn!(workload = %id, error = %e, "could not persist log lines");
+        }
+        batch.clear();
+    }
+}

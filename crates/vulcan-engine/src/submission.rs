@@ -1,0 +1,213 @@
+//! A request to run code, checked against the engine's rules before anything is stored.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use vulcan_domain::{Isolation, Resources, Runtime, StoreError};
+
+use crate::Limits;
+
+/// A workload request as parsed from the API, before validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Submission {
+    pub runtime: Option<Runtime>,
+    pub isolation: Option<Isolation>,
+    pub code: Option<String>,
+    /// Decoded bytes of `code_archive`.
+    pub code_archive: Option<Vec<u8>>,
+    pub image: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub input: serde_json::Value,
+    pub env: BTreeMap<String, String>,
+    pub cpus: Option<u32>,
+    pub mem_mb: Option<u32>,
+    pub timeout_s: Option<u32>,
+}
+
+/// Why a submission was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The request is wrong; the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request is fine but no backend here can run it now.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the server is shutting down and accepts no new workloads")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const MAX_ENV_VARS: usize = 128;
+
+impl Submission {
+    /// Checks the fields against each other and against `limits`, filling defaults.
+    pub(crate) fn validate(
+        &self,
+        defaults: Resources,
+        limits: &Limits,
+    ) -> Result<(Runtime, Resources), SubmitError> {
+        let invalid = |msg: String| Err(SubmitError::Invalid(msg));
+        let Some(runtime) = self.runtime else {
+            return invalid("\"runtime\" is required: one of go, node, python, wasm, oci".into());
+        };
+        if self.code.is_some() && self.code_archive.is_some() {
+            return invalid("give either \"code\" or \"code_archive\", not both".into());
+        }
+        if runtime == Runtime::Oci {
+            if self.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
+                return invalid("runtime oci needs \"image\" (for example \"127.0.0.1:5000/busybox:1\")".into());
+            }
+            if self.code.is_some() || self.code_archive.is_some() {
+                return invalid("runtime oci runs \"image\" and \"command\"; \"code\" and \"code_archive\" are for the other runtimes".into());
+            }
+        } else {
+            if self.image.is_some() || self.command.is_some() {
+                return invalid(format!(
+                    "\"image\" and \"command\" are only for runtime oci, not {runtime}"
+                ));
+            }
+            if self.code.as_deref().is_none_or(str::is_empty) && self.code_archive.is_none() {
+                return invalid(format!("runtime {runtime} needs \"code\" or \"code_archive\""));
+            }
+            if runtime == Runtime::Wasm && self.code_archive.is_some() {
+                return invalid("runtime wasm takes the module as base64 in \"code\", not \"code_archive\"".into());
+            }
+        }
+        let code_len = self.code.as_ref().map_or(0, String::len)
+            + self.code_archive.as_ref().map_or(0, Vec::len);
+        if code_len > limits.max_code_bytes {
+            return invalid(format!(
+                "the code is {code_len} bytes; the limit is {} bytes",
+                limits.max_code_bytes
+            ));
+        }
+        if self.env.len() > MAX_ENV_VARS {
+            return invalid(format!("at most {MAX_ENV_VARS} \"env\" variables are allowed"));
+        }
+        for key in self.env.keys() {
+            let valid = !key.is_empty()
+                && !key.starts_with(|c: char| c.is_ascii_digit())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return invalid(format!(
+                    "\"env\" name {key:?} is not valid: use letters, digits and _, not starting with a digit"
+                ));
+            }
+        }
+        if self.env.values().any(|v| v.contains('\0')) {
+            return invalid("\"env\" values cannot contain NUL bytes".into());
+        }
+
+        let resources = Resources {
+            cpus: self.cpus.unwrap_or(defaults.cpus),
+            mem_mb: self.mem_mb.unwrap_or(defaults.mem_mb),
+            timeout_s: self.timeout_s.unwrap_or(defaults.timeout_s),
+        };
+        let in_range = |name: &str, value: u32, min: u32, max: u32| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(SubmitError::Invalid(format!(
+                    "\"resources.{name}\" is {value}; it must be between {min} and {max}"
+                )))
+            }
+        };
+        in_range("cpus", resources.cpus, 1, limits.max_cpus)?;
+        in_range("mem_mb", resources.mem_mb, limits.min_mem_mb, limits.max_mem_mb)?;
+        in_range("timeout_s", resources.timeout_s, 1, limits.max_timeout_s)?;
+        Ok((runtime, resources))
+    }
+
+    /// SHA-256 over everything that determines what runs, hex-encoded.
+    pub(crate) fn input_hash(&self, runtime: Runtime) -> String {
+        let mut h = Sha256::new();
+        let mut field = |name: &str, bytes: &[u8]| {
+            h.update(name.as_bytes());
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field("runtime", runtime.as_str().as_bytes());
+        field("code", self.code.as_deref().unwrap_or_default().as_bytes());
+        field("archive", self.code_archive.as_deref().unwrap_or_default());
+        field("image", self.image.as_deref().unwrap_or_default().as_bytes());
+        for arg in self.command.iter().flatten() {
+            field("arg", arg.as_bytes());
+        }
+        field("input", self.input.to_string().as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(code: &str) -> Submission {
+        Submission {
+            runtime: Some(Runtime::Node),
+            code: Some(code.into()),
+            ..Default::default()
+        }
+    }
+
+    fn reason(s: &Submission) -> String {
+        s.validate(Resources::default(), &Limits::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_fill_missing_resources() {
+        let (runtime, res) = node("1").validate(Resources::default(), &Limits::default()).unwrap();
+        assert_eq!(runtime, Runtime::Node);
+        assert_eq!(res, Resources::default());
+    }
+
+    #[test]
+    fn each_bad_request_says_what_to_change() {
+        assert!(reason(&Submission::default()).contains("\"runtime\" is required"));
+        let both = Submission {
+            code_archive: Some(vec![1]),
+            ..node("x")
+        };
+        assert!(reason(&both).contains("not both"));
+        assert!(reason(&node("")).contains("needs \"code\""));
+        let oci = Submission {
+            runtime: Some(Runtime::Oci),
+            ..Default::default()
+        };
+        assert!(reason(&oci).contains("needs \"image\""));
+        let image_on_node = Submission {
+            image: Some("x".into()),
+            ..node("x")
+        };
+        assert!(reason(&image_on_node).contains("only for runtime oci"));
+        let big = Submission {
+            mem_mb: Some(1 << 20),
+            ..node("x")
+        };
+        assert!(reason(&big).contains("\"resources.mem_mb\" is 1048576"));
+        let zero = Submission {
+            timeout_s: Some(0),
+            ..node("x")
+        };
+        assert!(reason(&zero).contains("timeout_s"));
+        let mut env = node("x");
+        env.env.insert("1BAD".into(), "v".into());
+        assert!(reason(&env).contains("\"env\" name"));
+    }
+
+    #[test]
+    fn the_hash_changes_with_the_input_and_not_with_resources() {
+        let a = node("code");
+        let mut b = a.clone();
+        b.input = serde_json::json!({"x": 1});
+        let mut c = a.clone();
+        c.mem_mb = Some(512);
+        assert_ne!(a.input_hash(Runtime::Node), b.input_hash(Runtime::Node));
+        assert_eq!(a.input_hash(Runtime::Node), c.input_hash(Runtime::Node));
+        assert_eq!(a.input_hash(Runtime::Node).len(), 64);
+    }
+}

@@ -1,0 +1,530 @@
+//! The SQLite implementation of [`WorkloadStore`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use time::OffsetDateTime;
+use vulcan_domain::{
+    BackendStats, InvalidTransition, Isolation, ListFilter, LogLine, LogStream, Runtime, Stats,
+    StoreError, TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
+};
+
+use crate::histogram::DurationHistogram;
+use crate::migrations;
+
+const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, node_id, \
+    input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
+    created_at, started_at, finished_at";
+
+/// An embedded SQLite database file in WAL mode: one writer connection, and a small pool
+/// of reader connections that WAL lets run alongside it.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn io(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(err.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it to the latest schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut writer = open_connection(&path)?;
+        migrations::migrate(&mut writer)
+            .map_err(|e| io(format!("migrating {}: {e}", path.display())))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<usize, StoreError> {
+        let conn = self.inner.writer.lock().map_err(io)?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(io)
+    }
+
+    /// The schema version this build migrates to.
+    pub fn latest_schema_version() -> usize {
+        migrations::latest_version()
+    }
+
+    /// Runs `f` on the writer connection, off the async runtime.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().map_err(io)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(io)?
+    }
+
+    /// Runs `f` on a pooled reader connection, off the async runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map_err(io)?.pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path)?,
+            };
+            let result = f(&conn);
+            inner.readers.lock().map_err(io)?.push(conn);
+            result
+        })
+        .await
+        .map_err(io)?
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn =
+        Connection::open(path).map_err(|e| io(format!("cannot open {}: {e}", path.display())))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(io)?;
+    Ok(conn)
+}
+
+fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn parse_column<T: std::str::FromStr>(row: &Row, idx: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.get(idx)?;
+    text.parse().map_err(|e: T::Err| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
+    })
+}
+
+fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
+    Ok(Workload {
+        id: row.get(0)?,
+        status: parse_column::<WorkloadStatus>(row, 1)?,
+        isolation: parse_column::<Isolation>(row, 2)?,
+        requested_isolation: parse_column::<Isolation>(row, 3)?,
+        runtime: parse_column::<Runtime>(row, 4)?,
+        node_id: row.get(5)?,
+        input_hash: row.get(6)?,
+        output: row.get(7)?,
+        exit_code: row.get(8)?,
+        error: row.get(9)?,
+        cpu_limit: row.get(10)?,
+        mem_limit: row.get(11)?,
+        timeout_s: row.get(12)?,
+        duration_ms: row.get::<_, Option<i64>>(13)?.map(|d| d.max(0) as u64),
+        created_at: from_ms(row.get(14)?),
+        started_at: row.get::<_, Option<i64>>(15)?.map(from_ms),
+        finished_at: row.get::<_, Option<i64>>(16)?.map(from_ms),
+    })
+}
+
+fn get_workload(conn: &Connection, id: &str) -> Result<Workload, StoreError> {
+    conn.query_row(
+        &format!("SELECT {WORKLOAD_COLUMNS} FROM workloads WHERE id = ?1"),
+        [id],
+        workload_from_row,
+    )
+    .optional()
+    .map_err(io)?
+    .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+}
+
+fn bump_count(
+    tx: &Transaction,
+    isolation: &str,
+    status: WorkloadStatus,
+    delta: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO workload_counts (isolation, status, n) VALUES (?1, ?2, ?3)
+         ON CONFLICT (isolation, status) DO UPDATE SET n = n + excluded.n",
+        params![isolation, status.as_str(), delta],
+    )?;
+    Ok(())
+}
+
+/// Moves `id` from its current status to `to`, only if the state machine allows it; the
+/// check and the write happen in one transaction, so a stale writer loses.
+fn transition(
+    conn: &mut Connection,
+    id: &str,
+    to: WorkloadStatus,
+    apply: impl FnOnce(&Transaction, WorkloadStatus, &str) -> rusqlite::Result<()>,
+) -> Result<Workload, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(io)?;
+    let current: Option<(String, String)> = tx
+        .query_row(
+            "SELECT status, isolation FROM workloads WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(io)?;
+    let (from, isolation) = current.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let from: WorkloadStatus = from.parse().map_err(io)?;
+    from.transition(to)
+        .map_err(|e: InvalidTransition| StoreError::InvalidTransition(e))?;
+    apply(&tx, from, &isolation).map_err(io)?;
+    bump_count(&tx, &isolation, from, -1).map_err(io)?;
+    bump_count(&tx, &isolation, to, 1).map_err(io)?;
+    let workload = get_workload(&tx, id)?;
+    tx.commit().map_err(io)?;
+    Ok(workload)
+}
+
+#[async_trait]
+impl WorkloadStore for SqliteStore {
+    async fn insert(&self, workload: &Workload, spec: &WorkloadSpec) -> Result<(), StoreError> {
+        let w = workload.clone();
+        let archive = spec.code_archive.clone();
+        let spec_json = serde_json::to_string(&WorkloadSpec {
+            code_archive: None,
+            ..spec.clone()
+        })
+        .map_err(io)?;
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            let inserted = tx.execute(
+                &format!(
+                    "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                             ?16, ?17, ?18, ?19)"
+                ),
+                params![
+                    w.id,
+                    w.status.as_str(),
+                    w.isolation.as_str(),
+                    w.requested_isolation.as_str(),
+                    w.runtime.as_str(),
+                    w.node_id,
+                    w.input_hash,
+                    w.output,
+                    w.exit_code,
+                    w.error,
+                    w.cpu_limit,
+                    w.mem_limit,
+                    w.timeout_s,
+                    w.duration_ms.map(|d| d as i64),
+                    to_ms(w.created_at),
+                    w.started_at.map(to_ms),
+                    w.finished_at.map(to_ms),
+                    spec_json,
+                    archive,
+                ],
+            );
+            if inserted.map_err(io)? == 0 {
+                return Err(StoreError::Duplicate(w.id.clone()));
+            }
+            bump_count(&tx, w.isolation.as_str(), w.status, 1).map_err(io)?;
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Workload, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| get_workload(conn, &id)).await
+    }
+
+    async fn spec(&self, id: &str) -> Result<WorkloadSpec, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            let (json, archive): (String, Option<Vec<u8>>) = conn
+                .query_row(
+                    "SELECT spec, code_archive FROM workloads WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(io)?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let mut spec: WorkloadSpec = serde_json::from_str(&json).map_err(io)?;
+            spec.code_archive = archive;
+            Ok(spec)
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<WorkloadPage, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let status = filter.status.map(|s| s.as_str());
+            let isolation = filter.isolation.map(|i| i.as_str());
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {WORKLOAD_COLUMNS} FROM workloads
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)
+                     ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(io)?;
+            let workloads = stmt
+                .query_map(
+                    params![status, isolation, filter.limit, filter.offset as i64],
+                    workload_from_row,
+                )
+                .map_err(io)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(io)?;
+            let total: i64 = conn
+                .query_row(
+                    "SELECT COALESCE(SUM(n), 0) FROM workload_counts
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)",
+                    params![status, isolation],
+                    |r| r.get(0),
+                )
+                .map_err(io)?;
+            Ok(WorkloadPage {
+                workloads,
+                total: total.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn start(&self, id: &str, started_at: OffsetDateTime) -> Result<Workload, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            transition(conn, &id, WorkloadStatus::Running, |tx, _, _| {
+                tx.execute(
+                    "UPDATE workloads SET status = 'running', started_at = ?2 WHERE id = ?1",
+                    params![id, to_ms(started_at)],
+                )
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    async fn finish(&self, id: &str, update: &TerminalUpdate) -> Result<Workload, StoreError> {
+        let id = id.to_owned();
+        let u = update.clone();
+        if !u.status.is_terminal() {
+            return Err(StoreError::InvalidTransition(InvalidTransition {
+                from: WorkloadStatus::Running,
+                to: u.status,
+            }));
+        }
+        self.write(move |conn| {
+            transition(conn, &id, u.status, |tx, from, isolation| {
+                // A workload that never ran has no duration worth counting.
+                let duration = (from == WorkloadStatus::Running).then_some(u.duration_ms);
+                tx.execute(
+                    "UPDATE workloads SET status = ?2, output = ?3, exit_code = ?4, error = ?5,
+                         finished_at = ?6, duration_ms = ?7
+                     WHERE id = ?1",
+                    params![
+                        id,
+                        u.status.as_str(),
+                        u.output,
+                        u.exit_code,
+                        u.error,
+                        to_ms(u.finished_at),
+                        duration.map(|d| d as i64),
+                    ],
+                )?;
+                if let Some(ms) = duration {
+                    tx.execute(
+                        "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms)
+                         VALUES (?1, ?2, 1, ?3)
+                         ON CONFLICT (isolation, bucket)
+                         DO UPDATE SET n = n + 1, sum_ms = sum_ms + excluded.sum_ms",
+                        params![isolation, DurationHistogram::bucket_of(ms), ms as i64],
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let id = id.to_owned();
+        let lines = lines.to_vec();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO log_lines (workload_id, seq, stream, line, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(io)?;
+                for l in &lines {
+                    stmt.execute(params![
+                        id,
+                        l.seq as i64,
+                        l.stream.as_str(),
+                        l.line,
+                        to_ms(l.created_at)
+                    ])
+                    .map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn logs(&self, id: &str, stream: Option<LogStream>) -> Result<Vec<LogLine>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            get_workload(conn, &id)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, stream, line, created_at FROM log_lines
+                     WHERE workload_id = ?1 AND (?2 IS NULL OR stream = ?2) ORDER BY seq",
+                )
+                .map_err(io)?;
+            let rows = stmt
+                .query_map(params![id, stream.map(|s| s.as_str())], |r| {
+                    let stream: String = r.get(1)?;
+                    Ok(LogLine {
+                        seq: r.get::<_, i64>(0)?.max(0) as u64,
+                        stream: LogStream::parse(&stream).unwrap_or(LogStream::Backend),
+                        line: r.get(2)?,
+                        created_at: from_ms(r.get(3)?),
+                    })
+                })
+                .map_err(io)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(io)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|conn| {
+            let mut stats = Stats::default();
+            let mut stmt = conn
+                .prepare_cached("SELECT isolation, status, n FROM workload_counts WHERE n > 0")
+                .map_err(io)?;
+            let counts = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(io)?;
+            for row in counts {
+                let (isolation, status, n) = row.map_err(io)?;
+                let n = n.max(0) as u64;
+                stats.total += n;
+                *stats.by_status.entry(status).or_default() += n;
+                *stats.by_isolation.entry(isolation).or_default() += n;
+            }
+            for status in WorkloadStatus::ALL {
+                stats.by_status.entry(status.as_str().to_owned()).or_default();
+            }
+
+            let mut stmt = conn
+                .prepare_cached("SELECT isolation, bucket, n, sum_ms FROM duration_buckets")
+                .map_err(io)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(io)?;
+            let mut per_backend: std::collections::BTreeMap<String, (DurationHistogram, u64)> =
+                Default::default();
+            for row in rows {
+                let (isolation, bucket, n, sum) = row.map_err(io)?;
+                let entry = per_backend.entry(isolation).or_default();
+                entry.0.add(bucket, n.max(0) as u64);
+                entry.1 += sum.max(0) as u64;
+            }
+            let (mut all_n, mut all_sum) = (0u64, 0u64);
+            for (isolation, (hist, sum)) in per_backend {
+                let n = hist.count();
+                all_n += n;
+                all_sum += sum;
+                stats.backends.insert(
+                    isolation,
+                    BackendStats {
+                        finished: n,
+                        avg_duration_ms: average(sum, n),
+                        p50_duration_ms: hist.quantile(0.50),
+                        p95_duration_ms: hist.quantile(0.95),
+                    },
+                );
+            }
+            stats.avg_duration_ms = average(all_sum, all_n);
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn unfinished(&self, node_id: &str) -> Result<Vec<Workload>, StoreError> {
+        let node_id = node_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {WORKLOAD_COLUMNS} FROM workloads
+                     WHERE node_id = ?1 AND status IN ('pending', 'running') ORDER BY id"
+                ))
+                .map_err(io)?;
+            let rows = stmt
+                .query_map([node_id], workload_from_row)
+                .map_err(io)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(io)
+        })
+        .await
+    }
+}
+
+fn average(sum: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        ((sum as f64 / n as f64) * 100.0).round() / 100.0
+    }
+}

@@ -1,0 +1,188 @@
+//! The SQLite store against a real database file.
+
+use time::OffsetDateTime;
+use vulcan_domain::{
+    Isolation, ListFilter, LogLine, LogStream, Resources, Runtime, StoreError, TerminalUpdate,
+    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+};
+use vulcan_store::SqliteStore;
+
+fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
+    let now = OffsetDateTime::now_utc();
+    let spec = WorkloadSpec {
+        id: id.to_owned(),
+        runtime: Runtime::Node,
+        isolation,
+        code: Some("export default () => 1".into()),
+        code_archive: Some(vec![1, 2, 3]),
+        image: None,
+        command: None,
+        input: serde_json::json!({"a": 1}),
+        env: Default::default(),
+        resources: Resources::default(),
+    };
+    let w = Workload {
+        id: id.to_owned(),
+        status: WorkloadStatus::Pending,
+        isolation,
+        requested_isolation: Isolation::Auto,
+        runtime: Runtime::Node,
+        node_id: "node-a".into(),
+        input_hash: "h".into(),
+        output: None,
+        exit_code: None,
+        error: None,
+        cpu_limit: 1,
+        mem_limit: 128,
+        timeout_s: 30,
+        duration_ms: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    (w, spec)
+}
+
+fn done(status: WorkloadStatus, ms: u64) -> TerminalUpdate {
+    TerminalUpdate {
+        status,
+        output: Some("out".into()),
+        exit_code: Some(0),
+        error: None,
+        finished_at: OffsetDateTime::now_utc(),
+        duration_ms: ms,
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("db/vulcan.db")).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_workload_round_trips_with_its_spec() {
+    let (_dir, store) = open();
+    let (w, spec) = workload("01A", Isolation::Isolate);
+    store.insert(&w, &spec).await.unwrap();
+    let got = store.get("01A").await.unwrap();
+    assert_eq!(got.id, w.id);
+    assert_eq!(got.status, WorkloadStatus::Pending);
+    assert_eq!(got.isolation, Isolation::Isolate);
+    assert_eq!(store.spec("01A").await.unwrap(), spec);
+    assert!(matches!(store.get("nope").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.insert(&w, &spec).await, Err(StoreError::Duplicate(_))));
+}
+
+#[tokio::test]
+async fn a_stale_update_cannot_overwrite_a_terminal_state() {
+    let (_dir, store) = open();
+    let (w, spec) = workload("01B", Isolation::Isolate);
+    store.insert(&w, &spec).await.unwrap();
+    store.start("01B", OffsetDateTime::now_utc()).await.unwrap();
+    let killed = store.finish("01B", &done(WorkloadStatus::Killed, 5)).await.unwrap();
+    assert_eq!(killed.status, WorkloadStatus::Killed);
+
+    let late = store.finish("01B", &done(WorkloadStatus::Completed, 9)).await;
+    match late {
+        Err(StoreError::InvalidTransition(t)) => {
+            assert_eq!((t.from, t.to), (WorkloadStatus::Killed, WorkloadStatus::Completed))
+        }
+        other => panic!("expected refusal, got {other:?}"),
+    }
+    assert!(store.start("01B", OffsetDateTime::now_utc()).await.is_err());
+    assert_eq!(store.get("01B").await.unwrap().status, WorkloadStatus::Killed);
+}
+
+#[tokio::test]
+async fn pending_can_fail_directly_but_cannot_complete() {
+    let (_dir, store) = open();
+    let (w, spec) = workload("01C", Isolation::Isolate);
+    store.insert(&w, &spec).await.unwrap();
+    assert!(store.finish("01C", &done(WorkloadStatus::Completed, 1)).await.is_err());
+    let failed = store.finish("01C", &done(WorkloadStatus::Failed, 1)).await.unwrap();
+    assert_eq!(failed.status, WorkloadStatus::Failed);
+    assert_eq!(failed.duration_ms, None, "a workload that never ran has no duration");
+}
+
+#[tokio::test]
+async fn list_filters_pages_and_counts_from_the_counters() {
+    let (_dir, store) = open();
+    for i in 0..7 {
+        let iso = if i % 2 == 0 { Isolation::Isolate } else { Isolation::Gvisor };
+        let (w, spec) = workload(&format!("01D{i}"), iso);
+        store.insert(&w, &spec).await.unwrap();
+    }
+    store.start("01D0", OffsetDateTime::now_utc()).await.unwrap();
+    store.finish("01D0", &done(WorkloadStatus::Completed, 10)).await.unwrap();
+
+    let page = store
+        .list(&ListFilter { limit: 3, offset: 0, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 7);
+    let ids: Vec<_> = page.workloads.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["01D6", "01D5", "01D4"], "newest first");
+
+    let page = store
+        .list(&ListFilter {
+            isolation: Some(Isolation::Isolate),
+            status: Some(WorkloadStatus::Pending),
+            limit: 10,
+            offset: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3);
+    assert_eq!(page.workloads.len(), 2);
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.total, 7);
+    assert_eq!(stats.by_status["completed"], 1);
+    assert_eq!(stats.by_status["pending"], 6);
+    assert_eq!(stats.by_isolation["gvisor"], 3);
+    assert_eq!(stats.backends["isolate"].finished, 1);
+    assert_eq!(stats.avg_duration_ms, 10.0);
+}
+
+#[tokio::test]
+async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored() {
+    let (_dir, store) = open();
+    let (w, spec) = workload("01E", Isolation::Isolate);
+    store.insert(&w, &spec).await.unwrap();
+    let line = |seq, stream, text: &str| LogLine {
+        seq,
+        stream,
+        line: text.into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    store
+        .append_logs("01E", &[line(1, LogStream::Backend, "boot"), line(2, LogStream::Stdout, "hi")])
+        .await
+        .unwrap();
+    store
+        .append_logs("01E", &[line(2, LogStream::Stdout, "dup"), line(3, LogStream::Stderr, "oops")])
+        .await
+        .unwrap();
+    let all = store.logs("01E", None).await.unwrap();
+    let texts: Vec<_> = all.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(texts, ["boot", "hi", "oops"]);
+    let stdout = store.logs("01E", Some(LogStream::Stdout)).await.unwrap();
+    assert_eq!(stdout.len(), 1);
+    assert!(matches!(store.logs("zzz", None).await, Err(StoreError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let (w, spec) = workload("01F", Isolation::Microvm);
+        store.insert(&w, &spec).await.unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SqliteStore::latest_schema_version());
+    assert_eq!(store.unfinished("node-a").await.unwrap().len(), 1);
+    assert!(store.unfinished("node-b").await.unwrap().is_empty());
+}
