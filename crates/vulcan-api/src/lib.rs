@@ -1,0 +1,49 @@
+//! Vulcan's HTTP API. One file per resource under [`request`]: parsing, validation and
+//! error mapping for a route live together. The contract is `api/openapi.yaml`.
+//!
+//! Errors are always `{"error": "..."}` with a status that says whose fault it is.
+
+mod error;
+mod extract;
+mod request;
+mod telemetry;
+
+use std::time::Instant;
+
+use axum::routing::get;
+use axum::Router;
+use vulcan_engine::Engine;
+
+pub use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub started: Instant,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Builds the router with every route of the API.
+pub fn router(state: AppState) -> Router {
+    use request::{backends, health, logs, stats, workloads};
+    Router::new()
+        .route("/v1/workloads", get(workloads::list).post(workloads::create))
+        .route("/v1/workloads/async", axum::routing::post(workloads::create_async))
+        .route("/v1/workloads/{id}", get(workloads::show).delete(workloads::kill))
+        .route("/v1/workloads/{id}/logs", get(logs::stream))
+        .route("/v1/workloads/{id}/logs/history", get(logs::history))
+        .route("/v1/backends", get(backends::list))
+        .route("/v1/stats", get(stats::show))
+        .route("/healthz", get(health::show))
+        .route("/metrics", get(stats::metrics))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::record,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,393 @@
+//! The `isolate` backend: JavaScript, TypeScript and WebAssembly in V8 isolates.
+//!
+//! Each workload gets its own Deno process — one V8 isolate, never shared — started with
+//! no permissions (no `--allow-*`, no remote or npm modules), a V8 heap limit from
+//! `mem_mb`, an OS memory bound (a memory cgroup), inside a chroot that holds only Deno,
+//! as `nobody`. A warm pool keeps processes started ahead of time so that a workload does
+//! not pay Deno's start-up.
+//!
+//! Reading order: [`jail`] (the filesystem it sees), [`process`] (how a process starts
+//! and talks), [`pool`] (processes started ahead), then [`IsolateBackend::execute`].
+//!
+//! Code forms (runtime `node`): an ES module (JavaScript or TypeScript) whose default
+//! export is a function `(input) => value`, sync or async — the output is the JSON of the
+//! value; or a plain script — the output is what it printed. Runtime `wasm`: `code` is a
+//! base64 WebAssembly module instantiated with no imports; `input` is
+//! `{"fn": "name", "args": [...]}` (default `main`, no arguments) and the output is the
+//! JSON of the function's return value.
+
+pub mod cgroup;
+pub mod jail;
+pub mod pool;
+pub mod process;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use vulcan_domain::{
+    Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, LogStream,
+    Runtime, WorkloadResult, WorkloadSpec,
+};
+
+use crate::cgroup::{CgroupRoot, MemoryCgroup};
+use crate::jail::Jail;
+use crate::pool::WarmPool;
+use crate::process::{read_line, DenoProcess, Frame, Launcher, Read};
+
+/// The runner script every Deno process starts with.
+pub const RUNNER_JS: &str = include_str!("runner.js");
+
+/// What Deno itself needs on top of the workload's heap (its RSS when idle is ~30 MB).
+const OS_BOUND_OVERHEAD_MB: u64 = 96;
+
+/// Configuration of the isolate backend.
+#[derive(Debug, Clone)]
+pub struct IsolateConfig {
+    /// The Deno binary; `None` if none was found.
+    pub deno: Option<PathBuf>,
+    /// Where the backend keeps its jail and runner.
+    pub work_dir: PathBuf,
+    /// Idle processes kept warm; 0 disables the pool.
+    pub pool_size: usize,
+    /// The heap (MiB) pooled processes start with: the default `mem_mb`.
+    pub pool_heap_mb: u32,
+    pub max_concurrency: u32,
+    /// Largest output kept; the engine fails a workload whose output is larger.
+    pub max_output_bytes: usize,
+    /// Confine Deno in a chroot as nobody (needs root). Off only by explicit choice.
+    pub jail: bool,
+}
+
+impl IsolateConfig {
+    pub fn new(deno: Option<PathBuf>, work_dir: PathBuf) -> Self {
+        IsolateConfig {
+            deno,
+            work_dir,
+            pool_size: 4,
+            pool_heap_mb: 128,
+            max_concurrency: 16,
+            max_output_bytes: 1024 * 1024,
+            jail: true,
+        }
+    }
+}
+
+/// The isolate backend. See the crate documentation.
+pub struct IsolateBackend {
+    config: IsolateConfig,
+    state: Result<Ready, String>,
+    /// Memory cgroups of running workloads, removed by `cleanup`.
+    cgroups: Mutex<HashMap<String, MemoryCgroup>>,
+}
+
+struct Ready {
+    launcher: Arc<Launcher>,
+    pool: Arc<WarmPool>,
+    version: String,
+    cgroup_root: Option<Arc<CgroupRoot>>,
+    cgroup_note: Option<String>,
+}
+
+fn deno_version(deno: &std::path::Path) -> Result<String, String> {
+    let out = std::process::Command::new(deno)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", deno.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .filter(|_| out.status.success())
+        .map(|l| l.trim().to_owned())
+        .ok_or_else(|| format!("{} --version failed", deno.display()))
+}
+
+impl IsolateBackend {
+    /// Checks Deno, builds the jail and starts the warm pool. Never fails: a backend that
+    /// cannot run here is listed as unavailable with the reason.
+    pub fn start(config: IsolateConfig) -> Self {
+        let state = Self::prepare(&config);
+        if let Err(reason) = &state {
+            tracing::warn!(%reason, "isolate backend unavailable");
+        }
+        IsolateBackend {
+            config,
+            state,
+            cgroups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn prepare(config: &IsolateConfig) -> Result<Ready, String> {
+        let deno = config.deno.clone().ok_or(
+            "deno not found: run scripts/setup.sh, or set VULCAN_DENO_BIN to a deno binary",
+        )?;
+        let version = deno_version(&deno)?;
+        std::fs::create_dir_all(&config.work_dir)
+            .map_err(|e| format!("cannot create {}: {e}", config.work_dir.display()))?;
+        let runner_path = config.work_dir.join("runner.js");
+        std::fs::write(&runner_path, RUNNER_JS)
+            .map_err(|e| format!("cannot write {}: {e}", runner_path.display()))?;
+        let jail = if config.jail {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err("the isolate jail (chroot as nobody) needs root; run vulcan as root, or set VULCAN_ISOLATE_JAIL=off to accept that workload modules can import host files".into());
+            }
+            Some(
+                Jail::build(&config.work_dir.join("jail"), &deno, RUNNER_JS)
+                    .map_err(|e| format!("cannot build the isolate jail: {e}"))?,
+            )
+        } else {
+            None
+        };
+        let (cgroup_root, cgroup_note) = match CgroupRoot::detect() {
+            Ok(root) => (Some(Arc::new(root)), None),
+            Err(e) => (None, Some(e)),
+        };
+        let scratch = match &jail {
+            Some(jail) => jail.root().join("tmp"),
+            None => config.work_dir.join("tmp"),
+        };
+        // Left over by a crash: every process's cache directory is its own.
+        let _ = std::fs::remove_dir_all(&scratch);
+        let launcher = Arc::new(Launcher {
+            deno,
+            jail,
+            runner_path,
+            scratch,
+            next_id: Default::default(),
+            cgroups: cgroup_root.clone(),
+        });
+        let pool = WarmPool::new(launcher.clone(), config.pool_size, config.pool_heap_mb);
+        Ok(Ready {
+            launcher,
+            pool,
+            version,
+            cgroup_root,
+            cgroup_note,
+        })
+    }
+
+    fn ready(&self) -> Result<&Ready, BackendError> {
+        self.state
+            .as_ref()
+            .map_err(|e| BackendError(format!("the isolate backend is not available: {e}")))
+    }
+
+    /// Sets the process's OS memory bound and keeps its cgroup for `cleanup`.
+    fn bound_memory(&self, id: &str, process: &mut DenoProcess, mem_mb: u32) -> bool {
+        let Some(group) = process.cgroup.take() else {
+            return false;
+        };
+        let limit = (u64::from(mem_mb) + OS_BOUND_OVERHEAD_MB) * 1024 * 1024;
+        let limited = group.limit(limit).is_ok();
+        self.cgroups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), group);
+        limited
+    }
+
+    fn oom_killed(&self, id: &str) -> bool {
+        self.cgroups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .is_some_and(MemoryCgroup::oom_killed)
+    }
+}
+
+/// Keeps the last few KiB of Deno's own stderr, for the error of a run that died.
+#[derive(Default)]
+struct Tail(Mutex<String>);
+
+impl Tail {
+    fn push(&self, line: &str) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        t.push_str(line);
+        t.push('\n');
+        if t.len() > 4096 {
+            let mut cut = t.len() - 4096;
+            while !t.is_char_boundary(cut) {
+                cut += 1;
+            }
+            t.drain(..cut);
+        }
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).trim().to_owned()
+    }
+}
+
+#[async_trait]
+impl Backend for IsolateBackend {
+    fn isolation(&self) -> Isolation {
+        Isolation::Isolate
+    }
+
+    fn capabilities(&self) -> BackendCapabilities {
+        BackendCapabilities {
+            name: "isolate (V8 via Deno)".into(),
+            supported_runtimes: vec![Runtime::Node, Runtime::Wasm],
+            supported_isolations: vec![Isolation::Isolate],
+            max_concurrency: self.config.max_concurrency,
+        }
+    }
+
+    fn availability(&self) -> Availability {
+        match &self.state {
+            Ok(ready) => Availability::ready(serde_json::json!({
+                "deno": ready.version,
+                "deno_path": ready.launcher.deno,
+                "warm_pool": { "size": ready.pool.size(), "idle": ready.pool.idle_count(), "heap_mb": self.config.pool_heap_mb },
+                "jail": ready.launcher.jail.as_ref().map(|j| j.root().display().to_string()),
+                "memory_cgroup": ready.cgroup_root.is_some(),
+                "memory_cgroup_note": ready.cgroup_note,
+            })),
+            Err(reason) => Availability::unavailable(reason.clone()),
+        }
+    }
+
+    async fn execute(
+        &self,
+        spec: WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        let ready = self.ready()?;
+        let code = match (&spec.code, &spec.code_archive) {
+            (Some(code), None) => code,
+            _ => return Err(BackendError("the isolate backend runs inline \"code\" only, not \"code_archive\"".into())),
+        };
+        let (kind, code_b64) = match spec.runtime {
+            Runtime::Node => ("module", base64::engine::general_purpose::STANDARD.encode(code)),
+            Runtime::Wasm => {
+                let trimmed = code.trim();
+                base64::engine::general_purpose::STANDARD
+                    .decode(trimmed)
+                    .map_err(|e| BackendError(format!("runtime wasm expects \"code\" to be a base64 WebAssembly module: {e}")))?;
+                ("wasm", trimmed.to_owned())
+            }
+            other => return Err(BackendError(format!("the isolate backend does not run {other}"))),
+        };
+        let mem_mb = spec.resources.mem_mb;
+        let mut process = match ready.pool.take(mem_mb) {
+            Some(p) => p,
+            None => ready
+                .launcher
+                .spawn(mem_mb)
+                .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
+        };
+        let bounded = self.bound_memory(&spec.id, &mut process, mem_mb);
+        if !bounded && ready.cgroup_root.is_some() {
+            logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
+        }
+
+        let tail = Arc::new(Tail::default());
+        if let Some(stderr) = process.stderr.take() {
+            let (logs, tail) = (logs.clone(), tail.clone());
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stderr);
+                while let Ok(read) = read_line(&mut reader, 16 * 1024).await {
+                    match read {
+                        Read::Eof => break,
+                        Read::Raw(line) => {
+                            tail.push(&line);
+                            logs.emit(LogStream::Stderr, line);
+                        }
+                        Read::Frame(f) => logs.emit(LogStream::Stderr, format!("{f:?}")),
+                        Read::Oversize(n) => tail.push(&format!("[a {n}-byte line]")),
+                    }
+                }
+            });
+        }
+
+        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input });
+        let sent = process.send(job.to_string().as_bytes()).await;
+
+        let max_output = self.config.max_output_bytes;
+        let max_frame = max_output * 2 + 64 * 1024;
+        let mut printed = String::new();
+        let mut oversize = None;
+        let mut ended: Option<Result<String, String>> = None;
+        while ended.is_none() {
+            let read = read_line(&mut process.stdout, max_frame)
+                .await
+                .map_err(|e| BackendError(format!("reading from the isolate: {e}")))?;
+            match read {
+                Read::Eof => break,
+                Read::Frame(Frame::Ready) => {}
+                Read::Frame(Frame::Stdout { l }) | Read::Raw(l) => {
+                    if printed.len() <= max_output {
+                        printed.push_str(&l);
+                        printed.push('\n');
+                    }
+                    logs.emit(LogStream::Stdout, l);
+                }
+                Read::Frame(Frame::Stderr { l }) => logs.emit(LogStream::Stderr, l),
+                Read::Frame(Frame::Return { v }) => ended = Some(Ok(v)),
+                Read::Frame(Frame::ScriptDone) => ended = Some(Ok(std::mem::take(&mut printed))),
+                Read::Frame(Frame::Threw { m, s }) => {
+                    let stack = s.lines().skip(1).collect::<Vec<_>>().join("\n");
+                    ended = Some(Err(if stack.is_empty() { m } else { format!("{m}\n{stack}") }));
+                }
+                Read::Oversize(n) => {
+                    oversize = Some(n);
+                    logs.emit(LogStream::Backend, format!("[vulcan] dropped a {n}-byte line from the isolate: over the limit of {max_frame} bytes"));
+                }
+            }
+        }
+        // One job per process: whatever the code left running (timers, promises) ends here.
+        let _ = process.child.start_kill();
+        if ended.is_some() {
+            // Dropping the process lets the runtime reap it off the response's path.
+            drop(process);
+        }
+        match ended {
+            Some(Ok(output)) => Ok(WorkloadResult { exit_code: None, output, error: None }),
+            Some(Err(error)) => Ok(WorkloadResult { exit_code: None, output: printed, error: Some(error) }),
+            None => {
+                let status = tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await;
+                let stderr = tail.text();
+                let error = if self.oom_killed(&spec.id)
+                    || stderr.contains("out of memory")
+                    || stderr.contains("heap limit")
+                {
+                    format!("memory limit exceeded: the workload needed more than its {mem_mb} MB")
+                } else if let Some(n) = oversize {
+                    format!("output is over the limit of {max_output} bytes (a {n}-byte result)")
+                } else {
+                    let how = match status {
+                        Ok(Ok(s)) => s.to_string(),
+                        _ => "did not exit".into(),
+                    };
+                    let sent = sent.err().map(|e| format!(" (sending the job failed: {e})")).unwrap_or_default();
+                    format!("the isolate ended without a result ({how}){sent}: {}", if stderr.is_empty() { "no error output" } else { &stderr })
+                };
+                Ok(WorkloadResult { exit_code: None, output: printed, error: Some(error) })
+            }
+        }
+    }
+
+    async fn cleanup(&self, workload_id: &str) -> Result<(), BackendError> {
+        let group = self
+            .cgroups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(workload_id);
+        if let (Some(group), Ok(ready)) = (group, &self.state) {
+            if let Some(root) = &ready.cgroup_root {
+                root.release(group).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        if let Ok(ready) = &self.state {
+            ready.pool.close();
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! `GET /v1/backends`.
+
+use axum::extract::State;
+use axum::Json;
+use vulcan_domain::BackendInfo;
+
+use crate::AppState;
+
+/// Every configured backend, with `available: false` and the reason where it cannot run.
+pub async fn list(State(state): State<AppState>) -> Json<Vec<BackendInfo>> {
+    Json(state.engine.registry().list())
+}

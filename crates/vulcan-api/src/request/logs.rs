@@ -1,0 +1,140 @@
+//! `/v1/workloads/{id}/logs`: live SSE, and the persisted history.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use vulcan_domain::{LogLine, LogStream};
+use vulcan_engine::{Engine, LogEvent};
+
+use crate::{ApiError, AppState};
+
+fn stream_filter(params: &HashMap<String, String>) -> Result<Option<LogStream>, ApiError> {
+    match params.get("stream").map(String::as_str) {
+        None | Some("") | Some("all") => Ok(None),
+        Some(s) => LogStream::parse(s).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "query parameter stream={s:?} is not valid: use stdout, stderr, backend or all"
+            ))
+        }),
+    }
+}
+
+#[derive(Serialize)]
+pub struct LogHistory {
+    workload_id: String,
+    lines: Vec<LogLine>,
+}
+
+/// `GET /v1/workloads/{id}/logs/history[?stream=]`: every persisted line, in order.
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<LogHistory>, ApiError> {
+    let filter = stream_filter(&params)?;
+    let lines = state.engine.store().logs(&id, filter).await?;
+    Ok(Json(LogHistory {
+        workload_id: id,
+        lines,
+    }))
+}
+
+/// `GET /v1/workloads/{id}/logs[?stream=]`: one `log` event per line as it is produced
+/// (a finished workload replays its lines), then one `done` event with the final status.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let filter = stream_filter(&params)?;
+    state.engine.store().get(&id).await?;
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(feed(state.engine.clone(), id, filter, tx));
+    let events = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// Sends lines to one SSE client; ends early if the client goes away.
+struct Feed {
+    tx: mpsc::Sender<Event>,
+    filter: Option<LogStream>,
+    last_seq: u64,
+}
+
+impl Feed {
+    async fn line(&mut self, line: LogLine) -> Result<(), ()> {
+        if line.seq <= self.last_seq {
+            return Ok(());
+        }
+        self.last_seq = line.seq;
+        if self.filter.is_some_and(|f| f != line.stream) {
+            return Ok(());
+        }
+        let event = Event::default()
+            .event("log")
+            .id(line.seq.to_string())
+            .json_data(&line)
+            .map_err(drop)?;
+        self.tx.send(event).await.map_err(drop)
+    }
+
+    async fn lines(&mut self, lines: Vec<LogLine>) -> Result<(), ()> {
+        for line in lines {
+            self.line(line).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn feed(engine: Engine, id: String, filter: Option<LogStream>, tx: mpsc::Sender<Event>) {
+    let mut feed = Feed {
+        tx,
+        filter,
+        last_seq: 0,
+    };
+    if follow(&engine, &id, &mut feed).await.is_err() {
+        return;
+    }
+    // Whatever was persisted after the live topic closed (or all of it, if it was closed).
+    if let Ok(lines) = engine.store().logs(&id, None).await {
+        if feed.lines(lines).await.is_err() {
+            return;
+        }
+    }
+    let data = match engine.store().get(&id).await {
+        Ok(w) => serde_json::json!({ "status": w.status, "exit_code": w.exit_code, "error": w.error }),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    let _ = feed
+        .tx
+        .send(Event::default().event("done").data(data.to_string()))
+        .await;
+}
+
+/// Follows the live topic until the workload ends; returns at once if it already has.
+async fn follow(engine: &Engine, id: &str, feed: &mut Feed) -> Result<(), ()> {
+    let Some(sub) = engine.broker().subscribe(id) else {
+        return Ok(());
+    };
+    feed.lines(sub.backlog).await?;
+    let mut receiver = sub.receiver;
+    loop {
+        match receiver.recv().await {
+            Ok(LogEvent::Line(line)) => feed.line(line).await?,
+            Ok(LogEvent::Done) | Err(RecvError::Closed) => return Ok(()),
+            Err(RecvError::Lagged(_)) => match engine.broker().lines_after(id, feed.last_seq) {
+                Some(lines) => feed.lines(lines).await?,
+                None => return Ok(()),
+            },
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per resource of the API.
+
+pub mod backends;
+pub mod health;
+pub mod logs;
+pub mod stats;
+pub mod workloads;

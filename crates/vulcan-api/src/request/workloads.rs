@@ -1,0 +1,180 @@
+//! `/v1/workloads`: submit (sync and async), show, list, kill.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use vulcan_domain::{Isolation, Runtime, Workload, WorkloadStatus};
+use vulcan_engine::Submission;
+
+use crate::extract::JsonBody;
+use crate::{ApiError, AppState};
+
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+/// The body of `POST /v1/workloads` and `POST /v1/workloads/async`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkload {
+    runtime: Option<String>,
+    isolation: Option<String>,
+    code: Option<String>,
+    /// Base64 of a gzip-compressed tar archive.
+    code_archive: Option<String>,
+    image: Option<String>,
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    input: serde_json::Value,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    resources: ResourcesRequest,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourcesRequest {
+    cpus: Option<u32>,
+    mem_mb: Option<u32>,
+    timeout_s: Option<u32>,
+}
+
+impl CreateWorkload {
+    fn into_submission(self) -> Result<Submission, ApiError> {
+        let runtime = self
+            .runtime
+            .map(|r| r.parse::<Runtime>())
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("\"runtime\": {e}")))?;
+        let isolation = self
+            .isolation
+            .map(|i| i.parse::<Isolation>())
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("\"isolation\": {e}")))?;
+        let code_archive = self
+            .code_archive
+            .map(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "\"code_archive\" is not valid base64 ({e}): send a base64-encoded tar.gz"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(Submission {
+            runtime,
+            isolation,
+            code: self.code,
+            code_archive,
+            image: self.image,
+            command: self.command,
+            input: self.input,
+            env: self.env,
+            cpus: self.resources.cpus,
+            mem_mb: self.resources.mem_mb,
+            timeout_s: self.resources.timeout_s,
+        })
+    }
+}
+
+/// `POST /v1/workloads`: runs the workload and answers once it has ended.
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateWorkload>,
+) -> Result<Json<Workload>, ApiError> {
+    let accepted = state.engine.submit(body.into_submission()?).await?;
+    Ok(Json(state.engine.wait(&accepted.id).await?))
+}
+
+/// `POST /v1/workloads/async`: answers 202 with the pending workload at once.
+pub async fn create_async(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateWorkload>,
+) -> Result<(StatusCode, Json<Workload>), ApiError> {
+    let accepted = state.engine.submit(body.into_submission()?).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Workload>, ApiError> {
+    Ok(Json(state.engine.store().get(&id).await?))
+}
+
+/// `DELETE /v1/workloads/{id}`: stops the workload; 409 if it had already ended.
+pub async fn kill(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Workload>, ApiError> {
+    Ok(Json(state.engine.kill(&id).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkloadList {
+    workloads: Vec<Workload>,
+    total: u64,
+    limit: u32,
+    offset: u64,
+}
+
+fn parse_param<T: std::str::FromStr>(
+    params: &HashMap<String, String>,
+    name: &str,
+    hint: &str,
+) -> Result<Option<T>, ApiError> {
+    params
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<T>().map_err(|_| {
+                ApiError::bad_request(format!("query parameter {name}={v:?} is not valid: {hint}"))
+            })
+        })
+        .transpose()
+}
+
+/// `GET /v1/workloads?limit=&offset=&status=&isolation=`, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<WorkloadList>, ApiError> {
+    let limit = parse_param::<u32>(&params, "limit", "use a whole number from 1 to 100")?
+        .unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "query parameter limit={limit} is out of range: use 1 to {MAX_PAGE}"
+        )));
+    }
+    let offset =
+        parse_param::<u64>(&params, "offset", "use a whole number, 0 or more")?.unwrap_or(0);
+    let status = parse_param::<WorkloadStatus>(
+        &params,
+        "status",
+        "use pending, running, completed, failed or killed",
+    )?;
+    let isolation = parse_param::<Isolation>(
+        &params,
+        "isolation",
+        "use isolate, gvisor or microvm",
+    )?;
+    let filter = vulcan_domain::ListFilter {
+        status,
+        isolation,
+        limit,
+        offset,
+    };
+    let page = state.engine.store().list(&filter).await?;
+    Ok(Json(WorkloadList {
+        workloads: page.workloads,
+        total: page.total,
+        limit,
+        offset,
+    }))
+}

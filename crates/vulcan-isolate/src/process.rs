@@ -1,0 +1,253 @@
+//! One Deno process: started with no permissions in the jail, it runs exactly one job.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
+use crate::cgroup::{CgroupRoot, MemoryCgroup};
+use crate::jail::{Jail, DENO_IN_JAIL, RUNNER_IN_JAIL};
+use std::sync::Arc;
+
+/// How to start Deno processes.
+#[derive(Debug)]
+pub struct Launcher {
+    pub deno: PathBuf,
+    /// `None` runs Deno unconfined (only where the operator chose so).
+    pub jail: Option<Jail>,
+    pub runner_path: PathBuf,
+    /// Where each process gets its own Deno cache directory (outside view).
+    pub scratch: PathBuf,
+    pub next_id: AtomicU64,
+    /// Per-process memory cgroups, where the host has them.
+    pub cgroups: Option<Arc<CgroupRoot>>,
+}
+
+/// A process's own Deno cache directory: Deno runs slowly without a writable one, and a
+/// shared one would let workloads observe each other. Removed with the process.
+struct CacheDir(PathBuf);
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A started Deno process waiting for (or running) its one job.
+pub struct DenoProcess {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: BufReader<ChildStdout>,
+    pub stderr: Option<ChildStderr>,
+    /// The V8 heap limit it was started with.
+    pub heap_mb: u32,
+    /// The process's memory cgroup (no limit until a job is assigned).
+    pub cgroup: Option<MemoryCgroup>,
+    _cache: CacheDir,
+}
+
+/// One line the runner wrote.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "t")]
+pub enum Frame {
+    #[serde(rename = "ready")]
+    Ready,
+    #[serde(rename = "o")]
+    Stdout { l: String },
+    #[serde(rename = "e")]
+    Stderr { l: String },
+    #[serde(rename = "r")]
+    Return { v: String },
+    #[serde(rename = "s")]
+    ScriptDone,
+    #[serde(rename = "x")]
+    Threw { m: String, s: String },
+}
+
+/// What reading the next line gave.
+#[derive(Debug, PartialEq)]
+pub enum Read {
+    Frame(Frame),
+    /// A line that is not a frame (code that wrote to stdout directly).
+    Raw(String),
+    /// A line longer than the limit; its length so far.
+    Oversize(usize),
+    Eof,
+}
+
+impl Launcher {
+    /// Starts a process with a V8 heap of `heap_mb`.
+    pub fn spawn(&self, heap_mb: u32) -> std::io::Result<DenoProcess> {
+        let name = format!("p{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let cache = CacheDir(self.scratch.join(&name));
+        std::fs::create_dir_all(&cache.0)?;
+        let (program, runner, cache_seen) = match &self.jail {
+            Some(jail) => {
+                std::os::unix::fs::chown(&cache.0, Some(jail.uid()), Some(jail.gid()))?;
+                let seen = Path::new("/").join(cache.0.strip_prefix(jail.root()).unwrap_or(&cache.0));
+                (PathBuf::from(DENO_IN_JAIL), PathBuf::from(RUNNER_IN_JAIL), seen)
+            }
+            None => (self.deno.clone(), self.runner_path.clone(), cache.0.clone()),
+        };
+        let mut cmd = Command::new(program);
+        cmd.arg("run")
+            .args([
+                "--quiet",
+                "--no-prompt",
+                "--no-remote",
+                "--no-npm",
+                "--no-config",
+                "--no-lock",
+                "--cached-only",
+            ])
+            .arg(format!("--v8-flags=--max-old-space-size={heap_mb}"))
+            .arg(runner)
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .env("DENO_NO_UPDATE_CHECK", "1")
+            .env("DENO_DIR", cache_seen)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(jail) = &self.jail {
+            jail.confine(&mut cmd);
+        }
+        let mut child = cmd.spawn()?;
+        let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        // Joining the group now keeps that cost out of the job's path for pooled processes.
+        let cgroup = match (&self.cgroups, child.id()) {
+            (Some(root), Some(pid)) => root
+                .acquire()
+                .and_then(|group| group.add(pid).map(|()| group))
+                .map_err(|e| tracing::warn!(error = %e, "cannot place deno in a memory cgroup"))
+                .ok(),
+            _ => None,
+        };
+        let stdout = stdout.ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+        Ok(DenoProcess {
+            child,
+            stdin,
+            stdout: BufReader::with_capacity(64 * 1024, stdout),
+            stderr,
+            heap_mb,
+            cgroup,
+            _cache: cache,
+        })
+    }
+}
+
+impl DenoProcess {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Whether the process is still alive (a pooled process may have died while idle).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the runner's `ready` frame.
+    pub async fn ready(&mut self, within: Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, read_line(&mut self.stdout, 4096)).await {
+            Ok(Ok(Read::Frame(Frame::Ready))) => Ok(()),
+            Ok(Ok(other)) => Err(format!("deno did not start its runner: {other:?}")),
+            Ok(Err(e)) => Err(format!("reading from deno: {e}")),
+            Err(_) => Err(format!("deno was not ready within {} ms", within.as_millis())),
+        }
+    }
+
+    /// Sends the job and closes stdin: the runner reads to end of input.
+    pub async fn send(&mut self, job: &[u8]) -> std::io::Result<()> {
+        let mut stdin = self
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("the job was already sent"))?;
+        stdin.write_all(job).await?;
+        stdin.shutdown().await
+    }
+}
+
+/// Reads one line of at most `max` bytes; a longer one is consumed and reported.
+pub async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    max: usize,
+) -> std::io::Result<Read> {
+    let mut line = Vec::new();
+    let mut oversize = 0usize;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            if oversize > 0 {
+                return Ok(Read::Oversize(oversize));
+            }
+            if line.is_empty() {
+                return Ok(Read::Eof);
+            }
+            break;
+        }
+        let (chunk, found) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if oversize > 0 || line.len() + chunk.len() > max {
+            oversize += line.len() + chunk.len();
+            line.clear();
+        } else {
+            line.extend_from_slice(chunk);
+        }
+        let used = found.unwrap_or(buf.len());
+        reader.consume(used);
+        if found.is_some() {
+            if oversize > 0 {
+                return Ok(Read::Oversize(oversize));
+            }
+            break;
+        }
+    }
+    Ok(match serde_json::from_slice::<Frame>(&line) {
+        Ok(frame) => Read::Frame(frame),
+        Err(_) => Read::Raw(String::from_utf8_lossy(&line).into_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn reads(input: &'static [u8], max: usize) -> Vec<Read> {
+        let mut reader = BufReader::with_capacity(8, input);
+        let mut out = Vec::new();
+        loop {
+            let r = read_line(&mut reader, max).await.unwrap();
+            let end = r == Read::Eof;
+            out.push(r);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_raw_lines_and_oversize_lines_are_told_apart() {
+        let got = reads(
+            b"{\"t\":\"o\",\"l\":\"hi\"}\nplain text\n0123456789012345678901234567890\n{\"t\":\"s\"}",
+            20,
+        )
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                Read::Frame(Frame::Stdout { l: "hi".into() }),
+                Read::Raw("plain text".into()),
+                Read::Oversize(31),
+                Read::Frame(Frame::ScriptDone),
+                Read::Eof,
+            ]
+        );
+    }
+}

@@ -1,0 +1,77 @@
+// Vulcan's isolate runner. Runs in a Deno process started with no permissions, inside a
+// chroot that holds nothing but Deno. It runs exactly one job, read as JSON from stdin:
+//   {"kind": "module" | "wasm", "code_b64": "...", "input": <any JSON>}
+// and writes one JSON frame per line on stdout:
+//   {"t":"ready"}  the runner is loaded and waits for its job
+//   {"t":"o","l":"..."} / {"t":"e","l":"..."}  a console line (stdout / stderr)
+//   {"t":"r","v":"<JSON text>"}  the default export's return value
+//   {"t":"s"}  a script (no default export) ran to its end
+//   {"t":"x","m":"message","s":"stack"}  the code threw
+const encoder = new TextEncoder();
+const stdout = Deno.stdout;
+const inspect = Deno.inspect;
+const stringify = JSON.stringify;
+
+function frame(obj) {
+  const bytes = encoder.encode(stringify(obj) + "\n");
+  let written = 0;
+  while (written < bytes.length) written += stdout.writeSync(bytes.subarray(written));
+}
+
+function emit(t, args) {
+  const text = args.map((a) => (typeof a === "string" ? a : inspect(a))).join(" ");
+  for (const line of text.split("\n")) frame({ t, l: line });
+}
+
+for (const name of ["log", "info", "debug", "trace"]) console[name] = (...a) => emit("o", a);
+for (const name of ["warn", "error"]) console[name] = (...a) => emit("e", a);
+
+function decodeBase64(b64) {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
+function result(value) {
+  if (value === undefined) value = null;
+  if (typeof value === "bigint") value = value.toString();
+  const text = stringify(value);
+  frame({ t: "r", v: text === undefined ? "null" : text });
+}
+
+async function runWasm(job) {
+  const { instance } = await WebAssembly.instantiate(decodeBase64(job.code_b64), {});
+  const input = job.input ?? {};
+  const name = input.fn ?? "main";
+  const fn = instance.exports[name];
+  if (typeof fn !== "function") {
+    const names = Object.keys(instance.exports).filter((k) => typeof instance.exports[k] === "function");
+    throw new Error(`the module exports no function "${name}"; its functions are: ${names.join(", ") || "none"}`);
+  }
+  result(fn(...(input.args ?? [])));
+}
+
+async function runModule(job) {
+  const mod = await import("data:application/typescript;base64," + job.code_b64);
+  if (typeof mod.default === "function") {
+    result(await mod.default(job.input));
+  } else {
+    frame({ t: "s" });
+  }
+}
+
+// Warm the module loader (transpiler, caches) before the job arrives: it is most of the
+// cost of a first import.
+await import("data:application/typescript;base64," + btoa("export default (x: unknown) => x;"));
+frame({ t: "ready" });
+let text = "";
+const decoder = new TextDecoder();
+for await (const chunk of Deno.stdin.readable) text += decoder.decode(chunk, { stream: true });
+try {
+  const job = JSON.parse(text);
+  await (job.kind === "wasm" ? runWasm(job) : runModule(job));
+} catch (e) {
+  const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  frame({ t: "x", m: message, s: e instanceof Error ? String(e.stack ?? "") : "" });
+}

@@ -1,0 +1,141 @@
+//! `vulcan serve` configuration: every flag has a `VULCAN_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// Configuration of `vulcan serve`. Precedence: flag, then environment, then `.env`, then default.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "VULCAN_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// Directory for Vulcan's state (database, isolate jail, runner).
+    #[arg(long, env = "VULCAN_DATA_DIR", default_value = ".vulcan")]
+    pub data_dir: PathBuf,
+
+    /// SQLite database file [default: <data dir>/vulcan.db].
+    #[arg(long, env = "VULCAN_DB_PATH")]
+    pub db_path: Option<PathBuf>,
+
+    /// Log filter: error, warn, info, debug, trace, or per target (info,vulcan_engine=debug).
+    #[arg(long, env = "VULCAN_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(long, env = "VULCAN_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// This node's id, recorded on every workload [default: the hostname].
+    #[arg(long, env = "VULCAN_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "VULCAN_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Timeout of a workload that does not set resources.timeout_s.
+    #[arg(long, env = "VULCAN_DEFAULT_TIMEOUT_S", default_value_t = 30)]
+    pub default_timeout_s: u32,
+
+    /// Largest resources.timeout_s accepted.
+    #[arg(long, env = "VULCAN_MAX_TIMEOUT_S", default_value_t = 600)]
+    pub max_timeout_s: u32,
+
+    /// Memory (MiB) of a workload that does not set resources.mem_mb.
+    #[arg(long, env = "VULCAN_DEFAULT_MEM_MB", default_value_t = 128)]
+    pub default_mem_mb: u32,
+
+    /// Largest resources.mem_mb accepted.
+    #[arg(long, env = "VULCAN_MAX_MEM_MB", default_value_t = 4096)]
+    pub max_mem_mb: u32,
+
+    /// Largest resources.cpus accepted [default: this host's CPU count].
+    #[arg(long, env = "VULCAN_MAX_CPUS")]
+    pub max_cpus: Option<u32>,
+
+    /// Largest output a workload may return, in bytes; beyond it the workload fails.
+    #[arg(long, env = "VULCAN_MAX_OUTPUT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_output_bytes: usize,
+
+    /// Log lines kept per workload; further lines are counted and dropped.
+    #[arg(long, env = "VULCAN_MAX_LOG_LINES", default_value_t = 10_000)]
+    pub max_log_lines: u64,
+
+    /// Log bytes kept per workload; further lines are counted and dropped.
+    #[arg(long, env = "VULCAN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
+    pub max_log_bytes: u64,
+
+    /// Seconds running workloads get to finish on shutdown before they are stopped.
+    #[arg(long, env = "VULCAN_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    pub shutdown_grace_s: u64,
+
+    /// The Deno binary of the isolate backend [default: .tools/deno (scripts/setup.sh), then PATH].
+    #[arg(long, env = "VULCAN_DENO_BIN")]
+    pub deno_bin: Option<PathBuf>,
+
+    /// Idle Deno processes the isolate backend keeps warm (0 disables the pool).
+    #[arg(long, env = "VULCAN_ISOLATE_POOL_SIZE", default_value_t = 4)]
+    pub isolate_pool_size: usize,
+
+    /// Isolate workloads run at once; more wait in line.
+    #[arg(long, env = "VULCAN_ISOLATE_CONCURRENCY", default_value_t = 16)]
+    pub isolate_concurrency: u32,
+
+    /// Run Deno in a chroot as nobody (needs root). Off lets workload modules import host files.
+    #[arg(long, env = "VULCAN_ISOLATE_JAIL", value_enum, default_value = "on")]
+    pub isolate_jail: Switch,
+}
+
+const DENO_IN_TOOLS: &str = ".tools/deno/node_modules/@deno/linux-x64-glibc/deno";
+
+impl ServeArgs {
+    pub fn db_path(&self) -> PathBuf {
+        self.db_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("vulcan.db"))
+    }
+
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "local".into())
+        })
+    }
+
+    /// The configured Deno, else the one scripts/setup.sh installs (looked for from the
+    /// working directory and from the binary's own location), else `deno` on PATH.
+    pub fn deno(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.deno_bin {
+            return Some(path.clone());
+        }
+        let exe_dirs = std::env::current_exe()
+            .ok()
+            .map(|exe| exe.ancestors().skip(1).map(PathBuf::from).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let near = std::iter::once(PathBuf::from("."))
+            .chain(exe_dirs)
+            .map(|dir| dir.join(DENO_IN_TOOLS));
+        let on_path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join("deno")).collect::<Vec<_>>())
+            .unwrap_or_default();
+        near.chain(on_path).find(|p| p.is_file())
+    }
+}

@@ -1,0 +1,143 @@
+//! `vulcan serve`: wires the store, the backends, the engine and the API, then serves
+//! until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
+use vulcan_isolate::{IsolateBackend, IsolateConfig};
+use vulcan_store::SqliteStore;
+
+use crate::config::{LogFormat, ServeArgs, Switch};
+
+fn init_logging(args: &ServeArgs) -> Result<(), String> {
+    let filter: Targets = args
+        .log_level
+        .parse()
+        .map_err(|e| format!("VULCAN_LOG_LEVEL={:?} is not valid: {e}", args.log_level))?;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
+    match args.log_format {
+        LogFormat::Text => registry.with(fmt).init(),
+        LogFormat::Json => registry.with(fmt.json()).init(),
+    }
+    Ok(())
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    if let Err(e) = init_logging(&args) {
+        eprintln!("vulcan: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vulcan: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("vulcan: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn engine_config(args: &ServeArgs) -> EngineConfig {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut config = EngineConfig::new(args.node_id());
+    config.defaults.timeout_s = args.default_timeout_s;
+    config.defaults.mem_mb = args.default_mem_mb;
+    config.limits = Limits {
+        max_cpus: args.max_cpus.unwrap_or(cpus),
+        max_mem_mb: args.max_mem_mb,
+        max_timeout_s: args.max_timeout_s,
+        max_output_bytes: args.max_output_bytes,
+        ..Limits::default()
+    };
+    config.logs = LogLimits {
+        max_lines: args.max_log_lines,
+        max_bytes: args.max_log_bytes,
+        ..LogLimits::default()
+    };
+    config
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let started = Instant::now();
+    let db_path = args.db_path();
+    let store = SqliteStore::open(&db_path).map_err(|e| e.to_string())?;
+    tracing::info!(path = %db_path.display(), "store open (SQLite, WAL)");
+
+    let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
+    isolate.pool_size = args.isolate_pool_size;
+    isolate.pool_heap_mb = args.default_mem_mb;
+    isolate.max_concurrency = args.isolate_concurrency;
+    isolate.max_output_bytes = args.max_output_bytes;
+    isolate.jail = args.isolate_jail == Switch::On;
+    let mut registry = BackendRegistry::new();
+    registry.register(Arc::new(IsolateBackend::start(isolate)));
+    for info in registry.list() {
+        match &info.reason {
+            None => tracing::info!(backend = %info.name, "backend available"),
+            Some(reason) => tracing::warn!(backend = %info.name, %reason, "backend unavailable"),
+        }
+    }
+
+    let engine = Engine::new(engine_config(&args), Arc::new(store), registry, Metrics::new());
+    let (failed, rerun) = engine.recover().await.map_err(|e| format!("recovery failed: {e}"))?;
+    if failed + rerun > 0 {
+        tracing::info!(failed, rerun, "recovered workloads left unfinished by the last run");
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen_addr))?;
+    tracing::info!(addr = %args.listen_addr, node = %engine.config().node_id, "vulcan listening");
+    let app = vulcan_api::router(vulcan_api::AppState {
+        engine: engine.clone(),
+        started,
+        max_body_bytes: args.max_body_bytes,
+    });
+
+    let grace = Duration::from_secs(args.shutdown_grace_s);
+    let stopping = engine.clone();
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!(grace_s = grace.as_secs(), "shutting down");
+        // Stopping the engine ends open log streams and waiting requests.
+        let engine_stopped = tokio::spawn(async move { stopping.shutdown(grace).await });
+        let _ = stopped_tx.send(engine_stopped);
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    if let Ok(engine_stopped) = stopped_rx.await {
+        let _ = engine_stopped.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
