@@ -340,11 +340,8 @@ impl Backend for IsolateBackend {
             }
         }
         // One job per process: whatever the code left running (timers, promises) ends here.
+        // Dropping the process kills it and lets the runtime reap it off the response's path.
         let _ = process.child.start_kill();
-        if ended.is_some() {
-            // Dropping the process lets the runtime reap it off the response's path.
-            drop(process);
-        }
         match ended {
             Some(Ok(output)) => Ok(WorkloadResult { exit_code: None, output, error: None }),
             Some(Err(error)) => Ok(WorkloadResult { exit_code: None, output: printed, error: Some(error) }),
