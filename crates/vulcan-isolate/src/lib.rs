@@ -375,8 +375,9 @@ impl Backend for IsolateBackend {
             .unwrap_or_else(|p| p.into_inner())
             .remove(workload_id);
         if let (Some(group), Ok(ready)) = (group, &self.state) {
-            if let Some(root) = &ready.cgroup_root {
-                root.release(group).await;
+            if let Some(root) = ready.cgroup_root.clone() {
+                // The group is free once the killed process is reaped: not worth waiting for.
+                tokio::spawn(async move { root.release(group).await });
             }
         }
         Ok(())

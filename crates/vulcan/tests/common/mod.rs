@@ -1,0 +1,221 @@
+//! Starts the real `vulcan` binary on a free loopback port with a fresh SQLite file, and
+//! talks to it over real HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Server {
+    pub base: String,
+    pub child: Child,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Server {
+    /// A server on a new data directory, with extra `VULCAN_*` settings.
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on an existing data directory (for restarts).
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vulcan"));
+        cmd.arg("serve")
+            .env("VULCAN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("VULCAN_DATA_DIR", data_dir)
+            .env("VULCAN_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start vulcan serve");
+        let server = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = ureq::get(&format!("{}/healthz", self.base)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("vulcan did not become healthy at {}", self.base);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        answer(ureq::get(&self.url(path)).call())
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        answer(ureq::delete(&self.url(path)).call())
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(path, &body.to_string())
+    }
+
+    pub fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        answer(
+            ureq::post(&self.url(path))
+                .set("Content-Type", "application/json")
+                .send_string(body),
+        )
+    }
+
+    /// Runs a workload synchronously and returns it; panics unless the API answered 200.
+    pub fn run(&self, body: Value) -> Value {
+        let (status, w) = self.post("/v1/workloads", &body);
+        assert_eq!(status, 200, "{w}");
+        w
+    }
+
+    pub fn submit(&self, body: Value) -> String {
+        let (status, w) = self.post("/v1/workloads/async", &body);
+        assert_eq!(status, 202, "{w}");
+        w["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Polls a workload until it is terminal.
+    pub fn wait_terminal(&self, id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, w) = self.get(&format!("/v1/workloads/{id}"));
+            assert_eq!(status, 200, "{w}");
+            if ["completed", "failed", "killed"].contains(&w["status"].as_str().unwrap_or("")) {
+                return w;
+            }
+            assert!(Instant::now() < deadline, "workload {id} still {} after {within:?}", w["status"]);
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Opens the SSE log stream of a workload.
+    pub fn sse(&self, path: &str) -> SseReader {
+        let response = ureq::get(&self.url(path)).call().expect("SSE stream");
+        assert_eq!(response.header("content-type"), Some("text/event-stream"));
+        SseReader {
+            lines: BufReader::new(response.into_reader()),
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("HTTP transport error: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("a body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, json)
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+pub struct SseReader {
+    lines: BufReader<Box<dyn std::io::Read + Send + Sync + 'static>>,
+}
+
+impl SseReader {
+    /// The next event, skipping keep-alive comments; `None` at end of stream.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        let (mut event, mut data) = (String::from("message"), String::new());
+        let mut seen = false;
+        loop {
+            let mut line = String::new();
+            if self.lines.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if seen {
+                    return Some(SseEvent { event, data });
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+                seen = true;
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                seen = true;
+            }
+        }
+    }
+
+    /// The log lines (text) until `done`, and the `done` event's data.
+    pub fn collect(&mut self) -> (Vec<String>, Value) {
+        let mut lines = Vec::new();
+        while let Some(e) = self.next_event() {
+            match e.event.as_str() {
+                "log" => {
+                    let v: Value = serde_json::from_str(&e.data).expect("log event JSON");
+                    lines.push(v["line"].as_str().unwrap_or_default().to_owned());
+                }
+                "done" => return (lines, serde_json::from_str(&e.data).expect("done JSON")),
+                _ => {}
+            }
+        }
+        panic!("the stream ended without a done event; lines so far: {lines:?}");
+    }
+}
+
+/// The sum function of the acceptance criteria.
+pub fn sum_workload(a: i64, b: i64) -> Value {
+    serde_json::json!({
+        "runtime": "node",
+        "code": "export default (i) => ({sum: i.a + i.b})",
+        "input": {"a": a, "b": b}
+    })
+}
