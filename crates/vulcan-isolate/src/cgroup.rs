@@ -67,13 +67,27 @@ impl CgroupRoot {
         Err("no cgroup memory controller is mounted".into())
     }
 
-    fn at(base: PathBuf, v2: bool) -> CgroupRoot {
-        // Groups left by an earlier run: empty ones go, busy ones are left alone.
-        if let Ok(entries) = std::fs::read_dir(&base) {
+    /// Uses `<shared>/<our pid>`, so that servers sharing a host keep apart, after
+    /// removing what servers that are gone left behind.
+    fn at(shared: PathBuf, v2: bool) -> CgroupRoot {
+        if let Ok(entries) = std::fs::read_dir(&shared) {
             for entry in entries.flatten() {
-                let _ = std::fs::remove_dir(entry.path());
+                let name = entry.file_name();
+                let gone = name
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if gone {
+                    if let Ok(slots) = std::fs::read_dir(entry.path()) {
+                        for slot in slots.flatten() {
+                            let _ = std::fs::remove_dir(slot.path());
+                        }
+                    }
+                    let _ = std::fs::remove_dir(entry.path());
+                }
             }
         }
+        let base = shared.join(std::process::id().to_string());
         CgroupRoot {
             base,
             v2,
@@ -93,7 +107,7 @@ impl CgroupRoot {
             Some(dir) => dir,
             None => {
                 let n = self.next.fetch_add(1, Ordering::Relaxed);
-                let dir = self.base.join(format!("slot-{}-{n}", std::process::id()));
+                let dir = self.base.join(format!("slot-{n}"));
                 std::fs::create_dir_all(&dir)?;
                 if !self.v2 {
                     // Charge the pages a process already has to the group it moves into.

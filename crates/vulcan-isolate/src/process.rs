@@ -117,6 +117,16 @@ impl Launcher {
         if let Some(jail) = &self.jail {
             jail.confine(&mut cmd);
         }
+        // SAFETY: prctl is async-signal-safe; runs after the jail's credential change,
+        // which would otherwise clear it. A crashed server takes its Deno processes along.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn()?;
         let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         // Joining the group now keeps that cost out of the job's path for pooled processes.
