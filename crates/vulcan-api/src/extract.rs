@@ -29,7 +29,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             }
         })?;
         if bytes.is_empty() {
-            return Err(ApiError::bad_request("the request body is empty: send a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is empty: send a JSON object",
+            ));
         }
         serde_json::from_slice(&bytes)
             .map(JsonBody)

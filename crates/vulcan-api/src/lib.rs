@@ -29,9 +29,18 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     use request::{backends, health, logs, stats, workloads};
     Router::new()
-        .route("/v1/workloads", get(workloads::list).post(workloads::create))
-        .route("/v1/workloads/async", axum::routing::post(workloads::create_async))
-        .route("/v1/workloads/{id}", get(workloads::show).delete(workloads::kill))
+        .route(
+            "/v1/workloads",
+            get(workloads::list).post(workloads::create),
+        )
+        .route(
+            "/v1/workloads/async",
+            axum::routing::post(workloads::create_async),
+        )
+        .route(
+            "/v1/workloads/{id}",
+            get(workloads::show).delete(workloads::kill),
+        )
         .route("/v1/workloads/{id}/logs", get(logs::stream))
         .route("/v1/workloads/{id}/logs/history", get(logs::history))
         .route("/v1/backends", get(backends::list))

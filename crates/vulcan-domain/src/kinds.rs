@@ -67,7 +67,8 @@ impl Runtime {
 
 impl Isolation {
     /// The concrete isolations, in the order `auto` falls back through them.
-    pub const CONCRETE: [Isolation; 3] = [Isolation::Isolate, Isolation::Gvisor, Isolation::Microvm];
+    pub const CONCRETE: [Isolation; 3] =
+        [Isolation::Isolate, Isolation::Gvisor, Isolation::Microvm];
 
     pub fn as_str(self) -> &'static str {
         match self {

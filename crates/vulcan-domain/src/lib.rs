@@ -13,9 +13,7 @@ mod status;
 mod store;
 mod workload;
 
-pub use backend::{
-    Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink,
-};
+pub use backend::{Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink};
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use spec::{Resources, WorkloadResult, WorkloadSpec};

@@ -122,7 +122,10 @@ mod tests {
             assert!(from.is_terminal());
             for to in WorkloadStatus::ALL {
                 let err = from.transition(to).unwrap_err();
-                assert_eq!(err.to_string(), format!("a workload cannot go from {from} to {to}"));
+                assert_eq!(
+                    err.to_string(),
+                    format!("a workload cannot go from {from} to {to}")
+                );
             }
         }
         assert!(!Pending.is_terminal() && !Running.is_terminal());

@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    InvalidTransition, Isolation, LogLine, LogStream, Stats, Workload, WorkloadSpec,
-    WorkloadStatus,
+    InvalidTransition, Isolation, LogLine, LogStream, Stats, Workload, WorkloadSpec, WorkloadStatus,
 };
 
 /// Why a store operation failed.

@@ -84,7 +84,14 @@ impl LogBroker {
     pub fn lines_after(&self, id: &str, seq: u64) -> Option<Vec<LogLine>> {
         let topics = self.topics();
         let topic = topics.get(id)?;
-        Some(topic.lines.iter().filter(|l| l.seq > seq).cloned().collect())
+        Some(
+            topic
+                .lines
+                .iter()
+                .filter(|l| l.seq > seq)
+                .cloned()
+                .collect(),
+        )
     }
 
     /// How many workloads have an open topic.
@@ -136,7 +143,12 @@ mod tests {
         for seq in 1..=5 {
             broker.publish("w", line(seq));
         }
-        let rest: Vec<u64> = broker.lines_after("w", 3).unwrap().iter().map(|l| l.seq).collect();
+        let rest: Vec<u64> = broker
+            .lines_after("w", 3)
+            .unwrap()
+            .iter()
+            .map(|l| l.seq)
+            .collect();
         assert_eq!(rest, [4, 5]);
         assert!(broker.lines_after("other", 0).is_none());
     }

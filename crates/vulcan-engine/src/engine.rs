@@ -257,8 +257,13 @@ impl Engine {
         for w in inner.store.unfinished(&inner.config.node_id).await? {
             if w.status == WorkloadStatus::Running {
                 let why = "the server stopped while this workload was running; it was not re-run because it may already have had effects";
-                inner.store.finish(&w.id, &ended(WorkloadStatus::Failed, why)).await?;
-                inner.metrics.workload_finished(w.isolation.as_str(), "failed", None);
+                inner
+                    .store
+                    .finish(&w.id, &ended(WorkloadStatus::Failed, why))
+                    .await?;
+                inner
+                    .metrics
+                    .workload_finished(w.isolation.as_str(), "failed", None);
                 failed += 1;
                 continue;
             }
@@ -270,7 +275,10 @@ impl Engine {
                 }
                 Err(e) => {
                     let why = format!("accepted before a restart, but cannot run now: {e}");
-                    inner.store.finish(&w.id, &ended(WorkloadStatus::Failed, why)).await?;
+                    inner
+                        .store
+                        .finish(&w.id, &ended(WorkloadStatus::Failed, why))
+                        .await?;
                     failed += 1;
                 }
             }
@@ -344,22 +352,21 @@ impl Inner {
         let _ = writer.await;
 
         let last = match ending {
-            Ending::Finished(update, ran_for) => {
-                match self.store.finish(&id, &update).await {
-                    Ok(w) => {
-                        let secs = ran_for.map(|d| d.as_secs_f64());
-                        self.metrics.workload_finished(backend, w.status.as_str(), secs);
-                        Some(w)
-                    }
-                    Err(e) => {
-                        tracing::warn!(workload = %id, error = %e, "could not record the end of a workload");
-                        if ran_for.is_some() {
-                            self.metrics.workload_finished(backend, "unrecorded", None);
-                        }
-                        None
-                    }
+            Ending::Finished(update, ran_for) => match self.store.finish(&id, &update).await {
+                Ok(w) => {
+                    let secs = ran_for.map(|d| d.as_secs_f64());
+                    self.metrics
+                        .workload_finished(backend, w.status.as_str(), secs);
+                    Some(w)
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(workload = %id, error = %e, "could not record the end of a workload");
+                    if ran_for.is_some() {
+                        self.metrics.workload_finished(backend, "unrecorded", None);
+                    }
+                    None
+                }
+            },
             Ending::AlreadyEnded | Ending::LeftPending => None,
         };
         let last = match last {

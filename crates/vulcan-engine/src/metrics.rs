@@ -6,7 +6,9 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 /// Upper bounds (seconds) of the latency histograms.
-const HTTP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 const WORKLOAD_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
@@ -34,13 +36,41 @@ pub struct Metrics {
 }
 
 const HELP: &[(&str, &str, &str)] = &[
-    ("vulcan_http_requests_total", "counter", "HTTP requests served, by method, route and status."),
-    ("vulcan_http_request_duration_seconds", "histogram", "HTTP request latency, by method and route."),
-    ("vulcan_workloads_submitted_total", "counter", "Workloads accepted, by backend."),
-    ("vulcan_workloads_finished_total", "counter", "Workloads that reached a terminal status, by backend and status."),
-    ("vulcan_workload_duration_seconds", "histogram", "Execution time of workloads that ran, by backend."),
-    ("vulcan_workloads_running", "gauge", "Workloads running now, by backend."),
-    ("vulcan_log_lines_dropped_total", "counter", "Log lines dropped past the per-workload limits."),
+    (
+        "vulcan_http_requests_total",
+        "counter",
+        "HTTP requests served, by method, route and status.",
+    ),
+    (
+        "vulcan_http_request_duration_seconds",
+        "histogram",
+        "HTTP request latency, by method and route.",
+    ),
+    (
+        "vulcan_workloads_submitted_total",
+        "counter",
+        "Workloads accepted, by backend.",
+    ),
+    (
+        "vulcan_workloads_finished_total",
+        "counter",
+        "Workloads that reached a terminal status, by backend and status.",
+    ),
+    (
+        "vulcan_workload_duration_seconds",
+        "histogram",
+        "Execution time of workloads that ran, by backend.",
+    ),
+    (
+        "vulcan_workloads_running",
+        "gauge",
+        "Workloads running now, by backend.",
+    ),
+    (
+        "vulcan_log_lines_dropped_total",
+        "counter",
+        "Log lines dropped past the per-workload limits.",
+    ),
 ];
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -57,16 +87,37 @@ impl Metrics {
     }
 
     fn add(&self, name: &'static str, pairs: &[(&'static str, &str)], v: f64) {
-        *self.families().counters.entry(name).or_default().entry(labels(pairs)).or_default() += v;
+        *self
+            .families()
+            .counters
+            .entry(name)
+            .or_default()
+            .entry(labels(pairs))
+            .or_default() += v;
     }
 
     fn gauge_add(&self, name: &'static str, pairs: &[(&'static str, &str)], v: f64) {
-        *self.families().gauges.entry(name).or_default().entry(labels(pairs)).or_default() += v;
+        *self
+            .families()
+            .gauges
+            .entry(name)
+            .or_default()
+            .entry(labels(pairs))
+            .or_default() += v;
     }
 
-    fn observe(&self, name: &'static str, buckets: &'static [f64], pairs: &[(&'static str, &str)], v: f64) {
+    fn observe(
+        &self,
+        name: &'static str,
+        buckets: &'static [f64],
+        pairs: &[(&'static str, &str)],
+        v: f64,
+    ) {
         let mut f = self.families();
-        let (_, series) = f.histograms.entry(name).or_insert_with(|| (buckets, BTreeMap::new()));
+        let (_, series) = f
+            .histograms
+            .entry(name)
+            .or_insert_with(|| (buckets, BTreeMap::new()));
         let h = series.entry(labels(pairs)).or_insert_with(|| Histogram {
             counts: vec![0; buckets.len()],
             ..Default::default()
@@ -96,7 +147,11 @@ impl Metrics {
     }
 
     pub fn workload_submitted(&self, backend: &str) {
-        self.add("vulcan_workloads_submitted_total", &[("backend", backend)], 1.0);
+        self.add(
+            "vulcan_workloads_submitted_total",
+            &[("backend", backend)],
+            1.0,
+        );
     }
 
     pub fn workload_started(&self, backend: &str) {
@@ -172,7 +227,9 @@ impl Metrics {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -187,19 +244,28 @@ mod tests {
         m.workload_started("isolate");
         m.workload_finished("isolate", "completed", Some(0.004));
         let text = m.render();
-        assert!(text.contains(
-            "vulcan_http_requests_total{method=\"GET\",route=\"/v1/stats\",status=\"200\"} 2"
-        ), "{text}");
+        assert!(
+            text.contains(
+                "vulcan_http_requests_total{method=\"GET\",route=\"/v1/stats\",status=\"200\"} 2"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             "vulcan_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/stats\",le=\"0.005\"} 1"
         ), "{text}");
         assert!(text.contains(
             "vulcan_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/stats\",le=\"0.025\"} 2"
         ), "{text}");
-        assert!(text.contains("vulcan_workloads_running{backend=\"isolate\"} 0"), "{text}");
-        assert!(text.contains(
-            "vulcan_workloads_finished_total{backend=\"isolate\",status=\"completed\"} 1"
-        ), "{text}");
+        assert!(
+            text.contains("vulcan_workloads_running{backend=\"isolate\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "vulcan_workloads_finished_total{backend=\"isolate\",status=\"completed\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("# TYPE vulcan_workload_duration_seconds histogram"));
     }
 }

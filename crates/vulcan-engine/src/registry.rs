@@ -85,7 +85,9 @@ impl BackendRegistry {
         }
         let availability = backend.availability();
         if !availability.available {
-            let reason = availability.reason.unwrap_or_else(|| "no reason given".into());
+            let reason = availability
+                .reason
+                .unwrap_or_else(|| "no reason given".into());
             return Some(format!("{isolation} is not available here: {reason}"));
         }
         None
@@ -126,9 +128,7 @@ impl BackendRegistry {
         for candidate in Isolation::CONCRETE.into_iter().filter(|i| *i != preferred) {
             match self.obstacle(candidate, runtime) {
                 None => {
-                    let note = format!(
-                        "auto: {why_not_preferred}; running on {candidate} instead"
-                    );
+                    let note = format!("auto: {why_not_preferred}; running on {candidate} instead");
                     return Ok(route(candidate, Some(note)));
                 }
                 Some(why) => reasons.push(why),
@@ -224,11 +224,17 @@ mod tests {
 
     #[test]
     fn auto_falls_back_to_an_available_backend_and_says_so() {
-        let r = registry(&[(Gvisor, &[Oci, Python], true), (Microvm, &[Python, Go], false)]);
+        let r = registry(&[
+            (Gvisor, &[Oci, Python], true),
+            (Microvm, &[Python, Go], false),
+        ]);
         let route = r.resolve(Auto, Python).unwrap();
         assert_eq!(route.isolation, Gvisor);
         let note = route.fallback.unwrap();
-        assert!(note.contains("microvm is not available here: binary missing"), "{note}");
+        assert!(
+            note.contains("microvm is not available here: binary missing"),
+            "{note}"
+        );
         assert!(note.contains("running on gvisor"), "{note}");
     }
 
@@ -245,9 +251,18 @@ mod tests {
     fn explicit_isolation_is_used_as_given_or_refused_with_the_reason() {
         let r = registry(&[(Isolate, &[Node], true), (Microvm, &[Python], false)]);
         assert_eq!(r.resolve(Isolate, Node).unwrap().isolation, Isolate);
-        assert!(matches!(r.resolve(Isolate, Python), Err(RouteError::Unsupported(_))));
-        assert!(matches!(r.resolve(Microvm, Python), Err(RouteError::Unavailable(_))));
-        assert!(matches!(r.resolve(Gvisor, Oci), Err(RouteError::Unavailable(_))));
+        assert!(matches!(
+            r.resolve(Isolate, Python),
+            Err(RouteError::Unsupported(_))
+        ));
+        assert!(matches!(
+            r.resolve(Microvm, Python),
+            Err(RouteError::Unavailable(_))
+        ));
+        assert!(matches!(
+            r.resolve(Gvisor, Oci),
+            Err(RouteError::Unavailable(_))
+        ));
     }
 
     #[test]
@@ -255,7 +270,10 @@ mod tests {
         let r = registry(&[(Isolate, &[Node], true), (Microvm, &[Python], false)]);
         let list = r.list();
         assert_eq!(list.len(), 2);
-        assert_eq!((list[0].name.as_str(), list[0].available), ("isolate", true));
+        assert_eq!(
+            (list[0].name.as_str(), list[0].available),
+            ("isolate", true)
+        );
         assert_eq!(list[1].reason.as_deref(), Some("binary missing"));
     }
 }

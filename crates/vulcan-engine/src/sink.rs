@@ -146,7 +146,11 @@ mod tests {
         let texts: Vec<_> = lines.iter().map(|l| l.line.as_str()).collect();
         assert_eq!(&texts[..3], ["line 0", "line 1", "line 2"]);
         assert!(texts[3].contains("log truncated"), "{}", texts[3]);
-        assert!(texts[4].contains("997 log lines were dropped"), "{}", texts[4]);
+        assert!(
+            texts[4].contains("997 log lines were dropped"),
+            "{}",
+            texts[4]
+        );
         assert_eq!(lines.len(), 5);
         let seqs: Vec<_> = lines.iter().map(|l| l.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5]);

@@ -57,7 +57,9 @@ impl Submission {
         }
         if runtime == Runtime::Oci {
             if self.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
-                return invalid("runtime oci needs \"image\" (for example \"127.0.0.1:5000/busybox:1\")".into());
+                return invalid(
+                    "runtime oci needs \"image\" (for example \"127.0.0.1:5000/busybox:1\")".into(),
+                );
             }
             if self.code.is_some() || self.code_archive.is_some() {
                 return invalid("runtime oci runs \"image\" and \"command\"; \"code\" and \"code_archive\" are for the other runtimes".into());
@@ -69,10 +71,15 @@ impl Submission {
                 ));
             }
             if self.code.as_deref().is_none_or(str::is_empty) && self.code_archive.is_none() {
-                return invalid(format!("runtime {runtime} needs \"code\" or \"code_archive\""));
+                return invalid(format!(
+                    "runtime {runtime} needs \"code\" or \"code_archive\""
+                ));
             }
             if runtime == Runtime::Wasm && self.code_archive.is_some() {
-                return invalid("runtime wasm takes the module as base64 in \"code\", not \"code_archive\"".into());
+                return invalid(
+                    "runtime wasm takes the module as base64 in \"code\", not \"code_archive\""
+                        .into(),
+                );
             }
         }
         let code_len = self.code.as_ref().map_or(0, String::len)
@@ -84,7 +91,9 @@ impl Submission {
             ));
         }
         if self.env.len() > MAX_ENV_VARS {
-            return invalid(format!("at most {MAX_ENV_VARS} \"env\" variables are allowed"));
+            return invalid(format!(
+                "at most {MAX_ENV_VARS} \"env\" variables are allowed"
+            ));
         }
         for key in self.env.keys() {
             let valid = !key.is_empty()
@@ -115,7 +124,12 @@ impl Submission {
             }
         };
         in_range("cpus", resources.cpus, 1, limits.max_cpus)?;
-        in_range("mem_mb", resources.mem_mb, limits.min_mem_mb, limits.max_mem_mb)?;
+        in_range(
+            "mem_mb",
+            resources.mem_mb,
+            limits.min_mem_mb,
+            limits.max_mem_mb,
+        )?;
         in_range("timeout_s", resources.timeout_s, 1, limits.max_timeout_s)?;
         Ok((runtime, resources))
     }
@@ -131,7 +145,10 @@ impl Submission {
         field("runtime", runtime.as_str().as_bytes());
         field("code", self.code.as_deref().unwrap_or_default().as_bytes());
         field("archive", self.code_archive.as_deref().unwrap_or_default());
-        field("image", self.image.as_deref().unwrap_or_default().as_bytes());
+        field(
+            "image",
+            self.image.as_deref().unwrap_or_default().as_bytes(),
+        );
         for arg in self.command.iter().flatten() {
             field("arg", arg.as_bytes());
         }
@@ -160,7 +177,9 @@ mod tests {
 
     #[test]
     fn defaults_fill_missing_resources() {
-        let (runtime, res) = node("1").validate(Resources::default(), &Limits::default()).unwrap();
+        let (runtime, res) = node("1")
+            .validate(Resources::default(), &Limits::default())
+            .unwrap();
         assert_eq!(runtime, Runtime::Node);
         assert_eq!(res, Resources::default());
     }

@@ -116,7 +116,11 @@ impl CgroupRoot {
                 dir
             }
         };
-        let mut group = MemoryCgroup { dir, v2: self.v2, oom_base: 0 };
+        let mut group = MemoryCgroup {
+            dir,
+            v2: self.v2,
+            oom_base: 0,
+        };
         group.oom_base = group.oom_kills();
         Ok(group)
     }
@@ -154,12 +158,18 @@ impl MemoryCgroup {
     }
 
     fn oom_kills(&self) -> u64 {
-        let file = if self.v2 { "memory.events" } else { "memory.oom_control" };
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
         std::fs::read_to_string(self.dir.join(file))
             .ok()
             .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok()))
+                text.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse().ok())
+                })
             })
             .unwrap_or(0)
     }

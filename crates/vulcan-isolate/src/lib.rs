@@ -218,7 +218,11 @@ impl Tail {
     }
 
     fn text(&self) -> String {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).trim().to_owned()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .trim()
+            .to_owned()
     }
 }
 
@@ -259,18 +263,33 @@ impl Backend for IsolateBackend {
         let ready = self.ready()?;
         let code = match (&spec.code, &spec.code_archive) {
             (Some(code), None) => code,
-            _ => return Err(BackendError("the isolate backend runs inline \"code\" only, not \"code_archive\"".into())),
+            _ => {
+                return Err(BackendError(
+                    "the isolate backend runs inline \"code\" only, not \"code_archive\"".into(),
+                ))
+            }
         };
         let (kind, code_b64) = match spec.runtime {
-            Runtime::Node => ("module", base64::engine::general_purpose::STANDARD.encode(code)),
+            Runtime::Node => (
+                "module",
+                base64::engine::general_purpose::STANDARD.encode(code),
+            ),
             Runtime::Wasm => {
                 let trimmed = code.trim();
                 base64::engine::general_purpose::STANDARD
                     .decode(trimmed)
-                    .map_err(|e| BackendError(format!("runtime wasm expects \"code\" to be a base64 WebAssembly module: {e}")))?;
+                    .map_err(|e| {
+                        BackendError(format!(
+                            "runtime wasm expects \"code\" to be a base64 WebAssembly module: {e}"
+                        ))
+                    })?;
                 ("wasm", trimmed.to_owned())
             }
-            other => return Err(BackendError(format!("the isolate backend does not run {other}"))),
+            other => {
+                return Err(BackendError(format!(
+                    "the isolate backend does not run {other}"
+                )))
+            }
         };
         let mem_mb = spec.resources.mem_mb;
         let mut process = match ready.pool.take(mem_mb) {
@@ -331,7 +350,11 @@ impl Backend for IsolateBackend {
                 Read::Frame(Frame::ScriptDone) => ended = Some(Ok(std::mem::take(&mut printed))),
                 Read::Frame(Frame::Threw { m, s }) => {
                     let stack = s.lines().skip(1).collect::<Vec<_>>().join("\n");
-                    ended = Some(Err(if stack.is_empty() { m } else { format!("{m}\n{stack}") }));
+                    ended = Some(Err(if stack.is_empty() {
+                        m
+                    } else {
+                        format!("{m}\n{stack}")
+                    }));
                 }
                 Read::Oversize(n) => {
                     oversize = Some(n);
@@ -343,10 +366,19 @@ impl Backend for IsolateBackend {
         // Dropping the process kills it and lets the runtime reap it off the response's path.
         let _ = process.child.start_kill();
         match ended {
-            Some(Ok(output)) => Ok(WorkloadResult { exit_code: None, output, error: None }),
-            Some(Err(error)) => Ok(WorkloadResult { exit_code: None, output: printed, error: Some(error) }),
+            Some(Ok(output)) => Ok(WorkloadResult {
+                exit_code: None,
+                output,
+                error: None,
+            }),
+            Some(Err(error)) => Ok(WorkloadResult {
+                exit_code: None,
+                output: printed,
+                error: Some(error),
+            }),
             None => {
-                let status = tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await;
+                let status =
+                    tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await;
                 let stderr = tail.text();
                 let error = if self.oom_killed(&spec.id)
                     || stderr.contains("out of memory")
@@ -360,10 +392,24 @@ impl Backend for IsolateBackend {
                         Ok(Ok(s)) => s.to_string(),
                         _ => "did not exit".into(),
                     };
-                    let sent = sent.err().map(|e| format!(" (sending the job failed: {e})")).unwrap_or_default();
-                    format!("the isolate ended without a result ({how}){sent}: {}", if stderr.is_empty() { "no error output" } else { &stderr })
+                    let sent = sent
+                        .err()
+                        .map(|e| format!(" (sending the job failed: {e})"))
+                        .unwrap_or_default();
+                    format!(
+                        "the isolate ended without a result ({how}){sent}: {}",
+                        if stderr.is_empty() {
+                            "no error output"
+                        } else {
+                            &stderr
+                        }
+                    )
                 };
-                Ok(WorkloadResult { exit_code: None, output: printed, error: Some(error) })
+                Ok(WorkloadResult {
+                    exit_code: None,
+                    output: printed,
+                    error: Some(error),
+                })
             }
         }
     }

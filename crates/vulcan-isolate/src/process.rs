@@ -1,8 +1,8 @@
 //! One Deno process: started with no permissions in the jail, it runs exactly one job.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -88,8 +88,13 @@ impl Launcher {
         let (program, runner, cache_seen) = match &self.jail {
             Some(jail) => {
                 std::os::unix::fs::chown(&cache.0, Some(jail.uid()), Some(jail.gid()))?;
-                let seen = Path::new("/").join(cache.0.strip_prefix(jail.root()).unwrap_or(&cache.0));
-                (PathBuf::from(DENO_IN_JAIL), PathBuf::from(RUNNER_IN_JAIL), seen)
+                let seen =
+                    Path::new("/").join(cache.0.strip_prefix(jail.root()).unwrap_or(&cache.0));
+                (
+                    PathBuf::from(DENO_IN_JAIL),
+                    PathBuf::from(RUNNER_IN_JAIL),
+                    seen,
+                )
             }
             None => (self.deno.clone(), self.runner_path.clone(), cache.0.clone()),
         };
@@ -128,7 +133,8 @@ impl Launcher {
             });
         }
         let mut child = cmd.spawn()?;
-        let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
         // Joining the group now keeps that cost out of the job's path for pooled processes.
         let cgroup = match (&self.cgroups, child.id()) {
             (Some(root), Some(pid)) => root
@@ -167,7 +173,10 @@ impl DenoProcess {
             Ok(Ok(Read::Frame(Frame::Ready))) => Ok(()),
             Ok(Ok(other)) => Err(format!("deno did not start its runner: {other:?}")),
             Ok(Err(e)) => Err(format!("reading from deno: {e}")),
-            Err(_) => Err(format!("deno was not ready within {} ms", within.as_millis())),
+            Err(_) => Err(format!(
+                "deno was not ready within {} ms",
+                within.as_millis()
+            )),
         }
     }
 

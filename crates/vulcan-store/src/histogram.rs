@@ -58,7 +58,10 @@ mod tests {
         for ms in [0u64, 1, 2, 3, 10, 99, 100, 1_000, 12_345, 3_600_000] {
             let bound = DurationHistogram::upper_bound(DurationHistogram::bucket_of(ms));
             assert!(bound + 1e-9 >= ms as f64, "{ms} above {bound}");
-            assert!((bound + 1.0) <= (ms as f64 + 1.0) * GROWTH + 1e-9, "{ms} far below {bound}");
+            assert!(
+                (bound + 1.0) <= (ms as f64 + 1.0) * GROWTH + 1e-9,
+                "{ms} far below {bound}"
+            );
         }
     }
 

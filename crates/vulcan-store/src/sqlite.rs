@@ -447,7 +447,11 @@ impl WorkloadStore for SqliteStore {
                 .map_err(io)?;
             let counts = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
                 })
                 .map_err(io)?;
             for row in counts {
@@ -458,7 +462,10 @@ impl WorkloadStore for SqliteStore {
                 *stats.by_isolation.entry(isolation).or_default() += n;
             }
             for status in WorkloadStatus::ALL {
-                stats.by_status.entry(status.as_str().to_owned()).or_default();
+                stats
+                    .by_status
+                    .entry(status.as_str().to_owned())
+                    .or_default();
             }
 
             let mut stmt = conn
@@ -512,9 +519,7 @@ impl WorkloadStore for SqliteStore {
                      WHERE node_id = ?1 AND status IN ('pending', 'running') ORDER BY id"
                 ))
                 .map_err(io)?;
-            let rows = stmt
-                .query_map([node_id], workload_from_row)
-                .map_err(io)?;
+            let rows = stmt.query_map([node_id], workload_from_row).map_err(io)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(io)
         })
         .await

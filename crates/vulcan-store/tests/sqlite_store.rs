@@ -70,8 +70,14 @@ async fn a_workload_round_trips_with_its_spec() {
     assert_eq!(got.status, WorkloadStatus::Pending);
     assert_eq!(got.isolation, Isolation::Isolate);
     assert_eq!(store.spec("01A").await.unwrap(), spec);
-    assert!(matches!(store.get("nope").await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.insert(&w, &spec).await, Err(StoreError::Duplicate(_))));
+    assert!(matches!(
+        store.get("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.insert(&w, &spec).await,
+        Err(StoreError::Duplicate(_))
+    ));
 }
 
 #[tokio::test]
@@ -80,18 +86,29 @@ async fn a_stale_update_cannot_overwrite_a_terminal_state() {
     let (w, spec) = workload("01B", Isolation::Isolate);
     store.insert(&w, &spec).await.unwrap();
     store.start("01B", OffsetDateTime::now_utc()).await.unwrap();
-    let killed = store.finish("01B", &done(WorkloadStatus::Killed, 5)).await.unwrap();
+    let killed = store
+        .finish("01B", &done(WorkloadStatus::Killed, 5))
+        .await
+        .unwrap();
     assert_eq!(killed.status, WorkloadStatus::Killed);
 
-    let late = store.finish("01B", &done(WorkloadStatus::Completed, 9)).await;
+    let late = store
+        .finish("01B", &done(WorkloadStatus::Completed, 9))
+        .await;
     match late {
         Err(StoreError::InvalidTransition(t)) => {
-            assert_eq!((t.from, t.to), (WorkloadStatus::Killed, WorkloadStatus::Completed))
+            assert_eq!(
+                (t.from, t.to),
+                (WorkloadStatus::Killed, WorkloadStatus::Completed)
+            )
         }
         other => panic!("expected refusal, got {other:?}"),
     }
     assert!(store.start("01B", OffsetDateTime::now_utc()).await.is_err());
-    assert_eq!(store.get("01B").await.unwrap().status, WorkloadStatus::Killed);
+    assert_eq!(
+        store.get("01B").await.unwrap().status,
+        WorkloadStatus::Killed
+    );
 }
 
 #[tokio::test]
@@ -99,25 +116,48 @@ async fn pending_can_fail_directly_but_cannot_complete() {
     let (_dir, store) = open();
     let (w, spec) = workload("01C", Isolation::Isolate);
     store.insert(&w, &spec).await.unwrap();
-    assert!(store.finish("01C", &done(WorkloadStatus::Completed, 1)).await.is_err());
-    let failed = store.finish("01C", &done(WorkloadStatus::Failed, 1)).await.unwrap();
+    assert!(store
+        .finish("01C", &done(WorkloadStatus::Completed, 1))
+        .await
+        .is_err());
+    let failed = store
+        .finish("01C", &done(WorkloadStatus::Failed, 1))
+        .await
+        .unwrap();
     assert_eq!(failed.status, WorkloadStatus::Failed);
-    assert_eq!(failed.duration_ms, None, "a workload that never ran has no duration");
+    assert_eq!(
+        failed.duration_ms, None,
+        "a workload that never ran has no duration"
+    );
 }
 
 #[tokio::test]
 async fn list_filters_pages_and_counts_from_the_counters() {
     let (_dir, store) = open();
     for i in 0..7 {
-        let iso = if i % 2 == 0 { Isolation::Isolate } else { Isolation::Gvisor };
+        let iso = if i % 2 == 0 {
+            Isolation::Isolate
+        } else {
+            Isolation::Gvisor
+        };
         let (w, spec) = workload(&format!("01D{i}"), iso);
         store.insert(&w, &spec).await.unwrap();
     }
-    store.start("01D0", OffsetDateTime::now_utc()).await.unwrap();
-    store.finish("01D0", &done(WorkloadStatus::Completed, 10)).await.unwrap();
+    store
+        .start("01D0", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    store
+        .finish("01D0", &done(WorkloadStatus::Completed, 10))
+        .await
+        .unwrap();
 
     let page = store
-        .list(&ListFilter { limit: 3, offset: 0, ..Default::default() })
+        .list(&ListFilter {
+            limit: 3,
+            offset: 0,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page.total, 7);
@@ -157,11 +197,23 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored() {
         created_at: OffsetDateTime::now_utc(),
     };
     store
-        .append_logs("01E", &[line(1, LogStream::Backend, "boot"), line(2, LogStream::Stdout, "hi")])
+        .append_logs(
+            "01E",
+            &[
+                line(1, LogStream::Backend, "boot"),
+                line(2, LogStream::Stdout, "hi"),
+            ],
+        )
         .await
         .unwrap();
     store
-        .append_logs("01E", &[line(2, LogStream::Stdout, "dup"), line(3, LogStream::Stderr, "oops")])
+        .append_logs(
+            "01E",
+            &[
+                line(2, LogStream::Stdout, "dup"),
+                line(3, LogStream::Stderr, "oops"),
+            ],
+        )
         .await
         .unwrap();
     let all = store.logs("01E", None).await.unwrap();
@@ -169,7 +221,10 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored() {
     assert_eq!(texts, ["boot", "hi", "oops"]);
     let stdout = store.logs("01E", Some(LogStream::Stdout)).await.unwrap();
     assert_eq!(stdout.len(), 1);
-    assert!(matches!(store.logs("zzz", None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.logs("zzz", None).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -182,7 +237,10 @@ async fn reopening_keeps_data_and_the_schema_version() {
         store.insert(&w, &spec).await.unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), SqliteStore::latest_schema_version());
+    assert_eq!(
+        store.schema_version().unwrap(),
+        SqliteStore::latest_schema_version()
+    );
     assert_eq!(store.unfinished("node-a").await.unwrap().len(), 1);
     assert!(store.unfinished("node-b").await.unwrap().is_empty());
 }

@@ -128,13 +128,22 @@ impl ServeArgs {
         }
         let exe_dirs = std::env::current_exe()
             .ok()
-            .map(|exe| exe.ancestors().skip(1).map(PathBuf::from).collect::<Vec<_>>())
+            .map(|exe| {
+                exe.ancestors()
+                    .skip(1)
+                    .map(PathBuf::from)
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         let near = std::iter::once(PathBuf::from("."))
             .chain(exe_dirs)
             .map(|dir| dir.join(DENO_IN_TOOLS));
         let on_path = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).map(|d| d.join("deno")).collect::<Vec<_>>())
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("deno"))
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         near.chain(on_path).find(|p| p.is_file())
     }

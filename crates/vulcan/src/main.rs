@@ -6,7 +6,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "vulcan", version, about = "Run untrusted code on your own hardware: V8 isolates, gVisor sandboxes and microVMs behind one API.")]
+#[command(
+    name = "vulcan",
+    version,
+    about = "Run untrusted code on your own hardware: V8 isolates, gVisor sandboxes and microVMs behind one API."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -32,7 +32,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         eprintln!("vulcan: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vulcan: cannot start the async runtime: {e}");
@@ -90,10 +93,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
 
-    let engine = Engine::new(engine_config(&args), Arc::new(store), registry, Metrics::new());
-    let (failed, rerun) = engine.recover().await.map_err(|e| format!("recovery failed: {e}"))?;
+    let engine = Engine::new(
+        engine_config(&args),
+        Arc::new(store),
+        registry,
+        Metrics::new(),
+    );
+    let (failed, rerun) = engine
+        .recover()
+        .await
+        .map_err(|e| format!("recovery failed: {e}"))?;
     if failed + rerun > 0 {
-        tracing::info!(failed, rerun, "recovered workloads left unfinished by the last run");
+        tracing::info!(
+            failed,
+            rerun,
+            "recovered workloads left unfinished by the last run"
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(args.listen_addr)
@@ -116,6 +131,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let engine_stopped = tokio::spawn(async move { stopping.shutdown(grace).await });
         let _ = stopped_tx.send(engine_stopped);
     };
+    use axum::serve::ListenerExt;
+    // Small JSON answers must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

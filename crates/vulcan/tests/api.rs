@@ -18,10 +18,23 @@ fn a_sync_workload_completes_with_every_documented_field() {
     assert_eq!(w["runtime"], "node");
     assert_eq!(w["id"].as_str().unwrap().len(), 26, "a ULID");
     assert_eq!(w["input_hash"].as_str().unwrap().len(), 64);
-    for field in ["node_id", "created_at", "started_at", "finished_at", "duration_ms"] {
+    for field in [
+        "node_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+    ] {
         assert!(!w[field].is_null(), "{field} missing in {w}");
     }
-    assert_eq!((w["cpu_limit"].as_u64(), w["mem_limit"].as_u64(), w["timeout_s"].as_u64()), (Some(1), Some(128), Some(30)));
+    assert_eq!(
+        (
+            w["cpu_limit"].as_u64(),
+            w["mem_limit"].as_u64(),
+            w["timeout_s"].as_u64()
+        ),
+        (Some(1), Some(128), Some(30))
+    );
     for field in ["exit_code", "error"] {
         assert!(w.get(field).is_some(), "{field} absent in {w}");
     }
@@ -48,29 +61,81 @@ fn bad_input_gets_a_clear_4xx() {
         ("{not json", 400, "invalid JSON"),
         ("", 400, "empty"),
         (r#"{"code":"1"}"#, 400, "\"runtime\" is required"),
-        (r#"{"runtime":"ruby","code":"1"}"#, 400, "unknown runtime \"ruby\""),
-        (r#"{"runtime":"node","isolation":"docker","code":"1"}"#, 400, "unknown isolation \"docker\""),
-        (r#"{"runtime":"node","code":"1","code_archive":"H4sI"}"#, 400, "not both"),
-        (r#"{"runtime":"python","code_archive":"!!!"}"#, 400, "not valid base64"),
-        (r#"{"runtime":"node","code":"1","resources":{"mem_mb":999999}}"#, 400, "resources.mem_mb"),
-        (r#"{"runtime":"node","code":"1","resources":{"timeout_s":0}}"#, 400, "resources.timeout_s"),
-        (r#"{"runtime":"node","code":"1","resources":{"cpus":-1}}"#, 400, "invalid JSON"),
-        (r#"{"runtime":"node","code":"1","timeout":5}"#, 400, "unknown field `timeout`"),
+        (
+            r#"{"runtime":"ruby","code":"1"}"#,
+            400,
+            "unknown runtime \"ruby\"",
+        ),
+        (
+            r#"{"runtime":"node","isolation":"docker","code":"1"}"#,
+            400,
+            "unknown isolation \"docker\"",
+        ),
+        (
+            r#"{"runtime":"node","code":"1","code_archive":"H4sI"}"#,
+            400,
+            "not both",
+        ),
+        (
+            r#"{"runtime":"python","code_archive":"!!!"}"#,
+            400,
+            "not valid base64",
+        ),
+        (
+            r#"{"runtime":"node","code":"1","resources":{"mem_mb":999999}}"#,
+            400,
+            "resources.mem_mb",
+        ),
+        (
+            r#"{"runtime":"node","code":"1","resources":{"timeout_s":0}}"#,
+            400,
+            "resources.timeout_s",
+        ),
+        (
+            r#"{"runtime":"node","code":"1","resources":{"cpus":-1}}"#,
+            400,
+            "invalid JSON",
+        ),
+        (
+            r#"{"runtime":"node","code":"1","timeout":5}"#,
+            400,
+            "unknown field `timeout`",
+        ),
         (r#"{"runtime":"oci"}"#, 400, "needs \"image\""),
-        (r#"{"runtime":"node","isolation":"isolate","code":"1","image":"x"}"#, 400, "only for runtime oci"),
-        (r#"{"runtime":"python","isolation":"isolate","code":"print(1)"}"#, 400, "cannot run runtime python"),
-        (r#"{"runtime":"python","isolation":"microvm","code":"print(1)"}"#, 422, "microvm is not configured"),
+        (
+            r#"{"runtime":"node","isolation":"isolate","code":"1","image":"x"}"#,
+            400,
+            "only for runtime oci",
+        ),
+        (
+            r#"{"runtime":"python","isolation":"isolate","code":"print(1)"}"#,
+            400,
+            "cannot run runtime python",
+        ),
+        (
+            r#"{"runtime":"python","isolation":"microvm","code":"print(1)"}"#,
+            422,
+            "microvm is not configured",
+        ),
     ];
     for (body, want, says) in cases {
         let (status, err) = server.post_raw("/v1/workloads", body);
         assert_eq!(status, want, "{body} -> {err}");
-        let message = err["error"].as_str().unwrap_or_else(|| panic!("no error field: {err}"));
-        assert!(message.contains(says), "{body}: {message:?} should mention {says:?}");
+        let message = err["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {err}"));
+        assert!(
+            message.contains(says),
+            "{body}: {message:?} should mention {says:?}"
+        );
     }
     let big = json!({"runtime": "node", "code": "x".repeat(8000)});
     let (status, err) = server.post("/v1/workloads", &big);
     assert_eq!(status, 413, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("over the limit of 4096 bytes"));
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit of 4096 bytes"));
 
     let (status, err) = server.get("/v1/workloads/01NOPE");
     assert_eq!(status, 404);
@@ -78,7 +143,14 @@ fn bad_input_gets_a_clear_4xx() {
     assert_eq!(server.delete("/v1/workloads/01NOPE").0, 404);
     assert_eq!(server.get("/v1/workloads/01NOPE/logs/history").0, 404);
     assert_eq!(server.get("/v1/nowhere").0, 404);
-    for query in ["limit=0", "limit=101", "limit=x", "offset=-1", "status=done", "isolation=docker"] {
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "offset=-1",
+        "status=done",
+        "isolation=docker",
+    ] {
         let (status, err) = server.get(&format!("/v1/workloads?{query}"));
         assert_eq!(status, 400, "{query}: {err}");
         assert!(err["error"].is_string());
@@ -90,7 +162,8 @@ fn bad_input_gets_a_clear_4xx() {
 #[test]
 fn kill_stops_a_running_workload_and_a_finished_one_answers_409() {
     let server = Server::start(&[]);
-    let id = server.submit(json!({"runtime": "node", "code": "console.log('spinning'); while (true) {}"}));
+    let id = server
+        .submit(json!({"runtime": "node", "code": "console.log('spinning'); while (true) {}"}));
     let mut sse = server.sse(&format!("/v1/workloads/{id}/logs"));
     let first = sse.next_event().expect("a log event");
     assert!(first.data.contains("spinning"), "{first:?}");
@@ -103,19 +176,33 @@ fn kill_stops_a_running_workload_and_a_finished_one_answers_409() {
 
     let (status, err) = server.delete(&format!("/v1/workloads/{id}"));
     assert_eq!(status, 409);
-    assert!(err["error"].as_str().unwrap().contains("already ended: it is killed"), "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("already ended: it is killed"),
+        "{err}"
+    );
     let finished = server.run(sum_workload(1, 1));
-    let (status, _) = server.delete(&format!("/v1/workloads/{}", finished["id"].as_str().unwrap()));
+    let (status, _) = server.delete(&format!(
+        "/v1/workloads/{}",
+        finished["id"].as_str().unwrap()
+    ));
     assert_eq!(status, 409);
 }
 
 #[test]
 fn a_pending_workload_can_be_killed_before_it_starts() {
     let server = Server::start(&[("VULCAN_ISOLATE_CONCURRENCY", "1")]);
-    let busy = server.submit(json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 20}}));
+    let busy = server.submit(
+        json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 20}}),
+    );
     let queued = server.submit(sum_workload(1, 2));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(server.get(&format!("/v1/workloads/{queued}")).1["status"], "pending");
+    assert_eq!(
+        server.get(&format!("/v1/workloads/{queued}")).1["status"],
+        "pending"
+    );
     let (status, killed) = server.delete(&format!("/v1/workloads/{queued}"));
     assert_eq!(status, 200, "{killed}");
     assert_eq!(killed["status"], "killed");
@@ -126,11 +213,15 @@ fn a_pending_workload_can_be_killed_before_it_starts() {
 #[test]
 fn a_timed_out_workload_is_stopped_and_failed_with_the_reason() {
     let server = Server::start(&[]);
-    let w = server.run(json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 1}}));
+    let w = server
+        .run(json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 1}}));
     assert_eq!(w["status"], "failed");
     assert_eq!(w["error"], "timed out after 1 s");
     let ms = w["duration_ms"].as_u64().unwrap();
-    assert!((1000..3000).contains(&ms), "stopped near its timeout: {ms} ms");
+    assert!(
+        (1000..3000).contains(&ms),
+        "stopped near its timeout: {ms} ms"
+    );
     // The server is fine and runs the next one.
     assert_eq!(server.run(sum_workload(2, 2))["output"], "{\"sum\":4}");
 }
@@ -140,15 +231,36 @@ fn list_pages_newest_first_and_filters_by_status_and_isolation() {
     let server = Server::start(&[]);
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(server.run(sum_workload(i, i))["id"].as_str().unwrap().to_owned());
+        ids.push(
+            server.run(sum_workload(i, i))["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     server.run(json!({"runtime": "node", "code": "throw new Error('no')"}));
     let (status, page) = server.get("/v1/workloads");
     assert_eq!(status, 200);
-    assert_eq!((page["total"].as_u64(), page["limit"].as_u64(), page["offset"].as_u64()), (Some(6), Some(20), Some(0)));
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["limit"].as_u64(),
+            page["offset"].as_u64()
+        ),
+        (Some(6), Some(20), Some(0))
+    );
     let (_, page) = server.get("/v1/workloads?limit=2&offset=1&status=completed&isolation=isolate");
-    let got: Vec<_> = page["workloads"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(got, [ids[3].clone(), ids[2].clone()], "newest first, after skipping one");
+    let got: Vec<_> = page["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        got,
+        [ids[3].clone(), ids[2].clone()],
+        "newest first, after skipping one"
+    );
     assert_eq!(page["total"], 5);
     let (_, failed) = server.get("/v1/workloads?status=failed");
     assert_eq!(failed["total"], 1);
@@ -170,7 +282,10 @@ fn stats_backends_health_and_metrics_report_what_happened() {
     assert_eq!(stats["by_isolation"]["isolate"], 3);
     let isolate = &stats["backends"]["isolate"];
     assert_eq!(isolate["finished"], 3);
-    assert!(isolate["p95_duration_ms"].as_f64().unwrap() >= isolate["p50_duration_ms"].as_f64().unwrap());
+    assert!(
+        isolate["p95_duration_ms"].as_f64().unwrap()
+            >= isolate["p50_duration_ms"].as_f64().unwrap()
+    );
     assert!(stats["avg_duration_ms"].as_f64().unwrap() > 0.0);
 
     let (_, backends) = server.get("/v1/backends");
@@ -178,17 +293,35 @@ fn stats_backends_health_and_metrics_report_what_happened() {
     assert_eq!(isolate["name"], "isolate");
     assert_eq!(isolate["available"], true);
     assert!(isolate["reason"].is_null());
-    assert_eq!(isolate["capabilities"]["supported_runtimes"], json!(["node", "wasm"]));
-    assert_eq!(isolate["capabilities"]["supported_isolations"], json!(["isolate"]));
+    assert_eq!(
+        isolate["capabilities"]["supported_runtimes"],
+        json!(["node", "wasm"])
+    );
+    assert_eq!(
+        isolate["capabilities"]["supported_isolations"],
+        json!(["isolate"])
+    );
     assert!(isolate["capabilities"]["max_concurrency"].as_u64().unwrap() >= 1);
 
     let (status, health) = server.get("/healthz");
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
 
-    let metrics = ureq::get(&server.url("/metrics")).call().unwrap().into_string().unwrap();
-    assert!(metrics.contains("vulcan_workloads_finished_total{backend=\"isolate\",status=\"completed\"} 2"), "{metrics}");
-    assert!(metrics.contains("vulcan_workloads_finished_total{backend=\"isolate\",status=\"failed\"} 1"));
-    assert!(metrics.contains("vulcan_http_requests_total{method=\"POST\",route=\"/v1/workloads\",status=\"200\"} 3"));
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "vulcan_workloads_finished_total{backend=\"isolate\",status=\"completed\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics
+        .contains("vulcan_workloads_finished_total{backend=\"isolate\",status=\"failed\"} 1"));
+    assert!(metrics.contains(
+        "vulcan_http_requests_total{method=\"POST\",route=\"/v1/workloads\",status=\"200\"} 3"
+    ));
     assert!(metrics.contains("vulcan_workload_duration_seconds_count{backend=\"isolate\"} 3"));
     assert!(metrics.contains("vulcan_workloads_running{backend=\"isolate\"} 0"));
 }
@@ -198,8 +331,20 @@ fn an_unavailable_backend_is_listed_with_its_reason_and_the_server_still_starts(
     let server = Server::start(&[("VULCAN_DENO_BIN", "/nonexistent/deno")]);
     let (_, backends) = server.get("/v1/backends");
     assert_eq!(backends[0]["available"], false);
-    assert!(backends[0]["reason"].as_str().unwrap().contains("/nonexistent/deno"), "{backends}");
+    assert!(
+        backends[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/deno"),
+        "{backends}"
+    );
     let (status, err) = server.post("/v1/workloads", &sum_workload(1, 2));
     assert_eq!(status, 422);
-    assert!(err["error"].as_str().unwrap().contains("isolate is not available here"), "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("isolate is not available here"),
+        "{err}"
+    );
 }

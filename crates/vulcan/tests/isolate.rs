@@ -16,7 +16,14 @@ fn node(code: &str) -> Value {
 fn the_sum_function_returns_its_json() {
     let server = Server::start(&[]);
     let w = server.run(sum_workload(1, 2));
-    assert_eq!((w["status"].as_str(), w["output"].as_str(), w["isolation"].as_str()), (Some("completed"), Some("{\"sum\":3}"), Some("isolate")));
+    assert_eq!(
+        (
+            w["status"].as_str(),
+            w["output"].as_str(),
+            w["isolation"].as_str()
+        ),
+        (Some("completed"), Some("{\"sum\":3}"), Some("isolate"))
+    );
 }
 
 #[test]
@@ -43,29 +50,58 @@ fn console_lines_stream_live_over_sse_and_stay_in_the_history() {
     let first = sse.next_event().expect("an event");
     assert_eq!(first.event, "log");
     let line: Value = serde_json::from_str(&first.data).unwrap();
-    assert_eq!((line["line"].as_str(), line["stream"].as_str(), line["seq"].as_u64()), (Some("first"), Some("stdout"), Some(1)));
+    assert_eq!(
+        (
+            line["line"].as_str(),
+            line["stream"].as_str(),
+            line["seq"].as_u64()
+        ),
+        (Some("first"), Some("stdout"), Some(1))
+    );
     let (status, w) = server.get(&format!("/v1/workloads/{id}"));
-    assert_eq!((status, w["status"].as_str()), (200, Some("running")), "the line arrived while it ran");
+    assert_eq!(
+        (status, w["status"].as_str()),
+        (200, Some("running")),
+        "the line arrived while it ran"
+    );
     let (rest, done) = sse.collect();
     assert_eq!(rest, ["second"]);
     assert_eq!(done["status"], "completed");
 
     let (_, history) = server.get(&format!("/v1/workloads/{id}/logs/history"));
     assert_eq!(history["workload_id"], id);
-    let lines: Vec<_> = history["lines"].as_array().unwrap().iter().map(|l| (l["seq"].as_u64().unwrap(), l["line"].as_str().unwrap().to_owned())).collect();
+    let lines: Vec<_> = history["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["seq"].as_u64().unwrap(),
+                l["line"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
     assert_eq!(lines, [(1, "first".to_owned()), (2, "second".to_owned())]);
     assert!(history["lines"][0]["created_at"].is_string());
     let (_, stderr_only) = server.get(&format!("/v1/workloads/{id}/logs/history?stream=stderr"));
     assert_eq!(stderr_only["lines"].as_array().unwrap().len(), 1);
     // A finished workload's stream replays its lines, then done.
     let (replayed, done) = server.sse(&format!("/v1/workloads/{id}/logs")).collect();
-    assert_eq!((replayed, done["status"].as_str()), (vec!["first".to_owned(), "second".to_owned()], Some("completed")));
+    assert_eq!(
+        (replayed, done["status"].as_str()),
+        (
+            vec!["first".to_owned(), "second".to_owned()],
+            Some("completed")
+        )
+    );
 }
 
 #[test]
 fn a_thrown_error_fails_the_workload_with_message_and_stack() {
     let server = Server::start(&[]);
-    let w = server.run(node("function inner() { throw new RangeError('bad range'); }\nexport default () => inner();"));
+    let w = server.run(node(
+        "function inner() { throw new RangeError('bad range'); }\nexport default () => inner();",
+    ));
     assert_eq!(w["status"], "failed");
     let error = w["error"].as_str().unwrap();
     assert!(error.starts_with("RangeError: bad range"), "{error}");
@@ -82,10 +118,21 @@ fn wasm_modules_run_with_the_documented_calling_convention() {
     ];
     let code = base64::engine::general_purpose::STANDARD.encode(wasm);
     let server = Server::start(&[]);
-    let w = server.run(json!({"runtime": "wasm", "code": code, "input": {"fn": "add", "args": [40, 2]}}));
-    assert_eq!((w["status"].as_str(), w["output"].as_str()), (Some("completed"), Some("42")), "{w}");
+    let w = server
+        .run(json!({"runtime": "wasm", "code": code, "input": {"fn": "add", "args": [40, 2]}}));
+    assert_eq!(
+        (w["status"].as_str(), w["output"].as_str()),
+        (Some("completed"), Some("42")),
+        "{w}"
+    );
     let missing = server.run(json!({"runtime": "wasm", "code": code, "input": {"fn": "nope"}}));
-    assert!(missing["error"].as_str().unwrap().contains("its functions are: add"), "{missing}");
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("its functions are: add"),
+        "{missing}"
+    );
 }
 
 /// Each hostile workload must fail with a reason that names what was refused.
@@ -93,24 +140,77 @@ fn wasm_modules_run_with_the_documented_calling_convention() {
 fn hostile_code_is_contained_and_reported_while_the_server_stays_healthy() {
     let server = Server::start(&[("VULCAN_MAX_OUTPUT_BYTES", "100000")]);
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("infinite loop", json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 1}}), "timed out after 1 s"),
-        ("heap bomb", node("const a = []; while (true) a.push(new Array(1e6).fill(1));"), "memory limit exceeded"),
-        ("buffer bomb", node("const a = []; while (true) a.push(new Uint8Array(1e7).fill(1));"), "memory limit exceeded"),
-        ("read /etc/passwd", node("export default () => Deno.readTextFileSync('/etc/passwd')"), "Requires read access"),
-        ("import a host file", node("export default async () => (await import('file:///etc/passwd'))"), "read access"),
-        ("fetch", node("export default async () => (await fetch('http://127.0.0.1:8080/')).status"), "Requires net access"),
-        ("environment", node("export default () => Deno.env.get('HOME')"), "Requires env access"),
-        ("Deno.run", node("export default () => Deno.run({cmd: ['/bin/deno', '--version']})"), "Requires run access"),
-        ("Deno.Command", node("export default () => new Deno.Command('/bin/deno').outputSync()"), "Requires run access"),
-        ("output over the limit", node("export default () => 'x'.repeat(200000)"), "over the limit of 100000 bytes"),
+        (
+            "infinite loop",
+            json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 1}}),
+            "timed out after 1 s",
+        ),
+        (
+            "heap bomb",
+            node("const a = []; while (true) a.push(new Array(1e6).fill(1));"),
+            "memory limit exceeded",
+        ),
+        (
+            "buffer bomb",
+            node("const a = []; while (true) a.push(new Uint8Array(1e7).fill(1));"),
+            "memory limit exceeded",
+        ),
+        (
+            "read /etc/passwd",
+            node("export default () => Deno.readTextFileSync('/etc/passwd')"),
+            "Requires read access",
+        ),
+        (
+            "import a host file",
+            node("export default async () => (await import('file:///etc/passwd'))"),
+            "read access",
+        ),
+        (
+            "fetch",
+            node("export default async () => (await fetch('http://127.0.0.1:8080/')).status"),
+            "Requires net access",
+        ),
+        (
+            "environment",
+            node("export default () => Deno.env.get('HOME')"),
+            "Requires env access",
+        ),
+        (
+            "Deno.run",
+            node("export default () => Deno.run({cmd: ['/bin/deno', '--version']})"),
+            "Requires run access",
+        ),
+        (
+            "Deno.Command",
+            node("export default () => new Deno.Command('/bin/deno').outputSync()"),
+            "Requires run access",
+        ),
+        (
+            "output over the limit",
+            node("export default () => 'x'.repeat(200000)"),
+            "over the limit of 100000 bytes",
+        ),
     ];
     for (name, body, says) in cases {
         let w = server.run(body);
         assert_eq!(w["status"], "failed", "{name}: {w}");
         let error = w["error"].as_str().unwrap_or_default();
-        assert!(error.contains(says), "{name}: {error:?} should mention {says:?}");
-        assert!(!w["output"].as_str().unwrap_or_default().contains("root:x:0"), "{name} leaked /etc/passwd");
-        assert_eq!(server.run(sum_workload(1, 2))["output"], "{\"sum\":3}", "after {name}");
+        assert!(
+            error.contains(says),
+            "{name}: {error:?} should mention {says:?}"
+        );
+        assert!(
+            !w["output"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("root:x:0"),
+            "{name} leaked /etc/passwd"
+        );
+        assert_eq!(
+            server.run(sum_workload(1, 2))["output"],
+            "{\"sum\":3}",
+            "after {name}"
+        );
     }
     assert_eq!(server.get("/healthz").1["status"], "ok");
 }
@@ -119,16 +219,32 @@ fn hostile_code_is_contained_and_reported_while_the_server_stays_healthy() {
 fn a_million_line_log_flood_is_truncated_with_a_marker() {
     let server = Server::start(&[("VULCAN_MAX_LOG_LINES", "1000")]);
     let started = Instant::now();
-    let w = server.run(node("for (let i = 0; i < 1000000; i++) console.log('line ' + i); export default () => 'done';"));
-    assert_eq!((w["status"].as_str(), w["output"].as_str()), (Some("completed"), Some("\"done\"")), "{w}");
+    let w = server.run(node(
+        "for (let i = 0; i < 1000000; i++) console.log('line ' + i); export default () => 'done';",
+    ));
+    assert_eq!(
+        (w["status"].as_str(), w["output"].as_str()),
+        (Some("completed"), Some("\"done\"")),
+        "{w}"
+    );
     let id = w["id"].as_str().unwrap();
     let (_, history) = server.get(&format!("/v1/workloads/{id}/logs/history"));
     let lines = history["lines"].as_array().unwrap();
-    assert_eq!(lines.len(), 1002, "1000 lines, the truncation marker and the dropped count");
+    assert_eq!(
+        lines.len(),
+        1002,
+        "1000 lines, the truncation marker and the dropped count"
+    );
     assert_eq!(lines[999]["line"], "line 999");
-    assert!(lines[1000]["line"].as_str().unwrap().contains("log truncated"));
+    assert!(lines[1000]["line"]
+        .as_str()
+        .unwrap()
+        .contains("log truncated"));
     assert_eq!(lines[1000]["stream"], "backend");
-    assert!(lines[1001]["line"].as_str().unwrap().contains("999000 log lines were dropped"));
+    assert!(lines[1001]["line"]
+        .as_str()
+        .unwrap()
+        .contains("999000 log lines were dropped"));
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
@@ -149,7 +265,10 @@ fn fifty_concurrent_workloads_complete_with_their_own_outputs() {
         assert_eq!(w["status"], "completed", "{w}");
         let out: Value = serde_json::from_str(w["output"].as_str().unwrap()).unwrap();
         assert_eq!(out, json!({"n": i, "sq": i * i}));
-        let (_, history) = server.get(&format!("/v1/workloads/{}/logs/history", w["id"].as_str().unwrap()));
+        let (_, history) = server.get(&format!(
+            "/v1/workloads/{}/logs/history",
+            w["id"].as_str().unwrap()
+        ));
         assert_eq!(history["lines"][0]["line"], format!("n={i}"));
     }
 }
@@ -160,6 +279,8 @@ fn the_pool_can_be_disabled_and_cold_starts_still_work() {
     let (_, backends) = server.get("/v1/backends");
     assert_eq!(backends[0]["details"]["warm_pool"]["size"], 0);
     assert_eq!(server.run(sum_workload(5, 5))["output"], "{\"sum\":10}");
-    let big_heap = server.run(json!({"runtime": "node", "code": "export default () => 1", "resources": {"mem_mb": 256}}));
+    let big_heap = server.run(
+        json!({"runtime": "node", "code": "export default () => 1", "resources": {"mem_mb": 256}}),
+    );
     assert_eq!(big_heap["output"], "1");
 }

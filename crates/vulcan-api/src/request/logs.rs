@@ -111,7 +111,9 @@ async fn feed(engine: Engine, id: String, filter: Option<LogStream>, tx: mpsc::S
         }
     }
     let data = match engine.store().get(&id).await {
-        Ok(w) => serde_json::json!({ "status": w.status, "exit_code": w.exit_code, "error": w.error }),
+        Ok(w) => {
+            serde_json::json!({ "status": w.status, "exit_code": w.exit_code, "error": w.error })
+        }
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
     let _ = feed

@@ -15,7 +15,10 @@ pub async fn show(State(state): State<AppState>) -> Result<Json<Stats>, ApiError
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.engine.metrics().render(),
     )
 }

@@ -159,11 +159,8 @@ pub async fn list(
         "status",
         "use pending, running, completed, failed or killed",
     )?;
-    let isolation = parse_param::<Isolation>(
-        &params,
-        "isolation",
-        "use isolate, gvisor or microvm",
-    )?;
+    let isolation =
+        parse_param::<Isolation>(&params, "isolation", "use isolate, gvisor or microvm")?;
     let filter = vulcan_domain::ListFilter {
         status,
         isolation,

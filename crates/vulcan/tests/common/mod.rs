@@ -117,7 +117,11 @@ impl Server {
             if ["completed", "failed", "killed"].contains(&w["status"].as_str().unwrap_or("")) {
                 return w;
             }
-            assert!(Instant::now() < deadline, "workload {id} still {} after {within:?}", w["status"]);
+            assert!(
+                Instant::now() < deadline,
+                "workload {id} still {} after {within:?}",
+                w["status"]
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }

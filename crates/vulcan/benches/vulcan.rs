@@ -1,0 +1,275 @@
+//! `cargo bench -p vulcan`: figures for the core API and the isolate backend, measured
+//! against the real release binary on loopback. Prints one table; nothing is asserted.
+//!
+//! - isolate warm: sequential `POST /v1/workloads` of the sum function (pool on), and
+//!   throughput with two clients;
+//! - isolate cold (pool off) next to a bare `deno run` of the same function;
+//! - API overhead: `POST /v1/workloads/async` + `GET /v1/workloads/{id}`;
+//! - `GET /v1/workloads` and `GET /v1/stats` with 100,000 stored workloads.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{sum_workload, Server};
+use time::OffsetDateTime;
+use vulcan_domain::{
+    Isolation, Resources, Runtime, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
+};
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+struct Figures {
+    name: String,
+    samples: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Figures {
+    fn print(mut self) {
+        self.samples.sort();
+        let n = self.samples.len();
+        println!(
+            "{:<46} n={:<6} p50={:>8.2} ms  p95={:>8.2} ms  p99={:>8.2} ms  {:>8.1} /s",
+            self.name,
+            n,
+            percentile(&self.samples, 0.50),
+            percentile(&self.samples, 0.95),
+            percentile(&self.samples, 0.99),
+            n as f64 / self.wall.as_secs_f64()
+        );
+    }
+}
+
+/// Runs `f` `n` times on each of `clients` threads.
+fn measure(name: &str, n: usize, clients: usize, f: impl Fn() + Sync) -> Figures {
+    measure_paced(name, n, clients, Duration::ZERO, f)
+}
+
+/// Like [`measure`], pausing `pause` (not measured) between calls.
+fn measure_paced(
+    name: &str,
+    n: usize,
+    clients: usize,
+    pause: Duration,
+    f: impl Fn() + Sync,
+) -> Figures {
+    let started = Instant::now();
+    let samples = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..n)
+                        .map(|_| {
+                            std::thread::sleep(pause);
+                            let t = Instant::now();
+                            f();
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    Figures {
+        name: name.into(),
+        samples,
+        wall: started.elapsed(),
+    }
+}
+
+fn sum_ok(server: &Server) {
+    let w = server.run(sum_workload(1, 2));
+    assert_eq!(w["output"], "{\"sum\":3}", "{w}");
+}
+
+fn isolate(n: usize) {
+    let server = Server::start(&[("VULCAN_ISOLATE_POOL_SIZE", "4")]);
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..20 {
+        sum_ok(&server);
+    }
+    // Leave the pool time to refill between requests, as a steady trickle of traffic would.
+    measure_paced(
+        "isolate warm: POST /v1/workloads (sum)",
+        n,
+        1,
+        Duration::from_millis(30),
+        || sum_ok(&server),
+    )
+    .print();
+    measure("isolate warm: 2 clients back to back", n, 2, || {
+        sum_ok(&server)
+    })
+    .print();
+}
+
+fn cold(n: usize) {
+    let server = Server::start(&[("VULCAN_ISOLATE_POOL_SIZE", "0")]);
+    for _ in 0..5 {
+        sum_ok(&server);
+    }
+    let vulcan = measure("isolate cold (pool 0): POST /v1/workloads", n, 1, || {
+        sum_ok(&server)
+    });
+
+    let deno = server.get("/v1/backends").1[0]["details"]["deno_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("sum.js");
+    std::fs::write(
+        &script,
+        "const f = (i) => ({sum: i.a + i.b});\nconsole.log(JSON.stringify(f({a: 1, b: 2})));\n",
+    )
+    .unwrap();
+    let bare = measure("bare `deno run` of the same function", n, 1, || {
+        let out = std::process::Command::new(&deno)
+            .args([
+                "run",
+                "--quiet",
+                "--no-prompt",
+                "--no-remote",
+                "--no-npm",
+                "--no-config",
+                "--no-lock",
+            ])
+            .arg(&script)
+            .env("DENO_DIR", dir.path().join("cache"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{\"sum\":3}");
+    });
+    let (mut v, mut b) = (vulcan.samples.clone(), bare.samples.clone());
+    v.sort();
+    b.sort();
+    let overhead = (percentile(&v, 0.5) / percentile(&b, 0.5) - 1.0) * 100.0;
+    vulcan.print();
+    bare.print();
+    println!(
+        "{:<46} {overhead:+.1}% at p50",
+        "cold overhead over bare deno run"
+    );
+}
+
+fn seed(dir: &std::path::Path, n: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = vulcan_store::SqliteStore::open(dir.join("vulcan.db")).unwrap();
+    rt.block_on(async {
+        for i in 0..n {
+            let id = ulid::Ulid::new().to_string();
+            let isolation = [Isolation::Isolate, Isolation::Gvisor, Isolation::Microvm][i % 3];
+            let now = OffsetDateTime::now_utc();
+            let spec = WorkloadSpec {
+                id: id.clone(),
+                runtime: Runtime::Node,
+                isolation,
+                code: Some("1".into()),
+                code_archive: None,
+                image: None,
+                command: None,
+                input: serde_json::Value::Null,
+                env: Default::default(),
+                resources: Resources::default(),
+            };
+            let w = Workload {
+                id: id.clone(),
+                status: WorkloadStatus::Pending,
+                isolation,
+                requested_isolation: Isolation::Auto,
+                runtime: Runtime::Node,
+                node_id: "bench".into(),
+                input_hash: "x".into(),
+                output: None,
+                exit_code: None,
+                error: None,
+                cpu_limit: 1,
+                mem_limit: 128,
+                timeout_s: 30,
+                duration_ms: None,
+                created_at: now,
+                started_at: None,
+                finished_at: None,
+            };
+            store.insert(&w, &spec).await.unwrap();
+            store.start(&id, now).await.unwrap();
+            let status = if i % 10 == 0 {
+                WorkloadStatus::Failed
+            } else {
+                WorkloadStatus::Completed
+            };
+            let update = TerminalUpdate {
+                status,
+                output: Some("3".into()),
+                exit_code: Some(0),
+                error: None,
+                finished_at: now,
+                duration_ms: (i % 500) as u64,
+            };
+            store.finish(&id, &update).await.unwrap();
+        }
+    });
+}
+
+fn store(n: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    seed(tmp.path(), 100_000);
+    println!(
+        "{:<46} {:.1} s",
+        "seeding 100,000 finished workloads",
+        t.elapsed().as_secs_f64()
+    );
+    let server = Server::start_in(tmp.path(), &[("VULCAN_ISOLATE_POOL_SIZE", "1")]);
+    measure("GET /v1/workloads (100k stored)", n, 1, || {
+        assert_eq!(server.get("/v1/workloads").1["total"], 100_000);
+    })
+    .print();
+    measure(
+        "GET /v1/workloads?status=failed&isolation=gvisor",
+        n,
+        1,
+        || {
+            assert_eq!(
+                server
+                    .get("/v1/workloads?status=failed&isolation=gvisor&limit=100")
+                    .0,
+                200
+            );
+        },
+    )
+    .print();
+    measure("GET /v1/stats (100k stored)", n, 1, || {
+        assert_eq!(server.get("/v1/stats").1["total"], 100_000);
+    })
+    .print();
+    let create_get = measure("API: POST async + GET by id", n, 1, || {
+        let id = server.submit(sum_workload(1, 2));
+        assert_eq!(server.get(&format!("/v1/workloads/{id}")).0, 200);
+    });
+    create_get.print();
+}
+
+fn main() {
+    let n: usize = std::env::var("VULCAN_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    println!(
+        "vulcan benchmark: n={n} per figure, {} CPUs",
+        std::thread::available_parallelism().map_or(1, |c| c.get())
+    );
+    isolate(n);
+    cold(n.min(100));
+    store(n);
+}

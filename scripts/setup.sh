@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Vulcan needs on a Debian machine (run as root). Idempotent: a second run
+# only checks. Installs: Debian packages for the build, Node's npm (to fetch Deno), and
+# Deno itself, pinned, from the npm registry into .tools/deno.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DENO_VERSION=2.9.6
+DENO_BIN=.tools/deno/node_modules/@deno/linux-x64-glibc/deno
+
+say() { printf 'setup: %s\n' "$*"; }
+
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v ldd >/dev/null || missing+=(libc-bin)
+command -v npm >/dev/null || missing+=(npm)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  say "cargo not found: install a Rust toolchain (rustup, Rust 1.85 or newer) and run again" >&2
+  exit 1
+fi
+
+if [ -x "$DENO_BIN" ] && "$DENO_BIN" --version 2>/dev/null | grep -q "deno $DENO_VERSION "; then
+  say "deno $DENO_VERSION already installed ($DENO_BIN)"
+else
+  say "installing deno $DENO_VERSION from npm into .tools/deno"
+  mkdir -p .tools/deno
+  npm install --prefix .tools/deno --no-audit --no-fund --silent "@deno/linux-x64-glibc@$DENO_VERSION"
+  "$DENO_BIN" --version | head -1
+fi
