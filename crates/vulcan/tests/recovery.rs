@@ -16,13 +16,22 @@ fn after_a_sigkill_every_workload_ends_terminal_or_is_rerun_and_the_database_is_
         "code": "console.log('started'); await new Promise(r => setTimeout(r, 60000));"}));
     let pending: Vec<String> = (0..3).map(|i| server.submit(sum_workload(i, 1))).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while server.get(&format!("/v1/workloads/{running}")).1["status"] != "running" {
+    // Running, and its first line persisted (lines are written in batches, asynchronously).
+    while server
+        .get(&format!("/v1/workloads/{running}/logs/history"))
+        .1["lines"][0]["line"]
+        != "started"
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the first workload never started"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(
+        server.get(&format!("/v1/workloads/{running}")).1["status"],
+        "running"
+    );
     for id in &pending {
         assert_eq!(
             server.get(&format!("/v1/workloads/{id}")).1["status"],
