@@ -13,6 +13,18 @@ use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::{Jail, DENO_IN_JAIL, RUNNER_IN_JAIL};
 use std::sync::Arc;
 
+/// The `deno run` flags of every workload process: quiet, no prompts, no remote or npm
+/// modules, no config or lock file, nothing fetched.
+pub const DENO_RUN_FLAGS: [&str; 7] = [
+    "--quiet",
+    "--no-prompt",
+    "--no-remote",
+    "--no-npm",
+    "--no-config",
+    "--no-lock",
+    "--cached-only",
+];
+
 /// How to start Deno processes.
 #[derive(Debug)]
 pub struct Launcher {
@@ -100,15 +112,7 @@ impl Launcher {
         };
         let mut cmd = Command::new(program);
         cmd.arg("run")
-            .args([
-                "--quiet",
-                "--no-prompt",
-                "--no-remote",
-                "--no-npm",
-                "--no-config",
-                "--no-lock",
-                "--cached-only",
-            ])
+            .args(DENO_RUN_FLAGS)
             .arg(format!("--v8-flags=--max-old-space-size={heap_mb}"))
             .arg(runner)
             .env_clear()

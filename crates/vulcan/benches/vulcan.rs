@@ -135,15 +135,8 @@ fn cold(n: usize) {
     .unwrap();
     let bare = measure("bare `deno run` of the same function", n, 1, || {
         let out = std::process::Command::new(&deno)
-            .args([
-                "run",
-                "--quiet",
-                "--no-prompt",
-                "--no-remote",
-                "--no-npm",
-                "--no-config",
-                "--no-lock",
-            ])
+            .arg("run")
+            .args(vulcan_isolate::process::DENO_RUN_FLAGS)
             .arg(&script)
             .env("DENO_DIR", dir.path().join("cache"))
             .output()
