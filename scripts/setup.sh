@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Vulcan needs on a Debian machine (run as root). Idempotent: a second run
-# only checks. Installs: Debian packages for the build, Node's npm (to fetch Deno), and
-# Deno itself, pinned, from the npm registry into .tools/deno.
+# only checks. Installs: Debian packages for the build, Node's npm (to fetch Deno), gVisor's
+# runsc and the image tools the tests use, and Deno itself, pinned, from npm into .tools/deno.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,13 @@ command -v cc >/dev/null || missing+=(build-essential)
 command -v ldd >/dev/null || missing+=(libc-bin)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
+# gvisor tier: runsc runs the sandboxes; the tests build images with busybox-static, umoci
+# and skopeo and serve them from a local docker-registry.
+command -v runsc >/dev/null || missing+=(runsc)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   apt-get update -qq

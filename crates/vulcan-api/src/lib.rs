@@ -27,7 +27,7 @@ pub struct AppState {
 
 /// Builds the router with every route of the API.
 pub fn router(state: AppState) -> Router {
-    use request::{backends, health, logs, stats, workloads};
+    use request::{backends, health, images, logs, stats, workloads};
     Router::new()
         .route(
             "/v1/workloads",
@@ -44,6 +44,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/workloads/{id}/logs", get(logs::stream))
         .route("/v1/workloads/{id}/logs/history", get(logs::history))
         .route("/v1/backends", get(backends::list))
+        .route("/v1/images", get(images::list).post(images::pull))
+        .route(
+            "/v1/images/{*reference}",
+            get(images::show).delete(images::remove),
+        )
         .route("/v1/stats", get(stats::show))
         .route("/healthz", get(health::show))
         .route("/metrics", get(stats::metrics))

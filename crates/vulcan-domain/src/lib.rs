@@ -5,6 +5,7 @@
 //! other way round.
 
 mod backend;
+mod images;
 mod kinds;
 mod log;
 mod spec;
@@ -14,6 +15,7 @@ mod store;
 mod workload;
 
 pub use backend::{Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink};
+pub use images::{ImageCatalog, ImageConfig, ImageError, ImageRecord, PullRequest};
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use spec::{Resources, WorkloadResult, WorkloadSpec};

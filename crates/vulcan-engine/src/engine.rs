@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch, Semaphore};
 use vulcan_domain::{
-    Isolation, LogLine, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    ImageCatalog, ImageError, Isolation, LogLine, Resources, Runtime, StoreError, TerminalUpdate,
+    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 
 use crate::sink::WorkloadLogSink;
@@ -45,6 +45,8 @@ struct Inner {
     /// Set when the shutdown grace period is over: running workloads are stopped.
     aborting: watch::Sender<bool>,
     ids: Mutex<ulid::Generator>,
+    /// Where runtime `oci` workloads find their default image and per-image resources.
+    images: Option<Arc<dyn ImageCatalog>>,
 }
 
 /// How one accepted workload ended, before it is written down.
@@ -118,8 +120,59 @@ impl Engine {
                 stopping: watch::channel(false).0,
                 aborting: watch::channel(false).0,
                 ids: Mutex::new(ulid::Generator::new()),
+                images: None,
             }),
         }
+    }
+
+    /// Adds the image catalog: `oci` workloads naming no image run the default one, and
+    /// an image's registered resources are the defaults of its workloads. Call before
+    /// the engine is cloned.
+    pub fn with_images(mut self, images: Arc<dyn ImageCatalog>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.images = Some(images);
+        }
+        self
+    }
+
+    pub fn images(&self) -> Option<&Arc<dyn ImageCatalog>> {
+        self.inner.images.as_ref()
+    }
+
+    /// Fills an `oci` submission's image (the default image if it names none, the
+    /// normalised reference otherwise) and returns the resource defaults that apply.
+    fn image_defaults(&self, submission: &mut Submission) -> Result<Resources, SubmitError> {
+        let defaults = self.inner.config.defaults;
+        if submission.runtime != Some(Runtime::Oci) {
+            return Ok(defaults);
+        }
+        let Some(images) = &self.inner.images else {
+            return Ok(defaults);
+        };
+        let named = submission
+            .image
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty());
+        let record = match named {
+            None => images.default_image(),
+            Some(reference) => match images.get(reference) {
+                Ok(record) => Some(record),
+                Err(ImageError::NotFound(normalised)) => {
+                    submission.image = Some(normalised);
+                    None
+                }
+                Err(e) => return Err(SubmitError::Invalid(e.to_string())),
+            },
+        };
+        Ok(match record {
+            Some(record) => {
+                let resources = record.resources.unwrap_or(defaults);
+                submission.image = Some(record.reference);
+                resources
+            }
+            None => defaults,
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -149,13 +202,13 @@ impl Engine {
 
     /// Validates, routes and stores a workload, then starts it in the background.
     /// Returns it as stored: `pending`.
-    pub async fn submit(&self, submission: Submission) -> Result<Workload, SubmitError> {
+    pub async fn submit(&self, mut submission: Submission) -> Result<Workload, SubmitError> {
         let inner = &self.inner;
         if *inner.stopping.borrow() {
             return Err(SubmitError::ShuttingDown);
         }
-        let (runtime, resources) =
-            submission.validate(inner.config.defaults, &inner.config.limits)?;
+        let defaults = self.image_defaults(&mut submission)?;
+        let (runtime, resources) = submission.validate(defaults, &inner.config.limits)?;
         let requested = submission.isolation.unwrap_or(Isolation::Auto);
         let route = inner
             .registry

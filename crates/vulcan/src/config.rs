@@ -99,6 +99,51 @@ pub struct ServeArgs {
     /// Run Deno in a chroot as nobody (needs root). Off lets workload modules import host files.
     #[arg(long, env = "VULCAN_ISOLATE_JAIL", value_enum, default_value = "on")]
     pub isolate_jail: Switch,
+
+    /// The runsc binary of the gvisor backend [default: runsc on PATH].
+    #[arg(long, env = "VULCAN_RUNSC_BIN")]
+    pub runsc_bin: Option<PathBuf>,
+
+    /// runsc --platform: ptrace works on any host; systrap or kvm where the host supports them.
+    #[arg(long, env = "VULCAN_GVISOR_PLATFORM", default_value = "ptrace")]
+    pub gvisor_platform: String,
+
+    /// runsc --network: none (the sandbox has loopback only) or sandbox (gVisor's own stack).
+    #[arg(long, env = "VULCAN_GVISOR_NETWORK", default_value = "none")]
+    pub gvisor_network: String,
+
+    /// gvisor workloads run at once; more wait in line.
+    #[arg(long, env = "VULCAN_GVISOR_CONCURRENCY", default_value_t = 8)]
+    pub gvisor_concurrency: u32,
+
+    /// Host tasks one gVisor sandbox may have (its own threads included): the fork-bomb bound.
+    #[arg(long, env = "VULCAN_GVISOR_PIDS_LIMIT", default_value_t = 512)]
+    pub gvisor_pids_limit: u32,
+
+    /// Registries reached over plain HTTP, comma-separated host:port (e.g. 127.0.0.1:5000).
+    #[arg(long, env = "VULCAN_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+
+    /// Registry logins, comma-separated host=user:password.
+    #[arg(
+        long,
+        env = "VULCAN_REGISTRY_CREDENTIALS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub registry_credentials: Vec<String>,
+
+    /// Largest size an image may unpack to, in MiB.
+    #[arg(long, env = "VULCAN_IMAGE_MAX_MB", default_value_t = 8192)]
+    pub image_max_mb: u64,
+}
+
+/// The first `name` on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 const DENO_IN_TOOLS: &str = ".tools/deno/node_modules/@deno/linux-x64-glibc/deno";
@@ -138,13 +183,35 @@ impl ServeArgs {
         let near = std::iter::once(PathBuf::from("."))
             .chain(exe_dirs)
             .map(|dir| dir.join(DENO_IN_TOOLS));
-        let on_path = std::env::var_os("PATH")
-            .map(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("deno"))
-                    .collect::<Vec<_>>()
+        near.chain(on_path("deno")).find(|p| p.is_file())
+    }
+
+    pub fn runsc(&self) -> Option<PathBuf> {
+        self.runsc_bin.clone().or_else(|| on_path("runsc"))
+    }
+
+    /// `host=user:password` entries as a map, or which entry is malformed.
+    pub fn registry_credentials(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (String, String)>, String> {
+        self.registry_credentials
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .map(|entry| {
+                let parsed = entry.split_once('=').and_then(|(host, login)| {
+                    let (user, password) = login.split_once(':')?;
+                    Some((
+                        host.trim().to_owned(),
+                        (user.to_owned(), password.to_owned()),
+                    ))
+                });
+                parsed.ok_or_else(|| {
+                    let host = entry.split('=').next().unwrap_or_default();
+                    format!(
+                        "VULCAN_REGISTRY_CREDENTIALS entry for {host:?} is not host=user:password"
+                    )
+                })
             })
-            .unwrap_or_default();
-        near.chain(on_path).find(|p| p.is_file())
+            .collect()
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
+use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
+use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
 use vulcan_isolate::{IsolateBackend, IsolateConfig};
 use vulcan_store::SqliteStore;
 
@@ -86,6 +88,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     isolate.jail = args.isolate_jail == Switch::On;
     let mut registry = BackendRegistry::new();
     registry.register(Arc::new(IsolateBackend::start(isolate)));
+
+    let client = RegistryClient::new(RegistryOptions {
+        insecure: args.insecure_registries.clone(),
+        credentials: args.registry_credentials()?,
+    });
+    let images = ImageStore::open(
+        args.data_dir.join("images"),
+        client,
+        args.image_max_mb * 1024 * 1024,
+    )?;
+    let mut gvisor = GvisorConfig::new(args.runsc(), args.data_dir.join("gvisor"));
+    gvisor.platform = args.gvisor_platform.clone();
+    gvisor.network = args.gvisor_network.clone();
+    gvisor.max_concurrency = args.gvisor_concurrency;
+    gvisor.max_output_bytes = args.max_output_bytes;
+    gvisor.pids_limit = args.gvisor_pids_limit;
+    registry.register(Arc::new(GvisorBackend::start(gvisor, images.clone())));
     for info in registry.list() {
         match &info.reason {
             None => tracing::info!(backend = %info.name, "backend available"),
@@ -98,7 +117,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Arc::new(store),
         registry,
         Metrics::new(),
-    );
+    )
+    .with_images(Arc::new(images));
     let (failed, rerun) = engine
         .recover()
         .await

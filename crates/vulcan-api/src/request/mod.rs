@@ -2,6 +2,7 @@
 
 pub mod backends;
 pub mod health;
+pub mod images;
 pub mod logs;
 pub mod stats;
 pub mod workloads;

@@ -1,0 +1,94 @@
+//! The port that keeps OCI images: pulled from registries, verified, unpacked once and
+//! shared read-only by every run (seed 003's ImageRegistry).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::Resources;
+
+/// What an image's configuration says about running it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// `NAME=value` pairs.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub working_dir: String,
+    #[serde(default)]
+    pub user: String,
+}
+
+/// One registered image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The reference as the user wrote it (normalised: registry, repository, tag).
+    pub reference: String,
+    /// The manifest's digest, `sha256:...`.
+    pub digest: String,
+    /// Layer digests, base first.
+    pub layers: Vec<String>,
+    /// Compressed size of all layers, in bytes.
+    pub size_bytes: u64,
+    pub config: ImageConfig,
+    /// Resources a workload of this image gets when it names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Whether runtime `oci` workloads that name no image run this one.
+    #[serde(default)]
+    pub default: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub pulled_at: OffsetDateTime,
+}
+
+/// `POST /v1/images`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    pub reference: String,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub resources: Option<Resources>,
+}
+
+/// Why an image operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The request is wrong; the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("image {0} is not registered")]
+    NotFound(String),
+    /// The image is in use and cannot be removed now.
+    #[error("{0}")]
+    Busy(String),
+    /// The registry could not be reached or answered an error.
+    #[error("{0}")]
+    Registry(String),
+    /// Content did not match its digest, or broke the unpacking rules.
+    #[error("{0}")]
+    Integrity(String),
+    #[error("image store failure: {0}")]
+    Io(String),
+}
+
+/// Pulls, lists and removes images.
+#[async_trait]
+pub trait ImageCatalog: Send + Sync {
+    /// Pulls `request.reference` (again, if already registered) and registers it.
+    async fn pull(&self, request: PullRequest) -> Result<ImageRecord, ImageError>;
+
+    fn list(&self) -> Vec<ImageRecord>;
+
+    fn get(&self, reference: &str) -> Result<ImageRecord, ImageError>;
+
+    /// The image `oci` workloads without an `image` run, if one is marked default.
+    fn default_image(&self) -> Option<ImageRecord>;
+
+    async fn remove(&self, reference: &str) -> Result<(), ImageError>;
+}

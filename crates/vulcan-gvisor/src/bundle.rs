@@ -1,0 +1,202 @@
+//! The OCI runtime spec (`config.json`) of one run: the image's root read-only, a tmpfs
+//! at `/tmp` as the only writable place, no network but loopback, and the workload's
+//! resources as cgroup limits.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use vulcan_domain::{ImageConfig, Resources};
+
+/// What the sandbox itself (gVisor's sentry and gofer) needs on top of the workload.
+pub const SANDBOX_OVERHEAD_MB: u64 = 64;
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The sandbox's memory bound: the workload's memory plus the sandbox's own.
+pub fn memory_limit_bytes(mem_mb: u32) -> u64 {
+    (u64::from(mem_mb) + SANDBOX_OVERHEAD_MB) * 1024 * 1024
+}
+
+/// Everything that goes into one run's spec.
+pub struct RunSpec<'a> {
+    pub rootfs: &'a Path,
+    pub image: &'a ImageConfig,
+    /// Replaces the image's `Cmd` (its `Entrypoint` stays, as with `docker run`).
+    pub command: Option<&'a [String]>,
+    pub env: &'a std::collections::BTreeMap<String, String>,
+    pub resources: Resources,
+    /// Host tasks the sandbox may have (gVisor's own threads count too).
+    pub pids_limit: u32,
+    /// Path of the cgroup under each controller, e.g. `/vulcan-gvisor/<id>`.
+    pub cgroup: &'a str,
+}
+
+/// The process's argv: the image's entrypoint followed by the command (or the image's cmd).
+pub fn argv(image: &ImageConfig, command: Option<&[String]>) -> Vec<String> {
+    let tail = command.unwrap_or(&image.cmd);
+    image.entrypoint.iter().chain(tail).cloned().collect()
+}
+
+/// Resolves the image's `User` (`uid[:gid]` or a name in the image's `/etc/passwd`).
+pub fn user(rootfs: &Path, spec: &str) -> Result<(u32, u32), String> {
+    if spec.is_empty() {
+        return Ok((0, 0));
+    }
+    let (name, group) = spec.split_once(':').unwrap_or((spec, ""));
+    let (uid, primary_gid) = match name.parse::<u32>() {
+        Ok(uid) => (uid, uid),
+        Err(_) => {
+            let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+            passwd
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 3 && f[0] == name)
+                        .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                        .flatten()
+                })
+                .ok_or_else(|| format!("the image's user {name:?} is not in its /etc/passwd"))?
+        }
+    };
+    let gid = if group.is_empty() {
+        primary_gid
+    } else {
+        group
+            .parse()
+            .map_err(|_| format!("the image's group {group:?} must be numeric"))?
+    };
+    Ok((uid, gid))
+}
+
+pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
+    let mut env: Vec<String> = vec![DEFAULT_PATH.to_owned()];
+    let mut set = |pair: String| {
+        let name = pair.split('=').next().unwrap_or_default().to_owned();
+        env.retain(|e| e.split('=').next() != Some(name.as_str()));
+        env.push(pair);
+    };
+    run.image.env.iter().cloned().for_each(&mut set);
+    run.env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .for_each(&mut set);
+    let cwd = if run.image.working_dir.starts_with('/') {
+        run.image.working_dir.as_str()
+    } else {
+        "/"
+    };
+    let mem_bytes = memory_limit_bytes(run.resources.mem_mb);
+    let scratch_mb = u64::from(run.resources.mem_mb).clamp(16, 512);
+    json!({
+        "ociVersion": "1.0.2",
+        "hostname": "vulcan",
+        "process": {
+            "terminal": false,
+            "user": {"uid": uid, "gid": gid},
+            "args": argv(run.image, run.command),
+            "env": env,
+            "cwd": cwd,
+            "noNewPrivileges": true,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "capabilities": {
+                "bounding": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"],
+                "effective": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"],
+                "permitted": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"]
+            }
+        },
+        "root": {"path": run.rootfs, "readonly": true},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={scratch_mb}m")]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "cgroupsPath": run.cgroup,
+            "resources": {
+                "memory": {"limit": mem_bytes},
+                "cpu": {"quota": i64::from(run.resources.cpus) * 100_000, "period": 100_000},
+                "pids": {"limit": run.pids_limit}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageConfig {
+        ImageConfig {
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["default".into()],
+            env: vec!["PATH=/custom".into(), "A=1".into()],
+            working_dir: "/app".into(),
+            user: String::new(),
+        }
+    }
+
+    #[test]
+    fn command_replaces_cmd_and_keeps_the_entrypoint() {
+        let cmd = vec!["x".to_owned()];
+        assert_eq!(argv(&image(), Some(&cmd)), ["/entry", "x"]);
+        assert_eq!(argv(&image(), None), ["/entry", "default"]);
+    }
+
+    #[test]
+    fn request_env_overrides_image_env_and_limits_follow_resources() {
+        let env = [("A".to_owned(), "2".to_owned())].into_iter().collect();
+        let img = image();
+        let spec = config(
+            &RunSpec {
+                rootfs: Path::new("/images/x"),
+                image: &img,
+                command: None,
+                env: &env,
+                resources: Resources {
+                    cpus: 2,
+                    mem_mb: 100,
+                    timeout_s: 5,
+                },
+                pids_limit: 300,
+                cgroup: "/vulcan-gvisor/w1",
+            },
+            0,
+            0,
+        );
+        let env: Vec<&str> = spec["process"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(env, ["PATH=/custom", "A=2"]);
+        assert_eq!(spec["process"]["cwd"], "/app");
+        assert_eq!(spec["root"]["readonly"], true);
+        assert_eq!(
+            spec["linux"]["resources"]["memory"]["limit"],
+            (100 + SANDBOX_OVERHEAD_MB) * 1024 * 1024
+        );
+        assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 200_000);
+        assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 300);
+    }
+
+    #[test]
+    fn users_resolve_from_the_image() {
+        let dir = std::env::temp_dir().join(format!("vulcan-user-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\n",
+        )
+        .unwrap();
+        assert_eq!(user(&dir, "").unwrap(), (0, 0));
+        assert_eq!(user(&dir, "app").unwrap(), (1000, 1001));
+        assert_eq!(user(&dir, "5:6").unwrap(), (5, 6));
+        assert!(user(&dir, "ghost")
+            .unwrap_err()
+            .contains("not in its /etc/passwd"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,346 @@
+//! The `gvisor` backend: OCI images run under gVisor's `runsc`.
+//!
+//! Images are pulled with the OCI distribution protocol, verified blob by blob, stored
+//! content-addressed and unpacked once ([`image`]). Each run gets its own bundle: the
+//! image root read-only, a tmpfs at `/tmp` as the only writable place, no network but
+//! loopback, `cpus`/`mem_mb`/a pids limit as cgroup limits ([`bundle`]), run by
+//! `runsc run` ([`runsc`]) with `input` as JSON on stdin; stdout and stderr lines are
+//! streamed as logs and stdout is the output ([`output`]). Nothing outlives a run: runsc
+//! deletes a container that exits, and `cleanup` destroys one that was killed.
+
+pub mod bundle;
+pub mod cgroup;
+pub mod image;
+pub mod output;
+pub mod runsc;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+use vulcan_domain::{
+    Availability, Backend, BackendCapabilities, BackendError, ImageCatalog, Isolation, LogSink,
+    LogStream, Runtime, WorkloadResult, WorkloadSpec,
+};
+
+use crate::cgroup::CgroupBase;
+pub use crate::image::ImageStore;
+use crate::runsc::Runsc;
+
+/// Configuration of the gvisor backend.
+#[derive(Debug, Clone)]
+pub struct GvisorConfig {
+    /// The runsc binary; `None` if none was found.
+    pub runsc: Option<PathBuf>,
+    /// Where runsc's state and the per-run bundles live.
+    pub work_dir: PathBuf,
+    /// runsc `--platform`: `ptrace` works on any host; `systrap` or `kvm` where supported.
+    pub platform: String,
+    /// runsc `--network`: `none` (loopback only) unless the operator opts in.
+    pub network: String,
+    pub max_concurrency: u32,
+    /// Largest stdout kept as output; a workload printing more fails.
+    pub max_output_bytes: usize,
+    /// Host tasks one sandbox may have (gVisor's own threads included).
+    pub pids_limit: u32,
+}
+
+impl GvisorConfig {
+    pub fn new(runsc: Option<PathBuf>, work_dir: PathBuf) -> Self {
+        GvisorConfig {
+            runsc,
+            work_dir,
+            platform: "ptrace".into(),
+            network: "none".into(),
+            max_concurrency: 8,
+            max_output_bytes: 1024 * 1024,
+            pids_limit: 512,
+        }
+    }
+}
+
+/// The gvisor backend. See the crate documentation.
+pub struct GvisorBackend {
+    config: GvisorConfig,
+    images: ImageStore,
+    state: Result<Ready, String>,
+    /// Runs whose container runsc has already deleted (they exited on their own).
+    exited: Mutex<HashSet<String>>,
+}
+
+struct Ready {
+    runsc: Runsc,
+    version: String,
+    cgroups: CgroupBase,
+}
+
+impl GvisorBackend {
+    /// Checks runsc and removes what a previous run of the server left behind. Never
+    /// fails: a backend that cannot run here is listed as unavailable with the reason.
+    pub fn start(config: GvisorConfig, images: ImageStore) -> Self {
+        let state = Self::prepare(&config);
+        if let Err(reason) = &state {
+            tracing::warn!(%reason, "gvisor backend unavailable");
+        }
+        GvisorBackend {
+            config,
+            images,
+            state,
+            exited: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn prepare(config: &GvisorConfig) -> Result<Ready, String> {
+        let bin = config.runsc.clone().ok_or(
+            "runsc not found: run scripts/setup.sh (it installs Debian's runsc), or set VULCAN_RUNSC_BIN",
+        )?;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("runsc needs root to create sandboxes; run vulcan as root".into());
+        }
+        let runsc = Runsc {
+            bin,
+            state_dir: config.work_dir.join("state"),
+            platform: config.platform.clone(),
+            network: config.network.clone(),
+        };
+        let version = runsc.version()?;
+        for dir in [&runsc.state_dir, &config.work_dir.join("bundles")] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        // Containers and bundles of a server that died: only ours live in this root.
+        let stale = runsc.list();
+        for id in &stale {
+            runsc.destroy(id);
+        }
+        if !stale.is_empty() {
+            tracing::info!(
+                count = stale.len(),
+                "removed sandboxes left by the last run"
+            );
+        }
+        if let Ok(entries) = std::fs::read_dir(config.work_dir.join("bundles")) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let cgroups = CgroupBase::detect()?;
+        cgroups.sweep();
+        Ok(Ready {
+            runsc,
+            version,
+            cgroups,
+        })
+    }
+
+    fn ready(&self) -> Result<&Ready, BackendError> {
+        self.state
+            .as_ref()
+            .map_err(|reason| BackendError(format!("the gvisor backend is unavailable: {reason}")))
+    }
+
+    fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.config.work_dir.join("bundles").join(id)
+    }
+
+    fn exited(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.exited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Backend for GvisorBackend {
+    fn isolation(&self) -> Isolation {
+        Isolation::Gvisor
+    }
+
+    fn capabilities(&self) -> BackendCapabilities {
+        BackendCapabilities {
+            name: "gvisor (OCI images under runsc)".into(),
+            supported_runtimes: vec![Runtime::Oci],
+            supported_isolations: vec![Isolation::Gvisor],
+            max_concurrency: self.config.max_concurrency,
+        }
+    }
+
+    fn availability(&self) -> Availability {
+        match &self.state {
+            Ok(ready) => Availability::ready(serde_json::json!({
+                "runsc": ready.version,
+                "runsc_path": ready.runsc.bin,
+                "platform": ready.runsc.platform,
+                "network": ready.runsc.network,
+                "images": self.images.list().len(),
+            })),
+            Err(reason) => Availability::unavailable(reason.clone()),
+        }
+    }
+
+    async fn execute(
+        &self,
+        spec: WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        let ready = self.ready()?;
+        let reference = spec
+            .image
+            .as_deref()
+            .ok_or_else(|| BackendError("runtime oci needs \"image\"".into()))?;
+        let lease = self
+            .images
+            .lease(reference, |r| {
+                logs.emit(
+                    LogStream::Backend,
+                    format!("pulling image {r}: it is not in the local image store"),
+                )
+            })
+            .await
+            .map_err(|e| BackendError(e.to_string()))?;
+        let argv = bundle::argv(&lease.record.config, spec.command.as_deref());
+        if argv.is_empty() {
+            return Err(BackendError(format!(
+                "image {} has no entrypoint or cmd: give \"command\"",
+                lease.record.reference
+            )));
+        }
+        let (uid, gid) =
+            bundle::user(&lease.rootfs, &lease.record.config.user).map_err(BackendError)?;
+        let cgroup = CgroupBase::runsc_path(&spec.id);
+        let config = bundle::config(
+            &bundle::RunSpec {
+                rootfs: &lease.rootfs,
+                image: &lease.record.config,
+                command: spec.command.as_deref(),
+                env: &spec.env,
+                resources: spec.resources,
+                pids_limit: self.config.pids_limit,
+                cgroup: &cgroup,
+            },
+            uid,
+            gid,
+        );
+        let bundle_dir = self.bundle_dir(&spec.id);
+        let write = std::fs::create_dir_all(&bundle_dir).and_then(|()| {
+            std::fs::write(
+                bundle_dir.join("config.json"),
+                serde_json::to_vec(&config).unwrap_or_default(),
+            )
+        });
+        write.map_err(|e| BackendError(format!("cannot write the bundle: {e}")))?;
+        let memory_limit = bundle::memory_limit_bytes(spec.resources.mem_mb);
+        let group = ready
+            .cgroups
+            .create(&spec.id, memory_limit, self.config.pids_limit)
+            .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
+
+        let mut child = ready
+            .runsc
+            .run(&bundle_dir, &spec.id)
+            .spawn()
+            .map_err(|e| BackendError(format!("cannot start runsc: {e}")))?;
+        let stdin = child.stdin.take();
+        let input = spec.input.clone();
+        let feed = async move {
+            if let Some(mut stdin) = stdin {
+                if !input.is_null() {
+                    let mut bytes = serde_json::to_vec(&input).unwrap_or_default();
+                    bytes.push(b'\n');
+                    // A workload that never reads stdin closes it early: not an error.
+                    let _ = stdin.write_all(&bytes).await;
+                }
+            }
+        };
+        let keep = self.config.max_output_bytes;
+        let stdout = child
+            .stdout
+            .take()
+            .map(|o| output::pump(o, LogStream::Stdout, logs.clone(), keep + 1));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|e| output::pump(e, LogStream::Stderr, logs.clone(), 4096));
+        let (_, out, err, status) = tokio::join!(
+            feed,
+            async {
+                match stdout {
+                    Some(f) => f.await,
+                    None => output::Captured::default(),
+                }
+            },
+            async {
+                match stderr {
+                    Some(f) => f.await,
+                    None => output::Captured::default(),
+                }
+            },
+            child.wait()
+        );
+        let status = status.map_err(|e| BackendError(format!("waiting for runsc failed: {e}")))?;
+        // `runsc run` deletes the container once it has exited.
+        self.exited().insert(spec.id.clone());
+
+        use std::os::unix::process::ExitStatusExt;
+        let code = status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(-1);
+        let events = group.events();
+        let error = if events.oom_kills > 0 {
+            Some(format!(
+                "memory limit exceeded: the workload needed more than its {} MB",
+                spec.resources.mem_mb
+            ))
+        } else if events.pids_refused > 0 && code != 0 {
+            Some(format!(
+                "process limit reached: the sandbox may have at most {} tasks (a fork bomb?); exited with code {code}",
+                self.config.pids_limit
+            ))
+        } else if out.total_bytes > keep {
+            Some(format!(
+                "output is over the limit of {keep} bytes (the workload printed {} bytes)",
+                out.total_bytes
+            ))
+        } else if code != 0 {
+            let last = err.text.lines().last().unwrap_or_default().trim();
+            Some(if last.is_empty() {
+                format!("exited with code {code}")
+            } else {
+                format!("exited with code {code}: {last}")
+            })
+        } else {
+            None
+        };
+        Ok(WorkloadResult {
+            exit_code: Some(code),
+            output: if out.total_bytes > keep {
+                String::new()
+            } else {
+                out.text
+            },
+            error,
+        })
+    }
+
+    async fn cleanup(&self, workload_id: &str) -> Result<(), BackendError> {
+        let Ok(ready) = self.ready() else {
+            return Ok(());
+        };
+        let exited = self.exited().remove(workload_id);
+        let runsc = ready.runsc.clone();
+        let id = workload_id.to_owned();
+        let bundle = self.bundle_dir(workload_id);
+        let cgroups = ready.cgroups.clone();
+        tokio::task::spawn_blocking(move || {
+            if !exited && runsc.exists(&id) {
+                runsc.destroy(&id);
+            }
+            let _ = std::fs::remove_dir_all(&bundle);
+            cgroups.remove(&id);
+        })
+        .await
+        .map_err(|e| BackendError(format!("cleanup failed: {e}")))
+    }
+}

@@ -1,0 +1,98 @@
+//! The `runsc` command line: how a sandbox is run, and how leftovers are removed.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// How `runsc` is invoked.
+#[derive(Debug, Clone)]
+pub struct Runsc {
+    pub bin: PathBuf,
+    /// runsc's state directory (`--root`): only Vulcan's containers live there.
+    pub state_dir: PathBuf,
+    /// `ptrace` (works everywhere), `systrap` or `kvm`.
+    pub platform: String,
+    /// `none` (default: loopback only) or `sandbox`.
+    pub network: String,
+}
+
+impl Runsc {
+    fn base(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.bin);
+        cmd.arg("--root")
+            .arg(&self.state_dir)
+            .arg(format!("--platform={}", self.platform))
+            .arg(format!("--network={}", self.network));
+        cmd
+    }
+
+    /// `runsc --version`'s first line, or why runsc cannot run.
+    pub fn version(&self) -> Result<String, String> {
+        let out = std::process::Command::new(&self.bin)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .filter(|_| out.status.success())
+            .map(|l| l.trim().to_owned())
+            .ok_or_else(|| format!("{} --version failed", self.bin.display()))
+    }
+
+    /// The command that creates, starts and waits for container `id` from `bundle`,
+    /// with its stdio being the container's, and deletes it when it exits.
+    pub fn run(&self, bundle: &Path, id: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::from(self.base());
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Whether runsc still has state for container `id`.
+    pub fn exists(&self, id: &str) -> bool {
+        std::fs::read_dir(&self.state_dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(id))
+        })
+    }
+
+    /// Kills and deletes container `id` (a no-op if it is gone).
+    pub fn destroy(&self, id: &str) {
+        let quiet = |mut cmd: std::process::Command| {
+            let _ = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        let mut kill = self.base();
+        kill.args(["kill", "--all", id, "KILL"]);
+        quiet(kill);
+        let mut delete = self.base();
+        delete.args(["delete", "--force", id]);
+        quiet(delete);
+    }
+
+    /// Ids of the containers in runsc's state directory.
+    pub fn list(&self) -> Vec<String> {
+        let mut cmd = self.base();
+        cmd.args(["list", "--quiet"]);
+        cmd.output()
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
