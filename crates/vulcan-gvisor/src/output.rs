@@ -10,7 +10,7 @@ use vulcan_domain::{LogSink, LogStream};
 /// Longest line passed on; the rest of it is dropped.
 const MAX_LINE_BYTES: usize = 16 * 1024;
 
-/// What was kept of stdout.
+/// What was kept of a stream: its first bytes, as printed.
 #[derive(Debug, Default)]
 pub struct Captured {
     pub text: String,
@@ -26,17 +26,11 @@ pub async fn pump(
     keep: usize,
 ) -> Captured {
     let mut captured = Captured::default();
+    let mut kept: Vec<u8> = Vec::new();
     let mut line: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
-    let emit = |line: &mut Vec<u8>, captured: &mut Captured| {
-        let text = String::from_utf8_lossy(line).into_owned();
-        if captured.text.len() + text.len() < keep {
-            if !captured.text.is_empty() {
-                captured.text.push('\n');
-            }
-            captured.text.push_str(&text);
-        }
-        logs.emit(stream, text);
+    let emit = |line: &mut Vec<u8>| {
+        logs.emit(stream, String::from_utf8_lossy(line).into_owned());
         line.clear();
     };
     loop {
@@ -45,6 +39,8 @@ pub async fn pump(
             Ok(n) => n,
         };
         captured.total_bytes += n;
+        let room = keep.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
         for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
             let (body, ends) = match chunk.split_last() {
                 Some((b'\n', body)) => (body, true),
@@ -53,13 +49,14 @@ pub async fn pump(
             let room = MAX_LINE_BYTES.saturating_sub(line.len());
             line.extend_from_slice(&body[..body.len().min(room)]);
             if ends {
-                emit(&mut line, &mut captured);
+                emit(&mut line);
             }
         }
     }
     if !line.is_empty() {
-        emit(&mut line, &mut captured);
+        emit(&mut line);
     }
+    captured.text = String::from_utf8_lossy(&kept).into_owned();
     captured
 }
 
@@ -87,7 +84,7 @@ mod tests {
         assert_eq!(lines[0], "a");
         assert_eq!(lines[2].len(), MAX_LINE_BYTES);
         assert_eq!(lines[3], "tail");
-        assert_eq!(got.text, "a\nb");
+        assert_eq!(got.text, "a\nb\nxx", "the first 6 bytes, as printed");
         assert_eq!(got.total_bytes, input.len());
     }
 }

@@ -135,7 +135,7 @@ impl RegistryClient {
             if let Some(a) = authorization {
                 req = req.set("Authorization", a);
             }
-            req.call()
+            req.call().map_err(Box::new)
         };
         let cached = self
             .tokens
@@ -144,7 +144,7 @@ impl RegistryClient {
             .get(&Self::token_key(r))
             .map(|t| format!("Bearer {t}"));
         let first = send(cached.as_deref().or(self.basic(r).as_deref()));
-        let challenge = match first {
+        let challenge = match first.map_err(|e| *e) {
             Ok(resp) => return Ok(resp),
             Err(ureq::Error::Status(401, resp)) => {
                 resp.header("www-authenticate").map(str::to_owned)
@@ -168,7 +168,7 @@ impl RegistryClient {
                 )))
             }
         };
-        send(Some(&authorization)).map_err(|e| self.describe(r, url, e))
+        send(Some(&authorization)).map_err(|e| self.describe(r, url, *e))
     }
 
     fn bearer_token(

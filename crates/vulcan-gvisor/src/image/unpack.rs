@@ -233,7 +233,7 @@ pub fn apply_layer(root: &Path, layer: impl Read, budget: u64) -> Result<u64, Un
         }
         let _ = std::os::unix::fs::lchown(&target, Some(uid as u32), Some(gid as u32));
         if !kind.is_symlink() {
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode as u32))
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                 .map_err(|e| io_err("set the mode of", &target, e))?;
         }
     }

@@ -1,0 +1,314 @@
+//! The gvisor backend's acceptance: a real local registry (docker-registry), real images
+//! built by umoci and pushed by skopeo, real runsc sandboxes, over real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::registry::Registry;
+use common::Server;
+use serde_json::{json, Value};
+
+fn server_for(registry: &Registry) -> Server {
+    Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())])
+}
+
+fn oci(image: &str, script: &str) -> Value {
+    json!({"runtime": "oci", "image": image, "command": ["sh", "-c", script]})
+}
+
+/// Nothing of a run is left: no container in runsc's state, no bundle directory.
+fn assert_nothing_left(server: &Server) {
+    let gvisor = server.data_dir.join("gvisor");
+    let out = std::process::Command::new("runsc")
+        .arg("--root")
+        .arg(gvisor.join("state"))
+        .args(["list", "--quiet"])
+        .output()
+        .expect("runsc list");
+    let containers = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(containers, "", "containers left in runsc list");
+    let bundles: Vec<_> = std::fs::read_dir(gvisor.join("bundles"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(bundles.is_empty(), "bundles left: {bundles:?}");
+}
+
+#[test]
+fn busybox_runs_under_gvisors_kernel_and_logs_the_pull() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let server = server_for(&registry);
+    let w = server.run(oci(&image, "echo hi; uname -r"));
+    assert_eq!(w["status"], "completed", "{w}");
+    assert_eq!(w["isolation"], "gvisor");
+    assert_eq!(w["exit_code"], 0);
+    let output = w["output"].as_str().unwrap();
+    let mut lines = output.lines();
+    assert_eq!(lines.next(), Some("hi"), "{output}");
+    let release = lines.next().expect("a kernel release");
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_ne!(
+        release,
+        host.trim(),
+        "the sandbox must not see the host's kernel"
+    );
+
+    let (_, logs) = server.get(&format!(
+        "/v1/workloads/{}/logs/history",
+        w["id"].as_str().unwrap()
+    ));
+    let lines: Vec<(String, String)> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["stream"].as_str().unwrap().to_owned(),
+                l["line"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|(s, l)| s == "backend" && l.contains("pulling image") && l.contains(&image)),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&("stdout".into(), "hi".into())), "{lines:?}");
+    assert_nothing_left(&server);
+}
+
+#[test]
+fn exit_codes_stdin_and_env() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let server = server_for(&registry);
+    let failed = server.run(oci(&image, "echo oops >&2; exit 3"));
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["exit_code"], 3);
+    assert_eq!(failed["error"], "exited with code 3: oops");
+
+    let echoed = server.run(json!({"runtime": "oci", "image": image, "command": ["cat"],
+        "input": {"a": [1, 2], "b": "x"}}));
+    assert_eq!(echoed["status"], "completed", "{echoed}");
+    let parsed: Value = serde_json::from_str(echoed["output"].as_str().unwrap()).unwrap();
+    assert_eq!(parsed, json!({"a": [1, 2], "b": "x"}));
+
+    let mut with_env = oci(&image, "echo $GREETING; id -u; pwd");
+    with_env["env"] = json!({"GREETING": "hello"});
+    let w = server.run(with_env);
+    assert_eq!(w["output"], "hello\n0\n/\n", "{w}");
+}
+
+#[test]
+fn hostile_workloads_are_contained_and_the_server_stays_healthy() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let server = server_for(&registry);
+
+    let fork_bomb = server.run(oci(&image, "f(){ f|f& }; f; sleep 5; echo survived"));
+    assert_eq!(fork_bomb["status"], "failed", "{fork_bomb}");
+    assert!(
+        fork_bomb["error"]
+            .as_str()
+            .unwrap()
+            .contains("process limit"),
+        "{fork_bomb}"
+    );
+
+    let mut bomb = oci(&image, "x=a; while true; do x=$x$x; done");
+    bomb["resources"] = json!({"mem_mb": 64});
+    let bomb = server.run(bomb);
+    assert_eq!(bomb["status"], "failed", "{bomb}");
+    assert!(
+        bomb["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit exceeded"),
+        "{bomb}"
+    );
+
+    let mut spin = oci(&image, "while true; do :; done");
+    spin["resources"] = json!({"timeout_s": 2});
+    let spin = server.run(spin);
+    assert_eq!(
+        (spin["status"].as_str(), spin["error"].as_str()),
+        (Some("failed"), Some("timed out after 2 s"))
+    );
+
+    // The registry listens on the host's loopback: the sandbox's loopback is its own.
+    let port = registry.host.rsplit(':').next().unwrap();
+    let net = server.run(oci(
+        &image,
+        &format!("nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo unreachable; nc -w 2 10.0.2.2 80 </dev/null || echo unreachable; ls /sys/class/net"),
+    ));
+    assert_eq!(net["status"], "completed", "{net}");
+    assert_eq!(net["output"], "unreachable\nunreachable\nlo\n", "{net}");
+
+    let writes = server.run(oci(
+        &image,
+        "echo x > /bin/evil 2>/dev/null || echo root-read-only; echo y > /tmp/scratch && cat /tmp/scratch",
+    ));
+    assert_eq!(writes["output"], "root-read-only\ny\n", "{writes}");
+    let again = server.run(oci(&image, "ls /tmp; ls /bin/evil 2>&1 || true"));
+    assert!(
+        !again["output"].as_str().unwrap().contains("scratch"),
+        "scratch must not leak between runs: {again}"
+    );
+
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200);
+    let fine = server.run(oci(&image, "echo still fine"));
+    assert_eq!(fine["output"], "still fine\n");
+    assert_nothing_left(&server);
+}
+
+#[test]
+fn a_killed_sandbox_is_destroyed() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let server = server_for(&registry);
+    let id = server.submit(oci(&image, "echo started; sleep 60"));
+    let mut sse = server.sse(&format!("/v1/workloads/{id}/logs"));
+    loop {
+        let event = sse.next_event().expect("a log line before the end");
+        if event.data.contains("started") {
+            break;
+        }
+    }
+    let (status, _) = server.delete(&format!("/v1/workloads/{id}"));
+    assert_eq!(status, 200);
+    let w = server.wait_terminal(&id, Duration::from_secs(10));
+    assert_eq!(w["status"], "killed", "{w}");
+    assert_nothing_left(&server);
+}
+
+#[test]
+fn layers_are_cached_and_tampered_content_is_refused() {
+    let first = Registry::start();
+    let registry = Registry::start();
+    let insecure = format!("{},{}", first.host, registry.host);
+    let server = Server::start(&[("VULCAN_INSECURE_REGISTRIES", insecure.as_str())]);
+    let image = first.push("busybox:1", "busybox");
+    assert_eq!(server.run(oci(&image, "echo one"))["status"], "completed");
+    // Second run with the registry gone: everything it needs is local.
+    drop(first);
+    let w = server.run(oci(&image, "echo two"));
+    assert_eq!(
+        (w["status"].as_str(), w["output"].as_str()),
+        (Some("completed"), Some("two\n")),
+        "{w}"
+    );
+
+    let bad_layer = registry.push("tampered:1", "busybox");
+    let (manifest, _) = registry.manifest("tampered", "1");
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let file = registry.blob_file(layer);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let (status, body) = server.post("/v1/images", &json!({"reference": bad_layer}));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not match its digest"),
+        "{body}"
+    );
+
+    registry.push("manifest:1", "busybox");
+    let (_, digest) = registry.manifest("manifest", "1");
+    let file = registry.blob_file(&digest);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(b"\n ");
+    std::fs::write(&file, bytes).unwrap();
+    let pinned = format!("{}/manifest@{digest}", registry.host);
+    let (status, body) = server.post("/v1/images", &json!({"reference": pinned}));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("manifest"),
+        "{body}"
+    );
+
+    let (_, images) = server.get("/v1/images");
+    assert_eq!(
+        images.as_array().unwrap().len(),
+        1,
+        "only the good image is registered: {images}"
+    );
+}
+
+#[test]
+fn the_image_api_registers_defaults_and_removes() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:2", "busybox");
+    let server = server_for(&registry);
+
+    let (status, record) = server.post(
+        "/v1/images",
+        &json!({"reference": image, "default": true, "resources": {"cpus": 1, "mem_mb": 96, "timeout_s": 20}}),
+    );
+    assert_eq!(status, 201, "{record}");
+    assert_eq!(record["reference"], image.as_str());
+    assert!(record["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(record["config"]["cmd"], json!(["sh"]));
+
+    let (status, one) = server.get(&format!("/v1/images/{image}"));
+    assert_eq!((status, &one["digest"]), (200, &record["digest"]));
+    let (_, all) = server.get("/v1/images");
+    assert_eq!(all.as_array().unwrap().len(), 1);
+
+    // No image named: the default image runs, with its registered resources.
+    let w = server.run(json!({"runtime": "oci", "command": ["sh", "-c", "echo default"]}));
+    assert_eq!(
+        (w["status"].as_str(), w["output"].as_str()),
+        (Some("completed"), Some("default\n")),
+        "{w}"
+    );
+    assert_eq!(w["mem_limit"], 96);
+
+    let (status, body) = server.post("/v1/images", &json!({"reference": "Not A Ref"}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not valid"));
+    let (status, body) = server.post(
+        "/v1/images",
+        &json!({"reference": format!("{}/missing:1", registry.host)}),
+    );
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("404"), "{body}");
+    let (status, body) = server.post("/v1/images", &json!({"reference": "127.0.0.1:1/nothing:1"}));
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("VULCAN_INSECURE_REGISTRIES"),
+        "{body}"
+    );
+
+    let (status, _) = server.delete(&format!("/v1/images/{image}"));
+    assert_eq!(status, 204);
+    let (status, body) = server.get(&format!("/v1/images/{image}"));
+    assert_eq!(status, 404, "{body}");
+    let rootfs: Vec<_> = std::fs::read_dir(server.data_dir.join("images/rootfs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        rootfs.is_empty(),
+        "the unpacked root is removed with its image"
+    );
+    let (status, body) = server.post(
+        "/v1/workloads",
+        &json!({"runtime": "oci", "command": ["true"]}),
+    );
+    assert_eq!(
+        status, 400,
+        "without a default image, \"image\" is required: {body}"
+    );
+}
