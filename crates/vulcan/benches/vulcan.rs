@@ -5,13 +5,19 @@
 //!   throughput with two clients;
 //! - isolate cold (pool off) next to a bare `deno run` of the same function;
 //! - API overhead: `POST /v1/workloads/async` + `GET /v1/workloads/{id}`;
-//! - `GET /v1/workloads` and `GET /v1/stats` with 100,000 stored workloads.
+//! - `GET /v1/workloads` and `GET /v1/stats` with 100,000 stored workloads;
+//! - gvisor: `echo hi` through the API next to a bare `runsc run` of the same bundle
+//!   (same image root, same spec), and throughput with both cores busy.
+//!
+//! `VULCAN_BENCH_N` sets the samples per figure; `VULCAN_BENCH_ONLY=gvisor,isolate,cold,store`
+//! picks sections.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::registry::Registry;
 use common::{sum_workload, Server};
 use time::OffsetDateTime;
 use vulcan_domain::{
@@ -253,6 +259,76 @@ fn store(n: usize) {
     create_get.print();
 }
 
+fn gvisor(n: usize) {
+    let registry = Registry::start();
+    let image = registry.push("busybox:bench", "busybox");
+    let server = Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
+    let body = serde_json::json!({"runtime": "oci", "image": image, "command": ["echo", "hi"]});
+    let echo = || {
+        let w = server.run(body.clone());
+        assert_eq!(w["output"], "hi\n", "{w}");
+    };
+    for _ in 0..3 {
+        echo();
+    }
+    let vulcan = measure("gvisor: POST /v1/workloads (echo hi)", n, 1, echo);
+
+    // The same run without Vulcan: the image root Vulcan unpacked, the spec Vulcan writes.
+    let record = &server.get(&format!("/v1/images/{image}")).1;
+    let hex = record["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let rootfs = server.data_dir.join("images/rootfs").join(hex);
+    let config: vulcan_domain::ImageConfig =
+        serde_json::from_value(record["config"].clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let command = ["echo".to_owned(), "hi".to_owned()];
+    let env = Default::default();
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let bare = measure("bare `runsc run` of the same bundle", n, 1, || {
+        let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("bench-{}-{i}", std::process::id());
+        let spec = vulcan_gvisor::bundle::config(
+            &vulcan_gvisor::bundle::RunSpec {
+                rootfs: &rootfs,
+                image: &config,
+                command: Some(&command),
+                env: &env,
+                resources: Resources::default(),
+                pids_limit: 512,
+                cgroup: &format!("/vulcan-bench/{id}"),
+            },
+            0,
+            0,
+        );
+        let bundle = dir.path().join(&id);
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+        let out = std::process::Command::new("runsc")
+            .arg("--root")
+            .arg(dir.path().join("state"))
+            .args(["--platform=ptrace", "--network=none", "run", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    });
+    let (mut v, mut b) = (vulcan.samples.clone(), bare.samples.clone());
+    v.sort();
+    b.sort();
+    let overhead = (percentile(&v, 0.5) / percentile(&b, 0.5) - 1.0) * 100.0;
+    vulcan.print();
+    bare.print();
+    println!(
+        "{:<46} {overhead:+.1}% at p50",
+        "gvisor overhead over bare runsc run"
+    );
+    measure("gvisor: 4 clients back to back", n.div_ceil(2), 4, echo).print();
+}
+
 fn main() {
     let n: usize = std::env::var("VULCAN_BENCH_N")
         .ok()
@@ -262,7 +338,18 @@ fn main() {
         "vulcan benchmark: n={n} per figure, {} CPUs",
         std::thread::available_parallelism().map_or(1, |c| c.get())
     );
-    isolate(n);
-    cold(n.min(100));
-    store(n);
+    let only = std::env::var("VULCAN_BENCH_ONLY").unwrap_or_default();
+    let run = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
+    if run("isolate") {
+        isolate(n);
+    }
+    if run("cold") {
+        cold(n.min(100));
+    }
+    if run("gvisor") {
+        gvisor(n.min(60));
+    }
+    if run("store") {
+        store(n);
+    }
 }
