@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use axum::routing::get;
 use axum::Router;
-use vulcan_engine::Engine;
+use vulcan_engine::{Benchmarks, Engine};
 
 pub use error::ApiError;
 
@@ -20,6 +20,7 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub benchmarks: Benchmarks,
     pub started: Instant,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -27,7 +28,7 @@ pub struct AppState {
 
 /// Builds the router with every route of the API.
 pub fn router(state: AppState) -> Router {
-    use request::{backends, health, images, logs, stats, workloads};
+    use request::{backends, benchmarks, health, images, logs, nodes, stats, workloads};
     Router::new()
         .route(
             "/v1/workloads",
@@ -50,6 +51,13 @@ pub fn router(state: AppState) -> Router {
             get(images::show).delete(images::remove),
         )
         .route("/v1/stats", get(stats::show))
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/nodes/{id}", get(nodes::show))
+        .route(
+            "/v1/benchmarks",
+            get(benchmarks::list).post(benchmarks::start),
+        )
+        .route("/v1/benchmarks/{id}", get(benchmarks::show))
         .route("/healthz", get(health::show))
         .route("/metrics", get(stats::metrics))
         .fallback(error::no_route)

@@ -92,4 +92,10 @@ pub trait Backend: Send + Sync {
 
     /// Stops background work (warm pools) when the server shuts down.
     async fn shutdown(&self) {}
+
+    /// Memory the kernel charges to this backend's workloads (and warm pool) right now, in
+    /// bytes, where the backend can tell (its cgroups).
+    fn memory_in_use(&self) -> Option<u64> {
+        None
+    }
 }

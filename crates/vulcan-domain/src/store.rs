@@ -77,4 +77,13 @@ pub trait WorkloadStore: Send + Sync {
 
     /// Workloads of `node_id` that are not terminal, oldest first: what a restart recovers.
     async fn unfinished(&self, node_id: &str) -> Result<Vec<Workload>, StoreError>;
+
+    /// Keeps a benchmark report (JSON) under its id, replacing an earlier version.
+    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError>;
+
+    /// One stored benchmark report (JSON).
+    async fn benchmark(&self, id: &str) -> Result<String, StoreError>;
+
+    /// Stored benchmark reports (JSON), newest first.
+    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError>;
 }

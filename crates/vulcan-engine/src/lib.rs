@@ -6,6 +6,7 @@
 //! ([`LogBroker`]) while persisting them in order, and recovering whatever a crash left
 //! unfinished. It knows nothing of HTTP.
 
+pub mod benchmark;
 mod broker;
 mod config;
 mod engine;
@@ -14,6 +15,7 @@ mod registry;
 mod sink;
 mod submission;
 
+pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmarks};
 pub use broker::{LogBroker, LogEvent, Subscription};
 pub use config::{EngineConfig, Limits, LogLimits};
 pub use engine::{Engine, KillError};

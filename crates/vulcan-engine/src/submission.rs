@@ -61,8 +61,8 @@ impl Submission {
                     "runtime oci needs \"image\" (for example \"127.0.0.1:5000/busybox:1\")".into(),
                 );
             }
-            if self.code.is_some() || self.code_archive.is_some() {
-                return invalid("runtime oci runs \"image\" and \"command\"; \"code\" and \"code_archive\" are for the other runtimes".into());
+            if self.code.is_some() {
+                return invalid("runtime oci runs \"image\" and \"command\"; \"code\" is for the other runtimes (send files as \"code_archive\", unpacked at /work)".into());
             }
         } else {
             if self.image.is_some() || self.command.is_some() {

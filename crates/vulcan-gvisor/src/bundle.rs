@@ -29,7 +29,12 @@ pub struct RunSpec<'a> {
     pub pids_limit: u32,
     /// Path of the cgroup under each controller, e.g. `/vulcan-gvisor/<id>`.
     pub cgroup: &'a str,
+    /// The workload's unpacked `code_archive`, mounted read-write at `/work` (the cwd).
+    pub work: Option<&'a Path>,
 }
+
+/// Where a `code_archive` appears in the sandbox.
+pub const WORK_DIR: &str = "/work";
 
 /// The process's argv: the image's entrypoint followed by the command (or the image's cmd).
 pub fn argv(image: &ImageConfig, command: Option<&[String]>) -> Vec<String> {
@@ -80,13 +85,24 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .for_each(&mut set);
-    let cwd = if run.image.working_dir.starts_with('/') {
+    let cwd = if run.work.is_some() {
+        WORK_DIR
+    } else if run.image.working_dir.starts_with('/') {
         run.image.working_dir.as_str()
     } else {
         "/"
     };
     let mem_bytes = memory_limit_bytes(run.resources.mem_mb);
     let scratch_mb = u64::from(run.resources.mem_mb).clamp(16, 512);
+    let mut mounts = json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={scratch_mb}m")]}
+    ]);
+    if let (Some(work), Some(list)) = (run.work, mounts.as_array_mut()) {
+        list.push(json!({"destination": WORK_DIR, "type": "bind", "source": work, "options": ["rbind", "rw", "nosuid", "nodev"]}));
+    }
     json!({
         "ociVersion": "1.0.2",
         "hostname": "vulcan",
@@ -105,12 +121,7 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
             }
         },
         "root": {"path": run.rootfs, "readonly": true},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={scratch_mb}m")]}
-        ],
+        "mounts": mounts,
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
             "cgroupsPath": run.cgroup,
@@ -161,6 +172,7 @@ mod tests {
                 },
                 pids_limit: 300,
                 cgroup: "/vulcan-gvisor/w1",
+                work: None,
             },
             0,
             0,

@@ -68,6 +68,20 @@ impl CgroupBase {
         })
     }
 
+    /// Memory charged to every sandbox now, in bytes.
+    pub fn usage(&self) -> Option<u64> {
+        let file = if self.pids.is_none() {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        std::fs::read_to_string(self.memory.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The `cgroupsPath` runsc is given for sandbox `id`.
     pub fn runsc_path(id: &str) -> String {
         format!("/{PARENT}/{id}")

@@ -151,6 +151,19 @@ impl GvisorBackend {
     }
 }
 
+/// Largest size a `code_archive` may unpack to.
+const MAX_ARCHIVE_UNPACKED: u64 = 256 * 1024 * 1024;
+
+/// Unpacks a workload's tar.gz into `dir` with the image unpacker's rules (no entry may
+/// leave `dir`).
+fn unpack_archive(archive: &[u8], dir: &std::path::Path) -> Result<(), BackendError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
+    image::unpack::apply_layer(dir, archive, MAX_ARCHIVE_UNPACKED)
+        .map(|_| ())
+        .map_err(|e| BackendError(format!("\"code_archive\" was refused: {e}")))
+}
+
 #[async_trait]
 impl Backend for GvisorBackend {
     fn isolation(&self) -> Isolation {
@@ -209,6 +222,15 @@ impl Backend for GvisorBackend {
         let (uid, gid) =
             bundle::user(&lease.rootfs, &lease.record.config.user).map_err(BackendError)?;
         let cgroup = CgroupBase::runsc_path(&spec.id);
+        let bundle_dir = self.bundle_dir(&spec.id);
+        let work = match &spec.code_archive {
+            Some(archive) => {
+                let work = bundle_dir.join("work");
+                unpack_archive(archive, &work)?;
+                Some(work)
+            }
+            None => None,
+        };
         let config = bundle::config(
             &bundle::RunSpec {
                 rootfs: &lease.rootfs,
@@ -218,11 +240,11 @@ impl Backend for GvisorBackend {
                 resources: spec.resources,
                 pids_limit: self.config.pids_limit,
                 cgroup: &cgroup,
+                work: work.as_deref(),
             },
             uid,
             gid,
         );
-        let bundle_dir = self.bundle_dir(&spec.id);
         let write = std::fs::create_dir_all(&bundle_dir).and_then(|()| {
             std::fs::write(
                 bundle_dir.join("config.json"),
@@ -322,6 +344,10 @@ impl Backend for GvisorBackend {
             },
             error,
         })
+    }
+
+    fn memory_in_use(&self) -> Option<u64> {
+        self.state.as_ref().ok()?.cgroups.usage()
     }
 
     async fn cleanup(&self, workload_id: &str) -> Result<(), BackendError> {

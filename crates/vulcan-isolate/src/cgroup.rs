@@ -96,6 +96,20 @@ impl CgroupRoot {
         }
     }
 
+    /// Memory charged to every group under this root, in bytes.
+    pub fn usage(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        std::fs::read_to_string(self.base.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn free(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
         self.free.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -429,6 +429,10 @@ impl Backend for IsolateBackend {
         Ok(())
     }
 
+    fn memory_in_use(&self) -> Option<u64> {
+        self.state.as_ref().ok()?.cgroup_root.as_ref()?.usage()
+    }
+
     async fn shutdown(&self) {
         if let Ok(ready) = &self.state {
             ready.pool.close();

@@ -57,6 +57,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (isolation, bucket)
     ) WITHOUT ROWID;
     "#,
+    // 2: benchmark reports, kept whole as JSON.
+    r#"
+    CREATE TABLE benchmarks (
+        id         TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        report     TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration.

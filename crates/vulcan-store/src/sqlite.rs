@@ -524,6 +524,46 @@ impl WorkloadStore for SqliteStore {
         })
         .await
     }
+
+    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {
+        let (id, report) = (id.to_owned(), report.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO benchmarks (id, created_at, report) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET report = excluded.report",
+                rusqlite::params![id, to_ms(OffsetDateTime::now_utc()), report],
+            )
+            .map(|_| ())
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn benchmark(&self, id: &str) -> Result<String, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.query_row("SELECT report FROM benchmarks WHERE id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(io)?
+            .ok_or(StoreError::NotFound(id))
+        })
+        .await
+    }
+
+    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT report FROM benchmarks ORDER BY created_at DESC, id DESC LIMIT ?1",
+                )
+                .map_err(io)?;
+            let rows = stmt.query_map([limit], |r| r.get(0)).map_err(io)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(io)
+        })
+        .await
+    }
 }
 
 fn average(sum: u64, n: u64) -> f64 {

@@ -298,6 +298,7 @@ fn gvisor(n: usize) {
                 resources: Resources::default(),
                 pids_limit: 512,
                 cgroup: &format!("/vulcan-bench/{id}"),
+                work: None,
             },
             0,
             0,

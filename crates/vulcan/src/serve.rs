@@ -137,6 +137,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(addr = %args.listen_addr, node = %engine.config().node_id, "vulcan listening");
     let app = vulcan_api::router(vulcan_api::AppState {
         engine: engine.clone(),
+        benchmarks: vulcan_engine::Benchmarks::new(engine.clone()),
         started,
         max_body_bytes: args.max_body_bytes,
     });

@@ -1,8 +1,10 @@
 //! One module per resource of the API.
 
 pub mod backends;
+pub mod benchmarks;
 pub mod health;
 pub mod images;
 pub mod logs;
+pub mod nodes;
 pub mod stats;
 pub mod workloads;

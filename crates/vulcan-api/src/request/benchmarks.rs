@@ -1,0 +1,75 @@
+//! `/v1/benchmarks`: start the built-in benchmark, follow it, read kept reports.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use vulcan_domain::StoreError;
+use vulcan_engine::{BenchmarkError, BenchmarkReport, BenchmarkRequest};
+
+use crate::extract::JsonBody;
+use crate::{ApiError, AppState};
+
+fn parse(json: &str) -> Result<BenchmarkReport, ApiError> {
+    serde_json::from_str(json).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("a stored benchmark report is unreadable: {e}"),
+        )
+    })
+}
+
+/// `POST /v1/benchmarks`: `202` with the running report; poll `GET /v1/benchmarks/{id}`.
+pub async fn start(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<BenchmarkRequest>,
+) -> Result<(StatusCode, Json<BenchmarkReport>), ApiError> {
+    match state.benchmarks.start(request) {
+        Ok(report) => Ok((StatusCode::ACCEPTED, Json(report))),
+        Err(BenchmarkError::Invalid(m)) => Err(ApiError::bad_request(m)),
+        Err(e @ BenchmarkError::Busy(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(BenchmarkError::Store(e)) => Err(e.into()),
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BenchmarkReport>, ApiError> {
+    if let Some(report) = state.benchmarks.live(&id) {
+        return Ok(Json(report));
+    }
+    match state.engine.store().benchmark(&id).await {
+        Ok(json) => Ok(Json(parse(&json)?)),
+        Err(StoreError::NotFound(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("benchmark {id} not found"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+}
+
+/// Kept reports, newest first (`?limit=`, default 20, at most 100).
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<BenchmarkReport>>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "query parameter limit={limit} is out of range: use 1 to 100"
+        )));
+    }
+    let stored = state.engine.store().benchmarks(limit).await?;
+    let mut reports: Vec<BenchmarkReport> =
+        stored.iter().map(|j| parse(j)).collect::<Result<_, _>>()?;
+    for live in state.benchmarks.live_all() {
+        reports.insert(0, live);
+    }
+    Ok(Json(reports))
+}

@@ -1,0 +1,454 @@
+//! The built-in benchmark: the same small workload on every available backend, measured
+//! through the engine exactly as API requests are (submit, run, record), side by side.
+//!
+//! Per backend: cold start (a start that cannot use a warm pool), warm start and p50/p95
+//! latency over sequential runs, throughput with `concurrency` runs in flight, and memory
+//! per workload (the peak memory the kernel charged to the backend's cgroups during the
+//! concurrent phase, over its idle baseline, divided by the concurrency). One benchmark runs at a time; reports are kept in the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use vulcan_domain::{Isolation, Runtime, StoreError, WorkloadStatus};
+
+use crate::{Engine, Submission};
+
+/// `POST /v1/benchmarks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchmarkRequest {
+    /// Sequential warm runs per backend, and runs of the concurrent phase.
+    #[serde(default = "default_iterations")]
+    pub iterations: u32,
+    /// Runs in flight during the throughput phase.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// The image of the gvisor runs [default: the default image].
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Backends to measure [default: every available one].
+    #[serde(default)]
+    pub backends: Option<Vec<Isolation>>,
+}
+
+fn default_iterations() -> u32 {
+    20
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+impl Default for BenchmarkRequest {
+    fn default() -> Self {
+        BenchmarkRequest {
+            iterations: default_iterations(),
+            concurrency: default_concurrency(),
+            image: None,
+            backends: None,
+        }
+    }
+}
+
+/// Figures of one backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendFigures {
+    pub backend: Isolation,
+    /// What ran.
+    pub workload: String,
+    /// Why the backend was not measured, if it was not.
+    pub skipped: Option<String>,
+    pub cold_start_ms: Option<f64>,
+    pub warm_start_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub throughput_per_s: Option<f64>,
+    pub memory_per_workload_mb: Option<f64>,
+    pub runs: u32,
+    pub failed_runs: u32,
+    pub first_error: Option<String>,
+}
+
+impl BackendFigures {
+    fn new(backend: Isolation) -> Self {
+        BackendFigures {
+            backend,
+            workload: String::new(),
+            skipped: None,
+            cold_start_ms: None,
+            warm_start_ms: None,
+            p50_ms: None,
+            p95_ms: None,
+            throughput_per_s: None,
+            memory_per_workload_mb: None,
+            runs: 0,
+            failed_runs: 0,
+            first_error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: u32,
+    pub total: u32,
+}
+
+/// A benchmark, running or finished.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchmarkReport {
+    pub id: String,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    pub node_id: String,
+    pub cpus: usize,
+    pub request: BenchmarkRequest,
+    pub progress: Progress,
+    pub results: Vec<BackendFigures>,
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// Why a benchmark was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchmarkError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("benchmark {0} is still running; wait for it to finish")]
+    Busy(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Starts benchmarks and keeps the running one's progress.
+#[derive(Clone)]
+pub struct Benchmarks {
+    engine: Engine,
+    running: Arc<Mutex<HashMap<String, BenchmarkReport>>>,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(ms(sorted[i]))
+}
+
+impl Benchmarks {
+    pub fn new(engine: Engine) -> Self {
+        Benchmarks {
+            engine,
+            running: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, BenchmarkReport>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A running benchmark's report, if `id` is running.
+    pub fn live(&self, id: &str) -> Option<BenchmarkReport> {
+        self.running().get(id).cloned()
+    }
+
+    /// Every running benchmark's report.
+    pub fn live_all(&self) -> Vec<BenchmarkReport> {
+        self.running().values().cloned().collect()
+    }
+
+    /// Validates and starts a benchmark in the background; returns its first report.
+    pub fn start(&self, request: BenchmarkRequest) -> Result<BenchmarkReport, BenchmarkError> {
+        if !(1..=1000).contains(&request.iterations) {
+            return Err(BenchmarkError::Invalid(format!(
+                "\"iterations\" is {}; it must be between 1 and 1000",
+                request.iterations
+            )));
+        }
+        if !(1..=64).contains(&request.concurrency) {
+            return Err(BenchmarkError::Invalid(format!(
+                "\"concurrency\" is {}; it must be between 1 and 64",
+                request.concurrency
+            )));
+        }
+        if let Some(backends) = &request.backends {
+            if backends.contains(&Isolation::Auto) {
+                return Err(BenchmarkError::Invalid(
+                    "\"backends\" lists concrete backends: isolate, gvisor, microvm".into(),
+                ));
+            }
+        }
+        let mut running = self.running();
+        if let Some(id) = running.keys().next() {
+            return Err(BenchmarkError::Busy(id.clone()));
+        }
+        let id = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let report = BenchmarkReport {
+            id: id.clone(),
+            status: "running".into(),
+            node_id: self.engine.config().node_id.clone(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            request,
+            progress: Progress::default(),
+            results: Vec::new(),
+            error: None,
+            created_at: OffsetDateTime::now_utc(),
+            finished_at: None,
+        };
+        running.insert(id.clone(), report.clone());
+        drop(running);
+        let this = self.clone();
+        tokio::spawn(async move { this.run(id).await });
+        Ok(report)
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut BenchmarkReport)) {
+        if let Some(report) = self.running().get_mut(id) {
+            f(report);
+        }
+    }
+
+    /// The workload a backend is measured with, or why it cannot be.
+    fn workload(
+        &self,
+        backend: Isolation,
+        request: &BenchmarkRequest,
+    ) -> Result<(String, Submission), String> {
+        let base = Submission {
+            isolation: Some(backend),
+            ..Submission::default()
+        };
+        match backend {
+            Isolation::Isolate => Ok((
+                "node: export default (i) => ({sum: i.a + i.b})".into(),
+                Submission {
+                    runtime: Some(Runtime::Node),
+                    code: Some("export default (i) => ({sum: i.a + i.b})".into()),
+                    input: serde_json::json!({"a": 1, "b": 2}),
+                    ..base
+                },
+            )),
+            Isolation::Gvisor => {
+                let image = request
+                    .image
+                    .clone()
+                    .or_else(|| self.engine.images().and_then(|i| i.default_image()).map(|r| r.reference))
+                    .ok_or("no image to run: pass \"image\" or register a default image (POST /v1/images with \"default\": true)")?;
+                Ok((
+                    format!("oci: {image} echo hi"),
+                    Submission {
+                        runtime: Some(Runtime::Oci),
+                        image: Some(image),
+                        command: Some(vec!["echo".into(), "hi".into()]),
+                        ..base
+                    },
+                ))
+            }
+            Isolation::Microvm => Ok((
+                "python: print(1 + 2)".into(),
+                Submission {
+                    runtime: Some(Runtime::Python),
+                    code: Some("print(1 + 2)".into()),
+                    ..base
+                },
+            )),
+            Isolation::Auto => Err("auto is not a backend".into()),
+        }
+    }
+
+    /// One run through the engine: its latency, or its error.
+    async fn once(&self, submission: Submission) -> Result<Duration, String> {
+        let started = Instant::now();
+        let accepted = self
+            .engine
+            .submit(submission)
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = self
+            .engine
+            .wait(&accepted.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if done.status == WorkloadStatus::Completed {
+            Ok(started.elapsed())
+        } else {
+            Err(done
+                .error
+                .unwrap_or_else(|| format!("ended {}", done.status.as_str())))
+        }
+    }
+
+    async fn run(self, id: String) {
+        let Some(request) = self.live(&id).map(|r| r.request) else {
+            return;
+        };
+        let infos = self.engine.registry().list();
+        let backends: Vec<Isolation> = Isolation::CONCRETE
+            .into_iter()
+            .filter(|b| {
+                request
+                    .backends
+                    .as_ref()
+                    .is_none_or(|list| list.contains(b))
+            })
+            .collect();
+        let cold_runs = request.iterations.min(3);
+        let per_backend = cold_runs + 2 * request.iterations;
+        self.update(&id, |r| {
+            r.progress.total = per_backend * backends.len() as u32
+        });
+
+        for backend in backends {
+            let info = infos.iter().find(|i| i.name == backend.as_str());
+            let mut figures = BackendFigures::new(backend);
+            let prepared = match info {
+                None => Err(format!("{backend} is not configured on this node")),
+                Some(i) if !i.available => {
+                    Err(i.reason.clone().unwrap_or_else(|| "unavailable".into()))
+                }
+                Some(_) => self.workload(backend, &request),
+            };
+            match prepared {
+                Err(reason) => {
+                    figures.skipped = Some(reason);
+                    self.update(&id, |r| r.progress.done += per_backend);
+                }
+                Ok((label, submission)) => {
+                    figures.workload = label;
+                    self.measure(&id, &request, cold_runs, submission, &mut figures)
+                        .await;
+                }
+            }
+            self.update(&id, |r| r.results.push(figures));
+        }
+
+        let finished = self.running().remove(&id);
+        if let Some(mut report) = finished {
+            report.status = "completed".into();
+            report.finished_at = Some(OffsetDateTime::now_utc());
+            report.progress.done = report.progress.total;
+            let json = serde_json::to_string(&report).unwrap_or_default();
+            if let Err(e) = self.engine.store().save_benchmark(&id, &json).await {
+                tracing::error!(benchmark = %id, error = %e, "cannot store the benchmark report");
+            }
+        }
+    }
+
+    async fn measure(
+        &self,
+        id: &str,
+        request: &BenchmarkRequest,
+        cold_runs: u32,
+        submission: Submission,
+        figures: &mut BackendFigures,
+    ) {
+        let record = |result: &Result<Duration, String>, figures: &mut BackendFigures| {
+            figures.runs += 1;
+            if let Err(e) = result {
+                figures.failed_runs += 1;
+                figures.first_error.get_or_insert_with(|| e.clone());
+            }
+            self.update(id, |r| r.progress.done += 1);
+        };
+
+        // Cold: the isolate pool holds processes with the default heap, so another
+        // mem_mb starts a fresh one; backends without a pool start cold every time.
+        let mut cold = Vec::new();
+        for _ in 0..cold_runs {
+            let mut s = submission.clone();
+            if submission.isolation == Some(Isolation::Isolate) {
+                s.mem_mb = Some(self.engine.config().defaults.mem_mb + 1);
+            }
+            let r = self.once(s).await;
+            record(&r, figures);
+            cold.extend(r.ok());
+        }
+        cold.sort();
+        figures.cold_start_ms = percentile(&cold, 0.5);
+
+        let mut warm = Vec::new();
+        for _ in 0..request.iterations {
+            let r = self.once(submission.clone()).await;
+            record(&r, figures);
+            warm.extend(r.ok());
+        }
+        warm.sort();
+        figures.warm_start_ms = percentile(&warm, 0.5);
+        figures.p50_ms = percentile(&warm, 0.5);
+        figures.p95_ms = percentile(&warm, 0.95);
+
+        // Throughput: `concurrency` runs in flight until `iterations` have finished,
+        // with the backend's memory sampled meanwhile.
+        let backend = submission
+            .isolation
+            .and_then(|i| self.engine.registry().get(i).cloned());
+        let memory_in_use = move || backend.as_ref().and_then(|b| b.memory_in_use());
+        let baseline = memory_in_use();
+        let peak = Arc::new(Mutex::new(baseline.unwrap_or(0)));
+        let sampling = {
+            let peak = peak.clone();
+            let memory_in_use = memory_in_use.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Some(now) = memory_in_use() {
+                        let mut p = peak.lock().unwrap_or_else(|e| e.into_inner());
+                        *p = (*p).max(now);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let remaining = Arc::new(std::sync::atomic::AtomicU32::new(request.iterations));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..request.concurrency)
+            .map(|_| {
+                let (this, submission, remaining) =
+                    (self.clone(), submission.clone(), remaining.clone());
+                tokio::spawn(async move {
+                    let mut results = Vec::new();
+                    while remaining
+                        .fetch_update(
+                            std::sync::atomic::Ordering::SeqCst,
+                            std::sync::atomic::Ordering::SeqCst,
+                            |n| n.checked_sub(1),
+                        )
+                        .is_ok()
+                    {
+                        results.push(this.once(submission.clone()).await);
+                    }
+                    results
+                })
+            })
+            .collect();
+        let mut ok = 0u32;
+        for worker in workers {
+            for r in worker.await.unwrap_or_default() {
+                record(&r, figures);
+                ok += u32::from(r.is_ok());
+            }
+        }
+        let wall = started.elapsed();
+        sampling.abort();
+        if ok > 0 {
+            figures.throughput_per_s =
+                Some((f64::from(ok) / wall.as_secs_f64() * 100.0).round() / 100.0);
+        }
+        let peak = *peak.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(base) = baseline {
+            let per = peak.saturating_sub(base) as f64
+                / f64::from(request.concurrency)
+                / (1024.0 * 1024.0);
+            figures.memory_per_workload_mb = Some((per * 10.0).round() / 10.0);
+        }
+    }
+}

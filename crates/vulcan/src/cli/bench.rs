@@ -1,0 +1,229 @@
+//! `vulcan benchmark`: starts the server's benchmark, shows its progress, prints the
+//! comparison, and can write a self-contained HTML report with charts.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::client::{CliError, CliResult, Client};
+use super::render::{self, Format};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Sequential runs per backend, and runs of the concurrent phase.
+    #[arg(long, default_value_t = 20)]
+    iterations: u32,
+    /// Runs in flight during the throughput phase.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u32,
+    /// The image of the gvisor runs [default: the server's default image].
+    #[arg(long)]
+    image: Option<String>,
+    /// Only these backends (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Print the report as JSON (same as --output json).
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML page with charts.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// Columns of the table and the charts: (key, title, unit).
+const METRICS: [(&str, &str, &str); 6] = [
+    ("cold_start_ms", "cold start", "ms"),
+    ("warm_start_ms", "warm start", "ms"),
+    ("p50_ms", "p50", "ms"),
+    ("p95_ms", "p95", "ms"),
+    ("throughput_per_s", "throughput", "/s"),
+    ("memory_per_workload_mb", "memory per workload", "MB"),
+];
+
+fn progress(done: u64, total: u64, tty: bool, last_shown: &mut u64) {
+    let total = total.max(1);
+    if tty {
+        let width = 30;
+        let filled = (done * width / total) as usize;
+        eprint!(
+            "\r[{}{}] {done}/{total} runs",
+            "#".repeat(filled),
+            "-".repeat(width as usize - filled)
+        );
+        let _ = std::io::stderr().flush();
+    } else if done * 10 / total > *last_shown * 10 / total || done == total {
+        eprintln!("benchmark: {done}/{total} runs");
+    }
+    *last_shown = done;
+}
+
+pub fn benchmark(client: &Client, format: Format, args: BenchArgs) -> CliResult<ExitCode> {
+    let mut request = json!({"iterations": args.iterations, "concurrency": args.concurrency});
+    if let Some(image) = &args.image {
+        request["image"] = json!(image);
+    }
+    if !args.backends.is_empty() {
+        request["backends"] = json!(args.backends);
+    }
+    let started = client.post("/v1/benchmarks", &request)?;
+    let id = started["id"]
+        .as_str()
+        .ok_or_else(|| CliError("the server answered without a benchmark id".into()))?
+        .to_owned();
+    let tty = std::io::stderr().is_terminal();
+    let mut shown = 0;
+    let report = loop {
+        let report = client.get(&format!("/v1/benchmarks/{id}"))?;
+        let (done, total) = (
+            report["progress"]["done"].as_u64().unwrap_or(0),
+            report["progress"]["total"].as_u64().unwrap_or(0),
+        );
+        if total > 0 {
+            progress(done, total, tty, &mut shown);
+        }
+        if report["status"] != "running" {
+            if tty {
+                eprintln!();
+            }
+            break report;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    if let Some(path) = &args.report {
+        std::fs::write(path, html(&report))
+            .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("report written to {}", path.display());
+    }
+    if args.json || format == Format::Json {
+        render::json(&report);
+    } else {
+        table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(report: &Value) {
+    let results = report["results"].as_array().cloned().unwrap_or_default();
+    let mut headers = vec!["BACKEND"];
+    headers.extend(METRICS.iter().map(|(_, title, _)| *title));
+    headers.push("FAILED");
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let mut row = vec![render::cell(&r["backend"])];
+            if let Some(reason) = r["skipped"].as_str() {
+                row.extend(METRICS.iter().map(|_| "-".to_owned()));
+                row.push(format!("skipped: {reason}"));
+                return row;
+            }
+            row.extend(METRICS.iter().map(|(key, _, unit)| {
+                r[*key]
+                    .as_f64()
+                    .map_or("-".into(), |v| format!("{v:.1} {unit}"))
+            }));
+            row.push(format!(
+                "{}/{}",
+                render::cell(&r["failed_runs"]),
+                render::cell(&r["runs"])
+            ));
+            row
+        })
+        .collect();
+    render::table(&headers, &rows);
+    println!(
+        "node {}, {} CPUs, {} iterations, concurrency {}",
+        render::cell(&report["node_id"]),
+        render::cell(&report["cpus"]),
+        render::cell(&report["request"]["iterations"]),
+        render::cell(&report["request"]["concurrency"])
+    );
+}
+
+/// A self-contained page: the report as JSON, and a script that draws one SVG bar chart
+/// per metric from it (no network, no external files).
+pub fn html(report: &Value) -> String {
+    let data = report.to_string().replace("</", "<\\/");
+    let metrics = json!(METRICS
+        .iter()
+        .map(|(key, title, unit)| json!({"key": key, "title": title, "unit": unit}))
+        .collect::<Vec<_>>())
+    .to_string();
+    format!(
+        r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Vulcan benchmark {id}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }}
+h1 {{ font-size: 1.4rem; }}
+.charts {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1.5rem; }}
+figure {{ margin: 0; border: 1px solid #ddd; border-radius: 6px; padding: 0.8rem; }}
+figcaption {{ font-weight: 600; margin-bottom: 0.4rem; }}
+table {{ border-collapse: collapse; margin-top: 1.5rem; }}
+td, th {{ border-bottom: 1px solid #eee; padding: 0.3rem 0.8rem; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+.bar {{ fill: #d9480f; }}
+</style>
+</head>
+<body>
+<h1>Vulcan benchmark <code>{id}</code></h1>
+<p id="summary"></p>
+<div class="charts" id="charts"></div>
+<table id="figures"></table>
+<script type="application/json" id="report">{data}</script>
+<script>
+(function () {{
+  const report = JSON.parse(document.getElementById("report").textContent);
+  const metrics = {metrics};
+  const svgNs = "http://www.w3.org/2000/svg";
+  const el = (ns, name, attrs, text) => {{
+    const e = ns ? document.createElementNS(ns, name) : document.createElement(name);
+    for (const [k, v] of Object.entries(attrs || {{}})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }};
+  const measured = report.results.filter(r => !r.skipped);
+  document.getElementById("summary").textContent =
+    `node ${{report.node_id}}, ${{report.cpus}} CPUs, ${{report.request.iterations}} iterations, ` +
+    `concurrency ${{report.request.concurrency}}, finished ${{report.finished_at || "(running)"}}`;
+  const charts = document.getElementById("charts");
+  for (const m of metrics) {{
+    const fig = el(null, "figure", {{"data-metric": m.key}});
+    fig.appendChild(el(null, "figcaption", {{}}, `${{m.title}} (${{m.unit}})`));
+    const rowH = 34, labelW = 80, width = 320;
+    const svg = el(svgNs, "svg", {{width, height: rowH * measured.length + 10, role: "img"}});
+    const max = Math.max(1e-9, ...measured.map(r => r[m.key] || 0));
+    measured.forEach((r, i) => {{
+      const v = r[m.key] || 0, w = Math.max(1, (width - labelW - 70) * v / max), y = 5 + i * rowH;
+      svg.appendChild(el(svgNs, "text", {{x: 0, y: y + 18}}, r.backend));
+      svg.appendChild(el(svgNs, "rect", {{class: "bar", x: labelW, y, width: w, height: rowH - 10, "data-backend": r.backend, "data-value": v}}));
+      svg.appendChild(el(svgNs, "text", {{x: labelW + w + 6, y: y + 18}}, v.toFixed(1)));
+    }});
+    fig.appendChild(svg);
+    charts.appendChild(fig);
+  }}
+  const table = document.getElementById("figures");
+  const head = el(null, "tr");
+  ["backend", ...metrics.map(m => `${{m.title}} (${{m.unit}})`), "note"].forEach(h => head.appendChild(el(null, "th", {{}}, h)));
+  table.appendChild(head);
+  for (const r of report.results) {{
+    const tr = el(null, "tr");
+    tr.appendChild(el(null, "td", {{}}, r.backend));
+    metrics.forEach(m => tr.appendChild(el(null, "td", {{}}, r[m.key] == null ? "-" : r[m.key].toFixed(1))));
+    tr.appendChild(el(null, "td", {{}}, r.skipped ? "skipped: " + r.skipped : `${{r.failed_runs}}/${{r.runs}} runs failed`));
+    table.appendChild(tr);
+  }}
+  document.body.setAttribute("data-charts", String(metrics.length));
+}})();
+</script>
+</body>
+</html>
+"##,
+        id = render::cell(&report["id"]),
+    )
+}
