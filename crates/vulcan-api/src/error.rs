@@ -7,10 +7,12 @@ use vulcan_domain::StoreError;
 use vulcan_engine::{KillError, SubmitError};
 
 /// An error answered to a client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds to wait before trying again (`Retry-After`), for 429 and 503.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -18,7 +20,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after_s: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -31,11 +39,19 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, error = %self.message, "request failed");
         }
-        (
+        let mut response = (
             self.status,
             Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        // The audit log records why a mutation failed.
+        response.extensions_mut().insert(self);
+        response
     }
 }
 
@@ -56,8 +72,17 @@ impl From<SubmitError> for ApiError {
             SubmitError::Invalid(m) => ApiError::bad_request(m),
             SubmitError::Unavailable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             SubmitError::ShuttingDown => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(5)
             }
+            SubmitError::OverQuota {
+                message,
+                retry_after_s,
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry_after(retry_after_s),
+            SubmitError::Overloaded {
+                message,
+                retry_after_s,
+            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(retry_after_s),
+            SubmitError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
             SubmitError::Store(e) => e.into(),
         }
     }

@@ -3,16 +3,21 @@
 //!
 //! Errors are always `{"error": "..."}` with a status that says whose fault it is.
 
+pub mod auth;
 mod error;
 mod extract;
 mod request;
 mod telemetry;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::routing::get;
 use axum::Router;
+use vulcan_domain::AccessStore;
 use vulcan_engine::{Benchmarks, Engine};
+
+pub use auth::Auth;
 
 pub use error::ApiError;
 
@@ -21,6 +26,9 @@ pub use error::ApiError;
 pub struct AppState {
     pub engine: Engine,
     pub benchmarks: Benchmarks,
+    /// Keys, audit log and quotas.
+    pub access: Arc<dyn AccessStore>,
+    pub auth: Auth,
     pub started: Instant,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -28,7 +36,9 @@ pub struct AppState {
 
 /// Builds the router with every route of the API.
 pub fn router(state: AppState) -> Router {
-    use request::{backends, benchmarks, health, images, logs, nodes, stats, workloads};
+    use request::{
+        audit, backends, benchmarks, health, images, keys, logs, nodes, stats, tenants, workloads,
+    };
     Router::new()
         .route(
             "/v1/workloads",
@@ -58,10 +68,21 @@ pub fn router(state: AppState) -> Router {
             get(benchmarks::list).post(benchmarks::start),
         )
         .route("/v1/benchmarks/{id}", get(benchmarks::show))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/v1/audit", get(audit::list))
+        .route(
+            "/v1/tenants/{tenant}/quota",
+            get(tenants::show).put(tenants::set),
+        )
         .route("/healthz", get(health::show))
         .route("/metrics", get(stats::metrics))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::access,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::record,

@@ -4,6 +4,7 @@
 //! This crate does no I/O and depends on no runtime: adapters depend on it, never the
 //! other way round.
 
+mod access;
 mod backend;
 mod images;
 mod kinds;
@@ -14,6 +15,9 @@ mod status;
 mod store;
 mod workload;
 
+pub use access::{
+    AccessStore, ApiKey, AuditEntry, AuditFilter, Permission, Quota, Role, DEFAULT_TENANT,
+};
 pub use backend::{Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink};
 pub use images::{ImageCatalog, ImageConfig, ImageError, ImageRecord, PullRequest};
 pub use kinds::{Isolation, ParseKindError, Runtime};

@@ -23,6 +23,8 @@ pub enum StoreError {
 /// Filters and paging of `GET /v1/workloads`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
+    /// Only this tenant's workloads (`None`: everyone's).
+    pub tenant: Option<String>,
     pub status: Option<WorkloadStatus>,
     pub isolation: Option<Isolation>,
     pub limit: u32,
@@ -73,7 +75,8 @@ pub trait WorkloadStore: Send + Sync {
     /// A workload's log lines in order, optionally of one stream only.
     async fn logs(&self, id: &str, stream: Option<LogStream>) -> Result<Vec<LogLine>, StoreError>;
 
-    async fn stats(&self) -> Result<Stats, StoreError>;
+    /// Figures over every workload, or over one tenant's.
+    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError>;
 
     /// Workloads of `node_id` that are not terminal, oldest first: what a restart recovers.
     async fn unfinished(&self, node_id: &str) -> Result<Vec<Workload>, StoreError>;

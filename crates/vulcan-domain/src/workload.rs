@@ -5,6 +5,10 @@ use time::OffsetDateTime;
 
 use crate::{Isolation, Runtime, WorkloadStatus};
 
+fn default_tenant() -> String {
+    crate::DEFAULT_TENANT.to_owned()
+}
+
 /// One submitted piece of code and everything known about its run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
@@ -17,6 +21,9 @@ pub struct Workload {
     pub requested_isolation: Isolation,
     pub runtime: Runtime,
     pub node_id: String,
+    /// The tenant whose key submitted it (`default` when auth is off).
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     /// SHA-256 of the code, archive, image, command and input, hex-encoded.
     pub input_hash: String,
     pub output: Option<String>,

@@ -1,6 +1,6 @@
 //! The engine's knobs.
 
-use vulcan_domain::Resources;
+use vulcan_domain::{Quota, Resources};
 
 /// Upper bounds a request's resources are validated against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,10 @@ pub struct EngineConfig {
     pub defaults: Resources,
     pub limits: Limits,
     pub logs: LogLimits,
+    /// The quota of tenants that have none of their own.
+    pub default_quota: Quota,
+    /// Workloads that may wait for a slot per backend; beyond it submissions get 503.
+    pub max_queue: usize,
 }
 
 impl EngineConfig {
@@ -65,6 +69,13 @@ impl EngineConfig {
             defaults: Resources::default(),
             limits: Limits::default(),
             logs: LogLimits::default(),
+            default_quota: Quota {
+                max_concurrent: 64,
+                per_minute: 600,
+                max_cpus: 64,
+                max_mem_mb: 16 * 1024,
+            },
+            max_queue: 256,
         }
     }
 }

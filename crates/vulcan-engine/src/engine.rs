@@ -8,9 +8,10 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch, Semaphore};
 use vulcan_domain::{
     ImageCatalog, ImageError, Isolation, LogLine, Resources, Runtime, StoreError, TerminalUpdate,
-    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore, DEFAULT_TENANT,
 };
 
+use crate::admission::{Admission, QueuePlace, Ticket};
 use crate::sink::WorkloadLogSink;
 use crate::{
     BackendRegistry, EngineConfig, LogBroker, Metrics, Route, RouteError, Submission, SubmitError,
@@ -47,6 +48,7 @@ struct Inner {
     ids: Mutex<ulid::Generator>,
     /// Where runtime `oci` workloads find their default image and per-image resources.
     images: Option<Arc<dyn ImageCatalog>>,
+    admission: Arc<Admission>,
 }
 
 /// How one accepted workload ended, before it is written down.
@@ -101,6 +103,7 @@ impl Engine {
         registry: BackendRegistry,
         metrics: Metrics,
     ) -> Self {
+        let config_max_queue = config.max_queue;
         let slots = registry
             .backends()
             .map(|b| {
@@ -121,6 +124,7 @@ impl Engine {
                 aborting: watch::channel(false).0,
                 ids: Mutex::new(ulid::Generator::new()),
                 images: None,
+                admission: Arc::new(Admission::new(config_max_queue)),
             }),
         }
     }
@@ -195,6 +199,11 @@ impl Engine {
         &self.inner.metrics
     }
 
+    /// Workloads waiting for a slot on `isolation`.
+    pub fn queued(&self, isolation: Isolation) -> usize {
+        self.inner.admission.queued(isolation)
+    }
+
     /// Workloads accepted by this engine that have not ended.
     pub fn active_count(&self) -> usize {
         self.inner.active().len()
@@ -209,6 +218,11 @@ impl Engine {
         }
         let defaults = self.image_defaults(&mut submission)?;
         let (runtime, resources) = submission.validate(defaults, &inner.config.limits)?;
+        let tenant = if submission.tenant.is_empty() {
+            DEFAULT_TENANT.to_owned()
+        } else {
+            submission.tenant.clone()
+        };
         let requested = submission.isolation.unwrap_or(Isolation::Auto);
         let route = inner
             .registry
@@ -217,6 +231,11 @@ impl Engine {
                 RouteError::Unsupported(m) => SubmitError::Invalid(m),
                 RouteError::Unavailable(m) => SubmitError::Unavailable(m),
             })?;
+        let ticket = submission
+            .quota
+            .map(|quota| inner.admission.admit(&tenant, &quota, resources))
+            .transpose()?;
+        let place = inner.admission.enqueue(route.isolation)?;
         let id = inner.new_id();
         let input_hash = submission.input_hash(runtime);
         let spec = WorkloadSpec {
@@ -238,6 +257,7 @@ impl Engine {
             requested_isolation: requested,
             runtime,
             node_id: inner.config.node_id.clone(),
+            tenant,
             input_hash,
             output: None,
             exit_code: None,
@@ -252,7 +272,7 @@ impl Engine {
         };
         inner.store.insert(&workload, &spec).await?;
         inner.metrics.workload_submitted(route.isolation.as_str());
-        Inner::launch(inner, workload.clone(), spec, route);
+        Inner::launch(inner, workload.clone(), spec, route, ticket, place);
         Ok(workload)
     }
 
@@ -323,7 +343,8 @@ impl Engine {
             let spec = inner.store.spec(&w.id).await?;
             match inner.registry.resolve(w.isolation, w.runtime) {
                 Ok(route) => {
-                    Inner::launch(inner, w, spec, route);
+                    let place = inner.admission.enqueue_accepted(route.isolation);
+                    Inner::launch(inner, w, spec, route, None, place);
                     rerun += 1;
                 }
                 Err(e) => {
@@ -372,13 +393,27 @@ impl Inner {
             .to_string()
     }
 
-    fn launch(self: &Arc<Self>, workload: Workload, spec: WorkloadSpec, route: Route) {
+    fn launch(
+        self: &Arc<Self>,
+        workload: Workload,
+        spec: WorkloadSpec,
+        route: Route,
+        ticket: Option<Ticket>,
+        place: QueuePlace,
+    ) {
         let (kill, kill_rx) = watch::channel(false);
         let (done_tx, done) = watch::channel(None);
         self.broker.open(&workload.id);
         self.active()
             .insert(workload.id.clone(), Active { kill, done });
-        tokio::spawn(self.clone().run(workload, spec, route, kill_rx, done_tx));
+        let run = self
+            .clone()
+            .run(workload, spec, route, kill_rx, done_tx, place);
+        tokio::spawn(async move {
+            run.await;
+            // The tenant's share is given back once the workload has ended.
+            drop(ticket);
+        });
     }
 
     async fn run(
@@ -388,6 +423,7 @@ impl Inner {
         route: Route,
         kill: watch::Receiver<bool>,
         done: watch::Sender<Option<Workload>>,
+        place: QueuePlace,
     ) {
         let id = workload.id.clone();
         let backend = route.isolation.as_str();
@@ -398,7 +434,7 @@ impl Inner {
             sink.note(note.clone());
         }
 
-        let ending = self.execute(spec, &route, sink.clone(), kill).await;
+        let ending = self.execute(spec, &route, sink.clone(), kill, place).await;
         let dropped = sink.close();
         self.metrics.log_lines_dropped(dropped);
         // History is complete before the status turns terminal.
@@ -438,11 +474,15 @@ impl Inner {
         route: &Route,
         sink: Arc<WorkloadLogSink>,
         kill: watch::Receiver<bool>,
+        place: QueuePlace,
     ) -> Ending {
         let id = spec.id.clone();
         let slots = self.slots[&route.isolation].clone();
         let _permit = tokio::select! {
-            permit = slots.acquire_owned() => permit,
+            permit = slots.acquire_owned() => {
+                drop(place);
+                permit
+            }
             _ = until_set(kill.clone()) => {
                 return Ending::Finished(ended(WorkloadStatus::Killed, "killed by request before it started"), None);
             }

@@ -6,6 +6,7 @@
 //! ([`LogBroker`]) while persisting them in order, and recovering whatever a crash left
 //! unfinished. It knows nothing of HTTP.
 
+mod admission;
 pub mod benchmark;
 mod broker;
 mod config;

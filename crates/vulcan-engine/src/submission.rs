@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use vulcan_domain::{Isolation, Resources, Runtime, StoreError};
+use vulcan_domain::{Isolation, Quota, Resources, Runtime, StoreError};
 
 use crate::Limits;
 
@@ -22,6 +22,10 @@ pub struct Submission {
     pub cpus: Option<u32>,
     pub mem_mb: Option<u32>,
     pub timeout_s: Option<u32>,
+    /// Whose workload this is; empty means the default tenant.
+    pub tenant: String,
+    /// The tenant's quota; `None` for callers without one (admins, recovery).
+    pub quota: Option<Quota>,
 }
 
 /// Why a submission was not accepted.
@@ -35,6 +39,15 @@ pub enum SubmitError {
     Unavailable(String),
     #[error("the server is shutting down and accepts no new workloads")]
     ShuttingDown,
+    /// The tenant is at a quota; retry after the given seconds.
+    #[error("{message}")]
+    OverQuota { message: String, retry_after_s: u64 },
+    /// The workload can never fit the tenant's quota.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The backend's queue is full; retry after the given seconds.
+    #[error("{message}")]
+    Overloaded { message: String, retry_after_s: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

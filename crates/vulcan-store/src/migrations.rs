@@ -65,6 +65,51 @@ const MIGRATIONS: &[&str] = &[
         report     TEXT NOT NULL
     );
     "#,
+    // 3: tenants, API keys (hashes only), the append-only audit log, tenant quotas.
+    r#"
+    ALTER TABLE workloads ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX workloads_by_tenant ON workloads (tenant, id);
+    CREATE INDEX workloads_by_tenant_status ON workloads (tenant, status, isolation, id);
+
+    CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        revoked_at  INTEGER,
+        created_by  TEXT NOT NULL
+    );
+
+    CREATE TABLE audit_log (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        actor   TEXT NOT NULL,
+        role    TEXT,
+        tenant  TEXT,
+        action  TEXT NOT NULL,
+        target  TEXT,
+        outcome TEXT NOT NULL,
+        status  INTEGER NOT NULL,
+        detail  TEXT
+    );
+    CREATE INDEX audit_by_action ON audit_log (action, seq);
+    CREATE INDEX audit_by_actor ON audit_log (actor, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+    CREATE TABLE tenant_quotas (
+        tenant         TEXT PRIMARY KEY,
+        max_concurrent INTEGER NOT NULL,
+        per_minute     INTEGER NOT NULL,
+        max_cpus       INTEGER NOT NULL,
+        max_mem_mb     INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration.

@@ -1,4 +1,4 @@
-//! The SQLite implementation of [`WorkloadStore`].
+//! The SQLite implementation of [`WorkloadStore`] and [`AccessStore`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use time::OffsetDateTime;
 use vulcan_domain::{
-    BackendStats, InvalidTransition, Isolation, ListFilter, LogLine, LogStream, Runtime, Stats,
-    StoreError, TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    AccessStore, ApiKey, AuditEntry, AuditFilter, BackendStats, InvalidTransition, Isolation,
+    ListFilter, LogLine, LogStream, Quota, Role, Runtime, Stats, StoreError, TerminalUpdate,
+    Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 
 use crate::histogram::DurationHistogram;
@@ -17,7 +17,7 @@ use crate::migrations;
 
 const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, node_id, \
     input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
-    created_at, started_at, finished_at";
+    created_at, started_at, finished_at, tenant";
 
 /// An embedded SQLite database file in WAL mode: one writer connection, and a small pool
 /// of reader connections that WAL lets run alongside it.
@@ -158,6 +158,7 @@ fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
         created_at: from_ms(row.get(14)?),
         started_at: row.get::<_, Option<i64>>(15)?.map(from_ms),
         finished_at: row.get::<_, Option<i64>>(16)?.map(from_ms),
+        tenant: row.get(17)?,
     })
 }
 
@@ -233,7 +234,7 @@ impl WorkloadStore for SqliteStore {
                 &format!(
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19)"
+                             ?16, ?17, ?18, ?19, ?20)"
                 ),
                 params![
                     w.id,
@@ -253,6 +254,7 @@ impl WorkloadStore for SqliteStore {
                     to_ms(w.created_at),
                     w.started_at.map(to_ms),
                     w.finished_at.map(to_ms),
+                    w.tenant,
                     spec_json,
                     archive,
                 ],
@@ -299,25 +301,40 @@ impl WorkloadStore for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT {WORKLOAD_COLUMNS} FROM workloads
                      WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)
+                       AND (?5 IS NULL OR tenant = ?5)
                      ORDER BY id DESC LIMIT ?3 OFFSET ?4"
                 ))
                 .map_err(io)?;
             let workloads = stmt
                 .query_map(
-                    params![status, isolation, filter.limit, filter.offset as i64],
+                    params![
+                        status,
+                        isolation,
+                        filter.limit,
+                        filter.offset as i64,
+                        filter.tenant
+                    ],
                     workload_from_row,
                 )
                 .map_err(io)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(io)?;
-            let total: i64 = conn
-                .query_row(
+            // Totals come from the counter tables; a tenant's are counted on its index.
+            let total: i64 = match &filter.tenant {
+                None => conn.query_row(
                     "SELECT COALESCE(SUM(n), 0) FROM workload_counts
                      WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)",
                     params![status, isolation],
                     |r| r.get(0),
-                )
-                .map_err(io)?;
+                ),
+                Some(tenant) => conn.query_row(
+                    "SELECT COUNT(*) FROM workloads WHERE tenant = ?3
+                       AND (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)",
+                    params![status, isolation, tenant],
+                    |r| r.get(0),
+                ),
+            }
+            .map_err(io)?;
             Ok(WorkloadPage {
                 workloads,
                 total: total.max(0) as u64,
@@ -439,7 +456,11 @@ impl WorkloadStore for SqliteStore {
         .await
     }
 
-    async fn stats(&self) -> Result<Stats, StoreError> {
+    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
+        if let Some(tenant) = tenant {
+            let tenant = tenant.to_owned();
+            return self.read(move |conn| tenant_stats(conn, &tenant)).await;
+        }
         self.read(|conn| {
             let mut stats = Stats::default();
             let mut stmt = conn
@@ -571,5 +592,282 @@ fn average(sum: u64, n: u64) -> f64 {
         0.0
     } else {
         ((sum as f64 / n as f64) * 100.0).round() / 100.0
+    }
+}
+
+/// One tenant's figures, counted on its index (the counter tables are for everyone).
+/// Percentiles use the same 5%-wide buckets as the global figures.
+fn tenant_stats(conn: &Connection, tenant: &str) -> Result<Stats, StoreError> {
+    let mut stats = Stats::default();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT isolation, status, COUNT(*) FROM workloads WHERE tenant = ?1
+             GROUP BY isolation, status",
+        )
+        .map_err(io)?;
+    let rows = stmt
+        .query_map([tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(io)?;
+    for row in rows {
+        let (isolation, status, n) = row.map_err(io)?;
+        let n = n.max(0) as u64;
+        stats.total += n;
+        *stats.by_status.entry(status).or_default() += n;
+        *stats.by_isolation.entry(isolation).or_default() += n;
+    }
+    for status in WorkloadStatus::ALL {
+        stats
+            .by_status
+            .entry(status.as_str().to_owned())
+            .or_default();
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT isolation, duration_ms FROM workloads
+             WHERE tenant = ?1 AND status IN ('completed', 'failed', 'killed')
+               AND duration_ms IS NOT NULL",
+        )
+        .map_err(io)?;
+    let rows = stmt
+        .query_map([tenant], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(io)?;
+    let mut per_backend: std::collections::BTreeMap<String, (DurationHistogram, u64)> =
+        Default::default();
+    for row in rows {
+        let (isolation, ms) = row.map_err(io)?;
+        let ms = ms.max(0) as u64;
+        let entry = per_backend.entry(isolation).or_default();
+        entry.0.add(DurationHistogram::bucket_of(ms), 1);
+        entry.1 += ms;
+    }
+    let (mut all_n, mut all_sum) = (0u64, 0u64);
+    for (isolation, (hist, sum)) in per_backend {
+        let n = hist.count();
+        all_n += n;
+        all_sum += sum;
+        stats.backends.insert(
+            isolation,
+            BackendStats {
+                finished: n,
+                avg_duration_ms: average(sum, n),
+                p50_duration_ms: hist.quantile(0.50),
+                p95_duration_ms: hist.quantile(0.95),
+            },
+        );
+    }
+    stats.avg_duration_ms = average(all_sum, all_n);
+    Ok(stats)
+}
+
+const KEY_COLUMNS: &str =
+    "id, name, role, tenant, created_at, expires_at, revoked_at, created_by, secret_hash";
+
+fn key_from_row(row: &Row) -> rusqlite::Result<(ApiKey, String)> {
+    Ok((
+        ApiKey {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            role: parse_column::<Role>(row, 2)?,
+            tenant: row.get(3)?,
+            created_at: from_ms(row.get(4)?),
+            expires_at: row.get::<_, Option<i64>>(5)?.map(from_ms),
+            revoked_at: row.get::<_, Option<i64>>(6)?.map(from_ms),
+            created_by: row.get(7)?,
+        },
+        row.get(8)?,
+    ))
+}
+
+fn audit_from_row(row: &Row) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: row.get(0)?,
+        at: from_ms(row.get(1)?),
+        actor: row.get(2)?,
+        role: row.get(3)?,
+        tenant: row.get(4)?,
+        action: row.get(5)?,
+        target: row.get(6)?,
+        outcome: row.get(7)?,
+        status: row.get(8)?,
+        detail: row.get(9)?,
+    })
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn create_key(&self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
+        let (k, hash) = (key.clone(), secret_hash.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    k.id,
+                    k.name,
+                    k.role.as_str(),
+                    k.tenant,
+                    to_ms(k.created_at),
+                    k.expires_at.map(to_ms),
+                    k.revoked_at.map(to_ms),
+                    k.created_by,
+                    hash
+                ],
+            )
+            .map(drop)
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn key(&self, id: &str) -> Result<(ApiKey, String), StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
+                .map_err(io)?
+                .query_row([&id], key_from_row)
+                .optional()
+                .map_err(io)?
+                .ok_or(StoreError::NotFound(id))
+        })
+        .await
+    }
+
+    async fn keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE (?1 IS NULL OR tenant = ?1)
+                     ORDER BY created_at DESC, id DESC"
+                ))
+                .map_err(io)?;
+            let rows = stmt
+                .query_map([tenant], |r| key_from_row(r).map(|(k, _)| k))
+                .map_err(io)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(io)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> Result<ApiKey, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                params![id, to_ms(at)],
+            )
+            .map_err(io)?;
+            conn.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
+                [&id],
+                key_from_row,
+            )
+            .optional()
+            .map_err(io)?
+            .map(|(k, _)| k)
+            .ok_or(StoreError::NotFound(id))
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let e = entry.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(io)?
+            .execute(params![
+                to_ms(OffsetDateTime::now_utc()),
+                e.actor,
+                e.role,
+                e.tenant,
+                e.action,
+                e.target,
+                e.outcome,
+                e.status,
+                e.detail
+            ])
+            .map(drop)
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let f = filter.clone();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, at, actor, role, tenant, action, target, outcome, status, detail
+                     FROM audit_log
+                     WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2)
+                       AND (?3 IS NULL OR tenant = ?3) AND (?4 IS NULL OR outcome = ?4)
+                     ORDER BY seq DESC LIMIT ?5 OFFSET ?6",
+                )
+                .map_err(io)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        f.actor,
+                        f.action,
+                        f.tenant,
+                        f.outcome,
+                        f.limit,
+                        f.offset as i64
+                    ],
+                    audit_from_row,
+                )
+                .map_err(io)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(io)
+        })
+        .await
+    }
+
+    async fn quota(&self, tenant: &str) -> Result<Option<Quota>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT max_concurrent, per_minute, max_cpus, max_mem_mb FROM tenant_quotas
+                 WHERE tenant = ?1",
+            )
+            .map_err(io)?
+            .query_row([tenant], |r| {
+                Ok(Quota {
+                    max_concurrent: r.get(0)?,
+                    per_minute: r.get(1)?,
+                    max_cpus: r.get(2)?,
+                    max_mem_mb: r.get(3)?,
+                })
+            })
+            .optional()
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn set_quota(&self, tenant: &str, quota: &Quota) -> Result<(), StoreError> {
+        let (tenant, q) = (tenant.to_owned(), *quota);
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO tenant_quotas (tenant, max_concurrent, per_minute, max_cpus, max_mem_mb)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant) DO UPDATE SET max_concurrent = excluded.max_concurrent,
+                   per_minute = excluded.per_minute, max_cpus = excluded.max_cpus,
+                   max_mem_mb = excluded.max_mem_mb",
+                params![tenant, q.max_concurrent, q.per_minute, q.max_cpus, q.max_mem_mb],
+            )
+            .map(drop)
+            .map_err(io)
+        })
+        .await
     }
 }

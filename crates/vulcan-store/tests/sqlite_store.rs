@@ -2,8 +2,9 @@
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    Isolation, ListFilter, LogLine, LogStream, Resources, Runtime, StoreError, TerminalUpdate,
-    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    AccessStore, ApiKey, AuditEntry, AuditFilter, Isolation, ListFilter, LogLine, LogStream, Quota,
+    Resources, Role, Runtime, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
 };
 use vulcan_store::SqliteStore;
 
@@ -28,6 +29,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         requested_isolation: Isolation::Auto,
         runtime: Runtime::Node,
         node_id: "node-a".into(),
+        tenant: "default".into(),
         input_hash: "h".into(),
         output: None,
         exit_code: None,
@@ -166,6 +168,7 @@ async fn list_filters_pages_and_counts_from_the_counters() {
 
     let page = store
         .list(&ListFilter {
+            tenant: None,
             isolation: Some(Isolation::Isolate),
             status: Some(WorkloadStatus::Pending),
             limit: 10,
@@ -176,7 +179,7 @@ async fn list_filters_pages_and_counts_from_the_counters() {
     assert_eq!(page.total, 3);
     assert_eq!(page.workloads.len(), 2);
 
-    let stats = store.stats().await.unwrap();
+    let stats = store.stats(None).await.unwrap();
     assert_eq!(stats.total, 7);
     assert_eq!(stats.by_status["completed"], 1);
     assert_eq!(stats.by_status["pending"], 6);
@@ -243,4 +246,128 @@ async fn reopening_keeps_data_and_the_schema_version() {
     );
     assert_eq!(store.unfinished("node-a").await.unwrap().len(), 1);
     assert!(store.unfinished("node-b").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tenants_see_their_own_lists_and_figures() {
+    let (_dir, store) = open();
+    for (id, tenant) in [("01T1", "a"), ("01T2", "a"), ("01T3", "b")] {
+        let (mut w, spec) = workload(id, Isolation::Isolate);
+        w.tenant = tenant.into();
+        store.insert(&w, &spec).await.unwrap();
+    }
+    store
+        .start("01T1", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    store
+        .finish("01T1", &done(WorkloadStatus::Completed, 40))
+        .await
+        .unwrap();
+
+    let page = store
+        .list(&ListFilter {
+            tenant: Some("a".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    assert!(page.workloads.iter().all(|w| w.tenant == "a"));
+    let b = store.stats(Some("b")).await.unwrap();
+    assert_eq!((b.total, b.by_status["pending"]), (1, 1));
+    assert!(b.backends.is_empty());
+    let a = store.stats(Some("a")).await.unwrap();
+    assert_eq!(
+        (a.total, a.backends["isolate"].finished, a.avg_duration_ms),
+        (2, 1, 40.0)
+    );
+    assert_eq!(store.stats(None).await.unwrap().total, 3);
+}
+
+#[tokio::test]
+async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only() {
+    let (dir, store) = open();
+    let key = ApiKey {
+        id: "k1".into(),
+        name: "ci".into(),
+        role: Role::Developer,
+        tenant: "a".into(),
+        created_at: OffsetDateTime::now_utc(),
+        expires_at: None,
+        revoked_at: None,
+        created_by: "bootstrap".into(),
+    };
+    store.create_key(&key, "hash-of-secret").await.unwrap();
+    let (found, hash) = store.key("k1").await.unwrap();
+    assert_eq!(
+        (found.role, hash.as_str()),
+        (Role::Developer, "hash-of-secret")
+    );
+    assert!(matches!(
+        store.key("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let revoked = store
+        .revoke_key("k1", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(store.keys(Some("a")).await.unwrap().len(), 1);
+    assert!(store.keys(Some("b")).await.unwrap().is_empty());
+
+    for action in ["workload.create", "key.revoke"] {
+        store
+            .append_audit(&AuditEntry {
+                seq: 0,
+                at: OffsetDateTime::now_utc(),
+                actor: "k1".into(),
+                role: Some("developer".into()),
+                tenant: Some("a".into()),
+                action: action.into(),
+                target: Some("x".into()),
+                outcome: "ok".into(),
+                status: 200,
+                detail: None,
+            })
+            .await
+            .unwrap();
+    }
+    let all = store
+        .audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["key.revoke", "workload.create"]
+    );
+    let one = store
+        .audit(&AuditFilter {
+            action: Some("key.revoke".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+
+    let conn = rusqlite::Connection::open(dir.path().join("db/vulcan.db")).unwrap();
+    let update = conn.execute("UPDATE audit_log SET outcome = 'forged'", []);
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = conn.execute("DELETE FROM audit_log", []);
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+
+    assert_eq!(store.quota("a").await.unwrap(), None);
+    let q = Quota {
+        max_concurrent: 2,
+        per_minute: 10,
+        max_cpus: 2,
+        max_mem_mb: 256,
+    };
+    store.set_quota("a", &q).await.unwrap();
+    assert_eq!(store.quota("a").await.unwrap(), Some(q));
 }

@@ -188,6 +188,7 @@ fn seed(dir: &std::path::Path, n: usize) {
                 requested_isolation: Isolation::Auto,
                 runtime: Runtime::Node,
                 node_id: "bench".into(),
+                tenant: "default".into(),
                 input_hash: "x".into(),
                 output: None,
                 exit_code: None,

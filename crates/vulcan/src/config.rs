@@ -133,6 +133,35 @@ pub struct ServeArgs {
     )]
     pub registry_credentials: Vec<String>,
 
+    /// Require API keys. Off is refused unless the listen address is loopback.
+    #[arg(long, env = "VULCAN_AUTH", value_enum, default_value = "on")]
+    pub auth: Switch,
+
+    /// An admin key kept in configuration only [default: one is created on first start and
+    /// written to <data dir>/admin.key, mode 0600].
+    #[arg(long, env = "VULCAN_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// Per-tenant quota (tenants without their own): workloads pending or running at once.
+    #[arg(long, env = "VULCAN_TENANT_MAX_CONCURRENT", default_value_t = 64)]
+    pub tenant_max_concurrent: u32,
+
+    /// Per-tenant quota: submissions per rolling minute.
+    #[arg(long, env = "VULCAN_TENANT_PER_MINUTE", default_value_t = 600)]
+    pub tenant_per_minute: u32,
+
+    /// Per-tenant quota: CPUs of its active workloads together.
+    #[arg(long, env = "VULCAN_TENANT_MAX_CPUS", default_value_t = 64)]
+    pub tenant_max_cpus: u32,
+
+    /// Per-tenant quota: memory (MiB) of its active workloads together.
+    #[arg(long, env = "VULCAN_TENANT_MAX_MEM_MB", default_value_t = 16384)]
+    pub tenant_max_mem_mb: u32,
+
+    /// Workloads that may wait for a slot, per backend; beyond it submissions get 503.
+    #[arg(long, env = "VULCAN_QUEUE_LIMIT", default_value_t = 256)]
+    pub queue_limit: usize,
+
     /// Largest size an image may unpack to, in MiB.
     #[arg(long, env = "VULCAN_IMAGE_MAX_MB", default_value_t = 8192)]
     pub image_max_mb: u64,

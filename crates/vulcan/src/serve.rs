@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
+use vulcan_domain::{AccessStore, ApiKey, Quota, Role};
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
@@ -71,13 +72,73 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
         max_bytes: args.max_log_bytes,
         ..LogLimits::default()
     };
+    config.default_quota = Quota {
+        max_concurrent: args.tenant_max_concurrent,
+        per_minute: args.tenant_per_minute,
+        max_cpus: args.tenant_max_cpus,
+        max_mem_mb: args.tenant_max_mem_mb,
+    };
+    config.max_queue = args.queue_limit;
     config
+}
+
+/// With auth on and no key yet (and no VULCAN_ADMIN_KEY), creates the first admin key and
+/// writes it to `<data dir>/admin.key`, readable by its owner only.
+async fn bootstrap_admin(args: &ServeArgs, store: &SqliteStore) -> Result<(), String> {
+    if args.auth == Switch::Off || args.admin_key.is_some() {
+        return Ok(());
+    }
+    let existing = store.keys(None).await.map_err(|e| e.to_string())?;
+    if !existing.is_empty() {
+        return Ok(());
+    }
+    let (id, key, hash) = vulcan_api::auth::generate_key()
+        .map_err(|e| format!("cannot read random bytes for the admin key: {e}"))?;
+    let path = args.data_dir.join("admin.key");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        writeln!(file, "{key}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    let record = ApiKey {
+        id,
+        name: "admin".into(),
+        role: Role::Admin,
+        tenant: "admin".into(),
+        created_at: time::OffsetDateTime::now_utc(),
+        expires_at: None,
+        revoked_at: None,
+        created_by: "bootstrap".into(),
+    };
+    store
+        .create_key(&record, &hash)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::warn!(path = %path.display(), "created the first admin key; it is in this file (mode 0600): send it as X-API-Key");
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let started = Instant::now();
     let db_path = args.db_path();
+    if args.auth == Switch::Off && !args.listen_addr.ip().is_loopback() {
+        return Err(format!(
+            "VULCAN_AUTH=off is only allowed on a loopback address, and VULCAN_LISTEN_ADDR is {}: turn auth on, or listen on 127.0.0.1",
+            args.listen_addr
+        ));
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
     let store = SqliteStore::open(&db_path).map_err(|e| e.to_string())?;
+    bootstrap_admin(&args, &store).await?;
+    let access: Arc<dyn AccessStore> = Arc::new(store.clone());
     tracing::info!(path = %db_path.display(), "store open (SQLite, WAL)");
 
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
@@ -138,6 +199,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let app = vulcan_api::router(vulcan_api::AppState {
         engine: engine.clone(),
         benchmarks: vulcan_engine::Benchmarks::new(engine.clone()),
+        access,
+        auth: vulcan_api::Auth::new(
+            args.auth == Switch::On,
+            args.admin_key.as_deref(),
+            engine.config().default_quota,
+        ),
         started,
         max_body_bytes: args.max_body_bytes,
     });

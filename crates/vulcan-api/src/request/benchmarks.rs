@@ -2,11 +2,12 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
-use vulcan_domain::StoreError;
+use vulcan_domain::{Permission, StoreError};
 use vulcan_engine::{BenchmarkError, BenchmarkReport, BenchmarkRequest};
 
+use crate::auth::{AuditTarget, Caller};
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -22,10 +23,16 @@ fn parse(json: &str) -> Result<BenchmarkReport, ApiError> {
 /// `POST /v1/benchmarks`: `202` with the running report; poll `GET /v1/benchmarks/{id}`.
 pub async fn start(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<BenchmarkRequest>,
-) -> Result<(StatusCode, Json<BenchmarkReport>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<BenchmarkReport>), ApiError> {
+    caller.require(Permission::BenchmarksRun)?;
     match state.benchmarks.start(request) {
-        Ok(report) => Ok((StatusCode::ACCEPTED, Json(report))),
+        Ok(report) => Ok((
+            StatusCode::ACCEPTED,
+            Extension(AuditTarget(report.id.clone())),
+            Json(report),
+        )),
         Err(BenchmarkError::Invalid(m)) => Err(ApiError::bad_request(m)),
         Err(e @ BenchmarkError::Busy(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
         Err(BenchmarkError::Store(e)) => Err(e.into()),
@@ -34,8 +41,10 @@ pub async fn start(
 
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<BenchmarkReport>, ApiError> {
+    caller.require(Permission::StatsRead)?;
     if let Some(report) = state.benchmarks.live(&id) {
         return Ok(Json(report));
     }
@@ -57,8 +66,10 @@ pub struct ListQuery {
 /// Kept reports, newest first (`?limit=`, default 20, at most 100).
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<BenchmarkReport>>, ApiError> {
+    caller.require(Permission::StatsRead)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request(format!(

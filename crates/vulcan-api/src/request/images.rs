@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
-use vulcan_domain::{ImageCatalog, ImageError, ImageRecord, PullRequest};
+use axum::{Extension, Json};
+use vulcan_domain::{ImageCatalog, ImageError, ImageRecord, Permission, PullRequest};
 
+use crate::auth::{AuditTarget, Caller};
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -39,8 +40,10 @@ fn catalog(state: &AppState) -> Result<&Arc<dyn ImageCatalog>, ApiError> {
 /// `POST /v1/images` `{"reference", "default"?, "resources"?}`: pulls (again) and registers.
 pub async fn pull(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<PullRequest>,
-) -> Result<(StatusCode, Json<ImageRecord>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<ImageRecord>), ApiError> {
+    caller.require(Permission::ImagesWrite)?;
     let images = catalog(&state)?;
     if let Some(r) = request.resources {
         let limits = state.engine.config().limits;
@@ -57,25 +60,34 @@ pub async fn pull(
             }
         }
     }
+    let target = AuditTarget(request.reference.clone());
     let record = images.pull(request).await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Extension(target), Json(record)))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ImageRecord>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<ImageRecord>>, ApiError> {
+    caller.require(Permission::ImagesRead)?;
     Ok(Json(catalog(&state)?.list()))
 }
 
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(reference): Path<String>,
 ) -> Result<Json<ImageRecord>, ApiError> {
+    caller.require(Permission::ImagesRead)?;
     Ok(Json(catalog(&state)?.get(&reference)?))
 }
 
 pub async fn remove(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(reference): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>), ApiError> {
+    caller.require(Permission::ImagesWrite)?;
     catalog(&state)?.remove(&reference).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Extension(AuditTarget(reference))))
 }

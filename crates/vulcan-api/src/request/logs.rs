@@ -5,14 +5,17 @@ use std::convert::Infallible;
 
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use axum::Json;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
-use vulcan_domain::{LogLine, LogStream};
+use vulcan_domain::{LogLine, LogStream, Permission};
 use vulcan_engine::{Engine, LogEvent};
 
+use crate::auth::Caller;
+use crate::request::workloads::visible;
 use crate::{ApiError, AppState};
 
 fn stream_filter(params: &HashMap<String, String>) -> Result<Option<LogStream>, ApiError> {
@@ -35,10 +38,13 @@ pub struct LogHistory {
 /// `GET /v1/workloads/{id}/logs/history[?stream=]`: every persisted line, in order.
 pub async fn history(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<LogHistory>, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
     let filter = stream_filter(&params)?;
+    visible(&state, &caller, &id).await?;
     let lines = state.engine.store().logs(&id, filter).await?;
     Ok(Json(LogHistory {
         workload_id: id,
@@ -50,11 +56,13 @@ pub async fn history(
 /// (a finished workload replays its lines), then one `done` event with the final status.
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
     let filter = stream_filter(&params)?;
-    state.engine.store().get(&id).await?;
+    visible(&state, &caller, &id).await?;
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(feed(state.engine.clone(), id, filter, tx));
     let events = stream::unfold(rx, |mut rx| async move {

@@ -1,10 +1,13 @@
 //! One module per resource of the API.
 
+pub mod audit;
 pub mod backends;
 pub mod benchmarks;
 pub mod health;
 pub mod images;
+pub mod keys;
 pub mod logs;
 pub mod nodes;
 pub mod stats;
+pub mod tenants;
 pub mod workloads;

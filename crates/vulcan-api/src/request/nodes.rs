@@ -12,6 +12,8 @@ use crate::{ApiError, AppState};
 pub struct NodeBackend {
     name: String,
     available: bool,
+    /// Workloads waiting for a slot.
+    queued: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +68,7 @@ fn this_node(state: &AppState) -> Node {
             .list()
             .into_iter()
             .map(|b| NodeBackend {
+                queued: b.name.parse().map_or(0, |i| state.engine.queued(i)),
                 name: b.name,
                 available: b.available,
             })

@@ -3,22 +3,32 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
-use vulcan_domain::Stats;
+use axum::{Extension, Json};
+use vulcan_domain::{Permission, Stats};
 
+use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
-pub async fn show(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
-    Ok(Json(state.engine.store().stats().await?))
+/// Figures over the caller's tenant (every tenant for admins).
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Stats>, ApiError> {
+    caller.require(Permission::StatsRead)?;
+    Ok(Json(state.engine.store().stats(caller.scope()).await?))
 }
 
 /// Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Permission::StatsRead)?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.engine.metrics().render(),
-    )
+    ))
 }

@@ -4,14 +4,42 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use vulcan_domain::{Isolation, Runtime, Workload, WorkloadStatus};
+use vulcan_domain::{Isolation, Permission, Runtime, StoreError, Workload, WorkloadStatus};
 use vulcan_engine::Submission;
 
+use crate::auth::{AuditTarget, Caller};
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
+
+/// The workload `id` if `caller` may see it; another tenant's is answered exactly like
+/// one that does not exist.
+pub(crate) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Workload, ApiError> {
+    match state.engine.store().get(id).await {
+        Ok(w) if caller.sees(&w) => Ok(w),
+        Ok(_) => Err(StoreError::NotFound(id.to_owned()).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Parses the body and stamps it with the caller's tenant and quota.
+async fn submission(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateWorkload,
+) -> Result<Submission, ApiError> {
+    caller.require(Permission::WorkloadsCreate)?;
+    let mut submission = body.into_submission()?;
+    submission.tenant = caller.tenant.clone();
+    submission.quota = state.auth.quota_of(state.access.as_ref(), caller).await?;
+    Ok(submission)
+}
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -79,6 +107,7 @@ impl CreateWorkload {
             cpus: self.resources.cpus,
             mem_mb: self.resources.mem_mb,
             timeout_s: self.resources.timeout_s,
+            ..Submission::default()
         })
     }
 }
@@ -86,34 +115,53 @@ impl CreateWorkload {
 /// `POST /v1/workloads`: runs the workload and answers once it has ended.
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<CreateWorkload>,
-) -> Result<Json<Workload>, ApiError> {
-    let accepted = state.engine.submit(body.into_submission()?).await?;
-    Ok(Json(state.engine.wait(&accepted.id).await?))
+) -> Result<(Extension<AuditTarget>, Json<Workload>), ApiError> {
+    let accepted = state
+        .engine
+        .submit(submission(&state, &caller, body).await?)
+        .await?;
+    let done = state.engine.wait(&accepted.id).await?;
+    Ok((Extension(AuditTarget(accepted.id)), Json(done)))
 }
 
 /// `POST /v1/workloads/async`: answers 202 with the pending workload at once.
 pub async fn create_async(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<CreateWorkload>,
-) -> Result<(StatusCode, Json<Workload>), ApiError> {
-    let accepted = state.engine.submit(body.into_submission()?).await?;
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Workload>), ApiError> {
+    let accepted = state
+        .engine
+        .submit(submission(&state, &caller, body).await?)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Extension(AuditTarget(accepted.id.clone())),
+        Json(accepted),
+    ))
 }
 
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Workload>, ApiError> {
-    Ok(Json(state.engine.store().get(&id).await?))
+    caller.require(Permission::WorkloadsRead)?;
+    Ok(Json(visible(&state, &caller, &id).await?))
 }
 
 /// `DELETE /v1/workloads/{id}`: stops the workload; 409 if it had already ended.
 pub async fn kill(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Workload>, ApiError> {
-    Ok(Json(state.engine.kill(&id).await?))
+) -> Result<(Extension<AuditTarget>, Json<Workload>), ApiError> {
+    caller.require(Permission::WorkloadsKill)?;
+    visible(&state, &caller, &id).await?;
+    let killed = state.engine.kill(&id).await?;
+    Ok((Extension(AuditTarget(id)), Json(killed)))
 }
 
 #[derive(Debug, Serialize)]
@@ -143,8 +191,10 @@ fn parse_param<T: std::str::FromStr>(
 /// `GET /v1/workloads?limit=&offset=&status=&isolation=`, newest first.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<WorkloadList>, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
     let limit = parse_param::<u32>(&params, "limit", "use a whole number from 1 to 100")?
         .unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -162,6 +212,7 @@ pub async fn list(
     let isolation =
         parse_param::<Isolation>(&params, "isolation", "use isolate, gvisor or microvm")?;
     let filter = vulcan_domain::ListFilter {
+        tenant: caller.scope().map(str::to_owned),
         status,
         isolation,
         limit,

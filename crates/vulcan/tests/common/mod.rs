@@ -44,6 +44,8 @@ impl Server {
             .env("VULCAN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("VULCAN_DATA_DIR", data_dir)
             .env("VULCAN_LOG_LEVEL", "warn")
+            // Most tests are about something else; tests/auth.rs turns auth on.
+            .env("VULCAN_AUTH", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (k, v) in env {

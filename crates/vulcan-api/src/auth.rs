@@ -1,0 +1,351 @@
+//! Authentication, authorisation and the audit trail.
+//!
+//! A key is `vk_<id>_<secret>`: the id names the stored record, the secret is 32 random
+//! bytes (hex) of which only the SHA-256 is stored, compared in constant time. It comes in
+//! `X-API-Key` or `Authorization: Bearer`. `VULCAN_ADMIN_KEY`, when set, is an admin key
+//! kept in configuration only. Every mutation (POST, PUT, DELETE) and every failed
+//! authentication is appended to the audit log before the answer goes out.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use vulcan_domain::{
+    AccessStore, ApiKey, AuditEntry, Permission, Quota, Role, StoreError, Workload, DEFAULT_TENANT,
+};
+
+use crate::{ApiError, AppState};
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key id (`admin-env` for `VULCAN_ADMIN_KEY`, `auth-off` with auth off).
+    pub key_id: String,
+    pub role: Role,
+    pub tenant: String,
+}
+
+impl Caller {
+    /// 403 naming the missing permission unless the role has it.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role.allows(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this key's role ({}) lacks the permission {permission}",
+                    self.role
+                ),
+            ))
+        }
+    }
+
+    /// The tenant whose data this caller is limited to; `None` sees every tenant.
+    pub fn scope(&self) -> Option<&str> {
+        (!self.role.allows(Permission::AllTenants)).then_some(self.tenant.as_str())
+    }
+
+    /// Whether the caller may see `workload`; others' workloads are answered 404, as if
+    /// they did not exist.
+    pub fn sees(&self, workload: &Workload) -> bool {
+        self.scope().is_none_or(|t| t == workload.tenant)
+    }
+}
+
+/// The target of a mutation, set by its handler on the response for the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditTarget(pub String);
+
+/// Authentication settings and a cache of looked-up keys.
+#[derive(Clone)]
+pub struct Auth {
+    pub enabled: bool,
+    /// SHA-256 of `VULCAN_ADMIN_KEY`.
+    admin_env: Option<[u8; 32]>,
+    /// The quota of tenants without their own.
+    pub default_quota: Quota,
+    cache: Arc<Mutex<HashMap<String, (ApiKey, String)>>>,
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// A new key: (id, full token, hash of its secret).
+pub fn generate_key() -> std::io::Result<(String, String, String)> {
+    let mut random = [0u8; 40];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let id = hex(&random[..8]);
+    let secret = hex(&random[8..]);
+    let token = format!("vk_{id}_{secret}");
+    Ok((id, token, hex(&sha256(secret.as_bytes()))))
+}
+
+fn token_from(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl Auth {
+    pub fn new(enabled: bool, admin_key: Option<&str>, default_quota: Quota) -> Self {
+        Auth {
+            enabled,
+            admin_env: admin_key.map(|k| sha256(k.as_bytes())),
+            default_quota,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ApiKey, String)>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops a key from the cache: its revocation holds from the next request on.
+    pub fn forget(&self, key_id: &str) {
+        self.cache().remove(key_id);
+    }
+
+    /// Checks a token; the error says what is wrong without revealing what exists.
+    async fn verify(
+        &self,
+        store: &dyn AccessStore,
+        token: &str,
+    ) -> Result<Caller, (String, String)> {
+        let invalid = |actor: &str| (actor.to_owned(), "the API key is not valid".to_owned());
+        if let Some(expected) = &self.admin_env {
+            if constant_time_eq(&sha256(token.as_bytes()), expected) {
+                return Ok(Caller {
+                    key_id: "admin-env".into(),
+                    role: Role::Admin,
+                    tenant: "admin".into(),
+                });
+            }
+        }
+        let Some((id, secret)) = token.strip_prefix("vk_").and_then(|t| t.split_once('_')) else {
+            return Err(invalid("anonymous"));
+        };
+        let cached = self.cache().get(id).cloned();
+        let (key, hash) = match cached {
+            Some(found) => found,
+            None => match store.key(id).await {
+                Ok(found) => {
+                    self.cache().insert(id.to_owned(), found.clone());
+                    found
+                }
+                Err(_) => return Err(invalid("anonymous")),
+            },
+        };
+        if !constant_time_eq(hex(&sha256(secret.as_bytes())).as_bytes(), hash.as_bytes()) {
+            return Err(invalid("anonymous"));
+        }
+        if key.revoked_at.is_some() {
+            return Err((key.id, "the API key has been revoked".into()));
+        }
+        if key
+            .expires_at
+            .is_some_and(|t| t <= OffsetDateTime::now_utc())
+        {
+            return Err((key.id, "the API key has expired".into()));
+        }
+        Ok(Caller {
+            key_id: key.id,
+            role: key.role,
+            tenant: key.tenant,
+        })
+    }
+
+    /// The quota `caller`'s submissions are held to; `None` for admins.
+    pub async fn quota_of(
+        &self,
+        store: &dyn AccessStore,
+        caller: &Caller,
+    ) -> Result<Option<Quota>, StoreError> {
+        if caller.scope().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(
+            store
+                .quota(&caller.tenant)
+                .await?
+                .unwrap_or(self.default_quota),
+        ))
+    }
+}
+
+/// The audit action of a mutating route.
+fn action(method: &Method, route: &str) -> String {
+    let known = match (method.as_str(), route) {
+        ("POST", "/v1/workloads") | ("POST", "/v1/workloads/async") => "workload.create",
+        ("DELETE", "/v1/workloads/{id}") => "workload.kill",
+        ("POST", "/v1/images") => "image.pull",
+        ("DELETE", "/v1/images/{*reference}") => "image.delete",
+        ("POST", "/v1/keys") => "key.create",
+        ("DELETE", "/v1/keys/{id}") => "key.revoke",
+        ("POST", "/v1/benchmarks") => "benchmark.start",
+        ("PUT", "/v1/tenants/{tenant}/quota") => "quota.set",
+        _ => "",
+    };
+    if known.is_empty() {
+        format!("{} {route}", method.as_str())
+    } else {
+        known.to_owned()
+    }
+}
+
+fn outcome(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "ok",
+        401 | 403 => "denied",
+        _ => "failed",
+    }
+}
+
+async fn append(state: &AppState, entry: AuditEntry) {
+    if let Err(e) = state.access.append_audit(&entry).await {
+        tracing::error!(error = %e, action = %entry.action, "cannot append to the audit log");
+    }
+}
+
+/// Authenticates every request but `/healthz`, and audits mutations and failed logins.
+pub async fn access(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    if route == "/healthz" {
+        return next.run(req).await;
+    }
+    let method = req.method().clone();
+    let caller = if !state.auth.enabled {
+        Caller {
+            key_id: "auth-off".into(),
+            role: Role::Admin,
+            tenant: DEFAULT_TENANT.into(),
+        }
+    } else {
+        let verified = match token_from(req.headers()) {
+            None => Err((
+                "anonymous".to_owned(),
+                "no API key: send it as X-API-Key or Authorization: Bearer (the first admin key is in <data dir>/admin.key)".to_owned(),
+            )),
+            Some(token) => state.auth.verify(state.access.as_ref(), token).await,
+        };
+        match verified {
+            Ok(caller) => caller,
+            Err((actor, message)) => {
+                append(
+                    &state,
+                    AuditEntry {
+                        seq: 0,
+                        at: OffsetDateTime::now_utc(),
+                        actor,
+                        role: None,
+                        tenant: None,
+                        action: "auth.failure".into(),
+                        target: Some(format!("{method} {}", req.uri().path())),
+                        outcome: "denied".into(),
+                        status: 401,
+                        detail: Some(message.clone()),
+                    },
+                )
+                .await;
+                return ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+            }
+        }
+    };
+    req.extensions_mut().insert(caller.clone());
+    let mutation = matches!(
+        method,
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    );
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    if mutation {
+        let target = response
+            .extensions()
+            .get::<AuditTarget>()
+            .map(|t| t.0.clone())
+            .or_else(|| Some(path.clone()));
+        let detail = response
+            .extensions()
+            .get::<ApiError>()
+            .map(|e| e.message.clone());
+        append(
+            &state,
+            AuditEntry {
+                seq: 0,
+                at: OffsetDateTime::now_utc(),
+                actor: caller.key_id,
+                role: Some(caller.role.as_str().into()),
+                tenant: Some(caller.tenant),
+                action: action(&method, &route),
+                target,
+                outcome: outcome(response.status()).into(),
+                status: response.status().as_u16(),
+                detail,
+            },
+        )
+        .await;
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_only_their_hash_is_kept() {
+        let (id, token, hash) = generate_key().unwrap();
+        let (id2, token2, _) = generate_key().unwrap();
+        assert_ne!(
+            (id.as_str(), token.as_str()),
+            (id2.as_str(), token2.as_str())
+        );
+        assert!(token.starts_with(&format!("vk_{id}_")));
+        let secret = token.rsplit('_').next().unwrap();
+        assert_eq!(secret.len(), 64);
+        assert!(!hash.contains(secret));
+        assert_eq!(hash, hex(&sha256(secret.as_bytes())));
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn tokens_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer vk_a_b".parse().unwrap());
+        assert_eq!(token_from(&h), Some("vk_a_b"));
+        h.insert("x-api-key", "vk_c_d".parse().unwrap());
+        assert_eq!(token_from(&h), Some("vk_c_d"));
+    }
+}

@@ -1,0 +1,49 @@
+//! `GET /v1/audit`: the audit log, newest first, filtered. Admins only.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::{Extension, Json};
+use vulcan_domain::{AuditEntry, AuditFilter, Permission};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+/// `?actor=&action=&tenant=&outcome=&limit=&offset=` (limit 1–1000, default 100).
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    caller.require(Permission::AuditRead)?;
+    let number = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
+        match params.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query parameter {name}={v:?} is not valid: use a whole number up to {max}"
+                ))
+            }),
+        }
+    };
+    let limit = number("limit", 100, 1000)?.max(1) as u32;
+    let offset = number("offset", 0, u64::MAX)?;
+    if let Some(outcome) = params
+        .get("outcome")
+        .filter(|o| !["ok", "denied", "failed", ""].contains(&o.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "query parameter outcome={outcome:?} is not valid: use ok, denied or failed"
+        )));
+    }
+    let text = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
+    let filter = AuditFilter {
+        actor: text("actor"),
+        action: text("action"),
+        tenant: text("tenant"),
+        outcome: text("outcome"),
+        limit,
+        offset,
+    };
+    Ok(Json(state.access.audit(&filter).await?))
+}

@@ -1,0 +1,120 @@
+//! `/v1/keys`: create (the key is answered once), list, revoke. Admins only.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use vulcan_domain::{ApiKey, Permission, Role, StoreError};
+
+use crate::auth::{generate_key, AuditTarget, Caller};
+use crate::extract::JsonBody;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    role: String,
+    tenant: String,
+    /// Lifetime in seconds; without it the key does not expire.
+    #[serde(default)]
+    expires_in_s: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    /// The whole key: shown this once, stored only as a hash.
+    key: String,
+    #[serde(flatten)]
+    record: ApiKey,
+}
+
+fn valid_name(what: &str, value: &str) -> Result<(), ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "\"{what}\" {value:?} is not valid: 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<CreateKey>,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<CreatedKey>), ApiError> {
+    caller.require(Permission::KeysManage)?;
+    valid_name("name", &body.name)?;
+    valid_name("tenant", &body.tenant)?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("\"role\": {e}")))?;
+    let now = OffsetDateTime::now_utc();
+    let expires_at = match body.expires_in_s {
+        Some(0) => return Err(ApiError::bad_request("\"expires_in_s\" must be at least 1")),
+        Some(s) => Some(now + time::Duration::seconds(s.min(100 * 365 * 86_400) as i64)),
+        None => None,
+    };
+    let (id, key, hash) = generate_key().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read random bytes for a key: {e}"),
+        )
+    })?;
+    let record = ApiKey {
+        id: id.clone(),
+        name: body.name,
+        role,
+        tenant: body.tenant,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        created_by: caller.key_id,
+    };
+    state.access.create_key(&record, &hash).await?;
+    Ok((
+        StatusCode::CREATED,
+        Extension(AuditTarget(id)),
+        Json(CreatedKey { key, record }),
+    ))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<ApiKey>>, ApiError> {
+    caller.require(Permission::KeysManage)?;
+    Ok(Json(state.access.keys(None).await?))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<(Extension<AuditTarget>, Json<ApiKey>), ApiError> {
+    caller.require(Permission::KeysManage)?;
+    let revoked = match state
+        .access
+        .revoke_key(&id, OffsetDateTime::now_utc())
+        .await
+    {
+        Ok(k) => k,
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("key {id} not found"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state.auth.forget(&id);
+    Ok((Extension(AuditTarget(id)), Json(revoked)))
+}

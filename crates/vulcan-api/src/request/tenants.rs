@@ -1,0 +1,64 @@
+//! `/v1/tenants/{tenant}/quota`: a tenant's quota. Read by its own keys and admins; set
+//! by admins.
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde::Serialize;
+use vulcan_domain::{Permission, Quota};
+
+use crate::auth::{AuditTarget, Caller};
+use crate::extract::JsonBody;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Serialize)]
+pub struct TenantQuota {
+    tenant: String,
+    /// Whether this is the server's default (no quota of its own).
+    default: bool,
+    #[serde(flatten)]
+    quota: Quota,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+) -> Result<Json<TenantQuota>, ApiError> {
+    caller.require(Permission::StatsRead)?;
+    if caller.scope().is_some_and(|own| own != tenant) {
+        caller.require(Permission::AllTenants)?;
+    }
+    let own = state.access.quota(&tenant).await?;
+    Ok(Json(TenantQuota {
+        default: own.is_none(),
+        quota: own.unwrap_or(state.auth.default_quota),
+        tenant,
+    }))
+}
+
+pub async fn set(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+    JsonBody(quota): JsonBody<Quota>,
+) -> Result<(Extension<AuditTarget>, Json<TenantQuota>), ApiError> {
+    caller.require(Permission::AllTenants)?;
+    if quota.max_concurrent == 0
+        || quota.per_minute == 0
+        || quota.max_cpus == 0
+        || quota.max_mem_mb == 0
+    {
+        return Err(ApiError::bad_request(
+            "every quota field (max_concurrent, per_minute, max_cpus, max_mem_mb) must be at least 1",
+        ));
+    }
+    state.access.set_quota(&tenant, &quota).await?;
+    Ok((
+        Extension(AuditTarget(tenant.clone())),
+        Json(TenantQuota {
+            tenant,
+            default: false,
+            quota,
+        }),
+    ))
+}
