@@ -36,8 +36,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // Shedding load (503) and a registry's failure (502) are not the server's faults.
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(status = %self.status, error = %self.message, "request failed");
+        } else if self.status.is_server_error() {
+            tracing::debug!(status = %self.status, error = %self.message, "request refused");
         }
         let mut response = (
             self.status,

@@ -231,11 +231,12 @@ impl Engine {
                 RouteError::Unsupported(m) => SubmitError::Invalid(m),
                 RouteError::Unavailable(m) => SubmitError::Unavailable(m),
             })?;
+        // The queue first: a submission shed for load does not count against a quota.
+        let place = inner.admission.enqueue(route.isolation)?;
         let ticket = submission
             .quota
             .map(|quota| inner.admission.admit(&tenant, &quota, resources))
             .transpose()?;
-        let place = inner.admission.enqueue(route.isolation)?;
         let id = inner.new_id();
         let input_hash = submission.input_hash(runtime);
         let spec = WorkloadSpec {

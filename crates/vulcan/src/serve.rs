@@ -192,8 +192,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
 
-    let listener = tokio::net::TcpListener::bind(args.listen_addr)
-        .await
+    let listener = listen(args.listen_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen_addr))?;
     tracing::info!(addr = %args.listen_addr, node = %engine.config().node_id, "vulcan listening");
     let app = vulcan_api::router(vulcan_api::AppState {
@@ -233,6 +232,19 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener with a deep accept queue: a burst of connections waits to be accepted
+/// instead of being reset by the kernel.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn wait_for_signal() {

@@ -1,0 +1,580 @@
+//! Authentication, roles, tenants, audit and limits: real HTTP against the real binary,
+//! with auth on, a real SQLite file and real Deno isolates.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Server;
+use serde_json::{json, Value};
+
+fn secured(extra: &[(&str, &str)]) -> (Server, String) {
+    let mut env = vec![("VULCAN_AUTH", "on")];
+    env.extend_from_slice(extra);
+    let server = Server::start(&env);
+    let key = std::fs::read_to_string(server.data_dir.join("admin.key"))
+        .expect("the first admin key is written to <data dir>/admin.key")
+        .trim()
+        .to_owned();
+    (server, key)
+}
+
+/// (status, body, Retry-After) of one request with `key` (as X-API-Key).
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value, Option<String>) {
+    let mut req = ureq::request(method, &server.url(path));
+    if let Some(k) = key {
+        req = req.set("X-API-Key", k);
+    }
+    let result = match body {
+        Some(b) => req.send_json(b.clone()),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = resp.status();
+    let retry = resp.header("retry-after").map(str::to_owned);
+    let text = resp.into_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        retry,
+    )
+}
+
+fn create_key(
+    server: &Server,
+    admin: &str,
+    name: &str,
+    role: &str,
+    tenant: &str,
+) -> (String, String) {
+    let (status, body, _) = call(
+        server,
+        "POST",
+        "/v1/keys",
+        Some(admin),
+        Some(&json!({"name": name, "role": role, "tenant": tenant})),
+    );
+    assert_eq!(status, 201, "{body}");
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn sum() -> Value {
+    json!({"runtime": "node", "code": "export default (i) => i.a + i.b", "input": {"a": 1, "b": 2}})
+}
+
+#[test]
+fn no_key_is_401_a_wrong_role_is_403_and_revocation_holds_at_once() {
+    let (server, admin) = secured(&[]);
+    let mode = std::fs::metadata(server.data_dir.join("admin.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the admin key file is readable by its owner only"
+    );
+
+    let (status, body, _) = call(&server, "GET", "/v1/workloads", None, None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("X-API-Key"));
+    assert_eq!(
+        call(&server, "GET", "/v1/workloads", Some("vk_nope_nope"), None).0,
+        401
+    );
+    assert_eq!(
+        call(&server, "GET", "/healthz", None, None).0,
+        200,
+        "health stays open"
+    );
+
+    let (_, viewer) = create_key(&server, &admin, "ro", "viewer", "team-a");
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/v1/workloads",
+        Some(&viewer),
+        Some(&sum()),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("workloads:create"),
+        "{body}"
+    );
+    assert_eq!(
+        call(&server, "GET", "/v1/workloads", Some(&viewer), None).0,
+        200
+    );
+    assert_eq!(call(&server, "GET", "/v1/keys", Some(&viewer), None).0, 403);
+
+    let (dev_id, dev) = create_key(&server, &admin, "ci", "developer", "team-a");
+    // Bearer works as well as X-API-Key.
+    let resp = ureq::post(&server.url("/v1/workloads"))
+        .set("Authorization", &format!("Bearer {dev}"))
+        .send_json(sum())
+        .unwrap();
+    let w: Value = resp.into_json().unwrap();
+    assert_eq!(
+        (
+            w["status"].as_str(),
+            w["output"].as_str(),
+            w["tenant"].as_str()
+        ),
+        (Some("completed"), Some("3"), Some("team-a"))
+    );
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/v1/images",
+        Some(&dev),
+        Some(&json!({"reference": "127.0.0.1:1/x:1"})),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("images:write"));
+
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("/v1/keys/{dev_id}"),
+            Some(&admin),
+            None
+        )
+        .0,
+        200
+    );
+    let (status, body, _) = call(&server, "GET", "/v1/workloads", Some(&dev), None);
+    assert_eq!(
+        status, 401,
+        "a revoked key fails on its next request: {body}"
+    );
+    assert!(body["error"].as_str().unwrap().contains("revoked"));
+
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/v1/keys",
+        Some(&admin),
+        Some(&json!({"name": "x", "role": "root", "tenant": "a"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/v1/keys",
+        Some(&admin),
+        Some(&json!({"name": "soon", "role": "viewer", "tenant": "a", "expires_in_s": 1})),
+    );
+    assert_eq!(status, 201, "{body}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, body, _) = call(
+        &server,
+        "GET",
+        "/v1/workloads",
+        Some(body["key"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("expired"));
+}
+
+#[test]
+fn tenants_cannot_see_or_touch_each_others_workloads() {
+    let (server, admin) = secured(&[]);
+    let (_, a) = create_key(&server, &admin, "a", "developer", "tenant-a");
+    let (_, b) = create_key(&server, &admin, "b", "developer", "tenant-b");
+    let (status, w, _) = call(
+        &server,
+        "POST",
+        "/v1/workloads/async",
+        Some(&a),
+        Some(&json!({"runtime": "node",
+        "code": "console.log('secret'); await new Promise(r => setTimeout(r, 20000));"})),
+    );
+    assert_eq!(status, 202, "{w}");
+    let id = w["id"].as_str().unwrap();
+
+    for (method, path) in [
+        ("GET", format!("/v1/workloads/{id}")),
+        ("GET", format!("/v1/workloads/{id}/logs/history")),
+        ("GET", format!("/v1/workloads/{id}/logs")),
+        ("DELETE", format!("/v1/workloads/{id}")),
+    ] {
+        let (status, body, _) = call(&server, method, &path, Some(&b), None);
+        assert_eq!(status, 404, "{method} {path} as another tenant: {body}");
+        assert_eq!(
+            body["error"],
+            format!("workload {id} not found"),
+            "no hint that it exists"
+        );
+    }
+    let (_, mine, _) = call(&server, "GET", "/v1/workloads", Some(&b), None);
+    assert_eq!(mine["total"], 0);
+    let (_, stats_b, _) = call(&server, "GET", "/v1/stats", Some(&b), None);
+    assert_eq!(stats_b["total"], 0);
+    let (_, stats_a, _) = call(&server, "GET", "/v1/stats", Some(&a), None);
+    assert_eq!(stats_a["total"], 1);
+
+    let (status, seen, _) = call(
+        &server,
+        "GET",
+        &format!("/v1/workloads/{id}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (status, seen["tenant"].as_str()),
+        (200, Some("tenant-a")),
+        "admins see every tenant"
+    );
+    let (status, killed, _) = call(
+        &server,
+        "DELETE",
+        &format!("/v1/workloads/{id}"),
+        Some(&a),
+        None,
+    );
+    assert_eq!((status, killed["status"].as_str()), (200, Some("killed")));
+}
+
+#[test]
+fn keys_cannot_be_recovered_from_the_database() {
+    let (server, admin) = secured(&[]);
+    let (_, key) = create_key(&server, &admin, "k", "developer", "t");
+    assert_eq!(
+        call(&server, "GET", "/v1/workloads", Some(&key), None).0,
+        200
+    );
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&server.data_dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("vulcan.db") {
+            bytes.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    assert!(!bytes.is_empty());
+    for secret in [&key, &admin] {
+        let tail = secret.rsplit('_').next().unwrap();
+        let found = bytes.windows(tail.len()).any(|w| w == tail.as_bytes());
+        assert!(!found, "a key's secret is stored in the database files");
+    }
+}
+
+#[test]
+fn auth_off_is_refused_beyond_loopback_and_the_admin_key_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vulcan"))
+        .arg("serve")
+        .env("VULCAN_AUTH", "off")
+        .env("VULCAN_LISTEN_ADDR", "0.0.0.0:0")
+        .env("VULCAN_DATA_DIR", dir.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("VULCAN_AUTH=off is only allowed on a loopback address"),
+        "{err}"
+    );
+
+    let (server, _) = {
+        let server = Server::start(&[
+            ("VULCAN_AUTH", "on"),
+            ("VULCAN_ADMIN_KEY", "an-operator-chosen-admin-key-0123"),
+        ]);
+        (server, ())
+    };
+    assert!(
+        !server.data_dir.join("admin.key").exists(),
+        "no key file when the key comes from the environment"
+    );
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/v1/keys",
+            Some("an-operator-chosen-admin-key-0123"),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/v1/keys",
+            Some("an-operator-chosen-admin-key-0124"),
+            None
+        )
+        .0,
+        401
+    );
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_thousand_concurrent_submissions_are_accepted_throttled_or_shed_and_none_is_lost() {
+    let (server, admin) = secured(&[
+        ("VULCAN_TENANT_MAX_CONCURRENT", "40"),
+        ("VULCAN_TENANT_PER_MINUTE", "400"),
+        ("VULCAN_QUEUE_LIMIT", "24"),
+        ("VULCAN_ISOLATE_CONCURRENCY", "4"),
+    ]);
+    let (_, key) = create_key(&server, &admin, "load", "developer", "load");
+    let (_, other) = create_key(&server, &admin, "other", "developer", "other");
+    let barrier = std::sync::Barrier::new(1000);
+    let results: Vec<(u16, Option<String>, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..1000)
+            .map(|i| {
+                let (server, barrier) = (&server, &barrier);
+                let key = if i % 10 == 0 {
+                    other.clone()
+                } else {
+                    key.clone()
+                };
+                s.spawn(move || {
+                    barrier.wait();
+                    let (status, body, retry) = call(
+                        server,
+                        "POST",
+                        "/v1/workloads/async",
+                        Some(&key),
+                        Some(&sum()),
+                    );
+                    (status, retry, body["id"].as_str().map(str::to_owned))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted: Vec<&String> = results
+        .iter()
+        .filter(|r| r.0 == 202)
+        .filter_map(|r| r.2.as_ref())
+        .collect();
+    let count = |code: u16| results.iter().filter(|r| r.0 == code).count();
+    for (status, retry, _) in &results {
+        assert!(
+            [202, 429, 503].contains(status),
+            "unexpected status {status}"
+        );
+        if *status != 202 {
+            assert!(
+                retry.as_deref().is_some_and(|r| r.parse::<u64>().is_ok()),
+                "{status} without Retry-After"
+            );
+        }
+    }
+    assert!(
+        !accepted.is_empty() && count(429) + count(503) > 0,
+        "202: {}, 429: {}, 503: {}",
+        accepted.len(),
+        count(429),
+        count(503)
+    );
+    let rss = rss_kb(server.child.id());
+    eprintln!(
+        "1000 submissions: {} accepted, {} over quota (429), {} shed (503); server RSS {rss} kB",
+        accepted.len(),
+        count(429),
+        count(503)
+    );
+    assert!(
+        rss < 400 * 1024,
+        "the server's memory stays bounded: {rss} kB"
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    for id in &accepted {
+        loop {
+            let (_, w, _) = call(
+                &server,
+                "GET",
+                &format!("/v1/workloads/{id}"),
+                Some(&admin),
+                None,
+            );
+            if w["status"] == "completed" {
+                break;
+            }
+            assert!(
+                ["pending", "running"].contains(&w["status"].as_str().unwrap()),
+                "{w}"
+            );
+            assert!(std::time::Instant::now() < deadline, "{id} did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let (_, all, _) = call(&server, "GET", "/v1/workloads?limit=1", Some(&admin), None);
+    assert_eq!(
+        all["total"].as_u64().unwrap() as usize,
+        accepted.len(),
+        "every accepted workload is stored, none more"
+    );
+    assert_eq!(call(&server, "GET", "/healthz", None, None).0, 200);
+}
+
+#[test]
+fn every_mutation_is_audited_once() {
+    let (server, admin) = secured(&[]);
+    let (dev_id, dev) = create_key(&server, &admin, "dev", "developer", "t1");
+    let (_, w, _) = call(&server, "POST", "/v1/workloads", Some(&dev), Some(&sum()));
+    let sync_id = w["id"].as_str().unwrap().to_owned();
+    let (_, w, _) = call(
+        &server,
+        "POST",
+        "/v1/workloads/async",
+        Some(&dev),
+        Some(&json!({"runtime": "node",
+        "code": "await new Promise(r => setTimeout(r, 20000));"})),
+    );
+    let async_id = w["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("/v1/workloads/{async_id}"),
+            Some(&dev),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/v1/images",
+            Some(&dev),
+            Some(&json!({"reference": "x"}))
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/v1/images",
+            Some(&admin),
+            Some(&json!({"reference": "Bad Ref"}))
+        )
+        .0,
+        400
+    );
+    let quota = json!({"max_concurrent": 5, "per_minute": 50, "max_cpus": 2, "max_mem_mb": 512});
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            "/v1/tenants/t1/quota",
+            Some(&admin),
+            Some(&quota)
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", "/v1/tenants/t1/quota", Some(&dev), None).1["max_concurrent"],
+        5
+    );
+    assert_eq!(
+        call(&server, "GET", "/v1/workloads", Some("vk_bad_key"), None).0,
+        401
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("/v1/keys/{dev_id}"),
+            Some(&admin),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", "/v1/audit", Some(&dev), None).0,
+        401,
+        "revoked"
+    );
+
+    let (status, log, _) = call(&server, "GET", "/v1/audit?limit=1000", Some(&admin), None);
+    assert_eq!(status, 200, "{log}");
+    let entries = log.as_array().unwrap();
+    let find = |action: &str, target: &str| {
+        entries
+            .iter()
+            .filter(|e| {
+                e["action"] == action && e["target"].as_str().is_some_and(|t| t.contains(target))
+            })
+            .collect::<Vec<_>>()
+    };
+    let expect_once = |action: &str, target: &str, outcome: &str| {
+        let hits: Vec<_> = find(action, target)
+            .into_iter()
+            .filter(|e| e["outcome"] == outcome)
+            .collect();
+        assert_eq!(hits.len(), 1, "{action} {target} {outcome}: {entries:?}");
+    };
+    expect_once("key.create", &dev_id, "ok");
+    expect_once("workload.create", &sync_id, "ok");
+    expect_once("workload.create", &async_id, "ok");
+    expect_once("workload.kill", &async_id, "ok");
+    // Refused before the body was read: the target is the route.
+    expect_once("image.pull", "/v1/images", "denied");
+    expect_once("image.pull", "/v1/images", "failed");
+    let denied = find("image.pull", "/v1/images")
+        .into_iter()
+        .find(|e| e["outcome"] == "denied")
+        .unwrap();
+    assert!(
+        denied["detail"].as_str().unwrap().contains("images:write"),
+        "{denied}"
+    );
+    expect_once("quota.set", "t1", "ok");
+    expect_once("key.revoke", &dev_id, "ok");
+    expect_once("auth.failure", "GET /v1/workloads", "denied");
+    let failures = find("auth.failure", "/v1/audit");
+    assert_eq!(failures.len(), 1, "the revoked key's attempt: {failures:?}");
+    assert_eq!(failures[0]["actor"], dev_id.as_str());
+    let workload_creates = entries
+        .iter()
+        .filter(|e| e["action"] == "workload.create")
+        .count();
+    assert_eq!(workload_creates, 2, "each mutation once");
+    let by_actor = call(
+        &server,
+        "GET",
+        &format!("/v1/audit?actor={dev_id}&action=workload.kill"),
+        Some(&admin),
+        None,
+    )
+    .1;
+    assert_eq!(by_actor.as_array().unwrap().len(), 1);
+}
