@@ -578,3 +578,76 @@ fn every_mutation_is_audited_once() {
     .1;
     assert_eq!(by_actor.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn the_cli_manages_keys_and_takes_them_from_the_flag_or_the_environment() {
+    let (server, admin) = secured(&[]);
+    let cli = |key: Option<(&str, &str)>, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vulcan"));
+        cmd.args(args)
+            .env("VULCAN_URL", &server.base)
+            .env_remove("VULCAN_API_KEY");
+        if let Some((name, value)) = key {
+            cmd.env(name, value);
+        }
+        cmd.output().unwrap()
+    };
+    let created = cli(
+        None,
+        &[
+            "--api-key",
+            &admin,
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "developer",
+            "--tenant",
+            "team",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+
+    let run = cli(
+        Some(("VULCAN_API_KEY", key)),
+        &[
+            "run",
+            "--runtime",
+            "node",
+            "--code",
+            "export default () => 'ok'",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "\"ok\"\n");
+    let anonymous = cli(None, &["ls"]);
+    assert_eq!(anonymous.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("401"));
+
+    let listed = cli(Some(("VULCAN_API_KEY", &admin)), &["keys", "ls"]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        table.contains(id)
+            && table.contains("developer")
+            && !table.contains(key.rsplit('_').next().unwrap()),
+        "{table}"
+    );
+    assert!(
+        cli(Some(("VULCAN_API_KEY", &admin)), &["keys", "revoke", id])
+            .status
+            .success()
+    );
+    let after = cli(Some(("VULCAN_API_KEY", key)), &["ls"]);
+    assert!(String::from_utf8_lossy(&after.stderr).contains("revoked"));
+}

@@ -75,8 +75,32 @@ pub enum ClientCommand {
     Images(ImagesCommand),
     /// The nodes of this deployment.
     Nodes,
+    /// API keys: create, list, revoke (admin).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run the same workloads on every available backend and compare them.
     Benchmark(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin, operator, developer or viewer.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        tenant: String,
+        /// Lifetime in seconds [default: no expiry].
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// List keys (never their secrets).
+    Ls,
+    /// Revoke a key: it fails from its next request on.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +324,7 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
             });
         }
         ClientCommand::Images(images) => images_command(client, format, images)?,
+        ClientCommand::Keys(keys) => keys_command(client, format, keys)?,
         ClientCommand::Nodes => {
             let nodes = client.get("/v1/nodes")?;
             print(format, &nodes, |nodes| {
@@ -343,6 +368,68 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn keys_command(client: &Client, format: Format, command: KeysCommand) -> CliResult<()> {
+    let rows = |list: &Value| {
+        let rows: Vec<Vec<String>> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                let state = if !k["revoked_at"].is_null() {
+                    "revoked".to_owned()
+                } else if let Some(at) = k["expires_at"].as_str() {
+                    format!("expires {at}")
+                } else {
+                    "active".to_owned()
+                };
+                vec![
+                    render::cell(&k["id"]),
+                    render::cell(&k["name"]),
+                    render::cell(&k["role"]),
+                    render::cell(&k["tenant"]),
+                    state,
+                    render::cell(&k["created_at"]),
+                ]
+            })
+            .collect();
+        render::table(&["ID", "NAME", "ROLE", "TENANT", "STATE", "CREATED"], &rows);
+    };
+    match command {
+        KeysCommand::Create {
+            name,
+            role,
+            tenant,
+            expires_in,
+        } => {
+            let mut body = json!({"name": name, "role": role, "tenant": tenant});
+            if let Some(s) = expires_in {
+                body["expires_in_s"] = json!(s);
+            }
+            let created = client.post("/v1/keys", &body)?;
+            print(format, &created, |k| {
+                println!("{}", render::cell(&k["key"]));
+                eprintln!(
+                    "key {} ({} of tenant {}): shown once, keep it now",
+                    render::cell(&k["id"]),
+                    render::cell(&k["role"]),
+                    render::cell(&k["tenant"])
+                );
+            });
+        }
+        KeysCommand::Ls => {
+            let list = client.get("/v1/keys")?;
+            print(format, &list, rows);
+        }
+        KeysCommand::Revoke { id } => {
+            let revoked = client.delete(&format!("/v1/keys/{}", encode(&id)))?;
+            print(format, &revoked, |k| {
+                println!("revoked {}", render::cell(&k["id"]))
+            });
+        }
+    }
+    Ok(())
 }
 
 fn images_command(client: &Client, format: Format, command: ImagesCommand) -> CliResult<()> {
