@@ -24,6 +24,13 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 # The benchmark's HTML report is checked in headless Chromium by the tests.
 command -v chromium >/dev/null || missing+=(chromium)
+# microvm tier: QEMU, and what scripts/guest.sh builds the guest with; Go for a test program.
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+command -v cpio >/dev/null || missing+=(cpio)
+command -v depmod >/dev/null || missing+=(kmod)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+command -v go >/dev/null || missing+=(golang-go)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   apt-get update -qq
@@ -43,3 +50,6 @@ else
   npm install --prefix .tools/deno --no-audit --no-fund --silent "@deno/linux-x64-glibc@$DENO_VERSION"
   "$DENO_BIN" --version | head -1
 fi
+
+# The microvm backend's guest: kernel, initramfs with the agent, runtime root filesystem.
+bash scripts/guest.sh

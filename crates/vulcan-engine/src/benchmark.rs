@@ -361,14 +361,12 @@ impl Benchmarks {
             self.update(id, |r| r.progress.done += 1);
         };
 
-        // Cold: the isolate pool holds processes with the default heap, so another
+        // Cold: warm pools hold processes and VMs with the default resources, so another
         // mem_mb starts a fresh one; backends without a pool start cold every time.
         let mut cold = Vec::new();
         for _ in 0..cold_runs {
             let mut s = submission.clone();
-            if submission.isolation == Some(Isolation::Isolate) {
-                s.mem_mb = Some(self.engine.config().defaults.mem_mb + 1);
-            }
+            s.mem_mb = Some(self.engine.config().defaults.mem_mb + 1);
             let r = self.once(s).await;
             record(&r, figures);
             cold.extend(r.ok());

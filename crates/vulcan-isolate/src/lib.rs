@@ -347,7 +347,14 @@ impl Backend for IsolateBackend {
                 }
                 Read::Frame(Frame::Stderr { l }) => logs.emit(LogStream::Stderr, l),
                 Read::Frame(Frame::Return { v }) => ended = Some(Ok(v)),
-                Read::Frame(Frame::ScriptDone) => ended = Some(Ok(std::mem::take(&mut printed))),
+                Read::Frame(Frame::ScriptDone) => {
+                    // What it printed, without the final newline (as `$(...)` in a shell).
+                    let mut text = std::mem::take(&mut printed);
+                    if text.ends_with('\n') {
+                        text.pop();
+                    }
+                    ended = Some(Ok(text))
+                }
                 Read::Frame(Frame::Threw { m, s }) => {
                     let stack = s.lines().skip(1).collect::<Vec<_>>().join("\n");
                     ended = Some(Err(if stack.is_empty() {

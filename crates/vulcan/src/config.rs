@@ -12,6 +12,13 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
     On,
     Off,
@@ -162,6 +169,38 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_QUEUE_LIMIT", default_value_t = 256)]
     pub queue_limit: usize,
 
+    /// QEMU for the microvm backend [default: qemu-system-x86_64 on PATH].
+    #[arg(long, env = "VULCAN_QEMU_BIN")]
+    pub qemu_bin: Option<PathBuf>,
+
+    /// The guest assets (vmlinuz, initramfs.cpio, rootfs.ext4) [default: .tools/guest from scripts/guest.sh].
+    #[arg(long, env = "VULCAN_MICROVM_ASSETS")]
+    pub microvm_assets: Option<PathBuf>,
+
+    /// An initramfs to boot instead of the assets' one.
+    #[arg(long, env = "VULCAN_MICROVM_INITRAMFS")]
+    pub microvm_initramfs: Option<PathBuf>,
+
+    /// Accelerator: auto (KVM if a probe guest boots under it, else TCG), kvm or tcg.
+    #[arg(long, env = "VULCAN_MICROVM_ACCEL", value_enum, default_value = "auto")]
+    pub microvm_accel: AccelArg,
+
+    /// Warm VMs per runtime: a number for every runtime, or python=1,node=1,go=0.
+    #[arg(
+        long,
+        env = "VULCAN_MICROVM_POOL",
+        default_value = "python=1,node=1,go=1"
+    )]
+    pub microvm_pool: String,
+
+    /// microvm workloads run at once; more wait in line.
+    #[arg(long, env = "VULCAN_MICROVM_CONCURRENCY", default_value_t = 4)]
+    pub microvm_concurrency: u32,
+
+    /// Seconds a VM may take to boot to its agent.
+    #[arg(long, env = "VULCAN_MICROVM_BOOT_TIMEOUT_S", default_value_t = 60)]
+    pub microvm_boot_timeout_s: u64,
+
     /// Largest size an image may unpack to, in MiB.
     #[arg(long, env = "VULCAN_IMAGE_MAX_MB", default_value_t = 8192)]
     pub image_max_mb: u64,
@@ -213,6 +252,65 @@ impl ServeArgs {
             .chain(exe_dirs)
             .map(|dir| dir.join(DENO_IN_TOOLS));
         near.chain(on_path("deno")).find(|p| p.is_file())
+    }
+
+    pub fn qemu(&self) -> Option<PathBuf> {
+        self.qemu_bin
+            .clone()
+            .or_else(|| on_path("qemu-system-x86_64"))
+    }
+
+    /// The configured guest assets, else `.tools/guest` near the working directory or the
+    /// binary (where scripts/guest.sh puts them).
+    pub fn microvm_assets(&self) -> PathBuf {
+        if let Some(p) = &self.microvm_assets {
+            return p.clone();
+        }
+        let exe_dirs = std::env::current_exe()
+            .ok()
+            .map(|exe| {
+                exe.ancestors()
+                    .skip(1)
+                    .map(PathBuf::from)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        std::iter::once(PathBuf::from("."))
+            .chain(exe_dirs)
+            .map(|d| d.join(".tools/guest"))
+            .find(|d| d.join("vmlinuz").is_file())
+            .unwrap_or_else(|| PathBuf::from(".tools/guest"))
+    }
+
+    /// `VULCAN_MICROVM_POOL` as runtime → size.
+    pub fn microvm_pool(
+        &self,
+    ) -> Result<std::collections::HashMap<vulcan_domain::Runtime, usize>, String> {
+        use vulcan_domain::Runtime;
+        let runtimes = [Runtime::Python, Runtime::Node, Runtime::Go];
+        let text = self.microvm_pool.trim();
+        if let Ok(n) = text.parse::<usize>() {
+            return Ok(runtimes.into_iter().map(|r| (r, n)).collect());
+        }
+        let mut pool: std::collections::HashMap<Runtime, usize> =
+            runtimes.into_iter().map(|r| (r, 0)).collect();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let parsed = entry.split_once('=').and_then(|(rt, n)| {
+                let rt: Runtime = rt.trim().parse().ok()?;
+                Some((rt, n.trim().parse::<usize>().ok()?))
+            });
+            match parsed {
+                Some((rt, n)) if runtimes.contains(&rt) => {
+                    pool.insert(rt, n);
+                }
+                _ => {
+                    return Err(format!(
+                        "VULCAN_MICROVM_POOL entry {entry:?} is not valid: use a number, or python=N,node=N,go=N"
+                    ))
+                }
+            }
+        }
+        Ok(pool)
     }
 
     pub fn runsc(&self) -> Option<PathBuf> {

@@ -12,9 +12,10 @@ use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Me
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
 use vulcan_isolate::{IsolateBackend, IsolateConfig};
+use vulcan_microvm::{AccelChoice, MicrovmBackend, MicrovmConfig};
 use vulcan_store::SqliteStore;
 
-use crate::config::{LogFormat, ServeArgs, Switch};
+use crate::config::{AccelArg, LogFormat, ServeArgs, Switch};
 
 fn init_logging(args: &ServeArgs) -> Result<(), String> {
     let filter: Targets = args
@@ -166,6 +167,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     gvisor.max_output_bytes = args.max_output_bytes;
     gvisor.pids_limit = args.gvisor_pids_limit;
     registry.register(Arc::new(GvisorBackend::start(gvisor, images.clone())));
+
+    let mut microvm = MicrovmConfig::new(
+        args.qemu(),
+        args.microvm_assets(),
+        args.data_dir.join("microvm"),
+    );
+    microvm.initramfs = args.microvm_initramfs.clone();
+    microvm.accel = match args.microvm_accel {
+        AccelArg::Auto => AccelChoice::Auto,
+        AccelArg::Kvm => AccelChoice::Kvm,
+        AccelArg::Tcg => AccelChoice::Tcg,
+    };
+    microvm.pool = args.microvm_pool()?;
+    microvm.pool_resources = engine_config(&args).defaults;
+    microvm.max_concurrency = args.microvm_concurrency;
+    microvm.max_output_bytes = args.max_output_bytes;
+    microvm.boot_timeout = Duration::from_secs(args.microvm_boot_timeout_s);
+    registry.register(Arc::new(MicrovmBackend::start(microvm).await));
     for info in registry.list() {
         match &info.reason {
             None => tracing::info!(backend = %info.name, "backend available"),

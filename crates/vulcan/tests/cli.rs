@@ -332,7 +332,7 @@ fn benchmark_covers_every_available_backend_and_its_report_renders_in_chromium()
             "benchmark",
             "--json",
             "--iterations",
-            "4",
+            "2",
             "--concurrency",
             "2",
             "--report",

@@ -100,7 +100,7 @@ fn exit_codes_stdin_and_env() {
     let mut with_env = oci(&image, "echo $GREETING; id -u; pwd");
     with_env["env"] = json!({"GREETING": "hello"});
     let w = server.run(with_env);
-    assert_eq!(w["output"], "hello\n0\n/\n", "{w}");
+    assert_eq!(w["output"], "hello\n0\n/", "{w}");
 }
 
 #[test]
@@ -146,13 +146,13 @@ fn hostile_workloads_are_contained_and_the_server_stays_healthy() {
         &format!("nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo unreachable; nc -w 2 10.0.2.2 80 </dev/null || echo unreachable; ls /sys/class/net"),
     ));
     assert_eq!(net["status"], "completed", "{net}");
-    assert_eq!(net["output"], "unreachable\nunreachable\nlo\n", "{net}");
+    assert_eq!(net["output"], "unreachable\nunreachable\nlo", "{net}");
 
     let writes = server.run(oci(
         &image,
         "echo x > /bin/evil 2>/dev/null || echo root-read-only; echo y > /tmp/scratch && cat /tmp/scratch",
     ));
-    assert_eq!(writes["output"], "root-read-only\ny\n", "{writes}");
+    assert_eq!(writes["output"], "root-read-only\ny", "{writes}");
     let again = server.run(oci(&image, "ls /tmp; ls /bin/evil 2>&1 || true"));
     assert!(
         !again["output"].as_str().unwrap().contains("scratch"),
@@ -162,7 +162,7 @@ fn hostile_workloads_are_contained_and_the_server_stays_healthy() {
     let (status, _) = server.get("/healthz");
     assert_eq!(status, 200);
     let fine = server.run(oci(&image, "echo still fine"));
-    assert_eq!(fine["output"], "still fine\n");
+    assert_eq!(fine["output"], "still fine");
     assert_nothing_left(&server);
 }
 
@@ -199,7 +199,7 @@ fn layers_are_cached_and_tampered_content_is_refused() {
     let w = server.run(oci(&image, "echo two"));
     assert_eq!(
         (w["status"].as_str(), w["output"].as_str()),
-        (Some("completed"), Some("two\n")),
+        (Some("completed"), Some("two")),
         "{w}"
     );
 
@@ -267,7 +267,7 @@ fn the_image_api_registers_defaults_and_removes() {
     let w = server.run(json!({"runtime": "oci", "command": ["sh", "-c", "echo default"]}));
     assert_eq!(
         (w["status"].as_str(), w["output"].as_str()),
-        (Some("completed"), Some("default\n")),
+        (Some("completed"), Some("default")),
         "{w}"
     );
     assert_eq!(w["mem_limit"], 96);

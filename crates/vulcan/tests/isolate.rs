@@ -37,7 +37,10 @@ fn typescript_async_exports_and_plain_scripts_work() {
     assert_eq!(asynchronous["output"], "42", "{asynchronous}");
     let script = server.run(node("console.log('one'); console.log({two: 2});"));
     assert_eq!(script["status"], "completed");
-    assert_eq!(script["output"], "one\n{ two: 2 }\n");
+    assert_eq!(
+        script["output"], "one\n{ two: 2 }",
+        "what it printed, less the final newline"
+    );
 }
 
 #[test]

@@ -46,6 +46,8 @@ impl Server {
             .env("VULCAN_LOG_LEVEL", "warn")
             // Most tests are about something else; tests/auth.rs turns auth on.
             .env("VULCAN_AUTH", "off")
+            // No warm VMs unless a test asks: they would compete for the CPUs.
+            .env("VULCAN_MICROVM_POOL", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (k, v) in env {

@@ -1,0 +1,165 @@
+//! The frame protocol between Vulcan (host) and its guest agent, over a virtio-serial port.
+//!
+//! A frame is a 4-byte big-endian length `n`, then `n` bytes: one type byte and the
+//! payload. Both sides refuse a frame longer than [`MAX_FRAME`]: the host treats anything it
+//! cannot parse as the workload's failure, never its own.
+//!
+//! Guest → host: [`Kind::Ready`] (JSON [`Ready`]) once booted, [`Kind::Stdout`] /
+//! [`Kind::Stderr`] (one line each, without its newline), [`Kind::Exit`] (JSON [`Exit`]).
+//! Host → guest: [`Kind::Run`] (JSON [`Run`]).
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest frame either side accepts (type byte and payload).
+pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+
+/// Longest line the agent sends; the rest of a longer line is dropped.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// The name of the virtio-serial port the agent looks for.
+pub const PORT_NAME: &str = "vulcan.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Ready = 1,
+    Stdout = 2,
+    Stderr = 3,
+    Exit = 4,
+    Run = 16,
+}
+
+impl Kind {
+    pub fn from_byte(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::Ready,
+            2 => Kind::Stdout,
+            3 => Kind::Stderr,
+            4 => Kind::Exit,
+            16 => Kind::Run,
+            _ => return None,
+        })
+    }
+}
+
+/// Sent by the agent once it can take a workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ready {
+    pub kernel: String,
+    /// Guest uptime when the agent was ready, in milliseconds.
+    pub uptime_ms: u64,
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// `python`, `node` or `go`.
+    pub runtime: String,
+    /// The program's text (`main.py`, `main.js`).
+    pub code: Option<String>,
+    /// Base64 of a tar.gz unpacked into the work directory.
+    pub archive: Option<String>,
+    /// JSON written to the program's stdin.
+    pub input: serde_json::Value,
+    pub env: Vec<(String, String)>,
+    /// Whether the runtime's root filesystem is attached as the first disk.
+    pub rootfs: bool,
+}
+
+/// How the program ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The guest kernel killed a process for lack of memory during the run.
+    pub oom: bool,
+    /// The agent could not run the program at all.
+    pub error: Option<String>,
+}
+
+/// Writes one frame.
+pub fn write_frame(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<()> {
+    let len = payload.len() + 1;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame too large",
+        ));
+    }
+    let mut buf = Vec::with_capacity(len + 4);
+    buf.extend_from_slice(&(len as u32).to_be_bytes());
+    buf.push(kind as u8);
+    buf.extend_from_slice(payload);
+    w.write_all(&buf)?;
+    w.flush()
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The stream ended cleanly between frames.
+    Closed,
+    Io(io::Error),
+    /// The peer broke the protocol; the message says how.
+    Invalid(String),
+}
+
+/// Reads one frame, refusing oversized or unknown ones.
+pub fn read_frame(r: &mut impl Read) -> Result<(Kind, Vec<u8>), FrameError> {
+    let mut header = [0u8; 4];
+    match r.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(FrameError::Io(e)),
+    }
+    let len = u32::from_be_bytes(header) as usize;
+    if len == 0 || len > MAX_FRAME {
+        return Err(FrameError::Invalid(format!(
+            "a frame of {len} bytes (the limit is {MAX_FRAME})"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).map_err(FrameError::Io)?;
+    let kind = Kind::from_byte(body[0])
+        .ok_or_else(|| FrameError::Invalid(format!("a frame of unknown type {}", body[0])))?;
+    body.remove(0);
+    Ok((kind, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, Kind::Stdout, b"hello").unwrap();
+        write_frame(&mut buf, Kind::Exit, b"{}").unwrap();
+        let mut r = &buf[..];
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            (Kind::Stdout, b"hello".to_vec())
+        );
+        assert_eq!(read_frame(&mut r).unwrap(), (Kind::Exit, b"{}".to_vec()));
+        assert!(matches!(read_frame(&mut r), Err(FrameError::Closed)));
+    }
+
+    #[test]
+    fn garbage_is_refused_without_allocating_it() {
+        let huge = [0xff, 0xff, 0xff, 0xff, 1];
+        assert!(
+            matches!(read_frame(&mut &huge[..]), Err(FrameError::Invalid(m)) if m.contains("limit"))
+        );
+        let unknown = [0, 0, 0, 2, 99, 0];
+        assert!(
+            matches!(read_frame(&mut &unknown[..]), Err(FrameError::Invalid(m)) if m.contains("unknown type 99"))
+        );
+        let empty = [0, 0, 0, 0];
+        assert!(matches!(
+            read_frame(&mut &empty[..]),
+            Err(FrameError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,450 @@
+//! The `microvm` backend: each workload gets its own Linux kernel in a QEMU `microvm`,
+//! with Vulcan's guest agent as init ([`vulcan_agent`]).
+//!
+//! The host side: [`vmm`] (how a VM is started; QEMU today, a Firecracker driver would
+//! implement the same trait), [`vm`] (boot, hand over one workload, follow it; the guest is
+//! untrusted), [`accel`] (KVM where it can really boot a guest, TCG otherwise), and a warm
+//! pool of VMs booted ahead of time per runtime, each used once.
+//!
+//! Workload forms: `code` is `main.py` (python) or `main.js` (node); `code_archive` is a
+//! tar.gz unpacked into `/work` (the working directory) whose entrypoint is `main.py`,
+//! `main.js`, or for `go` a static binary `main`. `input` is JSON on stdin; stdout is the
+//! output. The program runs as an unprivileged user with at most 256 processes, in the
+//! runtime's read-only root filesystem with tmpfs at `/tmp` and `/work`.
+
+pub mod accel;
+pub mod vm;
+pub mod vmm;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use tokio::sync::Notify;
+use vulcan_agent::Run;
+use vulcan_domain::{
+    Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, Resources,
+    Runtime, WorkloadResult, WorkloadSpec,
+};
+
+use crate::vm::Vm;
+use crate::vmm::{Accel, QemuMicrovm, VmSpec, Vmm};
+
+/// Memory the guest kernel and agent need on top of the workload's `mem_mb`.
+pub const GUEST_OVERHEAD_MB: u32 = 64;
+
+/// How the accelerator is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// KVM if a probe guest boots under it, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone)]
+pub struct MicrovmConfig {
+    pub qemu: Option<PathBuf>,
+    /// Where `scripts/guest.sh` put vmlinuz, initramfs.cpio and rootfs.ext4.
+    pub assets: PathBuf,
+    /// Replaces the assets' initramfs (a custom agent, or a test's hostile guest).
+    pub initramfs: Option<PathBuf>,
+    /// Per-VM directories (channel socket, console log, pid file).
+    pub work_dir: PathBuf,
+    pub accel: AccelChoice,
+    /// VMs kept booted per runtime; 0 disables the pool for that runtime.
+    pub pool: HashMap<Runtime, usize>,
+    /// The resources pooled VMs are booted with: the defaults.
+    pub pool_resources: Resources,
+    pub max_concurrency: u32,
+    pub max_output_bytes: usize,
+    pub boot_timeout: Duration,
+}
+
+impl MicrovmConfig {
+    pub fn new(qemu: Option<PathBuf>, assets: PathBuf, work_dir: PathBuf) -> Self {
+        MicrovmConfig {
+            qemu,
+            assets,
+            initramfs: None,
+            work_dir,
+            accel: AccelChoice::Auto,
+            pool: [(Runtime::Python, 1), (Runtime::Node, 1), (Runtime::Go, 1)].into(),
+            pool_resources: Resources::default(),
+            max_concurrency: 4,
+            max_output_bytes: 1024 * 1024,
+            boot_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct MicrovmBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MicrovmConfig,
+    state: Result<Ready, String>,
+    idle: Mutex<HashMap<Runtime, Vec<Vm>>>,
+    wanted: Notify,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+struct Ready {
+    vmm: Box<dyn Vmm>,
+    accel: Accel,
+    accel_note: String,
+    kernel: PathBuf,
+    kernel_version: String,
+    initramfs: PathBuf,
+    rootfs: PathBuf,
+    qemu_version: String,
+}
+
+fn runtime_rootfs(runtime: Runtime) -> bool {
+    matches!(runtime, Runtime::Python | Runtime::Node)
+}
+
+impl Inner {
+    fn spec(&self, ready: &Ready, runtime: Runtime, resources: Resources) -> VmSpec {
+        VmSpec {
+            kernel: ready.kernel.clone(),
+            initramfs: ready.initramfs.clone(),
+            rootfs: runtime_rootfs(runtime).then(|| ready.rootfs.clone()),
+            mem_mb: resources.mem_mb + GUEST_OVERHEAD_MB,
+            cpus: resources.cpus,
+            accel: ready.accel,
+            channel: PathBuf::new(),
+            console: PathBuf::new(),
+            pidfile: PathBuf::new(),
+            cmdline_extra: String::new(),
+        }
+    }
+
+    async fn boot(&self, runtime: Runtime, resources: Resources) -> Result<Vm, String> {
+        let ready = self.state.as_ref().map_err(Clone::clone)?;
+        let spec = self.spec(ready, runtime, resources);
+        Vm::boot(
+            ready.vmm.as_ref(),
+            spec,
+            &self.config.work_dir.join("vms"),
+            self.config.boot_timeout,
+        )
+        .await
+    }
+
+    fn take_warm(&self, runtime: Runtime, resources: Resources) -> Option<Vm> {
+        if resources != self.config.pool_resources {
+            return None;
+        }
+        let vm = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&runtime)?
+            .pop();
+        if vm.is_some() {
+            self.wanted.notify_one();
+        }
+        vm
+    }
+
+    /// Keeps each runtime's pool full, one boot at a time (boots compete for the CPUs).
+    async fn refill(self: Arc<Self>) {
+        loop {
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let missing = {
+                let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                self.config
+                    .pool
+                    .iter()
+                    .find(|(rt, size)| idle.get(rt).map_or(0, Vec::len) < **size)
+                    .map(|(rt, _)| *rt)
+            };
+            match missing {
+                Some(runtime) => match self.boot(runtime, self.config.pool_resources).await {
+                    Ok(vm) => {
+                        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                            return;
+                        }
+                        self.idle
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(runtime)
+                            .or_default()
+                            .push(vm);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%runtime, error = %e, "could not boot a warm VM");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                },
+                None => self.wanted.notified().await,
+            }
+        }
+    }
+}
+
+/// Kills VMM processes and removes VM directories a previous server left behind.
+fn sweep(vms: &Path) {
+    let Ok(entries) = std::fs::read_dir(vms) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let pid = std::fs::read_to_string(dir.join("qemu.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmdline).contains(&*dir.to_string_lossy());
+            if ours {
+                // SAFETY: kill has no memory preconditions; the pid runs our VM.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn qemu_version(qemu: &Path) -> Result<String, String> {
+    let out = std::process::Command::new(qemu)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_owned())
+        .filter(|_| out.status.success())
+        .ok_or_else(|| format!("{} --version failed", qemu.display()))
+}
+
+impl MicrovmBackend {
+    /// Checks QEMU and the guest assets, picks the accelerator, cleans up after a crash
+    /// and starts the warm pool. Never fails: an unusable backend is listed with the reason.
+    pub async fn start(config: MicrovmConfig) -> Self {
+        let state = Self::prepare(&config).await;
+        if let Err(reason) = &state {
+            tracing::warn!(%reason, "microvm backend unavailable");
+        }
+        let ready = state.is_ok();
+        let inner = Arc::new(Inner {
+            config,
+            state,
+            idle: Mutex::new(HashMap::new()),
+            wanted: Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        if ready && inner.config.pool.values().any(|n| *n > 0) {
+            tokio::spawn(inner.clone().refill());
+        }
+        MicrovmBackend { inner }
+    }
+
+    async fn prepare(config: &MicrovmConfig) -> Result<Ready, String> {
+        let qemu = config.qemu.clone().ok_or(
+            "qemu-system-x86_64 not found: run scripts/setup.sh (it installs Debian's qemu-system-x86), or set VULCAN_QEMU_BIN",
+        )?;
+        let qemu_version = qemu_version(&qemu)?;
+        let asset = |name: &str| {
+            let p = config.assets.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!(
+                    "guest asset {} is missing: run scripts/guest.sh (scripts/setup.sh runs it)",
+                    p.display()
+                ))
+            }
+        };
+        let kernel = asset("vmlinuz")?;
+        let rootfs = asset("rootfs.ext4")?;
+        let initramfs = match &config.initramfs {
+            Some(p) if p.is_file() => p.clone(),
+            Some(p) => {
+                return Err(format!(
+                    "VULCAN_MICROVM_INITRAMFS {} does not exist",
+                    p.display()
+                ))
+            }
+            None => asset("initramfs.cpio")?,
+        };
+        let kernel_version = std::fs::read_to_string(config.assets.join("kernel.version"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let vms = config.work_dir.join("vms");
+        std::fs::create_dir_all(&vms)
+            .map_err(|e| format!("cannot create {}: {e}", vms.display()))?;
+        sweep(&vms);
+        let vmm: Box<dyn Vmm> = Box::new(QemuMicrovm { bin: qemu });
+        let (accel, accel_note) =
+            accel::choose(config, vmm.as_ref(), &kernel, &initramfs, &vms).await;
+        tracing::info!(accel = accel.as_str(), note = %accel_note, "microvm accelerator");
+        Ok(Ready {
+            vmm,
+            accel,
+            accel_note,
+            kernel,
+            kernel_version,
+            initramfs,
+            rootfs,
+            qemu_version,
+        })
+    }
+
+    fn ready(&self) -> Result<&Ready, BackendError> {
+        self.inner
+            .state
+            .as_ref()
+            .map_err(|r| BackendError(format!("the microvm backend is unavailable: {r}")))
+    }
+}
+
+/// Refuses archive entries that would land outside the work directory, before a VM is
+/// spent on it (the agent checks again inside).
+fn check_archive(archive: &[u8]) -> Result<(), BackendError> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    let entries = tar
+        .entries()
+        .map_err(|e| BackendError(format!("\"code_archive\" is not a tar.gz: {e}")))?;
+    for entry in entries {
+        let entry = entry
+            .map_err(|e| BackendError(format!("\"code_archive\" is not a valid tar.gz: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| BackendError(e.to_string()))?
+            .into_owned();
+        let escapes = path.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        let link_escapes = entry.link_name().ok().flatten().is_some_and(|l| {
+            l.is_absolute() || l.components().any(|c| c == std::path::Component::ParentDir)
+        });
+        if escapes || link_escapes {
+            return Err(BackendError(format!(
+                "\"code_archive\" entry {} escapes the work directory; refused",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for MicrovmBackend {
+    fn isolation(&self) -> Isolation {
+        Isolation::Microvm
+    }
+
+    fn capabilities(&self) -> BackendCapabilities {
+        BackendCapabilities {
+            name: "microvm (QEMU microvm + vulcan-agent)".into(),
+            supported_runtimes: vec![Runtime::Python, Runtime::Node, Runtime::Go],
+            supported_isolations: vec![Isolation::Microvm],
+            max_concurrency: self.inner.config.max_concurrency,
+        }
+    }
+
+    fn availability(&self) -> Availability {
+        match &self.inner.state {
+            Ok(ready) => {
+                let idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                let pool: HashMap<String, serde_json::Value> = self
+                    .inner
+                    .config
+                    .pool
+                    .iter()
+                    .map(|(rt, size)| {
+                        (rt.to_string(), serde_json::json!({"size": size, "idle": idle.get(rt).map_or(0, Vec::len)}))
+                    })
+                    .collect();
+                Availability::ready(serde_json::json!({
+                    "vmm": ready.vmm.name(),
+                    "qemu": ready.qemu_version,
+                    "accelerator": ready.accel.as_str(),
+                    "accelerator_note": ready.accel_note,
+                    "guest_kernel": ready.kernel_version,
+                    "warm_pool": pool,
+                }))
+            }
+            Err(reason) => Availability::unavailable(reason.clone()),
+        }
+    }
+
+    async fn execute(
+        &self,
+        spec: WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        self.ready()?;
+        let runtime = spec.runtime;
+        if !matches!(runtime, Runtime::Python | Runtime::Node | Runtime::Go) {
+            return Err(BackendError(format!(
+                "the microvm backend does not run {runtime}"
+            )));
+        }
+        if runtime == Runtime::Go && spec.code.is_some() {
+            return Err(BackendError(
+                "runtime go takes a \"code_archive\" holding a static binary named main (build it with CGO_ENABLED=0 go build -o main)".into(),
+            ));
+        }
+        if let Some(archive) = &spec.code_archive {
+            check_archive(archive)?;
+        }
+        let job = Run {
+            runtime: runtime.to_string(),
+            code: spec.code.clone(),
+            archive: spec
+                .code_archive
+                .as_ref()
+                .map(|a| base64::engine::general_purpose::STANDARD.encode(a)),
+            input: spec.input.clone(),
+            env: spec.env.clone().into_iter().collect(),
+            rootfs: runtime_rootfs(runtime),
+        };
+        let vm = match self.inner.take_warm(runtime, spec.resources) {
+            Some(vm) => vm,
+            None => self
+                .inner
+                .boot(runtime, spec.resources)
+                .await
+                .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?,
+        };
+        tracing::debug!(vm = %vm.id, boot_ms = vm.boot_time.as_millis() as u64, "running in a VM");
+        vm.run(
+            &job,
+            logs,
+            self.inner.config.max_output_bytes,
+            spec.resources.mem_mb,
+        )
+        .await
+    }
+
+    async fn cleanup(&self, _workload_id: &str) -> Result<(), BackendError> {
+        // A VM is destroyed (process killed, directory removed) when its run ends or is
+        // dropped; nothing is shared between workloads.
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.wanted.notify_waiters();
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}

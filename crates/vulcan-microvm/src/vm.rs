@@ -1,0 +1,301 @@
+//! One microVM: booted, handed one workload, destroyed. The guest is untrusted: every
+//! frame is parsed with size limits, and garbage, silence or a flood fail the workload,
+//! never the server.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use vulcan_agent::{read_frame, write_frame, Exit, FrameError, Kind, Ready, Run};
+use vulcan_domain::{BackendError, LogSink, LogStream, WorkloadResult};
+
+use crate::vmm::{VmSpec, Vmm};
+
+/// Frames (or the reason the channel broke) as the reader thread sees them.
+type Frames = mpsc::Receiver<Result<(Kind, Vec<u8>), String>>;
+
+/// Everything the guest may send for one workload before it is cut off.
+const MAX_GUEST_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A booted VM waiting for its one workload. Dropping it kills the VMM process and
+/// removes the VM's directory (socket, console log, pid file).
+pub struct Vm {
+    pub id: String,
+    child: tokio::process::Child,
+    dir: PathBuf,
+    writer: UnixStream,
+    frames: Frames,
+    pub ready: Ready,
+    /// From spawning the VMM to the agent's Ready frame.
+    pub boot_time: Duration,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The last lines of a VM's console, for error messages.
+fn console_tail(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(3).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+fn spawn_reader(stream: UnixStream) -> Frames {
+    let (tx, rx) = mpsc::channel(256);
+    std::thread::spawn(move || {
+        let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
+        loop {
+            let frame = match read_frame(&mut stream) {
+                Ok(f) => Ok(f),
+                Err(FrameError::Closed) => return,
+                Err(FrameError::Io(e)) => Err(format!("the channel failed: {e}")),
+                Err(FrameError::Invalid(why)) => {
+                    Err(format!("the guest broke the protocol: it sent {why}"))
+                }
+            };
+            let stop = frame.is_err();
+            if tx.blocking_send(frame).is_err() || stop {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+impl Vm {
+    /// Starts a VM and waits for its agent's Ready frame.
+    pub async fn boot(
+        vmm: &dyn Vmm,
+        mut spec: VmSpec,
+        vms_dir: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<Vm, String> {
+        let id = ulid::Ulid::new().to_string().to_lowercase();
+        let dir = vms_dir.join(&id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        spec.channel = dir.join("channel.sock");
+        spec.console = dir.join("console.log");
+        spec.pidfile = dir.join("qemu.pid");
+        let started = Instant::now();
+        let child = match vmm.command(&spec).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("cannot start {}: {e}", vmm.name()));
+            }
+        };
+        // From here on, dropping `pending` cleans up whatever happens.
+        let mut pending = Pending {
+            child: Some(child),
+            dir: dir.clone(),
+        };
+        let deadline = started + timeout;
+        let stream = loop {
+            match UnixStream::connect(&spec.channel) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    if let Some(Ok(Some(status))) = pending.child.as_mut().map(|c| c.try_wait()) {
+                        let mut err = String::new();
+                        if let Some(mut e) = pending.child.as_mut().and_then(|c| c.stderr.take()) {
+                            use tokio::io::AsyncReadExt;
+                            let _ = e.read_to_string(&mut err).await;
+                        }
+                        return Err(format!(
+                            "{} exited at start ({status}): {}",
+                            vmm.name(),
+                            err.trim()
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(e) => return Err(format!("cannot connect to the VM's channel: {e}")),
+            }
+        };
+        let writer = stream
+            .try_clone()
+            .map_err(|e| format!("cannot use the VM's channel: {e}"))?;
+        // A guest that stops reading must not hold a server thread for long.
+        let _ = writer.set_write_timeout(Some(Duration::from_secs(10)));
+        let mut frames = spawn_reader(stream);
+        let first = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            frames.recv(),
+        )
+        .await;
+        let ready = match first {
+            Ok(Some(Ok((Kind::Ready, payload)))) => serde_json::from_slice::<Ready>(&payload)
+                .map_err(|e| format!("the guest's Ready frame is not valid: {e}"))?,
+            Ok(Some(Ok((kind, _)))) => {
+                return Err(format!("the guest sent {kind:?} before it was ready"))
+            }
+            Ok(Some(Err(why))) => return Err(why),
+            Ok(None) => {
+                return Err(format!(
+                    "the VM stopped before its agent was ready (console: {})",
+                    console_tail(&dir)
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "the guest did not become ready within {} s (console: {})",
+                    timeout.as_secs(),
+                    console_tail(&dir)
+                ))
+            }
+        };
+        let child = pending.child.take().expect("the child is still pending");
+        Ok(Vm {
+            id,
+            child,
+            dir,
+            writer,
+            frames,
+            ready,
+            boot_time: started.elapsed(),
+        })
+    }
+
+    /// Hands the workload to the agent and follows it to its Exit frame.
+    pub async fn run(
+        mut self,
+        job: &Run,
+        logs: Arc<dyn LogSink>,
+        max_output: usize,
+        mem_mb: u32,
+    ) -> Result<WorkloadResult, BackendError> {
+        let payload = serde_json::to_vec(job).map_err(|e| BackendError(e.to_string()))?;
+        write_frame(&mut self.writer, Kind::Run, &payload)
+            .and_then(|()| self.writer.flush())
+            .map_err(|e| BackendError(format!("cannot hand the workload to the VM: {e}")))?;
+        let mut output: Vec<u8> = Vec::new();
+        let mut output_total = 0usize;
+        let mut received: u64 = 0;
+        let mut last_stderr = String::new();
+        loop {
+            let frame = match self.frames.recv().await {
+                Some(Ok(frame)) => frame,
+                Some(Err(why)) => return Err(BackendError(why)),
+                None => {
+                    return Err(BackendError(format!(
+                        "the VM stopped before reporting how the workload ended (console: {})",
+                        console_tail(&self.dir)
+                    )))
+                }
+            };
+            received += frame.1.len() as u64 + 5;
+            if received > MAX_GUEST_BYTES {
+                return Err(BackendError(format!(
+                    "the guest sent more than {MAX_GUEST_BYTES} bytes; it was stopped"
+                )));
+            }
+            match frame {
+                (Kind::Stdout, line) => {
+                    output_total += line.len() + 1;
+                    if output.len() + line.len() < max_output {
+                        output.extend_from_slice(&line);
+                        output.push(b'\n');
+                    }
+                    logs.emit(
+                        LogStream::Stdout,
+                        String::from_utf8_lossy(&line).into_owned(),
+                    );
+                }
+                (Kind::Stderr, line) => {
+                    let text = String::from_utf8_lossy(&line).into_owned();
+                    if !text.trim().is_empty() {
+                        last_stderr = text.trim().chars().take(500).collect();
+                    }
+                    logs.emit(LogStream::Stderr, text);
+                }
+                (Kind::Exit, payload) => {
+                    let exit: Exit = serde_json::from_slice(&payload).map_err(|e| {
+                        BackendError(format!("the guest's Exit frame is not valid: {e}"))
+                    })?;
+                    return Ok(result(
+                        exit,
+                        output,
+                        output_total,
+                        max_output,
+                        &last_stderr,
+                        mem_mb,
+                    ));
+                }
+                (kind, _) => {
+                    return Err(BackendError(format!(
+                        "the guest broke the protocol: it sent {kind:?} during the run"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn result(
+    exit: Exit,
+    output: Vec<u8>,
+    output_total: usize,
+    max_output: usize,
+    last_stderr: &str,
+    mem_mb: u32,
+) -> WorkloadResult {
+    let code = exit.code.or(exit.signal.map(|s| 128 + s));
+    let error = if let Some(e) = exit.error {
+        Some(e)
+    } else if exit.oom {
+        Some(format!(
+            "memory limit exceeded: the workload needed more than its {mem_mb} MB"
+        ))
+    } else if output_total > max_output {
+        Some(format!(
+            "output is over the limit of {max_output} bytes (the workload printed {output_total} bytes)"
+        ))
+    } else if code != Some(0) {
+        let how = match (exit.code, exit.signal) {
+            (_, Some(s)) => format!("was killed by signal {s}"),
+            (Some(c), _) => format!("exited with code {c}"),
+            _ => "ended without an exit code".into(),
+        };
+        Some(if last_stderr.is_empty() {
+            how
+        } else {
+            format!("{how}: {last_stderr}")
+        })
+    } else {
+        None
+    };
+    WorkloadResult {
+        exit_code: code,
+        // What it printed, without the final newline (as `$(...)` in a shell).
+        output: if output_total > max_output {
+            String::new()
+        } else {
+            let text = String::from_utf8_lossy(&output);
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        },
+        error,
+    }
+}
+
+/// A VM still booting: killed and removed if boot fails.
+struct Pending {
+    child: Option<tokio::process::Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Virtual machine monitors. QEMU's `microvm` machine is the one driver today; the trait is
+//! what a Firecracker driver would implement.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// Which accelerator a VM runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// Everything one VM is started with.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+    /// A read-only root filesystem image attached as the first virtio disk.
+    pub rootfs: Option<PathBuf>,
+    pub mem_mb: u32,
+    pub cpus: u32,
+    pub accel: Accel,
+    /// The unix socket of the host↔guest channel (the VMM listens on it).
+    pub channel: PathBuf,
+    /// Where the guest's serial console goes.
+    pub console: PathBuf,
+    pub pidfile: PathBuf,
+    /// Extra kernel command line.
+    pub cmdline_extra: String,
+}
+
+/// A virtual machine monitor: turns a [`VmSpec`] into a process.
+pub trait Vmm: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn command(&self, spec: &VmSpec) -> tokio::process::Command;
+}
+
+/// QEMU's `microvm` machine: no PCI, no firmware tables beyond ACPI, virtio-mmio devices.
+pub struct QemuMicrovm {
+    pub bin: PathBuf,
+}
+
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+impl Vmm for QemuMicrovm {
+    fn name(&self) -> &'static str {
+        "qemu-microvm"
+    }
+
+    fn command(&self, spec: &VmSpec) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(["-M", "microvm,isa-serial=on,rtc=off"])
+            .args(["-accel", spec.accel.as_str()]);
+        if spec.accel == Accel::Kvm {
+            cmd.args(["-cpu", "host"]);
+        }
+        cmd.args([
+            "-m",
+            &spec.mem_mb.to_string(),
+            "-smp",
+            &spec.cpus.to_string(),
+        ])
+        .args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&spec.kernel)
+        .arg("-initrd")
+        .arg(&spec.initramfs)
+        .arg("-append")
+        .arg(
+            format!(
+                "console=ttyS0 quiet reboot=t panic=-1 {}",
+                spec.cmdline_extra
+            )
+            .trim(),
+        );
+        if let Some(rootfs) = &spec.rootfs {
+            cmd.args([
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=none,id=root,readonly=on",
+                    path(rootfs)
+                ),
+                "-device",
+                "virtio-blk-device,drive=root",
+            ]);
+        }
+        cmd.args(["-device", "virtio-serial-device"])
+            .args([
+                "-chardev",
+                &format!(
+                    "socket,id=ch0,path={},server=on,wait=off",
+                    path(&spec.channel)
+                ),
+            ])
+            .args([
+                "-device",
+                &format!(
+                    "virtserialport,chardev=ch0,name={}",
+                    vulcan_agent::PORT_NAME
+                ),
+            ])
+            .args(["-serial", &format!("file:{}", path(&spec.console))])
+            .arg("-pidfile")
+            .arg(&spec.pidfile)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; the VM dies with the server.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        cmd
+    }
+}

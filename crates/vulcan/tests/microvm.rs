@@ -1,0 +1,372 @@
+//! The microvm backend's acceptance: real QEMU (TCG here, KVM where it boots), the real
+//! Debian cloud kernel, the real vulcan-agent as init. Slow under TCG: its own target.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::Server;
+use serde_json::{json, Value};
+
+/// VMs under TCG need the CPUs: these tests run one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/guest")
+}
+
+/// QEMU processes started for `server` (their command lines name its data directory).
+fn qemu_processes(server: &Server) -> usize {
+    let dir = server.data_dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("qemu-system") && cmd.contains(&dir)
+        })
+        .count()
+}
+
+fn wait_for_no_qemu(server: &Server) {
+    for _ in 0..100 {
+        if qemu_processes(server) == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "QEMU processes outlived their workloads: {}",
+        qemu_processes(server)
+    );
+}
+
+fn tar_gz(files: &[(&str, &[u8], u32)]) -> String {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, data, mode) in files {
+        let mut h = tar::Header::new_gnu();
+        let raw = h.as_old_mut();
+        raw.name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_mode(*mode);
+        h.set_cksum();
+        tar.append(&h, *data).unwrap();
+    }
+    base64::engine::general_purpose::STANDARD.encode(tar.into_inner().unwrap().finish().unwrap())
+}
+
+fn python(code: &str) -> Value {
+    json!({"runtime": "python", "code": code})
+}
+
+#[test]
+fn python_node_and_go_archives_run_in_a_microvm() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let (_, backends) = server.get("/v1/backends");
+    let microvm = backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "microvm")
+        .unwrap();
+    assert_eq!(microvm["available"], true, "{microvm}");
+    assert!(
+        ["kvm", "tcg"].contains(&microvm["details"]["accelerator"].as_str().unwrap()),
+        "{microvm}"
+    );
+
+    let w = server.run(json!({"runtime": "python",
+        "code": "import json,sys; d=json.load(sys.stdin); print(d['a']+d['b'])", "input": {"a": 1, "b": 2}}));
+    assert_eq!(
+        (
+            w["status"].as_str(),
+            w["isolation"].as_str(),
+            w["output"].as_str()
+        ),
+        (Some("completed"), Some("microvm"), Some("3")),
+        "{w}"
+    );
+
+    let node = server.run(json!({"runtime": "node", "isolation": "microvm", "input": {"a": 6, "b": 7},
+        "code": "let s = ''; process.stdin.on('data', d => s += d); process.stdin.on('end', () => { const i = JSON.parse(s); console.log(i.a * i.b); });"}));
+    assert_eq!(
+        (node["status"].as_str(), node["output"].as_str()),
+        (Some("completed"), Some("42")),
+        "{node}"
+    );
+
+    // A Go program, built here as a static binary and shipped as a code_archive.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.go"),
+        r#"package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+func main() {
+	var in struct{ Name string `json:"name"` }
+	if err := json.NewDecoder(os.Stdin).Decode(&in); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Printf("hello %s from go\n", in.Name)
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module hello\n\ngo 1.19\n").unwrap();
+    let built = Command::new("go")
+        .args(["build", "-o", "main", "."])
+        .current_dir(dir.path())
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.path().join("cache"))
+        .env("HOME", dir.path())
+        .status()
+        .expect("go (scripts/setup.sh installs golang-go)");
+    assert!(built.success());
+    let binary = std::fs::read(dir.path().join("main")).unwrap();
+    let go = server.run(json!({"runtime": "go", "code_archive": tar_gz(&[("main", &binary, 0o755)]), "input": {"name": "vulcan"}}));
+    assert_eq!(
+        (
+            go["status"].as_str(),
+            go["isolation"].as_str(),
+            go["output"].as_str()
+        ),
+        (
+            Some("completed"),
+            Some("microvm"),
+            Some("hello vulcan from go")
+        ),
+        "{go}"
+    );
+
+    // Archives: files land in /work; entries that climb out are refused before a VM starts.
+    let archived = server.run(json!({"runtime": "python",
+        "code_archive": tar_gz(&[("main.py", b"import helper\nprint(helper.VALUE)\n", 0o644), ("helper.py", b"VALUE = 'from the archive'\n", 0o644)])}));
+    assert_eq!(archived["output"], "from the archive", "{archived}");
+    let evil = server.run(
+        json!({"runtime": "python", "code_archive": tar_gz(&[("../evil.py", b"print(1)", 0o644)])}),
+    );
+    assert_eq!(evil["status"], "failed");
+    assert!(
+        evil["error"]
+            .as_str()
+            .unwrap()
+            .contains("escapes the work directory"),
+        "{evil}"
+    );
+    wait_for_no_qemu(&server);
+}
+
+#[test]
+fn the_guest_has_its_own_kernel_no_host_files_and_no_network() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let marker = std::env::temp_dir().join(format!("vulcan-host-marker-{}", std::process::id()));
+    std::fs::write(&marker, "host only").unwrap();
+    let code = format!(
+        "import os, json\nprint(json.dumps({{'release': os.uname().release, 'net': sorted(os.listdir('/sys/class/net')), 'marker': os.path.exists({:?}), 'uid': os.getuid()}}))",
+        marker.to_string_lossy()
+    );
+    let w = server.run(python(&code));
+    assert_eq!(w["status"], "completed", "{w}");
+    let seen: Value = serde_json::from_str(w["output"].as_str().unwrap()).unwrap();
+    let guest_kernel = std::fs::read_to_string(assets().join("kernel.version")).unwrap();
+    assert_eq!(
+        seen["release"],
+        guest_kernel.trim(),
+        "the guest runs its own kernel"
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    if host.trim() != guest_kernel.trim() {
+        assert_ne!(seen["release"], host.trim());
+    }
+    assert_eq!(
+        seen["net"],
+        json!(["lo"]),
+        "no network interface but loopback"
+    );
+    assert_eq!(seen["marker"], false, "no host files");
+    assert_ne!(seen["uid"], 0, "the workload is not root in the guest");
+    std::fs::remove_file(marker).unwrap();
+}
+
+#[test]
+fn hostile_code_is_contained_and_the_server_stays_healthy() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let fork_bomb = server.run(python("import os\nwhile True:\n    os.fork()"));
+    assert_eq!(fork_bomb["status"], "failed", "{fork_bomb}");
+    // Stopped by the process limit, or by the guest's OOM killer first: contained either way.
+    let error = fork_bomb["error"].as_str().unwrap();
+    assert!(
+        error.contains("Resource temporarily unavailable")
+            || error.contains("memory limit exceeded"),
+        "{fork_bomb}"
+    );
+
+    let mut bomb = python("x = []\nwhile True:\n    x.append(' ' * 10**6)");
+    bomb["resources"] = json!({"mem_mb": 64});
+    let bomb = server.run(bomb);
+    assert_eq!(bomb["status"], "failed", "{bomb}");
+    assert!(
+        bomb["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit exceeded"),
+        "{bomb}"
+    );
+
+    let mut spin = python("while True:\n    pass");
+    spin["resources"] = json!({"timeout_s": 5});
+    let spin = server.run(spin);
+    assert_eq!(
+        (spin["status"].as_str(), spin["error"].as_str()),
+        (Some("failed"), Some("timed out after 5 s"))
+    );
+
+    let id = server.submit(python(
+        "import time\nprint('started', flush=True)\ntime.sleep(60)",
+    ));
+    let mut sse = server.sse(&format!("/v1/workloads/{id}/logs"));
+    while !sse
+        .next_event()
+        .expect("a line before the end")
+        .data
+        .contains("started")
+    {}
+    assert_eq!(server.delete(&format!("/v1/workloads/{id}")).0, 200);
+    assert_eq!(
+        server.wait_terminal(&id, Duration::from_secs(10))["status"],
+        "killed"
+    );
+
+    wait_for_no_qemu(&server);
+    assert_eq!(server.get("/healthz").0, 200);
+    assert_eq!(server.run(python("print('fine')"))["output"], "fine");
+}
+
+/// An initramfs whose /init is `script` instead of the agent (appended cpio entries
+/// replace earlier ones).
+fn hostile_initramfs(dir: &Path, name: &str, script: &str) -> PathBuf {
+    let root = dir.join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    let init = root.join("init");
+    std::fs::write(&init, script).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&init).unwrap().permissions(),
+        0o755,
+    );
+    Command::new("chmod")
+        .args(["755"])
+        .arg(&init)
+        .status()
+        .unwrap();
+    let overlay = Command::new("sh")
+        .arg("-c")
+        .arg("echo init | cpio -o -H newc --quiet")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(overlay.status.success());
+    let mut image = std::fs::read(assets().join("initramfs.cpio")).unwrap();
+    image.extend_from_slice(&overlay.stdout);
+    let path = dir.join(format!("{name}.cpio"));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&image)
+        .unwrap();
+    path
+}
+
+const GUEST_SETUP: &str = "#!/bin/sh
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev
+for m in $(cat /etc/vulcan/modules); do insmod $m; done
+sleep 1
+port=/dev/$(basename $(dirname $(grep -l vulcan.0 /sys/class/virtio-ports/*/name)))
+";
+
+#[test]
+fn a_guest_that_floods_garbage_or_never_answers_fails_its_workload_only() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = hostile_initramfs(
+        dir.path(),
+        "garbage",
+        &format!("{GUEST_SETUP}cat /dev/urandom > $port\n"),
+    );
+    let server = Server::start(&[("VULCAN_MICROVM_INITRAMFS", garbage.to_str().unwrap())]);
+    let w = server.run(python("print(1)"));
+    assert_eq!(w["status"], "failed", "{w}");
+    assert!(
+        w["error"].as_str().unwrap().contains("broke the protocol"),
+        "{w}"
+    );
+    assert_eq!(server.get("/healthz").0, 200);
+    wait_for_no_qemu(&server);
+    drop(server);
+
+    let silent = hostile_initramfs(dir.path(), "silent", &format!("{GUEST_SETUP}sleep 3600\n"));
+    let server = Server::start(&[
+        ("VULCAN_MICROVM_INITRAMFS", silent.to_str().unwrap()),
+        ("VULCAN_MICROVM_BOOT_TIMEOUT_S", "15"),
+    ]);
+    let w = server.run(python("print(1)"));
+    assert_eq!(w["status"], "failed", "{w}");
+    assert!(
+        w["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not become ready within 15 s"),
+        "{w}"
+    );
+    assert_eq!(server.get("/healthz").0, 200);
+    wait_for_no_qemu(&server);
+}
+
+#[test]
+fn ten_workloads_in_a_row_leave_no_qemu_behind_and_vms_die_with_the_server() {
+    let _serial = serial();
+    let mut server = Server::start(&[("VULCAN_MICROVM_POOL", "python=1,node=0,go=0")]);
+    for i in 0..10 {
+        let w = server.run(python(&format!("print({i} * 2)")));
+        assert_eq!(
+            (w["status"].as_str(), w["output"].as_str()),
+            (Some("completed"), Some((i * 2).to_string().as_str())),
+            "{w}"
+        );
+    }
+    // What is left is the warm pool: at most one idle VM, nothing of the ten runs.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        qemu_processes(&server) <= 1,
+        "{} QEMU processes",
+        qemu_processes(&server)
+    );
+    let vms = std::fs::read_dir(server.data_dir.join("microvm/vms"))
+        .unwrap()
+        .count();
+    assert!(vms <= 1, "{vms} VM directories left");
+
+    // A crash of the server takes its VMs with it.
+    server.submit(python("import time\ntime.sleep(60)"));
+    std::thread::sleep(Duration::from_secs(1));
+    server.kill9();
+    wait_for_no_qemu(&server);
+}

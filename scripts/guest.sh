@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Builds the microVM backend's guest assets into .tools/guest (idempotent: a second run
+# only checks what is there):
+#   vmlinuz            Debian's linux-image-cloud-amd64 kernel
+#   initramfs.cpio     busybox, the vulcan-agent as /init, the virtio modules it loads
+#   rootfs.ext4        a read-only Debian root with python3 and nodejs (debootstrap)
+# Needs: apt-get, dpkg-deb, cpio, kmod, debootstrap, e2fsprogs, busybox-static, cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.tools/guest
+mkdir -p "$out"
+say() { printf 'guest: %s\n' "$*"; }
+
+# --- kernel and modules -------------------------------------------------------------
+pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+[ -n "$pkg" ] || { echo "guest: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+if [ "$(cat "$out/kernel.pkg" 2>/dev/null)" != "$pkg" ]; then
+  say "fetching $pkg"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q "$pkg" 2>/dev/null && dpkg-deb -x ./*.deb x)
+  version=$(ls "$tmp/x/lib/modules")
+  rm -rf "$out/modules"
+  mkdir -p "$out/modules"
+  for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk; do
+    cp "$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -1)" "$out/modules/$m.ko"
+  done
+  cp "$tmp/x/boot/vmlinuz-$version" "$out/vmlinuz"
+  echo "$version" >"$out/kernel.version"
+  echo "$pkg" >"$out/kernel.pkg"
+  rm -rf "$tmp"
+else
+  say "kernel $pkg already there"
+fi
+
+# --- the agent, static ---------------------------------------------------------------
+say "building vulcan-agent (static)"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release -p vulcan-agent \
+  --target x86_64-unknown-linux-gnu
+agent=target/x86_64-unknown-linux-gnu/release/vulcan-agent
+
+# --- initramfs -------------------------------------------------------------------------
+stamp=$( (sha256sum "$agent" "$out"/modules/*.ko /bin/busybox; echo v1) | sha256sum | cut -c1-16)
+if [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
+  say "packing initramfs.cpio"
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp"/{bin,sbin,etc/vulcan,lib/modules,proc,sys,dev,tmp,work,newroot}
+  cp /bin/busybox "$tmp/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ -e "$tmp/bin/$applet" ] || ln -s busybox "$tmp/bin/$applet"
+  done
+  cp "$agent" "$tmp/init"
+  for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk; do
+    cp "$out/modules/$m.ko" "$tmp/lib/modules/"
+    echo "/lib/modules/$m.ko" >>"$tmp/etc/vulcan/modules"
+  done
+  # The benchmark's baseline: the same kernel and initramfs, booted to a trivial init.
+  printf '#!/bin/sh\necho VULCAN-TRIVIAL-INIT >/dev/ttyS0\npoweroff -f\n' >"$tmp/bin/trivial-init"
+  chmod +x "$tmp/bin/trivial-init"
+  (cd "$tmp" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$out/initramfs.cpio.tmp"
+  mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"
+  echo "$stamp" >"$out/initramfs.stamp"
+  rm -rf "$tmp"
+else
+  say "initramfs.cpio up to date"
+fi
+
+# --- runtime root filesystem ---------------------------------------------------------
+rootfs_stamp="bookworm minbase python3 nodejs v1"
+if [ "$(cat "$out/rootfs.stamp" 2>/dev/null)" != "$rootfs_stamp" ]; then
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  say "debootstrap bookworm with python3 and nodejs from $mirror (about a minute)"
+  tmp=$(mktemp -d)
+  debootstrap --variant=minbase --include=python3,nodejs bookworm "$tmp/root" "$mirror" >"$out/debootstrap.log" 2>&1 \
+    || { tail -20 "$out/debootstrap.log" >&2; exit 1; }
+  rm -rf "$tmp/root/var/cache/apt/archives"/*.deb "$tmp/root/var/lib/apt/lists"/*
+  mkdir -p "$tmp/root/work" "$tmp/root/newroot"
+  size_mb=$(( $(du -sm "$tmp/root" | cut -f1) * 12 / 10 + 64 ))
+  mkfs.ext4 -q -F -L vulcanroot -d "$tmp/root" "$out/rootfs.ext4.tmp" "${size_mb}M"
+  mv "$out/rootfs.ext4.tmp" "$out/rootfs.ext4"
+  echo "$rootfs_stamp" >"$out/rootfs.stamp"
+  rm -rf "$tmp"
+else
+  say "rootfs.ext4 up to date"
+fi
+say "ready in $out"
