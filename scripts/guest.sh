@@ -39,7 +39,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release -p vulca
 agent=target/x86_64-unknown-linux-gnu/release/vulcan-agent
 
 # --- initramfs -------------------------------------------------------------------------
-stamp=$( (sha256sum "$agent" "$out"/modules/*.ko /bin/busybox; echo v1) | sha256sum | cut -c1-16)
+stamp=$( (sha256sum "$agent" "$out"/modules/*.ko /bin/busybox; echo v2) | sha256sum | cut -c1-16)
 if [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
   say "packing initramfs.cpio"
   tmp=$(mktemp -d)
@@ -54,7 +54,7 @@ if [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
     echo "/lib/modules/$m.ko" >>"$tmp/etc/vulcan/modules"
   done
   # The benchmark's baseline: the same kernel and initramfs, booted to a trivial init.
-  printf '#!/bin/sh\necho VULCAN-TRIVIAL-INIT >/dev/ttyS0\npoweroff -f\n' >"$tmp/bin/trivial-init"
+  printf '#!/bin/sh\nmount -t devtmpfs dev /dev\necho VULCAN-TRIVIAL-INIT >/dev/ttyS0\npoweroff -f\n' >"$tmp/bin/trivial-init"
   chmod +x "$tmp/bin/trivial-init"
   (cd "$tmp" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$out/initramfs.cpio.tmp"
   mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"

@@ -26,8 +26,8 @@ use base64::Engine as _;
 use tokio::sync::Notify;
 use vulcan_agent::Run;
 use vulcan_domain::{
-    Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, Resources,
-    Runtime, WorkloadResult, WorkloadSpec,
+    Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, LogStream,
+    Resources, Runtime, WorkloadResult, WorkloadSpec,
 };
 
 use crate::vm::Vm;
@@ -412,15 +412,26 @@ impl Backend for MicrovmBackend {
             env: spec.env.clone().into_iter().collect(),
             rootfs: runtime_rootfs(runtime),
         };
-        let vm = match self.inner.take_warm(runtime, spec.resources) {
-            Some(vm) => vm,
-            None => self
-                .inner
-                .boot(runtime, spec.resources)
-                .await
-                .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?,
+        let accel = self.ready()?.accel.as_str();
+        let (vm, how) = match self.inner.take_warm(runtime, spec.resources) {
+            Some(vm) => (vm, "a warm VM"),
+            None => (
+                self.inner
+                    .boot(runtime, spec.resources)
+                    .await
+                    .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?,
+                "a new VM",
+            ),
         };
-        tracing::debug!(vm = %vm.id, boot_ms = vm.boot_time.as_millis() as u64, "running in a VM");
+        logs.emit(
+            LogStream::Backend,
+            format!(
+                "{how}: booted to its agent in {} ms ({accel}, guest uptime {} ms, kernel {})",
+                vm.boot_time.as_millis(),
+                vm.ready.uptime_ms,
+                vm.ready.kernel
+            ),
+        );
         vm.run(
             &job,
             logs,

@@ -9,8 +9,12 @@
 //! - gvisor: `echo hi` through the API next to a bare `runsc run` of the same bundle
 //!   (same image root, same spec), and throughput with both cores busy.
 //!
-//! `VULCAN_BENCH_N` sets the samples per figure; `VULCAN_BENCH_ONLY=gvisor,isolate,cold,store`
-//! picks sections.
+//! - microvm: cold and warm-pool end-to-end latency of a python workload, the boot time to
+//!   the agent's Ready frame, next to a bare QEMU boot of the same kernel and initramfs to a
+//!   trivial init.
+//!
+//! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
+//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,store` picks sections.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -37,6 +41,19 @@ struct Figures {
 }
 
 impl Figures {
+    /// Latency only (for samples taken with pauses between them).
+    fn print_latency(mut self) {
+        self.samples.sort();
+        println!(
+            "{:<46} n={:<6} p50={:>8.2} ms  p95={:>8.2} ms  p99={:>8.2} ms",
+            self.name,
+            self.samples.len(),
+            percentile(&self.samples, 0.50),
+            percentile(&self.samples, 0.95),
+            percentile(&self.samples, 0.99),
+        );
+    }
+
     fn print(mut self) {
         self.samples.sort();
         let n = self.samples.len();
@@ -331,6 +348,152 @@ fn gvisor(n: usize) {
     measure("gvisor: 4 clients back to back", n.div_ceil(2), 4, echo).print();
 }
 
+/// The boot time Vulcan logged for a microvm workload ("… booted to its agent in N ms …").
+fn logged_boot_ms(server: &Server, id: &str) -> f64 {
+    let (_, logs) = server.get(&format!("/v1/workloads/{id}/logs/history?stream=backend"));
+    logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            let line = l["line"].as_str()?;
+            let rest = line.split("booted to its agent in ").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .expect("a boot line")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn microvm(n: usize) {
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/guest");
+    let python = serde_json::json!({"runtime": "python", "code": "print(1 + 2)"});
+    let cold_server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let (_, backends) = cold_server.get("/v1/backends");
+    let accel = backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "microvm")
+        .unwrap()["details"]["accelerator"]
+        .as_str()
+        .unwrap_or("unavailable")
+        .to_owned();
+    let boots = std::sync::Mutex::new(Vec::new());
+    let cold = measure(
+        &format!("microvm cold ({accel}): POST /v1/workloads python"),
+        n,
+        1,
+        || {
+            let w = cold_server.run(python.clone());
+            assert_eq!(w["output"], "3", "{w}");
+            boots
+                .lock()
+                .unwrap()
+                .push(logged_boot_ms(&cold_server, w["id"].as_str().unwrap()));
+        },
+    );
+    drop(cold_server);
+
+    // Warm: each run takes a VM the pool booted ahead; the pause (not measured) lets it refill.
+    let warm_server = Server::start(&[("VULCAN_MICROVM_POOL", "python=1,node=0,go=0")]);
+    let idle = || {
+        let (_, b) = warm_server.get("/v1/backends");
+        b.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == "microvm")
+            .unwrap()["details"]["warm_pool"]["python"]["idle"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let mut warm = Vec::new();
+    for _ in 0..n {
+        while idle() == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let t = Instant::now();
+        let w = warm_server.run(python.clone());
+        warm.push(t.elapsed());
+        assert_eq!(w["output"], "3", "{w}");
+    }
+    drop(warm_server);
+
+    // Bare: QEMU with the same kernel and initramfs, booted to a trivial init that prints
+    // a marker on the serial console and powers off.
+    let bare: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let mut child = std::process::Command::new("qemu-system-x86_64")
+                .args([
+                    "-M",
+                    "microvm,isa-serial=on,rtc=off",
+                    "-accel",
+                    &accel,
+                    "-m",
+                    "192",
+                    "-smp",
+                    "1",
+                ])
+                .args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"])
+                .arg("-kernel")
+                .arg(assets.join("vmlinuz"))
+                .arg("-initrd")
+                .arg(assets.join("initramfs.cpio"))
+                .args([
+                    "-append",
+                    "console=ttyS0 quiet reboot=t panic=-1 rdinit=/bin/trivial-init",
+                    "-serial",
+                    "stdio",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+                    panic!("the trivial init never printed its marker");
+                }
+                if line.contains("VULCAN-TRIVIAL-INIT") {
+                    break;
+                }
+            }
+            let elapsed = t.elapsed().as_secs_f64() * 1000.0;
+            let _ = child.kill();
+            let _ = child.wait();
+            elapsed
+        })
+        .collect();
+    let boot = median(boots.into_inner().unwrap());
+    let bare_p50 = median(bare);
+    cold.print();
+    Figures {
+        name: format!("microvm warm ({accel}): POST /v1/workloads python"),
+        samples: warm,
+        wall: Duration::from_secs(1),
+    }
+    .print_latency();
+    println!(
+        "{:<46} p50={boot:>8.1} ms",
+        format!("microvm boot to agent ready ({accel})")
+    );
+    println!(
+        "{:<46} p50={bare_p50:>8.1} ms",
+        format!("bare QEMU boot to a trivial init ({accel})")
+    );
+    println!(
+        "{:<46} {:+.1}% at p50",
+        "microvm boot overhead over the bare boot",
+        (boot / bare_p50 - 1.0) * 100.0
+    );
+}
+
 fn main() {
     let n: usize = std::env::var("VULCAN_BENCH_N")
         .ok()
@@ -350,6 +513,9 @@ fn main() {
     }
     if run("gvisor") {
         gvisor(n.min(60));
+    }
+    if run("microvm") {
+        microvm(n.clamp(1, 10));
     }
     if run("store") {
         store(n);
