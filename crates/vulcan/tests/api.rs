@@ -56,7 +56,10 @@ fn an_async_workload_goes_pending_then_completes() {
 
 #[test]
 fn bad_input_gets_a_clear_4xx() {
-    let server = Server::start(&[("VULCAN_MAX_BODY_BYTES", "4096")]);
+    let server = Server::start(&[
+        ("VULCAN_MAX_BODY_BYTES", "4096"),
+        ("VULCAN_QEMU_BIN", "/nonexistent/qemu"),
+    ]);
     let cases: Vec<(&str, u16, &str)> = vec![
         ("{not json", 400, "invalid JSON"),
         ("", 400, "empty"),
@@ -115,7 +118,7 @@ fn bad_input_gets_a_clear_4xx() {
         (
             r#"{"runtime":"python","isolation":"microvm","code":"print(1)"}"#,
             422,
-            "microvm is not configured",
+            "/nonexistent/qemu",
         ),
     ];
     for (body, want, says) in cases {
@@ -328,7 +331,11 @@ fn stats_backends_health_and_metrics_report_what_happened() {
 
 #[test]
 fn an_unavailable_backend_is_listed_with_its_reason_and_the_server_still_starts() {
-    let server = Server::start(&[("VULCAN_DENO_BIN", "/nonexistent/deno")]);
+    // No Deno, and no QEMU for the microvm backend that could also run node.
+    let server = Server::start(&[
+        ("VULCAN_DENO_BIN", "/nonexistent/deno"),
+        ("VULCAN_QEMU_BIN", "/nonexistent/qemu"),
+    ]);
     let (_, backends) = server.get("/v1/backends");
     assert_eq!(backends[0]["available"], false);
     assert!(
