@@ -224,8 +224,11 @@ impl Benchmarks {
         backend: Isolation,
         request: &BenchmarkRequest,
     ) -> Result<(String, Submission), String> {
+        // Latency is measured, not capped: a slow run (a VM booting under emulation on a
+        // busy host) counts as slow, not as failed.
         let base = Submission {
             isolation: Some(backend),
+            timeout_s: Some(self.engine.config().limits.max_timeout_s.min(300)),
             ..Submission::default()
         };
         match backend {

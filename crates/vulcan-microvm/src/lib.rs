@@ -441,6 +441,24 @@ impl Backend for MicrovmBackend {
         .await
     }
 
+    /// The resident memory of every live VM's QEMU process (the guest's RAM as touched).
+    fn memory_in_use(&self) -> Option<u64> {
+        self.inner.state.as_ref().ok()?;
+        let entries = std::fs::read_dir(self.inner.config.work_dir.join("vms")).ok()?;
+        let total_kb: u64 = entries
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("qemu.pid")).ok())
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .sum();
+        Some(total_kb * 1024)
+    }
+
     async fn cleanup(&self, _workload_id: &str) -> Result<(), BackendError> {
         // A VM is destroyed (process killed, directory removed) when its run ends or is
         // dropped; nothing is shared between workloads.
