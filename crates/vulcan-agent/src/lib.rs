@@ -66,6 +66,9 @@ pub struct Run {
     pub env: Vec<(String, String)>,
     /// Whether the runtime's root filesystem is attached as the first disk.
     pub rootfs: bool,
+    /// The workload's memory bound in MiB (a cgroup inside the guest); 0: none.
+    #[serde(default)]
+    pub mem_mb: u32,
 }
 
 /// How the program ended.
@@ -75,6 +78,9 @@ pub struct Exit {
     pub signal: Option<i32>,
     /// The guest kernel killed a process for lack of memory during the run.
     pub oom: bool,
+    /// The workload hit its process limit.
+    #[serde(default)]
+    pub pids_limited: bool,
     /// The agent could not run the program at all.
     pub error: Option<String>,
 }

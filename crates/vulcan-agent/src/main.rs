@@ -20,8 +20,42 @@ use vulcan_agent::{read_frame, write_frame, Exit, Kind, Ready, Run, MAX_LINE, PO
 
 /// The unprivileged user workloads run as.
 const WORKLOAD_UID: u32 = 1000;
-/// Processes the workload's user may have: the fork-bomb bound.
+/// Processes the workload may have: the fork-bomb bound (its cgroup's pids.max, and the
+/// user's RLIMIT_NPROC where cgroups are missing).
 const MAX_PROCESSES: u64 = 64;
+/// The workload's cgroup: memory and pids bounded, killed as one on OOM.
+const CGROUP: &str = "/sys/fs/cgroup/workload";
+
+/// Makes the workload's cgroup; false if the guest has no cgroup v2.
+fn workload_cgroup(mem_mb: u32) -> bool {
+    if mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, "").is_err() {
+        return false;
+    }
+    let _ = fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids");
+    if fs::create_dir_all(CGROUP).is_err() {
+        return false;
+    }
+    let dir = Path::new(CGROUP);
+    if mem_mb > 0 {
+        let _ = fs::write(
+            dir.join("memory.max"),
+            (u64::from(mem_mb) * 1024 * 1024).to_string(),
+        );
+        let _ = fs::write(dir.join("memory.swap.max"), "0");
+    }
+    let _ = fs::write(dir.join("memory.oom.group"), "1");
+    fs::write(dir.join("pids.max"), MAX_PROCESSES.to_string()).is_ok()
+}
+
+fn cgroup_counter(file: &str, key: &str) -> u64 {
+    fs::read_to_string(Path::new(CGROUP).join(file))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
 
 fn log(message: &str) {
     // The serial console: visible in the VM's console log, never on the channel.
@@ -286,6 +320,7 @@ fn run(port: &Port, job: Run) -> Exit {
         .status();
 
     let root_c = CString::new(root.to_string_lossy().as_bytes()).unwrap_or_default();
+    let in_cgroup = workload_cgroup(job.mem_mb);
     let mut cmd = Command::new(program);
     cmd.args(&args)
         .env_clear()
@@ -305,6 +340,16 @@ fn run(port: &Port, job: Run) -> Exit {
             if fd >= 0 {
                 libc::write(fd, c"0".as_ptr().cast(), 1);
                 libc::close(fd);
+            }
+            if in_cgroup {
+                let fd = libc::open(
+                    c"/sys/fs/cgroup/workload/cgroup.procs".as_ptr(),
+                    libc::O_WRONLY,
+                );
+                if fd >= 0 {
+                    libc::write(fd, c"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                }
             }
             if libc::chroot(root_c.as_ptr()) != 0 || libc::chdir(c"/work".as_ptr()) != 0 {
                 return Err(io::Error::last_os_error());
@@ -363,7 +408,8 @@ fn run(port: &Port, job: Run) -> Exit {
         Ok(s) => Exit {
             code: s.code(),
             signal: s.signal(),
-            oom: oom_kills() > oom_before,
+            oom: oom_kills() > oom_before || cgroup_counter("memory.events", "oom_kill ") > 0,
+            pids_limited: cgroup_counter("pids.events", "max ") > 0,
             error: None,
         },
         Err(e) => Exit {

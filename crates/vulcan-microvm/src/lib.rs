@@ -76,7 +76,7 @@ impl MicrovmConfig {
             pool_resources: Resources::default(),
             max_concurrency: 4,
             max_output_bytes: 1024 * 1024,
-            boot_timeout: Duration::from_secs(60),
+            boot_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -140,16 +140,19 @@ impl Inner {
         if resources != self.config.pool_resources {
             return None;
         }
-        let vm = self
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&runtime)?
-            .pop();
-        if vm.is_some() {
-            self.wanted.notify_one();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let vms = idle.get_mut(&runtime)?;
+        let mut taken = None;
+        while let Some(mut vm) = vms.pop() {
+            // A VM whose process is gone is dropped (and cleaned up), not handed out.
+            if vm.alive() {
+                taken = Some(vm);
+                break;
+            }
         }
-        vm
+        drop(idle);
+        self.wanted.notify_one();
+        taken
     }
 
     /// Keeps each runtime's pool full, one boot at a time (boots compete for the CPUs).
@@ -411,17 +414,29 @@ impl Backend for MicrovmBackend {
             input: spec.input.clone(),
             env: spec.env.clone().into_iter().collect(),
             rootfs: runtime_rootfs(runtime),
+            mem_mb: spec.resources.mem_mb,
         };
         let accel = self.ready()?.accel.as_str();
         let (vm, how) = match self.inner.take_warm(runtime, spec.resources) {
             Some(vm) => (vm, "a warm VM"),
-            None => (
-                self.inner
-                    .boot(runtime, spec.resources)
-                    .await
-                    .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?,
-                "a new VM",
-            ),
+            None => {
+                // A boot that does not reach the agent in time is retried once: emulated
+                // boots on a busy host occasionally stall.
+                let vm = match self.inner.boot(runtime, spec.resources).await {
+                    Ok(vm) => vm,
+                    Err(first) => {
+                        logs.emit(
+                            LogStream::Backend,
+                            format!("the VM did not boot ({first}); trying a new one"),
+                        );
+                        self.inner
+                            .boot(runtime, spec.resources)
+                            .await
+                            .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?
+                    }
+                };
+                (vm, "a new VM")
+            }
         };
         logs.emit(
             LogStream::Backend,

@@ -164,6 +164,11 @@ impl Vm {
         })
     }
 
+    /// Whether the VMM process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Hands the workload to the agent and follows it to its Exit frame.
     pub async fn run(
         mut self,
@@ -253,6 +258,11 @@ fn result(
     } else if exit.oom {
         Some(format!(
             "memory limit exceeded: the workload needed more than its {mem_mb} MB"
+        ))
+    } else if exit.pids_limited && code != Some(0) {
+        let how = code.map_or(String::new(), |c| format!(" (exit code {c})"));
+        Some(format!(
+            "process limit reached: the workload may have at most 64 processes (a fork bomb?){how}"
         ))
     } else if output_total > max_output {
         Some(format!(

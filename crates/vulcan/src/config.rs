@@ -198,7 +198,7 @@ pub struct ServeArgs {
     pub microvm_concurrency: u32,
 
     /// Seconds a VM may take to boot to its agent.
-    #[arg(long, env = "VULCAN_MICROVM_BOOT_TIMEOUT_S", default_value_t = 60)]
+    #[arg(long, env = "VULCAN_MICROVM_BOOT_TIMEOUT_S", default_value_t = 20)]
     pub microvm_boot_timeout_s: u64,
 
     /// Largest size an image may unpack to, in MiB.

@@ -212,11 +212,16 @@ fn hostile_code_is_contained_and_the_server_stays_healthy() {
     let _serial = serial();
     let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
     let fork_bomb = server.run(python("import os\nwhile True:\n    os.fork()"));
+    eprintln!(
+        "fork bomb: {} in {} ms",
+        fork_bomb["error"], fork_bomb["duration_ms"]
+    );
     assert_eq!(fork_bomb["status"], "failed", "{fork_bomb}");
     // Stopped by the process limit, or by the guest's OOM killer first: contained either way.
     let error = fork_bomb["error"].as_str().unwrap();
     assert!(
-        error.contains("Resource temporarily unavailable")
+        error.contains("process limit reached")
+            || error.contains("Resource temporarily unavailable")
             || error.contains("memory limit exceeded"),
         "{fork_bomb}"
     );
@@ -325,7 +330,7 @@ fn a_guest_that_floods_garbage_or_never_answers_fails_its_workload_only() {
     let silent = hostile_initramfs(dir.path(), "silent", &format!("{GUEST_SETUP}sleep 3600\n"));
     let server = Server::start(&[
         ("VULCAN_MICROVM_INITRAMFS", silent.to_str().unwrap()),
-        ("VULCAN_MICROVM_BOOT_TIMEOUT_S", "15"),
+        ("VULCAN_MICROVM_BOOT_TIMEOUT_S", "8"),
     ]);
     let w = server.run(python("print(1)"));
     assert_eq!(w["status"], "failed", "{w}");
@@ -333,7 +338,7 @@ fn a_guest_that_floods_garbage_or_never_answers_fails_its_workload_only() {
         w["error"]
             .as_str()
             .unwrap()
-            .contains("did not become ready within 15 s"),
+            .contains("did not become ready within 8 s"),
         "{w}"
     );
     assert_eq!(server.get("/healthz").0, 200);
@@ -346,6 +351,7 @@ fn ten_workloads_in_a_row_leave_no_qemu_behind_and_vms_die_with_the_server() {
     let mut server = Server::start(&[("VULCAN_MICROVM_POOL", "python=1,node=0,go=0")]);
     for i in 0..10 {
         let w = server.run(python(&format!("print({i} * 2)")));
+        eprintln!("run {i}: {} ms", w["duration_ms"]);
         assert_eq!(
             (w["status"].as_str(), w["output"].as_str()),
             (Some("completed"), Some((i * 2).to_string().as_str())),
