@@ -292,13 +292,15 @@ impl Backend for IsolateBackend {
             }
         };
         let mem_mb = spec.resources.mem_mb;
+        let t0 = std::time::Instant::now();
         let mut process = match ready.pool.take(mem_mb) {
             Some(p) => p,
             None => ready
                 .launcher
-                .spawn(mem_mb)
+                .spawn(mem_mb, false)
                 .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
         };
+        process.settle().await;
         let bounded = self.bound_memory(&spec.id, &mut process, mem_mb);
         if !bounded && ready.cgroup_root.is_some() {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
@@ -323,8 +325,10 @@ impl Backend for IsolateBackend {
             });
         }
 
+        let t_spawned = t0.elapsed();
         let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input });
         let sent = process.send(job.to_string().as_bytes()).await;
+        let t_sent = t0.elapsed();
 
         let max_output = self.config.max_output_bytes;
         let max_frame = max_output * 2 + 64 * 1024;
@@ -337,7 +341,9 @@ impl Backend for IsolateBackend {
                 .map_err(|e| BackendError(format!("reading from the isolate: {e}")))?;
             match read {
                 Read::Eof => break,
-                Read::Frame(Frame::Ready) => {}
+                Read::Frame(Frame::Ready) => {
+                    tracing::debug!(workload = %spec.id, micros = t0.elapsed().as_micros() as u64, "isolate runner ready");
+                }
                 Read::Frame(Frame::Stdout { l }) | Read::Raw(l) => {
                     if printed.len() <= max_output {
                         printed.push_str(&l);
@@ -346,7 +352,16 @@ impl Backend for IsolateBackend {
                     logs.emit(LogStream::Stdout, l);
                 }
                 Read::Frame(Frame::Stderr { l }) => logs.emit(LogStream::Stderr, l),
-                Read::Frame(Frame::Return { v }) => ended = Some(Ok(v)),
+                Read::Frame(Frame::Return { v }) => {
+                    tracing::debug!(
+                        workload = %spec.id,
+                        process_micros = t_spawned.as_micros() as u64,
+                        sent_micros = t_sent.as_micros() as u64,
+                        result_micros = t0.elapsed().as_micros() as u64,
+                        "isolate run timings"
+                    );
+                    ended = Some(Ok(v))
+                }
                 Read::Frame(Frame::ScriptDone) => {
                     // What it printed, without the final newline (as `$(...)` in a shell).
                     let mut text = std::mem::take(&mut printed);

@@ -60,6 +60,7 @@ impl WarmPool {
                 break None;
             };
             if process.alive() {
+                process.promote();
                 break Some(process);
             }
         };
@@ -80,10 +81,11 @@ impl WarmPool {
                 self.wanted.notified().await;
                 continue;
             }
-            let started = self.launcher.spawn(self.heap_mb);
+            let started = self.launcher.spawn(self.heap_mb, true);
             let outcome = match started {
                 Ok(mut process) => match process.ready(READY_WITHIN).await {
                     Ok(()) => {
+                        process.settle().await;
                         if !self.closed.load(Ordering::SeqCst) {
                             self.idle().push_back(process);
                         }

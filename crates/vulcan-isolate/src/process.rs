@@ -25,6 +25,9 @@ pub const DENO_RUN_FLAGS: [&str; 7] = [
     "--cached-only",
 ];
 
+/// The niceness pooled processes start with.
+const POOLED_NICE: libc::c_int = 10;
+
 /// How to start Deno processes.
 #[derive(Debug)]
 pub struct Launcher {
@@ -59,6 +62,9 @@ pub struct DenoProcess {
     pub heap_mb: u32,
     /// The process's memory cgroup (no limit until a job is assigned).
     pub cgroup: Option<MemoryCgroup>,
+    /// The move into that cgroup, still under way: the kernel's first migration of a
+    /// process can take a grace period (~10-20 ms), so it runs while Deno starts.
+    joining: Option<tokio::task::JoinHandle<Option<MemoryCgroup>>>,
     _cache: CacheDir,
 }
 
@@ -92,8 +98,9 @@ pub enum Read {
 }
 
 impl Launcher {
-    /// Starts a process with a V8 heap of `heap_mb`.
-    pub fn spawn(&self, heap_mb: u32) -> std::io::Result<DenoProcess> {
+    /// Starts a process with a V8 heap of `heap_mb`. A `warm_up` process loads the module
+    /// machinery before it says ready (for the pool); a cold one goes straight to its job.
+    pub fn spawn(&self, heap_mb: u32, warm_up: bool) -> std::io::Result<DenoProcess> {
         let name = format!("p{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let cache = CacheDir(self.scratch.join(&name));
         std::fs::create_dir_all(&cache.0)?;
@@ -115,6 +122,7 @@ impl Launcher {
             .args(DENO_RUN_FLAGS)
             .arg(format!("--v8-flags=--max-old-space-size={heap_mb}"))
             .arg(runner)
+            .args(warm_up.then_some("--warm-up"))
             .env_clear()
             .env("NO_COLOR", "1")
             .env("DENO_NO_UPDATE_CHECK", "1")
@@ -129,9 +137,14 @@ impl Launcher {
         // SAFETY: prctl is async-signal-safe; runs after the jail's credential change,
         // which would otherwise clear it. A crashed server takes its Deno processes along.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // A pooled process starts at low priority so that refilling the pool does
+                // not take CPU from running jobs; it is raised when taken (`promote`).
+                if warm_up {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, POOLED_NICE);
                 }
                 Ok(())
             });
@@ -139,13 +152,20 @@ impl Launcher {
         let mut child = cmd.spawn()?;
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        // Joining the group now keeps that cost out of the job's path for pooled processes.
-        let cgroup = match (&self.cgroups, child.id()) {
-            (Some(root), Some(pid)) => root
-                .acquire()
-                .and_then(|group| group.add(pid).map(|()| group))
-                .map_err(|e| tracing::warn!(error = %e, "cannot place deno in a memory cgroup"))
-                .ok(),
+        // The move into the group runs beside Deno's start-up; no job is sent before it
+        // has finished (see `settle`).
+        let joining = match (&self.cgroups, child.id()) {
+            (Some(root), Some(pid)) => {
+                let root = root.clone();
+                Some(tokio::task::spawn_blocking(move || {
+                    root.acquire()
+                        .and_then(|group| group.add(pid).map(|()| group))
+                        .map_err(
+                            |e| tracing::warn!(error = %e, "cannot place deno in a memory cgroup"),
+                        )
+                        .ok()
+                }))
+            }
             _ => None,
         };
         let stdout = stdout.ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
@@ -155,7 +175,8 @@ impl Launcher {
             stdout: BufReader::with_capacity(64 * 1024, stdout),
             stderr,
             heap_mb,
-            cgroup,
+            cgroup: None,
+            joining,
             _cache: cache,
         })
     }
@@ -169,6 +190,32 @@ impl DenoProcess {
     /// Whether the process is still alive (a pooled process may have died while idle).
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Gives a pooled process normal priority back, every thread of it (nice is per thread).
+    pub fn promote(&self) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                if let Some(tid) = task
+                    .file_name()
+                    .to_str()
+                    .and_then(|t| t.parse::<libc::id_t>().ok())
+                {
+                    // SAFETY: setpriority has no memory preconditions.
+                    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 0) };
+                }
+            }
+        }
+    }
+
+    /// Waits until the process is in its memory cgroup (if it is to be in one).
+    pub async fn settle(&mut self) {
+        if let Some(joining) = self.joining.take() {
+            self.cgroup = joining.await.ok().flatten();
+        }
     }
 
     /// Waits for the runner's `ready` frame.

@@ -61,9 +61,11 @@ async function runModule(job) {
   }
 }
 
-// Warm the module loader (transpiler, caches) before the job arrives: it is most of the
-// cost of a first import.
-await import("data:application/typescript;base64," + btoa("export default (x: unknown) => x;"));
+// A pooled process warms the module loader (transpiler, caches) before the job arrives: it
+// is most of the cost of a first import. A cold one goes straight to its job.
+if (Deno.args.includes("--warm-up")) {
+  await import("data:application/typescript;base64," + btoa("export default (x: unknown) => x;"));
+}
 frame({ t: "ready" });
 let text = "";
 const decoder = new TextDecoder();
