@@ -40,6 +40,10 @@ pub struct VmSpec {
     pub cmdline_extra: String,
 }
 
+/// The guest kernel's command line. `no_timer_check` skips the IO-APIC timer probe, which
+/// under emulation on a busy host can stall a boot for many seconds.
+pub const KERNEL_CMDLINE: &str = "console=ttyS0 quiet reboot=t panic=-1 no_timer_check";
+
 /// A virtual machine monitor: turns a [`VmSpec`] into a process.
 pub trait Vmm: Send + Sync {
     fn name(&self) -> &'static str;
@@ -79,13 +83,7 @@ impl Vmm for QemuMicrovm {
         .arg("-initrd")
         .arg(&spec.initramfs)
         .arg("-append")
-        .arg(
-            format!(
-                "console=ttyS0 quiet reboot=t panic=-1 {}",
-                spec.cmdline_extra
-            )
-            .trim(),
-        );
+        .arg(format!("{KERNEL_CMDLINE} {}", spec.cmdline_extra).trim());
         if let Some(rootfs) = &spec.rootfs {
             cmd.args([
                 "-drive",

@@ -284,7 +284,7 @@ fn gvisor(n: usize) {
     let body = serde_json::json!({"runtime": "oci", "image": image, "command": ["echo", "hi"]});
     let echo = || {
         let w = server.run(body.clone());
-        assert_eq!(w["output"], "hi\n", "{w}");
+        assert_eq!(w["output"], "hi", "{w}");
     };
     for _ in 0..3 {
         echo();
@@ -443,12 +443,12 @@ fn microvm(n: usize) {
                 .arg(assets.join("vmlinuz"))
                 .arg("-initrd")
                 .arg(assets.join("initramfs.cpio"))
-                .args([
-                    "-append",
-                    "console=ttyS0 quiet reboot=t panic=-1 rdinit=/bin/trivial-init",
-                    "-serial",
-                    "stdio",
-                ])
+                .arg("-append")
+                .arg(format!(
+                    "{} rdinit=/bin/trivial-init",
+                    vulcan_microvm::vmm::KERNEL_CMDLINE
+                ))
+                .args(["-serial", "stdio"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null())
                 .spawn()
