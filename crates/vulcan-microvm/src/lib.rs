@@ -102,6 +102,8 @@ struct Ready {
     initramfs: PathBuf,
     rootfs: PathBuf,
     qemu_version: String,
+    /// Accelerator-specific kernel arguments.
+    cmdline_extra: String,
 }
 
 fn runtime_rootfs(runtime: Runtime) -> bool {
@@ -120,7 +122,7 @@ impl Inner {
             channel: PathBuf::new(),
             console: PathBuf::new(),
             pidfile: PathBuf::new(),
-            cmdline_extra: String::new(),
+            cmdline_extra: ready.cmdline_extra.clone(),
         }
     }
 
@@ -291,6 +293,7 @@ impl MicrovmBackend {
             accel::choose(config, vmm.as_ref(), &kernel, &initramfs, &vms).await;
         tracing::info!(accel = accel.as_str(), note = %accel_note, "microvm accelerator");
         Ok(Ready {
+            cmdline_extra: vmm::accel_cmdline(accel),
             vmm,
             accel,
             accel_note,

@@ -44,6 +44,31 @@ pub struct VmSpec {
 /// under emulation on a busy host can stall a boot for many seconds.
 pub const KERNEL_CMDLINE: &str = "console=ttyS0 quiet reboot=t panic=-1 no_timer_check";
 
+/// Extra kernel arguments for a guest under `accel`. Under TCG the guest's TSC runs at the
+/// host's rate, and calibrating it against the emulated PIT fails on a busy host ("could
+/// not calculate TSC khz"), after which the boot stalls: the host's frequency is given.
+pub fn accel_cmdline(accel: Accel) -> String {
+    if accel != Accel::Tcg {
+        return String::new();
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let constant = cpuinfo.contains("constant_tsc");
+    let mhz = cpuinfo.lines().find_map(|l| {
+        l.strip_prefix("cpu MHz")?
+            .split(':')
+            .nth(1)?
+            .trim()
+            .parse::<f64>()
+            .ok()
+    });
+    match mhz {
+        Some(mhz) if constant && mhz > 0.0 => {
+            format!("tsc_early_khz={}", (mhz * 1000.0).round() as u64)
+        }
+        _ => String::new(),
+    }
+}
+
 /// A virtual machine monitor: turns a [`VmSpec`] into a process.
 pub trait Vmm: Send + Sync {
     fn name(&self) -> &'static str;

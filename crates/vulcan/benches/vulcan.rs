@@ -445,8 +445,13 @@ fn microvm(n: usize) {
                 .arg(assets.join("initramfs.cpio"))
                 .arg("-append")
                 .arg(format!(
-                    "{} rdinit=/bin/trivial-init",
-                    vulcan_microvm::vmm::KERNEL_CMDLINE
+                    "{} {} rdinit=/bin/trivial-init",
+                    vulcan_microvm::vmm::KERNEL_CMDLINE,
+                    vulcan_microvm::vmm::accel_cmdline(if accel == "kvm" {
+                        vulcan_microvm::vmm::Accel::Kvm
+                    } else {
+                        vulcan_microvm::vmm::Accel::Tcg
+                    })
                 ))
                 .args(["-serial", "stdio"])
                 .stdout(std::process::Stdio::piped())

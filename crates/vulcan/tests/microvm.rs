@@ -348,31 +348,84 @@ fn a_guest_that_floods_garbage_or_never_answers_fails_its_workload_only() {
 #[test]
 fn ten_workloads_in_a_row_leave_no_qemu_behind_and_vms_die_with_the_server() {
     let _serial = serial();
-    let mut server = Server::start(&[("VULCAN_MICROVM_POOL", "python=1,node=0,go=0")]);
+    let mut server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
     for i in 0..10 {
         let w = server.run(python(&format!("print({i} * 2)")));
-        eprintln!("run {i}: {} ms", w["duration_ms"]);
         assert_eq!(
             (w["status"].as_str(), w["output"].as_str()),
             (Some("completed"), Some((i * 2).to_string().as_str())),
             "{w}"
         );
     }
-    // What is left is the warm pool: at most one idle VM, nothing of the ten runs.
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        qemu_processes(&server) <= 1,
-        "{} QEMU processes",
-        qemu_processes(&server)
-    );
+    wait_for_no_qemu(&server);
     let vms = std::fs::read_dir(server.data_dir.join("microvm/vms"))
         .unwrap()
         .count();
-    assert!(vms <= 1, "{vms} VM directories left");
+    assert_eq!(vms, 0, "VM directories (sockets, console logs) left behind");
 
     // A crash of the server takes its VMs with it.
     server.submit(python("import time\ntime.sleep(60)"));
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(qemu_processes(&server), 1, "the running workload's VM");
     server.kill9();
     wait_for_no_qemu(&server);
+}
+
+/// The idle VMs of the pool, as `GET /v1/backends` reports them.
+fn idle_vms(server: &Server, runtime: &str) -> u64 {
+    let (_, backends) = server.get("/v1/backends");
+    backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "microvm")
+        .unwrap()["details"]["warm_pool"][runtime]["idle"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_warm_pool_hands_out_booted_vms_once_and_refills() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "python=1,node=0,go=0")]);
+    let wait_idle = || {
+        for _ in 0..600 {
+            if idle_vms(&server, "python") == 1 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the pool did not fill");
+    };
+    for round in 0..2 {
+        wait_idle();
+        let w = server.run(python("print('warm')"));
+        assert_eq!(w["output"], "warm", "{w}");
+        let (_, logs) = server.get(&format!(
+            "/v1/workloads/{}/logs/history?stream=backend",
+            w["id"].as_str().unwrap()
+        ));
+        let line = logs["lines"][0]["line"].as_str().unwrap().to_owned();
+        assert!(
+            line.starts_with("a warm VM: booted to its agent in"),
+            "round {round}: {line}"
+        );
+    }
+    // A non-default size cannot use the pool: it boots its own VM.
+    wait_idle();
+    let mut big = python("print('cold')");
+    big["resources"] = json!({"mem_mb": 200});
+    let w = server.run(big);
+    let (_, logs) = server.get(&format!(
+        "/v1/workloads/{}/logs/history?stream=backend",
+        w["id"].as_str().unwrap()
+    ));
+    assert!(
+        logs["lines"][0]["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("a new VM"),
+        "{logs}"
+    );
+    assert_eq!(qemu_processes(&server), 1, "only the idle pool VM is left");
 }
