@@ -347,6 +347,19 @@ fn a_thousand_concurrent_submissions_are_accepted_throttled_or_shed_and_none_is_
     ]);
     let (_, key) = create_key(&server, &admin, "load", "developer", "load");
     let (_, other) = create_key(&server, &admin, "other", "developer", "other");
+    // A tenant with a tight quota of its own, to be throttled (429) as well as shed (503).
+    let tight = json!({"max_concurrent": 1, "per_minute": 600, "max_cpus": 4, "max_mem_mb": 1024});
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            "/v1/tenants/other/quota",
+            Some(&admin),
+            Some(&tight)
+        )
+        .0,
+        200
+    );
     let barrier = std::sync::Barrier::new(1000);
     let results: Vec<(u16, Option<String>, Option<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..1000)
