@@ -152,7 +152,9 @@ impl Vm {
                 ))
             }
         };
-        let child = pending.child.take().expect("the child is still pending");
+        let Some(child) = pending.child.take() else {
+            return Err("the VM process was lost while it booted".into());
+        };
         Ok(Vm {
             id,
             child,
