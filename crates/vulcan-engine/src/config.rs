@@ -28,6 +28,25 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Whether `resources` are within these limits; the error names the field to change.
+    pub fn check(&self, resources: &Resources) -> Result<(), String> {
+        let checks = [
+            ("cpus", resources.cpus, 1, self.max_cpus),
+            ("mem_mb", resources.mem_mb, self.min_mem_mb, self.max_mem_mb),
+            ("timeout_s", resources.timeout_s, 1, self.max_timeout_s),
+        ];
+        for (name, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(format!(
+                    "\"resources.{name}\" is {value}; it must be between {min} and {max}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How much log one workload may keep. Past either bound one marker line is recorded and
 /// further lines are counted and dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

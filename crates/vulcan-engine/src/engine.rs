@@ -525,6 +525,11 @@ impl Inner {
         let mut status = status;
         let mut error = result.error;
         let mut output = result.output;
+        // A program's output is what it printed, without the final newline (as `$(...)` in
+        // a shell); a returned value's JSON never ends with one.
+        if output.ends_with('\n') {
+            output.pop();
+        }
         let max_output = self.config.limits.max_output_bytes;
         if output.len() > max_output {
             let size = output.len();

@@ -127,23 +127,7 @@ impl Submission {
             mem_mb: self.mem_mb.unwrap_or(defaults.mem_mb),
             timeout_s: self.timeout_s.unwrap_or(defaults.timeout_s),
         };
-        let in_range = |name: &str, value: u32, min: u32, max: u32| {
-            if (min..=max).contains(&value) {
-                Ok(())
-            } else {
-                Err(SubmitError::Invalid(format!(
-                    "\"resources.{name}\" is {value}; it must be between {min} and {max}"
-                )))
-            }
-        };
-        in_range("cpus", resources.cpus, 1, limits.max_cpus)?;
-        in_range(
-            "mem_mb",
-            resources.mem_mb,
-            limits.min_mem_mb,
-            limits.max_mem_mb,
-        )?;
-        in_range("timeout_s", resources.timeout_s, 1, limits.max_timeout_s)?;
+        limits.check(&resources).map_err(SubmitError::Invalid)?;
         Ok((runtime, resources))
     }
 

@@ -337,11 +337,10 @@ impl Backend for GvisorBackend {
         };
         Ok(WorkloadResult {
             exit_code: Some(code),
-            // What it printed, without the final newline (as `$(...)` in a shell).
             output: if out.total_bytes > keep {
                 String::new()
             } else {
-                out.text.strip_suffix('\n').unwrap_or(&out.text).to_owned()
+                out.text
             },
             error,
         })

@@ -362,14 +362,7 @@ impl Backend for IsolateBackend {
                     );
                     ended = Some(Ok(v))
                 }
-                Read::Frame(Frame::ScriptDone) => {
-                    // What it printed, without the final newline (as `$(...)` in a shell).
-                    let mut text = std::mem::take(&mut printed);
-                    if text.ends_with('\n') {
-                        text.pop();
-                    }
-                    ended = Some(Ok(text))
-                }
+                Read::Frame(Frame::ScriptDone) => ended = Some(Ok(std::mem::take(&mut printed))),
                 Read::Frame(Frame::Threw { m, s }) => {
                     let stack = s.lines().skip(1).collect::<Vec<_>>().join("\n");
                     ended = Some(Err(if stack.is_empty() {

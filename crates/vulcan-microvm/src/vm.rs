@@ -286,12 +286,10 @@ fn result(
     };
     WorkloadResult {
         exit_code: code,
-        // What it printed, without the final newline (as `$(...)` in a shell).
         output: if output_total > max_output {
             String::new()
         } else {
-            let text = String::from_utf8_lossy(&output);
-            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+            String::from_utf8_lossy(&output).into_owned()
         },
         error,
     }

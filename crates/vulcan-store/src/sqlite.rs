@@ -462,33 +462,14 @@ impl WorkloadStore for SqliteStore {
             return self.read(move |conn| tenant_stats(conn, &tenant)).await;
         }
         self.read(|conn| {
-            let mut stats = Stats::default();
             let mut stmt = conn
                 .prepare_cached("SELECT isolation, status, n FROM workload_counts WHERE n > 0")
                 .map_err(io)?;
             let counts = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(io)?
+                .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(io)?;
-            for row in counts {
-                let (isolation, status, n) = row.map_err(io)?;
-                let n = n.max(0) as u64;
-                stats.total += n;
-                *stats.by_status.entry(status).or_default() += n;
-                *stats.by_isolation.entry(isolation).or_default() += n;
-            }
-            for status in WorkloadStatus::ALL {
-                stats
-                    .by_status
-                    .entry(status.as_str().to_owned())
-                    .or_default();
-            }
-
             let mut stmt = conn
                 .prepare_cached("SELECT isolation, bucket, n, sum_ms FROM duration_buckets")
                 .map_err(io)?;
@@ -502,31 +483,14 @@ impl WorkloadStore for SqliteStore {
                     ))
                 })
                 .map_err(io)?;
-            let mut per_backend: std::collections::BTreeMap<String, (DurationHistogram, u64)> =
-                Default::default();
+            let mut per_backend = PerBackend::default();
             for row in rows {
                 let (isolation, bucket, n, sum) = row.map_err(io)?;
                 let entry = per_backend.entry(isolation).or_default();
                 entry.0.add(bucket, n.max(0) as u64);
                 entry.1 += sum.max(0) as u64;
             }
-            let (mut all_n, mut all_sum) = (0u64, 0u64);
-            for (isolation, (hist, sum)) in per_backend {
-                let n = hist.count();
-                all_n += n;
-                all_sum += sum;
-                stats.backends.insert(
-                    isolation,
-                    BackendStats {
-                        finished: n,
-                        avg_duration_ms: average(sum, n),
-                        p50_duration_ms: hist.quantile(0.50),
-                        p95_duration_ms: hist.quantile(0.95),
-                    },
-                );
-            }
-            stats.avg_duration_ms = average(all_sum, all_n);
-            Ok(stats)
+            Ok(assemble_stats(counts, per_backend))
         })
         .await
     }
@@ -595,27 +559,13 @@ fn average(sum: u64, n: u64) -> f64 {
     }
 }
 
-/// One tenant's figures, counted on its index (the counter tables are for everyone).
-/// Percentiles use the same 5%-wide buckets as the global figures.
-fn tenant_stats(conn: &Connection, tenant: &str) -> Result<Stats, StoreError> {
+/// Finished workloads' durations per backend: a histogram and the sum in milliseconds.
+type PerBackend = std::collections::BTreeMap<String, (DurationHistogram, u64)>;
+
+/// `/v1/stats` from (isolation, status, count) rows and per-backend durations.
+fn assemble_stats(counts: Vec<(String, String, i64)>, per_backend: PerBackend) -> Stats {
     let mut stats = Stats::default();
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT isolation, status, COUNT(*) FROM workloads WHERE tenant = ?1
-             GROUP BY isolation, status",
-        )
-        .map_err(io)?;
-    let rows = stmt
-        .query_map([tenant], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-        .map_err(io)?;
-    for row in rows {
-        let (isolation, status, n) = row.map_err(io)?;
+    for (isolation, status, n) in counts {
         let n = n.max(0) as u64;
         stats.total += n;
         *stats.by_status.entry(status).or_default() += n;
@@ -626,27 +576,6 @@ fn tenant_stats(conn: &Connection, tenant: &str) -> Result<Stats, StoreError> {
             .by_status
             .entry(status.as_str().to_owned())
             .or_default();
-    }
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT isolation, duration_ms FROM workloads
-             WHERE tenant = ?1 AND status IN ('completed', 'failed', 'killed')
-               AND duration_ms IS NOT NULL",
-        )
-        .map_err(io)?;
-    let rows = stmt
-        .query_map([tenant], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })
-        .map_err(io)?;
-    let mut per_backend: std::collections::BTreeMap<String, (DurationHistogram, u64)> =
-        Default::default();
-    for row in rows {
-        let (isolation, ms) = row.map_err(io)?;
-        let ms = ms.max(0) as u64;
-        let entry = per_backend.entry(isolation).or_default();
-        entry.0.add(DurationHistogram::bucket_of(ms), 1);
-        entry.1 += ms;
     }
     let (mut all_n, mut all_sum) = (0u64, 0u64);
     for (isolation, (hist, sum)) in per_backend {
@@ -664,7 +593,44 @@ fn tenant_stats(conn: &Connection, tenant: &str) -> Result<Stats, StoreError> {
         );
     }
     stats.avg_duration_ms = average(all_sum, all_n);
-    Ok(stats)
+    stats
+}
+
+/// One tenant's figures, counted on its index (the counter tables are for everyone).
+/// Percentiles use the same 5%-wide buckets as the global figures.
+fn tenant_stats(conn: &Connection, tenant: &str) -> Result<Stats, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT isolation, status, COUNT(*) FROM workloads WHERE tenant = ?1
+             GROUP BY isolation, status",
+        )
+        .map_err(io)?;
+    let counts = stmt
+        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(io)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(io)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT isolation, duration_ms FROM workloads
+             WHERE tenant = ?1 AND status IN ('completed', 'failed', 'killed')
+               AND duration_ms IS NOT NULL",
+        )
+        .map_err(io)?;
+    let rows = stmt
+        .query_map([tenant], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(io)?;
+    let mut per_backend = PerBackend::default();
+    for row in rows {
+        let (isolation, ms) = row.map_err(io)?;
+        let ms = ms.max(0) as u64;
+        let entry = per_backend.entry(isolation).or_default();
+        entry.0.add(DurationHistogram::bucket_of(ms), 1);
+        entry.1 += ms;
+    }
+    Ok(assemble_stats(counts, per_backend))
 }
 
 const KEY_COLUMNS: &str =

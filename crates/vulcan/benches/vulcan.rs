@@ -69,6 +69,17 @@ impl Figures {
     }
 }
 
+/// Prints both figures and Vulcan's overhead over the bare run at p50.
+fn print_overhead(label: &str, vulcan: Figures, bare: Figures) {
+    let (mut v, mut b) = (vulcan.samples.clone(), bare.samples.clone());
+    v.sort();
+    b.sort();
+    let overhead = (percentile(&v, 0.5) / percentile(&b, 0.5) - 1.0) * 100.0;
+    vulcan.print();
+    bare.print();
+    println!("{label:<46} {overhead:+.1}% at p50");
+}
+
 /// Runs `f` `n` times on each of `clients` threads.
 fn measure(name: &str, n: usize, clients: usize, f: impl Fn() + Sync) -> Figures {
     measure_paced(name, n, clients, Duration::ZERO, f)
@@ -166,16 +177,7 @@ fn cold(n: usize) {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{\"sum\":3}");
     });
-    let (mut v, mut b) = (vulcan.samples.clone(), bare.samples.clone());
-    v.sort();
-    b.sort();
-    let overhead = (percentile(&v, 0.5) / percentile(&b, 0.5) - 1.0) * 100.0;
-    vulcan.print();
-    bare.print();
-    println!(
-        "{:<46} {overhead:+.1}% at p50",
-        "cold overhead over bare deno run"
-    );
+    print_overhead("cold overhead over bare deno run", vulcan, bare);
 }
 
 fn seed(dir: &std::path::Path, n: usize) {
@@ -335,16 +337,7 @@ fn gvisor(n: usize) {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     });
-    let (mut v, mut b) = (vulcan.samples.clone(), bare.samples.clone());
-    v.sort();
-    b.sort();
-    let overhead = (percentile(&v, 0.5) / percentile(&b, 0.5) - 1.0) * 100.0;
-    vulcan.print();
-    bare.print();
-    println!(
-        "{:<46} {overhead:+.1}% at p50",
-        "gvisor overhead over bare runsc run"
-    );
+    print_overhead("gvisor overhead over bare runsc run", vulcan, bare);
     measure("gvisor: 4 clients back to back", n.div_ceil(2), 4, echo).print();
 }
 

@@ -142,6 +142,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let access: Arc<dyn AccessStore> = Arc::new(store.clone());
     tracing::info!(path = %db_path.display(), "store open (SQLite, WAL)");
 
+    let config = engine_config(&args);
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
     isolate.pool_size = args.isolate_pool_size;
     isolate.pool_heap_mb = args.default_mem_mb;
@@ -180,7 +181,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         AccelArg::Tcg => AccelChoice::Tcg,
     };
     microvm.pool = args.microvm_pool()?;
-    microvm.pool_resources = engine_config(&args).defaults;
+    microvm.pool_resources = config.defaults;
     microvm.max_concurrency = args.microvm_concurrency;
     microvm.max_output_bytes = args.max_output_bytes;
     microvm.boot_timeout = Duration::from_secs(args.microvm_boot_timeout_s);
@@ -192,13 +193,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
 
-    let engine = Engine::new(
-        engine_config(&args),
-        Arc::new(store),
-        registry,
-        Metrics::new(),
-    )
-    .with_images(Arc::new(images));
+    let engine = Engine::new(config, Arc::new(store), registry, Metrics::new())
+        .with_images(Arc::new(images));
     let (failed, rerun) = engine
         .recover()
         .await

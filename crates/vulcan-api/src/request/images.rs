@@ -45,20 +45,13 @@ pub async fn pull(
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<ImageRecord>), ApiError> {
     caller.require(Permission::ImagesWrite)?;
     let images = catalog(&state)?;
-    if let Some(r) = request.resources {
-        let limits = state.engine.config().limits;
-        let checks = [
-            ("cpus", r.cpus, 1, limits.max_cpus),
-            ("mem_mb", r.mem_mb, limits.min_mem_mb, limits.max_mem_mb),
-            ("timeout_s", r.timeout_s, 1, limits.max_timeout_s),
-        ];
-        for (name, value, min, max) in checks {
-            if !(min..=max).contains(&value) {
-                return Err(ApiError::bad_request(format!(
-                    "\"resources.{name}\" is {value}; it must be between {min} and {max}"
-                )));
-            }
-        }
+    if let Some(r) = &request.resources {
+        state
+            .engine
+            .config()
+            .limits
+            .check(r)
+            .map_err(ApiError::bad_request)?;
     }
     let target = AuditTarget(request.reference.clone());
     let record = images.pull(request).await?;
