@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use vulcan_domain::{
     ImageCatalog, ImageError, Isolation, LogLine, Resources, Runtime, StoreError, TerminalUpdate,
     Workload, WorkloadSpec, WorkloadStatus, WorkloadStore, DEFAULT_TENANT,
@@ -13,6 +13,7 @@ use vulcan_domain::{
 
 use crate::admission::{Admission, QueuePlace, Ticket};
 use crate::sink::WorkloadLogSink;
+use crate::slots::{Slots, Turn};
 use crate::{
     BackendRegistry, EngineConfig, LogBroker, Metrics, Route, RouteError, Submission, SubmitError,
 };
@@ -39,7 +40,7 @@ struct Inner {
     registry: BackendRegistry,
     broker: LogBroker,
     metrics: Metrics,
-    slots: HashMap<Isolation, Arc<Semaphore>>,
+    slots: HashMap<Isolation, Arc<Slots>>,
     active: Mutex<HashMap<String, Active>>,
     /// Set when shutting down: no new workload starts; waiting ones stay pending.
     stopping: watch::Sender<bool>,
@@ -108,7 +109,7 @@ impl Engine {
             .backends()
             .map(|b| {
                 let n = b.capabilities().max_concurrency.max(1) as usize;
-                (b.isolation(), Arc::new(Semaphore::new(n)))
+                (b.isolation(), Slots::new(n))
             })
             .collect();
         Engine {
@@ -407,9 +408,11 @@ impl Inner {
         self.broker.open(&workload.id);
         self.active()
             .insert(workload.id.clone(), Active { kill, done });
+        // The place in line is taken here, in submission order, not when the task first runs.
+        let turn = self.slots[&route.isolation].line_up();
         let run = self
             .clone()
-            .run(workload, spec, route, kill_rx, done_tx, place);
+            .run(workload, spec, route, kill_rx, done_tx, (place, turn));
         tokio::spawn(async move {
             run.await;
             // The tenant's share is given back once the workload has ended.
@@ -424,7 +427,7 @@ impl Inner {
         route: Route,
         kill: watch::Receiver<bool>,
         done: watch::Sender<Option<Workload>>,
-        place: QueuePlace,
+        queued: (QueuePlace, Turn),
     ) {
         let id = workload.id.clone();
         let backend = route.isolation.as_str();
@@ -435,7 +438,7 @@ impl Inner {
             sink.note(note.clone());
         }
 
-        let ending = self.execute(spec, &route, sink.clone(), kill, place).await;
+        let ending = self.execute(spec, &route, sink.clone(), kill, queued).await;
         let dropped = sink.close();
         self.metrics.log_lines_dropped(dropped);
         // History is complete before the status turns terminal.
@@ -475,14 +478,13 @@ impl Inner {
         route: &Route,
         sink: Arc<WorkloadLogSink>,
         kill: watch::Receiver<bool>,
-        place: QueuePlace,
+        (place, turn): (QueuePlace, Turn),
     ) -> Ending {
         let id = spec.id.clone();
-        let slots = self.slots[&route.isolation].clone();
-        let _permit = tokio::select! {
-            permit = slots.acquire_owned() => {
+        let _slot = tokio::select! {
+            slot = turn.ready() => {
                 drop(place);
-                permit
+                slot
             }
             _ = until_set(kill.clone()) => {
                 return Ending::Finished(ended(WorkloadStatus::Killed, "killed by request before it started"), None);

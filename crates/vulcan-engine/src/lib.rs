@@ -14,6 +14,7 @@ mod engine;
 pub mod metrics;
 mod registry;
 mod sink;
+mod slots;
 mod submission;
 
 pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmarks};

@@ -202,6 +202,8 @@ fn a_pending_workload_can_be_killed_before_it_starts() {
     );
     let queued = server.submit(sum_workload(1, 2));
     std::thread::sleep(Duration::from_millis(300));
+    let running = server.get(&format!("/v1/workloads/{busy}")).1;
+    assert_eq!(running["status"], "running", "{running}");
     assert_eq!(
         server.get(&format!("/v1/workloads/{queued}")).1["status"],
         "pending"
