@@ -16,6 +16,7 @@
 //! `{"fn": "name", "args": [...]}` (default `main`, no arguments) and the output is the
 //! JSON of the function's return value.
 
+pub mod cache;
 pub mod cgroup;
 pub mod jail;
 pub mod pool;
@@ -33,6 +34,7 @@ use vulcan_domain::{
     Runtime, WorkloadResult, WorkloadSpec,
 };
 
+use crate::cache::CacheDirs;
 use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::Jail;
 use crate::pool::WarmPool;
@@ -40,9 +42,6 @@ use crate::process::{read_line, DenoProcess, Frame, Launcher, Read};
 
 /// The runner script every Deno process starts with.
 pub const RUNNER_JS: &str = include_str!("runner.js");
-
-/// What Deno itself needs on top of the workload's heap (its RSS when idle is ~30 MB).
-const OS_BOUND_OVERHEAD_MB: u64 = 96;
 
 /// Configuration of the isolate backend.
 #[derive(Debug, Clone)]
@@ -150,14 +149,16 @@ impl IsolateBackend {
             Some(jail) => jail.root().join("tmp"),
             None => config.work_dir.join("tmp"),
         };
-        // Left over by a crash: every process's cache directory is its own.
-        let _ = std::fs::remove_dir_all(&scratch);
+        let caches = CacheDirs::new(
+            scratch,
+            jail.as_ref().map(|j| (j.uid(), j.gid())),
+            config.work_dir.join("cache-template"),
+        );
         let launcher = Arc::new(Launcher {
             deno,
             jail,
             runner_path,
-            scratch,
-            next_id: Default::default(),
+            caches,
             cgroups: cgroup_root.clone(),
         });
         let pool = WarmPool::new(launcher.clone(), config.pool_size, config.pool_heap_mb);
@@ -176,18 +177,16 @@ impl IsolateBackend {
             .map_err(|e| BackendError(format!("the isolate backend is not available: {e}")))
     }
 
-    /// Sets the process's OS memory bound and keeps its cgroup for `cleanup`.
-    fn bound_memory(&self, id: &str, process: &mut DenoProcess, mem_mb: u32) -> bool {
+    /// Keeps the process's memory cgroup (its limit already set) for `cleanup`.
+    fn keep_cgroup(&self, id: &str, process: &mut DenoProcess) -> bool {
         let Some(group) = process.cgroup.take() else {
             return false;
         };
-        let limit = (u64::from(mem_mb) + OS_BOUND_OVERHEAD_MB) * 1024 * 1024;
-        let limited = group.limit(limit).is_ok();
         self.cgroups
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_owned(), group);
-        limited
+        true
     }
 
     fn oom_killed(&self, id: &str) -> bool {
@@ -292,6 +291,7 @@ impl Backend for IsolateBackend {
             }
         };
         let mem_mb = spec.resources.mem_mb;
+        let _running = ready.pool.running();
         let t0 = std::time::Instant::now();
         let mut process = match ready.pool.take(mem_mb) {
             Some(p) => p,
@@ -301,7 +301,7 @@ impl Backend for IsolateBackend {
                 .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
         };
         process.settle().await;
-        let bounded = self.bound_memory(&spec.id, &mut process, mem_mb);
+        let bounded = self.keep_cgroup(&spec.id, &mut process);
         if !bounded && ready.cgroup_root.is_some() {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
         }
@@ -377,9 +377,15 @@ impl Backend for IsolateBackend {
                 }
             }
         }
-        // One job per process: whatever the code left running (timers, promises) ends here.
-        // Dropping the process kills it and lets the runtime reap it off the response's path.
-        let _ = process.child.start_kill();
+        // How a process that gave no result ended; it has closed its output, so it is
+        // exiting or gone.
+        let exit = match ended {
+            Some(_) => None,
+            None => Some(tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await),
+        };
+        // One job per process: whatever the code left running (timers, promises) ends here,
+        // and the process is reaped off the response's path.
+        process.retire();
         match ended {
             Some(Ok(output)) => Ok(WorkloadResult {
                 exit_code: None,
@@ -392,8 +398,6 @@ impl Backend for IsolateBackend {
                 error: Some(error),
             }),
             None => {
-                let status =
-                    tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await;
                 let stderr = tail.text();
                 let error = if self.oom_killed(&spec.id)
                     || stderr.contains("out of memory")
@@ -403,8 +407,8 @@ impl Backend for IsolateBackend {
                 } else if let Some(n) = oversize {
                     format!("output is over the limit of {max_output} bytes (a {n}-byte result)")
                 } else {
-                    let how = match status {
-                        Ok(Ok(s)) => s.to_string(),
+                    let how = match exit {
+                        Some(Ok(Ok(s))) => s.to_string(),
                         _ => "did not exit".into(),
                     };
                     let sent = sent

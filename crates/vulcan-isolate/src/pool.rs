@@ -1,7 +1,7 @@
 //! The warm pool: Deno processes started ahead of time, each waiting for its one job.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,14 +12,35 @@ use crate::process::{DenoProcess, Launcher};
 /// How long a new process may take to load the runner.
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
+/// How long the pool waits after the last job ended before it refills, so that the
+/// finished job's answer goes out before a process start takes the CPU.
+const AFTER_LAST_JOB: Duration = Duration::from_millis(2);
+
 /// Keeps `size` idle processes with a `heap_mb` heap, refilled in the background.
+///
+/// Starting a Deno process costs more CPU than running a small job, so a refill competes
+/// with the jobs running beside it. While at least half the pool is idle, a refill waits
+/// for a moment with no job running; below that it starts at once.
 pub struct WarmPool {
     launcher: Arc<Launcher>,
     size: usize,
     heap_mb: u32,
     idle: Mutex<VecDeque<DenoProcess>>,
+    /// Jobs of this backend now running, pooled or not.
+    running: AtomicUsize,
     wanted: Notify,
     closed: AtomicBool,
+}
+
+/// A running job, counted by the pool until dropped.
+pub struct Running(Arc<WarmPool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.wanted.notify_one();
+        }
+    }
 }
 
 impl WarmPool {
@@ -29,12 +50,11 @@ impl WarmPool {
             size,
             heap_mb,
             idle: Mutex::new(VecDeque::new()),
+            running: AtomicUsize::new(0),
             wanted: Notify::new(),
             closed: AtomicBool::new(false),
         });
-        if size > 0 {
-            tokio::spawn(pool.clone().refill());
-        }
+        tokio::spawn(pool.clone().run());
         pool
     }
 
@@ -48,6 +68,17 @@ impl WarmPool {
 
     pub fn idle_count(&self) -> usize {
         self.idle().len()
+    }
+
+    /// Counts a job as running until the guard is dropped.
+    pub fn running(self: &Arc<Self>) -> Running {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Running(self.clone())
+    }
+
+    /// Whether a refill should start now rather than wait for the running jobs.
+    fn refill_now(&self, idle: usize) -> bool {
+        idle * 2 < self.size || self.running.load(Ordering::SeqCst) == 0
     }
 
     /// A ready process with a `heap_mb` heap, if one is idle.
@@ -75,11 +106,29 @@ impl WarmPool {
         self.wanted.notify_one();
     }
 
+    /// The pool's background work: primes the cache template (which every process, pooled
+    /// or not, starts from), then keeps the pool filled.
+    async fn run(self: Arc<Self>) {
+        if let Err(e) = self.launcher.prime_template(self.heap_mb).await {
+            tracing::warn!(error = %e, "deno processes start without a primed cache");
+        }
+        if self.size > 0 {
+            self.refill().await;
+        }
+    }
+
     async fn refill(self: Arc<Self>) {
         while !self.closed.load(Ordering::SeqCst) {
-            if self.idle().len() >= self.size {
+            let idle = self.idle().len();
+            if idle >= self.size || !self.refill_now(idle) {
                 self.wanted.notified().await;
                 continue;
+            }
+            if idle > 0 {
+                tokio::time::sleep(AFTER_LAST_JOB).await;
+                if !self.refill_now(self.idle().len()) {
+                    continue;
+                }
             }
             let started = self.launcher.spawn(self.heap_mb, true);
             let outcome = match started {

@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
+use crate::cache::{CacheDir, CacheDirs};
 use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::{Jail, DENO_IN_JAIL, RUNNER_IN_JAIL};
 use std::sync::Arc;
@@ -25,6 +25,14 @@ pub const DENO_RUN_FLAGS: [&str; 7] = [
     "--cached-only",
 ];
 
+/// What Deno itself needs on top of the workload's heap (its RSS when idle is ~30 MB).
+const OS_BOUND_OVERHEAD_MB: u64 = 96;
+
+/// The OS memory bound of a process with a V8 heap of `heap_mb`.
+pub fn os_bound_bytes(heap_mb: u32) -> u64 {
+    (u64::from(heap_mb) + OS_BOUND_OVERHEAD_MB) * 1024 * 1024
+}
+
 /// The niceness pooled processes start with.
 const POOLED_NICE: libc::c_int = 10;
 
@@ -35,22 +43,16 @@ pub struct Launcher {
     /// `None` runs Deno unconfined (only where the operator chose so).
     pub jail: Option<Jail>,
     pub runner_path: PathBuf,
-    /// Where each process gets its own Deno cache directory (outside view).
-    pub scratch: PathBuf,
-    pub next_id: AtomicU64,
+    /// Each process's own Deno cache directory.
+    pub caches: Arc<CacheDirs>,
     /// Per-process memory cgroups, where the host has them.
     pub cgroups: Option<Arc<CgroupRoot>>,
 }
 
-/// A process's own Deno cache directory: Deno runs slowly without a writable one, and a
-/// shared one would let workloads observe each other. Removed with the process.
-struct CacheDir(PathBuf);
-
-impl Drop for CacheDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The job of the priming run: TypeScript, which the runner first tries as JavaScript, so
+/// that the caches of both paths are primed.
+const PRIMING_JOB: &str =
+    r#"{"kind":"module","code_b64":"ZXhwb3J0IGRlZmF1bHQgKHg6IHVua25vd24pID0+IHg7","input":null}"#;
 
 /// A started Deno process waiting for (or running) its one job.
 pub struct DenoProcess {
@@ -60,12 +62,13 @@ pub struct DenoProcess {
     pub stderr: Option<ChildStderr>,
     /// The V8 heap limit it was started with.
     pub heap_mb: u32,
-    /// The process's memory cgroup (no limit until a job is assigned).
+    /// The process's memory cgroup, its limit set from the heap: known at start, since a
+    /// process only ever runs a job with the heap it was started with.
     pub cgroup: Option<MemoryCgroup>,
     /// The move into that cgroup, still under way: the kernel's first migration of a
     /// process can take a grace period (~10-20 ms), so it runs while Deno starts.
     joining: Option<tokio::task::JoinHandle<Option<MemoryCgroup>>>,
-    _cache: CacheDir,
+    cache: CacheDir,
 }
 
 /// One line the runner wrote.
@@ -101,12 +104,9 @@ impl Launcher {
     /// Starts a process with a V8 heap of `heap_mb`. A `warm_up` process loads the module
     /// machinery before it says ready (for the pool); a cold one goes straight to its job.
     pub fn spawn(&self, heap_mb: u32, warm_up: bool) -> std::io::Result<DenoProcess> {
-        let name = format!("p{}", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let cache = CacheDir(self.scratch.join(&name));
-        std::fs::create_dir_all(&cache.0)?;
+        let cache = self.caches.take()?;
         let (program, runner, cache_seen) = match &self.jail {
             Some(jail) => {
-                std::os::unix::fs::chown(&cache.0, Some(jail.uid()), Some(jail.gid()))?;
                 let seen =
                     Path::new("/").join(cache.0.strip_prefix(jail.root()).unwrap_or(&cache.0));
                 (
@@ -159,6 +159,7 @@ impl Launcher {
                 let root = root.clone();
                 Some(tokio::task::spawn_blocking(move || {
                     root.acquire()
+                        .and_then(|group| group.limit(os_bound_bytes(heap_mb)).map(|()| group))
                         .and_then(|group| group.add(pid).map(|()| group))
                         .map_err(
                             |e| tracing::warn!(error = %e, "cannot place deno in a memory cgroup"),
@@ -177,8 +178,50 @@ impl Launcher {
             heap_mb,
             cgroup: None,
             joining,
-            _cache: cache,
+            cache,
         })
+    }
+}
+
+impl Launcher {
+    /// Runs the runner once on a trivial job and keeps the caches it wrote as the
+    /// template of every later process's cache directory (see [`crate::cache`]).
+    pub async fn prime_template(self: &Arc<Self>, heap_mb: u32) -> Result<(), String> {
+        let mut process = self
+            .spawn(heap_mb, false)
+            .map_err(|e| format!("cannot start deno: {e}"))?;
+        process.settle().await;
+        process
+            .send(PRIMING_JOB.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send the priming job: {e}"))?;
+        // It ends on its own once the job is done; Deno writes its caches before it exits.
+        let mut returned = false;
+        let ran = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match read_line(&mut process.stdout, 64 * 1024).await {
+                    Ok(Read::Frame(Frame::Return { .. })) => returned = true,
+                    Ok(Read::Eof) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            process.child.wait().await
+        })
+        .await;
+        match ran {
+            Ok(Ok(status)) if status.success() && returned => {}
+            Ok(Ok(status)) => return Err(format!("the priming run failed ({status})")),
+            Ok(Err(e)) => return Err(format!("waiting for the priming run: {e}")),
+            Err(_) => return Err("the priming run did not end within 10 s".into()),
+        }
+        let launcher = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let captured = launcher.caches.capture(&process.cache.0);
+            drop(process);
+            captured.map_err(|e| format!("cannot keep the primed caches: {e}"))
+        })
+        .await
+        .map_err(|e| format!("capturing the primed caches: {e}"))?
     }
 }
 
@@ -231,13 +274,26 @@ impl DenoProcess {
         }
     }
 
-    /// Sends the job and closes stdin: the runner reads to end of input.
+    /// Kills the process; reaping it and removing its cache happen off the caller's path.
+    pub fn retire(mut self) {
+        let _ = self.child.start_kill();
+        tokio::spawn(async move {
+            let _ = self.child.wait().await;
+            // Removing the cache directory is blocking file work.
+            tokio::task::spawn_blocking(move || drop(self));
+        });
+    }
+
+    /// Sends the job, one line of JSON (no raw newline inside), and closes stdin.
     pub async fn send(&mut self, job: &[u8]) -> std::io::Result<()> {
         let mut stdin = self
             .stdin
             .take()
             .ok_or_else(|| std::io::Error::other("the job was already sent"))?;
-        stdin.write_all(job).await?;
+        let mut line = Vec::with_capacity(job.len() + 1);
+        line.extend_from_slice(job);
+        line.push(b'\n');
+        stdin.write_all(&line).await?;
         stdin.shutdown().await
     }
 }

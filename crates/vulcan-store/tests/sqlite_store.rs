@@ -371,3 +371,28 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only() {
     store.set_quota("a", &q).await.unwrap();
     assert_eq!(store.quota("a").await.unwrap(), Some(q));
 }
+
+#[tokio::test]
+async fn writes_reach_the_database_file_by_a_background_checkpoint() {
+    let (dir, store) = open();
+    // 200 small rows stay far below SQLite's own checkpoint threshold (1000 pages): only
+    // the background checkpoint moves them into the database file.
+    let db = dir.path().join("db/vulcan.db");
+    let before = std::fs::metadata(&db).unwrap().len();
+    for i in 0..200 {
+        let (w, spec) = workload(&format!("01CHECKPOINT{i:05}"), Isolation::Isolate);
+        store.insert(&w, &spec).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::metadata(&db).unwrap().len() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.list(&ListFilter::default()).await.unwrap().total,
+        200
+    );
+}

@@ -112,6 +112,38 @@ fn a_thrown_error_fails_the_workload_with_message_and_stack() {
 }
 
 #[test]
+fn code_is_run_once_and_a_syntax_error_is_reported_with_where_it_is() {
+    let server = Server::start(&[]);
+    // JavaScript is tried first, TypeScript next; a module that throws a SyntaxError of
+    // its own while it runs must not be run a second time.
+    let w = server.run(node(
+        "console.log('module body ran'); JSON.parse('{'); export default () => 1;",
+    ));
+    assert_eq!(w["status"], "failed", "{w}");
+    assert!(
+        w["error"].as_str().unwrap().starts_with("SyntaxError"),
+        "{w}"
+    );
+    let id = w["id"].as_str().unwrap();
+    let logs = server.get(&format!("/v1/workloads/{id}/logs/history")).1;
+    let ran = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["line"] == "module body ran")
+        .count();
+    assert_eq!(ran, 1, "{logs}");
+
+    let broken = server.run(node("export default (x => x;"));
+    assert_eq!(broken["status"], "failed", "{broken}");
+    let error = broken["error"].as_str().unwrap();
+    assert!(error.contains("SyntaxError"), "{error}");
+    assert!(
+        error.contains("export default (x => x;"),
+        "the line is shown: {error}"
+    );
+}
+#[test]
 fn wasm_modules_run_with_the_documented_calling_convention() {
     // (module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))
     let wasm: [u8; 41] = [
