@@ -391,8 +391,5 @@ async fn writes_reach_the_database_file_by_a_background_checkpoint() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        store.list(&ListFilter::default()).await.unwrap().total,
-        200
-    );
+    assert_eq!(store.list(&ListFilter::default()).await.unwrap().total, 200);
 }
