@@ -181,9 +181,7 @@ impl Launcher {
             cache,
         })
     }
-}
 
-impl Launcher {
     /// Runs the runner once on a trivial job and keeps the caches it wrote as the
     /// template of every later process's cache directory (see [`crate::cache`]).
     pub async fn prime_template(self: &Arc<Self>, heap_mb: u32) -> Result<(), String> {
