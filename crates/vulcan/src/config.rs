@@ -214,6 +214,23 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `rel` under the working directory, then under each directory above the binary (where a
+/// checkout's `.tools` is, for `target/release/vulcan`).
+fn near_here(rel: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    let exe_dirs = std::env::current_exe()
+        .ok()
+        .map(|exe| {
+            exe.ancestors()
+                .skip(1)
+                .map(PathBuf::from)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    std::iter::once(PathBuf::from("."))
+        .chain(exe_dirs)
+        .map(move |dir| dir.join(rel))
+}
+
 const DENO_IN_TOOLS: &str = ".tools/deno/node_modules/@deno/linux-x64-glibc/deno";
 
 impl ServeArgs {
@@ -239,19 +256,9 @@ impl ServeArgs {
         if let Some(path) = &self.deno_bin {
             return Some(path.clone());
         }
-        let exe_dirs = std::env::current_exe()
-            .ok()
-            .map(|exe| {
-                exe.ancestors()
-                    .skip(1)
-                    .map(PathBuf::from)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        let near = std::iter::once(PathBuf::from("."))
-            .chain(exe_dirs)
-            .map(|dir| dir.join(DENO_IN_TOOLS));
-        near.chain(on_path("deno")).find(|p| p.is_file())
+        near_here(DENO_IN_TOOLS)
+            .chain(on_path("deno"))
+            .find(|p| p.is_file())
     }
 
     pub fn qemu(&self) -> Option<PathBuf> {
@@ -266,18 +273,7 @@ impl ServeArgs {
         if let Some(p) = &self.microvm_assets {
             return p.clone();
         }
-        let exe_dirs = std::env::current_exe()
-            .ok()
-            .map(|exe| {
-                exe.ancestors()
-                    .skip(1)
-                    .map(PathBuf::from)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        std::iter::once(PathBuf::from("."))
-            .chain(exe_dirs)
-            .map(|d| d.join(".tools/guest"))
+        near_here(".tools/guest")
             .find(|d| d.join("vmlinuz").is_file())
             .unwrap_or_else(|| PathBuf::from(".tools/guest"))
     }
