@@ -16,7 +16,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
 
 /// Longest line the agent sends; the rest of a longer line is dropped.
-pub const MAX_LINE: usize = 16 * 1024;
+pub const MAX_LINE: usize = vulcan_sandbox::capture::MAX_LINE_BYTES;
+
+/// Processes (tasks) a workload may have inside its VM: the fork-bomb bound (its cgroup's
+/// `pids.max`, and the user's `RLIMIT_NPROC` where cgroups are missing).
+pub const MAX_PROCESSES: u64 = 64;
 
 /// The name of the virtio-serial port the agent looks for.
 pub const PORT_NAME: &str = "vulcan.0";

@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,45 +16,38 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use vulcan_agent::{read_frame, write_frame, Exit, Kind, Ready, Run, MAX_LINE, PORT_NAME};
+use vulcan_agent::{
+    read_frame, write_frame, Exit, Kind, Ready, Run, MAX_LINE, MAX_PROCESSES, PORT_NAME,
+};
+use vulcan_sandbox::archive::{self, Rules};
+use vulcan_sandbox::capture::LineSplitter;
+use vulcan_sandbox::cgroup::{self, Cgroup, CgroupParent};
 
 /// The unprivileged user workloads run as.
 const WORKLOAD_UID: u32 = 1000;
-/// Processes the workload may have: the fork-bomb bound (its cgroup's pids.max, and the
-/// user's RLIMIT_NPROC where cgroups are missing).
-const MAX_PROCESSES: u64 = 64;
-/// The workload's cgroup: memory and pids bounded, killed as one on OOM.
-const CGROUP: &str = "/sys/fs/cgroup/workload";
 
-/// Makes the workload's cgroup; false if the guest has no cgroup v2.
-fn workload_cgroup(mem_mb: u32) -> bool {
-    if mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, "").is_err() {
-        return false;
+/// Makes the workload's cgroup (the same policy as on the host: memory bounded with no
+/// swap, at most [`MAX_PROCESSES`], and the whole group killed on OOM); `None` if the guest
+/// has no cgroup v2 or a bound cannot be set.
+fn workload_cgroup(mem_mb: u32) -> Option<Cgroup> {
+    if mount("cgroup2", cgroup::MOUNT, "cgroup2", 0, "").is_err() {
+        return None;
     }
-    let _ = fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids");
-    if fs::create_dir_all(CGROUP).is_err() {
-        return false;
+    let parent = CgroupParent::create(Path::new(""), true)
+        .map_err(|e| log(&format!("no workload cgroup: {e}")))
+        .ok()?;
+    let group = parent.group("workload").ok()?;
+    let bounded = (mem_mb == 0
+        || group
+            .set_memory_max(u64::from(mem_mb) * 1024 * 1024)
+            .is_ok())
+        && group.set_pids_max(MAX_PROCESSES).is_ok()
+        && group.kill_all_on_oom().is_ok();
+    if !bounded {
+        log("cannot bound the workload cgroup");
+        return None;
     }
-    let dir = Path::new(CGROUP);
-    if mem_mb > 0 {
-        let _ = fs::write(
-            dir.join("memory.max"),
-            (u64::from(mem_mb) * 1024 * 1024).to_string(),
-        );
-        let _ = fs::write(dir.join("memory.swap.max"), "0");
-    }
-    let _ = fs::write(dir.join("memory.oom.group"), "1");
-    fs::write(dir.join("pids.max"), MAX_PROCESSES.to_string()).is_ok()
-}
-
-fn cgroup_counter(file: &str, key: &str) -> u64 {
-    fs::read_to_string(Path::new(CGROUP).join(file))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    Some(group)
 }
 
 fn log(message: &str) {
@@ -169,68 +162,26 @@ fn send(port: &Port, kind: Kind, payload: &[u8]) {
 }
 
 /// Sends each line of `reader` as one frame of `kind`.
-fn pump(reader: impl Read, port: Port, kind: Kind) {
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut line = Vec::new();
+fn pump(mut reader: impl Read, port: Port, kind: Kind) {
+    let mut lines = LineSplitter::new(MAX_LINE);
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        line.clear();
-        // Read a line, but never keep more than MAX_LINE bytes of it.
-        loop {
-            let buf = match reader.fill_buf() {
-                Ok(b) => b,
-                Err(_) => return,
-            };
-            if buf.is_empty() {
-                if !line.is_empty() {
-                    send(&port, kind, &line);
-                }
-                return;
-            }
-            let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
-                Some(i) => (&buf[..i], i + 1),
-                None => (buf, buf.len()),
-            };
-            let room = MAX_LINE.saturating_sub(line.len());
-            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            let ended = done <= buf.len() && buf.get(done - 1) == Some(&b'\n');
-            reader.consume(done);
-            if ended {
-                break;
-            }
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => lines.feed(&buf[..n], |line| send(&port, kind, line)),
         }
-        send(&port, kind, &line);
     }
+    lines.finish(|line| send(&port, kind, line));
 }
 
-/// Unpacks a base64 tar.gz into `dir`; entries that would leave it are refused.
+/// Unpacks a base64 tar.gz into `dir` under the rules every code archive follows.
 fn unpack(archive_b64: &str, dir: &Path) -> Result<(), String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(archive_b64)
         .map_err(|e| format!("the archive is not base64: {e}"))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-    let entries = archive
-        .entries()
-        .map_err(|e| format!("the archive is not a tar.gz: {e}"))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| format!("the archive is not a valid tar.gz: {e}"))?;
-        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-        if path.components().any(|c| {
-            !matches!(
-                c,
-                std::path::Component::Normal(_) | std::path::Component::CurDir
-            )
-        }) {
-            return Err(format!(
-                "archive entry {} escapes the work directory",
-                path.display()
-            ));
-        }
-        // unpack_in refuses anything that would land outside `dir`, links included.
-        entry
-            .unpack_in(dir)
-            .map_err(|e| format!("cannot unpack {}: {e}", path.display()))?;
-    }
-    Ok(())
+    archive::unpack(dir, &bytes[..], Rules::code_archive())
+        .map(drop)
+        .map_err(|e| format!("\"code_archive\" was refused: {e}"))
 }
 
 fn run(port: &Port, job: Run) -> Exit {
@@ -320,7 +271,12 @@ fn run(port: &Port, job: Run) -> Exit {
         .status();
 
     let root_c = CString::new(root.to_string_lossy().as_bytes()).unwrap_or_default();
-    let in_cgroup = workload_cgroup(job.mem_mb);
+    let group = workload_cgroup(job.mem_mb);
+    // Joined between fork and exec, where only raw system calls may run.
+    let procs = group
+        .as_ref()
+        .and_then(|g| g.procs_files().into_iter().next())
+        .and_then(|f| CString::new(f.to_string_lossy().as_bytes()).ok());
     let mut cmd = Command::new(program);
     cmd.args(&args)
         .env_clear()
@@ -341,11 +297,8 @@ fn run(port: &Port, job: Run) -> Exit {
                 libc::write(fd, c"0".as_ptr().cast(), 1);
                 libc::close(fd);
             }
-            if in_cgroup {
-                let fd = libc::open(
-                    c"/sys/fs/cgroup/workload/cgroup.procs".as_ptr(),
-                    libc::O_WRONLY,
-                );
+            if let Some(procs) = &procs {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
                 if fd >= 0 {
                     libc::write(fd, c"0".as_ptr().cast(), 1);
                     libc::close(fd);
@@ -404,12 +357,13 @@ fn run(port: &Port, job: Run) -> Exit {
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }
+    let events = group.map(|g| g.events()).unwrap_or_default();
     match status {
         Ok(s) => Exit {
             code: s.code(),
             signal: s.signal(),
-            oom: oom_kills() > oom_before || cgroup_counter("memory.events", "oom_kill ") > 0,
-            pids_limited: cgroup_counter("pids.events", "max ") > 0,
+            oom: oom_kills() > oom_before || events.oom_kills > 0,
+            pids_limited: events.pids_refused > 0,
             error: None,
         },
         Err(e) => Exit {

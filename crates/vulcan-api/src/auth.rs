@@ -3,14 +3,17 @@
 //! A key is `vk_<id>_<secret>`: the id names the stored record, the secret is 32 random
 //! bytes (hex) of which only the SHA-256 is stored, compared in constant time. It comes in
 //! `X-API-Key` or `Authorization: Bearer`. `VULCAN_ADMIN_KEY`, when set, is an admin key
-//! kept in configuration only. Every mutation (POST, PUT, DELETE) and every failed
-//! authentication is appended to the audit log before the answer goes out.
+//! kept in configuration only. Every mutation (POST, PUT, DELETE) is appended to the audit
+//! log before the answer goes out; failed authentications are counted per source address
+//! and minute, refused past a threshold, and logged in aggregate ([`LoginFailures`]).
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +23,9 @@ use vulcan_domain::{
     AccessStore, ApiKey, AuditEntry, Permission, Quota, Role, StoreError, Workload, DEFAULT_TENANT,
 };
 
+use vulcan_engine::ImagePulls;
+
+use crate::login_failures::{LoginFailures, Source};
 use crate::{ApiError, AppState};
 
 /// Who is calling, once authenticated.
@@ -52,6 +58,18 @@ impl Caller {
         (!self.role.allows(Permission::AllTenants)).then_some(self.tenant.as_str())
     }
 
+    /// What the caller's runs may have pulled when they name an unregistered image:
+    /// admins anything, `images:write` from allowed registries, others nothing.
+    pub fn image_pulls(&self) -> ImagePulls {
+        if self.scope().is_none() {
+            ImagePulls::Any
+        } else if self.role.allows(Permission::ImagesWrite) {
+            ImagePulls::Allowed
+        } else {
+            ImagePulls::Never
+        }
+    }
+
     /// Whether the caller may see `workload`; others' workloads are answered 404, as if
     /// they did not exist.
     pub fn sees(&self, workload: &Workload) -> bool {
@@ -72,6 +90,9 @@ pub struct Auth {
     /// The quota of tenants without their own.
     pub default_quota: Quota,
     cache: Arc<Mutex<HashMap<String, (ApiKey, String)>>>,
+    failures: Arc<LoginFailures>,
+    /// Audit records older than this are removed by the server (`None`: kept forever).
+    pub audit_retention: Option<Duration>,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -117,7 +138,22 @@ impl Auth {
             admin_env: admin_key.map(|k| sha256(k.as_bytes())),
             default_quota,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            failures: Arc::new(LoginFailures::new(DEFAULT_FAILURES_PER_MINUTE)),
+            audit_retention: None,
         }
+    }
+
+    /// Failed authentications answered per source and minute before further attempts
+    /// get 429 (0: no limit).
+    pub fn with_failure_limit(mut self, per_minute: u32) -> Self {
+        self.failures = Arc::new(LoginFailures::new(per_minute));
+        self
+    }
+
+    /// Removes audit records older than `retention` (hourly, and at start).
+    pub fn with_audit_retention(mut self, retention: Option<Duration>) -> Self {
+        self.audit_retention = retention;
+        self
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ApiKey, String)>> {
@@ -129,11 +165,14 @@ impl Auth {
         self.cache().remove(key_id);
     }
 
-    /// Checks a token; the error says what is wrong without revealing what exists.
+    /// Checks a token; the error says what is wrong without revealing what exists. With
+    /// `lookup` false only keys already known (cached, or the configured admin key) are
+    /// checked: an over-limit source costs no database read.
     async fn verify(
         &self,
         store: &dyn AccessStore,
         token: &str,
+        lookup: bool,
     ) -> Result<Caller, (String, String)> {
         let invalid = |actor: &str| (actor.to_owned(), "the API key is not valid".to_owned());
         if let Some(expected) = &self.admin_env {
@@ -151,6 +190,7 @@ impl Auth {
         let cached = self.cache().get(id).cloned();
         let (key, hash) = match cached {
             Some(found) => found,
+            None if !lookup => return Err(invalid("anonymous")),
             None => match store.key(id).await {
                 Ok(found) => {
                     self.cache().insert(id.to_owned(), found.clone());
@@ -193,6 +233,60 @@ impl Auth {
                 .await?
                 .unwrap_or(self.default_quota),
         ))
+    }
+}
+
+/// Failed authentications answered per source and minute by default.
+pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 30;
+
+/// Writes the aggregated failed logins counted so far (all of them, or only those of
+/// minutes that are over) to the audit log.
+pub async fn flush_login_failures(state: &AppState, all: bool) {
+    for entry in state.auth.failures.drain(OffsetDateTime::now_utc(), all) {
+        append(state, entry).await;
+    }
+}
+
+/// Removes audit records past the retention, and records that it did.
+async fn prune_audit(state: &AppState, retention: Duration) {
+    let before = OffsetDateTime::now_utc() - retention;
+    let record = AuditEntry {
+        seq: 0,
+        at: OffsetDateTime::now_utc(),
+        actor: "vulcan".into(),
+        role: None,
+        tenant: None,
+        action: "audit.prune".into(),
+        target: None,
+        outcome: "ok".into(),
+        status: 0,
+        detail: Some(format!(
+            "retention {} days (VULCAN_AUDIT_RETENTION_DAYS)",
+            retention.as_secs() / 86_400
+        )),
+        count: 1,
+    };
+    match state.access.prune_audit(before, &record).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "pruned the audit log"),
+        Err(e) => tracing::error!(error = %e, "cannot prune the audit log"),
+    }
+}
+
+/// The audit log's upkeep, until the server stops: aggregated failed logins are written
+/// once their minute is over, and records past the retention are removed hourly.
+pub async fn audit_upkeep(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut last_prune: Option<std::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        flush_login_failures(&state, false).await;
+        if let Some(retention) = state.auth.audit_retention {
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                prune_audit(&state, retention).await;
+                last_prune = Some(std::time::Instant::now());
+            }
+        }
     }
 }
 
@@ -247,32 +341,39 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
             tenant: DEFAULT_TENANT.into(),
         }
     } else {
+        let source = Source::of(
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        );
+        let now = OffsetDateTime::now_utc();
+        let refused = state.auth.failures.refuse(&source, now);
         let verified = match token_from(req.headers()) {
             None => Err((
                 "anonymous".to_owned(),
                 "no API key: send it as X-API-Key or Authorization: Bearer (the first admin key is in <data dir>/admin.key)".to_owned(),
             )),
-            Some(token) => state.auth.verify(state.access.as_ref(), token).await,
+            Some(token) => {
+                state
+                    .auth
+                    .verify(state.access.as_ref(), token, refused.is_none())
+                    .await
+            }
         };
-        match verified {
-            Ok(caller) => caller,
-            Err((actor, message)) => {
-                append(
-                    &state,
-                    AuditEntry {
-                        seq: 0,
-                        at: OffsetDateTime::now_utc(),
-                        actor,
-                        role: None,
-                        tenant: None,
-                        action: "auth.failure".into(),
-                        target: Some(format!("{method} {}", req.uri().path())),
-                        outcome: "denied".into(),
-                        status: 401,
-                        detail: Some(message.clone()),
-                    },
+        match (verified, refused) {
+            (Ok(caller), _) => caller,
+            (Err(_), Some(wait)) => {
+                return ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many failed authentications from this address; retry in {wait} s with a valid key"),
                 )
-                .await;
+                .retry_after(wait)
+                .into_response();
+            }
+            (Err((actor, message)), None) => {
+                let key = (actor != "anonymous").then_some(actor.as_str());
+                let reason = format!("{method} {}: {message}", req.uri().path());
+                state.auth.failures.record(&source, now, key, &reason);
                 return ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
             }
         }
@@ -307,6 +408,7 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
                 outcome: outcome(response.status()).into(),
                 status: response.status().as_u16(),
                 detail,
+                count: 1,
             },
         )
         .await;
@@ -329,7 +431,8 @@ mod tests {
         assert!(token.starts_with(&format!("vk_{id}_")));
         let secret = token.rsplit('_').next().unwrap();
         assert_eq!(secret.len(), 64);
-        assert!(!hash.contains(secret));
+        // What is kept is the digest of the secret, not the secret.
+        assert_ne!(hash, secret);
         assert_eq!(hash, hex(&sha256(secret.as_bytes())));
     }
 

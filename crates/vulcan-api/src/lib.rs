@@ -6,6 +6,7 @@
 pub mod auth;
 mod error;
 mod extract;
+mod login_failures;
 mod request;
 mod telemetry;
 

@@ -150,6 +150,14 @@ pub struct AuditEntry {
     /// The HTTP status answered.
     pub status: u16,
     pub detail: Option<String>,
+    /// How many events this record stands for: 1, or for failed logins recorded in
+    /// aggregate, the failures from one source in one minute.
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// Filters of `GET /v1/audit`.
@@ -196,6 +204,16 @@ pub trait AccessStore: Send + Sync {
 
     /// Records, newest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Removes the records older than `before` — the one deletion the log allows, made by
+    /// the server's retention and never on a client's request — and, if any were removed,
+    /// appends `record` (its actor and action; the detail gets the count) saying so.
+    /// Returns how many were removed.
+    async fn prune_audit(
+        &self,
+        before: OffsetDateTime,
+        record: &AuditEntry,
+    ) -> Result<u64, StoreError>;
 
     /// A tenant's own quota, if one was set.
     async fn quota(&self, tenant: &str) -> Result<Option<Quota>, StoreError>;

@@ -62,6 +62,12 @@ pub struct BackendError(pub String);
 /// backends call this from their output-reading loops.
 pub trait LogSink: Send + Sync {
     fn emit(&self, stream: LogStream, line: String);
+
+    /// Marks the moment the workload's own code starts, once the backend has prepared it
+    /// (booted or taken a VM, pulled an image, started a process). The workload's timeout
+    /// counts from here; what came before is bounded by
+    /// [`Backend::preparation_timeout`]. Every backend calls it exactly once per run.
+    fn code_started(&self) {}
 }
 
 /// An isolation backend: something that can run a [`WorkloadSpec`] to completion.
@@ -79,6 +85,13 @@ pub trait Backend: Send + Sync {
 
     /// Whether this backend can run on this host right now.
     fn availability(&self) -> Availability;
+
+    /// The longest a run may take to get its code started ([`LogSink::code_started`]):
+    /// booting, pulling, starting a process. Past it the run fails with an error saying
+    /// preparation took too long; the workload's own timeout starts only after it.
+    fn preparation_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
 
     /// Runs the workload and returns once it has ended, streaming log lines to `logs`.
     async fn execute(

@@ -54,6 +54,10 @@ pub struct PullRequest {
     pub default: bool,
     #[serde(default)]
     pub resources: Option<Resources>,
+    /// Set for an admin's pull: it may go to any registry (and that registry is allowed
+    /// from then on). Never read from a request body.
+    #[serde(skip)]
+    pub trusted: bool,
 }
 
 /// Why an image operation failed.
@@ -70,6 +74,12 @@ pub enum ImageError {
     /// The registry could not be reached or answered an error.
     #[error("{0}")]
     Registry(String),
+    /// The pull did not finish within its deadline.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The image's registry is not one pulls may go to.
+    #[error("{0}")]
+    NotAllowed(String),
     /// Content did not match its digest, or broke the unpacking rules.
     #[error("{0}")]
     Integrity(String),
@@ -82,6 +92,11 @@ pub enum ImageError {
 pub trait ImageCatalog: Send + Sync {
     /// Pulls `request.reference` (again, if already registered) and registers it.
     async fn pull(&self, request: PullRequest) -> Result<ImageRecord, ImageError>;
+
+    /// Whether a run naming `reference` may use it: it is registered, or it may be pulled
+    /// (its registry is allowed). With `trusted` (an admin's run) any registry may be, and
+    /// is allowed from then on. Returns the normalised reference; opens no connection.
+    fn check_pull(&self, reference: &str, trusted: bool) -> Result<String, ImageError>;
 
     fn list(&self) -> Vec<ImageRecord>;
 

@@ -46,7 +46,10 @@ pub struct TerminalUpdate {
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub finished_at: OffsetDateTime,
-    pub duration_ms: u64,
+    /// Wall time from `running` to the end; `None` for a workload that never ran.
+    pub duration_ms: Option<u64>,
+    /// The part of it spent preparing (booting, pulling) before the code started.
+    pub prepare_ms: Option<u64>,
 }
 
 /// Persistence of workloads. Every status change goes through [`WorkloadStore::start`] or

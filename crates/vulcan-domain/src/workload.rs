@@ -33,7 +33,12 @@ pub struct Workload {
     /// Memory limit in MiB.
     pub mem_limit: u32,
     pub timeout_s: u32,
+    /// Wall time from `running` to the end, in ms; `None` if it never ran.
     pub duration_ms: Option<u64>,
+    /// The part of `duration_ms` spent preparing the run (booting a VM, pulling an image,
+    /// starting a process) before the code started; the timeout counts after it.
+    #[serde(default)]
+    pub prepare_ms: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]

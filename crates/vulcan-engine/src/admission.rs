@@ -13,6 +13,8 @@ use vulcan_domain::{Isolation, Quota, Resources};
 use crate::SubmitError;
 
 const MINUTE: Duration = Duration::from_secs(60);
+/// Past this many tenant entries, idle ones are dropped on the next admission.
+const IDLE_SWEEP_AT: usize = 1024;
 
 #[derive(Default)]
 struct Usage {
@@ -73,6 +75,10 @@ impl Admission {
         }
         let now = Instant::now();
         let mut tenants = self.tenants();
+        // Tenants with nothing active and nothing in the last minute need no entry.
+        if tenants.len() > IDLE_SWEEP_AT {
+            tenants.retain(|_, u| !u.is_idle(now));
+        }
         let usage = tenants.entry(tenant.to_owned()).or_default();
         while usage
             .recent
@@ -166,7 +172,20 @@ impl Drop for Ticket {
             usage.active = usage.active.saturating_sub(1);
             usage.cpus = usage.cpus.saturating_sub(self.resources.cpus);
             usage.mem_mb = usage.mem_mb.saturating_sub(self.resources.mem_mb);
+            if usage.is_idle(Instant::now()) {
+                tenants.remove(&self.tenant);
+            }
         }
+    }
+}
+
+impl Usage {
+    fn is_idle(&self, now: Instant) -> bool {
+        self.active == 0
+            && self
+                .recent
+                .back()
+                .is_none_or(|t| now.duration_since(*t) >= MINUTE)
     }
 }
 
@@ -251,6 +270,28 @@ mod tests {
             a.admit("u", &quota(), huge),
             Err(SubmitError::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn idle_tenants_leave_no_entry_behind() {
+        let a = Arc::new(Admission::new(10));
+        for i in 0..(IDLE_SWEEP_AT + 10) {
+            drop(a.admit(&format!("t{i}"), &quota(), small()).unwrap());
+        }
+        // Each still has a submission in the last minute, so entries are kept for the rate
+        // quota; they are bounded by the sweep once they are idle.
+        assert!(a.tenants().len() <= IDLE_SWEEP_AT + 10);
+        let mut tenants = a.tenants();
+        for usage in tenants.values_mut() {
+            usage.recent.clear();
+        }
+        drop(tenants);
+        drop(a.admit("late", &quota(), small()).unwrap());
+        assert!(
+            a.tenants().len() <= 1,
+            "idle tenants were swept: {}",
+            a.tenants().len()
+        );
     }
 
     #[test]

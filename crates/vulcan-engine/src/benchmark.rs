@@ -32,6 +32,10 @@ pub struct BenchmarkRequest {
     /// Backends to measure [default: every available one].
     #[serde(default)]
     pub backends: Option<Vec<Isolation>>,
+    /// What the caller may have pulled for the gvisor runs; set from the caller, never
+    /// from the body.
+    #[serde(skip)]
+    pub pulls: crate::ImagePulls,
 }
 
 fn default_iterations() -> u32 {
@@ -49,6 +53,7 @@ impl Default for BenchmarkRequest {
             concurrency: default_concurrency(),
             image: None,
             backends: None,
+            pulls: crate::ImagePulls::default(),
         }
     }
 }
@@ -229,6 +234,7 @@ impl Benchmarks {
         let base = Submission {
             isolation: Some(backend),
             timeout_s: Some(self.engine.config().limits.max_timeout_s.min(300)),
+            pulls: request.pulls,
             ..Submission::default()
         };
         match backend {

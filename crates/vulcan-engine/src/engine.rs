@@ -1,9 +1,11 @@
 //! The engine: accepts workloads, runs them on their backend, and records how they end.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use vulcan_domain::{
@@ -15,7 +17,8 @@ use crate::admission::{Admission, QueuePlace, Ticket};
 use crate::sink::WorkloadLogSink;
 use crate::slots::{Slots, Turn};
 use crate::{
-    BackendRegistry, EngineConfig, LogBroker, Metrics, Route, RouteError, Submission, SubmitError,
+    BackendRegistry, EngineConfig, ImagePulls, LogBroker, Metrics, Route, RouteError, Submission,
+    SubmitError,
 };
 
 /// Why a kill was refused.
@@ -78,6 +81,7 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// An ending recorded without a run to time (never started, or stopped from outside).
 fn ended(status: WorkloadStatus, error: impl Into<String>) -> TerminalUpdate {
     TerminalUpdate {
         status,
@@ -85,7 +89,8 @@ fn ended(status: WorkloadStatus, error: impl Into<String>) -> TerminalUpdate {
         exit_code: None,
         error: Some(error.into()),
         finished_at: now(),
-        duration_ms: 0,
+        duration_ms: None,
+        prepare_ms: None,
     }
 }
 
@@ -164,6 +169,21 @@ impl Engine {
             Some(reference) => match images.get(reference) {
                 Ok(record) => Some(record),
                 Err(ImageError::NotFound(normalised)) => {
+                    if submission.pulls == ImagePulls::Never {
+                        return Err(SubmitError::Forbidden(format!(
+                            "image {normalised} is not registered, and this key may not pull images (images:write): ask an operator to register it with POST /v1/images"
+                        )));
+                    }
+                    // Refused here, before any connection is opened, if its registry is
+                    // not allowed.
+                    let trusted = submission.pulls == ImagePulls::Any;
+                    let normalised =
+                        images
+                            .check_pull(&normalised, trusted)
+                            .map_err(|e| match e {
+                                ImageError::NotAllowed(m) => SubmitError::Forbidden(m),
+                                other => SubmitError::Invalid(other.to_string()),
+                            })?;
                     submission.image = Some(normalised);
                     None
                 }
@@ -268,6 +288,7 @@ impl Engine {
             mem_limit: resources.mem_mb,
             timeout_s: resources.timeout_s,
             duration_ms: None,
+            prepare_ms: None,
             created_at: now(),
             started_at: None,
             finished_at: None,
@@ -297,8 +318,14 @@ impl Engine {
         if current.status.is_terminal() {
             return Err(KillError::AlreadyEnded(Box::new(current)));
         }
+        // A workload this engine runs is stopped by its own task, which records how it
+        // ended: killed if the code was still going, or its real result if it had already
+        // finished (then the kill is refused with that result, never recorded over it).
         let signalled = match self.inner.active().get(id) {
-            Some(active) => active.kill.send(true).is_ok(),
+            Some(active) => {
+                active.kill.send_replace(true);
+                true
+            }
             None => false,
         };
         let last = if signalled {
@@ -430,6 +457,12 @@ impl Inner {
         queued: (QueuePlace, Turn),
     ) {
         let id = workload.id.clone();
+        // Whatever happens below, even a panic, the workload leaves the active map and its
+        // live subscribers are told the stream is over.
+        let _wound_up = WindUp {
+            inner: self.clone(),
+            id: id.clone(),
+        };
         let backend = route.isolation.as_str();
         let (sink, persist) = WorkloadLogSink::new(&id, self.config.logs, self.broker.clone());
         let sink = Arc::new(sink);
@@ -499,18 +532,35 @@ impl Inner {
                 return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
             }
         }
-        self.metrics.workload_started(route.isolation.as_str());
+        let backend = route.isolation.as_str();
+        self.metrics.workload_started(backend);
         let started = Instant::now();
         let timeout_s = spec.resources.timeout_s;
-        let run = route.backend.execute(spec, sink.clone());
+        let preparation = route.backend.preparation_timeout();
+        let code_started = sink.code_started_at();
+        // A backend that panics fails its workload, not the server.
+        let run = AssertUnwindSafe(route.backend.execute(spec, sink.clone())).catch_unwind();
         let (status, result) = tokio::select! {
-            r = tokio::time::timeout(Duration::from_secs(timeout_s.into()), run) => match r {
+            r = run => match r {
                 Ok(Ok(result)) => {
                     let status = if result.succeeded() { WorkloadStatus::Completed } else { WorkloadStatus::Failed };
                     (status, result)
                 }
                 Ok(Err(e)) => (WorkloadStatus::Failed, error_result(e.to_string())),
-                Err(_) => (WorkloadStatus::Failed, error_result(format!("timed out after {timeout_s} s"))),
+                Err(panic) => {
+                    let what = panic_message(panic.as_ref());
+                    tracing::error!(workload = %id, backend, panic = %what, "a backend panicked");
+                    (WorkloadStatus::Failed, error_result(format!(
+                        "the {backend} backend failed unexpectedly ({what}); the workload was stopped"
+                    )))
+                }
+            },
+            missed = deadline(code_started.clone(), preparation, Duration::from_secs(timeout_s.into())) => match missed {
+                Missed::Preparation => (WorkloadStatus::Failed, error_result(format!(
+                    "preparation took longer than {}: the {backend} backend was still getting the workload ready (booting a VM, pulling an image, starting a process) and its code never started",
+                    spoken(preparation)
+                ))),
+                Missed::Run => (WorkloadStatus::Failed, error_result(format!("timed out after {timeout_s} s"))),
             },
             _ = until_set(kill) => (WorkloadStatus::Killed, error_result("killed by request".into())),
             _ = until_set(self.aborting.subscribe()) => (
@@ -519,6 +569,14 @@ impl Inner {
             ),
         };
         let ran_for = started.elapsed();
+        let prepared_in = code_started.borrow().map(|at| at.duration_since(started));
+        if let Some(prepared) = prepared_in.filter(|p| *p >= NOTABLE_PREPARATION) {
+            sink.note(format!(
+                "[vulcan] prepared in {} ms; the code then ran for {} ms (the timeout counts from when it started)",
+                prepared.as_millis(),
+                ran_for.saturating_sub(prepared).as_millis()
+            ));
+        }
         if let Err(e) = route.backend.cleanup(&id).await {
             sink.note(format!("[vulcan] cleanup after the workload failed: {e}"));
             tracing::warn!(workload = %id, error = %e, "backend cleanup failed");
@@ -534,11 +592,10 @@ impl Inner {
         }
         let max_output = self.config.limits.max_output_bytes;
         if output.len() > max_output {
-            let size = output.len();
             truncate_on_char(&mut output, max_output);
             status = WorkloadStatus::Failed;
             error = Some(format!(
-                "output is {size} bytes, over the limit of {max_output} bytes; it was cut to the limit"
+                "output is over the limit of {max_output} bytes; it was cut to the limit"
             ));
         }
         if status == WorkloadStatus::Failed && error.is_none() {
@@ -553,9 +610,75 @@ impl Inner {
             exit_code: result.exit_code,
             error,
             finished_at: now(),
-            duration_ms: ran_for.as_millis() as u64,
+            duration_ms: Some(ran_for.as_millis() as u64),
+            prepare_ms: prepared_in.map(|p| p.as_millis() as u64),
         };
         Ending::Finished(update, Some(ran_for))
+    }
+}
+
+/// Preparation shorter than this is not worth a log line of its own.
+const NOTABLE_PREPARATION: Duration = Duration::from_millis(250);
+
+/// Which bound a run missed.
+enum Missed {
+    /// Its code never started within the backend's preparation bound.
+    Preparation,
+    /// Its code ran past the workload's timeout.
+    Run,
+}
+
+/// Resolves when a run misses a bound: preparation until the code starts, then the
+/// workload's own timeout from that moment.
+async fn deadline(
+    mut code_started: watch::Receiver<Option<Instant>>,
+    preparation: Duration,
+    timeout: Duration,
+) -> Missed {
+    let started = tokio::time::timeout(preparation, code_started.wait_for(Option::is_some))
+        .await
+        .map(|seen| seen.is_ok());
+    match started {
+        Ok(true) => {
+            tokio::time::sleep(timeout).await;
+            Missed::Run
+        }
+        // The sink outlives the run: its sender cannot be gone while this is polled.
+        Ok(false) => std::future::pending().await,
+        Err(_) => Missed::Preparation,
+    }
+}
+
+/// A bound as a person would say it: `300 ms`, `55 s`.
+fn spoken(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
+    }
+}
+
+/// What a panic said, for the workload's error.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Removes a run from the active map and ends its live log stream when the run's task
+/// ends in any way: normally (then it is already done) or by a panic.
+struct WindUp {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl Drop for WindUp {
+    fn drop(&mut self) {
+        if self.inner.active().remove(&self.id).is_some() {
+            self.inner.broker.close(&self.id);
+        }
     }
 }
 

@@ -23,4 +23,4 @@ pub use config::{EngineConfig, Limits, LogLimits};
 pub use engine::{Engine, KillError};
 pub use metrics::Metrics;
 pub use registry::{BackendRegistry, Route, RouteError};
-pub use submission::{Submission, SubmitError};
+pub use submission::{ImagePulls, Submission, SubmitError};

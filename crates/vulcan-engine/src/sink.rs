@@ -2,9 +2,10 @@
 //! publishes to the broker and queues every kept line for persistence.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use vulcan_domain::{LogLine, LogSink, LogStream};
 
 use crate::{LogBroker, LogLimits};
@@ -17,12 +18,13 @@ struct State {
     persist: Option<mpsc::UnboundedSender<LogLine>>,
 }
 
-/// A bounded, ordered log for one workload.
+/// A bounded, ordered log for one workload, and the moment its code started.
 pub(crate) struct WorkloadLogSink {
     id: String,
     limits: LogLimits,
     broker: LogBroker,
     state: Mutex<State>,
+    code_started: watch::Sender<Option<Instant>>,
 }
 
 impl WorkloadLogSink {
@@ -44,8 +46,14 @@ impl WorkloadLogSink {
                 full: false,
                 persist: Some(tx),
             }),
+            code_started: watch::channel(None).0,
         };
         (sink, rx)
+    }
+
+    /// When the backend said the workload's code started (`None` until it does).
+    pub fn code_started_at(&self) -> watch::Receiver<Option<Instant>> {
+        self.code_started.subscribe()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -91,6 +99,16 @@ impl WorkloadLogSink {
 }
 
 impl LogSink for WorkloadLogSink {
+    fn code_started(&self) {
+        self.code_started.send_if_modified(|at| {
+            let first = at.is_none();
+            if first {
+                *at = Some(Instant::now());
+            }
+            first
+        });
+    }
+
     fn emit(&self, stream: LogStream, mut line: String) {
         if line.len() > self.limits.max_line_bytes {
             let mut cut = self.limits.max_line_bytes;

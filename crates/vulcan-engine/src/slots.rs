@@ -121,14 +121,27 @@ mod tests {
         let second = slots.line_up();
         let third = slots.line_up();
         assert!(now(slots.line_up()).is_none(), "no slot while others wait");
-        // The third is polled first; the second still gets the slot first.
+        // The third is polled first; the second must still get the slot first.
         let third = tokio::spawn(third.ready());
         tokio::task::yield_now().await;
+        let second = tokio::spawn(second.ready());
+        tokio::task::yield_now().await;
         drop(first);
-        let second = second.ready().await;
-        assert!(!third.is_finished());
+        let wait = std::time::Duration::from_secs(2);
+        let second = tokio::time::timeout(wait, second)
+            .await
+            .expect("the second in line got the freed slot")
+            .unwrap();
+        tokio::task::yield_now().await;
+        assert!(
+            !third.is_finished(),
+            "the third waits while the second runs"
+        );
         drop(second);
-        let third = third.await.unwrap();
+        let third = tokio::time::timeout(wait, third)
+            .await
+            .expect("then the third got it")
+            .unwrap();
         drop(third);
     }
 

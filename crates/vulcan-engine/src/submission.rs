@@ -26,6 +26,20 @@ pub struct Submission {
     pub tenant: String,
     /// The tenant's quota; `None` for callers without one (admins, recovery).
     pub quota: Option<Quota>,
+    /// Whether the caller may have an unregistered image pulled.
+    pub pulls: ImagePulls,
+}
+
+/// What a caller may have pulled when a run names an image that is not registered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ImagePulls {
+    /// Nothing: the image must be registered (callers without `images:write`).
+    #[default]
+    Never,
+    /// From allowed registries only (`images:write`).
+    Allowed,
+    /// From any registry, which is allowed from then on (admins).
+    Any,
 }
 
 /// Why a submission was not accepted.

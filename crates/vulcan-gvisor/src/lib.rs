@@ -17,13 +17,15 @@ pub mod runsc;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use vulcan_domain::{
-    Availability, Backend, BackendCapabilities, BackendError, ImageCatalog, Isolation, LogSink,
-    LogStream, Runtime, WorkloadResult, WorkloadSpec,
+    Availability, Backend, BackendCapabilities, BackendError, ImageCatalog, ImageError, Isolation,
+    LogSink, LogStream, Runtime, WorkloadResult, WorkloadSpec,
 };
+use vulcan_sandbox::archive::{self, Rules};
 
 use crate::cgroup::CgroupBase;
 pub use crate::image::ImageStore;
@@ -45,6 +47,8 @@ pub struct GvisorConfig {
     pub max_output_bytes: usize,
     /// Host tasks one sandbox may have (gVisor's own threads included).
     pub pids_limit: u32,
+    /// How long pulling the image and making the sandbox may take before the code starts.
+    pub preparation_timeout: Duration,
 }
 
 impl GvisorConfig {
@@ -57,6 +61,7 @@ impl GvisorConfig {
             max_concurrency: 8,
             max_output_bytes: 1024 * 1024,
             pids_limit: 512,
+            preparation_timeout: Duration::from_secs(630),
         }
     }
 }
@@ -151,17 +156,33 @@ impl GvisorBackend {
     }
 }
 
-/// Largest size a `code_archive` may unpack to.
-const MAX_ARCHIVE_UNPACKED: u64 = 256 * 1024 * 1024;
+/// Unpacks a workload's tar.gz into `dir` with the rules every code archive follows (no
+/// entry may leave `dir`, one size budget), off the async runtime.
+async fn unpack_archive(archive: Vec<u8>, dir: PathBuf) -> Result<(), BackendError> {
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
+        archive::unpack(&dir, &archive[..], Rules::code_archive())
+            .map(|_| ())
+            .map_err(|e| BackendError(format!("\"code_archive\" was refused: {e}")))
+    })
+    .await
+    .map_err(|e| BackendError(format!("unpacking the archive failed: {e}")))?
+}
 
-/// Unpacks a workload's tar.gz into `dir` with the image unpacker's rules (no entry may
-/// leave `dir`).
-fn unpack_archive(archive: &[u8], dir: &std::path::Path) -> Result<(), BackendError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
-    image::unpack::apply_layer(dir, archive, MAX_ARCHIVE_UNPACKED)
-        .map(|_| ())
-        .map_err(|e| BackendError(format!("\"code_archive\" was refused: {e}")))
+/// A failed implicit pull as the workload's error: which image and why, with the
+/// registry's own answer only in the server log (callers must not learn what the
+/// server's network looks like).
+fn pull_failure(reference: &str, e: ImageError) -> BackendError {
+    match e {
+        ImageError::Registry(detail) => {
+            tracing::warn!(image = reference, error = %detail, "implicit pull failed");
+            BackendError(format!(
+                "pulling image {reference} failed: the registry could not be reached or refused it (an admin finds the details in the server log)"
+            ))
+        }
+        other => BackendError(other.to_string()),
+    }
 }
 
 #[async_trait]
@@ -177,6 +198,10 @@ impl Backend for GvisorBackend {
             supported_isolations: vec![Isolation::Gvisor],
             max_concurrency: self.config.max_concurrency,
         }
+    }
+
+    fn preparation_timeout(&self) -> Duration {
+        self.config.preparation_timeout
     }
 
     fn availability(&self) -> Availability {
@@ -211,7 +236,7 @@ impl Backend for GvisorBackend {
                 )
             })
             .await
-            .map_err(|e| BackendError(e.to_string()))?;
+            .map_err(|e| pull_failure(reference, e))?;
         let argv = bundle::argv(&lease.record.config, spec.command.as_deref());
         if argv.is_empty() {
             return Err(BackendError(format!(
@@ -226,7 +251,7 @@ impl Backend for GvisorBackend {
         let work = match &spec.code_archive {
             Some(archive) => {
                 let work = bundle_dir.join("work");
-                unpack_archive(archive, &work)?;
+                unpack_archive(archive.clone(), work.clone()).await?;
                 Some(work)
             }
             None => None,
@@ -258,6 +283,7 @@ impl Backend for GvisorBackend {
             .create(&spec.id, memory_limit, self.config.pids_limit)
             .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
 
+        logs.code_started();
         let mut child = ready
             .runsc
             .run(&bundle_dir, &spec.id)
@@ -279,11 +305,11 @@ impl Backend for GvisorBackend {
         let stdout = child
             .stdout
             .take()
-            .map(|o| output::pump(o, LogStream::Stdout, logs.clone(), keep + 1));
+            .map(|o| output::pump(o, LogStream::Stdout, logs.clone(), keep));
         let stderr = child
             .stderr
             .take()
-            .map(|e| output::pump(e, LogStream::Stderr, logs.clone(), 4096));
+            .map(|e| output::pump(e, LogStream::Stderr, logs.clone(), 0));
         let (_, out, err, status) = tokio::join!(
             feed,
             async {
@@ -320,13 +346,13 @@ impl Backend for GvisorBackend {
                 "process limit reached: the sandbox may have at most {} tasks (a fork bomb?); exited with code {code}",
                 self.config.pids_limit
             ))
-        } else if out.total_bytes > keep {
+        } else if out.kept.overflowed() {
             Some(format!(
                 "output is over the limit of {keep} bytes (the workload printed {} bytes)",
-                out.total_bytes
+                out.kept.total()
             ))
         } else if code != 0 {
-            let last = err.text.lines().last().unwrap_or_default().trim();
+            let last = err.tail.last_line();
             Some(if last.is_empty() {
                 format!("exited with code {code}")
             } else {
@@ -337,10 +363,10 @@ impl Backend for GvisorBackend {
         };
         Ok(WorkloadResult {
             exit_code: Some(code),
-            output: if out.total_bytes > keep {
+            output: if out.kept.overflowed() {
                 String::new()
             } else {
-                out.text
+                out.kept.text()
             },
             error,
         })

@@ -1,21 +1,21 @@
-//! Reading a sandbox's stdout and stderr: lines go to the log sink as they come, stdout
-//! is also kept (bounded) as the workload's output. Memory stays bounded whatever the
-//! workload prints: long lines are cut, output past the limit is counted, not kept.
+//! Reading a sandbox's stdout and stderr: lines go to the log sink as they come; the first
+//! bytes of a stream are kept (stdout: the workload's output) and its last lines (stderr:
+//! the error of a failed run). Memory stays bounded whatever the workload prints; the cuts
+//! are [`vulcan_sandbox::capture`]'s, the same on every backend.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use vulcan_domain::{LogSink, LogStream};
+use vulcan_sandbox::capture::{Kept, LineSplitter, Tail, MAX_LINE_BYTES, TAIL_BYTES};
 
-/// Longest line passed on; the rest of it is dropped.
-const MAX_LINE_BYTES: usize = 16 * 1024;
-
-/// What was kept of a stream: its first bytes, as printed.
+/// What was kept of a stream.
 #[derive(Debug, Default)]
 pub struct Captured {
-    pub text: String,
-    /// Bytes of stdout in all, kept or not.
-    pub total_bytes: usize,
+    /// Its first bytes, as printed, and the count of all of them.
+    pub kept: Kept,
+    /// Its last lines.
+    pub tail: Tail,
 }
 
 /// Reads `reader` to its end, emitting each line on `stream`; keeps up to `keep` bytes.
@@ -25,38 +25,26 @@ pub async fn pump(
     logs: Arc<dyn LogSink>,
     keep: usize,
 ) -> Captured {
-    let mut captured = Captured::default();
-    let mut kept: Vec<u8> = Vec::new();
-    let mut line: Vec<u8> = Vec::new();
+    let mut captured = Captured {
+        kept: Kept::new(keep),
+        tail: Tail::new(TAIL_BYTES),
+    };
+    let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     let mut buf = vec![0u8; 16 * 1024];
-    let emit = |line: &mut Vec<u8>| {
-        logs.emit(stream, String::from_utf8_lossy(line).into_owned());
-        line.clear();
+    let mut emit = |line: &[u8]| {
+        let line = String::from_utf8_lossy(line).into_owned();
+        captured.tail.push_line(&line);
+        logs.emit(stream, line);
     };
     loop {
         let n = match reader.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        captured.total_bytes += n;
-        let room = keep.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-        for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
-            let (body, ends) = match chunk.split_last() {
-                Some((b'\n', body)) => (body, true),
-                _ => (chunk, false),
-            };
-            let room = MAX_LINE_BYTES.saturating_sub(line.len());
-            line.extend_from_slice(&body[..body.len().min(room)]);
-            if ends {
-                emit(&mut line);
-            }
-        }
+        lines.feed(&buf[..n], &mut emit);
+        captured.kept.push(&buf[..n]);
     }
-    if !line.is_empty() {
-        emit(&mut line);
-    }
-    captured.text = String::from_utf8_lossy(&kept).into_owned();
+    lines.finish(&mut emit);
     captured
 }
 
@@ -84,7 +72,8 @@ mod tests {
         assert_eq!(lines[0], "a");
         assert_eq!(lines[2].len(), MAX_LINE_BYTES);
         assert_eq!(lines[3], "tail");
-        assert_eq!(got.text, "a\nb\nxx", "the first 6 bytes, as printed");
-        assert_eq!(got.total_bytes, input.len());
+        assert_eq!(got.kept.text(), "a\nb\nxx", "the first 6 bytes, as printed");
+        assert_eq!(got.kept.total(), input.len() as u64);
+        assert_eq!(got.tail.last_line(), "tail", "and the last line");
     }
 }

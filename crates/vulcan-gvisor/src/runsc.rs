@@ -63,36 +63,55 @@ impl Runsc {
         })
     }
 
-    /// Kills and deletes container `id` (a no-op if it is gone).
+    /// Kills and deletes container `id` (a no-op if it is gone). A delete that fails is
+    /// logged: the container may be left in `runsc list`.
     pub fn destroy(&self, id: &str) {
-        let quiet = |mut cmd: std::process::Command| {
-            let _ = cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        };
         let mut kill = self.base();
         kill.args(["kill", "--all", id, "KILL"]);
-        quiet(kill);
+        // A container that already exited cannot be signalled: not worth a line.
+        let _ = kill
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let mut delete = self.base();
-        delete.args(["delete", "--force", id]);
-        quiet(delete);
+        delete.args(["delete", "--force", id]).stdin(Stdio::null());
+        match delete.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => tracing::warn!(
+                container = id,
+                status = %out.status,
+                stderr = %String::from_utf8_lossy(&out.stderr).trim(),
+                "runsc delete failed"
+            ),
+            Err(e) => tracing::warn!(container = id, error = %e, "cannot run runsc delete"),
+        }
     }
 
-    /// Ids of the containers in runsc's state directory.
+    /// Ids of the containers in runsc's state directory; a failure is logged and counts as
+    /// none.
     pub fn list(&self) -> Vec<String> {
         let mut cmd = self.base();
         cmd.args(["list", "--quiet"]);
-        cmd.output()
-            .map(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+        match cmd.output() {
+            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Ok(out) => {
+                tracing::warn!(
+                    status = %out.status,
+                    stderr = %String::from_utf8_lossy(&out.stderr).trim(),
+                    "runsc list failed"
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot run runsc list");
+                Vec::new()
+            }
+        }
     }
 }

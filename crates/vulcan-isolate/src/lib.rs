@@ -34,6 +34,8 @@ use vulcan_domain::{
     Runtime, WorkloadResult, WorkloadSpec,
 };
 
+use vulcan_sandbox::capture::{Kept, Tail, TAIL_BYTES};
+
 use crate::cache::CacheDirs;
 use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::Jail;
@@ -198,29 +200,23 @@ impl IsolateBackend {
     }
 }
 
-/// Keeps the last few KiB of Deno's own stderr, for the error of a run that died.
+/// The last few KiB of Deno's own stderr, for the error of a run that died.
 #[derive(Default)]
-struct Tail(Mutex<String>);
+struct StderrTail(Mutex<Tail>);
 
-impl Tail {
+impl StderrTail {
     fn push(&self, line: &str) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        t.push_str(line);
-        t.push('\n');
-        if t.len() > 4096 {
-            let mut cut = t.len() - 4096;
-            while !t.is_char_boundary(cut) {
-                cut += 1;
-            }
-            t.drain(..cut);
-        }
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_line(line);
     }
 
     fn text(&self) -> String {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .trim()
+            .text()
             .to_owned()
     }
 }
@@ -306,7 +302,7 @@ impl Backend for IsolateBackend {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
         }
 
-        let tail = Arc::new(Tail::default());
+        let tail = Arc::new(StderrTail(Mutex::new(Tail::new(TAIL_BYTES))));
         if let Some(stderr) = process.stderr.take() {
             let (logs, tail) = (logs.clone(), tail.clone());
             tokio::spawn(async move {
@@ -326,13 +322,16 @@ impl Backend for IsolateBackend {
         }
 
         let t_spawned = t0.elapsed();
+        logs.code_started();
         let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input });
         let sent = process.send(job.to_string().as_bytes()).await;
         let t_sent = t0.elapsed();
 
         let max_output = self.config.max_output_bytes;
         let max_frame = max_output * 2 + 64 * 1024;
-        let mut printed = String::new();
+        // What a plain script printed: its output, kept up to one byte past the limit so
+        // that the engine sees it is over.
+        let mut printed = Kept::new(max_output + 1);
         let mut oversize = None;
         let mut ended: Option<Result<String, String>> = None;
         while ended.is_none() {
@@ -345,10 +344,8 @@ impl Backend for IsolateBackend {
                     tracing::debug!(workload = %spec.id, micros = t0.elapsed().as_micros() as u64, "isolate runner ready");
                 }
                 Read::Frame(Frame::Stdout { l }) | Read::Raw(l) => {
-                    if printed.len() <= max_output {
-                        printed.push_str(&l);
-                        printed.push('\n');
-                    }
+                    printed.push(l.as_bytes());
+                    printed.push(b"\n");
                     logs.emit(LogStream::Stdout, l);
                 }
                 Read::Frame(Frame::Stderr { l }) => logs.emit(LogStream::Stderr, l),
@@ -362,7 +359,7 @@ impl Backend for IsolateBackend {
                     );
                     ended = Some(Ok(v))
                 }
-                Read::Frame(Frame::ScriptDone) => ended = Some(Ok(std::mem::take(&mut printed))),
+                Read::Frame(Frame::ScriptDone) => ended = Some(Ok(printed.text())),
                 Read::Frame(Frame::Threw { m, s }) => {
                     let stack = s.lines().skip(1).collect::<Vec<_>>().join("\n");
                     ended = Some(Err(if stack.is_empty() {
@@ -394,7 +391,7 @@ impl Backend for IsolateBackend {
             }),
             Some(Err(error)) => Ok(WorkloadResult {
                 exit_code: None,
-                output: printed,
+                output: printed.text(),
                 error: Some(error),
             }),
             None => {
@@ -426,7 +423,7 @@ impl Backend for IsolateBackend {
                 };
                 Ok(WorkloadResult {
                     exit_code: None,
-                    output: printed,
+                    output: printed.text(),
                     error: Some(error),
                 })
             }

@@ -9,8 +9,9 @@
 //! Workload forms: `code` is `main.py` (python) or `main.js` (node); `code_archive` is a
 //! tar.gz unpacked into `/work` (the working directory) whose entrypoint is `main.py`,
 //! `main.js`, or for `go` a static binary `main`. `input` is JSON on stdin; stdout is the
-//! output. The program runs as an unprivileged user with at most 256 processes, in the
-//! runtime's read-only root filesystem with tmpfs at `/tmp` and `/work`.
+//! output. The program runs as an unprivileged user with at most
+//! [`vulcan_agent::MAX_PROCESSES`] processes, in the runtime's read-only root filesystem
+//! with tmpfs at `/tmp` and `/work`.
 
 pub mod accel;
 pub mod vm;
@@ -29,6 +30,8 @@ use vulcan_domain::{
     Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, LogStream,
     Resources, Runtime, WorkloadResult, WorkloadSpec,
 };
+
+use vulcan_sandbox::archive::Rules;
 
 use crate::vm::Vm;
 use crate::vmm::{Accel, QemuMicrovm, VmSpec, Vmm};
@@ -313,37 +316,17 @@ impl MicrovmBackend {
     }
 }
 
-/// Refuses archive entries that would land outside the work directory, before a VM is
-/// spent on it (the agent checks again inside).
-fn check_archive(archive: &[u8]) -> Result<(), BackendError> {
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-    let entries = tar
-        .entries()
-        .map_err(|e| BackendError(format!("\"code_archive\" is not a tar.gz: {e}")))?;
-    for entry in entries {
-        let entry = entry
-            .map_err(|e| BackendError(format!("\"code_archive\" is not a valid tar.gz: {e}")))?;
-        let path = entry
-            .path()
-            .map_err(|e| BackendError(e.to_string()))?
-            .into_owned();
-        let escapes = path.components().any(|c| {
-            !matches!(
-                c,
-                std::path::Component::Normal(_) | std::path::Component::CurDir
-            )
-        });
-        let link_escapes = entry.link_name().ok().flatten().is_some_and(|l| {
-            l.is_absolute() || l.components().any(|c| c == std::path::Component::ParentDir)
-        });
-        if escapes || link_escapes {
-            return Err(BackendError(format!(
-                "\"code_archive\" entry {} escapes the work directory; refused",
-                path.display()
-            )));
-        }
-    }
-    Ok(())
+/// Refuses an archive that breaks the code-archive rules (an entry leaving the work
+/// directory, more than the size budget) before a VM is spent on it; the agent applies the
+/// same rules when it unpacks. Off the async runtime: it decompresses everything.
+async fn check_archive(archive: Vec<u8>) -> Result<(), BackendError> {
+    tokio::task::spawn_blocking(move || {
+        vulcan_sandbox::archive::check(&archive[..], Rules::code_archive())
+            .map(drop)
+            .map_err(|e| BackendError(format!("\"code_archive\" was refused: {e}")))
+    })
+    .await
+    .map_err(|e| BackendError(format!("checking the archive failed: {e}")))?
 }
 
 #[async_trait]
@@ -359,6 +342,11 @@ impl Backend for MicrovmBackend {
             supported_isolations: vec![Isolation::Microvm],
             max_concurrency: self.inner.config.max_concurrency,
         }
+    }
+
+    /// Two boots (a stalled one is retried once) and the hand-over.
+    fn preparation_timeout(&self) -> Duration {
+        self.inner.config.boot_timeout * 2 + Duration::from_secs(15)
     }
 
     fn availability(&self) -> Availability {
@@ -405,7 +393,7 @@ impl Backend for MicrovmBackend {
             ));
         }
         if let Some(archive) = &spec.code_archive {
-            check_archive(archive)?;
+            check_archive(archive.clone()).await?;
         }
         let job = Run {
             runtime: runtime.to_string(),
@@ -450,6 +438,7 @@ impl Backend for MicrovmBackend {
                 vm.ready.kernel
             ),
         );
+        logs.code_started();
         vm.run(
             &job,
             logs,

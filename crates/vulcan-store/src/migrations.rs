@@ -110,6 +110,19 @@ const MIGRATIONS: &[&str] = &[
         max_mem_mb     INTEGER NOT NULL
     );
     "#,
+    // 4: preparation time; failed logins recorded in aggregate (a count per row); the
+    // audit log's retention, enforced by the server alone: a delete is refused unless the
+    // pruning transaction has opened the gate, and only for rows older than its cutoff.
+    r#"
+    ALTER TABLE workloads ADD COLUMN prepare_ms INTEGER;
+    ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX audit_by_time ON audit_log (at);
+    CREATE TABLE audit_prune_gate (cutoff INTEGER NOT NULL);
+    DROP TRIGGER audit_log_no_delete;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        WHEN NOT EXISTS (SELECT 1 FROM audit_prune_gate WHERE cutoff > old.at)
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration.

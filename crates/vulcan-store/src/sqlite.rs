@@ -17,7 +17,7 @@ use crate::migrations;
 
 const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, node_id, \
     input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
-    created_at, started_at, finished_at, tenant";
+    created_at, started_at, finished_at, tenant, prepare_ms";
 
 /// An embedded SQLite database file in WAL mode: one writer connection, and a small pool
 /// of reader connections that WAL lets run alongside it.
@@ -30,6 +30,19 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+}
+
+impl Inner {
+    /// The writer connection. A panic while it was held leaves nothing half-done (every
+    /// write is one transaction, rolled back if it did not commit): the lock is taken
+    /// back, not turned into an error for every later call.
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn io(err: impl std::fmt::Display) -> StoreError {
@@ -65,7 +78,7 @@ impl SqliteStore {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<usize, StoreError> {
-        let conn = self.inner.writer.lock().map_err(io)?;
+        let conn = self.inner.writer();
         conn.query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(io)
     }
@@ -82,7 +95,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().map_err(io)?;
+            let mut conn = inner.writer();
             f(&mut conn)
         })
         .await
@@ -92,15 +105,23 @@ impl SqliteStore {
     /// Runs a small write (`bytes` of data, a few rows) on the calling thread if the
     /// writer is free: on an idle machine the hop to a blocking thread and back costs more
     /// (two thread wake-ups, 0.1-0.4 ms each) than the write. Large or contended writes
-    /// go to the blocking pool.
+    /// go to the blocking pool. The inline attempt never waits for a lock another process
+    /// holds on the file (busy timeout 0): it is retried on the blocking pool instead, so
+    /// an async worker thread never sleeps in SQLite's busy handler.
     async fn write_small<T: Send + 'static>(
         &self,
         bytes: usize,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Clone + Send + 'static,
     ) -> Result<T, StoreError> {
         if bytes <= INLINE_WRITE_MAX {
             if let Ok(mut conn) = self.inner.writer.try_lock() {
-                return f(&mut conn);
+                let _ = conn.busy_timeout(std::time::Duration::ZERO);
+                let inline = f.clone()(&mut conn);
+                let _ = conn.busy_timeout(BUSY_TIMEOUT);
+                match inline {
+                    Err(StoreError::Io(msg)) if msg.contains("database is locked") => {}
+                    done => return done,
+                }
             }
         }
         self.write(f).await
@@ -113,19 +134,29 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map_err(io)?.pop();
+            let pooled = inner.readers().pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_connection(&inner.path)?,
             };
             let result = f(&conn);
-            inner.readers.lock().map_err(io)?.push(conn);
+            // Connections opened for a burst of readers are closed, not kept forever.
+            let mut readers = inner.readers();
+            if readers.len() < MAX_IDLE_READERS {
+                readers.push(conn);
+            }
             result
         })
         .await
         .map_err(io)?
     }
 }
+
+/// How long a write waits for another process's lock on the file.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reader connections kept open between reads.
+const MAX_IDLE_READERS: usize = 8;
 
 /// The largest write [`SqliteStore::write_small`] runs on the calling thread.
 const INLINE_WRITE_MAX: usize = 16 * 1024;
@@ -160,10 +191,10 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         PRAGMA busy_timeout = 5000;
          PRAGMA foreign_keys = ON;",
     )
     .map_err(io)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(io)?;
     Ok(conn)
 }
 
@@ -210,6 +241,7 @@ fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
         started_at: row.get::<_, Option<i64>>(15)?.map(from_ms),
         finished_at: row.get::<_, Option<i64>>(16)?.map(from_ms),
         tenant: row.get(17)?,
+        prepare_ms: row.get::<_, Option<i64>>(18)?.map(|d| d.max(0) as u64),
     })
 }
 
@@ -286,7 +318,7 @@ impl WorkloadStore for SqliteStore {
                 &format!(
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20)"
+                             ?16, ?17, ?18, ?19, ?20, ?21)"
                 ),
                 params![
                     w.id,
@@ -307,6 +339,7 @@ impl WorkloadStore for SqliteStore {
                     w.started_at.map(to_ms),
                     w.finished_at.map(to_ms),
                     w.tenant,
+                    w.prepare_ms.map(|d| d as i64),
                     spec_json,
                     archive,
                 ],
@@ -423,10 +456,10 @@ impl WorkloadStore for SqliteStore {
         self.write_small(bytes, move |conn| {
             transition(conn, &id, u.status, |tx, from, isolation| {
                 // A workload that never ran has no duration worth counting.
-                let duration = (from == WorkloadStatus::Running).then_some(u.duration_ms);
+                let duration = u.duration_ms.filter(|_| from == WorkloadStatus::Running);
                 tx.execute(
                     "UPDATE workloads SET status = ?2, output = ?3, exit_code = ?4, error = ?5,
-                         finished_at = ?6, duration_ms = ?7
+                         finished_at = ?6, duration_ms = ?7, prepare_ms = ?8
                      WHERE id = ?1",
                     params![
                         id,
@@ -436,6 +469,7 @@ impl WorkloadStore for SqliteStore {
                         u.error,
                         to_ms(u.finished_at),
                         duration.map(|d| d as i64),
+                        u.prepare_ms.map(|d| d as i64),
                     ],
                 )?;
                 if let Some(ms) = duration {
@@ -718,6 +752,7 @@ fn audit_from_row(row: &Row) -> rusqlite::Result<AuditEntry> {
         outcome: row.get(7)?,
         status: row.get(8)?,
         detail: row.get(9)?,
+        count: row.get::<_, i64>(10)?.max(1) as u64,
     })
 }
 
@@ -802,8 +837,8 @@ impl AccessStore for SqliteStore {
         let bytes = e.detail.as_ref().map_or(0, String::len);
         self.write_small(bytes, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(io)?
             .execute(params![
@@ -815,7 +850,8 @@ impl AccessStore for SqliteStore {
                 e.target,
                 e.outcome,
                 e.status,
-                e.detail
+                e.detail,
+                e.count.max(1) as i64
             ])
             .map(drop)
             .map_err(io)
@@ -828,7 +864,7 @@ impl AccessStore for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT seq, at, actor, role, tenant, action, target, outcome, status, detail
+                    "SELECT seq, at, actor, role, tenant, action, target, outcome, status, detail, count
                      FROM audit_log
                      WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2)
                        AND (?3 IS NULL OR tenant = ?3) AND (?4 IS NULL OR outcome = ?4)
@@ -849,6 +885,41 @@ impl AccessStore for SqliteStore {
                 )
                 .map_err(io)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(io)
+        })
+        .await
+    }
+
+    async fn prune_audit(
+        &self,
+        before: OffsetDateTime,
+        record: &AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let (cutoff, e) = (to_ms(before), record.clone());
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(io)?;
+            tx.execute("INSERT INTO audit_prune_gate (cutoff) VALUES (?1)", [cutoff])
+                .map_err(io)?;
+            let removed = tx
+                .execute("DELETE FROM audit_log WHERE at < ?1", [cutoff])
+                .map_err(io)?;
+            tx.execute("DELETE FROM audit_prune_gate", []).map_err(io)?;
+            if removed > 0 {
+                let detail = format!(
+                    "{removed} records older than {} were removed ({})",
+                    before.date(),
+                    e.detail.as_deref().unwrap_or("retention")
+                );
+                tx.execute(
+                    "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count)
+                     VALUES (?1, ?2, NULL, NULL, ?3, NULL, 'ok', 0, ?4, 1)",
+                    params![to_ms(OffsetDateTime::now_utc()), e.actor, e.action, detail],
+                )
+                .map_err(io)?;
+            }
+            tx.commit().map_err(io)?;
+            Ok(removed as u64)
         })
         .await
     }

@@ -38,6 +38,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         mem_limit: 128,
         timeout_s: 30,
         duration_ms: None,
+        prepare_ms: None,
         created_at: now,
         started_at: None,
         finished_at: None,
@@ -52,7 +53,8 @@ fn done(status: WorkloadStatus, ms: u64) -> TerminalUpdate {
         exit_code: Some(0),
         error: None,
         finished_at: OffsetDateTime::now_utc(),
-        duration_ms: ms,
+        duration_ms: Some(ms),
+        prepare_ms: Some(ms / 2),
     }
 }
 
@@ -330,6 +332,7 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only() {
                 outcome: "ok".into(),
                 status: 200,
                 detail: None,
+                count: 1,
             })
             .await
             .unwrap();
@@ -392,4 +395,113 @@ async fn writes_reach_the_database_file_by_a_background_checkpoint() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(store.list(&ListFilter::default()).await.unwrap().total, 200);
+}
+
+fn audit_entry(action: &str) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at: OffsetDateTime::now_utc(),
+        actor: "k1".into(),
+        role: None,
+        tenant: None,
+        action: action.into(),
+        target: None,
+        outcome: "ok".into(),
+        status: 200,
+        detail: None,
+        count: 1,
+    }
+}
+
+#[tokio::test]
+async fn only_the_servers_retention_removes_audit_records_and_it_says_so() {
+    let (dir, store) = open();
+    let db = dir.path().join("db/vulcan.db");
+    // Two records from long ago (as a server that ran then wrote them), one from now.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let old = (OffsetDateTime::now_utc() - time::Duration::days(100)).unix_timestamp() * 1000;
+    for action in ["old.one", "old.two"] {
+        conn.execute(
+            "INSERT INTO audit_log (at, actor, action, outcome, status, count) VALUES (?1, 'k', ?2, 'ok', 200, 1)",
+            rusqlite::params![old, action],
+        )
+        .unwrap();
+    }
+    store.append_audit(&audit_entry("recent")).await.unwrap();
+    // Nobody else can delete, not even old records.
+    let delete = conn.execute("DELETE FROM audit_log WHERE action = 'old.one'", []);
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+
+    let cutoff = OffsetDateTime::now_utc() - time::Duration::days(90);
+    let removed = store
+        .prune_audit(cutoff, &audit_entry("audit.prune"))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let left: Vec<String> = store
+        .audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{} {}", e.action, e.detail.unwrap_or_default()))
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left[0].starts_with("audit.prune 2 records older than"),
+        "{left:?}"
+    );
+    assert!(left[1].starts_with("recent"), "{left:?}");
+    // The gate is closed again: the pruning transaction left no way in.
+    let delete = conn.execute("DELETE FROM audit_log", []);
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    assert_eq!(
+        store
+            .prune_audit(cutoff, &audit_entry("audit.prune"))
+            .await
+            .unwrap(),
+        0,
+        "nothing more to remove, and nothing recorded"
+    );
+}
+
+#[test]
+fn a_write_never_holds_an_async_worker_while_another_process_locks_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vulcan.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = SqliteStore::open(&db).unwrap();
+        // Another process (here: another connection) holds the write lock for 600 ms.
+        let locker = rusqlite::Connection::open(&db).unwrap();
+        locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            locker.execute_batch("COMMIT").unwrap();
+        });
+        // The one worker thread keeps ticking while the insert waits for the lock.
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let (w, spec) = workload("01LOCKED", Isolation::Isolate);
+        store.insert(&w, &spec).await.unwrap();
+        ticker.abort();
+        release.join().unwrap();
+        let n = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            n >= 20,
+            "the runtime was blocked while the write waited: {n} ticks"
+        );
+        assert_eq!(store.get("01LOCKED").await.unwrap().id, "01LOCKED");
+    });
 }

@@ -216,6 +216,7 @@ fn seed(dir: &std::path::Path, n: usize) {
                 mem_limit: 128,
                 timeout_s: 30,
                 duration_ms: None,
+                prepare_ms: None,
                 created_at: now,
                 started_at: None,
                 finished_at: None,
@@ -233,7 +234,8 @@ fn seed(dir: &std::path::Path, n: usize) {
                 exit_code: Some(0),
                 error: None,
                 finished_at: now,
-                duration_ms: (i % 500) as u64,
+                duration_ms: Some((i % 500) as u64),
+                prepare_ms: None,
             };
             store.finish(&id, &update).await.unwrap();
         }

@@ -131,6 +131,16 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_INSECURE_REGISTRIES", value_delimiter = ',')]
     pub insecure_registries: Vec<String>,
 
+    /// Registries pulls may go to, comma-separated host:port, besides those an admin has
+    /// registered an image from. A workload naming an image from any other is refused
+    /// before the server opens a connection.
+    #[arg(long, env = "VULCAN_ALLOWED_REGISTRIES", value_delimiter = ',')]
+    pub allowed_registries: Vec<String>,
+
+    /// Seconds a whole image pull may take; a registry that stalls fails the pull.
+    #[arg(long, env = "VULCAN_IMAGE_PULL_TIMEOUT_S", default_value_t = 600)]
+    pub image_pull_timeout_s: u64,
+
     /// Registry logins, comma-separated host=user:password.
     #[arg(
         long,
@@ -148,6 +158,16 @@ pub struct ServeArgs {
     /// written to <data dir>/admin.key, mode 0600].
     #[arg(long, env = "VULCAN_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+
+    /// Failed authentications answered per source address and minute; further attempts in
+    /// that minute get 429 unless they carry a key already in use (0: no limit).
+    #[arg(long, env = "VULCAN_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+    pub auth_failures_per_minute: u32,
+
+    /// Days audit records are kept; older ones are removed by the server, and the removal
+    /// is itself recorded (0: keep them forever).
+    #[arg(long, env = "VULCAN_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
 
     /// Per-tenant quota (tenants without their own): workloads pending or running at once.
     #[arg(long, env = "VULCAN_TENANT_MAX_CONCURRENT", default_value_t = 64)]

@@ -152,9 +152,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut registry = BackendRegistry::new();
     registry.register(Arc::new(IsolateBackend::start(isolate)));
 
+    let pull_timeout = Duration::from_secs(args.image_pull_timeout_s);
     let client = RegistryClient::new(RegistryOptions {
         insecure: args.insecure_registries.clone(),
         credentials: args.registry_credentials()?,
+        allowed: args
+            .allowed_registries
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        pull_timeout,
     });
     let images = ImageStore::open(
         args.data_dir.join("images"),
@@ -167,6 +175,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     gvisor.max_concurrency = args.gvisor_concurrency;
     gvisor.max_output_bytes = args.max_output_bytes;
     gvisor.pids_limit = args.gvisor_pids_limit;
+    // An implicit pull has its own deadline (and error); the run's preparation bound is
+    // just beyond it.
+    gvisor.preparation_timeout = pull_timeout + Duration::from_secs(30);
     registry.register(Arc::new(GvisorBackend::start(gvisor, images.clone())));
 
     let mut microvm = MicrovmConfig::new(
@@ -210,7 +221,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = listen(args.listen_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen_addr))?;
     tracing::info!(addr = %args.listen_addr, node = %engine.config().node_id, "vulcan listening");
-    let app = vulcan_api::router(vulcan_api::AppState {
+    let state = vulcan_api::AppState {
         engine: engine.clone(),
         benchmarks: vulcan_engine::Benchmarks::new(engine.clone()),
         access,
@@ -218,10 +229,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             args.auth == Switch::On,
             args.admin_key.as_deref(),
             engine.config().default_quota,
+        )
+        .with_failure_limit(args.auth_failures_per_minute)
+        .with_audit_retention(
+            (args.audit_retention_days > 0)
+                .then(|| Duration::from_secs(args.audit_retention_days * 86_400)),
         ),
         started,
         max_body_bytes: args.max_body_bytes,
-    });
+    };
+    let upkeep = tokio::spawn(vulcan_api::auth::audit_upkeep(state.clone()));
+    let app = vulcan_api::router(state.clone());
 
     let grace = Duration::from_secs(args.shutdown_grace_s);
     let stopping = engine.clone();
@@ -238,6 +256,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // Each request knows its peer's address: failed logins are counted per source.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -245,6 +265,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Ok(engine_stopped) = stopped_rx.await {
         let _ = engine_stopped.await;
     }
+    upkeep.abort();
+    vulcan_api::auth::flush_login_failures(&state, true).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -201,9 +201,7 @@ fn a_pending_workload_can_be_killed_before_it_starts() {
         json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 20}}),
     );
     let queued = server.submit(sum_workload(1, 2));
-    std::thread::sleep(Duration::from_millis(300));
-    let running = server.get(&format!("/v1/workloads/{busy}")).1;
-    assert_eq!(running["status"], "running", "{running}");
+    server.wait_status(&busy, "running", Duration::from_secs(10));
     assert_eq!(
         server.get(&format!("/v1/workloads/{queued}")).1["status"],
         "pending"
@@ -355,5 +353,35 @@ fn an_unavailable_backend_is_listed_with_its_reason_and_the_server_still_starts(
             .unwrap()
             .contains("isolate is not available here"),
         "{err}"
+    );
+}
+
+#[test]
+fn metrics_labels_never_take_a_value_a_client_invented() {
+    let server = Server::start(&[]);
+    for method in ["FOO1", "FOO2", "BAR"] {
+        let answer = ureq::request(method, &server.url("/v1/workloads")).call();
+        let status = match answer {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(status, 405, "{method}");
+    }
+    let _ = server.get("/no/such/route/abc123");
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for invented in ["FOO1", "FOO2", "BAR", "abc123"] {
+        assert!(
+            !metrics.contains(invented),
+            "{invented} became a label:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains(r#"method="other",route="/v1/workloads",status="405"} 3"#),
+        "{metrics}"
     );
 }

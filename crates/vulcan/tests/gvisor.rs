@@ -312,3 +312,56 @@ fn the_image_api_registers_defaults_and_removes() {
         "without a default image, \"image\" is required: {body}"
     );
 }
+
+#[test]
+fn a_registry_that_never_answers_fails_the_pull_at_its_own_deadline() {
+    // Accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let server = Server::start(&[
+        ("VULCAN_INSECURE_REGISTRIES", host.as_str()),
+        ("VULCAN_IMAGE_PULL_TIMEOUT_S", "2"),
+    ]);
+    let started = std::time::Instant::now();
+    let (status, body) = server.post(
+        "/v1/images",
+        &json!({"reference": format!("{host}/silent:1")}),
+    );
+    assert_eq!(status, 504, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("did not finish within 2 s"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A run naming it: the pull's deadline, not the workload's timeout, ends it.
+    let w = server.run(
+        json!({"runtime": "oci", "image": format!("{host}/silent:2"),
+        "command": ["true"], "resources": {"timeout_s": 1}}),
+    );
+    assert_eq!(w["status"], "failed", "{w}");
+    assert!(
+        w["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 2 s"),
+        "{w}"
+    );
+    assert_eq!(server.get("/healthz").0, 200);
+}
+
+#[test]
+fn a_failed_program_is_reported_by_its_last_error_line_however_much_it_printed() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let server = server_for(&registry);
+    let w = server.run(json!({"runtime": "oci", "image": image, "command": ["sh", "-c",
+        "i=0; while [ $i -lt 3000 ]; do echo noise $i >&2; i=$((i+1)); done; echo the real error >&2; exit 3"]}));
+    assert_eq!(w["status"], "failed", "{w}");
+    assert_eq!(w["exit_code"], 3);
+    assert_eq!(w["error"], "exited with code 3: the real error", "{w}");
+}

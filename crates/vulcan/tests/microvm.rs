@@ -3,13 +3,13 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::Server;
+use common::{eventually, Server};
 use serde_json::{json, Value};
 
 /// VMs under TCG need the CPUs: these tests run one at a time.
@@ -181,7 +181,7 @@ fn the_guest_has_its_own_kernel_no_host_files_and_no_network() {
     let marker = std::env::temp_dir().join(format!("vulcan-host-marker-{}", std::process::id()));
     std::fs::write(&marker, "host only").unwrap();
     let code = format!(
-        "import os, json\nprint(json.dumps({{'release': os.uname().release, 'net': sorted(os.listdir('/sys/class/net')), 'marker': os.path.exists({:?}), 'uid': os.getuid()}}))",
+        "import os, json\nprint(json.dumps({{'release': os.uname().release, 'boot_id': open('/proc/sys/kernel/random/boot_id').read().strip(), 'net': sorted(os.listdir('/sys/class/net')), 'marker': os.path.exists({:?}), 'uid': os.getuid()}}))",
         marker.to_string_lossy()
     );
     let w = server.run(python(&code));
@@ -193,10 +193,10 @@ fn the_guest_has_its_own_kernel_no_host_files_and_no_network() {
         guest_kernel.trim(),
         "the guest runs its own kernel"
     );
-    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    if host.trim() != guest_kernel.trim() {
-        assert_ne!(seen["release"], host.trim());
-    }
+    // Another kernel instance, whatever its version: its own boot id.
+    let host_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(seen["boot_id"].as_str().map(str::len), Some(36), "{seen}");
+    assert_ne!(seen["boot_id"], host_boot.trim(), "a kernel of its own");
     assert_eq!(
         seen["net"],
         json!(["lo"]),
@@ -274,15 +274,7 @@ fn hostile_initramfs(dir: &Path, name: &str, script: &str) -> PathBuf {
     std::fs::create_dir_all(&root).unwrap();
     let init = root.join("init");
     std::fs::write(&init, script).unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&init).unwrap().permissions(),
-        0o755,
-    );
-    Command::new("chmod")
-        .args(["755"])
-        .arg(&init)
-        .status()
-        .unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let overlay = Command::new("sh")
         .arg("-c")
         .arg("echo init | cpio -o -H newc --quiet")
@@ -364,9 +356,11 @@ fn ten_workloads_in_a_row_leave_no_qemu_behind_and_vms_die_with_the_server() {
     assert_eq!(vms, 0, "VM directories (sockets, console logs) left behind");
 
     // A crash of the server takes its VMs with it.
-    server.submit(python("import time\ntime.sleep(60)"));
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(qemu_processes(&server), 1, "the running workload's VM");
+    let sleeper = server.submit(python("import time\ntime.sleep(60)"));
+    server.wait_status(&sleeper, "running", Duration::from_secs(10));
+    eventually(Duration::from_secs(10), "the running workload's VM", || {
+        (qemu_processes(&server) == 1).then_some(())
+    });
     server.kill9();
     wait_for_no_qemu(&server);
 }
@@ -427,5 +421,77 @@ fn the_warm_pool_hands_out_booted_vms_once_and_refills() {
             .starts_with("a new VM"),
         "{logs}"
     );
-    assert_eq!(qemu_processes(&server), 1, "only the idle pool VM is left");
+    eventually(
+        Duration::from_secs(10),
+        "only the idle pool VM to be left",
+        || (qemu_processes(&server) == 1).then_some(()),
+    );
+}
+
+#[test]
+fn the_timeout_counts_from_when_the_code_starts_and_a_boot_has_its_own_deadline() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    // A cold boot takes seconds under emulation; the 2 s are the code's own.
+    let mut quick = python("print(1)");
+    quick["resources"] = json!({"timeout_s": 2});
+    let w = server.run(quick);
+    assert_eq!(
+        (w["status"].as_str(), w["output"].as_str()),
+        (Some("completed"), Some("1")),
+        "{w}"
+    );
+    let prepared = w["prepare_ms"].as_u64().expect("prepare_ms");
+    assert!(
+        prepared > 0 && prepared <= w["duration_ms"].as_u64().unwrap(),
+        "{w}"
+    );
+    let (_, logs) = server.get(&format!(
+        "/v1/workloads/{}/logs/history?stream=backend",
+        w["id"].as_str().unwrap()
+    ));
+    let lines = logs["lines"].to_string();
+    assert!(lines.contains("prepared in"), "{lines}");
+
+    // An archive that inflates past the one budget every code archive has is refused
+    // before a VM is spent on it.
+    let gz = {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut tar = tar::Builder::new(&mut gz);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(300 << 20);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "zeros", std::io::repeat(0).take(300 << 20))
+            .unwrap();
+        tar.finish().unwrap();
+        drop(tar);
+        gz.finish().unwrap()
+    };
+    let bomb = server.run(json!({"runtime": "python",
+        "code_archive": base64::engine::general_purpose::STANDARD.encode(gz)}));
+    assert_eq!(bomb["status"], "failed");
+    assert!(
+        bomb["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 268435456 bytes"),
+        "{bomb}"
+    );
+    assert_eq!(qemu_processes(&server), 0, "no VM was booted for it");
+    drop(server);
+
+    // A boot that misses its deadline fails with an error of its own.
+    let slow = Server::start(&[
+        ("VULCAN_MICROVM_POOL", "0"),
+        ("VULCAN_MICROVM_BOOT_TIMEOUT_S", "1"),
+    ]);
+    let w = slow.run(python("print(1)"));
+    assert_eq!(w["status"], "failed", "{w}");
+    let error = w["error"].as_str().unwrap();
+    assert!(
+        error.contains("did not boot") && error.contains("did not become ready within 1 s"),
+        "{error}"
+    );
+    wait_for_no_qemu(&slow);
 }

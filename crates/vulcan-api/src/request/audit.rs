@@ -45,5 +45,7 @@ pub async fn list(
         limit,
         offset,
     };
+    // Failed logins counted so far are written first: a reader is never behind.
+    crate::auth::flush_login_failures(&state, true).await;
     Ok(Json(state.access.audit(&filter).await?))
 }

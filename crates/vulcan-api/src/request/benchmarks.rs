@@ -24,9 +24,10 @@ fn parse(json: &str) -> Result<BenchmarkReport, ApiError> {
 pub async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonBody(request): JsonBody<BenchmarkRequest>,
+    JsonBody(mut request): JsonBody<BenchmarkRequest>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<BenchmarkReport>), ApiError> {
     caller.require(Permission::BenchmarksRun)?;
+    request.pulls = caller.image_pulls();
     match state.benchmarks.start(request) {
         Ok(report) => Ok((
             StatusCode::ACCEPTED,

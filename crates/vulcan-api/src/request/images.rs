@@ -22,6 +22,8 @@ impl From<ImageError> for ApiError {
             ImageError::Busy(_) => StatusCode::CONFLICT,
             ImageError::Integrity(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ImageError::Registry(_) => StatusCode::BAD_GATEWAY,
+            ImageError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+            ImageError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ImageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
@@ -37,11 +39,27 @@ fn catalog(state: &AppState) -> Result<&Arc<dyn ImageCatalog>, ApiError> {
     })
 }
 
+/// What a caller who is not an admin is told of a failed pull: which image, never what
+/// the network said (a refused port and a silent one must look the same to them).
+fn without_network_detail(reference: &str, e: ImageError) -> ImageError {
+    match e {
+        ImageError::Registry(detail) | ImageError::TimedOut(detail) => {
+            tracing::warn!(image = reference, error = %detail, "pull failed");
+            ImageError::Registry(format!(
+                "pulling {reference} failed: the registry could not be reached or refused it (an admin finds the details in the server log)"
+            ))
+        }
+        other => other,
+    }
+}
+
 /// `POST /v1/images` `{"reference", "default"?, "resources"?}`: pulls (again) and registers.
+/// An admin may pull from any registry (which is then allowed); others only from allowed
+/// ones, and a failed pull tells them no network detail.
 pub async fn pull(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonBody(request): JsonBody<PullRequest>,
+    JsonBody(mut request): JsonBody<PullRequest>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<ImageRecord>), ApiError> {
     caller.require(Permission::ImagesWrite)?;
     let images = catalog(&state)?;
@@ -54,7 +72,16 @@ pub async fn pull(
             .map_err(ApiError::bad_request)?;
     }
     let target = AuditTarget(request.reference.clone());
-    let record = images.pull(request).await?;
+    let admin = caller.scope().is_none();
+    request.trusted = admin;
+    let reference = request.reference.clone();
+    let record = images.pull(request).await.map_err(|e| {
+        if admin {
+            e
+        } else {
+            without_network_detail(&reference, e)
+        }
+    })?;
     Ok((StatusCode::CREATED, Extension(target), Json(record)))
 }
 

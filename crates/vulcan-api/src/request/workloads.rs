@@ -38,6 +38,7 @@ async fn submission(
     let mut submission = body.into_submission()?;
     submission.tenant = caller.tenant.clone();
     submission.quota = state.auth.quota_of(state.access.as_ref(), caller).await?;
+    submission.pulls = caller.image_pulls();
     Ok(submission)
 }
 

@@ -11,7 +11,7 @@ use vulcan_domain::{ImageCatalog, ImageConfig, ImageError, ImageRecord, PullRequ
 
 use super::reference::Reference;
 use super::registry::{digest_hex, sha256_digest, RegistryClient};
-use super::unpack::{apply_layer, UnpackError};
+use vulcan_sandbox::archive::{unpack, Rules, UnpackError};
 
 const INDEX_MEDIA: [&str; 2] = [
     "application/vnd.oci.image.index.v1+json",
@@ -80,10 +80,14 @@ struct Inner {
     /// Largest size an image may unpack to.
     max_unpacked_bytes: u64,
     index: Mutex<BTreeMap<String, ImageRecord>>,
-    /// Pulls and removals run one at a time, so two never unpack the same root.
-    changes: tokio::sync::Mutex<()>,
+    /// Pulls and removals run one at a time, so two never unpack the same root. A std
+    /// mutex, held by the blocking pull itself: a pull given up at its deadline keeps it
+    /// until its last read times out.
+    changes: Arc<Mutex<()>>,
     /// Runs using each image root (by manifest digest): such roots are never removed.
     in_use: Mutex<HashMap<String, usize>>,
+    /// Registries an admin has pulled from (or named in a run) since the start.
+    admin_allowed: Mutex<HashSet<String>>,
 }
 
 /// An image root held for one run; released on drop.
@@ -149,8 +153,9 @@ impl ImageStore {
             client,
             max_unpacked_bytes,
             index: Mutex::new(index),
-            changes: tokio::sync::Mutex::new(()),
+            changes: Arc::new(Mutex::new(())),
             in_use: Mutex::new(HashMap::new()),
+            admin_allowed: Mutex::new(HashSet::new()),
         })))
     }
 
@@ -160,45 +165,68 @@ impl ImageStore {
             .map_err(ImageError::Invalid)
     }
 
-    /// The registered image `reference`, pulling it first if it is not registered
-    /// (`on_pull` is told before the pull starts). The returned lease keeps the image
-    /// root from being removed while the run uses it.
+    /// The registered image `reference`, pulling it first if it is not registered and
+    /// its registry is allowed (`on_pull` is told before the pull starts). The returned
+    /// lease keeps the image root from being removed while the run uses it.
     pub async fn lease(
         &self,
         reference: &str,
         on_pull: impl FnOnce(&str),
     ) -> Result<RootLease, ImageError> {
-        let key = Self::normalise(reference)?;
-        let found = self.0.index().get(&key).cloned();
-        let record = match found {
-            Some(record) => record,
-            None => {
-                on_pull(&key);
-                self.pull(PullRequest {
-                    reference: key.clone(),
-                    ..PullRequest::default()
-                })
-                .await?
-            }
-        };
-        let rootfs = self.0.rootfs_path(&record.digest)?;
-        self.0
-            .in_use
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(record.digest.clone())
-            .and_modify(|n| *n += 1)
-            .or_insert(1);
-        Ok(RootLease {
-            store: self.clone(),
-            digest: record.digest.clone(),
-            record,
-            rootfs,
+        let key = self.check_pull(reference, false)?;
+        if let Some(lease) = self.0.take_lease(self, &key)? {
+            return Ok(lease);
+        }
+        on_pull(&key);
+        self.pull(PullRequest {
+            reference: key.clone(),
+            ..PullRequest::default()
         })
+        .await?;
+        self.0
+            .take_lease(self, &key)?
+            .ok_or(ImageError::NotFound(key))
+    }
+
+    /// Whether `r` may be pulled by anyone but an admin: its registry is listed in the
+    /// allowed registries, an admin has pulled from it, or an image from it is registered.
+    fn allowed(&self, r: &Reference) -> bool {
+        let options = self.0.client.options();
+        options.allowed.iter().any(|a| a == &r.registry)
+            || self.0.admin_allowed().contains(&r.registry)
+            || self.0.index().values().any(|image| {
+                Reference::parse(&image.reference).is_ok_and(|known| known.registry == r.registry)
+            })
     }
 }
 
 impl Inner {
+    /// A lease on the registered image `key`, taken atomically with respect to removal
+    /// (both hold `in_use` while they look at the index); `None` if it is not registered.
+    fn take_lease(&self, store: &ImageStore, key: &str) -> Result<Option<RootLease>, ImageError> {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(record) = self.index().get(key).cloned() else {
+            return Ok(None);
+        };
+        let rootfs = self.rootfs_path(&record.digest)?;
+        *in_use.entry(record.digest.clone()).or_insert(0) += 1;
+        Ok(Some(RootLease {
+            store: store.clone(),
+            digest: record.digest.clone(),
+            record,
+            rootfs,
+        }))
+    }
+
+    fn admin_allowed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.admin_allowed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Allows pulls from `registry` from now on: an admin chose it.
+    fn allow(&self, registry: &str) {
+        self.admin_allowed().insert(registry.to_owned());
+    }
+
     fn index(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ImageRecord>> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -319,7 +347,7 @@ impl Inner {
         let result = layers.iter().try_for_each(|layer| {
             let path = self.blob_path(&layer.digest)?;
             let file = std::fs::File::open(&path).map_err(|e| io("open", &path, e))?;
-            let written = apply_layer(&partial, file, budget).map_err(|e| match e {
+            let written = unpack(&partial, file, Rules::layer(budget)).map_err(|e| match e {
                 UnpackError::Refused(msg) => ImageError::Integrity(format!(
                     "image {r}, layer {}: {msg}; refused",
                     layer.digest
@@ -338,6 +366,47 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Registers a pulled image (keeping an earlier pull's default and resources unless
+    /// the request set them), saves the index and drops what no image needs. Blocking.
+    fn register(&self, record: ImageRecord) -> Result<ImageRecord, ImageError> {
+        let mut index = self.index().clone();
+        let mut kept = record;
+        if kept.default {
+            index.values_mut().for_each(|r| r.default = false);
+        } else if let Some(previous) = index.get(&kept.reference) {
+            kept.default = previous.default;
+            kept.resources = kept.resources.or(previous.resources);
+        }
+        index.insert(kept.reference.clone(), kept.clone());
+        self.save_index(&index)?;
+        *self.index() = index;
+        self.collect_garbage();
+        Ok(kept)
+    }
+
+    /// Unregisters `key` unless a run holds its root, then drops what no image needs.
+    /// Checking and unregistering happen under `in_use`, as leases are taken. Blocking.
+    fn unregister(&self, key: &str) -> Result<(), ImageError> {
+        let _one_at_a_time = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+            let mut index = self.index().clone();
+            let record = index
+                .remove(key)
+                .ok_or_else(|| ImageError::NotFound(key.to_owned()))?;
+            let busy = in_use.get(&record.digest).copied().unwrap_or(0);
+            if busy > 0 {
+                return Err(ImageError::Busy(format!(
+                    "image {key} is used by {busy} running workload(s); remove it once they have finished"
+                )));
+            }
+            self.save_index(&index)?;
+            *self.index() = index;
+        }
+        self.collect_garbage();
+        Ok(())
     }
 
     /// Removes blobs and roots no registered image needs and no run is using.
@@ -381,42 +450,49 @@ impl Inner {
 impl ImageCatalog for ImageStore {
     async fn pull(&self, request: PullRequest) -> Result<ImageRecord, ImageError> {
         let r = Reference::parse(&request.reference).map_err(ImageError::Invalid)?;
-        let _one_at_a_time = self.0.changes.lock().await;
-        let store = self.0.clone();
-        let r2 = r.clone();
-        let (digest, layers, config) = tokio::task::spawn_blocking(move || store.fetch(&r2))
-            .await
-            .map_err(|e| ImageError::Io(format!("the pull task failed: {e}")))??;
-        let record = ImageRecord {
-            reference: r.to_string(),
-            digest,
-            size_bytes: layers.iter().map(|l| l.size).sum(),
-            layers: layers.into_iter().map(|l| l.digest).collect(),
-            config,
-            resources: request.resources,
-            default: request.default,
-            pulled_at: OffsetDateTime::now_utc(),
-        };
-        let mut index = self.0.index().clone();
-        if record.default {
-            index.values_mut().for_each(|r| r.default = false);
-        } else if let Some(previous) = index.get(&record.reference) {
-            // Pulling again keeps what the operator set unless the request says otherwise.
-            let mut kept = record.clone();
-            kept.default = previous.default;
-            kept.resources = record.resources.or(previous.resources);
-            index.insert(kept.reference.clone(), kept);
-            self.0.save_index(&index)?;
-            let saved = index[&record.reference].clone();
-            *self.0.index() = index;
-            self.0.collect_garbage();
-            return Ok(saved);
+        if request.trusted {
+            self.0.allow(&r.registry);
+        } else if !self.allowed(&r) {
+            return Err(not_allowed(&r));
         }
-        index.insert(record.reference.clone(), record.clone());
-        self.0.save_index(&index)?;
-        *self.0.index() = index;
-        self.0.collect_garbage();
-        Ok(record)
+        let store = self.0.clone();
+        let timeout = self.0.client.options().pull_timeout;
+        let reference = r.to_string();
+        let pull = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = store.changes.lock().unwrap_or_else(|p| p.into_inner());
+            let (digest, layers, config) = store.fetch(&r)?;
+            let record = ImageRecord {
+                reference: r.to_string(),
+                digest,
+                size_bytes: layers.iter().map(|l| l.size).sum(),
+                layers: layers.into_iter().map(|l| l.digest).collect(),
+                config,
+                resources: request.resources,
+                default: request.default,
+                pulled_at: OffsetDateTime::now_utc(),
+            };
+            store.register(record)
+        });
+        match tokio::time::timeout(timeout, pull).await {
+            Ok(joined) => joined.map_err(|e| ImageError::Io(format!("the pull task failed: {e}")))?,
+            Err(_) => Err(ImageError::TimedOut(format!(
+                "pulling {reference} did not finish within {} s (VULCAN_IMAGE_PULL_TIMEOUT_S); the registry is slow or not answering",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    fn check_pull(&self, reference: &str, trusted: bool) -> Result<String, ImageError> {
+        let r = Reference::parse(reference).map_err(ImageError::Invalid)?;
+        let key = r.to_string();
+        if trusted {
+            self.0.allow(&r.registry);
+        }
+        if self.0.index().contains_key(&key) || self.allowed(&r) {
+            Ok(key)
+        } else {
+            Err(not_allowed(&r))
+        }
     }
 
     fn list(&self) -> Vec<ImageRecord> {
@@ -438,28 +514,84 @@ impl ImageCatalog for ImageStore {
 
     async fn remove(&self, reference: &str) -> Result<(), ImageError> {
         let key = ImageStore::normalise(reference)?;
-        let _one_at_a_time = self.0.changes.lock().await;
-        let mut index = self.0.index().clone();
-        let record = index
-            .remove(&key)
-            .ok_or_else(|| ImageError::NotFound(key.clone()))?;
-        let busy = self
-            .0
-            .in_use
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&record.digest)
-            .copied()
-            .unwrap_or(0);
-        if busy > 0 {
-            return Err(ImageError::Busy(format!(
-                "image {key} is used by {busy} running workload(s); remove it once they have finished"
-            )));
-        }
-        self.0.save_index(&index)?;
-        *self.0.index() = index;
         let store = self.0.clone();
-        let _ = tokio::task::spawn_blocking(move || store.collect_garbage()).await;
-        Ok(())
+        tokio::task::spawn_blocking(move || store.unregister(&key))
+            .await
+            .map_err(|e| ImageError::Io(format!("the removal task failed: {e}")))?
+    }
+}
+
+fn not_allowed(r: &Reference) -> ImageError {
+    ImageError::NotAllowed(format!(
+        "registry {} is not allowed: list it in VULCAN_ALLOWED_REGISTRIES, or have an admin register an image from it (POST /v1/images)",
+        r.registry
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(reference: &str) -> (tempfile::TempDir, ImageStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(
+            dir.path().to_path_buf(),
+            RegistryClient::new(Default::default()),
+            1 << 20,
+        )
+        .unwrap();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        std::fs::create_dir_all(store.0.rootfs_path(&digest).unwrap()).unwrap();
+        store
+            .0
+            .register(ImageRecord {
+                reference: reference.into(),
+                digest,
+                layers: Vec::new(),
+                size_bytes: 0,
+                config: ImageConfig::default(),
+                resources: None,
+                default: false,
+                pulled_at: OffsetDateTime::now_utc(),
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn an_image_in_use_cannot_be_removed_and_a_removed_one_cannot_be_leased() {
+        let reference = "127.0.0.1:5000/x:1";
+        let (_dir, store) = store_with(reference);
+        let lease = store.lease(reference, |_| panic!("no pull")).await.unwrap();
+        assert!(lease.rootfs.is_dir());
+        assert!(matches!(
+            store.remove(reference).await,
+            Err(ImageError::Busy(_))
+        ));
+        drop(lease);
+        store.remove(reference).await.unwrap();
+        assert!(
+            store.0.take_lease(&store, reference).unwrap().is_none(),
+            "gone from the index, so no lease"
+        );
+    }
+
+    #[test]
+    fn pulls_go_only_to_allowed_registries_unless_an_admin_chose_one() {
+        let (_dir, store) = store_with("127.0.0.1:5000/x:1");
+        assert_eq!(
+            store.check_pull("127.0.0.1:5000/other:2", false).unwrap(),
+            "127.0.0.1:5000/other:2",
+            "the registry of a registered image is allowed"
+        );
+        assert!(matches!(
+            store.check_pull("127.0.0.1:6000/y:1", false),
+            Err(ImageError::NotAllowed(_))
+        ));
+        store.check_pull("127.0.0.1:6000/y:1", true).unwrap();
+        assert!(
+            store.check_pull("127.0.0.1:6000/z:1", false).is_ok(),
+            "an admin's choice allows the registry"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Images: references, the registry client, layer unpacking, and the catalog that ties
+//! Images: references, the registry client, and the catalog that ties
 //! them together on disk.
 //!
 //! On-disk layout under the catalog's directory:
@@ -9,7 +9,6 @@
 pub mod catalog;
 pub mod reference;
 pub mod registry;
-pub mod unpack;
 
 pub use catalog::ImageStore;
 pub use reference::Reference;

@@ -45,12 +45,27 @@ pub fn digest_hex(digest: &str) -> Result<&str, ImageError> {
 }
 
 /// Registry client settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// `host[:port]` of registries reached over plain HTTP.
     pub insecure: Vec<String>,
     /// `host[:port]` → (user, password).
     pub credentials: HashMap<String, (String, String)>,
+    /// Registries pulls may go to, besides those of images already registered.
+    pub allowed: Vec<String>,
+    /// How long a whole pull may take; a registry that stalls fails it.
+    pub pull_timeout: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: Vec::new(),
+            credentials: HashMap::new(),
+            allowed: Vec::new(),
+            pull_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 pub struct RegistryClient {
@@ -93,9 +108,11 @@ fn auth_params(header: &str) -> (String, HashMap<String, String>) {
 
 impl RegistryClient {
     pub fn new(options: RegistryOptions) -> Self {
+        // No single read may stall longer than a whole pull may take.
+        let read = options.pull_timeout.min(Duration::from_secs(60));
         let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(60))
+            .timeout_connect(read.min(Duration::from_secs(10)))
+            .timeout_read(read)
             .redirects(5)
             .user_agent(concat!("vulcan/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -104,6 +121,10 @@ impl RegistryClient {
             options,
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
     }
 
     fn base(&self, r: &Reference) -> String {

@@ -114,6 +114,14 @@ impl Server {
         w["id"].as_str().expect("an id").to_owned()
     }
 
+    /// Polls a workload until it has `status` (panics after `within`).
+    pub fn wait_status(&self, id: &str, status: &str, within: Duration) -> Value {
+        eventually(within, &format!("workload {id} to be {status}"), || {
+            let (_, w) = self.get(&format!("/v1/workloads/{id}"));
+            (w["status"] == status).then_some(w)
+        })
+    }
+
     /// Polls a workload until it is terminal.
     pub fn wait_terminal(&self, id: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
@@ -164,6 +172,19 @@ fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     let text = response.into_string().expect("a body");
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, json)
+}
+
+/// Polls `check` every 20 ms until it gives a value; panics naming `what` after `within`.
+/// Tests wait for a state this way, never with a fixed sleep.
+pub fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// One server-sent event.

@@ -1,0 +1,15 @@
+//! What every Vulcan sandbox shares, written once:
+//!
+//! - [`cgroup`]: a workload's memory and process bounds on cgroup v1 or v2, and what the
+//!   kernel counted (OOM kills, refused forks) — used by the isolate and gvisor backends on
+//!   the host and by the guest agent inside a microVM;
+//! - [`archive`]: the rules for unpacking a tar archive (an image layer or a workload's
+//!   `code_archive`) so that nothing lands outside its root, with a size budget;
+//! - [`capture`]: a program's output split into bounded lines, the first bytes of stdout
+//!   kept as the output, the last bytes of stderr kept for an error message.
+//!
+//! It depends on no async runtime: the guest agent is a small static binary.
+
+pub mod archive;
+pub mod capture;
+pub mod cgroup;
