@@ -963,3 +963,24 @@ impl AccessStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_while_writing_does_not_break_every_later_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("vulcan.db")).unwrap();
+        let inner = store.inner.clone();
+        let poisoned = std::thread::spawn(move || {
+            let _held = inner.writer.lock().unwrap();
+            panic!("a write went wrong");
+        })
+        .join();
+        assert!(poisoned.is_err() && store.inner.writer.is_poisoned());
+        store.save_benchmark("b1", "{}").await.unwrap();
+        assert_eq!(store.benchmark("b1").await.unwrap(), "{}");
+        assert!(store.schema_version().is_ok());
+    }
+}

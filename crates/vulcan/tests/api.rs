@@ -220,10 +220,12 @@ fn a_timed_out_workload_is_stopped_and_failed_with_the_reason() {
         .run(json!({"runtime": "node", "code": "while (true) {}", "resources": {"timeout_s": 1}}));
     assert_eq!(w["status"], "failed");
     assert_eq!(w["error"], "timed out after 1 s");
-    let ms = w["duration_ms"].as_u64().unwrap();
+    // Stopped at its timeout, not left running: the code ran for at least the second it
+    // was given, and was not let run on (the bound is loose for a loaded machine).
+    let ran = w["duration_ms"].as_u64().unwrap() - w["prepare_ms"].as_u64().unwrap_or(0);
     assert!(
-        (1000..3000).contains(&ms),
-        "stopped near its timeout: {ms} ms"
+        (1000..10_000).contains(&ran),
+        "stopped near its timeout: {ran} ms"
     );
     // The server is fine and runs the next one.
     assert_eq!(server.run(sum_workload(2, 2))["output"], "{\"sum\":4}");
