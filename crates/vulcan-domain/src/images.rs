@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::Resources;
+use crate::{Resources, StoreError};
 
 /// What an image's configuration says about running it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +43,9 @@ pub struct ImageRecord {
     pub default: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub pulled_at: OffsetDateTime,
+    /// The nodes that have it pulled and verified (each pulls it on first use).
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 /// `POST /v1/images`.
@@ -87,6 +90,22 @@ pub enum ImageError {
     Io(String),
 }
 
+/// Where the registered images are kept: once for every node sharing the store.
+#[async_trait]
+pub trait ImageIndex: Send + Sync {
+    /// Registers an image, or replaces its record.
+    async fn put_image(&self, record: &ImageRecord) -> Result<(), StoreError>;
+
+    /// Unregisters an image; false if it was not registered.
+    async fn remove_image(&self, reference: &str) -> Result<bool, StoreError>;
+
+    /// Every registered image, by reference, with the nodes that have it.
+    async fn images(&self) -> Result<Vec<ImageRecord>, StoreError>;
+
+    /// Records that `node` has pulled and verified the image.
+    async fn image_pulled(&self, reference: &str, node: &str) -> Result<(), StoreError>;
+}
+
 /// Pulls, lists and removes images.
 #[async_trait]
 pub trait ImageCatalog: Send + Sync {
@@ -96,14 +115,14 @@ pub trait ImageCatalog: Send + Sync {
     /// Whether a run naming `reference` may use it: it is registered, or it may be pulled
     /// (its registry is allowed). With `trusted` (an admin's run) any registry may be, and
     /// is allowed from then on. Returns the normalised reference; opens no connection.
-    fn check_pull(&self, reference: &str, trusted: bool) -> Result<String, ImageError>;
+    async fn check_pull(&self, reference: &str, trusted: bool) -> Result<String, ImageError>;
 
-    fn list(&self) -> Vec<ImageRecord>;
+    async fn list(&self) -> Result<Vec<ImageRecord>, ImageError>;
 
-    fn get(&self, reference: &str) -> Result<ImageRecord, ImageError>;
+    async fn get(&self, reference: &str) -> Result<ImageRecord, ImageError>;
 
     /// The image `oci` workloads without an `image` run, if one is marked default.
-    fn default_image(&self) -> Option<ImageRecord>;
+    async fn default_image(&self) -> Result<Option<ImageRecord>, ImageError>;
 
     async fn remove(&self, reference: &str) -> Result<(), ImageError>;
 }

@@ -1,11 +1,13 @@
-//! Vulcan's domain: what a workload is, how its status may change, and the two ports
-//! every adapter plugs into — [`Backend`] (runs code) and [`WorkloadStore`] (keeps state).
+//! Vulcan's domain: what a workload is, how its status may change, and the ports every
+//! adapter plugs into — [`Backend`] (runs code), [`WorkloadStore`], [`AccessStore`] and
+//! [`NodeStore`] (keep state), [`SignalBus`] (tells the other nodes).
 //!
 //! This crate does no I/O and depends on no runtime: adapters depend on it, never the
 //! other way round.
 
 mod access;
 mod backend;
+mod cluster;
 mod images;
 mod kinds;
 mod log;
@@ -19,11 +21,17 @@ pub use access::{
     AccessStore, ApiKey, AuditEntry, AuditFilter, Permission, Quota, Role, DEFAULT_TENANT,
 };
 pub use backend::{Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink};
-pub use images::{ImageCatalog, ImageConfig, ImageError, ImageRecord, PullRequest};
+pub use cluster::{
+    Alone, Housekept, NodeBackend, NodeRecord, NodeState, NodeStore, Signal, SignalBus,
+};
+pub use images::{ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, PullRequest};
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use spec::{Resources, WorkloadResult, WorkloadSpec};
 pub use stats::{BackendStats, Stats};
 pub use status::{InvalidTransition, WorkloadStatus};
-pub use store::{ListFilter, StoreError, TerminalUpdate, WorkloadPage, WorkloadStore};
+pub use store::{
+    Admission, Claimed, ListFilter, Refusal, StoreError, TerminalUpdate, WorkloadPage,
+    WorkloadStore,
+};
 pub use workload::Workload;

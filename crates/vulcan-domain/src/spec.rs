@@ -47,6 +47,10 @@ pub struct WorkloadSpec {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub resources: Resources,
+    /// A line for the workload's log when it starts, from routing (`auto` falling back
+    /// to another backend, and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What came out of a run that the backend saw through to the end. A backend that could

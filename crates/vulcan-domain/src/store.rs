@@ -1,10 +1,18 @@
-//! The port that keeps workloads, their log lines and their statistics.
+//! The port that keeps workloads, their queue, their log lines and their statistics.
+//!
+//! A workload's life in the store: `enqueue` (pending, admitted against its tenant's quota
+//! and its backend's queue limit, claimed at once by the submitting node if it can run it)
+//! → `claim` (pending, claimed by a node with a free slot: one claim, never two) → `start`
+//! (running, only by the node that claimed it) → `finish` (terminal). Every status change
+//! applies only if the stored status still allows it: a stale writer never overwrites an
+//! ending.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    InvalidTransition, Isolation, LogLine, LogStream, Stats, Workload, WorkloadSpec, WorkloadStatus,
+    InvalidTransition, Isolation, LogLine, LogStream, Quota, Stats, Workload, WorkloadSpec,
+    WorkloadStatus,
 };
 
 /// Why a store operation failed.
@@ -16,8 +24,36 @@ pub enum StoreError {
     InvalidTransition(#[from] InvalidTransition),
     #[error("workload {0} already exists")]
     Duplicate(String),
+    /// The workload was not admitted; nothing was stored.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("store failure: {0}")]
     Io(String),
+}
+
+/// Why a submission was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The tenant is at a quota; retry after the given seconds.
+    #[error("{message}")]
+    OverQuota { message: String, retry_after_s: u64 },
+    /// The workload can never fit the tenant's quota.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The backend's queue is full (across the cluster); retry after the given seconds.
+    #[error("{message}")]
+    Overloaded { message: String, retry_after_s: u64 },
+}
+
+/// What a new workload is admitted against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The tenant's quota (`None`: no quota, for admins and recovery).
+    pub quota: Option<Quota>,
+    /// Most workloads that may be pending for its backend (`None`: no limit).
+    pub max_queue: Option<u64>,
+    /// Claim it for this node at once, if no older workload of its backend is waiting.
+    pub claim_for: Option<String>,
 }
 
 /// Filters and paging of `GET /v1/workloads`.
@@ -29,6 +65,8 @@ pub struct ListFilter {
     pub isolation: Option<Isolation>,
     pub limit: u32,
     pub offset: u64,
+    /// Only workloads older than this id (a cursor: the page before's `next`).
+    pub after: Option<String>,
 }
 
 /// One page of workloads, newest first, and how many match in all.
@@ -52,13 +90,27 @@ pub struct TerminalUpdate {
     pub prepare_ms: Option<u64>,
 }
 
+/// A workload claimed by a node, with the spec it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub workload: Workload,
+    pub spec: WorkloadSpec,
+}
+
 /// Persistence of workloads. Every status change goes through [`WorkloadStore::start`] or
 /// [`WorkloadStore::finish`], which apply it only if the stored status still allows it:
 /// a stale writer can never overwrite a terminal state.
 #[async_trait]
 pub trait WorkloadStore: Send + Sync {
-    /// Records a new `pending` workload together with the spec that will run it.
-    async fn insert(&self, workload: &Workload, spec: &WorkloadSpec) -> Result<(), StoreError>;
+    /// Admits and records a new `pending` workload with the spec that will run it, in one
+    /// transaction: the backend's queue limit and the tenant's quota hold across every node
+    /// sharing the store. Returns whether it was claimed for `admission.claim_for`.
+    async fn enqueue(
+        &self,
+        workload: &Workload,
+        spec: &WorkloadSpec,
+        admission: &Admission,
+    ) -> Result<bool, StoreError>;
 
     async fn get(&self, id: &str) -> Result<Workload, StoreError>;
 
@@ -66,11 +118,34 @@ pub trait WorkloadStore: Send + Sync {
 
     async fn list(&self, filter: &ListFilter) -> Result<WorkloadPage, StoreError>;
 
-    /// pending → running.
-    async fn start(&self, id: &str, started_at: OffsetDateTime) -> Result<Workload, StoreError>;
+    /// Claims the oldest unclaimed pending workload of `isolation` for `node`, if any; two
+    /// nodes never claim the same one.
+    async fn claim(&self, node: &str, isolation: Isolation) -> Result<Option<Claimed>, StoreError>;
+
+    /// pending → running, by the node that claimed it (any other gets an invalid transition).
+    async fn start(
+        &self,
+        id: &str,
+        node: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Workload, StoreError>;
 
     /// pending | running → completed | failed | killed.
     async fn finish(&self, id: &str, update: &TerminalUpdate) -> Result<Workload, StoreError>;
+
+    /// Asks the node running `id` to stop it; returns the workload as it is now.
+    async fn request_kill(&self, id: &str) -> Result<Workload, StoreError>;
+
+    /// Workloads of `node` not yet terminal that someone asked to kill.
+    async fn kill_requests(&self, node: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Gives back the pending workloads `node` claimed but is not running (`keep` are the
+    /// ones it is): they go back to the queue. Returns how many.
+    async fn unclaim(&self, node: &str, keep: &[String]) -> Result<u64, StoreError>;
+
+    /// Workloads `node` was running (status `running` on it), oldest first: what a restart
+    /// fails.
+    async fn running_on(&self, node: &str) -> Result<Vec<Workload>, StoreError>;
 
     /// Appends lines in order. Lines already stored (same seq) are ignored.
     async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError>;
@@ -78,11 +153,11 @@ pub trait WorkloadStore: Send + Sync {
     /// A workload's log lines in order, optionally of one stream only.
     async fn logs(&self, id: &str, stream: Option<LogStream>) -> Result<Vec<LogLine>, StoreError>;
 
-    /// Figures over every workload, or over one tenant's.
-    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError>;
+    /// Lines after `seq`, in order (following a workload another node runs).
+    async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError>;
 
-    /// Workloads of `node_id` that are not terminal, oldest first: what a restart recovers.
-    async fn unfinished(&self, node_id: &str) -> Result<Vec<Workload>, StoreError>;
+    /// Figures over every workload, or over one tenant's; from counters, never a scan.
+    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError>;
 
     /// Keeps a benchmark report (JSON) under its id, replacing an earlier version.
     async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError>;

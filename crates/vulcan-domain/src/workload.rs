@@ -20,7 +20,8 @@ pub struct Workload {
     /// What the request asked for (`auto` or the same as `isolation`).
     pub requested_isolation: Isolation,
     pub runtime: Runtime,
-    pub node_id: String,
+    /// The node that claimed and ran it; `None` while it waits in the queue.
+    pub node_id: Option<String>,
     /// The tenant whose key submitted it (`default` when auth is off).
     #[serde(default = "default_tenant")]
     pub tenant: String,

@@ -1,12 +1,24 @@
-//! Storage adapters for Vulcan's [`vulcan_domain::WorkloadStore`] port.
+//! Storage adapters for Vulcan's ports ([`vulcan_domain::WorkloadStore`],
+//! [`vulcan_domain::AccessStore`], [`vulcan_domain::NodeStore`],
+//! [`vulcan_domain::ImageIndex`]).
 //!
 //! [`SqliteStore`] is the embedded default: one file, WAL journal, versioned migrations.
-//! Statistics are kept in counter tables updated in the same transaction as every status
-//! change, so `GET /v1/stats` and list totals cost the same with ten rows or a million.
+//! [`PgStore`] is the cluster's: PostgreSQL shared by every node, with LISTEN/NOTIFY for
+//! the signals between them. Both keep counters beside the rows (for everyone and per
+//! tenant) updated in the same transaction as every status change, so stats and list
+//! totals cost the same with ten rows or a million; both apply the same admission rules
+//! inside the transaction that records a workload. One contract suite
+//! (`tests/contract.rs`) runs against both.
 
+mod admission;
 mod histogram;
-mod migrations;
+mod housekeeping;
+mod postgres;
 mod sqlite;
+mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use histogram::DurationHistogram;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -1,11 +1,21 @@
 //! Versioned schema migrations, tracked in `PRAGMA user_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
+
+use crate::DurationHistogram;
+
+/// One step of the schema: SQL, or SQL then a Rust backfill.
+enum Step {
+    Sql(&'static str),
+    SqlThen(&'static str, fn(&Transaction) -> rusqlite::Result<()>),
+}
+
+use Step::{Sql, SqlThen};
 
 /// Each entry upgrades the schema by one version. Never edit one that has shipped: add more.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Step] = &[
     // 1: workloads, their log lines, and the counters behind /v1/stats.
-    r#"
+    Sql(r#"
     CREATE TABLE workloads (
         id                  TEXT PRIMARY KEY,
         status              TEXT NOT NULL,
@@ -56,17 +66,17 @@ const MIGRATIONS: &[&str] = &[
         sum_ms    INTEGER NOT NULL,
         PRIMARY KEY (isolation, bucket)
     ) WITHOUT ROWID;
-    "#,
+    "#),
     // 2: benchmark reports, kept whole as JSON.
-    r#"
+    Sql(r#"
     CREATE TABLE benchmarks (
         id         TEXT PRIMARY KEY,
         created_at INTEGER NOT NULL,
         report     TEXT NOT NULL
     );
-    "#,
+    "#),
     // 3: tenants, API keys (hashes only), the append-only audit log, tenant quotas.
-    r#"
+    Sql(r#"
     ALTER TABLE workloads ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
     CREATE INDEX workloads_by_tenant ON workloads (tenant, id);
     CREATE INDEX workloads_by_tenant_status ON workloads (tenant, status, isolation, id);
@@ -109,11 +119,11 @@ const MIGRATIONS: &[&str] = &[
         max_cpus       INTEGER NOT NULL,
         max_mem_mb     INTEGER NOT NULL
     );
-    "#,
+    "#),
     // 4: preparation time; failed logins recorded in aggregate (a count per row); the
     // audit log's retention, enforced by the server alone: a delete is refused unless the
     // pruning transaction has opened the gate, and only for rows older than its cutoff.
-    r#"
+    Sql(r#"
     ALTER TABLE workloads ADD COLUMN prepare_ms INTEGER;
     ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     CREATE INDEX audit_by_time ON audit_log (at);
@@ -122,15 +132,114 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         WHEN NOT EXISTS (SELECT 1 FROM audit_prune_gate WHERE cutoff > old.at)
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#),
+    // 5: the cluster's queue (claims, kill requests; `node_id` is '' until a node claims
+    // a workload), counters per tenant (its stats and list totals never scan), what each
+    // tenant's active workloads use (its quota, checked in the inserting transaction),
+    // nodes and their heartbeats, and images registered once for every node.
+    SqlThen(
+        r#"
+    ALTER TABLE workloads ADD COLUMN claimed_by TEXT;
+    ALTER TABLE workloads ADD COLUMN claimed_at INTEGER;
+    ALTER TABLE workloads ADD COLUMN kill_requested_at INTEGER;
+    UPDATE workloads SET claimed_by = node_id WHERE status = 'running';
+    UPDATE workloads SET node_id = '' WHERE status = 'pending';
+    CREATE INDEX workloads_queue ON workloads (isolation, id)
+        WHERE status = 'pending' AND claimed_by IS NULL;
+    CREATE INDEX workloads_claimed ON workloads (claimed_by)
+        WHERE status = 'pending' AND claimed_by IS NOT NULL;
+    CREATE INDEX workloads_running ON workloads (node_id) WHERE status = 'running';
+    CREATE INDEX workloads_by_tenant_time ON workloads (tenant, created_at);
+
+    CREATE TABLE tenant_counts (
+        tenant    TEXT NOT NULL,
+        isolation TEXT NOT NULL,
+        status    TEXT NOT NULL,
+        n         INTEGER NOT NULL,
+        PRIMARY KEY (tenant, isolation, status)
+    ) WITHOUT ROWID;
+    INSERT INTO tenant_counts (tenant, isolation, status, n)
+        SELECT tenant, isolation, status, COUNT(*) FROM workloads
+        GROUP BY tenant, isolation, status;
+
+    CREATE TABLE tenant_durations (
+        tenant    TEXT NOT NULL,
+        isolation TEXT NOT NULL,
+        bucket    INTEGER NOT NULL,
+        n         INTEGER NOT NULL,
+        sum_ms    INTEGER NOT NULL,
+        PRIMARY KEY (tenant, isolation, bucket)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE tenant_usage (
+        tenant TEXT PRIMARY KEY,
+        active INTEGER NOT NULL,
+        cpus   INTEGER NOT NULL,
+        mem_mb INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO tenant_usage (tenant, active, cpus, mem_mb)
+        SELECT tenant, COUNT(*), SUM(cpu_limit), SUM(mem_limit) FROM workloads
+        WHERE status IN ('pending', 'running') GROUP BY tenant;
+
+    CREATE TABLE nodes (
+        id           TEXT PRIMARY KEY,
+        record       TEXT NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        left_at      INTEGER,
+        lost_at      INTEGER
+    );
+
+    CREATE TABLE images (
+        reference     TEXT PRIMARY KEY,
+        record        TEXT NOT NULL,
+        registered_at INTEGER NOT NULL
+    );
+    CREATE TABLE image_nodes (
+        reference TEXT NOT NULL,
+        node_id   TEXT NOT NULL,
+        pulled_at INTEGER NOT NULL,
+        PRIMARY KEY (reference, node_id)
+    ) WITHOUT ROWID;
     "#,
+        backfill_tenant_durations,
+    ),
 ];
+
+/// Each tenant's duration buckets, from the workloads already finished.
+fn backfill_tenant_durations(tx: &Transaction) -> rusqlite::Result<()> {
+    let mut rows = tx.prepare(
+        "SELECT tenant, isolation, duration_ms FROM workloads WHERE duration_ms IS NOT NULL",
+    )?;
+    let mut add = tx.prepare(
+        "INSERT INTO tenant_durations (tenant, isolation, bucket, n, sum_ms) VALUES (?1, ?2, ?3, 1, ?4)
+         ON CONFLICT (tenant, isolation, bucket) DO UPDATE SET n = n + 1, sum_ms = sum_ms + excluded.sum_ms",
+    )?;
+    let mut cursor = rows.query([])?;
+    while let Some(row) = cursor.next()? {
+        let (tenant, isolation, ms): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let ms = ms.max(0);
+        add.execute(rusqlite::params![
+            tenant,
+            isolation,
+            DurationHistogram::bucket_of(ms as u64),
+            ms
+        ])?;
+    }
+    Ok(())
+}
 
 /// Brings the schema up to the latest version, one transaction per migration.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        match step {
+            Sql(sql) => tx.execute_batch(sql)?,
+            SqlThen(sql, backfill) => {
+                tx.execute_batch(sql)?;
+                backfill(&tx)?;
+            }
+        }
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
     }

@@ -1,0 +1,758 @@
+//! [`WorkloadStore`] on PostgreSQL. The same contract as the SQLite store; what differs is
+//! how it holds across nodes: a claim is one `UPDATE … FOR UPDATE SKIP LOCKED` (two nodes
+//! never claim the same workload), the queue limit is checked on the counter row it
+//! bumps (row-locked until commit), a tenant's quota on its usage row (`FOR UPDATE`).
+//! Counter rows are always locked in the order pending → running → terminal.
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use vulcan_domain::{
+    Admission, Claimed, Isolation, ListFilter, LogLine, LogStream, Stats, StoreError,
+    TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
+};
+
+use super::{io, Fail, PgStore};
+use crate::admission::{self, Usage};
+use crate::stats::{self, PerBackend};
+use crate::DurationHistogram;
+
+pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
+    node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
+    created_at, started_at, finished_at, tenant, prepare_ms";
+
+pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn parse<T: std::str::FromStr>(row: &Row, idx: usize) -> Result<T, Fail>
+where
+    T::Err: std::fmt::Display,
+{
+    row.get::<_, String>(idx)
+        .parse()
+        .map_err(|e: T::Err| Fail::Store(io(e)))
+}
+
+fn count_of(v: Option<i64>) -> Option<u64> {
+    v.map(|d| d.max(0) as u64)
+}
+
+pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
+    let node: String = row.get(5);
+    Ok(Workload {
+        id: row.get(0),
+        status: parse(row, 1)?,
+        isolation: parse(row, 2)?,
+        requested_isolation: parse(row, 3)?,
+        runtime: parse(row, 4)?,
+        node_id: (!node.is_empty()).then_some(node),
+        input_hash: row.get(6),
+        output: row.get(7),
+        exit_code: row.get::<_, Option<i64>>(8).map(|c| c as i32),
+        error: row.get(9),
+        cpu_limit: row.get::<_, i64>(10) as u32,
+        mem_limit: row.get::<_, i64>(11) as u32,
+        timeout_s: row.get::<_, i64>(12) as u32,
+        duration_ms: count_of(row.get(13)),
+        created_at: from_ms(row.get(14)),
+        started_at: row.get::<_, Option<i64>>(15).map(from_ms),
+        finished_at: row.get::<_, Option<i64>>(16).map(from_ms),
+        tenant: row.get(17),
+        prepare_ms: count_of(row.get(18)),
+    })
+}
+
+pub(super) async fn get_workload(c: &impl GenericClient, id: &str) -> Result<Workload, Fail> {
+    let st = c
+        .prepare_cached(&format!(
+            "SELECT {WORKLOAD_COLUMNS} FROM workloads WHERE id = $1"
+        ))
+        .await?;
+    match c.query_opt(&st, &[&id]).await? {
+        Some(row) => workload_from_row(&row),
+        None => Err(StoreError::NotFound(id.to_owned()).into()),
+    }
+}
+
+async fn get_spec(c: &impl GenericClient, id: &str) -> Result<WorkloadSpec, Fail> {
+    let st = c
+        .prepare_cached("SELECT spec, code_archive FROM workloads WHERE id = $1")
+        .await?;
+    let row = c
+        .query_opt(&st, &[&id])
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let mut spec: WorkloadSpec =
+        serde_json::from_str(&row.get::<_, String>(0)).map_err(|e| Fail::Store(io(e)))?;
+    spec.code_archive = row.get(1);
+    Ok(spec)
+}
+
+/// Adds `delta` to everyone's count of (isolation, status); returns the new count.
+async fn count_all(
+    tx: &Transaction<'_>,
+    isolation: &str,
+    status: WorkloadStatus,
+    delta: i64,
+) -> Result<i64, Fail> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO workload_counts (isolation, status, n) VALUES ($1, $2, $3)
+             ON CONFLICT (isolation, status) DO UPDATE SET n = workload_counts.n + EXCLUDED.n
+             RETURNING n",
+        )
+        .await?;
+    Ok(tx
+        .query_one(&st, &[&isolation, &status.as_str(), &delta])
+        .await?
+        .get(0))
+}
+
+async fn count_tenant(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    isolation: &str,
+    status: WorkloadStatus,
+    delta: i64,
+) -> Result<(), Fail> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO tenant_counts (tenant, isolation, status, n) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant, isolation, status) DO UPDATE SET n = tenant_counts.n + EXCLUDED.n",
+        )
+        .await?;
+    tx.execute(&st, &[&tenant, &isolation, &status.as_str(), &delta])
+        .await?;
+    Ok(())
+}
+
+async fn use_share(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    cpus: i64,
+    mem_mb: i64,
+    sign: i64,
+) -> Result<(), Fail> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant) DO UPDATE SET active = tenant_usage.active + EXCLUDED.active,
+                 cpus = tenant_usage.cpus + EXCLUDED.cpus, mem_mb = tenant_usage.mem_mb + EXCLUDED.mem_mb",
+        )
+        .await?;
+    tx.execute(&st, &[&tenant, &sign, &(sign * cpus), &(sign * mem_mb)])
+        .await?;
+    Ok(())
+}
+
+/// The tenant's usage, its row locked until the transaction ends.
+async fn usage_of(tx: &Transaction<'_>, tenant: &str, now_ms: i64) -> Result<Usage, Fail> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES ($1, 0, 0, 0)
+             ON CONFLICT (tenant) DO NOTHING",
+        )
+        .await?;
+    tx.execute(&st, &[&tenant]).await?;
+    let st = tx
+        .prepare_cached("SELECT active, cpus, mem_mb FROM tenant_usage WHERE tenant = $1 FOR UPDATE")
+        .await?;
+    let row = tx.query_one(&st, &[&tenant]).await?;
+    let st = tx
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(created_at) FROM workloads WHERE tenant = $1 AND created_at > $2",
+        )
+        .await?;
+    let recent = tx.query_one(&st, &[&tenant, &(now_ms - 60_000)]).await?;
+    let oldest: Option<i64> = recent.get(1);
+    Ok(Usage {
+        active: row.get::<_, i64>(0).max(0) as u64,
+        cpus: row.get::<_, i64>(1).max(0) as u64,
+        mem_mb: row.get::<_, i64>(2).max(0) as u64,
+        last_minute: recent.get::<_, i64>(0).max(0) as u64,
+        oldest_leaves_in_s: oldest.map_or(0, |o| ((o + 60_000 - now_ms).max(0) / 1000) as u64),
+    })
+}
+
+/// The row facts a transition needs, the row locked.
+struct Current {
+    status: WorkloadStatus,
+    isolation: String,
+    tenant: String,
+    cpus: i64,
+    mem_mb: i64,
+    claimed_by: Option<String>,
+}
+
+/// Moves `id` to `to` if the state machine allows it (and, with `claimant`, only for the
+/// node holding the claim); `apply` writes the row's new fields.
+async fn transition(
+    tx: &Transaction<'_>,
+    id: &str,
+    to: WorkloadStatus,
+    claimant: Option<&str>,
+) -> Result<Current, Fail> {
+    let st = tx
+        .prepare_cached(
+            "SELECT status, isolation, tenant, cpu_limit, mem_limit, claimed_by FROM workloads
+             WHERE id = $1 FOR UPDATE",
+        )
+        .await?;
+    let row = tx
+        .query_opt(&st, &[&id])
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let current = Current {
+        status: parse(&row, 0)?,
+        isolation: row.get(1),
+        tenant: row.get(2),
+        cpus: row.get(3),
+        mem_mb: row.get(4),
+        claimed_by: row.get(5),
+    };
+    current.status.transition(to)?;
+    if let Some(node) = claimant {
+        if current.claimed_by.as_deref() != Some(node) {
+            return Err(vulcan_domain::InvalidTransition {
+                from: current.status,
+                to,
+            }
+            .into());
+        }
+    }
+    // Counter rows in a fixed order (pending, running, then terminal): no deadlocks.
+    count_all(tx, &current.isolation, current.status, -1).await?;
+    count_all(tx, &current.isolation, to, 1).await?;
+    count_tenant(tx, &current.tenant, &current.isolation, current.status, -1).await?;
+    count_tenant(tx, &current.tenant, &current.isolation, to, 1).await?;
+    if to.is_terminal() {
+        use_share(tx, &current.tenant, current.cpus, current.mem_mb, -1).await?;
+    }
+    Ok(current)
+}
+
+/// Records a terminal status, with its duration in the counters if it ran.
+pub(super) async fn finish_in(
+    tx: &Transaction<'_>,
+    id: &str,
+    u: &TerminalUpdate,
+) -> Result<Workload, Fail> {
+    if !u.status.is_terminal() {
+        return Err(vulcan_domain::InvalidTransition {
+            from: WorkloadStatus::Running,
+            to: u.status,
+        }
+        .into());
+    }
+    let current = transition(tx, id, u.status, None).await?;
+    let duration = u
+        .duration_ms
+        .filter(|_| current.status == WorkloadStatus::Running)
+        .map(|d| d as i64);
+    let st = tx
+        .prepare_cached(
+            "UPDATE workloads SET status = $2, output = $3, exit_code = $4, error = $5,
+                 finished_at = $6, duration_ms = $7, prepare_ms = $8
+             WHERE id = $1",
+        )
+        .await?;
+    tx.execute(
+        &st,
+        &[
+            &id,
+            &u.status.as_str(),
+            &u.output,
+            &u.exit_code.map(i64::from),
+            &u.error,
+            &to_ms(u.finished_at),
+            &duration,
+            &u.prepare_ms.map(|d| d as i64),
+        ],
+    )
+    .await?;
+    if let Some(ms) = duration {
+        let bucket = DurationHistogram::bucket_of(ms as u64);
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms) VALUES ($1, $2, 1, $3)
+                 ON CONFLICT (isolation, bucket) DO UPDATE SET n = duration_buckets.n + 1,
+                     sum_ms = duration_buckets.sum_ms + EXCLUDED.sum_ms",
+            )
+            .await?;
+        tx.execute(&st, &[&current.isolation, &bucket, &ms]).await?;
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO tenant_durations (tenant, isolation, bucket, n, sum_ms) VALUES ($1, $2, $3, 1, $4)
+                 ON CONFLICT (tenant, isolation, bucket) DO UPDATE SET n = tenant_durations.n + 1,
+                     sum_ms = tenant_durations.sum_ms + EXCLUDED.sum_ms",
+            )
+            .await?;
+        tx.execute(&st, &[&current.tenant, &current.isolation, &bucket, &ms])
+            .await?;
+    }
+    get_workload(tx, id).await
+}
+
+/// Puts a claimed, not started workload back in the queue.
+pub(super) async fn unclaim_one(tx: &Transaction<'_>, id: &str) -> Result<u64, Fail> {
+    let st = tx
+        .prepare_cached(
+            "UPDATE workloads SET claimed_by = NULL, claimed_at = NULL, node_id = ''
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .await?;
+    Ok(tx.execute(&st, &[&id]).await?)
+}
+
+fn log_from_row(r: &Row) -> LogLine {
+    LogLine {
+        seq: r.get::<_, i64>(0).max(0) as u64,
+        stream: LogStream::parse(r.get(1)).unwrap_or(LogStream::Backend),
+        line: r.get(2),
+        created_at: from_ms(r.get(3)),
+    }
+}
+
+async fn stats_of(c: &impl GenericClient, tenant: Option<&str>) -> Result<Stats, Fail> {
+    let (counts_sql, durations_sql) = match tenant {
+        None => (
+            "SELECT isolation, status, n FROM workload_counts WHERE n > 0 AND $1::TEXT IS NULL",
+            "SELECT isolation, bucket, n, sum_ms FROM duration_buckets WHERE $1::TEXT IS NULL",
+        ),
+        Some(_) => (
+            "SELECT isolation, status, n FROM tenant_counts WHERE tenant = $1 AND n > 0",
+            "SELECT isolation, bucket, n, sum_ms FROM tenant_durations WHERE tenant = $1",
+        ),
+    };
+    let st = c.prepare_cached(counts_sql).await?;
+    let counts = c
+        .query(&st, &[&tenant])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let st = c.prepare_cached(durations_sql).await?;
+    let mut per_backend = PerBackend::default();
+    for r in c.query(&st, &[&tenant]).await? {
+        per_backend.add(r.get(0), r.get(1), r.get(2), r.get(3));
+    }
+    Ok(stats::assemble(counts, per_backend))
+}
+
+#[async_trait]
+impl WorkloadStore for PgStore {
+    async fn enqueue(
+        &self,
+        workload: &Workload,
+        spec: &WorkloadSpec,
+        admission: &Admission,
+    ) -> Result<bool, StoreError> {
+        let spec_json = serde_json::to_string(&WorkloadSpec {
+            code_archive: None,
+            ..spec.clone()
+        })
+        .map_err(io)?;
+        self.run(|c, _| {
+            let (w, admission, spec_json) = (workload.clone(), admission.clone(), spec_json.clone());
+            let archive = spec.code_archive.clone();
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let isolation = w.isolation.as_str();
+                // The pending counter row is locked from here to commit: two nodes admitting
+                // to the same backend take turns, and the limit holds across them.
+                let pending = count_all(&tx, isolation, w.status, 1).await?;
+                if let Some(max) = admission.max_queue {
+                    admission::queue(w.isolation, pending.max(0) as u64, max)?;
+                }
+                if let Some(quota) = &admission.quota {
+                    let usage = usage_of(&tx, &w.tenant, to_ms(w.created_at)).await?;
+                    let resources = vulcan_domain::Resources {
+                        cpus: w.cpu_limit,
+                        mem_mb: w.mem_limit,
+                        timeout_s: w.timeout_s,
+                    };
+                    admission::quota(&w.tenant, quota, usage, resources)?;
+                }
+                let claim = match &admission.claim_for {
+                    Some(node) => {
+                        let st = tx
+                            .prepare_cached(
+                                "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL
+                                   AND isolation = $1 LIMIT 1",
+                            )
+                            .await?;
+                        let waiting = tx.query_opt(&st, &[&isolation]).await?.is_some();
+                        (!waiting).then(|| node.clone())
+                    }
+                    None => None,
+                };
+                let st = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                                 $16, $17, $18, $19, $20, $21, $22, $23)
+                         ON CONFLICT (id) DO NOTHING"
+                    ))
+                    .await?;
+                let claimed_at = claim.as_ref().map(|_| to_ms(OffsetDateTime::now_utc()));
+                let inserted = tx
+                    .execute(
+                        &st,
+                        &[
+                            &w.id,
+                            &w.status.as_str(),
+                            &isolation,
+                            &w.requested_isolation.as_str(),
+                            &w.runtime.as_str(),
+                            &claim.as_deref().unwrap_or(""),
+                            &w.input_hash,
+                            &w.output,
+                            &w.exit_code.map(i64::from),
+                            &w.error,
+                            &i64::from(w.cpu_limit),
+                            &i64::from(w.mem_limit),
+                            &i64::from(w.timeout_s),
+                            &w.duration_ms.map(|d| d as i64),
+                            &to_ms(w.created_at),
+                            &w.started_at.map(to_ms),
+                            &w.finished_at.map(to_ms),
+                            &w.tenant,
+                            &w.prepare_ms.map(|d| d as i64),
+                            &spec_json,
+                            &archive,
+                            &claim,
+                            &claimed_at,
+                        ],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    return Err(StoreError::Duplicate(w.id.clone()).into());
+                }
+                count_tenant(&tx, &w.tenant, isolation, w.status, 1).await?;
+                if !w.status.is_terminal() {
+                    use_share(&tx, &w.tenant, w.cpu_limit.into(), w.mem_limit.into(), 1).await?;
+                }
+                tx.commit().await?;
+                Ok(claim.is_some())
+            })
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Workload, StoreError> {
+        self.run(|c, _| Box::pin(async move { get_workload(&*c, id).await }))
+            .await
+    }
+
+    async fn spec(&self, id: &str) -> Result<WorkloadSpec, StoreError> {
+        self.run(|c, _| Box::pin(async move { get_spec(&*c, id).await }))
+            .await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<WorkloadPage, StoreError> {
+        self.run(|c, _| {
+            let filter = filter.clone();
+            Box::pin(async move {
+                let status = filter.status.map(|s| s.as_str());
+                let isolation = filter.isolation.map(|i| i.as_str());
+                let st = c
+                    .prepare_cached(&format!(
+                        "SELECT {WORKLOAD_COLUMNS} FROM workloads
+                         WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR isolation = $2)
+                           AND ($5::TEXT IS NULL OR tenant = $5) AND ($6::TEXT IS NULL OR id < $6)
+                         ORDER BY id DESC LIMIT $3 OFFSET $4"
+                    ))
+                    .await?;
+                let rows = c
+                    .query(
+                        &st,
+                        &[
+                            &status,
+                            &isolation,
+                            &i64::from(filter.limit),
+                            &(filter.offset as i64),
+                            &filter.tenant,
+                            &filter.after,
+                        ],
+                    )
+                    .await?;
+                let workloads = rows.iter().map(workload_from_row).collect::<Result<_, _>>()?;
+                let st = c
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(n), 0)::BIGINT FROM workload_counts
+                         WHERE $3::TEXT IS NULL AND ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR isolation = $2)
+                         UNION ALL
+                         SELECT COALESCE(SUM(n), 0)::BIGINT FROM tenant_counts
+                         WHERE tenant = $3 AND ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR isolation = $2)",
+                    )
+                    .await?;
+                let total: i64 = c
+                    .query(&st, &[&status, &isolation, &filter.tenant])
+                    .await?
+                    .iter()
+                    .map(|r| r.get::<_, i64>(0))
+                    .sum();
+                Ok(WorkloadPage {
+                    workloads,
+                    total: total.max(0) as u64,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn claim(&self, node: &str, isolation: Isolation) -> Result<Option<Claimed>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "UPDATE workloads SET claimed_by = $1, claimed_at = $2, node_id = $1
+                         WHERE id = (SELECT id FROM workloads
+                                     WHERE status = 'pending' AND claimed_by IS NULL AND isolation = $3
+                                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                         RETURNING id",
+                    )
+                    .await?;
+                let now = to_ms(OffsetDateTime::now_utc());
+                let Some(row) = c.query_opt(&st, &[&node, &now, &isolation.as_str()]).await?
+                else {
+                    return Ok(None);
+                };
+                let id: String = row.get(0);
+                Ok(Some(Claimed {
+                    workload: get_workload(&*c, &id).await?,
+                    spec: get_spec(&*c, &id).await?,
+                }))
+            })
+        })
+        .await
+    }
+
+    async fn start(
+        &self,
+        id: &str,
+        node: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Workload, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                transition(&tx, id, WorkloadStatus::Running, Some(node)).await?;
+                let st = tx
+                    .prepare_cached(
+                        "UPDATE workloads SET status = 'running', started_at = $2, node_id = $3 WHERE id = $1",
+                    )
+                    .await?;
+                tx.execute(&st, &[&id, &to_ms(started_at), &node]).await?;
+                let w = get_workload(&tx, id).await?;
+                tx.commit().await?;
+                Ok(w)
+            })
+        })
+        .await
+    }
+
+    async fn finish(&self, id: &str, update: &TerminalUpdate) -> Result<Workload, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let w = finish_in(&tx, id, update).await?;
+                tx.commit().await?;
+                Ok(w)
+            })
+        })
+        .await
+    }
+
+    async fn request_kill(&self, id: &str) -> Result<Workload, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "UPDATE workloads SET kill_requested_at = $2
+                         WHERE id = $1 AND status IN ('pending', 'running') AND kill_requested_at IS NULL",
+                    )
+                    .await?;
+                c.execute(&st, &[&id, &to_ms(OffsetDateTime::now_utc())])
+                    .await?;
+                get_workload(&*c, id).await
+            })
+        })
+        .await
+    }
+
+    async fn kill_requests(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "SELECT id FROM workloads WHERE node_id = $1 AND status IN ('pending', 'running')
+                           AND kill_requested_at IS NOT NULL",
+                    )
+                    .await?;
+                Ok(c.query(&st, &[&node])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect())
+            })
+        })
+        .await
+    }
+
+    async fn unclaim(&self, node: &str, keep: &[String]) -> Result<u64, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "UPDATE workloads SET claimed_by = NULL, claimed_at = NULL, node_id = ''
+                         WHERE claimed_by = $1 AND status = 'pending' AND NOT (id = ANY($2))",
+                    )
+                    .await?;
+                Ok(c.execute(&st, &[&node, &keep]).await?)
+            })
+        })
+        .await
+    }
+
+    async fn running_on(&self, node: &str) -> Result<Vec<Workload>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(&format!(
+                        "SELECT {WORKLOAD_COLUMNS} FROM workloads WHERE node_id = $1 AND status = 'running' ORDER BY id"
+                    ))
+                    .await?;
+                c.query(&st, &[&node])
+                    .await?
+                    .iter()
+                    .map(workload_from_row)
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<i64> = lines.iter().map(|l| l.seq as i64).collect();
+        let streams: Vec<&str> = lines.iter().map(|l| l.stream.as_str()).collect();
+        let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
+        let times: Vec<i64> = lines.iter().map(|l| to_ms(l.created_at)).collect();
+        self.run(|c, _| {
+            let (seqs, streams, texts, times) = (&seqs, &streams, &texts, &times);
+            Box::pin(async move {
+                // One statement for the batch: the lines go in with one round trip.
+                let st = c
+                    .prepare_cached(
+                        "INSERT INTO log_lines (workload_id, seq, stream, line, created_at)
+                         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
+                         ON CONFLICT (workload_id, seq) DO NOTHING",
+                    )
+                    .await?;
+                c.execute(&st, &[&id, seqs, streams, texts, times]).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn logs(&self, id: &str, stream: Option<LogStream>) -> Result<Vec<LogLine>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                get_workload(&*c, id).await?;
+                let st = c
+                    .prepare_cached(
+                        "SELECT seq, stream, line, created_at FROM log_lines
+                         WHERE workload_id = $1 AND ($2::TEXT IS NULL OR stream = $2) ORDER BY seq",
+                    )
+                    .await?;
+                Ok(c.query(&st, &[&id, &stream.map(|s| s.as_str())])
+                    .await?
+                    .iter()
+                    .map(log_from_row)
+                    .collect())
+            })
+        })
+        .await
+    }
+
+    async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "SELECT seq, stream, line, created_at FROM log_lines
+                         WHERE workload_id = $1 AND seq > $2 ORDER BY seq",
+                    )
+                    .await?;
+                Ok(c.query(&st, &[&id, &(seq as i64)])
+                    .await?
+                    .iter()
+                    .map(log_from_row)
+                    .collect())
+            })
+        })
+        .await
+    }
+
+    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
+        self.run(|c, _| Box::pin(async move { stats_of(&*c, tenant).await }))
+            .await
+    }
+
+    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO benchmarks (id, created_at, report) VALUES ($1, $2, $3)
+                     ON CONFLICT (id) DO UPDATE SET report = EXCLUDED.report",
+                    &[&id, &to_ms(OffsetDateTime::now_utc()), &report],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn benchmark(&self, id: &str) -> Result<String, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                match c
+                    .query_opt("SELECT report FROM benchmarks WHERE id = $1", &[&id])
+                    .await?
+                {
+                    Some(row) => Ok(row.get(0)),
+                    None => Err(StoreError::NotFound(id.to_owned()).into()),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                Ok(c.query(
+                    "SELECT report FROM benchmarks ORDER BY created_at DESC, id DESC LIMIT $1",
+                    &[&i64::from(limit)],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+            })
+        })
+        .await
+    }
+}

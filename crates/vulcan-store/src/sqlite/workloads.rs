@@ -1,0 +1,673 @@
+//! [`WorkloadStore`] on SQLite: the queue (enqueue with admission, claim, start fenced by
+//! the claim), status changes with their counters (everyone's and each tenant's, in the
+//! same transaction), log lines and benchmark reports.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use time::OffsetDateTime;
+use vulcan_domain::{
+    Admission, Claimed, Isolation, ListFilter, LogLine, LogStream, Runtime, Stats, StoreError,
+    TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
+};
+
+use super::{from_ms, io, parse_column, to_ms, SqliteStore};
+use crate::admission::{self, Usage};
+use crate::stats::{self, PerBackend};
+use crate::DurationHistogram;
+
+pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
+    node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
+    created_at, started_at, finished_at, tenant, prepare_ms";
+
+pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
+    let node: String = row.get(5)?;
+    Ok(Workload {
+        id: row.get(0)?,
+        status: parse_column::<WorkloadStatus>(row, 1)?,
+        isolation: parse_column::<Isolation>(row, 2)?,
+        requested_isolation: parse_column::<Isolation>(row, 3)?,
+        runtime: parse_column::<Runtime>(row, 4)?,
+        node_id: (!node.is_empty()).then_some(node),
+        input_hash: row.get(6)?,
+        output: row.get(7)?,
+        exit_code: row.get(8)?,
+        error: row.get(9)?,
+        cpu_limit: row.get(10)?,
+        mem_limit: row.get(11)?,
+        timeout_s: row.get(12)?,
+        duration_ms: row.get::<_, Option<i64>>(13)?.map(|d| d.max(0) as u64),
+        created_at: from_ms(row.get(14)?),
+        started_at: row.get::<_, Option<i64>>(15)?.map(from_ms),
+        finished_at: row.get::<_, Option<i64>>(16)?.map(from_ms),
+        tenant: row.get(17)?,
+        prepare_ms: row.get::<_, Option<i64>>(18)?.map(|d| d.max(0) as u64),
+    })
+}
+
+pub(super) fn get_workload(conn: &Connection, id: &str) -> Result<Workload, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {WORKLOAD_COLUMNS} FROM workloads WHERE id = ?1"
+    ))
+    .map_err(io)?
+    .query_row([id], workload_from_row)
+    .optional()
+    .map_err(io)?
+    .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+}
+
+fn get_spec(conn: &Connection, id: &str) -> Result<WorkloadSpec, StoreError> {
+    let (json, archive): (String, Option<Vec<u8>>) = conn
+        .prepare_cached("SELECT spec, code_archive FROM workloads WHERE id = ?1")
+        .map_err(io)?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(io)?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let mut spec: WorkloadSpec = serde_json::from_str(&json).map_err(io)?;
+    spec.code_archive = archive;
+    Ok(spec)
+}
+
+/// Adds `delta` workloads of (isolation, status) to everyone's and the tenant's counters.
+fn count(
+    tx: &Transaction,
+    tenant: &str,
+    isolation: &str,
+    status: WorkloadStatus,
+    delta: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO workload_counts (isolation, status, n) VALUES (?1, ?2, ?3)
+         ON CONFLICT (isolation, status) DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(params![isolation, status.as_str(), delta])?;
+    tx.prepare_cached(
+        "INSERT INTO tenant_counts (tenant, isolation, status, n) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant, isolation, status) DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(params![tenant, isolation, status.as_str(), delta])?;
+    Ok(())
+}
+
+/// Adds (or with `sign` -1 takes back) one active workload's share of its tenant's usage.
+fn use_share(tx: &Transaction, tenant: &str, cpus: i64, mem_mb: i64, sign: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant) DO UPDATE SET active = active + excluded.active,
+             cpus = cpus + excluded.cpus, mem_mb = mem_mb + excluded.mem_mb",
+    )?
+    .execute(params![tenant, sign, sign * cpus, sign * mem_mb])?;
+    Ok(())
+}
+
+fn usage_of(tx: &Transaction, tenant: &str, now_ms: i64) -> rusqlite::Result<Usage> {
+    let (active, cpus, mem_mb): (i64, i64, i64) = tx
+        .prepare_cached("SELECT active, cpus, mem_mb FROM tenant_usage WHERE tenant = ?1")?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .unwrap_or_default();
+    let (last_minute, oldest): (i64, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(created_at) FROM workloads WHERE tenant = ?1 AND created_at > ?2",
+        )?
+        .query_row(params![tenant, now_ms - 60_000], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Usage {
+        active: active.max(0) as u64,
+        cpus: cpus.max(0) as u64,
+        mem_mb: mem_mb.max(0) as u64,
+        last_minute: last_minute.max(0) as u64,
+        oldest_leaves_in_s: oldest.map_or(0, |o| ((o + 60_000 - now_ms).max(0) / 1000) as u64),
+    })
+}
+
+/// Moves `id` from its current status to `to`, only if the state machine allows it (and,
+/// with `claimant`, only for the node that claimed it). The check and the write happen in
+/// the caller's transaction, so a stale writer loses.
+fn transition(
+    tx: &Transaction,
+    id: &str,
+    to: WorkloadStatus,
+    claimant: Option<&str>,
+    apply: impl FnOnce(&Transaction, WorkloadStatus, &str) -> rusqlite::Result<()>,
+) -> Result<Workload, StoreError> {
+    type Row = (String, String, String, i64, i64, Option<String>);
+    let current: Option<Row> = tx
+        .prepare_cached(
+            "SELECT status, isolation, tenant, cpu_limit, mem_limit, claimed_by FROM workloads WHERE id = ?1",
+        )
+        .map_err(io)?
+        .query_row([id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })
+        .optional()
+        .map_err(io)?;
+    let (from, isolation, tenant, cpus, mem_mb, claimed_by) =
+        current.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let from: WorkloadStatus = from.parse().map_err(io)?;
+    from.transition(to)?;
+    if let Some(node) = claimant {
+        if claimed_by.as_deref() != Some(node) {
+            // Another node holds the claim now (this one was presumed lost): it may not start.
+            return Err(vulcan_domain::InvalidTransition { from, to }.into());
+        }
+    }
+    apply(tx, from, &isolation).map_err(io)?;
+    count(tx, &tenant, &isolation, from, -1).map_err(io)?;
+    count(tx, &tenant, &isolation, to, 1).map_err(io)?;
+    if to.is_terminal() {
+        use_share(tx, &tenant, cpus, mem_mb, -1).map_err(io)?;
+    }
+    get_workload(tx, id)
+}
+
+/// Records a terminal status (with its duration in the counters, if it ran).
+pub(super) fn finish_in(
+    tx: &Transaction,
+    id: &str,
+    u: &TerminalUpdate,
+) -> Result<Workload, StoreError> {
+    if !u.status.is_terminal() {
+        return Err(vulcan_domain::InvalidTransition {
+            from: WorkloadStatus::Running,
+            to: u.status,
+        }
+        .into());
+    }
+    transition(tx, id, u.status, None, |tx, from, isolation| {
+        // A workload that never ran has no duration worth counting.
+        let duration = u.duration_ms.filter(|_| from == WorkloadStatus::Running);
+        tx.prepare_cached(
+            "UPDATE workloads SET status = ?2, output = ?3, exit_code = ?4, error = ?5,
+                 finished_at = ?6, duration_ms = ?7, prepare_ms = ?8
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            u.status.as_str(),
+            u.output,
+            u.exit_code,
+            u.error,
+            to_ms(u.finished_at),
+            duration.map(|d| d as i64),
+            u.prepare_ms.map(|d| d as i64),
+        ])?;
+        if let Some(ms) = duration {
+            let tenant: String =
+                tx.query_row("SELECT tenant FROM workloads WHERE id = ?1", [id], |r| r.get(0))?;
+            let bucket = DurationHistogram::bucket_of(ms);
+            tx.prepare_cached(
+                "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (isolation, bucket) DO UPDATE SET n = n + 1, sum_ms = sum_ms + excluded.sum_ms",
+            )?
+            .execute(params![isolation, bucket, ms as i64])?;
+            tx.prepare_cached(
+                "INSERT INTO tenant_durations (tenant, isolation, bucket, n, sum_ms) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (tenant, isolation, bucket) DO UPDATE SET n = n + 1, sum_ms = sum_ms + excluded.sum_ms",
+            )?
+            .execute(params![tenant, isolation, bucket, ms as i64])?;
+        }
+        Ok(())
+    })
+}
+
+/// Puts a claimed, not started workload back in the queue.
+pub(super) fn unclaim_one(tx: &Transaction, id: &str) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE workloads SET claimed_by = NULL, claimed_at = NULL, node_id = ''
+         WHERE id = ?1 AND status = 'pending'",
+    )?
+    .execute([id])
+}
+
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(io)
+}
+
+fn stats_of(conn: &Connection, tenant: Option<&str>) -> Result<Stats, StoreError> {
+    let (counts_sql, durations_sql) = match tenant {
+        None => (
+            "SELECT isolation, status, n FROM workload_counts WHERE n > 0 AND ?1 IS NULL",
+            "SELECT isolation, bucket, n, sum_ms FROM duration_buckets WHERE ?1 IS NULL",
+        ),
+        Some(_) => (
+            "SELECT isolation, status, n FROM tenant_counts WHERE tenant = ?1 AND n > 0",
+            "SELECT isolation, bucket, n, sum_ms FROM tenant_durations WHERE tenant = ?1",
+        ),
+    };
+    let counts = conn
+        .prepare_cached(counts_sql)
+        .map_err(io)?
+        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(io)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(io)?;
+    let mut per_backend = PerBackend::default();
+    let mut stmt = conn.prepare_cached(durations_sql).map_err(io)?;
+    let mut rows = stmt.query([tenant]).map_err(io)?;
+    while let Some(r) = rows.next().map_err(io)? {
+        per_backend.add(
+            r.get(0).map_err(io)?,
+            r.get(1).map_err(io)?,
+            r.get(2).map_err(io)?,
+            r.get(3).map_err(io)?,
+        );
+    }
+    Ok(stats::assemble(counts, per_backend))
+}
+
+fn log_from_row(r: &Row) -> rusqlite::Result<LogLine> {
+    let stream: String = r.get(1)?;
+    Ok(LogLine {
+        seq: r.get::<_, i64>(0)?.max(0) as u64,
+        stream: LogStream::parse(&stream).unwrap_or(LogStream::Backend),
+        line: r.get(2)?,
+        created_at: from_ms(r.get(3)?),
+    })
+}
+
+#[async_trait]
+impl WorkloadStore for SqliteStore {
+    async fn enqueue(
+        &self,
+        workload: &Workload,
+        spec: &WorkloadSpec,
+        admission: &Admission,
+    ) -> Result<bool, StoreError> {
+        let w = workload.clone();
+        let archive = spec.code_archive.clone();
+        let spec_json = serde_json::to_string(&WorkloadSpec {
+            code_archive: None,
+            ..spec.clone()
+        })
+        .map_err(io)?;
+        let admission = admission.clone();
+        let bytes = spec_json.len() + archive.as_ref().map_or(0, Vec::len);
+        self.write_small(bytes, move |conn| {
+            let tx = immediate(conn)?;
+            let isolation = w.isolation.as_str();
+            if let Some(max) = admission.max_queue {
+                let pending: i64 = tx
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(n), 0) FROM workload_counts WHERE isolation = ?1 AND status = 'pending'",
+                    )
+                    .map_err(io)?
+                    .query_row([isolation], |r| r.get(0))
+                    .map_err(io)?;
+                admission::queue(w.isolation, pending.max(0) as u64 + 1, max)?;
+            }
+            if let Some(quota) = &admission.quota {
+                let usage = usage_of(&tx, &w.tenant, to_ms(w.created_at)).map_err(io)?;
+                let resources = vulcan_domain::Resources {
+                    cpus: w.cpu_limit,
+                    mem_mb: w.mem_limit,
+                    timeout_s: w.timeout_s,
+                };
+                admission::quota(&w.tenant, quota, usage, resources)?;
+            }
+            // Claimed at once only if nothing older waits for the same backend.
+            let claim = match &admission.claim_for {
+                Some(node) => {
+                    let waiting = tx
+                        .prepare_cached(
+                            "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1 LIMIT 1",
+                        )
+                        .map_err(io)?
+                        .exists([isolation])
+                        .map_err(io)?;
+                    (!waiting).then(|| node.clone())
+                }
+                None => None,
+            };
+            let inserted = tx
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+                ))
+                .map_err(io)?
+                .execute(params![
+                    w.id,
+                    w.status.as_str(),
+                    isolation,
+                    w.requested_isolation.as_str(),
+                    w.runtime.as_str(),
+                    claim.as_deref().unwrap_or(""),
+                    w.input_hash,
+                    w.output,
+                    w.exit_code,
+                    w.error,
+                    w.cpu_limit,
+                    w.mem_limit,
+                    w.timeout_s,
+                    w.duration_ms.map(|d| d as i64),
+                    to_ms(w.created_at),
+                    w.started_at.map(to_ms),
+                    w.finished_at.map(to_ms),
+                    w.tenant,
+                    w.prepare_ms.map(|d| d as i64),
+                    spec_json,
+                    archive,
+                    claim,
+                    claim.as_ref().map(|_| to_ms(OffsetDateTime::now_utc())),
+                ])
+                .map_err(io)?;
+            if inserted == 0 {
+                return Err(StoreError::Duplicate(w.id.clone()));
+            }
+            count(&tx, &w.tenant, isolation, w.status, 1).map_err(io)?;
+            if !w.status.is_terminal() {
+                use_share(&tx, &w.tenant, w.cpu_limit.into(), w.mem_limit.into(), 1).map_err(io)?;
+            }
+            tx.commit().map_err(io)?;
+            Ok(claim.is_some())
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Workload, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| get_workload(conn, &id)).await
+    }
+
+    async fn spec(&self, id: &str) -> Result<WorkloadSpec, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| get_spec(conn, &id)).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<WorkloadPage, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let status = filter.status.map(|s| s.as_str());
+            let isolation = filter.isolation.map(|i| i.as_str());
+            let workloads = conn
+                .prepare_cached(&format!(
+                    "SELECT {WORKLOAD_COLUMNS} FROM workloads
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)
+                       AND (?5 IS NULL OR tenant = ?5) AND (?6 IS NULL OR id < ?6)
+                     ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(io)?
+                .query_map(
+                    params![
+                        status,
+                        isolation,
+                        filter.limit,
+                        filter.offset as i64,
+                        filter.tenant,
+                        filter.after
+                    ],
+                    workload_from_row,
+                )
+                .map_err(io)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(io)?;
+            // Totals come from the counters: everyone's, or the tenant's.
+            let total: i64 = conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(n), 0) FROM workload_counts
+                     WHERE ?3 IS NULL AND (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)
+                     UNION ALL
+                     SELECT COALESCE(SUM(n), 0) FROM tenant_counts
+                     WHERE tenant = ?3 AND (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)",
+                )
+                .map_err(io)?
+                .query_map(params![status, isolation, filter.tenant], |r| r.get::<_, i64>(0))
+                .map_err(io)?
+                .sum::<rusqlite::Result<i64>>()
+                .map_err(io)?;
+            Ok(WorkloadPage {
+                workloads,
+                total: total.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn claim(&self, node: &str, isolation: Isolation) -> Result<Option<Claimed>, StoreError> {
+        let node = node.to_owned();
+        self.write_small(0, move |conn| {
+            let tx = immediate(conn)?;
+            let next: Option<String> = tx
+                .prepare_cached(
+                    "SELECT id FROM workloads WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1
+                     ORDER BY id LIMIT 1",
+                )
+                .map_err(io)?
+                .query_row([isolation.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(io)?;
+            let Some(id) = next else {
+                return Ok(None);
+            };
+            tx.prepare_cached(
+                "UPDATE workloads SET claimed_by = ?2, claimed_at = ?3, node_id = ?2 WHERE id = ?1",
+            )
+            .map_err(io)?
+            .execute(params![id, node, to_ms(OffsetDateTime::now_utc())])
+            .map_err(io)?;
+            let claimed = Claimed {
+                workload: get_workload(&tx, &id)?,
+                spec: get_spec(&tx, &id)?,
+            };
+            tx.commit().map_err(io)?;
+            Ok(Some(claimed))
+        })
+        .await
+    }
+
+    async fn start(
+        &self,
+        id: &str,
+        node: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Workload, StoreError> {
+        let (id, node) = (id.to_owned(), node.to_owned());
+        self.write_small(0, move |conn| {
+            let tx = immediate(conn)?;
+            let w = transition(&tx, &id, WorkloadStatus::Running, Some(&node), |tx, _, _| {
+                tx.prepare_cached(
+                    "UPDATE workloads SET status = 'running', started_at = ?2, node_id = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, to_ms(started_at), node])
+                .map(drop)
+            })?;
+            tx.commit().map_err(io)?;
+            Ok(w)
+        })
+        .await
+    }
+
+    async fn finish(&self, id: &str, update: &TerminalUpdate) -> Result<Workload, StoreError> {
+        let (id, u) = (id.to_owned(), update.clone());
+        let bytes =
+            u.output.as_ref().map_or(0, String::len) + u.error.as_ref().map_or(0, String::len);
+        self.write_small(bytes, move |conn| {
+            let tx = immediate(conn)?;
+            let w = finish_in(&tx, &id, &u)?;
+            tx.commit().map_err(io)?;
+            Ok(w)
+        })
+        .await
+    }
+
+    async fn request_kill(&self, id: &str) -> Result<Workload, StoreError> {
+        let id = id.to_owned();
+        self.write_small(0, move |conn| {
+            conn.prepare_cached(
+                "UPDATE workloads SET kill_requested_at = ?2
+                 WHERE id = ?1 AND status IN ('pending', 'running') AND kill_requested_at IS NULL",
+            )
+            .map_err(io)?
+            .execute(params![id, to_ms(OffsetDateTime::now_utc())])
+            .map_err(io)?;
+            get_workload(conn, &id)
+        })
+        .await
+    }
+
+    async fn kill_requests(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        let node = node.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT id FROM workloads WHERE node_id = ?1 AND status IN ('pending', 'running')
+                   AND kill_requested_at IS NOT NULL",
+            )
+            .map_err(io)?
+            .query_map([node], |r| r.get(0))
+            .map_err(io)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn unclaim(&self, node: &str, keep: &[String]) -> Result<u64, StoreError> {
+        let (node, keep) = (node.to_owned(), keep.to_vec());
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let claimed = tx
+                .prepare_cached(
+                    "SELECT id FROM workloads WHERE claimed_by = ?1 AND status = 'pending'",
+                )
+                .map_err(io)?
+                .query_map([&node], |r| r.get::<_, String>(0))
+                .map_err(io)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(io)?;
+            let mut n = 0;
+            for id in claimed.iter().filter(|id| !keep.contains(id)) {
+                n += unclaim_one(&tx, id).map_err(io)? as u64;
+            }
+            tx.commit().map_err(io)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn running_on(&self, node: &str) -> Result<Vec<Workload>, StoreError> {
+        let node = node.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {WORKLOAD_COLUMNS} FROM workloads WHERE node_id = ?1 AND status = 'running' ORDER BY id"
+            ))
+            .map_err(io)?
+            .query_map([node], workload_from_row)
+            .map_err(io)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let id = id.to_owned();
+        let lines = lines.to_vec();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO log_lines (workload_id, seq, stream, line, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(io)?;
+                for l in &lines {
+                    stmt.execute(params![
+                        id,
+                        l.seq as i64,
+                        l.stream.as_str(),
+                        l.line,
+                        to_ms(l.created_at)
+                    ])
+                    .map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn logs(&self, id: &str, stream: Option<LogStream>) -> Result<Vec<LogLine>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            get_workload(conn, &id)?;
+            conn.prepare_cached(
+                "SELECT seq, stream, line, created_at FROM log_lines
+                 WHERE workload_id = ?1 AND (?2 IS NULL OR stream = ?2) ORDER BY seq",
+            )
+            .map_err(io)?
+            .query_map(params![id, stream.map(|s| s.as_str())], log_from_row)
+            .map_err(io)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT seq, stream, line, created_at FROM log_lines
+                 WHERE workload_id = ?1 AND seq > ?2 ORDER BY seq",
+            )
+            .map_err(io)?
+            .query_map(params![id, seq as i64], log_from_row)
+            .map_err(io)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |conn| stats_of(conn, tenant.as_deref()))
+            .await
+    }
+
+    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {
+        let (id, report) = (id.to_owned(), report.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO benchmarks (id, created_at, report) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET report = excluded.report",
+                params![id, to_ms(OffsetDateTime::now_utc()), report],
+            )
+            .map(drop)
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn benchmark(&self, id: &str) -> Result<String, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.query_row("SELECT report FROM benchmarks WHERE id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(io)?
+            .ok_or(StoreError::NotFound(id))
+        })
+        .await
+    }
+
+    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT report FROM benchmarks ORDER BY created_at DESC, id DESC LIMIT ?1",
+            )
+            .map_err(io)?
+            .query_map([limit], |r| r.get(0))
+            .map_err(io)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(io)
+        })
+        .await
+    }
+}

@@ -1,0 +1,64 @@
+//! `/v1/stats` assembled from counter rows, the same way for every store: counts per
+//! (isolation, status) and duration buckets per isolation, kept in the same transaction as
+//! every status change, for everyone and for each tenant.
+
+use std::collections::BTreeMap;
+
+use vulcan_domain::{BackendStats, Stats, WorkloadStatus};
+
+use crate::DurationHistogram;
+
+/// Finished workloads' durations per backend: a histogram and the sum in milliseconds.
+#[derive(Debug, Default)]
+pub(crate) struct PerBackend(BTreeMap<String, (DurationHistogram, u64)>);
+
+impl PerBackend {
+    /// Adds `n` durations of `bucket` (summing to `sum_ms`) to `isolation`'s figures.
+    pub(crate) fn add(&mut self, isolation: String, bucket: i64, n: i64, sum_ms: i64) {
+        let entry = self.0.entry(isolation).or_default();
+        entry.0.add(bucket, n.max(0) as u64);
+        entry.1 += sum_ms.max(0) as u64;
+    }
+}
+
+fn average(sum: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        ((sum as f64 / n as f64) * 100.0).round() / 100.0
+    }
+}
+
+/// `/v1/stats` from (isolation, status, count) rows and per-backend durations.
+pub(crate) fn assemble(counts: Vec<(String, String, i64)>, per_backend: PerBackend) -> Stats {
+    let mut stats = Stats::default();
+    for (isolation, status, n) in counts {
+        let n = n.max(0) as u64;
+        stats.total += n;
+        *stats.by_status.entry(status).or_default() += n;
+        *stats.by_isolation.entry(isolation).or_default() += n;
+    }
+    for status in WorkloadStatus::ALL {
+        stats
+            .by_status
+            .entry(status.as_str().to_owned())
+            .or_default();
+    }
+    let (mut all_n, mut all_sum) = (0u64, 0u64);
+    for (isolation, (hist, sum)) in per_backend.0 {
+        let n = hist.count();
+        all_n += n;
+        all_sum += sum;
+        stats.backends.insert(
+            isolation,
+            BackendStats {
+                finished: n,
+                avg_duration_ms: average(sum, n),
+                p50_duration_ms: hist.quantile(0.50),
+                p95_duration_ms: hist.quantile(0.95),
+            },
+        );
+    }
+    stats.avg_duration_ms = average(all_sum, all_n);
+    stats
+}

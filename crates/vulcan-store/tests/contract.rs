@@ -1,0 +1,810 @@
+//! One contract, two stores: every test here runs against the SQLite store (a real file)
+//! and against the PostgreSQL store (a real server of the test's own), so the two cannot
+//! drift. `contract!` at the bottom lists them.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use time::OffsetDateTime;
+use vulcan_domain::{
+    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, ImageConfig, ImageIndex,
+    ImageRecord, Isolation, ListFilter, LogLine, LogStream, NodeRecord, NodeState, NodeStore,
+    Quota, Refusal, Resources, Role, Runtime, StoreError, TerminalUpdate, Workload,
+    WorkloadSpec, WorkloadStatus, WorkloadStore,
+};
+use vulcan_store::testing::PgServer;
+use vulcan_store::{PgStore, SqliteStore};
+
+/// A store under test, behind each of its ports, and a way to reach its tables directly.
+struct Stores {
+    workloads: Arc<dyn WorkloadStore>,
+    access: Arc<dyn AccessStore>,
+    nodes: Arc<dyn NodeStore>,
+    images: Arc<dyn ImageIndex>,
+    raw: Raw,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// Direct SQL on the store's database, bypassing the store (what an intruder with the
+/// database's credentials could do).
+enum Raw {
+    Sqlite(std::path::PathBuf),
+    Pg(String),
+}
+
+impl Raw {
+    async fn execute(&self, sql: &str) -> Result<u64, String> {
+        match self {
+            Raw::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+                conn.execute(sql, [])
+                    .map(|n| n as u64)
+                    .map_err(|e| e.to_string())
+            }
+            Raw::Pg(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                client.execute(sql, &[]).await.map_err(|e| {
+                    e.as_db_error()
+                        .map(|d| d.message().to_owned())
+                        .unwrap_or_else(|| e.to_string())
+                })
+            }
+        }
+    }
+}
+
+async fn sqlite() -> Stores {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vulcan.db");
+    let store = SqliteStore::open(&path).unwrap();
+    Stores {
+        workloads: Arc::new(store.clone()),
+        access: Arc::new(store.clone()),
+        nodes: Arc::new(store.clone()),
+        images: Arc::new(store),
+        raw: Raw::Sqlite(path),
+        _keep: Box::new(dir),
+    }
+}
+
+/// One PostgreSQL server for the tests running at once (a new one if the last stopped).
+fn pg_server() -> Arc<PgServer> {
+    static SERVER: Mutex<Weak<PgServer>> = Mutex::new(Weak::new());
+    let mut shared = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(server) = shared.upgrade() {
+        return server;
+    }
+    let server = Arc::new(PgServer::start().expect("a PostgreSQL server for the tests"));
+    *shared = Arc::downgrade(&server);
+    server
+}
+
+async fn postgres() -> Stores {
+    let server = pg_server();
+    let url = server.database().unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    Stores {
+        workloads: Arc::new(store.clone()),
+        access: Arc::new(store.clone()),
+        nodes: Arc::new(store.clone()),
+        images: Arc::new(store),
+        raw: Raw::Pg(url),
+        _keep: Box::new(server),
+    }
+}
+
+fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
+    // Stores keep milliseconds.
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap();
+    let spec = WorkloadSpec {
+        id: id.to_owned(),
+        runtime: Runtime::Node,
+        isolation,
+        code: Some("export default () => 1".into()),
+        code_archive: Some(vec![1, 2, 3]),
+        image: None,
+        command: None,
+        input: serde_json::json!({"a": 1}),
+        env: Default::default(),
+        resources: Resources::default(),
+        note: Some("auto: a note".into()),
+    };
+    let w = Workload {
+        id: id.to_owned(),
+        status: WorkloadStatus::Pending,
+        isolation,
+        requested_isolation: Isolation::Auto,
+        runtime: Runtime::Node,
+        node_id: None,
+        tenant: "default".into(),
+        input_hash: "h".into(),
+        output: None,
+        exit_code: None,
+        error: None,
+        cpu_limit: 1,
+        mem_limit: 128,
+        timeout_s: 30,
+        duration_ms: None,
+        prepare_ms: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    (w, spec)
+}
+
+fn done(status: WorkloadStatus, ms: u64) -> TerminalUpdate {
+    TerminalUpdate {
+        status,
+        output: Some("out".into()),
+        exit_code: Some(0),
+        error: None,
+        finished_at: OffsetDateTime::now_utc(),
+        duration_ms: Some(ms),
+        prepare_ms: Some(ms / 2),
+    }
+}
+
+/// Enqueues with no admission limits and no claim.
+async fn put(s: &Stores, w: &Workload, spec: &WorkloadSpec) {
+    s.workloads
+        .enqueue(w, spec, &Admission::default())
+        .await
+        .unwrap();
+}
+
+/// Claims `id` (the oldest queued of its backend) for `node` and starts it.
+async fn run_on(s: &Stores, node: &str, isolation: Isolation) -> Workload {
+    let claimed = s.workloads.claim(node, isolation).await.unwrap().unwrap();
+    s.workloads
+        .start(&claimed.workload.id, node, OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+}
+
+async fn a_workload_round_trips_with_its_spec(s: Stores) {
+    let (w, spec) = workload("01A", Isolation::Isolate);
+    put(&s, &w, &spec).await;
+    let got = s.workloads.get("01A").await.unwrap();
+    assert_eq!(got, w, "stored as given");
+    assert_eq!(s.workloads.spec("01A").await.unwrap(), spec);
+    assert!(matches!(
+        s.workloads.get("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.workloads.enqueue(&w, &spec, &Admission::default()).await,
+        Err(StoreError::Duplicate(_))
+    ));
+}
+
+async fn a_stale_update_cannot_overwrite_a_terminal_state(s: Stores) {
+    let (w, spec) = workload("01B", Isolation::Isolate);
+    put(&s, &w, &spec).await;
+    let running = run_on(&s, "node-a", Isolation::Isolate).await;
+    assert_eq!(running.node_id.as_deref(), Some("node-a"));
+    let killed = s
+        .workloads
+        .finish("01B", &done(WorkloadStatus::Killed, 5))
+        .await
+        .unwrap();
+    assert_eq!(killed.status, WorkloadStatus::Killed);
+    match s
+        .workloads
+        .finish("01B", &done(WorkloadStatus::Completed, 9))
+        .await
+    {
+        Err(StoreError::InvalidTransition(t)) => assert_eq!(
+            (t.from, t.to),
+            (WorkloadStatus::Killed, WorkloadStatus::Completed)
+        ),
+        other => panic!("expected refusal, got {other:?}"),
+    }
+    assert!(s
+        .workloads
+        .start("01B", "node-a", OffsetDateTime::now_utc())
+        .await
+        .is_err());
+    assert_eq!(
+        s.workloads.get("01B").await.unwrap().status,
+        WorkloadStatus::Killed
+    );
+}
+
+async fn pending_can_fail_directly_but_cannot_complete(s: Stores) {
+    let (w, spec) = workload("01C", Isolation::Isolate);
+    put(&s, &w, &spec).await;
+    assert!(s
+        .workloads
+        .finish("01C", &done(WorkloadStatus::Completed, 1))
+        .await
+        .is_err());
+    let failed = s
+        .workloads
+        .finish("01C", &done(WorkloadStatus::Failed, 1))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, WorkloadStatus::Failed);
+    assert_eq!(failed.duration_ms, None, "a workload that never ran has no duration");
+    let stats = s.workloads.stats(None).await.unwrap();
+    assert!(stats.backends.is_empty(), "nor a place in the figures");
+}
+
+async fn list_filters_pages_with_offset_or_cursor_and_counts_from_the_counters(s: Stores) {
+    for i in 0..7 {
+        let iso = if i % 2 == 0 {
+            Isolation::Isolate
+        } else {
+            Isolation::Gvisor
+        };
+        let (w, spec) = workload(&format!("01D{i}"), iso);
+        put(&s, &w, &spec).await;
+    }
+    run_on(&s, "n", Isolation::Isolate).await;
+    s.workloads
+        .finish("01D0", &done(WorkloadStatus::Completed, 10))
+        .await
+        .unwrap();
+    let page = s
+        .workloads
+        .list(&ListFilter {
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 7);
+    let ids: Vec<_> = page.workloads.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["01D6", "01D5", "01D4"], "newest first");
+    let next = s
+        .workloads
+        .list(&ListFilter {
+            limit: 3,
+            after: Some("01D4".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<_> = next.workloads.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["01D3", "01D2", "01D1"], "the page after the cursor");
+    let page = s
+        .workloads
+        .list(&ListFilter {
+            isolation: Some(Isolation::Isolate),
+            status: Some(WorkloadStatus::Pending),
+            limit: 10,
+            offset: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3);
+    assert_eq!(page.workloads.len(), 2);
+    let stats = s.workloads.stats(None).await.unwrap();
+    assert_eq!(stats.total, 7);
+    assert_eq!(stats.by_status["completed"], 1);
+    assert_eq!(stats.by_status["pending"], 6);
+    assert_eq!(stats.by_isolation["gvisor"], 3);
+    assert_eq!(stats.backends["isolate"].finished, 1);
+    assert_eq!(stats.avg_duration_ms, 10.0);
+}
+
+async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored(s: Stores) {
+    let (w, spec) = workload("01E", Isolation::Isolate);
+    put(&s, &w, &spec).await;
+    let line = |seq, stream, text: &str| LogLine {
+        seq,
+        stream,
+        line: text.into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    s.workloads
+        .append_logs(
+            "01E",
+            &[line(1, LogStream::Backend, "boot"), line(2, LogStream::Stdout, "hi")],
+        )
+        .await
+        .unwrap();
+    s.workloads
+        .append_logs(
+            "01E",
+            &[line(2, LogStream::Stdout, "dup"), line(3, LogStream::Stderr, "oops")],
+        )
+        .await
+        .unwrap();
+    let all = s.workloads.logs("01E", None).await.unwrap();
+    let texts: Vec<_> = all.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(texts, ["boot", "hi", "oops"]);
+    assert_eq!(all[2].stream, LogStream::Stderr);
+    let stdout = s.workloads.logs("01E", Some(LogStream::Stdout)).await.unwrap();
+    assert_eq!(stdout.len(), 1);
+    let after: Vec<u64> = s
+        .workloads
+        .logs_after("01E", 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(after, [2, 3]);
+    assert!(matches!(
+        s.workloads.logs("zzz", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn tenants_see_their_own_lists_and_figures_from_their_own_counters(s: Stores) {
+    for (id, tenant) in [("01T1", "a"), ("01T2", "a"), ("01T3", "b")] {
+        let (mut w, spec) = workload(id, Isolation::Isolate);
+        w.tenant = tenant.into();
+        put(&s, &w, &spec).await;
+    }
+    run_on(&s, "n", Isolation::Isolate).await;
+    s.workloads
+        .finish("01T1", &done(WorkloadStatus::Completed, 40))
+        .await
+        .unwrap();
+    let page = s
+        .workloads
+        .list(&ListFilter {
+            tenant: Some("a".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    assert!(page.workloads.iter().all(|w| w.tenant == "a"));
+    let b = s.workloads.stats(Some("b")).await.unwrap();
+    assert_eq!((b.total, b.by_status["pending"]), (1, 1));
+    assert!(b.backends.is_empty());
+    let a = s.workloads.stats(Some("a")).await.unwrap();
+    assert_eq!(
+        (a.total, a.backends["isolate"].finished, a.avg_duration_ms),
+        (2, 1, 40.0)
+    );
+    assert_eq!(s.workloads.stats(None).await.unwrap().total, 3);
+}
+
+async fn claims_go_oldest_first_to_one_node_each_and_only_the_claimant_starts(s: Stores) {
+    for i in 0..3 {
+        let (w, spec) = workload(&format!("01Q{i}"), Isolation::Gvisor);
+        put(&s, &w, &spec).await;
+    }
+    assert!(s.workloads.claim("a", Isolation::Isolate).await.unwrap().is_none());
+    let first = s.workloads.claim("a", Isolation::Gvisor).await.unwrap().unwrap();
+    assert_eq!(first.workload.id, "01Q0");
+    assert_eq!(first.spec.note.as_deref(), Some("auto: a note"));
+    assert_eq!(first.spec.code_archive, Some(vec![1, 2, 3]));
+    let second = s.workloads.claim("b", Isolation::Gvisor).await.unwrap().unwrap();
+    assert_eq!(second.workload.id, "01Q1");
+    // Only the claimant may start it.
+    assert!(matches!(
+        s.workloads.start("01Q0", "b", OffsetDateTime::now_utc()).await,
+        Err(StoreError::InvalidTransition(_))
+    ));
+    s.workloads
+        .start("01Q0", "a", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    // Node b gives back what it is not running: it goes back to the queue, first in line.
+    assert_eq!(s.workloads.unclaim("b", &[]).await.unwrap(), 1);
+    assert_eq!(s.workloads.get("01Q1").await.unwrap().node_id, None);
+    let again = s.workloads.claim("c", Isolation::Gvisor).await.unwrap().unwrap();
+    assert_eq!(again.workload.id, "01Q1");
+    assert_eq!(s.workloads.unclaim("c", &["01Q1".into()]).await.unwrap(), 0);
+    assert_eq!(
+        s.workloads.running_on("a").await.unwrap().len(),
+        1,
+        "a runs 01Q0"
+    );
+}
+
+async fn many_claimers_at_once_never_claim_one_workload_twice(s: Stores) {
+    for i in 0..40 {
+        let (w, spec) = workload(&format!("01R{i:02}"), Isolation::Isolate);
+        put(&s, &w, &spec).await;
+    }
+    let workloads = s.workloads.clone();
+    let claimers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = workloads.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Some(c) = store.claim(&format!("n{n}"), Isolation::Isolate).await.unwrap() {
+                    mine.push(c.workload.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    all.sort();
+    let len = all.len();
+    all.dedup();
+    assert_eq!((len, all.len()), (40, 40), "each claimed exactly once");
+}
+
+async fn a_direct_claim_never_jumps_the_queue(s: Stores) {
+    let claim = Admission {
+        claim_for: Some("a".into()),
+        ..Admission::default()
+    };
+    let (w, spec) = workload("01S0", Isolation::Isolate);
+    assert!(s.workloads.enqueue(&w, &spec, &claim).await.unwrap(), "nothing waits: claimed");
+    assert_eq!(s.workloads.get("01S0").await.unwrap().node_id.as_deref(), Some("a"));
+    let (w, spec) = workload("01S1", Isolation::Isolate);
+    put(&s, &w, &spec).await;
+    let (w, spec) = workload("01S2", Isolation::Isolate);
+    assert!(
+        !s.workloads.enqueue(&w, &spec, &claim).await.unwrap(),
+        "01S1 waits: 01S2 is queued behind it"
+    );
+}
+
+async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothing_refused(
+    s: Stores,
+) {
+    let queue = Admission {
+        max_queue: Some(2),
+        ..Admission::default()
+    };
+    for i in 0..2 {
+        let (w, spec) = workload(&format!("01U{i}"), Isolation::Microvm);
+        s.workloads.enqueue(&w, &spec, &queue).await.unwrap();
+    }
+    let (w, spec) = workload("01U2", Isolation::Microvm);
+    assert!(matches!(
+        s.workloads.enqueue(&w, &spec, &queue).await,
+        Err(StoreError::Refused(Refusal::Overloaded { .. }))
+    ));
+    assert!(matches!(s.workloads.get("01U2").await, Err(StoreError::NotFound(_))));
+    let (w, spec) = workload("01U3", Isolation::Isolate);
+    s.workloads
+        .enqueue(&w, &spec, &queue)
+        .await
+        .expect("another backend's queue is its own");
+
+    let quota = |max_concurrent, per_minute| Admission {
+        quota: Some(Quota {
+            max_concurrent,
+            per_minute,
+            max_cpus: 4,
+            max_mem_mb: 512,
+        }),
+        ..Admission::default()
+    };
+    let tenant = |id: &str| {
+        let (mut w, spec) = workload(id, Isolation::Gvisor);
+        w.tenant = "q".into();
+        (w, spec)
+    };
+    let (w, spec) = tenant("01V0");
+    s.workloads.enqueue(&w, &spec, &quota(1, 10)).await.unwrap();
+    let (w, spec) = tenant("01V1");
+    match s.workloads.enqueue(&w, &spec, &quota(1, 10)).await {
+        Err(StoreError::Refused(Refusal::OverQuota { retry_after_s, message })) => {
+            assert_eq!(retry_after_s, 1);
+            assert!(message.contains("1 workloads at once"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first one ends: its share is given back.
+    s.workloads
+        .finish("01V0", &done(WorkloadStatus::Failed, 0))
+        .await
+        .unwrap();
+    s.workloads.enqueue(&w, &spec, &quota(1, 10)).await.unwrap();
+    let (w, spec) = tenant("01V2");
+    match s.workloads.enqueue(&w, &spec, &quota(10, 2)).await {
+        Err(StoreError::Refused(Refusal::OverQuota { retry_after_s, message })) => {
+            assert!((1..=60).contains(&retry_after_s), "{retry_after_s}");
+            assert!(message.contains("last minute"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (mut w, spec) = tenant("01V3");
+    w.mem_limit = 1024;
+    assert!(matches!(
+        s.workloads.enqueue(&w, &spec, &quota(10, 10)).await,
+        Err(StoreError::Refused(Refusal::Forbidden(_)))
+    ));
+}
+
+async fn kill_requests_reach_the_node_running_the_workload(s: Stores) {
+    let (w, spec) = workload("01K", Isolation::Isolate);
+    put(&s, &w, &spec).await;
+    run_on(&s, "b", Isolation::Isolate).await;
+    assert!(s.workloads.kill_requests("b").await.unwrap().is_empty());
+    let asked = s.workloads.request_kill("01K").await.unwrap();
+    assert_eq!(asked.status, WorkloadStatus::Running);
+    assert_eq!(s.workloads.kill_requests("b").await.unwrap(), ["01K"]);
+    assert!(s.workloads.kill_requests("a").await.unwrap().is_empty());
+    s.workloads
+        .finish("01K", &done(WorkloadStatus::Killed, 3))
+        .await
+        .unwrap();
+    assert!(s.workloads.kill_requests("b").await.unwrap().is_empty());
+}
+
+fn node(id: &str, heartbeat_at: OffsetDateTime) -> NodeRecord {
+    NodeRecord {
+        id: id.into(),
+        hostname: "host".into(),
+        version: "0.1.0".into(),
+        cpus: 2,
+        memory_total_mb: 1024,
+        memory_used_mb: 512,
+        active_workloads: 0,
+        backends: Vec::new(),
+        started_at: heartbeat_at,
+        heartbeat_at,
+        left_at: None,
+    }
+}
+
+async fn a_lost_nodes_running_work_fails_naming_it_and_its_claims_go_back(s: Stores) {
+    let now = OffsetDateTime::now_utc();
+    let old = now - time::Duration::seconds(30);
+    s.nodes.heartbeat(&node("alive", now)).await.unwrap();
+    s.nodes.heartbeat(&node("dead", old)).await.unwrap();
+    for i in 0..3 {
+        let (w, spec) = workload(&format!("01L{i}"), Isolation::Isolate);
+        put(&s, &w, &spec).await;
+    }
+    run_on(&s, "dead", Isolation::Isolate).await; // 01L0 runs on dead
+    s.workloads.claim("dead", Isolation::Isolate).await.unwrap(); // 01L1 claimed by dead
+    run_on(&s, "alive", Isolation::Isolate).await; // 01L2 runs on alive
+    let lease = time::Duration::seconds(10);
+    let kept = s.nodes.housekeep(now - lease).await.unwrap();
+    assert!(kept.led);
+    assert_eq!(kept.lost_nodes, ["dead"]);
+    assert_eq!(kept.failed, ["01L0"]);
+    assert_eq!(kept.requeued, ["01L1"]);
+    let failed = s.workloads.get("01L0").await.unwrap();
+    assert_eq!(failed.status, WorkloadStatus::Failed);
+    assert!(failed.error.unwrap().contains("node dead was lost"));
+    assert_eq!(s.workloads.get("01L1").await.unwrap().node_id, None);
+    assert_eq!(
+        s.workloads.get("01L2").await.unwrap().status,
+        WorkloadStatus::Running
+    );
+    let again = s.nodes.housekeep(now - lease).await.unwrap();
+    assert!(again.lost_nodes.is_empty() && again.failed.is_empty(), "{again:?}");
+    let states: Vec<(String, NodeState)> = s
+        .nodes
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| {
+            let state = n.state(now, lease);
+            (n.id, state)
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("alive".into(), NodeState::Live), ("dead".into(), NodeState::Lost)]
+    );
+    s.nodes.leave("alive", now).await.unwrap();
+    let alive = s.nodes.nodes().await.unwrap().remove(0);
+    assert_eq!(alive.state(now, lease), NodeState::Left);
+    s.nodes.heartbeat(&node("alive", now)).await.unwrap();
+    let back = s.nodes.nodes().await.unwrap().remove(0);
+    assert_eq!(back.state(now, lease), NodeState::Live, "a node that comes back rejoins");
+}
+
+async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Stores) {
+    let key = ApiKey {
+        id: "k1".into(),
+        name: "ci".into(),
+        role: Role::Developer,
+        tenant: "a".into(),
+        created_at: OffsetDateTime::now_utc(),
+        expires_at: None,
+        revoked_at: None,
+        created_by: "bootstrap".into(),
+    };
+    s.access.create_key(&key, "hash-of-secret").await.unwrap();
+    let (found, hash) = s.access.key("k1").await.unwrap();
+    assert_eq!((found.role, hash.as_str()), (Role::Developer, "hash-of-secret"));
+    assert!(matches!(s.access.key("nope").await, Err(StoreError::NotFound(_))));
+    let revoked = s
+        .access
+        .revoke_key("k1", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(s.access.keys(Some("a")).await.unwrap().len(), 1);
+    assert!(s.access.keys(Some("b")).await.unwrap().is_empty());
+
+    for action in ["workload.create", "key.revoke"] {
+        s.access.append_audit(&audit(action, 3)).await.unwrap();
+    }
+    let all = s
+        .access
+        .audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| (e.action.as_str(), e.count)).collect::<Vec<_>>(),
+        [("key.revoke", 3), ("workload.create", 3)]
+    );
+    let one = s
+        .access
+        .audit(&AuditFilter {
+            action: Some("key.revoke".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    for forged in [
+        "UPDATE audit_log SET outcome = 'forged'",
+        "DELETE FROM audit_log",
+    ] {
+        let refused = s.raw.execute(forged).await.unwrap_err();
+        assert!(refused.contains("append-only"), "{forged}: {refused}");
+    }
+
+    assert_eq!(s.access.quota("a").await.unwrap(), None);
+    let q = Quota {
+        max_concurrent: 2,
+        per_minute: 10,
+        max_cpus: 2,
+        max_mem_mb: 256,
+    };
+    s.access.set_quota("a", &q).await.unwrap();
+    assert_eq!(s.access.quota("a").await.unwrap(), Some(q));
+}
+
+fn audit(action: &str, count: u64) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at: OffsetDateTime::now_utc(),
+        actor: "k1".into(),
+        role: Some("developer".into()),
+        tenant: Some("a".into()),
+        action: action.into(),
+        target: Some("x".into()),
+        outcome: "ok".into(),
+        status: 200,
+        detail: None,
+        count,
+    }
+}
+
+async fn only_the_servers_retention_removes_audit_records_and_it_says_so(s: Stores) {
+    let old = (OffsetDateTime::now_utc() - time::Duration::days(100)).unix_timestamp() * 1000;
+    for action in ["old.one", "old.two"] {
+        s.raw
+            .execute(&format!(
+                "INSERT INTO audit_log (at, actor, action, outcome, status, count) VALUES ({old}, 'k', '{action}', 'ok', 200, 1)"
+            ))
+            .await
+            .unwrap();
+    }
+    s.access.append_audit(&audit("recent", 1)).await.unwrap();
+    let refused = s
+        .raw
+        .execute("DELETE FROM audit_log WHERE action = 'old.one'")
+        .await
+        .unwrap_err();
+    assert!(refused.contains("append-only"), "{refused}");
+    let cutoff = OffsetDateTime::now_utc() - time::Duration::days(90);
+    let removed = s
+        .access
+        .prune_audit(cutoff, &audit("audit.prune", 1))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let left: Vec<String> = s
+        .access
+        .audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{} {}", e.action, e.detail.unwrap_or_default()))
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left[0].starts_with("audit.prune 2 records older than"), "{left:?}");
+    let refused = s.raw.execute("DELETE FROM audit_log").await.unwrap_err();
+    assert!(refused.contains("append-only"), "the gate is closed again: {refused}");
+    assert_eq!(
+        s.access
+            .prune_audit(cutoff, &audit("audit.prune", 1))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+fn image(reference: &str, default: bool) -> ImageRecord {
+    ImageRecord {
+        reference: reference.into(),
+        digest: format!("sha256:{}", "b".repeat(64)),
+        layers: vec![format!("sha256:{}", "c".repeat(64))],
+        size_bytes: 10,
+        config: ImageConfig::default(),
+        resources: None,
+        default,
+        pulled_at: OffsetDateTime::now_utc(),
+        nodes: Vec::new(),
+    }
+}
+
+async fn images_are_registered_once_with_one_default_and_the_nodes_that_have_them(s: Stores) {
+    s.images.put_image(&image("r/a:1", true)).await.unwrap();
+    s.images.put_image(&image("r/b:1", true)).await.unwrap();
+    s.images.image_pulled("r/a:1", "n2").await.unwrap();
+    s.images.image_pulled("r/a:1", "n1").await.unwrap();
+    s.images.image_pulled("r/a:1", "n1").await.unwrap();
+    let all = s.images.images().await.unwrap();
+    let summary: Vec<(&str, bool, Vec<String>)> = all
+        .iter()
+        .map(|i| (i.reference.as_str(), i.default, i.nodes.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("r/a:1", false, vec!["n1".to_owned(), "n2".to_owned()]),
+            ("r/b:1", true, vec![])
+        ]
+    );
+    assert!(s.images.remove_image("r/a:1").await.unwrap());
+    assert!(!s.images.remove_image("r/a:1").await.unwrap());
+    assert_eq!(s.images.images().await.unwrap().len(), 1);
+}
+
+/// Each contract test, once per store.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_store {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres_store {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_workload_round_trips_with_its_spec,
+    a_stale_update_cannot_overwrite_a_terminal_state,
+    pending_can_fail_directly_but_cannot_complete,
+    list_filters_pages_with_offset_or_cursor_and_counts_from_the_counters,
+    log_lines_keep_their_order_and_stream_and_duplicates_are_ignored,
+    tenants_see_their_own_lists_and_figures_from_their_own_counters,
+    claims_go_oldest_first_to_one_node_each_and_only_the_claimant_starts,
+    many_claimers_at_once_never_claim_one_workload_twice,
+    a_direct_claim_never_jumps_the_queue,
+    admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothing_refused,
+    kill_requests_reach_the_node_running_the_workload,
+    a_lost_nodes_running_work_fails_naming_it_and_its_claims_go_back,
+    keys_audit_and_quotas_persist_and_the_audit_log_is_append_only,
+    only_the_servers_retention_removes_audit_records_and_it_says_so,
+    images_are_registered_once_with_one_default_and_the_nodes_that_have_them,
+);
