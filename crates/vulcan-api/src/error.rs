@@ -63,6 +63,8 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::InvalidTransition(_) | StoreError::Duplicate(_) => StatusCode::CONFLICT,
+            // Admission refusals arrive as submission errors; here only for completeness.
+            StoreError::Refused(_) => return SubmitError::from(e).into(),
             StoreError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

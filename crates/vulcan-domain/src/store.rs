@@ -139,9 +139,14 @@ pub trait WorkloadStore: Send + Sync {
     /// Workloads of `node` not yet terminal that someone asked to kill.
     async fn kill_requests(&self, node: &str) -> Result<Vec<String>, StoreError>;
 
-    /// Gives back the pending workloads `node` claimed but is not running (`keep` are the
-    /// ones it is): they go back to the queue. Returns how many.
-    async fn unclaim(&self, node: &str, keep: &[String]) -> Result<u64, StoreError>;
+    /// Gives back the pending workloads `node` claimed before `claimed_before` but is not
+    /// running (`keep` are the ones it is): they go back to the queue. Returns how many.
+    async fn unclaim(
+        &self,
+        node: &str,
+        keep: &[String],
+        claimed_before: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
 
     /// Workloads `node` was running (status `running` on it), oldest first: what a restart
     /// fails.

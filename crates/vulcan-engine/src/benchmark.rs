@@ -224,7 +224,7 @@ impl Benchmarks {
     }
 
     /// The workload a backend is measured with, or why it cannot be.
-    fn workload(
+    async fn workload(
         &self,
         backend: Isolation,
         request: &BenchmarkRequest,
@@ -248,10 +248,18 @@ impl Benchmarks {
                 },
             )),
             Isolation::Gvisor => {
+                let default = match self.engine.images() {
+                    Some(images) => images
+                        .default_image()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map(|r| r.reference),
+                    None => None,
+                };
                 let image = request
                     .image
                     .clone()
-                    .or_else(|| self.engine.images().and_then(|i| i.default_image()).map(|r| r.reference))
+                    .or(default)
                     .ok_or("no image to run: pass \"image\" or register a default image (POST /v1/images with \"default\": true)")?;
                 Ok((
                     format!("oci: {image} echo hi"),
@@ -325,7 +333,7 @@ impl Benchmarks {
                 Some(i) if !i.available => {
                     Err(i.reason.clone().unwrap_or_else(|| "unavailable".into()))
                 }
-                Some(_) => self.workload(backend, &request),
+                Some(_) => self.workload(backend, &request).await,
             };
             match prepared {
                 Err(reason) => {

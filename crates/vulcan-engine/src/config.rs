@@ -1,5 +1,7 @@
 //! The engine's knobs.
 
+use std::time::Duration;
+
 use vulcan_domain::{Quota, Resources};
 
 /// Upper bounds a request's resources are validated against.
@@ -77,8 +79,17 @@ pub struct EngineConfig {
     pub logs: LogLimits,
     /// The quota of tenants that have none of their own.
     pub default_quota: Quota,
-    /// Workloads that may wait for a slot per backend; beyond it submissions get 503.
+    /// Workloads that may wait for a slot per backend (across the cluster); beyond it
+    /// submissions get 503.
     pub max_queue: usize,
+    /// How often this node says it is alive, does housekeeping and looks for kill requests.
+    pub heartbeat: Duration,
+    /// A node without a heartbeat for this long is lost; a node that could not reach the
+    /// store for this long stops what it runs.
+    pub lease: Duration,
+    /// How often the queue and the workloads others run are looked at when no signal came
+    /// (signals are the fast path; this is the fallback).
+    pub poll: Duration,
 }
 
 impl EngineConfig {
@@ -95,6 +106,9 @@ impl EngineConfig {
                 max_mem_mb: 16 * 1024,
             },
             max_queue: 256,
+            heartbeat: Duration::from_secs(1),
+            lease: Duration::from_secs(10),
+            poll: Duration::from_secs(1),
         }
     }
 }

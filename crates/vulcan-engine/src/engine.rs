@@ -1,23 +1,30 @@
-//! The engine: accepts workloads, runs them on their backend, and records how they end.
+//! The engine: accepts workloads into the queue, runs the ones this node claims, and
+//! answers for every workload, whichever node runs it.
+//!
+//! A workload's path: [`Engine::submit`] validates and routes it and the store admits and
+//! records it (claimed at once by this node if it has a free slot and nothing older waits);
+//! otherwise the dispatcher of a node with a free slot claims it ([`crate::dispatch`]);
+//! the node that holds the claim runs it ([`crate::run`]). The cluster's mechanics —
+//! heartbeats, housekeeping, kill requests, signals — are in [`crate::cluster`]. A node on
+//! its own SQLite file is a cluster of one and goes the same way.
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use vulcan_domain::{
-    ImageCatalog, ImageError, Isolation, LogLine, Resources, Runtime, StoreError, TerminalUpdate,
-    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore, DEFAULT_TENANT,
+    Admission, ImageCatalog, ImageError, Isolation, NodeRecord, NodeStore, Resources, Runtime,
+    Signal, SignalBus, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore, DEFAULT_TENANT,
 };
 
-use crate::admission::{Admission, QueuePlace, Ticket};
-use crate::sink::WorkloadLogSink;
-use crate::slots::{Slots, Turn};
+use crate::cluster::ClusterView;
+use crate::slots::Slots;
+use crate::watches::{Watch, Watches};
 use crate::{
-    BackendRegistry, EngineConfig, ImagePulls, LogBroker, Metrics, Route, RouteError, Submission,
+    BackendRegistry, EngineConfig, ImagePulls, LogBroker, Metrics, RouteError, Submission,
     SubmitError,
 };
 
@@ -31,58 +38,64 @@ pub enum KillError {
     AlreadyEnded(Box<Workload>),
 }
 
-/// A workload that has been accepted and has not ended yet.
-struct Active {
-    kill: watch::Sender<bool>,
-    done: watch::Receiver<Option<Workload>>,
+/// Why a run this node holds is stopped from outside its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stop {
+    pub status: WorkloadStatus,
+    pub error: String,
 }
 
-struct Inner {
-    config: EngineConfig,
-    store: Arc<dyn WorkloadStore>,
-    registry: BackendRegistry,
-    broker: LogBroker,
-    metrics: Metrics,
-    slots: HashMap<Isolation, Arc<Slots>>,
-    active: Mutex<HashMap<String, Active>>,
-    /// Set when shutting down: no new workload starts; waiting ones stay pending.
-    stopping: watch::Sender<bool>,
-    /// Set when the shutdown grace period is over: running workloads are stopped.
-    aborting: watch::Sender<bool>,
-    ids: Mutex<ulid::Generator>,
+/// A workload this node runs, from its claim to its end.
+pub(crate) struct Active {
+    pub stop: watch::Sender<Option<Stop>>,
+    pub done: watch::Receiver<Option<Workload>>,
+}
+
+/// The stores the engine keeps its state in, and how it tells the other nodes.
+#[derive(Clone)]
+pub struct Stores {
+    pub workloads: Arc<dyn WorkloadStore>,
+    pub nodes: Arc<dyn NodeStore>,
+    /// Signals to the other nodes ([`vulcan_domain::Alone`] for a node on its own).
+    pub bus: Arc<dyn SignalBus>,
+}
+
+pub(crate) struct Inner {
+    pub config: EngineConfig,
+    pub store: Arc<dyn WorkloadStore>,
+    pub nodes: Arc<dyn NodeStore>,
+    pub bus: Arc<dyn SignalBus>,
+    pub registry: BackendRegistry,
+    pub broker: LogBroker,
+    pub metrics: Metrics,
+    /// Run slots of the backends this node can run.
+    pub slots: HashMap<Isolation, Arc<Slots>>,
+    pub active: Mutex<HashMap<String, Active>>,
+    pub watches: Arc<Watches>,
+    /// What the other live nodes can run, from their heartbeats.
+    pub view: Mutex<ClusterView>,
+    /// Set when shutting down: nothing new is accepted or claimed.
+    pub stopping: watch::Sender<bool>,
+    /// Set while this node cannot reach the store past its lease: it claims nothing.
+    pub isolated: std::sync::atomic::AtomicBool,
+    pub ids: Mutex<ulid::Generator>,
     /// Where runtime `oci` workloads find their default image and per-image resources.
-    images: Option<Arc<dyn ImageCatalog>>,
-    admission: Arc<Admission>,
-}
-
-/// How one accepted workload ended, before it is written down.
-enum Ending {
-    /// Recorded with the given status (and its run time, if it ran).
-    Finished(TerminalUpdate, Option<Duration>),
-    /// Someone else already moved it to a terminal state.
-    AlreadyEnded,
-    /// Shutdown came before it started: it stays pending and runs after the restart.
-    LeftPending,
+    pub images: Option<Arc<dyn ImageCatalog>>,
+    pub started: OffsetDateTime,
 }
 
 /// Vulcan's execution engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-async fn until_set(mut flag: watch::Receiver<bool>) {
-    if flag.wait_for(|set| *set).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
 /// An ending recorded without a run to time (never started, or stopped from outside).
-fn ended(status: WorkloadStatus, error: impl Into<String>) -> TerminalUpdate {
+pub(crate) fn ended(status: WorkloadStatus, error: impl Into<String>) -> TerminalUpdate {
     TerminalUpdate {
         status,
         output: None,
@@ -94,22 +107,13 @@ fn ended(status: WorkloadStatus, error: impl Into<String>) -> TerminalUpdate {
     }
 }
 
-fn truncate_on_char(text: &mut String, max: usize) {
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-}
-
 impl Engine {
     pub fn new(
         config: EngineConfig,
-        store: Arc<dyn WorkloadStore>,
+        stores: Stores,
         registry: BackendRegistry,
         metrics: Metrics,
     ) -> Self {
-        let config_max_queue = config.max_queue;
         let slots = registry
             .backends()
             .map(|b| {
@@ -120,17 +124,21 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 config,
-                store,
+                store: stores.workloads,
+                nodes: stores.nodes,
+                bus: stores.bus,
                 registry,
                 broker: LogBroker::new(),
                 metrics,
                 slots,
                 active: Mutex::new(HashMap::new()),
+                watches: Arc::new(Watches::default()),
+                view: Mutex::new(ClusterView::default()),
                 stopping: watch::channel(false).0,
-                aborting: watch::channel(false).0,
+                isolated: std::sync::atomic::AtomicBool::new(false),
                 ids: Mutex::new(ulid::Generator::new()),
                 images: None,
-                admission: Arc::new(Admission::new(config_max_queue)),
+                started: now(),
             }),
         }
     }
@@ -151,7 +159,7 @@ impl Engine {
 
     /// Fills an `oci` submission's image (the default image if it names none, the
     /// normalised reference otherwise) and returns the resource defaults that apply.
-    fn image_defaults(&self, submission: &mut Submission) -> Result<Resources, SubmitError> {
+    async fn image_defaults(&self, submission: &mut Submission) -> Result<Resources, SubmitError> {
         let defaults = self.inner.config.defaults;
         if submission.runtime != Some(Runtime::Oci) {
             return Ok(defaults);
@@ -163,10 +171,12 @@ impl Engine {
             .image
             .as_deref()
             .map(str::trim)
-            .filter(|i| !i.is_empty());
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned);
+        let invalid = |e: ImageError| SubmitError::Invalid(e.to_string());
         let record = match named {
-            None => images.default_image(),
-            Some(reference) => match images.get(reference) {
+            None => images.default_image().await.map_err(invalid)?,
+            Some(reference) => match images.get(&reference).await {
                 Ok(record) => Some(record),
                 Err(ImageError::NotFound(normalised)) => {
                     if submission.pulls == ImagePulls::Never {
@@ -180,6 +190,7 @@ impl Engine {
                     let normalised =
                         images
                             .check_pull(&normalised, trusted)
+                            .await
                             .map_err(|e| match e {
                                 ImageError::NotAllowed(m) => SubmitError::Forbidden(m),
                                 other => SubmitError::Invalid(other.to_string()),
@@ -187,7 +198,7 @@ impl Engine {
                     submission.image = Some(normalised);
                     None
                 }
-                Err(e) => return Err(SubmitError::Invalid(e.to_string())),
+                Err(e) => return Err(invalid(e)),
             },
         };
         Ok(match record {
@@ -208,6 +219,10 @@ impl Engine {
         &self.inner.store
     }
 
+    pub fn node_store(&self) -> &Arc<dyn NodeStore> {
+        &self.inner.nodes
+    }
+
     pub fn registry(&self) -> &BackendRegistry {
         &self.inner.registry
     }
@@ -220,24 +235,44 @@ impl Engine {
         &self.inner.metrics
     }
 
-    /// Workloads waiting for a slot on `isolation`.
-    pub fn queued(&self, isolation: Isolation) -> usize {
-        self.inner.admission.queued(isolation)
-    }
-
-    /// Workloads accepted by this engine that have not ended.
+    /// Workloads this node is running (or has claimed and is starting).
     pub fn active_count(&self) -> usize {
         self.inner.active().len()
     }
 
-    /// Validates, routes and stores a workload, then starts it in the background.
-    /// Returns it as stored: `pending`.
+    /// Run slots of a backend on this node: (in all, free now).
+    pub fn slots(&self, isolation: Isolation) -> (usize, usize) {
+        self.inner
+            .slots
+            .get(&isolation)
+            .map_or((0, 0), |s| s.counts())
+    }
+
+    /// This node, as its next heartbeat will describe it.
+    pub fn this_node(&self) -> NodeRecord {
+        crate::cluster::describe(&self.inner)
+    }
+
+    /// Every node of the cluster (this one as it is now), by id.
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let me = self.this_node();
+        let mut nodes = self.inner.nodes.nodes().await?;
+        match nodes.iter_mut().find(|n| n.id == me.id) {
+            Some(stored) => *stored = me,
+            None => nodes.push(me),
+        }
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
+    }
+
+    /// Validates, routes and admits a workload into the queue; this node claims it at once
+    /// if it can run it now. Returns it as stored: `pending`.
     pub async fn submit(&self, mut submission: Submission) -> Result<Workload, SubmitError> {
         let inner = &self.inner;
         if *inner.stopping.borrow() {
             return Err(SubmitError::ShuttingDown);
         }
-        let defaults = self.image_defaults(&mut submission)?;
+        let defaults = self.image_defaults(&mut submission).await?;
         let (runtime, resources) = submission.validate(defaults, &inner.config.limits)?;
         let tenant = if submission.tenant.is_empty() {
             DEFAULT_TENANT.to_owned()
@@ -245,19 +280,16 @@ impl Engine {
             submission.tenant.clone()
         };
         let requested = submission.isolation.unwrap_or(Isolation::Auto);
-        let route = inner
-            .registry
-            .resolve(requested, runtime)
-            .map_err(|e| match e {
-                RouteError::Unsupported(m) => SubmitError::Invalid(m),
-                RouteError::Unavailable(m) => SubmitError::Unavailable(m),
-            })?;
-        // The queue first: a submission shed for load does not count against a quota.
-        let place = inner.admission.enqueue(route.isolation)?;
-        let ticket = submission
-            .quota
-            .map(|quota| inner.admission.admit(&tenant, &quota, resources))
-            .transpose()?;
+        let route = {
+            let view = inner.view();
+            inner
+                .registry
+                .resolve_with(requested, runtime, &|i| view.live_elsewhere(i))
+        }
+        .map_err(|e| match e {
+            RouteError::Unsupported(m) => SubmitError::Invalid(m),
+            RouteError::Unavailable(m) => SubmitError::Unavailable(m),
+        })?;
         let id = inner.new_id();
         let input_hash = submission.input_hash(runtime);
         let spec = WorkloadSpec {
@@ -271,6 +303,7 @@ impl Engine {
             input: submission.input,
             env: submission.env,
             resources,
+            note: route.fallback,
         };
         let workload = Workload {
             id,
@@ -278,7 +311,7 @@ impl Engine {
             isolation: route.isolation,
             requested_isolation: requested,
             runtime,
-            node_id: inner.config.node_id.clone(),
+            node_id: None,
             tenant,
             input_hash,
             output: None,
@@ -293,105 +326,159 @@ impl Engine {
             started_at: None,
             finished_at: None,
         };
-        inner.store.insert(&workload, &spec).await?;
+        // A free slot here: the workload is claimed as it is recorded, and runs at once.
+        let slot = (!inner.is_isolated() && inner.registry.available(route.isolation))
+            .then(|| inner.slots.get(&route.isolation).and_then(|s| s.try_take()))
+            .flatten();
+        let admission = Admission {
+            quota: submission.quota,
+            max_queue: Some(inner.config.max_queue as u64),
+            claim_for: slot.as_ref().map(|_| inner.config.node_id.clone()),
+        };
+        let claimed = match inner.store.enqueue(&workload, &spec, &admission).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                if let Some(slot) = slot {
+                    slot.release_quietly();
+                }
+                return Err(e.into());
+            }
+        };
         inner.metrics.workload_submitted(route.isolation.as_str());
-        Inner::launch(inner, workload.clone(), spec, route, ticket, place);
+        match slot {
+            Some(slot) if claimed => {
+                let mut workload = workload.clone();
+                workload.node_id = Some(inner.config.node_id.clone());
+                crate::run::launch(inner, workload, spec, slot);
+            }
+            other => {
+                // Queued behind older work: whichever node has a slot first claims it.
+                drop(other);
+                inner.signal(Signal::Queued(route.isolation));
+            }
+        }
         Ok(workload)
     }
 
-    /// Waits until the workload is terminal and returns it.
+    /// Waits until the workload is terminal and returns it, wherever it runs.
     pub async fn wait(&self, id: &str) -> Result<Workload, StoreError> {
-        let done = self.inner.active().get(id).map(|a| a.done.clone());
-        if let Some(mut done) = done {
+        let local = self.inner.active().get(id).map(|a| a.done.clone());
+        if let Some(mut done) = local {
             if let Ok(w) = done.wait_for(Option::is_some).await {
                 if let Some(w) = w.clone() {
                     return Ok(w);
                 }
             }
         }
-        self.inner.store.get(id).await
+        let watch = self.watch(id);
+        loop {
+            let armed = watch.armed();
+            let w = self.inner.store.get(id).await?;
+            if w.status.is_terminal() {
+                return Ok(w);
+            }
+            // It may have been claimed here meanwhile: follow the local run then.
+            let local = self.inner.active().get(id).map(|a| a.done.clone());
+            if let Some(mut done) = local {
+                if let Ok(w) = done.wait_for(Option::is_some).await {
+                    if let Some(w) = w.clone() {
+                        return Ok(w);
+                    }
+                }
+            }
+            watch.changed(armed).await;
+        }
     }
 
-    /// Stops a pending or running workload and returns it once it is `killed`.
+    /// A wait on what happens to a workload (its end, its log lines), wherever it runs.
+    pub fn watch(&self, id: &str) -> Watch {
+        self.inner.watches.watch(id, self.inner.config.poll)
+    }
+
+    /// Stops a pending or running workload, wherever it runs, and returns it once it is
+    /// `killed`. A workload whose code had already finished is refused with how it ended.
     pub async fn kill(&self, id: &str) -> Result<Workload, KillError> {
-        let current = self.inner.store.get(id).await?;
+        let inner = &self.inner;
+        let current = inner.store.get(id).await?;
         if current.status.is_terminal() {
             return Err(KillError::AlreadyEnded(Box::new(current)));
         }
-        // A workload this engine runs is stopped by its own task, which records how it
+        // A workload this node runs is stopped by its own task, which records how it
         // ended: killed if the code was still going, or its real result if it had already
         // finished (then the kill is refused with that result, never recorded over it).
-        let signalled = match self.inner.active().get(id) {
-            Some(active) => {
-                active.kill.send_replace(true);
-                true
-            }
-            None => false,
-        };
-        let last = if signalled {
-            self.wait(id).await?
-        } else {
-            // Not ours to run (another node's, or already being wound up): record it.
-            match self
-                .inner
+        if inner.stop_local(id, killed_by_request()) {
+            return settle(self.wait(id).await?);
+        }
+        if current.status == WorkloadStatus::Pending {
+            // Not started anywhere: the store decides between this kill and a node's start.
+            match inner
                 .store
-                .finish(id, &ended(WorkloadStatus::Killed, "killed by request"))
+                .finish(
+                    id,
+                    &ended(
+                        WorkloadStatus::Killed,
+                        "killed by request before it started",
+                    ),
+                )
                 .await
             {
-                Ok(w) => w,
-                Err(StoreError::InvalidTransition(_)) => self.inner.store.get(id).await?,
+                Ok(w) => {
+                    inner.signal(Signal::Ended(id.to_owned()));
+                    return Ok(w);
+                }
+                Err(StoreError::InvalidTransition(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-        };
-        if last.status == WorkloadStatus::Killed {
-            Ok(last)
-        } else {
-            Err(KillError::AlreadyEnded(Box::new(last)))
         }
+        // Running on another node (or just started there): ask it to stop.
+        inner.store.request_kill(id).await?;
+        inner.signal(Signal::Kill(id.to_owned()));
+        settle(self.wait(id).await?)
     }
 
-    /// After a restart: fails the workloads that were running when this node stopped (they
-    /// may have had effects, so they are not re-run) and runs the ones that never started.
-    /// Returns (failed, re-run).
+    /// After a restart: fails the workloads that were running here when this node stopped
+    /// (they may have had effects, so they are not re-run) and puts back in the queue the
+    /// ones it had claimed and not started. Returns (failed, requeued).
     pub async fn recover(&self) -> Result<(usize, usize), StoreError> {
         let inner = &self.inner;
-        let (mut failed, mut rerun) = (0, 0);
-        for w in inner.store.unfinished(&inner.config.node_id).await? {
-            if w.status == WorkloadStatus::Running {
-                let why = "the server stopped while this workload was running; it was not re-run because it may already have had effects";
-                inner
-                    .store
-                    .finish(&w.id, &ended(WorkloadStatus::Failed, why))
-                    .await?;
-                inner
-                    .metrics
-                    .workload_finished(w.isolation.as_str(), "failed", None);
-                failed += 1;
-                continue;
+        let mut failed = 0;
+        for w in inner.store.running_on(&inner.config.node_id).await? {
+            let why = "the server stopped while this workload was running; it was not re-run because it may already have had effects";
+            match inner
+                .store
+                .finish(&w.id, &ended(WorkloadStatus::Failed, why))
+                .await
+            {
+                Ok(_) | Err(StoreError::InvalidTransition(_)) => {}
+                Err(e) => return Err(e),
             }
-            let spec = inner.store.spec(&w.id).await?;
-            match inner.registry.resolve(w.isolation, w.runtime) {
-                Ok(route) => {
-                    let place = inner.admission.enqueue_accepted(route.isolation);
-                    Inner::launch(inner, w, spec, route, None, place);
-                    rerun += 1;
-                }
-                Err(e) => {
-                    let why = format!("accepted before a restart, but cannot run now: {e}");
-                    inner
-                        .store
-                        .finish(&w.id, &ended(WorkloadStatus::Failed, why))
-                        .await?;
-                    failed += 1;
-                }
-            }
+            inner
+                .metrics
+                .workload_finished(w.isolation.as_str(), "failed", None);
+            failed += 1;
         }
-        Ok((failed, rerun))
+        let requeued = inner
+            .store
+            .unclaim(&inner.config.node_id, &[], now())
+            .await? as usize;
+        Ok((failed, requeued))
     }
 
-    /// Graceful shutdown: accept nothing new, give running workloads `grace` to finish,
-    /// then stop them (marked failed). Workloads still waiting for a slot stay pending and
-    /// run after the next start.
+    /// Starts the background work: a dispatcher per backend this node can run, the
+    /// heartbeat with housekeeping and kill requests. Call once, after [`Engine::recover`].
+    pub fn start(&self) {
+        crate::dispatch::start(&self.inner);
+        tokio::spawn(crate::cluster::heartbeat(self.inner.clone()));
+    }
+
+    /// A signal from another node (or this one).
+    pub fn signal(&self, signal: Signal) {
+        self.inner.handle(signal);
+    }
+
+    /// Graceful shutdown: accept and claim nothing new, give running workloads `grace` to
+    /// finish, then stop them (marked failed). Workloads still queued stay pending for any
+    /// node (this one after its restart); this node is marked as having left.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
         inner.stopping.send_replace(true);
@@ -399,20 +486,55 @@ impl Engine {
         while self.active_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        inner.aborting.send_replace(true);
+        inner.stop_all(Stop {
+            status: WorkloadStatus::Failed,
+            error: "the server shut down before the workload finished".into(),
+        });
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.active_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let node = &inner.config.node_id;
+        if let Err(e) = inner.store.unclaim(node, &[], now()).await {
+            tracing::warn!(error = %e, "could not give back claimed workloads");
+        }
+        if let Err(e) = inner.nodes.leave(node, now()).await {
+            tracing::warn!(error = %e, "could not record that this node left");
+        }
+        inner.handle(Signal::Resync);
         for backend in inner.registry.backends() {
             backend.shutdown().await;
         }
     }
 }
 
+fn killed_by_request() -> Stop {
+    Stop {
+        status: WorkloadStatus::Killed,
+        error: "killed by request".into(),
+    }
+}
+
+/// A kill's answer: the workload if it ended killed, else how it did end.
+fn settle(last: Workload) -> Result<Workload, KillError> {
+    if last.status == WorkloadStatus::Killed {
+        Ok(last)
+    } else {
+        Err(KillError::AlreadyEnded(Box::new(last)))
+    }
+}
+
 impl Inner {
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+    pub(crate) fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn view(&self) -> std::sync::MutexGuard<'_, ClusterView> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn is_isolated(&self) -> bool {
+        self.isolated.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn new_id(&self) -> String {
@@ -422,285 +544,55 @@ impl Inner {
             .to_string()
     }
 
-    fn launch(
-        self: &Arc<Self>,
-        workload: Workload,
-        spec: WorkloadSpec,
-        route: Route,
-        ticket: Option<Ticket>,
-        place: QueuePlace,
-    ) {
-        let (kill, kill_rx) = watch::channel(false);
-        let (done_tx, done) = watch::channel(None);
-        self.broker.open(&workload.id);
-        self.active()
-            .insert(workload.id.clone(), Active { kill, done });
-        // The place in line is taken here, in submission order, not when the task first runs.
-        let turn = self.slots[&route.isolation].line_up();
-        let run = self
-            .clone()
-            .run(workload, spec, route, kill_rx, done_tx, (place, turn));
-        tokio::spawn(async move {
-            run.await;
-            // The tenant's share is given back once the workload has ended.
-            drop(ticket);
-        });
-    }
-
-    async fn run(
-        self: Arc<Self>,
-        workload: Workload,
-        spec: WorkloadSpec,
-        route: Route,
-        kill: watch::Receiver<bool>,
-        done: watch::Sender<Option<Workload>>,
-        queued: (QueuePlace, Turn),
-    ) {
-        let id = workload.id.clone();
-        // Whatever happens below, even a panic, the workload leaves the active map and its
-        // live subscribers are told the stream is over.
-        let _wound_up = WindUp {
-            inner: self.clone(),
-            id: id.clone(),
-        };
-        let backend = route.isolation.as_str();
-        let (sink, persist) = WorkloadLogSink::new(&id, self.config.logs, self.broker.clone());
-        let sink = Arc::new(sink);
-        let writer = tokio::spawn(persist_logs(self.store.clone(), id.clone(), persist));
-        if let Some(note) = &route.fallback {
-            sink.note(note.clone());
-        }
-
-        let ending = self.execute(spec, &route, sink.clone(), kill, queued).await;
-        let dropped = sink.close();
-        self.metrics.log_lines_dropped(dropped);
-        // History is complete before the status turns terminal.
-        let _ = writer.await;
-
-        let last = match ending {
-            Ending::Finished(update, ran_for) => match self.store.finish(&id, &update).await {
-                Ok(w) => {
-                    let secs = ran_for.map(|d| d.as_secs_f64());
-                    self.metrics
-                        .workload_finished(backend, w.status.as_str(), secs);
-                    Some(w)
-                }
-                Err(e) => {
-                    tracing::warn!(workload = %id, error = %e, "could not record the end of a workload");
-                    if ran_for.is_some() {
-                        self.metrics.workload_finished(backend, "unrecorded", None);
+    /// Stops a run this node holds; false if it holds none of that id.
+    pub(crate) fn stop_local(&self, id: &str, stop: Stop) -> bool {
+        match self.active().get(id) {
+            Some(active) => {
+                active.stop.send_if_modified(|current| {
+                    let first = current.is_none();
+                    if first {
+                        *current = Some(stop);
                     }
-                    None
-                }
-            },
-            Ending::AlreadyEnded | Ending::LeftPending => None,
-        };
-        let last = match last {
-            Some(w) => Some(w),
-            None => self.store.get(&id).await.ok(),
-        };
-        self.broker.close(&id);
-        self.active().remove(&id);
-        done.send_replace(last.or(Some(workload)));
-    }
-
-    /// Waits for a slot, marks the workload running, and runs it to its end.
-    async fn execute(
-        &self,
-        spec: WorkloadSpec,
-        route: &Route,
-        sink: Arc<WorkloadLogSink>,
-        kill: watch::Receiver<bool>,
-        (place, turn): (QueuePlace, Turn),
-    ) -> Ending {
-        let id = spec.id.clone();
-        let _slot = tokio::select! {
-            slot = turn.ready() => {
-                drop(place);
-                slot
+                    first
+                });
+                true
             }
-            _ = until_set(kill.clone()) => {
-                return Ending::Finished(ended(WorkloadStatus::Killed, "killed by request before it started"), None);
-            }
-            _ = until_set(self.stopping.subscribe()) => return Ending::LeftPending,
-        };
-        match self.store.start(&id, now()).await {
-            Ok(_) => {}
-            Err(StoreError::InvalidTransition(_)) => return Ending::AlreadyEnded,
-            Err(e) => {
-                let why = format!("could not mark the workload running: {e}");
-                return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
-            }
+            None => false,
         }
-        let backend = route.isolation.as_str();
-        self.metrics.workload_started(backend);
-        let started = Instant::now();
-        let timeout_s = spec.resources.timeout_s;
-        let preparation = route.backend.preparation_timeout();
-        let code_started = sink.code_started_at();
-        // A backend that panics fails its workload, not the server.
-        let run = AssertUnwindSafe(route.backend.execute(spec, sink.clone())).catch_unwind();
-        let (status, result) = tokio::select! {
-            r = run => match r {
-                Ok(Ok(result)) => {
-                    let status = if result.succeeded() { WorkloadStatus::Completed } else { WorkloadStatus::Failed };
-                    (status, result)
+    }
+
+    /// Stops every run this node holds.
+    pub(crate) fn stop_all(&self, stop: Stop) {
+        let ids: Vec<String> = self.active().keys().cloned().collect();
+        for id in ids {
+            self.stop_local(&id, stop.clone());
+        }
+    }
+
+    /// Acts on a signal here and tells the other nodes.
+    pub(crate) fn signal(&self, signal: Signal) {
+        self.handle(signal.clone());
+        self.bus.announce(&signal);
+    }
+
+    /// Acts on a signal (from this node or another).
+    pub(crate) fn handle(&self, signal: Signal) {
+        match signal {
+            Signal::Queued(isolation) => {
+                if let Some(slots) = self.slots.get(&isolation) {
+                    slots.wake.notify_one();
                 }
-                Ok(Err(e)) => (WorkloadStatus::Failed, error_result(e.to_string())),
-                Err(panic) => {
-                    let what = panic_message(panic.as_ref());
-                    tracing::error!(workload = %id, backend, panic = %what, "a backend panicked");
-                    (WorkloadStatus::Failed, error_result(format!(
-                        "the {backend} backend failed unexpectedly ({what}); the workload was stopped"
-                    )))
+            }
+            Signal::Kill(id) => {
+                self.stop_local(&id, killed_by_request());
+            }
+            Signal::Ended(id) | Signal::Logs(id) => self.watches.touch(&id),
+            Signal::Resync => {
+                for slots in self.slots.values() {
+                    slots.wake.notify_one();
                 }
-            },
-            missed = deadline(code_started.clone(), preparation, Duration::from_secs(timeout_s.into())) => match missed {
-                Missed::Preparation => (WorkloadStatus::Failed, error_result(format!(
-                    "preparation took longer than {}: the {backend} backend was still getting the workload ready (booting a VM, pulling an image, starting a process) and its code never started",
-                    spoken(preparation)
-                ))),
-                Missed::Run => (WorkloadStatus::Failed, error_result(format!("timed out after {timeout_s} s"))),
-            },
-            _ = until_set(kill) => (WorkloadStatus::Killed, error_result("killed by request".into())),
-            _ = until_set(self.aborting.subscribe()) => (
-                WorkloadStatus::Failed,
-                error_result("the server shut down before the workload finished".into()),
-            ),
-        };
-        let ran_for = started.elapsed();
-        let prepared_in = code_started.borrow().map(|at| at.duration_since(started));
-        if let Some(prepared) = prepared_in.filter(|p| *p >= NOTABLE_PREPARATION) {
-            sink.note(format!(
-                "[vulcan] prepared in {} ms; the code then ran for {} ms (the timeout counts from when it started)",
-                prepared.as_millis(),
-                ran_for.saturating_sub(prepared).as_millis()
-            ));
+                self.watches.touch_all();
+            }
         }
-        if let Err(e) = route.backend.cleanup(&id).await {
-            sink.note(format!("[vulcan] cleanup after the workload failed: {e}"));
-            tracing::warn!(workload = %id, error = %e, "backend cleanup failed");
-        }
-
-        let mut status = status;
-        let mut error = result.error;
-        let mut output = result.output;
-        // A program's output is what it printed, without the final newline (as `$(...)` in
-        // a shell); a returned value's JSON never ends with one.
-        if output.ends_with('\n') {
-            output.pop();
-        }
-        let max_output = self.config.limits.max_output_bytes;
-        if output.len() > max_output {
-            truncate_on_char(&mut output, max_output);
-            status = WorkloadStatus::Failed;
-            error = Some(format!(
-                "output is over the limit of {max_output} bytes; it was cut to the limit"
-            ));
-        }
-        if status == WorkloadStatus::Failed && error.is_none() {
-            error = Some(match result.exit_code {
-                Some(code) => format!("exited with code {code}"),
-                None => "failed without an error message".into(),
-            });
-        }
-        let update = TerminalUpdate {
-            status,
-            output: Some(output),
-            exit_code: result.exit_code,
-            error,
-            finished_at: now(),
-            duration_ms: Some(ran_for.as_millis() as u64),
-            prepare_ms: prepared_in.map(|p| p.as_millis() as u64),
-        };
-        Ending::Finished(update, Some(ran_for))
-    }
-}
-
-/// Preparation shorter than this is not worth a log line of its own.
-const NOTABLE_PREPARATION: Duration = Duration::from_millis(250);
-
-/// Which bound a run missed.
-enum Missed {
-    /// Its code never started within the backend's preparation bound.
-    Preparation,
-    /// Its code ran past the workload's timeout.
-    Run,
-}
-
-/// Resolves when a run misses a bound: preparation until the code starts, then the
-/// workload's own timeout from that moment.
-async fn deadline(
-    mut code_started: watch::Receiver<Option<Instant>>,
-    preparation: Duration,
-    timeout: Duration,
-) -> Missed {
-    let started = tokio::time::timeout(preparation, code_started.wait_for(Option::is_some))
-        .await
-        .map(|seen| seen.is_ok());
-    match started {
-        Ok(true) => {
-            tokio::time::sleep(timeout).await;
-            Missed::Run
-        }
-        // The sink outlives the run: its sender cannot be gone while this is polled.
-        Ok(false) => std::future::pending().await,
-        Err(_) => Missed::Preparation,
-    }
-}
-
-/// A bound as a person would say it: `300 ms`, `55 s`.
-fn spoken(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{} s", d.as_secs())
-    }
-}
-
-/// What a panic said, for the workload's error.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
-}
-
-/// Removes a run from the active map and ends its live log stream when the run's task
-/// ends in any way: normally (then it is already done) or by a panic.
-struct WindUp {
-    inner: Arc<Inner>,
-    id: String,
-}
-
-impl Drop for WindUp {
-    fn drop(&mut self) {
-        if self.inner.active().remove(&self.id).is_some() {
-            self.inner.broker.close(&self.id);
-        }
-    }
-}
-
-fn error_result(error: String) -> vulcan_domain::WorkloadResult {
-    vulcan_domain::WorkloadResult {
-        exit_code: None,
-        output: String::new(),
-        error: Some(error),
-    }
-}
-
-/// Writes a workload's log lines to the store in batches, in order, until the sink closes.
-async fn persist_logs(
-    store: Arc<dyn WorkloadStore>,
-    id: String,
-    mut lines: mpsc::UnboundedReceiver<LogLine>,
-) {
-    let mut batch = Vec::with_capacity(256);
-    while lines.recv_many(&mut batch, 256).await > 0 {
-        if let Err(e) = store.append_logs(&id, &batch).await {
-            tracing::warn!(workload = %id, error = %e, "could not persist log lines");
-        }
-        batch.clear();
     }
 }

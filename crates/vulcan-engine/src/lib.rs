@@ -1,26 +1,35 @@
 //! Vulcan's execution engine.
 //!
 //! It owns the life of a workload once the API has parsed it: routing to a backend
-//! ([`BackendRegistry`]), persisting it, running it under a per-backend concurrency bound
-//! with a timeout, killing it on request, fanning its log lines out to live subscribers
-//! ([`LogBroker`]) while persisting them in order, and recovering whatever a crash left
-//! unfinished. It knows nothing of HTTP.
+//! ([`BackendRegistry`]), admitting it into the store's queue, claiming and running it
+//! under a per-backend concurrency bound with a timeout, killing it on request, fanning
+//! its log lines out to live subscribers ([`LogBroker`]) while persisting them in order,
+//! and recovering whatever a crash left unfinished. Several nodes sharing one store form a
+//! cluster: heartbeats, housekeeping and signals are in `cluster`. It knows nothing of
+//! HTTP.
+//!
+//! Reading order: `engine` (submit, wait, kill), `dispatch` (claiming), `run` (one run),
+//! `cluster` (nodes), then the helpers (`slots`, `sink`, `broker`, `watches`).
 
-mod admission;
 pub mod benchmark;
 mod broker;
+mod cluster;
 mod config;
+mod dispatch;
 mod engine;
 pub mod metrics;
 mod registry;
+mod run;
 mod sink;
 mod slots;
 mod submission;
+mod watches;
 
 pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmarks};
 pub use broker::{LogBroker, LogEvent, Subscription};
 pub use config::{EngineConfig, Limits, LogLimits};
-pub use engine::{Engine, KillError};
+pub use engine::{Engine, KillError, Stores};
 pub use metrics::Metrics;
 pub use registry::{BackendRegistry, Route, RouteError};
 pub use submission::{ImagePulls, Submission, SubmitError};
+pub use watches::{Armed, Watch};

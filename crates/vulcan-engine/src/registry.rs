@@ -11,11 +11,10 @@ pub struct BackendRegistry {
     backends: BTreeMap<Isolation, Arc<dyn Backend>>,
 }
 
-/// Where a workload will run.
-#[derive(Clone)]
+/// Which backend a workload will run on (on this node or, in a cluster, another).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub isolation: Isolation,
-    pub backend: Arc<dyn Backend>,
     /// Set when `auto` could not use its preferred backend: says which one and why.
     pub fallback: Option<String>,
 }
@@ -29,15 +28,6 @@ pub enum RouteError {
     /// The request is fine but this node cannot run it now.
     #[error("{0}")]
     Unavailable(String),
-}
-
-impl std::fmt::Debug for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Route")
-            .field("isolation", &self.isolation)
-            .field("fallback", &self.fallback)
-            .finish_non_exhaustive()
-    }
 }
 
 impl BackendRegistry {
@@ -75,8 +65,21 @@ impl BackendRegistry {
             .collect()
     }
 
-    /// Why `isolation` cannot run `runtime` now, or `None` if it can.
-    fn obstacle(&self, isolation: Isolation, runtime: Runtime) -> Option<String> {
+    /// Whether this node can run `isolation` now.
+    pub fn available(&self, isolation: Isolation) -> bool {
+        self.backends
+            .get(&isolation)
+            .is_some_and(|b| b.availability().available)
+    }
+
+    /// Why `isolation` cannot run `runtime` now (here, or on a node `elsewhere` says has
+    /// it), or `None` if it can.
+    fn obstacle(
+        &self,
+        isolation: Isolation,
+        runtime: Runtime,
+        elsewhere: &dyn Fn(Isolation) -> bool,
+    ) -> Option<String> {
         let Some(backend) = self.backends.get(&isolation) else {
             return Some(format!("{isolation} is not configured on this node"));
         };
@@ -84,7 +87,7 @@ impl BackendRegistry {
             return Some(format!("{isolation} does not run {runtime}"));
         }
         let availability = backend.availability();
-        if !availability.available {
+        if !availability.available && !elsewhere(isolation) {
             let reason = availability
                 .reason
                 .unwrap_or_else(|| "no reason given".into());
@@ -93,12 +96,22 @@ impl BackendRegistry {
         None
     }
 
-    /// Picks the backend for a request. `auto` takes the runtime's preferred isolation if it
-    /// can run here, else the first other available backend that supports the runtime.
+    /// Picks the backend for a request on this node alone.
     pub fn resolve(&self, requested: Isolation, runtime: Runtime) -> Result<Route, RouteError> {
+        self.resolve_with(requested, runtime, &|_| false)
+    }
+
+    /// Picks the backend for a request. `auto` takes the runtime's preferred isolation if it
+    /// can run (here, or on another live node: `elsewhere`), else the first other backend
+    /// that can and supports the runtime.
+    pub fn resolve_with(
+        &self,
+        requested: Isolation,
+        runtime: Runtime,
+        elsewhere: &dyn Fn(Isolation) -> bool,
+    ) -> Result<Route, RouteError> {
         let route = |isolation: Isolation, fallback: Option<String>| Route {
             isolation,
-            backend: self.backends[&isolation].clone(),
             fallback,
         };
         if requested != Isolation::Auto {
@@ -112,7 +125,7 @@ impl BackendRegistry {
                     )));
                 }
             }
-            return match self.obstacle(requested, runtime) {
+            return match self.obstacle(requested, runtime, elsewhere) {
                 None => Ok(route(requested, None)),
                 Some(why) => Err(RouteError::Unavailable(format!(
                     "cannot run on isolation {requested}: {why}; use isolation \"auto\" or one listed as available in GET /v1/backends"
@@ -121,12 +134,12 @@ impl BackendRegistry {
         }
 
         let preferred = runtime.preferred_isolation();
-        let Some(why_not_preferred) = self.obstacle(preferred, runtime) else {
+        let Some(why_not_preferred) = self.obstacle(preferred, runtime, elsewhere) else {
             return Ok(route(preferred, None));
         };
         let mut reasons = vec![why_not_preferred.clone()];
         for candidate in Isolation::CONCRETE.into_iter().filter(|i| *i != preferred) {
-            match self.obstacle(candidate, runtime) {
+            match self.obstacle(candidate, runtime, elsewhere) {
                 None => {
                     let note = format!("auto: {why_not_preferred}; running on {candidate} instead");
                     return Ok(route(candidate, Some(note)));
@@ -135,7 +148,7 @@ impl BackendRegistry {
             }
         }
         Err(RouteError::Unavailable(format!(
-            "no backend on this node can run runtime {runtime}: {}",
+            "no backend of this cluster can run runtime {runtime}: {}",
             reasons.join("; ")
         )))
     }
@@ -263,6 +276,16 @@ mod tests {
             r.resolve(Gvisor, Oci),
             Err(RouteError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn a_backend_another_live_node_has_counts_as_available() {
+        let r = registry(&[(Isolate, &[Node], true), (Microvm, &[Python], false)]);
+        let route = r
+            .resolve_with(Auto, Python, &|i| i == Microvm)
+            .expect("another node has microvm");
+        assert_eq!((route.isolation, route.fallback), (Microvm, None));
+        assert!(r.resolve(Auto, Python).is_err(), "not on this node alone");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use vulcan_domain::{Isolation, Quota, Resources, Runtime, StoreError};
+use vulcan_domain::{Isolation, Quota, Refusal, Resources, Runtime, StoreError};
 
 use crate::Limits;
 
@@ -63,7 +63,30 @@ pub enum SubmitError {
     #[error("{message}")]
     Overloaded { message: String, retry_after_s: u64 },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Refused(Refusal::OverQuota {
+                message,
+                retry_after_s,
+            }) => SubmitError::OverQuota {
+                message,
+                retry_after_s,
+            },
+            StoreError::Refused(Refusal::Overloaded {
+                message,
+                retry_after_s,
+            }) => SubmitError::Overloaded {
+                message,
+                retry_after_s,
+            },
+            StoreError::Refused(Refusal::Forbidden(message)) => SubmitError::Forbidden(message),
+            other => SubmitError::Store(other),
+        }
+    }
 }
 
 const MAX_ENV_VARS: usize = 128;

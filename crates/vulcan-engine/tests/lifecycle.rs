@@ -12,7 +12,7 @@ use vulcan_domain::{
     WorkloadResult, WorkloadSpec, WorkloadStatus,
 };
 use vulcan_engine::{
-    BackendRegistry, Engine, EngineConfig, KillError, LogEvent, Metrics, Submission,
+    BackendRegistry, Engine, EngineConfig, KillError, LogEvent, Metrics, Stores, Submission,
 };
 use vulcan_store::SqliteStore;
 
@@ -101,13 +101,20 @@ fn engine(act: Act) -> Setup {
         release_cleanup: release_cleanup.clone(),
         in_cleanup: in_cleanup.clone(),
     }));
+    let stores = Stores {
+        workloads: Arc::new(store.clone()),
+        nodes: Arc::new(store),
+        bus: Arc::new(vulcan_domain::Alone),
+    };
+    let engine = Engine::new(
+        EngineConfig::new("test-node"),
+        stores,
+        registry,
+        Metrics::new(),
+    );
+    engine.start();
     Setup {
-        engine: Engine::new(
-            EngineConfig::new("test-node"),
-            Arc::new(store),
-            registry,
-            Metrics::new(),
-        ),
+        engine,
         release_cleanup,
         in_cleanup,
         _dir: dir,

@@ -22,8 +22,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use vulcan_domain::{
-    Availability, Backend, BackendCapabilities, BackendError, ImageCatalog, ImageError, Isolation,
-    LogSink, LogStream, Runtime, WorkloadResult, WorkloadSpec,
+    Availability, Backend, BackendCapabilities, BackendError, ImageError, Isolation, LogSink,
+    LogStream, Runtime, WorkloadResult, WorkloadSpec,
 };
 use vulcan_sandbox::archive::{self, Rules};
 
@@ -211,7 +211,7 @@ impl Backend for GvisorBackend {
                 "runsc_path": ready.runsc.bin,
                 "platform": ready.runsc.platform,
                 "network": ready.runsc.network,
-                "images": self.images.list().len(),
+                "images_on_disk": self.images.roots_on_disk(),
             })),
             Err(reason) => Availability::unavailable(reason.clone()),
         }

@@ -100,20 +100,42 @@ mod tests {
         let ok = Usage::default();
         assert!(quota("t", &q(), ok, small()).is_ok());
         let busy = Usage { active: 2, ..ok };
-        assert!(matches!(quota("t", &q(), busy, small()), Err(Refusal::OverQuota { retry_after_s: 1, .. })));
-        let rate = Usage { last_minute: 3, oldest_leaves_in_s: 42, ..ok };
+        assert!(matches!(
+            quota("t", &q(), busy, small()),
+            Err(Refusal::OverQuota {
+                retry_after_s: 1,
+                ..
+            })
+        ));
+        let rate = Usage {
+            last_minute: 3,
+            oldest_leaves_in_s: 42,
+            ..ok
+        };
         match quota("t", &q(), rate, small()) {
-            Err(Refusal::OverQuota { retry_after_s, message }) => {
+            Err(Refusal::OverQuota {
+                retry_after_s,
+                message,
+            }) => {
                 assert_eq!(retry_after_s, 42);
                 assert!(message.contains("last minute"));
             }
             other => panic!("{other:?}"),
         }
         let memory = Usage { mem_mb: 400, ..ok };
-        assert!(quota("t", &q(), memory, small()).unwrap_err().to_string().contains("512 MB at once"));
+        assert!(quota("t", &q(), memory, small())
+            .unwrap_err()
+            .to_string()
+            .contains("512 MB at once"));
         let huge = Resources { cpus: 8, ..small() };
-        assert!(matches!(quota("t", &q(), ok, huge), Err(Refusal::Forbidden(_))));
+        assert!(matches!(
+            quota("t", &q(), ok, huge),
+            Err(Refusal::Forbidden(_))
+        ));
         assert!(queue(Isolation::Isolate, 24, 24).is_ok());
-        assert!(matches!(queue(Isolation::Isolate, 25, 24), Err(Refusal::Overloaded { .. })));
+        assert!(matches!(
+            queue(Isolation::Isolate, 25, 24),
+            Err(Refusal::Overloaded { .. })
+        ));
     }
 }

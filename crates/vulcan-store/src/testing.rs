@@ -117,7 +117,15 @@ impl PgServer {
         let name = format!("t{}", self.databases.fetch_add(1, Ordering::Relaxed));
         self.as_postgres(
             "createdb",
-            &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", &name],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                &name,
+            ],
         )?;
         Ok(self.url(&name))
     }

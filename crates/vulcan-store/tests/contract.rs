@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, ImageConfig, ImageIndex,
-    ImageRecord, Isolation, ListFilter, LogLine, LogStream, NodeRecord, NodeState, NodeStore,
-    Quota, Refusal, Resources, Role, Runtime, StoreError, TerminalUpdate, Workload,
-    WorkloadSpec, WorkloadStatus, WorkloadStore,
+    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, ImageConfig, ImageIndex, ImageRecord,
+    Isolation, ListFilter, LogLine, LogStream, NodeRecord, NodeState, NodeStore, Quota, Refusal,
+    Resources, Role, Runtime, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
 };
 use vulcan_store::testing::PgServer;
 use vulcan_store::{PgStore, SqliteStore};
@@ -98,7 +98,9 @@ async fn postgres() -> Stores {
 fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
     // Stores keep milliseconds.
     let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap();
+    let now = now
+        .replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap();
     let spec = WorkloadSpec {
         id: id.to_owned(),
         runtime: Runtime::Node,
@@ -146,6 +148,11 @@ fn done(status: WorkloadStatus, ms: u64) -> TerminalUpdate {
         duration_ms: Some(ms),
         prepare_ms: Some(ms / 2),
     }
+}
+
+/// A moment after every claim made so far.
+fn later() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::seconds(1)
 }
 
 /// Enqueues with no admission limits and no claim.
@@ -228,7 +235,10 @@ async fn pending_can_fail_directly_but_cannot_complete(s: Stores) {
         .await
         .unwrap();
     assert_eq!(failed.status, WorkloadStatus::Failed);
-    assert_eq!(failed.duration_ms, None, "a workload that never ran has no duration");
+    assert_eq!(
+        failed.duration_ms, None,
+        "a workload that never ran has no duration"
+    );
     let stats = s.workloads.stats(None).await.unwrap();
     assert!(stats.backends.is_empty(), "nor a place in the figures");
 }
@@ -304,14 +314,20 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored(s: Sto
     s.workloads
         .append_logs(
             "01E",
-            &[line(1, LogStream::Backend, "boot"), line(2, LogStream::Stdout, "hi")],
+            &[
+                line(1, LogStream::Backend, "boot"),
+                line(2, LogStream::Stdout, "hi"),
+            ],
         )
         .await
         .unwrap();
     s.workloads
         .append_logs(
             "01E",
-            &[line(2, LogStream::Stdout, "dup"), line(3, LogStream::Stderr, "oops")],
+            &[
+                line(2, LogStream::Stdout, "dup"),
+                line(3, LogStream::Stderr, "oops"),
+            ],
         )
         .await
         .unwrap();
@@ -319,7 +335,11 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored(s: Sto
     let texts: Vec<_> = all.iter().map(|l| l.line.as_str()).collect();
     assert_eq!(texts, ["boot", "hi", "oops"]);
     assert_eq!(all[2].stream, LogStream::Stderr);
-    let stdout = s.workloads.logs("01E", Some(LogStream::Stdout)).await.unwrap();
+    let stdout = s
+        .workloads
+        .logs("01E", Some(LogStream::Stdout))
+        .await
+        .unwrap();
     assert_eq!(stdout.len(), 1);
     let after: Vec<u64> = s
         .workloads
@@ -374,28 +394,68 @@ async fn claims_go_oldest_first_to_one_node_each_and_only_the_claimant_starts(s:
         let (w, spec) = workload(&format!("01Q{i}"), Isolation::Gvisor);
         put(&s, &w, &spec).await;
     }
-    assert!(s.workloads.claim("a", Isolation::Isolate).await.unwrap().is_none());
-    let first = s.workloads.claim("a", Isolation::Gvisor).await.unwrap().unwrap();
+    assert!(s
+        .workloads
+        .claim("a", Isolation::Isolate)
+        .await
+        .unwrap()
+        .is_none());
+    let first = s
+        .workloads
+        .claim("a", Isolation::Gvisor)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.workload.id, "01Q0");
     assert_eq!(first.spec.note.as_deref(), Some("auto: a note"));
     assert_eq!(first.spec.code_archive, Some(vec![1, 2, 3]));
-    let second = s.workloads.claim("b", Isolation::Gvisor).await.unwrap().unwrap();
+    let second = s
+        .workloads
+        .claim("b", Isolation::Gvisor)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(second.workload.id, "01Q1");
     // Only the claimant may start it.
     assert!(matches!(
-        s.workloads.start("01Q0", "b", OffsetDateTime::now_utc()).await,
+        s.workloads
+            .start("01Q0", "b", OffsetDateTime::now_utc())
+            .await,
         Err(StoreError::InvalidTransition(_))
     ));
     s.workloads
         .start("01Q0", "a", OffsetDateTime::now_utc())
         .await
         .unwrap();
+    // Claims younger than the cut-off are kept (they may be starting right now).
+    assert_eq!(
+        s.workloads
+            .unclaim(
+                "b",
+                &[],
+                OffsetDateTime::now_utc() - time::Duration::seconds(60)
+            )
+            .await
+            .unwrap(),
+        0
+    );
     // Node b gives back what it is not running: it goes back to the queue, first in line.
-    assert_eq!(s.workloads.unclaim("b", &[]).await.unwrap(), 1);
+    assert_eq!(s.workloads.unclaim("b", &[], later()).await.unwrap(), 1);
     assert_eq!(s.workloads.get("01Q1").await.unwrap().node_id, None);
-    let again = s.workloads.claim("c", Isolation::Gvisor).await.unwrap().unwrap();
+    let again = s
+        .workloads
+        .claim("c", Isolation::Gvisor)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.workload.id, "01Q1");
-    assert_eq!(s.workloads.unclaim("c", &["01Q1".into()]).await.unwrap(), 0);
+    assert_eq!(
+        s.workloads
+            .unclaim("c", &["01Q1".into()], later())
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(
         s.workloads.running_on("a").await.unwrap().len(),
         1,
@@ -414,7 +474,11 @@ async fn many_claimers_at_once_never_claim_one_workload_twice(s: Stores) {
             let store = workloads.clone();
             tokio::spawn(async move {
                 let mut mine = Vec::new();
-                while let Some(c) = store.claim(&format!("n{n}"), Isolation::Isolate).await.unwrap() {
+                while let Some(c) = store
+                    .claim(&format!("n{n}"), Isolation::Isolate)
+                    .await
+                    .unwrap()
+                {
                     mine.push(c.workload.id);
                 }
                 mine
@@ -437,8 +501,14 @@ async fn a_direct_claim_never_jumps_the_queue(s: Stores) {
         ..Admission::default()
     };
     let (w, spec) = workload("01S0", Isolation::Isolate);
-    assert!(s.workloads.enqueue(&w, &spec, &claim).await.unwrap(), "nothing waits: claimed");
-    assert_eq!(s.workloads.get("01S0").await.unwrap().node_id.as_deref(), Some("a"));
+    assert!(
+        s.workloads.enqueue(&w, &spec, &claim).await.unwrap(),
+        "nothing waits: claimed"
+    );
+    assert_eq!(
+        s.workloads.get("01S0").await.unwrap().node_id.as_deref(),
+        Some("a")
+    );
     let (w, spec) = workload("01S1", Isolation::Isolate);
     put(&s, &w, &spec).await;
     let (w, spec) = workload("01S2", Isolation::Isolate);
@@ -464,7 +534,10 @@ async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothin
         s.workloads.enqueue(&w, &spec, &queue).await,
         Err(StoreError::Refused(Refusal::Overloaded { .. }))
     ));
-    assert!(matches!(s.workloads.get("01U2").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.workloads.get("01U2").await,
+        Err(StoreError::NotFound(_))
+    ));
     let (w, spec) = workload("01U3", Isolation::Isolate);
     s.workloads
         .enqueue(&w, &spec, &queue)
@@ -489,7 +562,10 @@ async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothin
     s.workloads.enqueue(&w, &spec, &quota(1, 10)).await.unwrap();
     let (w, spec) = tenant("01V1");
     match s.workloads.enqueue(&w, &spec, &quota(1, 10)).await {
-        Err(StoreError::Refused(Refusal::OverQuota { retry_after_s, message })) => {
+        Err(StoreError::Refused(Refusal::OverQuota {
+            retry_after_s,
+            message,
+        })) => {
             assert_eq!(retry_after_s, 1);
             assert!(message.contains("1 workloads at once"), "{message}");
         }
@@ -503,7 +579,10 @@ async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothin
     s.workloads.enqueue(&w, &spec, &quota(1, 10)).await.unwrap();
     let (w, spec) = tenant("01V2");
     match s.workloads.enqueue(&w, &spec, &quota(10, 2)).await {
-        Err(StoreError::Refused(Refusal::OverQuota { retry_after_s, message })) => {
+        Err(StoreError::Refused(Refusal::OverQuota {
+            retry_after_s,
+            message,
+        })) => {
             assert!((1..=60).contains(&retry_after_s), "{retry_after_s}");
             assert!(message.contains("last minute"), "{message}");
         }
@@ -576,7 +655,10 @@ async fn a_lost_nodes_running_work_fails_naming_it_and_its_claims_go_back(s: Sto
         WorkloadStatus::Running
     );
     let again = s.nodes.housekeep(now - lease).await.unwrap();
-    assert!(again.lost_nodes.is_empty() && again.failed.is_empty(), "{again:?}");
+    assert!(
+        again.lost_nodes.is_empty() && again.failed.is_empty(),
+        "{again:?}"
+    );
     let states: Vec<(String, NodeState)> = s
         .nodes
         .nodes()
@@ -590,14 +672,21 @@ async fn a_lost_nodes_running_work_fails_naming_it_and_its_claims_go_back(s: Sto
         .collect();
     assert_eq!(
         states,
-        [("alive".into(), NodeState::Live), ("dead".into(), NodeState::Lost)]
+        [
+            ("alive".into(), NodeState::Live),
+            ("dead".into(), NodeState::Lost)
+        ]
     );
     s.nodes.leave("alive", now).await.unwrap();
     let alive = s.nodes.nodes().await.unwrap().remove(0);
     assert_eq!(alive.state(now, lease), NodeState::Left);
     s.nodes.heartbeat(&node("alive", now)).await.unwrap();
     let back = s.nodes.nodes().await.unwrap().remove(0);
-    assert_eq!(back.state(now, lease), NodeState::Live, "a node that comes back rejoins");
+    assert_eq!(
+        back.state(now, lease),
+        NodeState::Live,
+        "a node that comes back rejoins"
+    );
 }
 
 async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Stores) {
@@ -613,8 +702,14 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
     };
     s.access.create_key(&key, "hash-of-secret").await.unwrap();
     let (found, hash) = s.access.key("k1").await.unwrap();
-    assert_eq!((found.role, hash.as_str()), (Role::Developer, "hash-of-secret"));
-    assert!(matches!(s.access.key("nope").await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        (found.role, hash.as_str()),
+        (Role::Developer, "hash-of-secret")
+    );
+    assert!(matches!(
+        s.access.key("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
     let revoked = s
         .access
         .revoke_key("k1", OffsetDateTime::now_utc())
@@ -636,7 +731,9 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
         .await
         .unwrap();
     assert_eq!(
-        all.iter().map(|e| (e.action.as_str(), e.count)).collect::<Vec<_>>(),
+        all.iter()
+            .map(|e| (e.action.as_str(), e.count))
+            .collect::<Vec<_>>(),
         [("key.revoke", 3), ("workload.create", 3)]
     );
     let one = s
@@ -720,9 +817,15 @@ async fn only_the_servers_retention_removes_audit_records_and_it_says_so(s: Stor
         .map(|e| format!("{} {}", e.action, e.detail.unwrap_or_default()))
         .collect();
     assert_eq!(left.len(), 2, "{left:?}");
-    assert!(left[0].starts_with("audit.prune 2 records older than"), "{left:?}");
+    assert!(
+        left[0].starts_with("audit.prune 2 records older than"),
+        "{left:?}"
+    );
     let refused = s.raw.execute("DELETE FROM audit_log").await.unwrap_err();
-    assert!(refused.contains("append-only"), "the gate is closed again: {refused}");
+    assert!(
+        refused.contains("append-only"),
+        "the gate is closed again: {refused}"
+    );
     assert_eq!(
         s.access
             .prune_audit(cutoff, &audit("audit.prune", 1))

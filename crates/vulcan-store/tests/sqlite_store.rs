@@ -60,12 +60,19 @@ async fn a_database_of_an_earlier_version_is_upgraded_with_its_figures_intact() 
     // The schema as version 4 left it, with a tenant's finished and running workloads.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("fixtures/schema_v4.sql")).unwrap();
+        conn.execute_batch(include_str!("fixtures/schema_v4.sql"))
+            .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), SqliteStore::latest_schema_version());
+    assert_eq!(
+        store.schema_version().unwrap(),
+        SqliteStore::latest_schema_version()
+    );
     let t = store.stats(Some("t")).await.unwrap();
-    assert_eq!((t.total, t.by_status["completed"], t.by_status["running"]), (3, 2, 1));
+    assert_eq!(
+        (t.total, t.by_status["completed"], t.by_status["running"]),
+        (3, 2, 1)
+    );
     assert_eq!(t.backends["isolate"].finished, 2);
     assert_eq!(t.backends["isolate"].avg_duration_ms, 15.0);
     let page = store
@@ -76,7 +83,10 @@ async fn a_database_of_an_earlier_version_is_upgraded_with_its_figures_intact() 
         })
         .await
         .unwrap();
-    assert_eq!(page.total, 3, "the tenant's counters were filled from its rows");
+    assert_eq!(
+        page.total, 3,
+        "the tenant's counters were filled from its rows"
+    );
     // The running one is still its node's; its share of the quota is still taken.
     assert_eq!(store.running_on("old-node").await.unwrap().len(), 1);
 }
@@ -90,7 +100,10 @@ async fn writes_reach_the_database_file_by_a_background_checkpoint() {
     let before = std::fs::metadata(&db).unwrap().len();
     for i in 0..200 {
         let (w, spec) = workload(&format!("01CHECKPOINT{i:05}"), Isolation::Isolate);
-        store.enqueue(&w, &spec, &Admission::default()).await.unwrap();
+        store
+            .enqueue(&w, &spec, &Admission::default())
+            .await
+            .unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::fs::metadata(&db).unwrap().len() == before {
@@ -130,7 +143,10 @@ fn a_write_never_holds_an_async_worker_while_another_process_locks_the_file() {
             }
         });
         let (w, spec) = workload("01LOCKED", Isolation::Isolate);
-        store.enqueue(&w, &spec, &Admission::default()).await.unwrap();
+        store
+            .enqueue(&w, &spec, &Admission::default())
+            .await
+            .unwrap();
         ticker.abort();
         release.join().unwrap();
         let n = ticks.load(std::sync::atomic::Ordering::Relaxed);

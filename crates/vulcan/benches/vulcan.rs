@@ -25,8 +25,8 @@ use common::registry::Registry;
 use common::{sum_workload, Server};
 use time::OffsetDateTime;
 use vulcan_domain::{
-    Isolation, Resources, Runtime, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    Admission, Isolation, Resources, Runtime, TerminalUpdate, Workload, WorkloadSpec,
+    WorkloadStatus, WorkloadStore,
 };
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
@@ -199,6 +199,7 @@ fn seed(dir: &std::path::Path, n: usize) {
                 input: serde_json::Value::Null,
                 env: Default::default(),
                 resources: Resources::default(),
+                note: None,
             };
             let w = Workload {
                 id: id.clone(),
@@ -206,7 +207,7 @@ fn seed(dir: &std::path::Path, n: usize) {
                 isolation,
                 requested_isolation: Isolation::Auto,
                 runtime: Runtime::Node,
-                node_id: "bench".into(),
+                node_id: None,
                 tenant: "default".into(),
                 input_hash: "x".into(),
                 output: None,
@@ -221,8 +222,12 @@ fn seed(dir: &std::path::Path, n: usize) {
                 started_at: None,
                 finished_at: None,
             };
-            store.insert(&w, &spec).await.unwrap();
-            store.start(&id, now).await.unwrap();
+            let claim = Admission {
+                claim_for: Some("bench".into()),
+                ..Admission::default()
+            };
+            store.enqueue(&w, &spec, &claim).await.unwrap();
+            store.start(&id, "bench", now).await.unwrap();
             let status = if i % 10 == 0 {
                 WorkloadStatus::Failed
             } else {

@@ -39,6 +39,17 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_DB_PATH")]
     pub db_path: Option<PathBuf>,
 
+    /// A PostgreSQL database shared by the nodes of a cluster
+    /// (postgres://user@host:port/db); without it, the SQLite file.
+    #[arg(long, env = "VULCAN_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Seconds without a heartbeat after which a node is lost (its running workloads fail,
+    /// its claims go back to the queue); a node cut off from the store this long stops
+    /// what it runs.
+    #[arg(long, env = "VULCAN_NODE_LEASE_S", default_value_t = 10)]
+    pub node_lease_s: u64,
+
     /// Log filter: error, warn, info, debug, trace, or per target (info,vulcan_engine=debug).
     #[arg(long, env = "VULCAN_LOG_LEVEL", default_value = "info")]
     pub log_level: String,

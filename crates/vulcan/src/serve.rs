@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 use vulcan_domain::{AccessStore, ApiKey, Quota, Role};
+use vulcan_domain::{Alone, ImageIndex, NodeStore, Signal, SignalBus, WorkloadStore};
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
 use vulcan_isolate::{IsolateBackend, IsolateConfig};
 use vulcan_microvm::{AccelChoice, MicrovmBackend, MicrovmConfig};
-use vulcan_store::SqliteStore;
+use vulcan_store::{PgStore, SqliteStore};
 
 use crate::config::{AccelArg, LogFormat, ServeArgs, Switch};
 
@@ -80,12 +81,58 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
         max_mem_mb: args.tenant_max_mem_mb,
     };
     config.max_queue = args.queue_limit;
+    config.lease = Duration::from_secs(args.node_lease_s.max(2));
+    // Signals are the fast path; the poll only covers one that was lost (only possible
+    // between nodes).
+    config.poll = if args.database_url.is_some() {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(2)
+    };
     config
+}
+
+/// Where state is kept: the ports of one store, how this node tells the others, and the
+/// signals they send it.
+struct Backing {
+    workloads: Arc<dyn WorkloadStore>,
+    access: Arc<dyn AccessStore>,
+    nodes: Arc<dyn NodeStore>,
+    images: Arc<dyn ImageIndex>,
+    bus: Arc<dyn SignalBus>,
+    signals: Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>,
+}
+
+/// PostgreSQL if `VULCAN_DATABASE_URL` is set (a cluster), else the SQLite file.
+async fn open_store(args: &ServeArgs) -> Result<Backing, String> {
+    if let Some(url) = &args.database_url {
+        let store = PgStore::connect(url).await.map_err(|e| e.to_string())?;
+        tracing::info!("store open (PostgreSQL, shared by the cluster)");
+        return Ok(Backing {
+            workloads: Arc::new(store.clone()),
+            access: Arc::new(store.clone()),
+            nodes: Arc::new(store.clone()),
+            images: Arc::new(store.clone()),
+            signals: Some(store.listen()),
+            bus: Arc::new(store),
+        });
+    }
+    let db_path = args.db_path();
+    let store = SqliteStore::open(&db_path).map_err(|e| e.to_string())?;
+    tracing::info!(path = %db_path.display(), "store open (SQLite, WAL)");
+    Ok(Backing {
+        workloads: Arc::new(store.clone()),
+        access: Arc::new(store.clone()),
+        nodes: Arc::new(store.clone()),
+        images: Arc::new(store),
+        bus: Arc::new(Alone),
+        signals: None,
+    })
 }
 
 /// With auth on and no key yet (and no VULCAN_ADMIN_KEY), creates the first admin key and
 /// writes it to `<data dir>/admin.key`, readable by its owner only.
-async fn bootstrap_admin(args: &ServeArgs, store: &SqliteStore) -> Result<(), String> {
+async fn bootstrap_admin(args: &ServeArgs, store: &dyn AccessStore) -> Result<(), String> {
     if args.auth == Switch::Off || args.admin_key.is_some() {
         return Ok(());
     }
@@ -128,7 +175,6 @@ async fn bootstrap_admin(args: &ServeArgs, store: &SqliteStore) -> Result<(), St
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let started = Instant::now();
-    let db_path = args.db_path();
     if args.auth == Switch::Off && !args.listen_addr.ip().is_loopback() {
         return Err(format!(
             "VULCAN_AUTH=off is only allowed on a loopback address, and VULCAN_LISTEN_ADDR is {}: turn auth on, or listen on 127.0.0.1",
@@ -137,10 +183,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-    let store = SqliteStore::open(&db_path).map_err(|e| e.to_string())?;
-    bootstrap_admin(&args, &store).await?;
-    let access: Arc<dyn AccessStore> = Arc::new(store.clone());
-    tracing::info!(path = %db_path.display(), "store open (SQLite, WAL)");
+    let mut backing = open_store(&args).await?;
+    bootstrap_admin(&args, backing.access.as_ref()).await?;
+    let access = backing.access.clone();
 
     let config = engine_config(&args);
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
@@ -168,7 +213,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         args.data_dir.join("images"),
         client,
         args.image_max_mb * 1024 * 1024,
-    )?;
+        backing.images.clone(),
+        config.node_id.clone(),
+    )
+    .await?;
     let mut gvisor = GvisorConfig::new(args.runsc(), args.data_dir.join("gvisor"));
     gvisor.platform = args.gvisor_platform.clone();
     gvisor.network = args.gvisor_network.clone();
@@ -204,8 +252,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
 
-    let engine = Engine::new(config, Arc::new(store), registry, Metrics::new())
-        .with_images(Arc::new(images));
+    let stores = vulcan_engine::Stores {
+        workloads: backing.workloads.clone(),
+        nodes: backing.nodes.clone(),
+        bus: backing.bus.clone(),
+    };
+    let engine =
+        Engine::new(config, stores, registry, Metrics::new()).with_images(Arc::new(images));
     let (failed, rerun) = engine
         .recover()
         .await
@@ -213,9 +266,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if failed + rerun > 0 {
         tracing::info!(
             failed,
-            rerun,
+            requeued = rerun,
             "recovered workloads left unfinished by the last run"
         );
+    }
+    engine.start();
+    if let Some(mut signals) = backing.signals.take() {
+        let receiver = engine.clone();
+        tokio::spawn(async move {
+            while let Some(signal) = signals.recv().await {
+                receiver.signal(signal);
+            }
+        });
     }
 
     let listener = listen(args.listen_addr)

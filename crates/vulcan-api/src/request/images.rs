@@ -90,7 +90,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<ImageRecord>>, ApiError> {
     caller.require(Permission::ImagesRead)?;
-    Ok(Json(catalog(&state)?.list()))
+    Ok(Json(catalog(&state)?.list().await?))
 }
 
 pub async fn show(
@@ -99,7 +99,7 @@ pub async fn show(
     Path(reference): Path<String>,
 ) -> Result<Json<ImageRecord>, ApiError> {
     caller.require(Permission::ImagesRead)?;
-    Ok(Json(catalog(&state)?.get(&reference)?))
+    Ok(Json(catalog(&state)?.get(&reference).await?))
 }
 
 pub async fn remove(

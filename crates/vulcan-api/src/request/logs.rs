@@ -112,11 +112,9 @@ async fn feed(engine: Engine, id: String, filter: Option<LogStream>, tx: mpsc::S
     if follow(&engine, &id, &mut feed).await.is_err() {
         return;
     }
-    // Whatever was persisted after the live topic closed (or all of it, if it was closed).
-    if let Ok(lines) = engine.store().logs(&id, None).await {
-        if feed.lines(lines).await.is_err() {
-            return;
-        }
+    // Not (or no longer) running here: the lines come from the store until it ends.
+    if follow_stored(&engine, &id, &mut feed).await.is_err() {
+        return;
     }
     let data = match engine.store().get(&id).await {
         Ok(w) => {
@@ -128,6 +126,31 @@ async fn feed(engine: Engine, id: String, filter: Option<LogStream>, tx: mpsc::S
         .tx
         .send(Event::default().event("done").data(data.to_string()))
         .await;
+}
+
+/// Follows a workload this node does not run (another node's, or one still queued) through
+/// the store: its new lines after each signal (or poll), until it is terminal. A run writes
+/// all its lines before its status turns terminal, so the last read has them all.
+async fn follow_stored(engine: &Engine, id: &str, feed: &mut Feed) -> Result<(), ()> {
+    let watch = engine.watch(id);
+    loop {
+        let armed = watch.armed();
+        // Claimed by this node meanwhile: follow it live.
+        if engine.broker().subscribe(id).is_some() {
+            follow(engine, id, feed).await?;
+        }
+        let status = engine.store().get(id).await.map_err(drop)?.status;
+        let lines = engine
+            .store()
+            .logs_after(id, feed.last_seq)
+            .await
+            .map_err(drop)?;
+        feed.lines(lines).await?;
+        if status.is_terminal() {
+            return Ok(());
+        }
+        watch.changed(armed).await;
+    }
 }
 
 /// Follows the live topic until the workload ends; returns at once if it already has.

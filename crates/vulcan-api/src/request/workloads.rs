@@ -171,6 +171,8 @@ pub struct WorkloadList {
     total: u64,
     limit: u32,
     offset: u64,
+    /// The cursor of the next page (`?after=`), if this one is full.
+    next: Option<String>,
 }
 
 fn parse_param<T: std::str::FromStr>(
@@ -189,7 +191,9 @@ fn parse_param<T: std::str::FromStr>(
         .transpose()
 }
 
-/// `GET /v1/workloads?limit=&offset=&status=&isolation=`, newest first.
+/// `GET /v1/workloads?limit=&offset=&after=&status=&isolation=`, newest first. `after` is
+/// a cursor (the `next` of the page before): a page deep in the list costs the same as
+/// the first.
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -212,18 +216,34 @@ pub async fn list(
     )?;
     let isolation =
         parse_param::<Isolation>(&params, "isolation", "use isolate, gvisor or microvm")?;
+    let after = params
+        .get("after")
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            ulid::Ulid::from_string(a).map(|u| u.to_string()).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "query parameter after={a:?} is not valid: use the \"next\" of the page before (a workload id)"
+                ))
+            })
+        })
+        .transpose()?;
     let filter = vulcan_domain::ListFilter {
         tenant: caller.scope().map(str::to_owned),
         status,
         isolation,
         limit,
         offset,
+        after,
     };
     let page = state.engine.store().list(&filter).await?;
+    let next = (page.workloads.len() == limit as usize)
+        .then(|| page.workloads.last().map(|w| w.id.clone()))
+        .flatten();
     Ok(Json(WorkloadList {
         workloads: page.workloads,
         total: page.total,
         limit,
         offset,
+        next,
     }))
 }

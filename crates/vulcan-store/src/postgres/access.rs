@@ -198,8 +198,11 @@ impl AccessStore for PgStore {
         self.run(|c, _| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                tx.execute("INSERT INTO audit_prune_gate (cutoff) VALUES ($1)", &[&cutoff])
-                    .await?;
+                tx.execute(
+                    "INSERT INTO audit_prune_gate (cutoff) VALUES ($1)",
+                    &[&cutoff],
+                )
+                .await?;
                 let removed = tx
                     .execute("DELETE FROM audit_log WHERE at < $1", &[&cutoff])
                     .await?;

@@ -29,11 +29,12 @@ impl ImageIndex for PgStore {
                         )
                         .await?;
                     for row in others {
-                        let mut other: ImageRecord = serde_json::from_str(row.get(1))
-                            .map_err(|e| Fail::Store(io(e)))?;
+                        let mut other: ImageRecord =
+                            serde_json::from_str(row.get(1)).map_err(|e| Fail::Store(io(e)))?;
                         if other.default {
                             other.default = false;
-                            let json = serde_json::to_string(&other).map_err(|e| Fail::Store(io(e)))?;
+                            let json =
+                                serde_json::to_string(&other).map_err(|e| Fail::Store(io(e)))?;
                             tx.execute(
                                 "UPDATE images SET record = $2 WHERE reference = $1",
                                 &[&row.get::<_, String>(0), &json],
@@ -62,8 +63,11 @@ impl ImageIndex for PgStore {
                 let n = tx
                     .execute("DELETE FROM images WHERE reference = $1", &[&reference])
                     .await?;
-                tx.execute("DELETE FROM image_nodes WHERE reference = $1", &[&reference])
-                    .await?;
+                tx.execute(
+                    "DELETE FROM image_nodes WHERE reference = $1",
+                    &[&reference],
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(n > 0)
             })
@@ -81,7 +85,10 @@ impl ImageIndex for PgStore {
                     .map(|r| serde_json::from_str(r.get(0)).map_err(|e| Fail::Store(io(e))))
                     .collect::<Result<_, _>>()?;
                 for row in c
-                    .query("SELECT reference, node_id FROM image_nodes ORDER BY node_id", &[])
+                    .query(
+                        "SELECT reference, node_id FROM image_nodes ORDER BY node_id",
+                        &[],
+                    )
                     .await?
                 {
                     let reference: String = row.get(0);

@@ -21,7 +21,9 @@ impl PgStore {
             while !tx.is_closed() {
                 match listen_once(&config, &tx, first).await {
                     Ok(()) => tracing::warn!("the signal connection closed; reconnecting"),
-                    Err(e) => tracing::warn!(error = %e, "the signal connection failed; reconnecting"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the signal connection failed; reconnecting")
+                    }
                 }
                 first = false;
                 tokio::time::sleep(Duration::from_millis(250)).await;

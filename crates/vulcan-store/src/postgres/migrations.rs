@@ -201,7 +201,10 @@ async fn apply(client: &mut Client) -> Result<(), Fail> {
         )
         .await?;
     let current: i64 = client
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
         .await?
         .get(0);
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {

@@ -142,10 +142,12 @@ impl PgStore {
             Fail::Store(e) => e,
             Fail::Db(e) => io(format!("cannot connect to PostgreSQL: {e}")),
         })?;
-        migrations::migrate(&mut client).await.map_err(|e| match e {
-            Fail::Store(e) => e,
-            Fail::Db(e) => io(format!("migrating the PostgreSQL schema: {e}")),
-        })?;
+        migrations::migrate(&mut client)
+            .await
+            .map_err(|e| match e {
+                Fail::Store(e) => e,
+                Fail::Db(e) => io(format!("migrating the PostgreSQL schema: {e}")),
+            })?;
         Ok(store)
     }
 
@@ -158,9 +160,12 @@ impl PgStore {
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         self.run(|c, _| {
             Box::pin(async move {
-                Ok(c.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
-                    .await?
-                    .get::<_, i64>(0))
+                Ok(c.query_one(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                    &[],
+                )
+                .await?
+                .get::<_, i64>(0))
             })
         })
         .await

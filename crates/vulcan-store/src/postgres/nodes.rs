@@ -59,8 +59,8 @@ impl NodeStore for PgStore {
                     .await?
                     .iter()
                     .map(|r| {
-                        let mut node: NodeRecord = serde_json::from_str(r.get(0))
-                            .map_err(|e| Fail::Store(io(e)))?;
+                        let mut node: NodeRecord =
+                            serde_json::from_str(r.get(0)).map_err(|e| Fail::Store(io(e)))?;
                         node.heartbeat_at = from_ms(r.get(1));
                         node.left_at = r.get::<_, Option<i64>>(2).map(from_ms);
                         Ok(node)
@@ -76,7 +76,10 @@ impl NodeStore for PgStore {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let led: bool = tx
-                    .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&HOUSEKEEPING_LOCK])
+                    .query_one(
+                        "SELECT pg_try_advisory_xact_lock($1)",
+                        &[&HOUSEKEEPING_LOCK],
+                    )
                     .await?
                     .get(0);
                 let mut done = Housekept {

@@ -162,7 +162,9 @@ async fn usage_of(tx: &Transaction<'_>, tenant: &str, now_ms: i64) -> Result<Usa
         .await?;
     tx.execute(&st, &[&tenant]).await?;
     let st = tx
-        .prepare_cached("SELECT active, cpus, mem_mb FROM tenant_usage WHERE tenant = $1 FOR UPDATE")
+        .prepare_cached(
+            "SELECT active, cpus, mem_mb FROM tenant_usage WHERE tenant = $1 FOR UPDATE",
+        )
         .await?;
     let row = tx.query_one(&st, &[&tenant]).await?;
     let st = tx
@@ -607,16 +609,23 @@ impl WorkloadStore for PgStore {
         .await
     }
 
-    async fn unclaim(&self, node: &str, keep: &[String]) -> Result<u64, StoreError> {
+    async fn unclaim(
+        &self,
+        node: &str,
+        keep: &[String],
+        claimed_before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let before = to_ms(claimed_before);
         self.run(|c, _| {
             Box::pin(async move {
                 let st = c
                     .prepare_cached(
                         "UPDATE workloads SET claimed_by = NULL, claimed_at = NULL, node_id = ''
-                         WHERE claimed_by = $1 AND status = 'pending' AND NOT (id = ANY($2))",
+                         WHERE claimed_by = $1 AND status = 'pending' AND NOT (id = ANY($2))
+                           AND claimed_at < $3",
                     )
                     .await?;
-                Ok(c.execute(&st, &[&node, &keep]).await?)
+                Ok(c.execute(&st, &[&node, &keep, &before]).await?)
             })
         })
         .await

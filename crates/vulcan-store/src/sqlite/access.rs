@@ -250,4 +250,3 @@ impl AccessStore for SqliteStore {
         .await
     }
 }
-

@@ -216,7 +216,8 @@ fn backfill_tenant_durations(tx: &Transaction) -> rusqlite::Result<()> {
     )?;
     let mut cursor = rows.query([])?;
     while let Some(row) = cursor.next()? {
-        let (tenant, isolation, ms): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let (tenant, isolation, ms): (String, String, i64) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
         let ms = ms.max(0);
         add.execute(rusqlite::params![
             tenant,

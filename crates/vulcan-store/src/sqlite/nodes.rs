@@ -50,7 +50,11 @@ impl NodeStore for SqliteStore {
                 .map_err(io)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
                 })
                 .map_err(io)?;
             let mut nodes = Vec::new();
@@ -81,7 +85,9 @@ impl NodeStore for SqliteStore {
                      WHERE left_at IS NULL AND heartbeat_at < ?1",
                 )
                 .map_err(io)?
-                .query_map([to_ms(lost_before)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map([to_ms(lost_before)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .map_err(io)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(io)?;
@@ -95,7 +101,9 @@ impl NodeStore for SqliteStore {
                     done.lost_nodes.push(node.clone());
                 }
                 let running: Vec<String> = tx
-                    .prepare_cached("SELECT id FROM workloads WHERE node_id = ?1 AND status = 'running'")
+                    .prepare_cached(
+                        "SELECT id FROM workloads WHERE node_id = ?1 AND status = 'running'",
+                    )
                     .map_err(io)?
                     .query_map([&node], |r| r.get(0))
                     .map_err(io)?
@@ -107,7 +115,9 @@ impl NodeStore for SqliteStore {
                     done.failed.push(id);
                 }
                 let claimed: Vec<String> = tx
-                    .prepare_cached("SELECT id FROM workloads WHERE claimed_by = ?1 AND status = 'pending'")
+                    .prepare_cached(
+                        "SELECT id FROM workloads WHERE claimed_by = ?1 AND status = 'pending'",
+                    )
                     .map_err(io)?
                     .query_map([&node], |r| r.get(0))
                     .map_err(io)?

@@ -90,7 +90,13 @@ fn count(
 }
 
 /// Adds (or with `sign` -1 takes back) one active workload's share of its tenant's usage.
-fn use_share(tx: &Transaction, tenant: &str, cpus: i64, mem_mb: i64, sign: i64) -> rusqlite::Result<()> {
+fn use_share(
+    tx: &Transaction,
+    tenant: &str,
+    cpus: i64,
+    mem_mb: i64,
+    sign: i64,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (tenant) DO UPDATE SET active = active + excluded.active,
@@ -110,7 +116,9 @@ fn usage_of(tx: &Transaction, tenant: &str, now_ms: i64) -> rusqlite::Result<Usa
         .prepare_cached(
             "SELECT COUNT(*), MIN(created_at) FROM workloads WHERE tenant = ?1 AND created_at > ?2",
         )?
-        .query_row(params![tenant, now_ms - 60_000], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row(params![tenant, now_ms - 60_000], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     Ok(Usage {
         active: active.max(0) as u64,
         cpus: cpus.max(0) as u64,
@@ -193,7 +201,9 @@ pub(super) fn finish_in(
         ])?;
         if let Some(ms) = duration {
             let tenant: String =
-                tx.query_row("SELECT tenant FROM workloads WHERE id = ?1", [id], |r| r.get(0))?;
+                tx.query_row("SELECT tenant FROM workloads WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
             let bucket = DurationHistogram::bucket_of(ms);
             tx.prepare_cached(
                 "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms) VALUES (?1, ?2, 1, ?3)
@@ -522,16 +532,22 @@ impl WorkloadStore for SqliteStore {
         .await
     }
 
-    async fn unclaim(&self, node: &str, keep: &[String]) -> Result<u64, StoreError> {
-        let (node, keep) = (node.to_owned(), keep.to_vec());
+    async fn unclaim(
+        &self,
+        node: &str,
+        keep: &[String],
+        claimed_before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let (node, keep, before) = (node.to_owned(), keep.to_vec(), to_ms(claimed_before));
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let claimed = tx
                 .prepare_cached(
-                    "SELECT id FROM workloads WHERE claimed_by = ?1 AND status = 'pending'",
+                    "SELECT id FROM workloads WHERE claimed_by = ?1 AND status = 'pending'
+                       AND claimed_at < ?2",
                 )
                 .map_err(io)?
-                .query_map([&node], |r| r.get::<_, String>(0))
+                .query_map(params![node, before], |r| r.get::<_, String>(0))
                 .map_err(io)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(io)?;

@@ -73,7 +73,7 @@ pub enum ClientCommand {
     /// OCI images: pull, list, remove.
     #[command(subcommand)]
     Images(ImagesCommand),
-    /// The nodes of this deployment.
+    /// The nodes of the cluster, with their state (live, lost, left).
     Nodes,
     /// API keys: create, list, revoke (admin).
     #[command(subcommand)]
@@ -348,6 +348,8 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
                             .collect();
                         vec![
                             render::cell(&n["id"]),
+                            render::cell(&n["state"]),
+                            render::cell(&n["heartbeat_at"]),
                             render::cell(&n["hostname"]),
                             render::cell(&n["cpus"]),
                             format!(
@@ -361,7 +363,16 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
                     })
                     .collect();
                 render::table(
-                    &["ID", "HOSTNAME", "CPUS", "MEMORY", "ACTIVE", "BACKENDS"],
+                    &[
+                        "ID",
+                        "STATE",
+                        "HEARTBEAT",
+                        "HOSTNAME",
+                        "CPUS",
+                        "MEMORY",
+                        "ACTIVE",
+                        "BACKENDS",
+                    ],
                     &rows,
                 );
             });

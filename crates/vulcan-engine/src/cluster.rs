@@ -1,0 +1,197 @@
+//! The cluster's mechanics, from one node's side: every heartbeat interval it records its
+//! heartbeat (what it can run, how many slots are free), learns what the other live nodes
+//! can run (for routing `auto`), does housekeeping if no other node is doing it (nodes
+//! lost past their lease: their running workloads failed, their claims requeued), stops
+//! the runs others asked to kill, and gives back claims it is not running.
+//!
+//! A node that cannot reach the store for longer than its lease stops claiming and stops
+//! what it runs (their ends could not be recorded, and another node has by then declared
+//! them lost); when the store is back it rejoins. Nothing it writes late overwrites an
+//! ending already recorded: the store refuses such transitions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use vulcan_domain::{Isolation, NodeBackend, NodeRecord, NodeState, Signal, WorkloadStatus};
+
+use crate::engine::{now, Inner, Stop};
+
+/// What the other live nodes can run, as of their last heartbeats.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ClusterView {
+    /// Backends available on at least one other live node.
+    elsewhere: HashSet<Isolation>,
+}
+
+impl ClusterView {
+    pub(crate) fn live_elsewhere(&self, isolation: Isolation) -> bool {
+        self.elsewhere.contains(&isolation)
+    }
+}
+
+/// Heartbeats after which claims this node is not running are given back.
+const RECONCILE_EVERY: u32 = 5;
+
+/// (total, in use) MiB from /proc/meminfo.
+fn memory_mb() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let (total, available) = (field("MemTotal:"), field("MemAvailable:"));
+    (total / 1024, total.saturating_sub(available) / 1024)
+}
+
+/// This node as its heartbeat describes it.
+pub(crate) fn describe(inner: &Inner) -> NodeRecord {
+    let (memory_total_mb, memory_used_mb) = memory_mb();
+    let backends = inner
+        .registry
+        .list()
+        .into_iter()
+        .filter_map(|b| {
+            let name: Isolation = b.name.parse().ok()?;
+            let (slots, free) = inner.slots.get(&name).map_or((0, 0), |s| s.counts());
+            Some(NodeBackend {
+                name,
+                available: b.available,
+                reason: b.reason,
+                details: b.details,
+                slots: slots as u32,
+                free_slots: free as u32,
+            })
+        })
+        .collect();
+    NodeRecord {
+        id: inner.config.node_id.clone(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_total_mb,
+        memory_used_mb,
+        active_workloads: inner.active().len() as u32,
+        backends,
+        started_at: inner.started,
+        heartbeat_at: now(),
+        left_at: None,
+    }
+}
+
+/// The heartbeat loop, until the engine stops.
+pub(crate) async fn heartbeat(inner: Arc<Inner>) {
+    let mut stopping = inner.stopping.subscribe();
+    let mut tick = tokio::time::interval(inner.config.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ok = Instant::now();
+    let mut beats: u32 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        match beat(&inner, beats.is_multiple_of(RECONCILE_EVERY)).await {
+            Ok(()) => {
+                last_ok = Instant::now();
+                if inner.isolated.swap(false, Ordering::SeqCst) {
+                    tracing::warn!("the store is reachable again: this node rejoins the cluster");
+                    inner.handle(Signal::Resync);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                if last_ok.elapsed() > inner.config.lease
+                    && !inner.isolated.swap(true, Ordering::SeqCst)
+                {
+                    tracing::error!(
+                        lease_s = inner.config.lease.as_secs(),
+                        "the store has been unreachable for longer than this node's lease: it stops what it runs and claims nothing until it is back"
+                    );
+                    inner.stop_all(Stop {
+                        status: WorkloadStatus::Failed,
+                        error: format!(
+                            "node {} lost the connection to the store for longer than its lease ({} s); the workload was stopped because its end could not be recorded",
+                            inner.config.node_id,
+                            inner.config.lease.as_secs()
+                        ),
+                    });
+                }
+            }
+        }
+        beats = beats.wrapping_add(1);
+    }
+}
+
+/// One heartbeat: record it, learn the others, housekeep, act on kill requests.
+async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::StoreError> {
+    let me = describe(inner);
+    inner.nodes.heartbeat(&me).await?;
+    let now = now();
+    let lease = time::Duration::try_from(inner.config.lease).unwrap_or(time::Duration::seconds(10));
+    let nodes = inner.nodes.nodes().await?;
+    let mut elsewhere = HashSet::new();
+    let mut lost: HashMap<String, ()> = HashMap::new();
+    for node in nodes.iter().filter(|n| n.id != me.id) {
+        match node.state(now, lease) {
+            NodeState::Live => {
+                elsewhere.extend(node.backends.iter().filter(|b| b.available).map(|b| b.name))
+            }
+            NodeState::Lost => {
+                lost.insert(node.id.clone(), ());
+            }
+            NodeState::Left => {}
+        }
+    }
+    inner
+        .view
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .elsewhere = elsewhere;
+
+    if !lost.is_empty() || reconcile {
+        let kept = inner.nodes.housekeep(now - lease).await?;
+        for node in &kept.lost_nodes {
+            tracing::warn!(node = %node, "a node was lost: its running workloads failed, its claims went back to the queue");
+        }
+        for id in kept.failed {
+            inner.signal(Signal::Ended(id));
+        }
+        if !kept.requeued.is_empty() {
+            for isolation in Isolation::CONCRETE {
+                inner.signal(Signal::Queued(isolation));
+            }
+        }
+    }
+    for id in inner.store.kill_requests(&me.id).await? {
+        inner.handle(Signal::Kill(id));
+    }
+    if reconcile {
+        let keep: Vec<String> = inner.active().keys().cloned().collect();
+        let given_back = inner
+            .store
+            .unclaim(&me.id, &keep, now - time::Duration::seconds(5))
+            .await?;
+        if given_back > 0 {
+            tracing::info!(given_back, "gave back claims this node was not running");
+            for isolation in Isolation::CONCRETE {
+                inner.signal(Signal::Queued(isolation));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! One claimed workload's run on this node: marked running (only by the claimant), handed
+//! to its backend with the timeout counting from when its code starts, stopped on a kill,
+//! a shutdown or the loss of the store, its log persisted in order, its end recorded and
+//! told to every node.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, watch};
+use vulcan_domain::{
+    LogLine, Signal, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
+};
+
+use crate::engine::{ended, now, Active, Inner, Stop};
+use crate::sink::WorkloadLogSink;
+use crate::slots::Slot;
+
+/// How one run ended, before it is written down.
+enum Ending {
+    /// Recorded with the given status (and its run time, if it ran).
+    Finished(TerminalUpdate, Option<Duration>),
+    /// Someone else already ended it (a kill before it started, housekeeping), or another
+    /// node holds the claim now: nothing to record.
+    NotOurs,
+    /// Shutdown came before it started: it goes back to the queue.
+    LeftPending,
+}
+
+/// Starts the run of a workload this node has claimed, holding `slot`.
+pub(crate) fn launch(inner: &Arc<Inner>, workload: Workload, spec: WorkloadSpec, slot: Slot) {
+    let (stop, stop_rx) = watch::channel(None);
+    let (done_tx, done) = watch::channel(None);
+    inner.broker.open(&workload.id);
+    inner
+        .active()
+        .insert(workload.id.clone(), Active { stop, done });
+    let run = run(inner.clone(), workload, spec, stop_rx, done_tx);
+    tokio::spawn(async move {
+        run.await;
+        // The slot is free once the run is recorded: the dispatcher claims the next one.
+        drop(slot);
+    });
+}
+
+async fn run(
+    inner: Arc<Inner>,
+    workload: Workload,
+    spec: WorkloadSpec,
+    stop: watch::Receiver<Option<Stop>>,
+    done: watch::Sender<Option<Workload>>,
+) {
+    let id = workload.id.clone();
+    // Whatever happens below, even a panic, the workload leaves the active map and its
+    // live subscribers are told the stream is over.
+    let _wound_up = WindUp {
+        inner: inner.clone(),
+        id: id.clone(),
+    };
+    let backend_name = spec.isolation.as_str();
+    let (sink, persist) = WorkloadLogSink::new(&id, inner.config.logs, inner.broker.clone());
+    let sink = Arc::new(sink);
+    let writer = tokio::spawn(persist_logs(inner.clone(), id.clone(), persist));
+    if let Some(note) = &spec.note {
+        sink.note(note.clone());
+    }
+
+    let ending = execute(&inner, spec, sink.clone(), stop).await;
+    let dropped = sink.close();
+    inner.metrics.log_lines_dropped(dropped);
+    // History is complete before the status turns terminal.
+    let _ = writer.await;
+
+    let last = match ending {
+        Ending::Finished(update, ran_for) => match inner.store.finish(&id, &update).await {
+            Ok(w) => {
+                let secs = ran_for.map(|d| d.as_secs_f64());
+                inner
+                    .metrics
+                    .workload_finished(backend_name, w.status.as_str(), secs);
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!(workload = %id, error = %e, "could not record the end of a workload");
+                if ran_for.is_some() {
+                    inner
+                        .metrics
+                        .workload_finished(backend_name, "unrecorded", None);
+                }
+                None
+            }
+        },
+        Ending::LeftPending => {
+            let keep: Vec<String> = inner
+                .active()
+                .keys()
+                .filter(|k| **k != id)
+                .cloned()
+                .collect();
+            if let Err(e) = inner
+                .store
+                .unclaim(&inner.config.node_id, &keep, now())
+                .await
+            {
+                tracing::warn!(workload = %id, error = %e, "could not give back a claimed workload");
+            }
+            None
+        }
+        Ending::NotOurs => None,
+    };
+    let last = match last {
+        Some(w) => Some(w),
+        None => inner.store.get(&id).await.ok(),
+    };
+    inner.broker.close(&id);
+    inner.active().remove(&id);
+    inner.signal(Signal::Ended(id));
+    done.send_replace(last.or(Some(workload)));
+}
+
+/// Waits until `stop` carries a reason, and gives it.
+async fn stopped(mut stop: watch::Receiver<Option<Stop>>) -> Stop {
+    let reason = stop
+        .wait_for(Option::is_some)
+        .await
+        .map(|reason| reason.clone());
+    match reason {
+        Ok(Some(reason)) => reason,
+        // The engine keeps the sender while the run is active.
+        _ => std::future::pending().await,
+    }
+}
+
+/// Marks the workload running and runs it to its end.
+async fn execute(
+    inner: &Inner,
+    spec: WorkloadSpec,
+    sink: Arc<WorkloadLogSink>,
+    stop: watch::Receiver<Option<Stop>>,
+) -> Ending {
+    let id = spec.id.clone();
+    if let Some(reason) = stop.borrow().clone() {
+        return Ending::Finished(
+            ended(reason.status, format!("{} before it started", reason.error)),
+            None,
+        );
+    }
+    if *inner.stopping.borrow() {
+        return Ending::LeftPending;
+    }
+    let Some(backend) = inner.registry.get(spec.isolation).cloned() else {
+        let why = format!("this node has no {} backend", spec.isolation);
+        return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+    };
+    match inner.store.start(&id, &inner.config.node_id, now()).await {
+        Ok(_) => {}
+        Err(StoreError::InvalidTransition(_)) => return Ending::NotOurs,
+        Err(e) => {
+            let why = format!("could not mark the workload running: {e}");
+            return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+        }
+    }
+    let backend_name = spec.isolation.as_str();
+    inner.metrics.workload_started(backend_name);
+    let started = Instant::now();
+    let timeout_s = spec.resources.timeout_s;
+    let preparation = backend.preparation_timeout();
+    let code_started = sink.code_started_at();
+    // A backend that panics fails its workload, not the server.
+    let run = AssertUnwindSafe(backend.execute(spec, sink.clone())).catch_unwind();
+    let (status, result) = tokio::select! {
+        r = run => match r {
+            Ok(Ok(result)) => {
+                let status = if result.succeeded() { WorkloadStatus::Completed } else { WorkloadStatus::Failed };
+                (status, result)
+            }
+            Ok(Err(e)) => (WorkloadStatus::Failed, error_result(e.to_string())),
+            Err(panic) => {
+                let what = panic_message(panic.as_ref());
+                tracing::error!(workload = %id, backend = backend_name, panic = %what, "a backend panicked");
+                (WorkloadStatus::Failed, error_result(format!(
+                    "the {backend_name} backend failed unexpectedly ({what}); the workload was stopped"
+                )))
+            }
+        },
+        missed = deadline(code_started.clone(), preparation, Duration::from_secs(timeout_s.into())) => match missed {
+            Missed::Preparation => (WorkloadStatus::Failed, error_result(format!(
+                "preparation took longer than {}: the {backend_name} backend was still getting the workload ready (booting a VM, pulling an image, starting a process) and its code never started",
+                spoken(preparation)
+            ))),
+            Missed::Run => (WorkloadStatus::Failed, error_result(format!("timed out after {timeout_s} s"))),
+        },
+        reason = stopped(stop) => (reason.status, error_result(reason.error)),
+    };
+    let ran_for = started.elapsed();
+    let prepared_in = code_started.borrow().map(|at| at.duration_since(started));
+    if let Some(prepared) = prepared_in.filter(|p| *p >= NOTABLE_PREPARATION) {
+        sink.note(format!(
+            "[vulcan] prepared in {} ms; the code then ran for {} ms (the timeout counts from when it started)",
+            prepared.as_millis(),
+            ran_for.saturating_sub(prepared).as_millis()
+        ));
+    }
+    if let Err(e) = backend.cleanup(&id).await {
+        sink.note(format!("[vulcan] cleanup after the workload failed: {e}"));
+        tracing::warn!(workload = %id, error = %e, "backend cleanup failed");
+    }
+    Ending::Finished(
+        finish_update(inner, status, result, ran_for, prepared_in),
+        Some(ran_for),
+    )
+}
+
+/// The terminal update of a run: its output (less its final newline, cut to the limit),
+/// and an error for every failure.
+fn finish_update(
+    inner: &Inner,
+    mut status: WorkloadStatus,
+    result: vulcan_domain::WorkloadResult,
+    ran_for: Duration,
+    prepared_in: Option<Duration>,
+) -> TerminalUpdate {
+    let mut error = result.error;
+    let mut output = result.output;
+    // A program's output is what it printed, without the final newline (as `$(...)` in
+    // a shell); a returned value's JSON never ends with one.
+    if output.ends_with('\n') {
+        output.pop();
+    }
+    let max_output = inner.config.limits.max_output_bytes;
+    if output.len() > max_output {
+        truncate_on_char(&mut output, max_output);
+        status = WorkloadStatus::Failed;
+        error = Some(format!(
+            "output is over the limit of {max_output} bytes; it was cut to the limit"
+        ));
+    }
+    if status == WorkloadStatus::Failed && error.is_none() {
+        error = Some(match result.exit_code {
+            Some(code) => format!("exited with code {code}"),
+            None => "failed without an error message".into(),
+        });
+    }
+    TerminalUpdate {
+        status,
+        output: Some(output),
+        exit_code: result.exit_code,
+        error,
+        finished_at: now(),
+        duration_ms: Some(ran_for.as_millis() as u64),
+        prepare_ms: prepared_in.map(|p| p.as_millis() as u64),
+    }
+}
+
+fn truncate_on_char(text: &mut String, max: usize) {
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+}
+
+/// Preparation shorter than this is not worth a log line of its own.
+const NOTABLE_PREPARATION: Duration = Duration::from_millis(250);
+
+/// Which bound a run missed.
+enum Missed {
+    /// Its code never started within the backend's preparation bound.
+    Preparation,
+    /// Its code ran past the workload's timeout.
+    Run,
+}
+
+/// Resolves when a run misses a bound: preparation until the code starts, then the
+/// workload's own timeout from that moment.
+async fn deadline(
+    mut code_started: watch::Receiver<Option<Instant>>,
+    preparation: Duration,
+    timeout: Duration,
+) -> Missed {
+    let started = tokio::time::timeout(preparation, code_started.wait_for(Option::is_some))
+        .await
+        .map(|seen| seen.is_ok());
+    match started {
+        Ok(true) => {
+            tokio::time::sleep(timeout).await;
+            Missed::Run
+        }
+        // The sink outlives the run: its sender cannot be gone while this is polled.
+        Ok(false) => std::future::pending().await,
+        Err(_) => Missed::Preparation,
+    }
+}
+
+/// A bound as a person would say it: `300 ms`, `55 s`.
+fn spoken(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
+    }
+}
+
+/// What a panic said, for the workload's error.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
+fn error_result(error: String) -> vulcan_domain::WorkloadResult {
+    vulcan_domain::WorkloadResult {
+        exit_code: None,
+        output: String::new(),
+        error: Some(error),
+    }
+}
+
+/// Removes a run from the active map and ends its live log stream when the run's task
+/// ends in any way: normally (then it is already done) or by a panic.
+struct WindUp {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl Drop for WindUp {
+    fn drop(&mut self) {
+        if self.inner.active().remove(&self.id).is_some() {
+            self.inner.broker.close(&self.id);
+        }
+    }
+}
+
+/// Writes a workload's log lines to the store in batches, in order, until the sink closes;
+/// after each batch, nodes following the workload are told.
+async fn persist_logs(inner: Arc<Inner>, id: String, mut lines: mpsc::UnboundedReceiver<LogLine>) {
+    let store: &Arc<dyn WorkloadStore> = &inner.store;
+    let mut batch = Vec::with_capacity(256);
+    while lines.recv_many(&mut batch, 256).await > 0 {
+        match store.append_logs(&id, &batch).await {
+            Ok(()) => inner.signal(Signal::Logs(id.clone())),
+            Err(e) => tracing::warn!(workload = %id, error = %e, "could not persist log lines"),
+        }
+        batch.clear();
+    }
+}
