@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Vulcan needs on a Debian machine (run as root). Idempotent: a second run
 # only checks. Installs: Debian packages for the build, Node's npm (to fetch Deno), gVisor's
-# runsc and the image tools the tests use, and Deno itself, pinned, from npm into .tools/deno.
+# runsc and the image tools the tests use, QEMU and what the guest is built with,
+# PostgreSQL (for cluster mode and its tests), and Deno itself, pinned, from npm into
+# .tools/deno.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,9 @@ command -v depmod >/dev/null || missing+=(kmod)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 command -v go >/dev/null || missing+=(golang-go)
+# cluster tier: PostgreSQL's server binaries; the tests start servers of their own
+# (initdb in a temporary directory, as the postgres user), never the system one.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   apt-get update -qq

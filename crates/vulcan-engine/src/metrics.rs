@@ -67,6 +67,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Workloads running now, by backend.",
     ),
     (
+        "vulcan_workload_runs_total",
+        "counter",
+        "Workloads handed to a backend on this node (each run once, whichever node runs it).",
+    ),
+    (
         "vulcan_log_lines_dropped_total",
         "counter",
         "Log lines dropped past the per-workload limits.",
@@ -156,6 +161,7 @@ impl Metrics {
 
     pub fn workload_started(&self, backend: &str) {
         self.gauge_add("vulcan_workloads_running", &[("backend", backend)], 1.0);
+        self.add("vulcan_workload_runs_total", &[("backend", backend)], 1.0);
     }
 
     pub fn workload_finished(&self, backend: &str, status: &str, ran_for: Option<f64>) {

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{sum_workload, Server};
+use common::{send_sigterm, sum_workload, Server};
 use serde_json::json;
 
 #[test]
@@ -119,12 +119,4 @@ fn a_graceful_shutdown_leaves_waiting_workloads_pending_for_the_next_start() {
         (rerun["status"].as_str(), rerun["output"].as_str()),
         (Some("completed"), Some("{\"sum\":5}"))
     );
-}
-
-fn send_sigterm(pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }

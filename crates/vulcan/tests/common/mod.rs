@@ -187,6 +187,15 @@ pub fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Op
     }
 }
 
+/// SIGTERM, as a service manager sends it.
+pub fn send_sigterm(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
 /// One server-sent event.
 #[derive(Debug, Clone)]
 pub struct SseEvent {

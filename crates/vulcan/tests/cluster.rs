@@ -1,0 +1,330 @@
+//! Cluster mode end to end: three real `vulcan serve` nodes sharing one real PostgreSQL
+//! server of the test's own, running real Deno isolates.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{eventually, Server};
+use serde_json::{json, Value};
+use vulcan_store::testing::PgServer;
+
+/// Settings every node of a test cluster gets.
+fn node_env<'a>(url: &'a str, id: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("VULCAN_DATABASE_URL", url),
+        ("VULCAN_NODE_ID", id),
+        // Three nodes share two cores: few warm processes each.
+        ("VULCAN_ISOLATE_POOL_SIZE", "1"),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Three nodes, A, B and C, on one new database.
+fn cluster(pg: &PgServer, extra: &[(&str, &str)]) -> (String, Vec<Server>) {
+    let url = pg.database().unwrap();
+    let nodes = ["a", "b", "c"]
+        .iter()
+        .map(|id| Server::start(&node_env(&url, id, extra)))
+        .collect();
+    (url, nodes)
+}
+
+/// Waits until every one of `ids` is listed live.
+fn wait_live(server: &Server, ids: &[&str]) {
+    eventually(Duration::from_secs(20), "the nodes to be live", || {
+        let (_, nodes) = server.get("/v1/nodes");
+        let live: Vec<&str> = nodes
+            .as_array()?
+            .iter()
+            .filter(|n| n["state"] == "live")
+            .filter_map(|n| n["id"].as_str())
+            .collect();
+        ids.iter().all(|id| live.contains(id)).then_some(())
+    });
+}
+
+/// Runs of workloads a node handed to its backends, from its metrics.
+fn runs(server: &Server) -> u64 {
+    let text = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("vulcan_workload_runs_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn node(code: &str) -> Value {
+    json!({"runtime": "node", "code": code})
+}
+
+#[test]
+fn three_hundred_workloads_over_three_nodes_each_run_exactly_once() {
+    let pg = PgServer::start().unwrap();
+    let (_, nodes) = cluster(&pg, &[]);
+    wait_live(&nodes[0], &["a", "b", "c"]);
+    let ids: Vec<String> = (0..300)
+        .map(|i| {
+            nodes[i % 3].submit(json!({"runtime": "node",
+                "code": "export default (i) => i.n * 2", "input": {"n": i}}))
+        })
+        .collect();
+    let mut ran_on: HashMap<String, usize> = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let w = nodes[(i + 1) % 3].wait_terminal(id, Duration::from_secs(120));
+        assert_eq!(
+            (w["status"].as_str(), w["output"].as_str()),
+            (Some("completed"), Some((i * 2).to_string().as_str())),
+            "{w}"
+        );
+        *ran_on
+            .entry(w["node_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    // Each ran once: the nodes' own counts of what they handed to a backend add up to 300.
+    let counted: u64 = nodes.iter().map(runs).sum();
+    assert_eq!(counted, 300, "runs per node: {:?}", nodes.iter().map(runs).collect::<Vec<_>>());
+    assert_eq!(ran_on.values().sum::<usize>(), 300);
+    assert!(ran_on.len() >= 2, "the work was spread: {ran_on:?}");
+    for n in &nodes {
+        assert_eq!(n.get("/v1/stats").1["by_status"]["completed"], 300);
+    }
+}
+
+#[test]
+fn a_node_without_a_backend_never_claims_its_workloads_but_routes_them() {
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let _a = Server::start(&node_env(&url, "a", &[]));
+    let c = Server::start(&node_env(&url, "c", &[("VULCAN_DENO_BIN", "/nonexistent/deno")]));
+    wait_live(&c, &["a", "c"]);
+    let (_, backends) = c.get("/v1/backends");
+    let isolate = backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "isolate")
+        .unwrap();
+    assert_eq!(isolate["available"], false, "{isolate}");
+    let ids: Vec<String> = (0..20).map(|_| c.submit(node("export default () => 1"))).collect();
+    for id in &ids {
+        let w = c.wait_terminal(id, Duration::from_secs(60));
+        assert_eq!((w["status"].as_str(), w["node_id"].as_str()), (Some("completed"), Some("a")), "{w}");
+    }
+    assert_eq!(runs(&c), 0, "c ran nothing");
+}
+
+#[test]
+fn logs_stream_live_to_another_node_and_a_kill_from_it_stops_the_run() {
+    let pg = PgServer::start().unwrap();
+    let (_, nodes) = cluster(&pg, &[]);
+    wait_live(&nodes[2], &["a", "b", "c"]);
+    let (b, c) = (&nodes[1], &nodes[2]);
+    // Submitted to B with free slots: B runs it.
+    let id = b.submit(node(
+        "for (let i = 0; ; i++) { console.log('tick ' + i); await new Promise(r => setTimeout(r, 200)); }",
+    ));
+    let running = c.wait_status(&id, "running", Duration::from_secs(20));
+    assert_eq!(running["node_id"], "b");
+    let mut sse = c.sse(&format!("/v1/workloads/{id}/logs"));
+    let opened = Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let e = sse.next_event().expect("events while it runs");
+        if e.event == "log" {
+            let line: Value = serde_json::from_str(&e.data).unwrap();
+            seen.push(line["line"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(seen.iter().any(|l| l.starts_with("tick")), "{seen:?}");
+    assert!(opened.elapsed() < Duration::from_secs(10), "lines came while it ran");
+    // Kill from C: the code on B stops within a second.
+    let asked = Instant::now();
+    let (status, killed) = c.delete(&format!("/v1/workloads/{id}"));
+    assert_eq!(status, 200, "{killed}");
+    assert_eq!(killed["status"], "killed");
+    assert!(asked.elapsed() < Duration::from_secs(3), "{:?}", asked.elapsed());
+    let (_, done) = sse.collect();
+    assert_eq!(done["status"], "killed");
+    assert_eq!(b.get("/healthz").1["active_workloads"], 0, "nothing left running on b");
+    // A sync submission to C waits on a workload another node runs.
+    let long_on_b = b.submit(node("await new Promise(r => setTimeout(r, 60000));"));
+    let _ = long_on_b;
+    let w = c.run(node("export default () => 'waited'"));
+    assert_eq!(w["status"], "completed", "{w}");
+}
+
+#[test]
+fn a_node_that_dies_fails_its_running_work_naming_it_and_the_queue_moves_on() {
+    let pg = PgServer::start().unwrap();
+    let (_, mut nodes) = cluster(
+        &pg,
+        &[("VULCAN_NODE_LEASE_S", "3"), ("VULCAN_ISOLATE_CONCURRENCY", "1")],
+    );
+    wait_live(&nodes[0], &["a", "b", "c"]);
+    let forever = "await new Promise(r => setTimeout(r, 120000));";
+    // One slot per node: B runs one forever, A and C too; more queue behind them.
+    let on_b = nodes[1].submit(node(forever));
+    nodes[1].wait_status(&on_b, "running", Duration::from_secs(20));
+    let on_a = nodes[0].submit(node(forever));
+    let on_c = nodes[2].submit(node(forever));
+    let queued: Vec<String> = (0..4)
+        .map(|i| nodes[i % 2].submit(node("export default () => 'after'")))
+        .collect();
+    nodes[1].kill9();
+    drop(nodes.remove(1));
+    let lost = nodes[0].wait_terminal(&on_b, Duration::from_secs(20));
+    assert_eq!(lost["status"], "failed");
+    assert!(lost["error"].as_str().unwrap().contains("node b was lost"), "{lost}");
+    // Free the other slots: the queue drains on A and C.
+    for id in [&on_a, &on_c] {
+        assert_eq!(nodes[0].delete(&format!("/v1/workloads/{id}")).0, 200);
+    }
+    for id in &queued {
+        let w = nodes[1].wait_terminal(id, Duration::from_secs(30));
+        assert_eq!(w["status"], "completed", "{w}");
+        assert_ne!(w["node_id"], "b");
+    }
+    let (_, list) = nodes[0].get("/v1/nodes");
+    let states: HashMap<&str, &str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states["b"], "lost", "{list}");
+    assert_eq!((states["a"], states["c"]), ("live", "live"));
+    // A clean shutdown says so.
+    let mut c = nodes.remove(1);
+    common::send_sigterm(c.child.id());
+    let _ = c.child.wait();
+    eventually(Duration::from_secs(10), "c to be listed as left", || {
+        let (_, list) = nodes[0].get("/v1/nodes");
+        list.as_array()?
+            .iter()
+            .any(|n| n["id"] == "c" && n["state"] == "left")
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_postgres_restart_under_load_loses_nothing_accepted() {
+    let pg = PgServer::start().unwrap();
+    let (_, nodes) = cluster(&pg, &[]);
+    wait_live(&nodes[0], &["a", "b", "c"]);
+    let submitter = std::thread::scope(|s| {
+        let handle = s.spawn(|| {
+            (0..90)
+                .map(|i| {
+                    let body = json!({"runtime": "node",
+                        "code": "export default async (i) => { await new Promise(r => setTimeout(r, 50)); return i.n; }",
+                        "input": {"n": i}});
+                    let (status, w) = nodes[i % 3].post("/v1/workloads/async", &body);
+                    assert_eq!(status, 202, "submission {i} during the restart: {w}");
+                    w["id"].as_str().unwrap().to_owned()
+                })
+                .collect::<Vec<_>>()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        pg.restart().expect("PostgreSQL restarts");
+        handle.join().unwrap()
+    });
+    for (i, id) in submitter.iter().enumerate() {
+        let w = nodes[(i + 2) % 3].wait_terminal(id, Duration::from_secs(90));
+        assert_eq!(
+            (w["status"].as_str(), w["output"].as_str()),
+            (Some("completed"), Some(i.to_string().as_str())),
+            "{w}"
+        );
+    }
+    let total = nodes[0].get("/v1/stats").1["total"].as_u64().unwrap();
+    assert_eq!(total, 90, "every accepted workload stored once");
+}
+
+#[test]
+fn a_tenants_quota_holds_across_the_nodes() {
+    let pg = PgServer::start().unwrap();
+    let admin = "vk_clusteradmin_0123456789abcdef";
+    let (_, nodes) = cluster(&pg, &[("VULCAN_AUTH", "on"), ("VULCAN_ADMIN_KEY", admin)]);
+    wait_live_with(&nodes[0], admin, &["a", "b", "c"]);
+    let call = |server: &Server, method: &str, path: &str, key: &str, body: Option<Value>| {
+        let req = ureq::request(method, &server.url(path)).set("X-API-Key", key);
+        let result = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let status = resp.status();
+        (status, resp.into_json::<Value>().unwrap_or(Value::Null))
+    };
+    let (status, key) = call(
+        &nodes[0],
+        "POST",
+        "/v1/keys",
+        admin,
+        Some(json!({"name": "t", "role": "developer", "tenant": "t"})),
+    );
+    assert_eq!(status, 201, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    let quota = json!({"max_concurrent": 2, "per_minute": 100, "max_cpus": 8, "max_mem_mb": 4096});
+    assert_eq!(call(&nodes[1], "PUT", "/v1/tenants/t/quota", admin, Some(quota)).0, 200);
+    let long = node("await new Promise(r => setTimeout(r, 30000));");
+    assert_eq!(call(&nodes[0], "POST", "/v1/workloads/async", &key, Some(long.clone())).0, 202);
+    assert_eq!(call(&nodes[1], "POST", "/v1/workloads/async", &key, Some(long.clone())).0, 202);
+    let (status, refused) = call(&nodes[2], "POST", "/v1/workloads/async", &key, Some(long));
+    assert_eq!(status, 429, "two at once across the nodes, a third anywhere is over: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("2 workloads at once"));
+}
+
+/// [`wait_live`] with auth on.
+fn wait_live_with(server: &Server, key: &str, ids: &[&str]) {
+    eventually(Duration::from_secs(20), "the nodes to be live", || {
+        let nodes: Value = ureq::get(&server.url("/v1/nodes"))
+            .set("X-API-Key", key)
+            .call()
+            .ok()?
+            .into_json()
+            .ok()?;
+        let live: Vec<&str> = nodes
+            .as_array()?
+            .iter()
+            .filter(|n| n["state"] == "live")
+            .filter_map(|n| n["id"].as_str())
+            .collect();
+        ids.iter().all(|id| live.contains(id)).then_some(())
+    });
+}
+
+#[test]
+fn an_image_registered_on_one_node_is_pulled_by_another_on_first_use() {
+    let registry = common::registry::Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let insecure = [("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())];
+    let a = Server::start(&node_env(&url, "a", &insecure));
+    let b = Server::start(&node_env(&url, "b", &insecure));
+    let (status, record) = a.post("/v1/images", &json!({"reference": image, "default": true}));
+    assert_eq!(status, 201, "{record}");
+    let nodes_of = |server: &Server| {
+        let (_, images) = server.get("/v1/images");
+        images[0]["nodes"].clone()
+    };
+    assert_eq!(nodes_of(&b), json!(["a"]), "registered once, for every node");
+    // B runs it (submitted to B: B claims it) and pulls it first, the same digest.
+    let w = b.run(json!({"runtime": "oci", "command": ["echo", "from b"]}));
+    assert_eq!((w["status"].as_str(), w["output"].as_str()), (Some("completed"), Some("from b")), "{w}");
+    assert_eq!(w["node_id"], "b");
+    assert_eq!(nodes_of(&a), json!(["a", "b"]));
+    let (_, on_b) = b.get(&format!("/v1/images/{image}"));
+    assert_eq!(on_b["digest"], record["digest"]);
+}
