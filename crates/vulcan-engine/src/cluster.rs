@@ -85,7 +85,12 @@ pub(crate) fn describe(inner: &Inner) -> NodeRecord {
         active_workloads: inner.active().len() as u32,
         backends,
         started_at: inner.started,
-        heartbeat_at: now(),
+        // Stores keep milliseconds: what is shown from here and from the store looks alike.
+        heartbeat_at: {
+            let t = now();
+            t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+                .unwrap_or(t)
+        },
         left_at: None,
     }
 }

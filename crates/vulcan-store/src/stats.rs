@@ -62,3 +62,36 @@ pub(crate) fn assemble(counts: Vec<(String, String, i64)>, per_backend: PerBacke
     stats.avg_duration_ms = average(all_sum, all_n);
     stats
 }
+
+/// The `WHERE` clause of a list query with only the filters that are set (so the planner
+/// can seek the index that fits: a clause with `(? IS NULL OR …)` for every filter makes
+/// both SQLite and PostgreSQL scan), and the text values of its placeholders in order.
+/// `placeholder(n)` writes the n-th (from 1) in the store's syntax.
+pub(crate) fn list_filter(
+    filter: &vulcan_domain::ListFilter,
+    placeholder: impl Fn(usize) -> String,
+) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut values = Vec::new();
+    let conditions = [
+        ("status =", filter.status.map(|s| s.as_str().to_owned())),
+        (
+            "isolation =",
+            filter.isolation.map(|i| i.as_str().to_owned()),
+        ),
+        ("tenant =", filter.tenant.clone()),
+        ("id <", filter.after.clone()),
+    ];
+    for (column, value) in conditions {
+        if let Some(value) = value {
+            values.push(value);
+            clauses.push(format!("{column} {}", placeholder(values.len())));
+        }
+    }
+    let clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (clause, values)
+}

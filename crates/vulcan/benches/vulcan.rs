@@ -5,7 +5,9 @@
 //!   throughput with two clients;
 //! - isolate cold (pool off) next to a bare `deno run` of the same function;
 //! - API overhead: `POST /v1/workloads/async` + `GET /v1/workloads/{id}`;
-//! - `GET /v1/workloads` and `GET /v1/stats` with 100,000 stored workloads;
+//! - the store with 1,000,000 workloads, on SQLite and on PostgreSQL: list and stats for
+//!   an admin and for a tenant's key, a page deep in the list by offset and by cursor;
+//! - the cluster: queue wake-up on an idle cluster, no-op throughput via 1 and 3 nodes;
 //! - gvisor: `echo hi` through the API next to a bare `runsc run` of the same bundle
 //!   (same image root, same spec), and throughput with both cores busy.
 //!
@@ -14,20 +16,19 @@
 //!   trivial init.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,store` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,api,store,cluster` picks sections.
 
+#[path = "vulcan/cluster.rs"]
+mod cluster;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "vulcan/store.rs"]
+mod store;
 
 use std::time::{Duration, Instant};
 
 use common::registry::Registry;
 use common::{sum_workload, Server};
-use time::OffsetDateTime;
-use vulcan_domain::{
-    Admission, Isolation, Resources, Runtime, TerminalUpdate, Workload, WorkloadSpec,
-    WorkloadStatus, WorkloadStore,
-};
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
     let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
@@ -180,110 +181,13 @@ fn cold(n: usize) {
     print_overhead("cold overhead over bare deno run", vulcan, bare);
 }
 
-fn seed(dir: &std::path::Path, n: usize) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = vulcan_store::SqliteStore::open(dir.join("vulcan.db")).unwrap();
-    rt.block_on(async {
-        for i in 0..n {
-            let id = ulid::Ulid::new().to_string();
-            let isolation = [Isolation::Isolate, Isolation::Gvisor, Isolation::Microvm][i % 3];
-            let now = OffsetDateTime::now_utc();
-            let spec = WorkloadSpec {
-                id: id.clone(),
-                runtime: Runtime::Node,
-                isolation,
-                code: Some("1".into()),
-                code_archive: None,
-                image: None,
-                command: None,
-                input: serde_json::Value::Null,
-                env: Default::default(),
-                resources: Resources::default(),
-                note: None,
-            };
-            let w = Workload {
-                id: id.clone(),
-                status: WorkloadStatus::Pending,
-                isolation,
-                requested_isolation: Isolation::Auto,
-                runtime: Runtime::Node,
-                node_id: None,
-                tenant: "default".into(),
-                input_hash: "x".into(),
-                output: None,
-                exit_code: None,
-                error: None,
-                cpu_limit: 1,
-                mem_limit: 128,
-                timeout_s: 30,
-                duration_ms: None,
-                prepare_ms: None,
-                created_at: now,
-                started_at: None,
-                finished_at: None,
-            };
-            let claim = Admission {
-                claim_for: Some("bench".into()),
-                ..Admission::default()
-            };
-            store.enqueue(&w, &spec, &claim).await.unwrap();
-            store.start(&id, "bench", now).await.unwrap();
-            let status = if i % 10 == 0 {
-                WorkloadStatus::Failed
-            } else {
-                WorkloadStatus::Completed
-            };
-            let update = TerminalUpdate {
-                status,
-                output: Some("3".into()),
-                exit_code: Some(0),
-                error: None,
-                finished_at: now,
-                duration_ms: Some((i % 500) as u64),
-                prepare_ms: None,
-            };
-            store.finish(&id, &update).await.unwrap();
-        }
-    });
-}
-
-fn store(n: usize) {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = Instant::now();
-    seed(tmp.path(), 100_000);
-    println!(
-        "{:<46} {:.1} s",
-        "seeding 100,000 finished workloads",
-        t.elapsed().as_secs_f64()
-    );
-    let server = Server::start_in(tmp.path(), &[("VULCAN_ISOLATE_POOL_SIZE", "1")]);
-    measure("GET /v1/workloads (100k stored)", n, 1, || {
-        assert_eq!(server.get("/v1/workloads").1["total"], 100_000);
-    })
-    .print();
-    measure(
-        "GET /v1/workloads?status=failed&isolation=gvisor",
-        n,
-        1,
-        || {
-            assert_eq!(
-                server
-                    .get("/v1/workloads?status=failed&isolation=gvisor&limit=100")
-                    .0,
-                200
-            );
-        },
-    )
-    .print();
-    measure("GET /v1/stats (100k stored)", n, 1, || {
-        assert_eq!(server.get("/v1/stats").1["total"], 100_000);
-    })
-    .print();
-    let create_get = measure("API: POST async + GET by id", n, 1, || {
+fn api_overhead(n: usize) {
+    let server = Server::start(&[("VULCAN_ISOLATE_POOL_SIZE", "1")]);
+    measure("API: POST async + GET by id", n, 1, || {
         let id = server.submit(sum_workload(1, 2));
         assert_eq!(server.get(&format!("/v1/workloads/{id}")).0, 200);
-    });
-    create_get.print();
+    })
+    .print();
 }
 
 fn gvisor(n: usize) {
@@ -322,7 +226,7 @@ fn gvisor(n: usize) {
                 image: &config,
                 command: Some(&command),
                 env: &env,
-                resources: Resources::default(),
+                resources: vulcan_domain::Resources::default(),
                 pids_limit: 512,
                 cgroup: &format!("/vulcan-bench/{id}"),
                 work: None,
@@ -522,7 +426,13 @@ fn main() {
     if run("microvm") {
         microvm(n.clamp(1, 10));
     }
+    if run("api") {
+        api_overhead(n);
+    }
     if run("store") {
-        store(n);
+        store::run(n);
+    }
+    if run("cluster") {
+        cluster::run(n.min(200));
     }
 }

@@ -11,7 +11,11 @@ use serde_json::{json, Value};
 use vulcan_store::testing::PgServer;
 
 /// Settings every node of a test cluster gets.
-fn node_env<'a>(url: &'a str, id: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+fn node_env<'a>(
+    url: &'a str,
+    id: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("VULCAN_DATABASE_URL", url),
         ("VULCAN_NODE_ID", id),
@@ -88,7 +92,12 @@ fn three_hundred_workloads_over_three_nodes_each_run_exactly_once() {
     }
     // Each ran once: the nodes' own counts of what they handed to a backend add up to 300.
     let counted: u64 = nodes.iter().map(runs).sum();
-    assert_eq!(counted, 300, "runs per node: {:?}", nodes.iter().map(runs).collect::<Vec<_>>());
+    assert_eq!(
+        counted,
+        300,
+        "runs per node: {:?}",
+        nodes.iter().map(runs).collect::<Vec<_>>()
+    );
     assert_eq!(ran_on.values().sum::<usize>(), 300);
     assert!(ran_on.len() >= 2, "the work was spread: {ran_on:?}");
     for n in &nodes {
@@ -101,7 +110,11 @@ fn a_node_without_a_backend_never_claims_its_workloads_but_routes_them() {
     let pg = PgServer::start().unwrap();
     let url = pg.database().unwrap();
     let _a = Server::start(&node_env(&url, "a", &[]));
-    let c = Server::start(&node_env(&url, "c", &[("VULCAN_DENO_BIN", "/nonexistent/deno")]));
+    let c = Server::start(&node_env(
+        &url,
+        "c",
+        &[("VULCAN_DENO_BIN", "/nonexistent/deno")],
+    ));
     wait_live(&c, &["a", "c"]);
     let (_, backends) = c.get("/v1/backends");
     let isolate = backends
@@ -111,10 +124,16 @@ fn a_node_without_a_backend_never_claims_its_workloads_but_routes_them() {
         .find(|b| b["name"] == "isolate")
         .unwrap();
     assert_eq!(isolate["available"], false, "{isolate}");
-    let ids: Vec<String> = (0..20).map(|_| c.submit(node("export default () => 1"))).collect();
+    let ids: Vec<String> = (0..20)
+        .map(|_| c.submit(node("export default () => 1")))
+        .collect();
     for id in &ids {
         let w = c.wait_terminal(id, Duration::from_secs(60));
-        assert_eq!((w["status"].as_str(), w["node_id"].as_str()), (Some("completed"), Some("a")), "{w}");
+        assert_eq!(
+            (w["status"].as_str(), w["node_id"].as_str()),
+            (Some("completed"), Some("a")),
+            "{w}"
+        );
     }
     assert_eq!(runs(&c), 0, "c ran nothing");
 }
@@ -142,16 +161,27 @@ fn logs_stream_live_to_another_node_and_a_kill_from_it_stops_the_run() {
         }
     }
     assert!(seen.iter().any(|l| l.starts_with("tick")), "{seen:?}");
-    assert!(opened.elapsed() < Duration::from_secs(10), "lines came while it ran");
+    assert!(
+        opened.elapsed() < Duration::from_secs(10),
+        "lines came while it ran"
+    );
     // Kill from C: the code on B stops within a second.
     let asked = Instant::now();
     let (status, killed) = c.delete(&format!("/v1/workloads/{id}"));
     assert_eq!(status, 200, "{killed}");
     assert_eq!(killed["status"], "killed");
-    assert!(asked.elapsed() < Duration::from_secs(3), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
     let (_, done) = sse.collect();
     assert_eq!(done["status"], "killed");
-    assert_eq!(b.get("/healthz").1["active_workloads"], 0, "nothing left running on b");
+    assert_eq!(
+        b.get("/healthz").1["active_workloads"],
+        0,
+        "nothing left running on b"
+    );
     // A sync submission to C waits on a workload another node runs.
     let long_on_b = b.submit(node("await new Promise(r => setTimeout(r, 60000));"));
     let _ = long_on_b;
@@ -164,7 +194,10 @@ fn a_node_that_dies_fails_its_running_work_naming_it_and_the_queue_moves_on() {
     let pg = PgServer::start().unwrap();
     let (_, mut nodes) = cluster(
         &pg,
-        &[("VULCAN_NODE_LEASE_S", "3"), ("VULCAN_ISOLATE_CONCURRENCY", "1")],
+        &[
+            ("VULCAN_NODE_LEASE_S", "3"),
+            ("VULCAN_ISOLATE_CONCURRENCY", "1"),
+        ],
     );
     wait_live(&nodes[0], &["a", "b", "c"]);
     let forever = "await new Promise(r => setTimeout(r, 120000));";
@@ -180,7 +213,10 @@ fn a_node_that_dies_fails_its_running_work_naming_it_and_the_queue_moves_on() {
     drop(nodes.remove(1));
     let lost = nodes[0].wait_terminal(&on_b, Duration::from_secs(20));
     assert_eq!(lost["status"], "failed");
-    assert!(lost["error"].as_str().unwrap().contains("node b was lost"), "{lost}");
+    assert!(
+        lost["error"].as_str().unwrap().contains("node b was lost"),
+        "{lost}"
+    );
     // Free the other slots: the queue drains on A and C.
     for id in [&on_a, &on_c] {
         assert_eq!(nodes[0].delete(&format!("/v1/workloads/{id}")).0, 200);
@@ -276,13 +312,42 @@ fn a_tenants_quota_holds_across_the_nodes() {
     assert_eq!(status, 201, "{key}");
     let key = key["key"].as_str().unwrap().to_owned();
     let quota = json!({"max_concurrent": 2, "per_minute": 100, "max_cpus": 8, "max_mem_mb": 4096});
-    assert_eq!(call(&nodes[1], "PUT", "/v1/tenants/t/quota", admin, Some(quota)).0, 200);
+    assert_eq!(
+        call(&nodes[1], "PUT", "/v1/tenants/t/quota", admin, Some(quota)).0,
+        200
+    );
     let long = node("await new Promise(r => setTimeout(r, 30000));");
-    assert_eq!(call(&nodes[0], "POST", "/v1/workloads/async", &key, Some(long.clone())).0, 202);
-    assert_eq!(call(&nodes[1], "POST", "/v1/workloads/async", &key, Some(long.clone())).0, 202);
+    assert_eq!(
+        call(
+            &nodes[0],
+            "POST",
+            "/v1/workloads/async",
+            &key,
+            Some(long.clone())
+        )
+        .0,
+        202
+    );
+    assert_eq!(
+        call(
+            &nodes[1],
+            "POST",
+            "/v1/workloads/async",
+            &key,
+            Some(long.clone())
+        )
+        .0,
+        202
+    );
     let (status, refused) = call(&nodes[2], "POST", "/v1/workloads/async", &key, Some(long));
-    assert_eq!(status, 429, "two at once across the nodes, a third anywhere is over: {refused}");
-    assert!(refused["error"].as_str().unwrap().contains("2 workloads at once"));
+    assert_eq!(
+        status, 429,
+        "two at once across the nodes, a third anywhere is over: {refused}"
+    );
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("2 workloads at once"));
 }
 
 /// [`wait_live`] with auth on.
@@ -319,10 +384,18 @@ fn an_image_registered_on_one_node_is_pulled_by_another_on_first_use() {
         let (_, images) = server.get("/v1/images");
         images[0]["nodes"].clone()
     };
-    assert_eq!(nodes_of(&b), json!(["a"]), "registered once, for every node");
+    assert_eq!(
+        nodes_of(&b),
+        json!(["a"]),
+        "registered once, for every node"
+    );
     // B runs it (submitted to B: B claims it) and pulls it first, the same digest.
     let w = b.run(json!({"runtime": "oci", "command": ["echo", "from b"]}));
-    assert_eq!((w["status"].as_str(), w["output"].as_str()), (Some("completed"), Some("from b")), "{w}");
+    assert_eq!(
+        (w["status"].as_str(), w["output"].as_str()),
+        (Some("completed"), Some("from b")),
+        "{w}"
+    );
     assert_eq!(w["node_id"], "b");
     assert_eq!(nodes_of(&a), json!(["a", "b"]));
     let (_, on_b) = b.get(&format!("/v1/images/{image}"));

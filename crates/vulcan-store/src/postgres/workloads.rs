@@ -464,27 +464,23 @@ impl WorkloadStore for PgStore {
             Box::pin(async move {
                 let status = filter.status.map(|s| s.as_str());
                 let isolation = filter.isolation.map(|i| i.as_str());
+                let (clause, values) = stats::list_filter(&filter, |n| format!("${n}"));
+                let n = values.len();
                 let st = c
                     .prepare_cached(&format!(
-                        "SELECT {WORKLOAD_COLUMNS} FROM workloads
-                         WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR isolation = $2)
-                           AND ($5::TEXT IS NULL OR tenant = $5) AND ($6::TEXT IS NULL OR id < $6)
-                         ORDER BY id DESC LIMIT $3 OFFSET $4"
+                        "SELECT {WORKLOAD_COLUMNS} FROM workloads {clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+                        n + 1,
+                        n + 2
                     ))
                     .await?;
-                let rows = c
-                    .query(
-                        &st,
-                        &[
-                            &status,
-                            &isolation,
-                            &i64::from(filter.limit),
-                            &(filter.offset as i64),
-                            &filter.tenant,
-                            &filter.after,
-                        ],
-                    )
-                    .await?;
+                let (limit, offset) = (i64::from(filter.limit), filter.offset as i64);
+                let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+                    .iter()
+                    .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                params.push(&limit);
+                params.push(&offset);
+                let rows = c.query(&st, &params).await?;
                 let workloads = rows.iter().map(workload_from_row).collect::<Result<_, _>>()?;
                 let st = c
                     .prepare_cached(

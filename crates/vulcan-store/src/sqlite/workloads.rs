@@ -390,25 +390,22 @@ impl WorkloadStore for SqliteStore {
         self.read(move |conn| {
             let status = filter.status.map(|s| s.as_str());
             let isolation = filter.isolation.map(|i| i.as_str());
+            let (clause, values) = stats::list_filter(&filter, |n| format!("?{n}"));
+            let n = values.len();
+            let sql = format!(
+                "SELECT {WORKLOAD_COLUMNS} FROM workloads {clause} ORDER BY id DESC LIMIT ?{} OFFSET ?{}",
+                n + 1,
+                n + 2
+            );
+            let mut params: Vec<&dyn rusqlite::ToSql> =
+                values.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+            let (limit, offset) = (i64::from(filter.limit), filter.offset as i64);
+            params.push(&limit);
+            params.push(&offset);
             let workloads = conn
-                .prepare_cached(&format!(
-                    "SELECT {WORKLOAD_COLUMNS} FROM workloads
-                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR isolation = ?2)
-                       AND (?5 IS NULL OR tenant = ?5) AND (?6 IS NULL OR id < ?6)
-                     ORDER BY id DESC LIMIT ?3 OFFSET ?4"
-                ))
+                .prepare_cached(&sql)
                 .map_err(io)?
-                .query_map(
-                    params![
-                        status,
-                        isolation,
-                        filter.limit,
-                        filter.offset as i64,
-                        filter.tenant,
-                        filter.after
-                    ],
-                    workload_from_row,
-                )
+                .query_map(params.as_slice(), workload_from_row)
                 .map_err(io)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(io)?;
