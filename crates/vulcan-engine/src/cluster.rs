@@ -134,6 +134,7 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>) {
                             inner.config.node_id,
                             inner.config.lease.as_secs()
                         ),
+                        record: false,
                     });
                 }
             }

@@ -43,6 +43,9 @@ pub enum KillError {
 pub(crate) struct Stop {
     pub status: WorkloadStatus,
     pub error: String,
+    /// Whether this node records the ending. Not when it has lost the store: by then the
+    /// others have declared it lost and recorded the ending themselves.
+    pub record: bool,
 }
 
 /// A workload this node runs, from its claim to its end.
@@ -489,6 +492,7 @@ impl Engine {
         inner.stop_all(Stop {
             status: WorkloadStatus::Failed,
             error: "the server shut down before the workload finished".into(),
+            record: true,
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.active_count() > 0 && Instant::now() < deadline {
@@ -512,6 +516,7 @@ fn killed_by_request() -> Stop {
     Stop {
         status: WorkloadStatus::Killed,
         error: "killed by request".into(),
+        record: true,
     }
 }
 

@@ -27,6 +27,8 @@ enum Ending {
     NotOurs,
     /// Shutdown came before it started: it goes back to the queue.
     LeftPending,
+    /// Stopped because this node lost the store: the others record how it ended.
+    Abandoned,
 }
 
 /// Starts the run of a workload this node has claimed, holding `slot`.
@@ -70,6 +72,10 @@ async fn run(
     let ending = execute(&inner, spec, sink.clone(), stop).await;
     let dropped = sink.close();
     inner.metrics.log_lines_dropped(dropped);
+    if matches!(ending, Ending::Abandoned) {
+        // The store is out of reach: nothing more is written from here.
+        writer.abort();
+    }
     // History is complete before the status turns terminal.
     let _ = writer.await;
 
@@ -109,9 +115,14 @@ async fn run(
             None
         }
         Ending::NotOurs => None,
+        Ending::Abandoned => {
+            tracing::warn!(workload = %id, "stopped without recording its end: this node lost the store");
+            None
+        }
     };
     let last = match last {
         Some(w) => Some(w),
+        None if inner.is_isolated() => None,
         None => inner.store.get(&id).await.ok(),
     };
     inner.broker.close(&id);
@@ -192,7 +203,13 @@ async fn execute(
             ))),
             Missed::Run => (WorkloadStatus::Failed, error_result(format!("timed out after {timeout_s} s"))),
         },
-        reason = stopped(stop) => (reason.status, error_result(reason.error)),
+        reason = stopped(stop) => {
+            if !reason.record {
+                let _ = backend.cleanup(&id).await;
+                return Ending::Abandoned;
+            }
+            (reason.status, error_result(reason.error))
+        }
     };
     let ran_for = started.elapsed();
     let prepared_in = code_started.borrow().map(|at| at.duration_since(started));

@@ -401,3 +401,97 @@ fn an_image_registered_on_one_node_is_pulled_by_another_on_first_use() {
     let (_, on_b) = b.get(&format!("/v1/images/{image}"));
     assert_eq!(on_b["digest"], record["digest"]);
 }
+
+/// A TCP proxy in front of PostgreSQL that can cut one node off: every connection through
+/// it is closed at once, and new ones are refused, until it is mended.
+struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut sockets = open2.lock().unwrap();
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                sockets.push(client);
+                sockets.push(server);
+            }
+        });
+        Proxy { port, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_node_cut_off_from_the_database_stops_its_work_and_rejoins_without_overwriting() {
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let proxy = Proxy::start(pg.port);
+    let via_proxy = url.replace(&format!(":{}/", pg.port), &format!(":{}/", proxy.port));
+    let lease = [("VULCAN_NODE_LEASE_S", "3")];
+    let a = Server::start(&node_env(&url, "a", &lease));
+    let b = Server::start(&node_env(&via_proxy, "b", &lease));
+    wait_live(&a, &["a", "b"]);
+    let on_b = b.submit(node("await new Promise(r => setTimeout(r, 120000));"));
+    b.wait_status(&on_b, "running", Duration::from_secs(20));
+    proxy.cut();
+    // The others find B lost and fail its work, naming it.
+    let failed = a.wait_terminal(&on_b, Duration::from_secs(30));
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("node b was lost"),
+        "{failed}"
+    );
+    // B, past its lease without the database, stops the run it could not record.
+    eventually(Duration::from_secs(20), "b to stop its run", || {
+        (b.get("/healthz").1["active_workloads"] == 0).then_some(())
+    });
+    proxy.mend();
+    wait_live(&a, &["a", "b"]);
+    let after = a.get(&format!("/v1/workloads/{on_b}")).1;
+    assert_eq!(
+        after["error"], failed["error"],
+        "the recorded ending stands: {after}"
+    );
+    // And B runs work again.
+    let w = b.run(node("export default () => 'back'"));
+    assert_eq!(
+        (w["status"].as_str(), w["node_id"].as_str()),
+        (Some("completed"), Some("b")),
+        "{w}"
+    );
+}
