@@ -301,6 +301,11 @@ fn action(method: &Method, route: &str) -> String {
         ("DELETE", "/v1/keys/{id}") => "key.revoke",
         ("POST", "/v1/benchmarks") => "benchmark.start",
         ("PUT", "/v1/tenants/{tenant}/quota") => "quota.set",
+        ("PUT", "/v1/functions/{name}") => "function.deploy",
+        ("PUT", "/v1/functions/{name}/active") => "function.activate",
+        ("DELETE", "/v1/functions/{name}") => "function.delete",
+        ("POST", "/v1/functions/{name}/invoke") => "function.invoke",
+        (_, "/fn/{tenant}/{name}") | (_, "/fn/{tenant}/{name}/{*path}") => "function.http",
         _ => "",
     };
     if known.is_empty() {
@@ -324,6 +329,22 @@ async fn append(state: &AppState, entry: AuditEntry) {
     }
 }
 
+/// The tenant of the public function an HTTP-trigger path names, if it names one.
+async fn public_function(state: &AppState, route: &str, path: &str) -> Option<String> {
+    if !route.starts_with("/fn/") {
+        return None;
+    }
+    let mut parts = path.trim_start_matches("/fn/").splitn(3, '/');
+    let (tenant, name) = (parts.next()?, parts.next()?);
+    let function = state
+        .engine
+        .function_store()
+        .function(tenant, name)
+        .await
+        .ok()?;
+    function.public.then(|| tenant.to_owned())
+}
+
 /// Authenticates every request but `/healthz`, and audits mutations and failed logins.
 pub async fn access(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let route = req
@@ -334,7 +355,15 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         return next.run(req).await;
     }
     let method = req.method().clone();
-    let caller = if !state.auth.enabled {
+    let public = public_function(&state, &route, req.uri().path()).await;
+    let caller = if let Some(tenant) = public {
+        // A public function's HTTP trigger: anyone may invoke it, as its tenant.
+        Caller {
+            key_id: "public".into(),
+            role: Role::Developer,
+            tenant,
+        }
+    } else if !state.auth.enabled {
         Caller {
             key_id: "auth-off".into(),
             role: Role::Admin,

@@ -61,7 +61,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
-            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::NotFound(_) | StoreError::Missing(_) => StatusCode::NOT_FOUND,
             StoreError::InvalidTransition(_) | StoreError::Duplicate(_) => StatusCode::CONFLICT,
             // Admission refusals arrive as submission errors; here only for completeness.
             StoreError::Refused(_) => return SubmitError::from(e).into(),

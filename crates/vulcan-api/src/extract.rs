@@ -11,23 +11,44 @@ use crate::{ApiError, AppState};
 /// and strict about everything else, with errors in the API's shape.
 pub struct JsonBody<T>(pub T);
 
+/// Any JSON value, or `null` for an empty body (a function's input).
+pub struct InputBody(pub serde_json::Value);
+
+async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is over the limit of {} bytes",
+                    state.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {rejection}"))
+        }
+    })
+}
+
+impl FromRequest<AppState> for InputBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(InputBody(serde_json::Value::Null));
+        }
+        serde_json::from_slice(&bytes)
+            .map(InputBody)
+            .map_err(|e| ApiError::bad_request(format!("the input is not valid JSON: {e}")))
+    }
+}
+
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the request body is over the limit of {} bytes",
-                        state.max_body_bytes
-                    ),
-                )
-            } else {
-                ApiError::bad_request(format!("could not read the request body: {rejection}"))
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request(
                 "the request body is empty: send a JSON object",

@@ -37,8 +37,10 @@ pub struct AppState {
 
 /// Builds the router with every route of the API.
 pub fn router(state: AppState) -> Router {
+    use axum::routing::{any, post, put};
     use request::{
-        audit, backends, benchmarks, health, images, keys, logs, nodes, stats, tenants, workloads,
+        audit, backends, benchmarks, functions, health, images, keys, logs, nodes, stats, tenants,
+        trigger, workloads,
     };
     Router::new()
         .route(
@@ -72,6 +74,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/functions", get(functions::list))
+        .route(
+            "/v1/functions/{name}",
+            get(functions::show)
+                .put(functions::deploy)
+                .delete(functions::remove),
+        )
+        .route("/v1/functions/{name}/versions", get(functions::versions))
+        .route("/v1/functions/{name}/active", put(functions::activate))
+        .route("/v1/functions/{name}/invoke", post(functions::invoke))
+        .route("/fn/{tenant}/{name}", any(trigger::call))
+        .route("/fn/{tenant}/{name}/{*path}", any(trigger::call_path))
         .route(
             "/v1/tenants/{tenant}/quota",
             get(tenants::show).put(tenants::set),

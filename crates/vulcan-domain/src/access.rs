@@ -26,6 +26,8 @@ pub enum Permission {
     AuditRead,
     StatsRead,
     BenchmarksRun,
+    /// Deploying, rolling back and deleting functions.
+    FunctionsWrite,
     /// Seeing every tenant's workloads and figures, and setting quotas.
     AllTenants,
 }
@@ -42,6 +44,7 @@ impl Permission {
             Permission::AuditRead => "audit:read",
             Permission::StatsRead => "stats:read",
             Permission::BenchmarksRun => "benchmarks:run",
+            Permission::FunctionsWrite => "functions:write",
             Permission::AllTenants => "tenants:all",
         }
     }
@@ -91,6 +94,7 @@ impl Role {
                     | P::WorkloadsKill
                     | P::ImagesRead
                     | P::StatsRead
+                    | P::FunctionsWrite
             ),
             Role::Viewer => matches!(permission, P::WorkloadsRead | P::ImagesRead | P::StatsRead),
         }

@@ -106,6 +106,16 @@ pub trait Backend: Send + Sync {
     /// Stops background work (warm pools) when the server shuts down.
     async fn shutdown(&self) {}
 
+    /// Warm instances of deployed functions held now, per instance key
+    /// ([`crate::Invocation::instance_key`]).
+    fn warm_instances(&self) -> std::collections::HashMap<String, usize> {
+        Default::default()
+    }
+
+    /// Stops the idle instances whose keys start with `prefix` (a function deleted or
+    /// changed); serving ones are stopped when their invocation ends.
+    fn retire(&self, _prefix: &str) {}
+
     /// Memory the kernel charges to this backend's workloads (and warm pool) right now, in
     /// bytes, where the backend can tell (its cgroups).
     fn memory_in_use(&self) -> Option<u64> {

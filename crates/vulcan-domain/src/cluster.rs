@@ -56,6 +56,9 @@ pub struct NodeRecord {
     /// Set when it shut down cleanly.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub left_at: Option<OffsetDateTime>,
+    /// Warm function instances it holds, per `tenant/function/version`.
+    #[serde(default)]
+    pub instances: std::collections::BTreeMap<String, u64>,
 }
 
 impl NodeRecord {
@@ -115,6 +118,8 @@ pub enum Signal {
     Logs(String),
     /// The connection to the others was lost and is back: signals may have been missed.
     Resync,
+    /// A function was deleted or changed: stop its idle instances (`tenant/function/`).
+    Retire(String),
 }
 
 impl Signal {
@@ -126,6 +131,7 @@ impl Signal {
             Signal::Ended(id) => format!("e:{id}"),
             Signal::Logs(id) => format!("l:{id}"),
             Signal::Resync => "r:".into(),
+            Signal::Retire(prefix) => format!("f:{prefix}"),
         }
     }
 
@@ -139,6 +145,7 @@ impl Signal {
             "e" => Signal::Ended(id()?),
             "l" => Signal::Logs(id()?),
             "r" => Signal::Resync,
+            "f" => Signal::Retire(id()?),
             _ => return None,
         })
     }
@@ -169,6 +176,7 @@ mod tests {
             Signal::Ended("01B".into()),
             Signal::Logs("01C".into()),
             Signal::Resync,
+            Signal::Retire("t/f/".into()),
         ] {
             assert_eq!(Signal::decode(&s.encode()), Some(s));
         }
@@ -192,6 +200,7 @@ mod tests {
             started_at: now,
             heartbeat_at: now - time::Duration::seconds(5),
             left_at: None,
+            instances: Default::default(),
         };
         let lease = time::Duration::seconds(10);
         assert_eq!(node.state(now, lease), NodeState::Live);

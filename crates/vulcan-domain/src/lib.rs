@@ -8,6 +8,7 @@
 mod access;
 mod backend;
 mod cluster;
+mod function;
 mod images;
 mod kinds;
 mod log;
@@ -23,6 +24,10 @@ pub use access::{
 pub use backend::{Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink};
 pub use cluster::{
     Alone, Housekept, NodeBackend, NodeRecord, NodeState, NodeStore, Signal, SignalBus,
+};
+pub use function::{
+    valid_function_name, Deployed, Function, FunctionCode, FunctionStore, FunctionVersion,
+    Invocation,
 };
 pub use images::{ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, PullRequest};
 pub use kinds::{Isolation, ParseKindError, Runtime};

@@ -51,6 +51,10 @@ pub struct WorkloadSpec {
     /// to another backend, and why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set for an invocation of a deployed function: which version, and how its instances
+    /// are kept. Its code is the version's (filled in by the node that runs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<crate::Invocation>,
 }
 
 /// What came out of a run that the backend saw through to the end. A backend that could

@@ -20,6 +20,9 @@ use crate::{
 pub enum StoreError {
     #[error("workload {0} not found")]
     NotFound(String),
+    /// Something other than a workload is not there; the message says what.
+    #[error("{0}")]
+    Missing(String),
     #[error(transparent)]
     InvalidTransition(#[from] InvalidTransition),
     #[error("workload {0} already exists")]
@@ -67,6 +70,8 @@ pub struct ListFilter {
     pub offset: u64,
     /// Only workloads older than this id (a cursor: the page before's `next`).
     pub after: Option<String>,
+    /// Only invocations of this function.
+    pub function: Option<String>,
 }
 
 /// One page of workloads, newest first, and how many match in all.

@@ -25,6 +25,11 @@ pub struct Workload {
     /// The tenant whose key submitted it (`default` when auth is off).
     #[serde(default = "default_tenant")]
     pub tenant: String,
+    /// The function it is an invocation of, and which version.
+    #[serde(default)]
+    pub function: Option<String>,
+    #[serde(default)]
+    pub function_version: Option<u32>,
     /// SHA-256 of the code, archive, image, command and input, hex-encoded.
     pub input_hash: String,
     pub output: Option<String>,

@@ -73,6 +73,14 @@ pub(crate) fn describe(inner: &Inner) -> NodeRecord {
             })
         })
         .collect();
+    // Warm instances per function version (their keys end with the digest).
+    let mut instances = std::collections::BTreeMap::new();
+    for backend in inner.registry.backends() {
+        for (key, n) in backend.warm_instances() {
+            let version = key.rsplit_once('/').map_or(key.as_str(), |(v, _)| v);
+            *instances.entry(version.to_owned()).or_default() += n as u64;
+        }
+    }
     NodeRecord {
         id: inner.config.node_id.clone(),
         hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -92,6 +100,7 @@ pub(crate) fn describe(inner: &Inner) -> NodeRecord {
                 .unwrap_or(t)
         },
         left_at: None,
+        instances,
     }
 }
 

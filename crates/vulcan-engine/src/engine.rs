@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
-    Admission, ImageCatalog, ImageError, Isolation, NodeRecord, NodeStore, Resources, Runtime,
-    Signal, SignalBus, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
-    WorkloadStore, DEFAULT_TENANT,
+    Admission, FunctionStore, ImageCatalog, ImageError, Isolation, NodeRecord, NodeStore, Quota,
+    Resources, Runtime, Signal, SignalBus, StoreError, TerminalUpdate, Workload, WorkloadSpec,
+    WorkloadStatus, WorkloadStore, DEFAULT_TENANT,
 };
 
 use crate::cluster::ClusterView;
@@ -59,6 +59,7 @@ pub(crate) struct Active {
 pub struct Stores {
     pub workloads: Arc<dyn WorkloadStore>,
     pub nodes: Arc<dyn NodeStore>,
+    pub functions: Arc<dyn FunctionStore>,
     /// Signals to the other nodes ([`vulcan_domain::Alone`] for a node on its own).
     pub bus: Arc<dyn SignalBus>,
 }
@@ -67,6 +68,7 @@ pub(crate) struct Inner {
     pub config: EngineConfig,
     pub store: Arc<dyn WorkloadStore>,
     pub nodes: Arc<dyn NodeStore>,
+    pub functions: crate::functions::Functions,
     pub bus: Arc<dyn SignalBus>,
     pub registry: BackendRegistry,
     pub broker: LogBroker,
@@ -129,6 +131,7 @@ impl Engine {
                 config,
                 store: stores.workloads,
                 nodes: stores.nodes,
+                functions: crate::functions::Functions::new(stores.functions),
                 bus: stores.bus,
                 registry,
                 broker: LogBroker::new(),
@@ -162,7 +165,10 @@ impl Engine {
 
     /// Fills an `oci` submission's image (the default image if it names none, the
     /// normalised reference otherwise) and returns the resource defaults that apply.
-    async fn image_defaults(&self, submission: &mut Submission) -> Result<Resources, SubmitError> {
+    pub(crate) async fn image_defaults(
+        &self,
+        submission: &mut Submission,
+    ) -> Result<Resources, SubmitError> {
         let defaults = self.inner.config.defaults;
         if submission.runtime != Some(Runtime::Oci) {
             return Ok(defaults);
@@ -283,16 +289,7 @@ impl Engine {
             submission.tenant.clone()
         };
         let requested = submission.isolation.unwrap_or(Isolation::Auto);
-        let route = {
-            let view = inner.view();
-            inner
-                .registry
-                .resolve_with(requested, runtime, &|i| view.live_elsewhere(i))
-        }
-        .map_err(|e| match e {
-            RouteError::Unsupported(m) => SubmitError::Invalid(m),
-            RouteError::Unavailable(m) => SubmitError::Unavailable(m),
-        })?;
+        let route = self.route(requested, runtime)?;
         let id = inner.new_id();
         let input_hash = submission.input_hash(runtime);
         let spec = WorkloadSpec {
@@ -307,6 +304,7 @@ impl Engine {
             env: submission.env,
             resources,
             note: route.fallback,
+            invocation: None,
         };
         let workload = Workload {
             id,
@@ -328,13 +326,27 @@ impl Engine {
             created_at: now(),
             started_at: None,
             finished_at: None,
+            function: None,
+            function_version: None,
         };
-        // A free slot here: the workload is claimed as it is recorded, and runs at once.
-        let slot = (!inner.is_isolated() && inner.registry.available(route.isolation))
-            .then(|| inner.slots.get(&route.isolation).and_then(|s| s.try_take()))
+        self.admit(workload, spec, submission.quota).await
+    }
+
+    /// Admits a workload into the queue; this node claims it at once if it can run it now
+    /// (a free slot, nothing older waiting). Returns it as stored: `pending`.
+    pub(crate) async fn admit(
+        &self,
+        workload: Workload,
+        spec: WorkloadSpec,
+        quota: Option<Quota>,
+    ) -> Result<Workload, SubmitError> {
+        let inner = &self.inner;
+        let isolation = workload.isolation;
+        let slot = (!inner.is_isolated() && inner.registry.available(isolation))
+            .then(|| inner.slots.get(&isolation).and_then(|s| s.try_take()))
             .flatten();
         let admission = Admission {
-            quota: submission.quota,
+            quota,
             max_queue: Some(inner.config.max_queue as u64),
             claim_for: slot.as_ref().map(|_| inner.config.node_id.clone()),
         };
@@ -347,7 +359,7 @@ impl Engine {
                 return Err(e.into());
             }
         };
-        inner.metrics.workload_submitted(route.isolation.as_str());
+        inner.metrics.workload_submitted(isolation.as_str());
         match slot {
             Some(slot) if claimed => {
                 let mut workload = workload.clone();
@@ -357,10 +369,32 @@ impl Engine {
             other => {
                 // Queued behind older work: whichever node has a slot first claims it.
                 drop(other);
-                inner.signal(Signal::Queued(route.isolation));
+                inner.signal(Signal::Queued(isolation));
             }
         }
         Ok(workload)
+    }
+
+    /// Routes a request for `runtime` on `requested` against what this node and the other
+    /// live nodes can run.
+    pub(crate) fn route(
+        &self,
+        requested: Isolation,
+        runtime: Runtime,
+    ) -> Result<crate::Route, SubmitError> {
+        let view = self.inner.view();
+        self.inner
+            .registry
+            .resolve_with(requested, runtime, &|i| view.live_elsewhere(i))
+            .map_err(|e| match e {
+                RouteError::Unsupported(m) => SubmitError::Invalid(m),
+                RouteError::Unavailable(m) => SubmitError::Unavailable(m),
+            })
+    }
+
+    /// A new workload id (a ULID, increasing on this node).
+    pub(crate) fn new_id(&self) -> String {
+        self.inner.new_id()
     }
 
     /// Waits until the workload is terminal and returns it, wherever it runs.
@@ -597,6 +631,11 @@ impl Inner {
                     slots.wake.notify_one();
                 }
                 self.watches.touch_all();
+            }
+            Signal::Retire(prefix) => {
+                for backend in self.registry.backends() {
+                    backend.retire(&prefix);
+                }
             }
         }
     }

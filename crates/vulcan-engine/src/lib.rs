@@ -17,6 +17,7 @@ mod cluster;
 mod config;
 mod dispatch;
 mod engine;
+mod functions;
 pub mod metrics;
 mod registry;
 mod run;
@@ -29,6 +30,7 @@ pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmark
 pub use broker::{LogBroker, LogEvent, Subscription};
 pub use config::{EngineConfig, Limits, LogLimits};
 pub use engine::{Engine, KillError, Stores};
+pub use functions::{DeployRequest, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_INSTANCES};
 pub use metrics::Metrics;
 pub use registry::{BackendRegistry, Route, RouteError};
 pub use submission::{ImagePulls, Submission, SubmitError};

@@ -161,6 +161,11 @@ async fn execute(
     if *inner.stopping.borrow() {
         return Ending::LeftPending;
     }
+    let mut spec = spec;
+    if let Err(e) = crate::functions::fill_code(&inner.functions, &mut spec).await {
+        let why = format!("could not load the function's code: {e}");
+        return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+    }
     let Some(backend) = inner.registry.get(spec.isolation).cloned() else {
         let why = format!("this node has no {} backend", spec.isolation);
         return Ending::Finished(ended(WorkloadStatus::Failed, why), None);

@@ -103,7 +103,8 @@ fn engine(act: Act) -> Setup {
     }));
     let stores = Stores {
         workloads: Arc::new(store.clone()),
-        nodes: Arc::new(store),
+        nodes: Arc::new(store.clone()),
+        functions: Arc::new(store),
         bus: Arc::new(vulcan_domain::Alone),
     };
     let engine = Engine::new(

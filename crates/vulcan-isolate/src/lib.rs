@@ -18,6 +18,8 @@
 
 pub mod cache;
 pub mod cgroup;
+mod frames;
+mod instance;
 pub mod jail;
 pub mod pool;
 pub mod process;
@@ -34,13 +36,14 @@ use vulcan_domain::{
     Runtime, WorkloadResult, WorkloadSpec,
 };
 
-use vulcan_sandbox::capture::{Kept, Tail, TAIL_BYTES};
+use vulcan_sandbox::capture::{Tail, TAIL_BYTES};
+use vulcan_sandbox::instances::Instances;
 
 use crate::cache::CacheDirs;
 use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::Jail;
 use crate::pool::WarmPool;
-use crate::process::{read_line, DenoProcess, Frame, Launcher, Read};
+use crate::process::{read_line, DenoProcess, Launcher, Read};
 
 /// The runner script every Deno process starts with.
 pub const RUNNER_JS: &str = include_str!("runner.js");
@@ -83,6 +86,8 @@ pub struct IsolateBackend {
     state: Result<Ready, String>,
     /// Memory cgroups of running workloads, removed by `cleanup`.
     cgroups: Mutex<HashMap<String, MemoryCgroup>>,
+    /// Warm instances of deployed functions.
+    instances: Arc<Instances<instance::Instance>>,
 }
 
 struct Ready {
@@ -114,10 +119,15 @@ impl IsolateBackend {
         if let Err(reason) = &state {
             tracing::warn!(%reason, "isolate backend unavailable");
         }
+        let instances = Instances::new();
+        if state.is_ok() {
+            tokio::spawn(instance::reap(Arc::downgrade(&instances)));
+        }
         IsolateBackend {
             config,
             state,
             cgroups: Mutex::new(HashMap::new()),
+            instances,
         }
     }
 
@@ -200,20 +210,87 @@ impl IsolateBackend {
     }
 }
 
-/// The last few KiB of Deno's own stderr, for the error of a run that died.
-#[derive(Default)]
-struct StderrTail(Mutex<Tail>);
+/// The kind and base64 code of a job: a module (JavaScript or TypeScript) or a Wasm module.
+fn job_code(spec: &WorkloadSpec) -> Result<(&'static str, String), BackendError> {
+    let code = match (&spec.code, &spec.code_archive) {
+        (Some(code), None) => code,
+        _ => {
+            return Err(BackendError(
+                "the isolate backend runs inline \"code\" only, not \"code_archive\"".into(),
+            ))
+        }
+    };
+    match spec.runtime {
+        Runtime::Node => Ok((
+            "module",
+            base64::engine::general_purpose::STANDARD.encode(code),
+        )),
+        Runtime::Wasm => {
+            let trimmed = code.trim();
+            base64::engine::general_purpose::STANDARD
+                .decode(trimmed)
+                .map_err(|e| {
+                    BackendError(format!(
+                        "runtime wasm expects \"code\" to be a base64 WebAssembly module: {e}"
+                    ))
+                })?;
+            Ok(("wasm", trimmed.to_owned()))
+        }
+        other => Err(BackendError(format!(
+            "the isolate backend does not run {other}"
+        ))),
+    }
+}
+
+/// The last few KiB of Deno's own stderr, for the error of a run that died; its lines go
+/// to the log of whichever invocation is current (a warm instance serves many).
+pub(crate) struct StderrTail {
+    tail: Mutex<Tail>,
+    logs: Mutex<Arc<dyn LogSink>>,
+}
 
 impl StderrTail {
+    /// Follows the process's stderr from now on.
+    pub(crate) fn follow(process: &mut DenoProcess, logs: Arc<dyn LogSink>) -> Arc<StderrTail> {
+        let tail = Arc::new(StderrTail {
+            tail: Mutex::new(Tail::new(TAIL_BYTES)),
+            logs: Mutex::new(logs),
+        });
+        if let Some(stderr) = process.stderr.take() {
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stderr);
+                while let Ok(read) = read_line(&mut reader, 16 * 1024).await {
+                    let logs = tail.logs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    match read {
+                        Read::Eof => break,
+                        Read::Raw(line) => {
+                            tail.push(&line);
+                            logs.emit(LogStream::Stderr, line);
+                        }
+                        Read::Frame(f) => logs.emit(LogStream::Stderr, format!("{f:?}")),
+                        Read::Oversize(n) => tail.push(&format!("[a {n}-byte line]")),
+                    }
+                }
+            });
+        }
+        tail
+    }
+
+    /// Sends further stderr lines to `logs`.
+    pub(crate) fn switch(&self, logs: Arc<dyn LogSink>) {
+        *self.logs.lock().unwrap_or_else(|p| p.into_inner()) = logs;
+    }
+
     fn push(&self, line: &str) {
-        self.0
+        self.tail
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_line(line);
     }
 
-    fn text(&self) -> String {
-        self.0
+    pub(crate) fn text(&self) -> String {
+        self.tail
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .text()
@@ -256,39 +333,25 @@ impl Backend for IsolateBackend {
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
         let ready = self.ready()?;
-        let code = match (&spec.code, &spec.code_archive) {
-            (Some(code), None) => code,
-            _ => {
-                return Err(BackendError(
-                    "the isolate backend runs inline \"code\" only, not \"code_archive\"".into(),
-                ))
-            }
-        };
-        let (kind, code_b64) = match spec.runtime {
-            Runtime::Node => (
-                "module",
-                base64::engine::general_purpose::STANDARD.encode(code),
-            ),
-            Runtime::Wasm => {
-                let trimmed = code.trim();
-                base64::engine::general_purpose::STANDARD
-                    .decode(trimmed)
-                    .map_err(|e| {
-                        BackendError(format!(
-                            "runtime wasm expects \"code\" to be a base64 WebAssembly module: {e}"
-                        ))
-                    })?;
-                ("wasm", trimmed.to_owned())
-            }
-            other => {
-                return Err(BackendError(format!(
-                    "the isolate backend does not run {other}"
-                )))
-            }
-        };
-        let mem_mb = spec.resources.mem_mb;
+        let (kind, code_b64) = job_code(&spec)?;
         let _running = ready.pool.running();
-        let t0 = std::time::Instant::now();
+        if let Some(invocation) = spec
+            .invocation
+            .as_ref()
+            .filter(|i| i.reuse && kind == "module")
+        {
+            return instance::invoke(
+                ready,
+                &self.instances,
+                invocation,
+                &spec,
+                &code_b64,
+                logs,
+                self.config.max_output_bytes,
+            )
+            .await;
+        }
+        let mem_mb = spec.resources.mem_mb;
         let mut process = match ready.pool.take(mem_mb) {
             Some(p) => p,
             None => ready
@@ -301,133 +364,49 @@ impl Backend for IsolateBackend {
         if !bounded && ready.cgroup_root.is_some() {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
         }
-
-        let tail = Arc::new(StderrTail(Mutex::new(Tail::new(TAIL_BYTES))));
-        if let Some(stderr) = process.stderr.take() {
-            let (logs, tail) = (logs.clone(), tail.clone());
-            tokio::spawn(async move {
-                let mut reader = tokio::io::BufReader::new(stderr);
-                while let Ok(read) = read_line(&mut reader, 16 * 1024).await {
-                    match read {
-                        Read::Eof => break,
-                        Read::Raw(line) => {
-                            tail.push(&line);
-                            logs.emit(LogStream::Stderr, line);
-                        }
-                        Read::Frame(f) => logs.emit(LogStream::Stderr, format!("{f:?}")),
-                        Read::Oversize(n) => tail.push(&format!("[a {n}-byte line]")),
-                    }
-                }
-            });
-        }
-
-        let t_spawned = t0.elapsed();
+        let tail = StderrTail::follow(&mut process, logs.clone());
         logs.code_started();
         let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input });
         let sent = process.send(job.to_string().as_bytes()).await;
-        let t_sent = t0.elapsed();
-
         let max_output = self.config.max_output_bytes;
-        let max_frame = max_output * 2 + 64 * 1024;
-        // What a plain script printed: its output, kept up to one byte past the limit so
-        // that the engine sees it is over.
-        let mut printed = Kept::new(max_output + 1);
-        let mut oversize = None;
-        let mut ended: Option<Result<String, String>> = None;
-        while ended.is_none() {
-            let read = read_line(&mut process.stdout, max_frame)
-                .await
-                .map_err(|e| BackendError(format!("reading from the isolate: {e}")))?;
-            match read {
-                Read::Eof => break,
-                Read::Frame(Frame::Ready) => {
-                    tracing::debug!(workload = %spec.id, micros = t0.elapsed().as_micros() as u64, "isolate runner ready");
-                }
-                Read::Frame(Frame::Stdout { l }) | Read::Raw(l) => {
-                    printed.push(l.as_bytes());
-                    printed.push(b"\n");
-                    logs.emit(LogStream::Stdout, l);
-                }
-                Read::Frame(Frame::Stderr { l }) => logs.emit(LogStream::Stderr, l),
-                Read::Frame(Frame::Return { v }) => {
-                    tracing::debug!(
-                        workload = %spec.id,
-                        process_micros = t_spawned.as_micros() as u64,
-                        sent_micros = t_sent.as_micros() as u64,
-                        result_micros = t0.elapsed().as_micros() as u64,
-                        "isolate run timings"
-                    );
-                    ended = Some(Ok(v))
-                }
-                Read::Frame(Frame::ScriptDone) => ended = Some(Ok(printed.text())),
-                Read::Frame(Frame::Threw { m, s }) => {
-                    let stack = s.lines().skip(1).collect::<Vec<_>>().join("\n");
-                    ended = Some(Err(if stack.is_empty() {
-                        m
-                    } else {
-                        format!("{m}\n{stack}")
-                    }));
-                }
-                Read::Oversize(n) => {
-                    oversize = Some(n);
-                    logs.emit(LogStream::Backend, format!("[vulcan] dropped a {n}-byte line from the isolate: over the limit of {max_frame} bytes"));
-                }
-            }
-        }
+        let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
         // How a process that gave no result ended; it has closed its output, so it is
         // exiting or gone.
-        let exit = match ended {
+        let exit = match outcome.ended {
             Some(_) => None,
             None => Some(tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await),
         };
         // One job per process: whatever the code left running (timers, promises) ends here,
         // and the process is reaped off the response's path.
         process.retire();
-        match ended {
-            Some(Ok(output)) => Ok(WorkloadResult {
-                exit_code: None,
-                output,
-                error: None,
-            }),
-            Some(Err(error)) => Ok(WorkloadResult {
-                exit_code: None,
-                output: printed.text(),
-                error: Some(error),
-            }),
-            None => {
-                let stderr = tail.text();
-                let error = if self.oom_killed(&spec.id)
-                    || stderr.contains("out of memory")
-                    || stderr.contains("heap limit")
-                {
-                    format!("memory limit exceeded: the workload needed more than its {mem_mb} MB")
-                } else if let Some(n) = oversize {
-                    format!("output is over the limit of {max_output} bytes (a {n}-byte result)")
-                } else {
-                    let how = match exit {
-                        Some(Ok(Ok(s))) => s.to_string(),
-                        _ => "did not exit".into(),
-                    };
-                    let sent = sent
-                        .err()
-                        .map(|e| format!(" (sending the job failed: {e})"))
-                        .unwrap_or_default();
-                    format!(
-                        "the isolate ended without a result ({how}){sent}: {}",
-                        if stderr.is_empty() {
-                            "no error output"
-                        } else {
-                            &stderr
-                        }
-                    )
-                };
-                Ok(WorkloadResult {
-                    exit_code: None,
-                    output: printed.text(),
-                    error: Some(error),
-                })
-            }
-        }
+        let died = |outcome: &frames::Outcome| {
+            let how = match &exit {
+                Some(Ok(Ok(s))) => s.to_string(),
+                _ => "did not exit".into(),
+            };
+            let sent = sent
+                .as_ref()
+                .err()
+                .map(|e| format!(" (sending the job failed: {e})"))
+                .unwrap_or_default();
+            frames::died_error(
+                &tail.text(),
+                self.oom_killed(&spec.id),
+                mem_mb,
+                outcome.oversize,
+                max_output,
+                &format!("{how}{sent}"),
+            )
+        };
+        Ok(outcome.into_result(died))
+    }
+
+    fn warm_instances(&self) -> HashMap<String, usize> {
+        self.instances.counts()
+    }
+
+    fn retire(&self, prefix: &str) {
+        drop(self.instances.retire(prefix));
     }
 
     async fn cleanup(&self, workload_id: &str) -> Result<(), BackendError> {

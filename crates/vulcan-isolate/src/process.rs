@@ -77,6 +77,8 @@ pub struct DenoProcess {
 pub enum Frame {
     #[serde(rename = "ready")]
     Ready,
+    #[serde(rename = "loaded")]
+    Loaded,
     #[serde(rename = "o")]
     Stdout { l: String },
     #[serde(rename = "e")]
@@ -280,6 +282,20 @@ impl DenoProcess {
             // Removing the cache directory is blocking file work.
             tokio::task::spawn_blocking(move || drop(self));
         });
+    }
+
+    /// Sends one line of JSON (no raw newline inside) and keeps stdin open: a warm
+    /// instance's job, then each of its invocations.
+    pub async fn send_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("stdin is closed"))?;
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+        stdin.write_all(&bytes).await?;
+        stdin.flush().await
     }
 
     /// Sends the job, one line of JSON (no raw newline inside), and closes stdin.

@@ -3,6 +3,7 @@
 //   {"kind": "module" | "wasm", "code_b64": "...", "input": <any JSON>}
 // and writes one JSON frame per line on stdout:
 //   {"t":"ready"}  the runner is loaded and waits for its job
+//   {"t":"loaded"}  (kind "serve") the function's module is imported and its handler found
 //   {"t":"o","l":"..."} / {"t":"e","l":"..."}  a console line (stdout / stderr)
 //   {"t":"r","v":"<JSON text>"}  the default export's return value
 //   {"t":"s"}  a script (no default export) ran to its end
@@ -106,10 +107,33 @@ function readJob() {
   }
   return new TextDecoder().decode(all);
 }
-try {
-  const job = JSON.parse(readJob());
-  await (job.kind === "wasm" ? runWasm(job) : runModule(job));
-} catch (e) {
+function threw(e) {
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   frame({ t: "x", m: message, s: e instanceof Error ? String(e.stack ?? "") : "" });
+}
+
+// A warm instance: one handler, many invocations, one at a time.
+async function serve(job) {
+  const mod = await importModule(job.code_b64);
+  const handler = mod.default;
+  if (typeof handler !== "function") {
+    throw new Error("the module has no default export function: a function's handler is its default export");
+  }
+  frame({ t: "loaded" });
+  for (;;) {
+    const line = readJob();
+    if (line === "") return;
+    try {
+      result(await handler(JSON.parse(line).input));
+    } catch (e) {
+      threw(e);
+    }
+  }
+}
+
+try {
+  const job = JSON.parse(readJob());
+  await (job.kind === "wasm" ? runWasm(job) : job.kind === "serve" ? serve(job) : runModule(job));
+} catch (e) {
+  threw(e);
 }

@@ -6,10 +6,14 @@
 //! - [`archive`]: the rules for unpacking a tar archive (an image layer or a workload's
 //!   `code_archive`) so that nothing lands outside its root, with a size budget;
 //! - [`capture`]: a program's output split into bounded lines, the first bytes of stdout
-//!   kept as the output, the last bytes of stderr kept for an error message.
+//!   kept as the output, the last bytes of stderr kept for an error message;
+//! - `instances` (feature `instances`): pools of warm instances of deployed functions.
 //!
-//! It depends on no async runtime: the guest agent is a small static binary.
+//! Without that feature it depends on no async runtime: the guest agent is a small static
+//! binary.
 
 pub mod archive;
 pub mod capture;
 pub mod cgroup;
+#[cfg(feature = "instances")]
+pub mod instances;

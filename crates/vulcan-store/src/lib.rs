@@ -11,6 +11,7 @@
 //! (`tests/contract.rs`) runs against both.
 
 mod admission;
+mod functions;
 mod histogram;
 mod housekeeping;
 mod postgres;

@@ -80,6 +80,7 @@ pub(crate) fn list_filter(
             filter.isolation.map(|i| i.as_str().to_owned()),
         ),
         ("tenant =", filter.tenant.clone()),
+        ("function =", filter.function.clone()),
         ("id <", filter.after.clone()),
     ];
     for (column, value) in conditions {

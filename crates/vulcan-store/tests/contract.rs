@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, ImageConfig, ImageIndex, ImageRecord,
-    Isolation, ListFilter, LogLine, LogStream, NodeRecord, NodeState, NodeStore, Quota, Refusal,
-    Resources, Role, Runtime, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, FunctionCode, FunctionStore,
+    ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter, LogLine, LogStream, NodeRecord,
+    NodeState, NodeStore, Quota, Refusal, Resources, Role, Runtime, StoreError, TerminalUpdate,
+    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::PgServer;
 use vulcan_store::{PgStore, SqliteStore};
@@ -20,6 +20,7 @@ struct Stores {
     access: Arc<dyn AccessStore>,
     nodes: Arc<dyn NodeStore>,
     images: Arc<dyn ImageIndex>,
+    functions: Arc<dyn FunctionStore>,
     raw: Raw,
     _keep: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -63,7 +64,8 @@ async fn sqlite() -> Stores {
         workloads: Arc::new(store.clone()),
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
-        images: Arc::new(store),
+        images: Arc::new(store.clone()),
+        functions: Arc::new(store),
         raw: Raw::Sqlite(path),
         _keep: Box::new(dir),
     }
@@ -89,7 +91,8 @@ async fn postgres() -> Stores {
         workloads: Arc::new(store.clone()),
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
-        images: Arc::new(store),
+        images: Arc::new(store.clone()),
+        functions: Arc::new(store),
         raw: Raw::Pg(url),
         _keep: Box::new(server),
     }
@@ -113,6 +116,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         env: Default::default(),
         resources: Resources::default(),
         note: Some("auto: a note".into()),
+        invocation: None,
     };
     let w = Workload {
         id: id.to_owned(),
@@ -134,6 +138,8 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         created_at: now,
         started_at: None,
         finished_at: None,
+        function: None,
+        function_version: None,
     };
     (w, spec)
 }
@@ -625,6 +631,7 @@ fn node(id: &str, heartbeat_at: OffsetDateTime) -> NodeRecord {
         started_at: heartbeat_at,
         heartbeat_at,
         left_at: None,
+        instances: Default::default(),
     }
 }
 
@@ -872,6 +879,125 @@ async fn images_are_registered_once_with_one_default_and_the_nodes_that_have_the
     assert_eq!(s.images.images().await.unwrap().len(), 1);
 }
 
+fn function_code(code: &str) -> FunctionCode {
+    FunctionCode {
+        runtime: Runtime::Node,
+        isolation: Isolation::Auto,
+        code: Some(code.into()),
+        code_archive: Some(vec![9, 9]),
+        image: None,
+        command: None,
+        env: Default::default(),
+        secrets: Vec::new(),
+        resources: Resources::default(),
+        reuse: true,
+        max_instances: 2,
+        idle_timeout_s: 60,
+        public: false,
+    }
+}
+
+async fn functions_deploy_immutable_versions_roll_back_and_count_invocations(s: Stores) {
+    let f = &s.functions;
+    let first = f
+        .deploy("t", "hello", &function_code("v1"), "d1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.version.version, first.created, first.changed),
+        (1, true, true)
+    );
+    assert_eq!(first.version.code.code_archive, Some(vec![9, 9]));
+    let same = f
+        .deploy("t", "hello", &function_code("v1"), "d1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (same.version.version, same.created, same.changed),
+        (1, false, false)
+    );
+    let second = f
+        .deploy("t", "hello", &function_code("v2"), "d2")
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.version.version, second.created, second.changed),
+        (2, false, true)
+    );
+    assert_eq!(f.function("t", "hello").await.unwrap().active_version, 2);
+    let back = f.activate("t", "hello", 1).await.unwrap();
+    assert_eq!((back.active_version, back.latest_version), (1, 2));
+    assert!(matches!(
+        f.activate("t", "hello", 9).await,
+        Err(StoreError::Missing(_))
+    ));
+    let v1 = f.version("t", "hello", 1).await.unwrap();
+    assert_eq!(
+        (v1.digest.as_str(), v1.code.code.as_deref()),
+        ("d1", Some("v1"))
+    );
+    let versions: Vec<u32> = f
+        .versions("t", "hello")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, [2, 1]);
+    assert!(
+        matches!(f.function("u", "hello").await, Err(StoreError::Missing(_))),
+        "per tenant"
+    );
+
+    // Invocations are workloads naming the function; they are counted and listed.
+    for i in 0..3 {
+        let (mut w, spec) = workload(&format!("01FN{i}"), Isolation::Isolate);
+        w.tenant = "t".into();
+        w.function = Some("hello".into());
+        w.function_version = Some(1);
+        put(&s, &w, &spec).await;
+    }
+    let (other, spec) = workload("01FN9", Isolation::Isolate);
+    put(&s, &other, &spec).await;
+    assert_eq!(f.function("t", "hello").await.unwrap().invocations, 3);
+    let page = s
+        .workloads
+        .list(&ListFilter {
+            function: Some("hello".into()),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.workloads.len()), (3, 2));
+    assert_eq!(page.workloads[0].function_version, Some(1));
+
+    f.delete_function("t", "hello").await.unwrap();
+    assert!(matches!(
+        f.function("t", "hello").await,
+        Err(StoreError::Missing(_))
+    ));
+    assert!(f.functions(Some("t")).await.unwrap().is_empty());
+    assert!(matches!(
+        f.delete_function("t", "hello").await,
+        Err(StoreError::Missing(_))
+    ));
+    assert_eq!(
+        s.workloads.get("01FN0").await.unwrap().function.as_deref(),
+        Some("hello"),
+        "its invocations stay"
+    );
+    let again = f
+        .deploy("t", "hello", &function_code("v1"), "d1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.version.version, again.created),
+        (3, true),
+        "versions go on"
+    );
+}
+
 /// Each contract test, once per store.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -910,4 +1036,5 @@ contract!(
     keys_audit_and_quotas_persist_and_the_audit_log_is_append_only,
     only_the_servers_retention_removes_audit_records_and_it_says_so,
     images_are_registered_once_with_one_default_and_the_nodes_that_have_them,
+    functions_deploy_immutable_versions_roll_back_and_count_invocations,
 );

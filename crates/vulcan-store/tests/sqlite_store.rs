@@ -22,6 +22,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         env: Default::default(),
         resources: Resources::default(),
         note: None,
+        invocation: None,
     };
     let w = Workload {
         id: id.to_owned(),
@@ -43,6 +44,8 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         created_at: now,
         started_at: None,
         finished_at: None,
+        function: None,
+        function_version: None,
     };
     (w, spec)
 }

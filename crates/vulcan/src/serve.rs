@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 use vulcan_domain::{AccessStore, ApiKey, Quota, Role};
-use vulcan_domain::{Alone, ImageIndex, NodeStore, Signal, SignalBus, WorkloadStore};
+use vulcan_domain::{
+    Alone, FunctionStore, ImageIndex, NodeStore, Signal, SignalBus, WorkloadStore,
+};
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
@@ -96,6 +98,7 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
 /// signals they send it.
 struct Backing {
     workloads: Arc<dyn WorkloadStore>,
+    functions: Arc<dyn FunctionStore>,
     access: Arc<dyn AccessStore>,
     nodes: Arc<dyn NodeStore>,
     images: Arc<dyn ImageIndex>,
@@ -110,6 +113,7 @@ async fn open_store(args: &ServeArgs) -> Result<Backing, String> {
         tracing::info!("store open (PostgreSQL, shared by the cluster)");
         return Ok(Backing {
             workloads: Arc::new(store.clone()),
+            functions: Arc::new(store.clone()),
             access: Arc::new(store.clone()),
             nodes: Arc::new(store.clone()),
             images: Arc::new(store.clone()),
@@ -122,6 +126,7 @@ async fn open_store(args: &ServeArgs) -> Result<Backing, String> {
     tracing::info!(path = %db_path.display(), "store open (SQLite, WAL)");
     Ok(Backing {
         workloads: Arc::new(store.clone()),
+        functions: Arc::new(store.clone()),
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
         images: Arc::new(store),
@@ -255,6 +260,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let stores = vulcan_engine::Stores {
         workloads: backing.workloads.clone(),
         nodes: backing.nodes.clone(),
+        functions: backing.functions.clone(),
         bus: backing.bus.clone(),
     };
     let engine =

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backends;
 pub mod benchmarks;
+pub mod functions;
 pub mod health;
 pub mod images;
 pub mod keys;
@@ -10,4 +11,5 @@ pub mod logs;
 pub mod nodes;
 pub mod stats;
 pub mod tenants;
+pub mod trigger;
 pub mod workloads;

@@ -191,7 +191,7 @@ fn parse_param<T: std::str::FromStr>(
         .transpose()
 }
 
-/// `GET /v1/workloads?limit=&offset=&after=&status=&isolation=`, newest first. `after` is
+/// `GET /v1/workloads?limit=&offset=&after=&status=&isolation=&function=`, newest first. `after` is
 /// a cursor (the `next` of the page before): a page deep in the list costs the same as
 /// the first.
 pub async fn list(
@@ -227,6 +227,15 @@ pub async fn list(
             })
         })
         .transpose()?;
+    let function = params.get("function").filter(|f| !f.is_empty()).cloned();
+    if let Some(f) = function
+        .as_deref()
+        .filter(|f| !vulcan_domain::valid_function_name(f))
+    {
+        return Err(ApiError::bad_request(format!(
+            "query parameter function={f:?} is not a function name"
+        )));
+    }
     let filter = vulcan_domain::ListFilter {
         tenant: caller.scope().map(str::to_owned),
         status,
@@ -234,6 +243,7 @@ pub async fn list(
         limit,
         offset,
         after,
+        function,
     };
     let page = state.engine.store().list(&filter).await?;
     let next = (page.workloads.len() == limit as usize)

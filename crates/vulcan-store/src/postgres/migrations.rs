@@ -177,6 +177,38 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (reference, node_id)
     );
     "#,
+    // 2: functions, their immutable versions, and the invocations among the workloads.
+    r#"
+    ALTER TABLE workloads ADD COLUMN function TEXT;
+    ALTER TABLE workloads ADD COLUMN function_version BIGINT;
+    CREATE INDEX workloads_by_function ON workloads (function, id) WHERE function IS NOT NULL;
+    CREATE INDEX workloads_by_tenant_function ON workloads (tenant, function, id)
+        WHERE function IS NOT NULL;
+
+    CREATE TABLE functions (
+        tenant         TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        active_version BIGINT NOT NULL,
+        latest_version BIGINT NOT NULL,
+        runtime        TEXT NOT NULL,
+        public         BOOLEAN NOT NULL,
+        invocations    BIGINT NOT NULL DEFAULT 0,
+        created_at     BIGINT NOT NULL,
+        updated_at     BIGINT NOT NULL,
+        deleted_at     BIGINT,
+        PRIMARY KEY (tenant, name)
+    );
+    CREATE TABLE function_versions (
+        tenant       TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        version      BIGINT NOT NULL,
+        digest       TEXT NOT NULL,
+        record       TEXT NOT NULL,
+        code_archive BYTEA,
+        created_at   BIGINT NOT NULL,
+        PRIMARY KEY (tenant, name, version)
+    );
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

@@ -11,6 +11,7 @@
 //! out a restart of PostgreSQL and nothing it was writing is lost.
 
 mod access;
+mod functions;
 mod images;
 mod listen;
 mod migrations;

@@ -20,7 +20,7 @@ use crate::DurationHistogram;
 
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
-    created_at, started_at, finished_at, tenant, prepare_ms";
+    created_at, started_at, finished_at, tenant, prepare_ms, function, function_version";
 
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -66,6 +66,8 @@ pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
         finished_at: row.get::<_, Option<i64>>(16).map(from_ms),
         tenant: row.get(17),
         prepare_ms: count_of(row.get(18)),
+        function: row.get(19),
+        function_version: row.get::<_, Option<i64>>(20).map(|v| v.max(0) as u32),
     })
 }
 
@@ -399,7 +401,7 @@ impl WorkloadStore for PgStore {
                     .prepare_cached(&format!(
                         "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                 $16, $17, $18, $19, $20, $21, $22, $23)
+                                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
                          ON CONFLICT (id) DO NOTHING"
                     ))
                     .await?;
@@ -427,6 +429,8 @@ impl WorkloadStore for PgStore {
                             &w.finished_at.map(to_ms),
                             &w.tenant,
                             &w.prepare_ms.map(|d| d as i64),
+                            &w.function,
+                            &w.function_version.map(i64::from),
                             &spec_json,
                             &archive,
                             &claim,
@@ -440,6 +444,14 @@ impl WorkloadStore for PgStore {
                 count_tenant(&tx, &w.tenant, isolation, w.status, 1).await?;
                 if !w.status.is_terminal() {
                     use_share(&tx, &w.tenant, w.cpu_limit.into(), w.mem_limit.into(), 1).await?;
+                }
+                if let Some(function) = &w.function {
+                    let st = tx
+                        .prepare_cached(
+                            "UPDATE functions SET invocations = invocations + 1 WHERE tenant = $1 AND name = $2",
+                        )
+                        .await?;
+                    tx.execute(&st, &[&w.tenant, function]).await?;
                 }
                 tx.commit().await?;
                 Ok(claim.is_some())
@@ -482,6 +494,28 @@ impl WorkloadStore for PgStore {
                 params.push(&offset);
                 let rows = c.query(&st, &params).await?;
                 let workloads = rows.iter().map(workload_from_row).collect::<Result<_, _>>()?;
+                // A function's invocations are counted on its index (not in the counters).
+                if filter.function.is_some() {
+                    let (clause, values) = stats::list_filter(
+                        &ListFilter {
+                            after: None,
+                            ..filter.clone()
+                        },
+                        |n| format!("${n}"),
+                    );
+                    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+                        .iter()
+                        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+                        .collect();
+                    let st = c
+                        .prepare_cached(&format!("SELECT COUNT(*) FROM workloads {clause}"))
+                        .await?;
+                    let total: i64 = c.query_one(&st, &params).await?.get(0);
+                    return Ok(WorkloadPage {
+                        workloads,
+                        total: total.max(0) as u64,
+                    });
+                }
                 let st = c
                     .prepare_cached(
                         "SELECT COALESCE(SUM(n), 0)::BIGINT FROM workload_counts

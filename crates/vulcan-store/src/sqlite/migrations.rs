@@ -203,6 +203,38 @@ const MIGRATIONS: &[Step] = &[
     "#,
         backfill_tenant_durations,
     ),
+    // 6: functions, their immutable versions, and the invocations among the workloads.
+    Sql(r#"
+    ALTER TABLE workloads ADD COLUMN function TEXT;
+    ALTER TABLE workloads ADD COLUMN function_version INTEGER;
+    CREATE INDEX workloads_by_function ON workloads (function, id) WHERE function IS NOT NULL;
+    CREATE INDEX workloads_by_tenant_function ON workloads (tenant, function, id)
+        WHERE function IS NOT NULL;
+
+    CREATE TABLE functions (
+        tenant         TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        active_version INTEGER NOT NULL,
+        latest_version INTEGER NOT NULL,
+        runtime        TEXT NOT NULL,
+        public         INTEGER NOT NULL,
+        invocations    INTEGER NOT NULL DEFAULT 0,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        deleted_at     INTEGER,
+        PRIMARY KEY (tenant, name)
+    );
+    CREATE TABLE function_versions (
+        tenant       TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        digest       TEXT NOT NULL,
+        record       TEXT NOT NULL,
+        code_archive BLOB,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, name, version)
+    );
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

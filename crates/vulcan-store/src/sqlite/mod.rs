@@ -7,6 +7,7 @@
 //! [`nodes`] (heartbeats and housekeeping), [`images`] (the image registry).
 
 mod access;
+mod functions;
 mod images;
 mod migrations;
 mod nodes;

@@ -17,7 +17,7 @@ use crate::DurationHistogram;
 
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
-    created_at, started_at, finished_at, tenant, prepare_ms";
+    created_at, started_at, finished_at, tenant, prepare_ms, function, function_version";
 
 pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
     let node: String = row.get(5)?;
@@ -41,6 +41,8 @@ pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
         finished_at: row.get::<_, Option<i64>>(16)?.map(from_ms),
         tenant: row.get(17)?,
         prepare_ms: row.get::<_, Option<i64>>(18)?.map(|d| d.max(0) as u64),
+        function: row.get(19)?,
+        function_version: row.get::<_, Option<i64>>(20)?.map(|v| v.max(0) as u32),
     })
 }
 
@@ -333,7 +335,7 @@ impl WorkloadStore for SqliteStore {
                 .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
                 ))
                 .map_err(io)?
                 .execute(params![
@@ -356,6 +358,8 @@ impl WorkloadStore for SqliteStore {
                     w.finished_at.map(to_ms),
                     w.tenant,
                     w.prepare_ms.map(|d| d as i64),
+                    w.function,
+                    w.function_version,
                     spec_json,
                     archive,
                     claim,
@@ -368,6 +372,14 @@ impl WorkloadStore for SqliteStore {
             count(&tx, &w.tenant, isolation, w.status, 1).map_err(io)?;
             if !w.status.is_terminal() {
                 use_share(&tx, &w.tenant, w.cpu_limit.into(), w.mem_limit.into(), 1).map_err(io)?;
+            }
+            if let Some(function) = &w.function {
+                tx.prepare_cached(
+                    "UPDATE functions SET invocations = invocations + 1 WHERE tenant = ?1 AND name = ?2",
+                )
+                .map_err(io)?
+                .execute(params![w.tenant, function])
+                .map_err(io)?;
             }
             tx.commit().map_err(io)?;
             Ok(claim.is_some())
@@ -409,7 +421,26 @@ impl WorkloadStore for SqliteStore {
                 .map_err(io)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(io)?;
-            // Totals come from the counters: everyone's, or the tenant's.
+            // Totals come from the counters: everyone's, or the tenant's. A function's
+            // invocations are counted on its index (they are not in the counters).
+            if filter.function.is_some() {
+                let (clause, values) = stats::list_filter(
+                    &ListFilter {
+                        after: None,
+                        ..filter.clone()
+                    },
+                    |n| format!("?{n}"),
+                );
+                let total: i64 = conn
+                    .prepare_cached(&format!("SELECT COUNT(*) FROM workloads {clause}"))
+                    .map_err(io)?
+                    .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))
+                    .map_err(io)?;
+                return Ok(WorkloadPage {
+                    workloads,
+                    total: total.max(0) as u64,
+                });
+            }
             let total: i64 = conn
                 .prepare_cached(
                     "SELECT COALESCE(SUM(n), 0) FROM workload_counts

@@ -82,11 +82,11 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        answer(ureq::get(&self.url(path)).call())
+        answer_of(ureq::get(&self.url(path)).call())
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        answer(ureq::delete(&self.url(path)).call())
+        answer_of(ureq::delete(&self.url(path)).call())
     }
 
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -94,7 +94,7 @@ impl Server {
     }
 
     pub fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
-        answer(
+        answer_of(
             ureq::post(&self.url(path))
                 .set("Content-Type", "application/json")
                 .send_string(body),
@@ -162,7 +162,8 @@ impl Drop for Server {
     }
 }
 
-fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+/// (status, JSON body) of a request's result, whatever its status.
+pub fn answer_of(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     let response = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,

@@ -1,0 +1,286 @@
+//! `/v1/functions`: deploy (a new immutable version), list, show, versions, roll back or
+//! forward, delete, and invoke. An invocation is a workload: the answer of
+//! `POST /v1/functions/{name}/invoke` is the finished workload, as `POST /v1/workloads`'s.
+//!
+//! Functions belong to the caller's tenant; an admin names another with `?tenant=`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use vulcan_domain::{Function, FunctionVersion, Isolation, Permission, Runtime, Workload};
+use vulcan_engine::{DeployRequest, Submission};
+
+use crate::auth::{AuditTarget, Caller};
+use crate::extract::{InputBody, JsonBody};
+use crate::{ApiError, AppState};
+
+/// `PUT /v1/functions/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployBody {
+    runtime: Option<String>,
+    isolation: Option<String>,
+    code: Option<String>,
+    /// Base64 of a gzip-compressed tar archive.
+    code_archive: Option<String>,
+    image: Option<String>,
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    resources: Resources,
+    reuse: Option<bool>,
+    max_instances: Option<u32>,
+    idle_timeout_s: Option<u32>,
+    public: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resources {
+    cpus: Option<u32>,
+    mem_mb: Option<u32>,
+    timeout_s: Option<u32>,
+}
+
+/// A version as answered: what it runs, without the archive's bytes.
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    #[serde(flatten)]
+    version: FunctionVersion,
+    code_archive_bytes: Option<usize>,
+}
+
+impl From<FunctionVersion> for VersionView {
+    fn from(version: FunctionVersion) -> Self {
+        VersionView {
+            code_archive_bytes: version.code.code_archive.as_ref().map(Vec::len),
+            version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deployed {
+    #[serde(flatten)]
+    version: VersionView,
+    /// False when the content was identical to the active version's (nothing new).
+    changed: bool,
+}
+
+/// The tenant the caller acts for: its own, or (admins) the one named.
+fn tenant_of(caller: &Caller, params: &HashMap<String, String>) -> Result<String, ApiError> {
+    match params.get("tenant").filter(|t| !t.is_empty()) {
+        Some(t) if caller.scope().is_none() => Ok(t.clone()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only admins may name another tenant (tenants:all)",
+        )),
+        None => Ok(caller.tenant.clone()),
+    }
+}
+
+fn parse_kind<T: std::str::FromStr>(field: &str, v: Option<String>) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.map(|v| v.parse::<T>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("\"{field}\": {e}")))
+}
+
+/// `PUT /v1/functions/{name}`: deploys; `201` for a new function, `200` after.
+pub async fn deploy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    JsonBody(body): JsonBody<DeployBody>,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Deployed>), ApiError> {
+    caller.require(Permission::FunctionsWrite)?;
+    let tenant = tenant_of(&caller, &params)?;
+    let code_archive = body
+        .code_archive
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "\"code_archive\" is not valid base64 ({e}): send a base64-encoded tar.gz"
+                    ))
+                })
+        })
+        .transpose()?;
+    let submission = Submission {
+        runtime: parse_kind::<Runtime>("runtime", body.runtime)?,
+        isolation: parse_kind::<Isolation>("isolation", body.isolation)?,
+        code: body.code,
+        code_archive,
+        image: body.image,
+        command: body.command,
+        env: body.env,
+        cpus: body.resources.cpus,
+        mem_mb: body.resources.mem_mb,
+        timeout_s: body.resources.timeout_s,
+        tenant: tenant.clone(),
+        pulls: caller.image_pulls(),
+        ..Submission::default()
+    };
+    let request = DeployRequest {
+        submission,
+        secrets: body.secrets,
+        reuse: body.reuse,
+        max_instances: body.max_instances,
+        idle_timeout_s: body.idle_timeout_s,
+        public: body.public,
+    };
+    let deployed = state.engine.deploy(&tenant, &name, request).await?;
+    let status = if deployed.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let target = AuditTarget(format!("{tenant}/{name}@{}", deployed.version.version));
+    Ok((
+        status,
+        Extension(target),
+        Json(Deployed {
+            version: deployed.version.into(),
+            changed: deployed.changed,
+        }),
+    ))
+}
+
+/// A function with the warm instances of its active version on the live nodes.
+async fn with_instances(
+    state: &AppState,
+    mut functions: Vec<Function>,
+) -> Result<Vec<Function>, ApiError> {
+    let warm = state.engine.warm_instances().await?;
+    for f in &mut functions {
+        f.instances = warm
+            .get(&format!("{}/{}/{}", f.tenant, f.name, f.active_version))
+            .copied()
+            .unwrap_or(0);
+    }
+    Ok(functions)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<Function>>, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
+    let functions = state
+        .engine
+        .function_store()
+        .functions(caller.scope())
+        .await?;
+    Ok(Json(with_instances(&state, functions).await?))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Function>, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
+    let tenant = tenant_of(&caller, &params)?;
+    let function = state
+        .engine
+        .function_store()
+        .function(&tenant, &name)
+        .await?;
+    let mut one = with_instances(&state, vec![function]).await?;
+    Ok(Json(one.remove(0)))
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<VersionView>>, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
+    let tenant = tenant_of(&caller, &params)?;
+    let versions = state
+        .engine
+        .function_store()
+        .versions(&tenant, &name)
+        .await?;
+    Ok(Json(versions.into_iter().map(VersionView::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveBody {
+    version: u32,
+}
+
+/// `PUT /v1/functions/{name}/active` `{"version"}`: roll back or forward.
+pub async fn activate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    JsonBody(body): JsonBody<ActiveBody>,
+) -> Result<(Extension<AuditTarget>, Json<Function>), ApiError> {
+    caller.require(Permission::FunctionsWrite)?;
+    let tenant = tenant_of(&caller, &params)?;
+    let function = state.engine.activate(&tenant, &name, body.version).await?;
+    let target = AuditTarget(format!("{tenant}/{name}@{}", body.version));
+    Ok((Extension(target), Json(function)))
+}
+
+/// `DELETE /v1/functions/{name}`: `204`; its instances stop, its history stays.
+pub async fn remove(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<(StatusCode, Extension<AuditTarget>), ApiError> {
+    caller.require(Permission::FunctionsWrite)?;
+    let tenant = tenant_of(&caller, &params)?;
+    state.engine.delete_function(&tenant, &name).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        Extension(AuditTarget(format!("{tenant}/{name}"))),
+    ))
+}
+
+/// `POST /v1/functions/{name}/invoke[?async=true]`: the body is the input. Answers like
+/// `POST /v1/workloads` (or `/v1/workloads/async` with `async=true`).
+pub async fn invoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    InputBody(input): InputBody,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Workload>), ApiError> {
+    caller.require(Permission::WorkloadsCreate)?;
+    let tenant = tenant_of(&caller, &params)?;
+    let asynchronous = match params.get("async").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "query parameter async={other:?} is not valid: use true or false"
+            )))
+        }
+    };
+    let quota = state.auth.quota_of(state.access.as_ref(), &caller).await?;
+    let accepted = state.engine.invoke(&tenant, &name, input, quota).await?;
+    let target = Extension(AuditTarget(accepted.id.clone()));
+    if asynchronous {
+        return Ok((StatusCode::ACCEPTED, target, Json(accepted)));
+    }
+    let done = state.engine.wait(&accepted.id).await?;
+    Ok((StatusCode::OK, target, Json(done)))
+}
