@@ -7,6 +7,11 @@
 //! Guest → host: [`Kind::Ready`] (JSON [`Ready`]) once booted, [`Kind::Stdout`] /
 //! [`Kind::Stderr`] (one line each, without its newline), [`Kind::Exit`] (JSON [`Exit`]).
 //! Host → guest: [`Kind::Run`] (JSON [`Run`]).
+//!
+//! A warm instance of a deployed function (`Run::serve`) answers the Run with
+//! [`Kind::Loaded`] (JSON [`Served`]: an error if loading failed), then serves each
+//! [`Kind::Invoke`] (the input's JSON) with its lines and one [`Kind::Result`] (JSON
+//! [`Served`]), until the host stops the VM.
 
 use std::io::{self, Read, Write};
 
@@ -32,7 +37,10 @@ pub enum Kind {
     Stdout = 2,
     Stderr = 3,
     Exit = 4,
+    Loaded = 5,
+    Result = 6,
     Run = 16,
+    Invoke = 17,
 }
 
 impl Kind {
@@ -42,7 +50,10 @@ impl Kind {
             2 => Kind::Stdout,
             3 => Kind::Stderr,
             4 => Kind::Exit,
+            5 => Kind::Loaded,
+            6 => Kind::Result,
             16 => Kind::Run,
+            17 => Kind::Invoke,
             _ => return None,
         })
     }
@@ -73,6 +84,29 @@ pub struct Run {
     /// The workload's memory bound in MiB (a cgroup inside the guest); 0: none.
     #[serde(default)]
     pub mem_mb: u32,
+    /// Keep the function loaded and serve invocations ([`Kind::Invoke`]) instead of
+    /// running it once.
+    #[serde(default)]
+    pub serve: bool,
+}
+
+/// What a warm instance says of its loading, or of one invocation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Served {
+    /// The returned value's JSON (python, node), or what the program printed (go).
+    #[serde(default)]
+    pub output: Option<String>,
+    pub error: Option<String>,
+    /// A go program's exit code.
+    #[serde(default)]
+    pub code: Option<i32>,
+    #[serde(default)]
+    pub oom: bool,
+    #[serde(default)]
+    pub pids_limited: bool,
+    /// The instance cannot serve again (its process died): the host stops the VM.
+    #[serde(default)]
+    pub broken: bool,
 }
 
 /// How the program ended.

@@ -88,6 +88,9 @@ pub struct Invocation {
     pub version: u32,
     pub digest: String,
     pub reuse: bool,
+    /// The code has a handler to call (python and node); without one it runs as a script.
+    #[serde(default)]
+    pub handler: bool,
     pub max_instances: u32,
     pub idle_timeout_s: u32,
 }

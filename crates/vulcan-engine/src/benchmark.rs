@@ -1,10 +1,13 @@
 //! The built-in benchmark: the same small workload on every available backend, measured
 //! through the engine exactly as API requests are (submit, run, record), side by side.
 //!
-//! Per backend: cold start (a start that cannot use a warm pool), warm start and p50/p95
-//! latency over sequential runs, throughput with `concurrency` runs in flight, and memory
-//! per workload (the peak memory the kernel charged to the backend's cgroups during the
-//! concurrent phase, over its idle baseline, divided by the concurrency). One benchmark runs at a time; reports are kept in the store.
+//! Per backend, twice — one-shot workloads, then invocations of the same code deployed as a
+//! function (served by warm instances) — cold start (a start that cannot use a warm pool or
+//! instance), warm start and p50/p95 latency over sequential runs, throughput with
+//! `concurrency` runs in flight, and memory per workload (the peak memory the kernel
+//! charged to the backend's cgroups during the concurrent phase, over its idle baseline,
+//! divided by the concurrency). One benchmark runs at a time; reports are kept in the
+//! store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use vulcan_domain::{Isolation, Runtime, StoreError, WorkloadStatus};
+use vulcan_domain::{Isolation, Runtime, StoreError, WorkloadStatus, DEFAULT_TENANT};
 
-use crate::{Engine, Submission};
+use crate::{DeployRequest, Engine, Submission};
 
 /// `POST /v1/benchmarks`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +65,9 @@ impl Default for BenchmarkRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendFigures {
     pub backend: Isolation,
+    /// `workload` (one-shot runs) or `function` (invocations of a deployed function).
+    #[serde(default = "workload_mode")]
+    pub mode: String,
     /// What ran.
     pub workload: String,
     /// Why the backend was not measured, if it was not.
@@ -77,10 +83,15 @@ pub struct BackendFigures {
     pub first_error: Option<String>,
 }
 
+fn workload_mode() -> String {
+    "workload".into()
+}
+
 impl BackendFigures {
-    fn new(backend: Isolation) -> Self {
+    fn new(backend: Isolation, mode: &str) -> Self {
         BackendFigures {
             backend,
+            mode: mode.into(),
             workload: String::new(),
             skipped: None,
             cold_start_ms: None,
@@ -129,6 +140,19 @@ pub enum BenchmarkError {
     Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What one measured run is.
+#[derive(Clone)]
+enum Probe {
+    /// A one-shot workload.
+    Workload(Submission),
+    /// An invocation of the benchmark's function `name`, deployed from `deploy`.
+    Function {
+        name: String,
+        deploy: DeployRequest,
+        input: serde_json::Value,
+    },
 }
 
 /// Starts benchmarks and keeps the running one's progress.
@@ -283,14 +307,66 @@ impl Benchmarks {
         }
     }
 
+    /// The function a backend's invocations are measured with (the workload's code as a
+    /// handler where the runtime has one), up to `concurrency` instances, and its label.
+    fn function(backend: Isolation, workload: &Submission, concurrency: u32) -> (String, Probe) {
+        let mut submission = workload.clone();
+        let input = std::mem::take(&mut submission.input);
+        let name = format!("vulcan-benchmark-{backend}");
+        let label = match backend {
+            Isolation::Microvm => {
+                submission.code = Some("def handler(input):\n    return 1 + 2\n".into());
+                "python: def handler(input): return 1 + 2".into()
+            }
+            _ => String::new(),
+        };
+        let probe = Probe::Function {
+            name,
+            deploy: DeployRequest {
+                submission,
+                max_instances: Some(concurrency),
+                ..DeployRequest::default()
+            },
+            input,
+        };
+        (label, probe)
+    }
+
+    /// A probe that cannot be served warm: a one-shot workload with resources no pool
+    /// holds; a function redeployed as a new version (`round` changes its environment).
+    async fn cold(&self, probe: &Probe, round: u32) -> Result<Probe, String> {
+        match probe {
+            Probe::Workload(s) => {
+                let mut s = s.clone();
+                s.mem_mb = Some(self.engine.config().defaults.mem_mb + 1);
+                Ok(Probe::Workload(s))
+            }
+            Probe::Function { name, deploy, .. } => {
+                let mut cold = deploy.clone();
+                cold.submission
+                    .env
+                    .insert("VULCAN_BENCH_ROUND".into(), round.to_string());
+                self.engine
+                    .deploy(DEFAULT_TENANT, name, cold)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(probe.clone())
+            }
+        }
+    }
+
     /// One run through the engine: its latency, or its error.
-    async fn once(&self, submission: Submission) -> Result<Duration, String> {
+    async fn once(&self, probe: &Probe) -> Result<Duration, String> {
         let started = Instant::now();
-        let accepted = self
-            .engine
-            .submit(submission)
-            .await
-            .map_err(|e| e.to_string())?;
+        let accepted = match probe {
+            Probe::Workload(submission) => self.engine.submit(submission.clone()).await,
+            Probe::Function { name, input, .. } => {
+                self.engine
+                    .invoke(DEFAULT_TENANT, name, input.clone(), None)
+                    .await
+            }
+        }
+        .map_err(|e| e.to_string())?;
         let done = self
             .engine
             .wait(&accepted.id)
@@ -320,14 +396,15 @@ impl Benchmarks {
             })
             .collect();
         let cold_runs = request.iterations.min(3);
-        let per_backend = cold_runs + 2 * request.iterations;
+        // One-shot runs, then the function: cold runs, sequential runs (and, for the
+        // function, one unmeasured warm-up), the concurrent phase.
+        let per_mode = cold_runs + 2 * request.iterations;
         self.update(&id, |r| {
-            r.progress.total = per_backend * backends.len() as u32
+            r.progress.total = 2 * per_mode * backends.len() as u32
         });
 
         for backend in backends {
             let info = infos.iter().find(|i| i.name == backend.as_str());
-            let mut figures = BackendFigures::new(backend);
             let prepared = match info {
                 None => Err(format!("{backend} is not configured on this node")),
                 Some(i) if !i.available => {
@@ -335,15 +412,45 @@ impl Benchmarks {
                 }
                 Some(_) => self.workload(backend, &request).await,
             };
-            match prepared {
+            let (label, submission) = match prepared {
+                Ok(prepared) => prepared,
                 Err(reason) => {
-                    figures.skipped = Some(reason);
-                    self.update(&id, |r| r.progress.done += per_backend);
+                    for mode in ["workload", "function"] {
+                        let mut figures = BackendFigures::new(backend, mode);
+                        figures.skipped = Some(reason.clone());
+                        self.update(&id, |r| {
+                            r.progress.done += per_mode;
+                            r.results.push(figures)
+                        });
+                    }
+                    continue;
                 }
-                Ok((label, submission)) => {
-                    figures.workload = label;
-                    self.measure(&id, &request, cold_runs, submission, &mut figures)
-                        .await;
+            };
+            let mut figures = BackendFigures::new(backend, "workload");
+            figures.workload = label.clone();
+            self.measure(
+                &id,
+                &request,
+                cold_runs,
+                Probe::Workload(submission.clone()),
+                &mut figures,
+            )
+            .await;
+            self.update(&id, |r| r.results.push(figures));
+
+            let (function_label, function) =
+                Self::function(backend, &submission, request.concurrency);
+            let mut figures = BackendFigures::new(backend, "function");
+            figures.workload = if function_label.is_empty() {
+                label
+            } else {
+                function_label
+            };
+            self.measure(&id, &request, cold_runs, function.clone(), &mut figures)
+                .await;
+            if let Probe::Function { name, .. } = &function {
+                if let Err(e) = self.engine.delete_function(DEFAULT_TENANT, name).await {
+                    tracing::warn!(function = %name, error = %e, "cannot delete the benchmark's function");
                 }
             }
             self.update(&id, |r| r.results.push(figures));
@@ -366,7 +473,7 @@ impl Benchmarks {
         id: &str,
         request: &BenchmarkRequest,
         cold_runs: u32,
-        submission: Submission,
+        probe: Probe,
         figures: &mut BackendFigures,
     ) {
         let record = |result: &Result<Duration, String>, figures: &mut BackendFigures| {
@@ -379,21 +486,37 @@ impl Benchmarks {
         };
 
         // Cold: warm pools hold processes and VMs with the default resources, so another
-        // mem_mb starts a fresh one; backends without a pool start cold every time.
+        // mem_mb starts a fresh one; a function's new version starts a new instance.
         let mut cold = Vec::new();
-        for _ in 0..cold_runs {
-            let mut s = submission.clone();
-            s.mem_mb = Some(self.engine.config().defaults.mem_mb + 1);
-            let r = self.once(s).await;
+        for round in 0..cold_runs {
+            let r = match self.cold(&probe, round).await {
+                Ok(cold_probe) => self.once(&cold_probe).await,
+                Err(e) => Err(e),
+            };
             record(&r, figures);
             cold.extend(r.ok());
         }
         cold.sort();
         figures.cold_start_ms = percentile(&cold, 0.5);
+        if let Probe::Function { name, deploy, .. } = &probe {
+            // The measured version, with an instance started by one unmeasured invocation.
+            let deployed = self
+                .engine
+                .deploy(DEFAULT_TENANT, name, deploy.clone())
+                .await
+                .map_err(|e| e.to_string());
+            let warmed = match deployed {
+                Ok(_) => self.once(&probe).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = warmed {
+                figures.first_error.get_or_insert(e);
+            }
+        }
 
         let mut warm = Vec::new();
         for _ in 0..request.iterations {
-            let r = self.once(submission.clone()).await;
+            let r = self.once(&probe).await;
             record(&r, figures);
             warm.extend(r.ok());
         }
@@ -404,9 +527,7 @@ impl Benchmarks {
 
         // Throughput: `concurrency` runs in flight until `iterations` have finished,
         // with the backend's memory sampled meanwhile.
-        let backend = submission
-            .isolation
-            .and_then(|i| self.engine.registry().get(i).cloned());
+        let backend = self.engine.registry().get(figures.backend).cloned();
         let memory_in_use = move || backend.as_ref().and_then(|b| b.memory_in_use());
         let baseline = memory_in_use();
         let peak = Arc::new(Mutex::new(baseline.unwrap_or(0)));
@@ -427,8 +548,7 @@ impl Benchmarks {
         let started = Instant::now();
         let workers: Vec<_> = (0..request.concurrency)
             .map(|_| {
-                let (this, submission, remaining) =
-                    (self.clone(), submission.clone(), remaining.clone());
+                let (this, probe, remaining) = (self.clone(), probe.clone(), remaining.clone());
                 tokio::spawn(async move {
                     let mut results = Vec::new();
                     while remaining
@@ -439,7 +559,7 @@ impl Benchmarks {
                         )
                         .is_ok()
                     {
-                        results.push(this.once(submission.clone()).await);
+                        results.push(this.once(&probe).await);
                     }
                     results
                 })

@@ -304,6 +304,10 @@ impl Engine {
             version: version.version,
             digest: version.digest.clone(),
             reuse: code.reuse,
+            handler: matches!(code.runtime, Runtime::Node | Runtime::Python)
+                && (code.reuse
+                    || (code.code_archive.is_none()
+                        && missing_handler(code.runtime, code.code.as_deref(), false).is_none())),
             max_instances: code.max_instances,
             idle_timeout_s: code.idle_timeout_s,
         };

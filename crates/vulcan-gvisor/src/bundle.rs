@@ -31,7 +31,13 @@ pub struct RunSpec<'a> {
     pub cgroup: &'a str,
     /// The workload's unpacked `code_archive`, mounted read-write at `/work` (the cwd).
     pub work: Option<&'a Path>,
+    /// A warm instance's init ([`HOLD_PATH`] in the sandbox): it keeps the sandbox open,
+    /// and the workload's process ([`process`]) is executed into it once per invocation.
+    pub hold: Option<&'a Path>,
 }
+
+/// Where a warm instance's init is mounted.
+pub const HOLD_PATH: &str = "/.vulcan/hold";
 
 /// Where a `code_archive` appears in the sandbox.
 pub const WORK_DIR: &str = "/work";
@@ -73,7 +79,8 @@ pub fn user(rootfs: &Path, spec: &str) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
-pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
+/// The workload's process: its argv, environment, directory, user and capabilities.
+pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
     let mut env: Vec<String> = vec![DEFAULT_PATH.to_owned()];
     let mut set = |pair: String| {
         let name = pair.split('=').next().unwrap_or_default().to_owned();
@@ -92,6 +99,38 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
     } else {
         "/"
     };
+    json!({
+        "terminal": false,
+        "user": {"uid": uid, "gid": gid},
+        "args": argv(run.image, run.command),
+        "env": env,
+        "cwd": cwd,
+        "noNewPrivileges": true,
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "capabilities": {
+            "bounding": CAPABILITIES,
+            "effective": CAPABILITIES,
+            "permitted": CAPABILITIES
+        }
+    })
+}
+
+const CAPABILITIES: [&str; 6] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+];
+
+/// The sandbox's spec: the workload's process (or, for a warm instance, its init), the
+/// image's root read-only, the mounts, namespaces and limits.
+pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
+    let mut process = process(run, uid, gid);
+    if run.hold.is_some() {
+        process["args"] = json!([HOLD_PATH]);
+    }
     let mem_bytes = memory_limit_bytes(run.resources.mem_mb);
     let scratch_mb = u64::from(run.resources.mem_mb).clamp(16, 512);
     let mut mounts = json!([
@@ -100,26 +139,18 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={scratch_mb}m")]}
     ]);
-    if let (Some(work), Some(list)) = (run.work, mounts.as_array_mut()) {
-        list.push(json!({"destination": WORK_DIR, "type": "bind", "source": work, "options": ["rbind", "rw", "nosuid", "nodev"]}));
+    if let Some(list) = mounts.as_array_mut() {
+        if let Some(work) = run.work {
+            list.push(json!({"destination": WORK_DIR, "type": "bind", "source": work, "options": ["rbind", "rw", "nosuid", "nodev"]}));
+        }
+        if let Some(hold) = run.hold {
+            list.push(json!({"destination": HOLD_PATH, "type": "bind", "source": hold, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+        }
     }
     json!({
         "ociVersion": "1.0.2",
         "hostname": "vulcan",
-        "process": {
-            "terminal": false,
-            "user": {"uid": uid, "gid": gid},
-            "args": argv(run.image, run.command),
-            "env": env,
-            "cwd": cwd,
-            "noNewPrivileges": true,
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "capabilities": {
-                "bounding": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"],
-                "effective": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"],
-                "permitted": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"]
-            }
-        },
+        "process": process,
         "root": {"path": run.rootfs, "readonly": true},
         "mounts": mounts,
         "linux": {
@@ -173,6 +204,7 @@ mod tests {
                 pids_limit: 300,
                 cgroup: "/vulcan-gvisor/w1",
                 work: None,
+                hold: None,
             },
             0,
             0,

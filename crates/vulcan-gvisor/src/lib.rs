@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod image;
 pub mod output;
 pub mod runsc;
+pub mod warm;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -22,12 +23,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use vulcan_domain::{
-    Availability, Backend, BackendCapabilities, BackendError, ImageError, Isolation, LogSink,
-    LogStream, Runtime, WorkloadResult, WorkloadSpec,
+    Availability, Backend, BackendCapabilities, BackendError, ImageError, Invocation, Isolation,
+    LogSink, LogStream, Runtime, WorkloadResult, WorkloadSpec,
 };
 use vulcan_sandbox::archive::{self, Rules};
+use vulcan_sandbox::cgroup::Events;
+use vulcan_sandbox::instances::Instances;
 
 use crate::cgroup::CgroupBase;
+use crate::image::catalog::RootLease;
 pub use crate::image::ImageStore;
 use crate::runsc::Runsc;
 
@@ -73,6 +77,8 @@ pub struct GvisorBackend {
     state: Result<Ready, String>,
     /// Runs whose container runsc has already deleted (they exited on their own).
     exited: Mutex<HashSet<String>>,
+    /// Warm sandboxes of deployed functions.
+    instances: Arc<Instances<warm::Sandbox>>,
 }
 
 struct Ready {
@@ -89,11 +95,16 @@ impl GvisorBackend {
         if let Err(reason) = &state {
             tracing::warn!(%reason, "gvisor backend unavailable");
         }
+        let instances = Instances::new();
+        if state.is_ok() {
+            tokio::spawn(reap(Arc::downgrade(&instances)));
+        }
         GvisorBackend {
             config,
             images,
             state,
             exited: Mutex::new(HashSet::new()),
+            instances,
         }
     }
 
@@ -132,6 +143,8 @@ impl GvisorBackend {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
+        warm::install_hold(&config.work_dir.join("hold"))
+            .map_err(|e| format!("cannot write the warm sandboxes' init: {e}"))?;
         let cgroups = CgroupBase::detect()?;
         cgroups.sweep();
         Ok(Ready {
@@ -153,6 +166,18 @@ impl GvisorBackend {
 
     fn exited(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.exited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Stops idle warm sandboxes past their idle timeout, every second, while the backend lives.
+async fn reap(instances: std::sync::Weak<Instances<warm::Sandbox>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(instances) = instances.upgrade() else {
+            return;
+        };
+        drop(instances.expired());
     }
 }
 
@@ -182,6 +207,249 @@ fn pull_failure(reference: &str, e: ImageError) -> BackendError {
             ))
         }
         other => BackendError(other.to_string()),
+    }
+}
+
+/// Numbers warm sandboxes.
+static NEXT_SANDBOX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A sandbox's bundle, written: `config.json` (and `process.json`, the process alone).
+struct Bundle {
+    /// Keeps the image's root on disk while the sandbox uses it.
+    image: RootLease,
+    dir: PathBuf,
+    memory_limit: u64,
+}
+
+impl GvisorBackend {
+    /// Leases the image (pulling it if needed), unpacks the code archive and writes the
+    /// bundle of sandbox `id`; `hold` makes it a warm instance's (see [`warm`]).
+    async fn bundle(
+        &self,
+        id: &str,
+        spec: &WorkloadSpec,
+        logs: &Arc<dyn LogSink>,
+        hold: bool,
+    ) -> Result<Bundle, BackendError> {
+        let reference = spec
+            .image
+            .as_deref()
+            .ok_or_else(|| BackendError("runtime oci needs \"image\"".into()))?;
+        let image = self
+            .images
+            .lease(reference, |r| {
+                logs.emit(
+                    LogStream::Backend,
+                    format!("pulling image {r}: it is not in the local image store"),
+                )
+            })
+            .await
+            .map_err(|e| pull_failure(reference, e))?;
+        if bundle::argv(&image.record.config, spec.command.as_deref()).is_empty() {
+            return Err(BackendError(format!(
+                "image {} has no entrypoint or cmd: give \"command\"",
+                image.record.reference
+            )));
+        }
+        let (uid, gid) =
+            bundle::user(&image.rootfs, &image.record.config.user).map_err(BackendError)?;
+        let dir = self.bundle_dir(id);
+        let work = match &spec.code_archive {
+            Some(archive) => {
+                let work = dir.join("work");
+                unpack_archive(archive.clone(), work.clone()).await?;
+                Some(work)
+            }
+            None => None,
+        };
+        let hold_path = self.config.work_dir.join("hold");
+        let run = bundle::RunSpec {
+            rootfs: &image.rootfs,
+            image: &image.record.config,
+            command: spec.command.as_deref(),
+            env: &spec.env,
+            resources: spec.resources,
+            pids_limit: self.config.pids_limit,
+            cgroup: &CgroupBase::runsc_path(id),
+            work: work.as_deref(),
+            hold: hold.then_some(hold_path.as_path()),
+        };
+        let config = bundle::config(&run, uid, gid);
+        let process = bundle::process(&run, uid, gid);
+        let write = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join("config.json"), config.to_string()))
+            .and_then(|()| std::fs::write(dir.join("process.json"), process.to_string()));
+        write.map_err(|e| BackendError(format!("cannot write the bundle: {e}")))?;
+        Ok(Bundle {
+            image,
+            dir,
+            memory_limit: bundle::memory_limit_bytes(spec.resources.mem_mb),
+        })
+    }
+
+    /// Feeds the input to a started process, streams its output and waits for it: the
+    /// result, judged with what `group` counted since `before`, and those counts.
+    async fn collect(
+        &self,
+        mut child: tokio::process::Child,
+        spec: &WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+        group: &vulcan_sandbox::cgroup::Cgroup,
+        before: Events,
+    ) -> Result<(WorkloadResult, Events), BackendError> {
+        let stdin = child.stdin.take();
+        let input = spec.input.clone();
+        let feed = async move {
+            if let Some(mut stdin) = stdin {
+                if !input.is_null() {
+                    let mut bytes = serde_json::to_vec(&input).unwrap_or_default();
+                    bytes.push(b'\n');
+                    // A workload that never reads stdin closes it early: not an error.
+                    let _ = stdin.write_all(&bytes).await;
+                }
+            }
+        };
+        let keep = self.config.max_output_bytes;
+        let stdout = child
+            .stdout
+            .take()
+            .map(|o| output::pump(o, LogStream::Stdout, logs.clone(), keep));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|e| output::pump(e, LogStream::Stderr, logs.clone(), 0));
+        let (_, out, err, status) = tokio::join!(
+            feed,
+            async {
+                match stdout {
+                    Some(f) => f.await,
+                    None => output::Captured::default(),
+                }
+            },
+            async {
+                match stderr {
+                    Some(f) => f.await,
+                    None => output::Captured::default(),
+                }
+            },
+            child.wait()
+        );
+        let status = status.map_err(|e| BackendError(format!("waiting for runsc failed: {e}")))?;
+        use std::os::unix::process::ExitStatusExt;
+        let code = status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(-1);
+        let now = group.events();
+        let events = Events {
+            oom_kills: now.oom_kills.saturating_sub(before.oom_kills),
+            pids_refused: now.pids_refused.saturating_sub(before.pids_refused),
+        };
+        let error = if events.oom_kills > 0 {
+            Some(format!(
+                "memory limit exceeded: the workload needed more than its {} MB",
+                spec.resources.mem_mb
+            ))
+        } else if events.pids_refused > 0 && code != 0 {
+            Some(format!(
+                "process limit reached: the sandbox may have at most {} tasks (a fork bomb?); exited with code {code}",
+                self.config.pids_limit
+            ))
+        } else if out.kept.overflowed() {
+            Some(format!(
+                "output is over the limit of {keep} bytes (the workload printed {} bytes)",
+                out.kept.total()
+            ))
+        } else if code != 0 {
+            let last = err.tail.last_line();
+            Some(if last.is_empty() {
+                format!("exited with code {code}")
+            } else {
+                format!("exited with code {code}: {last}")
+            })
+        } else {
+            None
+        };
+        let result = WorkloadResult {
+            exit_code: Some(code),
+            output: if out.kept.overflowed() {
+                String::new()
+            } else {
+                out.kept.text()
+            },
+            error,
+        };
+        Ok((result, events))
+    }
+
+    /// Serves an invocation from a warm sandbox of its function version: an idle one, or
+    /// one started now if fewer than `max_instances` exist (waited for otherwise). The
+    /// invocation's process is executed into it; a sandbox whose invocation timed out, was
+    /// killed, ran out of memory or hit the process limit is destroyed, and only that
+    /// invocation fails.
+    async fn invoke_warm(
+        &self,
+        ready: &Ready,
+        invocation: &Invocation,
+        spec: &WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        // The invocation has no container of its own for cleanup to remove.
+        self.exited().insert(spec.id.clone());
+        let mut lease = self
+            .instances
+            .lease(
+                &invocation.instance_key(),
+                invocation.max_instances as usize,
+                Duration::from_secs(invocation.idle_timeout_s.into()),
+            )
+            .await;
+        let sandbox = match lease.take().filter(warm::Sandbox::alive) {
+            Some(sandbox) => sandbox,
+            None => {
+                // No workload id contains it (cleanup matches ids by substring).
+                let id = format!(
+                    "warm-{}-{}",
+                    std::process::id(),
+                    NEXT_SANDBOX.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                let bundle = self.bundle(&id, spec, &logs, true).await?;
+                let group = ready
+                    .cgroups
+                    .create(&id, bundle.memory_limit, self.config.pids_limit)
+                    .map_err(|e| {
+                        BackendError(format!("cannot set up the sandbox's cgroup: {e}"))
+                    })?;
+                let started = warm::Sandbox::start(
+                    ready.runsc.clone(),
+                    id,
+                    bundle.dir,
+                    group,
+                    ready.cgroups.clone(),
+                    bundle.image,
+                )
+                .await
+                .map_err(BackendError)?;
+                logs.emit(
+                    LogStream::Backend,
+                    format!("started warm sandbox {}", started.id),
+                );
+                started
+            }
+        };
+        logs.code_started();
+        let before = sandbox.events();
+        let child = sandbox
+            .exec()
+            .spawn()
+            .map_err(|e| BackendError(format!("cannot start runsc exec: {e}")))?;
+        let (result, events) = self
+            .collect(child, spec, logs, &sandbox.group, before)
+            .await?;
+        if events == Events::default() && sandbox.alive() {
+            lease.give_back(sandbox);
+        }
+        Ok(result)
     }
 }
 
@@ -223,153 +491,47 @@ impl Backend for GvisorBackend {
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
         let ready = self.ready()?;
-        let reference = spec
-            .image
-            .as_deref()
-            .ok_or_else(|| BackendError("runtime oci needs \"image\"".into()))?;
-        let lease = self
-            .images
-            .lease(reference, |r| {
-                logs.emit(
-                    LogStream::Backend,
-                    format!("pulling image {r}: it is not in the local image store"),
-                )
-            })
-            .await
-            .map_err(|e| pull_failure(reference, e))?;
-        let argv = bundle::argv(&lease.record.config, spec.command.as_deref());
-        if argv.is_empty() {
-            return Err(BackendError(format!(
-                "image {} has no entrypoint or cmd: give \"command\"",
-                lease.record.reference
-            )));
+        if let Some(invocation) = spec.invocation.as_ref().filter(|i| i.reuse) {
+            return self.invoke_warm(ready, invocation, &spec, logs).await;
         }
-        let (uid, gid) =
-            bundle::user(&lease.rootfs, &lease.record.config.user).map_err(BackendError)?;
-        let cgroup = CgroupBase::runsc_path(&spec.id);
-        let bundle_dir = self.bundle_dir(&spec.id);
-        let work = match &spec.code_archive {
-            Some(archive) => {
-                let work = bundle_dir.join("work");
-                unpack_archive(archive.clone(), work.clone()).await?;
-                Some(work)
-            }
-            None => None,
-        };
-        let config = bundle::config(
-            &bundle::RunSpec {
-                rootfs: &lease.rootfs,
-                image: &lease.record.config,
-                command: spec.command.as_deref(),
-                env: &spec.env,
-                resources: spec.resources,
-                pids_limit: self.config.pids_limit,
-                cgroup: &cgroup,
-                work: work.as_deref(),
-            },
-            uid,
-            gid,
-        );
-        let write = std::fs::create_dir_all(&bundle_dir).and_then(|()| {
-            std::fs::write(
-                bundle_dir.join("config.json"),
-                serde_json::to_vec(&config).unwrap_or_default(),
-            )
-        });
-        write.map_err(|e| BackendError(format!("cannot write the bundle: {e}")))?;
-        let memory_limit = bundle::memory_limit_bytes(spec.resources.mem_mb);
+        let bundle = self.bundle(&spec.id, &spec, &logs, false).await?;
         let group = ready
             .cgroups
-            .create(&spec.id, memory_limit, self.config.pids_limit)
+            .create(&spec.id, bundle.memory_limit, self.config.pids_limit)
             .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
-
         logs.code_started();
-        let mut child = ready
+        let child = ready
             .runsc
-            .run(&bundle_dir, &spec.id)
+            .run(&bundle.dir, &spec.id)
             .spawn()
             .map_err(|e| BackendError(format!("cannot start runsc: {e}")))?;
-        let stdin = child.stdin.take();
-        let input = spec.input.clone();
-        let feed = async move {
-            if let Some(mut stdin) = stdin {
-                if !input.is_null() {
-                    let mut bytes = serde_json::to_vec(&input).unwrap_or_default();
-                    bytes.push(b'\n');
-                    // A workload that never reads stdin closes it early: not an error.
-                    let _ = stdin.write_all(&bytes).await;
-                }
-            }
-        };
-        let keep = self.config.max_output_bytes;
-        let stdout = child
-            .stdout
-            .take()
-            .map(|o| output::pump(o, LogStream::Stdout, logs.clone(), keep));
-        let stderr = child
-            .stderr
-            .take()
-            .map(|e| output::pump(e, LogStream::Stderr, logs.clone(), 0));
-        let (_, out, err, status) = tokio::join!(
-            feed,
-            async {
-                match stdout {
-                    Some(f) => f.await,
-                    None => output::Captured::default(),
-                }
-            },
-            async {
-                match stderr {
-                    Some(f) => f.await,
-                    None => output::Captured::default(),
-                }
-            },
-            child.wait()
-        );
-        let status = status.map_err(|e| BackendError(format!("waiting for runsc failed: {e}")))?;
+        let ran = self
+            .collect(child, &spec, logs, &group, Events::default())
+            .await;
         // `runsc run` deletes the container once it has exited.
         self.exited().insert(spec.id.clone());
+        drop(bundle.image);
+        Ok(ran?.0)
+    }
 
-        use std::os::unix::process::ExitStatusExt;
-        let code = status
-            .code()
-            .or_else(|| status.signal().map(|s| 128 + s))
-            .unwrap_or(-1);
-        let events = group.events();
-        let error = if events.oom_kills > 0 {
-            Some(format!(
-                "memory limit exceeded: the workload needed more than its {} MB",
-                spec.resources.mem_mb
-            ))
-        } else if events.pids_refused > 0 && code != 0 {
-            Some(format!(
-                "process limit reached: the sandbox may have at most {} tasks (a fork bomb?); exited with code {code}",
-                self.config.pids_limit
-            ))
-        } else if out.kept.overflowed() {
-            Some(format!(
-                "output is over the limit of {keep} bytes (the workload printed {} bytes)",
-                out.kept.total()
-            ))
-        } else if code != 0 {
-            let last = err.tail.last_line();
-            Some(if last.is_empty() {
-                format!("exited with code {code}")
-            } else {
-                format!("exited with code {code}: {last}")
-            })
-        } else {
-            None
-        };
-        Ok(WorkloadResult {
-            exit_code: Some(code),
-            output: if out.kept.overflowed() {
-                String::new()
-            } else {
-                out.kept.text()
-            },
-            error,
+    /// Destroys the idle warm sandboxes before the server exits (a sandbox outlives the
+    /// process that started it; one serving is destroyed when its run is stopped).
+    async fn shutdown(&self) {
+        let idle = self.instances.retire("");
+        let _ = tokio::task::spawn_blocking(move || {
+            for mut sandbox in idle {
+                sandbox.destroy();
+            }
         })
+        .await;
+    }
+
+    fn warm_instances(&self) -> std::collections::HashMap<String, usize> {
+        self.instances.counts()
+    }
+
+    fn retire(&self, prefix: &str) {
+        drop(self.instances.retire(prefix));
     }
 
     fn memory_in_use(&self) -> Option<u64> {

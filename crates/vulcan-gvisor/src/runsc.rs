@@ -54,6 +54,49 @@ impl Runsc {
         cmd
     }
 
+    /// The command that creates and starts container `id` from `bundle` and returns once
+    /// it runs (a warm instance's sandbox). The sandbox keeps the stdio it is given, so
+    /// its errors go to `errors` (a file), never to a pipe someone waits on.
+    pub fn detached(
+        &self,
+        bundle: &Path,
+        id: &str,
+        errors: std::fs::File,
+    ) -> std::process::Command {
+        let mut cmd = self.base();
+        cmd.arg("run")
+            .arg("--detach")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(errors);
+        cmd
+    }
+
+    /// The command that prints container `id`'s state as JSON.
+    pub fn state(&self, id: &str) -> std::process::Command {
+        let mut cmd = self.base();
+        cmd.arg("state").arg(id).stdin(Stdio::null());
+        cmd
+    }
+
+    /// The command that runs `process` (an OCI process spec) in the running container
+    /// `id` and waits for it, with its stdio being the process's.
+    pub fn exec(&self, id: &str, process: &Path) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::from(self.base());
+        cmd.arg("exec")
+            .arg("--process")
+            .arg(process)
+            .arg(id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// Whether runsc still has state for container `id`.
     pub fn exists(&self, id: &str) -> bool {
         std::fs::read_dir(&self.state_dir).is_ok_and(|entries| {

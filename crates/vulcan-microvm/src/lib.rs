@@ -27,11 +27,12 @@ use base64::Engine as _;
 use tokio::sync::Notify;
 use vulcan_agent::Run;
 use vulcan_domain::{
-    Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, LogStream,
-    Resources, Runtime, WorkloadResult, WorkloadSpec,
+    Availability, Backend, BackendCapabilities, BackendError, Invocation, Isolation, LogSink,
+    LogStream, Resources, Runtime, WorkloadResult, WorkloadSpec,
 };
 
 use vulcan_sandbox::archive::Rules;
+use vulcan_sandbox::instances::Instances;
 
 use crate::vm::Vm;
 use crate::vmm::{Accel, QemuMicrovm, VmSpec, Vmm};
@@ -91,6 +92,8 @@ pub struct MicrovmBackend {
 struct Inner {
     config: MicrovmConfig,
     state: Result<Ready, String>,
+    /// Warm instances of deployed functions: VMs whose agent keeps a handler loaded.
+    instances: Arc<Instances<Vm>>,
     idle: Mutex<HashMap<Runtime, Vec<Vm>>>,
     wanted: Notify,
     stopping: std::sync::atomic::AtomicBool,
@@ -242,9 +245,14 @@ impl MicrovmBackend {
             tracing::warn!(%reason, "microvm backend unavailable");
         }
         let ready = state.is_ok();
+        let instances = Instances::new();
+        if ready {
+            tokio::spawn(reap(Arc::downgrade(&instances)));
+        }
         let inner = Arc::new(Inner {
             config,
             state,
+            instances,
             idle: Mutex::new(HashMap::new()),
             wanted: Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -313,6 +321,120 @@ impl MicrovmBackend {
             .state
             .as_ref()
             .map_err(|r| BackendError(format!("the microvm backend is unavailable: {r}")))
+    }
+
+    /// A VM booted to its agent: from the warm pool, or booted now (a boot that does not
+    /// reach the agent in time is retried once: emulated boots on a busy host occasionally
+    /// stall). Says which, and how long the boot took, in the workload's log.
+    async fn vm_for(
+        &self,
+        runtime: Runtime,
+        resources: Resources,
+        logs: &dyn LogSink,
+    ) -> Result<Vm, BackendError> {
+        let accel = self.ready()?.accel.as_str();
+        let (vm, how) = match self.inner.take_warm(runtime, resources) {
+            Some(vm) => (vm, "a warm VM"),
+            None => {
+                let vm = match self.inner.boot(runtime, resources).await {
+                    Ok(vm) => vm,
+                    Err(first) => {
+                        logs.emit(
+                            LogStream::Backend,
+                            format!("the VM did not boot ({first}); trying a new one"),
+                        );
+                        self.inner
+                            .boot(runtime, resources)
+                            .await
+                            .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?
+                    }
+                };
+                (vm, "a new VM")
+            }
+        };
+        logs.emit(
+            LogStream::Backend,
+            format!(
+                "{how}: booted to its agent in {} ms ({accel}, guest uptime {} ms, kernel {})",
+                vm.boot_time.as_millis(),
+                vm.ready.uptime_ms,
+                vm.ready.kernel
+            ),
+        );
+        Ok(vm)
+    }
+
+    /// Serves an invocation in a VM whose agent has the function loaded (a handler to call;
+    /// for go, a program to run again). With `reuse`, a warm instance of its function version: an idle one, or one
+    /// started now if fewer than `max_instances` exist (waited for otherwise); an instance
+    /// whose invocation broke it, timed out or was killed is destroyed, and only that
+    /// invocation fails. Without, a fresh VM that serves this one invocation.
+    async fn invoke_served(
+        &self,
+        invocation: &Invocation,
+        job: &Run,
+        spec: &WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        let mut lease = match invocation.reuse {
+            true => Some(
+                self.inner
+                    .instances
+                    .lease(
+                        &invocation.instance_key(),
+                        invocation.max_instances as usize,
+                        Duration::from_secs(invocation.idle_timeout_s.into()),
+                    )
+                    .await,
+            ),
+            false => None,
+        };
+        let warm = lease
+            .as_mut()
+            .and_then(|l| l.take())
+            .and_then(|mut vm| vm.alive().then_some(vm));
+        let mut vm = match warm {
+            Some(vm) => vm,
+            None => {
+                let mut vm = self
+                    .vm_for(spec.runtime, spec.resources, logs.as_ref())
+                    .await?;
+                if let Err(e) = vm.start_serving(job, logs.as_ref()).await? {
+                    logs.code_started();
+                    return Ok(WorkloadResult {
+                        exit_code: None,
+                        output: String::new(),
+                        error: Some(e),
+                    });
+                }
+                vm
+            }
+        };
+        logs.code_started();
+        let (result, healthy) = vm
+            .invoke(
+                &spec.input,
+                logs.as_ref(),
+                self.inner.config.max_output_bytes,
+                spec.resources.mem_mb,
+            )
+            .await?;
+        if let Some(lease) = lease.filter(|_| healthy) {
+            lease.give_back(vm);
+        }
+        Ok(result)
+    }
+}
+
+/// Stops idle instances past their idle timeout, every second, while the backend lives.
+async fn reap(instances: std::sync::Weak<Instances<Vm>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(instances) = instances.upgrade() else {
+            return;
+        };
+        drop(instances.expired());
     }
 }
 
@@ -395,6 +517,8 @@ impl Backend for MicrovmBackend {
         if let Some(archive) = &spec.code_archive {
             check_archive(archive.clone()).await?;
         }
+        // A handler to call (python, node), or a warm VM to run a program in again (go).
+        let served = spec.invocation.as_ref().filter(|i| i.handler || i.reuse);
         let job = Run {
             runtime: runtime.to_string(),
             code: spec.code.clone(),
@@ -406,38 +530,12 @@ impl Backend for MicrovmBackend {
             env: spec.env.clone().into_iter().collect(),
             rootfs: runtime_rootfs(runtime),
             mem_mb: spec.resources.mem_mb,
+            serve: served.is_some(),
         };
-        let accel = self.ready()?.accel.as_str();
-        let (vm, how) = match self.inner.take_warm(runtime, spec.resources) {
-            Some(vm) => (vm, "a warm VM"),
-            None => {
-                // A boot that does not reach the agent in time is retried once: emulated
-                // boots on a busy host occasionally stall.
-                let vm = match self.inner.boot(runtime, spec.resources).await {
-                    Ok(vm) => vm,
-                    Err(first) => {
-                        logs.emit(
-                            LogStream::Backend,
-                            format!("the VM did not boot ({first}); trying a new one"),
-                        );
-                        self.inner
-                            .boot(runtime, spec.resources)
-                            .await
-                            .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?
-                    }
-                };
-                (vm, "a new VM")
-            }
-        };
-        logs.emit(
-            LogStream::Backend,
-            format!(
-                "{how}: booted to its agent in {} ms ({accel}, guest uptime {} ms, kernel {})",
-                vm.boot_time.as_millis(),
-                vm.ready.uptime_ms,
-                vm.ready.kernel
-            ),
-        );
+        if let Some(invocation) = served {
+            return self.invoke_served(invocation, &job, &spec, logs).await;
+        }
+        let vm = self.vm_for(runtime, spec.resources, logs.as_ref()).await?;
         logs.code_started();
         vm.run(
             &job,
@@ -446,6 +544,14 @@ impl Backend for MicrovmBackend {
             spec.resources.mem_mb,
         )
         .await
+    }
+
+    fn warm_instances(&self) -> HashMap<String, usize> {
+        self.inner.instances.counts()
+    }
+
+    fn retire(&self, prefix: &str) {
+        drop(self.inner.instances.retire(prefix));
     }
 
     /// The resident memory of every live VM's QEMU process (the guest's RAM as touched).
@@ -482,5 +588,6 @@ impl Backend for MicrovmBackend {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        drop(self.inner.instances.retire(""));
     }
 }

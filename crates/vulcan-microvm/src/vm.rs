@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vulcan_agent::{read_frame, write_frame, Exit, FrameError, Kind, Ready, Run};
+use vulcan_agent::{read_frame, write_frame, Exit, FrameError, Kind, Ready, Run, Served};
 use vulcan_domain::{BackendError, LogSink, LogStream, WorkloadResult};
 
 use crate::vmm::{VmSpec, Vmm};
@@ -180,37 +180,70 @@ impl Vm {
         mem_mb: u32,
     ) -> Result<WorkloadResult, BackendError> {
         let payload = serde_json::to_vec(job).map_err(|e| BackendError(e.to_string()))?;
-        write_frame(&mut self.writer, Kind::Run, &payload)
-            .and_then(|()| self.writer.flush())
+        self.send(Kind::Run, &payload)
             .map_err(|e| BackendError(format!("cannot hand the workload to the VM: {e}")))?;
-        let mut output: Vec<u8> = Vec::new();
-        let mut output_total = 0usize;
-        let mut received: u64 = 0;
-        let mut last_stderr = String::new();
+        let (mut printed, mut received) = (Printed::new(max_output), 0);
+        match self.next(logs.as_ref(), &mut printed, &mut received).await {
+            Ok((Kind::Exit, payload)) => {
+                let exit: Exit = serde_json::from_slice(&payload).map_err(|e| {
+                    BackendError(format!("the guest's Exit frame is not valid: {e}"))
+                })?;
+                Ok(result(
+                    exit,
+                    printed.bytes,
+                    printed.total,
+                    max_output,
+                    &printed.last_stderr,
+                    mem_mb,
+                ))
+            }
+            Ok((kind, _)) => Err(BackendError(format!(
+                "the guest broke the protocol: it sent {kind:?} during the run"
+            ))),
+            Err(e) if e.0.starts_with("the VM stopped") => Err(BackendError(format!(
+                "the VM stopped before reporting how the workload ended (console: {})",
+                console_tail(&self.dir)
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Vm {
+    fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<(), BackendError> {
+        write_frame(&mut self.writer, kind, payload)
+            .and_then(|()| self.writer.flush())
+            .map_err(|e| BackendError(format!("cannot talk to the VM: {e}")))
+    }
+
+    /// The next frame of this guest, size-bounded: lines go to `logs` (stdout also into
+    /// `printed`), anything else is returned.
+    async fn next(
+        &mut self,
+        logs: &dyn LogSink,
+        printed: &mut Printed,
+        received: &mut u64,
+    ) -> Result<(Kind, Vec<u8>), BackendError> {
         loop {
             let frame = match self.frames.recv().await {
                 Some(Ok(frame)) => frame,
                 Some(Err(why)) => return Err(BackendError(why)),
                 None => {
                     return Err(BackendError(format!(
-                        "the VM stopped before reporting how the workload ended (console: {})",
+                        "the VM stopped (console: {})",
                         console_tail(&self.dir)
                     )))
                 }
             };
-            received += frame.1.len() as u64 + 5;
-            if received > MAX_GUEST_BYTES {
+            *received += frame.1.len() as u64 + 5;
+            if *received > MAX_GUEST_BYTES {
                 return Err(BackendError(format!(
                     "the guest sent more than {MAX_GUEST_BYTES} bytes; it was stopped"
                 )));
             }
             match frame {
                 (Kind::Stdout, line) => {
-                    output_total += line.len() + 1;
-                    if output.len() + line.len() < max_output {
-                        output.extend_from_slice(&line);
-                        output.push(b'\n');
-                    }
+                    printed.push(&line);
                     logs.emit(
                         LogStream::Stdout,
                         String::from_utf8_lossy(&line).into_owned(),
@@ -219,29 +252,119 @@ impl Vm {
                 (Kind::Stderr, line) => {
                     let text = String::from_utf8_lossy(&line).into_owned();
                     if !text.trim().is_empty() {
-                        last_stderr = text.trim().chars().take(500).collect();
+                        printed.last_stderr = text.trim().chars().take(500).collect();
                     }
                     logs.emit(LogStream::Stderr, text);
                 }
-                (Kind::Exit, payload) => {
-                    let exit: Exit = serde_json::from_slice(&payload).map_err(|e| {
-                        BackendError(format!("the guest's Exit frame is not valid: {e}"))
-                    })?;
-                    return Ok(result(
-                        exit,
-                        output,
-                        output_total,
-                        max_output,
-                        &last_stderr,
-                        mem_mb,
-                    ));
-                }
-                (kind, _) => {
-                    return Err(BackendError(format!(
-                        "the guest broke the protocol: it sent {kind:?} during the run"
-                    )))
-                }
+                other => return Ok(other),
             }
+        }
+    }
+
+    /// Makes this VM a warm instance of a function: the agent loads it (`job.serve`). An
+    /// error in `Ok(Err)` is the invocation's (the code would not load).
+    pub async fn start_serving(
+        &mut self,
+        job: &Run,
+        logs: &dyn LogSink,
+    ) -> Result<Result<(), String>, BackendError> {
+        let payload = serde_json::to_vec(job).map_err(|e| BackendError(e.to_string()))?;
+        self.send(Kind::Run, &payload)?;
+        let (mut printed, mut received) = (Printed::new(0), 0);
+        match self.next(logs, &mut printed, &mut received).await? {
+            (Kind::Loaded, payload) => {
+                let loaded: Served = serde_json::from_slice(&payload).map_err(|e| {
+                    BackendError(format!("the guest's Loaded frame is not valid: {e}"))
+                })?;
+                Ok(match loaded.error {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                })
+            }
+            (Kind::Exit, payload) => {
+                let exit: Exit = serde_json::from_slice(&payload).unwrap_or_default();
+                Ok(Err(exit.error.unwrap_or_else(|| {
+                    "the function could not be loaded".into()
+                })))
+            }
+            (kind, _) => Err(BackendError(format!(
+                "the guest broke the protocol: it sent {kind:?} while loading"
+            ))),
+        }
+    }
+
+    /// Serves one invocation in this warm instance; the result, and whether it can serve
+    /// again.
+    pub async fn invoke(
+        &mut self,
+        input: &serde_json::Value,
+        logs: &dyn LogSink,
+        max_output: usize,
+        mem_mb: u32,
+    ) -> Result<(WorkloadResult, bool), BackendError> {
+        let payload = serde_json::to_vec(input).map_err(|e| BackendError(e.to_string()))?;
+        self.send(Kind::Invoke, &payload)?;
+        let (mut printed, mut received) = (Printed::new(max_output), 0);
+        let served = match self.next(logs, &mut printed, &mut received).await? {
+            (Kind::Result, payload) => serde_json::from_slice::<Served>(&payload)
+                .map_err(|e| BackendError(format!("the guest's Result frame is not valid: {e}")))?,
+            (kind, _) => {
+                return Err(BackendError(format!(
+                    "the guest broke the protocol: it sent {kind:?} during an invocation"
+                )))
+            }
+        };
+        let healthy = !served.broken;
+        let result = match served.output {
+            // A handler's value.
+            Some(output) if served.error.is_none() => WorkloadResult {
+                exit_code: None,
+                output,
+                error: None,
+            },
+            // A handler that threw, or a program that ran (go), or a server that died.
+            _ => result(
+                Exit {
+                    code: served.code,
+                    signal: None,
+                    oom: served.oom,
+                    pids_limited: served.pids_limited,
+                    error: served.error,
+                },
+                printed.bytes,
+                printed.total,
+                max_output,
+                &printed.last_stderr,
+                mem_mb,
+            ),
+        };
+        Ok((result, healthy))
+    }
+}
+
+/// What a guest printed: the first bytes of stdout, and its last stderr line.
+struct Printed {
+    keep: usize,
+    bytes: Vec<u8>,
+    total: usize,
+    last_stderr: String,
+}
+
+impl Printed {
+    fn new(keep: usize) -> Self {
+        Printed {
+            keep,
+            bytes: Vec::new(),
+            total: 0,
+            last_stderr: String::new(),
+        }
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        self.total += line.len() + 1;
+        if self.bytes.len() + line.len() < self.keep {
+            self.bytes.extend_from_slice(line);
+            self.bytes.push(b'\n');
         }
     }
 }

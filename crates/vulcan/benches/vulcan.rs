@@ -16,12 +16,14 @@
 //!   trivial init.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,api,store,cluster` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,api,store,cluster,functions` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "vulcan/functions.rs"]
+mod functions;
 #[path = "vulcan/store.rs"]
 mod store;
 
@@ -230,6 +232,7 @@ fn gvisor(n: usize) {
                 pids_limit: 512,
                 cgroup: &format!("/vulcan-bench/{id}"),
                 work: None,
+                hold: None,
             },
             0,
             0,
@@ -248,8 +251,41 @@ fn gvisor(n: usize) {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     });
+    let mut bare_sorted = bare.samples.clone();
+    bare_sorted.sort();
     print_overhead("gvisor overhead over bare runsc run", vulcan, bare);
     measure("gvisor: 4 clients back to back", n.div_ceil(2), 4, echo).print();
+
+    // The same image and command deployed as a function: invocations are executed into a
+    // warm sandbox.
+    let r = ureq::put(&server.url("/v1/functions/echo")).send_json(body.clone());
+    assert!(r.is_ok_and(|r| r.status() < 300));
+    let invoke = || {
+        let (status, w) = server.post("/v1/functions/echo/invoke", &serde_json::Value::Null);
+        assert_eq!((status, w["output"].as_str()), (200, Some("hi")), "{w}");
+    };
+    invoke();
+    let warm = measure(
+        "gvisor function, warm sandbox: 1 client back to back",
+        n,
+        1,
+        invoke,
+    );
+    let mut warm_sorted = warm.samples.clone();
+    warm_sorted.sort();
+    warm.print();
+    println!(
+        "{:<46} {:.2}x at p50",
+        "warm function / bare runsc run",
+        percentile(&warm_sorted, 0.5) / percentile(&bare_sorted, 0.5)
+    );
+    measure(
+        "gvisor function: 4 clients back to back",
+        n.div_ceil(2),
+        4,
+        invoke,
+    )
+    .print();
 }
 
 /// The boot time Vulcan logged for a microvm workload ("… booted to its agent in N ms …").
@@ -401,6 +437,28 @@ fn microvm(n: usize) {
         "microvm boot overhead over the bare boot",
         (boot / bare_p50 - 1.0) * 100.0
     );
+
+    // A python function: its VM boots once; invocations call the loaded handler.
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let r = ureq::put(&server.url("/v1/functions/sum")).send_json(serde_json::json!({
+        "runtime": "python", "isolation": "microvm",
+        "code": "def handler(i):\n    return i['a'] + i['b']\n"}));
+    assert!(r.is_ok_and(|r| r.status() < 300));
+    let invoke = || {
+        let (status, w) = server.post(
+            "/v1/functions/sum/invoke",
+            &serde_json::json!({"a": 1, "b": 2}),
+        );
+        assert_eq!((status, w["output"].as_str()), (200, Some("3")), "{w}");
+    };
+    invoke();
+    measure(
+        &format!("microvm python function, warm VM ({accel})"),
+        (n * 5).max(50),
+        1,
+        invoke,
+    )
+    .print();
 }
 
 fn main() {
@@ -431,6 +489,9 @@ fn main() {
     }
     if run("store") {
         store::run(n);
+    }
+    if run("functions") {
+        functions::run(n);
     }
     if run("cluster") {
         cluster::run(n.min(200));

@@ -316,7 +316,8 @@ fn a_server_that_is_down_is_a_clear_error() {
 }
 
 #[test]
-fn benchmark_covers_every_available_backend_and_its_report_renders_in_chromium() {
+fn benchmark_covers_every_available_backend_as_workloads_and_functions_and_its_report_renders_in_chromium(
+) {
     let registry = Registry::start();
     let image = registry.push("busybox:1", "busybox");
     let server = Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
@@ -354,13 +355,16 @@ fn benchmark_covers_every_available_backend_and_its_report_renders_in_chromium()
         available.contains(&"isolate") && available.contains(&"gvisor"),
         "{backends}"
     );
-    for name in &available {
+    for (name, mode) in available
+        .iter()
+        .flat_map(|name| [(name, "workload"), (name, "function")])
+    {
         let r = report["results"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["backend"] == *name)
-            .unwrap_or_else(|| panic!("no figures for {name}"));
+            .find(|r| r["backend"] == *name && r["mode"] == mode)
+            .unwrap_or_else(|| panic!("no {mode} figures for {name}"));
         assert!(r["skipped"].is_null(), "{r}");
         assert_eq!(r["failed_runs"], 0, "{r}");
         for key in [
@@ -372,7 +376,7 @@ fn benchmark_covers_every_available_backend_and_its_report_renders_in_chromium()
         ] {
             assert!(
                 r[key].as_f64().is_some_and(|v| v > 0.0),
-                "{name} {key}: {r}"
+                "{name} {mode} {key}: {r}"
             );
         }
         assert!(r["memory_per_workload_mb"].as_f64().is_some(), "{r}");
@@ -393,10 +397,151 @@ fn benchmark_covers_every_available_backend_and_its_report_renders_in_chromium()
     let bars = dom.matches("<rect class=\"bar\"").count();
     assert_eq!(
         bars,
-        6 * available.len(),
-        "one bar per backend in each of the six charts"
+        6 * 2 * available.len(),
+        "one bar per backend and mode (workload, function) in each of the six charts"
+    );
+    assert_eq!(
+        dom.matches("data-mode=\"function\"").count(),
+        6 * available.len()
     );
     for name in &available {
         assert!(dom.contains(&format!("data-backend=\"{name}\"")));
     }
+}
+
+#[test]
+fn fn_deploys_invokes_lists_rolls_back_and_removes() {
+    let server = Server::start(&[]);
+    let url = server.base.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("double.js");
+    std::fs::write(&file, "export default (i) => i.x * 2").unwrap();
+    let file = file.to_str().unwrap();
+
+    let deployed = vulcan(url, &["fn", "deploy", "double", "--file", file]);
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    assert!(
+        stdout(&deployed).starts_with("double deployed version 1 (digest "),
+        "{}",
+        stdout(&deployed)
+    );
+    let again = vulcan(url, &["fn", "deploy", "double", "--file", file]);
+    assert!(
+        stdout(&again).starts_with("double unchanged, still version 1"),
+        "{}",
+        stdout(&again)
+    );
+    let invoked = vulcan(url, &["fn", "invoke", "double", "--input", "{\"x\": 21}"]);
+    assert_eq!(
+        (invoked.status.code(), stdout(&invoked).as_str()),
+        (Some(0), "42\n"),
+        "{}",
+        stderr(&invoked)
+    );
+
+    std::fs::write(
+        dir.path().join("double.js"),
+        "export default (i) => i.x * 3",
+    )
+    .unwrap();
+    let v2 = vulcan(
+        url,
+        &["fn", "deploy", "double", "--file", file, "-o", "json"],
+    );
+    assert_eq!(json_of(&v2)["version"], 2);
+    assert_eq!(
+        stdout(&vulcan(
+            url,
+            &["fn", "invoke", "double", "--input", "{\"x\": 2}"]
+        )),
+        "6\n"
+    );
+    let versions = stdout(&vulcan(url, &["fn", "versions", "double"]));
+    let rows: Vec<&str> = versions.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{versions}");
+    assert!(
+        rows[0].starts_with('2') && rows[0].contains('*'),
+        "{versions}"
+    );
+
+    let back = vulcan(url, &["fn", "rollback", "double", "1"]);
+    assert_eq!(
+        stdout(&back),
+        "double now runs version 1\n",
+        "{}",
+        stderr(&back)
+    );
+    assert_eq!(
+        stdout(&vulcan(
+            url,
+            &["fn", "invoke", "double", "--input", "{\"x\": 2}"]
+        )),
+        "4\n"
+    );
+    let listed = json_of(&vulcan(url, &["fn", "ls", "-o", "json"]));
+    assert_eq!(
+        (
+            listed[0]["name"].as_str(),
+            listed[0]["active_version"].as_u64(),
+            listed[0]["invocations"].as_u64()
+        ),
+        (Some("double"), Some(1), Some(3)),
+        "{listed}"
+    );
+
+    // A failed invocation exits as it did; a missing handler is refused with the fix.
+    let thrower = vulcan(
+        url,
+        &[
+            "fn",
+            "deploy",
+            "boom",
+            "--runtime",
+            "node",
+            "--code",
+            "export default () => { throw new Error('bang') }",
+        ],
+    );
+    assert!(thrower.status.success());
+    let failed = vulcan(url, &["fn", "invoke", "boom"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(stderr(&failed).contains("bang"), "{}", stderr(&failed));
+    let script = vulcan(
+        url,
+        &[
+            "fn",
+            "deploy",
+            "plain",
+            "--runtime",
+            "node",
+            "--code",
+            "console.log(1)",
+        ],
+    );
+    assert_eq!(script.status.code(), Some(125));
+    assert!(
+        stderr(&script).contains("\"reuse\": false"),
+        "{}",
+        stderr(&script)
+    );
+    let fresh = vulcan(
+        url,
+        &[
+            "fn",
+            "deploy",
+            "plain",
+            "--runtime",
+            "node",
+            "--code",
+            "console.log(1)",
+            "--no-reuse",
+        ],
+    );
+    assert!(fresh.status.success(), "{}", stderr(&fresh));
+
+    let removed = vulcan(url, &["fn", "rm", "double"]);
+    assert!(removed.status.success());
+    let gone = vulcan(url, &["fn", "invoke", "double"]);
+    assert_eq!(gone.status.code(), Some(125));
+    assert!(stderr(&gone).contains("404"), "{}", stderr(&gone));
 }

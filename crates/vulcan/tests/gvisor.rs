@@ -365,3 +365,106 @@ fn a_failed_program_is_reported_by_its_last_error_line_however_much_it_printed()
     assert_eq!(w["exit_code"], 3);
     assert_eq!(w["error"], "exited with code 3: the real error", "{w}");
 }
+
+/// An oci function that counts its invocations in the sandbox's `/tmp`, answers with its
+/// input, and loops or eats memory when asked.
+const COUNTING: &str = r#"read x
+n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n >/tmp/n
+case "$x" in *loop*) while :; do :; done;; *bomb*) y=a; while true; do y=$y$y; done;; esac
+echo "got $x"
+echo "call $n""#;
+
+#[test]
+fn an_oci_function_is_served_from_a_warm_sandbox_with_the_answers_of_fresh_runs() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let server = server_for(&registry);
+    let mut function = oci(&image, COUNTING);
+    function["max_instances"] = json!(1);
+    function["resources"] = json!({"mem_mb": 64, "timeout_s": 3});
+    let (status, deployed) = common::answer_of(
+        ureq::put(&server.url("/v1/functions/count"))
+            .set("Content-Type", "application/json")
+            .send_string(&function.to_string()),
+    );
+    assert_eq!(status, 201, "{deployed}");
+    let invoke = |input: Value| {
+        let (status, w) = server.post("/v1/functions/count/invoke", &input);
+        assert_eq!(status, 200, "{w}");
+        w
+    };
+    for n in 1..=5 {
+        let input = json!({"n": n});
+        let warm = invoke(input.clone());
+        assert_eq!(
+            (warm["status"].as_str(), warm["isolation"].as_str()),
+            (Some("completed"), Some("gvisor")),
+            "{warm}"
+        );
+        assert_eq!(
+            warm["output"],
+            format!("got {input}\ncall {n}"),
+            "one sandbox serves every invocation, /tmp kept"
+        );
+        let mut fresh = oci(&image, COUNTING);
+        fresh["input"] = input.clone();
+        let fresh = server.run(fresh);
+        assert_eq!(
+            fresh["output"],
+            format!("got {input}\ncall 1"),
+            "a fresh run answers alike: {fresh}"
+        );
+    }
+    let (_, f) = server.get("/v1/functions/count");
+    assert_eq!(f["instances"], 1, "{f}");
+
+    let looped = invoke(json!({"loop": true}));
+    assert_eq!(
+        (looped["status"].as_str(), looped["error"].as_str()),
+        (Some("failed"), Some("timed out after 3 s")),
+        "{looped}"
+    );
+    assert_eq!(invoke(json!(1))["output"], "got 1\ncall 1", "a new sandbox");
+    let bomb = invoke(json!({"bomb": true}));
+    assert_eq!(bomb["status"], "failed", "{bomb}");
+    assert!(
+        bomb["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit exceeded"),
+        "{bomb}"
+    );
+    assert_eq!(
+        invoke(json!(2))["output"],
+        "got 2\ncall 1",
+        "replaced again"
+    );
+
+    // A kill stops an invocation; the next is served.
+    let (status, looping) = server.post(
+        "/v1/functions/count/invoke?async=true",
+        &json!({"loop": true}),
+    );
+    assert_eq!(status, 202, "{looping}");
+    let id = looping["id"].as_str().unwrap();
+    server.wait_status(id, "running", Duration::from_secs(30));
+    let (status, killed) = server.delete(&format!("/v1/workloads/{id}"));
+    assert_eq!((status, killed["status"].as_str()), (200, Some("killed")));
+    assert_eq!(invoke(json!(3))["output"], "got 3\ncall 1");
+
+    // Deleting the function stops its sandbox; nothing is left.
+    assert_eq!(server.delete("/v1/functions/count").0, 204);
+    common::eventually(Duration::from_secs(10), "the warm sandbox to go", || {
+        let out = std::process::Command::new("runsc")
+            .arg("--root")
+            .arg(server.data_dir.join("gvisor/state"))
+            .args(["list", "--quiet"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    assert_nothing_left(&server);
+}

@@ -495,3 +495,184 @@ fn the_timeout_counts_from_when_the_code_starts_and_a_boot_has_its_own_deadline(
     );
     wait_for_no_qemu(&slow);
 }
+
+fn deploy_function(server: &Server, name: &str, body: Value) -> Value {
+    let (status, deployed) = common::answer_of(
+        ureq::put(&server.url(&format!("/v1/functions/{name}")))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{deployed}");
+    deployed
+}
+
+fn invoke(server: &Server, name: &str, input: Value) -> Value {
+    let (status, w) = server.post(&format!("/v1/functions/{name}/invoke"), &input);
+    assert_eq!(status, 200, "{w}");
+    w
+}
+
+const PY_COUNTER: &str = "count = 0
+
+def handler(input):
+    global count
+    count += 1
+    print('call', count)
+    if input.get('bomb'):
+        hog = [bytearray(1 << 20) for _ in range(4096)]
+    if input.get('loop'):
+        while True:
+            pass
+    return {'sum': input['a'] + input['b'], 'count': count}
+";
+
+#[test]
+fn a_python_function_is_served_warm_in_a_microvm_with_the_answers_of_fresh_runs() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let body = |reuse: bool| {
+        json!({"runtime": "python", "isolation": "microvm", "code": PY_COUNTER, "reuse": reuse,
+               "max_instances": 1, "resources": {"timeout_s": 5}})
+    };
+    deploy_function(&server, "warm", body(true));
+    deploy_function(&server, "fresh", body(false));
+    for i in 0..5 {
+        let warm = invoke(&server, "warm", json!({"a": i, "b": 10}));
+        assert_eq!(warm["status"], "completed", "{warm}");
+        let answer: Value = serde_json::from_str(warm["output"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            answer,
+            json!({"sum": i + 10, "count": i + 1}),
+            "one instance serves them all, in turn"
+        );
+        let (_, logs) = server.get(&format!(
+            "/v1/workloads/{}/logs/history?stream=stdout",
+            warm["id"].as_str().unwrap()
+        ));
+        assert_eq!(
+            logs["lines"].as_array().unwrap().len(),
+            1,
+            "each invocation's log holds its own lines: {logs}"
+        );
+        assert_eq!(logs["lines"][0]["line"], format!("call {}", i + 1));
+        if i < 2 {
+            let fresh = invoke(&server, "fresh", json!({"a": i, "b": 10}));
+            let answer: Value = serde_json::from_str(fresh["output"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                answer,
+                json!({"sum": i + 10, "count": 1}),
+                "a fresh VM each time: {fresh}"
+            );
+        }
+    }
+    let (_, f) = server.get("/v1/functions/warm");
+    assert_eq!(f["instances"], 1, "{f}");
+
+    // An invocation that loops or eats its memory fails alone; the next gets a new VM.
+    let looped = invoke(&server, "warm", json!({"a": 0, "b": 0, "loop": true}));
+    assert_eq!(
+        (looped["status"].as_str(), looped["error"].as_str()),
+        (Some("failed"), Some("timed out after 5 s")),
+        "{looped}"
+    );
+    let next = invoke(&server, "warm", json!({"a": 1, "b": 1}));
+    assert_eq!(next["output"], r#"{"sum": 2, "count": 1}"#, "{next}");
+    let bomb = invoke(&server, "warm", json!({"a": 0, "b": 0, "bomb": true}));
+    assert_eq!(bomb["status"], "failed", "{bomb}");
+    assert!(bomb["error"].as_str().unwrap().contains("memory"), "{bomb}");
+    let next = invoke(&server, "warm", json!({"a": 2, "b": 2}));
+    assert_eq!(next["output"], r#"{"sum": 4, "count": 1}"#, "{next}");
+
+    // A kill stops an invocation; the next one is served.
+    let (status, looping) = server.post(
+        "/v1/functions/warm/invoke?async=true",
+        &json!({"a": 0, "b": 0, "loop": true}),
+    );
+    assert_eq!(status, 202, "{looping}");
+    let id = looping["id"].as_str().unwrap();
+    server.wait_status(id, "running", Duration::from_secs(60));
+    let (status, killed) = server.delete(&format!("/v1/workloads/{id}"));
+    assert_eq!((status, killed["status"].as_str()), (200, Some("killed")));
+    let next = invoke(&server, "warm", json!({"a": 3, "b": 3}));
+    assert_eq!(next["output"], r#"{"sum": 6, "count": 1}"#, "{next}");
+
+    // Deleting the function stops its instance.
+    let (status, _) = server.delete("/v1/functions/warm");
+    assert_eq!(status, 204);
+    wait_for_no_qemu(&server);
+}
+
+#[test]
+fn node_and_go_functions_are_served_warm_in_a_microvm() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    deploy_function(
+        &server,
+        "node",
+        json!({"runtime": "node", "isolation": "microvm",
+               "code": "let n = 0; export default (i) => { console.log('hi'); return {n: ++n, twice: i.x * 2}; }"}),
+    );
+    for n in 1..=3 {
+        let w = invoke(&server, "node", json!({"x": n}));
+        assert_eq!(
+            (w["status"].as_str(), w["isolation"].as_str()),
+            (Some("completed"), Some("microvm")),
+            "{w}"
+        );
+        assert_eq!(w["output"], json!({"n": n, "twice": n * 2}).to_string());
+    }
+    let thrown = deploy_function(
+        &server,
+        "thrower",
+        json!({"runtime": "node", "isolation": "microvm", "code": "export default () => { throw new Error('no way') }"}),
+    );
+    assert_eq!(thrown["version"], 1);
+    let w = invoke(&server, "thrower", json!({}));
+    assert_eq!(w["status"], "failed", "{w}");
+    assert!(w["error"].as_str().unwrap().contains("no way"), "{w}");
+
+    // Go: the program runs once per invocation, in a VM kept warm.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"io\"\n\t\"os\"\n)\n\nfunc main() {\n\tb, _ := io.ReadAll(os.Stdin)\n\tfmt.Printf(\"go got %s\", b)\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module echo\n\ngo 1.19\n").unwrap();
+    let built = Command::new("go")
+        .args(["build", "-o", "main", "."])
+        .current_dir(dir.path())
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.path().join("cache"))
+        .env("HOME", dir.path())
+        .status()
+        .expect("go (scripts/setup.sh installs golang-go)");
+    assert!(built.success());
+    let binary = std::fs::read(dir.path().join("main")).unwrap();
+    deploy_function(
+        &server,
+        "go",
+        json!({"runtime": "go", "code_archive": tar_gz(&[("main", &binary, 0o755)])}),
+    );
+    let mut boots_seen = Vec::new();
+    for n in 0..3 {
+        let w = invoke(&server, "go", json!({"n": n}));
+        assert_eq!(w["output"], format!("go got {{\"n\":{n}}}"), "{w}");
+        let (_, logs) = server.get(&format!(
+            "/v1/workloads/{}/logs/history?stream=backend",
+            w["id"].as_str().unwrap()
+        ));
+        let boots = logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["line"].as_str().unwrap().contains("booted to its agent"))
+            .count();
+        boots_seen.push(boots);
+    }
+    assert_eq!(
+        boots_seen,
+        [1, 0, 0],
+        "only the first invocation boots a VM"
+    );
+}

@@ -108,13 +108,16 @@ pub fn benchmark(client: &Client, format: Format, args: BenchArgs) -> CliResult<
 
 fn table(report: &Value) {
     let results = report["results"].as_array().cloned().unwrap_or_default();
-    let mut headers = vec!["BACKEND"];
+    let mut headers = vec!["BACKEND", "MODE"];
     headers.extend(METRICS.iter().map(|(_, title, _)| *title));
     headers.push("FAILED");
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
-            let mut row = vec![render::cell(&r["backend"])];
+            let mut row = vec![
+                render::cell(&r["backend"]),
+                r["mode"].as_str().unwrap_or("workload").to_owned(),
+            ];
             if let Some(reason) = r["skipped"].as_str() {
                 row.extend(METRICS.iter().map(|_| "-".to_owned()));
                 row.push(format!("skipped: {reason}"));
@@ -188,6 +191,7 @@ td:first-child, th:first-child {{ text-align: left; }}
     return e;
   }};
   const measured = report.results.filter(r => !r.skipped);
+  const label = r => r.mode === "function" ? `${{r.backend}} fn` : r.backend;
   document.getElementById("summary").textContent =
     `node ${{report.node_id}}, ${{report.cpus}} CPUs, ${{report.request.iterations}} iterations, ` +
     `concurrency ${{report.request.concurrency}}, finished ${{report.finished_at || "(running)"}}`;
@@ -195,13 +199,13 @@ td:first-child, th:first-child {{ text-align: left; }}
   for (const m of metrics) {{
     const fig = el(null, "figure", {{"data-metric": m.key}});
     fig.appendChild(el(null, "figcaption", {{}}, `${{m.title}} (${{m.unit}})`));
-    const rowH = 34, labelW = 80, width = 320;
+    const rowH = 34, labelW = 100, width = 340;
     const svg = el(svgNs, "svg", {{width, height: rowH * measured.length + 10, role: "img"}});
     const max = Math.max(1e-9, ...measured.map(r => r[m.key] || 0));
     measured.forEach((r, i) => {{
       const v = r[m.key] || 0, w = Math.max(1, (width - labelW - 70) * v / max), y = 5 + i * rowH;
-      svg.appendChild(el(svgNs, "text", {{x: 0, y: y + 18}}, r.backend));
-      svg.appendChild(el(svgNs, "rect", {{class: "bar", x: labelW, y, width: w, height: rowH - 10, "data-backend": r.backend, "data-value": v}}));
+      svg.appendChild(el(svgNs, "text", {{x: 0, y: y + 18}}, label(r)));
+      svg.appendChild(el(svgNs, "rect", {{class: "bar", x: labelW, y, width: w, height: rowH - 10, "data-backend": r.backend, "data-mode": r.mode || "workload", "data-value": v}}));
       svg.appendChild(el(svgNs, "text", {{x: labelW + w + 6, y: y + 18}}, v.toFixed(1)));
     }});
     fig.appendChild(svg);
@@ -213,7 +217,7 @@ td:first-child, th:first-child {{ text-align: left; }}
   table.appendChild(head);
   for (const r of report.results) {{
     const tr = el(null, "tr");
-    tr.appendChild(el(null, "td", {{}}, r.backend));
+    tr.appendChild(el(null, "td", {{}}, label(r)));
     metrics.forEach(m => tr.appendChild(el(null, "td", {{}}, r[m.key] == null ? "-" : r[m.key].toFixed(1))));
     tr.appendChild(el(null, "td", {{}}, r.skipped ? "skipped: " + r.skipped : `${{r.failed_runs}}/${{r.runs}} runs failed`));
     table.appendChild(tr);

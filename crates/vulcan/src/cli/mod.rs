@@ -6,6 +6,7 @@
 
 mod bench;
 mod client;
+mod functions;
 mod render;
 mod run;
 
@@ -78,6 +79,9 @@ pub enum ClientCommand {
     /// API keys: create, list, revoke (admin).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Functions: deploy once, invoke many times (warm), list, roll back, remove.
+    #[command(subcommand, name = "fn")]
+    Fn(functions::FnCommand),
     /// Run the same workloads on every available backend and compare them.
     Benchmark(bench::BenchArgs),
 }
@@ -197,6 +201,7 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
             return run::logs(client, format, &id, follow, stream.as_deref())
         }
         ClientCommand::Benchmark(args) => return bench::benchmark(client, format, args),
+        ClientCommand::Fn(command) => return functions::command(client, format, command),
         ClientCommand::Status { id } => {
             let w = client.get(&format!("/v1/workloads/{}", encode(&id)))?;
             print(format, &w, |w| {

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use super::client::{CliError, CliResult, Client};
 use super::render::{self, Format};
 
+/// What runs and with what: shared by `run` and `fn deploy`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct CodeArgs {
     /// go, node, python, wasm or oci [default: from --file's extension, or oci with --image].
     #[arg(long)]
     runtime: Option<String>,
@@ -31,9 +32,6 @@ pub struct RunArgs {
     /// The command to run in the image, split like a shell would (quotes group words).
     #[arg(long)]
     cmd: Option<String>,
-    /// The input: JSON, or @FILE to read it from a file.
-    #[arg(long)]
-    input: Option<String>,
     /// Environment variables, NAME=value (repeatable).
     #[arg(long = "env", short = 'e')]
     env: Vec<String>,
@@ -45,12 +43,21 @@ pub struct RunArgs {
     /// Timeout in seconds.
     #[arg(long)]
     timeout: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    code: CodeArgs,
+    /// The input: JSON, or @FILE to read it from a file.
+    #[arg(long)]
+    input: Option<String>,
     /// Submit and print the id without waiting.
     #[arg(long = "async")]
     detach: bool,
 }
 
-fn usage(message: impl Into<String>) -> CliError {
+pub fn usage(message: impl Into<String>) -> CliError {
     CliError(message.into())
 }
 
@@ -117,8 +124,31 @@ fn pack(dir: &Path) -> CliResult<Vec<u8>> {
         .map_err(|e| usage(format!("cannot pack {}: {e}", dir.display())))
 }
 
+/// `--input`'s JSON: inline, or `@FILE`.
+pub fn input_value(input: &str) -> CliResult<Value> {
+    let text = match input.strip_prefix('@') {
+        Some(file) => {
+            std::fs::read_to_string(file).map_err(|e| usage(format!("--input @{file}: {e}")))?
+        }
+        None => input.to_owned(),
+    };
+    serde_json::from_str::<Value>(&text)
+        .map_err(|e| usage(format!("--input is not valid JSON: {e}")))
+}
+
 impl RunArgs {
     fn body(&self) -> CliResult<Value> {
+        let mut body = self.code.body()?;
+        if let Some(input) = &self.input {
+            body["input"] = input_value(input)?;
+        }
+        Ok(body)
+    }
+}
+
+impl CodeArgs {
+    /// The request body's code, runtime, environment and resources.
+    pub fn body(&self) -> CliResult<Value> {
         let mut body = json!({"isolation": self.isolation});
         let mut runtime = self.runtime.clone();
         if let Some(image) = &self.image {
@@ -160,15 +190,6 @@ impl RunArgs {
             ));
         };
         body["runtime"] = json!(runtime);
-        if let Some(input) = &self.input {
-            let text = match input.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file)
-                    .map_err(|e| usage(format!("--input @{file}: {e}")))?,
-                None => input.clone(),
-            };
-            body["input"] = serde_json::from_str::<Value>(&text)
-                .map_err(|e| usage(format!("--input is not valid JSON: {e}")))?;
-        }
         if !self.env.is_empty() {
             let mut env = serde_json::Map::new();
             for pair in &self.env {

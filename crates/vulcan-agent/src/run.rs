@@ -1,0 +1,89 @@
+//! A one-shot workload: one program, its input on stdin, its output streamed, its exit
+//! reported; whatever it left running is killed.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+
+use vulcan_agent::{Exit, Kind, Run};
+
+use crate::workspace::prepare;
+use crate::{oom_kills, pump, Port};
+
+/// The program a runtime runs, and the file its inline code goes to.
+pub fn program(runtime: &str) -> Option<(&'static str, &'static [&'static str], &'static str)> {
+    Some(match runtime {
+        "python" => ("python3", &["main.py"], "main.py"),
+        "node" => ("node", &["main.js"], "main.js"),
+        "go" => ("./main", &[], "main"),
+        _ => return None,
+    })
+}
+
+pub fn run(port: &Port, job: Run) -> Exit {
+    let Some((program, args, file)) = program(&job.runtime) else {
+        return Exit {
+            error: Some(format!("the agent does not run {}", job.runtime)),
+            ..Exit::default()
+        };
+    };
+    let workspace = match prepare(&job, file) {
+        Ok(w) => w,
+        Err(e) => {
+            return Exit {
+                error: Some(e),
+                ..Exit::default()
+            }
+        }
+    };
+    let mut cmd = workspace.command(program, args, &job.env, None);
+    let oom_before = oom_kills();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Exit {
+                error: Some(format!("cannot start {program}: {e}")),
+                ..Exit::default()
+            }
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = job.input.clone();
+        std::thread::spawn(move || {
+            if !input.is_null() {
+                let mut bytes = serde_json::to_vec(&input).unwrap_or_default();
+                bytes.push(b'\n');
+                let _ = stdin.write_all(&bytes);
+            }
+        });
+    }
+    let out = child.stdout.take().map(|o| {
+        let port = port.clone();
+        std::thread::spawn(move || pump(o, port, Kind::Stdout))
+    });
+    let err = child.stderr.take().map(|e| {
+        let port = port.clone();
+        std::thread::spawn(move || pump(e, port, Kind::Stderr))
+    });
+    let status = child.wait();
+    // Whatever the program left running (orphans hold its pipes open) goes with it:
+    // from PID 1, kill(-1) reaches every process but the agent.
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.join();
+    }
+    let events = workspace.group.map(|g| g.events()).unwrap_or_default();
+    match status {
+        Ok(s) => Exit {
+            code: s.code(),
+            signal: s.signal(),
+            oom: oom_kills() > oom_before || events.oom_kills > 0,
+            pids_limited: events.pids_refused > 0,
+            error: None,
+        },
+        Err(e) => Exit {
+            error: Some(format!("waiting for the program failed: {e}")),
+            ..Exit::default()
+        },
+    }
+}
