@@ -495,3 +495,70 @@ fn a_node_cut_off_from_the_database_stops_its_work_and_rejoins_without_overwriti
         "{w}"
     );
 }
+
+#[test]
+fn a_function_deployed_on_one_node_is_invoked_warm_on_every_node() {
+    let pg = PgServer::start().unwrap();
+    let (_, nodes) = cluster(&pg, &[]);
+    wait_live(&nodes[0], &["a", "b", "c"]);
+    let deploy = |node: &Server, code: &str| {
+        let r = ureq::put(&node.url("/v1/functions/sum"))
+            .send_json(json!({"runtime": "node", "code": code}))
+            .unwrap();
+        r.into_json::<Value>().unwrap()["version"].as_u64().unwrap()
+    };
+    let invoke = |node: &Server, a: i64| -> (String, String, u64) {
+        let (status, w) = node.post("/v1/functions/sum/invoke", &json!({"a": a, "b": 1}));
+        assert_eq!(
+            (status, w["status"].as_str()),
+            (200, Some("completed")),
+            "{w}"
+        );
+        (
+            w["output"].as_str().unwrap().to_owned(),
+            w["node_id"].as_str().unwrap().to_owned(),
+            w["function_version"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(deploy(&nodes[0], "export default (i) => i.a + i.b"), 1);
+    for (i, node) in nodes.iter().enumerate() {
+        for a in 0..3 {
+            let (output, ran_on, version) = invoke(node, a);
+            assert_eq!((output, version), ((a + 1).to_string(), 1));
+            assert_eq!(
+                ran_on,
+                ["a", "b", "c"][i],
+                "the invoking node runs it: its slot was free"
+            );
+        }
+    }
+    // Each node's warm instance is counted, from any node.
+    eventually(Duration::from_secs(10), "three warm instances", || {
+        let (_, f) = nodes[1].get("/v1/functions/sum");
+        (f["instances"] == 3 && f["invocations"] == 9).then_some(())
+    });
+
+    // A redeploy on one node is what every node invokes next; so is a rollback.
+    assert_eq!(deploy(&nodes[2], "export default (i) => i.a * 10"), 2);
+    assert_eq!(invoke(&nodes[0], 4), ("40".into(), "a".into(), 2));
+    let r = ureq::put(&nodes[1].url("/v1/functions/sum/active"))
+        .send_json(json!({"version": 1}))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(invoke(&nodes[2], 4), ("5".into(), "c".into(), 1));
+
+    // A delete on one node stops every node's instances.
+    assert_eq!(nodes[0].delete("/v1/functions/sum").0, 204);
+    eventually(Duration::from_secs(10), "no warm instance left", || {
+        let (_, list) = nodes[0].get("/v1/nodes");
+        let total: u64 = list
+            .as_array()?
+            .iter()
+            .filter_map(|n| n["instances"].as_object())
+            .flat_map(|m| m.values().filter_map(Value::as_u64))
+            .sum();
+        (total == 0).then_some(())
+    });
+    let (status, _) = nodes[1].post("/v1/functions/sum/invoke", &json!({}));
+    assert_eq!(status, 404);
+}
