@@ -170,6 +170,11 @@ impl Engine {
         let mut submission = request.submission;
         let defaults = self.image_defaults(&mut submission).await?;
         let (runtime, resources) = submission.validate(defaults, &self.inner.config.limits)?;
+        if !request.secrets.is_empty() {
+            return Err(SubmitError::Invalid(
+                "\"secrets\" cannot be used yet: this server has no secret store; pass the values in \"env\"".into(),
+            ));
+        }
         let reuse = request.reuse.unwrap_or(true);
         if reuse {
             if let Some(why) = missing_handler(
