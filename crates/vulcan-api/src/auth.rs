@@ -306,6 +306,12 @@ fn action(method: &Method, route: &str) -> String {
         ("DELETE", "/v1/functions/{name}") => "function.delete",
         ("POST", "/v1/functions/{name}/invoke") => "function.invoke",
         (_, "/fn/{tenant}/{name}") | (_, "/fn/{tenant}/{name}/{*path}") => "function.http",
+        ("POST", "/v1/schedules") => "schedule.create",
+        ("PATCH", "/v1/schedules/{id}") => "schedule.update",
+        ("DELETE", "/v1/schedules/{id}") => "schedule.delete",
+        ("PUT", "/v1/secrets/{name}") => "secret.put",
+        ("DELETE", "/v1/secrets/{name}") => "secret.delete",
+        ("POST", "/v1/secrets/rotate-key") => "secret.rotate_key",
         _ => "",
     };
     if known.is_empty() {

@@ -62,7 +62,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
             StoreError::NotFound(_) | StoreError::Missing(_) => StatusCode::NOT_FOUND,
-            StoreError::InvalidTransition(_) | StoreError::Duplicate(_) => StatusCode::CONFLICT,
+            StoreError::InvalidTransition(_)
+            | StoreError::Duplicate(_)
+            | StoreError::Conflict(_) => StatusCode::CONFLICT,
             // Admission refusals arrive as submission errors; here only for completeness.
             StoreError::Refused(_) => return SubmitError::from(e).into(),
             StoreError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -39,8 +39,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     use axum::routing::{any, post, put};
     use request::{
-        audit, backends, benchmarks, functions, health, images, keys, logs, nodes, stats, tenants,
-        trigger, workloads,
+        audit, backends, benchmarks, functions, health, images, keys, logs, nodes, schedules,
+        secrets, stats, tenants, trigger, workloads,
     };
     Router::new()
         .route(
@@ -84,6 +84,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/functions/{name}/versions", get(functions::versions))
         .route("/v1/functions/{name}/active", put(functions::activate))
         .route("/v1/functions/{name}/invoke", post(functions::invoke))
+        .route(
+            "/v1/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/v1/schedules/{id}",
+            get(schedules::show)
+                .patch(schedules::patch)
+                .delete(schedules::remove),
+        )
+        .route("/v1/secrets", get(secrets::list))
+        .route("/v1/secrets/rotate-key", post(secrets::rotate_key))
+        .route(
+            "/v1/secrets/{name}",
+            put(secrets::put).delete(secrets::remove),
+        )
         .route("/fn/{tenant}/{name}", any(trigger::call))
         .route("/fn/{tenant}/{name}/{*path}", any(trigger::call_path))
         .route(

@@ -26,8 +26,12 @@ pub enum Permission {
     AuditRead,
     StatsRead,
     BenchmarksRun,
-    /// Deploying, rolling back and deleting functions.
+    /// Deploying, rolling back and deleting functions; making and changing schedules.
     FunctionsWrite,
+    /// Storing and deleting secrets.
+    SecretsWrite,
+    /// Sealing every secret again under the current key.
+    SecretsRotate,
     /// Seeing every tenant's workloads and figures, and setting quotas.
     AllTenants,
 }
@@ -45,6 +49,8 @@ impl Permission {
             Permission::StatsRead => "stats:read",
             Permission::BenchmarksRun => "benchmarks:run",
             Permission::FunctionsWrite => "functions:write",
+            Permission::SecretsWrite => "secrets:write",
+            Permission::SecretsRotate => "secrets:rotate",
             Permission::AllTenants => "tenants:all",
         }
     }
@@ -86,7 +92,10 @@ impl Role {
         use Permission as P;
         match self {
             Role::Admin => true,
-            Role::Operator => !matches!(permission, P::KeysManage | P::AuditRead | P::AllTenants),
+            Role::Operator => !matches!(
+                permission,
+                P::KeysManage | P::AuditRead | P::AllTenants | P::SecretsRotate
+            ),
             Role::Developer => matches!(
                 permission,
                 P::WorkloadsRead

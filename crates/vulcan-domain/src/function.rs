@@ -93,14 +93,19 @@ pub struct Invocation {
     pub handler: bool,
     pub max_instances: u32,
     pub idle_timeout_s: u32,
+    /// The versions of the secrets its run was given (`NAME@3,…`), set by the node that
+    /// runs it: an instance serves only runs that were given the same.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secrets_seen: String,
 }
 
 impl Invocation {
-    /// The key of its warm instances: never shared across tenants, functions or versions.
+    /// The key of its warm instances: never shared across tenants, functions, versions or
+    /// secret values.
     pub fn instance_key(&self) -> String {
         format!(
-            "{}/{}/{}/{}",
-            self.tenant, self.function, self.version, self.digest
+            "{}/{}/{}/{}/{}",
+            self.tenant, self.function, self.version, self.digest, self.secrets_seen
         )
     }
 

@@ -12,6 +12,8 @@ mod function;
 mod images;
 mod kinds;
 mod log;
+mod schedule;
+mod secret;
 mod spec;
 mod stats;
 mod status;
@@ -32,6 +34,8 @@ pub use function::{
 pub use images::{ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, PullRequest};
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
+pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
+pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};
 pub use spec::{Resources, WorkloadResult, WorkloadSpec};
 pub use stats::{BackendStats, Stats};
 pub use status::{InvalidTransition, WorkloadStatus};

@@ -46,6 +46,10 @@ pub struct WorkloadSpec {
     pub input: serde_json::Value,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Secrets (by name) the code gets as environment variables; their values are added
+    /// by the node that runs it, never stored with the spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     pub resources: Resources,
     /// A line for the workload's log when it starts, from routing (`auto` falling back
     /// to another backend, and why).

@@ -27,6 +27,10 @@ pub enum StoreError {
     InvalidTransition(#[from] InvalidTransition),
     #[error("workload {0} already exists")]
     Duplicate(String),
+    /// Another writer got there first (a schedule's tick already claimed); the message
+    /// says what.
+    #[error("{0}")]
+    Conflict(String),
     /// The workload was not admitted; nothing was stored.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -57,6 +61,9 @@ pub struct Admission {
     pub max_queue: Option<u64>,
     /// Claim it for this node at once, if no older workload of its backend is waiting.
     pub claim_for: Option<String>,
+    /// It is a schedule's tick: claim the tick in the same transaction, or store nothing
+    /// ([`StoreError::Conflict`]) if another node claimed it first.
+    pub fire: Option<crate::Tick>,
 }
 
 /// Filters and paging of `GET /v1/workloads`.
@@ -72,6 +79,8 @@ pub struct ListFilter {
     pub after: Option<String>,
     /// Only invocations of this function.
     pub function: Option<String>,
+    /// Only runs fired by this schedule.
+    pub schedule: Option<String>,
 }
 
 /// One page of workloads, newest first, and how many match in all.

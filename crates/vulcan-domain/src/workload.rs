@@ -30,6 +30,9 @@ pub struct Workload {
     pub function: Option<String>,
     #[serde(default)]
     pub function_version: Option<u32>,
+    /// What started it, if not a request (`{"kind": "schedule", "id"}`).
+    #[serde(default)]
+    pub trigger: Option<crate::Trigger>,
     /// SHA-256 of the code, archive, image, command and input, hex-encoded.
     pub input_hash: String,
     pub output: Option<String>,

@@ -77,8 +77,9 @@ pub(crate) fn describe(inner: &Inner) -> NodeRecord {
     let mut instances = std::collections::BTreeMap::new();
     for backend in inner.registry.backends() {
         for (key, n) in backend.warm_instances() {
-            let version = key.rsplit_once('/').map_or(key.as_str(), |(v, _)| v);
-            *instances.entry(version.to_owned()).or_default() += n as u64;
+            // tenant/function/version/digest/secrets → tenant/function/version
+            let version = key.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            *instances.entry(version).or_default() += n as u64;
         }
     }
     NodeRecord {

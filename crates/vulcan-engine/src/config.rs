@@ -90,6 +90,9 @@ pub struct EngineConfig {
     /// How often the queue and the workloads others run are looked at when no signal came
     /// (signals are the fast path; this is the fallback).
     pub poll: Duration,
+    /// The key secrets are sealed with (and the previous one, during a rotation); `None`:
+    /// secrets cannot be stored or used.
+    pub keyring: Option<crate::secrets::Keyring>,
 }
 
 impl EngineConfig {
@@ -109,6 +112,7 @@ impl EngineConfig {
             heartbeat: Duration::from_secs(1),
             lease: Duration::from_secs(10),
             poll: Duration::from_secs(1),
+            keyring: None,
         }
     }
 }

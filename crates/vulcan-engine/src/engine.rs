@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
-    Admission, FunctionStore, ImageCatalog, ImageError, Isolation, NodeRecord, NodeStore, Quota,
-    Resources, Runtime, Signal, SignalBus, StoreError, TerminalUpdate, Workload, WorkloadSpec,
-    WorkloadStatus, WorkloadStore, DEFAULT_TENANT,
+    AccessStore, Admission, FunctionStore, ImageCatalog, ImageError, Isolation, NodeRecord,
+    NodeStore, Quota, Resources, Runtime, ScheduleStore, SecretStore, Signal, SignalBus,
+    StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    DEFAULT_TENANT,
 };
 
 use crate::cluster::ClusterView;
@@ -60,6 +61,8 @@ pub struct Stores {
     pub workloads: Arc<dyn WorkloadStore>,
     pub nodes: Arc<dyn NodeStore>,
     pub functions: Arc<dyn FunctionStore>,
+    pub schedules: Arc<dyn ScheduleStore>,
+    pub secrets: Arc<dyn SecretStore>,
     /// Signals to the other nodes ([`vulcan_domain::Alone`] for a node on its own).
     pub bus: Arc<dyn SignalBus>,
 }
@@ -69,6 +72,12 @@ pub(crate) struct Inner {
     pub store: Arc<dyn WorkloadStore>,
     pub nodes: Arc<dyn NodeStore>,
     pub functions: crate::functions::Functions,
+    pub schedules: Arc<dyn ScheduleStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    /// Tenants' quotas, for what the engine starts itself (a schedule's runs).
+    pub access: Option<Arc<dyn AccessStore>>,
+    /// Wakes this node's scheduler when one of its schedules changed.
+    pub schedule_changed: tokio::sync::Notify,
     pub bus: Arc<dyn SignalBus>,
     pub registry: BackendRegistry,
     pub broker: LogBroker,
@@ -132,6 +141,10 @@ impl Engine {
                 store: stores.workloads,
                 nodes: stores.nodes,
                 functions: crate::functions::Functions::new(stores.functions),
+                schedules: stores.schedules,
+                secrets: stores.secrets,
+                access: None,
+                schedule_changed: tokio::sync::Notify::new(),
                 bus: stores.bus,
                 registry,
                 broker: LogBroker::new(),
@@ -155,6 +168,15 @@ impl Engine {
     pub fn with_images(mut self, images: Arc<dyn ImageCatalog>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.images = Some(images);
+        }
+        self
+    }
+
+    /// Adds the tenants' quotas, which the runs a schedule fires are held to. Call before
+    /// the engine is cloned.
+    pub fn with_access(mut self, access: Arc<dyn AccessStore>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.access = Some(access);
         }
         self
     }
@@ -290,6 +312,14 @@ impl Engine {
         };
         let requested = submission.isolation.unwrap_or(Isolation::Auto);
         let route = self.route(requested, runtime)?;
+        self.check_secrets(&tenant, &submission.secrets).await?;
+        for name in &submission.secrets {
+            if submission.env.contains_key(name) {
+                return Err(SubmitError::Invalid(format!(
+                    "{name} is in both \"env\" and \"secrets\": keep one"
+                )));
+            }
+        }
         let id = inner.new_id();
         let input_hash = submission.input_hash(runtime);
         let spec = WorkloadSpec {
@@ -302,6 +332,7 @@ impl Engine {
             command: submission.command,
             input: submission.input,
             env: submission.env,
+            secrets: submission.secrets,
             resources,
             note: route.fallback,
             invocation: None,
@@ -328,8 +359,9 @@ impl Engine {
             finished_at: None,
             function: None,
             function_version: None,
+            trigger: None,
         };
-        self.admit(workload, spec, submission.quota).await
+        self.admit(workload, spec, submission.quota, None).await
     }
 
     /// Admits a workload into the queue; this node claims it at once if it can run it now
@@ -339,6 +371,7 @@ impl Engine {
         workload: Workload,
         spec: WorkloadSpec,
         quota: Option<Quota>,
+        fire: Option<vulcan_domain::Tick>,
     ) -> Result<Workload, SubmitError> {
         let inner = &self.inner;
         let isolation = workload.isolation;
@@ -349,6 +382,7 @@ impl Engine {
             quota,
             max_queue: Some(inner.config.max_queue as u64),
             claim_for: slot.as_ref().map(|_| inner.config.node_id.clone()),
+            fire,
         };
         let claimed = match inner.store.enqueue(&workload, &spec, &admission).await {
             Ok(claimed) => claimed,
@@ -506,6 +540,7 @@ impl Engine {
     pub fn start(&self) {
         crate::dispatch::start(&self.inner);
         tokio::spawn(crate::cluster::heartbeat(self.inner.clone()));
+        tokio::spawn(crate::schedules::run_scheduler(self.inner.clone()));
     }
 
     /// A signal from another node (or this one).
@@ -576,7 +611,7 @@ impl Inner {
         self.isolated.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn new_id(&self) -> String {
+    pub(crate) fn new_id(&self) -> String {
         let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
         ids.generate()
             .unwrap_or_else(|_| ulid::Ulid::new())

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use vulcan_domain::{
     valid_function_name, Deployed, Function, FunctionCode, FunctionStore, FunctionVersion,
-    Invocation, Isolation, Quota, Runtime, Signal, StoreError, Workload, WorkloadSpec,
-    WorkloadStatus,
+    Invocation, Isolation, Quota, Runtime, Signal, StoreError, Tick, Trigger, Workload,
+    WorkloadSpec, WorkloadStatus,
 };
 
 use crate::engine::now;
@@ -170,11 +170,7 @@ impl Engine {
         let mut submission = request.submission;
         let defaults = self.image_defaults(&mut submission).await?;
         let (runtime, resources) = submission.validate(defaults, &self.inner.config.limits)?;
-        if !request.secrets.is_empty() {
-            return Err(SubmitError::Invalid(
-                "\"secrets\" cannot be used yet: this server has no secret store; pass the values in \"env\"".into(),
-            ));
-        }
+        self.check_secrets(tenant, &request.secrets).await?;
         let reuse = request.reuse.unwrap_or(true);
         if reuse {
             if let Some(why) = missing_handler(
@@ -285,6 +281,19 @@ impl Engine {
         input: serde_json::Value,
         quota: Option<Quota>,
     ) -> Result<Workload, SubmitError> {
+        self.invoke_as(tenant, name, input, quota, None).await
+    }
+
+    /// [`Engine::invoke`], for a trigger: a schedule's invocation claims its tick in the
+    /// transaction that enqueues it (nothing is stored if another node claimed it).
+    pub(crate) async fn invoke_as(
+        &self,
+        tenant: &str,
+        name: &str,
+        input: serde_json::Value,
+        quota: Option<Quota>,
+        trigger: Option<(Trigger, Tick)>,
+    ) -> Result<Workload, SubmitError> {
         if *self.inner.stopping.borrow() {
             return Err(SubmitError::ShuttingDown);
         }
@@ -315,6 +324,7 @@ impl Engine {
                         && missing_handler(code.runtime, code.code.as_deref(), false).is_none())),
             max_instances: code.max_instances,
             idle_timeout_s: code.idle_timeout_s,
+            secrets_seen: String::new(),
         };
         let spec = WorkloadSpec {
             id: id.clone(),
@@ -326,6 +336,7 @@ impl Engine {
             command: code.command.clone(),
             input,
             env: code.env.clone(),
+            secrets: code.secrets.clone(),
             resources: code.resources,
             note: route.fallback,
             invocation: Some(invocation),
@@ -352,8 +363,10 @@ impl Engine {
             finished_at: None,
             function: Some(name.to_owned()),
             function_version: Some(version.version),
+            trigger: trigger.as_ref().map(|(t, _)| t.clone()),
         };
-        self.admit(workload, spec, quota).await
+        self.admit(workload, spec, quota, trigger.map(|(_, tick)| tick))
+            .await
     }
 }
 

@@ -69,7 +69,7 @@ async fn run(
         sink.note(note.clone());
     }
 
-    let ending = execute(&inner, spec, sink.clone(), stop).await;
+    let ending = execute(&inner, &workload.tenant, spec, sink.clone(), stop).await;
     let dropped = sink.close();
     inner.metrics.log_lines_dropped(dropped);
     if matches!(ending, Ending::Abandoned) {
@@ -147,6 +147,7 @@ async fn stopped(mut stop: watch::Receiver<Option<Stop>>) -> Stop {
 /// Marks the workload running and runs it to its end.
 async fn execute(
     inner: &Inner,
+    tenant: &str,
     spec: WorkloadSpec,
     sink: Arc<WorkloadLogSink>,
     stop: watch::Receiver<Option<Stop>>,
@@ -166,6 +167,28 @@ async fn execute(
         let why = format!("could not load the function's code: {e}");
         return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
     }
+    // Secret values join the environment here, on the node that runs the code, and are
+    // masked in everything it prints.
+    let opened = match crate::secrets::open_for_run(
+        inner.secrets.as_ref(),
+        inner.config.keyring.as_ref(),
+        tenant,
+        &spec.secrets,
+    )
+    .await
+    {
+        Ok(opened) => opened,
+        Err(e) => {
+            let why = format!("could not give the workload its secrets: {e}");
+            return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+        }
+    };
+    spec.env.extend(opened.env);
+    if let Some(invocation) = spec.invocation.as_mut() {
+        invocation.secrets_seen = opened.versions;
+    }
+    let redactor = opened.redactor;
+    sink.redact(redactor.clone());
     let Some(backend) = inner.registry.get(spec.isolation).cloned() else {
         let why = format!("this node has no {} backend", spec.isolation);
         return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
@@ -229,10 +252,12 @@ async fn execute(
         sink.note(format!("[vulcan] cleanup after the workload failed: {e}"));
         tracing::warn!(workload = %id, error = %e, "backend cleanup failed");
     }
-    Ending::Finished(
-        finish_update(inner, status, result, ran_for, prepared_in),
-        Some(ran_for),
-    )
+    let mut update = finish_update(inner, status, result, ran_for, prepared_in);
+    if !redactor.is_empty() {
+        update.output = update.output.map(|o| redactor.apply(&o));
+        update.error = update.error.map(|e| redactor.apply(&e));
+    }
+    Ending::Finished(update, Some(ran_for))
 }
 
 /// The terminal update of a run: its output (less its final newline, cut to the limit),

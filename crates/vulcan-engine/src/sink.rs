@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use vulcan_domain::{LogLine, LogSink, LogStream};
 
+use crate::secrets::Redactor;
 use crate::{LogBroker, LogLimits};
 
 struct State {
@@ -16,6 +17,8 @@ struct State {
     dropped: u64,
     full: bool,
     persist: Option<mpsc::UnboundedSender<LogLine>>,
+    /// Masks the workload's secret values in every line it prints.
+    redactor: Option<Redactor>,
 }
 
 /// A bounded, ordered log for one workload, and the moment its code started.
@@ -45,6 +48,7 @@ impl WorkloadLogSink {
                 dropped: 0,
                 full: false,
                 persist: Some(tx),
+                redactor: None,
             }),
             code_started: watch::channel(None).0,
         };
@@ -74,6 +78,11 @@ impl WorkloadLogSink {
         if let Some(tx) = &state.persist {
             let _ = tx.send(line);
         }
+    }
+
+    /// Masks these secret values in every line from now on.
+    pub fn redact(&self, redactor: Redactor) {
+        self.state().redactor = (!redactor.is_empty()).then_some(redactor);
     }
 
     /// Records a note from the engine itself, on the `backend` stream.
@@ -110,6 +119,10 @@ impl LogSink for WorkloadLogSink {
     }
 
     fn emit(&self, stream: LogStream, mut line: String) {
+        let mut state = self.state();
+        if let Some(redactor) = &state.redactor {
+            line = redactor.apply(&line);
+        }
         if line.len() > self.limits.max_line_bytes {
             let mut cut = self.limits.max_line_bytes;
             while !line.is_char_boundary(cut) {
@@ -118,7 +131,6 @@ impl LogSink for WorkloadLogSink {
             line.truncate(cut);
             line.push_str(" [vulcan: line truncated]");
         }
-        let mut state = self.state();
         if state.full {
             state.dropped += 1;
             return;

@@ -19,6 +19,8 @@ pub struct Submission {
     pub command: Option<Vec<String>>,
     pub input: serde_json::Value,
     pub env: BTreeMap<String, String>,
+    /// Secrets (by name) the code gets as environment variables.
+    pub secrets: Vec<String>,
     pub cpus: Option<u32>,
     pub mem_mb: Option<u32>,
     pub timeout_s: Option<u32>,

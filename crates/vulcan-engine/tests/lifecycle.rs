@@ -104,7 +104,9 @@ fn engine(act: Act) -> Setup {
     let stores = Stores {
         workloads: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
-        functions: Arc::new(store),
+        functions: Arc::new(store.clone()),
+        schedules: Arc::new(store.clone()),
+        secrets: Arc::new(store),
         bus: Arc::new(vulcan_domain::Alone),
     };
     let engine = Engine::new(

@@ -53,6 +53,7 @@ impl Instance {
     async fn start(
         ready: &Ready,
         code_b64: &str,
+        env: &std::collections::BTreeMap<String, String>,
         mem_mb: u32,
         logs: Arc<dyn LogSink>,
         max_output: usize,
@@ -66,7 +67,7 @@ impl Instance {
         };
         process.settle().await;
         let tail = StderrTail::follow(&mut process, logs.clone());
-        let job = serde_json::json!({ "kind": "serve", "code_b64": code_b64 });
+        let job = serde_json::json!({ "kind": "serve", "code_b64": code_b64, "env": env });
         process
             .send_line(job.to_string().as_bytes())
             .await
@@ -189,6 +190,7 @@ pub(crate) async fn invoke(
             let started = Instance::start(
                 ready,
                 code_b64,
+                &spec.env,
                 spec.resources.mem_mb,
                 logs.clone(),
                 max_output,

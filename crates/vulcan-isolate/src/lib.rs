@@ -366,7 +366,7 @@ impl Backend for IsolateBackend {
         }
         let tail = StderrTail::follow(&mut process, logs.clone());
         logs.code_started();
-        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input });
+        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.env });
         let sent = process.send(job.to_string().as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;

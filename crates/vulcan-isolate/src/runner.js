@@ -1,7 +1,8 @@
 // Vulcan's isolate runner. Runs in a Deno process started with no permissions, inside a
 // chroot that holds nothing but Deno. It runs exactly one job, read as one line of JSON from stdin:
 //   {"kind": "module" | "wasm", "code_b64": "...", "input": <any JSON>}
-// and writes one JSON frame per line on stdout:
+// (plus "env": {NAME: value}, the only environment the code sees, through Deno.env and
+// process.env) and writes one JSON frame per line on stdout:
 //   {"t":"ready"}  the runner is loaded and waits for its job
 //   {"t":"loaded"}  (kind "serve") the function's module is imported and its handler found
 //   {"t":"o","l":"..."} / {"t":"e","l":"..."}  a console line (stdout / stderr)
@@ -32,6 +33,41 @@ function decodeBase64(b64) {
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return bytes;
+}
+
+// The workload's environment replaces the process's (which it may not read anyway: the
+// process has no --allow-env): Deno.env, and a `process` global with it as `env`. Deno's own
+// `process` would read /proc, which the jail does not have (code that imports node:process
+// still gets Deno's).
+function setEnv(values) {
+  const env = Object.assign(Object.create(null), values ?? {});
+  const fake = {
+    get: (k) => env[k],
+    has: (k) => k in env,
+    toObject: () => ({ ...env }),
+    set: (k, v) => {
+      env[k] = String(v);
+    },
+    delete: (k) => {
+      delete env[k];
+    },
+  };
+  Object.defineProperty(Deno, "env", { value: fake, configurable: false, writable: false, enumerable: true });
+  const processEnv = new Proxy(env, {
+    set: (target, k, v) => {
+      target[k] = String(v);
+      return true;
+    },
+  });
+  const process = {
+    env: processEnv,
+    argv: ["deno"],
+    platform: "linux",
+    arch: "x64",
+    cwd: () => "/",
+    nextTick: (fn, ...args) => queueMicrotask(() => fn(...args)),
+  };
+  Object.defineProperty(globalThis, "process", { value: process, configurable: true, writable: true });
 }
 
 function result(value) {
@@ -133,6 +169,7 @@ async function serve(job) {
 
 try {
   const job = JSON.parse(readJob());
+  setEnv(job.env);
   await (job.kind === "wasm" ? runWasm(job) : job.kind === "serve" ? serve(job) : runModule(job));
 } catch (e) {
   threw(e);

@@ -15,6 +15,7 @@ mod functions;
 mod histogram;
 mod housekeeping;
 mod postgres;
+mod schedules;
 mod sqlite;
 mod stats;
 #[cfg(feature = "testing")]
@@ -22,4 +23,5 @@ pub mod testing;
 
 pub use histogram::DurationHistogram;
 pub use postgres::PgStore;
+pub(crate) use schedules::trigger_of;
 pub use sqlite::SqliteStore;

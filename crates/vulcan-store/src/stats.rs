@@ -81,6 +81,7 @@ pub(crate) fn list_filter(
         ),
         ("tenant =", filter.tenant.clone()),
         ("function =", filter.function.clone()),
+        ("trigger_id =", filter.schedule.clone()),
         ("id <", filter.after.clone()),
     ];
     for (column, value) in conditions {

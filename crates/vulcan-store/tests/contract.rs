@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use vulcan_domain::{
     AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, FunctionCode, FunctionStore,
     ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter, LogLine, LogStream, NodeRecord,
-    NodeState, NodeStore, Quota, Refusal, Resources, Role, Runtime, StoreError, TerminalUpdate,
-    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    NodeState, NodeStore, Overlap, Quota, Refusal, Resources, Role, Runtime, Schedule,
+    ScheduleStore, Sealed, SecretStore, StoreError, TerminalUpdate, Tick, Trigger, Workload,
+    WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::PgServer;
 use vulcan_store::{PgStore, SqliteStore};
@@ -21,6 +22,8 @@ struct Stores {
     nodes: Arc<dyn NodeStore>,
     images: Arc<dyn ImageIndex>,
     functions: Arc<dyn FunctionStore>,
+    schedules: Arc<dyn ScheduleStore>,
+    secrets: Arc<dyn SecretStore>,
     raw: Raw,
     _keep: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -65,7 +68,9 @@ async fn sqlite() -> Stores {
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
         images: Arc::new(store.clone()),
-        functions: Arc::new(store),
+        functions: Arc::new(store.clone()),
+        schedules: Arc::new(store.clone()),
+        secrets: Arc::new(store),
         raw: Raw::Sqlite(path),
         _keep: Box::new(dir),
     }
@@ -92,7 +97,9 @@ async fn postgres() -> Stores {
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
         images: Arc::new(store.clone()),
-        functions: Arc::new(store),
+        functions: Arc::new(store.clone()),
+        schedules: Arc::new(store.clone()),
+        secrets: Arc::new(store),
         raw: Raw::Pg(url),
         _keep: Box::new(server),
     }
@@ -117,6 +124,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         resources: Resources::default(),
         note: Some("auto: a note".into()),
         invocation: None,
+        secrets: vec!["DB_PASSWORD".into()],
     };
     let w = Workload {
         id: id.to_owned(),
@@ -140,6 +148,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         finished_at: None,
         function: None,
         function_version: None,
+        trigger: None,
     };
     (w, spec)
 }
@@ -998,6 +1007,207 @@ async fn functions_deploy_immutable_versions_roll_back_and_count_invocations(s: 
     );
 }
 
+/// A moment `s` seconds from a whole second, as stores keep it (milliseconds).
+fn at(s: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_900_000_000 + s).unwrap()
+}
+
+fn schedule(id: &str, tenant: &str, next: i64) -> Schedule {
+    Schedule {
+        id: id.into(),
+        tenant: tenant.into(),
+        function: "f".into(),
+        cron: "*/2 * * * * *".into(),
+        timezone: "UTC".into(),
+        input: serde_json::json!({"x": 1}),
+        overlap: Overlap::Skip,
+        enabled: true,
+        next_run_at: Some(at(next)),
+        last_run_at: None,
+        last_workload_id: None,
+        skipped_ticks: 0,
+        last_skipped_at: None,
+        last_skip_reason: None,
+        created_at: at(0),
+        updated_at: at(0),
+    }
+}
+
+async fn each_tick_fires_once_with_its_run_and_skips_are_recorded(s: Stores) {
+    s.schedules
+        .create_schedule(&schedule("s1", "t", 10))
+        .await
+        .unwrap();
+    s.schedules
+        .create_schedule(&schedule("s2", "u", 30))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.schedules.schedule(None, "s1").await.unwrap(),
+        schedule("s1", "t", 10)
+    );
+    assert!(matches!(
+        s.schedules.schedule(Some("u"), "s1").await,
+        Err(StoreError::Missing(_))
+    ));
+    assert_eq!(s.schedules.schedules(Some("u")).await.unwrap().len(), 1);
+    assert_eq!(s.schedules.next_tick().await.unwrap(), Some(at(10)));
+    let due: Vec<String> = s
+        .schedules
+        .due_schedules(at(20), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(due, ["s1"]);
+
+    // Two fires of one tick: the run of the first is stored, the second stores nothing.
+    let tick = Tick {
+        schedule_id: "s1".into(),
+        at: at(10),
+        next: Some(at(12)),
+    };
+    let fire = Admission {
+        fire: Some(tick.clone()),
+        ..Admission::default()
+    };
+    let (mut w1, spec1) = workload("01FIRE1", Isolation::Isolate);
+    w1.trigger = Some(Trigger {
+        kind: "schedule".into(),
+        id: "s1".into(),
+    });
+    s.workloads.enqueue(&w1, &spec1, &fire).await.unwrap();
+    let (mut w2, spec2) = workload("01FIRE2", Isolation::Isolate);
+    w2.trigger = w1.trigger.clone();
+    assert!(matches!(
+        s.workloads.enqueue(&w2, &spec2, &fire).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.workloads.get("01FIRE2").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        !s.schedules.skip_tick(&tick, "late").await.unwrap(),
+        "the tick is taken"
+    );
+    let fired = s.schedules.schedule(None, "s1").await.unwrap();
+    assert_eq!(
+        (
+            fired.next_run_at,
+            fired.last_run_at,
+            fired.last_workload_id.as_deref()
+        ),
+        (Some(at(12)), Some(at(10)), Some("01FIRE1"))
+    );
+    assert_eq!(
+        s.workloads.get("01FIRE1").await.unwrap().trigger,
+        w1.trigger
+    );
+    let page = s
+        .workloads
+        .list(&ListFilter {
+            schedule: Some("s1".into()),
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.workloads.len(), page.total), (1, 1));
+
+    // A skipped tick moves on and says why.
+    let next = Tick {
+        schedule_id: "s1".into(),
+        at: at(12),
+        next: Some(at(14)),
+    };
+    assert!(s
+        .schedules
+        .skip_tick(&next, "the previous run is still going")
+        .await
+        .unwrap());
+    let skipped = s.schedules.schedule(None, "s1").await.unwrap();
+    assert_eq!(
+        (
+            skipped.skipped_ticks,
+            skipped.last_skipped_at,
+            skipped.next_run_at
+        ),
+        (1, Some(at(12)), Some(at(14)))
+    );
+
+    // Disabled: never due, and its ticks cannot be claimed.
+    let mut off = skipped.clone();
+    off.enabled = false;
+    off.next_run_at = None;
+    s.schedules.update_schedule(&off).await.unwrap();
+    assert!(s
+        .schedules
+        .due_schedules(at(100), 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|x| x.id != "s1"));
+    assert_eq!(s.schedules.next_tick().await.unwrap(), Some(at(30)));
+    s.schedules.delete_schedule(Some("u"), "s2").await.unwrap();
+    assert!(matches!(
+        s.schedules.delete_schedule(Some("u"), "s1").await,
+        Err(StoreError::Missing(_))
+    ));
+    assert_eq!(s.schedules.next_tick().await.unwrap(), None);
+}
+
+async fn secrets_keep_sealed_values_with_versions_and_reseal_only_what_did_not_change(s: Stores) {
+    let sealed = |n: u8| Sealed {
+        key_id: format!("k{n}"),
+        nonce: vec![n; 24],
+        ciphertext: vec![n, 0, 255, n],
+    };
+    let first = s.secrets.put_secret("t", "DB", &sealed(1)).await.unwrap();
+    assert_eq!((first.version, first.name.as_str()), (1, "DB"));
+    let second = s.secrets.put_secret("t", "DB", &sealed(2)).await.unwrap();
+    assert_eq!(second.version, 2);
+    s.secrets.put_secret("u", "DB", &sealed(3)).await.unwrap();
+    let (info, value) = s.secrets.secret("t", "DB").await.unwrap();
+    assert_eq!((info.version, value), (2, sealed(2)));
+    assert!(matches!(
+        s.secrets.secret("t", "NOPE").await,
+        Err(StoreError::Missing(_))
+    ));
+    let names: Vec<(String, String)> = s
+        .secrets
+        .secrets(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.tenant, i.name))
+        .collect();
+    assert_eq!(
+        names,
+        [("t".into(), "DB".into()), ("u".into(), "DB".into())]
+    );
+    assert_eq!(s.secrets.secrets(Some("u")).await.unwrap().len(), 1);
+
+    assert!(
+        !s.secrets.reseal("t", "DB", 1, &sealed(9)).await.unwrap(),
+        "version 1 is gone"
+    );
+    assert!(s.secrets.reseal("t", "DB", 2, &sealed(9)).await.unwrap());
+    let (info, value) = s.secrets.secret("t", "DB").await.unwrap();
+    assert_eq!(
+        (info.version, value),
+        (2, sealed(9)),
+        "the same version, sealed again"
+    );
+    assert_eq!(s.secrets.sealed_secrets().await.unwrap().len(), 2);
+    s.secrets.delete_secret("t", "DB").await.unwrap();
+    assert!(matches!(
+        s.secrets.delete_secret("t", "DB").await,
+        Err(StoreError::Missing(_))
+    ));
+}
+
 /// Each contract test, once per store.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -1037,4 +1247,6 @@ contract!(
     only_the_servers_retention_removes_audit_records_and_it_says_so,
     images_are_registered_once_with_one_default_and_the_nodes_that_have_them,
     functions_deploy_immutable_versions_roll_back_and_count_invocations,
+    each_tick_fires_once_with_its_run_and_skips_are_recorded,
+    secrets_keep_sealed_values_with_versions_and_reseal_only_what_did_not_change,
 );

@@ -23,6 +23,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         resources: Resources::default(),
         note: None,
         invocation: None,
+        secrets: Vec::new(),
     };
     let w = Workload {
         id: id.to_owned(),
@@ -46,6 +47,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         finished_at: None,
         function: None,
         function_version: None,
+        trigger: None,
     };
     (w, spec)
 }

@@ -170,6 +170,17 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
 
+    /// The key secrets are sealed with: base64 of 32 random bytes (`openssl rand -base64
+    /// 32`) [default: on a single node, one is created on first start in <data dir>/secret.key,
+    /// mode 0600; a cluster must set it, the same on every node].
+    #[arg(long, env = "VULCAN_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// The key secrets were sealed with before a rotation: still opens them until `vulcan
+    /// secrets rotate-key` has sealed them all under VULCAN_SECRET_KEY.
+    #[arg(long, env = "VULCAN_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
+
     /// Failed authentications answered per source address and minute; further attempts in
     /// that minute get 429 unless they carry a key already in use (0: no limit).
     #[arg(long, env = "VULCAN_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]

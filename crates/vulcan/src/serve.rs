@@ -9,8 +9,10 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 use vulcan_domain::{AccessStore, ApiKey, Quota, Role};
 use vulcan_domain::{
-    Alone, FunctionStore, ImageIndex, NodeStore, Signal, SignalBus, WorkloadStore,
+    Alone, FunctionStore, ImageIndex, NodeStore, ScheduleStore, SecretStore, Signal, SignalBus,
+    WorkloadStore,
 };
+use vulcan_engine::secrets::{Keyring, SecretKey};
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
@@ -99,6 +101,8 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
 struct Backing {
     workloads: Arc<dyn WorkloadStore>,
     functions: Arc<dyn FunctionStore>,
+    schedules: Arc<dyn ScheduleStore>,
+    secrets: Arc<dyn SecretStore>,
     access: Arc<dyn AccessStore>,
     nodes: Arc<dyn NodeStore>,
     images: Arc<dyn ImageIndex>,
@@ -114,6 +118,8 @@ async fn open_store(args: &ServeArgs) -> Result<Backing, String> {
         return Ok(Backing {
             workloads: Arc::new(store.clone()),
             functions: Arc::new(store.clone()),
+            schedules: Arc::new(store.clone()),
+            secrets: Arc::new(store.clone()),
             access: Arc::new(store.clone()),
             nodes: Arc::new(store.clone()),
             images: Arc::new(store.clone()),
@@ -127,12 +133,69 @@ async fn open_store(args: &ServeArgs) -> Result<Backing, String> {
     Ok(Backing {
         workloads: Arc::new(store.clone()),
         functions: Arc::new(store.clone()),
+        schedules: Arc::new(store.clone()),
+        secrets: Arc::new(store.clone()),
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
         images: Arc::new(store),
         bus: Arc::new(Alone),
         signals: None,
     })
+}
+
+fn decode_key(name: &str, text: &str) -> Result<SecretKey, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| {
+            format!("{name} is not base64 ({e}): make one with `openssl rand -base64 32`")
+        })?;
+    SecretKey::from_bytes(&bytes).map_err(|e| format!("{name}: {e}"))
+}
+
+/// The keys secrets are sealed with: VULCAN_SECRET_KEY, or (a node on its own) the one in
+/// `<data dir>/secret.key`, created on first start. A cluster without a key is refused.
+/// The key must open every stored secret: a wrong one is refused here, not found later.
+async fn keyring(args: &ServeArgs, store: &dyn SecretStore) -> Result<Keyring, String> {
+    let current = match &args.secret_key {
+        Some(text) => decode_key("VULCAN_SECRET_KEY", text)?,
+        None if args.database_url.is_some() => {
+            return Err("a cluster needs VULCAN_SECRET_KEY (base64 of 32 random bytes, `openssl rand -base64 32`), the same on every node: secrets sealed by one node are opened by another".into())
+        }
+        None => {
+            let path = args.data_dir.join("secret.key");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => decode_key(&path.display().to_string(), &text)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    use base64::Engine as _;
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let (key, bytes) = SecretKey::generate();
+                    let mut file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    writeln!(file, "{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    tracing::warn!(path = %path.display(), key_id = key.id(), "created the key secrets are sealed with; it is in this file (mode 0600): keep a copy, secrets cannot be opened without it");
+                    key
+                }
+                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            }
+        }
+    };
+    let previous = args
+        .secret_key_previous
+        .as_deref()
+        .map(|t| decode_key("VULCAN_SECRET_KEY_PREVIOUS", t))
+        .transpose()?;
+    let keyring = Keyring { current, previous };
+    vulcan_engine::secrets::check_key(store, Some(&keyring))
+        .await
+        .map_err(|e| format!("the secret key does not fit the stored secrets: {e}"))?;
+    Ok(keyring)
 }
 
 /// With auth on and no key yet (and no VULCAN_ADMIN_KEY), creates the first admin key and
@@ -192,7 +255,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     bootstrap_admin(&args, backing.access.as_ref()).await?;
     let access = backing.access.clone();
 
-    let config = engine_config(&args);
+    let mut config = engine_config(&args);
+    config.keyring = Some(keyring(&args, backing.secrets.as_ref()).await?);
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
     isolate.pool_size = args.isolate_pool_size;
     isolate.pool_heap_mb = args.default_mem_mb;
@@ -261,10 +325,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         workloads: backing.workloads.clone(),
         nodes: backing.nodes.clone(),
         functions: backing.functions.clone(),
+        schedules: backing.schedules.clone(),
+        secrets: backing.secrets.clone(),
         bus: backing.bus.clone(),
     };
-    let engine =
-        Engine::new(config, stores, registry, Metrics::new()).with_images(Arc::new(images));
+    let engine = Engine::new(config, stores, registry, Metrics::new())
+        .with_images(Arc::new(images))
+        .with_access(access.clone());
     let (failed, rerun) = engine
         .recover()
         .await

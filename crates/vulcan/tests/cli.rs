@@ -545,3 +545,105 @@ fn fn_deploys_invokes_lists_rolls_back_and_removes() {
     assert_eq!(gone.status.code(), Some(125));
     assert!(stderr(&gone).contains("404"), "{}", stderr(&gone));
 }
+
+#[test]
+fn secrets_are_set_from_stdin_and_schedules_added_listed_toggled_and_removed() {
+    let server = Server::start(&[]);
+    let url = server.base.as_str();
+    let mut set = Command::new(env!("CARGO_BIN_EXE_vulcan"))
+        .args(["secrets", "set", "API_TOKEN"])
+        .env("VULCAN_URL", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"tok-from-stdin\n")
+        .unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "API_TOKEN is at version 1\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = stdout(&vulcan(url, &["secrets", "ls"]));
+    assert!(
+        listed.contains("API_TOKEN") && !listed.contains("tok-from-stdin"),
+        "{listed}"
+    );
+    let run = vulcan(
+        url,
+        &[
+            "run",
+            "--runtime",
+            "node",
+            "--secret",
+            "API_TOKEN",
+            "--code",
+            "export default () => Deno.env.get('API_TOKEN').length",
+        ],
+    );
+    assert_eq!(stdout(&run), "14\n", "{}", stderr(&run));
+
+    let deployed = vulcan(
+        url,
+        &[
+            "fn",
+            "deploy",
+            "noop",
+            "--runtime",
+            "node",
+            "--code",
+            "export default () => 1",
+        ],
+    );
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    let added = json_of(&vulcan(
+        url,
+        &[
+            "schedules",
+            "add",
+            "noop",
+            "--cron",
+            "0 0 1 1 *",
+            "--input",
+            "{\"x\":1}",
+            "-o",
+            "json",
+        ],
+    ));
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert!(
+        added["next_run_at"]
+            .as_str()
+            .unwrap()
+            .contains("-01-01T00:00:00"),
+        "{added}"
+    );
+    let table = stdout(&vulcan(url, &["schedules", "ls"]));
+    assert!(
+        table.contains(&id) && table.contains("0 0 1 1 *"),
+        "{table}"
+    );
+    let off = vulcan(url, &["schedules", "disable", &id]);
+    assert_eq!(stdout(&off), format!("{id} disabled\n"));
+    let on = vulcan(url, &["schedules", "enable", &id]);
+    assert!(
+        stdout(&on).starts_with(&format!("{id} enabled: next at ")),
+        "{}",
+        stdout(&on)
+    );
+    let bad = vulcan(url, &["schedules", "add", "noop", "--cron", "nope"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(stderr(&bad).contains("400"), "{}", stderr(&bad));
+    assert!(vulcan(url, &["schedules", "rm", &id]).status.success());
+    assert_eq!(
+        json_of(&vulcan(url, &["schedules", "ls", "-o", "json"])),
+        serde_json::json!([])
+    );
+}

@@ -19,6 +19,11 @@ fn node_env<'a>(
     let mut env = vec![
         ("VULCAN_DATABASE_URL", url),
         ("VULCAN_NODE_ID", id),
+        // Every node of a cluster needs the same key to open secrets.
+        (
+            "VULCAN_SECRET_KEY",
+            "Y2x1c3Rlci10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=",
+        ),
         // Three nodes share two cores: few warm processes each.
         ("VULCAN_ISOLATE_POOL_SIZE", "1"),
     ];
@@ -561,4 +566,73 @@ fn a_function_deployed_on_one_node_is_invoked_warm_on_every_node() {
     });
     let (status, _) = nodes[1].post("/v1/functions/sum/invoke", &json!({}));
     assert_eq!(status, 404);
+}
+
+#[test]
+fn two_nodes_fire_each_tick_of_a_schedule_exactly_once() {
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let nodes: Vec<Server> = ["a", "b"]
+        .iter()
+        .map(|id| Server::start(&node_env(&url, id, &[])))
+        .collect();
+    wait_live(&nodes[0], &["a", "b"]);
+    // Each instance counts the runs it served; their sum is every run that happened.
+    let r = ureq::put(&nodes[0].url("/v1/functions/count"))
+        .send_json(json!({"runtime": "node", "code": "let n = 0; export default () => ++n"}))
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, s) = nodes[1].post(
+        "/v1/schedules",
+        &json!({"function": "count", "cron": "* * * * * *", "overlap": "allow"}),
+    );
+    assert_eq!(status, 201, "{s}");
+    let id = s["id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(8));
+    let (_, off) = {
+        let r = ureq::request("PATCH", &nodes[0].url(&format!("/v1/schedules/{id}")))
+            .send_json(json!({"enabled": false}))
+            .unwrap();
+        (r.status(), r.into_json::<Value>().unwrap())
+    };
+    assert_eq!(off["enabled"], false);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, page) = nodes[0].get(&format!("/v1/workloads?schedule={id}&limit=100"));
+    let runs: Vec<Value> = page["workloads"].as_array().unwrap().clone();
+    assert!(
+        (7..=9).contains(&runs.len()),
+        "8 ticks in 8 s: {}",
+        runs.len()
+    );
+    // One run per tick: each second has one run.
+    let mut seconds: Vec<String> = runs
+        .iter()
+        .map(|w| w["created_at"].as_str().unwrap()[..19].to_owned())
+        .collect();
+    seconds.sort();
+    let distinct = {
+        let mut d = seconds.clone();
+        d.dedup();
+        d.len()
+    };
+    assert_eq!(distinct, runs.len(), "two runs in one second: {seconds:?}");
+    // Counted inside the function: per node, its instance's counts run 1..=n with no gap
+    // or repeat, and they add up to the runs recorded.
+    let mut by_node: HashMap<String, Vec<u64>> = HashMap::new();
+    for w in &runs {
+        let done = nodes[0].wait_terminal(w["id"].as_str().unwrap(), Duration::from_secs(10));
+        assert_eq!(done["status"], "completed", "{done}");
+        by_node
+            .entry(done["node_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(done["output"].as_str().unwrap().parse().unwrap());
+    }
+    let mut counted = 0;
+    for (node, mut counts) in by_node {
+        counts.sort();
+        let expected: Vec<u64> = (1..=counts.len() as u64).collect();
+        assert_eq!(counts, expected, "node {node}");
+        counted += counts.len();
+    }
+    assert_eq!(counted, runs.len());
 }

@@ -75,7 +75,10 @@ pub struct Deployed {
 }
 
 /// The tenant the caller acts for: its own, or (admins) the one named.
-fn tenant_of(caller: &Caller, params: &HashMap<String, String>) -> Result<String, ApiError> {
+pub(crate) fn tenant_of(
+    caller: &Caller,
+    params: &HashMap<String, String>,
+) -> Result<String, ApiError> {
     match params.get("tenant").filter(|t| !t.is_empty()) {
         Some(t) if caller.scope().is_none() => Ok(t.clone()),
         Some(_) => Err(ApiError::new(

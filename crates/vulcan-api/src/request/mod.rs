@@ -9,6 +9,8 @@ pub mod images;
 pub mod keys;
 pub mod logs;
 pub mod nodes;
+pub mod schedules;
+pub mod secrets;
 pub mod stats;
 pub mod tenants;
 pub mod trigger;

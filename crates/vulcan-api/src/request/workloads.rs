@@ -60,6 +60,9 @@ pub struct CreateWorkload {
     input: serde_json::Value,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Secrets (by name) the code gets as environment variables.
+    #[serde(default)]
+    secrets: Vec<String>,
     #[serde(default)]
     resources: ResourcesRequest,
 }
@@ -105,6 +108,7 @@ impl CreateWorkload {
             command: self.command,
             input: self.input,
             env: self.env,
+            secrets: self.secrets,
             cpus: self.resources.cpus,
             mem_mb: self.resources.mem_mb,
             timeout_s: self.resources.timeout_s,
@@ -244,6 +248,7 @@ pub async fn list(
         offset,
         after,
         function,
+        schedule: params.get("schedule").filter(|s| !s.is_empty()).cloned(),
     };
     let page = state.engine.store().list(&filter).await?;
     let next = (page.workloads.len() == limit as usize)

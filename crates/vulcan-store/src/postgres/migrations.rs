@@ -209,6 +209,44 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, name, version)
     );
     "#,
+    // 3: schedules and the runs they fire; secrets, sealed.
+    r#"
+    ALTER TABLE workloads ADD COLUMN trigger_kind TEXT;
+    ALTER TABLE workloads ADD COLUMN trigger_id TEXT;
+    CREATE INDEX workloads_by_trigger ON workloads (trigger_id, id) WHERE trigger_id IS NOT NULL;
+
+    CREATE TABLE schedules (
+        id               TEXT PRIMARY KEY,
+        tenant           TEXT NOT NULL,
+        function         TEXT NOT NULL,
+        cron             TEXT NOT NULL,
+        timezone         TEXT NOT NULL,
+        input            TEXT NOT NULL,
+        overlap          TEXT NOT NULL,
+        enabled          BOOLEAN NOT NULL,
+        next_run_at      BIGINT,
+        last_run_at      BIGINT,
+        last_workload_id TEXT,
+        skipped_ticks    BIGINT NOT NULL DEFAULT 0,
+        last_skipped_at  BIGINT,
+        last_skip_reason TEXT,
+        created_at       BIGINT NOT NULL,
+        updated_at       BIGINT NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (next_run_at) WHERE enabled;
+
+    CREATE TABLE secrets (
+        tenant     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        version    BIGINT NOT NULL,
+        key_id     TEXT NOT NULL,
+        nonce      BYTEA NOT NULL,
+        ciphertext BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, name)
+    );
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

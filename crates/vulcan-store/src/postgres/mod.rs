@@ -16,6 +16,8 @@ mod images;
 mod listen;
 mod migrations;
 mod nodes;
+mod schedules;
+mod secrets;
 mod workloads;
 
 use std::future::Future;

@@ -20,7 +20,8 @@ use crate::DurationHistogram;
 
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
-    created_at, started_at, finished_at, tenant, prepare_ms, function, function_version";
+    created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
+    trigger_kind, trigger_id";
 
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -68,6 +69,7 @@ pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
         prepare_ms: count_of(row.get(18)),
         function: row.get(19),
         function_version: row.get::<_, Option<i64>>(20).map(|v| v.max(0) as u32),
+        trigger: crate::trigger_of(row.get(21), row.get(22)),
     })
 }
 
@@ -401,7 +403,7 @@ impl WorkloadStore for PgStore {
                     .prepare_cached(&format!(
                         "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
+                                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
                          ON CONFLICT (id) DO NOTHING"
                     ))
                     .await?;
@@ -431,6 +433,8 @@ impl WorkloadStore for PgStore {
                             &w.prepare_ms.map(|d| d as i64),
                             &w.function,
                             &w.function_version.map(i64::from),
+                            &w.trigger.as_ref().map(|t| t.kind.as_str()),
+                            &w.trigger.as_ref().map(|t| t.id.as_str()),
                             &spec_json,
                             &archive,
                             &claim,
@@ -440,6 +444,29 @@ impl WorkloadStore for PgStore {
                     .await?;
                 if inserted == 0 {
                     return Err(StoreError::Duplicate(w.id.clone()).into());
+                }
+                if let Some(tick) = &admission.fire {
+                    let st = tx
+                        .prepare_cached(
+                            "UPDATE schedules SET next_run_at = $1, last_run_at = $2, last_workload_id = $3, updated_at = $4
+                             WHERE id = $5 AND enabled AND next_run_at = $2",
+                        )
+                        .await?;
+                    let moved = tx
+                        .execute(
+                            &st,
+                            &[
+                                &tick.next.map(to_ms),
+                                &to_ms(tick.at),
+                                &w.id,
+                                &to_ms(OffsetDateTime::now_utc()),
+                                &tick.schedule_id,
+                            ],
+                        )
+                        .await?;
+                    if moved == 0 {
+                        return Err(crate::schedules::tick_taken(&tick.schedule_id).into());
+                    }
                 }
                 count_tenant(&tx, &w.tenant, isolation, w.status, 1).await?;
                 if !w.status.is_terminal() {
@@ -495,7 +522,7 @@ impl WorkloadStore for PgStore {
                 let rows = c.query(&st, &params).await?;
                 let workloads = rows.iter().map(workload_from_row).collect::<Result<_, _>>()?;
                 // A function's invocations are counted on its index (not in the counters).
-                if filter.function.is_some() {
+                if filter.function.is_some() || filter.schedule.is_some() {
                     let (clause, values) = stats::list_filter(
                         &ListFilter {
                             after: None,

@@ -235,6 +235,44 @@ const MIGRATIONS: &[Step] = &[
         PRIMARY KEY (tenant, name, version)
     );
     "#),
+    // 7: schedules and the runs they fire; secrets, sealed.
+    Sql(r#"
+    ALTER TABLE workloads ADD COLUMN trigger_kind TEXT;
+    ALTER TABLE workloads ADD COLUMN trigger_id TEXT;
+    CREATE INDEX workloads_by_trigger ON workloads (trigger_id, id) WHERE trigger_id IS NOT NULL;
+
+    CREATE TABLE schedules (
+        id               TEXT PRIMARY KEY,
+        tenant           TEXT NOT NULL,
+        function         TEXT NOT NULL,
+        cron             TEXT NOT NULL,
+        timezone         TEXT NOT NULL,
+        input            TEXT NOT NULL,
+        overlap          TEXT NOT NULL,
+        enabled          INTEGER NOT NULL,
+        next_run_at      INTEGER,
+        last_run_at      INTEGER,
+        last_workload_id TEXT,
+        skipped_ticks    INTEGER NOT NULL DEFAULT 0,
+        last_skipped_at  INTEGER,
+        last_skip_reason TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (next_run_at) WHERE enabled = 1;
+
+    CREATE TABLE secrets (
+        tenant     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        key_id     TEXT NOT NULL,
+        nonce      BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, name)
+    ) WITHOUT ROWID;
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

@@ -11,6 +11,8 @@ mod functions;
 mod images;
 mod migrations;
 mod nodes;
+mod schedules;
+mod secrets;
 mod workloads;
 
 use std::path::{Path, PathBuf};

@@ -12,12 +12,15 @@ use vulcan_domain::{
 
 use super::{from_ms, io, parse_column, to_ms, SqliteStore};
 use crate::admission::{self, Usage};
+use crate::schedules::tick_taken;
 use crate::stats::{self, PerBackend};
+use crate::trigger_of;
 use crate::DurationHistogram;
 
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
-    created_at, started_at, finished_at, tenant, prepare_ms, function, function_version";
+    created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
+    trigger_kind, trigger_id";
 
 pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
     let node: String = row.get(5)?;
@@ -43,6 +46,7 @@ pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
         prepare_ms: row.get::<_, Option<i64>>(18)?.map(|d| d.max(0) as u64),
         function: row.get(19)?,
         function_version: row.get::<_, Option<i64>>(20)?.map(|v| v.max(0) as u32),
+        trigger: trigger_of(row.get(21)?, row.get(22)?),
     })
 }
 
@@ -335,7 +339,7 @@ impl WorkloadStore for SqliteStore {
                 .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
                 ))
                 .map_err(io)?
                 .execute(params![
@@ -360,6 +364,8 @@ impl WorkloadStore for SqliteStore {
                     w.prepare_ms.map(|d| d as i64),
                     w.function,
                     w.function_version,
+                    w.trigger.as_ref().map(|t| t.kind.as_str()),
+                    w.trigger.as_ref().map(|t| t.id.as_str()),
                     spec_json,
                     archive,
                     claim,
@@ -368,6 +374,25 @@ impl WorkloadStore for SqliteStore {
                 .map_err(io)?;
             if inserted == 0 {
                 return Err(StoreError::Duplicate(w.id.clone()));
+            }
+            if let Some(tick) = &admission.fire {
+                let moved = tx
+                    .prepare_cached(
+                        "UPDATE schedules SET next_run_at = ?1, last_run_at = ?2, last_workload_id = ?3, updated_at = ?4
+                         WHERE id = ?5 AND enabled = 1 AND next_run_at = ?2",
+                    )
+                    .map_err(io)?
+                    .execute(params![
+                        tick.next.map(to_ms),
+                        to_ms(tick.at),
+                        w.id,
+                        to_ms(OffsetDateTime::now_utc()),
+                        tick.schedule_id
+                    ])
+                    .map_err(io)?;
+                if moved == 0 {
+                    return Err(tick_taken(&tick.schedule_id));
+                }
             }
             count(&tx, &w.tenant, isolation, w.status, 1).map_err(io)?;
             if !w.status.is_terminal() {
@@ -423,7 +448,7 @@ impl WorkloadStore for SqliteStore {
                 .map_err(io)?;
             // Totals come from the counters: everyone's, or the tenant's. A function's
             // invocations are counted on its index (they are not in the counters).
-            if filter.function.is_some() {
+            if filter.function.is_some() || filter.schedule.is_some() {
                 let (clause, values) = stats::list_filter(
                     &ListFilter {
                         after: None,

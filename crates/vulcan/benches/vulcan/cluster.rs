@@ -18,6 +18,11 @@ fn node_env<'a>(
     let mut env = vec![
         ("VULCAN_DATABASE_URL", url),
         ("VULCAN_NODE_ID", id),
+        // Every node of a cluster needs the same key to open secrets.
+        (
+            "VULCAN_SECRET_KEY",
+            "Y2x1c3Rlci10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=",
+        ),
         ("VULCAN_ISOLATE_POOL_SIZE", "2"),
     ];
     env.extend_from_slice(extra);

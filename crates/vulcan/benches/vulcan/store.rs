@@ -255,6 +255,10 @@ pub fn run(n: usize) {
     );
     let mut env = env.to_vec();
     env.push(("VULCAN_DATABASE_URL", &url));
+    env.push((
+        "VULCAN_SECRET_KEY",
+        "Y2x1c3Rlci10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=",
+    ));
     let server = Server::start(&env);
     figures("postgres 1M", &server, n);
 }

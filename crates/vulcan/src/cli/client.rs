@@ -103,6 +103,15 @@ impl Client {
         Self::json(resp)
     }
 
+    pub fn patch(&self, path: &str, body: &Value) -> CliResult<Value> {
+        let resp = self.answer(
+            self.request("PATCH", path)
+                .set("Content-Type", "application/json")
+                .send_string(&body.to_string()),
+        )?;
+        Self::json(resp)
+    }
+
     pub fn delete(&self, path: &str) -> CliResult<Value> {
         let resp = self.answer(self.request("DELETE", path).call())?;
         Self::json(resp)

@@ -40,9 +40,6 @@ pub struct DeployArgs {
     name: String,
     #[command(flatten)]
     code: CodeArgs,
-    /// Secrets (by name) its invocations get as environment variables (repeatable).
-    #[arg(long = "secret")]
-    secrets: Vec<String>,
     /// Give every invocation a fresh instance (the code may then be a plain script).
     #[arg(long)]
     no_reuse: bool,
@@ -60,9 +57,6 @@ pub struct DeployArgs {
 impl DeployArgs {
     fn body(&self) -> CliResult<Value> {
         let mut body = self.code.body()?;
-        if !self.secrets.is_empty() {
-            body["secrets"] = json!(self.secrets);
-        }
         if self.no_reuse {
             body["reuse"] = json!(false);
         }

@@ -9,6 +9,7 @@ mod client;
 mod functions;
 mod render;
 mod run;
+mod schedules;
 
 use std::process::ExitCode;
 
@@ -82,6 +83,12 @@ pub enum ClientCommand {
     /// Functions: deploy once, invoke many times (warm), list, roll back, remove.
     #[command(subcommand, name = "fn")]
     Fn(functions::FnCommand),
+    /// Schedules: fire a function on a cron.
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCommand),
+    /// Secrets: encrypted values code gets as environment variables.
+    #[command(subcommand)]
+    Secrets(schedules::SecretsCommand),
     /// Run the same workloads on every available backend and compare them.
     Benchmark(bench::BenchArgs),
 }
@@ -329,6 +336,8 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
             });
         }
         ClientCommand::Images(images) => images_command(client, format, images)?,
+        ClientCommand::Schedules(command) => schedules::schedules(client, format, command)?,
+        ClientCommand::Secrets(command) => schedules::secrets(client, format, command)?,
         ClientCommand::Keys(keys) => keys_command(client, format, keys)?,
         ClientCommand::Nodes => {
             let nodes = client.get("/v1/nodes")?;

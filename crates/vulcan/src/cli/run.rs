@@ -35,6 +35,9 @@ pub struct CodeArgs {
     /// Environment variables, NAME=value (repeatable).
     #[arg(long = "env", short = 'e')]
     env: Vec<String>,
+    /// Secrets (by name) the code gets as environment variables (repeatable).
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
     #[arg(long)]
     cpus: Option<u32>,
     /// Memory in MiB.
@@ -199,6 +202,9 @@ impl CodeArgs {
                 env.insert(k.to_owned(), json!(v));
             }
             body["env"] = Value::Object(env);
+        }
+        if !self.secrets.is_empty() {
+            body["secrets"] = json!(self.secrets);
         }
         let mut resources = serde_json::Map::new();
         for (key, value) in [
