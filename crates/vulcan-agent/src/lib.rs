@@ -107,6 +107,18 @@ pub struct Served {
     /// The instance cannot serve again (its process died): the host stops the VM.
     #[serde(default)]
     pub broken: bool,
+    /// What the invocation used.
+    #[serde(default)]
+    pub used: Option<Used>,
+}
+
+/// What a run used, from the guest's workload cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Used {
+    pub cpu_time_ms: u64,
+    pub peak_memory_bytes: u64,
+    #[serde(default)]
+    pub max_processes: Option<u64>,
 }
 
 /// How the program ended.
@@ -121,6 +133,9 @@ pub struct Exit {
     pub pids_limited: bool,
     /// The agent could not run the program at all.
     pub error: Option<String>,
+    /// What the run used.
+    #[serde(default)]
+    pub used: Option<Used>,
 }
 
 /// Writes one frame.

@@ -118,6 +118,19 @@ pub(crate) fn oom_kills() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the workload cgroup used since `mark` (nothing without a cgroup).
+pub(crate) fn used(
+    group: Option<&vulcan_sandbox::cgroup::Cgroup>,
+    mark: Option<vulcan_sandbox::cgroup::UsageMark>,
+) -> Option<vulcan_agent::Used> {
+    let usage = group?.usage_since(mark?);
+    Some(vulcan_agent::Used {
+        cpu_time_ms: usage.cpu_time_ms,
+        peak_memory_bytes: usage.peak_memory_bytes,
+        max_processes: usage.max_processes,
+    })
+}
+
 fn power_off() -> ! {
     // SAFETY: sync and reboot have no memory preconditions; PID 1 may power off.
     unsafe {

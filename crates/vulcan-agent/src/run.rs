@@ -37,6 +37,7 @@ pub fn run(port: &Port, job: Run) -> Exit {
     };
     let mut cmd = workspace.command(program, args, &job.env, None);
     let oom_before = oom_kills();
+    let mark = workspace.group.as_ref().map(|g| g.mark());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -72,7 +73,12 @@ pub fn run(port: &Port, job: Run) -> Exit {
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }
-    let events = workspace.group.map(|g| g.events()).unwrap_or_default();
+    let events = workspace
+        .group
+        .as_ref()
+        .map(|g| g.events())
+        .unwrap_or_default();
+    let used = crate::used(workspace.group.as_ref(), mark);
     match status {
         Ok(s) => Exit {
             code: s.code(),
@@ -80,6 +86,7 @@ pub fn run(port: &Port, job: Run) -> Exit {
             oom: oom_kills() > oom_before || events.oom_kills > 0,
             pids_limited: events.pids_refused > 0,
             error: None,
+            used,
         },
         Err(e) => Exit {
             error: Some(format!("waiting for the program failed: {e}")),

@@ -332,6 +332,7 @@ pub fn serve(port: &Port, reader: &mut impl Read, job: Run) -> Exit {
             Ok(_) | Err(_) => return Exit::default(),
         };
         let oom_before = oom_kills();
+        let mark = workspace.group.as_ref().map(|g| g.mark());
         let served = match server.as_mut() {
             Some(s) => {
                 let group = workspace.group.clone();
@@ -342,6 +343,8 @@ pub fn serve(port: &Port, reader: &mut impl Read, job: Run) -> Exit {
             }
             None => run_once(port, &workspace, &job, &input),
         };
+        let mut served = served;
+        served.used = crate::used(workspace.group.as_ref(), mark);
         let broken = served.broken;
         frame(port, Kind::Result, &served);
         if broken {

@@ -26,6 +26,7 @@ use vulcan_domain::{
 use vulcan_engine::ImagePulls;
 
 use crate::login_failures::{LoginFailures, Source};
+use crate::telemetry::RequestId;
 use crate::{ApiError, AppState};
 
 /// Who is calling, once authenticated.
@@ -265,6 +266,7 @@ async fn prune_audit(state: &AppState, retention: Duration) {
             retention.as_secs() / 86_400
         )),
         count: 1,
+        request_id: None,
     };
     match state.access.prune_audit(before, &record).await {
         Ok(0) => {}
@@ -414,6 +416,7 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         }
     };
     req.extensions_mut().insert(caller.clone());
+    let request_id = req.extensions().get::<RequestId>().cloned();
     let mutation = matches!(
         method,
         Method::POST | Method::PUT | Method::DELETE | Method::PATCH
@@ -444,6 +447,7 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
                 status: response.status().as_u16(),
                 detail,
                 count: 1,
+                request_id: request_id.map(|r| r.0),
             },
         )
         .await;

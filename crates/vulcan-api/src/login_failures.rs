@@ -225,6 +225,7 @@ fn entry(source: &Source, w: Window) -> AuditEntry {
         status: if w.failures > 0 { 401 } else { 429 },
         detail: Some(detail),
         count: w.failures + w.refused,
+        request_id: None,
     }
 }
 

@@ -167,6 +167,9 @@ pub struct AuditEntry {
     /// aggregate, the failures from one source in one minute.
     #[serde(default = "one")]
     pub count: u64,
+    /// The id of the API request that did it.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 fn one() -> u64 {

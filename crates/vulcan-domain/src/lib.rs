@@ -36,7 +36,7 @@ pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
 pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};
-pub use spec::{Resources, WorkloadResult, WorkloadSpec};
+pub use spec::{Resources, Usage, WorkloadResult, WorkloadSpec};
 pub use stats::{BackendStats, Stats};
 pub use status::{InvalidTransition, WorkloadStatus};
 pub use store::{

@@ -71,6 +71,19 @@ pub struct WorkloadResult {
     pub output: String,
     /// Why the workload failed, if it did.
     pub error: Option<String>,
+    /// What the run used, where the backend could measure it.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// What one run used, as the kernel counted it for its cgroup (the isolate's process, the
+/// sandbox, the guest's workload group).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub cpu_time_ms: u64,
+    pub peak_memory_bytes: u64,
+    /// Most processes at once, where the backend can tell.
+    pub max_processes: Option<u64>,
 }
 
 impl WorkloadResult {

@@ -11,6 +11,13 @@ pub struct BackendStats {
     pub avg_duration_ms: f64,
     pub p50_duration_ms: f64,
     pub p95_duration_ms: f64,
+    /// Runs whose usage was measured, and their averages.
+    #[serde(default)]
+    pub measured_runs: u64,
+    #[serde(default)]
+    pub avg_cpu_time_ms: Option<f64>,
+    #[serde(default)]
+    pub avg_peak_memory_bytes: Option<f64>,
 }
 
 /// `GET /v1/stats`.

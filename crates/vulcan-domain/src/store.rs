@@ -102,6 +102,8 @@ pub struct TerminalUpdate {
     pub duration_ms: Option<u64>,
     /// The part of it spent preparing (booting, pulling) before the code started.
     pub prepare_ms: Option<u64>,
+    /// What the run used, where the backend measured it.
+    pub usage: Option<crate::Usage>,
 }
 
 /// A workload claimed by a node, with the spec it runs.

@@ -48,6 +48,18 @@ pub struct Workload {
     /// starting a process) before the code started; the timeout counts after it.
     #[serde(default)]
     pub prepare_ms: Option<u64>,
+    /// CPU time the run used, in ms (where the backend measured it).
+    #[serde(default)]
+    pub cpu_time_ms: Option<u64>,
+    /// The run's peak memory, in bytes.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<u64>,
+    /// Most processes at once, where the backend can tell.
+    #[serde(default)]
+    pub max_processes: Option<u64>,
+    /// The id of the API request that created it.
+    #[serde(default)]
+    pub request_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]

@@ -118,6 +118,7 @@ pub(crate) fn ended(status: WorkloadStatus, error: impl Into<String>) -> Termina
         finished_at: now(),
         duration_ms: None,
         prepare_ms: None,
+        usage: None,
     }
 }
 
@@ -360,6 +361,10 @@ impl Engine {
             function: None,
             function_version: None,
             trigger: None,
+            cpu_time_ms: None,
+            peak_memory_bytes: None,
+            max_processes: None,
+            request_id: crate::request_id(),
         };
         self.admit(workload, spec, submission.quota, None).await
     }

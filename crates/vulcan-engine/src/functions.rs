@@ -364,6 +364,10 @@ impl Engine {
             function: Some(name.to_owned()),
             function_version: Some(version.version),
             trigger: trigger.as_ref().map(|(t, _)| t.clone()),
+            cpu_time_ms: None,
+            peak_memory_bytes: None,
+            max_processes: None,
+            request_id: crate::request_id(),
         };
         self.admit(workload, spec, quota, trigger.map(|(_, tick)| tick))
             .await

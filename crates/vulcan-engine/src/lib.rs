@@ -28,6 +28,17 @@ mod slots;
 mod submission;
 mod watches;
 
+tokio::task_local! {
+    /// The id of the API request being served (set by the API around each request): the
+    /// workloads it creates record it.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request this task serves, if any.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmarks};
 pub use broker::{LogBroker, LogEvent, Subscription};
 pub use config::{EngineConfig, Limits, LogLimits};

@@ -298,6 +298,7 @@ fn finish_update(
         finished_at: now(),
         duration_ms: Some(ran_for.as_millis() as u64),
         prepare_ms: prepared_in.map(|p| p.as_millis() as u64),
+        usage: result.usage,
     }
 }
 
@@ -364,6 +365,7 @@ fn error_result(error: String) -> vulcan_domain::WorkloadResult {
         exit_code: None,
         output: String::new(),
         error: Some(error),
+        usage: None,
     }
 }
 

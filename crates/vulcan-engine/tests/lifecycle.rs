@@ -64,6 +64,7 @@ impl Backend for Fake {
                     exit_code: Some(0),
                     output: "done".into(),
                     error: None,
+                    usage: None,
                 })
             }
             Act::Panic => {

@@ -27,7 +27,7 @@ use vulcan_domain::{
     LogSink, LogStream, Runtime, WorkloadResult, WorkloadSpec,
 };
 use vulcan_sandbox::archive::{self, Rules};
-use vulcan_sandbox::cgroup::Events;
+use vulcan_sandbox::cgroup::{Events, UsageMark};
 use vulcan_sandbox::instances::Instances;
 
 use crate::cgroup::CgroupBase;
@@ -295,8 +295,9 @@ impl GvisorBackend {
         spec: &WorkloadSpec,
         logs: Arc<dyn LogSink>,
         group: &vulcan_sandbox::cgroup::Cgroup,
-        before: Events,
+        before: (Events, UsageMark),
     ) -> Result<(WorkloadResult, Events), BackendError> {
+        let (before, mark) = before;
         let stdin = child.stdin.take();
         let input = spec.input.clone();
         let feed = async move {
@@ -340,6 +341,7 @@ impl GvisorBackend {
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))
             .unwrap_or(-1);
+        let usage = group.usage_since(mark);
         let now = group.events();
         let events = Events {
             oom_kills: now.oom_kills.saturating_sub(before.oom_kills),
@@ -378,6 +380,12 @@ impl GvisorBackend {
                 out.kept.text()
             },
             error,
+            usage: Some(vulcan_domain::Usage {
+                cpu_time_ms: usage.cpu_time_ms,
+                peak_memory_bytes: usage.peak_memory_bytes,
+                // The sandbox's host tasks are gVisor's threads, not the workload's processes.
+                max_processes: None,
+            }),
         };
         Ok((result, events))
     }
@@ -438,7 +446,7 @@ impl GvisorBackend {
             }
         };
         logs.code_started();
-        let before = sandbox.events();
+        let before = (sandbox.events(), sandbox.group.mark());
         let child = sandbox
             .exec()
             .spawn()
@@ -499,6 +507,7 @@ impl Backend for GvisorBackend {
             .cgroups
             .create(&spec.id, bundle.memory_limit, self.config.pids_limit)
             .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
+        let mark = group.mark();
         logs.code_started();
         let child = ready
             .runsc
@@ -506,7 +515,7 @@ impl Backend for GvisorBackend {
             .spawn()
             .map_err(|e| BackendError(format!("cannot start runsc: {e}")))?;
         let ran = self
-            .collect(child, &spec, logs, &group, Events::default())
+            .collect(child, &spec, logs, &group, (Events::default(), mark))
             .await;
         // `runsc run` deletes the container once it has exited.
         self.exited().insert(spec.id.clone());

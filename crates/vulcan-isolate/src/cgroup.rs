@@ -109,6 +109,22 @@ impl MemoryCgroup {
         self.group.set_memory_max(bytes)
     }
 
+    /// Starts measuring what the group's process uses from now.
+    pub fn mark(&self) -> cgroup::UsageMark {
+        self.group.mark()
+    }
+
+    /// What the group's process used since `mark`.
+    pub fn usage_since(&self, mark: cgroup::UsageMark) -> vulcan_domain::Usage {
+        let used = self.group.usage_since(mark);
+        vulcan_domain::Usage {
+            cpu_time_ms: used.cpu_time_ms,
+            peak_memory_bytes: used.peak_memory_bytes,
+            // One Deno process: workloads cannot start others.
+            max_processes: Some(1),
+        }
+    }
+
     /// Whether the kernel killed a process of this group for exceeding its limit since
     /// the group was handed out.
     pub fn oom_killed(&self) -> bool {

@@ -35,6 +35,7 @@ impl Outcome {
             exit_code: None,
             output,
             error,
+            usage: None,
         }
     }
 }

@@ -139,18 +139,26 @@ impl Instance {
             .as_mut()
             .ok_or_else(|| BackendError("the instance is gone".into()))?;
         let line = serde_json::json!({ "input": input }).to_string();
+        let mark = process.cgroup.as_ref().map(|g| g.mark());
         let sent = process.send_line(line.as_bytes()).await;
         let outcome = frames::collect(process, logs.as_ref(), max_output).await?;
         let healthy = outcome.ended.is_some() && sent.is_ok();
         let (mem_mb, oom) = (self.mem_mb, self.oom_killed());
+        let usage = self
+            .process
+            .as_ref()
+            .and_then(|p| p.cgroup.as_ref())
+            .zip(mark)
+            .map(|(g, mark)| g.usage_since(mark));
         let tail = self.tail.text();
-        let result = outcome.into_result(|o| {
+        let mut result = outcome.into_result(|o| {
             let how = sent
                 .err()
                 .map(|e| format!("sending the invocation failed: {e}"))
                 .unwrap_or_else(|| "the instance stopped".into());
             frames::died_error(&tail, oom, mem_mb, o.oversize, max_output, &how)
         });
+        result.usage = usage;
         self.tail.switch(Arc::new(Nowhere));
         Ok((result, healthy))
     }
@@ -161,6 +169,7 @@ fn failed(error: String) -> WorkloadResult {
         exit_code: None,
         output: String::new(),
         error: Some(error),
+        usage: None,
     }
 }
 

@@ -360,6 +360,7 @@ impl Backend for IsolateBackend {
                 .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
         };
         process.settle().await;
+        let mark = process.cgroup.as_ref().map(MemoryCgroup::mark);
         let bounded = self.keep_cgroup(&spec.id, &mut process);
         if !bounded && ready.cgroup_root.is_some() {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
@@ -398,7 +399,12 @@ impl Backend for IsolateBackend {
                 &format!("{how}{sent}"),
             )
         };
-        Ok(outcome.into_result(died))
+        let mut result = outcome.into_result(died);
+        result.usage = mark.and_then(|mark| {
+            let groups = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
+            groups.get(&spec.id).map(|g| g.usage_since(mark))
+        });
+        Ok(result)
     }
 
     fn warm_instances(&self) -> HashMap<String, usize> {

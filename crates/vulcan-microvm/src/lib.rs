@@ -405,6 +405,7 @@ impl MicrovmBackend {
                         exit_code: None,
                         output: String::new(),
                         error: Some(e),
+                        usage: None,
                     });
                 }
                 vm

@@ -321,6 +321,7 @@ impl Vm {
                 exit_code: None,
                 output,
                 error: None,
+                usage: usage_of(served.used),
             },
             // A handler that threw, or a program that ran (go), or a server that died.
             _ => result(
@@ -330,6 +331,7 @@ impl Vm {
                     oom: served.oom,
                     pids_limited: served.pids_limited,
                     error: served.error,
+                    used: served.used,
                 },
                 printed.bytes,
                 printed.total,
@@ -415,7 +417,17 @@ fn result(
             String::from_utf8_lossy(&output).into_owned()
         },
         error,
+        usage: usage_of(exit.used),
     }
+}
+
+/// What the guest measured, as the engine records it.
+fn usage_of(used: Option<vulcan_agent::Used>) -> Option<vulcan_domain::Usage> {
+    used.map(|u| vulcan_domain::Usage {
+        cpu_time_ms: u.cpu_time_ms,
+        peak_memory_bytes: u.peak_memory_bytes,
+        max_processes: u.max_processes,
+    })
 }
 
 /// A VM still booting: killed and removed if boot fails.

@@ -10,6 +10,10 @@
 //! - afterwards the kernel's own counters say whether the group was OOM-killed or refused
 //!   a fork, so a memory bomb and a fork bomb are reported as such.
 //!
+//! - usage: the CPU time the group used and its peak memory (and, where the kernel counts
+//!   it, its most processes at once), measured from a [`UsageMark`] so a group that serves
+//!   several workloads in turn reports each one's own.
+//!
 //! A [`CgroupParent`] is where one backend's groups live; each [`Cgroup`] is one workload's.
 
 use std::io;
@@ -25,6 +29,8 @@ pub struct CgroupParent {
     memory: PathBuf,
     /// The pids hierarchy's directory on v1, if pids are bounded.
     pids: Option<PathBuf>,
+    /// The cpuacct hierarchy's directory on v1, where it is mounted (CPU time).
+    cpu: Option<PathBuf>,
     v2: bool,
     with_pids: bool,
 }
@@ -34,7 +40,23 @@ pub struct CgroupParent {
 pub struct Cgroup {
     memory: PathBuf,
     pids: Option<PathBuf>,
+    cpu: Option<PathBuf>,
     v2: bool,
+}
+
+/// What a group used since a [`UsageMark`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu_time_ms: u64,
+    pub peak_memory_bytes: u64,
+    /// Most processes at once, where the kernel counts it (`pids.peak`, cgroup v2).
+    pub max_processes: Option<u64>,
+}
+
+/// Where a measurement starts: the group's CPU time then (its memory peak is reset).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UsageMark {
+    cpu_ns: u64,
 }
 
 /// What the kernel counted in a group.
@@ -159,6 +181,7 @@ impl CgroupParent {
             return Ok(CgroupParent {
                 memory: dir,
                 pids: None,
+                cpu: None,
                 v2: true,
                 with_pids: pids,
             });
@@ -172,6 +195,8 @@ impl CgroupParent {
                 mount.display()
             ));
         }
+        // CPU time is measured where cpuacct is mounted; a host without it reports none.
+        let cpu_root = mount.join("cpuacct");
         Ok(CgroupParent {
             memory: make(memory_root.join(rel))?,
             pids: if pids {
@@ -179,6 +204,10 @@ impl CgroupParent {
             } else {
                 None
             },
+            cpu: cpu_root
+                .is_dir()
+                .then(|| make(cpu_root.join(rel)).ok())
+                .flatten(),
             v2: false,
             with_pids: pids,
         })
@@ -198,7 +227,11 @@ impl CgroupParent {
         let mut nested = self.clone();
         nested.memory = self.memory.join(name);
         nested.pids = self.pids.as_ref().map(|p| p.join(name));
-        for dir in std::iter::once(&nested.memory).chain(&nested.pids) {
+        nested.cpu = self.cpu.as_ref().map(|p| p.join(name));
+        for dir in std::iter::once(&nested.memory)
+            .chain(&nested.pids)
+            .chain(&nested.cpu)
+        {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create cgroup {}: {e}", dir.display()))?;
         }
@@ -221,7 +254,10 @@ impl CgroupParent {
     /// The group `name` under this parent, made now (or found, if it exists).
     pub fn group(&self, name: &str) -> io::Result<Cgroup> {
         let group = self.handle(name);
-        for dir in std::iter::once(&group.memory).chain(&group.pids) {
+        for dir in std::iter::once(&group.memory)
+            .chain(&group.pids)
+            .chain(&group.cpu)
+        {
             std::fs::create_dir_all(dir).map_err(|e| annotate("cannot create", dir, e))?;
         }
         if !self.v2 {
@@ -236,6 +272,7 @@ impl CgroupParent {
         Cgroup {
             memory: self.memory.join(name),
             pids: self.pids.as_ref().map(|p| p.join(name)),
+            cpu: self.cpu.as_ref().map(|p| p.join(name)),
             v2: self.v2,
         }
     }
@@ -278,7 +315,46 @@ impl Cgroup {
     pub fn procs_files(&self) -> Vec<PathBuf> {
         std::iter::once(self.memory.join("cgroup.procs"))
             .chain(self.pids.iter().map(|p| p.join("cgroup.procs")))
+            .chain(self.cpu.iter().map(|p| p.join("cgroup.procs")))
             .collect()
+    }
+
+    /// CPU time the group's processes have used, in nanoseconds.
+    fn cpu_ns(&self) -> Option<u64> {
+        if self.v2 {
+            let usec = counter(&self.memory.join("cpu.stat"), "usage_usec");
+            return self.memory.join("cpu.stat").exists().then_some(usec * 1000);
+        }
+        read_u64(&self.cpu.as_ref()?.join("cpuacct.usage"))
+    }
+
+    /// Starts a measurement: resets the memory peak (where the kernel allows it) and notes
+    /// the CPU time so far.
+    pub fn mark(&self) -> UsageMark {
+        let peak = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        let _ = std::fs::write(self.memory.join(peak), "0");
+        UsageMark {
+            cpu_ns: self.cpu_ns().unwrap_or(0),
+        }
+    }
+
+    /// What the group used since `mark`. On a kernel that cannot reset the memory peak the
+    /// peak is the group's since it was made.
+    pub fn usage_since(&self, mark: UsageMark) -> Usage {
+        let peak = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        Usage {
+            cpu_time_ms: self.cpu_ns().unwrap_or(0).saturating_sub(mark.cpu_ns) / 1_000_000,
+            peak_memory_bytes: read_u64(&self.memory.join(peak)).unwrap_or(0),
+            max_processes: read_u64(&self.pids_dir().join("pids.peak")),
+        }
     }
 
     /// Sets the hard memory limit, with no swap beyond it.
@@ -360,7 +436,10 @@ impl Cgroup {
     /// whether it is gone.
     pub fn remove(&self) -> bool {
         let mut gone = true;
-        for dir in std::iter::once(&self.memory).chain(&self.pids) {
+        for dir in std::iter::once(&self.memory)
+            .chain(&self.pids)
+            .chain(&self.cpu)
+        {
             let mut removed = false;
             for _ in 0..50 {
                 if !dir.exists() || std::fs::remove_dir(dir).is_ok() {
@@ -411,6 +490,7 @@ mod tests {
         let parent = CgroupParent {
             memory: mount.clone(),
             pids: None,
+            cpu: None,
             v2: true,
             with_pids: true,
         };
@@ -440,11 +520,67 @@ mod tests {
     }
 
     #[test]
+    fn usage_is_measured_from_a_mark_on_v1_and_v2() {
+        let (mount, _gone) = fake_v2("memory pids");
+        let v1 = Cgroup {
+            memory: mount.join("memory"),
+            pids: Some(mount.join("pids")),
+            cpu: Some(mount.join("cpuacct")),
+            v2: false,
+        };
+        for dir in [
+            &v1.memory,
+            v1.pids.as_ref().unwrap(),
+            v1.cpu.as_ref().unwrap(),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(v1.cpu.as_ref().unwrap().join("cpuacct.usage"), "5000000000").unwrap();
+        std::fs::write(v1.memory.join("memory.max_usage_in_bytes"), "999").unwrap();
+        let mark = v1.mark();
+        assert_eq!(
+            std::fs::read_to_string(v1.memory.join("memory.max_usage_in_bytes")).unwrap(),
+            "0",
+            "the peak is reset"
+        );
+        std::fs::write(v1.cpu.as_ref().unwrap().join("cpuacct.usage"), "6250000000").unwrap();
+        std::fs::write(v1.memory.join("memory.max_usage_in_bytes"), "104857600").unwrap();
+        assert_eq!(
+            v1.usage_since(mark),
+            Usage {
+                cpu_time_ms: 1250,
+                peak_memory_bytes: 100 << 20,
+                max_processes: None
+            }
+        );
+        let v2 = Cgroup {
+            memory: mount.clone(),
+            pids: None,
+            cpu: None,
+            v2: true,
+        };
+        std::fs::write(mount.join("cpu.stat"), "usage_usec 1000\nuser_usec 800\n").unwrap();
+        let mark = v2.mark();
+        std::fs::write(mount.join("cpu.stat"), "usage_usec 901000\nuser_usec 800\n").unwrap();
+        std::fs::write(mount.join("memory.peak"), "4096").unwrap();
+        std::fs::write(mount.join("pids.peak"), "3").unwrap();
+        assert_eq!(
+            v2.usage_since(mark),
+            Usage {
+                cpu_time_ms: 900,
+                peak_memory_bytes: 4096,
+                max_processes: Some(3)
+            }
+        );
+    }
+
+    #[test]
     fn v1_raises_memory_and_swap_in_an_order_the_kernel_accepts() {
         let (mount, _gone) = fake_v2("");
         let group = Cgroup {
             memory: mount.clone(),
             pids: Some(mount.join("pids")),
+            cpu: None,
             v2: false,
         };
         std::fs::write(mount.join("memory.limit_in_bytes"), "100").unwrap();

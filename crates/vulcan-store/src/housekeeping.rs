@@ -20,5 +20,6 @@ pub(crate) fn lost_update(why: &str) -> TerminalUpdate {
         finished_at: OffsetDateTime::now_utc(),
         duration_ms: None,
         prepare_ms: None,
+        usage: None,
     }
 }

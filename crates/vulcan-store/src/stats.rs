@@ -8,17 +8,51 @@ use vulcan_domain::{BackendStats, Stats, WorkloadStatus};
 
 use crate::DurationHistogram;
 
-/// Finished workloads' durations per backend: a histogram and the sum in milliseconds.
+/// Finished workloads' figures per backend: durations (a histogram and the sum in
+/// milliseconds) and usage totals (runs measured, CPU ms, peak bytes).
 #[derive(Debug, Default)]
-pub(crate) struct PerBackend(BTreeMap<String, (DurationHistogram, u64)>);
+pub(crate) struct PerBackend(BTreeMap<String, Figures>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Figures {
+    durations: DurationHistogram,
+    sum_ms: u64,
+    measured: u64,
+    cpu_ms: u64,
+    peak_bytes: u64,
+}
 
 impl PerBackend {
     /// Adds `n` durations of `bucket` (summing to `sum_ms`) to `isolation`'s figures.
     pub(crate) fn add(&mut self, isolation: String, bucket: i64, n: i64, sum_ms: i64) {
         let entry = self.0.entry(isolation).or_default();
-        entry.0.add(bucket, n.max(0) as u64);
-        entry.1 += sum_ms.max(0) as u64;
+        entry.durations.add(bucket, n.max(0) as u64);
+        entry.sum_ms += sum_ms.max(0) as u64;
     }
+
+    /// Adds the usage of `n` measured runs of `isolation`.
+    pub(crate) fn add_usage(&mut self, isolation: String, n: i64, cpu_ms: i64, peak_bytes: i64) {
+        let entry = self.0.entry(isolation).or_default();
+        entry.measured += n.max(0) as u64;
+        entry.cpu_ms += cpu_ms.max(0) as u64;
+        entry.peak_bytes += peak_bytes.max(0) as u64;
+    }
+}
+
+/// The SQL that adds one run's usage to its tenant's totals (both stores' placeholders are
+/// numbered: `$1`/`?1` tenant, 2 isolation, 3 CPU ms, 4 peak bytes).
+pub(crate) fn usage_upsert(placeholder: impl Fn(usize) -> String) -> String {
+    let p = |n| placeholder(n);
+    format!(
+        "INSERT INTO usage_totals (tenant, isolation, n, cpu_ms, peak_bytes) VALUES ({}, {}, 1, {}, {})
+         ON CONFLICT (tenant, isolation) DO UPDATE SET n = usage_totals.n + 1,
+             cpu_ms = usage_totals.cpu_ms + excluded.cpu_ms,
+             peak_bytes = usage_totals.peak_bytes + excluded.peak_bytes",
+        p(1),
+        p(2),
+        p(3),
+        p(4)
+    )
 }
 
 fn average(sum: u64, n: u64) -> f64 {
@@ -45,10 +79,12 @@ pub(crate) fn assemble(counts: Vec<(String, String, i64)>, per_backend: PerBacke
             .or_default();
     }
     let (mut all_n, mut all_sum) = (0u64, 0u64);
-    for (isolation, (hist, sum)) in per_backend.0 {
+    for (isolation, figures) in per_backend.0 {
+        let (hist, sum) = (&figures.durations, figures.sum_ms);
         let n = hist.count();
         all_n += n;
         all_sum += sum;
+        let measured = figures.measured;
         stats.backends.insert(
             isolation,
             BackendStats {
@@ -56,6 +92,10 @@ pub(crate) fn assemble(counts: Vec<(String, String, i64)>, per_backend: PerBacke
                 avg_duration_ms: average(sum, n),
                 p50_duration_ms: hist.quantile(0.50),
                 p95_duration_ms: hist.quantile(0.95),
+                measured_runs: measured,
+                avg_cpu_time_ms: (measured > 0).then(|| average(figures.cpu_ms, measured)),
+                avg_peak_memory_bytes: (measured > 0)
+                    .then(|| average(figures.peak_bytes, measured)),
             },
         );
     }

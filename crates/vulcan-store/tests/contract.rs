@@ -149,6 +149,10 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         function: None,
         function_version: None,
         trigger: None,
+        cpu_time_ms: None,
+        peak_memory_bytes: None,
+        max_processes: None,
+        request_id: Some("req-1".into()),
     };
     (w, spec)
 }
@@ -162,6 +166,7 @@ fn done(status: WorkloadStatus, ms: u64) -> TerminalUpdate {
         finished_at: OffsetDateTime::now_utc(),
         duration_ms: Some(ms),
         prepare_ms: Some(ms / 2),
+        usage: None,
     }
 }
 
@@ -201,6 +206,55 @@ async fn a_workload_round_trips_with_its_spec(s: Stores) {
         s.workloads.enqueue(&w, &spec, &Admission::default()).await,
         Err(StoreError::Duplicate(_))
     ));
+}
+
+async fn usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant(s: Stores) {
+    for (id, cpu, peak) in [("01U1", 100, 1000), ("01U2", 300, 3000)] {
+        let (w, spec) = workload(id, Isolation::Gvisor);
+        put(&s, &w, &spec).await;
+        run_on(&s, "n1", Isolation::Gvisor).await;
+        let mut update = done(WorkloadStatus::Completed, 10);
+        update.usage = Some(vulcan_domain::Usage {
+            cpu_time_ms: cpu,
+            peak_memory_bytes: peak,
+            max_processes: Some(2),
+        });
+        let finished = s.workloads.finish(id, &update).await.unwrap();
+        assert_eq!(
+            (
+                finished.cpu_time_ms,
+                finished.peak_memory_bytes,
+                finished.max_processes
+            ),
+            (Some(cpu), Some(peak), Some(2))
+        );
+    }
+    // A workload that never ran has nothing to count, whatever the update says.
+    let (w, spec) = workload("01U3", Isolation::Gvisor);
+    put(&s, &w, &spec).await;
+    let mut never = done(WorkloadStatus::Killed, 10);
+    never.usage = Some(vulcan_domain::Usage::default());
+    let killed = s.workloads.finish("01U3", &never).await.unwrap();
+    assert_eq!(killed.cpu_time_ms, None);
+    for tenant in [None, Some("default")] {
+        let stats = s.workloads.stats(tenant).await.unwrap();
+        let gvisor = &stats.backends["gvisor"];
+        assert_eq!(
+            (
+                gvisor.measured_runs,
+                gvisor.avg_cpu_time_ms,
+                gvisor.avg_peak_memory_bytes
+            ),
+            (2, Some(200.0), Some(2000.0)),
+            "{tenant:?}"
+        );
+    }
+    let other = s.workloads.stats(Some("someone-else")).await.unwrap();
+    assert!(!other.backends.contains_key("gvisor"));
+    assert_eq!(
+        s.workloads.get("01U1").await.unwrap().request_id.as_deref(),
+        Some("req-1")
+    );
 }
 
 async fn a_stale_update_cannot_overwrite_a_terminal_state(s: Stores) {
@@ -752,6 +806,7 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
             .collect::<Vec<_>>(),
         [("key.revoke", 3), ("workload.create", 3)]
     );
+    assert_eq!(all[0].request_id.as_deref(), Some("req-key.revoke"));
     let one = s
         .access
         .audit(&AuditFilter {
@@ -794,6 +849,7 @@ fn audit(action: &str, count: u64) -> AuditEntry {
         status: 200,
         detail: None,
         count,
+        request_id: Some(format!("req-{action}")),
     }
 }
 
@@ -1232,6 +1288,7 @@ macro_rules! contract {
 
 contract!(
     a_workload_round_trips_with_its_spec,
+    usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant,
     a_stale_update_cannot_overwrite_a_terminal_state,
     pending_can_fail_directly_but_cannot_complete,
     list_filters_pages_with_offset_or_cursor_and_counts_from_the_counters,

@@ -48,6 +48,10 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         function: None,
         function_version: None,
         trigger: None,
+        cpu_time_ms: None,
+        peak_memory_bytes: None,
+        max_processes: None,
+        request_id: Some("req-1".into()),
     };
     (w, spec)
 }

@@ -387,3 +387,73 @@ fn metrics_labels_never_take_a_value_a_client_invented() {
         "{metrics}"
     );
 }
+
+#[test]
+fn request_ids_round_trip_into_errors_logs_audit_and_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let admin = "vk_reqid_0123456789";
+    let server = Server::start_logged(
+        &[
+            ("VULCAN_AUTH", "on"),
+            ("VULCAN_ADMIN_KEY", admin),
+            ("VULCAN_LOG_LEVEL", "warn,vulcan_api=debug"),
+        ],
+        &log,
+    );
+    // The caller's id comes back, and the workload it created carries it.
+    let r = ureq::post(&server.url("/v1/workloads"))
+        .set("X-API-Key", admin)
+        .set("X-Request-Id", "trace-42.a_b:c")
+        .send_json(sum_workload(2, 3))
+        .unwrap();
+    assert_eq!(r.header("x-request-id"), Some("trace-42.a_b:c"));
+    let w: serde_json::Value = r.into_json().unwrap();
+    assert_eq!(w["request_id"], "trace-42.a_b:c", "{w}");
+
+    // An error body names the request; an unusable id is replaced by a new one.
+    let err = ureq::post(&server.url("/v1/workloads"))
+        .set("X-API-Key", admin)
+        .set("X-Request-Id", "not a sane id!")
+        .send_string("{\"runtime\": \"cobol\"}")
+        .unwrap_err();
+    let ureq::Error::Status(400, r) = err else {
+        panic!("{err}")
+    };
+    let id = r.header("x-request-id").unwrap().to_owned();
+    assert_eq!(id.len(), 26, "a new ULID: {id}");
+    let body: serde_json::Value = r.into_json().unwrap();
+    assert_eq!(body["request_id"], id.as_str(), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("runtime"),
+        "{body}"
+    );
+    let unauthorized = ureq::get(&server.url("/v1/workloads")).call().unwrap_err();
+    let ureq::Error::Status(401, r) = unauthorized else {
+        panic!()
+    };
+    let body: serde_json::Value = r.into_json().unwrap();
+    assert!(body["request_id"].as_str().is_some_and(|s| s.len() == 26));
+
+    // The audit entry and the server's log line of the failed request carry its id.
+    let r = ureq::get(&server.url("/v1/audit?limit=10"))
+        .set("X-API-Key", admin)
+        .call()
+        .unwrap();
+    let audit: serde_json::Value = r.into_json().unwrap();
+    let entries = audit.as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["request_id"] == id.as_str() && e["status"] == 400),
+        "{audit}"
+    );
+    assert!(entries.iter().any(|e| e["request_id"] == "trace-42.a_b:c"));
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&id) && l.contains("request")),
+        "{text}"
+    );
+}

@@ -468,3 +468,37 @@ fn an_oci_function_is_served_from_a_warm_sandbox_with_the_answers_of_fresh_runs(
     });
     assert_nothing_left(&server);
 }
+
+#[test]
+fn each_run_reports_the_cpu_time_and_memory_it_really_used() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:1", "busybox");
+    let server = server_for(&registry);
+    let busy = server.run(oci(
+        &image,
+        "timeout 1 sh -c 'while :; do :; done'; echo done",
+    ));
+    assert_eq!(busy["output"], "done", "{busy}");
+    let mut big = oci(
+        &image,
+        "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>/dev/null; ls -l /tmp/fill | wc -l",
+    );
+    big["resources"] = json!({"mem_mb": 256});
+    let big = server.run(big);
+    assert_eq!(big["output"], "1", "{big}");
+    let idle = server.run(oci(&image, "sleep 1"));
+    eprintln!(
+        "gvisor usage: busy {} ms, big {} bytes, idle {} ms",
+        busy["cpu_time_ms"], big["peak_memory_bytes"], idle["cpu_time_ms"]
+    );
+    assert!(busy["cpu_time_ms"].as_u64().unwrap() >= 800, "{busy}");
+    assert!(
+        big["peak_memory_bytes"].as_u64().unwrap() >= 100 << 20,
+        "{big}"
+    );
+    let idle_ms = idle["cpu_time_ms"].as_u64().unwrap();
+    assert!(
+        idle_ms < busy["cpu_time_ms"].as_u64().unwrap() / 2,
+        "an idle run uses little CPU (the sandbox's own start included): {idle}"
+    );
+}

@@ -319,3 +319,35 @@ fn the_pool_can_be_disabled_and_cold_starts_still_work() {
     );
     assert_eq!(big_heap["output"], "1");
 }
+
+#[test]
+fn each_run_reports_the_cpu_time_and_memory_it_really_used() {
+    let server = Server::start(&[]);
+    let busy = server.run(node(
+        "export default () => { const end = Date.now() + 1000; let n = 0; while (Date.now() < end) n++; return n > 0; }",
+    ));
+    assert_eq!(busy["status"], "completed", "{busy}");
+    assert!(busy["cpu_time_ms"].as_u64().unwrap() >= 800, "{busy}");
+    let mut big = node(
+        "export default () => { const a = new Uint8Array(100 * 1024 * 1024); a.fill(7); return a[12345]; }",
+    );
+    big["resources"] = serde_json::json!({"mem_mb": 256});
+    let big = server.run(big);
+    assert_eq!(big["output"], "7", "{big}");
+    assert!(
+        big["peak_memory_bytes"].as_u64().unwrap() >= 100 << 20,
+        "{big}"
+    );
+    let idle = server.run(node(
+        "export default async () => { await new Promise(r => setTimeout(r, 1000)); return 1; }",
+    ));
+    assert!(idle["cpu_time_ms"].as_u64().unwrap() < 300, "{idle}");
+    assert_eq!(idle["max_processes"], 1);
+    let (_, stats) = server.get("/v1/stats");
+    let isolate = &stats["backends"]["isolate"];
+    assert!(isolate["measured_runs"].as_u64().unwrap() >= 3, "{stats}");
+    assert!(
+        isolate["avg_cpu_time_ms"].as_f64().unwrap() > 250.0,
+        "{stats}"
+    );
+}

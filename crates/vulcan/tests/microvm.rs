@@ -676,3 +676,40 @@ fn node_and_go_functions_are_served_warm_in_a_microvm() {
         "only the first invocation boots a VM"
     );
 }
+
+#[test]
+fn each_run_reports_the_cpu_time_and_memory_it_really_used_in_the_guest() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let busy = server.run(python(
+        "import time\nend = time.time() + 1\nn = 0\nwhile time.time() < end:\n    n += 1\nprint('done')",
+    ));
+    assert_eq!(busy["output"], "done", "{busy}");
+    let mut big = python("b = b'x' * (100 * 1024 * 1024)\nprint(len(b) >> 20)");
+    big["resources"] = json!({"mem_mb": 256});
+    let big = server.run(big);
+    assert_eq!(big["output"], "100", "{big}");
+    let idle = server.run(python("import time\ntime.sleep(1)"));
+    // Python's own start-up is real CPU time, and under TCG a lot of it: an idle second
+    // must add little to what a program that does nothing uses.
+    let nothing = server.run(python("pass"));
+    let ms = |w: &Value| w["cpu_time_ms"].as_u64().unwrap();
+    eprintln!(
+        "microvm usage: busy {} ms, big {} bytes, idle {} ms, nothing {} ms, processes {}",
+        ms(&busy),
+        big["peak_memory_bytes"],
+        ms(&idle),
+        ms(&nothing),
+        idle["max_processes"]
+    );
+    assert!(ms(&busy) >= 800, "{busy}");
+    assert!(ms(&busy) >= ms(&nothing) + 700, "the loop's second: {busy}");
+    assert!(
+        big["peak_memory_bytes"].as_u64().unwrap() >= 100 << 20,
+        "{big}"
+    );
+    assert!(
+        ms(&idle) < ms(&nothing) + 300,
+        "an idle second costs little: {idle} vs {nothing}"
+    );
+}

@@ -46,11 +46,12 @@ fn audit_from_row(row: &Row) -> AuditEntry {
         status: row.get::<_, i64>(8) as u16,
         detail: row.get(9),
         count: row.get::<_, i64>(10).max(1) as u64,
+        request_id: row.get(11),
     }
 }
 
-const APPEND: &str = "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const APPEND: &str = "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count, request_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 #[async_trait]
 impl AccessStore for PgStore {
@@ -148,6 +149,7 @@ impl AccessStore for PgStore {
                         &i64::from(entry.status),
                         &entry.detail,
                         &(entry.count.max(1) as i64),
+                        &entry.request_id,
                     ],
                 )
                 .await?;
@@ -162,7 +164,7 @@ impl AccessStore for PgStore {
             Box::pin(async move {
                 let st = c
                     .prepare_cached(
-                        "SELECT seq, at, actor, role, tenant, action, target, outcome, status, detail, count
+                        "SELECT seq, at, actor, role, tenant, action, target, outcome, status, detail, count, request_id
                          FROM audit_log
                          WHERE ($1::TEXT IS NULL OR actor = $1) AND ($2::TEXT IS NULL OR action = $2)
                            AND ($3::TEXT IS NULL OR tenant = $3) AND ($4::TEXT IS NULL OR outcome = $4)
@@ -226,6 +228,7 @@ impl AccessStore for PgStore {
                             &0i64,
                             &Some(detail),
                             &1i64,
+                            &None::<String>,
                         ],
                     )
                     .await?;

@@ -247,6 +247,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, name)
     );
     "#,
+    // 4: what each run used, per-tenant usage totals behind /v1/stats, and request ids.
+    r#"
+    ALTER TABLE workloads ADD COLUMN cpu_time_ms BIGINT;
+    ALTER TABLE workloads ADD COLUMN peak_memory_bytes BIGINT;
+    ALTER TABLE workloads ADD COLUMN max_processes BIGINT;
+    ALTER TABLE workloads ADD COLUMN request_id TEXT;
+    ALTER TABLE audit_log ADD COLUMN request_id TEXT;
+    CREATE TABLE usage_totals (
+        tenant     TEXT NOT NULL,
+        isolation  TEXT NOT NULL,
+        n          BIGINT NOT NULL,
+        cpu_ms     BIGINT NOT NULL,
+        peak_bytes BIGINT NOT NULL,
+        PRIMARY KEY (tenant, isolation)
+    );
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

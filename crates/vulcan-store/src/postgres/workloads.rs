@@ -21,7 +21,7 @@ use crate::DurationHistogram;
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
     created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
-    trigger_kind, trigger_id";
+    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id";
 
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -70,6 +70,10 @@ pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
         function: row.get(19),
         function_version: row.get::<_, Option<i64>>(20).map(|v| v.max(0) as u32),
         trigger: crate::trigger_of(row.get(21), row.get(22)),
+        cpu_time_ms: count_of(row.get(23)),
+        peak_memory_bytes: count_of(row.get(24)),
+        max_processes: count_of(row.get(25)),
+        request_id: row.get(26),
     })
 }
 
@@ -262,10 +266,14 @@ pub(super) async fn finish_in(
         .duration_ms
         .filter(|_| current.status == WorkloadStatus::Running)
         .map(|d| d as i64);
+    let usage = u
+        .usage
+        .filter(|_| current.status == WorkloadStatus::Running);
     let st = tx
         .prepare_cached(
             "UPDATE workloads SET status = $2, output = $3, exit_code = $4, error = $5,
-                 finished_at = $6, duration_ms = $7, prepare_ms = $8
+                 finished_at = $6, duration_ms = $7, prepare_ms = $8, cpu_time_ms = $9,
+                 peak_memory_bytes = $10, max_processes = $11
              WHERE id = $1",
         )
         .await?;
@@ -280,9 +288,27 @@ pub(super) async fn finish_in(
             &to_ms(u.finished_at),
             &duration,
             &u.prepare_ms.map(|d| d as i64),
+            &usage.map(|x| x.cpu_time_ms as i64),
+            &usage.map(|x| x.peak_memory_bytes as i64),
+            &usage.and_then(|x| x.max_processes).map(|v| v as i64),
         ],
     )
     .await?;
+    if let Some(x) = usage {
+        let st = tx
+            .prepare_cached(&stats::usage_upsert(|n| format!("${n}")))
+            .await?;
+        tx.execute(
+            &st,
+            &[
+                &current.tenant,
+                &current.isolation,
+                &(x.cpu_time_ms as i64),
+                &(x.peak_memory_bytes as i64),
+            ],
+        )
+        .await?;
+    }
     if let Some(ms) = duration {
         let bucket = DurationHistogram::bucket_of(ms as u64);
         let st = tx
@@ -349,6 +375,15 @@ async fn stats_of(c: &impl GenericClient, tenant: Option<&str>) -> Result<Stats,
     for r in c.query(&st, &[&tenant]).await? {
         per_backend.add(r.get(0), r.get(1), r.get(2), r.get(3));
     }
+    let st = c
+        .prepare_cached(
+            "SELECT isolation, SUM(n)::BIGINT, SUM(cpu_ms)::BIGINT, SUM(peak_bytes)::BIGINT
+             FROM usage_totals WHERE $1::TEXT IS NULL OR tenant = $1 GROUP BY isolation",
+        )
+        .await?;
+    for r in c.query(&st, &[&tenant]).await? {
+        per_backend.add_usage(r.get(0), r.get(1), r.get(2), r.get(3));
+    }
     Ok(stats::assemble(counts, per_backend))
 }
 
@@ -403,7 +438,8 @@ impl WorkloadStore for PgStore {
                     .prepare_cached(&format!(
                         "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+                                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
+                                 $28, $29, $30, $31)
                          ON CONFLICT (id) DO NOTHING"
                     ))
                     .await?;
@@ -435,6 +471,10 @@ impl WorkloadStore for PgStore {
                             &w.function_version.map(i64::from),
                             &w.trigger.as_ref().map(|t| t.kind.as_str()),
                             &w.trigger.as_ref().map(|t| t.id.as_str()),
+                            &w.cpu_time_ms.map(|v| v as i64),
+                            &w.peak_memory_bytes.map(|v| v as i64),
+                            &w.max_processes.map(|v| v as i64),
+                            &w.request_id,
                             &spec_json,
                             &archive,
                             &claim,

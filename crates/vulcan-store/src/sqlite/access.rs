@@ -40,6 +40,7 @@ fn audit_from_row(row: &Row) -> rusqlite::Result<AuditEntry> {
         status: row.get(8)?,
         detail: row.get(9)?,
         count: row.get::<_, i64>(10)?.max(1) as u64,
+        request_id: row.get(11)?,
     })
 }
 
@@ -124,8 +125,8 @@ impl AccessStore for SqliteStore {
         let bytes = e.detail.as_ref().map_or(0, String::len);
         self.write_small(bytes, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count, request_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(io)?
             .execute(params![
@@ -138,7 +139,8 @@ impl AccessStore for SqliteStore {
                 e.outcome,
                 e.status,
                 e.detail,
-                e.count.max(1) as i64
+                e.count.max(1) as i64,
+                e.request_id
             ])
             .map(drop)
             .map_err(io)
@@ -151,7 +153,7 @@ impl AccessStore for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT seq, at, actor, role, tenant, action, target, outcome, status, detail, count
+                    "SELECT seq, at, actor, role, tenant, action, target, outcome, status, detail, count, request_id
                      FROM audit_log
                      WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2)
                        AND (?3 IS NULL OR tenant = ?3) AND (?4 IS NULL OR outcome = ?4)

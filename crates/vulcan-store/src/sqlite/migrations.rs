@@ -273,6 +273,22 @@ const MIGRATIONS: &[Step] = &[
         PRIMARY KEY (tenant, name)
     ) WITHOUT ROWID;
     "#),
+    // 8: what each run used, per-tenant usage totals behind /v1/stats, and request ids.
+    Sql(r#"
+    ALTER TABLE workloads ADD COLUMN cpu_time_ms INTEGER;
+    ALTER TABLE workloads ADD COLUMN peak_memory_bytes INTEGER;
+    ALTER TABLE workloads ADD COLUMN max_processes INTEGER;
+    ALTER TABLE workloads ADD COLUMN request_id TEXT;
+    ALTER TABLE audit_log ADD COLUMN request_id TEXT;
+    CREATE TABLE usage_totals (
+        tenant     TEXT NOT NULL,
+        isolation  TEXT NOT NULL,
+        n          INTEGER NOT NULL,
+        cpu_ms     INTEGER NOT NULL,
+        peak_bytes INTEGER NOT NULL,
+        PRIMARY KEY (tenant, isolation)
+    ) WITHOUT ROWID;
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

@@ -20,7 +20,7 @@ use crate::DurationHistogram;
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
     created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
-    trigger_kind, trigger_id";
+    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id";
 
 pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
     let node: String = row.get(5)?;
@@ -47,6 +47,10 @@ pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
         function: row.get(19)?,
         function_version: row.get::<_, Option<i64>>(20)?.map(|v| v.max(0) as u32),
         trigger: trigger_of(row.get(21)?, row.get(22)?),
+        cpu_time_ms: row.get::<_, Option<i64>>(23)?.map(|v| v.max(0) as u64),
+        peak_memory_bytes: row.get::<_, Option<i64>>(24)?.map(|v| v.max(0) as u64),
+        max_processes: row.get::<_, Option<i64>>(25)?.map(|v| v.max(0) as u64),
+        request_id: row.get(26)?,
     })
 }
 
@@ -190,9 +194,11 @@ pub(super) fn finish_in(
     transition(tx, id, u.status, None, |tx, from, isolation| {
         // A workload that never ran has no duration worth counting.
         let duration = u.duration_ms.filter(|_| from == WorkloadStatus::Running);
+        let usage = u.usage.filter(|_| from == WorkloadStatus::Running);
         tx.prepare_cached(
             "UPDATE workloads SET status = ?2, output = ?3, exit_code = ?4, error = ?5,
-                 finished_at = ?6, duration_ms = ?7, prepare_ms = ?8
+                 finished_at = ?6, duration_ms = ?7, prepare_ms = ?8, cpu_time_ms = ?9,
+                 peak_memory_bytes = ?10, max_processes = ?11
              WHERE id = ?1",
         )?
         .execute(params![
@@ -204,7 +210,23 @@ pub(super) fn finish_in(
             to_ms(u.finished_at),
             duration.map(|d| d as i64),
             u.prepare_ms.map(|d| d as i64),
+            usage.map(|x| x.cpu_time_ms as i64),
+            usage.map(|x| x.peak_memory_bytes as i64),
+            usage.and_then(|x| x.max_processes).map(|v| v as i64),
         ])?;
+        if let Some(x) = usage {
+            let tenant: String =
+                tx.query_row("SELECT tenant FROM workloads WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            tx.prepare_cached(&stats::usage_upsert(|n| format!("?{n}")))?
+                .execute(params![
+                    tenant,
+                    isolation,
+                    x.cpu_time_ms as i64,
+                    x.peak_memory_bytes as i64
+                ])?;
+        }
         if let Some(ms) = duration {
             let tenant: String =
                 tx.query_row("SELECT tenant FROM workloads WHERE id = ?1", [id], |r| {
@@ -263,6 +285,21 @@ fn stats_of(conn: &Connection, tenant: Option<&str>) -> Result<Stats, StoreError
     let mut rows = stmt.query([tenant]).map_err(io)?;
     while let Some(r) = rows.next().map_err(io)? {
         per_backend.add(
+            r.get(0).map_err(io)?,
+            r.get(1).map_err(io)?,
+            r.get(2).map_err(io)?,
+            r.get(3).map_err(io)?,
+        );
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT isolation, SUM(n), SUM(cpu_ms), SUM(peak_bytes) FROM usage_totals
+             WHERE ?1 IS NULL OR tenant = ?1 GROUP BY isolation",
+        )
+        .map_err(io)?;
+    let mut rows = stmt.query([tenant]).map_err(io)?;
+    while let Some(r) = rows.next().map_err(io)? {
+        per_backend.add_usage(
             r.get(0).map_err(io)?,
             r.get(1).map_err(io)?,
             r.get(2).map_err(io)?,
@@ -339,7 +376,8 @@ impl WorkloadStore for SqliteStore {
                 .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
+                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27,
+                             ?28, ?29, ?30, ?31)"
                 ))
                 .map_err(io)?
                 .execute(params![
@@ -366,6 +404,10 @@ impl WorkloadStore for SqliteStore {
                     w.function_version,
                     w.trigger.as_ref().map(|t| t.kind.as_str()),
                     w.trigger.as_ref().map(|t| t.id.as_str()),
+                    w.cpu_time_ms.map(|v| v as i64),
+                    w.peak_memory_bytes.map(|v| v as i64),
+                    w.max_processes.map(|v| v as i64),
+                    w.request_id,
                     spec_json,
                     archive,
                     claim,

@@ -185,7 +185,7 @@ fn print(format: Format, value: &Value, table: impl FnOnce(&Value)) {
     }
 }
 
-const WORKLOAD_FIELDS: [&str; 13] = [
+const WORKLOAD_FIELDS: [&str; 17] = [
     "id",
     "status",
     "isolation",
@@ -194,6 +194,10 @@ const WORKLOAD_FIELDS: [&str; 13] = [
     "exit_code",
     "error",
     "duration_ms",
+    "cpu_time_ms",
+    "peak_memory_bytes",
+    "max_processes",
+    "request_id",
     "cpu_limit",
     "mem_limit",
     "timeout_s",

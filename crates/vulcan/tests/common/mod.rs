@@ -38,6 +38,19 @@ impl Server {
 
     /// A server on an existing data directory (for restarts).
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_logging_to(data_dir, env, None)
+    }
+
+    /// A server on a new data directory whose log (stderr) goes to `log`.
+    pub fn start_logged(env: &[(&str, &str)], log: &Path) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_logging_to(&dir, env, Some(log));
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn start_logging_to(data_dir: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Server {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vulcan"));
         cmd.arg("serve")
@@ -49,7 +62,10 @@ impl Server {
             // No warm VMs unless a test asks: they would compete for the CPUs.
             .env("VULCAN_MICROVM_POOL", "0")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                None => Stdio::inherit(),
+            });
         for (k, v) in env {
             cmd.env(k, v);
         }
