@@ -162,8 +162,16 @@ async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::
     let nodes = inner.nodes.nodes().await?;
     let mut elsewhere = HashSet::new();
     let mut lost: HashMap<String, ()> = HashMap::new();
+    let mut states = [("live", 1i64), ("lost", 0), ("left", 0)];
     for node in nodes.iter().filter(|n| n.id != me.id) {
-        match node.state(now, lease) {
+        let state = node.state(now, lease);
+        states[match state {
+            NodeState::Live => 0,
+            NodeState::Lost => 1,
+            NodeState::Left => 2,
+        }]
+        .1 += 1;
+        match state {
             NodeState::Live => {
                 elsewhere.extend(node.backends.iter().filter(|b| b.available).map(|b| b.name))
             }
@@ -178,6 +186,30 @@ async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .elsewhere = elsewhere;
+    // The metrics' view of the cluster: nodes by state, the queue per backend (from the
+    // store's counters), and this node's backends.
+    let mut pending = Vec::new();
+    for isolation in Isolation::CONCRETE {
+        let page = inner
+            .store
+            .list(&vulcan_domain::ListFilter {
+                status: Some(WorkloadStatus::Pending),
+                isolation: Some(isolation),
+                limit: 0,
+                ..Default::default()
+            })
+            .await?;
+        pending.push((isolation.as_str().to_owned(), page.total as i64));
+    }
+    inner.metrics.cluster(&states, &pending);
+    for b in &me.backends {
+        inner.metrics.backend(
+            &b.name.to_string(),
+            b.available,
+            b.slots as usize,
+            b.free_slots as usize,
+        );
+    }
 
     if !lost.is_empty() || reconcile {
         let kept = inner.nodes.housekeep(now - lease).await?;

@@ -1,9 +1,20 @@
-//! A small Prometheus registry: counters, gauges and histograms with labels, rendered in
-//! the text exposition format. Enough for Vulcan's own metrics, without a metrics stack.
+//! Vulcan's Prometheus metrics, on the `prometheus-client` crate, rendered in the
+//! OpenMetrics text format at `GET /metrics`.
+//!
+//! Series: HTTP requests and latency by method and route (the route template, never a raw
+//! path); workloads submitted, run, running and finished by backend (and status);
+//! execution time, CPU time and peak memory per run as histograms by backend; log lines
+//! dropped; and this node's view of the cluster, refreshed with every heartbeat — nodes by
+//! state, workloads waiting per backend, each backend's availability and slots.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the latency histograms.
 const HTTP_BUCKETS: &[f64] = &[
@@ -12,231 +23,294 @@ const HTTP_BUCKETS: &[f64] = &[
 const WORKLOAD_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
+/// Upper bounds (bytes) of the peak-memory histogram: 4 MiB to 16 GiB, by powers of 4.
+const MEMORY_BUCKETS: &[f64] = &[
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+    17179869184.0,
+];
 
-type Labels = Vec<(&'static str, String)>;
-
-#[derive(Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    method: String,
+    route: String,
+    status: String,
 }
 
-#[derive(Default)]
-struct Families {
-    counters: BTreeMap<&'static str, BTreeMap<Labels, f64>>,
-    gauges: BTreeMap<&'static str, BTreeMap<Labels, f64>>,
-    histograms: BTreeMap<&'static str, (&'static [f64], BTreeMap<Labels, Histogram>)>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Backend {
+    backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Ended {
+    backend: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeState {
+    state: String,
+}
+
+/// Makes histograms with one set of bounds.
+#[derive(Clone, Copy)]
+struct Buckets(&'static [f64]);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+struct Series {
+    http_requests: Family<Request, Counter>,
+    http_duration: Family<Route, Histogram, Buckets>,
+    submitted: Family<Backend, Counter>,
+    finished: Family<Ended, Counter>,
+    duration: Family<Backend, Histogram, Buckets>,
+    cpu: Family<Backend, Histogram, Buckets>,
+    memory: Family<Backend, Histogram, Buckets>,
+    running: Family<Backend, Gauge>,
+    runs: Family<Backend, Counter>,
+    dropped: Counter,
+    nodes: Family<NodeState, Gauge>,
+    queued: Family<Backend, Gauge>,
+    available: Family<Backend, Gauge>,
+    slots: Family<Backend, Gauge>,
+    free_slots: Family<Backend, Gauge>,
 }
 
 /// Vulcan's metrics. Cheap to clone; all clones share one registry.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metrics {
-    families: Arc<Mutex<Families>>,
+    series: Arc<Series>,
+    registry: Arc<Mutex<Registry>>,
 }
 
-const HELP: &[(&str, &str, &str)] = &[
-    (
-        "vulcan_http_requests_total",
-        "counter",
-        "HTTP requests served, by method, route and status.",
-    ),
-    (
-        "vulcan_http_request_duration_seconds",
-        "histogram",
-        "HTTP request latency, by method and route.",
-    ),
-    (
-        "vulcan_workloads_submitted_total",
-        "counter",
-        "Workloads accepted, by backend.",
-    ),
-    (
-        "vulcan_workloads_finished_total",
-        "counter",
-        "Workloads that reached a terminal status, by backend and status.",
-    ),
-    (
-        "vulcan_workload_duration_seconds",
-        "histogram",
-        "Execution time of workloads that ran, by backend.",
-    ),
-    (
-        "vulcan_workloads_running",
-        "gauge",
-        "Workloads running now, by backend.",
-    ),
-    (
-        "vulcan_workload_runs_total",
-        "counter",
-        "Workloads handed to a backend on this node (each run once, whichever node runs it).",
-    ),
-    (
-        "vulcan_log_lines_dropped_total",
-        "counter",
-        "Log lines dropped past the per-workload limits.",
-    ),
-];
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
-fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+fn backend(name: &str) -> Backend {
+    Backend {
+        backend: name.to_owned(),
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn families(&self) -> std::sync::MutexGuard<'_, Families> {
-        self.families.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn add(&self, name: &'static str, pairs: &[(&'static str, &str)], v: f64) {
-        *self
-            .families()
-            .counters
-            .entry(name)
-            .or_default()
-            .entry(labels(pairs))
-            .or_default() += v;
-    }
-
-    fn gauge_add(&self, name: &'static str, pairs: &[(&'static str, &str)], v: f64) {
-        *self
-            .families()
-            .gauges
-            .entry(name)
-            .or_default()
-            .entry(labels(pairs))
-            .or_default() += v;
-    }
-
-    fn observe(
-        &self,
-        name: &'static str,
-        buckets: &'static [f64],
-        pairs: &[(&'static str, &str)],
-        v: f64,
-    ) {
-        let mut f = self.families();
-        let (_, series) = f
-            .histograms
-            .entry(name)
-            .or_insert_with(|| (buckets, BTreeMap::new()));
-        let h = series.entry(labels(pairs)).or_insert_with(|| Histogram {
-            counts: vec![0; buckets.len()],
-            ..Default::default()
-        });
-        for (i, bound) in buckets.iter().enumerate() {
-            if v <= *bound {
-                h.counts[i] += 1;
-            }
+        let series = Series {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(Buckets(HTTP_BUCKETS)),
+            submitted: Family::default(),
+            finished: Family::default(),
+            duration: Family::new_with_constructor(Buckets(WORKLOAD_BUCKETS)),
+            cpu: Family::new_with_constructor(Buckets(WORKLOAD_BUCKETS)),
+            memory: Family::new_with_constructor(Buckets(MEMORY_BUCKETS)),
+            running: Family::default(),
+            runs: Family::default(),
+            dropped: Counter::default(),
+            nodes: Family::default(),
+            queued: Family::default(),
+            available: Family::default(),
+            slots: Family::default(),
+            free_slots: Family::default(),
+        };
+        let mut r = Registry::default();
+        let s = &series;
+        r.register(
+            "vulcan_http_requests",
+            "HTTP requests served, by method, route and status",
+            s.http_requests.clone(),
+        );
+        r.register(
+            "vulcan_http_request_duration_seconds",
+            "HTTP request latency, by method and route",
+            s.http_duration.clone(),
+        );
+        r.register(
+            "vulcan_workloads_submitted",
+            "Workloads accepted, by backend",
+            s.submitted.clone(),
+        );
+        r.register(
+            "vulcan_workloads_finished",
+            "Workloads that reached a terminal status, by backend and status",
+            s.finished.clone(),
+        );
+        r.register(
+            "vulcan_workload_duration_seconds",
+            "Execution time of workloads that ran, by backend",
+            s.duration.clone(),
+        );
+        r.register(
+            "vulcan_workload_cpu_seconds",
+            "CPU time each run used, by backend",
+            s.cpu.clone(),
+        );
+        r.register(
+            "vulcan_workload_peak_memory_bytes",
+            "Peak memory of each run, by backend",
+            s.memory.clone(),
+        );
+        r.register(
+            "vulcan_workloads_running",
+            "Workloads running on this node now, by backend",
+            s.running.clone(),
+        );
+        r.register(
+            "vulcan_workload_runs",
+            "Workloads handed to a backend on this node (each run once, whichever node runs it)",
+            s.runs.clone(),
+        );
+        r.register(
+            "vulcan_log_lines_dropped",
+            "Log lines dropped past the per-workload limits",
+            s.dropped.clone(),
+        );
+        r.register(
+            "vulcan_nodes",
+            "Nodes of the cluster by state (live, lost, left), as this node last saw them",
+            s.nodes.clone(),
+        );
+        r.register(
+            "vulcan_queue_pending",
+            "Workloads waiting in the cluster's queue, by backend",
+            s.queued.clone(),
+        );
+        r.register(
+            "vulcan_backend_available",
+            "Whether this node can run a backend (1) or not (0)",
+            s.available.clone(),
+        );
+        r.register(
+            "vulcan_backend_slots",
+            "Run slots of each backend on this node",
+            s.slots.clone(),
+        );
+        r.register(
+            "vulcan_backend_free_slots",
+            "Free run slots of each backend on this node",
+            s.free_slots.clone(),
+        );
+        Metrics {
+            series: Arc::new(series),
+            registry: Arc::new(Mutex::new(r)),
         }
-        h.sum += v;
-        h.count += 1;
     }
 
     pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        self.add(
-            "vulcan_http_requests_total",
-            &[("method", method), ("route", route), ("status", &status)],
-            1.0,
-        );
-        self.observe(
-            "vulcan_http_request_duration_seconds",
-            HTTP_BUCKETS,
-            &[("method", method), ("route", route)],
-            seconds,
-        );
+        let s = &self.series;
+        s.http_requests
+            .get_or_create(&Request {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+        s.http_duration
+            .get_or_create(&Route {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
     }
 
-    pub fn workload_submitted(&self, backend: &str) {
-        self.add(
-            "vulcan_workloads_submitted_total",
-            &[("backend", backend)],
-            1.0,
-        );
+    pub fn workload_submitted(&self, name: &str) {
+        self.series.submitted.get_or_create(&backend(name)).inc();
     }
 
-    pub fn workload_started(&self, backend: &str) {
-        self.gauge_add("vulcan_workloads_running", &[("backend", backend)], 1.0);
-        self.add("vulcan_workload_runs_total", &[("backend", backend)], 1.0);
+    pub fn workload_started(&self, name: &str) {
+        self.series.running.get_or_create(&backend(name)).inc();
+        self.series.runs.get_or_create(&backend(name)).inc();
     }
 
-    pub fn workload_finished(&self, backend: &str, status: &str, ran_for: Option<f64>) {
-        self.add(
-            "vulcan_workloads_finished_total",
-            &[("backend", backend), ("status", status)],
-            1.0,
-        );
+    pub fn workload_finished(&self, name: &str, status: &str, ran_for: Option<f64>) {
+        self.series
+            .finished
+            .get_or_create(&Ended {
+                backend: name.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
         if let Some(seconds) = ran_for {
-            self.gauge_add("vulcan_workloads_running", &[("backend", backend)], -1.0);
-            self.observe(
-                "vulcan_workload_duration_seconds",
-                WORKLOAD_BUCKETS,
-                &[("backend", backend)],
-                seconds,
-            );
+            self.series.running.get_or_create(&backend(name)).dec();
+            self.series
+                .duration
+                .get_or_create(&backend(name))
+                .observe(seconds);
         }
+    }
+
+    /// What one run used.
+    pub fn workload_usage(&self, name: &str, usage: &vulcan_domain::Usage) {
+        self.series
+            .cpu
+            .get_or_create(&backend(name))
+            .observe(usage.cpu_time_ms as f64 / 1000.0);
+        self.series
+            .memory
+            .get_or_create(&backend(name))
+            .observe(usage.peak_memory_bytes as f64);
     }
 
     pub fn log_lines_dropped(&self, n: u64) {
         if n > 0 {
-            self.add("vulcan_log_lines_dropped_total", &[], n as f64);
+            self.series.dropped.inc_by(n);
         }
     }
 
-    /// The text exposition format (`text/plain; version=0.0.4`).
+    /// This node's view of the cluster: nodes per state, and workloads waiting per backend.
+    pub fn cluster(&self, nodes: &[(&str, i64)], pending: &[(String, i64)]) {
+        for (state, n) in nodes {
+            self.series
+                .nodes
+                .get_or_create(&NodeState {
+                    state: (*state).to_owned(),
+                })
+                .set(*n);
+        }
+        for (name, n) in pending {
+            self.series.queued.get_or_create(&backend(name)).set(*n);
+        }
+    }
+
+    /// One backend on this node: whether it can run, and its slots.
+    pub fn backend(&self, name: &str, available: bool, slots: usize, free: usize) {
+        let s = &self.series;
+        s.available
+            .get_or_create(&backend(name))
+            .set(i64::from(available));
+        s.slots.get_or_create(&backend(name)).set(slots as i64);
+        s.free_slots.get_or_create(&backend(name)).set(free as i64);
+    }
+
+    /// The OpenMetrics text format.
     pub fn render(&self) -> String {
-        let f = self.families();
         let mut out = String::new();
-        let fmt_labels = |l: &Labels, extra: Option<(&str, String)>| {
-            let mut parts: Vec<String> = l
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                .collect();
-            if let Some((k, v)) = extra {
-                parts.push(format!("{k}=\"{v}\""));
-            }
-            if parts.is_empty() {
-                String::new()
-            } else {
-                format!("{{{}}}", parts.join(","))
-            }
-        };
-        for (name, kind, help) in HELP {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for family in [&f.counters, &f.gauges] {
-                for (l, v) in family.get(name).into_iter().flatten() {
-                    let _ = writeln!(out, "{name}{} {v}", fmt_labels(l, None));
-                }
-            }
-            if let Some((buckets, series)) = f.histograms.get(name) {
-                for (l, h) in series {
-                    for (bound, n) in buckets.iter().zip(&h.counts) {
-                        let _ = writeln!(
-                            out,
-                            "{name}_bucket{} {n}",
-                            fmt_labels(l, Some(("le", bound.to_string())))
-                        );
-                    }
-                    let inf = fmt_labels(l, Some(("le", "+Inf".into())));
-                    let _ = writeln!(out, "{name}_bucket{inf} {}", h.count);
-                    let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(l, None), h.sum);
-                    let _ = writeln!(out, "{name}_count{} {}", fmt_labels(l, None), h.count);
-                }
-            }
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
         }
         out
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -249,29 +323,31 @@ mod tests {
         m.http_request("GET", "/v1/stats", 200, 0.02);
         m.workload_started("isolate");
         m.workload_finished("isolate", "completed", Some(0.004));
+        m.workload_usage(
+            "isolate",
+            &vulcan_domain::Usage {
+                cpu_time_ms: 1500,
+                peak_memory_bytes: 10 << 20,
+                max_processes: None,
+            },
+        );
+        m.cluster(&[("live", 3), ("lost", 1)], &[("isolate".into(), 7)]);
         let text = m.render();
-        assert!(
-            text.contains(
-                "vulcan_http_requests_total{method=\"GET\",route=\"/v1/stats\",status=\"200\"} 2"
-            ),
-            "{text}"
-        );
-        assert!(text.contains(
-            "vulcan_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/stats\",le=\"0.005\"} 1"
-        ), "{text}");
-        assert!(text.contains(
-            "vulcan_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/stats\",le=\"0.025\"} 2"
-        ), "{text}");
-        assert!(
-            text.contains("vulcan_workloads_running{backend=\"isolate\"} 0"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "vulcan_workloads_finished_total{backend=\"isolate\",status=\"completed\"} 1"
-            ),
-            "{text}"
-        );
+        for line in [
+            "vulcan_http_requests_total{method=\"GET\",route=\"/v1/stats\",status=\"200\"} 2",
+            "vulcan_http_request_duration_seconds_bucket{le=\"0.005\",method=\"GET\",route=\"/v1/stats\"} 1",
+            "vulcan_http_request_duration_seconds_bucket{le=\"0.025\",method=\"GET\",route=\"/v1/stats\"} 2",
+            "vulcan_workloads_running{backend=\"isolate\"} 0",
+            "vulcan_workloads_finished_total{backend=\"isolate\",status=\"completed\"} 1",
+            "vulcan_workload_cpu_seconds_bucket{le=\"2.5\",backend=\"isolate\"} 1",
+            "vulcan_workload_cpu_seconds_bucket{le=\"1.0\",backend=\"isolate\"} 0",
+            "vulcan_workload_peak_memory_bytes_bucket{le=\"16777216.0\",backend=\"isolate\"} 1",
+            "vulcan_nodes{state=\"lost\"} 1",
+            "vulcan_queue_pending{backend=\"isolate\"} 7",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
         assert!(text.contains("# TYPE vulcan_workload_duration_seconds histogram"));
+        assert!(text.ends_with("# EOF\n"));
     }
 }

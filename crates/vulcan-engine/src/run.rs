@@ -86,6 +86,9 @@ async fn run(
                 inner
                     .metrics
                     .workload_finished(backend_name, w.status.as_str(), secs);
+                if let Some(usage) = update.usage.filter(|_| ran_for.is_some()) {
+                    inner.metrics.workload_usage(backend_name, &usage);
+                }
                 Some(w)
             }
             Err(e) => {

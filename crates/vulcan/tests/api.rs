@@ -329,6 +329,20 @@ fn stats_backends_health_and_metrics_report_what_happened() {
     ));
     assert!(metrics.contains("vulcan_workload_duration_seconds_count{backend=\"isolate\"} 3"));
     assert!(metrics.contains("vulcan_workloads_running{backend=\"isolate\"} 0"));
+    // Usage per run, and this node's view of the cluster (refreshed every heartbeat).
+    assert!(metrics.contains("vulcan_workload_cpu_seconds_count{backend=\"isolate\"} 3"));
+    assert!(metrics.contains("vulcan_workload_peak_memory_bytes_count{backend=\"isolate\"} 3"));
+    common::eventually(Duration::from_secs(5), "the cluster gauges", || {
+        let m = ureq::get(&server.url("/metrics"))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()?;
+        (m.contains("vulcan_nodes{state=\"live\"} 1")
+            && m.contains("vulcan_backend_available{backend=\"isolate\"} 1")
+            && m.contains("vulcan_queue_pending{backend=\"isolate\"} 0"))
+        .then_some(())
+    });
 }
 
 #[test]

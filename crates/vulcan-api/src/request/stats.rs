@@ -18,17 +18,14 @@ pub async fn show(
     Ok(Json(state.engine.store().stats(caller.scope()).await?))
 }
 
-/// Prometheus text exposition.
+/// Prometheus metrics, in the OpenMetrics text format.
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Permission::StatsRead)?;
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, vulcan_engine::metrics::CONTENT_TYPE)],
         state.engine.metrics().render(),
     ))
 }
