@@ -123,13 +123,46 @@ pub fn generate_key() -> std::io::Result<(String, String, String)> {
     Ok((id, token, hex(&sha256(secret.as_bytes()))))
 }
 
+/// The subprotocol prefix a browser's WebSocket carries its key in
+/// (`new WebSocket(url, ["vulcan", "vulcan.key." + key])`).
+pub const WS_KEY_PROTOCOL: &str = "vulcan.key.";
+
+/// The key a request carries: `X-API-Key`, `Authorization: Bearer`, or (WebSockets from
+/// browsers, which cannot set headers) a `Sec-WebSocket-Protocol` value `vulcan.key.<key>`.
 fn token_from(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim());
     }
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = auth.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(WS_KEY_PROTOCOL))
+}
+
+/// Query parameters that look like a key: a key in a URL ends up in logs and histories,
+/// so such a request is refused.
+const KEY_PARAMETERS: [&str; 6] = [
+    "key",
+    "api_key",
+    "apikey",
+    "api-key",
+    "token",
+    "access_token",
+];
+
+fn key_in_url(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            KEY_PARAMETERS.iter().any(|k| name.eq_ignore_ascii_case(k))
+        })
+    })
 }
 
 impl Auth {
@@ -362,6 +395,13 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
     if route == "/healthz" {
         return next.run(req).await;
     }
+    if key_in_url(req.uri().query()) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a key in the URL is refused (URLs end up in logs): send it as X-API-Key, Authorization: Bearer, or for a WebSocket the Sec-WebSocket-Protocol value vulcan.key.<key>",
+        )
+        .into_response();
+    }
     let method = req.method().clone();
     let public = public_function(&state, &route, req.uri().path()).await;
     let caller = if let Some(tenant) = public {
@@ -489,5 +529,19 @@ mod tests {
         assert_eq!(token_from(&h), Some("vk_a_b"));
         h.insert("x-api-key", "vk_c_d".parse().unwrap());
         assert_eq!(token_from(&h), Some("vk_c_d"));
+        let mut ws = HeaderMap::new();
+        ws.insert(
+            "sec-websocket-protocol",
+            "vulcan, vulcan.key.vk_e_f".parse().unwrap(),
+        );
+        assert_eq!(token_from(&ws), Some("vk_e_f"));
+    }
+
+    #[test]
+    fn keys_in_urls_are_spotted() {
+        assert!(key_in_url(Some("since=3&api_key=vk_x")));
+        assert!(key_in_url(Some("Token=1")));
+        assert!(!key_in_url(Some("since=3&kind=workload")));
+        assert!(!key_in_url(None));
     }
 }

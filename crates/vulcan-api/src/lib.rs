@@ -33,6 +33,8 @@ pub struct AppState {
     pub started: Instant,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How often WebSocket clients are pinged; one silent for three pings is closed.
+    pub ws_ping: std::time::Duration,
 }
 
 /// Builds the router with every route of the API.
@@ -40,7 +42,7 @@ pub fn router(state: AppState) -> Router {
     use axum::routing::{any, post, put};
     use request::{
         audit, backends, benchmarks, functions, health, images, keys, logs, nodes, schedules,
-        secrets, stats, tenants, trigger, workloads,
+        secrets, stats, tenants, trigger, workloads, ws,
     };
     Router::new()
         .route(
@@ -106,6 +108,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/tenants/{tenant}/quota",
             get(tenants::show).put(tenants::set),
         )
+        .route("/ws/logs/{id}", get(ws::logs))
+        .route("/ws/stats", get(ws::stats))
+        .route("/ws/events", get(ws::events))
         .route("/healthz", get(health::show))
         .route("/metrics", get(stats::metrics))
         .fallback(error::no_route)

@@ -120,6 +120,8 @@ pub enum Signal {
     Resync,
     /// A function was deleted or changed: stop its idle instances (`tenant/function/`).
     Retire(String),
+    /// A lifecycle event for live clients, as JSON (the engine's `Event`).
+    Event(String),
 }
 
 impl Signal {
@@ -132,6 +134,7 @@ impl Signal {
             Signal::Logs(id) => format!("l:{id}"),
             Signal::Resync => "r:".into(),
             Signal::Retire(prefix) => format!("f:{prefix}"),
+            Signal::Event(json) => format!("v:{json}"),
         }
     }
 
@@ -146,6 +149,7 @@ impl Signal {
             "l" => Signal::Logs(id()?),
             "r" => Signal::Resync,
             "f" => Signal::Retire(id()?),
+            "v" => Signal::Event(id()?),
             _ => return None,
         })
     }
@@ -177,6 +181,7 @@ mod tests {
             Signal::Logs("01C".into()),
             Signal::Resync,
             Signal::Retire("t/f/".into()),
+            Signal::Event("{\"kind\":\"node\"}".into()),
         ] {
             assert_eq!(Signal::decode(&s.encode()), Some(s));
         }

@@ -23,6 +23,9 @@ use crate::engine::{now, Inner, Stop};
 pub(crate) struct ClusterView {
     /// Backends available on at least one other live node.
     elsewhere: HashSet<Isolation>,
+    /// Each node's state at the last heartbeat (`None` before the first): changes are
+    /// published as events.
+    states: Option<HashMap<String, NodeState>>,
 }
 
 impl ClusterView {
@@ -181,11 +184,34 @@ async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::
             NodeState::Left => {}
         }
     }
-    inner
-        .view
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .elsewhere = elsewhere;
+    let changes = {
+        let mut view = inner.view.lock().unwrap_or_else(|p| p.into_inner());
+        view.elsewhere = elsewhere;
+        let current: HashMap<String, NodeState> = nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.state(now, lease)))
+            .collect();
+        let changes: Vec<(String, &str)> = match &view.states {
+            None => Vec::new(),
+            Some(before) => current
+                .iter()
+                .filter(|(id, state)| before.get(*id) != Some(*state))
+                .map(|(id, state)| {
+                    let what = match state {
+                        NodeState::Live => "joined",
+                        NodeState::Lost => "lost",
+                        NodeState::Left => "left",
+                    };
+                    (id.clone(), what)
+                })
+                .collect(),
+        };
+        view.states = Some(current);
+        changes
+    };
+    for (node, what) in changes {
+        inner.publish(crate::events::Event::node(inner, what, &node));
+    }
     // The metrics' view of the cluster: nodes by state, the queue per backend (from the
     // store's counters), and this node's backends.
     let mut pending = Vec::new();

@@ -78,6 +78,8 @@ pub(crate) struct Inner {
     pub access: Option<Arc<dyn AccessStore>>,
     /// Wakes this node's scheduler when one of its schedules changed.
     pub schedule_changed: tokio::sync::Notify,
+    /// Lifecycle events for live clients.
+    pub events: tokio::sync::broadcast::Sender<crate::events::Event>,
     pub bus: Arc<dyn SignalBus>,
     pub registry: BackendRegistry,
     pub broker: LogBroker,
@@ -146,6 +148,7 @@ impl Engine {
                 secrets: stores.secrets,
                 access: None,
                 schedule_changed: tokio::sync::Notify::new(),
+                events: crate::events::channel(),
                 bus: stores.bus,
                 registry,
                 broker: LogBroker::new(),
@@ -399,6 +402,7 @@ impl Engine {
             }
         };
         inner.metrics.workload_submitted(isolation.as_str());
+        inner.publish(crate::events::Event::workload(inner, "created", &workload));
         match slot {
             Some(slot) if claimed => {
                 let mut workload = workload.clone();
@@ -500,6 +504,7 @@ impl Engine {
             {
                 Ok(w) => {
                     inner.signal(Signal::Ended(id.to_owned()));
+                    inner.publish(crate::events::Event::workload(inner, "finished", &w));
                     return Ok(w);
                 }
                 Err(StoreError::InvalidTransition(_)) => {}
@@ -677,6 +682,7 @@ impl Inner {
                     backend.retire(&prefix);
                 }
             }
+            Signal::Event(json) => self.relay(&json),
         }
     }
 }

@@ -222,6 +222,14 @@ impl Engine {
             self.inner
                 .signal(Signal::Retire(Invocation::function_prefix(tenant, name)));
         }
+        if deployed.changed {
+            self.inner.publish(crate::events::Event::deployed(
+                &self.inner,
+                tenant,
+                name,
+                deployed.version.version,
+            ));
+        }
         Ok(deployed)
     }
 

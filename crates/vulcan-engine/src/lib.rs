@@ -17,6 +17,7 @@ mod cluster;
 mod config;
 mod dispatch;
 mod engine;
+pub mod events;
 mod functions;
 pub mod metrics;
 mod registry;

@@ -84,6 +84,7 @@ struct Series {
     running: Family<Backend, Gauge>,
     runs: Family<Backend, Counter>,
     dropped: Counter,
+    slow_clients: Counter,
     nodes: Family<NodeState, Gauge>,
     queued: Family<Backend, Gauge>,
     available: Family<Backend, Gauge>,
@@ -123,6 +124,7 @@ impl Metrics {
             running: Family::default(),
             runs: Family::default(),
             dropped: Counter::default(),
+            slow_clients: Counter::default(),
             nodes: Family::default(),
             queued: Family::default(),
             available: Family::default(),
@@ -180,6 +182,11 @@ impl Metrics {
             "vulcan_log_lines_dropped",
             "Log lines dropped past the per-workload limits",
             s.dropped.clone(),
+        );
+        r.register(
+            "vulcan_websocket_slow_closed",
+            "WebSocket clients closed for not keeping up",
+            s.slow_clients.clone(),
         );
         r.register(
             "vulcan_nodes",
@@ -271,6 +278,11 @@ impl Metrics {
         if n > 0 {
             self.series.dropped.inc_by(n);
         }
+    }
+
+    /// A WebSocket client was closed for not keeping up.
+    pub fn slow_client_closed(&self) {
+        self.series.slow_clients.inc();
     }
 
     /// This node's view of the cluster: nodes per state, and workloads waiting per backend.

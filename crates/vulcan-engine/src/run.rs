@@ -89,6 +89,7 @@ async fn run(
                 if let Some(usage) = update.usage.filter(|_| ran_for.is_some()) {
                     inner.metrics.workload_usage(backend_name, &usage);
                 }
+                inner.publish(crate::events::Event::workload(&inner, "finished", &w));
                 Some(w)
             }
             Err(e) => {
@@ -197,7 +198,7 @@ async fn execute(
         return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
     };
     match inner.store.start(&id, &inner.config.node_id, now()).await {
-        Ok(_) => {}
+        Ok(started) => inner.publish(crate::events::Event::workload(inner, "started", &started)),
         Err(StoreError::InvalidTransition(_)) => return Ending::NotOurs,
         Err(e) => {
             let why = format!("could not mark the workload running: {e}");

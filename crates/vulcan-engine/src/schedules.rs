@@ -317,7 +317,15 @@ async fn fire(engine: &Engine, schedule: Schedule) {
         )
         .await;
     match fired {
-        Ok(w) => tracing::debug!(schedule = %schedule.id, workload = %w.id, "schedule fired"),
+        Ok(w) => {
+            tracing::debug!(schedule = %schedule.id, workload = %w.id, "schedule fired");
+            engine.inner.publish(crate::events::Event::fired(
+                &engine.inner,
+                &schedule.tenant,
+                &schedule.id,
+                &w,
+            ));
+        }
         // Another node fired this tick.
         Err(SubmitError::Store(StoreError::Conflict(_))) => {}
         Err(SubmitError::ShuttingDown) => {}

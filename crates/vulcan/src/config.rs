@@ -181,6 +181,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_SECRET_KEY_PREVIOUS", hide_env_values = true)]
     pub secret_key_previous: Option<String>,
 
+    /// Seconds between pings of WebSocket clients; a client that answers none of three
+    /// (it is not reading) is closed with 1008.
+    #[arg(long, env = "VULCAN_WS_PING_S", default_value_t = 20)]
+    pub ws_ping_s: u64,
+
     /// Failed authentications answered per source address and minute; further attempts in
     /// that minute get 429 unless they carry a key already in use (0: no limit).
     #[arg(long, env = "VULCAN_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]

@@ -372,6 +372,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ),
         started,
         max_body_bytes: args.max_body_bytes,
+        ws_ping: Duration::from_secs(args.ws_ping_s.max(1)),
     };
     let upkeep = tokio::spawn(vulcan_api::auth::audit_upkeep(state.clone()));
     let app = vulcan_api::router(state.clone());

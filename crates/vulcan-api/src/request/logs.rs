@@ -18,7 +18,9 @@ use crate::auth::Caller;
 use crate::request::workloads::visible;
 use crate::{ApiError, AppState};
 
-fn stream_filter(params: &HashMap<String, String>) -> Result<Option<LogStream>, ApiError> {
+pub(crate) fn stream_filter(
+    params: &HashMap<String, String>,
+) -> Result<Option<LogStream>, ApiError> {
     match params.get("stream").map(String::as_str) {
         None | Some("") | Some("all") => Ok(None),
         Some(s) => LogStream::parse(s).map(Some).ok_or_else(|| {
@@ -64,16 +66,31 @@ pub async fn stream(
     let filter = stream_filter(&params)?;
     visible(&state, &caller, &id).await?;
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(feed(state.engine.clone(), id, filter, tx));
+    tokio::spawn(feed(state.engine.clone(), id, filter, 0, tx));
     let events = stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok(event), rx))
+        let item = rx.recv().await?;
+        let event = match item {
+            LogItem::Line(line) => Event::default()
+                .event("log")
+                .id(line.seq.to_string())
+                .json_data(&line)
+                .unwrap_or_default(),
+            LogItem::Done(data) => Event::default().event("done").data(data.to_string()),
+        };
+        Some((Ok(event), rx))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// Sends lines to one SSE client; ends early if the client goes away.
+/// What a live log client is sent: each line, then how the workload ended.
+pub(crate) enum LogItem {
+    Line(LogLine),
+    Done(serde_json::Value),
+}
+
+/// Sends lines to one client (SSE or WebSocket); ends early if the client goes away.
 struct Feed {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<LogItem>,
     filter: Option<LogStream>,
     last_seq: u64,
 }
@@ -87,12 +104,7 @@ impl Feed {
         if self.filter.is_some_and(|f| f != line.stream) {
             return Ok(());
         }
-        let event = Event::default()
-            .event("log")
-            .id(line.seq.to_string())
-            .json_data(&line)
-            .map_err(drop)?;
-        self.tx.send(event).await.map_err(drop)
+        self.tx.send(LogItem::Line(line)).await.map_err(drop)
     }
 
     async fn lines(&mut self, lines: Vec<LogLine>) -> Result<(), ()> {
@@ -103,11 +115,19 @@ impl Feed {
     }
 }
 
-async fn feed(engine: Engine, id: String, filter: Option<LogStream>, tx: mpsc::Sender<Event>) {
+/// Feeds one client the lines of workload `id` after `since` (live while it runs), then
+/// how it ended.
+pub(crate) async fn feed(
+    engine: Engine,
+    id: String,
+    filter: Option<LogStream>,
+    since: u64,
+    tx: mpsc::Sender<LogItem>,
+) {
     let mut feed = Feed {
         tx,
         filter,
-        last_seq: 0,
+        last_seq: since,
     };
     if follow(&engine, &id, &mut feed).await.is_err() {
         return;
@@ -122,10 +142,7 @@ async fn feed(engine: Engine, id: String, filter: Option<LogStream>, tx: mpsc::S
         }
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    let _ = feed
-        .tx
-        .send(Event::default().event("done").data(data.to_string()))
-        .await;
+    let _ = feed.tx.send(LogItem::Done(data)).await;
 }
 
 /// Follows a workload this node does not run (another node's, or one still queued) through

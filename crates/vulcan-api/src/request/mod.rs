@@ -15,3 +15,4 @@ pub mod stats;
 pub mod tenants;
 pub mod trigger;
 pub mod workloads;
+pub mod ws;
