@@ -2,8 +2,8 @@
 # Installs what Vulcan needs on a Debian machine (run as root). Idempotent: a second run
 # only checks. Installs: Debian packages for the build, Node's npm (to fetch Deno), gVisor's
 # runsc and the image tools the tests use, QEMU and what the guest is built with,
-# PostgreSQL (for cluster mode and its tests), and Deno itself, pinned, from npm into
-# .tools/deno.
+# PostgreSQL (for cluster mode and its tests), Deno itself, pinned, from npm into
+# .tools/deno, and the API's fuzzer and validator, pinned, from PyPI into .tools/py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,9 @@ command -v go >/dev/null || missing+=(golang-go)
 # cluster tier: PostgreSQL's server binaries; the tests start servers of their own
 # (initdb in a temporary directory, as the postgres user), never the system one.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# The API's tests: Schemathesis and an OpenAPI validator from PyPI, in a virtualenv.
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   apt-get update -qq
@@ -54,6 +57,19 @@ else
   mkdir -p .tools/deno
   npm install --prefix .tools/deno --no-audit --no-fund --silent "@deno/linux-x64-glibc@$DENO_VERSION"
   "$DENO_BIN" --version | head -1
+fi
+
+# The API fuzzer and validator the tests run, pinned, in .tools/py.
+PY_TOOLS="schemathesis==4.32.5 openapi-spec-validator==0.9.0"
+if [ "$(cat .tools/py/installed 2>/dev/null)" = "$PY_TOOLS" ]; then
+  say "python tools already installed (.tools/py)"
+else
+  say "installing $PY_TOOLS from PyPI into .tools/py"
+  rm -rf .tools/py
+  python3 -m venv .tools/py
+  # shellcheck disable=SC2086
+  .tools/py/bin/pip install -q --disable-pip-version-check $PY_TOOLS
+  echo "$PY_TOOLS" >.tools/py/installed
 fi
 
 # The microvm backend's guest: kernel, initramfs with the agent, runtime root filesystem.

@@ -7,13 +7,13 @@ pub mod auth;
 mod error;
 mod extract;
 mod login_failures;
+pub mod openapi;
 mod request;
 mod telemetry;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::routing::get;
 use axum::Router;
 use vulcan_domain::AccessStore;
 use vulcan_engine::{Benchmarks, Engine};
@@ -37,82 +37,72 @@ pub struct AppState {
     pub ws_ping: std::time::Duration,
 }
 
-/// Builds the router with every route of the API.
-pub fn router(state: AppState) -> Router {
-    use axum::routing::{any, post, put};
+/// Every route of the API, listed as it is added (see [`openapi`]).
+pub(crate) fn routes() -> openapi::Routes {
     use request::{
         audit, backends, benchmarks, functions, health, images, keys, logs, nodes, schedules,
         secrets, stats, tenants, trigger, workloads, ws,
     };
-    Router::new()
-        .route(
-            "/v1/workloads",
-            get(workloads::list).post(workloads::create),
-        )
-        .route(
-            "/v1/workloads/async",
-            axum::routing::post(workloads::create_async),
-        )
-        .route(
-            "/v1/workloads/{id}",
-            get(workloads::show).delete(workloads::kill),
-        )
-        .route("/v1/workloads/{id}/logs", get(logs::stream))
-        .route("/v1/workloads/{id}/logs/history", get(logs::history))
-        .route("/v1/backends", get(backends::list))
-        .route("/v1/images", get(images::list).post(images::pull))
-        .route(
-            "/v1/images/{*reference}",
-            get(images::show).delete(images::remove),
-        )
-        .route("/v1/stats", get(stats::show))
-        .route("/v1/nodes", get(nodes::list))
-        .route("/v1/nodes/{id}", get(nodes::show))
-        .route(
-            "/v1/benchmarks",
-            get(benchmarks::list).post(benchmarks::start),
-        )
-        .route("/v1/benchmarks/{id}", get(benchmarks::show))
-        .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
-        .route("/v1/audit", get(audit::list))
-        .route("/v1/functions", get(functions::list))
-        .route(
-            "/v1/functions/{name}",
-            get(functions::show)
-                .put(functions::deploy)
-                .delete(functions::remove),
-        )
-        .route("/v1/functions/{name}/versions", get(functions::versions))
-        .route("/v1/functions/{name}/active", put(functions::activate))
-        .route("/v1/functions/{name}/invoke", post(functions::invoke))
-        .route(
-            "/v1/schedules",
-            get(schedules::list).post(schedules::create),
-        )
-        .route(
-            "/v1/schedules/{id}",
-            get(schedules::show)
-                .patch(schedules::patch)
-                .delete(schedules::remove),
-        )
-        .route("/v1/secrets", get(secrets::list))
-        .route("/v1/secrets/rotate-key", post(secrets::rotate_key))
-        .route(
-            "/v1/secrets/{name}",
-            put(secrets::put).delete(secrets::remove),
-        )
-        .route("/fn/{tenant}/{name}", any(trigger::call))
-        .route("/fn/{tenant}/{name}/{*path}", any(trigger::call_path))
-        .route(
-            "/v1/tenants/{tenant}/quota",
-            get(tenants::show).put(tenants::set),
-        )
-        .route("/ws/logs/{id}", get(ws::logs))
-        .route("/ws/stats", get(ws::stats))
-        .route("/ws/events", get(ws::events))
-        .route("/healthz", get(health::show))
-        .route("/metrics", get(stats::metrics))
+    openapi::Routes::new()
+        .get("/v1/workloads", workloads::list)
+        .post("/v1/workloads", workloads::create)
+        .post("/v1/workloads/async", workloads::create_async)
+        .get("/v1/workloads/{id}", workloads::show)
+        .delete("/v1/workloads/{id}", workloads::kill)
+        .get("/v1/workloads/{id}/logs", logs::stream)
+        .get("/v1/workloads/{id}/logs/history", logs::history)
+        .get("/v1/backends", backends::list)
+        .get("/v1/images", images::list)
+        .post("/v1/images", images::pull)
+        .get("/v1/images/{*reference}", images::show)
+        .delete("/v1/images/{*reference}", images::remove)
+        .get("/v1/stats", stats::show)
+        .get("/v1/nodes", nodes::list)
+        .get("/v1/nodes/{id}", nodes::show)
+        .get("/v1/benchmarks", benchmarks::list)
+        .post("/v1/benchmarks", benchmarks::start)
+        .get("/v1/benchmarks/{id}", benchmarks::show)
+        .get("/v1/keys", keys::list)
+        .post("/v1/keys", keys::create)
+        .delete("/v1/keys/{id}", keys::revoke)
+        .get("/v1/audit", audit::list)
+        .get("/v1/functions", functions::list)
+        .get("/v1/functions/{name}", functions::show)
+        .put("/v1/functions/{name}", functions::deploy)
+        .delete("/v1/functions/{name}", functions::remove)
+        .get("/v1/functions/{name}/versions", functions::versions)
+        .put("/v1/functions/{name}/active", functions::activate)
+        .post("/v1/functions/{name}/invoke", functions::invoke)
+        .get("/v1/schedules", schedules::list)
+        .post("/v1/schedules", schedules::create)
+        .get("/v1/schedules/{id}", schedules::show)
+        .patch("/v1/schedules/{id}", schedules::patch)
+        .delete("/v1/schedules/{id}", schedules::remove)
+        .get("/v1/secrets", secrets::list)
+        .post("/v1/secrets/rotate-key", secrets::rotate_key)
+        .put("/v1/secrets/{name}", secrets::put)
+        .delete("/v1/secrets/{name}", secrets::remove)
+        .any("/fn/{tenant}/{name}", trigger::call)
+        .any("/fn/{tenant}/{name}/{*path}", trigger::call_path)
+        .get("/v1/tenants/{tenant}/quota", tenants::show)
+        .put("/v1/tenants/{tenant}/quota", tenants::set)
+        .get("/ws/logs/{id}", ws::logs)
+        .get("/ws/stats", ws::stats)
+        .get("/ws/events", ws::events)
+        .get("/healthz", health::show)
+        .get("/metrics", stats::metrics)
+        .get("/openapi.json", openapi::document)
+}
+
+/// Every route the API serves: (method, path as the router spells it).
+pub fn served_routes() -> Vec<(axum::http::Method, String)> {
+    routes().listed()
+}
+
+/// Builds the router with every route of the API.
+pub fn router(state: AppState) -> Router {
+    routes()
+        .into_router()
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(

@@ -63,6 +63,7 @@ impl fmt::Display for Permission {
 }
 
 /// A key's role: a fixed set of permissions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -128,6 +129,7 @@ impl FromStr for Role {
 }
 
 /// An API key as stored and listed: never its secret.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: String,
@@ -145,6 +147,7 @@ pub struct ApiKey {
 }
 
 /// One audit record.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Increasing: the order of the log.
@@ -188,6 +191,7 @@ pub struct AuditFilter {
 }
 
 /// A tenant's limits.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quota {
     /// Workloads pending or running at once.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Isolation, LogStream, Runtime, WorkloadResult, WorkloadSpec};
 
 /// What a backend can run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendCapabilities {
     pub name: String,
@@ -15,6 +16,7 @@ pub struct BackendCapabilities {
 }
 
 /// Whether a configured backend can run on this host, and if not, why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Availability {
     pub available: bool,
@@ -42,6 +44,7 @@ impl Availability {
 }
 
 /// One entry of `GET /v1/backends`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendInfo {
     pub name: String,

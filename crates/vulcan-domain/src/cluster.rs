@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::{Isolation, StoreError};
 
 /// What a node says of one of its backends.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeBackend {
     pub name: Isolation,
@@ -26,6 +27,7 @@ pub struct NodeBackend {
 }
 
 /// How a node looks to the others.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
@@ -38,6 +40,7 @@ pub enum NodeState {
 }
 
 /// One node, as its last heartbeat described it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub id: String,

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use crate::{Isolation, Resources, Runtime, StoreError};
 
 /// What a version runs and how: fixed when it is deployed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionCode {
     pub runtime: Runtime,
@@ -47,6 +48,7 @@ pub struct FunctionCode {
 }
 
 /// One immutable version of a function.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionVersion {
     pub tenant: String,
@@ -61,6 +63,7 @@ pub struct FunctionVersion {
 }
 
 /// A function as listed: its active version and what it has done.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Function {
     pub tenant: String,

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::{Resources, StoreError};
 
 /// What an image's configuration says about running it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
     #[serde(default)]
@@ -24,6 +25,7 @@ pub struct ImageConfig {
 }
 
 /// One registered image.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
     /// The reference as the user wrote it (normalised: registry, repository, tag).
@@ -49,6 +51,7 @@ pub struct ImageRecord {
 }
 
 /// `POST /v1/images`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {

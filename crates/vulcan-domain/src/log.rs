@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 /// Where a log line came from: the workload's own output, or the backend running it
 /// (pulling an image, booting a VM, a sandbox error).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
@@ -33,6 +34,7 @@ impl LogStream {
 }
 
 /// One line of a workload's log, numbered from 1 in the order it was produced.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     pub seq: u64,

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::StoreError;
 
 /// What a tick does while the previous run of the same schedule is still going.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Overlap {
@@ -39,6 +40,7 @@ impl Overlap {
 }
 
 /// A function fired on a cron.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     pub id: String,
@@ -80,6 +82,7 @@ pub struct Tick {
 }
 
 /// What started a workload other than a direct request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trigger {
     /// `schedule`.

@@ -18,6 +18,7 @@ pub fn valid_secret_name(name: &str) -> bool {
 }
 
 /// A secret as listed: never its value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretInfo {
     pub tenant: String,

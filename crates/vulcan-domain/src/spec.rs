@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Isolation, Runtime};
 
 /// Resource limits of one workload, already validated against the server's limits.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     pub cpus: u32,
@@ -78,6 +79,7 @@ pub struct WorkloadResult {
 
 /// What one run used, as the kernel counted it for its cgroup (the isolate's process, the
 /// sandbox, the guest's workload group).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub cpu_time_ms: u64,

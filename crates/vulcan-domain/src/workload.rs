@@ -10,6 +10,7 @@ fn default_tenant() -> String {
 }
 
 /// One submitted piece of code and everything known about its run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
     /// A ULID: sortable by creation time.

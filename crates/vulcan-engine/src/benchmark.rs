@@ -20,6 +20,7 @@ use vulcan_domain::{Isolation, Runtime, StoreError, WorkloadStatus, DEFAULT_TENA
 use crate::{DeployRequest, Engine, Submission};
 
 /// `POST /v1/benchmarks`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BenchmarkRequest {
@@ -62,6 +63,7 @@ impl Default for BenchmarkRequest {
 }
 
 /// Figures of one backend.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendFigures {
     pub backend: Isolation,
@@ -107,6 +109,7 @@ impl BackendFigures {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Progress {
     pub done: u32,
@@ -114,6 +117,7 @@ pub struct Progress {
 }
 
 /// A benchmark, running or finished.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchmarkReport {
     pub id: String,

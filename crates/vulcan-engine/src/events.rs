@@ -18,6 +18,7 @@ use crate::Engine;
 const CAPACITY: usize = 1024;
 
 /// One event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// `workload`, `node`, `function` or `schedule`.

@@ -64,6 +64,7 @@ impl Cron {
 }
 
 /// `POST /v1/schedules`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
@@ -80,6 +81,7 @@ pub struct ScheduleRequest {
 }
 
 /// `PATCH /v1/schedules/{id}`: what to change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulePatch {

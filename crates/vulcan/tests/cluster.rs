@@ -636,3 +636,43 @@ fn two_nodes_fire_each_tick_of_a_schedule_exactly_once() {
     }
     assert_eq!(counted, runs.len());
 }
+
+#[test]
+fn every_node_streams_the_events_of_workloads_another_node_runs() {
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let a = Server::start(&node_env(&url, "a", &[]));
+    // B cannot run isolates: what it is given runs on A, and A's client hears of it.
+    let b = Server::start(&node_env(
+        &url,
+        "b",
+        &[("VULCAN_DENO_BIN", "/nonexistent/deno")],
+    ));
+    wait_live(&a, &["a", "b"]);
+    let ws_url = b
+        .url("/ws/events?kind=workload")
+        .replace("http://", "ws://");
+    let (mut socket, _) = tungstenite::connect(ws_url.as_str()).unwrap();
+    let id = b.submit(node("export default () => 1"));
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let tungstenite::Message::Text(text) = socket.read().unwrap() else {
+            continue;
+        };
+        let e: Value = serde_json::from_str(&text).unwrap();
+        if e["id"] == id.as_str() {
+            seen.push((
+                e["type"].as_str().unwrap().to_owned(),
+                e["node"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("created".to_owned(), "b".to_owned()),
+            ("started".to_owned(), "a".to_owned()),
+            ("finished".to_owned(), "a".to_owned())
+        ]
+    );
+}

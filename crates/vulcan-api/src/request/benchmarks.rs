@@ -21,6 +21,7 @@ fn parse(json: &str) -> Result<BenchmarkReport, ApiError> {
 }
 
 /// `POST /v1/benchmarks`: `202` with the running report; poll `GET /v1/benchmarks/{id}`.
+#[utoipa::path(post, path = "/v1/benchmarks", tag = "cluster", request_body = vulcan_engine::BenchmarkRequest, responses((status = 202, description = "Accepted", body = vulcan_engine::BenchmarkReport), crate::openapi::Errors))]
 pub async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -40,6 +41,7 @@ pub async fn start(
     }
 }
 
+#[utoipa::path(get, path = "/v1/benchmarks/{id}", tag = "cluster", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_engine::BenchmarkReport), crate::openapi::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -65,6 +67,7 @@ pub struct ListQuery {
 }
 
 /// Kept reports, newest first (`?limit=`, default 20, at most 100).
+#[utoipa::path(get, path = "/v1/benchmarks", tag = "cluster", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)")), responses((status = 200, description = "OK", body = Vec<vulcan_engine::BenchmarkReport>), crate::openapi::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -19,7 +19,7 @@ use crate::extract::{InputBody, JsonBody};
 use crate::{ApiError, AppState};
 
 /// `PUT /v1/functions/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployBody {
     runtime: Option<String>,
@@ -34,23 +34,23 @@ pub struct DeployBody {
     #[serde(default)]
     secrets: Vec<String>,
     #[serde(default)]
-    resources: Resources,
+    resources: DeployResources,
     reuse: Option<bool>,
     max_instances: Option<u32>,
     idle_timeout_s: Option<u32>,
     public: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Resources {
+struct DeployResources {
     cpus: Option<u32>,
     mem_mb: Option<u32>,
     timeout_s: Option<u32>,
 }
 
 /// A version as answered: what it runs, without the archive's bytes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionView {
     #[serde(flatten)]
     version: FunctionVersion,
@@ -66,7 +66,7 @@ impl From<FunctionVersion> for VersionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Deployed {
     #[serde(flatten)]
     version: VersionView,
@@ -99,6 +99,7 @@ where
 }
 
 /// `PUT /v1/functions/{name}`: deploys; `201` for a new function, `200` after.
+#[utoipa::path(put, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = DeployBody, responses((status = 201, description = "The first version", body = Deployed), (status = 200, description = "A new version, or the current one unchanged", body = Deployed), crate::openapi::Errors))]
 pub async fn deploy(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -175,6 +176,7 @@ async fn with_instances(
     Ok(functions)
 }
 
+#[utoipa::path(get, path = "/v1/functions", tag = "functions", responses((status = 200, description = "OK", body = Vec<vulcan_domain::Function>), crate::openapi::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -188,6 +190,7 @@ pub async fn list(
     Ok(Json(with_instances(&state, functions).await?))
 }
 
+#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 200, description = "OK", body = vulcan_domain::Function), crate::openapi::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -205,6 +208,7 @@ pub async fn show(
     Ok(Json(one.remove(0)))
 }
 
+#[utoipa::path(get, path = "/v1/functions/{name}/versions", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 200, description = "OK", body = Vec<VersionView>), crate::openapi::Errors))]
 pub async fn versions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -221,13 +225,14 @@ pub async fn versions(
     Ok(Json(versions.into_iter().map(VersionView::from).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveBody {
     version: u32,
 }
 
 /// `PUT /v1/functions/{name}/active` `{"version"}`: roll back or forward.
+#[utoipa::path(put, path = "/v1/functions/{name}/active", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = ActiveBody, responses((status = 200, description = "OK", body = vulcan_domain::Function), crate::openapi::Errors))]
 pub async fn activate(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -243,6 +248,7 @@ pub async fn activate(
 }
 
 /// `DELETE /v1/functions/{name}`: `204`; its instances stop, its history stays.
+#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 204, description = "Deleted; its history is kept"), crate::openapi::Errors))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -260,6 +266,7 @@ pub async fn remove(
 
 /// `POST /v1/functions/{name}/invoke[?async=true]`: the body is the input. Answers like
 /// `POST /v1/workloads` (or `/v1/workloads/async` with `async=true`).
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path), ("async" = Option<bool>, Query, description = "Answer 202 at once"), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 200, description = "OK", body = vulcan_domain::Workload), (status = 202, description = "Accepted", body = vulcan_domain::Workload), crate::openapi::Errors))]
 pub async fn invoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -11,7 +11,7 @@ use crate::auth::{generate_key, AuditTarget, Caller};
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
@@ -22,7 +22,7 @@ pub struct CreateKey {
     expires_in_s: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     /// The whole key: shown this once, stored only as a hash.
     key: String,
@@ -45,6 +45,7 @@ fn valid_name(what: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/keys", tag = "access", request_body = CreateKey, responses((status = 201, description = "Created", body = CreatedKey), crate::openapi::Errors))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -87,6 +88,7 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/keys", tag = "access", responses((status = 200, description = "OK", body = Vec<vulcan_domain::ApiKey>), crate::openapi::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -95,6 +97,7 @@ pub async fn list(
     Ok(Json(state.access.keys(None).await?))
 }
 
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "access", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::ApiKey), crate::openapi::Errors))]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

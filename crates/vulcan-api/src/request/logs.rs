@@ -31,13 +31,24 @@ pub(crate) fn stream_filter(
     }
 }
 
-#[derive(Serialize)]
+/// One server-sent event of `GET /v1/workloads/{id}/logs`: `log` (its data a line's JSON,
+/// its id the line's seq) or `done` (its data `{"status","exit_code","error"}`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SseLogEvent {
+    event: String,
+    data: String,
+    #[schema(nullable = false)]
+    id: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LogHistory {
     workload_id: String,
     lines: Vec<LogLine>,
 }
 
 /// `GET /v1/workloads/{id}/logs/history[?stream=]`: every persisted line, in order.
+#[utoipa::path(get, path = "/v1/workloads/{id}/logs/history", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "OK", body = LogHistory), crate::openapi::Errors))]
 pub async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -56,6 +67,7 @@ pub async fn history(
 
 /// `GET /v1/workloads/{id}/logs[?stream=]`: one `log` event per line as it is produced
 /// (a finished workload replays its lines), then one `done` event with the final status.
+#[utoipa::path(get, path = "/v1/workloads/{id}/logs", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "Server-sent events: `log` per line, then `done`", content_type = "text/event-stream", body = SseLogEvent), crate::openapi::Errors))]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

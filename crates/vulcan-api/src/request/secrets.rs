@@ -15,13 +15,14 @@ use crate::request::functions::tenant_of;
 use crate::{ApiError, AppState};
 
 /// `PUT /v1/secrets/{name}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretBody {
     value: String,
 }
 
 /// `PUT /v1/secrets/{name}` `{"value"}`: stores a new version (`200`, never the value).
+#[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SecretBody, responses((status = 200, description = "OK", body = vulcan_domain::SecretInfo), crate::openapi::Errors))]
 pub async fn put(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -37,6 +38,7 @@ pub async fn put(
 }
 
 /// `GET /v1/secrets`: names, versions and times of the caller's tenant (an admin's: all).
+#[utoipa::path(get, path = "/v1/secrets", tag = "secrets", responses((status = 200, description = "OK", body = Vec<vulcan_domain::SecretInfo>), crate::openapi::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -45,6 +47,7 @@ pub async fn list(
     Ok(Json(state.engine.secrets(caller.scope()).await?))
 }
 
+#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 204, description = "Deleted"), crate::openapi::Errors))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -60,11 +63,21 @@ pub async fn remove(
     ))
 }
 
+/// What a key rotation did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Rotated {
+    /// Values sealed again under the current key.
+    resealed: u64,
+    /// The current key's id.
+    key_id: Option<String>,
+}
+
 /// `POST /v1/secrets/rotate-key` (admin): seals every value again under the current key.
+#[utoipa::path(post, path = "/v1/secrets/rotate-key", tag = "secrets", responses((status = 200, description = "OK", body = Rotated), crate::openapi::Errors))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Rotated>, ApiError> {
     caller.require(Permission::SecretsRotate)?;
     let resealed = state.engine.rotate_secret_key().await?;
     let key = state
@@ -73,7 +86,8 @@ pub async fn rotate_key(
         .keyring
         .as_ref()
         .map(|k| k.current.id().to_owned());
-    Ok(Json(
-        serde_json::json!({ "resealed": resealed, "key_id": key }),
-    ))
+    Ok(Json(Rotated {
+        resealed,
+        key_id: key,
+    }))
 }

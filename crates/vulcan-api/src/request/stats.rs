@@ -10,6 +10,7 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 /// Figures over the caller's tenant (every tenant for admins).
+#[utoipa::path(get, path = "/v1/stats", tag = "cluster", responses((status = 200, description = "OK", body = vulcan_domain::Stats), crate::openapi::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -19,6 +20,7 @@ pub async fn show(
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "cluster", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String), crate::openapi::Errors))]
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

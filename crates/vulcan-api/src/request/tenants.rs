@@ -10,7 +10,7 @@ use crate::auth::{AuditTarget, Caller};
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantQuota {
     tenant: String,
     /// Whether this is the server's default (no quota of its own).
@@ -19,6 +19,7 @@ pub struct TenantQuota {
     quota: Quota,
 }
 
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/quota", tag = "access", params(("tenant" = String, Path)), responses((status = 200, description = "OK", body = TenantQuota), crate::openapi::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -36,6 +37,7 @@ pub async fn show(
     }))
 }
 
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/quota", tag = "access", params(("tenant" = String, Path)), request_body = vulcan_domain::Quota, responses((status = 200, description = "OK", body = TenantQuota), crate::openapi::Errors))]
 pub async fn set(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -46,7 +46,7 @@ const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
 /// The body of `POST /v1/workloads` and `POST /v1/workloads/async`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkload {
     runtime: Option<String>,
@@ -67,7 +67,7 @@ pub struct CreateWorkload {
     resources: ResourcesRequest,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResourcesRequest {
     cpus: Option<u32>,
@@ -118,6 +118,7 @@ impl CreateWorkload {
 }
 
 /// `POST /v1/workloads`: runs the workload and answers once it has ended.
+#[utoipa::path(post, path = "/v1/workloads", tag = "workloads", request_body = CreateWorkload, responses((status = 200, description = "The workload, finished", body = vulcan_domain::Workload), crate::openapi::Errors))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -132,6 +133,7 @@ pub async fn create(
 }
 
 /// `POST /v1/workloads/async`: answers 202 with the pending workload at once.
+#[utoipa::path(post, path = "/v1/workloads/async", tag = "workloads", request_body = CreateWorkload, responses((status = 202, description = "The workload, pending", body = vulcan_domain::Workload), crate::openapi::Errors))]
 pub async fn create_async(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -148,6 +150,7 @@ pub async fn create_async(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path, description = "The workload's id")), responses((status = 200, description = "OK", body = vulcan_domain::Workload), crate::openapi::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -158,6 +161,7 @@ pub async fn show(
 }
 
 /// `DELETE /v1/workloads/{id}`: stops the workload; 409 if it had already ended.
+#[utoipa::path(delete, path = "/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path)), responses((status = 200, description = "The workload, killed", body = vulcan_domain::Workload), crate::openapi::Errors))]
 pub async fn kill(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -169,7 +173,7 @@ pub async fn kill(
     Ok((Extension(AuditTarget(id)), Json(killed)))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkloadList {
     workloads: Vec<Workload>,
     total: u64,
@@ -198,6 +202,7 @@ fn parse_param<T: std::str::FromStr>(
 /// `GET /v1/workloads?limit=&offset=&after=&status=&isolation=&function=`, newest first. `after` is
 /// a cursor (the `next` of the page before): a page deep in the list costs the same as
 /// the first.
+#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"), ("offset" = Option<u64>, Query), ("after" = Option<String>, Query, description = "The `next` of the page before"), ("status" = Option<vulcan_domain::WorkloadStatus>, Query), ("isolation" = Option<vulcan_domain::Isolation>, Query), ("function" = Option<String>, Query), ("schedule" = Option<String>, Query)), responses((status = 200, description = "OK", body = WorkloadList), crate::openapi::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
