@@ -12,8 +12,21 @@ fn node(code: &str) -> Value {
     json!({"runtime": "node", "code": code})
 }
 
+/// CPU time is only what the kernel gives: the test that measures it runs alone, the
+/// others beside each other.
+static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn the_sum_function_returns_its_json() {
+    let _cpu = shared();
     let server = Server::start(&[]);
     let w = server.run(sum_workload(1, 2));
     assert_eq!(
@@ -28,6 +41,7 @@ fn the_sum_function_returns_its_json() {
 
 #[test]
 fn typescript_async_exports_and_plain_scripts_work() {
+    let _cpu = shared();
     let server = Server::start(&[]);
     let ts = server.run(json!({"runtime": "node", "input": {"name": "vulcan"},
         "code": "interface In { name: string }\nexport default (i: In): string => `hello ${i.name}`;"}));
@@ -45,6 +59,7 @@ fn typescript_async_exports_and_plain_scripts_work() {
 
 #[test]
 fn console_lines_stream_live_over_sse_and_stay_in_the_history() {
+    let _cpu = shared();
     let server = Server::start(&[]);
     let id = server.submit(node(
         "export default async () => { console.log('first'); await new Promise(r => setTimeout(r, 1500)); console.error('second'); return 'ok'; }",
@@ -101,6 +116,7 @@ fn console_lines_stream_live_over_sse_and_stay_in_the_history() {
 
 #[test]
 fn a_thrown_error_fails_the_workload_with_message_and_stack() {
+    let _cpu = shared();
     let server = Server::start(&[]);
     let w = server.run(node(
         "function inner() { throw new RangeError('bad range'); }\nexport default () => inner();",
@@ -113,6 +129,7 @@ fn a_thrown_error_fails_the_workload_with_message_and_stack() {
 
 #[test]
 fn code_is_run_once_and_a_syntax_error_is_reported_with_where_it_is() {
+    let _cpu = shared();
     let server = Server::start(&[]);
     // JavaScript is tried first, TypeScript next; a module that throws a SyntaxError of
     // its own while it runs must not be run a second time.
@@ -145,6 +162,7 @@ fn code_is_run_once_and_a_syntax_error_is_reported_with_where_it_is() {
 }
 #[test]
 fn wasm_modules_run_with_the_documented_calling_convention() {
+    let _cpu = shared();
     // (module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))
     let wasm: [u8; 41] = [
         0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x07, 0x01, 0x60, 0x02, 0x7f, 0x7f,
@@ -173,6 +191,7 @@ fn wasm_modules_run_with_the_documented_calling_convention() {
 /// Each hostile workload must fail with a reason that names what was refused.
 #[test]
 fn hostile_code_is_contained_and_reported_while_the_server_stays_healthy() {
+    let _cpu = shared();
     let server = Server::start(&[("VULCAN_MAX_OUTPUT_BYTES", "100000")]);
     let cases: Vec<(&str, Value, &str)> = vec![
         (
@@ -252,6 +271,7 @@ fn hostile_code_is_contained_and_reported_while_the_server_stays_healthy() {
 
 #[test]
 fn a_million_line_log_flood_is_truncated_with_a_marker() {
+    let _cpu = shared();
     let server = Server::start(&[("VULCAN_MAX_LOG_LINES", "1000")]);
     let started = Instant::now();
     let w = server.run(node(
@@ -285,6 +305,7 @@ fn a_million_line_log_flood_is_truncated_with_a_marker() {
 
 #[test]
 fn fifty_concurrent_workloads_complete_with_their_own_outputs() {
+    let _cpu = shared();
     let server = Server::start(&[]);
     let results: Vec<(i64, Value)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..50)
@@ -310,6 +331,7 @@ fn fifty_concurrent_workloads_complete_with_their_own_outputs() {
 
 #[test]
 fn the_pool_can_be_disabled_and_cold_starts_still_work() {
+    let _cpu = shared();
     let server = Server::start(&[("VULCAN_ISOLATE_POOL_SIZE", "0")]);
     let (_, backends) = server.get("/v1/backends");
     assert_eq!(backends[0]["details"]["warm_pool"]["size"], 0);
@@ -322,6 +344,7 @@ fn the_pool_can_be_disabled_and_cold_starts_still_work() {
 
 #[test]
 fn each_run_reports_the_cpu_time_and_memory_it_really_used() {
+    let _cpu = alone();
     let server = Server::start(&[]);
     let busy = server.run(node(
         "export default () => { const end = Date.now() + 1000; let n = 0; while (Date.now() < end) n++; return n > 0; }",
