@@ -126,10 +126,6 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>) {
         match beat(&inner, beats.is_multiple_of(RECONCILE_EVERY)).await {
             Ok(()) => {
                 last_ok = Instant::now();
-                if inner.isolated.swap(false, Ordering::SeqCst) {
-                    tracing::warn!("the store is reachable again: this node rejoins the cluster");
-                    inner.handle(Signal::Resync);
-                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat failed");
@@ -156,10 +152,37 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>) {
     }
 }
 
+/// Reads the nodes again to learn which backends the others can run now (a node that
+/// joined since this node's last heartbeat). False if the store could not be read.
+pub(crate) async fn refresh_view(inner: &Inner) -> bool {
+    let Ok(nodes) = inner.nodes.nodes().await else {
+        return false;
+    };
+    let now = now();
+    let lease = time::Duration::try_from(inner.config.lease).unwrap_or(time::Duration::seconds(10));
+    let elsewhere = nodes
+        .iter()
+        .filter(|n| n.id != inner.config.node_id && n.state(now, lease) == NodeState::Live)
+        .flat_map(|n| n.backends.iter().filter(|b| b.available).map(|b| b.name))
+        .collect();
+    inner
+        .view
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .elsewhere = elsewhere;
+    true
+}
+
 /// One heartbeat: record it, learn the others, housekeep, act on kill requests.
 async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::StoreError> {
     let me = describe(inner);
     inner.nodes.heartbeat(&me).await?;
+    // Reachable again: the others see this node live from this write on, so it claims
+    // from now on too.
+    if inner.isolated.swap(false, Ordering::SeqCst) {
+        tracing::warn!("the store is reachable again: this node rejoins the cluster");
+        inner.handle(Signal::Resync);
+    }
     let now = now();
     let lease = time::Duration::try_from(inner.config.lease).unwrap_or(time::Duration::seconds(10));
     let nodes = inner.nodes.nodes().await?;
@@ -212,31 +235,6 @@ async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::
     for (node, what) in changes {
         inner.publish(crate::events::Event::node(inner, what, &node));
     }
-    // The metrics' view of the cluster: nodes by state, the queue per backend (from the
-    // store's counters), and this node's backends.
-    let mut pending = Vec::new();
-    for isolation in Isolation::CONCRETE {
-        let page = inner
-            .store
-            .list(&vulcan_domain::ListFilter {
-                status: Some(WorkloadStatus::Pending),
-                isolation: Some(isolation),
-                limit: 0,
-                ..Default::default()
-            })
-            .await?;
-        pending.push((isolation.as_str().to_owned(), page.total as i64));
-    }
-    inner.metrics.cluster(&states, &pending);
-    for b in &me.backends {
-        inner.metrics.backend(
-            &b.name.to_string(),
-            b.available,
-            b.slots as usize,
-            b.free_slots as usize,
-        );
-    }
-
     if !lost.is_empty() || reconcile {
         let kept = inner.nodes.housekeep(now - lease).await?;
         for node in &kept.lost_nodes {
@@ -267,5 +265,30 @@ async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::
             }
         }
     }
+    // The metrics' view of the cluster: nodes by state, the queue per backend (from the
+    // store's counters), and this node's backends.
+    let mut pending = Vec::new();
+    for isolation in Isolation::CONCRETE {
+        let page = inner
+            .store
+            .list(&vulcan_domain::ListFilter {
+                status: Some(WorkloadStatus::Pending),
+                isolation: Some(isolation),
+                limit: 0,
+                ..Default::default()
+            })
+            .await?;
+        pending.push((isolation.as_str().to_owned(), page.total as i64));
+    }
+    inner.metrics.cluster(&states, &pending);
+    for b in &me.backends {
+        inner.metrics.backend(
+            &b.name.to_string(),
+            b.available,
+            b.slots as usize,
+            b.free_slots as usize,
+        );
+    }
+
     Ok(())
 }

@@ -315,7 +315,7 @@ impl Engine {
             submission.tenant.clone()
         };
         let requested = submission.isolation.unwrap_or(Isolation::Auto);
-        let route = self.route(requested, runtime)?;
+        let route = self.route(requested, runtime).await?;
         self.check_secrets(&tenant, &submission.secrets).await?;
         for name in &submission.secrets {
             if submission.env.contains_key(name) {
@@ -420,7 +420,27 @@ impl Engine {
 
     /// Routes a request for `runtime` on `requested` against what this node and the other
     /// live nodes can run.
-    pub(crate) fn route(
+    /// Routes a workload to a backend: this node's, or one a live node has. A fallback
+    /// (or a refusal) may only mean that this node has not yet heard of a node that joined
+    /// since its last heartbeat: the nodes are read again before settling for it.
+    pub(crate) async fn route(
+        &self,
+        requested: Isolation,
+        runtime: Runtime,
+    ) -> Result<crate::Route, SubmitError> {
+        let first = self.route_now(requested, runtime);
+        let doubtful = match &first {
+            Ok(route) => route.fallback.is_some(),
+            Err(SubmitError::Unavailable(_)) => true,
+            Err(_) => false,
+        };
+        if doubtful && crate::cluster::refresh_view(&self.inner).await {
+            return self.route_now(requested, runtime);
+        }
+        first
+    }
+
+    fn route_now(
         &self,
         requested: Isolation,
         runtime: Runtime,

@@ -195,7 +195,7 @@ impl Engine {
         }
         let isolation = submission.isolation.unwrap_or(Isolation::Auto);
         // It must be runnable somewhere now, as a workload must.
-        self.route(isolation, runtime)?;
+        self.route(isolation, runtime).await?;
         let code = FunctionCode {
             runtime,
             isolation,
@@ -312,7 +312,7 @@ impl Engine {
             .version(tenant, name, function.active_version)
             .await?;
         let code = &version.code;
-        let route = self.route(code.isolation, code.runtime)?;
+        let route = self.route(code.isolation, code.runtime).await?;
         let id = self.new_id();
         let input_hash = {
             let mut h = Sha256::new();
