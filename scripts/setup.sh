@@ -3,7 +3,8 @@
 # only checks. Installs: Debian packages for the build, Node's npm (to fetch Deno), gVisor's
 # runsc and the image tools the tests use, QEMU and what the guest is built with,
 # PostgreSQL (for cluster mode and its tests), Deno itself, pinned, from npm into
-# .tools/deno, and the API's fuzzer and validator, pinned, from PyPI into .tools/py.
+# .tools/deno, the API's fuzzer and validator, pinned, from PyPI into .tools/py, and
+# promtool (for the alert rules' tests) into .tools/prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # The API's tests: Schemathesis and an OpenAPI validator from PyPI, in a virtualenv.
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The ops files' tests: systemd-analyze checks the unit, man renders the man pages.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v man >/dev/null || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   apt-get update -qq
@@ -70,6 +74,25 @@ else
   # shellcheck disable=SC2086
   .tools/py/bin/pip install -q --disable-pip-version-check $PY_TOOLS
   echo "$PY_TOOLS" >.tools/py/installed
+fi
+
+# promtool checks the alert rules and the dashboard's queries. It comes from Debian's
+# prometheus package, unpacked into .tools/prometheus: installing the package would also
+# start a Prometheus server, which nothing here wants.
+if [ -x .tools/prometheus/promtool ] && .tools/prometheus/promtool --version >/dev/null 2>&1; then
+  say "promtool already installed (.tools/prometheus)"
+else
+  say "installing promtool from Debian's prometheus package into .tools/prometheus"
+  rm -rf .tools/prometheus .tools/prometheus.tmp
+  mkdir -p .tools/prometheus.tmp
+  (cd .tools/prometheus.tmp && apt-get download -qq -o APT::Sandbox::User=root prometheus >/dev/null) || {
+    apt-get update -qq
+    (cd .tools/prometheus.tmp && apt-get download -qq -o APT::Sandbox::User=root prometheus >/dev/null)
+  }
+  dpkg-deb -x .tools/prometheus.tmp/prometheus_*.deb .tools/prometheus.tmp/root
+  mkdir -p .tools/prometheus
+  mv .tools/prometheus.tmp/root/usr/bin/promtool .tools/prometheus/promtool
+  rm -rf .tools/prometheus.tmp
 fi
 
 # The microvm backend's guest: kernel, initramfs with the agent, runtime root filesystem.

@@ -138,6 +138,7 @@ impl Engine {
                 (b.isolation(), Slots::new(n))
             })
             .collect();
+        metrics.queue_limit(config.max_queue);
         Engine {
             inner: Arc::new(Inner {
                 config,

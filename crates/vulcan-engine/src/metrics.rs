@@ -87,6 +87,7 @@ struct Series {
     slow_clients: Counter,
     nodes: Family<NodeState, Gauge>,
     queued: Family<Backend, Gauge>,
+    queue_limit: Gauge,
     available: Family<Backend, Gauge>,
     slots: Family<Backend, Gauge>,
     free_slots: Family<Backend, Gauge>,
@@ -127,6 +128,7 @@ impl Metrics {
             slow_clients: Counter::default(),
             nodes: Family::default(),
             queued: Family::default(),
+            queue_limit: Gauge::default(),
             available: Family::default(),
             slots: Family::default(),
             free_slots: Family::default(),
@@ -197,6 +199,11 @@ impl Metrics {
             "vulcan_queue_pending",
             "Workloads waiting in the cluster's queue, by backend",
             s.queued.clone(),
+        );
+        r.register(
+            "vulcan_queue_limit",
+            "Workloads that may wait per backend before submissions are refused (VULCAN_QUEUE_LIMIT)",
+            s.queue_limit.clone(),
         );
         r.register(
             "vulcan_backend_available",
@@ -298,6 +305,13 @@ impl Metrics {
         for (name, n) in pending {
             self.series.queued.get_or_create(&backend(name)).set(*n);
         }
+    }
+
+    /// The queue's bound per backend, as configured.
+    pub fn queue_limit(&self, limit: usize) {
+        self.series
+            .queue_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
     /// One backend on this node: whether it can run, and its slots.

@@ -4,7 +4,13 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, Process,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use oci_spec::OciSpecError;
 use vulcan_domain::{ImageConfig, Resources};
 
 /// What the sandbox itself (gVisor's sentry and gofer) needs on top of the workload.
@@ -79,8 +85,13 @@ pub fn user(rootfs: &Path, spec: &str) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
+/// Every spec builder's failure: a value the OCI types refuse.
+fn invalid(e: OciSpecError) -> String {
+    format!("cannot build the sandbox's OCI spec: {e}")
+}
+
 /// The workload's process: its argv, environment, directory, user and capabilities.
-pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
+pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Process, String> {
     let mut env: Vec<String> = vec![DEFAULT_PATH.to_owned()];
     let mut set = |pair: String| {
         let name = pair.split('=').next().unwrap_or_default().to_owned();
@@ -99,70 +110,162 @@ pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
     } else {
         "/"
     };
-    json!({
-        "terminal": false,
-        "user": {"uid": uid, "gid": gid},
-        "args": argv(run.image, run.command),
-        "env": env,
-        "cwd": cwd,
-        "noNewPrivileges": true,
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-        "capabilities": {
-            "bounding": CAPABILITIES,
-            "effective": CAPABILITIES,
-            "permitted": CAPABILITIES
-        }
-    })
+    let capabilities: Capabilities = CAPABILITIES.into_iter().collect();
+    ProcessBuilder::default()
+        .terminal(false)
+        .user(
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .build()
+                .map_err(invalid)?,
+        )
+        .args(argv(run.image, run.command))
+        .env(env)
+        .cwd(cwd)
+        .no_new_privileges(true)
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .hard(1024u64)
+            .soft(1024u64)
+            .build()
+            .map_err(invalid)?])
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(capabilities.clone())
+                .effective(capabilities.clone())
+                .permitted(capabilities)
+                .inheritable(Capabilities::new())
+                .ambient(Capabilities::new())
+                .build()
+                .map_err(invalid)?,
+        )
+        .build()
+        .map_err(invalid)
 }
 
-const CAPABILITIES: [&str; 6] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
+const CAPABILITIES: [Capability; 6] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fowner,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
 ];
+
+fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Result<Mount, String> {
+    MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
+        .build()
+        .map_err(invalid)
+}
 
 /// The sandbox's spec: the workload's process (or, for a warm instance, its init), the
 /// image's root read-only, the mounts, namespaces and limits.
-pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Value {
-    let mut process = process(run, uid, gid);
+pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
+    let mut process = process(run, uid, gid)?;
     if run.hold.is_some() {
-        process["args"] = json!([HOLD_PATH]);
+        process.set_args(Some(vec![HOLD_PATH.to_owned()]));
     }
     let mem_bytes = memory_limit_bytes(run.resources.mem_mb);
-    let scratch_mb = u64::from(run.resources.mem_mb).clamp(16, 512);
-    let mut mounts = json!([
-        {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={scratch_mb}m")]}
-    ]);
-    if let Some(list) = mounts.as_array_mut() {
-        if let Some(work) = run.work {
-            list.push(json!({"destination": WORK_DIR, "type": "bind", "source": work, "options": ["rbind", "rw", "nosuid", "nodev"]}));
-        }
-        if let Some(hold) = run.hold {
-            list.push(json!({"destination": HOLD_PATH, "type": "bind", "source": hold, "options": ["rbind", "ro", "nosuid", "nodev"]}));
-        }
+    let scratch = format!("size={}m", u64::from(run.resources.mem_mb).clamp(16, 512));
+    let mut mounts = vec![
+        mount("/proc", "proc", Path::new("proc"), &[])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            Path::new("sysfs"),
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/tmp",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "nodev", "mode=1777", &scratch],
+        )?,
+    ];
+    if let Some(work) = run.work {
+        mounts.push(mount(
+            WORK_DIR,
+            "bind",
+            work,
+            &["rbind", "rw", "nosuid", "nodev"],
+        )?);
     }
-    json!({
-        "ociVersion": "1.0.2",
-        "hostname": "vulcan",
-        "process": process,
-        "root": {"path": run.rootfs, "readonly": true},
-        "mounts": mounts,
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-            "cgroupsPath": run.cgroup,
-            "resources": {
-                "memory": {"limit": mem_bytes},
-                "cpu": {"quota": i64::from(run.resources.cpus) * 100_000, "period": 100_000},
-                "pids": {"limit": run.pids_limit}
-            }
-        }
-    })
+    if let Some(hold) = run.hold {
+        mounts.push(mount(
+            HOLD_PATH,
+            "bind",
+            hold,
+            &["rbind", "ro", "nosuid", "nodev"],
+        )?);
+    }
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(invalid)?;
+    let resources = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(i64::try_from(mem_bytes).unwrap_or(i64::MAX))
+                .build()
+                .map_err(invalid)?,
+        )
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(i64::from(run.resources.cpus) * 100_000)
+                .period(100_000u64)
+                .build()
+                .map_err(invalid)?,
+        )
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(i64::from(run.pids_limit))
+                .build()
+                .map_err(invalid)?,
+        )
+        .build()
+        .map_err(invalid)?;
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(run.cgroup)
+        .resources(resources)
+        // gVisor's /proc and /sys are its own: nothing of the host's to mask.
+        .masked_paths(Vec::<String>::new())
+        .readonly_paths(Vec::<String>::new())
+        .build()
+        .map_err(invalid)?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .hostname("vulcan")
+        .process(process)
+        .root(
+            RootBuilder::default()
+                .path(run.rootfs)
+                .readonly(true)
+                .build()
+                .map_err(invalid)?,
+        )
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(invalid)
 }
 
 #[cfg(test)]
@@ -208,7 +311,9 @@ mod tests {
             },
             0,
             0,
-        );
+        )
+        .unwrap();
+        let spec = serde_json::to_value(spec).unwrap();
         let env: Vec<&str> = spec["process"]["env"]
             .as_array()
             .unwrap()

@@ -274,11 +274,11 @@ impl GvisorBackend {
             work: work.as_deref(),
             hold: hold.then_some(hold_path.as_path()),
         };
-        let config = bundle::config(&run, uid, gid);
-        let process = bundle::process(&run, uid, gid);
+        let config = bundle::config(&run, uid, gid).map_err(BackendError)?;
+        let process = bundle::process(&run, uid, gid).map_err(BackendError)?;
         let write = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(dir.join("config.json"), config.to_string()))
-            .and_then(|()| std::fs::write(dir.join("process.json"), process.to_string()));
+            .and_then(|()| std::fs::write(dir.join("config.json"), json_of(&config)))
+            .and_then(|()| std::fs::write(dir.join("process.json"), json_of(&process)));
         write.map_err(|e| BackendError(format!("cannot write the bundle: {e}")))?;
         Ok(Bundle {
             image,
@@ -566,4 +566,9 @@ impl Backend for GvisorBackend {
         .await
         .map_err(|e| BackendError(format!("cleanup failed: {e}")))
     }
+}
+
+/// A spec as the JSON file runsc reads (the OCI types serialize infallibly).
+fn json_of(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
 }

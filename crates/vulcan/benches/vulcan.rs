@@ -236,10 +236,15 @@ fn gvisor(n: usize) {
             },
             0,
             0,
-        );
+        )
+        .unwrap();
         let bundle = dir.path().join(&id);
         std::fs::create_dir_all(&bundle).unwrap();
-        std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
         let out = std::process::Command::new("runsc")
             .arg("--root")
             .arg(dir.path().join("state"))

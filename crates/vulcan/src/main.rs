@@ -2,14 +2,18 @@
 
 mod cli;
 mod config;
+mod man;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// `vulcan --version`: the release and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VULCAN_COMMIT"), ")");
 
 #[derive(Parser)]
 #[command(
     name = "vulcan",
-    version,
+    version = VERSION,
     about = "Run untrusted code on your own hardware: V8 isolates, gVisor sandboxes and microVMs behind one API."
 )]
 struct Cli {
@@ -25,6 +29,8 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+    /// Write a man page for vulcan and each of its commands into DIR (man1 pages).
+    Man { dir: std::path::PathBuf },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -36,11 +42,23 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "vulcan", &mut std::io::stdout());
             std::process::ExitCode::SUCCESS
         }
+        Command::Man { dir } => match man::write_pages(&Cli::command(), &dir) {
+            Ok(n) => {
+                println!("wrote {n} man pages to {}", dir.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the man pages to {}: {e}",
+                    dir.display()
+                );
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Client(command) => cli::main(cli.connection, command),
     }
 }

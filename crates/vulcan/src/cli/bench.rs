@@ -1,7 +1,6 @@
 //! `vulcan benchmark`: starts the server's benchmark, shows its progress, prints the
 //! comparison, and can write a self-contained HTML report with charts.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,23 +43,6 @@ const METRICS: [(&str, &str, &str); 6] = [
     ("memory_per_workload_mb", "memory per workload", "MB"),
 ];
 
-fn progress(done: u64, total: u64, tty: bool, last_shown: &mut u64) {
-    let total = total.max(1);
-    if tty {
-        let width = 30;
-        let filled = (done * width / total) as usize;
-        eprint!(
-            "\r[{}{}] {done}/{total} runs",
-            "#".repeat(filled),
-            "-".repeat(width as usize - filled)
-        );
-        let _ = std::io::stderr().flush();
-    } else if done * 10 / total > *last_shown * 10 / total || done == total {
-        eprintln!("benchmark: {done}/{total} runs");
-    }
-    *last_shown = done;
-}
-
 pub fn benchmark(client: &Client, format: Format, args: BenchArgs) -> CliResult<ExitCode> {
     let mut request = json!({"iterations": args.iterations, "concurrency": args.concurrency});
     if let Some(image) = &args.image {
@@ -74,21 +56,22 @@ pub fn benchmark(client: &Client, format: Format, args: BenchArgs) -> CliResult<
         .as_str()
         .ok_or_else(|| CliError("the server answered without a benchmark id".into()))?
         .to_owned();
-    let tty = std::io::stderr().is_terminal();
-    let mut shown = 0;
+    // On stderr, and only on a terminal (indicatif hides it otherwise).
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} runs  {elapsed}")
+            .expect("a valid template")
+            .progress_chars("#>-"),
+    );
     let report = loop {
         let report = client.get(&format!("/v1/benchmarks/{id}"))?;
         let (done, total) = (
             report["progress"]["done"].as_u64().unwrap_or(0),
             report["progress"]["total"].as_u64().unwrap_or(0),
         );
-        if total > 0 {
-            progress(done, total, tty, &mut shown);
-        }
+        bar.set_length(total);
+        bar.set_position(done);
         if report["status"] != "running" {
-            if tty {
-                eprintln!();
-            }
+            bar.finish_and_clear();
             break report;
         }
         std::thread::sleep(Duration::from_millis(250));

@@ -153,7 +153,7 @@ fn workload_rows(list: &[Value]) -> Vec<Vec<String>> {
         .map(|w| {
             vec![
                 render::cell(&w["id"]),
-                render::status(&render::cell(&w["status"])),
+                render::cell(&w["status"]),
                 render::cell(&w["isolation"]),
                 render::cell(&w["runtime"]),
                 w["duration_ms"]
@@ -495,7 +495,10 @@ fn images_command(client: &Client, format: Format, command: ImagesCommand) -> Cl
             if let (Some(cpus), Some(mem_mb), Some(timeout_s)) = (cpus, mem, timeout) {
                 body["resources"] = json!({"cpus": cpus, "mem_mb": mem_mb, "timeout_s": timeout_s});
             }
-            let record = client.post("/v1/images", &body)?;
+            let pulling = render::spinner(format!("pulling {reference}"));
+            let record = client.post("/v1/images", &body);
+            pulling.finish_and_clear();
+            let record = record?;
             print(format, &record, |r| {
                 image_rows(&Value::Array(vec![r.clone()]))
             });

@@ -15,19 +15,43 @@ pub fn colour_enabled() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// `status` coloured by what it means.
+/// The terminal colour of a workload status.
+fn status_colour(status: &str) -> comfy_table::Color {
+    use comfy_table::Color;
+    match status {
+        "completed" => Color::Green,
+        "failed" => Color::Red,
+        "killed" => Color::Magenta,
+        "running" => Color::Cyan,
+        _ => Color::Yellow,
+    }
+}
+
+/// `status` coloured by what it means, for a line of text (tables colour their own).
 pub fn status(status: &str) -> String {
     if !colour_enabled() {
         return status.to_owned();
     }
-    let code = match status {
-        "completed" => "32",
-        "failed" => "31",
-        "killed" => "35",
-        "running" => "36",
+    let code = match status_colour(status) {
+        comfy_table::Color::Green => "32",
+        comfy_table::Color::Red => "31",
+        comfy_table::Color::Magenta => "35",
+        comfy_table::Color::Cyan => "36",
         _ => "33",
     };
     format!("\x1b[{code}m{status}\x1b[0m")
+}
+
+/// A spinner on stderr for a wait of unknown length (an image pull, a cold boot); hidden
+/// when stderr is not a terminal. Finish it before printing anything else.
+pub fn spinner(message: String) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("a valid template"),
+    );
+    spinner.set_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    spinner
 }
 
 pub fn json(value: &Value) {
@@ -47,46 +71,36 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
-/// Prints rows under headers, columns aligned (ANSI codes do not count toward widths).
+/// Prints rows under headers, columns aligned and unframed (as `ls -l` or `kubectl get`
+/// do), never wrapped; a `STATUS` column is coloured on a terminal.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let visible = |s: &str| {
-        let mut n = 0;
-        let mut in_escape = false;
-        for c in s.chars() {
-            match (in_escape, c) {
-                (false, '\x1b') => in_escape = true,
-                (true, 'm') => in_escape = false,
-                (false, _) => n += 1,
-                _ => {}
+    use comfy_table::{presets, Cell, ContentArrangement, Table};
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.iter().map(Cell::new));
+    if colour_enabled() {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    let status_column = headers.iter().position(|h| *h == "STATUS");
+    for row in rows {
+        table.add_row(row.iter().enumerate().map(|(i, text)| {
+            let cell = Cell::new(text);
+            if Some(i) == status_column {
+                cell.fg(status_colour(text))
+            } else {
+                cell
             }
-        }
-        n
-    };
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(visible(c));
-        }
+        }));
     }
-    let line = |cells: Vec<String>| {
-        let last = cells.len().saturating_sub(1);
-        let text: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == last {
-                    c.clone()
-                } else {
-                    format!("{c}{}", " ".repeat(widths[i] - visible(c)))
-                }
-            })
-            .collect();
-        println!("{}", text.join("  ").trim_end());
-    };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
+    let last = headers.len().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if i == last { 0 } else { 2 }));
     }
+    println!("{}", table.trim_fmt());
 }
 
 /// Key/value lines of an object, in its order.

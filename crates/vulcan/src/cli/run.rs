@@ -279,7 +279,12 @@ pub fn run(client: &Client, format: Format, args: RunArgs) -> CliResult<ExitCode
         return Ok(ExitCode::SUCCESS);
     }
     let mut printed = Vec::new();
+    // Until the first line: a cold start (an image pull, a microVM boot) can take seconds.
+    let waiting = render::spinner(format!("{id}: starting"));
     client.events(&format!("/v1/workloads/{id}/logs"), |event| {
+        if !waiting.is_finished() && matches!(event.name.as_str(), "log" | "done") {
+            waiting.finish_and_clear();
+        }
         match event.name.as_str() {
             "log" => {
                 if format == Format::Table {
@@ -291,6 +296,7 @@ pub fn run(client: &Client, format: Format, args: RunArgs) -> CliResult<ExitCode
             _ => true,
         }
     })?;
+    waiting.finish_and_clear();
     let workload = client.get(&format!("/v1/workloads/{id}"))?;
     match format {
         Format::Json => render::json(&workload),
