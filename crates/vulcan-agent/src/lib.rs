@@ -88,7 +88,26 @@ pub struct Run {
     /// running it once.
     #[serde(default)]
     pub serve: bool,
+    /// The host's clock and fresh entropy, taken as the job is sent ([`Seed`]).
+    #[serde(default)]
+    pub seed: Option<Seed>,
 }
+
+/// What the guest cannot know by itself: the time (it has no RTC, so it would start in
+/// 1970) and randomness no other guest has (VMs of one image, booted alike, or restored
+/// from one snapshot, would otherwise start from similar pools). The agent sets the clock
+/// and mixes the bytes into the kernel's pool (`RNDADDENTROPY`) before the code starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    /// Wall-clock time: seconds and nanoseconds since the Unix epoch.
+    pub unix_s: i64,
+    pub unix_nanos: u32,
+    /// Base64 of [`SEED_BYTES`] bytes from the host's CSPRNG.
+    pub entropy: String,
+}
+
+/// Bytes of host entropy in each [`Seed`].
+pub const SEED_BYTES: usize = 64;
 
 /// What a warm instance says of its loading, or of one invocation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vulcan_agent::{read_frame, write_frame, Exit, Kind, Ready, Run, MAX_LINE, PORT_NAME};
+use base64::Engine as _;
+use vulcan_agent::{
+    read_frame, write_frame, Exit, Kind, Ready, Run, Seed, MAX_LINE, PORT_NAME, SEED_BYTES,
+};
 use vulcan_sandbox::capture::LineSplitter;
 
 pub(crate) fn log(message: &str) {
@@ -162,6 +165,51 @@ pub(crate) fn pump(mut reader: impl Read, port: Port, kind: Kind) {
     lines.finish(|line| send(&port, kind, line));
 }
 
+/// Sets the clock from the host's and mixes the host's bytes into the entropy pool
+/// (crediting them, so the pool counts as seeded); whether both took.
+fn seed(seed: &Seed) -> bool {
+    let now = libc::timespec {
+        tv_sec: seed.unix_s,
+        tv_nsec: i64::from(seed.unix_nanos.min(999_999_999)),
+    };
+    // SAFETY: a valid timespec, read only during the call.
+    let clock = unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &now) } == 0;
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&seed.entropy) else {
+        return false;
+    };
+    if bytes.len() != SEED_BYTES {
+        return false;
+    }
+    /// `struct rand_pool_info` with its buffer inline.
+    #[repr(C)]
+    struct PoolInfo {
+        entropy_count: libc::c_int,
+        buf_size: libc::c_int,
+        buf: [u8; SEED_BYTES],
+    }
+    let mut info = PoolInfo {
+        entropy_count: (SEED_BYTES * 8) as libc::c_int,
+        buf_size: SEED_BYTES as libc::c_int,
+        buf: [0; SEED_BYTES],
+    };
+    info.buf.copy_from_slice(&bytes);
+    /// `_IOW('R', 0x03, int[2])`.
+    const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
+    let Ok(random) = OpenOptions::new().write(true).open("/dev/urandom") else {
+        return false;
+    };
+    // SAFETY: the descriptor is open, and `info` is a rand_pool_info the kernel reads
+    // `buf_size` bytes of.
+    let mixed = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&random),
+            RNDADDENTROPY,
+            &info as *const PoolInfo,
+        )
+    } == 0;
+    clock && mixed
+}
+
 fn main() {
     let _ = mount("proc", "/proc", "proc", 0, "");
     let _ = mount("sysfs", "/sys", "sysfs", 0, "");
@@ -201,6 +249,10 @@ fn main() {
     );
     let exit = match read_frame(&mut reader) {
         Ok((Kind::Run, payload)) => match serde_json::from_slice::<Run>(&payload) {
+            Ok(job) if job.seed.as_ref().is_some_and(|s| !seed(s)) => Exit {
+                error: Some("the agent could not set the guest's clock and entropy".into()),
+                ..Exit::default()
+            },
             Ok(job) if job.serve => serve::serve(&port, &mut reader, job),
             Ok(job) => run::run(&port, job),
             Err(e) => Exit {

@@ -532,6 +532,7 @@ impl Backend for MicrovmBackend {
             rootfs: runtime_rootfs(runtime),
             mem_mb: spec.resources.mem_mb,
             serve: served.is_some(),
+            seed: None,
         };
         if let Some(invocation) = served {
             return self.invoke_served(invocation, &job, &spec, logs).await;

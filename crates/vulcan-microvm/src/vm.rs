@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use tokio::sync::mpsc;
-use vulcan_agent::{read_frame, write_frame, Exit, FrameError, Kind, Ready, Run, Served};
+use vulcan_agent::{
+    read_frame, write_frame, Exit, FrameError, Kind, Ready, Run, Seed, Served, SEED_BYTES,
+};
 use vulcan_domain::{BackendError, LogSink, LogStream, WorkloadResult};
 
 use crate::vmm::{VmSpec, Vmm};
@@ -179,7 +182,7 @@ impl Vm {
         max_output: usize,
         mem_mb: u32,
     ) -> Result<WorkloadResult, BackendError> {
-        let payload = serde_json::to_vec(job).map_err(|e| BackendError(e.to_string()))?;
+        let payload = seeded(job)?;
         self.send(Kind::Run, &payload)
             .map_err(|e| BackendError(format!("cannot hand the workload to the VM: {e}")))?;
         let (mut printed, mut received) = (Printed::new(max_output), 0);
@@ -268,7 +271,7 @@ impl Vm {
         job: &Run,
         logs: &dyn LogSink,
     ) -> Result<Result<(), String>, BackendError> {
-        let payload = serde_json::to_vec(job).map_err(|e| BackendError(e.to_string()))?;
+        let payload = seeded(job)?;
         self.send(Kind::Run, &payload)?;
         let (mut printed, mut received) = (Printed::new(0), 0);
         match self.next(logs, &mut printed, &mut received).await? {
@@ -443,4 +446,25 @@ impl Drop for Pending {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The job's frame, with the host's clock and fresh entropy taken now, as it leaves: a
+/// VM booted (or pooled) long before gets the time of its run.
+fn seeded(job: &Run) -> Result<Vec<u8>, BackendError> {
+    let mut entropy = [0u8; SEED_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut entropy))
+        .map_err(|e| BackendError(format!("cannot read the host's entropy: {e}")))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let job = Run {
+        seed: Some(Seed {
+            unix_s: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            unix_nanos: now.subsec_nanos(),
+            entropy: base64::engine::general_purpose::STANDARD.encode(entropy),
+        }),
+        ..job.clone()
+    };
+    serde_json::to_vec(&job).map_err(|e| BackendError(e.to_string()))
 }

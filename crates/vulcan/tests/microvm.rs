@@ -378,6 +378,47 @@ fn idle_vms(server: &Server, runtime: &str) -> u64 {
         .unwrap_or(0)
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn a_guest_has_the_hosts_clock_and_randomness_no_other_guest_has() {
+    let _serial = serial();
+    // A pooled VM waits, booted, for its run: its clock is set when the run is handed over.
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "python=1,node=0,go=0")]);
+    for _ in 0..600 {
+        if idle_vms(&server, "python") == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(idle_vms(&server, "python"), 1, "the pool did not fill");
+    // The code reads the clock straight away, then what it takes to differ between guests.
+    let code = "import time\nt = time.time()\nimport os, uuid, random, json\nprint(json.dumps({'time': t, 'urandom': os.urandom(16).hex(), 'uuid': str(uuid.uuid4()), 'random': random.random(), 'hash': hash('vulcan')}))";
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let before = unix_now();
+        let w = server.run(python(code));
+        let after = unix_now();
+        assert_eq!(w["status"], "completed", "{w}");
+        let guest: Value = serde_json::from_str(w["output"].as_str().unwrap()).unwrap();
+        let t = guest["time"].as_f64().unwrap();
+        // The guest read its clock between the submission and the answer (1 s of slack).
+        assert!(
+            t >= before - 1.0 && t <= after + 1.0,
+            "guest clock {t}, host {before}..{after}"
+        );
+        seen.push(guest);
+    }
+    for key in ["urandom", "uuid", "random", "hash"] {
+        assert_ne!(seen[0][key], seen[1][key], "{key} repeats across guests");
+    }
+}
+
 #[test]
 fn the_warm_pool_hands_out_booted_vms_once_and_refills() {
     let _serial = serial();
