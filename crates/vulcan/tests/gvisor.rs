@@ -331,6 +331,145 @@ fn the_image_api_registers_defaults_and_removes() {
     );
 }
 
+/// A registry that lies: a valid manifest whose layer, declared as 1 KiB, streams without
+/// end, and a second manifest that never ends either. Returns its host and how many layer
+/// bytes it managed to send.
+fn lying_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use sha2::Digest as _;
+    use std::io::{BufRead, BufReader, Write};
+    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = format!("sha256:{:x}", sha2::Sha256::digest(config));
+    let layer_digest = format!("sha256:{:x}", sha2::Sha256::digest(b"a kilobyte"));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": layer_digest, "size": 1024}]
+    })
+    .to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (manifest, config, counter) = (manifest.clone(), config, counter.clone());
+            let config_digest = config_digest.clone();
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(conn.try_clone().unwrap()).lines();
+                let path = lines
+                    .next()
+                    .and_then(Result::ok)
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+                    .unwrap_or_default();
+                for line in lines.by_ref() {
+                    if line.map_or(true, |l| l.is_empty()) {
+                        break;
+                    }
+                }
+                let mut conn = conn;
+                let head = |conn: &mut std::net::TcpStream, kind: &str, length: Option<usize>| {
+                    let length =
+                        length.map_or(String::new(), |n| format!("Content-Length: {n}\r\n"));
+                    write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\n{length}Connection: close\r\n\r\n")
+                };
+                let chunk = vec![b'x'; 64 * 1024];
+                let _ = if path == "/v2/" {
+                    head(&mut conn, "application/json", Some(2))
+                        .and_then(|()| conn.write_all(b"{}"))
+                } else if path.ends_with("/manifests/endless") {
+                    // A manifest that never ends.
+                    head(
+                        &mut conn,
+                        "application/vnd.oci.image.manifest.v1+json",
+                        None,
+                    )
+                    .and_then(|()| loop {
+                        conn.write_all(&chunk)?;
+                    })
+                } else if path.contains("/manifests/") {
+                    head(
+                        &mut conn,
+                        "application/vnd.oci.image.manifest.v1+json",
+                        Some(manifest.len()),
+                    )
+                    .and_then(|()| conn.write_all(manifest.as_bytes()))
+                } else if path.ends_with(&config_digest) {
+                    head(&mut conn, "application/octet-stream", Some(config.len()))
+                        .and_then(|()| conn.write_all(config))
+                } else {
+                    // The layer: 1 KiB declared, no end sent.
+                    head(&mut conn, "application/octet-stream", None).and_then(|()| loop {
+                        conn.write_all(&chunk)?;
+                        counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    })
+                };
+            });
+        }
+    });
+    (host, sent)
+}
+
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn a_registry_that_sends_more_than_it_declared_is_cut_off_at_the_declared_size() {
+    let _cpu = shared();
+    let (host, sent) = lying_registry();
+    let server = Server::start(&[("VULCAN_INSECURE_REGISTRIES", host.as_str())]);
+    let (status, body) = server.post(
+        "/v1/images",
+        &json!({"reference": format!("{host}/liar:1")}),
+    );
+    assert!(
+        (400..600).contains(&status) && status != 500,
+        "{status} {body}"
+    );
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("larger than the 1024 bytes its manifest says"),
+        "{error}"
+    );
+    // It stopped reading at the declared size: what the registry got out is what fills
+    // socket buffers, not the endless stream, and nothing of it stayed on disk.
+    std::thread::sleep(Duration::from_millis(500));
+    let pushed = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(pushed < 64 << 20, "the registry sent {pushed} bytes");
+    let kept = disk_bytes(&server.data_dir.join("images"));
+    assert!(kept < 1 << 20, "{kept} bytes of images on disk");
+
+    let (status, body) = server.post(
+        "/v1/images",
+        &json!({"reference": format!("{host}/liar:endless")}),
+    );
+    assert!(
+        (400..600).contains(&status) && status != 500,
+        "{status} {body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 4194304 bytes"),
+        "{body}"
+    );
+    assert_eq!(server.get("/healthz").0, 200);
+}
+
 #[test]
 fn a_registry_that_never_answers_fails_the_pull_at_its_own_deadline() {
     let _cpu = shared();
