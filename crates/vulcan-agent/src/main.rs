@@ -165,8 +165,8 @@ pub(crate) fn pump(mut reader: impl Read, port: Port, kind: Kind) {
     lines.finish(|line| send(&port, kind, line));
 }
 
-/// Sets the clock from the host's and mixes the host's bytes into the entropy pool
-/// (crediting them, so the pool counts as seeded); whether both took.
+/// Sets the clock from the host's, mixes the host's bytes into the entropy pool (crediting
+/// them) and reseeds the kernel's generator from it; whether all of it took.
 fn seed(seed: &Seed) -> bool {
     let now = libc::timespec {
         tv_sec: seed.unix_s,
@@ -207,7 +207,14 @@ fn seed(seed: &Seed) -> bool {
             &info as *const PoolInfo,
         )
     } == 0;
-    clock && mixed
+    // Mixed in is not yet used: the generator keeps its key (cloned with the rest of a
+    // restored guest) until its next scheduled reseed. Reseed it now.
+    /// `_IO('R', 0x07)`.
+    const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
+    // SAFETY: an ioctl without an argument on an open descriptor.
+    let reseeded =
+        unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&random), RNDRESEEDCRNG) } == 0;
+    clock && mixed && reseeded
 }
 
 fn main() {
@@ -238,6 +245,14 @@ fn main() {
         .unwrap_or_default()
         .trim()
         .to_owned();
+    // A guest booted to be snapshotted warms its runtime first.
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if let Some(runtime) = cmdline
+        .split_whitespace()
+        .find_map(|arg| arg.strip_prefix("vulcan.prewarm="))
+    {
+        workspace::prewarm(runtime);
+    }
     let ready = Ready {
         kernel,
         uptime_ms: uptime_ms(),

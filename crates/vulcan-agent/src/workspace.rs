@@ -61,44 +61,88 @@ fn unpack(archive_b64: &str, dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("\"code_archive\" was refused: {e}"))
 }
 
+/// Whether the runtime's root is mounted: by a pre-warm before a snapshot, or by an
+/// earlier step of this boot.
+static ROOT_MOUNTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Mounts the runtime's root filesystem (read-only, shared by every VM) at `/newroot`, with
+/// its API filesystems, once per guest.
+pub fn mount_root() -> Result<PathBuf, String> {
+    let root = PathBuf::from("/newroot");
+    if ROOT_MOUNTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(root);
+    }
+    let mut mounted = Err(io::Error::other("no disk"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        mounted = mount("/dev/vda", "/newroot", "ext4", libc::MS_RDONLY, "");
+        if mounted.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Err(e) = mounted {
+        return Err(format!("cannot mount the runtime's root filesystem: {e}"));
+    }
+    for (fs_type, target) in [
+        ("proc", "/newroot/proc"),
+        ("sysfs", "/newroot/sys"),
+        ("devtmpfs", "/newroot/dev"),
+        ("tmpfs", "/newroot/tmp"),
+        ("tmpfs", "/newroot/work"),
+    ] {
+        let flags = if fs_type == "sysfs" {
+            libc::MS_RDONLY
+        } else {
+            0
+        };
+        let _ = mount(
+            fs_type,
+            target,
+            fs_type,
+            flags,
+            if fs_type == "tmpfs" { "mode=1777" } else { "" },
+        );
+    }
+    ROOT_MOUNTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(root)
+}
+
+/// Before a snapshot is taken (`vulcan.prewarm=RUNTIME` on the kernel command line):
+/// mounts the runtime's root and starts its interpreter once, as a workload would, so the
+/// interpreter's files are in the page cache of every guest restored from the snapshot.
+/// Nothing of it keeps running, and `/tmp` and `/work` are mounted afresh for the job.
+pub fn prewarm(runtime: &str) {
+    let args: &[&str] = match runtime {
+        "python" => &["-c", "import json, os, sys, random, uuid, time"],
+        "node" => &["-e", "require('fs'); require('crypto')"],
+        _ => return,
+    };
+    let Ok(root) = mount_root() else {
+        return;
+    };
+    let workspace = Workspace { root, group: None };
+    let program = if runtime == "python" {
+        "python3"
+    } else {
+        "node"
+    };
+    let _ = workspace
+        .command(program, args, &[], None)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    for target in ["/newroot/tmp", "/newroot/work"] {
+        let _ = mount("tmpfs", target, "tmpfs", 0, "mode=1777");
+    }
+}
+
 /// Mounts the root, writes the code into `/work` (as `file` for inline code) and unpacks the
 /// archive there, and makes the cgroup. An error says why the workload cannot run.
 pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
     let root = if job.rootfs {
-        // The runtime's root filesystem, read-only, shared by every VM.
-        let mut mounted = Err(io::Error::other("no disk"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            mounted = mount("/dev/vda", "/newroot", "ext4", libc::MS_RDONLY, "");
-            if mounted.is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if let Err(e) = mounted {
-            return Err(format!("cannot mount the runtime's root filesystem: {e}"));
-        }
-        for (fs_type, target) in [
-            ("proc", "/newroot/proc"),
-            ("sysfs", "/newroot/sys"),
-            ("devtmpfs", "/newroot/dev"),
-            ("tmpfs", "/newroot/tmp"),
-            ("tmpfs", "/newroot/work"),
-        ] {
-            let flags = if fs_type == "sysfs" {
-                libc::MS_RDONLY
-            } else {
-                0
-            };
-            let _ = mount(
-                fs_type,
-                target,
-                fs_type,
-                flags,
-                if fs_type == "tmpfs" { "mode=1777" } else { "" },
-            );
-        }
-        PathBuf::from("/newroot")
+        mount_root()?
     } else {
         let _ = mount("tmpfs", "/work", "tmpfs", 0, "mode=1777");
         PathBuf::from("/")

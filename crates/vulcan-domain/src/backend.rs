@@ -124,4 +124,10 @@ pub trait Backend: Send + Sync {
     fn memory_in_use(&self) -> Option<u64> {
         None
     }
+
+    /// Counts of the backend's own events since it started (e.g. a microVM `restored`
+    /// from a snapshot, or `restore_failed`), exported as `vulcan_backend_events_total`.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }

@@ -59,6 +59,12 @@ struct Ended {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendEvent {
+    backend: String,
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeState {
     state: String,
 }
@@ -91,6 +97,7 @@ struct Series {
     available: Family<Backend, Gauge>,
     slots: Family<Backend, Gauge>,
     free_slots: Family<Backend, Gauge>,
+    backend_events: Family<BackendEvent, Counter>,
 }
 
 /// Vulcan's metrics. Cheap to clone; all clones share one registry.
@@ -132,6 +139,7 @@ impl Metrics {
             available: Family::default(),
             slots: Family::default(),
             free_slots: Family::default(),
+            backend_events: Family::default(),
         };
         let mut r = Registry::default();
         let s = &series;
@@ -219,6 +227,11 @@ impl Metrics {
             "vulcan_backend_free_slots",
             "Free run slots of each backend on this node",
             s.free_slots.clone(),
+        );
+        r.register(
+            "vulcan_backend_events",
+            "A backend's own events on this node (microvm: booted, restored, restore_failed, snapshot_made)",
+            s.backend_events.clone(),
         );
         Metrics {
             series: Arc::new(series),
@@ -312,6 +325,20 @@ impl Metrics {
         self.series
             .queue_limit
             .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// A backend's event counts since it started ([`vulcan_domain::Backend::counters`]).
+    pub fn backend_events(&self, name: &str, counts: &[(&'static str, u64)]) {
+        for (event, total) in counts {
+            let counter = self.series.backend_events.get_or_create(&BackendEvent {
+                backend: name.to_owned(),
+                event: (*event).to_owned(),
+            });
+            let seen = counter.get();
+            if *total > seen {
+                counter.inc_by(total - seen);
+            }
+        }
     }
 
     /// One backend on this node: whether it can run, and its slots.

@@ -72,6 +72,8 @@ pub async fn choose(
         console: Default::default(),
         pidfile: Default::default(),
         cmdline_extra: String::new(),
+        qmp: None,
+        incoming: None,
     };
     let (accel, note) = match Vm::boot(vmm, spec, vms, PROBE_DEADLINE).await {
         Ok(vm) => {

@@ -14,6 +14,8 @@
 //! with tmpfs at `/tmp` and `/work`.
 
 pub mod accel;
+mod qmp;
+pub mod snapshot;
 pub mod vm;
 pub mod vmm;
 
@@ -31,11 +33,17 @@ use vulcan_domain::{
     LogStream, Resources, Runtime, WorkloadResult, WorkloadSpec,
 };
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use vulcan_sandbox::archive::Rules;
 use vulcan_sandbox::instances::Instances;
 
+use crate::snapshot::{Shape, Snapshots};
 use crate::vm::Vm;
 use crate::vmm::{Accel, QemuMicrovm, VmSpec, Vmm};
+
+/// How long saving a booted guest into a snapshot may take (≈ 0.7 s under TCG).
+const SAVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Memory the guest kernel and agent need on top of the workload's `mem_mb`.
 pub const GUEST_OVERHEAD_MB: u32 = 64;
@@ -66,6 +74,9 @@ pub struct MicrovmConfig {
     pub max_concurrency: u32,
     pub max_output_bytes: usize,
     pub boot_timeout: Duration,
+    /// Restore VMs from snapshots of booted guests instead of booting them
+    /// ([`snapshot`]); snapshots live in `work_dir/snapshots`.
+    pub snapshots: bool,
 }
 
 impl MicrovmConfig {
@@ -81,6 +92,7 @@ impl MicrovmConfig {
             max_concurrency: 4,
             max_output_bytes: 1024 * 1024,
             boot_timeout: Duration::from_secs(20),
+            snapshots: true,
         }
     }
 }
@@ -97,6 +109,28 @@ struct Inner {
     idle: Mutex<HashMap<Runtime, Vec<Vm>>>,
     wanted: Notify,
     stopping: std::sync::atomic::AtomicBool,
+    /// Opened at the first need (the assets' digest reads the root filesystem once).
+    snapshots: tokio::sync::OnceCell<Result<Arc<Snapshots>, String>>,
+    /// One snapshot is made at a time: boots compete for the CPUs.
+    making: tokio::sync::Mutex<()>,
+    counters: Counters,
+}
+
+/// How VMs came to be, since the backend started.
+#[derive(Default)]
+struct Counters {
+    booted: AtomicU64,
+    restored: AtomicU64,
+    restore_failed: AtomicU64,
+    snapshots_made: AtomicU64,
+}
+
+/// Why a VM could not come from a snapshot.
+enum NotRestored {
+    /// No snapshot, and making one failed (its boot counts as the workload's boot).
+    Snapshot(String),
+    /// A snapshot was there but did not restore.
+    Restore(String),
 }
 
 struct Ready {
@@ -129,7 +163,191 @@ impl Inner {
             console: PathBuf::new(),
             pidfile: PathBuf::new(),
             cmdline_extra: ready.cmdline_extra.clone(),
+            qmp: None,
+            incoming: None,
         }
+    }
+
+    /// How a VM to be snapshotted, and every VM restored from it, is started: as any VM,
+    /// with its runtime warmed before Ready and a control socket.
+    fn snapshot_spec(&self, ready: &Ready, runtime: Runtime, resources: Resources) -> VmSpec {
+        let mut spec = self.spec(ready, runtime, resources);
+        if runtime_rootfs(runtime) {
+            spec.cmdline_extra = format!("{} vulcan.prewarm={runtime}", spec.cmdline_extra)
+                .trim()
+                .to_owned();
+        }
+        spec.qmp = Some(PathBuf::new());
+        spec
+    }
+
+    fn shape(runtime: Runtime, resources: Resources) -> Shape {
+        Shape {
+            runtime,
+            mem_mb: resources.mem_mb + GUEST_OVERHEAD_MB,
+            cpus: resources.cpus,
+        }
+    }
+
+    async fn snapshots(&self) -> Result<Arc<Snapshots>, String> {
+        let ready = self.state.as_ref().map_err(Clone::clone)?;
+        let files = [
+            ready.kernel.clone(),
+            ready.initramfs.clone(),
+            ready.rootfs.clone(),
+        ];
+        let settings = format!(
+            "{}|{}|{}|{}",
+            ready.qemu_version,
+            ready.accel.as_str(),
+            vmm::KERNEL_CMDLINE,
+            ready.cmdline_extra
+        );
+        let dir = self.config.work_dir.join("snapshots");
+        self.snapshots
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+                    let assets =
+                        snapshot::assets_digest(&paths, &settings, &dir.join("digests.json"))?;
+                    Snapshots::open(dir, assets).map(Arc::new)
+                })
+                .await
+                .map_err(|e| format!("opening the snapshots failed: {e}"))?
+            })
+            .await
+            .clone()
+    }
+
+    /// A VM restored from the snapshot of its shape, made first if there is none.
+    async fn restore(
+        &self,
+        runtime: Runtime,
+        resources: Resources,
+        logs: Option<&dyn LogSink>,
+    ) -> Result<(Vm, String), NotRestored> {
+        let ready = self
+            .state
+            .as_ref()
+            .map_err(|e| NotRestored::Snapshot(e.clone()))?;
+        let snapshots = self.snapshots().await.map_err(NotRestored::Snapshot)?;
+        let shape = Self::shape(runtime, resources);
+        let found = match find(&snapshots, shape).await {
+            Ok(Some(found)) => found,
+            other => {
+                if let (Err(e), Some(logs)) = (&other, logs) {
+                    logs.emit(LogStream::Backend, e.clone());
+                }
+                self.make_snapshot(ready, &snapshots, runtime, resources)
+                    .await
+                    .map_err(NotRestored::Snapshot)?
+            }
+        };
+        let spec = VmSpec {
+            incoming: Some(found.state.clone()),
+            ..self.snapshot_spec(ready, runtime, resources)
+        };
+        let vm = Vm::restore(
+            ready.vmm.as_ref(),
+            spec,
+            &self.config.work_dir.join("vms"),
+            self.config.boot_timeout,
+            found.meta.ready.clone(),
+        )
+        .await
+        .map_err(NotRestored::Restore)?;
+        self.counters.restored.fetch_add(1, Ordering::Relaxed);
+        Ok((vm, found.name))
+    }
+
+    /// Boots a VM of `shape` to Ready with its runtime warmed, saves it, and puts the
+    /// snapshot in place (unless another task made it meanwhile).
+    async fn make_snapshot(
+        &self,
+        ready: &Ready,
+        snapshots: &Arc<Snapshots>,
+        runtime: Runtime,
+        resources: Resources,
+    ) -> Result<snapshot::Found, String> {
+        let _one = self.making.lock().await;
+        let shape = Self::shape(runtime, resources);
+        if let Ok(Some(found)) = find(snapshots, shape).await {
+            return Ok(found);
+        }
+        let started = std::time::Instant::now();
+        let partial = snapshots.partial(&shape)?;
+        let made = async {
+            let vm = Vm::boot(
+                ready.vmm.as_ref(),
+                self.snapshot_spec(ready, runtime, resources),
+                &self.config.work_dir.join("vms"),
+                self.config.boot_timeout,
+            )
+            .await?;
+            let agent = vm.ready.clone();
+            vm.save(&partial.join("state"), SAVE_TIMEOUT).await?;
+            let snapshots = snapshots.clone();
+            let partial = partial.clone();
+            tokio::task::spawn_blocking(move || snapshots.commit(&shape, &partial, agent))
+                .await
+                .map_err(|e| format!("describing the snapshot failed: {e}"))?
+        }
+        .await;
+        match &made {
+            Ok(found) => {
+                self.counters.snapshots_made.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(snapshot = %found.name, size = found.meta.size_bytes, ms = started.elapsed().as_millis() as u64, "made a microVM snapshot");
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&partial);
+                tracing::warn!(%runtime, error = %e, "could not make a microVM snapshot");
+            }
+        }
+        made
+    }
+
+    /// A fresh VM for one workload or the pool: restored from a snapshot where snapshots
+    /// are on, booted otherwise or when that fails (a boot that does not reach the agent in
+    /// time is retried once: emulated boots on a busy host occasionally stall). Returns the
+    /// VM and how it came to be.
+    async fn fresh(
+        &self,
+        runtime: Runtime,
+        resources: Resources,
+        logs: Option<&dyn LogSink>,
+    ) -> Result<(Vm, String), String> {
+        let emit = |line: String| {
+            if let Some(logs) = logs {
+                logs.emit(LogStream::Backend, line);
+            }
+        };
+        let mut retry = true;
+        if self.config.snapshots {
+            match self.restore(runtime, resources, logs).await {
+                Ok((vm, name)) => return Ok((vm, format!("a VM restored from snapshot {name}"))),
+                Err(NotRestored::Restore(e)) => {
+                    self.counters.restore_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%runtime, error = %e, "a microVM did not restore");
+                    emit(format!("restoring the VM failed ({e}); booting one"));
+                }
+                Err(NotRestored::Snapshot(e)) => {
+                    emit(format!("no snapshot could be made ({e}); booting the VM"));
+                    retry = false;
+                }
+            }
+        }
+        let vm = match self.boot(runtime, resources).await {
+            Ok(vm) => vm,
+            Err(first) if retry => {
+                emit(format!("the VM did not boot ({first}); trying a new one"));
+                self.boot(runtime, resources).await?
+            }
+            Err(e) => return Err(e),
+        };
+        self.counters.booted.fetch_add(1, Ordering::Relaxed);
+        Ok((vm, "a new VM".into()))
     }
 
     async fn boot(&self, runtime: Runtime, resources: Resources) -> Result<Vm, String> {
@@ -178,23 +396,25 @@ impl Inner {
                     .map(|(rt, _)| *rt)
             };
             match missing {
-                Some(runtime) => match self.boot(runtime, self.config.pool_resources).await {
-                    Ok(vm) => {
-                        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                            return;
+                Some(runtime) => {
+                    match self.fresh(runtime, self.config.pool_resources, None).await {
+                        Ok((vm, _)) => {
+                            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                                return;
+                            }
+                            self.idle
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .entry(runtime)
+                                .or_default()
+                                .push(vm);
                         }
-                        self.idle
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .entry(runtime)
-                            .or_default()
-                            .push(vm);
+                        Err(e) => {
+                            tracing::warn!(%runtime, error = %e, "could not boot a warm VM");
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(%runtime, error = %e, "could not boot a warm VM");
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
-                },
+                }
                 None => self.wanted.notified().await,
             }
         }
@@ -256,6 +476,9 @@ impl MicrovmBackend {
             idle: Mutex::new(HashMap::new()),
             wanted: Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            snapshots: tokio::sync::OnceCell::new(),
+            making: tokio::sync::Mutex::new(()),
+            counters: Counters::default(),
         });
         if ready && inner.config.pool.values().any(|n| *n > 0) {
             tokio::spawn(inner.clone().refill());
@@ -299,6 +522,8 @@ impl MicrovmBackend {
         std::fs::create_dir_all(&vms)
             .map_err(|e| format!("cannot create {}: {e}", vms.display()))?;
         sweep(&vms);
+        // Snapshots a crash left half-written go now; the rest are checked at first use.
+        snapshot::sweep_partials(&config.work_dir.join("snapshots"));
         let vmm: Box<dyn Vmm> = Box::new(QemuMicrovm { bin: qemu });
         let (accel, accel_note) =
             accel::choose(config, vmm.as_ref(), &kernel, &initramfs, &vms).await;
@@ -334,28 +559,22 @@ impl MicrovmBackend {
     ) -> Result<Vm, BackendError> {
         let accel = self.ready()?.accel.as_str();
         let (vm, how) = match self.inner.take_warm(runtime, resources) {
-            Some(vm) => (vm, "a warm VM"),
-            None => {
-                let vm = match self.inner.boot(runtime, resources).await {
-                    Ok(vm) => vm,
-                    Err(first) => {
-                        logs.emit(
-                            LogStream::Backend,
-                            format!("the VM did not boot ({first}); trying a new one"),
-                        );
-                        self.inner
-                            .boot(runtime, resources)
-                            .await
-                            .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?
-                    }
-                };
-                (vm, "a new VM")
-            }
+            Some(vm) => (vm, "a warm VM".to_owned()),
+            None => self
+                .inner
+                .fresh(runtime, resources, Some(logs))
+                .await
+                .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?,
+        };
+        let verb = if vm.restored {
+            "restored"
+        } else {
+            "booted to its agent"
         };
         logs.emit(
             LogStream::Backend,
             format!(
-                "{how}: booted to its agent in {} ms ({accel}, guest uptime {} ms, kernel {})",
+                "{how}: {verb} in {} ms ({accel}, guest uptime {} ms, kernel {})",
                 vm.boot_time.as_millis(),
                 vm.ready.uptime_ms,
                 vm.ready.kernel
@@ -427,6 +646,15 @@ impl MicrovmBackend {
     }
 }
 
+/// The valid snapshot of `shape`, checked off the async runtime (a first check reads the
+/// whole state).
+async fn find(snapshots: &Arc<Snapshots>, shape: Shape) -> Result<Option<snapshot::Found>, String> {
+    let snapshots = snapshots.clone();
+    tokio::task::spawn_blocking(move || snapshots.find(&shape))
+        .await
+        .map_err(|e| format!("checking the snapshot failed: {e}"))?
+}
+
 /// Stops idle instances past their idle timeout, every second, while the backend lives.
 async fn reap(instances: std::sync::Weak<Instances<Vm>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -467,9 +695,10 @@ impl Backend for MicrovmBackend {
         }
     }
 
-    /// Two boots (a stalled one is retried once) and the hand-over.
+    /// At worst: a snapshot made (a boot and a save), a restore that fails, then two boots
+    /// (a stalled one is retried once), and the hand-over.
     fn preparation_timeout(&self) -> Duration {
-        self.inner.config.boot_timeout * 2 + Duration::from_secs(15)
+        self.inner.config.boot_timeout * 4 + SAVE_TIMEOUT + Duration::from_secs(15)
     }
 
     fn availability(&self) -> Availability {
@@ -485,7 +714,23 @@ impl Backend for MicrovmBackend {
                         (rt.to_string(), serde_json::json!({"size": size, "idle": idle.get(rt).map_or(0, Vec::len)}))
                     })
                     .collect();
+                let snapshots = self
+                    .inner
+                    .snapshots
+                    .get()
+                    .and_then(|s| s.as_ref().ok())
+                    .map(|s| s.list())
+                    .unwrap_or_default();
+                let c = &self.inner.counters;
                 Availability::ready(serde_json::json!({
+                    "snapshots": {
+                        "enabled": self.inner.config.snapshots,
+                        "list": snapshots,
+                        "restored": c.restored.load(Ordering::Relaxed),
+                        "booted": c.booted.load(Ordering::Relaxed),
+                        "restore_failed": c.restore_failed.load(Ordering::Relaxed),
+                        "made": c.snapshots_made.load(Ordering::Relaxed),
+                    },
                     "vmm": ready.vmm.name(),
                     "qemu": ready.qemu_version,
                     "accelerator": ready.accel.as_str(),
@@ -557,6 +802,16 @@ impl Backend for MicrovmBackend {
     }
 
     /// The resident memory of every live VM's QEMU process (the guest's RAM as touched).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.inner.counters;
+        vec![
+            ("booted", c.booted.load(Ordering::Relaxed)),
+            ("restored", c.restored.load(Ordering::Relaxed)),
+            ("restore_failed", c.restore_failed.load(Ordering::Relaxed)),
+            ("snapshot_made", c.snapshots_made.load(Ordering::Relaxed)),
+        ]
+    }
+
     fn memory_in_use(&self) -> Option<u64> {
         self.inner.state.as_ref().ok()?;
         let entries = std::fs::read_dir(self.inner.config.work_dir.join("vms")).ok()?;

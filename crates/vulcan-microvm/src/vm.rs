@@ -32,8 +32,10 @@ pub struct Vm {
     writer: UnixStream,
     frames: Frames,
     pub ready: Ready,
-    /// From spawning the VMM to the agent's Ready frame.
+    /// From spawning the VMM to the agent's Ready frame, or to a restored VM running.
     pub boot_time: Duration,
+    /// Whether it was restored from a snapshot rather than booted.
+    pub restored: bool,
 }
 
 impl Drop for Vm {
@@ -74,13 +76,13 @@ fn spawn_reader(stream: UnixStream) -> Frames {
 }
 
 impl Vm {
-    /// Starts a VM and waits for its agent's Ready frame.
-    pub async fn boot(
+    /// Starts the VMM and connects to the VM's channel; `pending` cleans up on any error.
+    async fn launch(
         vmm: &dyn Vmm,
-        mut spec: VmSpec,
+        spec: &mut VmSpec,
         vms_dir: &std::path::Path,
-        timeout: Duration,
-    ) -> Result<Vm, String> {
+        deadline: Instant,
+    ) -> Result<(String, Pending, UnixStream), String> {
         let id = ulid::Ulid::new().to_string().to_lowercase();
         let dir = vms_dir.join(&id);
         std::fs::create_dir_all(&dir)
@@ -88,8 +90,10 @@ impl Vm {
         spec.channel = dir.join("channel.sock");
         spec.console = dir.join("console.log");
         spec.pidfile = dir.join("qemu.pid");
-        let started = Instant::now();
-        let child = match vmm.command(&spec).spawn() {
+        if spec.qmp.is_some() {
+            spec.qmp = Some(dir.join("qmp.sock"));
+        }
+        let child = match vmm.command(spec).spawn() {
             Ok(c) => c,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -99,30 +103,34 @@ impl Vm {
         // From here on, dropping `pending` cleans up whatever happens.
         let mut pending = Pending {
             child: Some(child),
-            dir: dir.clone(),
+            dir,
         };
-        let deadline = started + timeout;
         let stream = loop {
             match UnixStream::connect(&spec.channel) {
                 Ok(s) => break s,
                 Err(_) if Instant::now() < deadline => {
-                    if let Some(Ok(Some(status))) = pending.child.as_mut().map(|c| c.try_wait()) {
-                        let mut err = String::new();
-                        if let Some(mut e) = pending.child.as_mut().and_then(|c| c.stderr.take()) {
-                            use tokio::io::AsyncReadExt;
-                            let _ = e.read_to_string(&mut err).await;
-                        }
-                        return Err(format!(
-                            "{} exited at start ({status}): {}",
-                            vmm.name(),
-                            err.trim()
-                        ));
+                    if let Some(exited) = pending.exited(vmm).await {
+                        return Err(exited);
                     }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 Err(e) => return Err(format!("cannot connect to the VM's channel: {e}")),
             }
         };
+        Ok((id, pending, stream))
+    }
+
+    /// Starts a VM and waits for its agent's Ready frame.
+    pub async fn boot(
+        vmm: &dyn Vmm,
+        mut spec: VmSpec,
+        vms_dir: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<Vm, String> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let (id, mut pending, stream) = Self::launch(vmm, &mut spec, vms_dir, deadline).await?;
+        let dir = pending.dir.clone();
         let writer = stream
             .try_clone()
             .map_err(|e| format!("cannot use the VM's channel: {e}"))?;
@@ -166,7 +174,62 @@ impl Vm {
             frames,
             ready,
             boot_time: started.elapsed(),
+            restored: false,
         })
+    }
+
+    /// Starts a VM from a snapshot's saved state (`spec.incoming`; `spec` otherwise as the
+    /// snapshotted VM was started): its agent is where it was when saved, waiting for a
+    /// job, so no Ready frame comes; `ready` is the one it sent then.
+    pub async fn restore(
+        vmm: &dyn Vmm,
+        mut spec: VmSpec,
+        vms_dir: &std::path::Path,
+        timeout: Duration,
+        ready: Ready,
+    ) -> Result<Vm, String> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        spec.qmp = Some(PathBuf::new());
+        let (id, mut pending, stream) = Self::launch(vmm, &mut spec, vms_dir, deadline).await?;
+        let qmp_path = spec.qmp.clone().unwrap_or_default();
+        let loaded = async {
+            let mut qmp = crate::qmp::Qmp::connect(&qmp_path, deadline).await?;
+            qmp.wait_running(deadline).await
+        };
+        if let Err(e) = loaded.await {
+            return Err(match pending.exited(vmm).await {
+                Some(exited) => exited,
+                None => e,
+            });
+        }
+        let writer = stream
+            .try_clone()
+            .map_err(|e| format!("cannot use the VM's channel: {e}"))?;
+        let _ = writer.set_write_timeout(Some(Duration::from_secs(10)));
+        let frames = spawn_reader(stream);
+        let dir = pending.dir.clone();
+        let Some(child) = pending.child.take() else {
+            return Err("the VM process was lost while it was restored".into());
+        };
+        Ok(Vm {
+            id,
+            child,
+            dir,
+            writer,
+            frames,
+            ready,
+            boot_time: started.elapsed(),
+            restored: true,
+        })
+    }
+
+    /// Saves this VM (booted with `spec.qmp` set, its agent Ready and waiting) into `file`,
+    /// and ends it: QEMU stops the guest when the state is written.
+    pub async fn save(self, file: &std::path::Path, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut qmp = crate::qmp::Qmp::connect(&self.dir.join("qmp.sock"), deadline).await?;
+        qmp.migrate_to_file(file, deadline).await
     }
 
     /// Whether the VMM process is still running.
@@ -437,6 +500,24 @@ fn usage_of(used: Option<vulcan_agent::Used>) -> Option<vulcan_domain::Usage> {
 struct Pending {
     child: Option<tokio::process::Child>,
     dir: PathBuf,
+}
+
+impl Pending {
+    /// If the VMM has exited: why, with what it wrote on stderr.
+    async fn exited(&mut self, vmm: &dyn Vmm) -> Option<String> {
+        let child = self.child.as_mut()?;
+        let status = child.try_wait().ok()??;
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use tokio::io::AsyncReadExt;
+            let _ = e.read_to_string(&mut err).await;
+        }
+        Some(format!(
+            "{} exited at start ({status}): {}",
+            vmm.name(),
+            err.trim()
+        ))
+    }
 }
 
 impl Drop for Pending {

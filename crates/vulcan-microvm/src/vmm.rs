@@ -38,6 +38,15 @@ pub struct VmSpec {
     pub pidfile: PathBuf,
     /// Extra kernel command line.
     pub cmdline_extra: String,
+    /// The VMM's control socket (QMP), for snapshots and restores.
+    pub qmp: Option<PathBuf>,
+    /// Start from this saved state (a snapshot's migration stream) instead of booting.
+    pub incoming: Option<PathBuf>,
+}
+
+/// `path` as one word for `/bin/sh` (QEMU runs `exec:` migration URIs through it).
+pub fn shell_word(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
 }
 
 /// The guest kernel's command line. `no_timer_check` skips the IO-APIC timer probe, which
@@ -135,8 +144,14 @@ impl Vmm for QemuMicrovm {
                     vulcan_agent::PORT_NAME
                 ),
             ])
-            .args(["-serial", &format!("file:{}", path(&spec.console))])
-            .arg("-pidfile")
+            .args(["-serial", &format!("file:{}", path(&spec.console))]);
+        if let Some(qmp) = &spec.qmp {
+            cmd.args(["-qmp", &format!("unix:{},server=on,wait=off", path(qmp))]);
+        }
+        if let Some(state) = &spec.incoming {
+            cmd.args(["-incoming", &format!("exec:cat {}", shell_word(state))]);
+        }
+        cmd.arg("-pidfile")
             .arg(&spec.pidfile)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -248,6 +248,17 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_MICROVM_BOOT_TIMEOUT_S", default_value_t = 20)]
     pub microvm_boot_timeout_s: u64,
 
+    /// Restore microVMs from snapshots of booted guests (made at the first need of each
+    /// runtime, memory and vCPU shape, kept in <data dir>/microvm/snapshots) instead of
+    /// booting them: on or off.
+    #[arg(
+        long,
+        env = "VULCAN_MICROVM_SNAPSHOTS",
+        value_enum,
+        default_value = "on"
+    )]
+    pub microvm_snapshots: Switch,
+
     /// Largest size an image may unpack to, in MiB.
     #[arg(long, env = "VULCAN_IMAGE_MAX_MB", default_value_t = 8192)]
     pub image_max_mb: u64,

@@ -313,6 +313,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     microvm.max_concurrency = args.microvm_concurrency;
     microvm.max_output_bytes = args.max_output_bytes;
     microvm.boot_timeout = Duration::from_secs(args.microvm_boot_timeout_s);
+    microvm.snapshots = args.microvm_snapshots == Switch::On;
     registry.register(Arc::new(MicrovmBackend::start(microvm).await));
     for info in registry.list() {
         match &info.reason {

@@ -385,21 +385,13 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-#[test]
-fn a_guest_has_the_hosts_clock_and_randomness_no_other_guest_has() {
-    let _serial = serial();
-    // A pooled VM waits, booted, for its run: its clock is set when the run is handed over.
-    let server = Server::start(&[("VULCAN_MICROVM_POOL", "python=1,node=0,go=0")]);
-    for _ in 0..600 {
-        if idle_vms(&server, "python") == 1 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(idle_vms(&server, "python"), 1, "the pool did not fill");
+/// Runs `code` twice and checks what must differ between two guests (restored from one
+/// snapshot, or booted) and that each guest's clock is the host's.
+fn two_guests_differ(server: &Server) -> Vec<Value> {
     // The code reads the clock straight away, then what it takes to differ between guests.
     let code = "import time\nt = time.time()\nimport os, uuid, random, json\nprint(json.dumps({'time': t, 'urandom': os.urandom(16).hex(), 'uuid': str(uuid.uuid4()), 'random': random.random(), 'hash': hash('vulcan')}))";
     let mut seen = Vec::new();
+    let mut runs = Vec::new();
     for _ in 0..2 {
         let before = unix_now();
         let w = server.run(python(code));
@@ -413,10 +405,236 @@ fn a_guest_has_the_hosts_clock_and_randomness_no_other_guest_has() {
             "guest clock {t}, host {before}..{after}"
         );
         seen.push(guest);
+        runs.push(w);
     }
     for key in ["urandom", "uuid", "random", "hash"] {
         assert_ne!(seen[0][key], seen[1][key], "{key} repeats across guests");
     }
+    runs
+}
+
+fn backend_log(server: &Server, w: &Value) -> String {
+    let (_, logs) = server.get(&format!(
+        "/v1/workloads/{}/logs/history?stream=backend",
+        w["id"].as_str().unwrap()
+    ));
+    logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_guest_has_the_hosts_clock_and_randomness_no_other_guest_has() {
+    let _serial = serial();
+    // Restored from one snapshot, one per workload.
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    for w in two_guests_differ(&server) {
+        assert!(
+            backend_log(&server, &w).contains("restored from snapshot python-"),
+            "{}",
+            backend_log(&server, &w)
+        );
+    }
+    drop(server);
+    // Booted, from the warm pool: a VM waits, booted, for its run; its clock is set when
+    // the run is handed over.
+    let server = Server::start(&[
+        ("VULCAN_MICROVM_POOL", "python=1,node=0,go=0"),
+        ("VULCAN_MICROVM_SNAPSHOTS", "off"),
+    ]);
+    for _ in 0..600 {
+        if idle_vms(&server, "python") == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(idle_vms(&server, "python"), 1, "the pool did not fill");
+    let runs = two_guests_differ(&server);
+    assert!(
+        backend_log(&server, &runs[0]).contains("a warm VM: booted"),
+        "{}",
+        backend_log(&server, &runs[0])
+    );
+}
+
+fn go_binary(source: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.go"), source).unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module hello\n\ngo 1.19\n").unwrap();
+    let built = Command::new("go")
+        .args(["build", "-o", "main", "."])
+        .current_dir(dir.path())
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.path().join("cache"))
+        .env("HOME", dir.path())
+        .status()
+        .expect("go (scripts/setup.sh installs golang-go)");
+    assert!(built.success());
+    std::fs::read(dir.path().join("main")).unwrap()
+}
+
+fn snapshots(server: &Server) -> Value {
+    let (_, backends) = server.get("/v1/backends");
+    backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "microvm")
+        .unwrap()["details"]["snapshots"]
+        .clone()
+}
+
+#[test]
+fn python_node_and_go_run_in_vms_restored_from_snapshots() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let go = go_binary(
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from go\") }\n",
+    );
+    let cases = [
+        (python("print(6*7)"), "42", "python"),
+        (
+            json!({"runtime": "node", "isolation": "microvm", "code": "console.log(6*7)"}),
+            "42",
+            "node",
+        ),
+        (
+            json!({"runtime": "go", "code_archive": tar_gz(&[("main", &go, 0o755)])}),
+            "hello from go",
+            "go",
+        ),
+    ];
+    for (body, output, runtime) in &cases {
+        for round in 0..2 {
+            let w = server.run(body.clone());
+            assert_eq!(
+                (w["status"].as_str(), w["output"].as_str()),
+                (Some("completed"), Some(*output)),
+                "{w}"
+            );
+            let log = backend_log(&server, &w);
+            assert!(
+                log.contains(&format!("restored from snapshot {runtime}-")),
+                "round {round}: {log}"
+            );
+        }
+    }
+    let snapshots = snapshots(&server);
+    let list = snapshots["list"].as_array().unwrap();
+    assert_eq!(list.len(), 3, "{snapshots}");
+    for s in list {
+        assert_eq!(s["valid"], true, "{s}");
+        assert!(s["size_bytes"].as_u64().unwrap() > 1 << 20, "{s}");
+        assert_eq!(s["shape"]["mem_mb"], 192, "{s}");
+    }
+    assert_eq!(snapshots["made"], 3, "{snapshots}");
+    assert_eq!(snapshots["restored"], 6, "{snapshots}");
+    assert_eq!(snapshots["booted"], 0, "{snapshots}");
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("vulcan_backend_events_total{backend=\"microvm\",event=\"restored\"} 6"),
+        "{metrics}"
+    );
+    wait_for_no_qemu(&server);
+}
+
+fn snapshot_dirs(server: &Server) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(server.data_dir.join("microvm/snapshots"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_damaged_or_stale_snapshot_is_never_loaded_and_a_crash_leaves_nothing_half_made() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &[("VULCAN_MICROVM_POOL", "0")]);
+    let first = server.run(python("print(1)"));
+    assert_eq!(first["output"], "1", "{first}");
+    let names = snapshot_dirs(&server);
+    assert_eq!(names.len(), 1, "{names:?}");
+
+    // Damaged in place, same size: the next restore checks it, removes it, makes a new one.
+    let state = server
+        .data_dir
+        .join("microvm/snapshots")
+        .join(&names[0])
+        .join("state");
+    let mut bytes = std::fs::read(&state).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&state, &bytes).unwrap();
+    let after = server.run(python("print(2)"));
+    assert_eq!(after["output"], "2", "{after}");
+    let log = backend_log(&server, &after);
+    assert!(log.contains("failed its digest check"), "{log}");
+    assert!(log.contains("never loaded"), "{log}");
+    assert!(log.contains("restored from snapshot python-"), "{log}");
+    let remade = std::fs::read(&state).unwrap();
+    assert_ne!(remade, bytes, "the damaged state was replaced");
+
+    // A crash while a snapshot is being made (node's, the first of its shape): no QEMU is
+    // left, and what was half-written is gone at the next start, never used.
+    let node = json!({"runtime": "node", "isolation": "microvm", "code": "console.log(3)"});
+    let id = server.submit(node.clone());
+    eventually(Duration::from_secs(30), "a snapshot being made", || {
+        std::fs::read_dir(server.data_dir.join("microvm/snapshots"))
+            .ok()?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".partial-"))
+            .then_some(())
+    });
+    server.kill9();
+    wait_for_no_qemu(&server);
+    // Stale: the same data directory with another initramfs (the same guest, padded).
+    let assets = assets();
+    let padded = dir.path().join("initramfs-padded.cpio");
+    let mut initramfs = std::fs::read(assets.join("initramfs.cpio")).unwrap();
+    initramfs.extend_from_slice(&[0u8; 512]);
+    std::fs::write(&padded, initramfs).unwrap();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("VULCAN_MICROVM_POOL", "0"),
+            ("VULCAN_MICROVM_INITRAMFS", padded.to_str().unwrap()),
+        ],
+    );
+    assert!(
+        snapshot_dirs(&server)
+            .iter()
+            .all(|n| !n.contains(".partial-")),
+        "{:?}",
+        snapshot_dirs(&server)
+    );
+    let (_, lost) = server.get(&format!("/v1/workloads/{id}"));
+    assert_ne!(lost["status"], "running", "{lost}");
+    let fresh = server.run(python("print(4)"));
+    assert_eq!(fresh["output"], "4", "{fresh}");
+    let now = snapshot_dirs(&server);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(
+        now[0], names[0],
+        "the stale snapshot was replaced, not restored"
+    );
+    assert!(backend_log(&server, &fresh).contains("restored from snapshot python-"));
+    wait_for_no_qemu(&server);
 }
 
 #[test]
@@ -441,8 +659,9 @@ fn the_warm_pool_hands_out_booted_vms_once_and_refills() {
             w["id"].as_str().unwrap()
         ));
         let line = logs["lines"][0]["line"].as_str().unwrap().to_owned();
+        // The pool holds VMs restored from the python snapshot.
         assert!(
-            line.starts_with("a warm VM: booted to its agent in"),
+            line.starts_with("a warm VM: restored in"),
             "round {round}: {line}"
         );
     }
@@ -459,7 +678,7 @@ fn the_warm_pool_hands_out_booted_vms_once_and_refills() {
         logs["lines"][0]["line"]
             .as_str()
             .unwrap()
-            .starts_with("a new VM"),
+            .starts_with("a VM restored from snapshot python-264m-"),
         "{logs}"
     );
     eventually(
@@ -707,14 +926,17 @@ fn node_and_go_functions_are_served_warm_in_a_microvm() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|l| l["line"].as_str().unwrap().contains("booted to its agent"))
+            .filter(|l| {
+                let line = l["line"].as_str().unwrap();
+                line.contains("booted to its agent") || line.contains(": restored in")
+            })
             .count();
         boots_seen.push(boots);
     }
     assert_eq!(
         boots_seen,
         [1, 0, 0],
-        "only the first invocation boots a VM"
+        "only the first invocation starts a VM"
     );
 }
 

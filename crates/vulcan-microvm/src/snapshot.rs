@@ -1,0 +1,369 @@
+//! Snapshots of booted guests: one per shape (runtime, memory, vCPUs), the whole VM saved
+//! once its agent is Ready (and its interpreter's files are in the page cache), so a
+//! workload's VM is restored in a fraction of a boot.
+//!
+//! On disk, under the snapshot directory: `<runtime>-<mem>m-<cpus>c-<key>/` holding `state`
+//! (QEMU's migration stream) and `meta.json` (the shape, the state's SHA-256 and size, the
+//! digest of what the guest was made of, the agent's Ready). The key hashes the shape with
+//! the digests of the kernel, initramfs (so the agent), root filesystem, QEMU's version,
+//! the accelerator and the kernel command line: any change makes a new key, and snapshots
+//! of other keys are removed as stale. A snapshot is written under a `.partial-` name and
+//! renamed when complete; partial directories a crash left are removed at start. Before
+//! its first restore in a process, a snapshot's state is checked against its digest (again
+//! whenever the file changes); one that fails is removed, never loaded.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vulcan_agent::Ready;
+
+/// What a snapshot is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape {
+    pub runtime: vulcan_domain::Runtime,
+    /// The guest's memory (the workload's and the guest's own), MiB.
+    pub mem_mb: u32,
+    pub cpus: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub shape: Shape,
+    /// Hex SHA-256 of `state`.
+    pub sha256: String,
+    pub size_bytes: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// The digest of what the guest was made of (see the module's text).
+    pub assets: String,
+    pub ready: Ready,
+}
+
+/// A snapshot found valid: its state file and what it is.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub state: PathBuf,
+    pub meta: Meta,
+    pub name: String,
+}
+
+/// Identity of a file's content as far as the file system tells: (device, inode, size,
+/// mtime in ns). A digest checked for one identity holds until it changes.
+type FileId = (u64, u64, u64, i128);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    ))
+}
+
+/// Hex SHA-256 of a file's content.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// The digest of a guest's make-up: its files' digests and the VMM's settings. A large
+/// file's digest is remembered in `cache` beside its identity, so a restart does not
+/// read the root filesystem again.
+pub fn assets_digest(files: &[&Path], settings: &str, cache: &Path) -> Result<String, String> {
+    let mut remembered: HashMap<String, (FileId, String)> = std::fs::read(cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut hasher = Sha256::new();
+    for file in files {
+        let key = file.to_string_lossy().into_owned();
+        let id = file_id(file).ok_or_else(|| format!("cannot read {}", file.display()))?;
+        let digest = match remembered.get(&key) {
+            Some((known, digest)) if *known == id => digest.clone(),
+            _ => {
+                let digest = sha256_file(file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                remembered.insert(key.clone(), (id, digest.clone()));
+                digest
+            }
+        };
+        hasher.update(key.as_bytes());
+        hasher.update(digest.as_bytes());
+    }
+    hasher.update(settings.as_bytes());
+    if let Ok(bytes) = serde_json::to_vec(&remembered) {
+        let _ = write_atomically(cache, &bytes);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+pub struct Snapshots {
+    pub dir: PathBuf,
+    assets: String,
+    /// Snapshots whose state matched its digest, by name, as of that file identity.
+    verified: Mutex<HashMap<String, FileId>>,
+}
+
+impl Snapshots {
+    /// Opens (and makes) the directory: removes what a crash left half-written and the
+    /// snapshots of other assets.
+    pub fn open(dir: PathBuf, assets: String) -> Result<Snapshots, String> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = entry.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                let current = read_meta(&path).map(|m| m.assets == assets);
+                let stale = name.contains(".partial-") || current != Some(true);
+                if stale {
+                    tracing::info!(snapshot = %name, "removing a partial or stale snapshot");
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+            }
+        }
+        Ok(Snapshots {
+            dir,
+            assets,
+            verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn name(&self, shape: &Shape) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.assets.as_bytes());
+        hasher.update(serde_json::to_vec(shape).unwrap_or_default());
+        let key = format!("{:x}", hasher.finalize());
+        format!(
+            "{}-{}m-{}c-{}",
+            shape.runtime,
+            shape.mem_mb,
+            shape.cpus,
+            &key[..16]
+        )
+    }
+
+    /// The valid snapshot of `shape`, if there is one. A snapshot whose state does not match
+    /// its digest is removed and reported as the error.
+    pub fn find(&self, shape: &Shape) -> Result<Option<Found>, String> {
+        let name = self.name(shape);
+        let dir = self.dir.join(&name);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let state = dir.join("state");
+        let Some(meta) = read_meta(&dir).filter(|m| m.assets == self.assets && m.shape == *shape)
+        else {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!(
+                "snapshot {name} has no valid description; removed it"
+            ));
+        };
+        let id = file_id(&state);
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+            == id.as_ref();
+        if !known {
+            let digest = sha256_file(&state).unwrap_or_default();
+            if id.is_none() || digest != meta.sha256 || id.map(|i| i.2) != Some(meta.size_bytes) {
+                let _ = std::fs::remove_dir_all(&dir);
+                self.verified
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&name);
+                return Err(format!(
+                    "snapshot {name} failed its digest check (the state file changed or is damaged); removed it, never loaded"
+                ));
+            }
+            if let Some(id) = id {
+                self.verified
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.clone(), id);
+            }
+        }
+        Ok(Some(Found { state, meta, name }))
+    }
+
+    /// A new directory to write a snapshot of `shape` into, then [`Snapshots::commit`].
+    pub fn partial(&self, shape: &Shape) -> Result<PathBuf, String> {
+        let dir = self.dir.join(format!(
+            "{}.partial-{}",
+            self.name(shape),
+            ulid::Ulid::new().to_string().to_lowercase()
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Describes the state written in `partial` and puts the snapshot in place.
+    pub fn commit(&self, shape: &Shape, partial: &Path, ready: Ready) -> Result<Found, String> {
+        let state = partial.join("state");
+        let sha256 =
+            sha256_file(&state).map_err(|e| format!("cannot read the saved state: {e}"))?;
+        let size_bytes = std::fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
+        let meta = Meta {
+            shape: *shape,
+            sha256,
+            size_bytes,
+            created_at: time::OffsetDateTime::now_utc(),
+            assets: self.assets.clone(),
+            ready,
+        };
+        let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| e.to_string())?;
+        write_atomically(&partial.join("meta.json"), &bytes)
+            .map_err(|e| format!("cannot describe the snapshot: {e}"))?;
+        let name = self.name(shape);
+        let dir = self.dir.join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(partial, &dir)
+            .map_err(|e| format!("cannot put the snapshot in place: {e}"))?;
+        if let Some(id) = file_id(&dir.join("state")) {
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone(), id);
+        }
+        Ok(Found {
+            state: dir.join("state"),
+            meta,
+            name,
+        })
+    }
+
+    /// Every snapshot in place, for the backend's details.
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        let verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut list: Vec<serde_json::Value> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().contains(".partial-"))
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let meta = read_meta(&e.path())?;
+                let checked = verified.get(&name) == file_id(&e.path().join("state")).as_ref();
+                Some(serde_json::json!({
+                    "name": name,
+                    "shape": meta.shape,
+                    "size_bytes": meta.size_bytes,
+                    "created_at": meta.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+                    "valid": meta.assets == self.assets,
+                    "digest_checked": checked,
+                }))
+            })
+            .collect();
+        list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        list
+    }
+}
+
+/// Removes snapshots a crash left half-written (cheap: no digest needed).
+pub fn sweep_partials(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().contains(".partial-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn read_meta(dir: &Path) -> Option<Meta> {
+    serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready() -> Ready {
+        Ready {
+            kernel: "k".into(),
+            uptime_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_changed_state_is_refused_and_removed_and_stale_ones_go_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("snapshots");
+        let shape = Shape {
+            runtime: vulcan_domain::Runtime::Python,
+            mem_mb: 192,
+            cpus: 1,
+        };
+        let snapshots = Snapshots::open(dir.clone(), "assets-a".into()).unwrap();
+        assert!(snapshots.find(&shape).unwrap().is_none());
+        let partial = snapshots.partial(&shape).unwrap();
+        std::fs::write(partial.join("state"), b"the saved machine").unwrap();
+        let found = snapshots.commit(&shape, &partial, ready()).unwrap();
+        assert!(!partial.exists());
+        assert_eq!(snapshots.find(&shape).unwrap().unwrap().name, found.name);
+
+        // Damaged in place (same size): detected, removed.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&found.state, b"THE saved machine").unwrap();
+        let err = snapshots.find(&shape).unwrap_err();
+        assert!(err.contains("failed its digest check"), "{err}");
+        assert!(!found.state.exists());
+        assert!(snapshots.find(&shape).unwrap().is_none());
+
+        // A half-written one and one of other assets are removed when opened.
+        let partial = snapshots.partial(&shape).unwrap();
+        std::fs::write(partial.join("state"), b"half").unwrap();
+        let other = snapshots.partial(&shape).unwrap();
+        std::fs::write(other.join("state"), b"whole").unwrap();
+        let kept = snapshots.commit(&shape, &other, ready()).unwrap();
+        let reopened = Snapshots::open(dir.clone(), "assets-a".into()).unwrap();
+        assert!(!partial.exists());
+        assert!(reopened.find(&shape).unwrap().is_some());
+        let changed = Snapshots::open(dir, "assets-b".into()).unwrap();
+        assert!(!kept.state.exists(), "a snapshot of other assets is stale");
+        assert!(changed.find(&shape).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_assets_digest_follows_content_and_settings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("kernel");
+        let cache = tmp.path().join("digests.json");
+        std::fs::write(&file, b"one").unwrap();
+        let a = assets_digest(&[&file], "tcg", &cache).unwrap();
+        assert_eq!(a, assets_digest(&[&file], "tcg", &cache).unwrap());
+        assert_ne!(a, assets_digest(&[&file], "kvm", &cache).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&file, b"two").unwrap();
+        assert_ne!(a, assets_digest(&[&file], "tcg", &cache).unwrap());
+    }
+}
