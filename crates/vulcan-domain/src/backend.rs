@@ -130,4 +130,10 @@ pub trait Backend: Send + Sync {
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+
+    /// Medians of how long the backend took to get a sandbox ready, by how, over its
+    /// recent starts, in ms (e.g. a microVM `boot` and `restore`); for the benchmark.
+    fn start_times(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }

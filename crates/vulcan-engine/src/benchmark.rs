@@ -83,6 +83,10 @@ pub struct BackendFigures {
     pub runs: u32,
     pub failed_runs: u32,
     pub first_error: Option<String>,
+    /// How long the backend took to ready a sandbox, by how (microvm: `boot`, `restore`),
+    /// median ms over its recent starts, as it reported them after this backend's runs.
+    #[serde(default)]
+    pub start_ms: std::collections::BTreeMap<String, f64>,
 }
 
 fn workload_mode() -> String {
@@ -105,6 +109,7 @@ impl BackendFigures {
             runs: 0,
             failed_runs: 0,
             first_error: None,
+            start_ms: Default::default(),
         }
     }
 }
@@ -588,6 +593,13 @@ impl Benchmarks {
                 / f64::from(request.concurrency)
                 / (1024.0 * 1024.0);
             figures.memory_per_workload_mb = Some((per * 10.0).round() / 10.0);
+        }
+        if let Some(backend) = self.engine.registry().get(figures.backend) {
+            figures.start_ms = backend
+                .start_times()
+                .into_iter()
+                .map(|(how, ms)| (how.to_owned(), (ms * 10.0).round() / 10.0))
+                .collect();
         }
     }
 }

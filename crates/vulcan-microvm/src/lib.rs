@@ -123,6 +123,49 @@ struct Counters {
     restored: AtomicU64,
     restore_failed: AtomicU64,
     snapshots_made: AtomicU64,
+    /// The last boots' and restores' durations, ms.
+    recent: Mutex<(Recent, Recent)>,
+}
+
+/// The last [`Recent::KEEP`] durations of one kind.
+#[derive(Default)]
+struct Recent(std::collections::VecDeque<f64>);
+
+impl Recent {
+    const KEEP: usize = 64;
+
+    fn push(&mut self, d: Duration) {
+        if self.0.len() == Self::KEEP {
+            self.0.pop_front();
+        }
+        self.0.push_back(d.as_secs_f64() * 1000.0);
+    }
+
+    fn median(&self) -> Option<f64> {
+        let mut v: Vec<f64> = self.0.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+}
+
+impl Counters {
+    fn booted(&self, vm: &Vm) {
+        self.booted.fetch_add(1, Ordering::Relaxed);
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .push(vm.boot_time);
+    }
+
+    fn restored(&self, vm: &Vm) {
+        self.restored.fetch_add(1, Ordering::Relaxed);
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .push(vm.boot_time);
+    }
 }
 
 /// Why a VM could not come from a snapshot.
@@ -258,7 +301,7 @@ impl Inner {
         )
         .await
         .map_err(NotRestored::Restore)?;
-        self.counters.restored.fetch_add(1, Ordering::Relaxed);
+        self.counters.restored(&vm);
         Ok((vm, found.name))
     }
 
@@ -286,6 +329,13 @@ impl Inner {
                 self.config.boot_timeout,
             )
             .await?;
+            // The snapshot's boot is a boot like any other, for the figures.
+            self.counters
+                .recent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .push(vm.boot_time);
             let agent = vm.ready.clone();
             vm.save(&partial.join("state"), SAVE_TIMEOUT).await?;
             let snapshots = snapshots.clone();
@@ -346,7 +396,7 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
-        self.counters.booted.fetch_add(1, Ordering::Relaxed);
+        self.counters.booted(&vm);
         Ok((vm, "a new VM".into()))
     }
 
@@ -810,6 +860,19 @@ impl Backend for MicrovmBackend {
             ("restore_failed", c.restore_failed.load(Ordering::Relaxed)),
             ("snapshot_made", c.snapshots_made.load(Ordering::Relaxed)),
         ]
+    }
+
+    fn start_times(&self) -> Vec<(&'static str, f64)> {
+        let recent = self
+            .inner
+            .counters
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        [("boot", recent.0.median()), ("restore", recent.1.median())]
+            .into_iter()
+            .filter_map(|(how, ms)| Some((how, ms?)))
+            .collect()
     }
 
     fn memory_in_use(&self) -> Option<u64> {

@@ -367,6 +367,14 @@ fn benchmark_covers_every_available_backend_as_workloads_and_functions_and_its_r
             .unwrap_or_else(|| panic!("no {mode} figures for {name}"));
         assert!(r["skipped"].is_null(), "{r}");
         assert_eq!(r["failed_runs"], 0, "{r}");
+        if *name == "microvm" && mode == "workload" {
+            // Boot (the snapshot's) and restore side by side.
+            let (boot, restore) = (
+                r["start_ms"]["boot"].as_f64().unwrap_or(0.0),
+                r["start_ms"]["restore"].as_f64().unwrap_or(0.0),
+            );
+            assert!(boot > 0.0 && restore > 0.0 && restore < boot, "{r}");
+        }
         for key in [
             "cold_start_ms",
             "warm_start_ms",

@@ -120,6 +120,19 @@ fn table(report: &Value) {
         })
         .collect();
     render::table(&headers, &rows);
+    for r in &results {
+        if let Some(starts) = r["start_ms"].as_object().filter(|m| !m.is_empty()) {
+            let side_by_side: Vec<String> = starts
+                .iter()
+                .map(|(how, ms)| format!("{how} {:.0} ms", ms.as_f64().unwrap_or(0.0)))
+                .collect();
+            println!(
+                "{} sandbox start (median): {}",
+                render::cell(&r["backend"]),
+                side_by_side.join(", ")
+            );
+        }
+    }
     println!(
         "node {}, {} CPUs, {} iterations, concurrency {}",
         render::cell(&report["node_id"]),
@@ -202,7 +215,8 @@ td:first-child, th:first-child {{ text-align: left; }}
     const tr = el(null, "tr");
     tr.appendChild(el(null, "td", {{}}, label(r)));
     metrics.forEach(m => tr.appendChild(el(null, "td", {{}}, r[m.key] == null ? "-" : r[m.key].toFixed(1))));
-    tr.appendChild(el(null, "td", {{}}, r.skipped ? "skipped: " + r.skipped : `${{r.failed_runs}}/${{r.runs}} runs failed`));
+    const starts = Object.entries(r.start_ms || {{}}).map(([how, ms]) => `${{how}} ${{ms.toFixed(0)}} ms`).join(", ");
+    tr.appendChild(el(null, "td", {{}}, (r.skipped ? "skipped: " + r.skipped : `${{r.failed_runs}}/${{r.runs}} runs failed`) + (starts ? `; sandbox start (median): ${{starts}}` : "")));
     table.appendChild(tr);
   }}
   document.body.setAttribute("data-charts", String(metrics.length));
