@@ -76,13 +76,12 @@ fn spawn_reader(stream: UnixStream) -> Frames {
 }
 
 impl Vm {
-    /// Starts the VMM and connects to the VM's channel; `pending` cleans up on any error.
+    /// Starts the VMM; `pending` cleans up on any error.
     async fn launch(
         vmm: &dyn Vmm,
         spec: &mut VmSpec,
         vms_dir: &std::path::Path,
-        deadline: Instant,
-    ) -> Result<(String, Pending, UnixStream), String> {
+    ) -> Result<(String, Pending), String> {
         let id = ulid::Ulid::new().to_string().to_lowercase();
         let dir = vms_dir.join(&id);
         std::fs::create_dir_all(&dir)
@@ -101,13 +100,23 @@ impl Vm {
             }
         };
         // From here on, dropping `pending` cleans up whatever happens.
-        let mut pending = Pending {
+        let pending = Pending {
             child: Some(child),
             dir,
         };
-        let stream = loop {
-            match UnixStream::connect(&spec.channel) {
-                Ok(s) => break s,
+        Ok((id, pending))
+    }
+
+    /// Connects to the channel of the VM `pending` started.
+    async fn channel(
+        vmm: &dyn Vmm,
+        pending: &mut Pending,
+        path: &std::path::Path,
+        deadline: Instant,
+    ) -> Result<UnixStream, String> {
+        loop {
+            match UnixStream::connect(path) {
+                Ok(s) => return Ok(s),
                 Err(_) if Instant::now() < deadline => {
                     if let Some(exited) = pending.exited(vmm).await {
                         return Err(exited);
@@ -116,8 +125,7 @@ impl Vm {
                 }
                 Err(e) => return Err(format!("cannot connect to the VM's channel: {e}")),
             }
-        };
-        Ok((id, pending, stream))
+        }
     }
 
     /// Starts a VM and waits for its agent's Ready frame.
@@ -129,7 +137,8 @@ impl Vm {
     ) -> Result<Vm, String> {
         let started = Instant::now();
         let deadline = started + timeout;
-        let (id, mut pending, stream) = Self::launch(vmm, &mut spec, vms_dir, deadline).await?;
+        let (id, mut pending) = Self::launch(vmm, &mut spec, vms_dir).await?;
+        let stream = Self::channel(vmm, &mut pending, &spec.channel, deadline).await?;
         let dir = pending.dir.clone();
         let writer = stream
             .try_clone()
@@ -191,8 +200,10 @@ impl Vm {
         let started = Instant::now();
         let deadline = started + timeout;
         spec.qmp = Some(PathBuf::new());
-        let (id, mut pending, stream) = Self::launch(vmm, &mut spec, vms_dir, deadline).await?;
+        let (id, mut pending) = Self::launch(vmm, &mut spec, vms_dir).await?;
         let qmp_path = spec.qmp.clone().unwrap_or_default();
+        // The channel is connected once the state has loaded, so that a load that fails
+        // is reported as such, not as a silent channel.
         let loaded = async {
             let mut qmp = crate::qmp::Qmp::connect(&qmp_path, deadline).await?;
             qmp.wait_running(deadline).await
@@ -203,6 +214,7 @@ impl Vm {
                 None => e,
             });
         }
+        let stream = Self::channel(vmm, &mut pending, &spec.channel, deadline).await?;
         let writer = stream
             .try_clone()
             .map_err(|e| format!("cannot use the VM's channel: {e}"))?;
