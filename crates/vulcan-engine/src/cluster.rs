@@ -281,11 +281,6 @@ async fn beat(inner: &Arc<Inner>, reconcile: bool) -> Result<(), vulcan_domain::
         pending.push((isolation.as_str().to_owned(), page.total as i64));
     }
     inner.metrics.cluster(&states, &pending);
-    for backend in inner.registry.backends() {
-        inner
-            .metrics
-            .backend_events(backend.isolation().as_str(), &backend.counters());
-    }
     for b in &me.backends {
         inner.metrics.backend(
             &b.name.to_string(),

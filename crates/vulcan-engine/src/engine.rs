@@ -271,6 +271,16 @@ impl Engine {
         &self.inner.metrics
     }
 
+    /// `/metrics`: the registry's text, with the backends' own event counts read now.
+    pub fn render_metrics(&self) -> String {
+        for backend in self.inner.registry.backends() {
+            self.inner
+                .metrics
+                .backend_events(backend.isolation().as_str(), &backend.counters());
+        }
+        self.inner.metrics.render()
+    }
+
     /// Workloads this node is running (or has claimed and is starting).
     pub fn active_count(&self) -> usize {
         self.inner.active().len()

@@ -98,6 +98,8 @@ struct Series {
     slots: Family<Backend, Gauge>,
     free_slots: Family<Backend, Gauge>,
     backend_events: Family<BackendEvent, Counter>,
+    /// Serializes [`Metrics::backend_events`]: two renders must not both add one delta.
+    events_sync: Mutex<()>,
 }
 
 /// Vulcan's metrics. Cheap to clone; all clones share one registry.
@@ -140,6 +142,7 @@ impl Metrics {
             slots: Family::default(),
             free_slots: Family::default(),
             backend_events: Family::default(),
+            events_sync: Mutex::new(()),
         };
         let mut r = Registry::default();
         let s = &series;
@@ -329,6 +332,11 @@ impl Metrics {
 
     /// A backend's event counts since it started ([`vulcan_domain::Backend::counters`]).
     pub fn backend_events(&self, name: &str, counts: &[(&'static str, u64)]) {
+        let _one = self
+            .series
+            .events_sync
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for (event, total) in counts {
             let counter = self.series.backend_events.get_or_create(&BackendEvent {
                 backend: name.to_owned(),

@@ -118,11 +118,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Snapshots kept at most (each is 100+ MB): every new shape (another `mem_mb`) makes one,
+/// and the least recently used goes past this.
+pub const MAX_SNAPSHOTS: usize = 8;
+
 pub struct Snapshots {
     pub dir: PathBuf,
     assets: String,
     /// Snapshots whose state matched its digest, by name, as of that file identity.
     verified: Mutex<HashMap<String, FileId>>,
+    /// When each snapshot was last found for a restore, in this process.
+    used: Mutex<HashMap<String, std::time::Instant>>,
+    limit: usize,
 }
 
 impl Snapshots {
@@ -150,7 +157,51 @@ impl Snapshots {
             dir,
             assets,
             verified: Mutex::new(HashMap::new()),
+            used: Mutex::new(HashMap::new()),
+            limit: MAX_SNAPSHOTS,
         })
+    }
+
+    /// Keeps at most `limit` snapshots.
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit.max(1);
+        self
+    }
+
+    /// Removes the least recently used snapshots until `room` more fit under the limit
+    /// (never used in this process counts as oldest, then by creation).
+    fn make_room(&self, room: usize) {
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut kept: Vec<(
+            Option<std::time::Instant>,
+            time::OffsetDateTime,
+            PathBuf,
+            String,
+        )> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.contains(".partial-") {
+                    return None;
+                }
+                let created =
+                    read_meta(&e.path()).map_or(time::OffsetDateTime::UNIX_EPOCH, |m| m.created_at);
+                Some((used.get(&name).copied(), created, e.path(), name))
+            })
+            .collect();
+        kept.sort_by_key(|k| (k.0, k.1));
+        while kept.len() + room > self.limit && !kept.is_empty() {
+            let (_, _, path, name) = kept.remove(0);
+            tracing::info!(snapshot = %name, "removing the least recently used snapshot");
+            let _ = std::fs::remove_dir_all(path);
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+        }
     }
 
     pub fn name(&self, shape: &Shape) -> String {
@@ -209,6 +260,10 @@ impl Snapshots {
                     .insert(name.clone(), id);
             }
         }
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), std::time::Instant::now());
         Ok(Some(Found { state, meta, name }))
     }
 
@@ -244,6 +299,7 @@ impl Snapshots {
         let name = self.name(shape);
         let dir = self.dir.join(&name);
         let _ = std::fs::remove_dir_all(&dir);
+        self.make_room(1);
         std::fs::rename(partial, &dir)
             .map_err(|e| format!("cannot put the snapshot in place: {e}"))?;
         if let Some(id) = file_id(&dir.join("state")) {
@@ -252,6 +308,10 @@ impl Snapshots {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.clone(), id);
         }
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), std::time::Instant::now());
         Ok(Found {
             state: dir.join("state"),
             meta,
@@ -351,6 +411,34 @@ mod tests {
         let changed = Snapshots::open(dir, "assets-b".into()).unwrap();
         assert!(!kept.state.exists(), "a snapshot of other assets is stale");
         assert!(changed.find(&shape).unwrap().is_none());
+    }
+
+    #[test]
+    fn past_the_limit_the_least_recently_used_snapshot_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots::open(tmp.path().join("s"), "a".into())
+            .unwrap()
+            .with_limit(2);
+        let shape = |mem_mb| Shape {
+            runtime: vulcan_domain::Runtime::Python,
+            mem_mb,
+            cpus: 1,
+        };
+        let make = |mem_mb| {
+            let partial = snapshots.partial(&shape(mem_mb)).unwrap();
+            std::fs::write(partial.join("state"), format!("state {mem_mb}")).unwrap();
+            snapshots.commit(&shape(mem_mb), &partial, ready()).unwrap();
+        };
+        make(100);
+        make(200);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // 100 is used again: 200 is now the least recently used.
+        assert!(snapshots.find(&shape(100)).unwrap().is_some());
+        make(300);
+        assert!(snapshots.find(&shape(100)).unwrap().is_some());
+        assert!(snapshots.find(&shape(200)).unwrap().is_none());
+        assert!(snapshots.find(&shape(300)).unwrap().is_some());
+        assert_eq!(snapshots.list().len(), 2);
     }
 
     #[test]

@@ -202,8 +202,10 @@ impl Vm {
         spec.qmp = Some(PathBuf::new());
         let (id, mut pending) = Self::launch(vmm, &mut spec, vms_dir).await?;
         let qmp_path = spec.qmp.clone().unwrap_or_default();
-        // The channel is connected once the state has loaded, so that a load that fails
-        // is reported as such, not as a silent channel.
+        // The channel is connected before the state has loaded, while the guest cannot run
+        // yet: its agent, blocked reading the port, takes a port with no host behind it for
+        // the host gone, and powers off.
+        let stream = Self::channel(vmm, &mut pending, &spec.channel, deadline).await?;
         let loaded = async {
             let mut qmp = crate::qmp::Qmp::connect(&qmp_path, deadline).await?;
             qmp.wait_running(deadline).await
@@ -214,7 +216,6 @@ impl Vm {
                 None => e,
             });
         }
-        let stream = Self::channel(vmm, &mut pending, &spec.channel, deadline).await?;
         let writer = stream
             .try_clone()
             .map_err(|e| format!("cannot use the VM's channel: {e}"))?;

@@ -28,6 +28,6 @@ pub async fn metrics(
     caller.require(Permission::StatsRead)?;
     Ok((
         [(header::CONTENT_TYPE, vulcan_engine::metrics::CONTENT_TYPE)],
-        state.engine.metrics().render(),
+        state.engine.render_metrics(),
     ))
 }
