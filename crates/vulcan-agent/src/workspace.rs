@@ -223,11 +223,15 @@ impl Workspace {
                 if libc::chroot(root_c.as_ptr()) != 0 || libc::chdir(c"/work".as_ptr()) != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                let nproc = libc::rlimit {
-                    rlim_cur: MAX_PROCESSES,
-                    rlim_max: MAX_PROCESSES,
-                };
-                libc::setrlimit(libc::RLIMIT_NPROC, &nproc);
+                // The cgroup's pids.max is the bound (and reports hitting it); the
+                // user's process limit stands in where there is no cgroup.
+                if procs.is_none() {
+                    let nproc = libc::rlimit {
+                        rlim_cur: MAX_PROCESSES,
+                        rlim_max: MAX_PROCESSES,
+                    };
+                    libc::setrlimit(libc::RLIMIT_NPROC, &nproc);
+                }
                 if libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(WORKLOAD_UID) != 0
                     || libc::setuid(WORKLOAD_UID) != 0
