@@ -65,29 +65,7 @@ pub fn run(port: &Port, job: Run) -> Exit {
         let port = port.clone();
         std::thread::spawn(move || pump(e, port, Kind::Stderr))
     });
-    // A fork bomb or a memory bomb is ended the moment its cgroup reports it, not when its
-    // first process happens to exit (under emulation that took longer than the timeout).
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let status = std::thread::scope(|scope| {
-        if let Some(group) = workspace.group.as_ref() {
-            let done = &done;
-            scope.spawn(move || {
-                while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    let events = group.events();
-                    if events.pids_refused > 0 || events.oom_kills > 0 {
-                        // SAFETY: kill has no memory preconditions; from PID 1, -1 is every
-                        // process but the agent.
-                        unsafe { libc::kill(-1, libc::SIGKILL) };
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-            });
-        }
-        let status = child.wait();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        status
-    });
+    let status = workspace.wait(&mut child);
     // Whatever the program left running (orphans hold its pipes open) goes with it:
     // from PID 1, kill(-1) reaches every process but the agent.
     // SAFETY: kill has no memory preconditions.

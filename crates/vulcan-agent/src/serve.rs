@@ -246,7 +246,7 @@ fn run_once(port: &Port, workspace: &Workspace, job: &Run, input: &[u8]) -> Serv
         let port = port.clone();
         std::thread::spawn(move || crate::pump(e, port, Kind::Stderr))
     });
-    let status = child.wait();
+    let status = workspace.wait(&mut child);
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }

@@ -8,6 +8,7 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -63,13 +64,13 @@ fn unpack(archive_b64: &str, dir: &Path) -> Result<(), String> {
 
 /// Whether the runtime's root is mounted: by a pre-warm before a snapshot, or by an
 /// earlier step of this boot.
-static ROOT_MOUNTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static ROOT_MOUNTED: AtomicBool = AtomicBool::new(false);
 
 /// Mounts the runtime's root filesystem (read-only, shared by every VM) at `/newroot`, with
 /// its API filesystems, once per guest.
 pub fn mount_root() -> Result<PathBuf, String> {
     let root = PathBuf::from("/newroot");
-    if ROOT_MOUNTED.load(std::sync::atomic::Ordering::SeqCst) {
+    if ROOT_MOUNTED.load(Ordering::SeqCst) {
         return Ok(root);
     }
     let mut mounted = Err(io::Error::other("no disk"));
@@ -104,7 +105,7 @@ pub fn mount_root() -> Result<PathBuf, String> {
             if fs_type == "tmpfs" { "mode=1777" } else { "" },
         );
     }
-    ROOT_MOUNTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    ROOT_MOUNTED.store(true, Ordering::SeqCst);
     Ok(root)
 }
 
@@ -171,6 +172,35 @@ pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
 }
 
 impl Workspace {
+    /// Waits for the workload's program. A fork bomb or a memory bomb is ended the moment
+    /// the workload's cgroup reports one (past the counts it had when the wait began), not
+    /// when the program's first process happens to exit — under emulation that took longer
+    /// than a timeout.
+    pub fn wait(&self, child: &mut std::process::Child) -> io::Result<std::process::ExitStatus> {
+        let Some(group) = self.group.as_ref() else {
+            return child.wait();
+        };
+        let before = group.events();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    let now = group.events();
+                    if now.pids_refused > before.pids_refused || now.oom_kills > before.oom_kills {
+                        // SAFETY: kill has no memory preconditions; from PID 1, -1 is every
+                        // process but the agent.
+                        unsafe { libc::kill(-1, libc::SIGKILL) };
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            let status = child.wait();
+            done.store(true, Ordering::SeqCst);
+            status
+        })
+    }
+
     /// The command that starts `program` in the workspace: its cgroup joined, chrooted,
     /// in `/work`, as the workload's user with the process limit, with `env` and piped
     /// stdio. `results`, if given, becomes the program's fd 3 (a warm instance's answers).

@@ -295,8 +295,9 @@ fn gvisor(n: usize) {
     .print();
 }
 
-/// The boot time Vulcan logged for a microvm workload ("… booted to its agent in N ms …").
-fn logged_boot_ms(server: &Server, id: &str) -> f64 {
+/// A time Vulcan logged in a microvm workload's `backend` lines: the number after
+/// `marker` ("booted to its agent in N ms", ": restored in N ms").
+fn logged_ms(server: &Server, id: &str, marker: &str) -> f64 {
     let (_, logs) = server.get(&format!("/v1/workloads/{id}/logs/history?stream=backend"));
     logs["lines"]
         .as_array()
@@ -304,30 +305,15 @@ fn logged_boot_ms(server: &Server, id: &str) -> f64 {
         .iter()
         .find_map(|l| {
             let line = l["line"].as_str()?;
-            let rest = line.split("booted to its agent in ").nth(1)?;
+            let rest = line.split(marker).nth(1)?;
             rest.split(' ').next()?.parse().ok()
         })
-        .expect("a boot line")
+        .unwrap_or_else(|| panic!("no line with {marker:?}"))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// The restore time Vulcan logged for a microvm workload ("… restored in N ms …").
-fn logged_restore_ms(server: &Server, id: &str) -> f64 {
-    let (_, logs) = server.get(&format!("/v1/workloads/{id}/logs/history?stream=backend"));
-    logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|l| {
-            let line = l["line"].as_str()?;
-            let rest = line.split(": restored in ").nth(1)?;
-            rest.split(' ').next()?.parse().ok()
-        })
-        .expect("a restore line")
 }
 
 /// A bare QEMU started with `-incoming` from a snapshot's state (the same machine as
@@ -406,10 +392,11 @@ fn microvm(n: usize) {
         || {
             let w = cold_server.run(python.clone());
             assert_eq!(w["output"], "3", "{w}");
-            boots
-                .lock()
-                .unwrap()
-                .push(logged_boot_ms(&cold_server, w["id"].as_str().unwrap()));
+            boots.lock().unwrap().push(logged_ms(
+                &cold_server,
+                w["id"].as_str().unwrap(),
+                "booted to its agent in ",
+            ));
         },
     );
     // Boot path vs restore path: `print(6*7)` and `console.log(6*7)`, pool off.
@@ -450,7 +437,7 @@ fn microvm(n: usize) {
     let restores: Vec<f64> = (0..n)
         .map(|_| {
             let w = restore_server.run(six_by_seven[0].1.clone());
-            logged_restore_ms(&restore_server, w["id"].as_str().unwrap())
+            logged_ms(&restore_server, w["id"].as_str().unwrap(), ": restored in ")
         })
         .collect();
     // The same snapshot file, restored by a bare QEMU with the same machine.

@@ -108,9 +108,7 @@ fn python_node_and_go_archives_run_in_a_microvm() {
     );
 
     // A Go program, built here as a static binary and shipped as a code_archive.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("main.go"),
+    let binary = go_binary(
         r#"package main
 
 import (
@@ -128,19 +126,7 @@ func main() {
 	fmt.Printf("hello %s from go\n", in.Name)
 }
 "#,
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("go.mod"), "module hello\n\ngo 1.19\n").unwrap();
-    let built = Command::new("go")
-        .args(["build", "-o", "main", "."])
-        .current_dir(dir.path())
-        .env("CGO_ENABLED", "0")
-        .env("GOCACHE", dir.path().join("cache"))
-        .env("HOME", dir.path())
-        .status()
-        .expect("go (scripts/setup.sh installs golang-go)");
-    assert!(built.success());
-    let binary = std::fs::read(dir.path().join("main")).unwrap();
+    );
     let go = server.run(json!({"runtime": "go", "code_archive": tar_gz(&[("main", &binary, 0o755)]), "input": {"name": "vulcan"}}));
     assert_eq!(
         (
@@ -892,23 +878,9 @@ fn node_and_go_functions_are_served_warm_in_a_microvm() {
     assert!(w["error"].as_str().unwrap().contains("no way"), "{w}");
 
     // Go: the program runs once per invocation, in a VM kept warm.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("main.go"),
+    let binary = go_binary(
         "package main\n\nimport (\n\t\"fmt\"\n\t\"io\"\n\t\"os\"\n)\n\nfunc main() {\n\tb, _ := io.ReadAll(os.Stdin)\n\tfmt.Printf(\"go got %s\", b)\n}\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("go.mod"), "module echo\n\ngo 1.19\n").unwrap();
-    let built = Command::new("go")
-        .args(["build", "-o", "main", "."])
-        .current_dir(dir.path())
-        .env("CGO_ENABLED", "0")
-        .env("GOCACHE", dir.path().join("cache"))
-        .env("HOME", dir.path())
-        .status()
-        .expect("go (scripts/setup.sh installs golang-go)");
-    assert!(built.success());
-    let binary = std::fs::read(dir.path().join("main")).unwrap();
+    );
     deploy_function(
         &server,
         "go",
