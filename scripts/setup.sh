@@ -25,8 +25,10 @@ command -v runsc >/dev/null || missing+=(runsc)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
-# The benchmark's HTML report is checked in headless Chromium by the tests.
+# The benchmark's HTML report and the dashboard are checked in headless Chromium by the
+# tests; the dashboard's through WebDriver (chromedriver).
 command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 # microvm tier: QEMU, and what scripts/guest.sh builds the guest with; Go for a test program.
 command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
 command -v cpio >/dev/null || missing+=(cpio)

@@ -4,6 +4,7 @@
 //! Errors are always `{"error": "..."}` with a status that says whose fault it is.
 
 pub mod auth;
+pub mod dashboard;
 mod error;
 mod extract;
 mod login_failures;
@@ -40,7 +41,7 @@ pub struct AppState {
 /// Every route of the API, listed as it is added (see [`openapi`]).
 pub(crate) fn routes() -> openapi::Routes {
     use request::{
-        audit, backends, benchmarks, functions, health, images, keys, logs, nodes, schedules,
+        audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, schedules,
         secrets, stats, tenants, trigger, workloads, ws,
     };
     openapi::Routes::new()
@@ -48,6 +49,7 @@ pub(crate) fn routes() -> openapi::Routes {
         .post("/v1/workloads", workloads::create)
         .post("/v1/workloads/async", workloads::create_async)
         .get("/v1/workloads/{id}", workloads::show)
+        .get("/v1/workloads/{id}/spec", workloads::spec)
         .delete("/v1/workloads/{id}", workloads::kill)
         .get("/v1/workloads/{id}/logs", logs::stream)
         .get("/v1/workloads/{id}/logs/history", logs::history)
@@ -57,6 +59,8 @@ pub(crate) fn routes() -> openapi::Routes {
         .get("/v1/images/{*reference}", images::show)
         .delete("/v1/images/{*reference}", images::remove)
         .get("/v1/stats", stats::show)
+        .get("/v1/stats/timeline", stats::timeline)
+        .get("/v1/me", me::show)
         .get("/v1/nodes", nodes::list)
         .get("/v1/nodes/{id}", nodes::show)
         .get("/v1/benchmarks", benchmarks::list)
@@ -109,6 +113,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::access,
         ))
+        .merge(dashboard::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::record,

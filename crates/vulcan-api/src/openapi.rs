@@ -16,7 +16,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::request::{
-    audit, backends, benchmarks, functions, health, images, keys, logs, nodes, schedules, secrets,
+    audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, schedules, secrets,
     stats, tenants, trigger, workloads, ws,
 };
 use crate::AppState;
@@ -100,9 +100,10 @@ impl Modify for Keys {
     modifiers(&Keys),
     security(("api_key" = []), ("bearer" = [])),
     paths(
-        workloads::create, workloads::create_async, workloads::list, workloads::show, workloads::kill,
+        workloads::create, workloads::create_async, workloads::list, workloads::show, workloads::spec, workloads::kill,
         logs::stream, logs::history,
-        backends::list, stats::show, stats::metrics, nodes::list, nodes::show,
+        backends::list, stats::show, stats::timeline, stats::metrics, nodes::list, nodes::show,
+        me::show,
         images::pull, images::list, images::show, images::remove,
         benchmarks::start, benchmarks::show, benchmarks::list,
         keys::create, keys::list, keys::revoke, audit::list, tenants::show, tenants::set,

@@ -37,6 +37,22 @@ pub enum Permission {
 }
 
 impl Permission {
+    pub const ALL: [Permission; 13] = [
+        Permission::WorkloadsRead,
+        Permission::WorkloadsCreate,
+        Permission::WorkloadsKill,
+        Permission::ImagesRead,
+        Permission::ImagesWrite,
+        Permission::KeysManage,
+        Permission::AuditRead,
+        Permission::StatsRead,
+        Permission::BenchmarksRun,
+        Permission::FunctionsWrite,
+        Permission::SecretsWrite,
+        Permission::SecretsRotate,
+        Permission::AllTenants,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::WorkloadsRead => "workloads:read",

@@ -37,7 +37,7 @@ pub use log::{LogLine, LogStream};
 pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
 pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};
 pub use spec::{Resources, Usage, WorkloadResult, WorkloadSpec};
-pub use stats::{BackendStats, Stats};
+pub use stats::{BackendStats, MinuteCount, Stats, Timeline};
 pub use status::{InvalidTransition, WorkloadStatus};
 pub use store::{
     Admission, Claimed, ListFilter, Refusal, StoreError, TerminalUpdate, WorkloadPage,

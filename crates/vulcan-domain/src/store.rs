@@ -180,6 +180,14 @@ pub trait WorkloadStore: Send + Sync {
     /// Figures over every workload, or over one tenant's; from counters, never a scan.
     async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError>;
 
+    /// Workloads created since `since` (of one tenant, or all), counted per minute: minute
+    /// (milliseconds since the epoch / 60,000) → count. A range read of the time-ordered ids.
+    async fn created_per_minute(
+        &self,
+        tenant: Option<&str>,
+        since: OffsetDateTime,
+    ) -> Result<std::collections::BTreeMap<i64, u64>, StoreError>;
+
     /// Keeps a benchmark report (JSON) under its id, replacing an earlier version.
     async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError>;
 

@@ -137,3 +137,37 @@ pub(crate) fn list_filter(
     };
     (clause, values)
 }
+
+/// The smallest workload id (a ULID, time-ordered) created at or after `since`: the lower
+/// bound of a range read by creation time on the primary key.
+pub(crate) fn first_id_since(since: time::OffsetDateTime) -> String {
+    let ms = (since.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+    ulid::Ulid::from_parts(ms, 0).to_string()
+}
+
+/// The query counting workloads created per minute from an id on (`$1`/`?1`), of one
+/// tenant (`$2`/`?2`) or all.
+pub(crate) fn per_minute_sql(placeholder: impl Fn(usize) -> String) -> String {
+    let (since, tenant) = (placeholder(1), placeholder(2));
+    format!(
+        "SELECT created_at / 60000 AS minute, COUNT(*) FROM workloads
+         WHERE id >= {since} AND ({tenant} IS NULL OR tenant = {tenant})
+         GROUP BY minute"
+    )
+}
+
+#[cfg(test)]
+mod per_minute_tests {
+    use super::*;
+
+    #[test]
+    fn the_lower_bound_sorts_between_ids_of_before_and_after() {
+        let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let ms = 1_800_000_000_000u64;
+        let before = ulid::Ulid::from_parts(ms - 1, u128::MAX).to_string();
+        let after = ulid::Ulid::from_parts(ms, 1).to_string();
+        let bound = first_id_since(at);
+        assert!(before < bound, "{before} < {bound}");
+        assert!(bound < after, "{bound} < {after}");
+    }
+}

@@ -8,6 +8,7 @@ pub mod health;
 pub mod images;
 pub mod keys;
 pub mod logs;
+pub mod me;
 pub mod nodes;
 pub mod schedules;
 pub mod secrets;

@@ -1,10 +1,13 @@
 //! `GET /v1/stats` and `GET /metrics`.
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use vulcan_domain::{Permission, Stats};
+use time::OffsetDateTime;
+use vulcan_domain::{Permission, Stats, Timeline};
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
@@ -17,6 +20,37 @@ pub async fn show(
 ) -> Result<Json<Stats>, ApiError> {
     caller.require(Permission::StatsRead)?;
     Ok(Json(state.engine.store().stats(caller.scope()).await?))
+}
+
+/// Workloads created per minute over the last `minutes` (1–1440, default 60), of the
+/// caller's tenant (every tenant for admins): what the dashboard's chart starts from.
+#[utoipa::path(get, path = "/v1/stats/timeline", tag = "cluster", params(("minutes" = Option<u32>, Query, description = "1 to 1440 (default 60)")), responses((status = 200, description = "OK", body = vulcan_domain::Timeline), crate::openapi::Errors))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Timeline>, ApiError> {
+    caller.require(Permission::StatsRead)?;
+    let minutes = match params.get("minutes").filter(|v| !v.is_empty()) {
+        None => 60,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1440).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query parameter minutes={v:?} is not valid: use a whole number from 1 to 1440"
+                ))
+            })?,
+    };
+    let now = OffsetDateTime::now_utc();
+    let window_start = now - time::Duration::seconds(i64::from(minutes - 1) * 60 + i64::from(now.second()));
+    let counts = state
+        .engine
+        .store()
+        .created_per_minute(caller.scope(), window_start)
+        .await?;
+    Ok(Json(Timeline::assemble(now, minutes, &counts)))
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.

@@ -160,6 +160,47 @@ pub async fn show(
     Ok(Json(visible(&state, &caller, &id).await?))
 }
 
+/// What a workload was asked to run, as stored (secrets by name only; an archive by size).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SpecView {
+    runtime: Runtime,
+    /// The isolation it was asked for.
+    isolation: Isolation,
+    code: Option<String>,
+    /// The size of its `code_archive`, if it had one (the archive itself is not answered).
+    code_archive_bytes: Option<usize>,
+    image: Option<String>,
+    command: Option<Vec<String>>,
+    input: serde_json::Value,
+    env: BTreeMap<String, String>,
+    secrets: Vec<String>,
+    resources: vulcan_domain::Resources,
+}
+
+/// `GET /v1/workloads/{id}/spec`: what the workload was asked to run.
+#[utoipa::path(get, path = "/v1/workloads/{id}/spec", tag = "workloads", params(("id" = String, Path, description = "The workload's id")), responses((status = 200, description = "OK", body = SpecView), crate::openapi::Errors))]
+pub async fn spec(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<SpecView>, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
+    visible(&state, &caller, &id).await?;
+    let spec = state.engine.store().spec(&id).await?;
+    Ok(Json(SpecView {
+        runtime: spec.runtime,
+        isolation: spec.isolation,
+        code: spec.code,
+        code_archive_bytes: spec.code_archive.as_ref().map(Vec::len),
+        image: spec.image,
+        command: spec.command,
+        input: spec.input,
+        env: spec.env,
+        secrets: spec.secrets,
+        resources: spec.resources,
+    }))
+}
+
 /// `DELETE /v1/workloads/{id}`: stops the workload; 409 if it had already ended.
 #[utoipa::path(delete, path = "/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path)), responses((status = 200, description = "The workload, killed", body = vulcan_domain::Workload), crate::openapi::Errors))]
 pub async fn kill(

@@ -4,6 +4,8 @@
 //! bumps (row-locked until commit), a tenant's quota on its usage row (`FOR UPDATE`).
 //! Counter rows are always locked in the order pending → running → terminal.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use time::OffsetDateTime;
@@ -814,6 +816,28 @@ impl WorkloadStore for PgStore {
     async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
         self.run(|c, _| Box::pin(async move { stats_of(&*c, tenant).await }))
             .await
+    }
+
+    async fn created_per_minute(
+        &self,
+        tenant: Option<&str>,
+        since: OffsetDateTime,
+    ) -> Result<BTreeMap<i64, u64>, StoreError> {
+        let first = stats::first_id_since(since);
+        self.run(|c, _| {
+            let first = first.clone();
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(&stats::per_minute_sql(|i| format!("${i}::TEXT")))
+                    .await?;
+                Ok(c.query(&st, &[&first, &tenant])
+                    .await?
+                    .iter()
+                    .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1).max(0) as u64))
+                    .collect())
+            })
+        })
+        .await
     }
 
     async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {

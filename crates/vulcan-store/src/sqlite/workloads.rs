@@ -2,6 +2,8 @@
 //! the claim), status changes with their counters (everyone's and each tenant's, in the
 //! same transaction), log lines and benchmark reports.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use time::OffsetDateTime;
@@ -739,6 +741,26 @@ impl WorkloadStore for SqliteStore {
         let tenant = tenant.map(str::to_owned);
         self.read(move |conn| stats_of(conn, tenant.as_deref()))
             .await
+    }
+
+    async fn created_per_minute(
+        &self,
+        tenant: Option<&str>,
+        since: OffsetDateTime,
+    ) -> Result<BTreeMap<i64, u64>, StoreError> {
+        let tenant = tenant.map(str::to_owned);
+        let first = stats::first_id_since(since);
+        self.read(move |conn| {
+            conn.prepare_cached(&stats::per_minute_sql(|i| format!("?{i}")))
+                .map_err(io)?
+                .query_map(params![first, tenant], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                })
+                .map_err(io)?
+                .collect::<rusqlite::Result<BTreeMap<_, _>>>()
+                .map_err(io)
+        })
+        .await
     }
 
     async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {

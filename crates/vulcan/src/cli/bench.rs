@@ -142,15 +142,10 @@ fn table(report: &Value) {
     );
 }
 
-/// A self-contained page: the report as JSON, and a script that draws one SVG bar chart
-/// per metric from it (no network, no external files).
+/// A self-contained page: the report as JSON, and the dashboard's chart script, which draws
+/// one SVG bar chart per metric from it (no network, no external files).
 pub fn html(report: &Value) -> String {
     let data = report.to_string().replace("</", "<\\/");
-    let metrics = json!(METRICS
-        .iter()
-        .map(|(key, title, unit)| json!({"key": key, "title": title, "unit": unit}))
-        .collect::<Vec<_>>())
-    .to_string();
     format!(
         r##"<!doctype html>
 <html lang="en">
@@ -175,56 +170,21 @@ td:first-child, th:first-child {{ text-align: left; }}
 <div class="charts" id="charts"></div>
 <table id="figures"></table>
 <script type="application/json" id="report">{data}</script>
+<script>{charts}</script>
 <script>
 (function () {{
   const report = JSON.parse(document.getElementById("report").textContent);
-  const metrics = {metrics};
-  const svgNs = "http://www.w3.org/2000/svg";
-  const el = (ns, name, attrs, text) => {{
-    const e = ns ? document.createElementNS(ns, name) : document.createElement(name);
-    for (const [k, v] of Object.entries(attrs || {{}})) e.setAttribute(k, v);
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }};
-  const measured = report.results.filter(r => !r.skipped);
-  const label = r => r.mode === "function" ? `${{r.backend}} fn` : r.backend;
   document.getElementById("summary").textContent =
     `node ${{report.node_id}}, ${{report.cpus}} CPUs, ${{report.request.iterations}} iterations, ` +
     `concurrency ${{report.request.concurrency}}, finished ${{report.finished_at || "(running)"}}`;
-  const charts = document.getElementById("charts");
-  for (const m of metrics) {{
-    const fig = el(null, "figure", {{"data-metric": m.key}});
-    fig.appendChild(el(null, "figcaption", {{}}, `${{m.title}} (${{m.unit}})`));
-    const rowH = 34, labelW = 100, width = 340;
-    const svg = el(svgNs, "svg", {{width, height: rowH * measured.length + 10, role: "img"}});
-    const max = Math.max(1e-9, ...measured.map(r => r[m.key] || 0));
-    measured.forEach((r, i) => {{
-      const v = r[m.key] || 0, w = Math.max(1, (width - labelW - 70) * v / max), y = 5 + i * rowH;
-      svg.appendChild(el(svgNs, "text", {{x: 0, y: y + 18}}, label(r)));
-      svg.appendChild(el(svgNs, "rect", {{class: "bar", x: labelW, y, width: w, height: rowH - 10, "data-backend": r.backend, "data-mode": r.mode || "workload", "data-value": v}}));
-      svg.appendChild(el(svgNs, "text", {{x: labelW + w + 6, y: y + 18}}, v.toFixed(1)));
-    }});
-    fig.appendChild(svg);
-    charts.appendChild(fig);
-  }}
-  const table = document.getElementById("figures");
-  const head = el(null, "tr");
-  ["backend", ...metrics.map(m => `${{m.title}} (${{m.unit}})`), "note"].forEach(h => head.appendChild(el(null, "th", {{}}, h)));
-  table.appendChild(head);
-  for (const r of report.results) {{
-    const tr = el(null, "tr");
-    tr.appendChild(el(null, "td", {{}}, label(r)));
-    metrics.forEach(m => tr.appendChild(el(null, "td", {{}}, r[m.key] == null ? "-" : r[m.key].toFixed(1))));
-    const starts = Object.entries(r.start_ms || {{}}).map(([how, ms]) => `${{how}} ${{ms.toFixed(0)}} ms`).join(", ");
-    tr.appendChild(el(null, "td", {{}}, (r.skipped ? "skipped: " + r.skipped : `${{r.failed_runs}}/${{r.runs}} runs failed`) + (starts ? `; sandbox start (median): ${{starts}}` : "")));
-    table.appendChild(tr);
-  }}
-  document.body.setAttribute("data-charts", String(metrics.length));
+  const drawn = window.vulcanBenchmarkCharts(report, document.getElementById("charts"), document.getElementById("figures"));
+  document.body.setAttribute("data-charts", String(drawn));
 }})();
 </script>
 </body>
 </html>
 "##,
         id = render::cell(&report["id"]),
+        charts = vulcan_api::dashboard::CHARTS_JS.replace("</", "<\\/"),
     )
 }

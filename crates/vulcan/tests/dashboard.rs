@@ -1,0 +1,481 @@
+//! The web dashboard in a real browser: Debian's chromium, headless, driven over WebDriver
+//! (`chromedriver`, through `fantoccini`), against the real binary with auth on, a real
+//! SQLite file and real Deno isolates. Screenshots of every page go to
+//! `target/tmp/dashboard-screenshots/`.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, Server};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+/// One browser at a time: two chromiums on two cores make every wait slower.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(base: &str) -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; scripts/setup.sh installs it)");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < WAIT,
+                "chromedriver did not listen within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().expect("a browser profile directory");
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,1000", "--no-first-run", "--disable-sync",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-default-apps", "--disable-extensions",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromium session");
+        Browser {
+            driver,
+            client: Some(client),
+            base: base.to_owned(),
+            _profile: profile,
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("an open session")
+    }
+
+    async fn open(&self, path: &str) {
+        self.client()
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        self.client()
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css} within {WAIT:?}: {e}"))
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client()
+            .find_all(Locator::Css(css))
+            .await
+            .map_or(0, |found| found.len())
+    }
+
+    /// The text of `css` once `ready` holds for it (waiting up to 30 s).
+    async fn text_when(&self, css: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < WAIT {
+            if let Ok(found) = self.client().find(Locator::Css(css)).await {
+                if let Ok(text) = found.text().await {
+                    if ready(&text) {
+                        return text;
+                    }
+                    last = text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never showed {what} within {WAIT:?}; last text: {last:?}");
+    }
+
+    async fn heading(&self, title: &str) {
+        self.text_when("main h1", title, |t| t == title).await;
+    }
+
+    async fn path(&self) -> String {
+        self.client()
+            .current_url()
+            .await
+            .expect("the current URL")
+            .path()
+            .to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.expect("clear a field");
+        field.send_keys(text).await.expect("type into a field");
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.expect("click");
+    }
+
+    async fn click_link(&self, text: &str) {
+        self.client()
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+            .click()
+            .await
+            .expect("click a link");
+    }
+
+    async fn sign_in(&self, key: &str) {
+        self.open("/sign-in").await;
+        self.type_into("#api-key", key).await;
+        self.click("form button[type=submit]").await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        let png = self.client().screenshot().await.expect("a screenshot");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write a screenshot");
+        println!("screenshot: {}", path.display());
+    }
+
+    async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn secured() -> (Server, String) {
+    let server = Server::start(&[("VULCAN_AUTH", "on")]);
+    let key = std::fs::read_to_string(server.data_dir.join("admin.key"))
+        .expect("the first admin key")
+        .trim()
+        .to_owned();
+    (server, key)
+}
+
+fn call(server: &Server, method: &str, path: &str, key: &str, body: Option<Value>) -> Value {
+    let req = ureq::request(method, &server.url(path)).set("X-API-Key", key);
+    let (status, body) = common::answer_of(match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    });
+    assert!(status < 300, "{method} {path}: {status} {body}");
+    body
+}
+
+fn new_key(server: &Server, admin: &str, role: &str, tenant: &str) -> String {
+    let created = call(
+        server,
+        "POST",
+        "/v1/keys",
+        admin,
+        Some(json!({"name": format!("{role}-{tenant}"), "role": role, "tenant": tenant})),
+    );
+    created["key"].as_str().expect("the new key").to_owned()
+}
+
+fn status_of(server: &Server, key: &str, id: &str) -> String {
+    call(server, "GET", &format!("/v1/workloads/{id}"), key, None)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+const SLEEPER: &str = "await new Promise((r) => setTimeout(r, 60000));";
+
+#[tokio::test]
+async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
+    let _one = ONE_BROWSER.lock().await;
+    let (server, admin) = secured();
+    let browser = Browser::start(&server.base).await;
+
+    // Signed out, any page leads to the sign-in form; a wrong key is refused there.
+    browser.open("/workloads").await;
+    browser.heading("Sign in").await;
+    assert_eq!(browser.path().await, "/sign-in");
+    browser.screenshot("sign-in").await;
+    browser.type_into("#api-key", "vk_0000_wrong").await;
+    browser.click("form button[type=submit]").await;
+    let refused = browser
+        .text_when("#sign-in-error", "a refusal", |t| !t.is_empty())
+        .await;
+    assert!(refused.contains("refused"), "{refused}");
+    assert_eq!(browser.path().await, "/sign-in");
+
+    // The right key opens the page asked for first.
+    browser.type_into("#api-key", &admin).await;
+    browser.click("form button[type=submit]").await;
+    browser.heading("Workloads").await;
+    let timing = browser
+        .client()
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0]; return [n.responseEnd, n.domContentLoadedEventEnd, n.loadEventEnd];",
+            vec![],
+        )
+        .await
+        .expect("navigation timing");
+    println!("first page (ms from navigation start: response end, DOM ready, load): {timing}");
+
+    // New workload: bad JSON input is caught before sending; then it runs.
+    browser.click_link("New workload").await;
+    browser.heading("New workload").await;
+    browser
+        .type_into("#code", "export default (i) => ({ sum: i.a + i.b })")
+        .await;
+    browser.type_into("#input", "{nope").await;
+    browser.click("#run").await;
+    let invalid = browser
+        .text_when("#input-error", "a JSON error", |t| !t.is_empty())
+        .await;
+    assert!(invalid.contains("not valid JSON"), "{invalid}");
+    assert_eq!(browser.path().await, "/workloads/new");
+    browser.type_into("#input", r#"{"a": 2, "b": 3}"#).await;
+    browser.screenshot("new-workload").await;
+    browser.click("#run").await;
+    let status = browser
+        .text_when("#status", "completed", |t| {
+            ["completed", "failed", "killed"].contains(&t)
+        })
+        .await;
+    assert_eq!(status, "completed");
+    let output = browser
+        .text_when("#output-text", "the output", |t| t.contains("sum"))
+        .await;
+    assert!(output.contains("\"sum\": 5"), "{output}");
+    let path = browser.path().await;
+    let ran = path.strip_prefix("/workloads/").expect("the detail page");
+    assert_eq!(status_of(&server, &admin, ran), "completed");
+    browser.screenshot("workload-detail").await;
+
+    // A 3-second workload's lines show up while it still runs.
+    let ticking = call(
+        &server,
+        "POST",
+        "/v1/workloads/async",
+        &admin,
+        Some(json!({"runtime": "node", "code":
+            "for (let i = 0; i < 6; i++) { console.log(`tick ${i}`); await new Promise((r) => setTimeout(r, 500)); }"})),
+    )["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    browser.open(&format!("/workloads/{ticking}")).await;
+    browser
+        .text_when("#log-lines", "a first tick", |t| t.contains("tick 1"))
+        .await;
+    assert_eq!(
+        status_of(&server, &admin, &ticking),
+        "running",
+        "the line arrived before the workload ended"
+    );
+    assert_eq!(browser.find("#status").await.text().await.unwrap(), "running");
+    let all = browser
+        .text_when("#log-lines", "every tick", |t| t.contains("tick 5"))
+        .await;
+    for i in 0..6 {
+        assert_eq!(all.matches(&format!("tick {i}")).count(), 1, "{all}");
+    }
+    browser
+        .text_when("#status", "completed", |t| t == "completed")
+        .await;
+
+    // Kill from the page.
+    let sleeper = call(
+        &server,
+        "POST",
+        "/v1/workloads/async",
+        &admin,
+        Some(json!({"runtime": "node", "code": SLEEPER})),
+    )["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    browser.open(&format!("/workloads/{sleeper}")).await;
+    browser
+        .text_when("#status", "running", |t| t == "running")
+        .await;
+    browser.screenshot("workload-running").await;
+    browser.click("#kill").await;
+    browser.text_when("#status", "killed", |t| t == "killed").await;
+    assert_eq!(status_of(&server, &admin, &sleeper), "killed");
+    assert_eq!(browser.count("#kill").await, 0, "no Kill once it ended");
+
+    // The list, filtered by status.
+    browser.click_link("Workloads").await;
+    browser.heading("Workloads").await;
+    browser
+        .text_when("main table", "three workloads", |t| {
+            t.contains(&sleeper) && t.contains(&ticking) && t.contains(ran)
+        })
+        .await;
+    browser
+        .find("#filter-status")
+        .await
+        .select_by_value("killed")
+        .await
+        .expect("choose a status");
+    browser
+        .text_when("main table tbody", "the killed one only", |t| {
+            t.contains(&sleeper) && !t.contains(&ticking)
+        })
+        .await;
+    assert_eq!(browser.count("main table tbody tr").await, 1);
+    assert!(browser
+        .client()
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("status=killed"));
+    browser.screenshot("workloads-killed").await;
+
+    // Every other page draws without an error.
+    for (path, title) in [
+        ("/", "Overview"),
+        ("/functions", "Functions"),
+        ("/schedules", "Schedules"),
+        ("/images", "Images"),
+        ("/secrets", "Secrets"),
+        ("/keys", "Keys"),
+        ("/audit", "Audit"),
+        ("/benchmarks", "Benchmarks"),
+        ("/nodes", "Nodes"),
+        ("/backends", "Backends"),
+    ] {
+        browser.open(path).await;
+        browser.heading(title).await;
+        assert_eq!(
+            browser.count("#alert:not([hidden])").await,
+            0,
+            "{path} showed an error"
+        );
+        browser
+            .screenshot(&format!("page-{}", title.to_lowercase()))
+            .await;
+    }
+    // The overview counts what ran, live from the stats stream.
+    browser.open("/").await;
+    browser
+        .text_when(".cards", "the killed workload", |t| {
+            t.contains("killed\n1") || t.contains("killed 1")
+        })
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_kill_and_a_tenant_sees_only_its_own() {
+    let _one = ONE_BROWSER.lock().await;
+    let (server, admin) = secured();
+    let viewer = new_key(&server, &admin, "viewer", "acme");
+    let developer = new_key(&server, &admin, "developer", "acme");
+    let other = new_key(&server, &admin, "developer", "globex");
+    let ours = call(
+        &server,
+        "POST",
+        "/v1/workloads/async",
+        &developer,
+        Some(json!({"runtime": "node", "code": SLEEPER})),
+    )["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let theirs = call(
+        &server,
+        "POST",
+        "/v1/workloads",
+        &other,
+        Some(json!({"runtime": "node", "code": "export default () => 1"})),
+    )["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+
+    let browser = Browser::start(&server.base).await;
+    browser.sign_in(&viewer).await;
+    browser.heading("Overview").await;
+    assert_eq!(
+        browser.count("#nav a[href='/workloads/new']:not([hidden])").await,
+        0,
+        "a viewer is not offered New workload"
+    );
+    browser.open(&format!("/workloads/{ours}")).await;
+    browser
+        .text_when("#status", "running", |t| t == "running")
+        .await;
+    browser
+        .text_when("#output-text", "the output placeholder", |t| !t.is_empty())
+        .await;
+    assert_eq!(browser.count("#kill").await, 0, "a viewer sees no Kill");
+    browser.screenshot("viewer-workload").await;
+
+    browser.open("/workloads").await;
+    browser
+        .text_when("main table", "acme's workload", |t| t.contains(&ours))
+        .await;
+    assert!(!browser
+        .find("main table")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains(&theirs));
+    assert_eq!(browser.count("main table tbody tr").await, 1);
+    browser.open(&format!("/workloads/{theirs}")).await;
+    let refused = browser
+        .text_when("main .error", "a not found", |t| !t.is_empty())
+        .await;
+    assert!(refused.contains("not found") || refused.contains("no workload"), "{refused}");
+    browser.screenshot("tenant-other-workload").await;
+
+    // The same page with a developer key of the tenant offers Kill.
+    browser.click("#sign-out").await;
+    browser.heading("Sign in").await;
+    browser.sign_in(&developer).await;
+    browser.heading("Overview").await;
+    browser.open(&format!("/workloads/{ours}")).await;
+    browser.click("#kill").await;
+    browser.text_when("#status", "killed", |t| t == "killed").await;
+    assert_eq!(status_of(&server, &developer, &ours), "killed");
+    browser.close().await;
+}
