@@ -16,8 +16,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::request::{
-    audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, schedules, secrets,
-    stats, tenants, trigger, workloads, ws,
+    audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, schedules,
+    secrets, stats, tenants, trigger, workloads, ws,
 };
 use crate::AppState;
 

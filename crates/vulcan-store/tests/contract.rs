@@ -1265,6 +1265,47 @@ async fn secrets_keep_sealed_values_with_versions_and_reseal_only_what_did_not_c
 }
 
 /// Each contract test, once per store.
+async fn workloads_created_per_minute_come_from_a_range_of_ids_per_tenant(s: Stores) {
+    let now = OffsetDateTime::now_utc();
+    let minute = |t: OffsetDateTime| t.unix_timestamp().div_euclid(60);
+    let at = |ago_s: i64, tenant: &str, n: u128| {
+        let created = now - time::Duration::seconds(ago_s);
+        let created = created
+            .replace_nanosecond(created.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap();
+        let ms = (created.unix_timestamp_nanos() / 1_000_000) as u64;
+        let id = ulid::Ulid::from_parts(ms, n).to_string();
+        let (mut w, spec) = workload(&id, Isolation::Isolate);
+        w.created_at = created;
+        w.tenant = tenant.into();
+        (w, spec)
+    };
+    for (ago, tenant, n) in [(0, "a", 1), (0, "a", 2), (120, "b", 3), (7200, "a", 4)] {
+        let (w, spec) = at(ago, tenant, n);
+        put(&s, &w, &spec).await;
+    }
+    let since = now - time::Duration::hours(1);
+    let all = s.workloads.created_per_minute(None, since).await.unwrap();
+    let two_ago = minute(now - time::Duration::seconds(120));
+    assert_eq!(
+        all,
+        std::collections::BTreeMap::from([(two_ago, 1), (minute(now), 2)]),
+        "the one two hours old is outside the window"
+    );
+    let a = s
+        .workloads
+        .created_per_minute(Some("a"), since)
+        .await
+        .unwrap();
+    assert_eq!(a, std::collections::BTreeMap::from([(minute(now), 2)]));
+    let none = s
+        .workloads
+        .created_per_minute(Some("c"), since)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -1306,4 +1347,5 @@ contract!(
     functions_deploy_immutable_versions_roll_back_and_count_invocations,
     each_tick_fires_once_with_its_run_and_skips_are_recorded,
     secrets_keep_sealed_values_with_versions_and_reseal_only_what_did_not_change,
+    workloads_created_per_minute_come_from_a_range_of_ids_per_tenant,
 );

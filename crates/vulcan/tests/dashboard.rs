@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, Server};
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+use vulcan_store::testing::PgServer;
 
 /// One browser at a time: two chromiums on two cores make every wait slower.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -60,13 +62,11 @@ impl Browser {
                 ],
             }),
         );
-        let client = ClientBuilder::new(
-            hyper_util::client::legacy::connect::HttpConnector::new(),
-        )
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a chromium session");
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a chromium session");
         Browser {
             driver,
             client: Some(client),
@@ -308,7 +308,10 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
         "running",
         "the line arrived before the workload ended"
     );
-    assert_eq!(browser.find("#status").await.text().await.unwrap(), "running");
+    assert_eq!(
+        browser.find("#status").await.text().await.unwrap(),
+        "running"
+    );
     let all = browser
         .text_when("#log-lines", "every tick", |t| t.contains("tick 5"))
         .await;
@@ -336,7 +339,9 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
         .await;
     browser.screenshot("workload-running").await;
     browser.click("#kill").await;
-    browser.text_when("#status", "killed", |t| t == "killed").await;
+    browser
+        .text_when("#status", "killed", |t| t == "killed")
+        .await;
     assert_eq!(status_of(&server, &admin, &sleeper), "killed");
     assert_eq!(browser.count("#kill").await, 0, "no Kill once it ended");
 
@@ -368,6 +373,76 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
         .as_str()
         .contains("status=killed"));
     browser.screenshot("workloads-killed").await;
+    // Rows follow the event stream: a new workload appears, then its status changes,
+    // with no reload of the page.
+    browser
+        .find("#filter-status")
+        .await
+        .select_by_value("")
+        .await
+        .expect("any status");
+    browser
+        .text_when("main table tbody", "every workload", |t| {
+            t.contains(&ticking)
+        })
+        .await;
+    let marker = browser
+        .client()
+        .execute("window.stillTheSamePage = true; return true;", vec![])
+        .await
+        .expect("mark the page");
+    assert_eq!(marker, json!(true));
+    let newcomer = call(
+        &server,
+        "POST",
+        "/v1/workloads/async",
+        &admin,
+        Some(json!({"runtime": "node", "code": SLEEPER})),
+    )["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let row = format!("main table tbody tr[data-id='{newcomer}']");
+    browser
+        .text_when(&row, "running", |t| t.contains("running"))
+        .await;
+    call(
+        &server,
+        "DELETE",
+        &format!("/v1/workloads/{newcomer}"),
+        &admin,
+        None,
+    );
+    browser
+        .text_when(&row, "killed", |t| t.contains("killed"))
+        .await;
+    let same = browser
+        .client()
+        .execute("return window.stillTheSamePage === true;", vec![])
+        .await
+        .expect("read the mark");
+    assert_eq!(same, json!(true), "the list updated without a reload");
+    // In a narrow window the navigation wraps and the table scrolls inside its box.
+    browser
+        .client()
+        .set_window_size(420, 900)
+        .await
+        .expect("a narrow window");
+    let overflow = browser
+        .client()
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("the page's width");
+    assert_eq!(overflow, json!(0), "the page does not scroll sideways");
+    browser.screenshot("workloads-narrow").await;
+    browser
+        .client()
+        .set_window_size(1280, 1000)
+        .await
+        .expect("a wide window");
 
     // Every other page draws without an error.
     for (path, title) in [
@@ -393,12 +468,16 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
             .screenshot(&format!("page-{}", title.to_lowercase()))
             .await;
     }
-    // The overview counts what ran, live from the stats stream.
+    // The overview counts what the API counts.
+    let stats = call(&server, "GET", "/v1/stats", &admin, None);
+    let expected = format!(
+        "total\n{}\npending\n0\nrunning\n0\ncompleted\n{}\nfailed\n0\nkilled\n{}",
+        stats["total"], stats["by_status"]["completed"], stats["by_status"]["killed"]
+    );
+    assert_eq!(stats["by_status"]["killed"], json!(2));
     browser.open("/").await;
     browser
-        .text_when(".cards", "the killed workload", |t| {
-            t.contains("killed\n1") || t.contains("killed 1")
-        })
+        .text_when(".cards", "the API's counts", |t| t.starts_with(&expected))
         .await;
     browser.close().await;
 }
@@ -435,7 +514,9 @@ async fn a_viewer_cannot_kill_and_a_tenant_sees_only_its_own() {
     browser.sign_in(&viewer).await;
     browser.heading("Overview").await;
     assert_eq!(
-        browser.count("#nav a[href='/workloads/new']:not([hidden])").await,
+        browser
+            .count("#nav a[href='/workloads/new']:not([hidden])")
+            .await,
         0,
         "a viewer is not offered New workload"
     );
@@ -465,17 +546,139 @@ async fn a_viewer_cannot_kill_and_a_tenant_sees_only_its_own() {
     let refused = browser
         .text_when("main .error", "a not found", |t| !t.is_empty())
         .await;
-    assert!(refused.contains("not found") || refused.contains("no workload"), "{refused}");
+    assert!(
+        refused.contains("not found") || refused.contains("no workload"),
+        "{refused}"
+    );
     browser.screenshot("tenant-other-workload").await;
+    // What the role may not do is explained, not shown as a bare error.
+    browser.open("/keys").await;
+    let forbidden = browser
+        .text_when("main .error", "a 403 explained", |t| !t.is_empty())
+        .await;
+    assert!(
+        forbidden.contains("role viewer") && forbidden.contains("keys:manage"),
+        "{forbidden}"
+    );
 
-    // The same page with a developer key of the tenant offers Kill.
+    // The same page with a developer key of the tenant offers Kill. (Signed in with the
+    // keyboard alone: the key, then Enter.)
     browser.click("#sign-out").await;
     browser.heading("Sign in").await;
-    browser.sign_in(&developer).await;
+    browser
+        .type_into(
+            "#api-key",
+            &format!("{developer}{}", char::from(Key::Enter)),
+        )
+        .await;
     browser.heading("Overview").await;
     browser.open(&format!("/workloads/{ours}")).await;
     browser.click("#kill").await;
-    browser.text_when("#status", "killed", |t| t == "killed").await;
+    browser
+        .text_when("#status", "killed", |t| t == "killed")
+        .await;
     assert_eq!(status_of(&server, &developer, &ours), "killed");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn any_node_of_a_cluster_serves_the_pages_and_follows_the_others_work() {
+    let _one = ONE_BROWSER.lock().await;
+    let pg = PgServer::start().expect("a PostgreSQL server of the test's own");
+    let url = pg.database().expect("a database");
+    let admin = "vk_dashboard_cluster-admin-key";
+    let node = |id: &'static str| {
+        Server::start(&[
+            ("VULCAN_DATABASE_URL", url.as_str()),
+            ("VULCAN_NODE_ID", id),
+            (
+                "VULCAN_SECRET_KEY",
+                "Y2x1c3Rlci10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=",
+            ),
+            ("VULCAN_ISOLATE_POOL_SIZE", "1"),
+            ("VULCAN_AUTH", "on"),
+            ("VULCAN_ADMIN_KEY", admin),
+        ])
+    };
+    let (a, b) = (node("a"), node("b"));
+    // Work submitted to node A, watched from node B's pages.
+    let id = call(
+        &a,
+        "POST",
+        "/v1/workloads/async",
+        admin,
+        Some(json!({"runtime": "node", "code":
+            "for (let i = 0; i < 6; i++) { console.log(`line ${i}`); await new Promise((r) => setTimeout(r, 500)); }"})),
+    )["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let browser = Browser::start(&b.base).await;
+    browser.sign_in(admin).await;
+    browser.heading("Overview").await;
+    browser.open(&format!("/workloads/{id}")).await;
+    browser
+        .text_when("#log-lines", "every line", |t| t.contains("line 5"))
+        .await;
+    browser
+        .text_when("#status", "completed", |t| t == "completed")
+        .await;
+    browser.open("/nodes").await;
+    browser
+        .text_when("main table", "both nodes live", |t| {
+            t.matches("live").count() >= 2
+        })
+        .await;
+    browser.screenshot("cluster-nodes").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_function_is_deployed_rolled_back_and_invoked_from_its_pages() {
+    let _one = ONE_BROWSER.lock().await;
+    let (server, admin) = secured();
+    let browser = Browser::start(&server.base).await;
+    browser.sign_in(&admin).await;
+    browser.heading("Overview").await;
+    browser.click_link("Functions").await;
+    browser.heading("Functions").await;
+    browser.type_into("#fn-name", "greet").await;
+    browser
+        .type_into("#fn-code", "export default (i) => `v1 ${i.name}`")
+        .await;
+    browser.click("main form button[type=submit]").await;
+    browser.heading("Function greet").await;
+    // A second version, deployed through the API, becomes active.
+    call(
+        &server,
+        "PUT",
+        "/v1/functions/greet",
+        &admin,
+        Some(json!({"runtime": "node", "code": "export default (i) => `v2 ${i.name}`"})),
+    );
+    browser.open("/functions/greet").await;
+    browser.click_link("Functions").await;
+    browser.click_link("greet").await;
+    browser.heading("Function greet").await;
+    browser
+        .text_when("main", "version 2 active", |t| t.contains("Activate v1"))
+        .await;
+    browser.screenshot("function").await;
+    // Roll back to version 1, then invoke it with an input.
+    browser.click("main table button").await;
+    browser
+        .text_when("main", "version 1 active", |t| t.contains("Activate v2"))
+        .await;
+    browser
+        .type_into("#invoke-input", r#"{"name": "Ada"}"#)
+        .await;
+    browser.click("main form button[type=submit]").await;
+    browser
+        .text_when("#status", "completed", |t| t == "completed")
+        .await;
+    let output = browser
+        .text_when("#output-text", "the output", |t| t.contains("Ada"))
+        .await;
+    assert_eq!(output, "\"v1 Ada\"");
     browser.close().await;
 }

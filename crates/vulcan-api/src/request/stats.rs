@@ -44,7 +44,8 @@ pub async fn timeline(
             })?,
     };
     let now = OffsetDateTime::now_utc();
-    let window_start = now - time::Duration::seconds(i64::from(minutes - 1) * 60 + i64::from(now.second()));
+    let window_start =
+        now - time::Duration::seconds(i64::from(minutes - 1) * 60 + i64::from(now.second()));
     let counts = state
         .engine
         .store()
