@@ -968,14 +968,19 @@ async function benchmarks() {
   if (!can("benchmarks:run")) return;
   const iterations = h("input", { id: "bench-iterations", type: "number", min: 1, value: 20 });
   const concurrency = h("input", { id: "bench-concurrency", type: "number", min: 1, value: 4 });
+  const only = h("input", { id: "bench-backends", placeholder: "isolate, gvisor, microvm" });
   root.append(h("h2", {}, "Run the benchmark"), h("form", {
     class: "card",
     onsubmit: guarded(async (e) => {
       e.preventDefault();
-      const report = await api("POST", "/v1/benchmarks", { iterations: Number(iterations.value), concurrency: Number(concurrency.value) });
+      const body = { iterations: Number(iterations.value), concurrency: Number(concurrency.value) };
+      const names = only.value.split(/[\s,]+/).filter(Boolean);
+      if (names.length) body.backends = names;
+      const report = await api("POST", "/v1/benchmarks", body);
       navigate(`/benchmarks/${report.id}`);
     }),
-  }, h("div", { class: "row" }, field("Iterations", iterations), field("Concurrency", concurrency)),
+  }, h("div", { class: "row" }, field("Iterations", iterations), field("Concurrency", concurrency),
+    field("Backends", only, "Empty: every backend.")),
   h("button", { type: "submit" }, "Start benchmark")));
 }
 

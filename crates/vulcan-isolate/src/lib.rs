@@ -23,6 +23,7 @@ mod instance;
 pub mod jail;
 pub mod pool;
 pub mod process;
+pub mod wasm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::Jail;
 use crate::pool::WarmPool;
 use crate::process::{read_line, DenoProcess, Launcher, Read};
+pub use crate::wasm::{WasmHelper, WasmSettings};
 
 /// The runner script every Deno process starts with.
 pub const RUNNER_JS: &str = include_str!("runner.js");
@@ -64,6 +66,8 @@ pub struct IsolateConfig {
     pub max_output_bytes: usize,
     /// Confine Deno in a chroot as nobody (needs root). Off only by explicit choice.
     pub jail: bool,
+    /// Run wasm on wasmtime in a helper process; `None` runs it in Deno.
+    pub wasm: Option<WasmSettings>,
 }
 
 impl IsolateConfig {
@@ -76,6 +80,7 @@ impl IsolateConfig {
             max_concurrency: 16,
             max_output_bytes: 1024 * 1024,
             jail: true,
+            wasm: None,
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct IsolateBackend {
     cgroups: Mutex<HashMap<String, MemoryCgroup>>,
     /// Warm instances of deployed functions.
     instances: Arc<Instances<instance::Instance>>,
+    /// Runs wasm workloads, where configured.
+    wasm: Option<WasmHelper>,
 }
 
 struct Ready {
@@ -123,11 +130,16 @@ impl IsolateBackend {
         if state.is_ok() {
             tokio::spawn(instance::reap(Arc::downgrade(&instances)));
         }
+        let wasm = config.wasm.clone().map(|settings| {
+            let cgroups = state.as_ref().ok().and_then(|r| r.cgroup_root.clone());
+            WasmHelper::new(settings, cgroups)
+        });
         IsolateBackend {
             config,
             state,
             cgroups: Mutex::new(HashMap::new()),
             instances,
+            wasm,
         }
     }
 
@@ -335,6 +347,11 @@ impl Backend for IsolateBackend {
         let ready = self.ready()?;
         let (kind, code_b64) = job_code(&spec)?;
         let _running = ready.pool.running();
+        if let Some(wasm) = self.wasm.as_ref().filter(|_| kind == "wasm") {
+            return wasm
+                .run(&spec, code_b64, logs, self.config.max_output_bytes)
+                .await;
+        }
         if let Some(invocation) = spec
             .invocation
             .as_ref()

@@ -18,7 +18,7 @@
 //!   of the same snapshot file, and the pool of restored VMs back to back.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,api,store,cluster,functions` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,wasm,api,store,cluster,functions` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -183,6 +183,71 @@ fn cold(n: usize) {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{\"sum\":3}");
     });
     print_overhead("cold overhead over bare deno run", vulcan, bare);
+}
+
+/// Runs `f` back to back on each of `clients` threads for `wall`.
+fn measure_for(name: &str, clients: usize, wall: Duration, f: impl Fn() + Sync) -> Figures {
+    let started = Instant::now();
+    let samples = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut samples = Vec::new();
+                    while started.elapsed() < wall {
+                        let t = Instant::now();
+                        f();
+                        samples.push(t.elapsed());
+                    }
+                    samples
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    Figures {
+        name: name.into(),
+        samples,
+        wall: started.elapsed(),
+    }
+}
+
+/// A WASI command that reads its input from stdin and prints it.
+const WASI_ECHO: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 1000))
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store (i32.const 16) (i32.const 100))
+    (i32.store (i32.const 20) (i32.load (i32.const 8)))
+    (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"#;
+
+/// Fresh wasm workloads (a new instance each) on wasmtime, over HTTP.
+fn wasm(n: usize) {
+    use base64::Engine as _;
+    let server = Server::start(&[]);
+    let code = base64::engine::general_purpose::STANDARD.encode(wat::parse_str(WASI_ECHO).unwrap());
+    let body = serde_json::json!({"runtime": "wasm", "code": code, "input": {"n": 42}});
+    let run = || {
+        let w = server.run(body.clone());
+        assert_eq!(w["output"], "{\"n\":42}", "{w}");
+    };
+    for _ in 0..50 {
+        run();
+    }
+    measure("wasm (WASI, fresh instance): 1 client", n, 1, run).print();
+    measure_for(
+        "wasm (WASI, fresh instance): 4 clients, 10 s",
+        4,
+        Duration::from_secs(10),
+        run,
+    )
+    .print();
 }
 
 fn api_overhead(n: usize) {
@@ -665,6 +730,9 @@ fn main() {
     }
     if run("microvm") {
         microvm(n.clamp(1, 10));
+    }
+    if run("wasm") {
+        wasm(n);
     }
     if run("api") {
         api_overhead(n);

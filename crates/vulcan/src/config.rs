@@ -24,6 +24,13 @@ pub enum Switch {
     Off,
 }
 
+/// What runs wasm workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WasmEngine {
+    Wasmtime,
+    Deno,
+}
+
 /// Configuration of `vulcan serve`. Precedence: flag, then environment, then `.env`, then default.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -117,6 +124,19 @@ pub struct ServeArgs {
     /// Run Deno in a chroot as nobody (needs root). Off lets workload modules import host files.
     #[arg(long, env = "VULCAN_ISOLATE_JAIL", value_enum, default_value = "on")]
     pub isolate_jail: Switch,
+
+    /// What runs wasm workloads: wasmtime (in a helper process) or deno (as before).
+    #[arg(
+        long,
+        env = "VULCAN_WASM_ENGINE",
+        value_enum,
+        default_value = "wasmtime"
+    )]
+    pub wasm_engine: WasmEngine,
+
+    /// The memory bound (MiB) of the wasmtime helper's cgroup: all its runs together.
+    #[arg(long, env = "VULCAN_WASM_MEMORY_MB", default_value_t = 2048)]
+    pub wasm_memory_mb: u64,
 
     /// The runsc binary of the gvisor backend [default: runsc on PATH].
     #[arg(long, env = "VULCAN_RUNSC_BIN")]

@@ -31,6 +31,19 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Write a man page for vulcan and each of its commands into DIR (man1 pages).
     Man { dir: std::path::PathBuf },
+    /// (internal) The wasmtime helper process the server starts for wasm workloads.
+    #[command(hide = true)]
+    WasmHelper {
+        /// The empty directory it confines itself to.
+        #[arg(long)]
+        root: std::path::PathBuf,
+        /// Instances at once.
+        #[arg(long, default_value_t = 16)]
+        slots: u32,
+        /// The largest mem_mb of a run.
+        #[arg(long, default_value_t = 1024)]
+        max_mem_mb: u32,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -59,6 +72,20 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Command::WasmHelper {
+            root,
+            slots,
+            max_mem_mb,
+        } => {
+            let settings = vulcan_wasm::helper::Settings { slots, max_mem_mb };
+            match vulcan_wasm::helper::serve(settings, &root) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Client(command) => cli::main(cli.connection, command),
     }
 }

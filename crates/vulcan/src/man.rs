@@ -18,7 +18,11 @@ fn write_tree(command: &clap::Command, name: &str, dir: &Path) -> std::io::Resul
     page.render(&mut text)?;
     std::fs::write(dir.join(format!("{name}.1")), text)?;
     let mut written = 1;
-    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+    // Hidden commands (the wasm helper the server starts) are internal: no page.
+    for sub in command
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+    {
         written += write_tree(sub, &format!("{name}-{}", sub.get_name()), dir)?;
     }
     Ok(written)

@@ -16,11 +16,11 @@ use vulcan_engine::secrets::{Keyring, SecretKey};
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
-use vulcan_isolate::{IsolateBackend, IsolateConfig};
+use vulcan_isolate::{IsolateBackend, IsolateConfig, WasmSettings};
 use vulcan_microvm::{AccelChoice, MicrovmBackend, MicrovmConfig};
 use vulcan_store::{PgStore, SqliteStore};
 
-use crate::config::{AccelArg, LogFormat, ServeArgs, Switch};
+use crate::config::{AccelArg, LogFormat, ServeArgs, Switch, WasmEngine};
 
 fn init_logging(args: &ServeArgs) -> Result<(), String> {
     let filter: Targets = args
@@ -263,6 +263,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     isolate.max_concurrency = args.isolate_concurrency;
     isolate.max_output_bytes = args.max_output_bytes;
     isolate.jail = args.isolate_jail == Switch::On;
+    if args.wasm_engine == WasmEngine::Wasmtime {
+        isolate.wasm = Some(WasmSettings {
+            program: std::env::current_exe()
+                .map_err(|e| format!("cannot find the vulcan binary for the wasm helper: {e}"))?,
+            root: args.data_dir.join("wasm-root"),
+            slots: args.isolate_concurrency,
+            max_mem_mb: args.max_mem_mb,
+            memory_mb: args.wasm_memory_mb,
+        });
+    }
     let mut registry = BackendRegistry::new();
     registry.register(Arc::new(IsolateBackend::start(isolate)));
 

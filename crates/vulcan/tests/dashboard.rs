@@ -680,5 +680,25 @@ async fn a_function_is_deployed_rolled_back_and_invoked_from_its_pages() {
         .text_when("#output-text", "the output", |t| t.contains("Ada"))
         .await;
     assert_eq!(output, "\"v1 Ada\"");
+
+    // A benchmark started from its page shows its progress, then the report's charts.
+    browser.click_link("Benchmarks").await;
+    browser.heading("Benchmarks").await;
+    browser.type_into("#bench-iterations", "3").await;
+    browser.type_into("#bench-concurrency", "1").await;
+    browser.type_into("#bench-backends", "isolate").await;
+    browser.click("main form button[type=submit]").await;
+    browser
+        .text_when("main dl", "the run to finish", |t| t.contains("completed"))
+        .await;
+    assert_eq!(browser.count("figure[data-metric]").await, 6);
+    assert!(browser.count("rect[data-backend='isolate']").await >= 1);
+    let progress = browser.find("#bench-progress").await;
+    assert_eq!(
+        progress.prop("value").await.unwrap(),
+        progress.prop("max").await.unwrap(),
+        "the progress bar is full"
+    );
+    browser.screenshot("benchmark").await;
     browser.close().await;
 }
