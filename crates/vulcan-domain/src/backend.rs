@@ -73,6 +73,19 @@ pub trait LogSink: Send + Sync {
     fn code_started(&self) {}
 }
 
+/// Turns what a workload sent into what its backend runs, before the backend prepares it:
+/// Go source into a static binary. A spec it has nothing to do for comes back as it was.
+#[async_trait]
+pub trait Builder: Send + Sync {
+    /// The spec to run, or the result the workload ends with (a failed build: the error
+    /// says why, the builder's output is already in `logs`).
+    async fn build(
+        &self,
+        spec: WorkloadSpec,
+        logs: &std::sync::Arc<dyn LogSink>,
+    ) -> Result<WorkloadSpec, WorkloadResult>;
+}
+
 /// An isolation backend: something that can run a [`WorkloadSpec`] to completion.
 ///
 /// Cancellation contract: when the engine times a workload out or kills it, it drops the

@@ -23,7 +23,9 @@ mod workload;
 pub use access::{
     AccessStore, ApiKey, AuditEntry, AuditFilter, Permission, Quota, Role, DEFAULT_TENANT,
 };
-pub use backend::{Availability, Backend, BackendCapabilities, BackendError, BackendInfo, LogSink};
+pub use backend::{
+    Availability, Backend, BackendCapabilities, BackendError, BackendInfo, Builder, LogSink,
+};
 pub use cluster::{
     Alone, Housekept, NodeBackend, NodeRecord, NodeState, NodeStore, Signal, SignalBus,
 };

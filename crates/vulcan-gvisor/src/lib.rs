@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod cgroup;
+pub mod gobuild;
 pub mod image;
 pub mod output;
 pub mod runsc;

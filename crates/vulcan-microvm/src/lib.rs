@@ -57,7 +57,7 @@ pub enum AccelChoice {
     Tcg,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MicrovmConfig {
     pub qemu: Option<PathBuf>,
     /// Where `scripts/guest.sh` put vmlinuz, initramfs.cpio and rootfs.ext4.
@@ -77,6 +77,9 @@ pub struct MicrovmConfig {
     /// Restore VMs from snapshots of booted guests instead of booting them
     /// ([`snapshot`]); snapshots live in `work_dir/snapshots`.
     pub snapshots: bool,
+    /// Turns Go source into the static binary the guest runs (a gVisor sandbox builds it);
+    /// without one, `runtime: go` takes a prebuilt `main` only.
+    pub builder: Option<Arc<dyn vulcan_domain::Builder>>,
 }
 
 impl MicrovmConfig {
@@ -93,6 +96,7 @@ impl MicrovmConfig {
             max_output_bytes: 1024 * 1024,
             boot_timeout: Duration::from_secs(20),
             snapshots: true,
+            builder: None,
         }
     }
 }
@@ -805,6 +809,14 @@ impl Backend for MicrovmBackend {
                 "the microvm backend does not run {runtime}"
             )));
         }
+        // Go source becomes a static binary first (see `MicrovmConfig::builder`).
+        let spec = match &self.inner.config.builder {
+            Some(builder) if runtime == Runtime::Go => match builder.build(spec, &logs).await {
+                Ok(spec) => spec,
+                Err(failed) => return Ok(failed),
+            },
+            _ => spec,
+        };
         if runtime == Runtime::Go && spec.code.is_some() {
             return Err(BackendError(
                 "runtime go takes a \"code_archive\" holding a static binary named main (build it with CGO_ENABLED=0 go build -o main)".into(),

@@ -22,6 +22,19 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+/// A gzipped tar holding one file, `name`, with `mode` (a built program for a backend
+/// that takes a `code_archive`).
+pub fn pack_file(name: &str, bytes: &[u8], mode: u32) -> io::Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(mode);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, name, bytes)?;
+    builder.into_inner()?.finish()
+}
+
 /// The most a workload's `code_archive` may unpack to, on every backend.
 pub const CODE_ARCHIVE_BUDGET: u64 = 256 * 1024 * 1024;
 

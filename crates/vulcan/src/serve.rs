@@ -305,7 +305,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // An implicit pull has its own deadline (and error); the run's preparation bound is
     // just beyond it.
     gvisor.preparation_timeout = pull_timeout + Duration::from_secs(30);
-    registry.register(Arc::new(GvisorBackend::start(gvisor, images.clone())));
+    let gvisor = Arc::new(GvisorBackend::start(gvisor, images.clone()));
+    registry.register(gvisor.clone());
 
     let mut microvm = MicrovmConfig::new(
         args.qemu(),
@@ -324,6 +325,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     microvm.max_output_bytes = args.max_output_bytes;
     microvm.boot_timeout = Duration::from_secs(args.microvm_boot_timeout_s);
     microvm.snapshots = args.microvm_snapshots == Switch::On;
+    microvm.builder = Some(Arc::new(vulcan_gvisor::gobuild::GoSource::new(
+        gvisor.clone(),
+        args.data_dir.join("go"),
+    )));
     registry.register(Arc::new(MicrovmBackend::start(microvm).await));
     for info in registry.list() {
         match &info.reason {

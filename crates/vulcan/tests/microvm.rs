@@ -948,3 +948,95 @@ fn each_run_reports_the_cpu_time_and_memory_it_really_used_in_the_guest() {
         "an idle second costs little: {idle} vs {nothing}"
     );
 }
+
+/// The server's log lines of `w` from the `backend` stream.
+fn backend_lines(server: &Server, w: &Value) -> Vec<String> {
+    let id = w["id"].as_str().unwrap();
+    let (_, history) = server.get(&format!("/v1/workloads/{id}/logs/history?stream=backend"));
+    history["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+const HELLO_GO: &str =
+    "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hello\")\n}\n";
+
+#[test]
+fn go_source_is_built_in_a_sandbox_once_and_runs_in_a_microvm() {
+    let _one = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let first =
+        server.run(json!({"runtime": "go", "code": HELLO_GO, "resources": {"timeout_s": 60}}));
+    assert_eq!(
+        (first["status"].as_str(), first["output"].as_str()),
+        (Some("completed"), Some("hello")),
+        "{first}"
+    );
+    assert_eq!(first["isolation"], "microvm", "{first}");
+    let lines = backend_lines(&server, &first);
+    assert!(
+        lines.iter().any(|l| l.contains("go build: built in")),
+        "{lines:?}"
+    );
+    // The same source again: the build is skipped, and says so.
+    let second =
+        server.run(json!({"runtime": "go", "code": HELLO_GO, "resources": {"timeout_s": 60}}));
+    assert_eq!(second["output"], "hello", "{second}");
+    let lines = backend_lines(&server, &second);
+    assert!(
+        lines.iter().any(|l| l.contains("go build skipped")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("built in")), "{lines:?}");
+
+    // A module with a package of its own, sent as an archive.
+    let archive = tar_gz(&[
+        ("go.mod", b"module example.com/app\n\ngo 1.19\n", 0o644),
+        (
+            "main.go",
+            b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/app/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hi(\"Ada\")) }\n",
+            0o644,
+        ),
+        (
+            "greet/greet.go",
+            b"package greet\n\nfunc Hi(n string) string { return \"hi \" + n }\n",
+            0o644,
+        ),
+    ]);
+    let module = server
+        .run(json!({"runtime": "go", "code_archive": archive, "resources": {"timeout_s": 60}}));
+    assert_eq!(module["output"], "hi Ada", "{module}");
+}
+
+#[test]
+fn a_compile_error_or_a_reach_for_host_files_fails_with_the_compilers_words() {
+    let _one = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let broken = server.run(json!({"runtime": "go",
+        "code": "package main\n\nfunc main() {\n\tundefinedThing()\n}\n"}));
+    assert_eq!(broken["status"], "failed", "{broken}");
+    let error = broken["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("go build failed") && error.contains("undefined: undefinedThing"),
+        "{broken}"
+    );
+    let id = broken["id"].as_str().unwrap();
+    let (_, stderr) = server.get(&format!("/v1/workloads/{id}/logs/history?stream=stderr"));
+    assert!(
+        stderr.to_string().contains("undefined: undefinedThing"),
+        "the compiler's message is in the stderr log: {stderr}"
+    );
+    // Embedding a host file: refused by the compiler, and the sandbox has none to give.
+    for pattern in ["../../../../etc/passwd", "/etc/passwd"] {
+        let embed = server.run(json!({"runtime": "go", "code": format!(
+            "package main\n\nimport (\n\t_ \"embed\"\n\t\"fmt\"\n)\n\n//go:embed {pattern}\nvar secret string\n\nfunc main() {{ fmt.Print(secret) }}\n"
+        )}));
+        assert_eq!(embed["status"], "failed", "{embed}");
+        let error = embed["error"].as_str().unwrap_or_default();
+        assert!(error.contains("go build failed"), "{embed}");
+        assert!(!embed.to_string().contains("root:x:0:0"), "{embed}");
+    }
+}
