@@ -30,6 +30,10 @@ impl Default for Resources {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadSpec {
     pub id: String,
+    /// The tenant it belongs to: a backend that keeps a sandbox for later workloads keeps
+    /// it for that tenant's only.
+    #[serde(default)]
+    pub tenant: String,
     pub runtime: Runtime,
     /// The concrete isolation chosen for this run (never `auto`).
     pub isolation: Isolation,

@@ -339,6 +339,7 @@ impl Engine {
         let input_hash = submission.input_hash(runtime);
         let spec = WorkloadSpec {
             id: id.clone(),
+            tenant: tenant.clone(),
             runtime,
             isolation: route.isolation,
             code: submission.code,

@@ -336,6 +336,7 @@ impl Engine {
         };
         let spec = WorkloadSpec {
             id: id.clone(),
+            tenant: tenant.to_owned(),
             runtime: code.runtime,
             isolation: route.isolation,
             code: None,

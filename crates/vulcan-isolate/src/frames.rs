@@ -58,7 +58,7 @@ pub(crate) async fn collect(
             .map_err(|e| BackendError(format!("reading from the isolate: {e}")))?;
         match read {
             Read::Eof => break,
-            Read::Frame(Frame::Ready) | Read::Frame(Frame::Loaded) => {}
+            Read::Frame(Frame::Ready) | Read::Frame(Frame::Loaded) | Read::Frame(Frame::Next) => {}
             Read::Frame(Frame::Stdout { l }) | Read::Raw(l) => {
                 out.printed.push(l.as_bytes());
                 out.printed.push(b"\n");

@@ -58,13 +58,12 @@ impl Instance {
         logs: Arc<dyn LogSink>,
         max_output: usize,
     ) -> Result<Result<Instance, WorkloadResult>, BackendError> {
-        let mut process = match ready.pool.take(mem_mb) {
-            Some(p) => p,
-            None => ready
-                .launcher
-                .spawn(mem_mb, false)
-                .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
-        };
+        // An instance keeps its module in its main isolate: a process of its own, not a
+        // pooled one (those run each job in a Worker).
+        let mut process = ready
+            .launcher
+            .spawn(mem_mb, false)
+            .map_err(|e| BackendError(format!("cannot start deno: {e}")))?;
         process.settle().await;
         let tail = StderrTail::follow(&mut process, logs.clone());
         let job = serde_json::json!({ "kind": "serve", "code_b64": code_b64, "env": env });

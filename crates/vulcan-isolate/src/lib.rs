@@ -213,6 +213,85 @@ impl IsolateBackend {
         true
     }
 
+    /// Runs a job in a pooled process's next Worker; the process then goes back to the pool
+    /// for the tenant's later jobs, unless the job ended it (out of memory, an exit) or it
+    /// does not say it is ready again.
+    async fn run_in_worker(
+        &self,
+        ready: &Ready,
+        mut process: DenoProcess,
+        spec: &WorkloadSpec,
+        kind: &str,
+        code_b64: String,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        let mem_mb = spec.resources.mem_mb;
+        let mark = process.cgroup.as_ref().map(MemoryCgroup::mark);
+        if process.cgroup.is_none() && ready.cgroup_root.is_some() {
+            logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
+        }
+        let tail = match process.tail.clone() {
+            Some(tail) => {
+                tail.restart(logs.clone());
+                tail
+            }
+            None => {
+                let tail = StderrTail::follow(&mut process, logs.clone());
+                process.tail = Some(tail.clone());
+                tail
+            }
+        };
+        logs.code_started();
+        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.env });
+        let sent = process.send_line(job.to_string().as_bytes()).await;
+        let max_output = self.config.max_output_bytes;
+        let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
+        let usage =
+            |p: &DenoProcess| mark.and_then(|mark| p.cgroup.as_ref().map(|g| g.usage_since(mark)));
+        if outcome.ended.is_some() && sent.is_ok() && process.next_job_ready(NEXT_JOB_WITHIN).await
+        {
+            let used = usage(&process);
+            ready.pool.give_back(&spec.tenant, process);
+            let mut result = outcome.into_result(|_| String::new());
+            result.usage = used;
+            return Ok(result);
+        }
+        let exit = match outcome.ended {
+            Some(_) => None,
+            None => Some(tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await),
+        };
+        let used = usage(&process);
+        let oom = process
+            .cgroup
+            .as_ref()
+            .is_some_and(MemoryCgroup::oom_killed);
+        // The cgroup is released with the workload's (`cleanup`).
+        self.keep_cgroup(&spec.id, &mut process);
+        process.retire();
+        let died = |outcome: &frames::Outcome| {
+            let how = match &exit {
+                Some(Ok(Ok(s))) => s.to_string(),
+                _ => "did not exit".into(),
+            };
+            let sent = sent
+                .as_ref()
+                .err()
+                .map(|e| format!(" (sending the job failed: {e})"))
+                .unwrap_or_default();
+            frames::died_error(
+                &tail.text(),
+                oom,
+                mem_mb,
+                outcome.oversize,
+                max_output,
+                &format!("{how}{sent}"),
+            )
+        };
+        let mut result = outcome.into_result(died);
+        result.usage = used;
+        Ok(result)
+    }
+
     fn oom_killed(&self, id: &str) -> bool {
         self.cgroups
             .lock()
@@ -221,6 +300,10 @@ impl IsolateBackend {
             .is_some_and(MemoryCgroup::oom_killed)
     }
 }
+
+/// How long a pooled process may take, after a job's result, to end the job's Worker and
+/// say it is ready for the next; past that it is not used again.
+const NEXT_JOB_WITHIN: Duration = Duration::from_secs(2);
 
 /// The kind and base64 code of a job: a module (JavaScript or TypeScript) or a Wasm module.
 fn job_code(spec: &WorkloadSpec) -> Result<(&'static str, String), BackendError> {
@@ -287,6 +370,13 @@ impl StderrTail {
             });
         }
         tail
+    }
+
+    /// Starts over for a reused process's next job: its lines go to `logs`, and the tail
+    /// holds that job's lines only.
+    pub(crate) fn restart(&self, logs: Arc<dyn LogSink>) {
+        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = Tail::new(TAIL_BYTES);
+        self.switch(logs);
     }
 
     /// Sends further stderr lines to `logs`.
@@ -369,7 +459,7 @@ impl Backend for IsolateBackend {
             .await;
         }
         let mem_mb = spec.resources.mem_mb;
-        let mut process = match ready.pool.take(mem_mb) {
+        let mut process = match ready.pool.take(mem_mb, &spec.tenant) {
             Some(p) => p,
             None => ready
                 .launcher
@@ -377,6 +467,11 @@ impl Backend for IsolateBackend {
                 .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
         };
         process.settle().await;
+        if process.workers {
+            return self
+                .run_in_worker(ready, process, &spec, kind, code_b64, logs)
+                .await;
+        }
         let mark = process.cgroup.as_ref().map(MemoryCgroup::mark);
         let bounded = self.keep_cgroup(&spec.id, &mut process);
         if !bounded && ready.cgroup_root.is_some() {

@@ -1,4 +1,6 @@
-//! The warm pool: Deno processes started ahead of time, each waiting for its one job.
+//! The warm pool: Deno processes started ahead of time. Each runs its jobs one at a time,
+//! every job in a fresh Worker (a V8 isolate no other job has touched); after its first job
+//! a process belongs to that job's tenant and serves later jobs of that tenant only.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,6 +28,8 @@ pub struct WarmPool {
     size: usize,
     heap_mb: u32,
     idle: Mutex<VecDeque<DenoProcess>>,
+    /// Processes that have served a tenant, waiting for its next job (oldest first).
+    bound: Mutex<VecDeque<(String, DenoProcess)>>,
     /// Jobs of this backend now running, pooled or not.
     running: AtomicUsize,
     wanted: Notify,
@@ -50,6 +54,7 @@ impl WarmPool {
             size,
             heap_mb,
             idle: Mutex::new(VecDeque::new()),
+            bound: Mutex::new(VecDeque::new()),
             running: AtomicUsize::new(0),
             wanted: Notify::new(),
             closed: AtomicBool::new(false),
@@ -81,10 +86,30 @@ impl WarmPool {
         idle * 2 < self.size || self.running.load(Ordering::SeqCst) == 0
     }
 
-    /// A ready process with a `heap_mb` heap, if one is idle.
-    pub fn take(&self, heap_mb: u32) -> Option<DenoProcess> {
+    fn bound(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, DenoProcess)>> {
+        self.bound.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A ready process with a `heap_mb` heap for a job of `tenant`, if one is idle: one that
+    /// served the tenant before (the most recent), else a fresh one.
+    pub fn take(&self, heap_mb: u32, tenant: &str) -> Option<DenoProcess> {
         if heap_mb != self.heap_mb || self.size == 0 {
             return None;
+        }
+        loop {
+            let found = {
+                let mut bound = self.bound();
+                let at = bound.iter().rposition(|(t, _)| t == tenant);
+                at.and_then(|at| bound.remove(at))
+            };
+            match found {
+                Some((_, mut process)) => {
+                    if process.alive() {
+                        return Some(process);
+                    }
+                }
+                None => break,
+            }
         }
         let taken = loop {
             let Some(mut process) = self.idle().pop_front() else {
@@ -99,10 +124,35 @@ impl WarmPool {
         taken
     }
 
+    /// Keeps a process that has served `tenant` for that tenant's next job. At most the
+    /// pool's size are kept per tenant and twice its size in all; past that the oldest goes.
+    pub fn give_back(&self, tenant: &str, process: DenoProcess) {
+        if self.closed.load(Ordering::SeqCst) {
+            process.retire();
+            return;
+        }
+        let mut bound = self.bound();
+        bound.push_back((tenant.to_owned(), process));
+        let theirs = bound.iter().filter(|(t, _)| t == tenant).count();
+        if theirs > self.size {
+            if let Some(at) = bound.iter().position(|(t, _)| t == tenant) {
+                if let Some((_, old)) = bound.remove(at) {
+                    old.retire();
+                }
+            }
+        }
+        while bound.len() > self.size * 2 {
+            if let Some((_, old)) = bound.pop_front() {
+                old.retire();
+            }
+        }
+    }
+
     /// Stops refilling and kills the idle processes.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.idle().clear();
+        self.bound().clear();
         self.wanted.notify_one();
     }
 

@@ -69,6 +69,11 @@ pub struct DenoProcess {
     /// process can take a grace period (~10-20 ms), so it runs while Deno starts.
     joining: Option<tokio::task::JoinHandle<Option<MemoryCgroup>>>,
     cache: CacheDir,
+    /// A pooled process runs each job in a fresh Worker and stays for later jobs (of one
+    /// tenant); any other runs exactly one job.
+    pub workers: bool,
+    /// Its stderr, followed from its first job on (a reused process keeps it).
+    pub(crate) tail: Option<Arc<crate::StderrTail>>,
 }
 
 /// One line the runner wrote.
@@ -89,6 +94,9 @@ pub enum Frame {
     ScriptDone,
     #[serde(rename = "x")]
     Threw { m: String, s: String },
+    /// A pooled process has ended the job's Worker and waits for its next job.
+    #[serde(rename = "n")]
+    Next,
 }
 
 /// What reading the next line gave.
@@ -103,9 +111,11 @@ pub enum Read {
 }
 
 impl Launcher {
-    /// Starts a process with a V8 heap of `heap_mb`. A `warm_up` process loads the module
-    /// machinery before it says ready (for the pool); a cold one goes straight to its job.
-    pub fn spawn(&self, heap_mb: u32, warm_up: bool) -> std::io::Result<DenoProcess> {
+    /// Starts a process with a V8 heap of `heap_mb`. A `pooled` one runs each job in a
+    /// fresh Worker, made (with the module machinery loaded) before the job arrives, and
+    /// stays for later jobs; a cold one runs its one job in its main isolate.
+    pub fn spawn(&self, heap_mb: u32, pooled: bool) -> std::io::Result<DenoProcess> {
+        let warm_up = pooled;
         let cache = self.caches.take()?;
         let (program, runner, cache_seen) = match &self.jail {
             Some(jail) => {
@@ -122,9 +132,15 @@ impl Launcher {
         let mut cmd = Command::new(program);
         cmd.arg("run")
             .args(DENO_RUN_FLAGS)
-            .arg(format!("--v8-flags=--max-old-space-size={heap_mb}"))
-            .arg(runner)
-            .args(warm_up.then_some("--warm-up"))
+            .arg(format!("--v8-flags=--max-old-space-size={heap_mb}"));
+        if pooled {
+            // The main thread reads the runner once more, to start each job's Worker from
+            // it; the Workers themselves have no permission at all.
+            cmd.arg("--unstable-worker-options")
+                .arg(format!("--allow-read={}", runner.display()));
+        }
+        cmd.arg(&runner)
+            .args(pooled.then_some("--workers"))
             .env_clear()
             .env("NO_COLOR", "1")
             .env("DENO_NO_UPDATE_CHECK", "1")
@@ -181,6 +197,8 @@ impl Launcher {
             cgroup: None,
             joining,
             cache,
+            workers: pooled,
+            tail: None,
         })
     }
 
@@ -272,6 +290,22 @@ impl DenoProcess {
                 within.as_millis()
             )),
         }
+    }
+
+    /// After a job in a Worker: waits until the process says the Worker is gone and it
+    /// waits for the next job (whatever the job's Worker wrote after its result is
+    /// dropped). False if it does not within `within` or its output ended.
+    pub async fn next_job_ready(&mut self, within: Duration) -> bool {
+        let wait = async {
+            loop {
+                match read_line(&mut self.stdout, 1 << 20).await {
+                    Ok(Read::Frame(Frame::Next)) => return true,
+                    Ok(Read::Eof) | Err(_) => return false,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(within, wait).await.unwrap_or(false)
     }
 
     /// Kills the process; reaping it and removing its cache happen off the caller's path.

@@ -115,13 +115,13 @@ async function runModule(job) {
   }
 }
 
-// A pooled process warms the module loader (transpiler, caches) before the job arrives: it
-// is most of the cost of a first import. A cold one goes straight to its job.
-if (Deno.args.includes("--warm-up")) {
+// Loads the module machinery (transpiler, caches) before a job arrives: it is most of the
+// cost of a first import.
+async function warmUp() {
   await importModule(btoa("export default (x) => x;"));
   await importModule(btoa("export default (x: unknown) => x;"));
 }
-frame({ t: "ready" });
+
 // The job is one line. A blocking read wakes the moment it arrives (the stream reader
 // adds about a millisecond), and nothing else runs in this process until it has.
 function readJob() {
@@ -167,10 +167,79 @@ async function serve(job) {
   }
 }
 
-try {
-  const job = JSON.parse(readJob());
-  setEnv(job.env);
-  await (job.kind === "wasm" ? runWasm(job) : job.kind === "serve" ? serve(job) : runModule(job));
-} catch (e) {
-  threw(e);
+async function runOne(line) {
+  try {
+    const job = JSON.parse(line);
+    setEnv(job.env);
+    await (job.kind === "wasm" ? runWasm(job) : job.kind === "serve" ? serve(job) : runModule(job));
+  } catch (e) {
+    threw(e);
+  }
+}
+
+// A process started with --workers runs each job in a Worker of its own — a fresh V8
+// isolate, with no permissions, made before the job arrives — and then ends that Worker
+// and says so ({"t":"n"}): the server gives such a process later jobs of the same tenant
+// only. A job that exits (Deno.exit, close) ends the whole process, as it would alone.
+async function workers() {
+  const spawn = () => {
+    const worker = new Worker(import.meta.url, { type: "module", name: "vulcan-job", deno: { permissions: "none" } });
+    const ready = new Promise((resolve) => {
+      worker.onmessage = (e) => e.data === "ready" && resolve();
+    });
+    return { worker, ready };
+  };
+  let next = spawn();
+  await next.ready;
+  frame({ t: "ready" });
+  for (;;) {
+    const line = readJob();
+    if (line === "") {
+      next.worker.terminate();
+      return;
+    }
+    const { worker, ready } = next;
+    await ready;
+    await new Promise((resolve) => {
+      worker.onmessage = (e) => {
+        if (e.data === "end") resolve();
+        else if (typeof e.data?.exit === "number") Deno.exit(e.data.exit);
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        threw(e.error ?? new Error(e.message));
+        resolve();
+      };
+      worker.postMessage(line);
+    });
+    worker.terminate();
+    frame({ t: "n" });
+    next = spawn();
+  }
+}
+
+if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope) {
+  // A job's Worker. Stdin carries the process's later jobs: not this one's to read.
+  Object.defineProperty(Deno, "stdin", { value: undefined, configurable: false, writable: false });
+  // Deno.exit in a Worker would end only the Worker, and not at once: the main thread is
+  // told to end the process, and this thread waits for that without running another line.
+  const exit = (code = 0) => {
+    self.postMessage({ exit: Number(code) || 0 });
+    for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  };
+  Object.defineProperty(Deno, "exit", { value: exit, configurable: false, writable: false });
+  self.close = () => exit(0);
+  await warmUp();
+  self.onmessage = async (e) => {
+    self.onmessage = null;
+    await runOne(e.data);
+    self.postMessage("end");
+  };
+  self.postMessage("ready");
+} else if (Deno.args.includes("--workers")) {
+  await workers();
+} else {
+  if (Deno.args.includes("--warm-up")) await warmUp();
+  frame({ t: "ready" });
+  await runOne(readJob());
 }

@@ -113,6 +113,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
         .unwrap();
     let spec = WorkloadSpec {
         id: id.to_owned(),
+        tenant: "default".into(),
         runtime: Runtime::Node,
         isolation,
         code: Some("export default () => 1".into()),

@@ -12,6 +12,7 @@ fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
     let now = OffsetDateTime::now_utc();
     let spec = WorkloadSpec {
         id: id.to_owned(),
+        tenant: "default".into(),
         runtime: Runtime::Node,
         isolation,
         code: Some("export default () => 1".into()),

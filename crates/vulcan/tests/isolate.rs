@@ -374,3 +374,81 @@ fn each_run_reports_the_cpu_time_and_memory_it_really_used() {
         "{stats}"
     );
 }
+
+/// `body` run with `key` (as X-API-Key), waited for.
+fn run_as(server: &Server, key: &str, body: Value) -> Value {
+    let resp = ureq::post(&server.url("/v1/workloads"))
+        .set("X-API-Key", key)
+        .send_json(body);
+    common::answer_of(resp).1
+}
+
+#[test]
+fn a_tenants_one_shot_workloads_share_a_process_but_never_an_isolate() {
+    let _cpu = shared();
+    let server = Server::start(&[("VULCAN_AUTH", "on")]);
+    let admin = std::fs::read_to_string(server.data_dir.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let key = |tenant: &str| {
+        let resp = ureq::post(&server.url("/v1/keys"))
+            .set("X-API-Key", &admin)
+            .send_json(json!({"name": tenant, "role": "developer", "tenant": tenant}));
+        common::answer_of(resp).1["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b) = (key("a"), key("b"));
+    let probe = json!({"runtime": "node", "code":
+        "export default () => { globalThis.count = (globalThis.count ?? 0) + 1; return { pid: Deno.pid, count: globalThis.count }; }"});
+    let out = |w: &Value| -> Value {
+        assert_eq!(w["status"], "completed", "{w}");
+        serde_json::from_str(w["output"].as_str().unwrap()).unwrap()
+    };
+    let a1 = out(&run_as(&server, &a, probe.clone()));
+    let a2 = out(&run_as(&server, &a, probe.clone()));
+    assert_eq!(
+        a1["pid"], a2["pid"],
+        "a tenant's process serves its next job"
+    );
+    assert_eq!(
+        (a1["count"].as_u64(), a2["count"].as_u64()),
+        (Some(1), Some(1)),
+        "each job has a fresh isolate: no global survives"
+    );
+    let b1 = out(&run_as(&server, &b, probe.clone()));
+    assert_ne!(
+        b1["pid"], a1["pid"],
+        "another tenant never gets that process"
+    );
+
+    // A memory bomb ends its process: it fails alone, and the next job gets another.
+    let bomb = run_as(
+        &server,
+        &a,
+        json!({"runtime": "node", "code":
+        "const keep = []; for (;;) keep.push(new Array(1e6).fill(1));"}),
+    );
+    assert_eq!(bomb["status"], "failed", "{bomb}");
+    assert!(
+        bomb["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit exceeded"),
+        "{bomb}"
+    );
+    // So does an exit, as it did when each job had its own process.
+    let exit = run_as(
+        &server,
+        &a,
+        json!({"runtime": "node", "code": "Deno.exit(3);"}),
+    );
+    assert_eq!(exit["status"], "failed", "{exit}");
+    assert!(exit["error"].as_str().unwrap().contains("3"), "{exit}");
+    let a3 = out(&run_as(&server, &a, probe.clone()));
+    assert_eq!(a3["count"], 1);
+    let a4 = out(&run_as(&server, &a, probe));
+    assert_eq!(a3["pid"], a4["pid"]);
+}
