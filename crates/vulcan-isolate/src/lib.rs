@@ -248,10 +248,9 @@ impl IsolateBackend {
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
         let usage =
             |p: &DenoProcess| mark.and_then(|mark| p.cgroup.as_ref().map(|g| g.usage_since(mark)));
-        if outcome.ended.is_some() && sent.is_ok() && process.next_job_ready(NEXT_JOB_WITHIN).await
-        {
+        if outcome.ended.is_some() && sent.is_ok() {
             let used = usage(&process);
-            ready.pool.give_back(&spec.tenant, process);
+            ready.pool.come_back(&spec.tenant, process, NEXT_JOB_WITHIN);
             let mut result = outcome.into_result(|_| String::new());
             result.usage = used;
             return Ok(result);
@@ -302,8 +301,12 @@ impl IsolateBackend {
 }
 
 /// How long a pooled process may take, after a job's result, to end the job's Worker and
-/// say it is ready for the next; past that it is not used again.
+/// make the next; past that it is not used again.
 const NEXT_JOB_WITHIN: Duration = Duration::from_secs(2);
+
+/// How long a job waits for one of its tenant's processes to have its next Worker ready
+/// before it starts a process cold instead.
+const WAIT_FOR_WORKER: Duration = Duration::from_millis(50);
 
 /// The kind and base64 code of a job: a module (JavaScript or TypeScript) or a Wasm module.
 fn job_code(spec: &WorkloadSpec) -> Result<(&'static str, String), BackendError> {
@@ -459,7 +462,11 @@ impl Backend for IsolateBackend {
             .await;
         }
         let mem_mb = spec.resources.mem_mb;
-        let mut process = match ready.pool.take(mem_mb, &spec.tenant) {
+        let pooled = ready
+            .pool
+            .take_waiting(mem_mb, &spec.tenant, WAIT_FOR_WORKER)
+            .await;
+        let mut process = match pooled {
             Some(p) => p,
             None => ready
                 .launcher

@@ -30,6 +30,10 @@ pub struct WarmPool {
     idle: Mutex<VecDeque<DenoProcess>>,
     /// Processes that have served a tenant, waiting for its next job (oldest first).
     bound: Mutex<VecDeque<(String, DenoProcess)>>,
+    /// Processes of each tenant between a job's result and their next Worker being ready.
+    returning: Mutex<std::collections::HashMap<String, usize>>,
+    /// Signalled when a process comes back.
+    back: Notify,
     /// Jobs of this backend now running, pooled or not.
     running: AtomicUsize,
     wanted: Notify,
@@ -55,6 +59,8 @@ impl WarmPool {
             heap_mb,
             idle: Mutex::new(VecDeque::new()),
             bound: Mutex::new(VecDeque::new()),
+            returning: Mutex::new(std::collections::HashMap::new()),
+            back: Notify::new(),
             running: AtomicUsize::new(0),
             wanted: Notify::new(),
             closed: AtomicBool::new(false),
@@ -90,26 +96,30 @@ impl WarmPool {
         self.bound.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The longest idle process that served `tenant`, if one is alive.
+    fn take_bound(&self, tenant: &str) -> Option<DenoProcess> {
+        loop {
+            let found = {
+                let mut bound = self.bound();
+                let at = bound.iter().position(|(t, _)| t == tenant);
+                at.and_then(|at| bound.remove(at))
+            };
+            let (_, mut process) = found?;
+            if process.alive() {
+                process.promote();
+                return Some(process);
+            }
+        }
+    }
+
     /// A ready process with a `heap_mb` heap for a job of `tenant`, if one is idle: one that
-    /// served the tenant before (the most recent), else a fresh one.
+    /// served the tenant before (the longest idle), else a fresh one.
     pub fn take(&self, heap_mb: u32, tenant: &str) -> Option<DenoProcess> {
         if heap_mb != self.heap_mb || self.size == 0 {
             return None;
         }
-        loop {
-            let found = {
-                let mut bound = self.bound();
-                let at = bound.iter().rposition(|(t, _)| t == tenant);
-                at.and_then(|at| bound.remove(at))
-            };
-            match found {
-                Some((_, mut process)) => {
-                    if process.alive() {
-                        return Some(process);
-                    }
-                }
-                None => break,
-            }
+        if let Some(process) = self.take_bound(tenant) {
+            return Some(process);
         }
         let taken = loop {
             let Some(mut process) = self.idle().pop_front() else {
@@ -124,8 +134,70 @@ impl WarmPool {
         taken
     }
 
-    /// Keeps a process that has served `tenant` for that tenant's next job. At most the
-    /// pool's size are kept per tenant and twice its size in all; past that the oldest goes.
+    fn returning(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        self.returning.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Like [`take`](Self::take), but when none is idle and some of the tenant's processes
+    /// are making their next Worker, waits up to `within` for one rather than starting a
+    /// process cold (which costs more CPU than a Worker).
+    pub async fn take_waiting(
+        &self,
+        heap_mb: u32,
+        tenant: &str,
+        within: Duration,
+    ) -> Option<DenoProcess> {
+        if heap_mb != self.heap_mb || self.size == 0 {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let back = self.back.notified();
+            if let Some(process) = self.take_bound(tenant) {
+                return Some(process);
+            }
+            let coming = self.returning().get(tenant).copied().unwrap_or(0);
+            // A tenant with processes enough waits for one of them (a Worker is cheaper
+            // than a process); one with fewer takes a fresh process.
+            if coming == 0 || coming < self.size {
+                if let Some(process) = self.take(heap_mb, tenant) {
+                    return Some(process);
+                }
+            }
+            if coming == 0 || tokio::time::timeout_at(deadline, back).await.is_err() {
+                return self.take(heap_mb, tenant);
+            }
+        }
+    }
+
+    /// After a job of `tenant` in `process`: gives the process back once its next Worker is
+    /// ready (or retires it if that does not come within `within`), off the job's path.
+    pub fn come_back(self: &Arc<Self>, tenant: &str, mut process: DenoProcess, within: Duration) {
+        *self.returning().entry(tenant.to_owned()).or_default() += 1;
+        let (pool, tenant) = (self.clone(), tenant.to_owned());
+        process.demote();
+        tokio::spawn(async move {
+            let ready = process.next_job_ready(within).await;
+            {
+                let mut returning = pool.returning();
+                if let Some(n) = returning.get_mut(&tenant) {
+                    *n -= 1;
+                    if *n == 0 {
+                        returning.remove(&tenant);
+                    }
+                }
+            }
+            if ready {
+                pool.give_back(&tenant, process);
+            } else {
+                process.retire();
+            }
+            pool.back.notify_waiters();
+        });
+    }
+
+    /// Keeps a process that has served `tenant` for that tenant's next job. At most twice
+    /// the pool's size are kept per tenant and four times in all; past that the oldest goes.
     pub fn give_back(&self, tenant: &str, process: DenoProcess) {
         if self.closed.load(Ordering::SeqCst) {
             process.retire();
@@ -134,14 +206,14 @@ impl WarmPool {
         let mut bound = self.bound();
         bound.push_back((tenant.to_owned(), process));
         let theirs = bound.iter().filter(|(t, _)| t == tenant).count();
-        if theirs > self.size {
+        if theirs > self.size * 2 {
             if let Some(at) = bound.iter().position(|(t, _)| t == tenant) {
                 if let Some((_, old)) = bound.remove(at) {
                     old.retire();
                 }
             }
         }
-        while bound.len() > self.size * 2 {
+        while bound.len() > self.size * 4 {
             if let Some((_, old)) = bound.pop_front() {
                 old.retire();
             }

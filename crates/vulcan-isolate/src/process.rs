@@ -255,6 +255,16 @@ impl DenoProcess {
 
     /// Gives a pooled process normal priority back, every thread of it (nice is per thread).
     pub fn promote(&self) {
+        self.renice(0);
+    }
+
+    /// Lowers a pooled process's priority while it makes its next Worker between jobs, so
+    /// that it does not take CPU from the jobs running beside it.
+    pub fn demote(&self) {
+        self.renice(POOLED_NICE);
+    }
+
+    fn renice(&self, nice: libc::c_int) {
         let Some(pid) = self.pid() else {
             return;
         };
@@ -266,7 +276,7 @@ impl DenoProcess {
                     .and_then(|t| t.parse::<libc::id_t>().ok())
                 {
                     // SAFETY: setpriority has no memory preconditions.
-                    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 0) };
+                    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
                 }
             }
         }

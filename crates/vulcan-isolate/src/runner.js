@@ -178,9 +178,9 @@ async function runOne(line) {
 }
 
 // A process started with --workers runs each job in a Worker of its own — a fresh V8
-// isolate, with no permissions, made before the job arrives — and then ends that Worker
-// and says so ({"t":"n"}): the server gives such a process later jobs of the same tenant
-// only. A job that exits (Deno.exit, close) ends the whole process, as it would alone.
+// isolate, with no permissions, made before the job arrives — then ends that Worker, makes
+// the next and says so ({"t":"n"}): the server gives such a process later jobs of the same
+// tenant only. A job that exits (Deno.exit, close) ends the whole process, as it would alone.
 async function workers() {
   const spawn = () => {
     const worker = new Worker(import.meta.url, { type: "module", name: "vulcan-job", deno: { permissions: "none" } });
@@ -213,8 +213,9 @@ async function workers() {
       worker.postMessage(line);
     });
     worker.terminate();
-    frame({ t: "n" });
     next = spawn();
+    await next.ready;
+    frame({ t: "n" });
   }
 }
 
@@ -229,7 +230,8 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
   };
   Object.defineProperty(Deno, "exit", { value: exit, configurable: false, writable: false });
   self.close = () => exit(0);
-  await warmUp();
+  // No warm-up here: the process's module machinery is warm after its first job, and an
+  // import in a new isolate costs little (the Worker is ready sooner without one).
   self.onmessage = async (e) => {
     self.onmessage = null;
     await runOne(e.data);
@@ -237,6 +239,8 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
   };
   self.postMessage("ready");
 } else if (Deno.args.includes("--workers")) {
+  // Warms what the process's Workers share (the TypeScript transpiler, caches), once.
+  await warmUp();
   await workers();
 } else {
   if (Deno.args.includes("--warm-up")) await warmUp();

@@ -18,7 +18,7 @@
 //!   of the same snapshot file, and the pool of restored VMs back to back.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,gvisor,microvm,wasm,api,store,cluster,functions` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,wasm,api,store,cluster,functions` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -161,27 +161,7 @@ fn cold(n: usize) {
         sum_ok(&server)
     });
 
-    let deno = server.get("/v1/backends").1[0]["details"]["deno_path"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("sum.js");
-    std::fs::write(
-        &script,
-        "const f = (i) => ({sum: i.a + i.b});\nconsole.log(JSON.stringify(f({a: 1, b: 2})));\n",
-    )
-    .unwrap();
-    let bare = measure("bare `deno run` of the same function", n, 1, || {
-        let out = std::process::Command::new(&deno)
-            .arg("run")
-            .args(vulcan_isolate::process::DENO_RUN_FLAGS)
-            .arg(&script)
-            .env("DENO_DIR", dir.path().join("cache"))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{\"sum\":3}");
-    });
+    let bare = bare_deno_run(&server, n);
     print_overhead("cold overhead over bare deno run", vulcan, bare);
 }
 
@@ -246,6 +226,62 @@ fn wasm(n: usize) {
         4,
         Duration::from_secs(10),
         run,
+    )
+    .print();
+}
+
+/// A bare `deno run` of the sum function (with the flags Vulcan's processes get), `n` times.
+fn bare_deno_run(server: &Server, n: usize) -> Figures {
+    let deno = server.get("/v1/backends").1[0]["details"]["deno_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("sum.js");
+    std::fs::write(
+        &script,
+        "const f = (i) => ({sum: i.a + i.b});\nconsole.log(JSON.stringify(f({a: 1, b: 2})));\n",
+    )
+    .unwrap();
+    measure("bare `deno run` of the same function", n, 1, || {
+        let out = std::process::Command::new(&deno)
+            .arg("run")
+            .args(vulcan_isolate::process::DENO_RUN_FLAGS)
+            .arg(&script)
+            .env("DENO_DIR", dir.path().join("cache"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{\"sum\":3}");
+    })
+}
+
+/// One-shot node workloads as users drive them: back to back from one client (next to a
+/// bare `deno run` of the same code, in the same run), then four clients for 10 s.
+fn oneshot(n: usize) {
+    let server = Server::start(&[]);
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..20 {
+        sum_ok(&server);
+    }
+    let vulcan = measure("isolate one-shot: 1 client back to back", n, 1, || {
+        sum_ok(&server)
+    });
+    let bare = bare_deno_run(&server, n);
+    let (mut v, mut b) = (vulcan.samples.clone(), bare.samples.clone());
+    v.sort();
+    b.sort();
+    let ratio = percentile(&v, 0.5) / percentile(&b, 0.5);
+    vulcan.print();
+    bare.print();
+    println!(
+        "{:<46} {ratio:.2}x a bare deno run at p50",
+        "isolate one-shot"
+    );
+    measure_for(
+        "isolate one-shot: 4 clients, 10 s",
+        4,
+        Duration::from_secs(10),
+        || sum_ok(&server),
     )
     .print();
 }
@@ -730,6 +766,9 @@ fn main() {
     }
     if run("microvm") {
         microvm(n.clamp(1, 10));
+    }
+    if run("oneshot") {
+        oneshot(n);
     }
     if run("wasm") {
         wasm(n);

@@ -701,7 +701,10 @@ async fn a_function_is_deployed_rolled_back_and_invoked_from_its_pages() {
         )
         .await
         .expect("the progress bar");
-    assert_eq!(progress[0], progress[1], "the progress bar is full: {progress}");
+    assert_eq!(
+        progress[0], progress[1],
+        "the progress bar is full: {progress}"
+    );
     browser.screenshot("benchmark").await;
     browser.close().await;
 }
