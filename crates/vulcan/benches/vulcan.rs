@@ -18,7 +18,7 @@
 //!   of the same snapshot file, and the pool of restored VMs back to back.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,wasm,api,store,cluster,functions` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,gosource,wasm,api,store,cluster,functions` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -284,6 +284,56 @@ fn oneshot(n: usize) {
         || sum_ok(&server),
     )
     .print();
+}
+
+/// Go from source, its build kept, next to the same program sent prebuilt (microVMs).
+fn gosource(n: usize) {
+    use base64::Engine as _;
+    const SOURCE: &str =
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.go"), SOURCE).unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module hello\n\ngo 1.19\n").unwrap();
+    let built = std::process::Command::new("go")
+        .args(["build", "-o", "main", "."])
+        .current_dir(dir.path())
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.path().join("cache"))
+        .env("HOME", dir.path())
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let binary = std::fs::read(dir.path().join("main")).unwrap();
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(binary.len() as u64);
+    header.set_mode(0o755);
+    archive
+        .append_data(&mut header, "main", &binary[..])
+        .unwrap();
+    let archive = base64::engine::general_purpose::STANDARD
+        .encode(archive.into_inner().unwrap().finish().unwrap());
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let source =
+        serde_json::json!({"runtime": "go", "code": SOURCE, "resources": {"timeout_s": 120}});
+    let prebuilt = serde_json::json!({"runtime": "go", "code_archive": archive, "resources": {"timeout_s": 120}});
+    let run = |body: &serde_json::Value| {
+        let w = server.run(body.clone());
+        assert_eq!(w["output"], "hello", "{w}");
+    };
+    let first = Instant::now();
+    run(&source);
+    println!(
+        "{:<46} {:>8.0} ms",
+        "go source: first run (build + run)",
+        first.elapsed().as_secs_f64() * 1000.0
+    );
+    run(&prebuilt);
+    measure("go source: later runs (build kept)", n, 1, || run(&source)).print();
+    measure("go prebuilt main (same program)", n, 1, || run(&prebuilt)).print();
 }
 
 fn api_overhead(n: usize) {
@@ -769,6 +819,9 @@ fn main() {
     }
     if run("oneshot") {
         oneshot(n);
+    }
+    if run("gosource") {
+        gosource(n.clamp(1, 7));
     }
     if run("wasm") {
         wasm(n);
