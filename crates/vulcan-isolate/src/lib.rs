@@ -255,10 +255,7 @@ impl IsolateBackend {
             result.usage = used;
             return Ok(result);
         }
-        let exit = match outcome.ended {
-            Some(_) => None,
-            None => Some(tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await),
-        };
+        let how = how_it_ended(&mut process, &outcome, &sent).await;
         let used = usage(&process);
         let oom = process
             .cgroup
@@ -267,26 +264,9 @@ impl IsolateBackend {
         // The cgroup is released with the workload's (`cleanup`).
         self.keep_cgroup(&spec.id, &mut process);
         process.retire();
-        let died = |outcome: &frames::Outcome| {
-            let how = match &exit {
-                Some(Ok(Ok(s))) => s.to_string(),
-                _ => "did not exit".into(),
-            };
-            let sent = sent
-                .as_ref()
-                .err()
-                .map(|e| format!(" (sending the job failed: {e})"))
-                .unwrap_or_default();
-            frames::died_error(
-                &tail.text(),
-                oom,
-                mem_mb,
-                outcome.oversize,
-                max_output,
-                &format!("{how}{sent}"),
-            )
-        };
-        let mut result = outcome.into_result(died);
+        let mut result = outcome.into_result(|o| {
+            frames::died_error(&tail.text(), oom, mem_mb, o.oversize, max_output, &how)
+        });
         result.usage = used;
         Ok(result)
     }
@@ -298,6 +278,28 @@ impl IsolateBackend {
             .get(id)
             .is_some_and(MemoryCgroup::oom_killed)
     }
+}
+
+/// How a process that gave no result ended (it has closed its output, so it is exiting or
+/// gone), with a failure to send it the job; nothing if it gave a result.
+async fn how_it_ended(
+    process: &mut DenoProcess,
+    outcome: &frames::Outcome,
+    sent: &std::io::Result<()>,
+) -> String {
+    if outcome.ended.is_some() {
+        return String::new();
+    }
+    let how = match tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await {
+        Ok(Ok(status)) => status.to_string(),
+        _ => "did not exit".into(),
+    };
+    let sent = sent
+        .as_ref()
+        .err()
+        .map(|e| format!(" (sending the job failed: {e})"))
+        .unwrap_or_default();
+    format!("{how}{sent}")
 }
 
 /// How long a pooled process may take, after a job's result, to end the job's Worker and
@@ -462,10 +464,7 @@ impl Backend for IsolateBackend {
             .await;
         }
         let mem_mb = spec.resources.mem_mb;
-        let pooled = ready
-            .pool
-            .take_waiting(mem_mb, &spec.tenant, WAIT_FOR_WORKER)
-            .await;
+        let pooled = ready.pool.take(mem_mb, &spec.tenant, WAIT_FOR_WORKER).await;
         let mut process = match pooled {
             Some(p) => p,
             None => ready
@@ -490,35 +489,14 @@ impl Backend for IsolateBackend {
         let sent = process.send(job.to_string().as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
-        // How a process that gave no result ended; it has closed its output, so it is
-        // exiting or gone.
-        let exit = match outcome.ended {
-            Some(_) => None,
-            None => Some(tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await),
-        };
+        let how = how_it_ended(&mut process, &outcome, &sent).await;
         // One job per process: whatever the code left running (timers, promises) ends here,
         // and the process is reaped off the response's path.
         process.retire();
-        let died = |outcome: &frames::Outcome| {
-            let how = match &exit {
-                Some(Ok(Ok(s))) => s.to_string(),
-                _ => "did not exit".into(),
-            };
-            let sent = sent
-                .as_ref()
-                .err()
-                .map(|e| format!(" (sending the job failed: {e})"))
-                .unwrap_or_default();
-            frames::died_error(
-                &tail.text(),
-                self.oom_killed(&spec.id),
-                mem_mb,
-                outcome.oversize,
-                max_output,
-                &format!("{how}{sent}"),
-            )
-        };
-        let mut result = outcome.into_result(died);
+        let mut result = outcome.into_result(|o| {
+            let oom = self.oom_killed(&spec.id);
+            frames::died_error(&tail.text(), oom, mem_mb, o.oversize, max_output, &how)
+        });
         result.usage = mark.and_then(|mark| {
             let groups = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
             groups.get(&spec.id).map(|g| g.usage_since(mark))

@@ -112,15 +112,8 @@ impl WarmPool {
         }
     }
 
-    /// A ready process with a `heap_mb` heap for a job of `tenant`, if one is idle: one that
-    /// served the tenant before (the longest idle), else a fresh one.
-    pub fn take(&self, heap_mb: u32, tenant: &str) -> Option<DenoProcess> {
-        if heap_mb != self.heap_mb || self.size == 0 {
-            return None;
-        }
-        if let Some(process) = self.take_bound(tenant) {
-            return Some(process);
-        }
+    /// A fresh process (one that has served no tenant), if one is idle.
+    fn take_fresh(&self) -> Option<DenoProcess> {
         let taken = loop {
             let Some(mut process) = self.idle().pop_front() else {
                 break None;
@@ -138,15 +131,11 @@ impl WarmPool {
         self.returning.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Like [`take`](Self::take), but when none is idle and some of the tenant's processes
-    /// are making their next Worker, waits up to `within` for one rather than starting a
-    /// process cold (which costs more CPU than a Worker).
-    pub async fn take_waiting(
-        &self,
-        heap_mb: u32,
-        tenant: &str,
-        within: Duration,
-    ) -> Option<DenoProcess> {
+    /// A ready process with a `heap_mb` heap for a job of `tenant`: one that served the
+    /// tenant before (the longest idle), else a fresh one. When none is idle and some of the
+    /// tenant's processes are making their next Worker, waits up to `within` for one rather
+    /// than have the caller start a process cold (which costs more CPU than a Worker).
+    pub async fn take(&self, heap_mb: u32, tenant: &str, within: Duration) -> Option<DenoProcess> {
         if heap_mb != self.heap_mb || self.size == 0 {
             return None;
         }
@@ -157,15 +146,15 @@ impl WarmPool {
                 return Some(process);
             }
             let coming = self.returning().get(tenant).copied().unwrap_or(0);
-            // A tenant with processes enough waits for one of them (a Worker is cheaper
-            // than a process); one with fewer takes a fresh process.
-            if coming == 0 || coming < self.size {
-                if let Some(process) = self.take(heap_mb, tenant) {
+            // A tenant with processes enough on their way back waits for one of them; one
+            // with fewer takes a fresh process.
+            if coming < self.size {
+                if let Some(process) = self.take_fresh() {
                     return Some(process);
                 }
             }
             if coming == 0 || tokio::time::timeout_at(deadline, back).await.is_err() {
-                return self.take(heap_mb, tenant);
+                return self.take_bound(tenant).or_else(|| self.take_fresh());
             }
         }
     }

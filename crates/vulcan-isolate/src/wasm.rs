@@ -45,7 +45,6 @@ pub struct WasmHelper {
     cgroups: Option<Arc<CgroupRoot>>,
     current: tokio::sync::Mutex<Option<Arc<Helper>>>,
     next_id: AtomicU64,
-    started: AtomicU64,
 }
 
 /// One helper process.
@@ -103,13 +102,7 @@ impl WasmHelper {
             cgroups,
             current: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
-            started: AtomicU64::new(0),
         }
-    }
-
-    /// Helpers started so far (1 unless one died).
-    pub fn starts(&self) -> u64 {
-        self.started.load(Ordering::SeqCst)
     }
 
     /// The running helper, started if there is none or it has ended.
@@ -166,7 +159,6 @@ impl WasmHelper {
             ended: Mutex::new(None),
             _cgroup: cgroup,
         });
-        self.started.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {

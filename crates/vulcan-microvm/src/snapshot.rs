@@ -253,18 +253,24 @@ impl Snapshots {
                     "snapshot {name} failed its digest check (the state file changed or is damaged); removed it, never loaded"
                 ));
             }
-            if let Some(id) = id {
-                self.verified
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name.clone(), id);
-            }
+        }
+        self.remember(&name, id);
+        Ok(Some(Found { state, meta, name }))
+    }
+
+    /// Notes that snapshot `name` was just used, and that its state file `id` (if known) was
+    /// checked against its digest (not read again while it stays the same file).
+    fn remember(&self, name: &str, id: Option<FileId>) {
+        if let Some(id) = id {
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_owned(), id);
         }
         self.used
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.clone(), std::time::Instant::now());
-        Ok(Some(Found { state, meta, name }))
+            .insert(name.to_owned(), std::time::Instant::now());
     }
 
     /// A new directory to write a snapshot of `shape` into, then [`Snapshots::commit`].
@@ -302,16 +308,7 @@ impl Snapshots {
         self.make_room(1);
         std::fs::rename(partial, &dir)
             .map_err(|e| format!("cannot put the snapshot in place: {e}"))?;
-        if let Some(id) = file_id(&dir.join("state")) {
-            self.verified
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.clone(), id);
-        }
-        self.used
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.clone(), std::time::Instant::now());
+        self.remember(&name, file_id(&dir.join("state")));
         Ok(Found {
             state: dir.join("state"),
             meta,

@@ -140,12 +140,7 @@ impl Vm {
         let (id, mut pending) = Self::launch(vmm, &mut spec, vms_dir).await?;
         let stream = Self::channel(vmm, &mut pending, &spec.channel, deadline).await?;
         let dir = pending.dir.clone();
-        let writer = stream
-            .try_clone()
-            .map_err(|e| format!("cannot use the VM's channel: {e}"))?;
-        // A guest that stops reading must not hold a server thread for long.
-        let _ = writer.set_write_timeout(Some(Duration::from_secs(10)));
-        let mut frames = spawn_reader(stream);
+        let (writer, mut frames) = open_channel(stream)?;
         let first = tokio::time::timeout(
             deadline.saturating_duration_since(Instant::now()),
             frames.recv(),
@@ -172,19 +167,7 @@ impl Vm {
                 ))
             }
         };
-        let Some(child) = pending.child.take() else {
-            return Err("the VM process was lost while it booted".into());
-        };
-        Ok(Vm {
-            id,
-            child,
-            dir,
-            writer,
-            frames,
-            ready,
-            boot_time: started.elapsed(),
-            restored: false,
-        })
+        pending.into_vm(id, (writer, frames), ready, started, false)
     }
 
     /// Starts a VM from a snapshot's saved state (`spec.incoming`; `spec` otherwise as the
@@ -216,25 +199,7 @@ impl Vm {
                 None => e,
             });
         }
-        let writer = stream
-            .try_clone()
-            .map_err(|e| format!("cannot use the VM's channel: {e}"))?;
-        let _ = writer.set_write_timeout(Some(Duration::from_secs(10)));
-        let frames = spawn_reader(stream);
-        let dir = pending.dir.clone();
-        let Some(child) = pending.child.take() else {
-            return Err("the VM process was lost while it was restored".into());
-        };
-        Ok(Vm {
-            id,
-            child,
-            dir,
-            writer,
-            frames,
-            ready,
-            boot_time: started.elapsed(),
-            restored: true,
-        })
+        pending.into_vm(id, open_channel(stream)?, ready, started, true)
     }
 
     /// Saves this VM (booted with `spec.qmp` set, its agent Ready and waiting) into `file`,
@@ -515,7 +480,41 @@ struct Pending {
     dir: PathBuf,
 }
 
+/// The VM's channel as a writer (with a write timeout: a guest that stops reading must not
+/// hold a server thread for long) and the frames read from it.
+fn open_channel(stream: UnixStream) -> Result<(UnixStream, Frames), String> {
+    let writer = stream
+        .try_clone()
+        .map_err(|e| format!("cannot use the VM's channel: {e}"))?;
+    let _ = writer.set_write_timeout(Some(Duration::from_secs(10)));
+    Ok((writer, spawn_reader(stream)))
+}
+
 impl Pending {
+    /// The started VM, its agent `ready` (booted, or `restored`) since `started`.
+    fn into_vm(
+        mut self,
+        id: String,
+        (writer, frames): (UnixStream, Frames),
+        ready: Ready,
+        started: Instant,
+        restored: bool,
+    ) -> Result<Vm, String> {
+        let Some(child) = self.child.take() else {
+            return Err("the VM process was lost while it started".into());
+        };
+        Ok(Vm {
+            id,
+            child,
+            dir: self.dir.clone(),
+            writer,
+            frames,
+            ready,
+            boot_time: started.elapsed(),
+            restored,
+        })
+    }
+
     /// If the VMM has exited: why, with what it wrote on stderr.
     async fn exited(&mut self, vmm: &dyn Vmm) -> Option<String> {
         let child = self.child.as_mut()?;

@@ -165,20 +165,21 @@ fn cold(n: usize) {
     print_overhead("cold overhead over bare deno run", vulcan, bare);
 }
 
-/// Runs `f` back to back on each of `clients` threads for `wall`.
-fn measure_for(name: &str, clients: usize, wall: Duration, f: impl Fn() + Sync) -> Figures {
+/// `clients` threads running `f` back to back for `secs` seconds.
+fn for_seconds(name: &str, clients: usize, secs: u64, f: impl Fn() + Sync) -> Figures {
+    let stop = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let samples = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
                 s.spawn(|| {
-                    let mut samples = Vec::new();
-                    while started.elapsed() < wall {
+                    let mut v = Vec::new();
+                    while Instant::now() < stop {
                         let t = Instant::now();
                         f();
-                        samples.push(t.elapsed());
+                        v.push(t.elapsed());
                     }
-                    samples
+                    v
                 })
             })
             .collect();
@@ -221,13 +222,7 @@ fn wasm(n: usize) {
         run();
     }
     measure("wasm (WASI, fresh instance): 1 client", n, 1, run).print();
-    measure_for(
-        "wasm (WASI, fresh instance): 4 clients, 10 s",
-        4,
-        Duration::from_secs(10),
-        run,
-    )
-    .print();
+    for_seconds("wasm (WASI, fresh instance): 4 clients, 10 s", 4, 10, run).print();
 }
 
 /// A bare `deno run` of the sum function (with the flags Vulcan's processes get), `n` times.
@@ -277,12 +272,9 @@ fn oneshot(n: usize) {
         "{:<46} {ratio:.2}x a bare deno run at p50",
         "isolate one-shot"
     );
-    measure_for(
-        "isolate one-shot: 4 clients, 10 s",
-        4,
-        Duration::from_secs(10),
-        || sum_ok(&server),
-    )
+    for_seconds("isolate one-shot: 4 clients, 10 s", 4, 10, || {
+        sum_ok(&server)
+    })
     .print();
 }
 

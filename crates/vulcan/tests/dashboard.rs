@@ -203,6 +203,14 @@ fn call(server: &Server, method: &str, path: &str, key: &str, body: Option<Value
     body
 }
 
+/// Submits `body` without waiting; its id.
+fn submit(server: &Server, key: &str, body: Value) -> String {
+    call(server, "POST", "/v1/workloads/async", key, Some(body))["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned()
+}
+
 fn new_key(server: &Server, admin: &str, role: &str, tenant: &str) -> String {
     let created = call(
         server,
@@ -288,17 +296,12 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
     browser.screenshot("workload-detail").await;
 
     // A 3-second workload's lines show up while it still runs.
-    let ticking = call(
+    let ticking = submit(
         &server,
-        "POST",
-        "/v1/workloads/async",
         &admin,
-        Some(json!({"runtime": "node", "code":
-            "for (let i = 0; i < 6; i++) { console.log(`tick ${i}`); await new Promise((r) => setTimeout(r, 500)); }"})),
-    )["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+        json!({"runtime": "node", "code":
+            "for (let i = 0; i < 6; i++) { console.log(`tick ${i}`); await new Promise((r) => setTimeout(r, 500)); }"}),
+    );
     browser.open(&format!("/workloads/{ticking}")).await;
     browser
         .text_when("#log-lines", "a first tick", |t| t.contains("tick 1"))
@@ -323,16 +326,7 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
         .await;
 
     // Kill from the page.
-    let sleeper = call(
-        &server,
-        "POST",
-        "/v1/workloads/async",
-        &admin,
-        Some(json!({"runtime": "node", "code": SLEEPER})),
-    )["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let sleeper = submit(&server, &admin, json!({"runtime": "node", "code": SLEEPER}));
     browser.open(&format!("/workloads/{sleeper}")).await;
     browser
         .text_when("#status", "running", |t| t == "running")
@@ -392,16 +386,7 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
         .await
         .expect("mark the page");
     assert_eq!(marker, json!(true));
-    let newcomer = call(
-        &server,
-        "POST",
-        "/v1/workloads/async",
-        &admin,
-        Some(json!({"runtime": "node", "code": SLEEPER})),
-    )["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let newcomer = submit(&server, &admin, json!({"runtime": "node", "code": SLEEPER}));
     let row = format!("main table tbody tr[data-id='{newcomer}']");
     browser
         .text_when(&row, "running", |t| t.contains("running"))
@@ -489,16 +474,11 @@ async fn a_viewer_cannot_kill_and_a_tenant_sees_only_its_own() {
     let viewer = new_key(&server, &admin, "viewer", "acme");
     let developer = new_key(&server, &admin, "developer", "acme");
     let other = new_key(&server, &admin, "developer", "globex");
-    let ours = call(
+    let ours = submit(
         &server,
-        "POST",
-        "/v1/workloads/async",
         &developer,
-        Some(json!({"runtime": "node", "code": SLEEPER})),
-    )["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+        json!({"runtime": "node", "code": SLEEPER}),
+    );
     let theirs = call(
         &server,
         "POST",
@@ -602,17 +582,12 @@ async fn any_node_of_a_cluster_serves_the_pages_and_follows_the_others_work() {
     };
     let (a, b) = (node("a"), node("b"));
     // Work submitted to node A, watched from node B's pages.
-    let id = call(
+    let id = submit(
         &a,
-        "POST",
-        "/v1/workloads/async",
         admin,
-        Some(json!({"runtime": "node", "code":
-            "for (let i = 0; i < 6; i++) { console.log(`line ${i}`); await new Promise((r) => setTimeout(r, 500)); }"})),
-    )["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+        json!({"runtime": "node", "code":
+            "for (let i = 0; i < 6; i++) { console.log(`line ${i}`); await new Promise((r) => setTimeout(r, 500)); }"}),
+    );
     let browser = Browser::start(&b.base).await;
     browser.sign_in(admin).await;
     browser.heading("Overview").await;

@@ -1,49 +1,16 @@
 //! Function figures: invocations of a warm node function (one client back to back; four
 //! clients back to back for ten seconds), beside one-shot isolate workloads under the
 //! same back-to-back load.
-
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
 use super::common::{sum_workload, Server};
-use super::{measure, Figures};
+use super::{for_seconds, measure};
 
 fn put(server: &Server, path: &str, body: &serde_json::Value) {
     let r = ureq::put(&server.url(path))
         .send_json(body.clone())
         .unwrap();
     assert!(r.status() < 300);
-}
-
-/// `clients` threads invoking back to back for `secs` seconds.
-fn for_seconds(name: &str, clients: usize, secs: u64, f: impl Fn() + Sync) -> Figures {
-    let stop = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let samples = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut v = Vec::new();
-                    while Instant::now() < stop {
-                        let t = Instant::now();
-                        f();
-                        v.push(t.elapsed());
-                    }
-                    v
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    Figures {
-        name: name.into(),
-        samples,
-        wall: started.elapsed(),
-    }
 }
 
 pub fn run(n: usize) {
