@@ -245,6 +245,8 @@ fn main() {
         .unwrap_or_default()
         .trim()
         .to_owned();
+    // What every job needs, made before Ready (and so in a snapshot): the cgroup parent.
+    let _ = workspace::cgroup_parent();
     // A guest booted to be snapshotted warms its runtime first.
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
     if let Some(runtime) = cmdline

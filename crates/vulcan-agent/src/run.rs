@@ -2,18 +2,19 @@
 //! reported; whatever it left running is killed.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 
 use vulcan_agent::{Exit, Kind, Run};
 
-use crate::workspace::prepare;
+use crate::workspace::{pipe, prepare, Ended, NODE_PRELOAD};
 use crate::{oom_kills, pump, Port};
 
 /// The program a runtime runs, and the file its inline code goes to.
 pub fn program(runtime: &str) -> Option<(&'static str, &'static [&'static str], &'static str)> {
     Some(match runtime {
         "python" => ("python3", &["main.py"], "main.py"),
-        "node" => ("node", &["main.js"], "main.js"),
+        "node" => ("node", &["-r", NODE_PRELOAD, "main.js"], "main.js"),
         "go" => ("./main", &[], "main"),
         _ => return None,
     })
@@ -35,10 +36,28 @@ pub fn run(port: &Port, job: Run) -> Exit {
             }
         }
     };
-    let mut cmd = workspace.command(program, args, &job.env, None);
+    // Node reports its exit code on fd 3 (its preload), ahead of its teardown.
+    let report = match (job.runtime == "node").then(pipe).transpose() {
+        Ok(report) => report,
+        Err(e) => {
+            return Exit {
+                error: Some(format!("cannot make a pipe: {e}")),
+                ..Exit::default()
+            }
+        }
+    };
+    let mut cmd = workspace.command(
+        program,
+        args,
+        &job.env,
+        report.as_ref().map(|(_, write)| write.as_raw_fd()),
+    );
     let oom_before = oom_kills();
     let mark = workspace.group.as_ref().map(|g| g.mark());
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The program has its own copy of the report's write end.
+    let report = report.map(|(read, _)| read);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             return Exit {
@@ -65,7 +84,7 @@ pub fn run(port: &Port, job: Run) -> Exit {
         let port = port.clone();
         std::thread::spawn(move || pump(e, port, Kind::Stderr))
     });
-    let status = workspace.wait(&mut child);
+    let status = workspace.wait(&mut child, report);
     // Whatever the program left running (orphans hold its pipes open) goes with it:
     // from PID 1, kill(-1) reaches every process but the agent.
     // SAFETY: kill has no memory preconditions.
@@ -79,10 +98,15 @@ pub fn run(port: &Port, job: Run) -> Exit {
         .map(|g| g.events())
         .unwrap_or_default();
     let used = crate::used(workspace.group.as_ref(), mark);
-    match status {
-        Ok(s) => Exit {
-            code: s.code(),
-            signal: s.signal(),
+    let ended = match status {
+        Ok(Ended::Exited(s)) => Ok((s.code(), s.signal())),
+        Ok(Ended::Reported(code)) => Ok((Some(code), None)),
+        Err(e) => Err(e),
+    };
+    match ended {
+        Ok((code, signal)) => Exit {
+            code,
+            signal,
             oom: oom_kills() > oom_before || events.oom_kills > 0,
             pids_limited: events.pids_refused > 0,
             error: None,

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin};
 use std::sync::mpsc;
@@ -20,7 +20,7 @@ use std::time::Duration;
 use vulcan_agent::{read_frame, Exit, Kind, Run, Served, MAX_LINE};
 use vulcan_sandbox::capture::LineSplitter;
 
-use crate::workspace::{prepare, Workspace};
+use crate::workspace::{pipe, prepare, Ended, Workspace};
 use crate::{oom_kills, send, Port};
 
 /// Ends each invocation's output on stdout and stderr.
@@ -121,15 +121,6 @@ struct Server {
     marks: mpsc::Receiver<()>,
 }
 
-fn pipe() -> std::io::Result<(RawFd, RawFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into the array it is given.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((fds[0], fds[1]))
-}
-
 impl Server {
     fn start(port: &Port, workspace: &Workspace, job: &Run) -> Result<Server, String> {
         let (program, script, path) = match job.runtime.as_str() {
@@ -138,12 +129,11 @@ impl Server {
         };
         std::fs::write(workspace.root.join(path.trim_start_matches('/')), script)
             .map_err(|e| format!("cannot write the function's server: {e}"))?;
-        let (read_end, write_end) = pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
-        let mut cmd = workspace.command(program, &[path], &job.env, Some(write_end));
+        let (answers, write_end) = pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+        let mut cmd = workspace.command(program, &[path], &job.env, Some(write_end.as_raw_fd()));
         let spawned = cmd.spawn();
-        // SAFETY: both ends came from pipe2 and are owned here; the child has its own copy.
-        let answers = unsafe { File::from_raw_fd(read_end) };
-        unsafe { libc::close(write_end) };
+        // The child has its own copy.
+        drop(write_end);
         let mut child = spawned.map_err(|e| format!("cannot start {program}: {e}"))?;
         let (marks_tx, marks) = mpsc::channel();
         let stdin = child.stdin.take().ok_or("no stdin")?;
@@ -246,7 +236,7 @@ fn run_once(port: &Port, workspace: &Workspace, job: &Run, input: &[u8]) -> Serv
         let port = port.clone();
         std::thread::spawn(move || crate::pump(e, port, Kind::Stderr))
     });
-    let status = workspace.wait(&mut child);
+    let status = workspace.wait(&mut child, None);
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }
@@ -256,7 +246,13 @@ fn run_once(port: &Port, workspace: &Workspace, job: &Run, input: &[u8]) -> Serv
         .map(|g| g.events())
         .unwrap_or_default();
     match status {
-        Ok(s) => Served {
+        Ok(Ended::Reported(code)) => Served {
+            code: Some(code),
+            oom: oom_kills() > oom_before || events.oom_kills > 0,
+            pids_limited: events.pids_refused > 0,
+            ..Served::default()
+        },
+        Ok(Ended::Exited(s)) => Served {
             code: s.code().or(s.signal().map(|sig| 128 + sig)),
             oom: oom_kills() > oom_before || events.oom_kills > 0,
             pids_limited: events.pids_refused > 0,

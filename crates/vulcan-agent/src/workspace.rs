@@ -3,12 +3,14 @@
 //! the command that starts a program there — chrooted, as an unprivileged user.
 
 use std::ffi::CString;
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -28,17 +30,28 @@ pub struct Workspace {
     pub group: Option<Cgroup>,
 }
 
+/// The parent of the workload's cgroup: cgroup2 mounted and the controllers delegated,
+/// once per guest (before Ready, so a job only makes its group); `None` if the guest has
+/// no cgroup v2.
+pub fn cgroup_parent() -> Option<&'static CgroupParent> {
+    static PARENT: OnceLock<Option<CgroupParent>> = OnceLock::new();
+    PARENT
+        .get_or_init(|| {
+            if mount("cgroup2", cgroup::MOUNT, "cgroup2", 0, "").is_err() {
+                return None;
+            }
+            CgroupParent::create(Path::new(""), true)
+                .map_err(|e| log(&format!("no workload cgroup: {e}")))
+                .ok()
+        })
+        .as_ref()
+}
+
 /// Makes the workload's cgroup (the same policy as on the host: memory bounded with no
 /// swap, at most [`MAX_PROCESSES`], and the whole group killed on OOM); `None` if the guest
 /// has no cgroup v2 or a bound cannot be set.
 fn workload_cgroup(mem_mb: u32) -> Option<Cgroup> {
-    if mount("cgroup2", cgroup::MOUNT, "cgroup2", 0, "").is_err() {
-        return None;
-    }
-    let parent = CgroupParent::create(Path::new(""), true)
-        .map_err(|e| log(&format!("no workload cgroup: {e}")))
-        .ok()?;
-    let group = parent.group("workload").ok()?;
+    let group = cgroup_parent()?.group("workload").ok()?;
     let bounded = (mem_mb == 0
         || group
             .set_memory_max(u64::from(mem_mb) * 1024 * 1024)
@@ -52,6 +65,65 @@ fn workload_cgroup(mem_mb: u32) -> Option<Cgroup> {
     Some(group)
 }
 
+/// Gives `path` and everything under it (symbolic links themselves, never what they point
+/// to) to `uid`.
+fn chown_tree(path: &Path, uid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for entry in fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
+/// How a workload's program ended.
+pub enum Ended {
+    Exited(ExitStatus),
+    /// It wrote this exit code to its fd 3 and is ending.
+    Reported(i32),
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(File, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just made and are owned by nothing else.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A descriptor that becomes readable when process `pid` exits.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a descriptor the kernel just made for this process alone.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Reads what is there of an exit code report into `buf`: `None` while incomplete,
+/// `Some(Some(code))` once a line has come, `Some(None)` at its end without one.
+fn read_code(report: &mut File, buf: &mut Vec<u8>) -> Option<Option<i32>> {
+    let mut chunk = [0u8; 64];
+    match report.read(&mut chunk) {
+        Ok(0) | Err(_) => Some(None),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            let line = buf
+                .split(|b| *b == b'\n')
+                .next()
+                .filter(|_| buf.contains(&b'\n'))?;
+            Some(
+                std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|l| l.trim().parse().ok()),
+            )
+        }
+    }
+}
+
 /// Unpacks a base64 tar.gz into `dir` under the rules every code archive follows.
 fn unpack(archive_b64: &str, dir: &Path) -> Result<(), String> {
     let bytes = base64::engine::general_purpose::STANDARD
@@ -61,6 +133,11 @@ fn unpack(archive_b64: &str, dir: &Path) -> Result<(), String> {
         .map(drop)
         .map_err(|e| format!("\"code_archive\" was refused: {e}"))
 }
+
+/// Where a one-shot node workload's preload is, in its root: it writes the exit code to fd
+/// 3 the moment node has it (see the file).
+pub const NODE_PRELOAD: &str = "/run/vulcan/exit.js";
+const NODE_EXIT_JS: &str = include_str!("node-exit.js");
 
 /// Whether the runtime's root is mounted: by a pre-warm before a snapshot, or by an
 /// earlier step of this boot.
@@ -105,6 +182,18 @@ pub fn mount_root() -> Result<PathBuf, String> {
             if fs_type == "tmpfs" { "mode=1777" } else { "" },
         );
     }
+    // The agent's own files for the workload (read-only to it): the node preload.
+    if mount("tmpfs", "/newroot/run", "tmpfs", 0, "mode=0755").is_ok() {
+        let _ = fs::create_dir_all("/newroot/run/vulcan");
+        let _ = fs::write(format!("/newroot{NODE_PRELOAD}"), NODE_EXIT_JS);
+        let _ = mount(
+            "tmpfs",
+            "/newroot/run",
+            "tmpfs",
+            libc::MS_REMOUNT | libc::MS_RDONLY,
+            "",
+        );
+    }
     ROOT_MOUNTED.store(true, Ordering::SeqCst);
     Ok(root)
 }
@@ -116,7 +205,7 @@ pub fn mount_root() -> Result<PathBuf, String> {
 pub fn prewarm(runtime: &str) {
     let args: &[&str] = match runtime {
         "python" => &["-c", "import json, os, sys, random, uuid, time"],
-        "node" => &["-e", "require('fs'); require('crypto')"],
+        "node" => &["-r", NODE_PRELOAD, "-e", "require('fs'); require('crypto')"],
         _ => return,
     };
     let Ok(root) = mount_root() else {
@@ -156,14 +245,8 @@ pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
         unpack(archive, &work)?;
     }
     // The work directory belongs to the workload's user.
-    let _ = Command::new("/bin/busybox")
-        .args([
-            "chown",
-            "-R",
-            &WORKLOAD_UID.to_string(),
-            &work.to_string_lossy(),
-        ])
-        .status();
+    chown_tree(&work, WORKLOAD_UID)
+        .map_err(|e| format!("cannot prepare the work directory: {e}"))?;
 
     Ok(Workspace {
         root,
@@ -172,33 +255,58 @@ pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
 }
 
 impl Workspace {
-    /// Waits for the workload's program. A fork bomb or a memory bomb is ended the moment
-    /// the workload's cgroup reports one (past the counts it had when the wait began), not
-    /// when the program's first process happens to exit — under emulation that took longer
-    /// than a timeout.
-    pub fn wait(&self, child: &mut std::process::Child) -> io::Result<std::process::ExitStatus> {
-        let Some(group) = self.group.as_ref() else {
-            return child.wait();
+    /// Waits for the workload's program: until it exits, or — with `report`, the read end
+    /// of its fd 3 — until it writes its exit code there (node's preload does, before the
+    /// kernel has torn it down). A fork bomb or a memory bomb is ended the moment the
+    /// workload's cgroup reports one (past the counts it had when the wait began), not when
+    /// the program's first process happens to exit — under emulation that took longer than
+    /// a timeout.
+    pub fn wait(&self, child: &mut Child, report: Option<File>) -> io::Result<Ended> {
+        let Some(pidfd) = pidfd_open(child.id()) else {
+            return child.wait().map(Ended::Exited);
         };
-        let before = group.events();
-        let done = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !done.load(Ordering::SeqCst) {
-                    let now = group.events();
-                    if now.pids_refused > before.pids_refused || now.oom_kills > before.oom_kills {
-                        // SAFETY: kill has no memory preconditions; from PID 1, -1 is every
-                        // process but the agent.
-                        unsafe { libc::kill(-1, libc::SIGKILL) };
-                        return;
+        let before = self.group.as_ref().map(Cgroup::events);
+        let mut report = report;
+        let mut reported = Vec::new();
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: report.as_ref().map_or(-1, File::as_raw_fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfd entries (a negative fd is ignored by poll).
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, 20) };
+            if ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return child.wait().map(Ended::Exited);
+            }
+            if fds[1].revents != 0 {
+                if let Some(code) = report.as_mut().and_then(|r| read_code(r, &mut reported)) {
+                    match code {
+                        Some(code) => return Ok(Ended::Reported(code)),
+                        // Closed with nothing valid: wait for the exit.
+                        None => report = None,
                     }
-                    std::thread::sleep(Duration::from_millis(20));
                 }
-            });
-            let status = child.wait();
-            done.store(true, Ordering::SeqCst);
-            status
-        })
+            }
+            if fds[0].revents != 0 {
+                return child.wait().map(Ended::Exited);
+            }
+            if let (Some(group), Some(before)) = (&self.group, &before) {
+                let now = group.events();
+                if now.pids_refused > before.pids_refused || now.oom_kills > before.oom_kills {
+                    // SAFETY: kill has no memory preconditions; from PID 1, -1 is every
+                    // process but the agent.
+                    unsafe { libc::kill(-1, libc::SIGKILL) };
+                }
+            }
+        }
     }
 
     /// The command that starts `program` in the workspace: its cgroup joined, chrooted,

@@ -295,7 +295,13 @@ impl Vm {
                 }
                 (Kind::Stderr, line) => {
                     let text = String::from_utf8_lossy(&line).into_owned();
-                    if !text.trim().is_empty() {
+                    // The error is the last line, except where node ends a fatal error
+                    // with its stack ("    at …") and version ("Node.js v22.23.3").
+                    let footer = text.starts_with("    at ")
+                        || text.trim().strip_prefix("Node.js v").is_some_and(|v| {
+                            !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+                        });
+                    if !text.trim().is_empty() && !footer {
                         printed.last_stderr = text.trim().chars().take(500).collect();
                     }
                     logs.emit(LogStream::Stderr, text);

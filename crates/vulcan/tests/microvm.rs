@@ -160,6 +160,87 @@ func main() {
     wait_for_no_qemu(&server);
 }
 
+fn node(code: &str) -> Value {
+    json!({"runtime": "node", "isolation": "microvm", "code": code})
+}
+
+fn lines(server: &Server, w: &Value, stream: &str) -> Vec<String> {
+    let (_, logs) = server.get(&format!(
+        "/v1/workloads/{}/logs/history?stream={stream}",
+        w["id"].as_str().unwrap()
+    ));
+    logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Node tells the agent its exit code as it exits (its preload), so the workload ends
+/// before the guest has torn node down: every line still arrives, the workload's own exit
+/// listeners still run, and a fatal error (printed after 'exit') is waited for as before.
+#[test]
+fn node_reports_its_exit_early_without_losing_a_line_or_its_code() {
+    let _serial = serial();
+    let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
+    let version = server.run(node("console.log(process.version)"));
+    assert_eq!(version["status"], "completed", "{version}");
+    assert!(
+        version["output"].as_str().unwrap().starts_with("v22."),
+        "the guest's node is Node.js's own build from npm: {version}"
+    );
+
+    let flood = server.run(node(
+        "for (let i = 0; i < 3000; i++) console.log('line', i); console.error('to stderr'); process.exitCode = 4",
+    ));
+    assert_eq!(
+        (flood["status"].as_str(), flood["exit_code"].as_i64()),
+        (Some("failed"), Some(4)),
+        "{flood}"
+    );
+    let out = lines(&server, &flood, "stdout");
+    assert_eq!(out.len(), 3000, "every line arrives");
+    assert_eq!(out.last().map(String::as_str), Some("line 2999"));
+    assert_eq!(lines(&server, &flood, "stderr"), ["to stderr"]);
+
+    let listener = server.run(node(
+        "process.on('exit', c => console.log('exit listener saw', c)); console.log('main'); process.exit(5)",
+    ));
+    assert_eq!(
+        (listener["exit_code"].as_i64(), listener["output"].as_str()),
+        (Some(5), Some("main\nexit listener saw 5")),
+        "{listener}"
+    );
+
+    let later = server.run(node(
+        "setTimeout(() => console.log('later'), 200); console.log('now')",
+    ));
+    assert_eq!(
+        (later["status"].as_str(), later["output"].as_str()),
+        (Some("completed"), Some("now\nlater")),
+        "{later}"
+    );
+
+    let fatal = server.run(node("console.log('before'); throw new Error('boom')"));
+    assert_eq!(
+        (fatal["status"].as_str(), fatal["exit_code"].as_i64()),
+        (Some("failed"), Some(1)),
+        "{fatal}"
+    );
+    assert_eq!(
+        fatal["error"], "exited with code 1: Error: boom",
+        "node's stack and version lines are not the error"
+    );
+    assert!(
+        lines(&server, &fatal, "stderr")
+            .iter()
+            .any(|l| l.contains("at Object.<anonymous> (/work/main.js:1")),
+        "the stack is in the log"
+    );
+    wait_for_no_qemu(&server);
+}
+
 #[test]
 fn the_guest_has_its_own_kernel_no_host_files_and_no_network() {
     let _serial = serial();
@@ -371,16 +452,19 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// Runs `code` twice and checks what must differ between two guests (restored from one
-/// snapshot, or booted) and that each guest's clock is the host's.
-fn two_guests_differ(server: &Server) -> Vec<Value> {
-    // The code reads the clock straight away, then what it takes to differ between guests.
-    let code = "import time\nt = time.time()\nimport os, uuid, random, json\nprint(json.dumps({'time': t, 'urandom': os.urandom(16).hex(), 'uuid': str(uuid.uuid4()), 'random': random.random(), 'hash': hash('vulcan')}))";
+/// The python program [`two_guests_differ`] runs: it reads the clock straight away, then
+/// what it takes to differ between guests.
+const PYTHON_DIFFERS: &str = "import time\nt = time.time()\nimport os, uuid, random, json\nprint(json.dumps({'time': t, 'urandom': os.urandom(16).hex(), 'uuid': str(uuid.uuid4()), 'random': random.random(), 'hash': hash('vulcan')}))";
+
+/// Runs `body` (printing JSON with `time` in seconds and each of `keys`) twice and checks
+/// that `keys` differ between the two guests (restored from one snapshot, or booted) and
+/// that each guest's clock is the host's.
+fn two_guests_differ(server: &Server, body: &Value, keys: &[&str]) -> Vec<Value> {
     let mut seen = Vec::new();
     let mut runs = Vec::new();
     for _ in 0..2 {
         let before = unix_now();
-        let w = server.run(python(code));
+        let w = server.run(body.clone());
         let after = unix_now();
         assert_eq!(w["status"], "completed", "{w}");
         let guest: Value = serde_json::from_str(w["output"].as_str().unwrap()).unwrap();
@@ -393,7 +477,7 @@ fn two_guests_differ(server: &Server) -> Vec<Value> {
         seen.push(guest);
         runs.push(w);
     }
-    for key in ["urandom", "uuid", "random", "hash"] {
+    for key in keys {
         assert_ne!(seen[0][key], seen[1][key], "{key} repeats across guests");
     }
     runs
@@ -418,9 +502,20 @@ fn a_guest_has_the_hosts_clock_and_randomness_no_other_guest_has() {
     let _serial = serial();
     // Restored from one snapshot, one per workload.
     let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
-    for w in two_guests_differ(&server) {
+    let python_keys = ["urandom", "uuid", "random", "hash"];
+    for w in two_guests_differ(&server, &python(PYTHON_DIFFERS), &python_keys) {
         assert!(
             backend_log(&server, &w).contains("restored from snapshot python-"),
+            "{}",
+            backend_log(&server, &w)
+        );
+    }
+    // Node the same: its CSPRNG (OpenSSL's), its UUIDs and its Math.random.
+    let node = json!({"runtime": "node", "isolation": "microvm", "code":
+        "const t = Date.now() / 1000; const c = require('crypto'); console.log(JSON.stringify({time: t, urandom: c.randomBytes(16).toString('hex'), uuid: c.randomUUID(), random: Math.random()}))"});
+    for w in two_guests_differ(&server, &node, &["urandom", "uuid", "random"]) {
+        assert!(
+            backend_log(&server, &w).contains("restored from snapshot node-"),
             "{}",
             backend_log(&server, &w)
         );
@@ -439,7 +534,7 @@ fn a_guest_has_the_hosts_clock_and_randomness_no_other_guest_has() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(idle_vms(&server, "python"), 1, "the pool did not fill");
-    let runs = two_guests_differ(&server);
+    let runs = two_guests_differ(&server, &python(PYTHON_DIFFERS), &python_keys);
     assert!(
         backend_log(&server, &runs[0]).contains("a warm VM: booted"),
         "{}",
