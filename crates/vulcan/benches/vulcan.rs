@@ -490,7 +490,13 @@ fn bare_incoming_ms(spec: &vulcan_microvm::vmm::VmSpec) -> f64 {
         }
     };
     ask("qmp_capabilities");
-    while !ask("query-status").contains("\"running\"") {
+    // `{"return": {"status": "inmigrate", "running": false}}` while the state loads: the
+    // status is what says it runs, not the key.
+    let running = |answer: String| {
+        serde_json::from_str::<serde_json::Value>(&answer)
+            .is_ok_and(|v| v["return"]["status"] == "running")
+    };
+    while !running(ask("query-status")) {
         std::thread::sleep(Duration::from_millis(1));
     }
     let elapsed = t.elapsed().as_secs_f64() * 1000.0;
