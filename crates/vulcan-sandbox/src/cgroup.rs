@@ -155,6 +155,9 @@ fn delegate(mount: &Path, dir: &Path, wanted: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// How old an empty child group must be before [`CgroupParent::sweep`] removes it.
+pub const SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl CgroupParent {
     /// Makes (or reuses) the parent at `rel` under [`MOUNT`] — under the memory and, with
     /// `pids`, the pids hierarchy on v1. Errors say what is missing.
@@ -290,11 +293,19 @@ impl CgroupParent {
             .unwrap_or_default()
     }
 
-    /// Removes every child group that has no process left (a crashed server's).
+    /// Removes every child group that has no process left (a crashed server's) and was made
+    /// more than [`SWEEP_AGE`] ago: a group just made is empty until its sandbox joins it,
+    /// and may be another server's on the same host (two servers' tests, or a restart
+    /// overlapping the old process) — sweeping it would leave that sandbox in a group of
+    /// runsc's making, unmeasured.
     pub fn sweep(&self) {
         for name in self.children() {
             let group = self.handle(&name);
-            if group.is_empty() {
+            let age = std::fs::metadata(&group.memory)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|age| age >= SWEEP_AGE) && group.is_empty() {
                 group.remove();
             }
         }
@@ -473,6 +484,29 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
         (dir.clone(), Gone(dir))
+    }
+
+    #[test]
+    fn a_sweep_leaves_a_group_just_made_whoever_made_it() {
+        let (mount, _gone) = fake_v2("memory pids");
+        let parent = CgroupParent {
+            memory: mount.clone(),
+            pids: None,
+            cpu: None,
+            v2: true,
+            with_pids: true,
+        };
+        for name in ["fresh", "old"] {
+            std::fs::create_dir_all(mount.join(name)).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - SWEEP_AGE * 2;
+        std::fs::File::open(mount.join("old"))
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        parent.sweep();
+        assert!(mount.join("fresh").exists(), "a group just made is kept");
+        assert!(!mount.join("old").exists(), "an old empty group is removed");
     }
 
     #[test]
