@@ -3,11 +3,10 @@
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
 
 use vulcan_agent::{Exit, Kind, Run};
 
-use crate::workspace::{pipe, prepare, Ended, NODE_PRELOAD};
+use crate::workspace::{pipe, prepare, NODE_PRELOAD};
 use crate::{oom_kills, pump, Port};
 
 /// The program a runtime runs, and the file its inline code goes to.
@@ -98,12 +97,7 @@ pub fn run(port: &Port, job: Run) -> Exit {
         .map(|g| g.events())
         .unwrap_or_default();
     let used = crate::used(workspace.group.as_ref(), mark);
-    let ended = match status {
-        Ok(Ended::Exited(s)) => Ok((s.code(), s.signal())),
-        Ok(Ended::Reported(code)) => Ok((Some(code), None)),
-        Err(e) => Err(e),
-    };
-    match ended {
+    match status.map(|ended| ended.code_and_signal()) {
         Ok((code, signal)) => Exit {
             code,
             signal,

@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use std::time::Duration;
 use vulcan_agent::{read_frame, Exit, Kind, Run, Served, MAX_LINE};
 use vulcan_sandbox::capture::LineSplitter;
 
-use crate::workspace::{pipe, prepare, Ended, Workspace};
+use crate::workspace::{pipe, prepare, Workspace};
 use crate::{oom_kills, send, Port};
 
 /// Ends each invocation's output on stdout and stderr.
@@ -246,14 +245,11 @@ fn run_once(port: &Port, workspace: &Workspace, job: &Run, input: &[u8]) -> Serv
         .map(|g| g.events())
         .unwrap_or_default();
     match status {
-        Ok(Ended::Reported(code)) => Served {
-            code: Some(code),
-            oom: oom_kills() > oom_before || events.oom_kills > 0,
-            pids_limited: events.pids_refused > 0,
-            ..Served::default()
-        },
-        Ok(Ended::Exited(s)) => Served {
-            code: s.code().or(s.signal().map(|sig| 128 + sig)),
+        Ok(ended) => Served {
+            code: {
+                let (code, signal) = ended.code_and_signal();
+                code.or(signal.map(|sig| 128 + sig))
+            },
             oom: oom_kills() > oom_before || events.oom_kills > 0,
             pids_limited: events.pids_refused > 0,
             ..Served::default()

@@ -89,6 +89,17 @@ pub enum Ended {
     Reported(i32),
 }
 
+impl Ended {
+    /// Its exit code and the signal that ended it (one of them, at most).
+    pub fn code_and_signal(&self) -> (Option<i32>, Option<i32>) {
+        use std::os::unix::process::ExitStatusExt;
+        match self {
+            Ended::Exited(s) => (s.code(), s.signal()),
+            Ended::Reported(code) => (Some(*code), None),
+        }
+    }
+}
+
 /// A pipe, both ends close-on-exec: (read, write).
 pub fn pipe() -> io::Result<(File, OwnedFd)> {
     let mut fds = [0; 2];

@@ -486,16 +486,21 @@ mod tests {
         (dir.clone(), Gone(dir))
     }
 
-    #[test]
-    fn a_sweep_leaves_a_group_just_made_whoever_made_it() {
-        let (mount, _gone) = fake_v2("memory pids");
-        let parent = CgroupParent {
-            memory: mount.clone(),
+    /// A v2 parent at the fake mount's root, with pids.
+    fn fake_parent(mount: &Path) -> CgroupParent {
+        CgroupParent {
+            memory: mount.to_path_buf(),
             pids: None,
             cpu: None,
             v2: true,
             with_pids: true,
-        };
+        }
+    }
+
+    #[test]
+    fn a_sweep_leaves_a_group_just_made_whoever_made_it() {
+        let (mount, _gone) = fake_v2("memory pids");
+        let parent = fake_parent(&mount);
         for name in ["fresh", "old"] {
             std::fs::create_dir_all(mount.join(name)).unwrap();
         }
@@ -521,13 +526,7 @@ mod tests {
     #[test]
     fn limits_and_counters_use_each_versions_files() {
         let (mount, _gone) = fake_v2("memory pids");
-        let parent = CgroupParent {
-            memory: mount.clone(),
-            pids: None,
-            cpu: None,
-            v2: true,
-            with_pids: true,
-        };
+        let parent = fake_parent(&mount);
         let group = parent.group("w1").unwrap();
         std::fs::write(group.dir().join("memory.swap.max"), "max").unwrap();
         group.set_memory_max(64 << 20).unwrap();

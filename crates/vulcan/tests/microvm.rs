@@ -164,6 +164,7 @@ fn node(code: &str) -> Value {
     json!({"runtime": "node", "isolation": "microvm", "code": code})
 }
 
+/// The log lines of `w` from `stream` (`stdout`, `stderr`, `backend`).
 fn lines(server: &Server, w: &Value, stream: &str) -> Vec<String> {
     let (_, logs) = server.get(&format!(
         "/v1/workloads/{}/logs/history?stream={stream}",
@@ -484,17 +485,7 @@ fn two_guests_differ(server: &Server, body: &Value, keys: &[&str]) -> Vec<Value>
 }
 
 fn backend_log(server: &Server, w: &Value) -> String {
-    let (_, logs) = server.get(&format!(
-        "/v1/workloads/{}/logs/history?stream=backend",
-        w["id"].as_str().unwrap()
-    ));
-    logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    lines(server, w, "backend").join("\n")
 }
 
 #[test]
@@ -1044,18 +1035,6 @@ fn each_run_reports_the_cpu_time_and_memory_it_really_used_in_the_guest() {
     );
 }
 
-/// The server's log lines of `w` from the `backend` stream.
-fn backend_lines(server: &Server, w: &Value) -> Vec<String> {
-    let id = w["id"].as_str().unwrap();
-    let (_, history) = server.get(&format!("/v1/workloads/{id}/logs/history?stream=backend"));
-    history["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 const HELLO_GO: &str =
     "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hello\")\n}\n";
 
@@ -1071,21 +1050,21 @@ fn go_source_is_built_in_a_sandbox_once_and_runs_in_a_microvm() {
         "{first}"
     );
     assert_eq!(first["isolation"], "microvm", "{first}");
-    let lines = backend_lines(&server, &first);
+    let log = lines(&server, &first, "backend");
     assert!(
-        lines.iter().any(|l| l.contains("go build: built in")),
-        "{lines:?}"
+        log.iter().any(|l| l.contains("go build: built in")),
+        "{log:?}"
     );
     // The same source again: the build is skipped, and says so.
     let second =
         server.run(json!({"runtime": "go", "code": HELLO_GO, "resources": {"timeout_s": 60}}));
     assert_eq!(second["output"], "hello", "{second}");
-    let lines = backend_lines(&server, &second);
+    let log = lines(&server, &second, "backend");
     assert!(
-        lines.iter().any(|l| l.contains("go build skipped")),
-        "{lines:?}"
+        log.iter().any(|l| l.contains("go build skipped")),
+        "{log:?}"
     );
-    assert!(!lines.iter().any(|l| l.contains("built in")), "{lines:?}");
+    assert!(!log.iter().any(|l| l.contains("built in")), "{log:?}");
 
     // A module with a package of its own, sent as an archive.
     let archive = tar_gz(&[
