@@ -7,10 +7,9 @@
 //! log before the answer goes out; failed authentications are counted per source address
 //! and minute, refused past a threshold, and logged in aggregate ([`LoginFailures`]).
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -19,13 +18,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use vulcan_domain::{
-    AccessStore, ApiKey, AuditEntry, Permission, Quota, Role, StoreError, Workload, DEFAULT_TENANT,
-};
+use vulcan_domain::{AuditEntry, Permission, Quota, Role, StoreError, Workload, DEFAULT_TENANT};
+use vulcan_engine::{Engine, ImagePulls};
 
-use vulcan_engine::ImagePulls;
-
+use crate::client::TrustedProxies;
 use crate::login_failures::{LoginFailures, Source};
+use crate::public_calls::PublicCalls;
 use crate::telemetry::RequestId;
 use crate::{ApiError, AppState};
 
@@ -82,16 +80,17 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct AuditTarget(pub String);
 
-/// Authentication settings and a cache of looked-up keys.
+/// Authentication settings.
 #[derive(Clone)]
 pub struct Auth {
     pub enabled: bool,
     /// SHA-256 of `VULCAN_ADMIN_KEY`.
     admin_env: Option<[u8; 32]>,
-    /// The quota of tenants without their own.
-    pub default_quota: Quota,
-    cache: Arc<Mutex<HashMap<String, (ApiKey, String)>>>,
     failures: Arc<LoginFailures>,
+    /// Calls of public functions without a key, audited in aggregate.
+    public_calls: Arc<PublicCalls>,
+    /// Peers whose `X-Forwarded-For` names the client (`VULCAN_TRUSTED_PROXIES`).
+    proxies: Arc<TrustedProxies>,
     /// Audit records older than this are removed by the server (`None`: kept forever).
     pub audit_retention: Option<Duration>,
 }
@@ -166,15 +165,22 @@ fn key_in_url(query: Option<&str>) -> bool {
 }
 
 impl Auth {
-    pub fn new(enabled: bool, admin_key: Option<&str>, default_quota: Quota) -> Self {
+    pub fn new(enabled: bool, admin_key: Option<&str>) -> Self {
         Auth {
             enabled,
             admin_env: admin_key.map(|k| sha256(k.as_bytes())),
-            default_quota,
-            cache: Arc::new(Mutex::new(HashMap::new())),
             failures: Arc::new(LoginFailures::new(DEFAULT_FAILURES_PER_MINUTE)),
+            public_calls: Arc::default(),
+            proxies: Arc::new(TrustedProxies::default()),
             audit_retention: None,
         }
+    }
+
+    /// Believes `X-Forwarded-For` from these peers: failed logins are then counted per
+    /// client behind them, not per proxy.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
     }
 
     /// Failed authentications answered per source and minute before further attempts
@@ -190,24 +196,10 @@ impl Auth {
         self
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ApiKey, String)>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Drops a key from the cache: its revocation holds from the next request on.
-    pub fn forget(&self, key_id: &str) {
-        self.cache().remove(key_id);
-    }
-
-    /// Checks a token; the error says what is wrong without revealing what exists. With
-    /// `lookup` false only keys already known (cached, or the configured admin key) are
-    /// checked: an over-limit source costs no database read.
-    async fn verify(
-        &self,
-        store: &dyn AccessStore,
-        token: &str,
-        lookup: bool,
-    ) -> Result<Caller, (String, String)> {
+    /// Checks a token; the error says what is wrong without revealing what exists. Keys
+    /// are verified against the engine's copy of every key: no store read per request
+    /// (see `vulcan_engine`'s access module).
+    async fn verify(&self, engine: &Engine, token: &str) -> Result<Caller, (String, String)> {
         let invalid = |actor: &str| (actor.to_owned(), "the API key is not valid".to_owned());
         if let Some(expected) = &self.admin_env {
             if constant_time_eq(&sha256(token.as_bytes()), expected) {
@@ -221,17 +213,13 @@ impl Auth {
         let Some((id, secret)) = token.strip_prefix("vk_").and_then(|t| t.split_once('_')) else {
             return Err(invalid("anonymous"));
         };
-        let cached = self.cache().get(id).cloned();
-        let (key, hash) = match cached {
-            Some(found) => found,
-            None if !lookup => return Err(invalid("anonymous")),
-            None => match store.key(id).await {
-                Ok(found) => {
-                    self.cache().insert(id.to_owned(), found.clone());
-                    found
-                }
-                Err(_) => return Err(invalid("anonymous")),
-            },
+        let (key, hash) = match engine.key(id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(invalid("anonymous")),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the API keys");
+                return Err(invalid("anonymous"));
+            }
         };
         if !constant_time_eq(hex(&sha256(secret.as_bytes())).as_bytes(), hash.as_bytes()) {
             return Err(invalid("anonymous"));
@@ -251,32 +239,28 @@ impl Auth {
             tenant: key.tenant,
         })
     }
+}
 
-    /// The quota `caller`'s submissions are held to; `None` for admins.
-    pub async fn quota_of(
-        &self,
-        store: &dyn AccessStore,
-        caller: &Caller,
-    ) -> Result<Option<Quota>, StoreError> {
-        if caller.scope().is_none() {
-            return Ok(None);
-        }
-        Ok(Some(
-            store
-                .quota(&caller.tenant)
-                .await?
-                .unwrap_or(self.default_quota),
-        ))
+/// The quota `caller`'s submissions are held to; `None` for admins.
+pub async fn quota_of(engine: &Engine, caller: &Caller) -> Result<Option<Quota>, StoreError> {
+    if caller.scope().is_none() {
+        return Ok(None);
     }
+    engine.quota_of(&caller.tenant).await.map(Some)
 }
 
 /// Failed authentications answered per source and minute by default.
 pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 30;
 
-/// Writes the aggregated failed logins counted so far (all of them, or only those of
-/// minutes that are over) to the audit log.
-pub async fn flush_login_failures(state: &AppState, all: bool) {
-    for entry in state.auth.failures.drain(OffsetDateTime::now_utc(), all) {
+/// Writes what is audited in aggregate — failed logins, calls of public functions
+/// without a key — counted so far (all of it, or only that of minutes that are over).
+pub async fn flush_aggregates(state: &AppState, all: bool) {
+    let now = OffsetDateTime::now_utc();
+    let failures = state.auth.failures.drain(now, all);
+    for entry in failures
+        .into_iter()
+        .chain(state.auth.public_calls.drain(now, all))
+    {
         append(state, entry).await;
     }
 }
@@ -301,7 +285,7 @@ async fn prune_audit(state: &AppState, retention: Duration) {
         count: 1,
         request_id: None,
     };
-    match state.access.prune_audit(before, &record).await {
+    match state.engine.prune_audit(before, &record).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "pruned the audit log"),
         Err(e) => tracing::error!(error = %e, "cannot prune the audit log"),
@@ -315,7 +299,7 @@ pub async fn audit_upkeep(state: AppState) {
     let mut last_prune: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
-        flush_login_failures(&state, false).await;
+        flush_aggregates(&state, false).await;
         if let Some(retention) = state.auth.audit_retention {
             if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
                 prune_audit(&state, retention).await;
@@ -356,8 +340,9 @@ fn action(method: &Method, route: &str) -> String {
     }
 }
 
-fn outcome(status: StatusCode) -> &'static str {
-    match status.as_u16() {
+/// `ok`, `denied` or `failed`: how an answered status reads in the audit log.
+pub fn outcome_of(status: u16) -> &'static str {
+    match status {
         200..=299 => "ok",
         401 | 403 => "denied",
         _ => "failed",
@@ -365,25 +350,22 @@ fn outcome(status: StatusCode) -> &'static str {
 }
 
 async fn append(state: &AppState, entry: AuditEntry) {
-    if let Err(e) = state.access.append_audit(&entry).await {
+    if let Err(e) = state.engine.append_audit(&entry).await {
         tracing::error!(error = %e, action = %entry.action, "cannot append to the audit log");
     }
 }
 
-/// The tenant of the public function an HTTP-trigger path names, if it names one.
-async fn public_function(state: &AppState, route: &str, path: &str) -> Option<String> {
+/// The tenant and name of the public function an HTTP-trigger path names, if it names one.
+async fn public_function(state: &AppState, route: &str, path: &str) -> Option<(String, String)> {
     if !route.starts_with("/fn/") {
         return None;
     }
     let mut parts = path.trim_start_matches("/fn/").splitn(3, '/');
     let (tenant, name) = (parts.next()?, parts.next()?);
-    let function = state
-        .engine
-        .function_store()
-        .function(tenant, name)
-        .await
-        .ok()?;
-    function.public.then(|| tenant.to_owned())
+    let function = state.engine.function(tenant, name).await.ok()?;
+    function
+        .public
+        .then(|| (tenant.to_owned(), name.to_owned()))
 }
 
 /// Authenticates every request but `/healthz`, and audits mutations and failed logins.
@@ -404,7 +386,8 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
     }
     let method = req.method().clone();
     let public = public_function(&state, &route, req.uri().path()).await;
-    let caller = if let Some(tenant) = public {
+    let caller = if let Some((tenant, _)) = &public {
+        let tenant = tenant.clone();
         // A public function's HTTP trigger: anyone may invoke it, as its tenant.
         Caller {
             key_id: "public".into(),
@@ -412,17 +395,32 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
             tenant,
         }
     } else if !state.auth.enabled {
+        let has_body = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|l| l.as_bytes() != b"0")
+            || req
+                .headers()
+                .contains_key(axum::http::header::TRANSFER_ENCODING);
+        if let Err(refused) = crate::client::check_local(req.headers(), has_body, &route) {
+            let status = if refused.contains("Content-Type") {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            return ApiError::new(status, refused).into_response();
+        }
         Caller {
             key_id: "auth-off".into(),
             role: Role::Admin,
             tenant: DEFAULT_TENANT.into(),
         }
     } else {
-        let source = Source::of(
-            req.extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        );
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let source = Source::of(state.auth.proxies.client(peer, req.headers()));
         let now = OffsetDateTime::now_utc();
         let refused = state.auth.failures.refuse(&source, now);
         let verified = match token_from(req.headers()) {
@@ -430,13 +428,9 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
                 "anonymous".to_owned(),
                 "no API key: send it as X-API-Key or Authorization: Bearer (the first admin key is in <data dir>/admin.key)".to_owned(),
             )),
-            Some(token) => {
-                state
-                    .auth
-                    .verify(state.access.as_ref(), token, refused.is_none())
-                    .await
-            }
+            Some(token) => state.auth.verify(&state.engine, token).await,
         };
+        // A valid key is always served: the limit bounds what bad keys cost, not access.
         match (verified, refused) {
             (Ok(caller), _) => caller,
             (Err(_), Some(wait)) => {
@@ -463,7 +457,16 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
     );
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    if mutation {
+    if let (true, Some((tenant, name))) = (mutation, &public) {
+        let target = format!("{tenant}/{name}");
+        let status = response.status().as_u16();
+        state.auth.public_calls.record(
+            &target,
+            &action(&method, &route),
+            status,
+            OffsetDateTime::now_utc(),
+        );
+    } else if mutation {
         let target = response
             .extensions()
             .get::<AuditTarget>()
@@ -483,7 +486,7 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
                 tenant: Some(caller.tenant),
                 action: action(&method, &route),
                 target,
-                outcome: outcome(response.status()).into(),
+                outcome: outcome_of(response.status().as_u16()).into(),
                 status: response.status().as_u16(),
                 detail,
                 count: 1,

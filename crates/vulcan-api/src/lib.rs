@@ -4,22 +4,24 @@
 //! Errors are always `{"error": "..."}` with a status that says whose fault it is.
 
 pub mod auth;
+mod client;
 pub mod dashboard;
 mod error;
 mod extract;
 mod login_failures;
 pub mod openapi;
+mod public_calls;
 mod request;
 mod telemetry;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use vulcan_domain::AccessStore;
 use vulcan_engine::{Benchmarks, Engine};
 
 pub use auth::Auth;
+pub use client::TrustedProxies;
+pub use request::ws::Seats as WsSeats;
 
 pub use error::ApiError;
 
@@ -28,14 +30,17 @@ pub use error::ApiError;
 pub struct AppState {
     pub engine: Engine,
     pub benchmarks: Benchmarks,
-    /// Keys, audit log and quotas.
-    pub access: Arc<dyn AccessStore>,
     pub auth: Auth,
     pub started: Instant,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// How often WebSocket clients are pinged; one silent for three pings is closed.
     pub ws_ping: std::time::Duration,
+    /// Where functions' HTTP triggers are served when not on this listener
+    /// (`VULCAN_TRIGGER_ADDR`): here they answer 404 saying so.
+    pub triggers_at: Option<std::net::SocketAddr>,
+    /// Open WebSockets per key, bounded.
+    pub ws_seats: std::sync::Arc<WsSeats>,
 }
 
 /// Every route of the API, listed as it is added (see [`openapi`]).
@@ -105,15 +110,32 @@ pub fn served_routes() -> Vec<(axum::http::Method, String)> {
 
 /// Builds the router with every route of the API.
 pub fn router(state: AppState) -> Router {
-    routes()
-        .into_router()
+    layered(routes().into_router(), Some(dashboard::router()), state)
+}
+
+/// Builds the router of a listener of functions' HTTP triggers alone
+/// (`VULCAN_TRIGGER_ADDR`): no API, no dashboard, so that pages functions answer with are
+/// on an origin of their own.
+pub fn trigger_router(mut state: AppState) -> Router {
+    state.triggers_at = None;
+    let triggers = routes()
+        .retain(|path| path.starts_with("/fn/"))
+        .into_router();
+    layered(triggers, None, state)
+}
+
+/// `routes` behind authentication, then `open` (pages that need no key), with the
+/// telemetry and body limit every request goes through.
+fn layered(routes: Router<AppState>, open: Option<Router<AppState>>, state: AppState) -> Router {
+    let routes = routes
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::access,
-        ))
-        .merge(dashboard::router())
+        ));
+    open.into_iter()
+        .fold(routes, Router::merge)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::record,

@@ -225,6 +225,13 @@ impl Routes {
         self
     }
 
+    /// Only the routes whose path `keep` accepts.
+    pub fn retain(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        self.paths.retain(|path, _| keep(path));
+        self.listed.retain(|(_, path)| keep(path));
+        self
+    }
+
     /// The routes served: (method, path as the router spells it).
     pub fn listed(&self) -> Vec<(Method, String)> {
         self.listed

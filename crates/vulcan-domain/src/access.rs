@@ -218,6 +218,26 @@ pub struct Quota {
     pub max_cpus: u32,
     /// Memory (MiB) of its pending and running workloads together.
     pub max_mem_mb: u32,
+    /// Schedules it may have (`null`: the server's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_schedules: Option<u32>,
+    /// The shortest time between two ticks of one of its schedules, in seconds (`null`:
+    /// the server's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_schedule_interval_s: Option<u32>,
+}
+
+impl Quota {
+    /// This quota with the fields it leaves to the server taken from `defaults`.
+    pub fn or(self, defaults: &Quota) -> Quota {
+        Quota {
+            max_schedules: self.max_schedules.or(defaults.max_schedules),
+            min_schedule_interval_s: self
+                .min_schedule_interval_s
+                .or(defaults.min_schedule_interval_s),
+            ..self
+        }
+    }
 }
 
 /// Keeps keys, the audit log and quotas.
@@ -228,6 +248,9 @@ pub trait AccessStore: Send + Sync {
 
     /// A key and the hash of its secret.
     async fn key(&self, id: &str) -> Result<(ApiKey, String), StoreError>;
+
+    /// Every key with the hash of its secret: what a node verifies requests against.
+    async fn verifiable_keys(&self) -> Result<Vec<(ApiKey, String)>, StoreError>;
 
     /// Keys, newest first; one tenant's or all.
     async fn keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>, StoreError>;

@@ -125,6 +125,9 @@ pub enum Signal {
     Retire(String),
     /// A lifecycle event for live clients, as JSON (the engine's `Event`).
     Event(String),
+    /// API keys changed (one created, revoked, or given another role or tenant): every
+    /// node reads them again.
+    Keys,
 }
 
 impl Signal {
@@ -138,6 +141,7 @@ impl Signal {
             Signal::Resync => "r:".into(),
             Signal::Retire(prefix) => format!("f:{prefix}"),
             Signal::Event(json) => format!("v:{json}"),
+            Signal::Keys => "a:".into(),
         }
     }
 
@@ -153,6 +157,7 @@ impl Signal {
             "r" => Signal::Resync,
             "f" => Signal::Retire(id()?),
             "v" => Signal::Event(id()?),
+            "a" => Signal::Keys,
             _ => return None,
         })
     }
@@ -185,6 +190,7 @@ mod tests {
             Signal::Resync,
             Signal::Retire("t/f/".into()),
             Signal::Event("{\"kind\":\"node\"}".into()),
+            Signal::Keys,
         ] {
             assert_eq!(Signal::decode(&s.encode()), Some(s));
         }

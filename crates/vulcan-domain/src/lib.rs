@@ -42,7 +42,7 @@ pub use spec::{Resources, Usage, WorkloadResult, WorkloadSpec};
 pub use stats::{BackendStats, MinuteCount, Stats, Timeline};
 pub use status::{InvalidTransition, WorkloadStatus};
 pub use store::{
-    Admission, Claimed, ListFilter, Refusal, StoreError, TerminalUpdate, WorkloadPage,
+    Admission, Claimed, Expect, ListFilter, Refusal, StoreError, TerminalUpdate, WorkloadPage,
     WorkloadStore,
 };
 pub use workload::Workload;

@@ -94,7 +94,13 @@ pub struct Trigger {
 /// [`crate::Admission::fire`] set.
 #[async_trait]
 pub trait ScheduleStore: Send + Sync {
-    async fn create_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
+    /// Stores a new schedule, unless its tenant already has `max_per_tenant` (then
+    /// [`crate::Refusal::Forbidden`], checked in the same transaction).
+    async fn create_schedule(
+        &self,
+        schedule: &Schedule,
+        max_per_tenant: u32,
+    ) -> Result<(), StoreError>;
 
     /// One schedule (`tenant`: only if it is that tenant's).
     async fn schedule(&self, tenant: Option<&str>, id: &str) -> Result<Schedule, StoreError>;
@@ -102,12 +108,21 @@ pub trait ScheduleStore: Send + Sync {
     /// Schedules, one tenant's or everyone's, oldest first.
     async fn schedules(&self, tenant: Option<&str>) -> Result<Vec<Schedule>, StoreError>;
 
-    /// Replaces what can change (cron, timezone, input, overlap, enabled, next_run_at).
-    async fn update_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
+    /// Replaces what can change (function, cron, timezone, input, overlap, enabled,
+    /// next_run_at) if its next tick is still `read_next` (what the caller read): false,
+    /// changing nothing, if a node fired or skipped a tick since.
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        read_next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
 
     async fn delete_schedule(&self, tenant: Option<&str>, id: &str) -> Result<(), StoreError>;
 
-    /// Enabled schedules whose next tick is at or before `now`, earliest first.
+    /// Enabled schedules whose next tick is at or before `now`, taken fairly between
+    /// tenants: every tenant's earliest first (earliest first among them), then every
+    /// tenant's second, and so on; so one tenant's many schedules never hold back
+    /// another's.
     async fn due_schedules(
         &self,
         now: OffsetDateTime,

@@ -93,6 +93,16 @@ pub struct Usage {
 }
 
 impl WorkloadResult {
+    /// A run that failed with `error`, before or without any output.
+    pub fn failed(error: impl Into<String>) -> WorkloadResult {
+        WorkloadResult {
+            exit_code: None,
+            output: String::new(),
+            error: Some(error.into()),
+            usage: None,
+        }
+    }
+
     /// A run that ended well: no error and, for a process, exit code 0.
     pub fn succeeded(&self) -> bool {
         self.error.is_none() && self.exit_code.unwrap_or(0) == 0

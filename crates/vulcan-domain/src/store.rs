@@ -106,6 +106,41 @@ pub struct TerminalUpdate {
     pub usage: Option<crate::Usage>,
 }
 
+/// What a status change expects of the stored workload: it applies only if this still
+/// holds when it is written (one read and one write, in one transaction), so a decision
+/// made on a read is never applied to a workload that has moved on since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Not started anywhere (claimed or not): a kill before it started.
+    Pending,
+    /// Pending and claimed by this node: its start, or its failure before the start.
+    ClaimedBy(String),
+    /// Running on this node: the end of its run.
+    RunningOn(String),
+    /// Pending or running, anywhere: recovery of what a node left behind.
+    Live,
+}
+
+impl Expect {
+    /// Whether a workload with `status`, claimed by `claimed_by` and run by `node`, is
+    /// what this expects.
+    pub fn holds(
+        &self,
+        status: WorkloadStatus,
+        claimed_by: Option<&str>,
+        node: Option<&str>,
+    ) -> bool {
+        match self {
+            Expect::Pending => status == WorkloadStatus::Pending,
+            Expect::ClaimedBy(n) => {
+                status == WorkloadStatus::Pending && claimed_by == Some(n.as_str())
+            }
+            Expect::RunningOn(n) => status == WorkloadStatus::Running && node == Some(n.as_str()),
+            Expect::Live => !status.is_terminal(),
+        }
+    }
+}
+
 /// A workload claimed by a node, with the spec it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
@@ -146,8 +181,14 @@ pub trait WorkloadStore: Send + Sync {
         started_at: OffsetDateTime,
     ) -> Result<Workload, StoreError>;
 
-    /// pending | running → completed | failed | killed.
-    async fn finish(&self, id: &str, update: &TerminalUpdate) -> Result<Workload, StoreError>;
+    /// pending | running → completed | failed | killed, if the workload is still as
+    /// `expect` says (else an invalid transition from what it is now).
+    async fn finish(
+        &self,
+        id: &str,
+        update: &TerminalUpdate,
+        expect: &Expect,
+    ) -> Result<Workload, StoreError>;
 
     /// Asks the node running `id` to stop it; returns the workload as it is now.
     async fn request_kill(&self, id: &str) -> Result<Workload, StoreError>;
@@ -196,4 +237,39 @@ pub trait WorkloadStore: Send + Sync {
 
     /// Stored benchmark reports (JSON), newest first.
     async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use WorkloadStatus::*;
+
+    #[test]
+    fn an_expectation_holds_only_for_the_state_it_names() {
+        let (a, b) = (Some("a"), Some("b"));
+        assert!(Expect::Pending.holds(Pending, b, None));
+        assert!(!Expect::Pending.holds(Running, b, b), "started meanwhile");
+        let claimed = Expect::ClaimedBy("a".into());
+        assert!(claimed.holds(Pending, a, None));
+        assert!(
+            !claimed.holds(Pending, b, None),
+            "another node holds the claim"
+        );
+        assert!(!claimed.holds(Running, a, a));
+        let running = Expect::RunningOn("a".into());
+        assert!(running.holds(Running, a, a));
+        assert!(!running.holds(Running, b, b));
+        assert!(!running.holds(Pending, a, None));
+        assert!(Expect::Live.holds(Running, b, b) && Expect::Live.holds(Pending, None, None));
+        for done in [Completed, Failed, Killed] {
+            for e in [
+                Expect::Pending,
+                claimed.clone(),
+                running.clone(),
+                Expect::Live,
+            ] {
+                assert!(!e.holds(done, a, a), "{e:?} {done}");
+            }
+        }
+    }
 }

@@ -107,6 +107,8 @@ impl EngineConfig {
                 per_minute: 600,
                 max_cpus: 64,
                 max_mem_mb: 16 * 1024,
+                max_schedules: Some(100),
+                min_schedule_interval_s: Some(1),
             },
             max_queue: 256,
             heartbeat: Duration::from_secs(1),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
-    AccessStore, Admission, FunctionStore, ImageCatalog, ImageError, Isolation, NodeRecord,
+    AccessStore, Admission, Expect, FunctionStore, ImageCatalog, ImageError, Isolation, NodeRecord,
     NodeStore, Quota, Resources, Runtime, ScheduleStore, SecretStore, Signal, SignalBus,
     StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
     DEFAULT_TENANT,
@@ -63,6 +63,8 @@ pub struct Stores {
     pub functions: Arc<dyn FunctionStore>,
     pub schedules: Arc<dyn ScheduleStore>,
     pub secrets: Arc<dyn SecretStore>,
+    /// Keys, quotas and the audit log.
+    pub access: Arc<dyn AccessStore>,
     /// Signals to the other nodes ([`vulcan_domain::Alone`] for a node on its own).
     pub bus: Arc<dyn SignalBus>,
 }
@@ -74,8 +76,10 @@ pub(crate) struct Inner {
     pub functions: crate::functions::Functions,
     pub schedules: Arc<dyn ScheduleStore>,
     pub secrets: Arc<dyn SecretStore>,
-    /// Tenants' quotas, for what the engine starts itself (a schedule's runs).
-    pub access: Option<Arc<dyn AccessStore>>,
+    /// Keys, tenants' quotas and the audit log.
+    pub access: Arc<dyn AccessStore>,
+    /// The keys requests are verified against.
+    pub keys: crate::access::Keys,
     /// Wakes this node's scheduler when one of its schedules changed.
     pub schedule_changed: tokio::sync::Notify,
     /// Lifecycle events for live clients.
@@ -147,7 +151,8 @@ impl Engine {
                 functions: crate::functions::Functions::new(stores.functions),
                 schedules: stores.schedules,
                 secrets: stores.secrets,
-                access: None,
+                keys: crate::access::Keys::new(stores.access.clone()),
+                access: stores.access,
                 schedule_changed: tokio::sync::Notify::new(),
                 events: crate::events::channel(),
                 bus: stores.bus,
@@ -173,15 +178,6 @@ impl Engine {
     pub fn with_images(mut self, images: Arc<dyn ImageCatalog>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.images = Some(images);
-        }
-        self
-    }
-
-    /// Adds the tenants' quotas, which the runs a schedule fires are held to. Call before
-    /// the engine is cloned.
-    pub fn with_access(mut self, access: Arc<dyn AccessStore>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.access = Some(access);
         }
         self
     }
@@ -522,7 +518,8 @@ impl Engine {
             return settle(self.wait(id).await?);
         }
         if current.status == WorkloadStatus::Pending {
-            // Not started anywhere: the store decides between this kill and a node's start.
+            // Not started anywhere: the store decides between this kill and a node's start
+            // (refused if a node started it since it was read: then that node is asked).
             match inner
                 .store
                 .finish(
@@ -531,6 +528,7 @@ impl Engine {
                         WorkloadStatus::Killed,
                         "killed by request before it started",
                     ),
+                    &Expect::Pending,
                 )
                 .await
             {
@@ -559,7 +557,11 @@ impl Engine {
             let why = "the server stopped while this workload was running; it was not re-run because it may already have had effects";
             match inner
                 .store
-                .finish(&w.id, &ended(WorkloadStatus::Failed, why))
+                .finish(
+                    &w.id,
+                    &ended(WorkloadStatus::Failed, why),
+                    &Expect::RunningOn(inner.config.node_id.clone()),
+                )
                 .await
             {
                 Ok(_) | Err(StoreError::InvalidTransition(_)) => {}
@@ -581,6 +583,7 @@ impl Engine {
     /// heartbeat with housekeeping and kill requests. Call once, after [`Engine::recover`].
     pub fn start(&self) {
         crate::dispatch::start(&self.inner);
+        tokio::spawn(crate::access::reread_keys(self.inner.clone()));
         tokio::spawn(crate::cluster::heartbeat(self.inner.clone()));
         tokio::spawn(crate::schedules::run_scheduler(self.inner.clone()));
     }
@@ -715,6 +718,14 @@ impl Inner {
                 }
             }
             Signal::Event(json) => self.relay(&json),
+            Signal::Keys => {
+                let keys = self.keys.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = keys.reread().await {
+                        tracing::warn!(error = %e, "cannot read the API keys again after a change");
+                    }
+                });
+            }
         }
     }
 }

@@ -150,9 +150,23 @@ fn digest(code: &FunctionCode) -> String {
 }
 
 impl Engine {
-    /// The store of functions.
-    pub fn function_store(&self) -> &Arc<dyn FunctionStore> {
-        &self.inner.functions.store
+    /// A function that is not deleted.
+    pub async fn function(&self, tenant: &str, name: &str) -> Result<Function, StoreError> {
+        self.inner.functions.store.function(tenant, name).await
+    }
+
+    /// Functions not deleted, one tenant's or everyone's, by name.
+    pub async fn functions(&self, tenant: Option<&str>) -> Result<Vec<Function>, StoreError> {
+        self.inner.functions.store.functions(tenant).await
+    }
+
+    /// Every version of a function, newest first (without archives).
+    pub async fn function_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<FunctionVersion>, StoreError> {
+        self.inner.functions.store.versions(tenant, name).await
     }
 
     /// Checks and stores a deploy as the next version of `tenant`/`name`, active at once.

@@ -11,6 +11,7 @@
 //! Reading order: `engine` (submit, wait, kill), `dispatch` (claiming), `run` (one run),
 //! `cluster` (nodes), then the helpers (`slots`, `sink`, `broker`, `watches`).
 
+mod access;
 pub mod benchmark;
 mod broker;
 mod cluster;
@@ -40,6 +41,7 @@ pub fn request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+pub use access::{StoredKey, MISS_GAP, REREAD_EVERY};
 pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmarks};
 pub use broker::{LogBroker, LogEvent, Subscription};
 pub use config::{EngineConfig, Limits, LogLimits};

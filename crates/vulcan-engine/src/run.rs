@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use vulcan_domain::{
-    LogLine, Signal, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
+    Expect, LogLine, Signal, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
     WorkloadStore,
 };
 
@@ -80,28 +80,38 @@ async fn run(
     let _ = writer.await;
 
     let last = match ending {
-        Ending::Finished(update, ran_for) => match inner.store.finish(&id, &update).await {
-            Ok(w) => {
-                let secs = ran_for.map(|d| d.as_secs_f64());
-                inner
-                    .metrics
-                    .workload_finished(backend_name, w.status.as_str(), secs);
-                if let Some(usage) = update.usage.filter(|_| ran_for.is_some()) {
-                    inner.metrics.workload_usage(backend_name, &usage);
-                }
-                inner.publish(crate::events::Event::workload(&inner, "finished", &w));
-                Some(w)
-            }
-            Err(e) => {
-                tracing::warn!(workload = %id, error = %e, "could not record the end of a workload");
-                if ran_for.is_some() {
+        Ending::Finished(update, ran_for) => {
+            // A run ends on the node running it; a failure before the start, only while
+            // this node still holds the claim.
+            let node = inner.config.node_id.clone();
+            let expect = if ran_for.is_some() {
+                Expect::RunningOn(node)
+            } else {
+                Expect::ClaimedBy(node)
+            };
+            match inner.store.finish(&id, &update, &expect).await {
+                Ok(w) => {
+                    let secs = ran_for.map(|d| d.as_secs_f64());
                     inner
                         .metrics
-                        .workload_finished(backend_name, "unrecorded", None);
+                        .workload_finished(backend_name, w.status.as_str(), secs);
+                    if let Some(usage) = update.usage.filter(|_| ran_for.is_some()) {
+                        inner.metrics.workload_usage(backend_name, &usage);
+                    }
+                    inner.publish(crate::events::Event::workload(&inner, "finished", &w));
+                    Some(w)
                 }
-                None
+                Err(e) => {
+                    tracing::warn!(workload = %id, error = %e, "could not record the end of a workload");
+                    if ran_for.is_some() {
+                        inner
+                            .metrics
+                            .workload_finished(backend_name, "unrecorded", None);
+                    }
+                    None
+                }
             }
-        },
+        }
         Ending::LeftPending => {
             let keep: Vec<String> = inner
                 .active()

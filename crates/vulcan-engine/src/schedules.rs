@@ -54,6 +54,25 @@ impl Cron {
         Ok(Cron { cron, zone })
     }
 
+    /// The shortest time between two consecutive ticks over the next 1,000 ticks after
+    /// `from` (`None`: fewer than two ticks ever come).
+    pub fn shortest_gap(&self, from: OffsetDateTime) -> Option<time::Duration> {
+        let mut last = self.next_after(from)?;
+        let mut shortest: Option<time::Duration> = None;
+        for _ in 0..1000 {
+            let Some(next) = self.next_after(last) else {
+                break;
+            };
+            let gap = next - last;
+            shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+            if gap <= time::Duration::SECOND {
+                break;
+            }
+            last = next;
+        }
+        shortest
+    }
+
     /// The first tick strictly after `t`: a whole second.
     pub fn next_after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
         // Ticks fall on whole seconds; the search starts from the second `t` is in.
@@ -113,6 +132,29 @@ fn overlap_of(value: Option<&str>) -> Result<Overlap, SubmitError> {
 }
 
 impl Engine {
+    /// Refuses a cron that ticks more often than `tenant`'s quota allows.
+    async fn check_interval(
+        &self,
+        tenant: &str,
+        cron: &Cron,
+        text: &str,
+    ) -> Result<(), SubmitError> {
+        let min = self
+            .quota_of(tenant)
+            .await?
+            .min_schedule_interval_s
+            .unwrap_or(1);
+        match cron.shortest_gap(now()) {
+            Some(gap) if gap < time::Duration::seconds(i64::from(min)) => {
+                Err(SubmitError::Invalid(format!(
+                    "\"cron\" {text:?} ticks {} s apart at times; tenant {tenant}'s quota allows a tick every {min} s at most (min_schedule_interval_s)",
+                    gap.whole_seconds()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The function must exist in `tenant` when a schedule names it.
     async fn check_function(&self, tenant: &str, name: &str) -> Result<(), SubmitError> {
         match self.inner.functions.store.function(tenant, name).await {
@@ -131,7 +173,13 @@ impl Engine {
     ) -> Result<Schedule, SubmitError> {
         let cron = Cron::parse(&request.cron, &request.timezone).map_err(SubmitError::Invalid)?;
         let overlap = overlap_of(request.overlap.as_deref())?;
+        self.check_interval(tenant, &cron, &request.cron).await?;
         self.check_function(tenant, &request.function).await?;
+        let max = self
+            .quota_of(tenant)
+            .await?
+            .max_schedules
+            .unwrap_or(u32::MAX);
         let at = now();
         let schedule = Schedule {
             id: self.inner.new_id(),
@@ -151,7 +199,7 @@ impl Engine {
             created_at: at,
             updated_at: at,
         };
-        self.inner.schedules.create_schedule(&schedule).await?;
+        self.inner.schedules.create_schedule(&schedule, max).await?;
         self.inner.schedule_changed.notify_one();
         Ok(schedule)
     }
@@ -165,30 +213,60 @@ impl Engine {
     }
 
     /// Changes a schedule; its next tick is computed again from now when its cron, zone or
-    /// state changed.
+    /// state changed. The change is written only if no node fired or skipped a tick since
+    /// it was read (else it is read and applied again): a patch never re-arms a tick that
+    /// was just fired.
     pub async fn patch_schedule(
         &self,
         tenant: Option<&str>,
         id: &str,
         patch: SchedulePatch,
     ) -> Result<Schedule, SubmitError> {
-        let mut schedule = self.inner.schedules.schedule(tenant, id).await?;
+        for _ in 0..PATCH_ATTEMPTS {
+            let read = self.inner.schedules.schedule(tenant, id).await?;
+            let read_next = read.next_run_at;
+            let schedule = self.patched(read, &patch).await?;
+            if self
+                .inner
+                .schedules
+                .update_schedule(&schedule, read_next)
+                .await?
+            {
+                self.inner.schedule_changed.notify_one();
+                return Ok(schedule);
+            }
+        }
+        Err(SubmitError::Store(StoreError::Conflict(format!(
+            "schedule {id} fires faster than it can be changed: disable it first ({{\"enabled\": false}}), then change it"
+        ))))
+    }
+
+    /// `schedule` with `patch` applied, checked.
+    async fn patched(
+        &self,
+        mut schedule: Schedule,
+        patch: &SchedulePatch,
+    ) -> Result<Schedule, SubmitError> {
         let retime = patch.cron.is_some()
             || patch.timezone.is_some()
             || patch.enabled.is_some_and(|e| e != schedule.enabled);
-        if let Some(function) = patch.function {
-            self.check_function(&schedule.tenant, &function).await?;
-            schedule.function = function;
+        if let Some(function) = &patch.function {
+            self.check_function(&schedule.tenant, function).await?;
+            schedule.function = function.clone();
         }
-        if let Some(cron) = patch.cron {
+        if let Some(cron) = &patch.cron {
             schedule.cron = cron.trim().to_owned();
         }
-        if let Some(zone) = patch.timezone {
-            schedule.timezone = zone;
+        if let Some(zone) = &patch.timezone {
+            schedule.timezone = zone.clone();
         }
         let cron = Cron::parse(&schedule.cron, &schedule.timezone).map_err(SubmitError::Invalid)?;
-        if let Some(input) = patch.input {
-            schedule.input = input;
+        if patch.cron.is_some() {
+            self.check_interval(&schedule.tenant, &cron, &schedule.cron)
+                .await?;
+        }
+        if let Some(input) = &patch.input {
+            schedule.input = input.clone();
         }
         if patch.overlap.is_some() {
             schedule.overlap = overlap_of(patch.overlap.as_deref())?;
@@ -203,8 +281,6 @@ impl Engine {
             schedule.next_run_at = cron.next_after(at);
         }
         schedule.updated_at = at;
-        self.inner.schedules.update_schedule(&schedule).await?;
-        self.inner.schedule_changed.notify_one();
         Ok(schedule)
     }
 
@@ -215,6 +291,12 @@ impl Engine {
 
 /// The longest the scheduler sleeps: schedules made on other nodes are seen this fast.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// Due ticks read at once; they are taken fairly between tenants.
+const DUE_BATCH: u32 = 64;
+/// Ticks of one batch fired at once.
+const FIRING_AT_ONCE: usize = 8;
+/// How often a patch is read and applied again when ticks keep moving under it.
+const PATCH_ATTEMPTS: usize = 5;
 
 /// Fires due ticks until the engine stops.
 pub(crate) async fn run_scheduler(inner: Arc<Inner>) {
@@ -227,11 +309,12 @@ pub(crate) async fn run_scheduler(inner: Arc<Inner>) {
             return;
         }
         if !inner.is_isolated() {
-            match inner.schedules.due_schedules(now(), 64).await {
+            match inner.schedules.due_schedules(now(), DUE_BATCH).await {
                 Ok(due) => {
-                    for schedule in due {
-                        fire(&engine, schedule).await;
-                    }
+                    use futures_util::StreamExt as _;
+                    futures_util::stream::iter(due)
+                        .for_each_concurrent(FIRING_AT_ONCE, |schedule| fire(&engine, schedule))
+                        .await;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read due schedules"),
             }
@@ -293,22 +376,19 @@ async fn fire(engine: &Engine, schedule: Schedule) {
             }
         }
     }
-    let quota = match &engine.inner.access {
-        Some(access) => match access.quota(&schedule.tenant).await {
-            Ok(own) => Some(own.unwrap_or(engine.inner.config.default_quota)),
-            Err(e) => {
-                tracing::warn!(schedule = %schedule.id, error = %e, "cannot read the tenant's quota");
-                return;
-            }
-        },
-        None => None,
+    let quota = match engine.quota_of(&schedule.tenant).await {
+        Ok(quota) => quota,
+        Err(e) => {
+            tracing::warn!(schedule = %schedule.id, error = %e, "cannot read the tenant's quota");
+            return;
+        }
     };
     let fired = engine
         .invoke_as(
             &schedule.tenant,
             &schedule.function,
             schedule.input.clone(),
-            quota,
+            Some(quota),
             Some((
                 Trigger {
                     kind: "schedule".into(),
@@ -364,6 +444,20 @@ mod tests {
             Some(datetime!(2026-07-01 07:00 UTC)),
             "09:00 in Paris is 07:00 UTC in summer"
         );
+    }
+
+    #[test]
+    fn the_shortest_gap_between_ticks_is_found() {
+        let from = datetime!(2026-01-01 00:00:00 UTC);
+        let gap = |expr: &str| Cron::parse(expr, "UTC").unwrap().shortest_gap(from);
+        assert_eq!(gap("* * * * * *"), Some(time::Duration::SECOND));
+        assert_eq!(gap("*/5 * * * * *"), Some(time::Duration::seconds(5)));
+        assert_eq!(
+            gap("0,1 * * * * *"),
+            Some(time::Duration::SECOND),
+            "uneven: the shortest"
+        );
+        assert_eq!(gap("0 9 * * *"), Some(time::Duration::DAY));
     }
 
     #[test]

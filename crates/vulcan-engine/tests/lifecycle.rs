@@ -107,7 +107,8 @@ fn engine(act: Act) -> Setup {
         nodes: Arc::new(store.clone()),
         functions: Arc::new(store.clone()),
         schedules: Arc::new(store.clone()),
-        secrets: Arc::new(store),
+        secrets: Arc::new(store.clone()),
+        access: Arc::new(store),
         bus: Arc::new(vulcan_domain::Alone),
     };
     let engine = Engine::new(

@@ -57,10 +57,14 @@ fn go_env(name: &str) -> Result<String, String> {
     Ok(value)
 }
 
-/// Copies `path` (a file or a tree) into `root` at the same absolute path, as hard links
-/// where the filesystem allows; `follow` copies what a symbolic link points to instead.
+/// Copies `path` (a file or a tree) into `root` (absolute) at the same absolute path, as
+/// hard links where the filesystem allows; `follow` copies what a symbolic link points to
+/// instead.
 fn mirror(path: &Path, root: &Path, follow: bool) -> Result<(), String> {
-    // `--parents` recreates the path below `root`; it wants the path relative to the cwd.
+    // `cp` runs from `/` (`--parents` recreates the path below `root` and wants it
+    // relative to the working directory): a relative root would land under `/`.
+    let root =
+        std::path::absolute(root).map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
     let relative = path.strip_prefix("/").unwrap_or(path);
     let copy = |flags: &str| {
         std::process::Command::new("cp")
@@ -68,7 +72,7 @@ fn mirror(path: &Path, root: &Path, follow: bool) -> Result<(), String> {
             .arg(flags)
             .arg("--parents")
             .arg(relative)
-            .arg(root)
+            .arg(&root)
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -154,32 +158,43 @@ impl Toolchain {
     }
 }
 
-/// The digest of a build: the Go version, then every file of the source, sorted by path.
+/// The digest of a build: the Go version, then every file and symbolic link of the
+/// source (a link by its target: two sources that differ only in a link are two builds),
+/// sorted by path.
 fn digest(version: &str, src: &Path) -> std::io::Result<String> {
-    let mut files = Vec::new();
+    let mut entries = Vec::new();
     let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)?.flatten() {
             let kind = entry.file_type()?;
             if kind.is_dir() {
                 stack.push(entry.path());
-            } else if kind.is_file() {
-                files.push(entry.path());
+            } else if kind.is_file() || kind.is_symlink() {
+                entries.push((entry.path(), kind.is_symlink()));
             }
         }
     }
-    files.sort();
+    entries.sort();
     let mut hash = Sha256::new();
     hash.update(version.as_bytes());
-    for file in files {
-        let rel = file.strip_prefix(src).unwrap_or(&file);
-        hash.update([0]);
+    for (path, link) in entries {
+        let rel = path.strip_prefix(src).unwrap_or(&path);
+        hash.update(if link { [1] } else { [0] });
         hash.update(rel.as_os_str().as_encoded_bytes());
         hash.update([0]);
-        hash.update(std::fs::read(&file)?);
+        if link {
+            hash.update(std::fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+        } else {
+            hash.update(std::fs::read(&path)?);
+        }
     }
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// Where `go build` writes the program, inside the source directory.
+const OUTPUT_DIR: &str = ".vulcan-build";
+/// The largest program a build may leave.
+const MAX_PROGRAM_BYTES: u64 = 512 * 1024 * 1024;
 
 fn failed(error: String) -> WorkloadResult {
     WorkloadResult {
@@ -215,7 +230,7 @@ impl GoSource {
     pub fn new(gvisor: Arc<GvisorBackend>, dir: PathBuf) -> GoSource {
         GoSource {
             gvisor,
-            dir,
+            dir: std::path::absolute(&dir).unwrap_or(dir),
             toolchain: tokio::sync::OnceCell::new(),
         }
     }
@@ -287,6 +302,15 @@ impl GoSource {
             .gvisor
             .ready()
             .map_err(|e| failed(format!("Go source cannot be built here: {e}")))?;
+        // The output directory is Vulcan's: whatever the source put at its name goes.
+        let output = src.join(OUTPUT_DIR);
+        if std::fs::symlink_metadata(&output).is_ok_and(|m| m.is_dir()) {
+            let _ = std::fs::remove_dir_all(&output);
+        } else {
+            let _ = std::fs::remove_file(&output);
+        }
+        std::fs::create_dir(&output)
+            .map_err(|e| failed(format!("cannot make the build's output directory: {e}")))?;
         let goroot = toolchain.goroot.display().to_string();
         let vendored = src.join("vendor").is_dir();
         let env = [
@@ -306,7 +330,7 @@ impl GoSource {
                 format!("{goroot}/bin/go"),
                 "build".into(),
                 "-o".into(),
-                "/work/.vulcan-build/main".into(),
+                format!("{}/{OUTPUT_DIR}/main", bundle::WORK_DIR),
                 ".".into(),
             ],
             env: env.to_vec(),
@@ -404,7 +428,9 @@ impl GoSource {
             };
             return Err(result);
         }
-        std::fs::read(src.join(".vulcan-build/main"))
+        // Read beneath the source directory without following any link in it: the
+        // source came from the caller and could lead elsewhere on this host.
+        vulcan_sandbox::beneath::read(src, &Path::new(OUTPUT_DIR).join("main"), MAX_PROGRAM_BYTES)
             .map_err(|e| failed(format!("go build wrote no program: {e}")))
     }
 }
@@ -479,5 +505,45 @@ impl Builder for GoSource {
         spec.code = None;
         spec.code_archive = Some(archive);
         Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_in_the_source_is_part_of_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for src in [&a, &b] {
+            std::fs::create_dir_all(src).unwrap();
+            std::fs::write(src.join("main.go"), "package main").unwrap();
+        }
+        assert_eq!(digest("go1", &a).unwrap(), digest("go1", &b).unwrap());
+        std::os::unix::fs::symlink("/proc/self/cwd/x", b.join(OUTPUT_DIR)).unwrap();
+        assert_ne!(digest("go1", &a).unwrap(), digest("go1", &b).unwrap());
+        std::os::unix::fs::symlink("/elsewhere", a.join(OUTPUT_DIR)).unwrap();
+        assert_ne!(
+            digest("go1", &a).unwrap(),
+            digest("go1", &b).unwrap(),
+            "and by its target"
+        );
+    }
+
+    #[test]
+    fn the_toolchain_is_mirrored_under_a_relative_root() {
+        let cwd = std::env::current_dir().unwrap();
+        let dir = tempfile::tempdir_in(&cwd).unwrap();
+        let file = dir.path().join("tool");
+        std::fs::write(&file, b"x").unwrap();
+        let relative_root = dir.path().strip_prefix(&cwd).unwrap().join("root");
+        std::fs::create_dir_all(&relative_root).unwrap();
+        mirror(&file, &relative_root, false).unwrap();
+        let copied = dir
+            .path()
+            .join("root")
+            .join(file.strip_prefix("/").unwrap());
+        assert_eq!(std::fs::read(copied).unwrap(), b"x");
     }
 }

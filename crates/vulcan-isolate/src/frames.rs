@@ -52,12 +52,17 @@ pub(crate) async fn collect(
         printed: Kept::new(max_output + 1),
         oversize: None,
     };
+    // A pooled process's job begins at its keyed `b` frame: a line before it was written
+    // by no part of this job (an earlier Worker's last write, racing its end).
+    let mut begun = process.key.is_none();
     while out.ended.is_none() {
-        let read = read_line(&mut process.stdout, max_frame)
+        let read = read_line(&mut process.stdout, max_frame, process.key.as_deref())
             .await
             .map_err(|e| BackendError(format!("reading from the isolate: {e}")))?;
         match read {
             Read::Eof => break,
+            Read::Frame(Frame::Begun) => begun = true,
+            Read::Raw(_) if !begun => {}
             Read::Frame(Frame::Ready) | Read::Frame(Frame::Loaded) | Read::Frame(Frame::Next) => {}
             Read::Frame(Frame::Stdout { l }) | Read::Raw(l) => {
                 out.printed.push(l.as_bytes());

@@ -81,7 +81,7 @@ impl Instance {
         // Reading until "loaded" (console lines of the module's top level go to this
         // invocation's log) or how loading ended.
         loop {
-            let read = read_line(&mut process.stdout, 64 * 1024)
+            let read = read_line(&mut process.stdout, 64 * 1024, None)
                 .await
                 .map_err(|e| BackendError(format!("reading from the isolate: {e}")))?;
             match read {

@@ -243,7 +243,7 @@ impl IsolateBackend {
         };
         logs.code_started();
         let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.env });
-        let sent = process.send_line(job.to_string().as_bytes()).await;
+        let sent = process.send_keyed(job.to_string().as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
         let usage =
@@ -360,7 +360,7 @@ impl StderrTail {
             let tail = tail.clone();
             tokio::spawn(async move {
                 let mut reader = tokio::io::BufReader::new(stderr);
-                while let Ok(read) = read_line(&mut reader, 16 * 1024).await {
+                while let Ok(read) = read_line(&mut reader, 16 * 1024, None).await {
                     let logs = tail.logs.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     match read {
                         Read::Eof => break,

@@ -74,9 +74,22 @@ pub struct DenoProcess {
     pub workers: bool,
     /// Its stderr, followed from its first job on (a reused process keeps it).
     pub(crate) tail: Option<Arc<crate::StderrTail>>,
+    /// The key of the job a pooled process runs now: only frames carrying it are the
+    /// runner's (see [`DenoProcess::send_keyed`]).
+    pub(crate) key: Option<String>,
 }
 
-/// One line the runner wrote.
+/// One line the runner wrote: a frame, and the key of the job it is about (pooled
+/// processes' frames only).
+#[derive(Debug, Deserialize)]
+struct Keyed {
+    #[serde(flatten)]
+    frame: Frame,
+    #[serde(default)]
+    k: Option<String>,
+}
+
+/// One frame of the runner.
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(tag = "t")]
 pub enum Frame {
@@ -97,13 +110,17 @@ pub enum Frame {
     /// A pooled process has ended the job's Worker and waits for its next job.
     #[serde(rename = "n")]
     Next,
+    /// A pooled process has handed the job to its Worker: what comes before is not the job's.
+    #[serde(rename = "b")]
+    Begun,
 }
 
 /// What reading the next line gave.
 #[derive(Debug, PartialEq)]
 pub enum Read {
     Frame(Frame),
-    /// A line that is not a frame (code that wrote to stdout directly).
+    /// A line that is not a frame of the job being read (code that wrote to stdout
+    /// directly, or a frame without the job's key: forged).
     Raw(String),
     /// A line longer than the limit; its length so far.
     Oversize(usize),
@@ -199,6 +216,7 @@ impl Launcher {
             cache,
             workers: pooled,
             tail: None,
+            key: None,
         })
     }
 
@@ -217,7 +235,7 @@ impl Launcher {
         let mut returned = false;
         let ran = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                match read_line(&mut process.stdout, 64 * 1024).await {
+                match read_line(&mut process.stdout, 64 * 1024, None).await {
                     Ok(Read::Frame(Frame::Return { .. })) => returned = true,
                     Ok(Read::Eof) | Err(_) => break,
                     Ok(_) => {}
@@ -291,7 +309,7 @@ impl DenoProcess {
 
     /// Waits for the runner's `ready` frame.
     pub async fn ready(&mut self, within: Duration) -> Result<(), String> {
-        match tokio::time::timeout(within, read_line(&mut self.stdout, 4096)).await {
+        match tokio::time::timeout(within, read_line(&mut self.stdout, 4096, None)).await {
             Ok(Ok(Read::Frame(Frame::Ready))) => Ok(()),
             Ok(Ok(other)) => Err(format!("deno did not start its runner: {other:?}")),
             Ok(Err(e)) => Err(format!("reading from deno: {e}")),
@@ -302,13 +320,14 @@ impl DenoProcess {
         }
     }
 
-    /// After a job in a Worker: waits until the process says the Worker is gone and it
-    /// waits for the next job (whatever the job's Worker wrote after its result is
+    /// After a job in a Worker: waits until the process says (with the job's key) that
+    /// the Worker is gone and it waits for the next job (whatever else comes before is
     /// dropped). False if it does not within `within` or its output ended.
     pub async fn next_job_ready(&mut self, within: Duration) -> bool {
+        let key = self.key.take();
         let wait = async {
             loop {
-                match read_line(&mut self.stdout, 1 << 20).await {
+                match read_line(&mut self.stdout, 1 << 20, key.as_deref()).await {
                     Ok(Read::Frame(Frame::Next)) => return true,
                     Ok(Read::Eof) | Err(_) => return false,
                     Ok(_) => {}
@@ -342,6 +361,19 @@ impl DenoProcess {
         stdin.flush().await
     }
 
+    /// Sends a job to a pooled process under a new random key: the runner's main thread
+    /// writes every frame of the job with it, and the job's Worker never learns it, so
+    /// nothing the job writes itself is taken for a frame.
+    pub async fn send_keyed(&mut self, job: &[u8]) -> std::io::Result<()> {
+        let key = random_key()?;
+        let mut line = Vec::with_capacity(key.len() + 1 + job.len());
+        line.extend_from_slice(key.as_bytes());
+        line.push(b'\t');
+        line.extend_from_slice(job);
+        self.key = Some(key);
+        self.send_line(&line).await
+    }
+
     /// Sends the job, one line of JSON (no raw newline inside), and closes stdin.
     pub async fn send(&mut self, job: &[u8]) -> std::io::Result<()> {
         let mut stdin = self
@@ -356,10 +388,23 @@ impl DenoProcess {
     }
 }
 
-/// Reads one line of at most `max` bytes; a longer one is consumed and reported.
+/// 128 random bits, hex.
+fn random_key() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom writes at most `len` bytes into the buffer it is given.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads one line of at most `max` bytes; a longer one is consumed and reported. A frame
+/// counts only if it carries `key` (or none, when `key` is `None`); any other line is raw.
 pub async fn read_line<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     max: usize,
+    key: Option<&str>,
 ) -> std::io::Result<Read> {
     let mut line = Vec::new();
     let mut oversize = 0usize;
@@ -393,9 +438,9 @@ pub async fn read_line<R: AsyncRead + Unpin>(
             break;
         }
     }
-    Ok(match serde_json::from_slice::<Frame>(&line) {
-        Ok(frame) => Read::Frame(frame),
-        Err(_) => Read::Raw(String::from_utf8_lossy(&line).into_owned()),
+    Ok(match serde_json::from_slice::<Keyed>(&line) {
+        Ok(keyed) if keyed.k.as_deref() == key => Read::Frame(keyed.frame),
+        _ => Read::Raw(String::from_utf8_lossy(&line).into_owned()),
     })
 }
 
@@ -404,10 +449,14 @@ mod tests {
     use super::*;
 
     async fn reads(input: &'static [u8], max: usize) -> Vec<Read> {
+        keyed_reads(input, max, None).await
+    }
+
+    async fn keyed_reads(input: &'static [u8], max: usize, key: Option<&str>) -> Vec<Read> {
         let mut reader = BufReader::with_capacity(8, input);
         let mut out = Vec::new();
         loop {
-            let r = read_line(&mut reader, max).await.unwrap();
+            let r = read_line(&mut reader, max, key).await.unwrap();
             let end = r == Read::Eof;
             out.push(r);
             if end {
@@ -433,5 +482,26 @@ mod tests {
                 Read::Eof,
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn only_frames_with_the_jobs_key_are_frames() {
+        let got = keyed_reads(
+            b"{\"t\":\"r\",\"v\":\"1\",\"k\":\"abc\"}\n{\"t\":\"r\",\"v\":\"2\"}\n{\"t\":\"n\",\"k\":\"xyz\"}\n",
+            1024,
+            Some("abc"),
+        )
+        .await;
+        assert_eq!(got[0], Read::Frame(Frame::Return { v: "1".into() }));
+        assert!(
+            matches!(&got[1], Read::Raw(l) if l.contains("\"2\"")),
+            "no key: forged"
+        );
+        assert!(matches!(&got[2], Read::Raw(_)), "another job's key");
+        // Without a key expected, a keyed line is not a frame either.
+        let cold = keyed_reads(b"{\"t\":\"s\",\"k\":\"abc\"}\n", 1024, None).await;
+        assert!(matches!(&cold[0], Read::Raw(_)));
+        assert!(random_key().unwrap() != random_key().unwrap());
+        assert_eq!(random_key().unwrap().len(), 32);
     }
 }

@@ -9,16 +9,24 @@
 //   {"t":"r","v":"<JSON text>"}  the default export's return value
 //   {"t":"s"}  a script (no default export) ran to its end
 //   {"t":"x","m":"message","s":"stack"}  the code threw
+// A pooled process (--workers) runs each job in a Worker of its own and reads each job as
+// `KEY<tab>JSON`: only its main thread writes frames, every one of that job's carrying
+// `"k": KEY` — which the job never sees — so nothing a job writes itself is a frame:
+//   {"t":"b","k":KEY}  the job was handed to its Worker (what comes before is not its)
+//   {"t":"n","k":KEY}  the job's Worker is ended, and the next one ready for a next job
 const encoder = new TextEncoder();
 const stdout = Deno.stdout;
 const inspect = Deno.inspect;
 const stringify = JSON.stringify;
 
-function frame(obj) {
-  const bytes = encoder.encode(stringify(obj) + "\n");
+function write(text) {
+  const bytes = encoder.encode(text);
   let written = 0;
   while (written < bytes.length) written += stdout.writeSync(bytes.subarray(written));
 }
+
+// Where frames go: stdout here; in a job's Worker, the main thread (see `relay`).
+let frame = (obj) => write(stringify(obj) + "\n");
 
 function emit(t, args) {
   const text = args.map((a) => (typeof a === "string" ? a : inspect(a))).join(" ");
@@ -143,9 +151,13 @@ function readJob() {
   }
   return new TextDecoder().decode(all);
 }
-function threw(e) {
+function thrown(e) {
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  frame({ t: "x", m: message, s: e instanceof Error ? String(e.stack ?? "") : "" });
+  return { t: "x", m: message, s: e instanceof Error ? String(e.stack ?? "") : "" };
+}
+
+function threw(e) {
+  frame(thrown(e));
 }
 
 // A warm instance: one handler, many invocations, one at a time.
@@ -181,13 +193,23 @@ async function runOne(line) {
 // isolate, with no permissions, made before the job arrives — then ends that Worker, makes
 // the next and says so ({"t":"n"}): the server gives such a process later jobs of the same
 // tenant only. A job that exits (Deno.exit, close) ends the whole process, as it would alone.
+// The Worker hands its frames to this thread in batches, at most BATCHES_AHEAD of them
+// unwritten (it waits for the rest: a log flood is held back by the pipe, not buffered);
+// this thread writes them with the job's key, and once the job's result is written it ends
+// the Worker at once, whatever it was still doing.
+const BATCH = 256;
+const BATCHES_AHEAD = 8;
+
 async function workers() {
   const spawn = () => {
     const worker = new Worker(import.meta.url, { type: "module", name: "vulcan-job", deno: { permissions: "none" } });
+    // [batches sent, batches written]
+    const flow = new Int32Array(new SharedArrayBuffer(8));
     const ready = new Promise((resolve) => {
       worker.onmessage = (e) => e.data === "ready" && resolve();
     });
-    return { worker, ready };
+    worker.postMessage({ flow });
+    return { worker, ready, flow };
   };
   let next = spawn();
   await next.ready;
@@ -198,34 +220,100 @@ async function workers() {
       next.worker.terminate();
       return;
     }
-    const { worker, ready } = next;
+    const tab = line.indexOf("\t");
+    const k = line.slice(0, tab);
+    const job = line.slice(tab + 1);
+    const { worker, ready, flow } = next;
     await ready;
     await new Promise((resolve) => {
+      let over = false;
+      const end = () => {
+        over = true;
+        resolve();
+      };
       worker.onmessage = (e) => {
-        if (e.data === "end") resolve();
-        else if (typeof e.data?.exit === "number") Deno.exit(e.data.exit);
+        const d = e.data;
+        if (over) return;
+        if (d === "end") return end();
+        if (typeof d?.exit === "number") Deno.exit(d.exit);
+        if (!Array.isArray(d?.frames)) return;
+        let text = "";
+        let done = false;
+        for (const f of d.frames) {
+          if (done || typeof f?.t !== "string") continue;
+          text += stringify({ ...f, k }) + "\n";
+          done = f.t === "r" || f.t === "s" || f.t === "x";
+        }
+        write(text);
+        Atomics.add(flow, 1, 1);
+        Atomics.notify(flow, 1);
+        if (done) end();
       };
       worker.onerror = (e) => {
         e.preventDefault();
-        threw(e.error ?? new Error(e.message));
-        resolve();
+        if (over) return;
+        write(stringify({ ...thrown(e.error ?? new Error(e.message)), k }) + "\n");
+        end();
       };
-      worker.postMessage(line);
+      write(stringify({ t: "b", k }) + "\n");
+      worker.postMessage(job);
     });
     worker.terminate();
     next = spawn();
     await next.ready;
-    frame({ t: "n" });
+    write(stringify({ t: "n", k }) + "\n");
   }
 }
 
 if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope) {
-  // A job's Worker. Stdin carries the process's later jobs: not this one's to read.
+  // A job's Worker. Stdin carries the process's later jobs: not this one's to read; stdout
+  // and stderr are the main thread's (what the code writes to them is relayed as lines).
+  const post = self.postMessage.bind(self);
+  let flow = null;
+  let batch = [];
+  const flush = () => {
+    if (batch.length === 0) return;
+    const frames = batch;
+    batch = [];
+    if (flow) {
+      for (;;) {
+        const taken = Atomics.load(flow, 1);
+        if (Atomics.load(flow, 0) - taken < BATCHES_AHEAD) break;
+        Atomics.wait(flow, 1, taken, 1000);
+      }
+      Atomics.add(flow, 0, 1);
+    }
+    post({ frames });
+  };
+  frame = (obj) => {
+    if (batch.length === 0) queueMicrotask(flush);
+    batch.push(obj);
+    if (batch.length >= BATCH || obj.t === "r" || obj.t === "s" || obj.t === "x") flush();
+  };
+  const relayed = (t) => {
+    const decoder = new TextDecoder();
+    let partial = "";
+    const take = (bytes) => {
+      partial += decoder.decode(bytes, { stream: true });
+      const lines = partial.split("\n");
+      partial = lines.pop();
+      for (const l of lines) frame({ t, l });
+      return bytes.length;
+    };
+    return {
+      writeSync: take,
+      write: async (bytes) => take(bytes),
+      isTerminal: () => false,
+    };
+  };
   Object.defineProperty(Deno, "stdin", { value: undefined, configurable: false, writable: false });
+  Object.defineProperty(Deno, "stdout", { value: relayed("o"), configurable: false, writable: false });
+  Object.defineProperty(Deno, "stderr", { value: relayed("e"), configurable: false, writable: false });
   // Deno.exit in a Worker would end only the Worker, and not at once: the main thread is
   // told to end the process, and this thread waits for that without running another line.
   const exit = (code = 0) => {
-    self.postMessage({ exit: Number(code) || 0 });
+    flush();
+    post({ exit: Number(code) || 0 });
     for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   };
   Object.defineProperty(Deno, "exit", { value: exit, configurable: false, writable: false });
@@ -233,11 +321,16 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
   // No warm-up here: the process's module machinery is warm after its first job, and an
   // import in a new isolate costs little (the Worker is ready sooner without one).
   self.onmessage = async (e) => {
+    if (e.data?.flow) {
+      flow = e.data.flow;
+      post("ready");
+      return;
+    }
     self.onmessage = null;
     await runOne(e.data);
-    self.postMessage("end");
+    flush();
+    post("end");
   };
-  self.postMessage("ready");
 } else if (Deno.args.includes("--workers")) {
   // Warms what the process's Workers share (the TypeScript transpiler, caches), once.
   await warmUp();

@@ -5,6 +5,7 @@
 //!   the host and by the guest agent inside a microVM;
 //! - [`archive`]: the rules for unpacking a tar archive (an image layer or a workload's
 //!   `code_archive`) so that nothing lands outside its root, with a size budget;
+//! - [`beneath`]: reading a file a sandbox wrote without following any link it planted;
 //! - [`capture`]: a program's output split into bounded lines, the first bytes of stdout
 //!   kept as the output, the last bytes of stderr kept for an error message;
 //! - `instances` (feature `instances`): pools of warm instances of deployed functions.
@@ -13,6 +14,7 @@
 //! binary.
 
 pub mod archive;
+pub mod beneath;
 pub mod capture;
 pub mod cgroup;
 #[cfg(feature = "instances")]

@@ -84,6 +84,8 @@ mod tests {
             per_minute: 3,
             max_cpus: 4,
             max_mem_mb: 512,
+            max_schedules: None,
+            min_schedule_interval_s: None,
         }
     }
 

@@ -23,6 +23,12 @@ pub(crate) fn missing_schedule(id: &str) -> StoreError {
     ))
 }
 
+pub(crate) fn too_many_schedules(tenant: &str, max: u32) -> StoreError {
+    StoreError::Refused(vulcan_domain::Refusal::Forbidden(format!(
+        "tenant {tenant} has {max} schedules, the most its quota allows (max_schedules): delete one first, or ask an admin to raise it (PUT /v1/tenants/{tenant}/quota)"
+    )))
+}
+
 pub(crate) fn missing_secret(name: &str) -> StoreError {
     StoreError::Missing(format!(
         "secret {name} not found: PUT /v1/secrets/{name} stores it, GET /v1/secrets lists them"

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, FunctionCode, FunctionStore,
+    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, Expect, FunctionCode, FunctionStore,
     ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter, LogLine, LogStream, NodeRecord,
     NodeState, NodeStore, Overlap, Quota, Refusal, Resources, Role, Runtime, Schedule,
     ScheduleStore, Sealed, SecretStore, StoreError, TerminalUpdate, Tick, Trigger, Workload,
@@ -220,7 +220,11 @@ async fn usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant(s
             peak_memory_bytes: peak,
             max_processes: Some(2),
         });
-        let finished = s.workloads.finish(id, &update).await.unwrap();
+        let finished = s
+            .workloads
+            .finish(id, &update, &Expect::Live)
+            .await
+            .unwrap();
         assert_eq!(
             (
                 finished.cpu_time_ms,
@@ -235,7 +239,11 @@ async fn usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant(s
     put(&s, &w, &spec).await;
     let mut never = done(WorkloadStatus::Killed, 10);
     never.usage = Some(vulcan_domain::Usage::default());
-    let killed = s.workloads.finish("01U3", &never).await.unwrap();
+    let killed = s
+        .workloads
+        .finish("01U3", &never, &Expect::Live)
+        .await
+        .unwrap();
     assert_eq!(killed.cpu_time_ms, None);
     for tenant in [None, Some("default")] {
         let stats = s.workloads.stats(tenant).await.unwrap();
@@ -265,13 +273,13 @@ async fn a_stale_update_cannot_overwrite_a_terminal_state(s: Stores) {
     assert_eq!(running.node_id.as_deref(), Some("node-a"));
     let killed = s
         .workloads
-        .finish("01B", &done(WorkloadStatus::Killed, 5))
+        .finish("01B", &done(WorkloadStatus::Killed, 5), &Expect::Live)
         .await
         .unwrap();
     assert_eq!(killed.status, WorkloadStatus::Killed);
     match s
         .workloads
-        .finish("01B", &done(WorkloadStatus::Completed, 9))
+        .finish("01B", &done(WorkloadStatus::Completed, 9), &Expect::Live)
         .await
     {
         Err(StoreError::InvalidTransition(t)) => assert_eq!(
@@ -291,17 +299,72 @@ async fn a_stale_update_cannot_overwrite_a_terminal_state(s: Stores) {
     );
 }
 
+async fn an_ending_applies_only_to_the_state_its_writer_expects(s: Stores) {
+    let (w, spec) = workload("01X", Isolation::Isolate);
+    put(&s, &w, &spec).await;
+    let killed = done(WorkloadStatus::Killed, 1);
+    // Started on node-a after a killer read it pending: a kill of a pending one is refused.
+    run_on(&s, "node-a", Isolation::Isolate).await;
+    match s.workloads.finish("01X", &killed, &Expect::Pending).await {
+        Err(StoreError::InvalidTransition(t)) => {
+            assert_eq!(t.from, WorkloadStatus::Running)
+        }
+        other => panic!("a kill of what was pending must not end a running one: {other:?}"),
+    }
+    // Only the node running it ends its run.
+    let elsewhere = s
+        .workloads
+        .finish("01X", &killed, &Expect::RunningOn("node-b".into()))
+        .await;
+    assert!(
+        matches!(elsewhere, Err(StoreError::InvalidTransition(_))),
+        "{elsewhere:?}"
+    );
+    assert_eq!(
+        s.workloads.get("01X").await.unwrap().status,
+        WorkloadStatus::Running
+    );
+    let ended = s
+        .workloads
+        .finish("01X", &killed, &Expect::RunningOn("node-a".into()))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, WorkloadStatus::Killed);
+    // A claim taken over by another node: the first claimant cannot fail it.
+    let (w, spec) = workload("01Y", Isolation::Isolate);
+    let claim = Admission {
+        claim_for: Some("node-b".into()),
+        ..Admission::default()
+    };
+    assert!(s.workloads.enqueue(&w, &spec, &claim).await.unwrap());
+    let failed = done(WorkloadStatus::Failed, 0);
+    let not_mine = s
+        .workloads
+        .finish("01Y", &failed, &Expect::ClaimedBy("node-a".into()))
+        .await;
+    assert!(
+        matches!(not_mine, Err(StoreError::InvalidTransition(_))),
+        "{not_mine:?}"
+    );
+    let mine = s
+        .workloads
+        .finish("01Y", &failed, &Expect::ClaimedBy("node-b".into()))
+        .await
+        .unwrap();
+    assert_eq!(mine.status, WorkloadStatus::Failed);
+}
+
 async fn pending_can_fail_directly_but_cannot_complete(s: Stores) {
     let (w, spec) = workload("01C", Isolation::Isolate);
     put(&s, &w, &spec).await;
     assert!(s
         .workloads
-        .finish("01C", &done(WorkloadStatus::Completed, 1))
+        .finish("01C", &done(WorkloadStatus::Completed, 1), &Expect::Live)
         .await
         .is_err());
     let failed = s
         .workloads
-        .finish("01C", &done(WorkloadStatus::Failed, 1))
+        .finish("01C", &done(WorkloadStatus::Failed, 1), &Expect::Live)
         .await
         .unwrap();
     assert_eq!(failed.status, WorkloadStatus::Failed);
@@ -325,7 +388,7 @@ async fn list_filters_pages_with_offset_or_cursor_and_counts_from_the_counters(s
     }
     run_on(&s, "n", Isolation::Isolate).await;
     s.workloads
-        .finish("01D0", &done(WorkloadStatus::Completed, 10))
+        .finish("01D0", &done(WorkloadStatus::Completed, 10), &Expect::Live)
         .await
         .unwrap();
     let page = s
@@ -434,7 +497,7 @@ async fn tenants_see_their_own_lists_and_figures_from_their_own_counters(s: Stor
     }
     run_on(&s, "n", Isolation::Isolate).await;
     s.workloads
-        .finish("01T1", &done(WorkloadStatus::Completed, 40))
+        .finish("01T1", &done(WorkloadStatus::Completed, 40), &Expect::Live)
         .await
         .unwrap();
     let page = s
@@ -620,6 +683,8 @@ async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothin
             per_minute,
             max_cpus: 4,
             max_mem_mb: 512,
+            max_schedules: None,
+            min_schedule_interval_s: None,
         }),
         ..Admission::default()
     };
@@ -643,7 +708,7 @@ async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothin
     }
     // The first one ends: its share is given back.
     s.workloads
-        .finish("01V0", &done(WorkloadStatus::Failed, 0))
+        .finish("01V0", &done(WorkloadStatus::Failed, 0), &Expect::Live)
         .await
         .unwrap();
     s.workloads.enqueue(&w, &spec, &quota(1, 10)).await.unwrap();
@@ -676,7 +741,7 @@ async fn kill_requests_reach_the_node_running_the_workload(s: Stores) {
     assert_eq!(s.workloads.kill_requests("b").await.unwrap(), ["01K"]);
     assert!(s.workloads.kill_requests("a").await.unwrap().is_empty());
     s.workloads
-        .finish("01K", &done(WorkloadStatus::Killed, 3))
+        .finish("01K", &done(WorkloadStatus::Killed, 3), &Expect::Live)
         .await
         .unwrap();
     assert!(s.workloads.kill_requests("b").await.unwrap().is_empty());
@@ -787,6 +852,16 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
         .await
         .unwrap();
     assert!(revoked.revoked_at.is_some());
+    let verifiable = s.access.verifiable_keys().await.unwrap();
+    assert_eq!(verifiable.len(), 1);
+    assert_eq!(
+        (verifiable[0].0.id.as_str(), verifiable[0].1.as_str()),
+        ("k1", "hash-of-secret")
+    );
+    assert!(
+        verifiable[0].0.revoked_at.is_some(),
+        "revocations are read too"
+    );
     assert_eq!(s.access.keys(Some("a")).await.unwrap().len(), 1);
     assert!(s.access.keys(Some("b")).await.unwrap().is_empty());
 
@@ -832,9 +907,18 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
         per_minute: 10,
         max_cpus: 2,
         max_mem_mb: 256,
+        max_schedules: None,
+        min_schedule_interval_s: None,
     };
     s.access.set_quota("a", &q).await.unwrap();
     assert_eq!(s.access.quota("a").await.unwrap(), Some(q));
+    let with_schedules = Quota {
+        max_schedules: Some(5000),
+        min_schedule_interval_s: Some(1),
+        ..q
+    };
+    s.access.set_quota("a", &with_schedules).await.unwrap();
+    assert_eq!(s.access.quota("a").await.unwrap(), Some(with_schedules));
 }
 
 fn audit(action: &str, count: u64) -> AuditEntry {
@@ -1090,13 +1174,94 @@ fn schedule(id: &str, tenant: &str, next: i64) -> Schedule {
     }
 }
 
+async fn schedules_are_held_to_a_count_changed_only_as_read_and_taken_fairly(s: Stores) {
+    for i in 0..3 {
+        s.schedules
+            .create_schedule(&schedule(&format!("a{i}"), "a", 10 + i), 3)
+            .await
+            .unwrap();
+    }
+    match s
+        .schedules
+        .create_schedule(&schedule("a3", "a", 10), 3)
+        .await
+    {
+        Err(StoreError::Refused(Refusal::Forbidden(m))) => assert!(m.contains("max_schedules")),
+        other => panic!("a fourth schedule over a count of 3: {other:?}"),
+    }
+    s.schedules
+        .create_schedule(&schedule("b0", "b", 12), 3)
+        .await
+        .expect("another tenant's count is its own");
+    // Due: each tenant's earliest first, then each one's second.
+    let due: Vec<String> = s
+        .schedules
+        .due_schedules(at(50), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(due, ["a0", "b0", "a1", "a2"]);
+    let two: Vec<String> = s
+        .schedules
+        .due_schedules(at(50), 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(two, ["a0", "b0"], "b is not behind all of a's");
+    // A change written over a tick that moved since it was read is refused, and changes
+    // nothing; the function is among what a change writes.
+    let read = s.schedules.schedule(None, "b0").await.unwrap();
+    let moved = Tick {
+        schedule_id: "b0".into(),
+        at: at(12),
+        next: Some(at(14)),
+    };
+    assert!(s
+        .schedules
+        .skip_tick(&moved, "fired elsewhere")
+        .await
+        .unwrap());
+    let mut changed = read.clone();
+    changed.function = "g".into();
+    assert!(!s
+        .schedules
+        .update_schedule(&changed, read.next_run_at)
+        .await
+        .unwrap());
+    let now = s.schedules.schedule(None, "b0").await.unwrap();
+    assert_eq!(
+        (now.function.as_str(), now.next_run_at),
+        ("f", Some(at(14)))
+    );
+    changed.next_run_at = now.next_run_at;
+    assert!(s
+        .schedules
+        .update_schedule(&changed, now.next_run_at)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.schedules.schedule(None, "b0").await.unwrap().function,
+        "g"
+    );
+    assert!(matches!(
+        s.schedules
+            .update_schedule(&schedule("nope", "b", 1), None)
+            .await,
+        Err(StoreError::Missing(_))
+    ));
+}
+
 async fn each_tick_fires_once_with_its_run_and_skips_are_recorded(s: Stores) {
     s.schedules
-        .create_schedule(&schedule("s1", "t", 10))
+        .create_schedule(&schedule("s1", "t", 10), 100)
         .await
         .unwrap();
     s.schedules
-        .create_schedule(&schedule("s2", "u", 30))
+        .create_schedule(&schedule("s2", "u", 30), 100)
         .await
         .unwrap();
     assert_eq!(
@@ -1198,7 +1363,11 @@ async fn each_tick_fires_once_with_its_run_and_skips_are_recorded(s: Stores) {
     let mut off = skipped.clone();
     off.enabled = false;
     off.next_run_at = None;
-    s.schedules.update_schedule(&off).await.unwrap();
+    assert!(s
+        .schedules
+        .update_schedule(&off, Some(at(14)))
+        .await
+        .unwrap());
     assert!(s
         .schedules
         .due_schedules(at(100), 10)
@@ -1332,6 +1501,7 @@ contract!(
     a_workload_round_trips_with_its_spec,
     usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant,
     a_stale_update_cannot_overwrite_a_terminal_state,
+    an_ending_applies_only_to_the_state_its_writer_expects,
     pending_can_fail_directly_but_cannot_complete,
     list_filters_pages_with_offset_or_cursor_and_counts_from_the_counters,
     log_lines_keep_their_order_and_stream_and_duplicates_are_ignored,
@@ -1347,6 +1517,7 @@ contract!(
     images_are_registered_once_with_one_default_and_the_nodes_that_have_them,
     functions_deploy_immutable_versions_roll_back_and_count_invocations,
     each_tick_fires_once_with_its_run_and_skips_are_recorded,
+    schedules_are_held_to_a_count_changed_only_as_read_and_taken_fairly,
     secrets_keep_sealed_values_with_versions_and_reseal_only_what_did_not_change,
     workloads_created_per_minute_come_from_a_range_of_ids_per_tenant,
 );

@@ -38,6 +38,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen_addr: SocketAddr,
 
+    /// A separate address for functions' HTTP triggers (`/fn/...`), so that the pages
+    /// functions answer with are on another origin than the dashboard's; the API's address
+    /// then no longer serves them. None by default (triggers are on the API's address).
+    #[arg(long, env = "VULCAN_TRIGGER_ADDR")]
+    pub trigger_addr: Option<SocketAddr>,
+
     /// Directory for Vulcan's state (database, isolate jail, runner).
     #[arg(long, env = "VULCAN_DATA_DIR", default_value = ".vulcan")]
     pub data_dir: PathBuf,
@@ -138,6 +144,14 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_WASM_MEMORY_MB", default_value_t = 2048)]
     pub wasm_memory_mb: u64,
 
+    /// The longest a WebAssembly module may take to compile (its first run), in seconds.
+    #[arg(long, env = "VULCAN_WASM_COMPILE_TIMEOUT_S", default_value_t = 30)]
+    pub wasm_compile_timeout_s: u64,
+
+    /// The most memory compiling one WebAssembly module may use, in MiB.
+    #[arg(long, env = "VULCAN_WASM_COMPILE_MEMORY_MB", default_value_t = 1024)]
+    pub wasm_compile_memory_mb: u64,
+
     /// The runsc binary of the gvisor backend [default: runsc on PATH].
     #[arg(long, env = "VULCAN_RUNSC_BIN")]
     pub runsc_bin: Option<PathBuf>,
@@ -206,10 +220,21 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_WS_PING_S", default_value_t = 20)]
     pub ws_ping_s: u64,
 
-    /// Failed authentications answered per source address and minute; further attempts in
-    /// that minute get 429 unless they carry a key already in use (0: no limit).
+    /// Failed authentications answered per client address and minute; further attempts
+    /// without a valid key get 429 in that minute (a valid key is always served; 0: no
+    /// limit).
     #[arg(long, env = "VULCAN_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
     pub auth_failures_per_minute: u32,
+
+    /// WebSockets one key may have open at once; more are refused with 429.
+    #[arg(long, env = "VULCAN_WS_MAX_PER_KEY", default_value_t = 32)]
+    pub ws_max_per_key: usize,
+
+    /// Reverse proxies (comma-separated addresses or ranges like 10.0.0.0/8) whose
+    /// X-Forwarded-For names the client: failed logins are then counted per client behind
+    /// them. None by default (the peer address is the client).
+    #[arg(long, env = "VULCAN_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 
     /// Days audit records are kept; older ones are removed by the server, and the removal
     /// is itself recorded (0: keep them forever).
@@ -231,6 +256,19 @@ pub struct ServeArgs {
     /// Per-tenant quota: memory (MiB) of its active workloads together.
     #[arg(long, env = "VULCAN_TENANT_MAX_MEM_MB", default_value_t = 16384)]
     pub tenant_max_mem_mb: u32,
+
+    /// Per-tenant quota: schedules a tenant may have.
+    #[arg(long, env = "VULCAN_TENANT_MAX_SCHEDULES", default_value_t = 100)]
+    pub tenant_max_schedules: u32,
+
+    /// Per-tenant quota: the shortest time between two ticks of one schedule, in seconds
+    /// (a cron that ticks more often is refused).
+    #[arg(
+        long,
+        env = "VULCAN_TENANT_MIN_SCHEDULE_INTERVAL_S",
+        default_value_t = 1
+    )]
+    pub tenant_min_schedule_interval_s: u32,
 
     /// Workloads that may wait for a slot, per backend; beyond it submissions get 503.
     #[arg(long, env = "VULCAN_QUEUE_LIMIT", default_value_t = 256)]

@@ -43,6 +43,10 @@ enum Command {
         /// The largest mem_mb of a run.
         #[arg(long, default_value_t = 1024)]
         max_mem_mb: u32,
+        /// Compile the module on stdin to stdout instead (a process per module), with
+        /// this much data memory at most, in MiB.
+        #[arg(long)]
+        compile_memory_mb: Option<u64>,
     },
     #[command(flatten)]
     Client(cli::ClientCommand),
@@ -74,8 +78,14 @@ fn main() -> std::process::ExitCode {
         },
         Command::WasmHelper {
             root,
+            compile_memory_mb: Some(memory_mb),
+            ..
+        } => std::process::ExitCode::from(vulcan_wasm::compile::serve(&root, memory_mb) as u8),
+        Command::WasmHelper {
+            root,
             slots,
             max_mem_mb,
+            compile_memory_mb: None,
         } => {
             let settings = vulcan_wasm::helper::Settings { slots, max_mem_mb };
             match vulcan_wasm::helper::serve(settings, &root) {

@@ -83,6 +83,8 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
         per_minute: args.tenant_per_minute,
         max_cpus: args.tenant_max_cpus,
         max_mem_mb: args.tenant_max_mem_mb,
+        max_schedules: Some(args.tenant_max_schedules),
+        min_schedule_interval_s: Some(args.tenant_min_schedule_interval_s.max(1)),
     };
     config.max_queue = args.queue_limit;
     config.lease = Duration::from_secs(args.node_lease_s.max(2));
@@ -214,13 +216,19 @@ async fn bootstrap_admin(args: &ServeArgs, store: &dyn AccessStore) -> Result<()
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
+        // Never through a link or over a file someone put there: a new file, or nothing.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => format!(
+                    "{} exists, but the database holds no key: it is not a key this server made. Remove it and start again to get a new admin key",
+                    path.display()
+                ),
+                _ => format!("cannot write {}: {e}", path.display()),
+            })?;
         writeln!(file, "{key}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let record = ApiKey {
@@ -241,7 +249,7 @@ async fn bootstrap_admin(args: &ServeArgs, store: &dyn AccessStore) -> Result<()
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(mut args: ServeArgs) -> Result<(), String> {
     let started = Instant::now();
     if args.auth == Switch::Off && !args.listen_addr.ip().is_loopback() {
         return Err(format!(
@@ -251,9 +259,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    // Everything below (and every child process: runsc, QEMU, cp) gets absolute paths:
+    // a relative one means something else to a process that starts elsewhere.
+    args.data_dir = std::fs::canonicalize(&args.data_dir)
+        .map_err(|e| format!("cannot resolve {}: {e}", args.data_dir.display()))?;
+    let trusted_proxies = vulcan_api::TrustedProxies::parse(&args.trusted_proxies)?;
     let mut backing = open_store(&args).await?;
     bootstrap_admin(&args, backing.access.as_ref()).await?;
-    let access = backing.access.clone();
 
     let mut config = engine_config(&args);
     config.keyring = Some(keyring(&args, backing.secrets.as_ref()).await?);
@@ -271,6 +283,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             slots: args.isolate_concurrency,
             max_mem_mb: args.max_mem_mb,
             memory_mb: args.wasm_memory_mb,
+            compile_timeout: Duration::from_secs(args.wasm_compile_timeout_s.max(1)),
+            compile_memory_mb: args.wasm_compile_memory_mb.max(64),
         });
     }
     let mut registry = BackendRegistry::new();
@@ -343,11 +357,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         functions: backing.functions.clone(),
         schedules: backing.schedules.clone(),
         secrets: backing.secrets.clone(),
+        access: backing.access.clone(),
         bus: backing.bus.clone(),
     };
-    let engine = Engine::new(config, stores, registry, Metrics::new())
-        .with_images(Arc::new(images))
-        .with_access(access.clone());
+    let engine =
+        Engine::new(config, stores, registry, Metrics::new()).with_images(Arc::new(images));
     let (failed, rerun) = engine
         .recover()
         .await
@@ -375,23 +389,35 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let state = vulcan_api::AppState {
         engine: engine.clone(),
         benchmarks: vulcan_engine::Benchmarks::new(engine.clone()),
-        access,
-        auth: vulcan_api::Auth::new(
-            args.auth == Switch::On,
-            args.admin_key.as_deref(),
-            engine.config().default_quota,
-        )
-        .with_failure_limit(args.auth_failures_per_minute)
-        .with_audit_retention(
-            (args.audit_retention_days > 0)
-                .then(|| Duration::from_secs(args.audit_retention_days * 86_400)),
-        ),
+        auth: vulcan_api::Auth::new(args.auth == Switch::On, args.admin_key.as_deref())
+            .with_failure_limit(args.auth_failures_per_minute)
+            .with_trusted_proxies(trusted_proxies)
+            .with_audit_retention(
+                (args.audit_retention_days > 0)
+                    .then(|| Duration::from_secs(args.audit_retention_days * 86_400)),
+            ),
         started,
         max_body_bytes: args.max_body_bytes,
         ws_ping: Duration::from_secs(args.ws_ping_s.max(1)),
+        triggers_at: args.trigger_addr,
+        ws_seats: std::sync::Arc::new(vulcan_api::WsSeats::new(args.ws_max_per_key.max(1))),
     };
     let upkeep = tokio::spawn(vulcan_api::auth::audit_upkeep(state.clone()));
     let app = vulcan_api::router(state.clone());
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let triggers = match args.trigger_addr {
+        Some(addr) => {
+            let listener = listen(addr)
+                .map_err(|e| format!("cannot listen on {addr} (VULCAN_TRIGGER_ADDR): {e}"))?;
+            tracing::info!(%addr, "functions' HTTP triggers listening");
+            Some(tokio::spawn(serve_on(
+                listener,
+                vulcan_api::trigger_router(state.clone()),
+                closed,
+            )))
+        }
+        None => None,
+    };
 
     let grace = Duration::from_secs(args.shutdown_grace_s);
     let stopping = engine.clone();
@@ -399,10 +425,30 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let shutdown = async move {
         wait_for_signal().await;
         tracing::info!(grace_s = grace.as_secs(), "shutting down");
+        let _ = closing.send(true);
         // Stopping the engine ends open log streams and waiting requests.
         let engine_stopped = tokio::spawn(async move { stopping.shutdown(grace).await });
         let _ = stopped_tx.send(engine_stopped);
     };
+    serve_with(listener, app, shutdown).await?;
+    if let Some(triggers) = triggers {
+        let _ = triggers.await;
+    }
+    if let Ok(engine_stopped) = stopped_rx.await {
+        let _ = engine_stopped.await;
+    }
+    upkeep.abort();
+    vulcan_api::auth::flush_aggregates(&state, true).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     use axum::serve::ListenerExt;
     // Small JSON answers must not wait for Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
@@ -413,14 +459,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| format!("server error: {e}"))?;
-    if let Ok(engine_stopped) = stopped_rx.await {
-        let _ = engine_stopped.await;
+        .map_err(|e| format!("server error: {e}"))
+}
+
+/// Serves the triggers' listener until the server shuts down.
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) {
+    let shutdown = async move {
+        let _ = closed.wait_for(|c| *c).await;
+    };
+    if let Err(e) = serve_with(listener, app, shutdown).await {
+        tracing::error!("functions' HTTP triggers: {e}");
     }
-    upkeep.abort();
-    vulcan_api::auth::flush_login_failures(&state, true).await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// A listener with a deep accept queue: a burst of connections waits to be accepted

@@ -876,3 +876,58 @@ fn no_key_but_an_admins_makes_the_server_dial_a_registry_off_the_allow_list() {
         "{body}"
     );
 }
+
+/// (status) of `GET /v1/workloads` with `key`, as forwarded for `client` by a proxy.
+fn forwarded(server: &Server, client: &str, key: &str) -> u16 {
+    let result = ureq::get(&server.url("/v1/workloads"))
+        .set("X-API-Key", key)
+        .set("X-Forwarded-For", client)
+        .call();
+    match result {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn other_clients_failed_logins_never_lock_out_a_valid_key() {
+    let (server, admin) = secured(&[]);
+    let (_, fresh) = create_key(&server, &admin, "fresh", "developer", "t");
+    let statuses: Vec<u16> = (0..40)
+        .map(|i| {
+            let bad = format!("vk_{i:016x}_not-a-secret");
+            call(&server, "GET", "/v1/workloads", Some(&bad), None).0
+        })
+        .collect();
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // The address is over its limit, but a valid key from it, never used before, is served:
+    // the limit bounds what bad keys cost, not access.
+    let (status, body, _) = call(&server, "GET", "/v1/workloads", Some(&fresh), None);
+    assert_eq!(status, 200, "{body}");
+    // Bad keys from that address are still refused unchecked.
+    let (status, _, retry) = call(&server, "GET", "/v1/workloads", Some("vk_x_y"), None);
+    assert_eq!((status, retry.is_some()), (429, true));
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let (server, admin) = secured(&[("VULCAN_TRUSTED_PROXIES", "127.0.0.1")]);
+    let (_, key) = create_key(&server, &admin, "k", "developer", "t");
+    let flood: Vec<u16> = (0..40)
+        .map(|i| forwarded(&server, "203.0.113.5", &format!("vk_{i:016x}_bad")))
+        .collect();
+    assert_eq!(flood.last(), Some(&429), "{flood:?}");
+    // Another client behind the same proxy is not held to the first one's failures.
+    assert_eq!(forwarded(&server, "203.0.113.6", "vk_0_bad"), 401);
+    assert_eq!(forwarded(&server, "203.0.113.6", &key), 200);
+    // A forwarded address from a peer that is not a trusted proxy is not believed: on a
+    // server trusting no proxy, the two clients are one address.
+    let (plain, admin) = secured(&[]);
+    let (_, key) = create_key(&plain, &admin, "k", "developer", "t");
+    for i in 0..40 {
+        forwarded(&plain, "203.0.113.5", &format!("vk_{i:016x}_bad"));
+    }
+    assert_eq!(forwarded(&plain, "203.0.113.6", "vk_0_bad"), 429);
+    assert_eq!(forwarded(&plain, "203.0.113.6", &key), 200);
+}

@@ -290,24 +290,10 @@ fn a_postgres_restart_under_load_loses_nothing_accepted() {
 #[test]
 fn a_tenants_quota_holds_across_the_nodes() {
     let pg = PgServer::start().unwrap();
-    let admin = "vk_clusteradmin_0123456789abcdef";
+    let admin = CLUSTER_ADMIN;
     let (_, nodes) = cluster(&pg, &[("VULCAN_AUTH", "on"), ("VULCAN_ADMIN_KEY", admin)]);
     wait_live_with(&nodes[0], admin, &["a", "b", "c"]);
-    let call = |server: &Server, method: &str, path: &str, key: &str, body: Option<Value>| {
-        let req = ureq::request(method, &server.url(path)).set("X-API-Key", key);
-        let result = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{e}"),
-        };
-        let status = resp.status();
-        (status, resp.into_json::<Value>().unwrap_or(Value::Null))
-    };
-    let (status, key) = call(
+    let (status, key) = authed(
         &nodes[0],
         "POST",
         "/v1/keys",
@@ -318,12 +304,12 @@ fn a_tenants_quota_holds_across_the_nodes() {
     let key = key["key"].as_str().unwrap().to_owned();
     let quota = json!({"max_concurrent": 2, "per_minute": 100, "max_cpus": 8, "max_mem_mb": 4096});
     assert_eq!(
-        call(&nodes[1], "PUT", "/v1/tenants/t/quota", admin, Some(quota)).0,
+        authed(&nodes[1], "PUT", "/v1/tenants/t/quota", admin, Some(quota)).0,
         200
     );
     let long = node("await new Promise(r => setTimeout(r, 30000));");
     assert_eq!(
-        call(
+        authed(
             &nodes[0],
             "POST",
             "/v1/workloads/async",
@@ -334,7 +320,7 @@ fn a_tenants_quota_holds_across_the_nodes() {
         202
     );
     assert_eq!(
-        call(
+        authed(
             &nodes[1],
             "POST",
             "/v1/workloads/async",
@@ -344,7 +330,7 @@ fn a_tenants_quota_holds_across_the_nodes() {
         .0,
         202
     );
-    let (status, refused) = call(&nodes[2], "POST", "/v1/workloads/async", &key, Some(long));
+    let (status, refused) = authed(&nodes[2], "POST", "/v1/workloads/async", &key, Some(long));
     assert_eq!(
         status, 429,
         "two at once across the nodes, a third anywhere is over: {refused}"
@@ -353,6 +339,123 @@ fn a_tenants_quota_holds_across_the_nodes() {
         .as_str()
         .unwrap()
         .contains("2 workloads at once"));
+}
+
+/// (status, JSON body) of a request to `server` with `key`.
+fn authed(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let req = ureq::request(method, &server.url(path)).set("X-API-Key", key);
+    let result = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = resp.status();
+    (status, resp.into_json::<Value>().unwrap_or(Value::Null))
+}
+
+const CLUSTER_ADMIN: &str = "vk_clusteradmin_0123456789abcdef";
+
+#[test]
+fn a_revoked_key_is_refused_by_every_node_within_a_second() {
+    let pg = PgServer::start().unwrap();
+    let (url, nodes) = cluster(
+        &pg,
+        &[("VULCAN_AUTH", "on"), ("VULCAN_ADMIN_KEY", CLUSTER_ADMIN)],
+    );
+    wait_live_with(&nodes[0], CLUSTER_ADMIN, &["a", "b", "c"]);
+    let new_key = |name: &str| {
+        let (status, body) = authed(
+            &nodes[0],
+            "POST",
+            "/v1/keys",
+            CLUSTER_ADMIN,
+            Some(json!({"name": name, "role": "developer", "tenant": "t"})),
+        );
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (revoked_id, revoked) = new_key("revoked-by-the-api");
+    let (_, unsignalled) = new_key("revoked-in-the-database");
+    // Both keys work on every node (a key made on A is known on B and C at once), and
+    // every node now has them in memory.
+    for n in &nodes {
+        for key in [&revoked, &unsignalled] {
+            let (status, body) = authed(n, "GET", "/v1/workloads", key, None);
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    let (status, body) = authed(
+        &nodes[0],
+        "DELETE",
+        &format!("/v1/keys/{revoked_id}"),
+        CLUSTER_ADMIN,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let revoked_at = Instant::now();
+    for n in &nodes {
+        eventually(Duration::from_secs(5), "the revoked key refused", || {
+            let (status, _) = authed(n, "GET", "/v1/workloads", &revoked, None);
+            (status == 401).then_some(())
+        });
+    }
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(1),
+        "every node refused the revoked key within a second, not {:?}",
+        revoked_at.elapsed()
+    );
+    for n in &nodes {
+        let (status, body) = authed(
+            n,
+            "POST",
+            "/v1/workloads",
+            &revoked,
+            Some(node("export default () => 1")),
+        );
+        assert_eq!(status, 401, "no node runs work for a revoked key: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("revoked"),
+            "{body}"
+        );
+    }
+    // A revocation no node was told of (as if every signal were lost) holds within the
+    // few seconds after which each node reads the keys again anyway.
+    let psql = std::process::Command::new("psql")
+        .arg(&url)
+        .args(["-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg("UPDATE api_keys SET revoked_at = 1 WHERE name = 'revoked-in-the-database'")
+        .status()
+        .unwrap();
+    assert!(psql.success());
+    let changed_at = Instant::now();
+    for n in &nodes {
+        eventually(
+            Duration::from_secs(10),
+            "the key revoked unsignalled refused",
+            || {
+                let (status, _) = authed(n, "GET", "/v1/workloads", &unsignalled, None);
+                (status == 401).then_some(())
+            },
+        );
+    }
+    assert!(
+        changed_at.elapsed() < Duration::from_secs(5),
+        "read again within a few seconds, not {:?}",
+        changed_at.elapsed()
+    );
 }
 
 /// [`wait_live`] with auth on.

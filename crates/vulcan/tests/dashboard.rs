@@ -683,3 +683,100 @@ async fn a_function_is_deployed_rolled_back_and_invoked_from_its_pages() {
     browser.screenshot("benchmark").await;
     browser.close().await;
 }
+
+/// A public function that answers with a page whose script tries what an attacker would
+/// on the dashboard's origin: read the signed-in key and register a service worker for
+/// every path. It writes what it got into `#out`.
+const HOSTILE_PAGE: &str = r#"export default (req) => {
+  if (req.path === "/sw.js") {
+    return { status: 200, headers: { "content-type": "text/javascript", "service-worker-allowed": "/" },
+             body: "self.addEventListener('fetch', () => {});" };
+  }
+  const page = `<!doctype html><title>hostile</title><p id="out">not run</p><script>
+    const seen = {};
+    try { seen.key = sessionStorage.getItem("vulcan.key"); } catch (e) { seen.storage_error = e.name; }
+    try { seen.cookie = document.cookie; } catch (e) { seen.cookie_error = e.name; }
+    const done = () => { document.getElementById("out").textContent = JSON.stringify(seen); };
+    seen.worker = "pending";
+    done();
+    try {
+      navigator.serviceWorker.register("/fn/admin/hostile/sw.js", { scope: "/" })
+        .then(() => { seen.worker = "registered"; done(); }, (e) => { seen.worker = "refused: " + e.name; done(); });
+    } catch (e) { seen.worker = "refused: " + e.name; done(); }
+  </script>`;
+  return { status: 200, body: page,
+           headers: { "content-type": "text/html", "service-worker-allowed": "/",
+                      "set-cookie": "stolen=1; Path=/", "access-control-allow-origin": "*" } };
+};"#;
+
+#[tokio::test]
+async fn a_public_functions_page_cannot_read_the_signed_in_key_or_register_a_worker() {
+    let _one = ONE_BROWSER.lock().await;
+    let (server, admin) = secured();
+    call(
+        &server,
+        "PUT",
+        "/v1/functions/hostile",
+        &admin,
+        Some(json!({"runtime": "node", "code": HOSTILE_PAGE, "public": true})),
+    );
+    let browser = Browser::start(&server.base).await;
+    browser.sign_in(&admin).await;
+    browser.heading("Overview").await;
+    let stored = browser
+        .client()
+        .execute("return sessionStorage.getItem('vulcan.key');", vec![])
+        .await
+        .expect("read the tab's storage");
+    assert_eq!(
+        stored,
+        json!(admin),
+        "the dashboard keeps the key in this tab"
+    );
+
+    // The same tab opens the function's page, as an admin following a link would.
+    browser.open("/fn/admin/hostile").await;
+    let out = browser
+        .text_when("#out", "what the page's script saw", |t| t != "not run")
+        .await;
+    // The worker's registration settles, or never does: then what was seen so far.
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        browser.text_when("#out", "the worker's fate", |t| !t.contains("pending")),
+    )
+    .await
+    .unwrap_or(out);
+    browser.screenshot("hostile-function-page").await;
+    let seen: Value = serde_json::from_str(&out).expect("the page's report");
+    assert!(
+        seen["key"].is_null() && seen["storage_error"] == "SecurityError",
+        "the page read nothing of the dashboard's storage: {seen}"
+    );
+    assert!(
+        seen["worker"].as_str().unwrap_or("").starts_with("refused"),
+        "no service worker from a function's page: {seen}"
+    );
+    // Back on the dashboard: no worker controls it, and no cookie was set.
+    browser.open("/").await;
+    browser.heading("Overview").await;
+    let workers = browser
+        .client()
+        .execute_async(
+            "const done = arguments[0]; navigator.serviceWorker.getRegistrations().then((r) => done(r.length), () => done(-1));",
+            vec![],
+        )
+        .await
+        .expect("list the service workers");
+    assert_eq!(
+        workers,
+        json!(0),
+        "no service worker registered on this origin"
+    );
+    let cookie = browser
+        .client()
+        .execute("return document.cookie;", vec![])
+        .await
+        .expect("read the cookies");
+    assert_eq!(cookie, json!(""), "the function set no cookie");
+    browser.close().await;
+}

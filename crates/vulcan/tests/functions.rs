@@ -324,3 +324,129 @@ fn the_http_trigger_answers_with_what_the_function_returns() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_functions_http_answer_runs_sandboxed_and_cannot_set_the_origins_headers() {
+    let admin = "vk_trigger_0123456789";
+    let server = Server::start(&[("VULCAN_AUTH", "on"), ("VULCAN_ADMIN_KEY", admin)]);
+    let page = r#"export default (req) => ({status: 200, body: "<script>1</script>", headers: {
+        "content-type": "text/html", "service-worker-allowed": "/", "set-cookie": "a=1",
+        "content-security-policy": "default-src *", "content-security-policy-report-only": "x",
+        "clear-site-data": "\"*\"", "access-control-allow-origin": "*",
+        "access-control-allow-credentials": "true", "x-content-type-options": "sniff",
+        "x-kept": "yes", "seen-protocol": String(req.headers["sec-websocket-protocol"])}})"#;
+    let r = ureq::put(&server.url("/v1/functions/page"))
+        .set("X-API-Key", admin)
+        .send_json(json!({"runtime": "node", "code": page, "public": true}))
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = ureq::get(&server.url("/fn/admin/page"))
+        .set("Sec-WebSocket-Protocol", "vulcan.key.vk_secret_key")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.starts_with("sandbox") && !csp.contains("allow-same-origin"),
+        "the answer runs in an opaque origin: {csp:?}"
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    for dropped in [
+        "service-worker-allowed",
+        "set-cookie",
+        "content-security-policy-report-only",
+        "clear-site-data",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+    ] {
+        assert_eq!(
+            r.header(dropped),
+            None,
+            "{dropped} is the server's, not the function's"
+        );
+    }
+    assert_eq!(r.header("x-kept"), Some("yes"));
+    assert_eq!(
+        r.header("seen-protocol"),
+        Some("undefined"),
+        "a key offered as a WebSocket subprotocol never reaches the function"
+    );
+    // JSON answers are sandboxed too.
+    let open = "export default () => ({ok: true})";
+    ureq::put(&server.url("/v1/functions/open"))
+        .set("X-API-Key", admin)
+        .send_json(json!({"runtime": "node", "code": open, "public": true}))
+        .unwrap();
+    let r = ureq::get(&server.url("/fn/admin/open")).call().unwrap();
+    assert!(r
+        .header("content-security-policy")
+        .is_some_and(|c| c.starts_with("sandbox")));
+}
+
+#[test]
+fn anonymous_calls_of_a_public_function_are_audited_in_aggregate() {
+    let admin = "vk_trigger_0123456789";
+    let server = Server::start(&[("VULCAN_AUTH", "on"), ("VULCAN_ADMIN_KEY", admin)]);
+    ureq::put(&server.url("/v1/functions/open"))
+        .set("X-API-Key", admin)
+        .send_json(json!({"runtime": "node", "code": "export default () => 1", "public": true}))
+        .unwrap();
+    for _ in 0..20 {
+        let r = ureq::post(&server.url("/fn/admin/open")).send_string("x");
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let log: Value = ureq::get(&server.url("/v1/audit?action=function.http&limit=100"))
+        .set("X-API-Key", admin)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let rows = log.as_array().unwrap();
+    let counted: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 20, "{log}");
+    assert!(
+        rows.len() <= 2,
+        "one row per function and minute, not one per call: {} rows",
+        rows.len()
+    );
+    assert!(rows.iter().all(|r| r["actor"] == "public"), "{log}");
+}
+
+#[test]
+fn triggers_can_be_served_on_an_address_of_their_own() {
+    let admin = "vk_trigger_0123456789";
+    let trigger_port = common::free_port();
+    let trigger_addr = format!("127.0.0.1:{trigger_port}");
+    let server = Server::start(&[
+        ("VULCAN_AUTH", "on"),
+        ("VULCAN_ADMIN_KEY", admin),
+        ("VULCAN_TRIGGER_ADDR", &trigger_addr),
+    ]);
+    ureq::put(&server.url("/v1/functions/open"))
+        .set("X-API-Key", admin)
+        .send_json(
+            json!({"runtime": "node", "code": "export default () => ({ok: 1})", "public": true}),
+        )
+        .unwrap();
+    let triggers = format!("http://{trigger_addr}");
+    let r = ureq::get(&format!("{triggers}/fn/admin/open"))
+        .call()
+        .unwrap();
+    assert_eq!(r.into_json::<Value>().unwrap(), json!({"ok": 1}));
+    // The dashboard's origin no longer serves them, and says where they are.
+    let (status, body) = common::answer_of(ureq::get(&server.url("/fn/admin/open")).call());
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains(&trigger_addr),
+        "{body}"
+    );
+    // The trigger address serves nothing else: no API, no dashboard.
+    for path in ["/v1/workloads", "/", "/sign-in", "/assets/app.js"] {
+        let (status, _) = common::answer_of(
+            ureq::get(&format!("{triggers}{path}"))
+                .set("X-API-Key", admin)
+                .call(),
+        );
+        assert_eq!(status, 404, "{path} on the trigger address");
+    }
+}

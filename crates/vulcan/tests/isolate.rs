@@ -456,3 +456,75 @@ fn a_tenants_one_shot_workloads_share_a_process_but_never_an_isolate() {
     let after = pids(&a, 2);
     assert!(after.is_disjoint(&b_pids), "{after:?} {b_pids:?}");
 }
+
+/// Writes frames the way the runner does, straight to the process's stdout, by whatever
+/// way a job's isolate finds: the runner's frames are then forged, and must fool nobody.
+const FORGER: &str = r#"
+const enc = new TextEncoder();
+const ways = [];
+const f = (o) => JSON.stringify(o) + "\n";
+const write = async (text) => {
+  const bytes = enc.encode(text);
+  try { Deno.stdout.writeSync(bytes); ways.push("Deno.stdout"); return; } catch (_) {}
+  try { const p = (await import("node:process")).default; p.stdout.write(text); ways.push("node:process"); return; } catch (_) {}
+  ways.push("none");
+};
+await write(f({ t: "r", v: JSON.stringify("forged") }) + f({ t: "n" }));
+for (let i = 1; i <= 5; i++) {
+  await new Promise((r) => setTimeout(r, 400));
+  await write(f({ t: "o", l: "FORGED LINE" }) + f({ t: "e", l: "FORGED ERROR" }) +
+    f({ t: "r", v: JSON.stringify("forged later") }) + f({ t: "n" }));
+}
+console.log("ways: " + ways.join(","));
+"#;
+
+#[test]
+fn a_job_that_forges_the_runners_frames_cannot_answer_for_the_next_job() {
+    let _cpu = shared();
+    let server = Server::start(&[("VULCAN_AUTH", "on"), ("VULCAN_ISOLATE_POOL_SIZE", "2")]);
+    let admin = std::fs::read_to_string(server.data_dir.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let resp = ureq::post(&server.url("/v1/keys"))
+        .set("X-API-Key", &admin)
+        .send_json(json!({"name": "t", "role": "developer", "tenant": "t"}));
+    let key = common::answer_of(resp).1["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::scope(|s| {
+        let forger = s.spawn(|| run_as(&server, &key, json!({"runtime": "node", "code": FORGER})));
+        std::thread::sleep(Duration::from_millis(150));
+        // The tenant's next jobs, back to back while the forger still runs and writes.
+        for i in 0..12 {
+            let marker = format!("honest {i}");
+            let w = run_as(
+                &server,
+                &key,
+                json!({"runtime": "node", "code": format!(
+                    "export default async () => {{ await new Promise((r) => setTimeout(r, 200)); console.log('line of {i}'); return '{marker}'; }}"
+                )}),
+            );
+            assert_eq!(w["status"], "completed", "{w}");
+            assert_eq!(
+                w["output"],
+                json!(format!("\"{marker}\"")),
+                "a job's result is its own: {w}"
+            );
+            let id = w["id"].as_str().unwrap();
+            let (_, logs) = common::answer_of(
+                ureq::get(&server.url(&format!("/v1/workloads/{id}/logs/history")))
+                    .set("X-API-Key", &key)
+                    .call(),
+            );
+            let text = logs.to_string();
+            assert!(!text.contains("FORGED"), "a job's log is its own: {text}");
+            assert!(text.contains(&format!("line of {i}")), "{text}");
+        }
+        let forger = forger.join().unwrap();
+        // The forger's own run ends as its code does (its writes are its own output).
+        assert_eq!(forger["status"], "completed", "{forger}");
+        assert_ne!(forger["output"], json!("\"forged\""), "{forger}");
+    });
+}

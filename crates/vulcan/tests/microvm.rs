@@ -1114,3 +1114,152 @@ fn a_compile_error_or_a_reach_for_host_files_fails_with_the_compilers_words() {
         assert!(!embed.to_string().contains("root:x:0:0"), "{embed}");
     }
 }
+
+/// `POST /v1/workloads` with `key`: the finished workload (panics unless 200).
+fn run_as(server: &Server, key: &str, body: Value) -> Value {
+    let (status, w) = common::answer_of(
+        ureq::post(&server.url("/v1/workloads"))
+            .set("X-API-Key", key)
+            .send_json(body),
+    );
+    assert_eq!(status, 200, "{w}");
+    w
+}
+
+/// A new key of `tenant` (developer), made with `admin`.
+fn developer_key(server: &Server, admin: &str, tenant: &str) -> String {
+    let (status, created) = common::answer_of(
+        ureq::post(&server.url("/v1/keys"))
+            .set("X-API-Key", admin)
+            .send_json(json!({"name": tenant, "role": "developer", "tenant": tenant})),
+    );
+    assert_eq!(status, 201, "{created}");
+    created["key"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn go_source_builds_with_the_readmes_relative_data_dir() {
+    let _one = serial();
+    let (server, admin) = Server::start_readme_way(&[]);
+    let w = run_as(
+        &server,
+        &admin,
+        json!({"runtime": "go", "code": HELLO_GO, "resources": {"timeout_s": 60}}),
+    );
+    assert_eq!(
+        (w["status"].as_str(), w["output"].as_str()),
+        (Some("completed"), Some("hello")),
+        "{w}"
+    );
+    // And the next Go workload too (the toolchain root was made once, where it belongs).
+    let again = run_as(
+        &server,
+        &admin,
+        json!({"runtime": "go", "code": HELLO_GO.replace("hello", "again"), "resources": {"timeout_s": 60}}),
+    );
+    assert_eq!(again["output"], "again", "{again}");
+    assert!(server.data_dir.join("go/toolchain").is_dir());
+}
+
+/// One entry of a hand-made archive.
+enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    Dir(&'a str),
+    Link(&'a str, &'a str),
+}
+
+fn tar_gz_entries(entries: &[Entry]) -> String {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for entry in entries {
+        let mut h = tar::Header::new_gnu();
+        match entry {
+            Entry::File(name, data) => {
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                tar.append_data(&mut h, name, *data).unwrap();
+            }
+            Entry::Dir(name) => {
+                h.set_size(0);
+                h.set_mode(0o755);
+                h.set_entry_type(tar::EntryType::Directory);
+                tar.append_data(&mut h, name, &[][..]).unwrap();
+            }
+            Entry::Link(name, target) => {
+                h.set_size(0);
+                h.set_mode(0o777);
+                h.set_entry_type(tar::EntryType::Symlink);
+                tar.append_link(&mut h, name, target).unwrap();
+            }
+        }
+    }
+    base64::engine::general_purpose::STANDARD.encode(tar.into_inner().unwrap().finish().unwrap())
+}
+
+/// `go1.19.8` → `1.19`: the language version Vulcan writes into a one-file module.
+fn go_language_version() -> String {
+    let out = Command::new("go")
+        .args(["env", "GOVERSION"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    version
+        .trim_start_matches("go")
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[test]
+fn no_tenant_can_plant_its_program_as_another_tenants_go_build() {
+    let _one = serial();
+    let (server, admin) = Server::start_with_absolute_data_dir(&[]);
+    let mallory = developer_key(&server, &admin, "mallory");
+    let alice = developer_key(&server, &admin, "alice");
+    let go = |key: &str, body: Value| {
+        let mut body = body;
+        body["runtime"] = json!("go");
+        body["resources"] = json!({"timeout_s": 60});
+        run_as(&server, key, body)
+    };
+    // Mallory builds her program: it is kept under the digest of its source.
+    let evil = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"pwned\")\n}\n";
+    let planted = go(&mallory, json!({"code": evil}));
+    assert_eq!(planted["output"], "pwned", "{planted}");
+    let builds: Vec<String> = std::fs::read_dir(server.data_dir.join("go/builds"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let evil_key = &builds[0];
+    // Then Alice's exact source, with a link where the build's output is read: in the
+    // sandbox it leads into the archive itself (the build succeeds there), on the host
+    // to Mallory's kept program (the server's working directory is the data dir's parent).
+    let module = format!("module main\n\ngo {}\n", go_language_version());
+    let dir = format!(".vulcan/go/builds/{evil_key}");
+    let link = format!("/proc/self/cwd/{dir}");
+    let archive = tar_gz_entries(&[
+        Entry::File("main.go", HELLO_GO.as_bytes()),
+        Entry::File("go.mod", module.as_bytes()),
+        Entry::Dir(".vulcan"),
+        Entry::Dir(".vulcan/go"),
+        Entry::Dir(".vulcan/go/builds"),
+        Entry::Dir(&dir),
+        Entry::Link(".vulcan-build", &link),
+    ]);
+    let poisoned = go(&mallory, json!({"code_archive": archive}));
+    assert_ne!(
+        poisoned["output"], "pwned",
+        "the host never reads a program through a link the source holds: {poisoned}"
+    );
+    // Alice's own build of that source is hers.
+    let mine = go(&alice, json!({"code": HELLO_GO}));
+    assert_eq!(
+        (mine["status"].as_str(), mine["output"].as_str()),
+        (Some("completed"), Some("hello")),
+        "{mine}"
+    );
+}

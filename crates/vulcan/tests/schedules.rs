@@ -417,3 +417,209 @@ fn a_node_alone_makes_its_key_once_and_a_secret_reaches_an_image() {
     );
     assert_eq!(w["output"], "10", "{w}");
 }
+
+#[test]
+fn a_patch_stores_the_function_it_names() {
+    let server = Server::start(&[]);
+    deploy(&server, "first", "export default () => 'first'");
+    deploy(&server, "second", "export default () => 'second'");
+    let s = schedule(
+        &server,
+        json!({"function": "first", "cron": "0 0 1 1 *", "enabled": false}),
+    );
+    let id = s["id"].as_str().unwrap();
+    let (status, changed) = patch(
+        &server,
+        &format!("/v1/schedules/{id}"),
+        &json!({"function": "second"}),
+    );
+    assert_eq!(
+        (status, &changed["function"]),
+        (200, &json!("second")),
+        "{changed}"
+    );
+    let (_, stored) = server.get(&format!("/v1/schedules/{id}"));
+    assert_eq!(
+        stored["function"], "second",
+        "what was answered is what is kept: {stored}"
+    );
+    // An unknown function is refused, and the schedule keeps its own.
+    let (status, e) = patch(
+        &server,
+        &format!("/v1/schedules/{id}"),
+        &json!({"function": "ghost"}),
+    );
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(
+        server.get(&format!("/v1/schedules/{id}")).1["function"],
+        "second"
+    );
+}
+
+#[test]
+fn a_tenant_is_held_to_its_schedule_quota_and_shortest_interval() {
+    let server = Server::start(&[
+        ("VULCAN_TENANT_MAX_SCHEDULES", "3"),
+        ("VULCAN_TENANT_MIN_SCHEDULE_INTERVAL_S", "10"),
+    ]);
+    deploy(&server, "f", "export default () => 1");
+    let quiet = json!({"function": "f", "cron": "0 0 1 1 *", "enabled": false});
+    for _ in 0..3 {
+        schedule(&server, quiet.clone());
+    }
+    let (status, e) = server.post("/v1/schedules", &quiet);
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("max_schedules"),
+        "{e}"
+    );
+    // Too often for the quota: 400 naming the minimum.
+    let (status, e) = server.post(
+        "/v1/schedules?tenant=other",
+        &json!({"function": "f", "cron": "*/5 * * * * *"}),
+    );
+    assert_eq!(status, 400, "{e}");
+    let error = e["error"].as_str().unwrap();
+    assert!(
+        error.contains("every 10 s") && error.contains("min_schedule_interval_s"),
+        "{error}"
+    );
+    // Both are in the quota API, per tenant.
+    let (status, q) = server.get("/v1/tenants/default/quota");
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&q["max_schedules"], &q["min_schedule_interval_s"]),
+        (&json!(3), &json!(10)),
+        "{q}"
+    );
+    let (status, q) = put(
+        &server,
+        "/v1/tenants/default/quota",
+        &json!({"max_concurrent": 64, "per_minute": 600, "max_cpus": 64, "max_mem_mb": 16384,
+                "max_schedules": 4, "min_schedule_interval_s": 2}),
+    );
+    assert_eq!(status, 200, "{q}");
+    schedule(&server, quiet.clone());
+    assert_eq!(server.post("/v1/schedules", &quiet).0, 403);
+    let (status, e) = put(
+        &server,
+        "/v1/tenants/default/quota",
+        &json!({"max_concurrent": 64, "per_minute": 600, "max_cpus": 64, "max_mem_mb": 16384,
+                "max_schedules": 100, "min_schedule_interval_s": 2}),
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        server
+            .post(
+                "/v1/schedules",
+                &json!({"function": "f", "cron": "*/2 * * * * *", "enabled": false})
+            )
+            .0,
+        201
+    );
+    assert_eq!(
+        server
+            .post(
+                "/v1/schedules",
+                &json!({"function": "f", "cron": "* * * * * *"})
+            )
+            .0,
+        400
+    );
+}
+
+#[test]
+fn one_tenants_many_schedules_never_hold_back_anothers_tick() {
+    let server = Server::start(&[("VULCAN_TENANT_MAX_SCHEDULES", "5000")]);
+    // Tenant a: hundreds of schedules every second, and a quota that refuses nearly all
+    // of their runs (each tick still costs the scheduler a write).
+    let (status, e) = put(
+        &server,
+        "/v1/tenants/a/quota",
+        &json!({"max_concurrent": 1, "per_minute": 1, "max_cpus": 1, "max_mem_mb": 128}),
+    );
+    assert_eq!(status, 200, "{e}");
+    for tenant in ["a", "b"] {
+        let (status, v) = put(
+            &server,
+            &format!("/v1/functions/f?tenant={tenant}"),
+            &json!({"runtime": "node", "code": "export default () => 1"}),
+        );
+        assert_eq!(status, 201, "{v}");
+    }
+    for _ in 0..2000 {
+        let (status, s) = server.post(
+            "/v1/schedules?tenant=a",
+            &json!({"function": "f", "cron": "* * * * * *"}),
+        );
+        assert_eq!(status, 201, "{s}");
+    }
+    let (status, b) = server.post(
+        "/v1/schedules?tenant=b",
+        &json!({"function": "f", "cron": "*/2 * * * * *"}),
+    );
+    assert_eq!(status, 201, "{b}");
+    let b = b["id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(9));
+    let fired = runs(&server, &b);
+    assert!(fired.len() >= 3, "b's schedule fired: {}", fired.len());
+    // Each of b's runs was created within a second of its tick (ticks fall on even seconds).
+    for w in &fired {
+        let created = time_of(&w["created_at"]);
+        let tick = created.unix_timestamp() - created.unix_timestamp().rem_euclid(2);
+        let late = created - OffsetDateTime::from_unix_timestamp(tick).unwrap();
+        assert!(
+            late < time::Duration::seconds(1),
+            "b's tick was held back {late} by a's schedules"
+        );
+    }
+    let (_, shown) = server.get(&format!("/v1/schedules/{b}"));
+    assert_eq!(
+        shown["skipped_ticks"], 0,
+        "none of b's ticks was skipped: {shown}"
+    );
+}
+
+#[test]
+fn a_secret_that_is_not_text_is_refused_without_repeating_it() {
+    let server = Server::start(&[
+        ("VULCAN_AUTH", "on"),
+        ("VULCAN_ADMIN_KEY", "vk_sec_0123456789"),
+    ]);
+    for body in [
+        json!({"value": 987654321}),
+        json!({"value": {"nested": "s3cr3t-in-an-object"}}),
+        json!({"value": ["s3cr3t-in-a-list"]}),
+    ] {
+        let (status, e) = common::answer_of(
+            ureq::put(&server.url("/v1/secrets/TOKEN"))
+                .set("X-API-Key", "vk_sec_0123456789")
+                .send_json(body.clone()),
+        );
+        assert_eq!(status, 400, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("must be a string"), "{text}");
+        for secret in ["987654321", "s3cr3t"] {
+            assert!(
+                !text.contains(secret),
+                "the error repeats the value: {text}"
+            );
+        }
+    }
+    let (_, audit) = common::answer_of(
+        ureq::get(&server.url("/v1/audit?action=secret.put"))
+            .set("X-API-Key", "vk_sec_0123456789")
+            .call(),
+    );
+    let audit = audit.to_string();
+    assert!(
+        audit.contains("must be a string"),
+        "the refusals are audited: {audit}"
+    );
+    for secret in ["987654321", "s3cr3t"] {
+        assert!(
+            !audit.contains(secret),
+            "the audit log repeats the value: {audit}"
+        );
+    }
+}

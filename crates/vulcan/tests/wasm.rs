@@ -257,3 +257,95 @@ fn the_helper_is_confined_to_an_empty_root_without_network_as_nobody() {
         "a memory cgroup of its own: {cgroup}"
     );
 }
+
+/// Sleeps a minute in a host call (WASI's `poll_oneoff` on a clock): no wasm instruction
+/// runs meanwhile, so epoch interruption alone cannot stop it.
+const SLEEPER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 60000000000))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
+
+#[test]
+fn runs_asleep_in_a_host_call_free_their_slots_when_timed_out() {
+    let slots = 3;
+    let server = Server::start(&[("VULCAN_ISOLATE_CONCURRENCY", "3")]);
+    let sleeper = module(SLEEPER);
+    let started = Instant::now();
+    let ids: Vec<String> = (0..slots)
+        .map(|_| server.submit(wasm(&sleeper, Value::Null, 1)))
+        .collect();
+    for id in &ids {
+        let w = server.wait_terminal(id, Duration::from_secs(20));
+        assert_eq!(w["status"], "failed", "{w}");
+        assert!(
+            w["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("timed out"),
+            "{w}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // As many new runs as there are slots, at once: each gets one within a second.
+    let echo = module(ECHO);
+    let freed_by = Instant::now();
+    let runs: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..slots)
+            .map(|i| {
+                let (server, echo) = (&server, &echo);
+                s.spawn(move || server.run(wasm(echo, json!({"n": i}), 10)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for w in &runs {
+        assert_eq!(w["status"], "completed", "{w}");
+    }
+    assert!(
+        freed_by.elapsed() < Duration::from_secs(5),
+        "the slots were free at once: {:?}",
+        freed_by.elapsed()
+    );
+}
+
+/// A module whose compilation is made slow on purpose: one function of many thousands of
+/// nested blocks.
+fn heavy_module(blocks: usize) -> String {
+    let mut body = String::new();
+    for _ in 0..blocks {
+        body.push_str("(block ");
+    }
+    body.push_str("(nop)");
+    for _ in 0..blocks {
+        body.push(')');
+    }
+    let mut funcs = String::new();
+    for i in 0..40 {
+        funcs.push_str(&format!("(func $f{i} {body})\n"));
+    }
+    module(&format!(
+        "(module (memory (export \"memory\") 1) {funcs} (func (export \"main\") (result i32) (i32.const 7)))"
+    ))
+}
+
+#[test]
+fn compiling_a_module_has_bounds_of_its_own() {
+    let server = Server::start(&[("VULCAN_WASM_COMPILE_TIMEOUT_S", "1")]);
+    let heavy = heavy_module(20_000);
+    let started = Instant::now();
+    let w = server.run(wasm(&heavy, json!({"fn": "main"}), 30));
+    assert_eq!(w["status"], "failed", "{w}");
+    let error = w["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("compiling the module took longer than 1 s"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The helper is fine: other modules compile and run.
+    let fine = server.run(wasm(&module(ECHO), json!({"n": 1}), 10));
+    assert_eq!(fine["status"], "completed", "{fine}");
+}

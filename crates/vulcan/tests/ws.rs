@@ -329,3 +329,67 @@ fn a_consumer_that_never_reads_is_closed_and_the_server_memory_stays_bounded() {
     let (status, _) = server_get(&server, "/v1/stats");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_key_has_a_bounded_number_of_sockets_and_sends_small_messages_only() {
+    let server = server();
+    let key = key_for(&server, "t");
+    let mut open: Vec<Socket> = (0..32)
+        .map(|_| connect(&server, "/ws/events", &key))
+        .collect();
+    // The 33rd is refused, saying why; another key is not held to this one's count.
+    let url = server.url("/ws/events").replace("http://", "ws://");
+    let mut request = url.clone().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("X-API-Key", key.parse().unwrap());
+    match tungstenite::connect(request) {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("VULCAN_WS_MAX_PER_KEY"), "{body}");
+        }
+        Ok(_) => panic!("a 33rd socket of one key was accepted"),
+        Err(e) => panic!("{e}"),
+    }
+    let _other = connect(&server, "/ws/events", ADMIN);
+    // A closed one frees its seat.
+    let mut first = open.remove(0);
+    first.close(None).unwrap();
+    while first.read().is_ok() {}
+    drop(first);
+    let mut reopened = Vec::new();
+    common::eventually(Duration::from_secs(5), "a seat to be free", || {
+        let mut request = url.clone().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("X-API-Key", key.parse().unwrap());
+        tungstenite::connect(request)
+            .ok()
+            .map(|(s, _)| reopened.push(s))
+    });
+    // A message over 64 KiB from the client ends its connection (1009: too big).
+    let mut socket = connect(&server, "/ws/stats", ADMIN);
+    socket
+        .send(Message::Text("x".repeat(65 * 1024).into()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let closed = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the connection is still open after a 65 KiB message"
+        );
+        match socket.read() {
+            Ok(Message::Close(frame)) => break frame.map(|f| f.code),
+            Ok(_) => continue,
+            Err(_) => break None,
+        }
+    };
+    assert!(
+        closed.is_none() || closed == Some(CloseCode::Size),
+        "closed for its size: {closed:?}"
+    );
+    // And the server stays fine.
+    assert_eq!(server.get("/healthz").0, 200);
+}

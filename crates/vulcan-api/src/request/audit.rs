@@ -47,6 +47,6 @@ pub async fn list(
         offset,
     };
     // Failed logins counted so far are written first: a reader is never behind.
-    crate::auth::flush_login_failures(&state, true).await;
-    Ok(Json(state.access.audit(&filter).await?))
+    crate::auth::flush_aggregates(&state, true).await;
+    Ok(Json(state.engine.audit(&filter).await?))
 }

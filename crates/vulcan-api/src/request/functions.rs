@@ -182,11 +182,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<Function>>, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
-    let functions = state
-        .engine
-        .function_store()
-        .functions(caller.scope())
-        .await?;
+    let functions = state.engine.functions(caller.scope()).await?;
     Ok(Json(with_instances(&state, functions).await?))
 }
 
@@ -199,11 +195,7 @@ pub async fn show(
 ) -> Result<Json<Function>, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     let tenant = tenant_of(&caller, &params)?;
-    let function = state
-        .engine
-        .function_store()
-        .function(&tenant, &name)
-        .await?;
+    let function = state.engine.function(&tenant, &name).await?;
     let mut one = with_instances(&state, vec![function]).await?;
     Ok(Json(one.remove(0)))
 }
@@ -217,11 +209,7 @@ pub async fn versions(
 ) -> Result<Json<Vec<VersionView>>, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     let tenant = tenant_of(&caller, &params)?;
-    let versions = state
-        .engine
-        .function_store()
-        .versions(&tenant, &name)
-        .await?;
+    let versions = state.engine.function_versions(&tenant, &name).await?;
     Ok(Json(versions.into_iter().map(VersionView::from).collect()))
 }
 
@@ -285,7 +273,7 @@ pub async fn invoke(
             )))
         }
     };
-    let quota = state.auth.quota_of(state.access.as_ref(), &caller).await?;
+    let quota = crate::auth::quota_of(&state.engine, &caller).await?;
     let accepted = state.engine.invoke(&tenant, &name, input, quota).await?;
     let target = Extension(AuditTarget(accepted.id.clone()));
     if asynchronous {

@@ -80,7 +80,7 @@ pub async fn create(
         revoked_at: None,
         created_by: caller.key_id,
     };
-    state.access.create_key(&record, &hash).await?;
+    state.engine.create_key(&record, &hash).await?;
     Ok((
         StatusCode::CREATED,
         Extension(AuditTarget(id)),
@@ -94,7 +94,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<ApiKey>>, ApiError> {
     caller.require(Permission::KeysManage)?;
-    Ok(Json(state.access.keys(None).await?))
+    Ok(Json(state.engine.keys(None).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "access", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::ApiKey), crate::openapi::Errors))]
@@ -105,7 +105,7 @@ pub async fn revoke(
 ) -> Result<(Extension<AuditTarget>, Json<ApiKey>), ApiError> {
     caller.require(Permission::KeysManage)?;
     let revoked = match state
-        .access
+        .engine
         .revoke_key(&id, OffsetDateTime::now_utc())
         .await
     {
@@ -118,6 +118,5 @@ pub async fn revoke(
         }
         Err(e) => return Err(e.into()),
     };
-    state.auth.forget(&id);
     Ok((Extension(AuditTarget(id)), Json(revoked)))
 }

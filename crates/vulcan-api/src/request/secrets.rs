@@ -21,6 +21,30 @@ pub struct SecretBody {
     value: String,
 }
 
+/// The body of a secret, checked without ever repeating what it holds: a parse error of
+/// the usual kind would quote the value (into the answer and the audit log).
+fn secret_body(body: serde_json::Value) -> Result<SecretBody, ApiError> {
+    let serde_json::Value::Object(mut fields) = body else {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object: {\"value\": \"...\"}",
+        ));
+    };
+    if let Some(other) = fields.keys().find(|k| *k != "value") {
+        return Err(ApiError::bad_request(format!(
+            "unknown field {other:?}: the body is {{\"value\": \"...\"}}"
+        )));
+    }
+    match fields.remove("value") {
+        Some(serde_json::Value::String(value)) => Ok(SecretBody { value }),
+        Some(_) => Err(ApiError::bad_request(
+            "\"value\" must be a string (the secret as text; encode binary values, e.g. as base64)",
+        )),
+        None => Err(ApiError::bad_request(
+            "\"value\" is required: {\"value\": \"...\"}",
+        )),
+    }
+}
+
 /// `PUT /v1/secrets/{name}` `{"value"}`: stores a new version (`200`, never the value).
 #[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SecretBody, responses((status = 200, description = "OK", body = vulcan_domain::SecretInfo), crate::openapi::Errors))]
 pub async fn put(
@@ -28,10 +52,11 @@ pub async fn put(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-    JsonBody(body): JsonBody<SecretBody>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(Extension<AuditTarget>, Json<SecretInfo>), ApiError> {
     caller.require(Permission::SecretsWrite)?;
     let tenant = tenant_of(&caller, &params)?;
+    let body = secret_body(body)?;
     let info = state.engine.put_secret(&tenant, &name, &body.value).await?;
     let target = AuditTarget(format!("{tenant}/{name}@{}", info.version));
     Ok((Extension(target), Json(info)))

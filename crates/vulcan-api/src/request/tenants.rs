@@ -29,10 +29,10 @@ pub async fn show(
     if caller.scope().is_some_and(|own| own != tenant) {
         caller.require(Permission::AllTenants)?;
     }
-    let own = state.access.quota(&tenant).await?;
+    let own = state.engine.quota(&tenant).await?;
     Ok(Json(TenantQuota {
         default: own.is_none(),
-        quota: own.unwrap_or(state.auth.default_quota),
+        quota: state.engine.quota_of(&tenant).await?,
         tenant,
     }))
 }
@@ -54,13 +54,18 @@ pub async fn set(
             "every quota field (max_concurrent, per_minute, max_cpus, max_mem_mb) must be at least 1",
         ));
     }
-    state.access.set_quota(&tenant, &quota).await?;
+    if quota.min_schedule_interval_s == Some(0) {
+        return Err(ApiError::bad_request(
+            "\"min_schedule_interval_s\" must be at least 1 (a tick a second is the most a cron can do)",
+        ));
+    }
+    state.engine.set_quota(&tenant, &quota).await?;
     Ok((
         Extension(AuditTarget(tenant.clone())),
         Json(TenantQuota {
-            tenant,
             default: false,
-            quota,
+            quota: state.engine.quota_of(&tenant).await?,
+            tenant,
         }),
     ))
 }

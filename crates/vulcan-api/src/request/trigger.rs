@@ -6,6 +6,13 @@
 //! is `502`, a timed-out one `504`; the workload's id is in `X-Vulcan-Workload` always.
 //!
 //! It needs a key like every route, unless the function is `public`.
+//!
+//! A function's answer comes from the origin that serves the dashboard (unless triggers
+//! have an address of their own, `VULCAN_TRIGGER_ADDR`), whose pages keep the signed-in
+//! key in the tab's storage. So every answer is sandboxed (`Content-Security-Policy:
+//! sandbox` without `allow-same-origin`: its scripts run in an opaque origin that reads
+//! no storage, sets no cookie and registers no service worker), is never sniffed, and a
+//! function cannot set the headers that belong to the origin ([`the_servers`]).
 
 use std::collections::BTreeMap;
 
@@ -21,8 +28,45 @@ use vulcan_domain::{Permission, StoreError, Workload, WorkloadStatus};
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
-/// Request headers a function never sees: the caller's credentials.
-const WITHHELD: [&str; 3] = ["authorization", "x-api-key", "cookie"];
+/// Request headers a function never sees: the caller's credentials (a browser's
+/// WebSocket carries its key as a subprotocol).
+const WITHHELD: [&str; 4] = [
+    "authorization",
+    "x-api-key",
+    "cookie",
+    "sec-websocket-protocol",
+];
+
+/// What every answer of a function runs under: scripts in an opaque origin of their own.
+pub const SANDBOX: &str =
+    "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
+
+/// Response headers that belong to the server and its origin, not to a function: those
+/// that reach beyond the one response (cookies, service workers, site data, security
+/// policies, CORS, HSTS) and those that frame the response itself.
+fn the_servers(name: &HeaderName) -> bool {
+    const OWN: [&str; 17] = [
+        "set-cookie",
+        "set-cookie2",
+        "service-worker-allowed",
+        "clear-site-data",
+        "content-security-policy",
+        "content-security-policy-report-only",
+        "x-content-type-options",
+        "strict-transport-security",
+        "x-vulcan-workload",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+        "te",
+        "trailer",
+        "alt-svc",
+    ];
+    let name = name.as_str();
+    OWN.contains(&name) || name.starts_with("access-control-") || name.starts_with("proxy-")
+}
 
 /// The input a function gets for an HTTP request.
 fn input(
@@ -77,7 +121,16 @@ fn respond(workload: &Workload) -> Response {
                 .into_response()
         }
     };
-    response.headers_mut().insert("x-vulcan-workload", id);
+    let headers = response.headers_mut();
+    headers.insert("x-vulcan-workload", id);
+    headers.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(SANDBOX),
+    );
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -104,7 +157,9 @@ fn from_output(output: &str) -> Response {
                 HeaderName::try_from(name.as_str()),
                 HeaderValue::from_str(&text),
             ) {
-                headers.insert(name, v);
+                if !the_servers(&name) {
+                    headers.insert(name, v);
+                }
             }
         }
     }
@@ -184,13 +239,19 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Some(addr) = state.triggers_at {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("functions' HTTP triggers are served on http://{addr}{} (VULCAN_TRIGGER_ADDR), not on this address", format_args!("/fn/{tenant}/{name}")),
+        ));
+    }
     caller.require(Permission::WorkloadsCreate)?;
     // Another tenant's function is answered like one that does not exist.
     if caller.scope().is_some_and(|t| t != tenant) {
         return Err(StoreError::Missing(format!("function {name} not found")).into());
     }
     let input = input(&method, &path, query, &headers, &body);
-    let quota = state.auth.quota_of(state.access.as_ref(), &caller).await?;
+    let quota = crate::auth::quota_of(&state.engine, &caller).await?;
     let accepted = state.engine.invoke(&tenant, &name, input, quota).await?;
     let done = state.engine.wait(&accepted.id).await?;
     Ok(respond(&done))
@@ -210,6 +271,26 @@ mod tests {
         assert_eq!(r.headers()["content-type"], "application/json");
         let r = from_output(r#"{"status": 99}"#);
         assert_eq!(r.status(), StatusCode::OK, "not an HTTP status: plain JSON");
+    }
+
+    #[test]
+    fn a_function_cannot_set_what_belongs_to_the_origin() {
+        let r = from_output(
+            r#"{"status": 200, "headers": {"Set-Cookie": "a=1", "Service-Worker-Allowed": "/",
+                "Access-Control-Allow-Origin": "*", "Content-Length": "1", "X-Mine": "kept"}, "body": "hello"}"#,
+        );
+        for gone in [
+            "set-cookie",
+            "service-worker-allowed",
+            "access-control-allow-origin",
+        ] {
+            assert!(r.headers().get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(r.headers()["x-mine"], "kept");
+        assert_ne!(
+            r.headers().get("content-length").map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
     }
 
     #[test]

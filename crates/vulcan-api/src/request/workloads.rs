@@ -37,7 +37,7 @@ async fn submission(
     caller.require(Permission::WorkloadsCreate)?;
     let mut submission = body.into_submission()?;
     submission.tenant = caller.tenant.clone();
-    submission.quota = state.auth.quota_of(state.access.as_ref(), caller).await?;
+    submission.quota = crate::auth::quota_of(&state.engine, caller).await?;
     submission.pulls = caller.image_pulls();
     Ok(submission)
 }

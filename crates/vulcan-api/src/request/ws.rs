@@ -34,13 +34,84 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages waiting between a stream's producer and its socket.
 pub const QUEUE: usize = 64;
 
+/// The largest message (and frame) a client may send: clients only answer pings.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
 /// Policy violation: what a client that does not keep up is closed with.
 const TOO_SLOW: u16 = 1008;
 
-/// Accepts the upgrade, answering the subprotocol the client offered: `vulcan` if it
-/// did (the key then never comes back), else its `vulcan.key.*` value (browsers require
-/// one of theirs to be chosen).
-fn upgrade(ws: WebSocketUpgrade, headers: &HeaderMap) -> WebSocketUpgrade {
+/// Open WebSockets per key, bounded (`VULCAN_WS_MAX_PER_KEY`).
+pub struct Seats {
+    per_key: usize,
+    held: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+/// One open WebSocket of a key, counted until dropped.
+pub struct Seat {
+    seats: std::sync::Arc<Seats>,
+    key: String,
+}
+
+impl Seats {
+    pub fn new(per_key: usize) -> Seats {
+        Seats {
+            per_key,
+            held: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A seat for one more WebSocket of `key`, or 429 saying how many it has.
+    fn take(self: &std::sync::Arc<Self>, key: &str) -> Result<Seat, ApiError> {
+        let mut held = self.held();
+        let n = held.entry(key.to_owned()).or_default();
+        if *n >= self.per_key {
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this key has {} WebSockets open, the most allowed (VULCAN_WS_MAX_PER_KEY): close one first",
+                    self.per_key
+                ),
+            )
+            .retry_after(1));
+        }
+        *n += 1;
+        Ok(Seat {
+            seats: self.clone(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut held = self.seats.held();
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Takes a seat for the caller and accepts the upgrade, bounding what the client may
+/// send, answering the subprotocol the client offered: `vulcan` if it did (the key then
+/// never comes back), else its `vulcan.key.*` value (browsers require one of theirs to
+/// be chosen).
+fn upgrade(
+    state: &AppState,
+    caller: &Caller,
+    ws: WebSocketUpgrade,
+    headers: &HeaderMap,
+) -> Result<(WebSocketUpgrade, Seat), ApiError> {
+    let seat = state.ws_seats.take(&caller.key_id)?;
+    let ws = ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE);
     let offered: Vec<String> = headers
         .get_all("sec-websocket-protocol")
         .iter()
@@ -52,10 +123,11 @@ fn upgrade(ws: WebSocketUpgrade, headers: &HeaderMap) -> WebSocketUpgrade {
         .find(|p| *p == "vulcan")
         .or_else(|| offered.iter().find(|p| p.starts_with(WS_KEY_PROTOCOL)))
         .cloned();
-    match chosen {
+    let ws = match chosen {
         Some(protocol) => ws.protocols([protocol]),
         None => ws,
-    }
+    };
+    Ok((ws, seat))
 }
 
 /// What a producer hands the socket.
@@ -164,7 +236,9 @@ pub async fn logs(
     let engine = state.engine.clone();
     let ping_every = state.ws_ping;
     let metrics = state.engine.metrics().clone();
-    Ok(upgrade(ws, &headers).on_upgrade(move |socket| async move {
+    let (ws, seat) = upgrade(&state, &caller, ws, &headers)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _seat = seat;
         let (items_tx, mut items) = mpsc::channel(QUEUE);
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(feed(engine, id, filter, since, items_tx));
@@ -204,7 +278,9 @@ pub async fn stats(
     let engine = state.engine.clone();
     let ping_every = state.ws_ping;
     let metrics = state.engine.metrics().clone();
-    Ok(upgrade(ws, &headers).on_upgrade(move |socket| async move {
+    let (ws, seat) = upgrade(&state, &caller, ws, &headers)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _seat = seat;
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut events = engine.events();
         tokio::spawn(async move {
@@ -279,7 +355,9 @@ pub async fn events(
     let mut events = state.engine.events();
     let ping_every = state.ws_ping;
     let metrics = state.engine.metrics().clone();
-    Ok(upgrade(ws, &headers).on_upgrade(move |socket| async move {
+    let (ws, seat) = upgrade(&state, &caller, ws, &headers)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _seat = seat;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(async move {
             loop {

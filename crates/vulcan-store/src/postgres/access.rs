@@ -94,6 +94,18 @@ impl AccessStore for PgStore {
         .await
     }
 
+    async fn verifiable_keys(&self) -> Result<Vec<(ApiKey, String)>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys"))
+                    .await?;
+                c.query(&st, &[]).await?.iter().map(key_from_row).collect()
+            })
+        })
+        .await
+    }
+
     async fn keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
         self.run(|c, _| {
             Box::pin(async move {
@@ -245,8 +257,9 @@ impl AccessStore for PgStore {
             Box::pin(async move {
                 let st = c
                     .prepare_cached(
-                        "SELECT max_concurrent, per_minute, max_cpus, max_mem_mb FROM tenant_quotas
-                         WHERE tenant = $1",
+                        "SELECT max_concurrent, per_minute, max_cpus, max_mem_mb, max_schedules,
+                                min_schedule_interval_s
+                         FROM tenant_quotas WHERE tenant = $1",
                     )
                     .await?;
                 Ok(c.query_opt(&st, &[&tenant]).await?.map(|r| Quota {
@@ -254,6 +267,8 @@ impl AccessStore for PgStore {
                     per_minute: r.get::<_, i64>(1) as u32,
                     max_cpus: r.get::<_, i64>(2) as u32,
                     max_mem_mb: r.get::<_, i64>(3) as u32,
+                    max_schedules: r.get::<_, Option<i64>>(4).map(|v| v as u32),
+                    min_schedule_interval_s: r.get::<_, Option<i64>>(5).map(|v| v as u32),
                 }))
             })
         })
@@ -264,17 +279,21 @@ impl AccessStore for PgStore {
         self.run(|c, _| {
             Box::pin(async move {
                 c.execute(
-                    "INSERT INTO tenant_quotas (tenant, max_concurrent, per_minute, max_cpus, max_mem_mb)
-                     VALUES ($1, $2, $3, $4, $5)
+                    "INSERT INTO tenant_quotas (tenant, max_concurrent, per_minute, max_cpus, max_mem_mb,
+                       max_schedules, min_schedule_interval_s)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (tenant) DO UPDATE SET max_concurrent = EXCLUDED.max_concurrent,
                        per_minute = EXCLUDED.per_minute, max_cpus = EXCLUDED.max_cpus,
-                       max_mem_mb = EXCLUDED.max_mem_mb",
+                       max_mem_mb = EXCLUDED.max_mem_mb, max_schedules = EXCLUDED.max_schedules,
+                       min_schedule_interval_s = EXCLUDED.min_schedule_interval_s",
                     &[
                         &tenant,
                         &i64::from(quota.max_concurrent),
                         &i64::from(quota.per_minute),
                         &i64::from(quota.max_cpus),
                         &i64::from(quota.max_mem_mb),
+                        &quota.max_schedules.map(i64::from),
+                        &quota.min_schedule_interval_s.map(i64::from),
                     ],
                 )
                 .await?;

@@ -263,6 +263,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, isolation)
     );
     "#,
+    // 5: a tenant's schedule quota (how many, how often); NULL is the server's default.
+    r#"
+    ALTER TABLE tenant_quotas ADD COLUMN max_schedules BIGINT;
+    ALTER TABLE tenant_quotas ADD COLUMN min_schedule_interval_s BIGINT;
+    CREATE INDEX schedules_by_tenant ON schedules (tenant, id);
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

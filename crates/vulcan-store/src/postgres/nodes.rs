@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use vulcan_domain::{Housekept, NodeRecord, NodeStore, StoreError};
+use vulcan_domain::{Expect, Housekept, NodeRecord, NodeStore, StoreError};
 
 use super::workloads::{finish_in, from_ms, to_ms, unclaim_one};
 use super::{io, Fail, PgStore};
@@ -116,7 +116,7 @@ impl NodeStore for PgStore {
                         .await?;
                     for r in running {
                         let id: String = r.get(0);
-                        finish_in(&tx, &id, &lost_update(&why)).await?;
+                        finish_in(&tx, &id, &lost_update(&why), &Expect::Live).await?;
                         done.failed.push(id);
                     }
                     let claimed = tx

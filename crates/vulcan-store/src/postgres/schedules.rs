@@ -8,7 +8,7 @@ use vulcan_domain::{Schedule, ScheduleStore, StoreError, Tick};
 
 use super::workloads::{from_ms, to_ms};
 use super::{Fail, PgStore};
-use crate::schedules::{missing_schedule, parsed, SCHEDULE_COLUMNS};
+use crate::schedules::{missing_schedule, parsed, too_many_schedules, SCHEDULE_COLUMNS};
 
 fn schedule_from_row(row: &Row) -> Result<Schedule, Fail> {
     let (input, overlap) = parsed(row.get(5), row.get(6))?;
@@ -34,10 +34,24 @@ fn schedule_from_row(row: &Row) -> Result<Schedule, Fail> {
 
 #[async_trait]
 impl ScheduleStore for PgStore {
-    async fn create_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+    async fn create_schedule(&self, s: &Schedule, max_per_tenant: u32) -> Result<(), StoreError> {
         self.run(|c, _| {
             Box::pin(async move {
-                c.execute(
+                let tx = c.transaction().await?;
+                // One creation per tenant at a time, across the nodes: the count holds.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('vulcan.schedules.' || $1))",
+                    &[&s.tenant],
+                )
+                .await?;
+                let has: i64 = tx
+                    .query_one("SELECT COUNT(*) FROM schedules WHERE tenant = $1", &[&s.tenant])
+                    .await?
+                    .get(0);
+                if has >= i64::from(max_per_tenant) {
+                    return Err(too_many_schedules(&s.tenant, max_per_tenant).into());
+                }
+                tx.execute(
                     &format!(
                         "INSERT INTO schedules ({SCHEDULE_COLUMNS})
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -62,6 +76,7 @@ impl ScheduleStore for PgStore {
                     ],
                 )
                 .await?;
+                tx.commit().await?;
                 Ok(())
             })
         })
@@ -106,16 +121,21 @@ impl ScheduleStore for PgStore {
         .await
     }
 
-    async fn update_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+    async fn update_schedule(
+        &self,
+        s: &Schedule,
+        read_next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
         self.run(|c, _| {
             Box::pin(async move {
                 let n = c
                     .execute(
-                        "UPDATE schedules SET cron = $2, timezone = $3, input = $4, overlap = $5,
-                             enabled = $6, next_run_at = $7, updated_at = $8
-                         WHERE id = $1",
+                        "UPDATE schedules SET function = $2, cron = $3, timezone = $4, input = $5,
+                             overlap = $6, enabled = $7, next_run_at = $8, updated_at = $9
+                         WHERE id = $1 AND next_run_at IS NOT DISTINCT FROM $10",
                         &[
                             &s.id,
+                            &s.function,
                             &s.cron,
                             &s.timezone,
                             &s.input.to_string(),
@@ -123,13 +143,22 @@ impl ScheduleStore for PgStore {
                             &s.enabled,
                             &s.next_run_at.map(to_ms),
                             &to_ms(s.updated_at),
+                            &read_next.map(to_ms),
                         ],
                     )
                     .await?;
                 if n == 0 {
-                    return Err(missing_schedule(&s.id).into());
+                    let exists = c
+                        .query_opt("SELECT 1 FROM schedules WHERE id = $1", &[&s.id])
+                        .await?
+                        .is_some();
+                    return if exists {
+                        Ok(false)
+                    } else {
+                        Err(missing_schedule(&s.id).into())
+                    };
                 }
-                Ok(())
+                Ok(true)
             })
         })
         .await
@@ -162,8 +191,10 @@ impl ScheduleStore for PgStore {
             Box::pin(async move {
                 c.query(
                     &format!(
-                        "SELECT {SCHEDULE_COLUMNS} FROM schedules
-                         WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at LIMIT $2"
+                        "SELECT {SCHEDULE_COLUMNS} FROM (
+                           SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_run_at, id) AS turn
+                           FROM schedules WHERE enabled AND next_run_at <= $1) due
+                         ORDER BY turn, next_run_at, id LIMIT $2"
                     ),
                     &[&to_ms(now), &i64::from(limit)],
                 )

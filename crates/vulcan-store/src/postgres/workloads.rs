@@ -11,7 +11,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use vulcan_domain::{
-    Admission, Claimed, Isolation, ListFilter, LogLine, LogStream, Stats, StoreError,
+    Admission, Claimed, Expect, Isolation, ListFilter, LogLine, LogStream, Stats, StoreError,
     TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 
@@ -209,12 +209,12 @@ async fn transition(
     tx: &Transaction<'_>,
     id: &str,
     to: WorkloadStatus,
-    claimant: Option<&str>,
+    expect: &Expect,
 ) -> Result<Current, Fail> {
     let st = tx
         .prepare_cached(
-            "SELECT status, isolation, tenant, cpu_limit, mem_limit, claimed_by FROM workloads
-             WHERE id = $1 FOR UPDATE",
+            "SELECT status, isolation, tenant, cpu_limit, mem_limit, claimed_by, node_id
+             FROM workloads WHERE id = $1 FOR UPDATE",
         )
         .await?;
     let row = tx
@@ -229,15 +229,19 @@ async fn transition(
         mem_mb: row.get(4),
         claimed_by: row.get(5),
     };
+    let node: Option<String> = row.get(6);
     current.status.transition(to)?;
-    if let Some(node) = claimant {
-        if current.claimed_by.as_deref() != Some(node) {
-            return Err(vulcan_domain::InvalidTransition {
-                from: current.status,
-                to,
-            }
-            .into());
+    if !expect.holds(
+        current.status,
+        current.claimed_by.as_deref(),
+        node.as_deref(),
+    ) {
+        // It moved on since the caller read it (another node claimed or started it).
+        return Err(vulcan_domain::InvalidTransition {
+            from: current.status,
+            to,
         }
+        .into());
     }
     // Counter rows in a fixed order (pending, running, then terminal): no deadlocks.
     count_all(tx, &current.isolation, current.status, -1).await?;
@@ -255,6 +259,7 @@ pub(super) async fn finish_in(
     tx: &Transaction<'_>,
     id: &str,
     u: &TerminalUpdate,
+    expect: &Expect,
 ) -> Result<Workload, Fail> {
     if !u.status.is_terminal() {
         return Err(vulcan_domain::InvalidTransition {
@@ -263,7 +268,7 @@ pub(super) async fn finish_in(
         }
         .into());
     }
-    let current = transition(tx, id, u.status, None).await?;
+    let current = transition(tx, id, u.status, expect).await?;
     let duration = u
         .duration_ms
         .filter(|_| current.status == WorkloadStatus::Running)
@@ -645,7 +650,7 @@ impl WorkloadStore for PgStore {
         self.run(|c, _| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                transition(&tx, id, WorkloadStatus::Running, Some(node)).await?;
+                transition(&tx, id, WorkloadStatus::Running, &Expect::ClaimedBy(node.to_owned())).await?;
                 let st = tx
                     .prepare_cached(
                         "UPDATE workloads SET status = 'running', started_at = $2, node_id = $3 WHERE id = $1",
@@ -660,11 +665,16 @@ impl WorkloadStore for PgStore {
         .await
     }
 
-    async fn finish(&self, id: &str, update: &TerminalUpdate) -> Result<Workload, StoreError> {
+    async fn finish(
+        &self,
+        id: &str,
+        update: &TerminalUpdate,
+        expect: &Expect,
+    ) -> Result<Workload, StoreError> {
         self.run(|c, _| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                let w = finish_in(&tx, id, update).await?;
+                let w = finish_in(&tx, id, update, expect).await?;
                 tx.commit().await?;
                 Ok(w)
             })

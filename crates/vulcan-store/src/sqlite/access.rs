@@ -82,6 +82,17 @@ impl AccessStore for SqliteStore {
         .await
     }
 
+    async fn verifiable_keys(&self) -> Result<Vec<(ApiKey, String)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys"))
+                .map_err(io)?;
+            let rows = stmt.query_map([], key_from_row).map_err(io)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(io)
+        })
+        .await
+    }
+
     async fn keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
         let tenant = tenant.map(str::to_owned);
         self.read(move |conn| {
@@ -217,8 +228,9 @@ impl AccessStore for SqliteStore {
         let tenant = tenant.to_owned();
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT max_concurrent, per_minute, max_cpus, max_mem_mb FROM tenant_quotas
-                 WHERE tenant = ?1",
+                "SELECT max_concurrent, per_minute, max_cpus, max_mem_mb, max_schedules,
+                        min_schedule_interval_s
+                 FROM tenant_quotas WHERE tenant = ?1",
             )
             .map_err(io)?
             .query_row([tenant], |r| {
@@ -227,6 +239,8 @@ impl AccessStore for SqliteStore {
                     per_minute: r.get(1)?,
                     max_cpus: r.get(2)?,
                     max_mem_mb: r.get(3)?,
+                    max_schedules: r.get(4)?,
+                    min_schedule_interval_s: r.get(5)?,
                 })
             })
             .optional()
@@ -239,12 +253,22 @@ impl AccessStore for SqliteStore {
         let (tenant, q) = (tenant.to_owned(), *quota);
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO tenant_quotas (tenant, max_concurrent, per_minute, max_cpus, max_mem_mb)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO tenant_quotas (tenant, max_concurrent, per_minute, max_cpus, max_mem_mb,
+                   max_schedules, min_schedule_interval_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (tenant) DO UPDATE SET max_concurrent = excluded.max_concurrent,
                    per_minute = excluded.per_minute, max_cpus = excluded.max_cpus,
-                   max_mem_mb = excluded.max_mem_mb",
-                params![tenant, q.max_concurrent, q.per_minute, q.max_cpus, q.max_mem_mb],
+                   max_mem_mb = excluded.max_mem_mb, max_schedules = excluded.max_schedules,
+                   min_schedule_interval_s = excluded.min_schedule_interval_s",
+                params![
+                    tenant,
+                    q.max_concurrent,
+                    q.per_minute,
+                    q.max_cpus,
+                    q.max_mem_mb,
+                    q.max_schedules,
+                    q.min_schedule_interval_s
+                ],
             )
             .map(drop)
             .map_err(io)

@@ -289,6 +289,12 @@ const MIGRATIONS: &[Step] = &[
         PRIMARY KEY (tenant, isolation)
     ) WITHOUT ROWID;
     "#),
+    // 9: a tenant's schedule quota (how many, how often); NULL is the server's default.
+    Sql(r#"
+    ALTER TABLE tenant_quotas ADD COLUMN max_schedules INTEGER;
+    ALTER TABLE tenant_quotas ADD COLUMN min_schedule_interval_s INTEGER;
+    CREATE INDEX schedules_by_tenant ON schedules (tenant, id);
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use rusqlite::params;
 use time::OffsetDateTime;
-use vulcan_domain::{Housekept, NodeRecord, NodeStore, StoreError};
+use vulcan_domain::{Expect, Housekept, NodeRecord, NodeStore, StoreError};
 
 use super::workloads::{finish_in, unclaim_one};
 use super::{from_ms, io, to_ms, SqliteStore};
@@ -111,7 +111,7 @@ impl NodeStore for SqliteStore {
                     .map_err(io)?;
                 let why = lost_error(&node, from_ms(heartbeat));
                 for id in running {
-                    finish_in(&tx, &id, &lost_update(&why))?;
+                    finish_in(&tx, &id, &lost_update(&why), &Expect::Live)?;
                     done.failed.push(id);
                 }
                 let claimed: Vec<String> = tx

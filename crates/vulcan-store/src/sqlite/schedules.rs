@@ -2,12 +2,12 @@
 //! skipped; in `enqueue` when fired).
 
 use async_trait::async_trait;
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use time::OffsetDateTime;
 use vulcan_domain::{Schedule, ScheduleStore, StoreError, Tick};
 
 use super::{from_ms, io, to_ms, SqliteStore};
-use crate::schedules::{missing_schedule, parsed, SCHEDULE_COLUMNS};
+use crate::schedules::{missing_schedule, parsed, too_many_schedules, SCHEDULE_COLUMNS};
 
 fn schedule_from_row(row: &Row) -> rusqlite::Result<(Schedule, String, String)> {
     let input: String = row.get(5)?;
@@ -57,10 +57,21 @@ fn query_schedules(
 
 #[async_trait]
 impl ScheduleStore for SqliteStore {
-    async fn create_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+    async fn create_schedule(&self, s: &Schedule, max_per_tenant: u32) -> Result<(), StoreError> {
         let s = s.clone();
         self.write(move |conn| {
-            conn.prepare_cached(&format!(
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(io)?;
+            let has: u32 = tx
+                .prepare_cached("SELECT COUNT(*) FROM schedules WHERE tenant = ?1")
+                .map_err(io)?
+                .query_row([&s.tenant], |r| r.get(0))
+                .map_err(io)?;
+            if has >= max_per_tenant {
+                return Err(too_many_schedules(&s.tenant, max_per_tenant));
+            }
+            tx.prepare_cached(&format!(
                 "INSERT INTO schedules ({SCHEDULE_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))
@@ -84,7 +95,7 @@ impl ScheduleStore for SqliteStore {
                 to_ms(s.updated_at),
             ])
             .map_err(io)?;
-            Ok(())
+            tx.commit().map_err(io)
         })
         .await
     }
@@ -119,18 +130,23 @@ impl ScheduleStore for SqliteStore {
         .await
     }
 
-    async fn update_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+    async fn update_schedule(
+        &self,
+        s: &Schedule,
+        read_next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
         let s = s.clone();
         self.write(move |conn| {
             let n = conn
                 .prepare_cached(
-                    "UPDATE schedules SET cron = ?2, timezone = ?3, input = ?4, overlap = ?5, enabled = ?6,
-                         next_run_at = ?7, updated_at = ?8
-                     WHERE id = ?1",
+                    "UPDATE schedules SET function = ?2, cron = ?3, timezone = ?4, input = ?5,
+                         overlap = ?6, enabled = ?7, next_run_at = ?8, updated_at = ?9
+                     WHERE id = ?1 AND next_run_at IS ?10",
                 )
                 .map_err(io)?
                 .execute(params![
                     s.id,
+                    s.function,
                     s.cron,
                     s.timezone,
                     s.input.to_string(),
@@ -138,12 +154,22 @@ impl ScheduleStore for SqliteStore {
                     s.enabled,
                     s.next_run_at.map(to_ms),
                     to_ms(s.updated_at),
+                    read_next.map(to_ms),
                 ])
                 .map_err(io)?;
             if n == 0 {
-                return Err(missing_schedule(&s.id));
+                let exists: bool = conn
+                    .query_row("SELECT 1 FROM schedules WHERE id = ?1", [&s.id], |_| Ok(()))
+                    .optional()
+                    .map_err(io)?
+                    .is_some();
+                return if exists {
+                    Ok(false)
+                } else {
+                    Err(missing_schedule(&s.id))
+                };
             }
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -174,8 +200,10 @@ impl ScheduleStore for SqliteStore {
             query_schedules(
                 conn,
                 &format!(
-                    "SELECT {SCHEDULE_COLUMNS} FROM schedules
-                     WHERE enabled = 1 AND next_run_at <= ?1 ORDER BY next_run_at LIMIT ?2"
+                    "SELECT {SCHEDULE_COLUMNS} FROM (
+                       SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_run_at, id) AS turn
+                       FROM schedules WHERE enabled = 1 AND next_run_at <= ?1)
+                     ORDER BY turn, next_run_at, id LIMIT ?2"
                 ),
                 params![to_ms(now), limit],
             )

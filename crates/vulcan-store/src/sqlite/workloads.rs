@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use time::OffsetDateTime;
 use vulcan_domain::{
-    Admission, Claimed, Isolation, ListFilter, LogLine, LogStream, Runtime, Stats, StoreError,
-    TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    Admission, Claimed, Expect, Isolation, ListFilter, LogLine, LogStream, Runtime, Stats,
+    StoreError, TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
 };
 
 use super::{from_ms, io, parse_column, to_ms, SqliteStore};
@@ -147,29 +148,44 @@ fn transition(
     tx: &Transaction,
     id: &str,
     to: WorkloadStatus,
-    claimant: Option<&str>,
+    expect: &Expect,
     apply: impl FnOnce(&Transaction, WorkloadStatus, &str) -> rusqlite::Result<()>,
 ) -> Result<Workload, StoreError> {
-    type Row = (String, String, String, i64, i64, Option<String>);
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
     let current: Option<Row> = tx
         .prepare_cached(
-            "SELECT status, isolation, tenant, cpu_limit, mem_limit, claimed_by FROM workloads WHERE id = ?1",
+            "SELECT status, isolation, tenant, cpu_limit, mem_limit, claimed_by, node_id
+             FROM workloads WHERE id = ?1",
         )
         .map_err(io)?
         .query_row([id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })
         .optional()
         .map_err(io)?;
-    let (from, isolation, tenant, cpus, mem_mb, claimed_by) =
+    let (from, isolation, tenant, cpus, mem_mb, claimed_by, node) =
         current.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
     let from: WorkloadStatus = from.parse().map_err(io)?;
     from.transition(to)?;
-    if let Some(node) = claimant {
-        if claimed_by.as_deref() != Some(node) {
-            // Another node holds the claim now (this one was presumed lost): it may not start.
-            return Err(vulcan_domain::InvalidTransition { from, to }.into());
-        }
+    if !expect.holds(from, claimed_by.as_deref(), node.as_deref()) {
+        // It moved on since the caller read it (another node claimed or started it).
+        return Err(vulcan_domain::InvalidTransition { from, to }.into());
     }
     apply(tx, from, &isolation).map_err(io)?;
     count(tx, &tenant, &isolation, from, -1).map_err(io)?;
@@ -185,6 +201,7 @@ pub(super) fn finish_in(
     tx: &Transaction,
     id: &str,
     u: &TerminalUpdate,
+    expect: &Expect,
 ) -> Result<Workload, StoreError> {
     if !u.status.is_terminal() {
         return Err(vulcan_domain::InvalidTransition {
@@ -193,7 +210,7 @@ pub(super) fn finish_in(
         }
         .into());
     }
-    transition(tx, id, u.status, None, |tx, from, isolation| {
+    transition(tx, id, u.status, expect, |tx, from, isolation| {
         // A workload that never ran has no duration worth counting.
         let duration = u.duration_ms.filter(|_| from == WorkloadStatus::Running);
         let usage = u.usage.filter(|_| from == WorkloadStatus::Running);
@@ -572,7 +589,8 @@ impl WorkloadStore for SqliteStore {
         let (id, node) = (id.to_owned(), node.to_owned());
         self.write_small(0, move |conn| {
             let tx = immediate(conn)?;
-            let w = transition(&tx, &id, WorkloadStatus::Running, Some(&node), |tx, _, _| {
+            let claimed = Expect::ClaimedBy(node.clone());
+            let w = transition(&tx, &id, WorkloadStatus::Running, &claimed, |tx, _, _| {
                 tx.prepare_cached(
                     "UPDATE workloads SET status = 'running', started_at = ?2, node_id = ?3 WHERE id = ?1",
                 )?
@@ -585,13 +603,18 @@ impl WorkloadStore for SqliteStore {
         .await
     }
 
-    async fn finish(&self, id: &str, update: &TerminalUpdate) -> Result<Workload, StoreError> {
-        let (id, u) = (id.to_owned(), update.clone());
+    async fn finish(
+        &self,
+        id: &str,
+        update: &TerminalUpdate,
+        expect: &Expect,
+    ) -> Result<Workload, StoreError> {
+        let (id, u, expect) = (id.to_owned(), update.clone(), expect.clone());
         let bytes =
             u.output.as_ref().map_or(0, String::len) + u.error.as_ref().map_or(0, String::len);
         self.write_small(bytes, move |conn| {
             let tx = immediate(conn)?;
-            let w = finish_in(&tx, &id, &u)?;
+            let w = finish_in(&tx, &id, &u, &expect)?;
             tx.commit().map_err(io)?;
             Ok(w)
         })

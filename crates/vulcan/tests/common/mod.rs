@@ -50,12 +50,53 @@ impl Server {
         s
     }
 
-    fn start_logging_to(data_dir: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Server {
-        let port = free_port();
+    /// A server started the README's way: from a working directory of its own (a new
+    /// temporary one) with the default, relative data directory `.vulcan`, auth on; and its
+    /// admin key (from `.vulcan/admin.key`). The directory is kept while the server lives.
+    pub fn start_readme_way(env: &[(&str, &str)]) -> (Server, String) {
+        Server::start_with_cwd(env, false)
+    }
+
+    /// [`Server::start_readme_way`], but with the data directory given as an absolute path
+    /// (`<working directory>/.vulcan`).
+    pub fn start_with_absolute_data_dir(env: &[(&str, &str)]) -> (Server, String) {
+        Server::start_with_cwd(env, true)
+    }
+
+    fn start_with_cwd(env: &[(&str, &str)], absolute: bool) -> (Server, String) {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join(".vulcan");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vulcan"));
+        cmd.current_dir(tmp.path()).env_remove("VULCAN_DATA_DIR");
+        if absolute {
+            cmd.env("VULCAN_DATA_DIR", &data_dir);
+        }
+        let mut env = env.to_vec();
+        env.push(("VULCAN_AUTH", "on"));
+        let mut s = Server::spawn(cmd, &data_dir, &env, None);
+        s._tmp = Some(tmp);
+        let key = std::fs::read_to_string(s.data_dir.join("admin.key"))
+            .expect("the first admin key in .vulcan/admin.key")
+            .trim()
+            .to_owned();
+        (s, key)
+    }
+
+    fn start_logging_to(data_dir: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vulcan"));
+        cmd.env("VULCAN_DATA_DIR", data_dir);
+        Server::spawn(cmd, data_dir, env, log)
+    }
+
+    fn spawn(
+        mut cmd: Command,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Server {
+        let port = free_port();
         cmd.arg("serve")
             .env("VULCAN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("VULCAN_DATA_DIR", data_dir)
             .env("VULCAN_LOG_LEVEL", "warn")
             // Most tests are about something else; tests/auth.rs turns auth on.
             .env("VULCAN_AUTH", "off")

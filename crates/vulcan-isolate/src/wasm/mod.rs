@@ -3,21 +3,31 @@
 //! empty root as nobody with no network. One helper serves every wasm run of the node, each
 //! in a fresh instance; it starts on first use. If it dies, the runs it had fail with the
 //! reason, and the next run starts a new one.
+//!
+//! A module is compiled before its first run, in a process of its own with bounds of its
+//! own ([`compiled`]); the helper is sent the compiled code once and keeps it. This side
+//! keeps count, in the helper's order, of what the helper keeps (the same number, least
+//! recently used out first), and sends the code again to a helper that says it is missing.
 
-use std::collections::HashMap;
+mod compiled;
+
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::mpsc;
 use vulcan_domain::{BackendError, LogSink, LogStream, Usage, WorkloadResult, WorkloadSpec};
-use vulcan_wasm::{Reply, Request};
+use vulcan_wasm::{Reply, Request, CACHED_MODULES};
 
 use crate::cgroup::{CgroupRoot, MemoryCgroup};
+use compiled::{Code, Compiled};
 
 /// How long a new helper may take to say it is ready.
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -37,11 +47,16 @@ pub struct WasmSettings {
     pub max_mem_mb: u32,
     /// The helper's memory cgroup bound (all its runs together), in MiB.
     pub memory_mb: u64,
+    /// The longest one module may take to compile.
+    pub compile_timeout: Duration,
+    /// The most data memory compiling one module may use, in MiB.
+    pub compile_memory_mb: u64,
 }
 
 /// The helper, started when first needed.
 pub struct WasmHelper {
     settings: WasmSettings,
+    compiled: Compiled,
     cgroups: Option<Arc<CgroupRoot>>,
     current: tokio::sync::Mutex<Option<Arc<Helper>>>,
     next_id: AtomicU64,
@@ -49,7 +64,8 @@ pub struct WasmHelper {
 
 /// One helper process.
 struct Helper {
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    /// Its stdin, and (kept as it keeps them) the modules it has been sent.
+    stdin: tokio::sync::Mutex<(ChildStdin, VecDeque<String>)>,
     runs: Mutex<HashMap<u64, mpsc::UnboundedSender<Reply>>>,
     /// How it ended, once it has.
     ended: Mutex<Option<String>>,
@@ -67,12 +83,42 @@ impl Helper {
     }
 
     async fn send(&self, request: &Request) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
-        line.push(b'\n');
         let mut stdin = self.stdin.lock().await;
-        stdin.write_all(&line).await?;
-        stdin.flush().await
+        write_line(&mut stdin.0, request).await
     }
+
+    /// Sends a run of module `sha`, with its code unless the helper keeps it (or `again`:
+    /// it said it does not), counting what it keeps as it does.
+    async fn send_run(
+        &self,
+        mut run: Request,
+        sha: &str,
+        code: &Code,
+        again: bool,
+    ) -> std::io::Result<()> {
+        let mut stdin = self.stdin.lock().await;
+        let (pipe, kept) = &mut *stdin;
+        let known = kept.iter().position(|s| s == sha);
+        if let Some(at) = known {
+            kept.remove(at);
+        } else if kept.len() >= CACHED_MODULES {
+            kept.pop_front();
+        }
+        kept.push_back(sha.to_owned());
+        if known.is_none() || again {
+            if let Request::Run { compiled_b64, .. } = &mut run {
+                *compiled_b64 = Some(base64::engine::general_purpose::STANDARD.encode(&code[..]));
+            }
+        }
+        write_line(pipe, &run).await
+    }
+}
+
+async fn write_line(pipe: &mut ChildStdin, request: &Request) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    pipe.write_all(&line).await?;
+    pipe.flush().await
 }
 
 /// Stops the run in the helper if it is dropped before the run ended (a timeout or kill
@@ -98,6 +144,12 @@ impl Drop for RunGuard {
 impl WasmHelper {
     pub fn new(settings: WasmSettings, cgroups: Option<Arc<CgroupRoot>>) -> WasmHelper {
         WasmHelper {
+            compiled: Compiled::new(
+                settings.program.clone(),
+                settings.root.clone(),
+                settings.compile_timeout,
+                settings.compile_memory_mb,
+            ),
             settings,
             cgroups,
             current: tokio::sync::Mutex::new(None),
@@ -154,7 +206,7 @@ impl WasmHelper {
             return Err("the wasm helper has no pipes".into());
         };
         let helper = Arc::new(Helper {
-            stdin: tokio::sync::Mutex::new(stdin),
+            stdin: tokio::sync::Mutex::new((stdin, VecDeque::new())),
             runs: Mutex::new(HashMap::new()),
             ended: Mutex::new(None),
             _cgroup: cgroup,
@@ -179,7 +231,9 @@ impl WasmHelper {
                     }
                     Ok(reply) => {
                         let id = match &reply {
-                            Reply::Log { id, .. } | Reply::Done { id, .. } => *id,
+                            Reply::Log { id, .. }
+                            | Reply::Done { id, .. }
+                            | Reply::Missing { id } => *id,
                             Reply::Ready => 0,
                         };
                         if let Some(run) = reader.runs().get(&id) {
@@ -219,6 +273,30 @@ impl WasmHelper {
         logs: Arc<dyn LogSink>,
         max_output: usize,
     ) -> Result<WorkloadResult, BackendError> {
+        let module = match base64::engine::general_purpose::STANDARD.decode(module_b64.trim()) {
+            Ok(module) => module,
+            Err(e) => {
+                return Ok(WorkloadResult::failed(format!(
+                    "code is not base64: {e} (a wasm workload's code is a base64 module)"
+                )))
+            }
+        };
+        let sha: String = Sha256::digest(&module)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let code = match self.compiled.get(&sha, &module).await {
+            Ok((code, fresh)) => {
+                if fresh {
+                    logs.emit(
+                        LogStream::Backend,
+                        "[vulcan] compiled the WebAssembly module; later runs of the same module reuse it".into(),
+                    );
+                }
+                code
+            }
+            Err(refused) => return Ok(WorkloadResult::failed(refused)),
+        };
         let helper = self.helper().await.map_err(BackendError)?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -229,19 +307,25 @@ impl WasmHelper {
             finished: false,
         };
         let timeout = Duration::from_secs(u64::from(spec.resources.timeout_s)) + HELPER_GRACE;
+        let run = Request::Run {
+            id,
+            module: sha.clone(),
+            compiled_b64: None,
+            input: spec.input.clone(),
+            env: spec.env.clone(),
+            mem_mb: spec.resources.mem_mb,
+            timeout_ms: timeout.as_millis() as u64,
+            max_output,
+        };
         logs.code_started();
+        let cannot_send = |e: std::io::Error| {
+            BackendError(format!("cannot send the run to the wasm helper: {e}"))
+        };
         helper
-            .send(&Request::Run {
-                id,
-                module_b64,
-                input: spec.input.clone(),
-                env: spec.env.clone(),
-                mem_mb: spec.resources.mem_mb,
-                timeout_ms: timeout.as_millis() as u64,
-                max_output,
-            })
+            .send_run(run.clone(), &sha, &code, false)
             .await
-            .map_err(|e| BackendError(format!("cannot send the run to the wasm helper: {e}")))?;
+            .map_err(cannot_send)?;
+        let mut sent_again = false;
         while let Some(reply) = rx.recv().await {
             match reply {
                 Reply::Log { stderr, line, .. } => {
@@ -252,22 +336,28 @@ impl WasmHelper {
                     };
                     logs.emit(stream, line);
                 }
+                Reply::Missing { .. } if !sent_again => {
+                    sent_again = true;
+                    helper
+                        .send_run(run.clone(), &sha, &code, true)
+                        .await
+                        .map_err(cannot_send)?;
+                }
+                Reply::Missing { .. } => {
+                    guard.finished = true;
+                    return Ok(WorkloadResult::failed(
+                        "the wasm helper did not keep the module it was sent",
+                    ));
+                }
                 Reply::Done {
                     exit_code,
                     output,
                     error,
                     cpu_ms,
                     peak_memory_bytes,
-                    compiled,
                     ..
                 } => {
                     guard.finished = true;
-                    if compiled {
-                        logs.emit(
-                            LogStream::Backend,
-                            "[vulcan] compiled the WebAssembly module; later runs of the same module reuse it".into(),
-                        );
-                    }
                     return Ok(WorkloadResult {
                         exit_code,
                         output,
@@ -292,14 +382,9 @@ impl WasmHelper {
             tokio::time::sleep(Duration::from_millis(100)).await;
             how = helper.ended();
         }
-        Ok(WorkloadResult {
-            exit_code: None,
-            output: String::new(),
-            error: Some(format!(
-                "the wasm helper process ended while this workload ran ({}); the next wasm workload starts a new one",
-                how.unwrap_or_else(|| "unknown cause".into())
-            )),
-            usage: None,
-        })
+        Ok(WorkloadResult::failed(format!(
+            "the wasm helper process ended while this workload ran ({}); the next wasm workload starts a new one",
+            how.unwrap_or_else(|| "unknown cause".into())
+        )))
     }
 }

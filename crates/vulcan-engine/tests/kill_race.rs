@@ -1,0 +1,257 @@
+//! A kill racing a start on another node: the kill reads `pending`, and before it writes,
+//! the other node starts the workload. The engine must not record `killed` over a run
+//! that goes on elsewhere: it asks that node to stop it instead. A real SQLite file under
+//! a store that lets the race happen at exactly that moment.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use vulcan_domain::{
+    Admission, Claimed, Expect, Isolation, ListFilter, LogLine, LogStream, Resources, Runtime,
+    Stats, StoreError, TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
+};
+use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Metrics, Stores};
+use vulcan_store::SqliteStore;
+
+type Hook = Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>;
+
+/// The SQLite store, with a hook run once just before the next `finish` writes.
+struct Racing {
+    inner: SqliteStore,
+    before_finish: Mutex<Option<Hook>>,
+}
+
+#[async_trait]
+impl WorkloadStore for Racing {
+    async fn enqueue(
+        &self,
+        w: &Workload,
+        s: &WorkloadSpec,
+        a: &Admission,
+    ) -> Result<bool, StoreError> {
+        self.inner.enqueue(w, s, a).await
+    }
+    async fn get(&self, id: &str) -> Result<Workload, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn spec(&self, id: &str) -> Result<WorkloadSpec, StoreError> {
+        self.inner.spec(id).await
+    }
+    async fn list(&self, f: &ListFilter) -> Result<WorkloadPage, StoreError> {
+        self.inner.list(f).await
+    }
+    async fn claim(&self, node: &str, i: Isolation) -> Result<Option<Claimed>, StoreError> {
+        self.inner.claim(node, i).await
+    }
+    async fn start(
+        &self,
+        id: &str,
+        node: &str,
+        at: OffsetDateTime,
+    ) -> Result<Workload, StoreError> {
+        self.inner.start(id, node, at).await
+    }
+    async fn finish(
+        &self,
+        id: &str,
+        u: &TerminalUpdate,
+        expect: &Expect,
+    ) -> Result<Workload, StoreError> {
+        let hook = self
+            .before_finish
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(hook) = hook {
+            hook().await;
+        }
+        self.inner.finish(id, u, expect).await
+    }
+    async fn request_kill(&self, id: &str) -> Result<Workload, StoreError> {
+        self.inner.request_kill(id).await
+    }
+    async fn kill_requests(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.kill_requests(node).await
+    }
+    async fn unclaim(
+        &self,
+        node: &str,
+        keep: &[String],
+        before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.inner.unclaim(node, keep, before).await
+    }
+    async fn running_on(&self, node: &str) -> Result<Vec<Workload>, StoreError> {
+        self.inner.running_on(node).await
+    }
+    async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
+        self.inner.append_logs(id, lines).await
+    }
+    async fn logs(&self, id: &str, s: Option<LogStream>) -> Result<Vec<LogLine>, StoreError> {
+        self.inner.logs(id, s).await
+    }
+    async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError> {
+        self.inner.logs_after(id, seq).await
+    }
+    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
+        self.inner.stats(tenant).await
+    }
+    async fn created_per_minute(
+        &self,
+        tenant: Option<&str>,
+        since: OffsetDateTime,
+    ) -> Result<std::collections::BTreeMap<i64, u64>, StoreError> {
+        self.inner.created_per_minute(tenant, since).await
+    }
+    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {
+        self.inner.save_benchmark(id, report).await
+    }
+    async fn benchmark(&self, id: &str) -> Result<String, StoreError> {
+        self.inner.benchmark(id).await
+    }
+    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.inner.benchmarks(limit).await
+    }
+}
+
+/// A pending workload claimed by node `b`, which this test plays.
+fn claimed_elsewhere(id: &str) -> (Workload, WorkloadSpec) {
+    let resources = Resources::default();
+    let spec = WorkloadSpec {
+        id: id.into(),
+        tenant: "default".into(),
+        runtime: Runtime::Node,
+        isolation: Isolation::Isolate,
+        code: Some("1".into()),
+        code_archive: None,
+        image: None,
+        command: None,
+        input: serde_json::Value::Null,
+        env: Default::default(),
+        secrets: Vec::new(),
+        resources,
+        note: None,
+        invocation: None,
+    };
+    let workload = Workload {
+        id: id.into(),
+        status: WorkloadStatus::Pending,
+        isolation: Isolation::Isolate,
+        requested_isolation: Isolation::Isolate,
+        runtime: Runtime::Node,
+        node_id: None,
+        tenant: "default".into(),
+        function: None,
+        function_version: None,
+        trigger: None,
+        input_hash: "0".repeat(64),
+        output: None,
+        exit_code: None,
+        error: None,
+        cpu_limit: resources.cpus,
+        mem_limit: resources.mem_mb,
+        timeout_s: resources.timeout_s,
+        duration_ms: None,
+        prepare_ms: None,
+        cpu_time_ms: None,
+        peak_memory_bytes: None,
+        max_processes: None,
+        request_id: None,
+        created_at: OffsetDateTime::now_utc(),
+        started_at: None,
+        finished_at: None,
+    };
+    (workload, spec)
+}
+
+#[tokio::test]
+async fn a_kill_that_loses_the_race_to_a_start_elsewhere_asks_that_node_to_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("vulcan.db")).unwrap();
+    let racing = Arc::new(Racing {
+        inner: sqlite.clone(),
+        before_finish: Mutex::new(None),
+    });
+    let stores = Stores {
+        workloads: racing.clone(),
+        nodes: Arc::new(sqlite.clone()),
+        functions: Arc::new(sqlite.clone()),
+        schedules: Arc::new(sqlite.clone()),
+        secrets: Arc::new(sqlite.clone()),
+        access: Arc::new(sqlite.clone()),
+        bus: Arc::new(vulcan_domain::Alone),
+    };
+    // This node (`a`) has no backend: it never runs the workload itself.
+    let engine = Engine::new(
+        EngineConfig::new("a"),
+        stores,
+        BackendRegistry::new(),
+        Metrics::new(),
+    );
+    let id = "01KILLRACE0000000000000000";
+    let (w, spec) = claimed_elsewhere(id);
+    let admission = Admission {
+        claim_for: Some("b".into()),
+        ..Admission::default()
+    };
+    assert!(sqlite.enqueue(&w, &spec, &admission).await.unwrap());
+    // Node b starts it after the kill has read `pending`, before the kill writes.
+    let b = sqlite.clone();
+    *racing.before_finish.lock().unwrap() = Some(Box::new(move || {
+        Box::pin(async move {
+            b.start(id, "b", OffsetDateTime::now_utc()).await.unwrap();
+        })
+    }));
+    let killer = engine.clone();
+    let kill = tokio::spawn(async move { killer.kill(id).await });
+    // The run goes on at b: the store must not say killed; b is asked to stop it.
+    let asked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if sqlite
+                .kill_requests("b")
+                .await
+                .unwrap()
+                .contains(&id.to_owned())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let now = sqlite.get(id).await.unwrap();
+    assert!(
+        asked.is_ok(),
+        "node b was asked to stop the run; the store says {:?} ({:?})",
+        now.status,
+        now.error
+    );
+    assert_eq!(now.status, WorkloadStatus::Running, "{now:?}");
+    assert!(!kill.is_finished(), "the kill waits for b to stop it");
+    // b stops it, as its kill-request poll would, and the kill answers with that.
+    let stopped = TerminalUpdate {
+        status: WorkloadStatus::Killed,
+        output: None,
+        exit_code: None,
+        error: Some("killed by request".into()),
+        finished_at: OffsetDateTime::now_utc(),
+        duration_ms: Some(5),
+        prepare_ms: None,
+        usage: None,
+    };
+    sqlite
+        .finish(id, &stopped, &Expect::RunningOn("b".into()))
+        .await
+        .unwrap();
+    engine.signal(vulcan_domain::Signal::Ended(id.into()));
+    let killed = tokio::time::timeout(Duration::from_secs(10), kill)
+        .await
+        .expect("the kill returns once b stopped the run")
+        .unwrap()
+        .unwrap();
+    assert_eq!(killed.status, WorkloadStatus::Killed);
+    assert_eq!(killed.node_id.as_deref(), Some("b"));
+}
