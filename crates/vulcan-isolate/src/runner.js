@@ -193,17 +193,17 @@ async function runOne(line) {
 // isolate, with no permissions, made before the job arrives — then ends that Worker, makes
 // the next and says so ({"t":"n"}): the server gives such a process later jobs of the same
 // tenant only. A job that exits (Deno.exit, close) ends the whole process, as it would alone.
-// The Worker hands its frames to this thread in batches, at most BATCHES_AHEAD of them
-// unwritten (it waits for the rest: a log flood is held back by the pipe, not buffered);
-// this thread writes them with the job's key, and once the job's result is written it ends
-// the Worker at once, whatever it was still doing.
-const BATCH = 256;
-const BATCHES_AHEAD = 8;
+// The Worker hands each frame to this thread as it is made (a line printed just before the
+// code spins forever is still seen at once), at most AHEAD of them unwritten (it waits for
+// the rest: a log flood is held back by the pipe, not buffered); this thread writes them
+// with the job's key, and once the job's result is written it ends the Worker at once,
+// whatever it was still doing.
+const AHEAD = 1024;
 
 async function workers() {
   const spawn = () => {
     const worker = new Worker(import.meta.url, { type: "module", name: "vulcan-job", deno: { permissions: "none" } });
-    // [batches sent, batches written]
+    // [frames sent, frames written]
     const flow = new Int32Array(new SharedArrayBuffer(8));
     const ready = new Promise((resolve) => {
       worker.onmessage = (e) => e.data === "ready" && resolve();
@@ -236,18 +236,12 @@ async function workers() {
         if (over) return;
         if (d === "end") return end();
         if (typeof d?.exit === "number") Deno.exit(d.exit);
-        if (!Array.isArray(d?.frames)) return;
-        let text = "";
-        let done = false;
-        for (const f of d.frames) {
-          if (done || typeof f?.t !== "string") continue;
-          text += stringify({ ...f, k }) + "\n";
-          done = f.t === "r" || f.t === "s" || f.t === "x";
-        }
-        write(text);
+        const f = d?.frame;
+        if (typeof f?.t !== "string") return;
+        write(stringify({ ...f, k }) + "\n");
         Atomics.add(flow, 1, 1);
         Atomics.notify(flow, 1);
-        if (done) end();
+        if (f.t === "r" || f.t === "s" || f.t === "x") end();
       };
       worker.onerror = (e) => {
         e.preventDefault();
@@ -270,25 +264,16 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
   // and stderr are the main thread's (what the code writes to them is relayed as lines).
   const post = self.postMessage.bind(self);
   let flow = null;
-  let batch = [];
-  const flush = () => {
-    if (batch.length === 0) return;
-    const frames = batch;
-    batch = [];
+  frame = (obj) => {
     if (flow) {
       for (;;) {
-        const taken = Atomics.load(flow, 1);
-        if (Atomics.load(flow, 0) - taken < BATCHES_AHEAD) break;
-        Atomics.wait(flow, 1, taken, 1000);
+        const written = Atomics.load(flow, 1);
+        if (Atomics.load(flow, 0) - written < AHEAD) break;
+        Atomics.wait(flow, 1, written, 1000);
       }
       Atomics.add(flow, 0, 1);
     }
-    post({ frames });
-  };
-  frame = (obj) => {
-    if (batch.length === 0) queueMicrotask(flush);
-    batch.push(obj);
-    if (batch.length >= BATCH || obj.t === "r" || obj.t === "s" || obj.t === "x") flush();
+    post({ frame: obj });
   };
   const relayed = (t) => {
     const decoder = new TextDecoder();
@@ -312,7 +297,6 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
   // Deno.exit in a Worker would end only the Worker, and not at once: the main thread is
   // told to end the process, and this thread waits for that without running another line.
   const exit = (code = 0) => {
-    flush();
     post({ exit: Number(code) || 0 });
     for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   };
@@ -328,7 +312,6 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
     }
     self.onmessage = null;
     await runOne(e.data);
-    flush();
     post("end");
   };
 } else if (Deno.args.includes("--workers")) {

@@ -17,8 +17,11 @@
 //!   restore path (snapshots), the restore-to-running time next to a bare QEMU `-incoming`
 //!   of the same snapshot file, and the pool of restored VMs back to back.
 //!
+//! - schedules: one tenant's 5,000 one-second schedules beside another tenant's one: how
+//!   late the other's ticks fire.
+//!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,gosource,wasm,api,store,cluster,functions` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,gosource,wasm,api,store,cluster,functions,schedules` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -26,6 +29,8 @@ mod cluster;
 mod common;
 #[path = "vulcan/functions.rs"]
 mod functions;
+#[path = "vulcan/schedules.rs"]
+mod schedules;
 #[path = "vulcan/store.rs"]
 mod store;
 
@@ -835,5 +840,8 @@ fn main() {
     }
     if run("cluster") {
         cluster::run(n.min(200));
+    }
+    if run("schedules") {
+        schedules::run(5000, 20);
     }
 }

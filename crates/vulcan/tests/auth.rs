@@ -931,3 +931,136 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     assert_eq!(forwarded(&plain, "203.0.113.6", "vk_0_bad"), 429);
     assert_eq!(forwarded(&plain, "203.0.113.6", &key), 200);
 }
+
+#[test]
+fn the_first_admin_key_is_never_written_through_a_file_already_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::symlink(&victim, data.join("admin.key")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vulcan"))
+        .arg("serve")
+        .env("VULCAN_AUTH", "on")
+        .env(
+            "VULCAN_LISTEN_ADDR",
+            format!("127.0.0.1:{}", common::free_port()),
+        )
+        .env("VULCAN_DATA_DIR", &data)
+        .env_remove("VULCAN_ADMIN_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = common::eventually(
+        Duration::from_secs(30),
+        "the server to refuse to start",
+        || child.try_wait().unwrap(),
+    );
+    assert!(!exited.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("admin.key exists") && err.contains("Remove it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+/// (status, body) of a request to a server with auth off, with extra headers.
+fn raw_local(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut req = ureq::request(method, &server.url(path));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    common::answer_of(match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    })
+}
+
+#[test]
+fn with_auth_off_a_web_page_cannot_drive_the_api() {
+    let server = Server::start(&[]);
+    let body = sum().to_string();
+    let json = ("Content-Type", "application/json");
+    // DNS rebinding: a name of the page's own that resolves to this machine.
+    let (status, e) = raw_local(
+        &server,
+        "POST",
+        "/v1/workloads",
+        &[json, ("Host", "evil.example:8080")],
+        Some(&body),
+    );
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("loopback host"),
+        "{e}"
+    );
+    let (status, _) = raw_local(
+        &server,
+        "GET",
+        "/v1/workloads",
+        &[("Host", "evil.example")],
+        None,
+    );
+    assert_eq!(status, 403);
+    // A cross-site request: another origin, or a form's content type.
+    let (status, e) = raw_local(
+        &server,
+        "POST",
+        "/v1/workloads",
+        &[json, ("Origin", "http://evil.example")],
+        Some(&body),
+    );
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("another web origin"),
+        "{e}"
+    );
+    for form in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, e) = raw_local(
+            &server,
+            "POST",
+            "/v1/workloads",
+            &[("Content-Type", form)],
+            Some(&body),
+        );
+        assert_eq!(status, 415, "{form}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("application/json"),
+            "{e}"
+        );
+    }
+    // Nothing of that ran.
+    assert_eq!(server.get("/v1/stats").1["total"], 0);
+    // The same origin, and plain clients, are served.
+    let origin = server.base.clone();
+    let (status, w) = raw_local(
+        &server,
+        "POST",
+        "/v1/workloads",
+        &[json, ("Origin", &origin)],
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{w}");
+    let (status, w) = raw_local(
+        &server,
+        "POST",
+        "/v1/workloads",
+        &[json, ("Host", "localhost")],
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{w}");
+}

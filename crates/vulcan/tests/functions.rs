@@ -10,11 +10,7 @@ use common::{eventually, Server};
 use serde_json::{json, Value};
 
 fn put(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    common::answer_of(
-        ureq::put(&server.url(path))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string()),
-    )
+    server.put(path, body)
 }
 
 fn deploy(server: &Server, name: &str, code: &str) -> (u16, Value) {

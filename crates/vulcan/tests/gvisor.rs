@@ -663,3 +663,75 @@ fn each_run_reports_the_cpu_time_and_memory_it_really_used() {
         "an idle run uses little CPU (the sandbox's own start included): {idle}"
     );
 }
+
+#[test]
+fn only_an_admin_sets_what_every_tenant_gets_from_an_image() {
+    let _cpu = shared();
+    let registry = Registry::start();
+    let image = registry.push("busybox:3", "busybox");
+    let admin = "vk_images_0123456789";
+    let server = Server::start(&[
+        ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
+        ("VULCAN_ALLOWED_REGISTRIES", registry.host.as_str()),
+        ("VULCAN_AUTH", "on"),
+        ("VULCAN_ADMIN_KEY", admin),
+    ]);
+    let call = |key: &str, method: &str, path: &str, body: Option<Value>| {
+        let req = ureq::request(method, &server.url(path)).set("X-API-Key", key);
+        common::answer_of(match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        })
+    };
+    let (status, created) = call(
+        admin,
+        "POST",
+        "/v1/keys",
+        Some(json!({"name": "op", "role": "operator", "tenant": "team-a"})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let operator = created["key"].as_str().unwrap().to_owned();
+    // An operator registers an image for its runs, but makes it nobody's default, sets no
+    // resources for everyone's runs of it, and removes it for nobody.
+    for body in [
+        json!({"reference": image, "default": true}),
+        json!({"reference": image, "resources": {"cpus": 1, "mem_mb": 32, "timeout_s": 5}}),
+    ] {
+        let (status, e) = call(&operator, "POST", "/v1/images", Some(body));
+        assert_eq!(status, 403, "{e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("only an admin"),
+            "{e}"
+        );
+    }
+    let (status, record) = call(
+        &operator,
+        "POST",
+        "/v1/images",
+        Some(json!({"reference": image})),
+    );
+    assert_eq!(status, 201, "{record}");
+    assert_eq!(record["default"], false, "{record}");
+    let (status, e) = call(&operator, "DELETE", &format!("/v1/images/{image}"), None);
+    assert_eq!(status, 403, "{e}");
+    assert_eq!(
+        call(admin, "GET", &format!("/v1/images/{image}"), None).0,
+        200
+    );
+    // An admin does both.
+    let (status, record) = call(
+        admin,
+        "POST",
+        "/v1/images",
+        Some(json!({"reference": image, "default": true})),
+    );
+    assert_eq!(
+        (status, &record["default"]),
+        (201, &json!(true)),
+        "{record}"
+    );
+    assert_eq!(
+        call(admin, "DELETE", &format!("/v1/images/{image}"), None).0,
+        204
+    );
+}

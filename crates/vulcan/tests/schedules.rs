@@ -13,11 +13,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 fn put(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    common::answer_of(
-        ureq::put(&server.url(path))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string()),
-    )
+    server.put(path, body)
 }
 
 fn patch(server: &Server, path: &str, body: &Value) -> (u16, Value) {

@@ -64,6 +64,16 @@ pub async fn pull(
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<ImageRecord>), ApiError> {
     caller.require(Permission::ImagesWrite)?;
     let images = catalog(&state)?;
+    // Images are the cluster's, not a tenant's: what every tenant's runs get from one —
+    // the default image, an image's resources — is set by admins only.
+    if request.default || request.resources.is_some() {
+        caller.require(Permission::AllTenants).map_err(|_| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "\"default\" and \"resources\" apply to every tenant's workloads: only an admin sets them (register the image without them)",
+            )
+        })?;
+    }
     if let Some(r) = &request.resources {
         state
             .engine
@@ -112,6 +122,12 @@ pub async fn remove(
     Path(reference): Path<String>,
 ) -> Result<(StatusCode, Extension<AuditTarget>), ApiError> {
     caller.require(Permission::ImagesWrite)?;
+    caller.require(Permission::AllTenants).map_err(|_| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "images are shared by every tenant: only an admin removes one",
+        )
+    })?;
     catalog(&state)?.remove(&reference).await?;
     Ok((StatusCode::NO_CONTENT, Extension(AuditTarget(reference))))
 }

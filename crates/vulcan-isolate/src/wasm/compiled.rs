@@ -5,12 +5,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 use tokio::sync::OnceCell;
 
 /// Compiled modules kept.
@@ -100,17 +98,9 @@ impl Compiled {
     async fn compile(&self, module: &[u8]) -> Result<Vec<u8>, String> {
         std::fs::create_dir_all(&self.root)
             .map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
-        let mut child = Command::new(&self.program)
-            .arg("wasm-helper")
-            .arg("--root")
-            .arg(&self.root)
+        let mut child = super::helper_process(&self.program, &self.root)
             .arg("--compile-memory-mb")
             .arg(self.memory_mb.to_string())
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start a compile process: {e}"))?;
         let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =

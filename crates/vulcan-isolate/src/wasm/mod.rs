@@ -34,6 +34,22 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 /// The helper's own bound past the workload's timeout (the server's comes first).
 const HELPER_GRACE: Duration = Duration::from_secs(2);
 
+/// `vulcan wasm-helper` confined to `root`, with piped stdio and nothing of the server's
+/// environment, killed if dropped: the helper, or (with `--compile-memory-mb`) a compile.
+fn helper_process(program: &std::path::Path, root: &std::path::Path) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg("wasm-helper")
+        .arg("--root")
+        .arg(root)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
 /// How to start the helper.
 #[derive(Debug, Clone)]
 pub struct WasmSettings {
@@ -171,19 +187,11 @@ impl WasmHelper {
     async fn start(&self) -> Result<Arc<Helper>, String> {
         std::fs::create_dir_all(&self.settings.root)
             .map_err(|e| format!("cannot create {}: {e}", self.settings.root.display()))?;
-        let mut child = Command::new(&self.settings.program)
-            .arg("wasm-helper")
-            .arg("--root")
-            .arg(&self.settings.root)
+        let mut child = helper_process(&self.settings.program, &self.settings.root)
             .arg("--slots")
             .arg(self.settings.slots.to_string())
             .arg("--max-mem-mb")
             .arg(self.settings.max_mem_mb.to_string())
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start the wasm helper: {e}"))?;
         let cgroup = match (&self.cgroups, child.id()) {

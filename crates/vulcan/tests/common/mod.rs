@@ -150,6 +150,14 @@ impl Server {
         self.post_raw(path, &body.to_string())
     }
 
+    pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer_of(
+            ureq::put(&self.url(path))
+                .set("Content-Type", "application/json")
+                .send_string(&body.to_string()),
+        )
+    }
+
     pub fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
         answer_of(
             ureq::post(&self.url(path))
