@@ -1,10 +1,67 @@
-//! The one error shape of the API: `{"error": "..."}`.
+//! The one error shape of the API: `{"error": "..."}`, and how the OpenAPI document
+//! describes it ([`ErrorBody`], [`Errors`]).
 
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use vulcan_domain::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+use vulcan_domain::{Refusal, StoreError};
 use vulcan_engine::{KillError, SubmitError};
+
+/// Every error's body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to change.
+    pub error: String,
+    /// The request's id (also in `X-Request-Id`, the server's log and the audit log).
+    pub request_id: String,
+}
+
+/// The errors any route may answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Errors {
+    /// Bad input: the error says what to change.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No valid key.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The key lacks a permission (or a registry is not allowed).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such resource (or not the caller's tenant's).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The method is not served on this path.
+    #[response(status = 405)]
+    MethodNotAllowed(ErrorBody),
+    /// The resource is not in a state that allows it (a kill after the end).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The body is over `VULCAN_MAX_BODY_BYTES`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not JSON.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// A valid request no backend here can run.
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// Over a quota, or too many failed logins (see `Retry-After`).
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
+    /// A registry failed.
+    #[response(status = 502)]
+    BadGateway(ErrorBody),
+    /// A full queue, or the server is shutting down (see `Retry-After`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// A registry did not answer in time.
+    #[response(status = 504)]
+    GatewayTimeout(ErrorBody),
+}
 
 /// An error answered to a client.
 #[derive(Debug, Clone)]
@@ -81,15 +138,19 @@ impl From<SubmitError> for ApiError {
             SubmitError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(5)
             }
-            SubmitError::OverQuota {
+            SubmitError::Refused(Refusal::OverQuota {
                 message,
                 retry_after_s,
-            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry_after(retry_after_s),
-            SubmitError::Overloaded {
+            }) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry_after(retry_after_s),
+            SubmitError::Refused(Refusal::Overloaded {
                 message,
                 retry_after_s,
-            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(retry_after_s),
-            SubmitError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
+            }) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(retry_after_s)
+            }
+            SubmitError::Refused(Refusal::Forbidden(message)) => {
+                ApiError::new(StatusCode::FORBIDDEN, message)
+            }
             SubmitError::Store(e) => e.into(),
         }
     }

@@ -14,6 +14,16 @@ pub struct JsonBody<T>(pub T);
 /// Any JSON value, or `null` for an empty body (a function's input).
 pub struct InputBody(pub serde_json::Value);
 
+/// A body type that holds a flattened part: the fields it takes, since serde cannot
+/// refuse unknown fields through a flattened struct ([`FlatJson`] does).
+pub trait Fields {
+    fn fields() -> Vec<&'static str>;
+}
+
+/// [`JsonBody`] for a [`Fields`] type: a field it does not take is refused, as
+/// `deny_unknown_fields` would.
+pub struct FlatJson<T>(pub T);
+
 async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -41,6 +51,27 @@ impl FromRequest<AppState> for InputBody {
         serde_json::from_slice(&bytes)
             .map(InputBody)
             .map_err(|e| ApiError::bad_request(format!("the input is not valid JSON: {e}")))
+    }
+}
+
+impl<T: DeserializeOwned + Fields> FromRequest<AppState> for FlatJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let JsonBody(value) = JsonBody::<serde_json::Value>::from_request(req, state).await?;
+        if let Some(object) = value.as_object() {
+            let known = T::fields();
+            if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
+                let expected: Vec<String> = known.iter().map(|f| format!("`{f}`")).collect();
+                return Err(ApiError::bad_request(format!(
+                    "invalid JSON body: unknown field `{unknown}`, expected one of {}",
+                    expected.join(", ")
+                )));
+            }
+        }
+        serde_json::from_value(value)
+            .map(FlatJson)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
 

@@ -11,69 +11,14 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::request::{
     audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, schedules,
     secrets, stats, tenants, trigger, workloads, ws,
 };
 use crate::AppState;
-
-/// Every error's body.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong and what to change.
-    pub error: String,
-    /// The request's id (also in `X-Request-Id`, the server's log and the audit log).
-    pub request_id: String,
-}
-
-/// The errors any route may answer with.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum Errors {
-    /// Bad input: the error says what to change.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// No valid key.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// The key lacks a permission (or a registry is not allowed).
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// No such resource (or not the caller's tenant's).
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// The method is not served on this path.
-    #[response(status = 405)]
-    MethodNotAllowed(ErrorBody),
-    /// The resource is not in a state that allows it (a kill after the end).
-    #[response(status = 409)]
-    Conflict(ErrorBody),
-    /// The body is over `VULCAN_MAX_BODY_BYTES`.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// The body is not JSON.
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorBody),
-    /// A valid request no backend here can run.
-    #[response(status = 422)]
-    Unprocessable(ErrorBody),
-    /// Over a quota, or too many failed logins (see `Retry-After`).
-    #[response(status = 429)]
-    TooManyRequests(ErrorBody),
-    /// A registry failed.
-    #[response(status = 502)]
-    BadGateway(ErrorBody),
-    /// A full queue, or the server is shutting down (see `Retry-After`).
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-    /// A registry did not answer in time.
-    #[response(status = 504)]
-    GatewayTimeout(ErrorBody),
-}
 
 struct Keys;
 

@@ -163,17 +163,27 @@ impl Signal {
     }
 }
 
-/// Sends signals to the other nodes sharing the store (a node's own signals reach it
-/// in-process; a bus may deliver them back too, which does no harm).
+/// Where a bus delivers signals: false once it wants no more.
+pub type Deliver = Box<dyn Fn(Signal) -> bool + Send + Sync>;
+
+/// Signals between the nodes sharing the store (a node's own signals reach it in-process;
+/// a bus may deliver them back too, which does no harm).
 pub trait SignalBus: Send + Sync {
+    /// Tells the other nodes.
     fn announce(&self, signal: &Signal);
+
+    /// Hands every signal the nodes announce to `deliver` from now on, until it returns
+    /// false; after a break in which signals may have been missed, [`Signal::Resync`].
+    fn subscribe(&self, deliver: Deliver);
 }
 
-/// The bus of a node on its own: there is nobody else to tell.
+/// The bus of a node on its own: there is nobody else to tell, or to hear.
 pub struct Alone;
 
 impl SignalBus for Alone {
     fn announce(&self, _: &Signal) {}
+
+    fn subscribe(&self, _: Deliver) {}
 }
 
 #[cfg(test)]

@@ -7,36 +7,19 @@
 //! or sandbox with the code loaded — that serve one invocation at a time and are never
 //! shared between tenants, functions or versions.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{Isolation, Resources, Runtime, StoreError};
+use crate::{Code, Runtime, StoreError};
 
-/// What a version runs and how: fixed when it is deployed.
+/// What a version runs and how its instances are kept: fixed when it is deployed.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionCode {
-    pub runtime: Runtime,
-    /// The isolation asked for (`auto` resolves at each invocation).
-    pub isolation: Isolation,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// A gzip-compressed tar archive (kept beside the record, never in listings).
-    #[serde(default, skip)]
-    pub code_archive: Option<Vec<u8>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Secrets (by name) its invocations get as environment variables.
-    #[serde(default)]
-    pub secrets: Vec<String>,
-    pub resources: Resources,
+    /// What runs (its isolation as asked for: `auto` resolves at each invocation).
+    #[serde(flatten)]
+    pub run: Code,
     /// Serve invocations from warm instances (false: a fresh one each time).
     pub reuse: bool,
     /// Instances at once, per node.

@@ -1,6 +1,8 @@
 //! Vulcan's domain: what a workload is, how its status may change, and the ports every
-//! adapter plugs into — [`Backend`] (runs code), [`WorkloadStore`], [`AccessStore`] and
-//! [`NodeStore`] (keep state), [`SignalBus`] (tells the other nodes).
+//! adapter plugs into — [`Backend`] (runs code), [`WorkloadStore`], [`LogStore`],
+//! [`StatsStore`], [`BenchmarkStore`], [`FunctionStore`], [`ScheduleStore`],
+//! [`SecretStore`], [`AccessStore`], [`ImageIndex`] and [`NodeStore`] (keep state),
+//! [`SignalBus`] (tells the other nodes, and hears them).
 //!
 //! This crate does no I/O and depends on no runtime: adapters depend on it, never the
 //! other way round.
@@ -8,6 +10,7 @@
 mod access;
 mod backend;
 mod cluster;
+mod code;
 mod function;
 mod images;
 mod kinds;
@@ -27,8 +30,9 @@ pub use backend::{
     Availability, Backend, BackendCapabilities, BackendError, BackendInfo, Builder, LogSink,
 };
 pub use cluster::{
-    Alone, Housekept, NodeBackend, NodeRecord, NodeState, NodeStore, Signal, SignalBus,
+    Alone, Deliver, Housekept, NodeBackend, NodeRecord, NodeState, NodeStore, Signal, SignalBus,
 };
+pub use code::Code;
 pub use function::{
     valid_function_name, Deployed, Function, FunctionCode, FunctionStore, FunctionVersion,
     Invocation,
@@ -42,7 +46,7 @@ pub use spec::{Resources, Usage, WorkloadResult, WorkloadSpec};
 pub use stats::{BackendStats, MinuteCount, Stats, Timeline};
 pub use status::{InvalidTransition, WorkloadStatus};
 pub use store::{
-    Admission, Claimed, Expect, ListFilter, Refusal, StoreError, TerminalUpdate, WorkloadPage,
-    WorkloadStore,
+    Admission, BenchmarkStore, Claimed, Expect, ListFilter, LogStore, Refusal, StatsStore,
+    StoreError, TerminalUpdate, WorkloadPage, WorkloadStore,
 };
 pub use workload::Workload;

@@ -1,10 +1,8 @@
 //! What a backend is asked to run, and what it answers.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::{Isolation, Runtime};
+use crate::Code;
 
 /// Resource limits of one workload, already validated against the server's limits.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -34,34 +32,19 @@ pub struct WorkloadSpec {
     /// it for that tenant's only.
     #[serde(default)]
     pub tenant: String,
-    pub runtime: Runtime,
-    /// The concrete isolation chosen for this run (never `auto`).
-    pub isolation: Isolation,
-    /// Source text: a module, a script, or base64 for `wasm`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// A gzip-compressed tar archive, already decoded from base64.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_archive: Option<Vec<u8>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
+    /// What runs; its isolation is the one chosen for this run (never `auto`). For an
+    /// invocation it is the version's (the stores keep an invocation's without its code,
+    /// which a node that claims it from the store gets from the version).
+    #[serde(flatten)]
+    pub run: Code,
     #[serde(default)]
     pub input: serde_json::Value,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Secrets (by name) the code gets as environment variables; their values are added
-    /// by the node that runs it, never stored with the spec.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<String>,
-    pub resources: Resources,
     /// A line for the workload's log when it starts, from routing (`auto` falling back
     /// to another backend, and why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Set for an invocation of a deployed function: which version, and how its instances
-    /// are kept. Its code is the version's (filled in by the node that runs it).
+    /// are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invocation: Option<crate::Invocation>,
 }

@@ -1,4 +1,6 @@
-//! The port that keeps workloads, their queue, their log lines and their statistics.
+//! The ports that keep workloads: [`WorkloadStore`] (the records and their queue),
+//! [`LogStore`] (their log lines), [`StatsStore`] (figures from counters) and
+//! [`BenchmarkStore`] (benchmark reports).
 //!
 //! A workload's life in the store: `enqueue` (pending, admitted against its tenant's quota
 //! and its backend's queue limit, claimed at once by the submitting node if it can run it)
@@ -148,7 +150,7 @@ pub struct Claimed {
     pub spec: WorkloadSpec,
 }
 
-/// Persistence of workloads. Every status change goes through [`WorkloadStore::start`] or
+/// Workloads and their queue. Every status change goes through [`WorkloadStore::start`] or
 /// [`WorkloadStore::finish`], which apply it only if the stored status still allows it:
 /// a stale writer can never overwrite a terminal state.
 #[async_trait]
@@ -169,8 +171,8 @@ pub trait WorkloadStore: Send + Sync {
 
     async fn list(&self, filter: &ListFilter) -> Result<WorkloadPage, StoreError>;
 
-    /// Claims the oldest unclaimed pending workload of `isolation` for `node`, if any; two
-    /// nodes never claim the same one.
+    /// Claims the oldest unclaimed pending workload of `isolation` for `node`, if any, and
+    /// answers it with its spec (one statement); two nodes never claim the same one.
     async fn claim(&self, node: &str, isolation: Isolation) -> Result<Option<Claimed>, StoreError>;
 
     /// pending → running, by the node that claimed it (any other gets an invalid transition).
@@ -208,7 +210,11 @@ pub trait WorkloadStore: Send + Sync {
     /// Workloads `node` was running (status `running` on it), oldest first: what a restart
     /// fails.
     async fn running_on(&self, node: &str) -> Result<Vec<Workload>, StoreError>;
+}
 
+/// Workloads' log lines.
+#[async_trait]
+pub trait LogStore: Send + Sync {
     /// Appends lines in order. Lines already stored (same seq) are ignored.
     async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError>;
 
@@ -217,8 +223,12 @@ pub trait WorkloadStore: Send + Sync {
 
     /// Lines after `seq`, in order (following a workload another node runs).
     async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError>;
+}
 
-    /// Figures over every workload, or over one tenant's; from counters, never a scan.
+/// Figures over workloads, from counters kept beside the rows: never a scan.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Figures over every workload, or over one tenant's.
     async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError>;
 
     /// Workloads created since `since` (of one tenant, or all), counted per minute: minute
@@ -228,7 +238,11 @@ pub trait WorkloadStore: Send + Sync {
         tenant: Option<&str>,
         since: OffsetDateTime,
     ) -> Result<std::collections::BTreeMap<i64, u64>, StoreError>;
+}
 
+/// Benchmark reports, kept whole as JSON.
+#[async_trait]
+pub trait BenchmarkStore: Send + Sync {
     /// Keeps a benchmark report (JSON) under its id, replacing an earlier version.
     async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError>;
 

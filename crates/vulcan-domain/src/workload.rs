@@ -68,3 +68,46 @@ pub struct Workload {
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
 }
+
+impl Workload {
+    /// A workload just accepted to run `run` (its isolation the one chosen; `requested` what
+    /// was asked for): `pending`, claimed by no node, nothing run or measured yet.
+    pub fn pending(
+        id: String,
+        tenant: String,
+        run: &crate::Code,
+        requested: Isolation,
+        input_hash: String,
+        created_at: OffsetDateTime,
+        request_id: Option<String>,
+    ) -> Workload {
+        Workload {
+            id,
+            status: WorkloadStatus::Pending,
+            isolation: run.isolation,
+            requested_isolation: requested,
+            runtime: run.runtime,
+            node_id: None,
+            tenant,
+            function: None,
+            function_version: None,
+            trigger: None,
+            input_hash,
+            output: None,
+            exit_code: None,
+            error: None,
+            cpu_limit: run.resources.cpus,
+            mem_limit: run.resources.mem_mb,
+            timeout_s: run.resources.timeout_s,
+            duration_ms: None,
+            prepare_ms: None,
+            cpu_time_ms: None,
+            peak_memory_bytes: None,
+            max_processes: None,
+            request_id,
+            created_at,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}

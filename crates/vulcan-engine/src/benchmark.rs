@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use vulcan_domain::{Isolation, Runtime, StoreError, WorkloadStatus, DEFAULT_TENANT};
 
-use crate::{DeployRequest, Engine, Submission};
+use crate::{CodeRequest, DeployRequest, Engine, Submission};
 
 /// `POST /v1/benchmarks`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -264,21 +264,28 @@ impl Benchmarks {
     ) -> Result<(String, Submission), String> {
         // Latency is measured, not capped: a slow run (a VM booting under emulation on a
         // busy host) counts as slow, not as failed.
-        let base = Submission {
+        let base = CodeRequest {
             isolation: Some(backend),
             timeout_s: Some(self.engine.config().limits.max_timeout_s.min(300)),
+            ..CodeRequest::default()
+        };
+        let submission = |code: CodeRequest, input: serde_json::Value| Submission {
+            code,
+            input,
             pulls: request.pulls,
             ..Submission::default()
         };
         match backend {
             Isolation::Isolate => Ok((
                 "node: export default (i) => ({sum: i.a + i.b})".into(),
-                Submission {
-                    runtime: Some(Runtime::Node),
-                    code: Some("export default (i) => ({sum: i.a + i.b})".into()),
-                    input: serde_json::json!({"a": 1, "b": 2}),
-                    ..base
-                },
+                submission(
+                    CodeRequest {
+                        runtime: Some(Runtime::Node),
+                        code: Some("export default (i) => ({sum: i.a + i.b})".into()),
+                        ..base
+                    },
+                    serde_json::json!({"a": 1, "b": 2}),
+                ),
             )),
             Isolation::Gvisor => {
                 let default = match self.engine.images() {
@@ -296,21 +303,27 @@ impl Benchmarks {
                     .ok_or("no image to run: pass \"image\" or register a default image (POST /v1/images with \"default\": true)")?;
                 Ok((
                     format!("oci: {image} echo hi"),
-                    Submission {
-                        runtime: Some(Runtime::Oci),
-                        image: Some(image),
-                        command: Some(vec!["echo".into(), "hi".into()]),
-                        ..base
-                    },
+                    submission(
+                        CodeRequest {
+                            runtime: Some(Runtime::Oci),
+                            image: Some(image),
+                            command: Some(vec!["echo".into(), "hi".into()]),
+                            ..base
+                        },
+                        serde_json::Value::Null,
+                    ),
                 ))
             }
             Isolation::Microvm => Ok((
                 "python: print(1 + 2)".into(),
-                Submission {
-                    runtime: Some(Runtime::Python),
-                    code: Some("print(1 + 2)".into()),
-                    ..base
-                },
+                submission(
+                    CodeRequest {
+                        runtime: Some(Runtime::Python),
+                        code: Some("print(1 + 2)".into()),
+                        ..base
+                    },
+                    serde_json::Value::Null,
+                ),
             )),
             Isolation::Auto => Err("auto is not a backend".into()),
         }
@@ -319,12 +332,11 @@ impl Benchmarks {
     /// The function a backend's invocations are measured with (the workload's code as a
     /// handler where the runtime has one), up to `concurrency` instances, and its label.
     fn function(backend: Isolation, workload: &Submission, concurrency: u32) -> (String, Probe) {
-        let mut submission = workload.clone();
-        let input = std::mem::take(&mut submission.input);
+        let mut code = workload.code.clone();
         let name = format!("vulcan-benchmark-{backend}");
         let label = match backend {
             Isolation::Microvm => {
-                submission.code = Some("def handler(input):\n    return 1 + 2\n".into());
+                code.code = Some("def handler(input):\n    return 1 + 2\n".into());
                 "python: def handler(input): return 1 + 2".into()
             }
             _ => String::new(),
@@ -332,11 +344,12 @@ impl Benchmarks {
         let probe = Probe::Function {
             name,
             deploy: DeployRequest {
-                submission,
+                code,
+                pulls: workload.pulls,
                 max_instances: Some(concurrency),
                 ..DeployRequest::default()
             },
-            input,
+            input: workload.input.clone(),
         };
         (label, probe)
     }
@@ -347,12 +360,12 @@ impl Benchmarks {
         match probe {
             Probe::Workload(s) => {
                 let mut s = s.clone();
-                s.mem_mb = Some(self.engine.config().defaults.mem_mb + 1);
+                s.code.mem_mb = Some(self.engine.config().defaults.mem_mb + 1);
                 Ok(Probe::Workload(s))
             }
             Probe::Function { name, deploy, .. } => {
                 let mut cold = deploy.clone();
-                cold.submission
+                cold.code
                     .env
                     .insert("VULCAN_BENCH_ROUND".into(), round.to_string());
                 self.engine
@@ -471,7 +484,13 @@ impl Benchmarks {
             report.finished_at = Some(OffsetDateTime::now_utc());
             report.progress.done = report.progress.total;
             let json = serde_json::to_string(&report).unwrap_or_default();
-            if let Err(e) = self.engine.store().save_benchmark(&id, &json).await {
+            if let Err(e) = self
+                .engine
+                .inner
+                .benchmarks
+                .save_benchmark(&id, &json)
+                .await
+            {
                 tracing::error!(benchmark = %id, error = %e, "cannot store the benchmark report");
             }
         }

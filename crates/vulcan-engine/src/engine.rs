@@ -2,11 +2,13 @@
 //! answers for every workload, whichever node runs it.
 //!
 //! A workload's path: [`Engine::submit`] validates and routes it and the store admits and
-//! records it (claimed at once by this node if it has a free slot and nothing older waits);
-//! otherwise the dispatcher of a node with a free slot claims it ([`crate::dispatch`]);
-//! the node that holds the claim runs it ([`crate::run`]). The cluster's mechanics —
-//! heartbeats, housekeeping, kill requests, signals — are in [`crate::cluster`]. A node on
-//! its own SQLite file is a cluster of one and goes the same way.
+//! records it (claimed at once by this node if it has a free slot and nothing older waits:
+//! [`crate::submit`]); otherwise the dispatcher of a node with a free slot claims it
+//! ([`crate::dispatch`]); the node that holds the claim runs it ([`crate::run`]). The
+//! cluster's mechanics — heartbeats, housekeeping, kill requests, signals — are in
+//! [`crate::cluster`]. A node on its own SQLite file is a cluster of one and goes the same
+//! way. What the API reads (workloads, logs, figures) it reads through the engine
+//! ([`crate::queries`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,19 +17,15 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
-    AccessStore, Admission, Expect, FunctionStore, ImageCatalog, ImageError, Isolation, NodeRecord,
-    NodeStore, Quota, Resources, Runtime, ScheduleStore, SecretStore, Signal, SignalBus,
-    StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
-    DEFAULT_TENANT,
+    AccessStore, BenchmarkStore, Expect, FunctionStore, ImageCatalog, Isolation, LogStore,
+    NodeRecord, NodeStore, ScheduleStore, SecretStore, Signal, SignalBus, StatsStore, StoreError,
+    TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
 };
 
 use crate::cluster::ClusterView;
 use crate::slots::Slots;
 use crate::watches::{Watch, Watches};
-use crate::{
-    BackendRegistry, EngineConfig, ImagePulls, LogBroker, Metrics, RouteError, Submission,
-    SubmitError,
-};
+use crate::{BackendRegistry, EngineConfig, LogBroker, Metrics};
 
 /// Why a kill was refused.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +57,9 @@ pub(crate) struct Active {
 #[derive(Clone)]
 pub struct Stores {
     pub workloads: Arc<dyn WorkloadStore>,
+    pub logs: Arc<dyn LogStore>,
+    pub stats: Arc<dyn StatsStore>,
+    pub benchmarks: Arc<dyn BenchmarkStore>,
     pub nodes: Arc<dyn NodeStore>,
     pub functions: Arc<dyn FunctionStore>,
     pub schedules: Arc<dyn ScheduleStore>,
@@ -69,9 +70,43 @@ pub struct Stores {
     pub bus: Arc<dyn SignalBus>,
 }
 
+impl Stores {
+    /// Every port from one store that has them all, telling the others through `bus`.
+    pub fn of<S>(store: S, bus: Arc<dyn SignalBus>) -> Stores
+    where
+        S: WorkloadStore
+            + LogStore
+            + StatsStore
+            + BenchmarkStore
+            + NodeStore
+            + FunctionStore
+            + ScheduleStore
+            + SecretStore
+            + AccessStore
+            + Clone
+            + 'static,
+    {
+        Stores {
+            workloads: Arc::new(store.clone()),
+            logs: Arc::new(store.clone()),
+            stats: Arc::new(store.clone()),
+            benchmarks: Arc::new(store.clone()),
+            nodes: Arc::new(store.clone()),
+            functions: Arc::new(store.clone()),
+            schedules: Arc::new(store.clone()),
+            secrets: Arc::new(store.clone()),
+            access: Arc::new(store),
+            bus,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub config: EngineConfig,
     pub store: Arc<dyn WorkloadStore>,
+    pub logs: Arc<dyn LogStore>,
+    pub stats: Arc<dyn StatsStore>,
+    pub benchmarks: Arc<dyn BenchmarkStore>,
     pub nodes: Arc<dyn NodeStore>,
     pub functions: crate::functions::Functions,
     pub schedules: Arc<dyn ScheduleStore>,
@@ -147,6 +182,9 @@ impl Engine {
             inner: Arc::new(Inner {
                 config,
                 store: stores.workloads,
+                logs: stores.logs,
+                stats: stores.stats,
+                benchmarks: stores.benchmarks,
                 nodes: stores.nodes,
                 functions: crate::functions::Functions::new(stores.functions),
                 schedules: stores.schedules,
@@ -186,73 +224,8 @@ impl Engine {
         self.inner.images.as_ref()
     }
 
-    /// Fills an `oci` submission's image (the default image if it names none, the
-    /// normalised reference otherwise) and returns the resource defaults that apply.
-    pub(crate) async fn image_defaults(
-        &self,
-        submission: &mut Submission,
-    ) -> Result<Resources, SubmitError> {
-        let defaults = self.inner.config.defaults;
-        if submission.runtime != Some(Runtime::Oci) {
-            return Ok(defaults);
-        }
-        let Some(images) = &self.inner.images else {
-            return Ok(defaults);
-        };
-        let named = submission
-            .image
-            .as_deref()
-            .map(str::trim)
-            .filter(|i| !i.is_empty())
-            .map(str::to_owned);
-        let invalid = |e: ImageError| SubmitError::Invalid(e.to_string());
-        let record = match named {
-            None => images.default_image().await.map_err(invalid)?,
-            Some(reference) => match images.get(&reference).await {
-                Ok(record) => Some(record),
-                Err(ImageError::NotFound(normalised)) => {
-                    if submission.pulls == ImagePulls::Never {
-                        return Err(SubmitError::Forbidden(format!(
-                            "image {normalised} is not registered, and this key may not pull images (images:write): ask an operator to register it with POST /v1/images"
-                        )));
-                    }
-                    // Refused here, before any connection is opened, if its registry is
-                    // not allowed.
-                    let trusted = submission.pulls == ImagePulls::Any;
-                    let normalised =
-                        images
-                            .check_pull(&normalised, trusted)
-                            .await
-                            .map_err(|e| match e {
-                                ImageError::NotAllowed(m) => SubmitError::Forbidden(m),
-                                other => SubmitError::Invalid(other.to_string()),
-                            })?;
-                    submission.image = Some(normalised);
-                    None
-                }
-                Err(e) => return Err(invalid(e)),
-            },
-        };
-        Ok(match record {
-            Some(record) => {
-                let resources = record.resources.unwrap_or(defaults);
-                submission.image = Some(record.reference);
-                resources
-            }
-            None => defaults,
-        })
-    }
-
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
-    }
-
-    pub fn store(&self) -> &Arc<dyn WorkloadStore> {
-        &self.inner.store
-    }
-
-    pub fn node_store(&self) -> &Arc<dyn NodeStore> {
-        &self.inner.nodes
     }
 
     pub fn registry(&self) -> &BackendRegistry {
@@ -305,162 +278,6 @@ impl Engine {
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(nodes)
-    }
-
-    /// Validates, routes and admits a workload into the queue; this node claims it at once
-    /// if it can run it now. Returns it as stored: `pending`.
-    pub async fn submit(&self, mut submission: Submission) -> Result<Workload, SubmitError> {
-        let inner = &self.inner;
-        if *inner.stopping.borrow() {
-            return Err(SubmitError::ShuttingDown);
-        }
-        let defaults = self.image_defaults(&mut submission).await?;
-        let (runtime, resources) = submission.validate(defaults, &inner.config.limits)?;
-        let tenant = if submission.tenant.is_empty() {
-            DEFAULT_TENANT.to_owned()
-        } else {
-            submission.tenant.clone()
-        };
-        let requested = submission.isolation.unwrap_or(Isolation::Auto);
-        let route = self.route(requested, runtime).await?;
-        self.check_secrets(&tenant, &submission.secrets).await?;
-        for name in &submission.secrets {
-            if submission.env.contains_key(name) {
-                return Err(SubmitError::Invalid(format!(
-                    "{name} is in both \"env\" and \"secrets\": keep one"
-                )));
-            }
-        }
-        let id = inner.new_id();
-        let input_hash = submission.input_hash(runtime);
-        let spec = WorkloadSpec {
-            id: id.clone(),
-            tenant: tenant.clone(),
-            runtime,
-            isolation: route.isolation,
-            code: submission.code,
-            code_archive: submission.code_archive,
-            image: submission.image,
-            command: submission.command,
-            input: submission.input,
-            env: submission.env,
-            secrets: submission.secrets,
-            resources,
-            note: route.fallback,
-            invocation: None,
-        };
-        let workload = Workload {
-            id,
-            status: WorkloadStatus::Pending,
-            isolation: route.isolation,
-            requested_isolation: requested,
-            runtime,
-            node_id: None,
-            tenant,
-            input_hash,
-            output: None,
-            exit_code: None,
-            error: None,
-            cpu_limit: resources.cpus,
-            mem_limit: resources.mem_mb,
-            timeout_s: resources.timeout_s,
-            duration_ms: None,
-            prepare_ms: None,
-            created_at: now(),
-            started_at: None,
-            finished_at: None,
-            function: None,
-            function_version: None,
-            trigger: None,
-            cpu_time_ms: None,
-            peak_memory_bytes: None,
-            max_processes: None,
-            request_id: crate::request_id(),
-        };
-        self.admit(workload, spec, submission.quota, None).await
-    }
-
-    /// Admits a workload into the queue; this node claims it at once if it can run it now
-    /// (a free slot, nothing older waiting). Returns it as stored: `pending`.
-    pub(crate) async fn admit(
-        &self,
-        workload: Workload,
-        spec: WorkloadSpec,
-        quota: Option<Quota>,
-        fire: Option<vulcan_domain::Tick>,
-    ) -> Result<Workload, SubmitError> {
-        let inner = &self.inner;
-        let isolation = workload.isolation;
-        let slot = (!inner.is_isolated() && inner.registry.available(isolation))
-            .then(|| inner.slots.get(&isolation).and_then(|s| s.try_take()))
-            .flatten();
-        let admission = Admission {
-            quota,
-            max_queue: Some(inner.config.max_queue as u64),
-            claim_for: slot.as_ref().map(|_| inner.config.node_id.clone()),
-            fire,
-        };
-        let claimed = match inner.store.enqueue(&workload, &spec, &admission).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                if let Some(slot) = slot {
-                    slot.release_quietly();
-                }
-                return Err(e.into());
-            }
-        };
-        inner.metrics.workload_submitted(isolation.as_str());
-        inner.publish(crate::events::Event::workload(inner, "created", &workload));
-        match slot {
-            Some(slot) if claimed => {
-                let mut workload = workload.clone();
-                workload.node_id = Some(inner.config.node_id.clone());
-                crate::run::launch(inner, workload, spec, slot);
-            }
-            other => {
-                // Queued behind older work: whichever node has a slot first claims it.
-                drop(other);
-                inner.signal(Signal::Queued(isolation));
-            }
-        }
-        Ok(workload)
-    }
-
-    /// Routes a request for `runtime` on `requested` against what this node and the other
-    /// live nodes can run.
-    /// Routes a workload to a backend: this node's, or one a live node has. A fallback
-    /// (or a refusal) may only mean that this node has not yet heard of a node that joined
-    /// since its last heartbeat: the nodes are read again before settling for it.
-    pub(crate) async fn route(
-        &self,
-        requested: Isolation,
-        runtime: Runtime,
-    ) -> Result<crate::Route, SubmitError> {
-        let first = self.route_now(requested, runtime);
-        let doubtful = match &first {
-            Ok(route) => route.fallback.is_some(),
-            Err(SubmitError::Unavailable(_)) => true,
-            Err(_) => false,
-        };
-        if doubtful && crate::cluster::refresh_view(&self.inner).await {
-            return self.route_now(requested, runtime);
-        }
-        first
-    }
-
-    fn route_now(
-        &self,
-        requested: Isolation,
-        runtime: Runtime,
-    ) -> Result<crate::Route, SubmitError> {
-        let view = self.inner.view();
-        self.inner
-            .registry
-            .resolve_with(requested, runtime, &|i| view.live_elsewhere(i))
-            .map_err(|e| match e {
-                RouteError::Unsupported(m) => SubmitError::Invalid(m),
-                RouteError::Unavailable(m) => SubmitError::Unavailable(m),
-            })
     }
 
     /// A new workload id (a ULID, increasing on this node).
@@ -582,6 +399,16 @@ impl Engine {
     /// Starts the background work: a dispatcher per backend this node can run, the
     /// heartbeat with housekeeping and kill requests. Call once, after [`Engine::recover`].
     pub fn start(&self) {
+        let receiver = Arc::downgrade(&self.inner);
+        self.inner
+            .bus
+            .subscribe(Box::new(move |signal| match receiver.upgrade() {
+                Some(inner) => {
+                    inner.handle(signal);
+                    true
+                }
+                None => false,
+            }));
         crate::dispatch::start(&self.inner);
         tokio::spawn(crate::access::reread_keys(self.inner.clone()));
         tokio::spawn(crate::cluster::heartbeat(self.inner.clone()));

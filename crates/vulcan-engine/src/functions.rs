@@ -13,19 +13,19 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use vulcan_domain::{
     valid_function_name, Deployed, Function, FunctionCode, FunctionStore, FunctionVersion,
-    Invocation, Isolation, Quota, Runtime, Signal, StoreError, Tick, Trigger, Workload,
-    WorkloadSpec, WorkloadStatus,
+    Invocation, Quota, Runtime, Signal, StoreError, Tick, Trigger, Workload, WorkloadSpec,
 };
 
 use crate::engine::now;
-use crate::{Engine, Submission, SubmitError};
+use crate::{CodeRequest, Engine, ImagePulls, SubmitError};
 
 /// A deploy as the API parsed it.
 #[derive(Debug, Clone, Default)]
 pub struct DeployRequest {
-    /// The code and settings, checked like a workload's (`input` unused).
-    pub submission: Submission,
-    pub secrets: Vec<String>,
+    /// What runs, checked like a workload's.
+    pub code: CodeRequest,
+    /// Whether the caller may have an unregistered image pulled.
+    pub pulls: ImagePulls,
     pub reuse: Option<bool>,
     pub max_instances: Option<u32>,
     pub idle_timeout_s: Option<u32>,
@@ -118,28 +118,34 @@ fn digest(code: &FunctionCode) -> String {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    field("runtime", code.runtime.as_str().as_bytes());
-    field("isolation", code.isolation.as_str().as_bytes());
-    field("code", code.code.as_deref().unwrap_or_default().as_bytes());
-    field("archive", code.code_archive.as_deref().unwrap_or_default());
+    field("runtime", code.run.runtime.as_str().as_bytes());
+    field("isolation", code.run.isolation.as_str().as_bytes());
+    field(
+        "code",
+        code.run.code.as_deref().unwrap_or_default().as_bytes(),
+    );
+    field(
+        "archive",
+        code.run.code_archive.as_deref().unwrap_or_default(),
+    );
     field(
         "image",
-        code.image.as_deref().unwrap_or_default().as_bytes(),
+        code.run.image.as_deref().unwrap_or_default().as_bytes(),
     );
-    for arg in code.command.iter().flatten() {
+    for arg in code.run.command.iter().flatten() {
         field("arg", arg.as_bytes());
     }
-    for (k, v) in &code.env {
+    for (k, v) in &code.run.env {
         field("env", format!("{k}={v}").as_bytes());
     }
-    for secret in &code.secrets {
+    for secret in &code.run.secrets {
         field("secret", secret.as_bytes());
     }
     let settings = format!(
         "{}/{}/{}/{}/{}/{}/{}",
-        code.resources.cpus,
-        code.resources.mem_mb,
-        code.resources.timeout_s,
+        code.run.resources.cpus,
+        code.run.resources.mem_mb,
+        code.run.resources.timeout_s,
         code.reuse,
         code.max_instances,
         code.idle_timeout_s,
@@ -181,17 +187,19 @@ impl Engine {
                 "function name {name:?} is not valid: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters"
             )));
         }
-        let mut submission = request.submission;
-        let defaults = self.image_defaults(&mut submission).await?;
-        let (runtime, resources) = submission.validate(defaults, &self.inner.config.limits)?;
-        self.check_secrets(tenant, &request.secrets).await?;
+        let DeployRequest {
+            code: mut asked,
+            pulls,
+            ..
+        } = request;
+        let defaults = self.image_defaults(&mut asked, pulls).await?;
+        let run = asked.validate(defaults, &self.inner.config.limits)?;
+        self.check_secrets(tenant, &run.secrets).await?;
         let reuse = request.reuse.unwrap_or(true);
         if reuse {
-            if let Some(why) = missing_handler(
-                runtime,
-                submission.code.as_deref(),
-                submission.code_archive.is_some(),
-            ) {
+            if let Some(why) =
+                missing_handler(run.runtime, run.code.as_deref(), run.code_archive.is_some())
+            {
                 return Err(SubmitError::Invalid(why));
             }
         }
@@ -207,19 +215,10 @@ impl Engine {
                 "\"idle_timeout_s\" is {idle_timeout_s}; it must be between 1 and 86400"
             )));
         }
-        let isolation = submission.isolation.unwrap_or(Isolation::Auto);
         // It must be runnable somewhere now, as a workload must.
-        self.route(isolation, runtime).await?;
+        self.route(run.isolation, run.runtime).await?;
         let code = FunctionCode {
-            runtime,
-            isolation,
-            code: submission.code,
-            code_archive: submission.code_archive,
-            image: submission.image,
-            command: submission.command,
-            env: submission.env,
-            secrets: request.secrets,
-            resources,
+            run,
             reuse,
             max_instances,
             idle_timeout_s,
@@ -326,7 +325,7 @@ impl Engine {
             .version(tenant, name, function.active_version)
             .await?;
         let code = &version.code;
-        let route = self.route(code.isolation, code.runtime).await?;
+        let route = self.route(code.run.isolation, code.run.runtime).await?;
         let id = self.new_id();
         let input_hash = {
             let mut h = Sha256::new();
@@ -340,64 +339,48 @@ impl Engine {
             version: version.version,
             digest: version.digest.clone(),
             reuse: code.reuse,
-            handler: matches!(code.runtime, Runtime::Node | Runtime::Python)
+            handler: matches!(code.run.runtime, Runtime::Node | Runtime::Python)
                 && (code.reuse
-                    || (code.code_archive.is_none()
-                        && missing_handler(code.runtime, code.code.as_deref(), false).is_none())),
+                    || (code.run.code_archive.is_none()
+                        && missing_handler(code.run.runtime, code.run.code.as_deref(), false)
+                            .is_none())),
             max_instances: code.max_instances,
             idle_timeout_s: code.idle_timeout_s,
             secrets_seen: String::new(),
         };
-        let spec = WorkloadSpec {
-            id: id.clone(),
-            tenant: tenant.to_owned(),
-            runtime: code.runtime,
-            isolation: route.isolation,
-            code: None,
-            code_archive: None,
-            image: code.image.clone(),
-            command: code.command.clone(),
-            input,
-            env: code.env.clone(),
-            secrets: code.secrets.clone(),
-            resources: code.resources,
-            note: route.fallback,
-            invocation: Some(invocation),
-        };
+        // The version's code and this input: nothing of what runs is read again when this
+        // node runs it (another node that claims it takes the code from the version).
+        let mut run = code.run.clone();
+        run.isolation = route.isolation;
         let workload = Workload {
-            id,
-            status: WorkloadStatus::Pending,
-            isolation: route.isolation,
-            requested_isolation: code.isolation,
-            runtime: code.runtime,
-            node_id: None,
-            tenant: tenant.to_owned(),
-            input_hash,
-            output: None,
-            exit_code: None,
-            error: None,
-            cpu_limit: code.resources.cpus,
-            mem_limit: code.resources.mem_mb,
-            timeout_s: code.resources.timeout_s,
-            duration_ms: None,
-            prepare_ms: None,
-            created_at: now(),
-            started_at: None,
-            finished_at: None,
             function: Some(name.to_owned()),
             function_version: Some(version.version),
             trigger: trigger.as_ref().map(|(t, _)| t.clone()),
-            cpu_time_ms: None,
-            peak_memory_bytes: None,
-            max_processes: None,
-            request_id: crate::request_id(),
+            ..Workload::pending(
+                id.clone(),
+                tenant.to_owned(),
+                &run,
+                code.run.isolation,
+                input_hash,
+                now(),
+                crate::request_id(),
+            )
+        };
+        let spec = WorkloadSpec {
+            id,
+            tenant: tenant.to_owned(),
+            run,
+            input,
+            note: route.fallback,
+            invocation: Some(invocation),
         };
         self.admit(workload, spec, quota, trigger.map(|(_, tick)| tick))
             .await
     }
 }
 
-/// Gives an invocation's spec the code of its version (it was stored without it).
+/// Gives an invocation claimed from the store the code of its version (the store keeps an
+/// invocation without it). One this node admitted itself has it already.
 pub(crate) async fn fill_code(
     functions: &Functions,
     spec: &mut WorkloadSpec,
@@ -405,11 +388,14 @@ pub(crate) async fn fill_code(
     let Some(invocation) = &spec.invocation else {
         return Ok(());
     };
+    if spec.run.code.is_some() || spec.run.code_archive.is_some() {
+        return Ok(());
+    }
     let version = functions
         .version(&invocation.tenant, &invocation.function, invocation.version)
         .await?;
-    spec.code = version.code.code.clone();
-    spec.code_archive = version.code.code_archive.clone();
+    spec.run.code = version.code.run.code.clone();
+    spec.run.code_archive = version.code.run.code_archive.clone();
     Ok(())
 }
 

@@ -8,8 +8,10 @@
 //! cluster: heartbeats, housekeeping and signals are in `cluster`. It knows nothing of
 //! HTTP.
 //!
-//! Reading order: `engine` (submit, wait, kill), `dispatch` (claiming), `run` (one run),
-//! `cluster` (nodes), then the helpers (`slots`, `sink`, `broker`, `watches`).
+//! Reading order: `engine` (the engine, wait, kill, recovery), `submit` (a workload's
+//! way in), `dispatch` (claiming), `run` (one run), `cluster` (nodes), then `functions`,
+//! `schedules`, `secrets`, `access` (keys, quotas, audit), `queries` (what the API
+//! reads), and the helpers (`slots`, `sink`, `broker`, `watches`).
 
 mod access;
 pub mod benchmark;
@@ -21,6 +23,7 @@ mod engine;
 pub mod events;
 mod functions;
 pub mod metrics;
+mod queries;
 mod registry;
 mod run;
 mod schedules;
@@ -28,6 +31,7 @@ pub mod secrets;
 mod sink;
 mod slots;
 mod submission;
+mod submit;
 mod watches;
 
 tokio::task_local! {
@@ -50,5 +54,5 @@ pub use functions::{DeployRequest, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_INSTANCES
 pub use metrics::Metrics;
 pub use registry::{BackendRegistry, Route, RouteError};
 pub use schedules::{Cron, SchedulePatch, ScheduleRequest};
-pub use submission::{ImagePulls, Submission, SubmitError};
+pub use submission::{CodeRequest, ImagePulls, Submission, SubmitError};
 pub use watches::{Armed, Watch};

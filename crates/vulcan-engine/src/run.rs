@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use vulcan_domain::{
-    Expect, LogLine, Signal, StoreError, TerminalUpdate, Workload, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    Expect, LogLine, LogStore, Signal, StoreError, TerminalUpdate, Workload, WorkloadResult,
+    WorkloadSpec, WorkloadStatus,
 };
 
 use crate::engine::{ended, now, Active, Inner, Stop};
@@ -61,7 +61,7 @@ async fn run(
         inner: inner.clone(),
         id: id.clone(),
     };
-    let backend_name = spec.isolation.as_str();
+    let backend_name = spec.run.isolation.as_str();
     let (sink, persist) = WorkloadLogSink::new(&id, inner.config.logs, inner.broker.clone());
     let sink = Arc::new(sink);
     let writer = tokio::spawn(persist_logs(inner.clone(), id.clone(), persist));
@@ -187,7 +187,7 @@ async fn execute(
         inner.secrets.as_ref(),
         inner.config.keyring.as_ref(),
         tenant,
-        &spec.secrets,
+        &spec.run.secrets,
     )
     .await
     {
@@ -197,14 +197,14 @@ async fn execute(
             return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
         }
     };
-    spec.env.extend(opened.env);
+    spec.run.env.extend(opened.env);
     if let Some(invocation) = spec.invocation.as_mut() {
         invocation.secrets_seen = opened.versions;
     }
     let redactor = opened.redactor;
     sink.redact(redactor.clone());
-    let Some(backend) = inner.registry.get(spec.isolation).cloned() else {
-        let why = format!("this node has no {} backend", spec.isolation);
+    let Some(backend) = inner.registry.get(spec.run.isolation).cloned() else {
+        let why = format!("this node has no {} backend", spec.run.isolation);
         return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
     };
     match inner.store.start(&id, &inner.config.node_id, now()).await {
@@ -215,10 +215,10 @@ async fn execute(
             return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
         }
     }
-    let backend_name = spec.isolation.as_str();
+    let backend_name = spec.run.isolation.as_str();
     inner.metrics.workload_started(backend_name);
     let started = Instant::now();
-    let timeout_s = spec.resources.timeout_s;
+    let timeout_s = spec.run.resources.timeout_s;
     let preparation = backend.preparation_timeout();
     let code_started = sink.code_started_at();
     // A backend that panics fails its workload, not the server.
@@ -229,28 +229,28 @@ async fn execute(
                 let status = if result.succeeded() { WorkloadStatus::Completed } else { WorkloadStatus::Failed };
                 (status, result)
             }
-            Ok(Err(e)) => (WorkloadStatus::Failed, error_result(e.to_string())),
+            Ok(Err(e)) => (WorkloadStatus::Failed, WorkloadResult::failed(e.to_string())),
             Err(panic) => {
                 let what = panic_message(panic.as_ref());
                 tracing::error!(workload = %id, backend = backend_name, panic = %what, "a backend panicked");
-                (WorkloadStatus::Failed, error_result(format!(
+                (WorkloadStatus::Failed, WorkloadResult::failed(format!(
                     "the {backend_name} backend failed unexpectedly ({what}); the workload was stopped"
                 )))
             }
         },
         missed = deadline(code_started.clone(), preparation, Duration::from_secs(timeout_s.into())) => match missed {
-            Missed::Preparation => (WorkloadStatus::Failed, error_result(format!(
+            Missed::Preparation => (WorkloadStatus::Failed, WorkloadResult::failed(format!(
                 "preparation took longer than {}: the {backend_name} backend was still getting the workload ready (booting a VM, pulling an image, starting a process) and its code never started",
                 spoken(preparation)
             ))),
-            Missed::Run => (WorkloadStatus::Failed, error_result(format!("timed out after {timeout_s} s"))),
+            Missed::Run => (WorkloadStatus::Failed, WorkloadResult::failed(format!("timed out after {timeout_s} s"))),
         },
         reason = stopped(stop) => {
             if !reason.record {
                 let _ = backend.cleanup(&id).await;
                 return Ending::Abandoned;
             }
-            (reason.status, error_result(reason.error))
+            (reason.status, WorkloadResult::failed(reason.error))
         }
     };
     let ran_for = started.elapsed();
@@ -374,15 +374,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".into())
 }
 
-fn error_result(error: String) -> vulcan_domain::WorkloadResult {
-    vulcan_domain::WorkloadResult {
-        exit_code: None,
-        output: String::new(),
-        error: Some(error),
-        usage: None,
-    }
-}
-
 /// Removes a run from the active map and ends its live log stream when the run's task
 /// ends in any way: normally (then it is already done) or by a panic.
 struct WindUp {
@@ -401,7 +392,7 @@ impl Drop for WindUp {
 /// Writes a workload's log lines to the store in batches, in order, until the sink closes;
 /// after each batch, nodes following the workload are told.
 async fn persist_logs(inner: Arc<Inner>, id: String, mut lines: mpsc::UnboundedReceiver<LogLine>) {
-    let store: &Arc<dyn WorkloadStore> = &inner.store;
+    let store: &Arc<dyn LogStore> = &inner.logs;
     let mut batch = Vec::with_capacity(256);
     while lines.recv_many(&mut batch, 256).await > 0 {
         match store.append_logs(&id, &batch).await {

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use vulcan_domain::{Isolation, Quota, Refusal, Resources, Runtime, StoreError};
+use vulcan_domain::{Code, Isolation, Quota, Refusal, Resources, Runtime, StoreError};
 
 use crate::Limits;
 
-/// A workload request as parsed from the API, before validation.
+/// What to run as a request gives it, before it is checked: what a [`Code`] is made from,
+/// the same for a workload and a function's deploy.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Submission {
+pub struct CodeRequest {
     pub runtime: Option<Runtime>,
     pub isolation: Option<Isolation>,
     pub code: Option<String>,
@@ -17,13 +18,19 @@ pub struct Submission {
     pub code_archive: Option<Vec<u8>>,
     pub image: Option<String>,
     pub command: Option<Vec<String>>,
-    pub input: serde_json::Value,
     pub env: BTreeMap<String, String>,
     /// Secrets (by name) the code gets as environment variables.
     pub secrets: Vec<String>,
     pub cpus: Option<u32>,
     pub mem_mb: Option<u32>,
     pub timeout_s: Option<u32>,
+}
+
+/// A workload request as parsed from the API, before validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Submission {
+    pub code: CodeRequest,
+    pub input: serde_json::Value,
     /// Whose workload this is; empty means the default tenant.
     pub tenant: String,
     /// The tenant's quota; `None` for callers without one (admins, recovery).
@@ -55,15 +62,9 @@ pub enum SubmitError {
     Unavailable(String),
     #[error("the server is shutting down and accepts no new workloads")]
     ShuttingDown,
-    /// The tenant is at a quota; retry after the given seconds.
-    #[error("{message}")]
-    OverQuota { message: String, retry_after_s: u64 },
-    /// The workload can never fit the tenant's quota.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The backend's queue is full; retry after the given seconds.
-    #[error("{message}")]
-    Overloaded { message: String, retry_after_s: u64 },
+    /// Not admitted: over a quota, too large for it, or the queue is full.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -71,21 +72,7 @@ pub enum SubmitError {
 impl From<StoreError> for SubmitError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Refused(Refusal::OverQuota {
-                message,
-                retry_after_s,
-            }) => SubmitError::OverQuota {
-                message,
-                retry_after_s,
-            },
-            StoreError::Refused(Refusal::Overloaded {
-                message,
-                retry_after_s,
-            }) => SubmitError::Overloaded {
-                message,
-                retry_after_s,
-            },
-            StoreError::Refused(Refusal::Forbidden(message)) => SubmitError::Forbidden(message),
+            StoreError::Refused(refusal) => SubmitError::Refused(refusal),
             other => SubmitError::Store(other),
         }
     }
@@ -93,13 +80,14 @@ impl From<StoreError> for SubmitError {
 
 const MAX_ENV_VARS: usize = 128;
 
-impl Submission {
-    /// Checks the fields against each other and against `limits`, filling defaults.
+impl CodeRequest {
+    /// Checks the fields against each other and against `limits`, filling defaults: what
+    /// runs, with the isolation asked for (`auto` unless said).
     pub(crate) fn validate(
         &self,
         defaults: Resources,
         limits: &Limits,
-    ) -> Result<(Runtime, Resources), SubmitError> {
+    ) -> Result<Code, SubmitError> {
         let invalid = |msg: String| Err(SubmitError::Invalid(msg));
         let Some(runtime) = self.runtime else {
             return invalid("\"runtime\" is required: one of go, node, python, wasm, oci".into());
@@ -160,91 +148,108 @@ impl Submission {
         if self.env.values().any(|v| v.contains('\0')) {
             return invalid("\"env\" values cannot contain NUL bytes".into());
         }
-
+        for name in &self.secrets {
+            if self.env.contains_key(name) {
+                return invalid(format!(
+                    "{name} is in both \"env\" and \"secrets\": keep one"
+                ));
+            }
+        }
         let resources = Resources {
             cpus: self.cpus.unwrap_or(defaults.cpus),
             mem_mb: self.mem_mb.unwrap_or(defaults.mem_mb),
             timeout_s: self.timeout_s.unwrap_or(defaults.timeout_s),
         };
         limits.check(&resources).map_err(SubmitError::Invalid)?;
-        Ok((runtime, resources))
+        Ok(Code {
+            runtime,
+            isolation: self.isolation.unwrap_or(Isolation::Auto),
+            code: self.code.clone(),
+            code_archive: self.code_archive.clone(),
+            image: self.image.clone(),
+            command: self.command.clone(),
+            env: self.env.clone(),
+            secrets: self.secrets.clone(),
+            resources,
+        })
     }
+}
 
-    /// SHA-256 over everything that determines what runs, hex-encoded.
-    pub(crate) fn input_hash(&self, runtime: Runtime) -> String {
-        let mut h = Sha256::new();
-        let mut field = |name: &str, bytes: &[u8]| {
-            h.update(name.as_bytes());
-            h.update((bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
-        field("runtime", runtime.as_str().as_bytes());
-        field("code", self.code.as_deref().unwrap_or_default().as_bytes());
-        field("archive", self.code_archive.as_deref().unwrap_or_default());
-        field(
-            "image",
-            self.image.as_deref().unwrap_or_default().as_bytes(),
-        );
-        for arg in self.command.iter().flatten() {
-            field("arg", arg.as_bytes());
-        }
-        field("input", self.input.to_string().as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+/// SHA-256 over everything that determines what a workload runs, hex-encoded.
+pub(crate) fn input_hash(code: &Code, input: &serde_json::Value) -> String {
+    let mut h = Sha256::new();
+    let mut field = |name: &str, bytes: &[u8]| {
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field("runtime", code.runtime.as_str().as_bytes());
+    field("code", code.code.as_deref().unwrap_or_default().as_bytes());
+    field("archive", code.code_archive.as_deref().unwrap_or_default());
+    field(
+        "image",
+        code.image.as_deref().unwrap_or_default().as_bytes(),
+    );
+    for arg in code.command.iter().flatten() {
+        field("arg", arg.as_bytes());
     }
+    field("input", input.to_string().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn node(code: &str) -> Submission {
-        Submission {
+    fn node(code: &str) -> CodeRequest {
+        CodeRequest {
             runtime: Some(Runtime::Node),
             code: Some(code.into()),
             ..Default::default()
         }
     }
 
-    fn reason(s: &Submission) -> String {
-        s.validate(Resources::default(), &Limits::default())
+    fn reason(r: &CodeRequest) -> String {
+        r.validate(Resources::default(), &Limits::default())
             .unwrap_err()
             .to_string()
     }
 
     #[test]
     fn defaults_fill_missing_resources() {
-        let (runtime, res) = node("1")
+        let code = node("1")
             .validate(Resources::default(), &Limits::default())
             .unwrap();
-        assert_eq!(runtime, Runtime::Node);
-        assert_eq!(res, Resources::default());
+        assert_eq!(code.runtime, Runtime::Node);
+        assert_eq!(code.isolation, Isolation::Auto);
+        assert_eq!(code.resources, Resources::default());
     }
 
     #[test]
     fn each_bad_request_says_what_to_change() {
-        assert!(reason(&Submission::default()).contains("\"runtime\" is required"));
-        let both = Submission {
+        assert!(reason(&CodeRequest::default()).contains("\"runtime\" is required"));
+        let both = CodeRequest {
             code_archive: Some(vec![1]),
             ..node("x")
         };
         assert!(reason(&both).contains("not both"));
         assert!(reason(&node("")).contains("needs \"code\""));
-        let oci = Submission {
+        let oci = CodeRequest {
             runtime: Some(Runtime::Oci),
             ..Default::default()
         };
         assert!(reason(&oci).contains("needs \"image\""));
-        let image_on_node = Submission {
+        let image_on_node = CodeRequest {
             image: Some("x".into()),
             ..node("x")
         };
         assert!(reason(&image_on_node).contains("only for runtime oci"));
-        let big = Submission {
+        let big = CodeRequest {
             mem_mb: Some(1 << 20),
             ..node("x")
         };
         assert!(reason(&big).contains("\"resources.mem_mb\" is 1048576"));
-        let zero = Submission {
+        let zero = CodeRequest {
             timeout_s: Some(0),
             ..node("x")
         };
@@ -252,17 +257,23 @@ mod tests {
         let mut env = node("x");
         env.env.insert("1BAD".into(), "v".into());
         assert!(reason(&env).contains("\"env\" name"));
+        let mut twice = node("x");
+        twice.env.insert("TOKEN".into(), "v".into());
+        twice.secrets.push("TOKEN".into());
+        assert!(reason(&twice).contains("in both"));
     }
 
     #[test]
     fn the_hash_changes_with_the_input_and_not_with_resources() {
-        let a = node("code");
-        let mut b = a.clone();
-        b.input = serde_json::json!({"x": 1});
+        let a = node("code")
+            .validate(Resources::default(), &Limits::default())
+            .unwrap();
         let mut c = a.clone();
-        c.mem_mb = Some(512);
-        assert_ne!(a.input_hash(Runtime::Node), b.input_hash(Runtime::Node));
-        assert_eq!(a.input_hash(Runtime::Node), c.input_hash(Runtime::Node));
-        assert_eq!(a.input_hash(Runtime::Node).len(), 64);
+        c.resources.mem_mb = 512;
+        let nothing = serde_json::Value::Null;
+        let something = serde_json::json!({"x": 1});
+        assert_ne!(input_hash(&a, &nothing), input_hash(&a, &something));
+        assert_eq!(input_hash(&a, &nothing), input_hash(&c, &nothing));
+        assert_eq!(input_hash(&a, &nothing).len(), 64);
     }
 }

@@ -9,9 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use vulcan_domain::{
-    Admission, Claimed, Expect, Isolation, ListFilter, LogLine, LogStream, Resources, Runtime,
-    Stats, StoreError, TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    Admission, Claimed, Code, Expect, Isolation, ListFilter, Resources, Runtime, StoreError,
+    TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Metrics, Stores};
 use vulcan_store::SqliteStore;
@@ -87,82 +86,37 @@ impl WorkloadStore for Racing {
     async fn running_on(&self, node: &str) -> Result<Vec<Workload>, StoreError> {
         self.inner.running_on(node).await
     }
-    async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
-        self.inner.append_logs(id, lines).await
-    }
-    async fn logs(&self, id: &str, s: Option<LogStream>) -> Result<Vec<LogLine>, StoreError> {
-        self.inner.logs(id, s).await
-    }
-    async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError> {
-        self.inner.logs_after(id, seq).await
-    }
-    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
-        self.inner.stats(tenant).await
-    }
-    async fn created_per_minute(
-        &self,
-        tenant: Option<&str>,
-        since: OffsetDateTime,
-    ) -> Result<std::collections::BTreeMap<i64, u64>, StoreError> {
-        self.inner.created_per_minute(tenant, since).await
-    }
-    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {
-        self.inner.save_benchmark(id, report).await
-    }
-    async fn benchmark(&self, id: &str) -> Result<String, StoreError> {
-        self.inner.benchmark(id).await
-    }
-    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.inner.benchmarks(limit).await
-    }
 }
 
 /// A pending workload claimed by node `b`, which this test plays.
 fn claimed_elsewhere(id: &str) -> (Workload, WorkloadSpec) {
-    let resources = Resources::default();
-    let spec = WorkloadSpec {
-        id: id.into(),
-        tenant: "default".into(),
+    let run = Code {
         runtime: Runtime::Node,
         isolation: Isolation::Isolate,
         code: Some("1".into()),
         code_archive: None,
         image: None,
         command: None,
-        input: serde_json::Value::Null,
         env: Default::default(),
         secrets: Vec::new(),
-        resources,
+        resources: Resources::default(),
+    };
+    let workload = Workload::pending(
+        id.into(),
+        "default".into(),
+        &run,
+        Isolation::Isolate,
+        "0".repeat(64),
+        OffsetDateTime::now_utc(),
+        None,
+    );
+    let spec = WorkloadSpec {
+        id: id.into(),
+        tenant: "default".into(),
+        run,
+        input: serde_json::Value::Null,
         note: None,
         invocation: None,
-    };
-    let workload = Workload {
-        id: id.into(),
-        status: WorkloadStatus::Pending,
-        isolation: Isolation::Isolate,
-        requested_isolation: Isolation::Isolate,
-        runtime: Runtime::Node,
-        node_id: None,
-        tenant: "default".into(),
-        function: None,
-        function_version: None,
-        trigger: None,
-        input_hash: "0".repeat(64),
-        output: None,
-        exit_code: None,
-        error: None,
-        cpu_limit: resources.cpus,
-        mem_limit: resources.mem_mb,
-        timeout_s: resources.timeout_s,
-        duration_ms: None,
-        prepare_ms: None,
-        cpu_time_ms: None,
-        peak_memory_bytes: None,
-        max_processes: None,
-        request_id: None,
-        created_at: OffsetDateTime::now_utc(),
-        started_at: None,
-        finished_at: None,
     };
     (workload, spec)
 }
@@ -177,12 +131,7 @@ async fn a_kill_that_loses_the_race_to_a_start_elsewhere_asks_that_node_to_stop_
     });
     let stores = Stores {
         workloads: racing.clone(),
-        nodes: Arc::new(sqlite.clone()),
-        functions: Arc::new(sqlite.clone()),
-        schedules: Arc::new(sqlite.clone()),
-        secrets: Arc::new(sqlite.clone()),
-        access: Arc::new(sqlite.clone()),
-        bus: Arc::new(vulcan_domain::Alone),
+        ..Stores::of(sqlite.clone(), Arc::new(vulcan_domain::Alone))
     };
     // This node (`a`) has no backend: it never runs the workload itself.
     let engine = Engine::new(

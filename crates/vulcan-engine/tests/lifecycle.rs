@@ -12,7 +12,8 @@ use vulcan_domain::{
     WorkloadResult, WorkloadSpec, WorkloadStatus,
 };
 use vulcan_engine::{
-    BackendRegistry, Engine, EngineConfig, KillError, LogEvent, Metrics, Stores, Submission,
+    BackendRegistry, CodeRequest, Engine, EngineConfig, KillError, LogEvent, Metrics, Stores,
+    Submission,
 };
 use vulcan_store::SqliteStore;
 
@@ -102,15 +103,7 @@ fn engine(act: Act) -> Setup {
         release_cleanup: release_cleanup.clone(),
         in_cleanup: in_cleanup.clone(),
     }));
-    let stores = Stores {
-        workloads: Arc::new(store.clone()),
-        nodes: Arc::new(store.clone()),
-        functions: Arc::new(store.clone()),
-        schedules: Arc::new(store.clone()),
-        secrets: Arc::new(store.clone()),
-        access: Arc::new(store),
-        bus: Arc::new(vulcan_domain::Alone),
-    };
+    let stores = Stores::of(store, Arc::new(vulcan_domain::Alone));
     let engine = Engine::new(
         EngineConfig::new("test-node"),
         stores,
@@ -128,9 +121,12 @@ fn engine(act: Act) -> Setup {
 
 fn node(timeout_s: u32) -> Submission {
     Submission {
-        runtime: Some(Runtime::Node),
-        code: Some("1".into()),
-        timeout_s: Some(timeout_s),
+        code: CodeRequest {
+            runtime: Some(Runtime::Node),
+            code: Some("1".into()),
+            timeout_s: Some(timeout_s),
+            ..CodeRequest::default()
+        },
         ..Submission::default()
     }
 }
@@ -158,7 +154,7 @@ async fn a_kill_after_the_code_finished_is_refused_and_the_result_kept() {
         }
         other => panic!("the kill must be refused with the real result: {other:?}"),
     }
-    let stored = s.engine.store().get(&w.id).await.unwrap();
+    let stored = s.engine.workload(&w.id).await.unwrap();
     assert_eq!(stored.status, WorkloadStatus::Completed, "{stored:?}");
     assert_eq!(stored.output.as_deref(), Some("done"));
 }

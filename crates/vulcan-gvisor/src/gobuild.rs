@@ -257,7 +257,7 @@ impl GoSource {
         version: &str,
     ) -> Result<bool, String> {
         std::fs::create_dir_all(src).map_err(|e| e.to_string())?;
-        match (&spec.code, &spec.code_archive) {
+        match (&spec.run.code, &spec.run.code_archive) {
             (Some(code), None) => {
                 // "go1.19.8" -> "1.19": the language version of a one-file module.
                 let language: String = version
@@ -442,13 +442,13 @@ impl Builder for GoSource {
         mut spec: WorkloadSpec,
         logs: &Arc<dyn LogSink>,
     ) -> Result<WorkloadSpec, WorkloadResult> {
-        if spec.runtime != Runtime::Go {
+        if spec.run.runtime != Runtime::Go {
             return Ok(spec);
         }
         let toolchain = match self.toolchain().await {
             Ok(t) => t,
             // Without a toolchain, prebuilt archives still run; source fails saying why.
-            Err(e) if spec.code.is_some() => return Err(failed(e)),
+            Err(e) if spec.run.code.is_some() => return Err(failed(e)),
             Err(_) => return Ok(spec),
         };
         let id = format!("gobuild-{}", spec.id);
@@ -502,8 +502,8 @@ impl Builder for GoSource {
         };
         let archive = archive::pack_file("main", &binary, 0o755)
             .map_err(|e| failed(format!("cannot pack the built program: {e}")))?;
-        spec.code = None;
-        spec.code_archive = Some(archive);
+        spec.run.code = None;
+        spec.run.code_archive = Some(archive);
         Ok(spec)
     }
 }

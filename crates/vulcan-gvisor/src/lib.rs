@@ -233,6 +233,7 @@ impl GvisorBackend {
         hold: bool,
     ) -> Result<Bundle, BackendError> {
         let reference = spec
+            .run
             .image
             .as_deref()
             .ok_or_else(|| BackendError("runtime oci needs \"image\"".into()))?;
@@ -246,7 +247,7 @@ impl GvisorBackend {
             })
             .await
             .map_err(|e| pull_failure(reference, e))?;
-        if bundle::argv(&image.record.config, spec.command.as_deref()).is_empty() {
+        if bundle::argv(&image.record.config, spec.run.command.as_deref()).is_empty() {
             return Err(BackendError(format!(
                 "image {} has no entrypoint or cmd: give \"command\"",
                 image.record.reference
@@ -255,7 +256,7 @@ impl GvisorBackend {
         let (uid, gid) =
             bundle::user(&image.rootfs, &image.record.config.user).map_err(BackendError)?;
         let dir = self.bundle_dir(id);
-        let work = match &spec.code_archive {
+        let work = match &spec.run.code_archive {
             Some(archive) => {
                 let work = dir.join("work");
                 unpack_archive(archive.clone(), work.clone()).await?;
@@ -267,9 +268,9 @@ impl GvisorBackend {
         let run = bundle::RunSpec {
             rootfs: &image.rootfs,
             image: &image.record.config,
-            command: spec.command.as_deref(),
-            env: &spec.env,
-            resources: spec.resources,
+            command: spec.run.command.as_deref(),
+            env: &spec.run.env,
+            resources: spec.run.resources,
             pids_limit: self.config.pids_limit,
             cgroup: &CgroupBase::runsc_path(id),
             work: work.as_deref(),
@@ -284,7 +285,7 @@ impl GvisorBackend {
         Ok(Bundle {
             image,
             dir,
-            memory_limit: bundle::memory_limit_bytes(spec.resources.mem_mb),
+            memory_limit: bundle::memory_limit_bytes(spec.run.resources.mem_mb),
         })
     }
 
@@ -351,7 +352,7 @@ impl GvisorBackend {
         let error = if events.oom_kills > 0 {
             Some(format!(
                 "memory limit exceeded: the workload needed more than its {} MB",
-                spec.resources.mem_mb
+                spec.run.resources.mem_mb
             ))
         } else if events.pids_refused > 0 && code != 0 {
             Some(format!(

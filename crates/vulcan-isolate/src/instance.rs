@@ -198,8 +198,8 @@ pub(crate) async fn invoke(
             let started = Instance::start(
                 ready,
                 code_b64,
-                &spec.env,
-                spec.resources.mem_mb,
+                &spec.run.env,
+                spec.run.resources.mem_mb,
                 logs.clone(),
                 max_output,
             )

@@ -225,7 +225,7 @@ impl IsolateBackend {
         code_b64: String,
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
-        let mem_mb = spec.resources.mem_mb;
+        let mem_mb = spec.run.resources.mem_mb;
         let mark = process.cgroup.as_ref().map(MemoryCgroup::mark);
         if process.cgroup.is_none() && ready.cgroup_root.is_some() {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
@@ -242,7 +242,7 @@ impl IsolateBackend {
             }
         };
         logs.code_started();
-        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.env });
+        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.run.env });
         let sent = process.send_keyed(job.to_string().as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
@@ -312,7 +312,7 @@ const WAIT_FOR_WORKER: Duration = Duration::from_millis(50);
 
 /// The kind and base64 code of a job: a module (JavaScript or TypeScript) or a Wasm module.
 fn job_code(spec: &WorkloadSpec) -> Result<(&'static str, String), BackendError> {
-    let code = match (&spec.code, &spec.code_archive) {
+    let code = match (&spec.run.code, &spec.run.code_archive) {
         (Some(code), None) => code,
         _ => {
             return Err(BackendError(
@@ -320,7 +320,7 @@ fn job_code(spec: &WorkloadSpec) -> Result<(&'static str, String), BackendError>
             ))
         }
     };
-    match spec.runtime {
+    match spec.run.runtime {
         Runtime::Node => Ok((
             "module",
             base64::engine::general_purpose::STANDARD.encode(code),
@@ -463,7 +463,7 @@ impl Backend for IsolateBackend {
             )
             .await;
         }
-        let mem_mb = spec.resources.mem_mb;
+        let mem_mb = spec.run.resources.mem_mb;
         let pooled = ready.pool.take(mem_mb, &spec.tenant, WAIT_FOR_WORKER).await;
         let mut process = match pooled {
             Some(p) => p,
@@ -485,7 +485,7 @@ impl Backend for IsolateBackend {
         }
         let tail = StderrTail::follow(&mut process, logs.clone());
         logs.code_started();
-        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.env });
+        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.run.env });
         let sent = process.send(job.to_string().as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;

@@ -670,7 +670,7 @@ impl MicrovmBackend {
             Some(vm) => vm,
             None => {
                 let mut vm = self
-                    .vm_for(spec.runtime, spec.resources, logs.as_ref())
+                    .vm_for(spec.run.runtime, spec.run.resources, logs.as_ref())
                     .await?;
                 if let Err(e) = vm.start_serving(job, logs.as_ref()).await? {
                     logs.code_started();
@@ -690,7 +690,7 @@ impl MicrovmBackend {
                 &spec.input,
                 logs.as_ref(),
                 self.inner.config.max_output_bytes,
-                spec.resources.mem_mb,
+                spec.run.resources.mem_mb,
             )
             .await?;
         if let Some(lease) = lease.filter(|_| healthy) {
@@ -803,7 +803,7 @@ impl Backend for MicrovmBackend {
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
         self.ready()?;
-        let runtime = spec.runtime;
+        let runtime = spec.run.runtime;
         if !matches!(runtime, Runtime::Python | Runtime::Node | Runtime::Go) {
             return Err(BackendError(format!(
                 "the microvm backend does not run {runtime}"
@@ -817,40 +817,43 @@ impl Backend for MicrovmBackend {
             },
             _ => spec,
         };
-        if runtime == Runtime::Go && spec.code.is_some() {
+        if runtime == Runtime::Go && spec.run.code.is_some() {
             return Err(BackendError(
                 "runtime go takes a \"code_archive\" holding a static binary named main (build it with CGO_ENABLED=0 go build -o main)".into(),
             ));
         }
-        if let Some(archive) = &spec.code_archive {
+        if let Some(archive) = &spec.run.code_archive {
             check_archive(archive.clone()).await?;
         }
         // A handler to call (python, node), or a warm VM to run a program in again (go).
         let served = spec.invocation.as_ref().filter(|i| i.handler || i.reuse);
         let job = Run {
             runtime: runtime.to_string(),
-            code: spec.code.clone(),
+            code: spec.run.code.clone(),
             archive: spec
+                .run
                 .code_archive
                 .as_ref()
                 .map(|a| base64::engine::general_purpose::STANDARD.encode(a)),
             input: spec.input.clone(),
-            env: spec.env.clone().into_iter().collect(),
+            env: spec.run.env.clone().into_iter().collect(),
             rootfs: runtime_rootfs(runtime),
-            mem_mb: spec.resources.mem_mb,
+            mem_mb: spec.run.resources.mem_mb,
             serve: served.is_some(),
             seed: None,
         };
         if let Some(invocation) = served {
             return self.invoke_served(invocation, &job, &spec, logs).await;
         }
-        let vm = self.vm_for(runtime, spec.resources, logs.as_ref()).await?;
+        let vm = self
+            .vm_for(runtime, spec.run.resources, logs.as_ref())
+            .await?;
         logs.code_started();
         vm.run(
             &job,
             logs,
             self.inner.config.max_output_bytes,
-            spec.resources.mem_mb,
+            spec.run.resources.mem_mb,
         )
         .await
     }

@@ -32,9 +32,10 @@ pub(crate) fn version_record(
         created_at: created_at
             .replace_nanosecond(created_at.nanosecond() / 1_000_000 * 1_000_000)
             .unwrap_or(created_at),
-        code: FunctionCode {
-            code_archive: None,
-            ..code.clone()
+        code: {
+            let mut code = code.clone();
+            code.run.code_archive = None;
+            code
         },
     }
 }

@@ -1,6 +1,10 @@
-//! Storage adapters for Vulcan's ports ([`vulcan_domain::WorkloadStore`],
+//! Storage adapters for every one of Vulcan's store ports ([`vulcan_domain::WorkloadStore`],
+//! [`vulcan_domain::LogStore`], [`vulcan_domain::StatsStore`],
+//! [`vulcan_domain::BenchmarkStore`], [`vulcan_domain::FunctionStore`],
+//! [`vulcan_domain::ScheduleStore`], [`vulcan_domain::SecretStore`],
 //! [`vulcan_domain::AccessStore`], [`vulcan_domain::NodeStore`],
-//! [`vulcan_domain::ImageIndex`]).
+//! [`vulcan_domain::ImageIndex`]) and the cluster's [`vulcan_domain::SignalBus`]. One file
+//! per port under `src/sqlite/` and `src/postgres/`.
 //!
 //! [`SqliteStore`] is the embedded default: one file, WAL journal, versioned migrations.
 //! [`PgStore`] is the cluster's: PostgreSQL shared by every node, with LISTEN/NOTIFY for
@@ -16,6 +20,7 @@ mod histogram;
 mod housekeeping;
 mod postgres;
 mod schedules;
+mod specs;
 mod sqlite;
 mod stats;
 #[cfg(feature = "testing")]

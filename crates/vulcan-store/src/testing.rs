@@ -1,7 +1,8 @@
-//! A throwaway PostgreSQL server for tests and benchmarks (feature `testing`): Debian's
+//! For tests and benchmarks (feature `testing`): a throwaway PostgreSQL server — Debian's
 //! PostgreSQL binaries, `initdb` in a temporary directory, started as the `postgres` user
 //! (PostgreSQL refuses to run as root) on a free loopback port, never the system's own
-//! server. Stopped and removed when dropped.
+//! server, stopped and removed when dropped — and [`workload`], a pending workload to
+//! store.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -154,4 +155,46 @@ impl Drop for PgServer {
         let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A pending workload of the default tenant with its spec (node code, an archive, a
+/// secret's name, a note), created now to the millisecond, as stores keep times.
+pub fn workload(
+    id: &str,
+    isolation: vulcan_domain::Isolation,
+) -> (vulcan_domain::Workload, vulcan_domain::WorkloadSpec) {
+    use vulcan_domain::{Code, Isolation, Resources, Runtime, Workload, WorkloadSpec};
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now);
+    let run = Code {
+        runtime: Runtime::Node,
+        isolation,
+        code: Some("export default () => 1".into()),
+        code_archive: Some(vec![1, 2, 3]),
+        image: None,
+        command: None,
+        env: Default::default(),
+        secrets: vec!["DB_PASSWORD".into()],
+        resources: Resources::default(),
+    };
+    let w = Workload::pending(
+        id.to_owned(),
+        "default".into(),
+        &run,
+        Isolation::Auto,
+        "h".into(),
+        now,
+        Some("req-1".into()),
+    );
+    let spec = WorkloadSpec {
+        id: id.to_owned(),
+        tenant: "default".into(),
+        run,
+        input: serde_json::json!({"a": 1}),
+        note: Some("auto: a note".into()),
+        invocation: None,
+    };
+    (w, spec)
 }

@@ -6,18 +6,21 @@ use std::sync::{Arc, Mutex, Weak};
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, Expect, FunctionCode, FunctionStore,
-    ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter, LogLine, LogStream, NodeRecord,
-    NodeState, NodeStore, Overlap, Quota, Refusal, Resources, Role, Runtime, Schedule,
-    ScheduleStore, Sealed, SecretStore, StoreError, TerminalUpdate, Tick, Trigger, Workload,
-    WorkloadSpec, WorkloadStatus, WorkloadStore,
+    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, BenchmarkStore, Code, Expect,
+    FunctionCode, FunctionStore, ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter,
+    LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, Overlap, Quota, Refusal,
+    Resources, Role, Runtime, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore, StoreError,
+    TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
-use vulcan_store::testing::PgServer;
+use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
 
 /// A store under test, behind each of its ports, and a way to reach its tables directly.
 struct Stores {
     workloads: Arc<dyn WorkloadStore>,
+    logs: Arc<dyn LogStore>,
+    stats: Arc<dyn StatsStore>,
+    benchmarks: Arc<dyn BenchmarkStore>,
     access: Arc<dyn AccessStore>,
     nodes: Arc<dyn NodeStore>,
     images: Arc<dyn ImageIndex>,
@@ -65,6 +68,9 @@ async fn sqlite() -> Stores {
     let store = SqliteStore::open(&path).unwrap();
     Stores {
         workloads: Arc::new(store.clone()),
+        logs: Arc::new(store.clone()),
+        stats: Arc::new(store.clone()),
+        benchmarks: Arc::new(store.clone()),
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
         images: Arc::new(store.clone()),
@@ -94,6 +100,9 @@ async fn postgres() -> Stores {
     let store = PgStore::connect(&url).await.unwrap();
     Stores {
         workloads: Arc::new(store.clone()),
+        logs: Arc::new(store.clone()),
+        stats: Arc::new(store.clone()),
+        benchmarks: Arc::new(store.clone()),
         access: Arc::new(store.clone()),
         nodes: Arc::new(store.clone()),
         images: Arc::new(store.clone()),
@@ -103,59 +112,6 @@ async fn postgres() -> Stores {
         raw: Raw::Pg(url),
         _keep: Box::new(server),
     }
-}
-
-fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
-    // Stores keep milliseconds.
-    let now = OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap();
-    let spec = WorkloadSpec {
-        id: id.to_owned(),
-        tenant: "default".into(),
-        runtime: Runtime::Node,
-        isolation,
-        code: Some("export default () => 1".into()),
-        code_archive: Some(vec![1, 2, 3]),
-        image: None,
-        command: None,
-        input: serde_json::json!({"a": 1}),
-        env: Default::default(),
-        resources: Resources::default(),
-        note: Some("auto: a note".into()),
-        invocation: None,
-        secrets: vec!["DB_PASSWORD".into()],
-    };
-    let w = Workload {
-        id: id.to_owned(),
-        status: WorkloadStatus::Pending,
-        isolation,
-        requested_isolation: Isolation::Auto,
-        runtime: Runtime::Node,
-        node_id: None,
-        tenant: "default".into(),
-        input_hash: "h".into(),
-        output: None,
-        exit_code: None,
-        error: None,
-        cpu_limit: 1,
-        mem_limit: 128,
-        timeout_s: 30,
-        duration_ms: None,
-        prepare_ms: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        function: None,
-        function_version: None,
-        trigger: None,
-        cpu_time_ms: None,
-        peak_memory_bytes: None,
-        max_processes: None,
-        request_id: Some("req-1".into()),
-    };
-    (w, spec)
 }
 
 fn done(status: WorkloadStatus, ms: u64) -> TerminalUpdate {
@@ -246,7 +202,7 @@ async fn usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant(s
         .unwrap();
     assert_eq!(killed.cpu_time_ms, None);
     for tenant in [None, Some("default")] {
-        let stats = s.workloads.stats(tenant).await.unwrap();
+        let stats = s.stats.stats(tenant).await.unwrap();
         let gvisor = &stats.backends["gvisor"];
         assert_eq!(
             (
@@ -258,7 +214,7 @@ async fn usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant(s
             "{tenant:?}"
         );
     }
-    let other = s.workloads.stats(Some("someone-else")).await.unwrap();
+    let other = s.stats.stats(Some("someone-else")).await.unwrap();
     assert!(!other.backends.contains_key("gvisor"));
     assert_eq!(
         s.workloads.get("01U1").await.unwrap().request_id.as_deref(),
@@ -354,6 +310,34 @@ async fn an_ending_applies_only_to_the_state_its_writer_expects(s: Stores) {
     assert_eq!(mine.status, WorkloadStatus::Failed);
 }
 
+async fn benchmark_reports_are_kept_whole_and_listed_newest_first(s: Stores) {
+    s.benchmarks
+        .save_benchmark("b1", r#"{"n":1}"#)
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    s.benchmarks
+        .save_benchmark("b2", r#"{"n":2}"#)
+        .await
+        .unwrap();
+    s.benchmarks
+        .save_benchmark("b1", r#"{"n":1,"done":true}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.benchmarks.benchmark("b1").await.unwrap(),
+        r#"{"n":1,"done":true}"#,
+        "a later version replaces the earlier"
+    );
+    assert!(matches!(
+        s.benchmarks.benchmark("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let listed = s.benchmarks.benchmarks(10).await.unwrap();
+    assert_eq!(listed, [r#"{"n":2}"#, r#"{"n":1,"done":true}"#]);
+    assert_eq!(s.benchmarks.benchmarks(1).await.unwrap().len(), 1);
+}
+
 async fn pending_can_fail_directly_but_cannot_complete(s: Stores) {
     let (w, spec) = workload("01C", Isolation::Isolate);
     put(&s, &w, &spec).await;
@@ -372,7 +356,7 @@ async fn pending_can_fail_directly_but_cannot_complete(s: Stores) {
         failed.duration_ms, None,
         "a workload that never ran has no duration"
     );
-    let stats = s.workloads.stats(None).await.unwrap();
+    let stats = s.stats.stats(None).await.unwrap();
     assert!(stats.backends.is_empty(), "nor a place in the figures");
 }
 
@@ -426,7 +410,7 @@ async fn list_filters_pages_with_offset_or_cursor_and_counts_from_the_counters(s
         .unwrap();
     assert_eq!(page.total, 3);
     assert_eq!(page.workloads.len(), 2);
-    let stats = s.workloads.stats(None).await.unwrap();
+    let stats = s.stats.stats(None).await.unwrap();
     assert_eq!(stats.total, 7);
     assert_eq!(stats.by_status["completed"], 1);
     assert_eq!(stats.by_status["pending"], 6);
@@ -444,7 +428,7 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored(s: Sto
         line: text.into(),
         created_at: OffsetDateTime::now_utc(),
     };
-    s.workloads
+    s.logs
         .append_logs(
             "01E",
             &[
@@ -454,7 +438,7 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored(s: Sto
         )
         .await
         .unwrap();
-    s.workloads
+    s.logs
         .append_logs(
             "01E",
             &[
@@ -464,18 +448,14 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored(s: Sto
         )
         .await
         .unwrap();
-    let all = s.workloads.logs("01E", None).await.unwrap();
+    let all = s.logs.logs("01E", None).await.unwrap();
     let texts: Vec<_> = all.iter().map(|l| l.line.as_str()).collect();
     assert_eq!(texts, ["boot", "hi", "oops"]);
     assert_eq!(all[2].stream, LogStream::Stderr);
-    let stdout = s
-        .workloads
-        .logs("01E", Some(LogStream::Stdout))
-        .await
-        .unwrap();
+    let stdout = s.logs.logs("01E", Some(LogStream::Stdout)).await.unwrap();
     assert_eq!(stdout.len(), 1);
     let after: Vec<u64> = s
-        .workloads
+        .logs
         .logs_after("01E", 1)
         .await
         .unwrap()
@@ -484,7 +464,7 @@ async fn log_lines_keep_their_order_and_stream_and_duplicates_are_ignored(s: Sto
         .collect();
     assert_eq!(after, [2, 3]);
     assert!(matches!(
-        s.workloads.logs("zzz", None).await,
+        s.logs.logs("zzz", None).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -511,15 +491,15 @@ async fn tenants_see_their_own_lists_and_figures_from_their_own_counters(s: Stor
         .unwrap();
     assert_eq!(page.total, 2);
     assert!(page.workloads.iter().all(|w| w.tenant == "a"));
-    let b = s.workloads.stats(Some("b")).await.unwrap();
+    let b = s.stats.stats(Some("b")).await.unwrap();
     assert_eq!((b.total, b.by_status["pending"]), (1, 1));
     assert!(b.backends.is_empty());
-    let a = s.workloads.stats(Some("a")).await.unwrap();
+    let a = s.stats.stats(Some("a")).await.unwrap();
     assert_eq!(
         (a.total, a.backends["isolate"].finished, a.avg_duration_ms),
         (2, 1, 40.0)
     );
-    assert_eq!(s.workloads.stats(None).await.unwrap().total, 3);
+    assert_eq!(s.stats.stats(None).await.unwrap().total, 3);
 }
 
 async fn claims_go_oldest_first_to_one_node_each_and_only_the_claimant_starts(s: Stores) {
@@ -541,7 +521,7 @@ async fn claims_go_oldest_first_to_one_node_each_and_only_the_claimant_starts(s:
         .unwrap();
     assert_eq!(first.workload.id, "01Q0");
     assert_eq!(first.spec.note.as_deref(), Some("auto: a note"));
-    assert_eq!(first.spec.code_archive, Some(vec![1, 2, 3]));
+    assert_eq!(first.spec.run.code_archive, Some(vec![1, 2, 3]));
     let second = s
         .workloads
         .claim("b", Isolation::Gvisor)
@@ -1031,15 +1011,17 @@ async fn images_are_registered_once_with_one_default_and_the_nodes_that_have_the
 
 fn function_code(code: &str) -> FunctionCode {
     FunctionCode {
-        runtime: Runtime::Node,
-        isolation: Isolation::Auto,
-        code: Some(code.into()),
-        code_archive: Some(vec![9, 9]),
-        image: None,
-        command: None,
-        env: Default::default(),
-        secrets: Vec::new(),
-        resources: Resources::default(),
+        run: Code {
+            runtime: Runtime::Node,
+            isolation: Isolation::Auto,
+            code: Some(code.into()),
+            code_archive: Some(vec![9, 9]),
+            image: None,
+            command: None,
+            env: Default::default(),
+            secrets: Vec::new(),
+            resources: Resources::default(),
+        },
         reuse: true,
         max_instances: 2,
         idle_timeout_s: 60,
@@ -1057,7 +1039,7 @@ async fn functions_deploy_immutable_versions_roll_back_and_count_invocations(s: 
         (first.version.version, first.created, first.changed),
         (1, true, true)
     );
-    assert_eq!(first.version.code.code_archive, Some(vec![9, 9]));
+    assert_eq!(first.version.code.run.code_archive, Some(vec![9, 9]));
     let same = f
         .deploy("t", "hello", &function_code("v1"), "d1")
         .await
@@ -1083,7 +1065,7 @@ async fn functions_deploy_immutable_versions_roll_back_and_count_invocations(s: 
     ));
     let v1 = f.version("t", "hello", 1).await.unwrap();
     assert_eq!(
-        (v1.digest.as_str(), v1.code.code.as_deref()),
+        (v1.digest.as_str(), v1.code.run.code.as_deref()),
         ("d1", Some("v1"))
     );
     let versions: Vec<u32> = f
@@ -1455,24 +1437,16 @@ async fn workloads_created_per_minute_come_from_a_range_of_ids_per_tenant(s: Sto
         put(&s, &w, &spec).await;
     }
     let since = now - time::Duration::hours(1);
-    let all = s.workloads.created_per_minute(None, since).await.unwrap();
+    let all = s.stats.created_per_minute(None, since).await.unwrap();
     let two_ago = minute(now - time::Duration::seconds(120));
     assert_eq!(
         all,
         std::collections::BTreeMap::from([(two_ago, 1), (minute(now), 2)]),
         "the one two hours old is outside the window"
     );
-    let a = s
-        .workloads
-        .created_per_minute(Some("a"), since)
-        .await
-        .unwrap();
+    let a = s.stats.created_per_minute(Some("a"), since).await.unwrap();
     assert_eq!(a, std::collections::BTreeMap::from([(minute(now), 2)]));
-    let none = s
-        .workloads
-        .created_per_minute(Some("c"), since)
-        .await
-        .unwrap();
+    let none = s.stats.created_per_minute(Some("c"), since).await.unwrap();
     assert!(none.is_empty());
 }
 
@@ -1502,6 +1476,7 @@ contract!(
     usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant,
     a_stale_update_cannot_overwrite_a_terminal_state,
     an_ending_applies_only_to_the_state_its_writer_expects,
+    benchmark_reports_are_kept_whole_and_listed_newest_first,
     pending_can_fail_directly_but_cannot_complete,
     list_filters_pages_with_offset_or_cursor_and_counts_from_the_counters,
     log_lines_keep_their_order_and_stream_and_duplicates_are_ignored,

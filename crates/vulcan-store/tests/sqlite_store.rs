@@ -1,61 +1,9 @@
 //! What only the SQLite store has (the shared contract is `tests/contract.rs`): its file,
 //! its write-ahead log and checkpoints, its upgrade from earlier schemas.
 
-use time::OffsetDateTime;
-use vulcan_domain::{
-    Admission, Isolation, ListFilter, Resources, Runtime, Workload, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
-};
+use vulcan_domain::{Admission, Isolation, ListFilter, StatsStore, WorkloadStore};
+use vulcan_store::testing::workload;
 use vulcan_store::SqliteStore;
-
-fn workload(id: &str, isolation: Isolation) -> (Workload, WorkloadSpec) {
-    let now = OffsetDateTime::now_utc();
-    let spec = WorkloadSpec {
-        id: id.to_owned(),
-        tenant: "default".into(),
-        runtime: Runtime::Node,
-        isolation,
-        code: Some("export default () => 1".into()),
-        code_archive: None,
-        image: None,
-        command: None,
-        input: serde_json::json!({"a": 1}),
-        env: Default::default(),
-        resources: Resources::default(),
-        note: None,
-        invocation: None,
-        secrets: Vec::new(),
-    };
-    let w = Workload {
-        id: id.to_owned(),
-        status: WorkloadStatus::Pending,
-        isolation,
-        requested_isolation: Isolation::Auto,
-        runtime: Runtime::Node,
-        node_id: None,
-        tenant: "default".into(),
-        input_hash: "h".into(),
-        output: None,
-        exit_code: None,
-        error: None,
-        cpu_limit: 1,
-        mem_limit: 128,
-        timeout_s: 30,
-        duration_ms: None,
-        prepare_ms: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        function: None,
-        function_version: None,
-        trigger: None,
-        cpu_time_ms: None,
-        peak_memory_bytes: None,
-        max_processes: None,
-        request_id: Some("req-1".into()),
-    };
-    (w, spec)
-}
 
 fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
-use vulcan_domain::{AccessStore, ApiKey, Quota, Role};
 use vulcan_domain::{
-    Alone, FunctionStore, ImageIndex, NodeStore, ScheduleStore, SecretStore, Signal, SignalBus,
-    WorkloadStore,
+    AccessStore, Alone, ApiKey, BenchmarkStore, FunctionStore, ImageIndex, LogStore, NodeStore,
+    Quota, Role, ScheduleStore, SecretStore, SignalBus, StatsStore, WorkloadStore,
 };
 use vulcan_engine::secrets::{Keyring, SecretKey};
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
@@ -98,18 +97,34 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
     config
 }
 
-/// Where state is kept: the ports of one store, how this node tells the others, and the
-/// signals they send it.
+/// Where state is kept: the ports of one store, and how this node talks with the others.
 struct Backing {
-    workloads: Arc<dyn WorkloadStore>,
-    functions: Arc<dyn FunctionStore>,
-    schedules: Arc<dyn ScheduleStore>,
-    secrets: Arc<dyn SecretStore>,
-    access: Arc<dyn AccessStore>,
-    nodes: Arc<dyn NodeStore>,
+    stores: vulcan_engine::Stores,
     images: Arc<dyn ImageIndex>,
-    bus: Arc<dyn SignalBus>,
-    signals: Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>,
+}
+
+impl Backing {
+    /// Every port from one store, with `bus`.
+    fn of<S>(store: S, bus: Arc<dyn SignalBus>) -> Backing
+    where
+        S: WorkloadStore
+            + LogStore
+            + StatsStore
+            + BenchmarkStore
+            + NodeStore
+            + FunctionStore
+            + ScheduleStore
+            + SecretStore
+            + AccessStore
+            + ImageIndex
+            + Clone
+            + 'static,
+    {
+        Backing {
+            stores: vulcan_engine::Stores::of(store.clone(), bus),
+            images: Arc::new(store),
+        }
+    }
 }
 
 /// PostgreSQL if `VULCAN_DATABASE_URL` is set (a cluster), else the SQLite file.
@@ -117,32 +132,12 @@ async fn open_store(args: &ServeArgs) -> Result<Backing, String> {
     if let Some(url) = &args.database_url {
         let store = PgStore::connect(url).await.map_err(|e| e.to_string())?;
         tracing::info!("store open (PostgreSQL, shared by the cluster)");
-        return Ok(Backing {
-            workloads: Arc::new(store.clone()),
-            functions: Arc::new(store.clone()),
-            schedules: Arc::new(store.clone()),
-            secrets: Arc::new(store.clone()),
-            access: Arc::new(store.clone()),
-            nodes: Arc::new(store.clone()),
-            images: Arc::new(store.clone()),
-            signals: Some(store.listen()),
-            bus: Arc::new(store),
-        });
+        return Ok(Backing::of(store.clone(), Arc::new(store)));
     }
     let db_path = args.db_path();
     let store = SqliteStore::open(&db_path).map_err(|e| e.to_string())?;
     tracing::info!(path = %db_path.display(), "store open (SQLite, WAL)");
-    Ok(Backing {
-        workloads: Arc::new(store.clone()),
-        functions: Arc::new(store.clone()),
-        schedules: Arc::new(store.clone()),
-        secrets: Arc::new(store.clone()),
-        access: Arc::new(store.clone()),
-        nodes: Arc::new(store.clone()),
-        images: Arc::new(store),
-        bus: Arc::new(Alone),
-        signals: None,
-    })
+    Ok(Backing::of(store, Arc::new(Alone)))
 }
 
 fn decode_key(name: &str, text: &str) -> Result<SecretKey, String> {
@@ -264,11 +259,11 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     args.data_dir = std::fs::canonicalize(&args.data_dir)
         .map_err(|e| format!("cannot resolve {}: {e}", args.data_dir.display()))?;
     let trusted_proxies = vulcan_api::TrustedProxies::parse(&args.trusted_proxies)?;
-    let mut backing = open_store(&args).await?;
-    bootstrap_admin(&args, backing.access.as_ref()).await?;
+    let backing = open_store(&args).await?;
+    bootstrap_admin(&args, backing.stores.access.as_ref()).await?;
 
     let mut config = engine_config(&args);
-    config.keyring = Some(keyring(&args, backing.secrets.as_ref()).await?);
+    config.keyring = Some(keyring(&args, backing.stores.secrets.as_ref()).await?);
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
     isolate.pool_size = args.isolate_pool_size;
     isolate.pool_heap_mb = args.default_mem_mb;
@@ -351,17 +346,8 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         }
     }
 
-    let stores = vulcan_engine::Stores {
-        workloads: backing.workloads.clone(),
-        nodes: backing.nodes.clone(),
-        functions: backing.functions.clone(),
-        schedules: backing.schedules.clone(),
-        secrets: backing.secrets.clone(),
-        access: backing.access.clone(),
-        bus: backing.bus.clone(),
-    };
     let engine =
-        Engine::new(config, stores, registry, Metrics::new()).with_images(Arc::new(images));
+        Engine::new(config, backing.stores, registry, Metrics::new()).with_images(Arc::new(images));
     let (failed, rerun) = engine
         .recover()
         .await
@@ -374,15 +360,6 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         );
     }
     engine.start();
-    if let Some(mut signals) = backing.signals.take() {
-        let receiver = engine.clone();
-        tokio::spawn(async move {
-            while let Some(signal) = signals.recv().await {
-                receiver.signal(signal);
-            }
-        });
-    }
-
     let listener = listen(args.listen_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen_addr))?;
     tracing::info!(addr = %args.listen_addr, node = %engine.config().node_id, "vulcan listening");

@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 /// `?actor=&action=&tenant=&outcome=&limit=&offset=` (limit 1–1000, default 100).
-#[utoipa::path(get, path = "/v1/audit", tag = "access", params(("actor" = Option<String>, Query), ("action" = Option<String>, Query), ("tenant" = Option<String>, Query), ("outcome" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)"), ("offset" = Option<u64>, Query)), responses((status = 200, description = "OK", body = Vec<vulcan_domain::AuditEntry>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/audit", tag = "access", params(("actor" = Option<String>, Query), ("action" = Option<String>, Query), ("tenant" = Option<String>, Query), ("outcome" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)"), ("offset" = Option<u64>, Query)), responses((status = 200, description = "OK", body = Vec<vulcan_domain::AuditEntry>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -21,7 +21,7 @@ fn parse(json: &str) -> Result<BenchmarkReport, ApiError> {
 }
 
 /// `POST /v1/benchmarks`: `202` with the running report; poll `GET /v1/benchmarks/{id}`.
-#[utoipa::path(post, path = "/v1/benchmarks", tag = "cluster", request_body = vulcan_engine::BenchmarkRequest, responses((status = 202, description = "Accepted", body = vulcan_engine::BenchmarkReport), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/benchmarks", tag = "cluster", request_body = vulcan_engine::BenchmarkRequest, responses((status = 202, description = "Accepted", body = vulcan_engine::BenchmarkReport), crate::error::Errors))]
 pub async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -41,7 +41,7 @@ pub async fn start(
     }
 }
 
-#[utoipa::path(get, path = "/v1/benchmarks/{id}", tag = "cluster", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_engine::BenchmarkReport), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/benchmarks/{id}", tag = "cluster", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_engine::BenchmarkReport), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -51,7 +51,7 @@ pub async fn show(
     if let Some(report) = state.benchmarks.live(&id) {
         return Ok(Json(report));
     }
-    match state.engine.store().benchmark(&id).await {
+    match state.engine.benchmark_report(&id).await {
         Ok(json) => Ok(Json(parse(&json)?)),
         Err(StoreError::NotFound(_)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -67,7 +67,7 @@ pub struct ListQuery {
 }
 
 /// Kept reports, newest first (`?limit=`, default 20, at most 100).
-#[utoipa::path(get, path = "/v1/benchmarks", tag = "cluster", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)")), responses((status = 200, description = "OK", body = Vec<vulcan_engine::BenchmarkReport>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/benchmarks", tag = "cluster", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)")), responses((status = 200, description = "OK", body = Vec<vulcan_engine::BenchmarkReport>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -80,7 +80,7 @@ pub async fn list(
             "query parameter limit={limit} is out of range: use 1 to 100"
         )));
     }
-    let stored = state.engine.store().benchmarks(limit).await?;
+    let stored = state.engine.benchmark_reports(limit).await?;
     let mut reports: Vec<BenchmarkReport> =
         stored.iter().map(|j| parse(j)).collect::<Result<_, _>>()?;
     for live in state.benchmarks.live_all() {

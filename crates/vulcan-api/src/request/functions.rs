@@ -4,49 +4,35 @@
 //!
 //! Functions belong to the caller's tenant; an admin names another with `?tenant=`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use vulcan_domain::{Function, FunctionVersion, Isolation, Permission, Runtime, Workload};
-use vulcan_engine::{DeployRequest, Submission};
+use vulcan_domain::{Function, FunctionVersion, Permission, Workload};
+use vulcan_engine::DeployRequest;
 
 use crate::auth::{AuditTarget, Caller};
-use crate::extract::{InputBody, JsonBody};
+use crate::extract::{Fields, FlatJson, InputBody, JsonBody};
+use crate::request::code::CodeBody;
 use crate::{ApiError, AppState};
 
-/// `PUT /v1/functions/{name}`.
+/// `PUT /v1/functions/{name}`: what to run, and how its instances are kept.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DeployBody {
-    runtime: Option<String>,
-    isolation: Option<String>,
-    code: Option<String>,
-    /// Base64 of a gzip-compressed tar archive.
-    code_archive: Option<String>,
-    image: Option<String>,
-    command: Option<Vec<String>>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    #[serde(default)]
-    secrets: Vec<String>,
-    #[serde(default)]
-    resources: DeployResources,
+    #[serde(flatten)]
+    code: CodeBody,
     reuse: Option<bool>,
     max_instances: Option<u32>,
     idle_timeout_s: Option<u32>,
     public: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct DeployResources {
-    cpus: Option<u32>,
-    mem_mb: Option<u32>,
-    timeout_s: Option<u32>,
+impl Fields for DeployBody {
+    fn fields() -> Vec<&'static str> {
+        crate::request::code::fields_with(&["reuse", "max_instances", "idle_timeout_s", "public"])
+    }
 }
 
 /// A version as answered: what it runs, without the archive's bytes.
@@ -60,7 +46,7 @@ pub struct VersionView {
 impl From<FunctionVersion> for VersionView {
     fn from(version: FunctionVersion) -> Self {
         VersionView {
-            code_archive_bytes: version.code.code_archive.as_ref().map(Vec::len),
+            code_archive_bytes: version.code.run.code_archive.as_ref().map(Vec::len),
             version,
         }
     }
@@ -89,56 +75,20 @@ pub(crate) fn tenant_of(
     }
 }
 
-fn parse_kind<T: std::str::FromStr>(field: &str, v: Option<String>) -> Result<Option<T>, ApiError>
-where
-    T::Err: std::fmt::Display,
-{
-    v.map(|v| v.parse::<T>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("\"{field}\": {e}")))
-}
-
 /// `PUT /v1/functions/{name}`: deploys; `201` for a new function, `200` after.
-#[utoipa::path(put, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = DeployBody, responses((status = 201, description = "The first version", body = Deployed), (status = 200, description = "A new version, or the current one unchanged", body = Deployed), crate::openapi::Errors))]
+#[utoipa::path(put, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = DeployBody, responses((status = 201, description = "The first version", body = Deployed), (status = 200, description = "A new version, or the current one unchanged", body = Deployed), crate::error::Errors))]
 pub async fn deploy(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-    JsonBody(body): JsonBody<DeployBody>,
+    FlatJson(body): FlatJson<DeployBody>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Deployed>), ApiError> {
     caller.require(Permission::FunctionsWrite)?;
     let tenant = tenant_of(&caller, &params)?;
-    let code_archive = body
-        .code_archive
-        .map(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "\"code_archive\" is not valid base64 ({e}): send a base64-encoded tar.gz"
-                    ))
-                })
-        })
-        .transpose()?;
-    let submission = Submission {
-        runtime: parse_kind::<Runtime>("runtime", body.runtime)?,
-        isolation: parse_kind::<Isolation>("isolation", body.isolation)?,
-        code: body.code,
-        code_archive,
-        image: body.image,
-        command: body.command,
-        env: body.env,
-        cpus: body.resources.cpus,
-        mem_mb: body.resources.mem_mb,
-        timeout_s: body.resources.timeout_s,
-        tenant: tenant.clone(),
-        pulls: caller.image_pulls(),
-        ..Submission::default()
-    };
     let request = DeployRequest {
-        submission,
-        secrets: body.secrets,
+        code: body.code.into_request()?,
+        pulls: caller.image_pulls(),
         reuse: body.reuse,
         max_instances: body.max_instances,
         idle_timeout_s: body.idle_timeout_s,
@@ -176,7 +126,7 @@ async fn with_instances(
     Ok(functions)
 }
 
-#[utoipa::path(get, path = "/v1/functions", tag = "functions", responses((status = 200, description = "OK", body = Vec<vulcan_domain::Function>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/functions", tag = "functions", responses((status = 200, description = "OK", body = Vec<vulcan_domain::Function>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -186,7 +136,7 @@ pub async fn list(
     Ok(Json(with_instances(&state, functions).await?))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 200, description = "OK", body = vulcan_domain::Function), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 200, description = "OK", body = vulcan_domain::Function), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -200,7 +150,7 @@ pub async fn show(
     Ok(Json(one.remove(0)))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}/versions", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 200, description = "OK", body = Vec<VersionView>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/functions/{name}/versions", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 200, description = "OK", body = Vec<VersionView>), crate::error::Errors))]
 pub async fn versions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -220,7 +170,7 @@ pub struct ActiveBody {
 }
 
 /// `PUT /v1/functions/{name}/active` `{"version"}`: roll back or forward.
-#[utoipa::path(put, path = "/v1/functions/{name}/active", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = ActiveBody, responses((status = 200, description = "OK", body = vulcan_domain::Function), crate::openapi::Errors))]
+#[utoipa::path(put, path = "/v1/functions/{name}/active", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = ActiveBody, responses((status = 200, description = "OK", body = vulcan_domain::Function), crate::error::Errors))]
 pub async fn activate(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -236,7 +186,7 @@ pub async fn activate(
 }
 
 /// `DELETE /v1/functions/{name}`: `204`; its instances stop, its history stays.
-#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 204, description = "Deleted; its history is kept"), crate::openapi::Errors))]
+#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 204, description = "Deleted; its history is kept"), crate::error::Errors))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -254,7 +204,7 @@ pub async fn remove(
 
 /// `POST /v1/functions/{name}/invoke[?async=true]`: the body is the input. Answers like
 /// `POST /v1/workloads` (or `/v1/workloads/async` with `async=true`).
-#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path), ("async" = Option<bool>, Query, description = "Answer 202 at once"), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 200, description = "OK", body = vulcan_domain::Workload), (status = 202, description = "Accepted", body = vulcan_domain::Workload), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path), ("async" = Option<bool>, Query, description = "Answer 202 at once"), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 200, description = "OK", body = vulcan_domain::Workload), (status = 202, description = "Accepted", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn invoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -56,7 +56,7 @@ fn without_network_detail(reference: &str, e: ImageError) -> ImageError {
 /// `POST /v1/images` `{"reference", "default"?, "resources"?}`: pulls (again) and registers.
 /// An admin may pull from any registry (which is then allowed); others only from allowed
 /// ones, and a failed pull tells them no network detail.
-#[utoipa::path(post, path = "/v1/images", tag = "images", request_body = vulcan_domain::PullRequest, responses((status = 201, description = "Created", body = vulcan_domain::ImageRecord), (status = 200, description = "OK", body = vulcan_domain::ImageRecord), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/images", tag = "images", request_body = vulcan_domain::PullRequest, responses((status = 201, description = "Created", body = vulcan_domain::ImageRecord), (status = 200, description = "OK", body = vulcan_domain::ImageRecord), crate::error::Errors))]
 pub async fn pull(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -96,7 +96,7 @@ pub async fn pull(
     Ok((StatusCode::CREATED, Extension(target), Json(record)))
 }
 
-#[utoipa::path(get, path = "/v1/images", tag = "images", responses((status = 200, description = "OK", body = Vec<vulcan_domain::ImageRecord>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/images", tag = "images", responses((status = 200, description = "OK", body = Vec<vulcan_domain::ImageRecord>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -105,7 +105,7 @@ pub async fn list(
     Ok(Json(catalog(&state)?.list().await?))
 }
 
-#[utoipa::path(get, path = "/v1/images/{reference}", tag = "images", params(("reference" = String, Path, description = "The image reference; its slashes are part of the path")), responses((status = 200, description = "OK", body = vulcan_domain::ImageRecord), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/images/{reference}", tag = "images", params(("reference" = String, Path, description = "The image reference; its slashes are part of the path")), responses((status = 200, description = "OK", body = vulcan_domain::ImageRecord), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -115,7 +115,7 @@ pub async fn show(
     Ok(Json(catalog(&state)?.get(&reference).await?))
 }
 
-#[utoipa::path(delete, path = "/v1/images/{reference}", tag = "images", params(("reference" = String, Path)), responses((status = 204, description = "Removed"), crate::openapi::Errors))]
+#[utoipa::path(delete, path = "/v1/images/{reference}", tag = "images", params(("reference" = String, Path)), responses((status = 204, description = "Removed"), crate::error::Errors))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

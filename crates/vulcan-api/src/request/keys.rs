@@ -45,7 +45,7 @@ fn valid_name(what: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
-#[utoipa::path(post, path = "/v1/keys", tag = "access", request_body = CreateKey, responses((status = 201, description = "Created", body = CreatedKey), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/keys", tag = "access", request_body = CreateKey, responses((status = 201, description = "Created", body = CreatedKey), crate::error::Errors))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -88,7 +88,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/keys", tag = "access", responses((status = 200, description = "OK", body = Vec<vulcan_domain::ApiKey>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/keys", tag = "access", responses((status = 200, description = "OK", body = Vec<vulcan_domain::ApiKey>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -97,7 +97,7 @@ pub async fn list(
     Ok(Json(state.engine.keys(None).await?))
 }
 
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "access", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::ApiKey), crate::openapi::Errors))]
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "access", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::ApiKey), crate::error::Errors))]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -48,7 +48,7 @@ pub struct LogHistory {
 }
 
 /// `GET /v1/workloads/{id}/logs/history[?stream=]`: every persisted line, in order.
-#[utoipa::path(get, path = "/v1/workloads/{id}/logs/history", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "OK", body = LogHistory), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/workloads/{id}/logs/history", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "OK", body = LogHistory), crate::error::Errors))]
 pub async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -58,7 +58,7 @@ pub async fn history(
     caller.require(Permission::WorkloadsRead)?;
     let filter = stream_filter(&params)?;
     visible(&state, &caller, &id).await?;
-    let lines = state.engine.store().logs(&id, filter).await?;
+    let lines = state.engine.logs(&id, filter).await?;
     Ok(Json(LogHistory {
         workload_id: id,
         lines,
@@ -67,7 +67,7 @@ pub async fn history(
 
 /// `GET /v1/workloads/{id}/logs[?stream=]`: one `log` event per line as it is produced
 /// (a finished workload replays its lines), then one `done` event with the final status.
-#[utoipa::path(get, path = "/v1/workloads/{id}/logs", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "Server-sent events: `log` per line, then `done`", content_type = "text/event-stream", body = SseLogEvent), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/workloads/{id}/logs", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "Server-sent events: `log` per line, then `done`", content_type = "text/event-stream", body = SseLogEvent), crate::error::Errors))]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -148,7 +148,7 @@ pub(crate) async fn feed(
     if follow_stored(&engine, &id, &mut feed).await.is_err() {
         return;
     }
-    let data = match engine.store().get(&id).await {
+    let data = match engine.workload(&id).await {
         Ok(w) => {
             serde_json::json!({ "status": w.status, "exit_code": w.exit_code, "error": w.error })
         }
@@ -168,12 +168,8 @@ async fn follow_stored(engine: &Engine, id: &str, feed: &mut Feed) -> Result<(),
         if engine.broker().subscribe(id).is_some() {
             follow(engine, id, feed).await?;
         }
-        let status = engine.store().get(id).await.map_err(drop)?.status;
-        let lines = engine
-            .store()
-            .logs_after(id, feed.last_seq)
-            .await
-            .map_err(drop)?;
+        let status = engine.workload(id).await.map_err(drop)?.status;
+        let lines = engine.logs_after(id, feed.last_seq).await.map_err(drop)?;
         feed.lines(lines).await?;
         if status.is_terminal() {
             return Ok(());

@@ -19,7 +19,7 @@ pub struct Me {
     permissions: Vec<&'static str>,
 }
 
-#[utoipa::path(get, path = "/v1/me", tag = "access", responses((status = 200, description = "OK", body = Me), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/me", tag = "access", responses((status = 200, description = "OK", body = Me), crate::error::Errors))]
 pub async fn show(
     axum::extract::State(state): axum::extract::State<crate::AppState>,
     Extension(caller): Extension<Caller>,

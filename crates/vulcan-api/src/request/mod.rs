@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backends;
 pub mod benchmarks;
+pub mod code;
 pub mod functions;
 pub mod health;
 pub mod images;

@@ -32,13 +32,13 @@ fn view(state: &AppState, record: NodeRecord) -> Node {
     }
 }
 
-#[utoipa::path(get, path = "/v1/nodes", tag = "cluster", responses((status = 200, description = "OK", body = Vec<Node>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/nodes", tag = "cluster", responses((status = 200, description = "OK", body = Vec<Node>), crate::error::Errors))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Node>>, ApiError> {
     let nodes = state.engine.nodes().await?;
     Ok(Json(nodes.into_iter().map(|n| view(&state, n)).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/nodes/{id}", tag = "cluster", params(("id" = String, Path)), responses((status = 200, description = "OK", body = Node), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/nodes/{id}", tag = "cluster", params(("id" = String, Path)), responses((status = 200, description = "OK", body = Node), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -17,7 +17,7 @@ use crate::request::functions::tenant_of;
 use crate::{ApiError, AppState};
 
 /// `POST /v1/schedules`: `201` with the schedule (its `id` and `next_run_at`).
-#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", params(("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = vulcan_engine::ScheduleRequest, responses((status = 201, description = "Created", body = vulcan_domain::Schedule), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", params(("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = vulcan_engine::ScheduleRequest, responses((status = 201, description = "Created", body = vulcan_domain::Schedule), crate::error::Errors))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -31,7 +31,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Extension(target), Json(schedule)))
 }
 
-#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", responses((status = 200, description = "OK", body = Vec<vulcan_domain::Schedule>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", responses((status = 200, description = "OK", body = Vec<vulcan_domain::Schedule>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -40,7 +40,7 @@ pub async fn list(
     Ok(Json(state.engine.schedules(caller.scope()).await?))
 }
 
-#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::Schedule), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::Schedule), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -51,7 +51,7 @@ pub async fn show(
 }
 
 /// `PATCH /v1/schedules/{id}`: enable, disable or change it.
-#[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)), request_body = vulcan_engine::SchedulePatch, responses((status = 200, description = "OK", body = vulcan_domain::Schedule), crate::openapi::Errors))]
+#[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)), request_body = vulcan_engine::SchedulePatch, responses((status = 200, description = "OK", body = vulcan_domain::Schedule), crate::error::Errors))]
 pub async fn patch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -67,7 +67,7 @@ pub async fn patch(
     Ok((Extension(target), Json(schedule)))
 }
 
-#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)), responses((status = 204, description = "Deleted; its runs stay"), crate::openapi::Errors))]
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)), responses((status = 204, description = "Deleted; its runs stay"), crate::error::Errors))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -46,7 +46,7 @@ fn secret_body(body: serde_json::Value) -> Result<SecretBody, ApiError> {
 }
 
 /// `PUT /v1/secrets/{name}` `{"value"}`: stores a new version (`200`, never the value).
-#[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SecretBody, responses((status = 200, description = "OK", body = vulcan_domain::SecretInfo), crate::openapi::Errors))]
+#[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SecretBody, responses((status = 200, description = "OK", body = vulcan_domain::SecretInfo), crate::error::Errors))]
 pub async fn put(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -63,7 +63,7 @@ pub async fn put(
 }
 
 /// `GET /v1/secrets`: names, versions and times of the caller's tenant (an admin's: all).
-#[utoipa::path(get, path = "/v1/secrets", tag = "secrets", responses((status = 200, description = "OK", body = Vec<vulcan_domain::SecretInfo>), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/secrets", tag = "secrets", responses((status = 200, description = "OK", body = Vec<vulcan_domain::SecretInfo>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -72,7 +72,7 @@ pub async fn list(
     Ok(Json(state.engine.secrets(caller.scope()).await?))
 }
 
-#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 204, description = "Deleted"), crate::openapi::Errors))]
+#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), responses((status = 204, description = "Deleted"), crate::error::Errors))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -98,7 +98,7 @@ pub struct Rotated {
 }
 
 /// `POST /v1/secrets/rotate-key` (admin): seals every value again under the current key.
-#[utoipa::path(post, path = "/v1/secrets/rotate-key", tag = "secrets", responses((status = 200, description = "OK", body = Rotated), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/secrets/rotate-key", tag = "secrets", responses((status = 200, description = "OK", body = Rotated), crate::error::Errors))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -13,18 +13,18 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 /// Figures over the caller's tenant (every tenant for admins).
-#[utoipa::path(get, path = "/v1/stats", tag = "cluster", responses((status = 200, description = "OK", body = vulcan_domain::Stats), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/stats", tag = "cluster", responses((status = 200, description = "OK", body = vulcan_domain::Stats), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Stats>, ApiError> {
     caller.require(Permission::StatsRead)?;
-    Ok(Json(state.engine.store().stats(caller.scope()).await?))
+    Ok(Json(state.engine.stats(caller.scope()).await?))
 }
 
 /// Workloads created per minute over the last `minutes` (1–1440, default 60), of the
 /// caller's tenant (every tenant for admins): what the dashboard's chart starts from.
-#[utoipa::path(get, path = "/v1/stats/timeline", tag = "cluster", params(("minutes" = Option<u32>, Query, description = "1 to 1440 (default 60)")), responses((status = 200, description = "OK", body = vulcan_domain::Timeline), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/stats/timeline", tag = "cluster", params(("minutes" = Option<u32>, Query, description = "1 to 1440 (default 60)")), responses((status = 200, description = "OK", body = vulcan_domain::Timeline), crate::error::Errors))]
 pub async fn timeline(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -48,14 +48,13 @@ pub async fn timeline(
         now - time::Duration::seconds(i64::from(minutes - 1) * 60 + i64::from(now.second()));
     let counts = state
         .engine
-        .store()
         .created_per_minute(caller.scope(), window_start)
         .await?;
     Ok(Json(Timeline::assemble(now, minutes, &counts)))
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.
-#[utoipa::path(get, path = "/metrics", tag = "cluster", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/metrics", tag = "cluster", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String), crate::error::Errors))]
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

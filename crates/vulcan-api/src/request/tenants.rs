@@ -19,7 +19,7 @@ pub struct TenantQuota {
     quota: Quota,
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/quota", tag = "access", params(("tenant" = String, Path)), responses((status = 200, description = "OK", body = TenantQuota), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/quota", tag = "access", params(("tenant" = String, Path)), responses((status = 200, description = "OK", body = TenantQuota), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -37,7 +37,7 @@ pub async fn show(
     }))
 }
 
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/quota", tag = "access", params(("tenant" = String, Path)), request_body = vulcan_domain::Quota, responses((status = 200, description = "OK", body = TenantQuota), crate::openapi::Errors))]
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/quota", tag = "access", params(("tenant" = String, Path)), request_body = vulcan_domain::Quota, responses((status = 200, description = "OK", body = TenantQuota), crate::error::Errors))]
 pub async fn set(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -184,7 +184,7 @@ fn from_output(output: &str) -> Response {
 }
 
 /// `ANY /fn/{tenant}/{name}`.
-#[utoipa::path(method(get, post, put, patch, delete), path = "/fn/{tenant}/{name}", tag = "functions", params(("tenant" = String, Path), ("name" = String, Path)), request_body(content = String, description = "Passed to the function as `body`", content_type = "application/octet-stream"), responses((status = 200, description = "What the function returned"), (status = 502, description = "The function failed", body = crate::openapi::ErrorBody), (status = 504, description = "The function timed out", body = crate::openapi::ErrorBody), crate::openapi::Errors))]
+#[utoipa::path(method(get, post, put, patch, delete), path = "/fn/{tenant}/{name}", tag = "functions", params(("tenant" = String, Path), ("name" = String, Path)), request_body(content = String, description = "Passed to the function as `body`", content_type = "application/octet-stream"), responses((status = 200, description = "What the function returned"), (status = 502, description = "The function failed", body = crate::error::ErrorBody), (status = 504, description = "The function timed out", body = crate::error::ErrorBody), crate::error::Errors))]
 pub async fn call(
     state: State<AppState>,
     caller: Extension<Caller>,
@@ -210,7 +210,7 @@ pub async fn call(
 
 /// `ANY /fn/{tenant}/{name}/{*path}`.
 #[allow(clippy::too_many_arguments)]
-#[utoipa::path(method(get, post, put, patch, delete), path = "/fn/{tenant}/{name}/{path}", tag = "functions", params(("tenant" = String, Path), ("name" = String, Path), ("path" = String, Path)), request_body(content = String, content_type = "application/octet-stream"), responses((status = 200, description = "What the function returned"), (status = 502, description = "The function failed", body = crate::openapi::ErrorBody), (status = 504, description = "The function timed out", body = crate::openapi::ErrorBody), crate::openapi::Errors))]
+#[utoipa::path(method(get, post, put, patch, delete), path = "/fn/{tenant}/{name}/{path}", tag = "functions", params(("tenant" = String, Path), ("name" = String, Path), ("path" = String, Path)), request_body(content = String, content_type = "application/octet-stream"), responses((status = 200, description = "What the function returned"), (status = 502, description = "The function failed", body = crate::error::ErrorBody), (status = 504, description = "The function timed out", body = crate::error::ErrorBody), crate::error::Errors))]
 pub async fn call_path(
     state: State<AppState>,
     caller: Extension<Caller>,

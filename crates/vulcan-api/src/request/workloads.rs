@@ -1,17 +1,17 @@
 //! `/v1/workloads`: submit (sync and async), show, list, kill.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use vulcan_domain::{Isolation, Permission, Runtime, StoreError, Workload, WorkloadStatus};
+use vulcan_domain::{Isolation, Permission, StoreError, Workload, WorkloadStatus};
 use vulcan_engine::Submission;
 
 use crate::auth::{AuditTarget, Caller};
-use crate::extract::JsonBody;
+use crate::extract::{Fields, FlatJson};
+use crate::request::code::CodeBody;
 use crate::{ApiError, AppState};
 
 /// The workload `id` if `caller` may see it; another tenant's is answered exactly like
@@ -21,7 +21,7 @@ pub(crate) async fn visible(
     caller: &Caller,
     id: &str,
 ) -> Result<Workload, ApiError> {
-    match state.engine.store().get(id).await {
+    match state.engine.workload(id).await {
         Ok(w) if caller.sees(&w) => Ok(w),
         Ok(_) => Err(StoreError::NotFound(id.to_owned()).into()),
         Err(e) => Err(e.into()),
@@ -35,94 +35,40 @@ async fn submission(
     body: CreateWorkload,
 ) -> Result<Submission, ApiError> {
     caller.require(Permission::WorkloadsCreate)?;
-    let mut submission = body.into_submission()?;
-    submission.tenant = caller.tenant.clone();
-    submission.quota = crate::auth::quota_of(&state.engine, caller).await?;
-    submission.pulls = caller.image_pulls();
-    Ok(submission)
+    Ok(Submission {
+        code: body.code.into_request()?,
+        input: body.input,
+        tenant: caller.tenant.clone(),
+        quota: crate::auth::quota_of(&state.engine, caller).await?,
+        pulls: caller.image_pulls(),
+    })
 }
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
-/// The body of `POST /v1/workloads` and `POST /v1/workloads/async`.
+/// The body of `POST /v1/workloads` and `POST /v1/workloads/async`: what to run, and its
+/// input.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CreateWorkload {
-    runtime: Option<String>,
-    isolation: Option<String>,
-    code: Option<String>,
-    /// Base64 of a gzip-compressed tar archive.
-    code_archive: Option<String>,
-    image: Option<String>,
-    command: Option<Vec<String>>,
+    #[serde(flatten)]
+    code: CodeBody,
     #[serde(default)]
     input: serde_json::Value,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    /// Secrets (by name) the code gets as environment variables.
-    #[serde(default)]
-    secrets: Vec<String>,
-    #[serde(default)]
-    resources: ResourcesRequest,
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct ResourcesRequest {
-    cpus: Option<u32>,
-    mem_mb: Option<u32>,
-    timeout_s: Option<u32>,
-}
-
-impl CreateWorkload {
-    fn into_submission(self) -> Result<Submission, ApiError> {
-        let runtime = self
-            .runtime
-            .map(|r| r.parse::<Runtime>())
-            .transpose()
-            .map_err(|e| ApiError::bad_request(format!("\"runtime\": {e}")))?;
-        let isolation = self
-            .isolation
-            .map(|i| i.parse::<Isolation>())
-            .transpose()
-            .map_err(|e| ApiError::bad_request(format!("\"isolation\": {e}")))?;
-        let code_archive = self
-            .code_archive
-            .map(|b64| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .map_err(|e| {
-                        ApiError::bad_request(format!(
-                            "\"code_archive\" is not valid base64 ({e}): send a base64-encoded tar.gz"
-                        ))
-                    })
-            })
-            .transpose()?;
-        Ok(Submission {
-            runtime,
-            isolation,
-            code: self.code,
-            code_archive,
-            image: self.image,
-            command: self.command,
-            input: self.input,
-            env: self.env,
-            secrets: self.secrets,
-            cpus: self.resources.cpus,
-            mem_mb: self.resources.mem_mb,
-            timeout_s: self.resources.timeout_s,
-            ..Submission::default()
-        })
+impl Fields for CreateWorkload {
+    fn fields() -> Vec<&'static str> {
+        crate::request::code::fields_with(&["input"])
     }
 }
 
 /// `POST /v1/workloads`: runs the workload and answers once it has ended.
-#[utoipa::path(post, path = "/v1/workloads", tag = "workloads", request_body = CreateWorkload, responses((status = 200, description = "The workload, finished", body = vulcan_domain::Workload), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/workloads", tag = "workloads", request_body = CreateWorkload, responses((status = 200, description = "The workload, finished", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonBody(body): JsonBody<CreateWorkload>,
+    FlatJson(body): FlatJson<CreateWorkload>,
 ) -> Result<(Extension<AuditTarget>, Json<Workload>), ApiError> {
     let accepted = state
         .engine
@@ -133,11 +79,11 @@ pub async fn create(
 }
 
 /// `POST /v1/workloads/async`: answers 202 with the pending workload at once.
-#[utoipa::path(post, path = "/v1/workloads/async", tag = "workloads", request_body = CreateWorkload, responses((status = 202, description = "The workload, pending", body = vulcan_domain::Workload), crate::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/workloads/async", tag = "workloads", request_body = CreateWorkload, responses((status = 202, description = "The workload, pending", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn create_async(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonBody(body): JsonBody<CreateWorkload>,
+    FlatJson(body): FlatJson<CreateWorkload>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Workload>), ApiError> {
     let accepted = state
         .engine
@@ -150,7 +96,7 @@ pub async fn create_async(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path, description = "The workload's id")), responses((status = 200, description = "OK", body = vulcan_domain::Workload), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path, description = "The workload's id")), responses((status = 200, description = "OK", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -163,22 +109,16 @@ pub async fn show(
 /// What a workload was asked to run, as stored (secrets by name only; an archive by size).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SpecView {
-    runtime: Runtime,
-    /// The isolation it was asked for.
-    isolation: Isolation,
-    code: Option<String>,
+    /// What runs (its isolation the one chosen).
+    #[serde(flatten)]
+    run: vulcan_domain::Code,
     /// The size of its `code_archive`, if it had one (the archive itself is not answered).
     code_archive_bytes: Option<usize>,
-    image: Option<String>,
-    command: Option<Vec<String>>,
     input: serde_json::Value,
-    env: BTreeMap<String, String>,
-    secrets: Vec<String>,
-    resources: vulcan_domain::Resources,
 }
 
 /// `GET /v1/workloads/{id}/spec`: what the workload was asked to run.
-#[utoipa::path(get, path = "/v1/workloads/{id}/spec", tag = "workloads", params(("id" = String, Path, description = "The workload's id")), responses((status = 200, description = "OK", body = SpecView), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/workloads/{id}/spec", tag = "workloads", params(("id" = String, Path, description = "The workload's id")), responses((status = 200, description = "OK", body = SpecView), crate::error::Errors))]
 pub async fn spec(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -186,23 +126,16 @@ pub async fn spec(
 ) -> Result<Json<SpecView>, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     visible(&state, &caller, &id).await?;
-    let spec = state.engine.store().spec(&id).await?;
+    let spec = state.engine.workload_spec(&id).await?;
     Ok(Json(SpecView {
-        runtime: spec.runtime,
-        isolation: spec.isolation,
-        code: spec.code,
-        code_archive_bytes: spec.code_archive.as_ref().map(Vec::len),
-        image: spec.image,
-        command: spec.command,
+        code_archive_bytes: spec.run.code_archive.as_ref().map(Vec::len),
+        run: spec.run,
         input: spec.input,
-        env: spec.env,
-        secrets: spec.secrets,
-        resources: spec.resources,
     }))
 }
 
 /// `DELETE /v1/workloads/{id}`: stops the workload; 409 if it had already ended.
-#[utoipa::path(delete, path = "/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path)), responses((status = 200, description = "The workload, killed", body = vulcan_domain::Workload), crate::openapi::Errors))]
+#[utoipa::path(delete, path = "/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path)), responses((status = 200, description = "The workload, killed", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn kill(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -243,7 +176,7 @@ fn parse_param<T: std::str::FromStr>(
 /// `GET /v1/workloads?limit=&offset=&after=&status=&isolation=&function=`, newest first. `after` is
 /// a cursor (the `next` of the page before): a page deep in the list costs the same as
 /// the first.
-#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"), ("offset" = Option<u64>, Query), ("after" = Option<String>, Query, description = "The `next` of the page before"), ("status" = Option<vulcan_domain::WorkloadStatus>, Query), ("isolation" = Option<vulcan_domain::Isolation>, Query), ("function" = Option<String>, Query), ("schedule" = Option<String>, Query)), responses((status = 200, description = "OK", body = WorkloadList), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"), ("offset" = Option<u64>, Query), ("after" = Option<String>, Query, description = "The `next` of the page before"), ("status" = Option<vulcan_domain::WorkloadStatus>, Query), ("isolation" = Option<vulcan_domain::Isolation>, Query), ("function" = Option<String>, Query), ("schedule" = Option<String>, Query)), responses((status = 200, description = "OK", body = WorkloadList), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -296,7 +229,7 @@ pub async fn list(
         function,
         schedule: params.get("schedule").filter(|s| !s.is_empty()).cloned(),
     };
-    let page = state.engine.store().list(&filter).await?;
+    let page = state.engine.workloads(&filter).await?;
     let next = (page.workloads.len() == limit as usize)
         .then(|| page.workloads.last().map(|w| w.id.clone()))
         .flatten();

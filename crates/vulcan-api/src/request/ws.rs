@@ -213,7 +213,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 /// "line","created_at"}`) as it is produced — a finished workload replays its lines —
 /// then `{"type":"done","status","exit_code","error"}`, then close. `since` resumes after
 /// the last line a client saw: no gap, no repeat.
-#[utoipa::path(get, path = "/ws/logs/{id}", tag = "live", params(("id" = String, Path), ("stream" = Option<String>, Query), ("since" = Option<u64>, Query, description = "Resume after this line")), responses((status = 101, description = "WebSocket: log lines, then done"), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/ws/logs/{id}", tag = "live", params(("id" = String, Path), ("stream" = Option<String>, Query), ("since" = Option<u64>, Query, description = "Resume after this line")), responses((status = 101, description = "WebSocket: log lines, then done"), crate::error::Errors))]
 pub async fn logs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -267,7 +267,7 @@ pub async fn logs(
 
 /// `GET /ws/stats`: `/v1/stats` (the caller's tenant's, or everyone's for an admin) every
 /// second, and at once when a workload the caller sees changes.
-#[utoipa::path(get, path = "/ws/stats", tag = "live", responses((status = 101, description = "WebSocket: /v1/stats every second and on change"), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/ws/stats", tag = "live", responses((status = 101, description = "WebSocket: /v1/stats every second and on change"), crate::error::Errors))]
 pub async fn stats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -287,7 +287,7 @@ pub async fn stats(
             let scope = caller.scope().map(str::to_owned);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
-                let stats = match engine.store().stats(scope.as_deref()).await {
+                let stats = match engine.stats(scope.as_deref()).await {
                     Ok(stats) => serde_json::to_string(&stats).unwrap_or_default(),
                     Err(e) => serde_json::json!({ "error": e.to_string() }).to_string(),
                 };
@@ -320,7 +320,7 @@ fn visible_to(caller: &Caller, event: &Event) -> bool {
 /// `GET /ws/events[?kind=][&type=][&status=]`: lifecycle events as they happen, on every
 /// node — workloads `created`, `started`, `finished` (with `status`), nodes `joined`,
 /// `lost`, `left` (admins only), functions `deployed`, schedules `fired`.
-#[utoipa::path(get, path = "/ws/events", tag = "live", params(("kind" = Option<String>, Query), ("type" = Option<String>, Query), ("status" = Option<String>, Query)), responses((status = 101, description = "WebSocket: lifecycle events", body = vulcan_engine::events::Event), crate::openapi::Errors))]
+#[utoipa::path(get, path = "/ws/events", tag = "live", params(("kind" = Option<String>, Query), ("type" = Option<String>, Query), ("status" = Option<String>, Query)), responses((status = 101, description = "WebSocket: lifecycle events", body = vulcan_engine::events::Event), crate::error::Errors))]
 pub async fn events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

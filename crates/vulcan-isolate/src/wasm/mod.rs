@@ -314,14 +314,14 @@ impl WasmHelper {
             id,
             finished: false,
         };
-        let timeout = Duration::from_secs(u64::from(spec.resources.timeout_s)) + HELPER_GRACE;
+        let timeout = Duration::from_secs(u64::from(spec.run.resources.timeout_s)) + HELPER_GRACE;
         let run = Request::Run {
             id,
             module: sha.clone(),
             compiled_b64: None,
             input: spec.input.clone(),
-            env: spec.env.clone(),
-            mem_mb: spec.resources.mem_mb,
+            env: spec.run.env.clone(),
+            mem_mb: spec.run.resources.mem_mb,
             timeout_ms: timeout.as_millis() as u64,
             max_output,
         };

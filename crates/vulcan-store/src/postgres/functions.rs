@@ -34,7 +34,7 @@ fn function_from_row(row: &Row) -> Result<Function, Fail> {
 fn version_from(json: &str, archive: Option<Vec<u8>>) -> Result<FunctionVersion, Fail> {
     let mut version: FunctionVersion =
         serde_json::from_str(json).map_err(|e| Fail::Store(io(e)))?;
-    version.code.code_archive = archive;
+    version.code.run.code_archive = archive;
     Ok(version)
 }
 
@@ -103,7 +103,7 @@ impl FunctionStore for PgStore {
                 tx.execute(
                     "INSERT INTO function_versions (tenant, name, version, digest, record, code_archive, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[&tenant, &name, &i64::from(next), &digest, &json, &code.code_archive, &to_ms(now)],
+                    &[&tenant, &name, &i64::from(next), &digest, &json, &code.run.code_archive, &to_ms(now)],
                 )
                 .await?;
                 tx.execute(
@@ -112,16 +112,13 @@ impl FunctionStore for PgStore {
                      VALUES ($1, $2, $3, $3, $4, $5, 0, $6, $6)
                      ON CONFLICT (tenant, name) DO UPDATE SET active_version = $3, latest_version = $3,
                          runtime = $4, public = $5, updated_at = $6, deleted_at = NULL",
-                    &[&tenant, &name, &i64::from(next), &code.runtime.as_str(), &code.public, &to_ms(now)],
+                    &[&tenant, &name, &i64::from(next), &code.run.runtime.as_str(), &code.public, &to_ms(now)],
                 )
                 .await?;
                 tx.commit().await?;
                 Ok(Deployed {
                     version: FunctionVersion {
-                        code: FunctionCode {
-                            code_archive: code.code_archive.clone(),
-                            ..version.code
-                        },
+                        code: code.clone(),
                         ..version
                     },
                     created: !matches!(current, Some((_, _, false))),
@@ -224,7 +221,7 @@ impl FunctionStore for PgStore {
                         &tenant,
                         &name,
                         &i64::from(version),
-                        &record.code.runtime.as_str(),
+                        &record.code.run.runtime.as_str(),
                         &record.code.public,
                         &to_ms(OffsetDateTime::now_utc()),
                     ],

@@ -7,20 +7,21 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
-use vulcan_domain::Signal;
+use vulcan_domain::{Deliver, Signal};
 
 use super::{PgStore, CHANNEL};
 
 impl PgStore {
-    /// The signals of every node (this one's too), for as long as the receiver is kept.
-    pub fn listen(&self) -> mpsc::UnboundedReceiver<Signal> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Hands the signals of every node (this one's too) to `deliver`, until it returns
+    /// false: a connection of its own, reconnected whenever it breaks.
+    pub(super) fn listen(&self, deliver: Deliver) {
         let config = self.inner.config.clone();
         tokio::spawn(async move {
             let mut first = true;
-            while !tx.is_closed() {
-                match listen_once(&config, &tx, first).await {
-                    Ok(()) => tracing::warn!("the signal connection closed; reconnecting"),
+            loop {
+                match listen_once(&config, &deliver, first).await {
+                    Ok(true) => tracing::warn!("the signal connection closed; reconnecting"),
+                    Ok(false) => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "the signal connection failed; reconnecting")
                     }
@@ -29,16 +30,16 @@ impl PgStore {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         });
-        rx
     }
 }
 
-/// One connection's life: LISTEN, then forward notifications until it breaks.
+/// One connection's life: LISTEN, then deliver notifications until it breaks (`Ok(true)`:
+/// connect again) or nobody wants them any more (`Ok(false)`).
 async fn listen_once(
     config: &tokio_postgres::Config,
-    tx: &mpsc::UnboundedSender<Signal>,
+    deliver: &Deliver,
     first: bool,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<bool, tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (notes_tx, mut notes) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
@@ -57,19 +58,19 @@ async fn listen_once(
         Ok(())
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    if !first {
-        let _ = tx.send(Signal::Resync);
+    if !first && !deliver(Signal::Resync) {
+        return Ok(false);
     }
     while let Some(payload) = notes.recv().await {
         if let Some(signal) = Signal::decode(&payload) {
-            if tx.send(signal).is_err() {
-                break;
+            if !deliver(signal) {
+                return Ok(false);
             }
         }
     }
     drop(client);
     match driver.await {
-        Ok(result) => result,
-        Err(_) => Ok(()),
+        Ok(result) => result.map(|()| true),
+        Err(_) => Ok(true),
     }
 }

@@ -11,13 +11,16 @@
 //! out a restart of PostgreSQL and nothing it was writing is lost.
 
 mod access;
+mod benchmarks;
 mod functions;
 mod images;
 mod listen;
+mod logs;
 mod migrations;
 mod nodes;
 mod schedules;
 mod secrets;
+mod stats;
 mod workloads;
 
 use std::future::Future;
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
-use vulcan_domain::{Signal, SignalBus, StoreError};
+use vulcan_domain::{Deliver, Signal, SignalBus, StoreError};
 
 /// How long an operation is retried on a broken connection before it fails.
 pub const RETRY_FOR: Duration = Duration::from_secs(20);
@@ -229,5 +232,9 @@ impl SignalBus for PgStore {
                 tracing::debug!(error = %e, "could not send a signal");
             }
         });
+    }
+
+    fn subscribe(&self, deliver: Deliver) {
+        self.listen(deliver);
     }
 }

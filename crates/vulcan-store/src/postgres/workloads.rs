@@ -2,22 +2,21 @@
 //! how it holds across nodes: a claim is one `UPDATE … FOR UPDATE SKIP LOCKED` (two nodes
 //! never claim the same workload), the queue limit is checked on the counter row it
 //! bumps (row-locked until commit), a tenant's quota on its usage row (`FOR UPDATE`).
-//! Counter rows are always locked in the order pending → running → terminal.
-
-use std::collections::BTreeMap;
+//! Counter rows are always locked in the order pending → running → terminal. Log lines,
+//! figures and benchmark reports are in files of their own.
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use vulcan_domain::{
-    Admission, Claimed, Expect, Isolation, ListFilter, LogLine, LogStream, Stats, StoreError,
-    TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    Admission, Claimed, Expect, Isolation, ListFilter, StoreError, TerminalUpdate, Workload,
+    WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 
 use super::{io, Fail, PgStore};
 use crate::admission::{self, Usage};
-use crate::stats::{self, PerBackend};
+use crate::stats;
 use crate::DurationHistogram;
 
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
@@ -46,6 +45,9 @@ where
 fn count_of(v: Option<i64>) -> Option<u64> {
     v.map(|d| d.max(0) as u64)
 }
+
+/// How many columns [`WORKLOAD_COLUMNS`] names.
+const WORKLOAD_FIELDS: usize = 27;
 
 pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
     let node: String = row.get(5);
@@ -99,9 +101,13 @@ async fn get_spec(c: &impl GenericClient, id: &str) -> Result<WorkloadSpec, Fail
         .query_opt(&st, &[&id])
         .await?
         .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let mut spec: WorkloadSpec =
-        serde_json::from_str(&row.get::<_, String>(0)).map_err(|e| Fail::Store(io(e)))?;
-    spec.code_archive = row.get(1);
+    spec_of(&row.get::<_, String>(0), row.get(1))
+}
+
+/// A spec from its stored JSON and the archive kept beside it.
+fn spec_of(json: &str, archive: Option<Vec<u8>>) -> Result<WorkloadSpec, Fail> {
+    let mut spec: WorkloadSpec = serde_json::from_str(json).map_err(|e| Fail::Store(io(e)))?;
+    spec.run.code_archive = archive;
     Ok(spec)
 }
 
@@ -350,50 +356,6 @@ pub(super) async fn unclaim_one(tx: &Transaction<'_>, id: &str) -> Result<u64, F
     Ok(tx.execute(&st, &[&id]).await?)
 }
 
-fn log_from_row(r: &Row) -> LogLine {
-    LogLine {
-        seq: r.get::<_, i64>(0).max(0) as u64,
-        stream: LogStream::parse(r.get(1)).unwrap_or(LogStream::Backend),
-        line: r.get(2),
-        created_at: from_ms(r.get(3)),
-    }
-}
-
-async fn stats_of(c: &impl GenericClient, tenant: Option<&str>) -> Result<Stats, Fail> {
-    let (counts_sql, durations_sql) = match tenant {
-        None => (
-            "SELECT isolation, status, n FROM workload_counts WHERE n > 0 AND $1::TEXT IS NULL",
-            "SELECT isolation, bucket, n, sum_ms FROM duration_buckets WHERE $1::TEXT IS NULL",
-        ),
-        Some(_) => (
-            "SELECT isolation, status, n FROM tenant_counts WHERE tenant = $1 AND n > 0",
-            "SELECT isolation, bucket, n, sum_ms FROM tenant_durations WHERE tenant = $1",
-        ),
-    };
-    let st = c.prepare_cached(counts_sql).await?;
-    let counts = c
-        .query(&st, &[&tenant])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let st = c.prepare_cached(durations_sql).await?;
-    let mut per_backend = PerBackend::default();
-    for r in c.query(&st, &[&tenant]).await? {
-        per_backend.add(r.get(0), r.get(1), r.get(2), r.get(3));
-    }
-    let st = c
-        .prepare_cached(
-            "SELECT isolation, SUM(n)::BIGINT, SUM(cpu_ms)::BIGINT, SUM(peak_bytes)::BIGINT
-             FROM usage_totals WHERE $1::TEXT IS NULL OR tenant = $1 GROUP BY isolation",
-        )
-        .await?;
-    for r in c.query(&st, &[&tenant]).await? {
-        per_backend.add_usage(r.get(0), r.get(1), r.get(2), r.get(3));
-    }
-    Ok(stats::assemble(counts, per_backend))
-}
-
 #[async_trait]
 impl WorkloadStore for PgStore {
     async fn enqueue(
@@ -402,14 +364,11 @@ impl WorkloadStore for PgStore {
         spec: &WorkloadSpec,
         admission: &Admission,
     ) -> Result<bool, StoreError> {
-        let spec_json = serde_json::to_string(&WorkloadSpec {
-            code_archive: None,
-            ..spec.clone()
-        })
-        .map_err(io)?;
+        let (spec_json, archive) = crate::specs::stored(spec).map_err(io)?;
+        let archive = archive.map(<[u8]>::to_vec);
         self.run(|c, _| {
             let (w, admission, spec_json) = (workload.clone(), admission.clone(), spec_json.clone());
-            let archive = spec.code_archive.clone();
+            let archive = archive.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let isolation = w.isolation.as_str();
@@ -618,23 +577,22 @@ impl WorkloadStore for PgStore {
         self.run(|c, _| {
             Box::pin(async move {
                 let st = c
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "UPDATE workloads SET claimed_by = $1, claimed_at = $2, node_id = $1
                          WHERE id = (SELECT id FROM workloads
                                      WHERE status = 'pending' AND claimed_by IS NULL AND isolation = $3
                                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                         RETURNING id",
-                    )
+                         RETURNING {WORKLOAD_COLUMNS}, spec, code_archive"
+                    ))
                     .await?;
                 let now = to_ms(OffsetDateTime::now_utc());
                 let Some(row) = c.query_opt(&st, &[&node, &now, &isolation.as_str()]).await?
                 else {
                     return Ok(None);
                 };
-                let id: String = row.get(0);
                 Ok(Some(Claimed {
-                    workload: get_workload(&*c, &id).await?,
-                    spec: get_spec(&*c, &id).await?,
+                    workload: workload_from_row(&row)?,
+                    spec: spec_of(&row.get::<_, String>(WORKLOAD_FIELDS), row.get(WORKLOAD_FIELDS + 1))?,
                 }))
             })
         })
@@ -753,144 +711,6 @@ impl WorkloadStore for PgStore {
                     .iter()
                     .map(workload_from_row)
                     .collect()
-            })
-        })
-        .await
-    }
-
-    async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let seqs: Vec<i64> = lines.iter().map(|l| l.seq as i64).collect();
-        let streams: Vec<&str> = lines.iter().map(|l| l.stream.as_str()).collect();
-        let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
-        let times: Vec<i64> = lines.iter().map(|l| to_ms(l.created_at)).collect();
-        self.run(|c, _| {
-            let (seqs, streams, texts, times) = (&seqs, &streams, &texts, &times);
-            Box::pin(async move {
-                // One statement for the batch: the lines go in with one round trip.
-                let st = c
-                    .prepare_cached(
-                        "INSERT INTO log_lines (workload_id, seq, stream, line, created_at)
-                         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
-                         ON CONFLICT (workload_id, seq) DO NOTHING",
-                    )
-                    .await?;
-                c.execute(&st, &[&id, seqs, streams, texts, times]).await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    async fn logs(&self, id: &str, stream: Option<LogStream>) -> Result<Vec<LogLine>, StoreError> {
-        self.run(|c, _| {
-            Box::pin(async move {
-                get_workload(&*c, id).await?;
-                let st = c
-                    .prepare_cached(
-                        "SELECT seq, stream, line, created_at FROM log_lines
-                         WHERE workload_id = $1 AND ($2::TEXT IS NULL OR stream = $2) ORDER BY seq",
-                    )
-                    .await?;
-                Ok(c.query(&st, &[&id, &stream.map(|s| s.as_str())])
-                    .await?
-                    .iter()
-                    .map(log_from_row)
-                    .collect())
-            })
-        })
-        .await
-    }
-
-    async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError> {
-        self.run(|c, _| {
-            Box::pin(async move {
-                let st = c
-                    .prepare_cached(
-                        "SELECT seq, stream, line, created_at FROM log_lines
-                         WHERE workload_id = $1 AND seq > $2 ORDER BY seq",
-                    )
-                    .await?;
-                Ok(c.query(&st, &[&id, &(seq as i64)])
-                    .await?
-                    .iter()
-                    .map(log_from_row)
-                    .collect())
-            })
-        })
-        .await
-    }
-
-    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
-        self.run(|c, _| Box::pin(async move { stats_of(&*c, tenant).await }))
-            .await
-    }
-
-    async fn created_per_minute(
-        &self,
-        tenant: Option<&str>,
-        since: OffsetDateTime,
-    ) -> Result<BTreeMap<i64, u64>, StoreError> {
-        let first = stats::first_id_since(since);
-        self.run(|c, _| {
-            let first = first.clone();
-            Box::pin(async move {
-                let st = c
-                    .prepare_cached(&stats::per_minute_sql(|i| format!("${i}::TEXT")))
-                    .await?;
-                Ok(c.query(&st, &[&first, &tenant])
-                    .await?
-                    .iter()
-                    .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1).max(0) as u64))
-                    .collect())
-            })
-        })
-        .await
-    }
-
-    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {
-        self.run(|c, _| {
-            Box::pin(async move {
-                c.execute(
-                    "INSERT INTO benchmarks (id, created_at, report) VALUES ($1, $2, $3)
-                     ON CONFLICT (id) DO UPDATE SET report = EXCLUDED.report",
-                    &[&id, &to_ms(OffsetDateTime::now_utc()), &report],
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    async fn benchmark(&self, id: &str) -> Result<String, StoreError> {
-        self.run(|c, _| {
-            Box::pin(async move {
-                match c
-                    .query_opt("SELECT report FROM benchmarks WHERE id = $1", &[&id])
-                    .await?
-                {
-                    Some(row) => Ok(row.get(0)),
-                    None => Err(StoreError::NotFound(id.to_owned()).into()),
-                }
-            })
-        })
-        .await
-    }
-
-    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.run(|c, _| {
-            Box::pin(async move {
-                Ok(c.query(
-                    "SELECT report FROM benchmarks ORDER BY created_at DESC, id DESC LIMIT $1",
-                    &[&i64::from(limit)],
-                )
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
             })
         })
         .await

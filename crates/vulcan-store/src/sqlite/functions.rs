@@ -28,7 +28,7 @@ fn function_from_row(row: &Row) -> rusqlite::Result<Function> {
 
 fn version_from(json: &str, archive: Option<Vec<u8>>) -> Result<FunctionVersion, StoreError> {
     let mut version: FunctionVersion = serde_json::from_str(json).map_err(io)?;
-    version.code.code_archive = archive;
+    version.code.run.code_archive = archive;
     Ok(version)
 }
 
@@ -101,7 +101,7 @@ impl FunctionStore for SqliteStore {
             tx.execute(
                 "INSERT INTO function_versions (tenant, name, version, digest, record, code_archive, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![tenant, name, next, digest, json, code.code_archive, to_ms(now)],
+                params![tenant, name, next, digest, json, code.run.code_archive, to_ms(now)],
             )
             .map_err(io)?;
             tx.execute(
@@ -110,16 +110,13 @@ impl FunctionStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?3, ?4, ?5, 0, ?6, ?6)
                  ON CONFLICT (tenant, name) DO UPDATE SET active_version = ?3, latest_version = ?3,
                      runtime = ?4, public = ?5, updated_at = ?6, deleted_at = NULL",
-                params![tenant, name, next, code.runtime.as_str(), code.public, to_ms(now)],
+                params![tenant, name, next, code.run.runtime.as_str(), code.public, to_ms(now)],
             )
             .map_err(io)?;
             tx.commit().map_err(io)?;
             Ok(Deployed {
                 version: FunctionVersion {
-                    code: FunctionCode {
-                        code_archive: code.code_archive,
-                        ..version.code
-                    },
+                    code: code.clone(),
                     ..version
                 },
                 created: !matches!(current, Some((_, _, false))),
@@ -222,7 +219,7 @@ impl FunctionStore for SqliteStore {
                     tenant,
                     name,
                     version,
-                    record.code.runtime.as_str(),
+                    record.code.run.runtime.as_str(),
                     record.code.public,
                     to_ms(OffsetDateTime::now_utc())
                 ],

@@ -7,12 +7,15 @@
 //! [`nodes`] (heartbeats and housekeeping), [`images`] (the image registry).
 
 mod access;
+mod benchmarks;
 mod functions;
 mod images;
+mod logs;
 mod migrations;
 mod nodes;
 mod schedules;
 mod secrets;
+mod stats;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -228,7 +231,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vulcan_domain::WorkloadStore;
+    use vulcan_domain::BenchmarkStore;
 
     #[tokio::test]
     async fn a_panic_while_writing_does_not_break_every_later_call() {

@@ -1,22 +1,19 @@
 //! [`WorkloadStore`] on SQLite: the queue (enqueue with admission, claim, start fenced by
 //! the claim), status changes with their counters (everyone's and each tenant's, in the
-//! same transaction), log lines and benchmark reports.
-
-use std::collections::BTreeMap;
+//! same transaction). Log lines, figures and benchmark reports are in files of their own.
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use time::OffsetDateTime;
 use vulcan_domain::{
-    Admission, Claimed, Expect, Isolation, ListFilter, LogLine, LogStream, Runtime, Stats,
-    StoreError, TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    Admission, Claimed, Expect, Isolation, ListFilter, Runtime, StoreError, TerminalUpdate,
+    Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 
 use super::{from_ms, io, parse_column, to_ms, SqliteStore};
 use crate::admission::{self, Usage};
 use crate::schedules::tick_taken;
-use crate::stats::{self, PerBackend};
+use crate::stats;
 use crate::trigger_of;
 use crate::DurationHistogram;
 
@@ -24,6 +21,9 @@ pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isol
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
     created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
     trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id";
+
+/// How many columns [`WORKLOAD_COLUMNS`] names.
+const WORKLOAD_FIELDS: usize = 27;
 
 pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
     let node: String = row.get(5)?;
@@ -76,8 +76,13 @@ fn get_spec(conn: &Connection, id: &str) -> Result<WorkloadSpec, StoreError> {
         .optional()
         .map_err(io)?
         .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let mut spec: WorkloadSpec = serde_json::from_str(&json).map_err(io)?;
-    spec.code_archive = archive;
+    spec_of(&json, archive)
+}
+
+/// A spec from its stored JSON and the archive kept beside it.
+fn spec_of(json: &str, archive: Option<Vec<u8>>) -> Result<WorkloadSpec, StoreError> {
+    let mut spec: WorkloadSpec = serde_json::from_str(json).map_err(io)?;
+    spec.run.code_archive = archive;
     Ok(spec)
 }
 
@@ -281,63 +286,6 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
         .map_err(io)
 }
 
-fn stats_of(conn: &Connection, tenant: Option<&str>) -> Result<Stats, StoreError> {
-    let (counts_sql, durations_sql) = match tenant {
-        None => (
-            "SELECT isolation, status, n FROM workload_counts WHERE n > 0 AND ?1 IS NULL",
-            "SELECT isolation, bucket, n, sum_ms FROM duration_buckets WHERE ?1 IS NULL",
-        ),
-        Some(_) => (
-            "SELECT isolation, status, n FROM tenant_counts WHERE tenant = ?1 AND n > 0",
-            "SELECT isolation, bucket, n, sum_ms FROM tenant_durations WHERE tenant = ?1",
-        ),
-    };
-    let counts = conn
-        .prepare_cached(counts_sql)
-        .map_err(io)?
-        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(io)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(io)?;
-    let mut per_backend = PerBackend::default();
-    let mut stmt = conn.prepare_cached(durations_sql).map_err(io)?;
-    let mut rows = stmt.query([tenant]).map_err(io)?;
-    while let Some(r) = rows.next().map_err(io)? {
-        per_backend.add(
-            r.get(0).map_err(io)?,
-            r.get(1).map_err(io)?,
-            r.get(2).map_err(io)?,
-            r.get(3).map_err(io)?,
-        );
-    }
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT isolation, SUM(n), SUM(cpu_ms), SUM(peak_bytes) FROM usage_totals
-             WHERE ?1 IS NULL OR tenant = ?1 GROUP BY isolation",
-        )
-        .map_err(io)?;
-    let mut rows = stmt.query([tenant]).map_err(io)?;
-    while let Some(r) = rows.next().map_err(io)? {
-        per_backend.add_usage(
-            r.get(0).map_err(io)?,
-            r.get(1).map_err(io)?,
-            r.get(2).map_err(io)?,
-            r.get(3).map_err(io)?,
-        );
-    }
-    Ok(stats::assemble(counts, per_backend))
-}
-
-fn log_from_row(r: &Row) -> rusqlite::Result<LogLine> {
-    let stream: String = r.get(1)?;
-    Ok(LogLine {
-        seq: r.get::<_, i64>(0)?.max(0) as u64,
-        stream: LogStream::parse(&stream).unwrap_or(LogStream::Backend),
-        line: r.get(2)?,
-        created_at: from_ms(r.get(3)?),
-    })
-}
-
 #[async_trait]
 impl WorkloadStore for SqliteStore {
     async fn enqueue(
@@ -347,12 +295,8 @@ impl WorkloadStore for SqliteStore {
         admission: &Admission,
     ) -> Result<bool, StoreError> {
         let w = workload.clone();
-        let archive = spec.code_archive.clone();
-        let spec_json = serde_json::to_string(&WorkloadSpec {
-            code_archive: None,
-            ..spec.clone()
-        })
-        .map_err(io)?;
+        let (spec_json, archive) = crate::specs::stored(spec).map_err(io)?;
+        let archive = archive.map(<[u8]>::to_vec);
         let admission = admission.clone();
         let bytes = spec_json.len() + archive.as_ref().map_or(0, Vec::len);
         self.write_small(bytes, move |conn| {
@@ -551,31 +495,32 @@ impl WorkloadStore for SqliteStore {
     async fn claim(&self, node: &str, isolation: Isolation) -> Result<Option<Claimed>, StoreError> {
         let node = node.to_owned();
         self.write_small(0, move |conn| {
-            let tx = immediate(conn)?;
-            let next: Option<String> = tx
-                .prepare_cached(
-                    "SELECT id FROM workloads WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1
-                     ORDER BY id LIMIT 1",
-                )
-                .map_err(io)?
-                .query_row([isolation.as_str()], |r| r.get(0))
-                .optional()
-                .map_err(io)?;
-            let Some(id) = next else {
-                return Ok(None);
-            };
-            tx.prepare_cached(
-                "UPDATE workloads SET claimed_by = ?2, claimed_at = ?3, node_id = ?2 WHERE id = ?1",
-            )
+            conn.prepare_cached(&format!(
+                "UPDATE workloads SET claimed_by = ?2, claimed_at = ?3, node_id = ?2
+                 WHERE id = (SELECT id FROM workloads
+                             WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1
+                             ORDER BY id LIMIT 1)
+                 RETURNING {WORKLOAD_COLUMNS}, spec, code_archive"
+            ))
             .map_err(io)?
-            .execute(params![id, node, to_ms(OffsetDateTime::now_utc())])
-            .map_err(io)?;
-            let claimed = Claimed {
-                workload: get_workload(&tx, &id)?,
-                spec: get_spec(&tx, &id)?,
-            };
-            tx.commit().map_err(io)?;
-            Ok(Some(claimed))
+            .query_row(
+                params![isolation.as_str(), node, to_ms(OffsetDateTime::now_utc())],
+                |r| {
+                    let workload = workload_from_row(r)?;
+                    let json: String = r.get(WORKLOAD_FIELDS)?;
+                    let archive: Option<Vec<u8>> = r.get(WORKLOAD_FIELDS + 1)?;
+                    Ok((workload, json, archive))
+                },
+            )
+            .optional()
+            .map_err(io)?
+            .map(|(workload, json, archive)| {
+                Ok(Claimed {
+                    workload,
+                    spec: spec_of(&json, archive)?,
+                })
+            })
+            .transpose()
         })
         .await
     }
@@ -691,137 +636,6 @@ impl WorkloadStore for SqliteStore {
             .query_map([node], workload_from_row)
             .map_err(io)?
             .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(io)
-        })
-        .await
-    }
-
-    async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let id = id.to_owned();
-        let lines = lines.to_vec();
-        self.write(move |conn| {
-            let tx = conn.transaction().map_err(io)?;
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO log_lines (workload_id, seq, stream, line, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .map_err(io)?;
-                for l in &lines {
-                    stmt.execute(params![
-                        id,
-                        l.seq as i64,
-                        l.stream.as_str(),
-                        l.line,
-                        to_ms(l.created_at)
-                    ])
-                    .map_err(io)?;
-                }
-            }
-            tx.commit().map_err(io)
-        })
-        .await
-    }
-
-    async fn logs(&self, id: &str, stream: Option<LogStream>) -> Result<Vec<LogLine>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |conn| {
-            get_workload(conn, &id)?;
-            conn.prepare_cached(
-                "SELECT seq, stream, line, created_at FROM log_lines
-                 WHERE workload_id = ?1 AND (?2 IS NULL OR stream = ?2) ORDER BY seq",
-            )
-            .map_err(io)?
-            .query_map(params![id, stream.map(|s| s.as_str())], log_from_row)
-            .map_err(io)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(io)
-        })
-        .await
-    }
-
-    async fn logs_after(&self, id: &str, seq: u64) -> Result<Vec<LogLine>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT seq, stream, line, created_at FROM log_lines
-                 WHERE workload_id = ?1 AND seq > ?2 ORDER BY seq",
-            )
-            .map_err(io)?
-            .query_map(params![id, seq as i64], log_from_row)
-            .map_err(io)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(io)
-        })
-        .await
-    }
-
-    async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
-        let tenant = tenant.map(str::to_owned);
-        self.read(move |conn| stats_of(conn, tenant.as_deref()))
-            .await
-    }
-
-    async fn created_per_minute(
-        &self,
-        tenant: Option<&str>,
-        since: OffsetDateTime,
-    ) -> Result<BTreeMap<i64, u64>, StoreError> {
-        let tenant = tenant.map(str::to_owned);
-        let first = stats::first_id_since(since);
-        self.read(move |conn| {
-            conn.prepare_cached(&stats::per_minute_sql(|i| format!("?{i}")))
-                .map_err(io)?
-                .query_map(params![first, tenant], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-                })
-                .map_err(io)?
-                .collect::<rusqlite::Result<BTreeMap<_, _>>>()
-                .map_err(io)
-        })
-        .await
-    }
-
-    async fn save_benchmark(&self, id: &str, report: &str) -> Result<(), StoreError> {
-        let (id, report) = (id.to_owned(), report.to_owned());
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO benchmarks (id, created_at, report) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET report = excluded.report",
-                params![id, to_ms(OffsetDateTime::now_utc()), report],
-            )
-            .map(drop)
-            .map_err(io)
-        })
-        .await
-    }
-
-    async fn benchmark(&self, id: &str) -> Result<String, StoreError> {
-        let id = id.to_owned();
-        self.read(move |conn| {
-            conn.query_row("SELECT report FROM benchmarks WHERE id = ?1", [&id], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(io)?
-            .ok_or(StoreError::NotFound(id))
-        })
-        .await
-    }
-
-    async fn benchmarks(&self, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT report FROM benchmarks ORDER BY created_at DESC, id DESC LIMIT ?1",
-            )
-            .map_err(io)?
-            .query_map([limit], |r| r.get(0))
-            .map_err(io)?
-            .collect::<rusqlite::Result<Vec<String>>>()
             .map_err(io)
         })
         .await

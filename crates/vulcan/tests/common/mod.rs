@@ -19,6 +19,12 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The `vulcan` binary to start: this build's, or `VULCAN_TEST_BIN` (the benchmark runs
+/// an earlier build beside this one that way).
+pub fn vulcan_bin() -> String {
+    std::env::var("VULCAN_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vulcan").to_owned())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -66,7 +72,7 @@ impl Server {
     fn start_with_cwd(env: &[(&str, &str)], absolute: bool) -> (Server, String) {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join(".vulcan");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vulcan"));
+        let mut cmd = Command::new(vulcan_bin());
         cmd.current_dir(tmp.path()).env_remove("VULCAN_DATA_DIR");
         if absolute {
             cmd.env("VULCAN_DATA_DIR", &data_dir);
@@ -83,7 +89,7 @@ impl Server {
     }
 
     fn start_logging_to(data_dir: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vulcan"));
+        let mut cmd = Command::new(vulcan_bin());
         cmd.env("VULCAN_DATA_DIR", data_dir);
         Server::spawn(cmd, data_dir, env, log)
     }

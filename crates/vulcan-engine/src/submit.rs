@@ -1,0 +1,199 @@
+//! A workload's way in: checked ([`crate::CodeRequest::validate`]), given its image's
+//! defaults (`oci`), routed to a backend this node or a live other node has, and admitted
+//! into the store's queue — claimed at once by this node if it has a free slot and nothing
+//! older waits, else left for whichever node has one first.
+
+use vulcan_domain::{
+    Admission, ImageError, Isolation, Quota, Refusal, Resources, Runtime, Signal, Workload,
+    WorkloadSpec, DEFAULT_TENANT,
+};
+
+use crate::engine::now;
+use crate::submission::input_hash;
+use crate::{CodeRequest, Engine, ImagePulls, RouteError, Submission, SubmitError};
+
+impl Engine {
+    /// Fills an `oci` request's image (the default image if it names none, the normalised
+    /// reference otherwise) and returns the resource defaults that apply.
+    pub(crate) async fn image_defaults(
+        &self,
+        code: &mut CodeRequest,
+        pulls: ImagePulls,
+    ) -> Result<Resources, SubmitError> {
+        let defaults = self.inner.config.defaults;
+        if code.runtime != Some(Runtime::Oci) {
+            return Ok(defaults);
+        }
+        let Some(images) = &self.inner.images else {
+            return Ok(defaults);
+        };
+        let named = code
+            .image
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned);
+        let invalid = |e: ImageError| SubmitError::Invalid(e.to_string());
+        let forbidden = |m: String| SubmitError::Refused(Refusal::Forbidden(m));
+        let record = match named {
+            None => images.default_image().await.map_err(invalid)?,
+            Some(reference) => match images.get(&reference).await {
+                Ok(record) => Some(record),
+                Err(ImageError::NotFound(normalised)) => {
+                    if pulls == ImagePulls::Never {
+                        return Err(forbidden(format!(
+                            "image {normalised} is not registered, and this key may not pull images (images:write): ask an operator to register it with POST /v1/images"
+                        )));
+                    }
+                    // Refused here, before any connection is opened, if its registry is
+                    // not allowed.
+                    let normalised = images
+                        .check_pull(&normalised, pulls == ImagePulls::Any)
+                        .await
+                        .map_err(|e| match e {
+                            ImageError::NotAllowed(m) => forbidden(m),
+                            other => invalid(other),
+                        })?;
+                    code.image = Some(normalised);
+                    None
+                }
+                Err(e) => return Err(invalid(e)),
+            },
+        };
+        Ok(match record {
+            Some(record) => {
+                let resources = record.resources.unwrap_or(defaults);
+                code.image = Some(record.reference);
+                resources
+            }
+            None => defaults,
+        })
+    }
+
+    /// Validates, routes and admits a workload into the queue; this node claims it at once
+    /// if it can run it now. Returns it as stored: `pending`.
+    pub async fn submit(&self, submission: Submission) -> Result<Workload, SubmitError> {
+        let inner = &self.inner;
+        if *inner.stopping.borrow() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let Submission {
+            mut code,
+            input,
+            tenant,
+            quota,
+            pulls,
+        } = submission;
+        let defaults = self.image_defaults(&mut code, pulls).await?;
+        let mut run = code.validate(defaults, &inner.config.limits)?;
+        let tenant = if tenant.is_empty() {
+            DEFAULT_TENANT.to_owned()
+        } else {
+            tenant
+        };
+        let requested = run.isolation;
+        let route = self.route(requested, run.runtime).await?;
+        self.check_secrets(&tenant, &run.secrets).await?;
+        run.isolation = route.isolation;
+        let id = inner.new_id();
+        let workload = Workload::pending(
+            id.clone(),
+            tenant.clone(),
+            &run,
+            requested,
+            input_hash(&run, &input),
+            now(),
+            crate::request_id(),
+        );
+        let spec = WorkloadSpec {
+            id,
+            tenant,
+            run,
+            input,
+            note: route.fallback,
+            invocation: None,
+        };
+        self.admit(workload, spec, quota, None).await
+    }
+
+    /// Admits a workload into the queue; this node claims it at once if it can run it now
+    /// (a free slot, nothing older waiting). Returns it as stored: `pending`.
+    pub(crate) async fn admit(
+        &self,
+        workload: Workload,
+        spec: WorkloadSpec,
+        quota: Option<Quota>,
+        fire: Option<vulcan_domain::Tick>,
+    ) -> Result<Workload, SubmitError> {
+        let inner = &self.inner;
+        let isolation = workload.isolation;
+        let slot = (!inner.is_isolated() && inner.registry.available(isolation))
+            .then(|| inner.slots.get(&isolation).and_then(|s| s.try_take()))
+            .flatten();
+        let admission = Admission {
+            quota,
+            max_queue: Some(inner.config.max_queue as u64),
+            claim_for: slot.as_ref().map(|_| inner.config.node_id.clone()),
+            fire,
+        };
+        let claimed = match inner.store.enqueue(&workload, &spec, &admission).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                if let Some(slot) = slot {
+                    slot.release_quietly();
+                }
+                return Err(e.into());
+            }
+        };
+        inner.metrics.workload_submitted(isolation.as_str());
+        inner.publish(crate::events::Event::workload(inner, "created", &workload));
+        match slot {
+            Some(slot) if claimed => {
+                let mut workload = workload.clone();
+                workload.node_id = Some(inner.config.node_id.clone());
+                crate::run::launch(inner, workload, spec, slot);
+            }
+            other => {
+                // Queued behind older work: whichever node has a slot first claims it.
+                drop(other);
+                inner.signal(Signal::Queued(isolation));
+            }
+        }
+        Ok(workload)
+    }
+
+    /// Routes a workload to a backend: this node's, or one a live node has. A fallback
+    /// (or a refusal) may only mean that this node has not yet heard of a node that joined
+    /// since its last heartbeat: the nodes are read again before settling for it.
+    pub(crate) async fn route(
+        &self,
+        requested: Isolation,
+        runtime: Runtime,
+    ) -> Result<crate::Route, SubmitError> {
+        let first = self.route_now(requested, runtime);
+        let doubtful = match &first {
+            Ok(route) => route.fallback.is_some(),
+            Err(SubmitError::Unavailable(_)) => true,
+            Err(_) => false,
+        };
+        if doubtful && crate::cluster::refresh_view(&self.inner).await {
+            return self.route_now(requested, runtime);
+        }
+        first
+    }
+
+    fn route_now(
+        &self,
+        requested: Isolation,
+        runtime: Runtime,
+    ) -> Result<crate::Route, SubmitError> {
+        let view = self.inner.view();
+        self.inner
+            .registry
+            .resolve_with(requested, runtime, &|i| view.live_elsewhere(i))
+            .map_err(|e| match e {
+                RouteError::Unsupported(m) => SubmitError::Invalid(m),
+                RouteError::Unavailable(m) => SubmitError::Unavailable(m),
+            })
+    }
+}
