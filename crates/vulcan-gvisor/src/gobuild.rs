@@ -20,7 +20,7 @@ use vulcan_domain::{
 use vulcan_sandbox::archive::{self, Rules};
 
 use crate::bundle;
-use crate::cgroup::CgroupBase;
+use crate::sandbox_cgroups::CgroupBase;
 use crate::GvisorBackend;
 
 /// A build's bound on time.
@@ -196,15 +196,6 @@ const OUTPUT_DIR: &str = ".vulcan-build";
 /// The largest program a build may leave.
 const MAX_PROGRAM_BYTES: u64 = 512 * 1024 * 1024;
 
-fn failed(error: String) -> WorkloadResult {
-    WorkloadResult {
-        exit_code: None,
-        output: String::new(),
-        error: Some(error),
-        usage: None,
-    }
-}
-
 /// Removes the build's sandbox, cgroup and source directory however the build ends.
 struct BuildGuard {
     gvisor: Arc<GvisorBackend>,
@@ -301,7 +292,7 @@ impl GoSource {
         let ready = self
             .gvisor
             .ready()
-            .map_err(|e| failed(format!("Go source cannot be built here: {e}")))?;
+            .map_err(|e| WorkloadResult::failed(format!("Go source cannot be built here: {e}")))?;
         // The output directory is Vulcan's: whatever the source put at its name goes.
         let output = src.join(OUTPUT_DIR);
         if std::fs::symlink_metadata(&output).is_ok_and(|m| m.is_dir()) {
@@ -309,8 +300,9 @@ impl GoSource {
         } else {
             let _ = std::fs::remove_file(&output);
         }
-        std::fs::create_dir(&output)
-            .map_err(|e| failed(format!("cannot make the build's output directory: {e}")))?;
+        std::fs::create_dir(&output).map_err(|e| {
+            WorkloadResult::failed(format!("cannot make the build's output directory: {e}"))
+        })?;
         let goroot = toolchain.goroot.display().to_string();
         let vendored = src.join("vendor").is_dir();
         let env = [
@@ -354,11 +346,11 @@ impl GoSource {
             work: Some(src),
             hold: None,
         };
-        let config = bundle::config(&run, 0, 0).map_err(failed)?;
+        let config = bundle::config(&run, 0, 0).map_err(WorkloadResult::failed)?;
         let dir = self.gvisor.bundle_dir(id);
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(dir.join("config.json"), crate::json_of(&config)))
-            .map_err(|e| failed(format!("cannot write the build's bundle: {e}")))?;
+            .map_err(|e| WorkloadResult::failed(format!("cannot write the build's bundle: {e}")))?;
         let _group = ready
             .cgroups
             .create(
@@ -366,7 +358,9 @@ impl GoSource {
                 bundle::memory_limit_bytes(BUILD_MEM_MB),
                 self.gvisor.config.pids_limit,
             )
-            .map_err(|e| failed(format!("cannot set up the build's cgroup: {e}")))?;
+            .map_err(|e| {
+                WorkloadResult::failed(format!("cannot set up the build's cgroup: {e}"))
+            })?;
         let mut child = ready
             .runsc
             .run(&dir, id)
@@ -375,7 +369,9 @@ impl GoSource {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| failed(format!("cannot start runsc for the build: {e}")))?;
+            .map_err(|e| {
+                WorkloadResult::failed(format!("cannot start runsc for the build: {e}"))
+            })?;
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         // The compiler writes to stderr; both streams become the workload's stderr lines.
         let out_task = stdout.map(|o| {
@@ -411,9 +407,13 @@ impl GoSource {
         };
         let status = match ran {
             Ok(Ok(status)) => status,
-            Ok(Err(e)) => return Err(failed(format!("waiting for the build failed: {e}"))),
+            Ok(Err(e)) => {
+                return Err(WorkloadResult::failed(format!(
+                    "waiting for the build failed: {e}"
+                )))
+            }
             Err(_) => {
-                return Err(failed(format!(
+                return Err(WorkloadResult::failed(format!(
                     "go build took longer than {} s",
                     BUILD_TIMEOUT.as_secs()
                 )))
@@ -431,7 +431,7 @@ impl GoSource {
         // Read beneath the source directory without following any link in it: the
         // source came from the caller and could lead elsewhere on this host.
         vulcan_sandbox::beneath::read(src, &Path::new(OUTPUT_DIR).join("main"), MAX_PROGRAM_BYTES)
-            .map_err(|e| failed(format!("go build wrote no program: {e}")))
+            .map_err(|e| WorkloadResult::failed(format!("go build wrote no program: {e}")))
     }
 }
 
@@ -448,7 +448,7 @@ impl Builder for GoSource {
         let toolchain = match self.toolchain().await {
             Ok(t) => t,
             // Without a toolchain, prebuilt archives still run; source fails saying why.
-            Err(e) if spec.run.code.is_some() => return Err(failed(e)),
+            Err(e) if spec.run.code.is_some() => return Err(WorkloadResult::failed(e)),
             Err(_) => return Ok(spec),
         };
         let id = format!("gobuild-{}", spec.id);
@@ -461,9 +461,10 @@ impl Builder for GoSource {
         match self.write_source(&spec, &src, &toolchain.version).await {
             Ok(true) => {}
             Ok(false) => return Ok(spec),
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(WorkloadResult::failed(e)),
         }
-        let key = digest(&toolchain.version, &src).map_err(|e| failed(e.to_string()))?;
+        let key =
+            digest(&toolchain.version, &src).map_err(|e| WorkloadResult::failed(e.to_string()))?;
         let kept = self.dir.join("builds").join(&key).join("main");
         let short = &key[..12];
         let binary = match std::fs::read(&kept) {
@@ -501,7 +502,7 @@ impl Builder for GoSource {
             }
         };
         let archive = archive::pack_file("main", &binary, 0o755)
-            .map_err(|e| failed(format!("cannot pack the built program: {e}")))?;
+            .map_err(|e| WorkloadResult::failed(format!("cannot pack the built program: {e}")))?;
         spec.run.code = None;
         spec.run.code_archive = Some(archive);
         Ok(spec)

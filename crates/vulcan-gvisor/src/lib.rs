@@ -9,11 +9,11 @@
 //! deletes a container that exits, and `cleanup` destroys one that was killed.
 
 pub mod bundle;
-pub mod cgroup;
 pub mod gobuild;
 pub mod image;
 pub mod output;
 pub mod runsc;
+pub mod sandbox_cgroups;
 pub mod warm;
 
 use std::collections::HashSet;
@@ -31,10 +31,10 @@ use vulcan_sandbox::archive::{self, Rules};
 use vulcan_sandbox::cgroup::{Events, UsageMark};
 use vulcan_sandbox::instances::Instances;
 
-use crate::cgroup::CgroupBase;
 use crate::image::catalog::RootLease;
 pub use crate::image::ImageStore;
 use crate::runsc::Runsc;
+use crate::sandbox_cgroups::CgroupBase;
 
 /// Configuration of the gvisor backend.
 #[derive(Debug, Clone)]
@@ -96,10 +96,7 @@ impl GvisorBackend {
         if let Err(reason) = &state {
             tracing::warn!(%reason, "gvisor backend unavailable");
         }
-        let instances = Instances::new();
-        if state.is_ok() {
-            tokio::spawn(reap(Arc::downgrade(&instances)));
-        }
+        let instances = Instances::reaped();
         GvisorBackend {
             config,
             images,
@@ -167,18 +164,6 @@ impl GvisorBackend {
 
     fn exited(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.exited.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Stops idle warm sandboxes past their idle timeout, every second, while the backend lives.
-async fn reap(instances: std::sync::Weak<Instances<warm::Sandbox>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let Some(instances) = instances.upgrade() else {
-            return;
-        };
-        drop(instances.expired());
     }
 }
 

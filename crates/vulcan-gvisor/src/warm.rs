@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use vulcan_sandbox::cgroup::{Cgroup, Events};
 
-use crate::cgroup::CgroupBase;
 use crate::image::catalog::RootLease;
 use crate::runsc::Runsc;
+use crate::sandbox_cgroups::CgroupBase;
 
 /// The init of a warm sandbox: a static x86-64 ELF whose only code is `pause(2)` in a
 /// loop. It needs nothing from the image, so any image can be held open.

@@ -8,14 +8,14 @@
 //! stopped by a timeout or a kill — the process is killed and replaced by the next
 //! invocation; only that invocation failed).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use vulcan_domain::{BackendError, Invocation, LogSink, WorkloadResult, WorkloadSpec};
 use vulcan_sandbox::instances::Instances;
 
-use crate::cgroup::CgroupRoot;
 use crate::frames;
+use crate::memory_cgroup::CgroupRoot;
 use crate::process::{read_line, DenoProcess, Frame, Read};
 use crate::{Ready, StderrTail};
 
@@ -94,7 +94,7 @@ impl Instance {
                 }
                 Read::Frame(Frame::Stderr { l }) => logs.emit(vulcan_domain::LogStream::Stderr, l),
                 Read::Frame(Frame::Threw { m, .. }) => {
-                    return Ok(Err(failed(format!(
+                    return Ok(Err(WorkloadResult::failed(format!(
                         "the function could not be loaded: {m}"
                     ))));
                 }
@@ -108,7 +108,7 @@ impl Instance {
                         max_output,
                         &format!("while loading the function: {other:?}"),
                     );
-                    return Ok(Err(failed(died)));
+                    return Ok(Err(WorkloadResult::failed(died)));
                 }
             }
         }
@@ -163,15 +163,6 @@ impl Instance {
     }
 }
 
-fn failed(error: String) -> WorkloadResult {
-    WorkloadResult {
-        exit_code: None,
-        output: String::new(),
-        error: Some(error),
-        usage: None,
-    }
-}
-
 /// Serves an invocation from a warm instance of its function version (starting one if
 /// none is idle and fewer than `max_instances` exist; waiting otherwise).
 pub(crate) async fn invoke(
@@ -179,7 +170,7 @@ pub(crate) async fn invoke(
     instances: &Arc<Instances<Instance>>,
     invocation: &Invocation,
     spec: &WorkloadSpec,
-    code_b64: &str,
+    code_b64: impl FnOnce() -> Result<String, BackendError>,
     logs: Arc<dyn LogSink>,
     max_output: usize,
 ) -> Result<WorkloadResult, BackendError> {
@@ -197,7 +188,7 @@ pub(crate) async fn invoke(
         None => {
             let started = Instance::start(
                 ready,
-                code_b64,
+                &code_b64()?,
                 &spec.run.env,
                 spec.run.resources.mem_mb,
                 logs.clone(),
@@ -221,16 +212,4 @@ pub(crate) async fn invoke(
         lease.give_back(instance);
     }
     Ok(result)
-}
-
-/// Stops idle instances past their idle timeout, every second, while the backend lives.
-pub(crate) async fn reap(instances: Weak<Instances<Instance>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let Some(instances) = instances.upgrade() else {
-            return;
-        };
-        drop(instances.expired());
-    }
 }

@@ -6,8 +6,11 @@
 //! as `nobody`. A warm pool keeps processes started ahead of time so that a workload does
 //! not pay Deno's start-up.
 //!
-//! Reading order: [`jail`] (the filesystem it sees), [`process`] (how a process starts
-//! and talks), [`pool`] (processes started ahead), then [`IsolateBackend::execute`].
+//! Reading order: [`jail`] (the filesystem it sees), [`memory_cgroup`] (its OS memory
+//! bound), [`process`] (how a process starts and talks), [`pool`] (processes started
+//! ahead), then [`IsolateBackend::execute`]; warm function instances are in `instance`
+//! (with `frames`, what a pooled runner relays), and [`wasm_helper`] compiles and runs
+//! WebAssembly in a bounded process of its own.
 //!
 //! Code forms (runtime `node`): an ES module (JavaScript or TypeScript) whose default
 //! export is a function `(input) => value`, sync or async — the output is the JSON of the
@@ -17,13 +20,13 @@
 //! JSON of the function's return value.
 
 pub mod cache;
-pub mod cgroup;
 mod frames;
 mod instance;
 pub mod jail;
+pub mod memory_cgroup;
 pub mod pool;
 pub mod process;
-pub mod wasm;
+pub mod wasm_helper;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,11 +44,11 @@ use vulcan_sandbox::capture::{Tail, TAIL_BYTES};
 use vulcan_sandbox::instances::Instances;
 
 use crate::cache::CacheDirs;
-use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::Jail;
+use crate::memory_cgroup::{CgroupRoot, MemoryCgroup};
 use crate::pool::WarmPool;
 use crate::process::{read_line, DenoProcess, Launcher, Read};
-pub use crate::wasm::{WasmHelper, WasmSettings};
+pub use crate::wasm_helper::{WasmHelper, WasmSettings};
 
 /// The runner script every Deno process starts with.
 pub const RUNNER_JS: &str = include_str!("runner.js");
@@ -126,10 +129,7 @@ impl IsolateBackend {
         if let Err(reason) = &state {
             tracing::warn!(%reason, "isolate backend unavailable");
         }
-        let instances = Instances::new();
-        if state.is_ok() {
-            tokio::spawn(instance::reap(Arc::downgrade(&instances)));
-        }
+        let instances = Instances::reaped();
         let wasm = config.wasm.clone().map(|settings| {
             let cgroups = state.as_ref().ok().and_then(|r| r.cgroup_root.clone());
             WasmHelper::new(settings, cgroups)
@@ -440,29 +440,32 @@ impl Backend for IsolateBackend {
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
         let ready = self.ready()?;
-        let (kind, code_b64) = job_code(&spec)?;
         let _running = ready.pool.running();
-        if let Some(wasm) = self.wasm.as_ref().filter(|_| kind == "wasm") {
-            return wasm
-                .run(&spec, code_b64, logs, self.config.max_output_bytes)
-                .await;
+        if let Some(wasm) = self
+            .wasm
+            .as_ref()
+            .filter(|_| spec.run.runtime == Runtime::Wasm)
+        {
+            return wasm.run(&spec, logs, self.config.max_output_bytes).await;
         }
         if let Some(invocation) = spec
             .invocation
             .as_ref()
-            .filter(|i| i.reuse && kind == "module")
+            .filter(|i| i.reuse && spec.run.runtime == Runtime::Node)
         {
+            // A warm instance has the code loaded: it is encoded only to start one.
             return instance::invoke(
                 ready,
                 &self.instances,
                 invocation,
                 &spec,
-                &code_b64,
+                || job_code(&spec).map(|(_, code)| code),
                 logs,
                 self.config.max_output_bytes,
             )
             .await;
         }
+        let (kind, code_b64) = job_code(&spec)?;
         let mem_mb = spec.run.resources.mem_mb;
         let pooled = ready.pool.take(mem_mb, &spec.tenant, WAIT_FOR_WORKER).await;
         let mut process = match pooled {

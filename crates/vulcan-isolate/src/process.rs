@@ -9,8 +9,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 use crate::cache::{CacheDir, CacheDirs};
-use crate::cgroup::{CgroupRoot, MemoryCgroup};
 use crate::jail::{Jail, DENO_IN_JAIL, RUNNER_IN_JAIL};
+use crate::memory_cgroup::{CgroupRoot, MemoryCgroup};
 use std::sync::Arc;
 
 /// The `deno run` flags of every workload process: quiet, no prompts, no remote or npm

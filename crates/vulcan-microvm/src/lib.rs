@@ -1,10 +1,13 @@
 //! The `microvm` backend: each workload gets its own Linux kernel in a QEMU `microvm`,
 //! with Vulcan's guest agent as init ([`vulcan_agent`]).
 //!
-//! The host side: [`vmm`] (how a VM is started; QEMU today, a Firecracker driver would
-//! implement the same trait), [`vm`] (boot, hand over one workload, follow it; the guest is
-//! untrusted), [`accel`] (KVM where it can really boot a guest, TCG otherwise), and a warm
-//! pool of VMs booted ahead of time per runtime, each used once.
+//! The host side, in reading order: [`vmm`] (how a VM is started; QEMU today, a
+//! Firecracker driver would implement the same trait), [`vm`] (boot, hand over one
+//! workload, follow it; the guest is untrusted), [`accel`] (KVM where it can really boot a
+//! guest, TCG otherwise), then this file (a VM for each workload: restored or booted),
+//! `restore` with [`snapshot`] (VMs restored from snapshots of booted guests), `pool` (VMs
+//! made ahead of time per runtime, each used once), `served` (warm instances of deployed
+//! functions), `counters` (how VMs came to be, for `/v1/backends` and `/metrics`).
 //!
 //! Workload forms: `code` is `main.py` (python) or `main.js` (node); `code_archive` is a
 //! tar.gz unpacked into `/work` (the working directory) whose entrypoint is `main.py`,
@@ -14,7 +17,11 @@
 //! with tmpfs at `/tmp` and `/work`.
 
 pub mod accel;
+mod counters;
+mod pool;
 mod qmp;
+mod restore;
+mod served;
 pub mod snapshot;
 pub mod vm;
 pub mod vmm;
@@ -29,16 +36,18 @@ use base64::Engine as _;
 use tokio::sync::Notify;
 use vulcan_agent::Run;
 use vulcan_domain::{
-    Availability, Backend, BackendCapabilities, BackendError, Invocation, Isolation, LogSink,
-    LogStream, Resources, Runtime, WorkloadResult, WorkloadSpec,
+    Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, LogStream,
+    Resources, Runtime, WorkloadResult, WorkloadSpec,
 };
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use vulcan_sandbox::archive::Rules;
 use vulcan_sandbox::instances::Instances;
 
-use crate::snapshot::{Shape, Snapshots};
+use crate::counters::Counters;
+use crate::restore::NotRestored;
+use crate::snapshot::Snapshots;
 use crate::vm::Vm;
 use crate::vmm::{Accel, QemuMicrovm, VmSpec, Vmm};
 
@@ -120,66 +129,6 @@ struct Inner {
     counters: Counters,
 }
 
-/// How VMs came to be, since the backend started.
-#[derive(Default)]
-struct Counters {
-    booted: AtomicU64,
-    restored: AtomicU64,
-    restore_failed: AtomicU64,
-    snapshots_made: AtomicU64,
-    /// The last boots' and restores' durations, ms.
-    recent: Mutex<(Recent, Recent)>,
-}
-
-/// The last [`Recent::KEEP`] durations of one kind.
-#[derive(Default)]
-struct Recent(std::collections::VecDeque<f64>);
-
-impl Recent {
-    const KEEP: usize = 64;
-
-    fn push(&mut self, d: Duration) {
-        if self.0.len() == Self::KEEP {
-            self.0.pop_front();
-        }
-        self.0.push_back(d.as_secs_f64() * 1000.0);
-    }
-
-    fn median(&self) -> Option<f64> {
-        let mut v: Vec<f64> = self.0.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied()
-    }
-}
-
-impl Counters {
-    fn booted(&self, vm: &Vm) {
-        self.booted.fetch_add(1, Ordering::Relaxed);
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .push(vm.boot_time);
-    }
-
-    fn restored(&self, vm: &Vm) {
-        self.restored.fetch_add(1, Ordering::Relaxed);
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .push(vm.boot_time);
-    }
-}
-
-/// Why a VM could not come from a snapshot.
-enum NotRestored {
-    /// No snapshot, and making one failed (its boot counts as the workload's boot).
-    Snapshot(String),
-    /// A snapshot was there but did not restore.
-    Restore(String),
-}
-
 struct Ready {
     vmm: Box<dyn Vmm>,
     accel: Accel,
@@ -213,153 +162,6 @@ impl Inner {
             qmp: None,
             incoming: None,
         }
-    }
-
-    /// How a VM to be snapshotted, and every VM restored from it, is started: as any VM,
-    /// with its runtime warmed before Ready and a control socket.
-    fn snapshot_spec(&self, ready: &Ready, runtime: Runtime, resources: Resources) -> VmSpec {
-        let mut spec = self.spec(ready, runtime, resources);
-        if runtime_rootfs(runtime) {
-            spec.cmdline_extra = format!("{} vulcan.prewarm={runtime}", spec.cmdline_extra)
-                .trim()
-                .to_owned();
-        }
-        spec.qmp = Some(PathBuf::new());
-        spec
-    }
-
-    fn shape(runtime: Runtime, resources: Resources) -> Shape {
-        Shape {
-            runtime,
-            mem_mb: resources.mem_mb + GUEST_OVERHEAD_MB,
-            cpus: resources.cpus,
-        }
-    }
-
-    async fn snapshots(&self) -> Result<Arc<Snapshots>, String> {
-        let ready = self.state.as_ref().map_err(Clone::clone)?;
-        let files = [
-            ready.kernel.clone(),
-            ready.initramfs.clone(),
-            ready.rootfs.clone(),
-        ];
-        let settings = format!(
-            "{}|{}|{}|{}",
-            ready.qemu_version,
-            ready.accel.as_str(),
-            vmm::KERNEL_CMDLINE,
-            ready.cmdline_extra
-        );
-        let dir = self.config.work_dir.join("snapshots");
-        self.snapshots
-            .get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-                    let assets =
-                        snapshot::assets_digest(&paths, &settings, &dir.join("digests.json"))?;
-                    Snapshots::open(dir, assets).map(Arc::new)
-                })
-                .await
-                .map_err(|e| format!("opening the snapshots failed: {e}"))?
-            })
-            .await
-            .clone()
-    }
-
-    /// A VM restored from the snapshot of its shape, made first if there is none.
-    async fn restore(
-        &self,
-        runtime: Runtime,
-        resources: Resources,
-        logs: Option<&dyn LogSink>,
-    ) -> Result<(Vm, String), NotRestored> {
-        let ready = self
-            .state
-            .as_ref()
-            .map_err(|e| NotRestored::Snapshot(e.clone()))?;
-        let snapshots = self.snapshots().await.map_err(NotRestored::Snapshot)?;
-        let shape = Self::shape(runtime, resources);
-        let found = match find(&snapshots, shape).await {
-            Ok(Some(found)) => found,
-            other => {
-                if let (Err(e), Some(logs)) = (&other, logs) {
-                    logs.emit(LogStream::Backend, e.clone());
-                }
-                self.make_snapshot(ready, &snapshots, runtime, resources)
-                    .await
-                    .map_err(NotRestored::Snapshot)?
-            }
-        };
-        let spec = VmSpec {
-            incoming: Some(found.state.clone()),
-            ..self.snapshot_spec(ready, runtime, resources)
-        };
-        let vm = Vm::restore(
-            ready.vmm.as_ref(),
-            spec,
-            &self.config.work_dir.join("vms"),
-            self.config.boot_timeout,
-            found.meta.ready.clone(),
-        )
-        .await
-        .map_err(NotRestored::Restore)?;
-        self.counters.restored(&vm);
-        Ok((vm, found.name))
-    }
-
-    /// Boots a VM of `shape` to Ready with its runtime warmed, saves it, and puts the
-    /// snapshot in place (unless another task made it meanwhile).
-    async fn make_snapshot(
-        &self,
-        ready: &Ready,
-        snapshots: &Arc<Snapshots>,
-        runtime: Runtime,
-        resources: Resources,
-    ) -> Result<snapshot::Found, String> {
-        let _one = self.making.lock().await;
-        let shape = Self::shape(runtime, resources);
-        if let Ok(Some(found)) = find(snapshots, shape).await {
-            return Ok(found);
-        }
-        let started = std::time::Instant::now();
-        let partial = snapshots.partial(&shape)?;
-        let made = async {
-            let vm = Vm::boot(
-                ready.vmm.as_ref(),
-                self.snapshot_spec(ready, runtime, resources),
-                &self.config.work_dir.join("vms"),
-                self.config.boot_timeout,
-            )
-            .await?;
-            // The snapshot's boot is a boot like any other, for the figures.
-            self.counters
-                .recent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .0
-                .push(vm.boot_time);
-            let agent = vm.ready.clone();
-            vm.save(&partial.join("state"), SAVE_TIMEOUT).await?;
-            let snapshots = snapshots.clone();
-            let partial = partial.clone();
-            tokio::task::spawn_blocking(move || snapshots.commit(&shape, &partial, agent))
-                .await
-                .map_err(|e| format!("describing the snapshot failed: {e}"))?
-        }
-        .await;
-        match &made {
-            Ok(found) => {
-                self.counters.snapshots_made.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(snapshot = %found.name, size = found.meta.size_bytes, ms = started.elapsed().as_millis() as u64, "made a microVM snapshot");
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&partial);
-                tracing::warn!(%runtime, error = %e, "could not make a microVM snapshot");
-            }
-        }
-        made
     }
 
     /// A fresh VM for one workload or the pool: restored from a snapshot where snapshots
@@ -415,64 +217,6 @@ impl Inner {
         )
         .await
     }
-
-    fn take_warm(&self, runtime: Runtime, resources: Resources) -> Option<Vm> {
-        if resources != self.config.pool_resources {
-            return None;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let vms = idle.get_mut(&runtime)?;
-        let mut taken = None;
-        while let Some(mut vm) = vms.pop() {
-            // A VM whose process is gone is dropped (and cleaned up), not handed out.
-            if vm.alive() {
-                taken = Some(vm);
-                break;
-            }
-        }
-        drop(idle);
-        self.wanted.notify_one();
-        taken
-    }
-
-    /// Keeps each runtime's pool full, one boot at a time (boots compete for the CPUs).
-    async fn refill(self: Arc<Self>) {
-        loop {
-            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            let missing = {
-                let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                self.config
-                    .pool
-                    .iter()
-                    .find(|(rt, size)| idle.get(rt).map_or(0, Vec::len) < **size)
-                    .map(|(rt, _)| *rt)
-            };
-            match missing {
-                Some(runtime) => {
-                    match self.fresh(runtime, self.config.pool_resources, None).await {
-                        Ok((vm, _)) => {
-                            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                                return;
-                            }
-                            self.idle
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .entry(runtime)
-                                .or_default()
-                                .push(vm);
-                        }
-                        Err(e) => {
-                            tracing::warn!(%runtime, error = %e, "could not boot a warm VM");
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                        }
-                    }
-                }
-                None => self.wanted.notified().await,
-            }
-        }
-    }
 }
 
 /// Kills VMM processes and removes VM directories a previous server left behind.
@@ -519,10 +263,7 @@ impl MicrovmBackend {
             tracing::warn!(%reason, "microvm backend unavailable");
         }
         let ready = state.is_ok();
-        let instances = Instances::new();
-        if ready {
-            tokio::spawn(reap(Arc::downgrade(&instances)));
-        }
+        let instances = Instances::reaped();
         let inner = Arc::new(Inner {
             config,
             state,
@@ -635,89 +376,6 @@ impl MicrovmBackend {
             ),
         );
         Ok(vm)
-    }
-
-    /// Serves an invocation in a VM whose agent has the function loaded (a handler to call;
-    /// for go, a program to run again). With `reuse`, a warm instance of its function version: an idle one, or one
-    /// started now if fewer than `max_instances` exist (waited for otherwise); an instance
-    /// whose invocation broke it, timed out or was killed is destroyed, and only that
-    /// invocation fails. Without, a fresh VM that serves this one invocation.
-    async fn invoke_served(
-        &self,
-        invocation: &Invocation,
-        job: &Run,
-        spec: &WorkloadSpec,
-        logs: Arc<dyn LogSink>,
-    ) -> Result<WorkloadResult, BackendError> {
-        let mut lease = match invocation.reuse {
-            true => Some(
-                self.inner
-                    .instances
-                    .lease(
-                        &invocation.instance_key(),
-                        invocation.max_instances as usize,
-                        Duration::from_secs(invocation.idle_timeout_s.into()),
-                    )
-                    .await,
-            ),
-            false => None,
-        };
-        let warm = lease
-            .as_mut()
-            .and_then(|l| l.take())
-            .and_then(|mut vm| vm.alive().then_some(vm));
-        let mut vm = match warm {
-            Some(vm) => vm,
-            None => {
-                let mut vm = self
-                    .vm_for(spec.run.runtime, spec.run.resources, logs.as_ref())
-                    .await?;
-                if let Err(e) = vm.start_serving(job, logs.as_ref()).await? {
-                    logs.code_started();
-                    return Ok(WorkloadResult {
-                        exit_code: None,
-                        output: String::new(),
-                        error: Some(e),
-                        usage: None,
-                    });
-                }
-                vm
-            }
-        };
-        logs.code_started();
-        let (result, healthy) = vm
-            .invoke(
-                &spec.input,
-                logs.as_ref(),
-                self.inner.config.max_output_bytes,
-                spec.run.resources.mem_mb,
-            )
-            .await?;
-        if let Some(lease) = lease.filter(|_| healthy) {
-            lease.give_back(vm);
-        }
-        Ok(result)
-    }
-}
-
-/// The valid snapshot of `shape`, checked off the async runtime (a first check reads the
-/// whole state).
-async fn find(snapshots: &Arc<Snapshots>, shape: Shape) -> Result<Option<snapshot::Found>, String> {
-    let snapshots = snapshots.clone();
-    tokio::task::spawn_blocking(move || snapshots.find(&shape))
-        .await
-        .map_err(|e| format!("checking the snapshot failed: {e}"))?
-}
-
-/// Stops idle instances past their idle timeout, every second, while the backend lives.
-async fn reap(instances: std::sync::Weak<Instances<Vm>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let Some(instances) = instances.upgrade() else {
-            return;
-        };
-        drop(instances.expired());
     }
 }
 

@@ -6,7 +6,9 @@
 //! are handed back to their owner to stop once they have been idle for their timeout.
 //!
 //! Instance lifecycle: started → warm (idle in the pool) → serving (leased) → warm … →
-//! retired (idle too long, function deleted, or broken).
+//! retired (idle too long, function deleted, or broken). Every backend keeps its warm
+//! instances here ([`Instances::reaped`]), whatever an instance is: a Deno process, a
+//! gVisor sandbox, a microVM.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,24 @@ impl<I: Send + 'static> Default for Instances<I> {
 impl<I: Send + 'static> Instances<I> {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// New pools whose instances idle past their timeout are stopped (dropped: each
+    /// instance stops itself when dropped), looked for every second while the pools live.
+    pub fn reaped() -> Arc<Self> {
+        let pools = Self::new();
+        let weak = Arc::downgrade(&pools);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(pools) = weak.upgrade() else {
+                    return;
+                };
+                drop(pools.expired());
+            }
+        });
+        pools
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<I>>> {

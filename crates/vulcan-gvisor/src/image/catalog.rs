@@ -1,75 +1,17 @@
-//! The image catalog: pulls, verifies, unpacks, registers and removes images.
+//! The image catalog: registers images in the cluster's index, pulls each onto this node's
+//! disk on first use (`fetch`: resolve, verify, download, unpack; what a manifest says is
+//! `manifest`), leases roots to runs, and removes what nothing uses.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use time::OffsetDateTime;
-use vulcan_domain::{
-    ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, PullRequest, StoreError,
-};
+use vulcan_domain::{ImageCatalog, ImageError, ImageIndex, ImageRecord, PullRequest, StoreError};
 
 use super::reference::Reference;
-use super::registry::{digest_hex, sha256_digest, RegistryClient};
-use vulcan_sandbox::archive::{unpack, Rules, UnpackError};
-
-const INDEX_MEDIA: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
-
-#[derive(Deserialize)]
-struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-struct Platform {
-    architecture: String,
-    os: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-struct RunConfig {
-    #[serde(default)]
-    entrypoint: Option<Vec<String>>,
-    #[serde(default)]
-    cmd: Option<Vec<String>>,
-    #[serde(default)]
-    env: Option<Vec<String>>,
-    #[serde(default)]
-    working_dir: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ConfigBlob {
-    #[serde(default)]
-    config: Option<RunConfig>,
-}
+use super::registry::{digest_hex, RegistryClient};
 
 /// Images: registered once for the whole cluster in the store's image index, pulled,
 /// verified and unpacked on each node's disk on first use (see the module documentation
@@ -77,23 +19,23 @@ struct ConfigBlob {
 #[derive(Clone)]
 pub struct ImageStore(Arc<Inner>);
 
-struct Inner {
-    dir: PathBuf,
-    client: RegistryClient,
+pub(super) struct Inner {
+    pub(super) dir: PathBuf,
+    pub(super) client: RegistryClient,
     /// Largest size an image may unpack to.
-    max_unpacked_bytes: u64,
+    pub(super) max_unpacked_bytes: u64,
     /// The registered images, shared by every node.
-    index: Arc<dyn ImageIndex>,
+    pub(super) index: Arc<dyn ImageIndex>,
     /// This node, recorded with each image it has pulled.
-    node: String,
+    pub(super) node: String,
     /// Pulls and removals run one at a time, so two never unpack the same root. A std
     /// mutex, held by the blocking pull itself: a pull given up at its deadline keeps it
     /// until its last read times out.
-    changes: Arc<Mutex<()>>,
+    pub(super) changes: Arc<Mutex<()>>,
     /// Runs on this node using each image root (by manifest digest): never removed.
-    in_use: Mutex<HashMap<String, usize>>,
+    pub(super) in_use: Mutex<HashMap<String, usize>>,
     /// Registries an admin has pulled from (or named in a run) since the start.
-    admin_allowed: Mutex<HashSet<String>>,
+    pub(super) admin_allowed: Mutex<HashSet<String>>,
 }
 
 /// An image root held for one run; released on drop.
@@ -121,7 +63,7 @@ impl Drop for RootLease {
     }
 }
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> ImageError {
+pub(super) fn io(what: &str, path: &Path, e: std::io::Error) -> ImageError {
     ImageError::Io(format!("cannot {what} {}: {e}", path.display()))
 }
 
@@ -348,131 +290,12 @@ impl Inner {
         self.admin_allowed().insert(registry.to_owned());
     }
 
-    fn blob_path(&self, digest: &str) -> Result<PathBuf, ImageError> {
+    pub(super) fn blob_path(&self, digest: &str) -> Result<PathBuf, ImageError> {
         Ok(self.dir.join("blobs/sha256").join(digest_hex(digest)?))
     }
 
-    fn rootfs_path(&self, digest: &str) -> Result<PathBuf, ImageError> {
+    pub(super) fn rootfs_path(&self, digest: &str) -> Result<PathBuf, ImageError> {
         Ok(self.dir.join("rootfs").join(digest_hex(digest)?))
-    }
-
-    /// Resolves, downloads (what is not cached yet) and unpacks an image. Blocking.
-    fn fetch(&self, r: &Reference) -> Result<(String, Vec<Descriptor>, ImageConfig), ImageError> {
-        let mut fetched = self.client.manifest(r, r.manifest_ref())?;
-        let mut digest = sha256_digest(&fetched.bytes);
-        let expected = r.digest.clone().or(fetched.claimed_digest.clone());
-        if let Some(expected) = expected.filter(|e| *e != digest) {
-            return Err(ImageError::Integrity(format!(
-                "the manifest of {r} does not match its digest {expected} (the registry sent content with digest {digest}); refused"
-            )));
-        }
-        let parse = |bytes: &[u8]| {
-            serde_json::from_slice::<Manifest>(bytes).map_err(|e| {
-                ImageError::Integrity(format!("the manifest of {r} is not valid JSON: {e}"))
-            })
-        };
-        let mut manifest = parse(&fetched.bytes)?;
-        let is_index = |m: &Manifest, media: &str| {
-            INDEX_MEDIA.contains(&m.media_type.as_str())
-                || INDEX_MEDIA.iter().any(|t| media.starts_with(t))
-                || (m.config.is_none() && !m.manifests.is_empty())
-        };
-        if is_index(&manifest, &fetched.media_type) {
-            let chosen = manifest
-                .manifests
-                .iter()
-                .find(|d| {
-                    d.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-                })
-                .ok_or_else(|| {
-                    ImageError::Invalid(format!("image {r} has no linux/amd64 variant"))
-                })?;
-            let child = chosen.digest.clone();
-            fetched = self.client.manifest(r, &child)?;
-            digest = sha256_digest(&fetched.bytes);
-            if digest != child {
-                return Err(ImageError::Integrity(format!(
-                    "the linux/amd64 manifest of {r} does not match its digest {child} (got {digest}); refused"
-                )));
-            }
-            manifest = parse(&fetched.bytes)?;
-        }
-        if manifest.schema_version != 2 {
-            return Err(ImageError::Invalid(format!(
-                "image {r} uses manifest schema {}; only schema 2 (OCI or Docker v2) is supported",
-                manifest.schema_version
-            )));
-        }
-        let config_desc = manifest
-            .config
-            .as_ref()
-            .ok_or_else(|| ImageError::Integrity(format!("the manifest of {r} names no config")))?;
-        let config_bytes = self
-            .client
-            .blob_bytes(r, &config_desc.digest, config_desc.size)?;
-        let run = serde_json::from_slice::<ConfigBlob>(&config_bytes)
-            .map_err(|e| ImageError::Integrity(format!("the config of {r} is not valid: {e}")))?
-            .config
-            .unwrap_or_default();
-        let config = ImageConfig {
-            entrypoint: run.entrypoint.unwrap_or_default(),
-            cmd: run.cmd.unwrap_or_default(),
-            env: run.env.unwrap_or_default(),
-            working_dir: run.working_dir.unwrap_or_default(),
-            user: run.user.unwrap_or_default(),
-        };
-        for layer in &manifest.layers {
-            if layer.media_type.contains("zstd") {
-                return Err(ImageError::Invalid(format!(
-                    "image {r} has zstd-compressed layers, which are not supported; push it with gzip layers"
-                )));
-            }
-            let path = self.blob_path(&layer.digest)?;
-            if !path.exists() {
-                self.client
-                    .blob_to_file(r, &layer.digest, layer.size, &path)?;
-            }
-        }
-        self.unpack(r, &digest, &manifest.layers)?;
-        Ok((digest, manifest.layers, config))
-    }
-
-    fn unpack(&self, r: &Reference, digest: &str, layers: &[Descriptor]) -> Result<(), ImageError> {
-        let root = self.rootfs_path(digest)?;
-        if root.is_dir() {
-            return Ok(());
-        }
-        let partial = self
-            .dir
-            .join("rootfs")
-            .join(format!(".partial-{}", digest_hex(digest)?));
-        let _ = std::fs::remove_dir_all(&partial);
-        std::fs::create_dir_all(&partial).map_err(|e| io("create", &partial, e))?;
-        let mut budget = self.max_unpacked_bytes;
-        let result = layers.iter().try_for_each(|layer| {
-            let path = self.blob_path(&layer.digest)?;
-            let file = std::fs::File::open(&path).map_err(|e| io("open", &path, e))?;
-            let written = unpack(&partial, file, Rules::layer(budget)).map_err(|e| match e {
-                UnpackError::Refused(msg) => ImageError::Integrity(format!(
-                    "image {r}, layer {}: {msg}; refused",
-                    layer.digest
-                )),
-                UnpackError::Io(msg) => ImageError::Io(format!("image {r}: {msg}")),
-            })?;
-            budget = budget.saturating_sub(written);
-            Ok(())
-        });
-        match result
-            .and_then(|()| std::fs::rename(&partial, &root).map_err(|e| io("rename", &partial, e)))
-        {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&partial);
-                Err(e)
-            }
-        }
     }
 
     /// Removes blobs and roots no image of `images` needs and no run here is using.
@@ -623,6 +446,7 @@ fn not_allowed(r: &Reference) -> ImageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vulcan_domain::ImageConfig;
 
     /// The image index as a map (the stores' own are tested by their contract suite).
     #[derive(Default)]

@@ -7,6 +7,8 @@
 //! - `index.json`: the registered images (written atomically).
 
 pub mod catalog;
+mod fetch;
+mod manifest;
 pub mod reference;
 pub mod registry;
 

@@ -21,6 +21,7 @@ mod nodes;
 mod schedules;
 mod secrets;
 mod stats;
+mod transitions;
 mod workloads;
 
 use std::future::Future;

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use vulcan_domain::{Expect, Housekept, NodeRecord, NodeStore, StoreError};
 
-use super::workloads::{finish_in, from_ms, to_ms, unclaim_one};
+use super::transitions::{finish_in, unclaim_one};
+use super::workloads::{from_ms, to_ms};
 use super::{io, Fail, PgStore};
 use crate::housekeeping::{lost_error, lost_update};
 

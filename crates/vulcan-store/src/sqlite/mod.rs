@@ -16,6 +16,7 @@ mod nodes;
 mod schedules;
 mod secrets;
 mod stats;
+mod transitions;
 mod workloads;
 
 use std::path::{Path, PathBuf};

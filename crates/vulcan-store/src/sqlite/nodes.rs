@@ -7,7 +7,7 @@ use rusqlite::params;
 use time::OffsetDateTime;
 use vulcan_domain::{Expect, Housekept, NodeRecord, NodeStore, StoreError};
 
-use super::workloads::{finish_in, unclaim_one};
+use super::transitions::{finish_in, unclaim_one};
 use super::{from_ms, io, to_ms, SqliteStore};
 use crate::housekeeping::{lost_error, lost_update};
 

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use vulcan_domain::{BackendError, LogSink, LogStream, Usage, WorkloadResult, WorkloadSpec};
 use vulcan_wasm::{Reply, Request, CACHED_MODULES};
 
-use crate::cgroup::{CgroupRoot, MemoryCgroup};
+use crate::memory_cgroup::{CgroupRoot, MemoryCgroup};
 use compiled::{Code, Compiled};
 
 /// How long a new helper may take to say it is ready.
@@ -277,10 +277,10 @@ impl WasmHelper {
     pub async fn run(
         &self,
         spec: &WorkloadSpec,
-        module_b64: String,
         logs: Arc<dyn LogSink>,
         max_output: usize,
     ) -> Result<WorkloadResult, BackendError> {
+        let module_b64 = spec.run.code.as_deref().unwrap_or_default();
         let module = match base64::engine::general_purpose::STANDARD.decode(module_b64.trim()) {
             Ok(module) => module,
             Err(e) => {
