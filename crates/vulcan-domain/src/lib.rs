@@ -21,6 +21,8 @@ mod spec;
 mod stats;
 mod status;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod workload;
 
 pub use access::{

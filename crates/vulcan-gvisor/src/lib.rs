@@ -14,6 +14,8 @@ pub mod image;
 pub mod output;
 pub mod runsc;
 pub mod sandbox_cgroups;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod warm;
 
 use std::collections::HashSet;

@@ -51,23 +51,15 @@ pub async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Lines(Mutex<Vec<String>>);
-    impl LogSink for Lines {
-        fn emit(&self, _: LogStream, line: String) {
-            self.0.lock().unwrap().push(line);
-        }
-    }
+    use vulcan_domain::testing::RecordingSink;
 
     #[tokio::test]
     async fn lines_are_split_cut_and_output_bounded() {
-        let sink = Arc::new(Lines::default());
+        let sink = Arc::new(RecordingSink::default());
         let long = "x".repeat(MAX_LINE_BYTES + 10);
         let input = format!("a\nb\n{long}\ntail");
         let got = pump(input.as_bytes(), LogStream::Stdout, sink.clone(), 6).await;
-        let lines = sink.0.lock().unwrap().clone();
+        let lines = sink.stream(LogStream::Stdout);
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0], "a");
         assert_eq!(lines[2].len(), MAX_LINE_BYTES);

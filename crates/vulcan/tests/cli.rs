@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::registry::Registry;
 use common::Server;
 use serde_json::Value;
+use vulcan_gvisor::testing::Registry;
 
 fn vulcan(server: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vulcan"))

@@ -479,7 +479,7 @@ fn wait_live_with(server: &Server, key: &str, ids: &[&str]) {
 
 #[test]
 fn an_image_registered_on_one_node_is_pulled_by_another_on_first_use() {
-    let registry = common::registry::Registry::start();
+    let registry = vulcan_gvisor::testing::Registry::start();
     let image = registry.push("busybox:1", "busybox");
     let pg = PgServer::start().unwrap();
     let url = pg.database().unwrap();

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::registry::Registry;
 use common::Server;
 use serde_json::{json, Value};
+use vulcan_gvisor::testing::Registry;
 
 fn server_for(registry: &Registry) -> Server {
     Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())])

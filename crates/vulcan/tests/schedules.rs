@@ -7,10 +7,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::registry::Registry;
 use common::{eventually, Server};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
+use vulcan_gvisor::testing::Registry;
 
 fn put(server: &Server, path: &str, body: &Value) -> (u16, Value) {
     server.put(path, body)

@@ -2,9 +2,9 @@
 //! image root, same spec), throughput with both cores busy, and the same image as a
 //! function served from a warm sandbox.
 
-use crate::common::registry::Registry;
 use crate::common::Server;
 use crate::{measure, percentile, print_overhead};
+use vulcan_gvisor::testing::Registry;
 
 pub fn run(n: usize) {
     let registry = Registry::start();

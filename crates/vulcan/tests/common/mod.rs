@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub mod registry;
-
 pub struct Server {
     pub base: String,
     pub child: Child,

@@ -1,5 +1,6 @@
-//! A real local OCI registry (Debian's docker-registry) on a free loopback port, and
-//! real images pushed to it by scripts/oci-image.sh (umoci + skopeo).
+//! For tests and benchmarks (feature `testing`): a real local OCI registry (Debian's
+//! docker-registry) on a free loopback port, and real images pushed to it by
+//! scripts/oci-image.sh (umoci + skopeo). Stopped and removed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +16,10 @@ pub struct Registry {
 impl Registry {
     pub fn start() -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = super::free_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
