@@ -7,6 +7,9 @@
 //! `runsc run` ([`runsc`]) with `input` as JSON on stdin; stdout and stderr lines are
 //! streamed as logs and stdout is the output ([`output`]). Nothing outlives a run: runsc
 //! deletes a container that exits, and `cleanup` destroys one that was killed.
+//!
+//! `tests/backend.rs` drives this backend as a library (a recording sink in place of
+//! the engine): the place to pin a change to what `execute` answers or emits.
 
 pub mod bundle;
 pub mod gobuild;

@@ -12,6 +12,9 @@
 //! (with `frames`, what a pooled runner relays), and [`wasm_helper`] compiles and runs
 //! WebAssembly in a bounded process of its own.
 //!
+//! `tests/backend.rs` drives this backend as a library (a recording sink in place of
+//! the engine): the place to pin a change to what `execute` answers or emits.
+//!
 //! Code forms (runtime `node`): an ES module (JavaScript or TypeScript) whose default
 //! export is a function `(input) => value`, sync or async — the output is the JSON of the
 //! value; or a plain script — the output is what it printed. Runtime `wasm`: `code` is a

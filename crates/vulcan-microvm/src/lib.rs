@@ -9,6 +9,9 @@
 //! made ahead of time per runtime, each used once), `served` (warm instances of deployed
 //! functions), `counters` (how VMs came to be, for `/v1/backends` and `/metrics`).
 //!
+//! `tests/backend.rs` drives this backend as a library (a recording sink in place of
+//! the engine): the place to pin a change to what `execute` answers or emits.
+//!
 //! Workload forms: `code` is `main.py` (python) or `main.js` (node); `code_archive` is a
 //! tar.gz unpacked into `/work` (the working directory) whose entrypoint is `main.py`,
 //! `main.js`, or for `go` a static binary `main`. `input` is JSON on stdin; stdout is the
