@@ -1,9 +1,12 @@
 //! For tests of adapters (feature `testing`): a [`RecordingSink`] to hand a backend in
-//! place of the engine's sink, and [`spec`], a workload's spec with default resources.
+//! place of the engine's sink, [`spec`], a workload's spec with default resources, and
+//! [`run`], one run as the engine makes it (execute, then cleanup).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::{Code, Isolation, LogSink, LogStream, Resources, Runtime, WorkloadSpec};
+use crate::{
+    Backend, Code, Isolation, LogSink, LogStream, Resources, Runtime, WorkloadResult, WorkloadSpec,
+};
 
 /// Keeps every line a backend emits, in order, and counts its `code_started` calls.
 #[derive(Default)]
@@ -67,4 +70,23 @@ pub fn spec(id: &str, runtime: Runtime, isolation: Isolation, code: &str) -> Wor
         note: None,
         invocation: None,
     }
+}
+
+/// Runs `spec` on `backend` to its end with a recording sink, then cleans up after it, as
+/// the engine does; panics if the backend could not run it at all.
+pub async fn run(
+    backend: &dyn Backend,
+    spec: WorkloadSpec,
+) -> (WorkloadResult, Arc<RecordingSink>) {
+    let sink = Arc::new(RecordingSink::default());
+    let id = spec.id.clone();
+    let result = backend
+        .execute(spec, sink.clone())
+        .await
+        .unwrap_or_else(|e| panic!("the backend could not run {id}: {e}"));
+    backend
+        .cleanup(&id)
+        .await
+        .unwrap_or_else(|e| panic!("cleanup after {id} failed: {e}"));
+    (result, sink)
 }

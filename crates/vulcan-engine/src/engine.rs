@@ -70,22 +70,40 @@ pub struct Stores {
     pub bus: Arc<dyn SignalBus>,
 }
 
+/// A store that is every port the engine keeps state in (both of Vulcan's stores are).
+pub trait EveryPort:
+    WorkloadStore
+    + LogStore
+    + StatsStore
+    + BenchmarkStore
+    + NodeStore
+    + FunctionStore
+    + ScheduleStore
+    + SecretStore
+    + AccessStore
+    + Clone
+    + 'static
+{
+}
+
+impl<S> EveryPort for S where
+    S: WorkloadStore
+        + LogStore
+        + StatsStore
+        + BenchmarkStore
+        + NodeStore
+        + FunctionStore
+        + ScheduleStore
+        + SecretStore
+        + AccessStore
+        + Clone
+        + 'static
+{
+}
+
 impl Stores {
     /// Every port from one store that has them all, telling the others through `bus`.
-    pub fn of<S>(store: S, bus: Arc<dyn SignalBus>) -> Stores
-    where
-        S: WorkloadStore
-            + LogStore
-            + StatsStore
-            + BenchmarkStore
-            + NodeStore
-            + FunctionStore
-            + ScheduleStore
-            + SecretStore
-            + AccessStore
-            + Clone
-            + 'static,
-    {
+    pub fn of(store: impl EveryPort, bus: Arc<dyn SignalBus>) -> Stores {
         Stores {
             workloads: Arc::new(store.clone()),
             logs: Arc::new(store.clone()),

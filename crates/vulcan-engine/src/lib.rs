@@ -49,7 +49,7 @@ pub use access::{StoredKey, MISS_GAP, REREAD_EVERY};
 pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmarks};
 pub use broker::{LogBroker, LogEvent, Subscription};
 pub use config::{EngineConfig, Limits, LogLimits};
-pub use engine::{Engine, KillError, Stores};
+pub use engine::{Engine, EveryPort, KillError, Stores};
 pub use functions::{DeployRequest, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_INSTANCES};
 pub use metrics::Metrics;
 pub use registry::{BackendRegistry, Route, RouteError};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use vulcan_domain::{
-    Admission, Claimed, Code, Expect, Isolation, ListFilter, Resources, Runtime, StoreError,
-    TerminalUpdate, Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    Admission, Claimed, Expect, Isolation, ListFilter, Runtime, StoreError, TerminalUpdate,
+    Workload, WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Metrics, Stores};
 use vulcan_store::SqliteStore;
@@ -90,34 +90,16 @@ impl WorkloadStore for Racing {
 
 /// A pending workload claimed by node `b`, which this test plays.
 fn claimed_elsewhere(id: &str) -> (Workload, WorkloadSpec) {
-    let run = Code {
-        runtime: Runtime::Node,
-        isolation: Isolation::Isolate,
-        code: Some("1".into()),
-        code_archive: None,
-        image: None,
-        command: None,
-        env: Default::default(),
-        secrets: Vec::new(),
-        resources: Resources::default(),
-    };
+    let spec = vulcan_domain::testing::spec(id, Runtime::Node, Isolation::Isolate, "1");
     let workload = Workload::pending(
         id.into(),
         "default".into(),
-        &run,
+        &spec.run,
         Isolation::Isolate,
         "0".repeat(64),
         OffsetDateTime::now_utc(),
         None,
     );
-    let spec = WorkloadSpec {
-        id: id.into(),
-        tenant: "default".into(),
-        run,
-        input: serde_json::Value::Null,
-        note: None,
-        invocation: None,
-    };
     (workload, spec)
 }
 

@@ -7,10 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vulcan_domain::testing::{spec, RecordingSink};
-use vulcan_domain::{
-    Backend, Invocation, Isolation, LogStream, Runtime, WorkloadResult, WorkloadSpec,
-};
+use vulcan_domain::testing::{run, spec, RecordingSink};
+use vulcan_domain::{Backend, Invocation, Isolation, LogStream, Runtime, WorkloadSpec};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::testing::Registry;
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
@@ -48,17 +46,6 @@ fn shell(id: &str, image: &str, script: &str) -> WorkloadSpec {
     s.run.image = Some(image.to_owned());
     s.run.command = Some(vec!["sh".into(), "-c".into(), script.into()]);
     s
-}
-
-async fn run(backend: &GvisorBackend, spec: WorkloadSpec) -> (WorkloadResult, Arc<RecordingSink>) {
-    let sink = Arc::new(RecordingSink::default());
-    let id = spec.id.clone();
-    let result = backend
-        .execute(spec, sink.clone())
-        .await
-        .expect("the backend ran it");
-    backend.cleanup(&id).await.expect("cleanup");
-    (result, sink)
 }
 
 /// Containers in runsc's state and bundle directories the backend has under `dir`.

@@ -9,10 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use vulcan_domain::testing::{spec, RecordingSink};
-use vulcan_domain::{
-    Backend, Invocation, Isolation, LogStream, Runtime, WorkloadResult, WorkloadSpec,
-};
+use vulcan_domain::testing::{run, spec, RecordingSink};
+use vulcan_domain::{Backend, Invocation, Isolation, LogStream, Runtime, WorkloadSpec};
 use vulcan_isolate::{IsolateBackend, IsolateConfig};
 
 /// Deno where scripts/setup.sh puts it.
@@ -40,17 +38,6 @@ fn backend(pool: usize) -> (IsolateBackend, tempfile::TempDir) {
 
 fn node(id: &str, code: &str) -> WorkloadSpec {
     spec(id, Runtime::Node, Isolation::Isolate, code)
-}
-
-async fn run(backend: &IsolateBackend, spec: WorkloadSpec) -> (WorkloadResult, Arc<RecordingSink>) {
-    let sink = Arc::new(RecordingSink::default());
-    let id = spec.id.clone();
-    let result = backend
-        .execute(spec, sink.clone())
-        .await
-        .expect("the backend ran it");
-    backend.cleanup(&id).await.expect("cleanup");
-    (result, sink)
 }
 
 #[tokio::test]

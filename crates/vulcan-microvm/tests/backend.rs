@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vulcan_domain::testing::{spec, RecordingSink};
-use vulcan_domain::{
-    Backend, Invocation, Isolation, LogStream, Runtime, WorkloadResult, WorkloadSpec,
-};
+use vulcan_domain::testing::{run, spec, RecordingSink};
+use vulcan_domain::{Backend, Invocation, Isolation, LogStream, Runtime, WorkloadSpec};
 use vulcan_microvm::{MicrovmBackend, MicrovmConfig};
 
 /// VMs under TCG need both CPUs: one test at a time.
@@ -48,17 +46,6 @@ fn python(id: &str, code: &str) -> WorkloadSpec {
     let mut s = spec(id, Runtime::Python, Isolation::Microvm, code);
     s.run.resources.timeout_s = 120;
     s
-}
-
-async fn run(backend: &MicrovmBackend, spec: WorkloadSpec) -> (WorkloadResult, Arc<RecordingSink>) {
-    let sink = Arc::new(RecordingSink::default());
-    let id = spec.id.clone();
-    let result = backend
-        .execute(spec, sink.clone())
-        .await
-        .expect("the backend ran it");
-    backend.cleanup(&id).await.expect("cleanup");
-    (result, sink)
 }
 
 /// QEMU processes started under `dir` (their command lines name it).

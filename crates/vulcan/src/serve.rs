@@ -7,10 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
-use vulcan_domain::{
-    AccessStore, Alone, ApiKey, BenchmarkStore, FunctionStore, ImageIndex, LogStore, NodeStore,
-    Quota, Role, ScheduleStore, SecretStore, SignalBus, StatsStore, WorkloadStore,
-};
+use vulcan_domain::{AccessStore, Alone, ApiKey, ImageIndex, Quota, Role, SecretStore, SignalBus};
 use vulcan_engine::secrets::{Keyring, SecretKey};
 use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
@@ -105,21 +102,7 @@ struct Backing {
 
 impl Backing {
     /// Every port from one store, with `bus`.
-    fn of<S>(store: S, bus: Arc<dyn SignalBus>) -> Backing
-    where
-        S: WorkloadStore
-            + LogStore
-            + StatsStore
-            + BenchmarkStore
-            + NodeStore
-            + FunctionStore
-            + ScheduleStore
-            + SecretStore
-            + AccessStore
-            + ImageIndex
-            + Clone
-            + 'static,
-    {
+    fn of(store: impl vulcan_engine::EveryPort + ImageIndex, bus: Arc<dyn SignalBus>) -> Backing {
         Backing {
             stores: vulcan_engine::Stores::of(store.clone(), bus),
             images: Arc::new(store),

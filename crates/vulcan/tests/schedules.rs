@@ -527,35 +527,7 @@ fn a_tenant_is_held_to_its_schedule_quota_and_shortest_interval() {
 #[test]
 fn one_tenants_many_schedules_never_hold_back_anothers_tick() {
     let server = Server::start(&[("VULCAN_TENANT_MAX_SCHEDULES", "5000")]);
-    // Tenant a: hundreds of schedules every second, and a quota that refuses nearly all
-    // of their runs (each tick still costs the scheduler a write).
-    let (status, e) = put(
-        &server,
-        "/v1/tenants/a/quota",
-        &json!({"max_concurrent": 1, "per_minute": 1, "max_cpus": 1, "max_mem_mb": 128}),
-    );
-    assert_eq!(status, 200, "{e}");
-    for tenant in ["a", "b"] {
-        let (status, v) = put(
-            &server,
-            &format!("/v1/functions/f?tenant={tenant}"),
-            &json!({"runtime": "node", "code": "export default () => 1"}),
-        );
-        assert_eq!(status, 201, "{v}");
-    }
-    for _ in 0..2000 {
-        let (status, s) = server.post(
-            "/v1/schedules?tenant=a",
-            &json!({"function": "f", "cron": "* * * * * *"}),
-        );
-        assert_eq!(status, 201, "{s}");
-    }
-    let (status, b) = server.post(
-        "/v1/schedules?tenant=b",
-        &json!({"function": "f", "cron": "*/2 * * * * *"}),
-    );
-    assert_eq!(status, 201, "{b}");
-    let b = b["id"].as_str().unwrap().to_owned();
+    let b = common::schedules_beside_a_flood(&server, 2000, "*/2 * * * * *");
     std::thread::sleep(Duration::from_secs(9));
     let fired = runs(&server, &b);
     assert!(fired.len() >= 3, "b's schedule fired: {}", fired.len());

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::common::Server;
@@ -21,29 +21,7 @@ fn created_at(w: &Value) -> OffsetDateTime {
 
 pub fn run(flood: usize, seconds: u64) {
     let server = Server::start(&[("VULCAN_TENANT_MAX_SCHEDULES", "100000")]);
-    server.put(
-        "/v1/tenants/a/quota",
-        &json!({"max_concurrent": 1, "per_minute": 1, "max_cpus": 1, "max_mem_mb": 128}),
-    );
-    for tenant in ["a", "b"] {
-        server.put(
-            &format!("/v1/functions/f?tenant={tenant}"),
-            &json!({"runtime": "node", "code": "export default () => 1"}),
-        );
-    }
-    for _ in 0..flood {
-        let (status, s) = server.post(
-            "/v1/schedules?tenant=a",
-            &json!({"function": "f", "cron": "* * * * * *"}),
-        );
-        assert_eq!(status, 201, "{s}");
-    }
-    let (status, b) = server.post(
-        "/v1/schedules?tenant=b",
-        &json!({"function": "f", "cron": "* * * * * *"}),
-    );
-    assert_eq!(status, 201, "{b}");
-    let b = b["id"].as_str().unwrap_or_default().to_owned();
+    let b = crate::common::schedules_beside_a_flood(&server, flood, "* * * * * *");
     let skipped_before: u64 = skipped(&server, "a");
     std::thread::sleep(Duration::from_secs(seconds));
     let skipped_after: u64 = skipped(&server, "a");

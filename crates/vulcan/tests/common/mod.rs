@@ -329,3 +329,34 @@ pub fn sum_workload(a: i64, b: i64) -> Value {
         "input": {"a": a, "b": b}
     })
 }
+
+/// Tenant `a` with `flood` one-second schedules and a quota that refuses nearly all their
+/// runs (each tick still costs the scheduler a refusal and a skip), beside one schedule of
+/// tenant `b` on `b_cron`, all of function `f`; the id of `b`'s schedule.
+pub fn schedules_beside_a_flood(server: &Server, flood: usize, b_cron: &str) -> String {
+    let (status, q) = server.put(
+        "/v1/tenants/a/quota",
+        &serde_json::json!({"max_concurrent": 1, "per_minute": 1, "max_cpus": 1, "max_mem_mb": 128}),
+    );
+    assert_eq!(status, 200, "{q}");
+    for tenant in ["a", "b"] {
+        let (status, v) = server.put(
+            &format!("/v1/functions/f?tenant={tenant}"),
+            &serde_json::json!({"runtime": "node", "code": "export default () => 1"}),
+        );
+        assert_eq!(status, 201, "{v}");
+    }
+    for _ in 0..flood {
+        let (status, s) = server.post(
+            "/v1/schedules?tenant=a",
+            &serde_json::json!({"function": "f", "cron": "* * * * * *"}),
+        );
+        assert_eq!(status, 201, "{s}");
+    }
+    let (status, b) = server.post(
+        "/v1/schedules?tenant=b",
+        &serde_json::json!({"function": "f", "cron": b_cron}),
+    );
+    assert_eq!(status, 201, "{b}");
+    b["id"].as_str().expect("a schedule's id").to_owned()
+}
