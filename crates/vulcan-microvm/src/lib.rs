@@ -382,6 +382,56 @@ impl MicrovmBackend {
     }
 }
 
+impl MicrovmBackend {
+    /// What a VM is handed to run `spec` (with `serve`, to keep its handler loaded): Go
+    /// source built first (see [`MicrovmConfig::builder`]), an archive checked, then
+    /// encoded once. `Ok(Err(..))` is the result the run ends with (a failed build).
+    pub(crate) async fn job_for(
+        &self,
+        spec: &WorkloadSpec,
+        serve: bool,
+        logs: &Arc<dyn LogSink>,
+    ) -> Result<Result<Run, WorkloadResult>, BackendError> {
+        let runtime = spec.run.runtime;
+        let built;
+        let spec = match &self.inner.config.builder {
+            Some(builder) if runtime == Runtime::Go => {
+                match builder.build(spec.clone(), logs).await {
+                    Ok(spec) => {
+                        built = spec;
+                        &built
+                    }
+                    Err(failed) => return Ok(Err(failed)),
+                }
+            }
+            _ => spec,
+        };
+        if runtime == Runtime::Go && spec.run.code.is_some() {
+            return Err(BackendError(
+                "runtime go takes a \"code_archive\" holding a static binary named main (build it with CGO_ENABLED=0 go build -o main)".into(),
+            ));
+        }
+        if let Some(archive) = &spec.run.code_archive {
+            check_archive(archive.clone()).await?;
+        }
+        Ok(Ok(Run {
+            runtime: runtime.to_string(),
+            code: spec.run.code.clone(),
+            archive: spec
+                .run
+                .code_archive
+                .as_ref()
+                .map(|a| base64::engine::general_purpose::STANDARD.encode(a)),
+            input: spec.input.clone(),
+            env: spec.run.env.clone().into_iter().collect(),
+            rootfs: runtime_rootfs(runtime),
+            mem_mb: spec.run.resources.mem_mb,
+            serve,
+            seed: None,
+        }))
+    }
+}
+
 /// Refuses an archive that breaks the code-archive rules (an entry leaving the work
 /// directory, more than the size budget) before a VM is spent on it; the agent applies the
 /// same rules when it unpacks. Off the async runtime: it decompresses everything.
@@ -470,42 +520,15 @@ impl Backend for MicrovmBackend {
                 "the microvm backend does not run {runtime}"
             )));
         }
-        // Go source becomes a static binary first (see `MicrovmConfig::builder`).
-        let spec = match &self.inner.config.builder {
-            Some(builder) if runtime == Runtime::Go => match builder.build(spec, &logs).await {
-                Ok(spec) => spec,
-                Err(failed) => return Ok(failed),
-            },
-            _ => spec,
+        // A handler to call (python, node), or a warm VM to run a program in again (go): a
+        // warm instance has the job already, so it is made only to start one.
+        if let Some(invocation) = spec.invocation.as_ref().filter(|i| i.handler || i.reuse) {
+            return self.invoke_served(invocation, &spec, logs).await;
+        }
+        let job = match self.job_for(&spec, false, &logs).await? {
+            Ok(job) => job,
+            Err(failed) => return Ok(failed),
         };
-        if runtime == Runtime::Go && spec.run.code.is_some() {
-            return Err(BackendError(
-                "runtime go takes a \"code_archive\" holding a static binary named main (build it with CGO_ENABLED=0 go build -o main)".into(),
-            ));
-        }
-        if let Some(archive) = &spec.run.code_archive {
-            check_archive(archive.clone()).await?;
-        }
-        // A handler to call (python, node), or a warm VM to run a program in again (go).
-        let served = spec.invocation.as_ref().filter(|i| i.handler || i.reuse);
-        let job = Run {
-            runtime: runtime.to_string(),
-            code: spec.run.code.clone(),
-            archive: spec
-                .run
-                .code_archive
-                .as_ref()
-                .map(|a| base64::engine::general_purpose::STANDARD.encode(a)),
-            input: spec.input.clone(),
-            env: spec.run.env.clone().into_iter().collect(),
-            rootfs: runtime_rootfs(runtime),
-            mem_mb: spec.run.resources.mem_mb,
-            serve: served.is_some(),
-            seed: None,
-        };
-        if let Some(invocation) = served {
-            return self.invoke_served(invocation, &job, &spec, logs).await;
-        }
         let vm = self
             .vm_for(runtime, spec.run.resources, logs.as_ref())
             .await?;

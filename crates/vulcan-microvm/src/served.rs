@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vulcan_agent::Run;
 use vulcan_domain::{BackendError, Invocation, LogSink, WorkloadResult, WorkloadSpec};
 
 use crate::MicrovmBackend;
@@ -19,7 +18,6 @@ impl MicrovmBackend {
     pub(crate) async fn invoke_served(
         &self,
         invocation: &Invocation,
-        job: &Run,
         spec: &WorkloadSpec,
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
@@ -43,10 +41,14 @@ impl MicrovmBackend {
         let mut vm = match warm {
             Some(vm) => vm,
             None => {
+                let job = match self.job_for(spec, true, &logs).await? {
+                    Ok(job) => job,
+                    Err(failed) => return Ok(failed),
+                };
                 let mut vm = self
                     .vm_for(spec.run.runtime, spec.run.resources, logs.as_ref())
                     .await?;
-                if let Err(e) = vm.start_serving(job, logs.as_ref()).await? {
+                if let Err(e) = vm.start_serving(&job, logs.as_ref()).await? {
                     logs.code_started();
                     return Ok(WorkloadResult::failed(e));
                 }
