@@ -334,6 +334,18 @@ fn gosource(n: usize) {
     run(&prebuilt);
     measure("go source: later runs (build kept)", n, 1, || run(&source)).print();
     measure("go prebuilt main (same program)", n, 1, || run(&prebuilt)).print();
+    // The same source deployed as a function: its warm VM runs the program again.
+    let (status, f) = server.put(
+        "/v1/functions/hello-go",
+        &serde_json::json!({"runtime": "go", "code": SOURCE, "resources": {"timeout_s": 120}}),
+    );
+    assert_eq!(status, 201, "{f}");
+    let invoke = || {
+        let (status, w) = server.post("/v1/functions/hello-go/invoke", &serde_json::json!({}));
+        assert_eq!((status, w["output"].as_str()), (200, Some("hello")), "{w}");
+    };
+    invoke();
+    measure("go function from source: warm invocations", n, 1, invoke).print();
 }
 
 fn api_overhead(n: usize) {
