@@ -65,6 +65,23 @@ fn left_behind(dir: &Path) -> (String, Vec<std::ffi::OsString>) {
     )
 }
 
+/// The sandboxes of this process (`warm-<pid>-<n>`) that have a cgroup left in any
+/// hierarchy (cgroup v1 or v2).
+fn warm_cgroups() -> std::collections::BTreeSet<String> {
+    let prefix = format!("warm-{}-", std::process::id());
+    let top = std::fs::read_dir("/sys/fs/cgroup").expect("/sys/fs/cgroup");
+    let parents = top
+        .flatten()
+        .map(|h| h.path().join("vulcan-gvisor"))
+        .chain([Path::new("/sys/fs/cgroup/vulcan-gvisor").to_path_buf()]);
+    parents
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_program_runs_from_a_pulled_image_its_streams_apart_and_nothing_is_left() {
     let registry = Registry::start();
@@ -179,8 +196,12 @@ async fn a_warm_sandbox_serves_its_own_key_only_and_is_retired_by_prefix() {
     );
 
     backend.retire("acme/");
-    until("acme's sandbox is retired", || {
-        !backend.warm_instances().contains_key(&key)
+    // The cgroups go last, after runsc destroyed the sandbox: they are looked at first,
+    // so that `runsc list` does not contend with the destroy for the sandbox's state.
+    until("acme's sandbox is destroyed", || {
+        warm_cgroups().len() == 1
+            && !backend.warm_instances().contains_key(&key)
+            && left_behind(dir.path()).0.lines().count() == 1
     })
     .await;
     let (fresh, _) = run(&backend, count("f4", "acme")).await;
@@ -189,6 +210,11 @@ async fn a_warm_sandbox_serves_its_own_key_only_and_is_retired_by_prefix() {
         "1",
         "a retired sandbox does not serve again"
     );
-    backend.retire("");
+    // Shutting down destroys the warm sandboxes before it returns.
     backend.shutdown().await;
+    assert_eq!(left_behind(dir.path()), (String::new(), Vec::new()));
+    until("no cgroup of a warm sandbox is left", || {
+        warm_cgroups().is_empty()
+    })
+    .await;
 }
