@@ -84,7 +84,7 @@ impl CodeRequest {
     /// Checks the fields against each other and against `limits`, filling defaults: what
     /// runs, with the isolation asked for (`auto` unless said).
     pub(crate) fn validate(
-        &self,
+        self,
         defaults: Resources,
         limits: &Limits,
     ) -> Result<Code, SubmitError> {
@@ -164,12 +164,12 @@ impl CodeRequest {
         Ok(Code {
             runtime,
             isolation: self.isolation.unwrap_or(Isolation::Auto),
-            code: self.code.clone(),
-            code_archive: self.code_archive.clone(),
-            image: self.image.clone(),
-            command: self.command.clone(),
-            env: self.env.clone(),
-            secrets: self.secrets.clone(),
+            code: self.code,
+            code_archive: self.code_archive,
+            image: self.image,
+            command: self.command,
+            env: self.env,
+            secrets: self.secrets,
             resources,
         })
     }
@@ -210,7 +210,8 @@ mod tests {
     }
 
     fn reason(r: &CodeRequest) -> String {
-        r.validate(Resources::default(), &Limits::default())
+        r.clone()
+            .validate(Resources::default(), &Limits::default())
             .unwrap_err()
             .to_string()
     }

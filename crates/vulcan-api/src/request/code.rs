@@ -41,7 +41,7 @@ struct ResourcesBody {
 }
 
 /// The fields of a body that holds a [`CodeBody`] (flattened) and `own` besides: serde
-/// cannot refuse unknown fields through a flattened struct, so [`crate::extract::JsonBody`]
+/// cannot refuse unknown fields through a flattened struct, so [`crate::extract::FlatJson`]
 /// checks them against this list.
 pub fn fields_with(own: &[&'static str]) -> Vec<&'static str> {
     let mut all = vec![
