@@ -69,8 +69,33 @@ pub trait LogSink: Send + Sync {
     /// Marks the moment the workload's own code starts, once the backend has prepared it
     /// (booted or taken a VM, pulled an image, started a process). The workload's timeout
     /// counts from here; what came before is bounded by
-    /// [`Backend::preparation_timeout`]. Every backend calls it exactly once per run.
-    fn code_started(&self) {}
+    /// [`Backend::preparation_timeout`]. Every backend calls it exactly once per run,
+    /// saying how it prepared the run.
+    fn code_started(&self, _how: Preparation) {}
+}
+
+/// How a backend got a run ready, for the cold-start figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Preparation {
+    /// Started from nothing: a new process, sandbox or VM booted.
+    Boot,
+    /// A VM restored from a snapshot.
+    Restore,
+    /// Taken ready from a pool of ones started ahead of time.
+    Pool,
+    /// A function's instance kept from an earlier invocation.
+    Warm,
+}
+
+impl Preparation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preparation::Boot => "boot",
+            Preparation::Restore => "restore",
+            Preparation::Pool => "pool",
+            Preparation::Warm => "warm",
+        }
+    }
 }
 
 /// Turns what a workload sent into what its backend runs, before the backend prepares it:

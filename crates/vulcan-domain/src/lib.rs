@@ -30,6 +30,7 @@ pub use access::{
 };
 pub use backend::{
     Availability, Backend, BackendCapabilities, BackendError, BackendInfo, Builder, LogSink,
+    Preparation,
 };
 pub use cluster::{
     Alone, Deliver, Housekept, NodeBackend, NodeRecord, NodeState, NodeStore, Signal, SignalBus,

@@ -5,14 +5,15 @@
 use std::sync::{Arc, Mutex};
 
 use crate::{
-    Backend, Code, Isolation, LogSink, LogStream, Resources, Runtime, WorkloadResult, WorkloadSpec,
+    Backend, Code, Isolation, LogSink, LogStream, Preparation, Resources, Runtime, WorkloadResult,
+    WorkloadSpec,
 };
 
 /// Keeps every line a backend emits, in order, and counts its `code_started` calls.
 #[derive(Default)]
 pub struct RecordingSink {
     lines: Mutex<Vec<(LogStream, String)>>,
-    started: Mutex<u32>,
+    started: Mutex<Vec<Preparation>>,
 }
 
 impl RecordingSink {
@@ -32,7 +33,15 @@ impl RecordingSink {
 
     /// How many times the backend said the workload's own code started.
     pub fn code_started_calls(&self) -> u32 {
-        *self.started.lock().unwrap_or_else(|p| p.into_inner())
+        self.preparations().len() as u32
+    }
+
+    /// How the backend said it prepared each run, in order.
+    pub fn preparations(&self) -> Vec<Preparation> {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -44,8 +53,11 @@ impl LogSink for RecordingSink {
             .push((stream, line));
     }
 
-    fn code_started(&self) {
-        *self.started.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    fn code_started(&self, how: Preparation) {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(how);
     }
 }
 

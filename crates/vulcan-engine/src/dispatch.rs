@@ -1,7 +1,9 @@
 //! One dispatcher per backend this node can run: while the backend has a free slot, it
 //! claims the oldest queued workload of that backend and launches it. It wakes when a
 //! workload is queued (a signal, from this node or another), when a run here ends and
-//! gives its slot back, and every poll interval in case a signal was lost.
+//! gives its slot back, and every poll interval in case a signal was lost. A run that ends
+//! asks the store for the next workload only if one may be queued ([`Slots`]): on a node
+//! whose workloads are claimed as they are submitted, a finished run costs no claim.
 
 use std::sync::Arc;
 
@@ -28,7 +30,7 @@ async fn dispatch(inner: Arc<Inner>, isolation: Isolation, slots: Arc<Slots>) {
         claim_while_free(&inner, isolation, &slots).await;
         tokio::select! {
             _ = slots.wake.notified() => {}
-            _ = tokio::time::sleep(inner.config.poll) => {}
+            _ = tokio::time::sleep(inner.config.poll) => slots.queued(),
             _ = stopping.changed() => {}
         }
     }
@@ -40,8 +42,14 @@ async fn claim_while_free(inner: &Arc<Inner>, isolation: Isolation, slots: &Arc<
         let Some(slot) = slots.try_take() else {
             return;
         };
+        if !slots.take_maybe_queued() {
+            slot.release_quietly();
+            return;
+        }
         match inner.store.claim(&inner.config.node_id, isolation).await {
             Ok(Some(claimed)) => {
+                // There may be more behind it.
+                slots.queued();
                 let mut workload = claimed.workload;
                 workload.node_id = Some(inner.config.node_id.clone());
                 crate::run::launch(inner, workload, claimed.spec, slot);
@@ -52,6 +60,7 @@ async fn claim_while_free(inner: &Arc<Inner>, isolation: Isolation, slots: &Arc<
             }
             Err(e) => {
                 tracing::warn!(backend = %isolation, error = %e, "could not claim from the queue");
+                slots.queued();
                 slot.release_quietly();
                 return;
             }

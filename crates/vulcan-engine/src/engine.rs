@@ -544,7 +544,7 @@ impl Inner {
         match signal {
             Signal::Queued(isolation) => {
                 if let Some(slots) = self.slots.get(&isolation) {
-                    slots.wake.notify_one();
+                    slots.wake_to_claim();
                 }
             }
             Signal::Kill(id) => {
@@ -553,7 +553,7 @@ impl Inner {
             Signal::Ended(id) | Signal::Logs(id) => self.watches.touch(&id),
             Signal::Resync => {
                 for slots in self.slots.values() {
-                    slots.wake.notify_one();
+                    slots.wake_to_claim();
                 }
                 self.watches.touch_all();
             }

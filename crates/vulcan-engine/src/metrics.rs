@@ -3,7 +3,8 @@
 //!
 //! Series: HTTP requests and latency by method and route (the route template, never a raw
 //! path); workloads submitted, run, running and finished by backend (and status);
-//! execution time, CPU time and peak memory per run as histograms by backend; log lines
+//! execution time, CPU time and peak memory per run as histograms by backend, preparation
+//! time (cold starts) by backend and path; log lines
 //! dropped; and this node's view of the cluster, refreshed with every heartbeat — nodes by
 //! state, workloads waiting per backend, each backend's availability and slots.
 
@@ -22,6 +23,11 @@ const HTTP_BUCKETS: &[f64] = &[
 ];
 const WORKLOAD_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+/// Upper bounds (seconds) of the preparation histogram: a pooled isolate's half a
+/// millisecond to a VM booted under emulation.
+const PREPARATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 /// Upper bounds (bytes) of the peak-memory histogram: 4 MiB to 16 GiB, by powers of 4.
 const MEMORY_BUCKETS: &[f64] = &[
@@ -65,6 +71,12 @@ struct BackendEvent {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Prepared {
+    backend: String,
+    path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeState {
     state: String,
 }
@@ -85,6 +97,7 @@ struct Series {
     submitted: Family<Backend, Counter>,
     finished: Family<Ended, Counter>,
     duration: Family<Backend, Histogram, Buckets>,
+    prepared: Family<Prepared, Histogram, Buckets>,
     cpu: Family<Backend, Histogram, Buckets>,
     memory: Family<Backend, Histogram, Buckets>,
     running: Family<Backend, Gauge>,
@@ -129,6 +142,7 @@ impl Metrics {
             submitted: Family::default(),
             finished: Family::default(),
             duration: Family::new_with_constructor(Buckets(WORKLOAD_BUCKETS)),
+            prepared: Family::new_with_constructor(Buckets(PREPARATION_BUCKETS)),
             cpu: Family::new_with_constructor(Buckets(WORKLOAD_BUCKETS)),
             memory: Family::new_with_constructor(Buckets(MEMORY_BUCKETS)),
             running: Family::default(),
@@ -170,6 +184,11 @@ impl Metrics {
             "vulcan_workload_duration_seconds",
             "Execution time of workloads that ran, by backend",
             s.duration.clone(),
+        );
+        r.register(
+            "vulcan_workload_preparation_seconds",
+            "Time from a run's start to its code's start (a cold start), by backend and path: boot (started from nothing), restore (a VM from a snapshot), pool (taken ready), warm (a function's kept instance)",
+            s.prepared.clone(),
         );
         r.register(
             "vulcan_workload_cpu_seconds",
@@ -266,6 +285,17 @@ impl Metrics {
     pub fn workload_started(&self, name: &str) {
         self.series.running.get_or_create(&backend(name)).inc();
         self.series.runs.get_or_create(&backend(name)).inc();
+    }
+
+    /// A run's preparation: from its start to its code's, and how (`path`).
+    pub fn workload_prepared(&self, name: &str, path: &str, seconds: f64) {
+        self.series
+            .prepared
+            .get_or_create(&Prepared {
+                backend: name.to_owned(),
+                path: path.to_owned(),
+            })
+            .observe(seconds);
     }
 
     pub fn workload_finished(&self, name: &str, status: &str, ran_for: Option<f64>) {

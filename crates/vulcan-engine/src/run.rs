@@ -254,7 +254,13 @@ async fn execute(
         }
     };
     let ran_for = started.elapsed();
-    let prepared_in = code_started.borrow().map(|at| at.duration_since(started));
+    let prepared = *code_started.borrow();
+    let prepared_in = prepared.map(|c| c.at.duration_since(started));
+    if let (Some(c), Some(took)) = (prepared, prepared_in) {
+        inner
+            .metrics
+            .workload_prepared(backend_name, c.how.as_str(), took.as_secs_f64());
+    }
     if let Some(prepared) = prepared_in.filter(|p| *p >= NOTABLE_PREPARATION) {
         sink.note(format!(
             "[vulcan] prepared in {} ms; the code then ran for {} ms (the timeout counts from when it started)",
@@ -338,7 +344,7 @@ enum Missed {
 /// Resolves when a run misses a bound: preparation until the code starts, then the
 /// workload's own timeout from that moment.
 async fn deadline(
-    mut code_started: watch::Receiver<Option<Instant>>,
+    mut code_started: watch::Receiver<Option<crate::sink::CodeStarted>>,
     preparation: Duration,
     timeout: Duration,
 ) -> Missed {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
-use vulcan_domain::{LogLine, LogSink, LogStream};
+use vulcan_domain::{LogLine, LogSink, LogStream, Preparation};
 
 use crate::secrets::Redactor;
 use crate::{LogBroker, LogLimits};
@@ -21,13 +21,20 @@ struct State {
     redactor: Option<Redactor>,
 }
 
+/// The moment a run's code started, and how its backend prepared it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CodeStarted {
+    pub(crate) at: Instant,
+    pub(crate) how: Preparation,
+}
+
 /// A bounded, ordered log for one workload, and the moment its code started.
 pub(crate) struct WorkloadLogSink {
     id: String,
     limits: LogLimits,
     broker: LogBroker,
     state: Mutex<State>,
-    code_started: watch::Sender<Option<Instant>>,
+    code_started: watch::Sender<Option<CodeStarted>>,
 }
 
 impl WorkloadLogSink {
@@ -55,8 +62,9 @@ impl WorkloadLogSink {
         (sink, rx)
     }
 
-    /// When the backend said the workload's code started (`None` until it does).
-    pub fn code_started_at(&self) -> watch::Receiver<Option<Instant>> {
+    /// When the backend said the workload's code started, and how it prepared the run
+    /// (`None` until it does).
+    pub fn code_started_at(&self) -> watch::Receiver<Option<CodeStarted>> {
         self.code_started.subscribe()
     }
 
@@ -108,11 +116,14 @@ impl WorkloadLogSink {
 }
 
 impl LogSink for WorkloadLogSink {
-    fn code_started(&self) {
+    fn code_started(&self, how: Preparation) {
         self.code_started.send_if_modified(|at| {
             let first = at.is_none();
             if first {
-                *at = Some(Instant::now());
+                *at = Some(CodeStarted {
+                    at: Instant::now(),
+                    how,
+                });
             }
             first
         });

@@ -1,7 +1,10 @@
 //! A backend's run slots on this node. A workload is claimed from the queue only with a
 //! slot in hand, so nothing waits here: the queue (and its order) is the store's. A slot
-//! given back after a run wakes the backend's dispatcher, which claims the next workload.
+//! given back after a run wakes the backend's dispatcher, which claims the next workload
+//! if anything may be queued: a claim that finds the queue empty is not repeated until a
+//! workload is queued (a signal), the poll interval passes, or a claim failed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -11,6 +14,8 @@ pub(crate) struct Slots {
     free: Mutex<usize>,
     /// The dispatcher of this backend waits on it.
     pub(crate) wake: Notify,
+    /// Whether the queue may hold a workload of this backend that nobody claimed.
+    maybe_queued: AtomicBool,
 }
 
 /// The right to run one workload; given back on drop.
@@ -27,7 +32,26 @@ impl Slots {
             total,
             free: Mutex::new(total),
             wake: Notify::new(),
+            maybe_queued: AtomicBool::new(true),
         })
+    }
+
+    /// Something may be queued (a workload was, a claim failed, or it is time to look
+    /// again): the next claim goes to the store.
+    pub(crate) fn queued(&self) {
+        self.maybe_queued.store(true, Ordering::SeqCst);
+    }
+
+    /// Wakes the dispatcher to claim: something was queued.
+    pub(crate) fn wake_to_claim(&self) {
+        self.queued();
+        self.wake.notify_one();
+    }
+
+    /// Whether a claim is worth asking the store for; the answer is taken (a claim that
+    /// finds something says so again with [`Slots::queued`]).
+    pub(crate) fn take_maybe_queued(&self) -> bool {
+        self.maybe_queued.swap(false, Ordering::SeqCst)
     }
 
     fn free_count(&self) -> std::sync::MutexGuard<'_, usize> {
@@ -86,5 +110,18 @@ mod tests {
         let woken = tokio::time::timeout(std::time::Duration::from_secs(1), slots.wake.notified());
         assert!(woken.await.is_ok(), "the end of a run wakes the dispatcher");
         assert_eq!(slots.counts(), (2, 2));
+    }
+
+    #[test]
+    fn a_claim_is_asked_for_once_per_hint() {
+        let slots = Slots::new(1);
+        assert!(slots.take_maybe_queued(), "at start anything may be queued");
+        assert!(
+            !slots.take_maybe_queued(),
+            "an empty queue is not asked twice"
+        );
+        slots.wake_to_claim();
+        assert!(slots.take_maybe_queued(), "a queued workload is looked for");
+        assert!(!slots.take_maybe_queued());
     }
 }

@@ -60,7 +60,7 @@ impl Backend for Fake {
     ) -> Result<WorkloadResult, BackendError> {
         match self.act {
             Act::FinishThenSlowCleanup => {
-                logs.code_started();
+                logs.code_started(vulcan_domain::Preparation::Boot);
                 Ok(WorkloadResult {
                     exit_code: Some(0),
                     output: "done".into(),
@@ -69,7 +69,7 @@ impl Backend for Fake {
                 })
             }
             Act::Panic => {
-                logs.code_started();
+                logs.code_started(vulcan_domain::Preparation::Boot);
                 tokio::task::yield_now().await;
                 panic!("the fake backend lost its mind");
             }

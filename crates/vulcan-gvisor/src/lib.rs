@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use vulcan_domain::{
     Availability, Backend, BackendCapabilities, BackendError, ImageError, Invocation, Isolation,
-    LogSink, LogStream, Runtime, WorkloadResult, WorkloadSpec,
+    LogSink, LogStream, Preparation, Runtime, WorkloadResult, WorkloadSpec,
 };
 use vulcan_sandbox::archive::{self, Rules};
 use vulcan_sandbox::cgroup::{Events, UsageMark};
@@ -404,8 +404,8 @@ impl GvisorBackend {
                 Duration::from_secs(invocation.idle_timeout_s.into()),
             )
             .await;
-        let sandbox = match lease.take().filter(warm::Sandbox::alive) {
-            Some(sandbox) => sandbox,
+        let (sandbox, prepared) = match lease.take().filter(warm::Sandbox::alive) {
+            Some(sandbox) => (sandbox, Preparation::Warm),
             None => {
                 // No workload id contains it (cleanup matches ids by substring).
                 let id = format!(
@@ -434,10 +434,10 @@ impl GvisorBackend {
                     LogStream::Backend,
                     format!("started warm sandbox {}", started.id),
                 );
-                started
+                (started, Preparation::Boot)
             }
         };
-        logs.code_started();
+        logs.code_started(prepared);
         let before = (sandbox.events(), sandbox.group.mark());
         let child = sandbox
             .exec()
@@ -500,7 +500,7 @@ impl Backend for GvisorBackend {
             .create(&spec.id, bundle.memory_limit, self.config.pids_limit)
             .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
         let mark = group.mark();
-        logs.code_started();
+        logs.code_started(Preparation::Boot);
         let child = ready
             .runsc
             .run(&bundle.dir, &spec.id)

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vulcan_domain::testing::{run, spec, RecordingSink};
-use vulcan_domain::{Backend, Invocation, Isolation, LogStream, Runtime, WorkloadSpec};
+use vulcan_domain::{
+    Backend, Invocation, Isolation, LogStream, Preparation, Runtime, WorkloadSpec,
+};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::testing::Registry;
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
@@ -104,7 +106,7 @@ async fn a_program_runs_from_a_pulled_image_its_streams_apart_and_nothing_is_lef
         backend_lines.contains(&image),
         "the implicit pull is in the log: {backend_lines}"
     );
-    assert_eq!(sink.code_started_calls(), 1);
+    assert_eq!(sink.preparations(), [Preparation::Boot]);
     assert_eq!(left_behind(dir.path()), (String::new(), Vec::new()));
 
     // The host's files are not the sandbox's: the image has no /etc/hostname of the host.

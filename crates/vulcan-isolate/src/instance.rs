@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vulcan_domain::{BackendError, Invocation, LogSink, WorkloadResult, WorkloadSpec};
+use vulcan_domain::{BackendError, Invocation, LogSink, Preparation, WorkloadResult, WorkloadSpec};
 use vulcan_sandbox::instances::Instances;
 
 use crate::frames;
@@ -183,8 +183,8 @@ pub(crate) async fn invoke(
         .await;
     // A warm instance that died while idle is dropped; its place goes to a new one.
     let warm = lease.take().and_then(|mut i| i.alive().then_some(i));
-    let mut instance = match warm {
-        Some(instance) => instance,
+    let (mut instance, prepared) = match warm {
+        Some(instance) => (instance, Preparation::Warm),
         None => {
             let started = Instance::start(
                 ready,
@@ -196,16 +196,16 @@ pub(crate) async fn invoke(
             )
             .await?;
             match started {
-                Ok(instance) => instance,
+                Ok(instance) => (instance, Preparation::Boot),
                 // Loading failed: this invocation fails; nothing is kept.
                 Err(result) => {
-                    logs.code_started();
+                    logs.code_started(Preparation::Boot);
                     return Ok(result);
                 }
             }
         }
     };
-    logs.code_started();
+    logs.code_started(prepared);
     // Dropped here (a timeout, a kill), the instance is killed and the lease frees its place.
     let (result, healthy) = instance.serve(&spec.input, logs, max_output).await?;
     if healthy {

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use vulcan_domain::{
     Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, LogStream,
-    Runtime, WorkloadResult, WorkloadSpec,
+    Preparation, Runtime, WorkloadResult, WorkloadSpec,
 };
 
 use vulcan_sandbox::capture::{Tail, TAIL_BYTES};
@@ -223,9 +223,9 @@ impl IsolateBackend {
         &self,
         ready: &Ready,
         mut process: DenoProcess,
+        prepared: Preparation,
         spec: &WorkloadSpec,
-        kind: &str,
-        code_b64: String,
+        job: String,
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
         let mem_mb = spec.run.resources.mem_mb;
@@ -244,9 +244,8 @@ impl IsolateBackend {
                 tail
             }
         };
-        logs.code_started();
-        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.run.env });
-        let sent = process.send_keyed(job.to_string().as_bytes()).await;
+        logs.code_started(prepared);
+        let sent = process.send_keyed(job.as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
         let usage =
@@ -469,19 +468,23 @@ impl Backend for IsolateBackend {
             .await;
         }
         let (kind, code_b64) = job_code(&spec)?;
+        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.run.env }).to_string();
         let mem_mb = spec.run.resources.mem_mb;
         let pooled = ready.pool.take(mem_mb, &spec.tenant, WAIT_FOR_WORKER).await;
-        let mut process = match pooled {
-            Some(p) => p,
-            None => ready
-                .launcher
-                .spawn(mem_mb, false)
-                .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
+        let (mut process, prepared) = match pooled {
+            Some(p) => (p, Preparation::Pool),
+            None => (
+                ready
+                    .launcher
+                    .spawn(mem_mb, false)
+                    .map_err(|e| BackendError(format!("cannot start deno: {e}")))?,
+                Preparation::Boot,
+            ),
         };
         process.settle().await;
         if process.workers {
             return self
-                .run_in_worker(ready, process, &spec, kind, code_b64, logs)
+                .run_in_worker(ready, process, prepared, &spec, job, logs)
                 .await;
         }
         let mark = process.cgroup.as_ref().map(MemoryCgroup::mark);
@@ -490,9 +493,8 @@ impl Backend for IsolateBackend {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
         }
         let tail = StderrTail::follow(&mut process, logs.clone());
-        logs.code_started();
-        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.run.env });
-        let sent = process.send(job.to_string().as_bytes()).await;
+        logs.code_started(prepared);
+        let sent = process.send(job.as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
         let how = how_it_ended(&mut process, &outcome, &sent).await;

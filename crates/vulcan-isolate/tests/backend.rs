@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use vulcan_domain::testing::{run, spec, RecordingSink};
-use vulcan_domain::{Backend, Invocation, Isolation, LogStream, Runtime, WorkloadSpec};
+use vulcan_domain::{
+    Backend, Invocation, Isolation, LogStream, Preparation, Runtime, WorkloadSpec,
+};
 use vulcan_isolate::{IsolateBackend, IsolateConfig};
 
 /// Deno where scripts/setup.sh puts it.
@@ -66,6 +68,11 @@ async fn a_scripts_output_is_what_it_printed_and_a_throw_is_the_error() {
     let (backend, _dir) = backend(0);
     let (result, sink) = run(&backend, node("s1", "console.log('a'); console.log('b');")).await;
     assert_eq!(result.error, None, "{result:?}");
+    assert_eq!(
+        sink.preparations(),
+        [Preparation::Boot],
+        "no pool: a process of its own"
+    );
     assert_eq!(result.output, "a\nb\n");
     assert_eq!(sink.stream(LogStream::Stdout), ["a", "b"]);
 
@@ -189,14 +196,16 @@ async fn a_warm_instance_serves_its_own_key_only_and_is_retired_by_prefix() {
     let (backend, _dir) = backend(1);
     let key = invocation("acme", "counter", 1).instance_key();
 
-    let (first, _) = run(&backend, invoke("i1", "acme", 1)).await;
+    let (first, started) = run(&backend, invoke("i1", "acme", 1)).await;
     assert_eq!(first.output, "1", "{first:?}");
+    assert_eq!(started.preparations(), [Preparation::Boot]);
     assert_eq!(backend.warm_instances().get(&key), Some(&1));
-    let (second, _) = run(&backend, invoke("i2", "acme", 1)).await;
+    let (second, served) = run(&backend, invoke("i2", "acme", 1)).await;
     assert_eq!(
         second.output, "2",
         "the same instance served again: {second:?}"
     );
+    assert_eq!(served.preparations(), [Preparation::Warm]);
 
     let (other_tenant, _) = run(&backend, invoke("i3", "globex", 1)).await;
     assert_eq!(

@@ -40,7 +40,7 @@ use tokio::sync::Notify;
 use vulcan_agent::Run;
 use vulcan_domain::{
     Availability, Backend, BackendCapabilities, BackendError, Isolation, LogSink, LogStream,
-    Resources, Runtime, WorkloadResult, WorkloadSpec,
+    Preparation, Resources, Runtime, WorkloadResult, WorkloadSpec,
 };
 
 use std::sync::atomic::Ordering;
@@ -354,7 +354,7 @@ impl MicrovmBackend {
         runtime: Runtime,
         resources: Resources,
         logs: &dyn LogSink,
-    ) -> Result<Vm, BackendError> {
+    ) -> Result<(Vm, Preparation), BackendError> {
         let accel = self.ready()?.accel.as_str();
         let (vm, how) = match self.inner.take_warm(runtime, resources) {
             Some(vm) => (vm, "a warm VM".to_owned()),
@@ -369,6 +369,11 @@ impl MicrovmBackend {
         } else {
             "booted to its agent"
         };
+        let prepared = match (how.as_str(), vm.restored) {
+            ("a warm VM", _) => Preparation::Pool,
+            (_, true) => Preparation::Restore,
+            (_, false) => Preparation::Boot,
+        };
         logs.emit(
             LogStream::Backend,
             format!(
@@ -378,7 +383,7 @@ impl MicrovmBackend {
                 vm.ready.kernel
             ),
         );
-        Ok(vm)
+        Ok((vm, prepared))
     }
 }
 
@@ -529,10 +534,10 @@ impl Backend for MicrovmBackend {
             Ok(job) => job,
             Err(failed) => return Ok(failed),
         };
-        let vm = self
+        let (vm, prepared) = self
             .vm_for(runtime, spec.run.resources, logs.as_ref())
             .await?;
-        logs.code_started();
+        logs.code_started(prepared);
         vm.run(
             &job,
             logs,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vulcan_domain::{BackendError, Invocation, LogSink, WorkloadResult, WorkloadSpec};
+use vulcan_domain::{BackendError, Invocation, LogSink, Preparation, WorkloadResult, WorkloadSpec};
 
 use crate::MicrovmBackend;
 
@@ -38,24 +38,24 @@ impl MicrovmBackend {
             .as_mut()
             .and_then(|l| l.take())
             .and_then(|mut vm| vm.alive().then_some(vm));
-        let mut vm = match warm {
-            Some(vm) => vm,
+        let (mut vm, prepared) = match warm {
+            Some(vm) => (vm, Preparation::Warm),
             None => {
                 let job = match self.job_for(spec, true, &logs).await? {
                     Ok(job) => job,
                     Err(failed) => return Ok(failed),
                 };
-                let mut vm = self
+                let (mut vm, prepared) = self
                     .vm_for(spec.run.runtime, spec.run.resources, logs.as_ref())
                     .await?;
                 if let Err(e) = vm.start_serving(&job, logs.as_ref()).await? {
-                    logs.code_started();
+                    logs.code_started(prepared);
                     return Ok(WorkloadResult::failed(e));
                 }
-                vm
+                (vm, prepared)
             }
         };
-        logs.code_started();
+        logs.code_started(prepared);
         let (result, healthy) = vm
             .invoke(
                 &spec.input,

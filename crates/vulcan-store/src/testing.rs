@@ -15,6 +15,8 @@ pub struct PgServer {
     dir: PathBuf,
     pub port: u16,
     databases: AtomicU32,
+    /// Whether the server counts statements (`pg_stat_statements`).
+    counts_statements: bool,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -41,6 +43,16 @@ fn bin_dir() -> Result<PathBuf, String> {
 impl PgServer {
     /// Initialises and starts a server; fails with what is missing.
     pub fn start() -> Result<PgServer, String> {
+        PgServer::start_with(false)
+    }
+
+    /// A server that counts every statement (`pg_stat_statements`, created in each new
+    /// database), for a benchmark's figures.
+    pub fn start_counting_statements() -> Result<PgServer, String> {
+        PgServer::start_with(true)
+    }
+
+    fn start_with(counts_statements: bool) -> Result<PgServer, String> {
         let bin = bin_dir()?;
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -58,6 +70,7 @@ impl PgServer {
             dir,
             port: free_port()?,
             databases: AtomicU32::new(0),
+            counts_statements,
         };
         server.as_postgres(
             "initdb",
@@ -102,9 +115,14 @@ impl PgServer {
     /// the caller's stdout would hold its pipe open).
     fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.counts_statements {
+                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+            } else {
+                ""
+            }
         );
         let data = self.data().to_string_lossy().into_owned();
         let log = self.dir.join("pg.log").to_string_lossy().into_owned();
@@ -128,7 +146,25 @@ impl PgServer {
                 &name,
             ],
         )?;
-        Ok(self.url(&name))
+        let url = self.url(&name);
+        if self.counts_statements {
+            self.psql(&url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        }
+        Ok(url)
+    }
+
+    /// One SQL statement through `psql` on the database at `url`; its output, unaligned.
+    pub fn psql(&self, url: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([url, "-Atqc", sql])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(format!("psql: {}", String::from_utf8_lossy(&out.stderr)))
+        }
     }
 
     pub fn url(&self, database: &str) -> String {

@@ -21,12 +21,14 @@
 //!   late the other's ticks fire.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,gosource,wasm,api,store,cluster,functions,schedules` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "vulcan/database.rs"]
+mod database;
 #[path = "vulcan/functions.rs"]
 mod functions;
 #[path = "vulcan/gvisor.rs"]
@@ -397,6 +399,9 @@ fn main() {
     }
     if run("functions") {
         functions::run(n);
+    }
+    if run("database") {
+        database::run(n);
     }
     if run("cluster") {
         cluster::run(n.min(200));

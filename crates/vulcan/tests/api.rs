@@ -332,6 +332,17 @@ fn stats_backends_health_and_metrics_report_what_happened() {
     // Usage per run, and this node's view of the cluster (refreshed every heartbeat).
     assert!(metrics.contains("vulcan_workload_cpu_seconds_count{backend=\"isolate\"} 3"));
     assert!(metrics.contains("vulcan_workload_peak_memory_bytes_count{backend=\"isolate\"} 3"));
+    // Each run's preparation (its cold start), by how it was made: a process from the
+    // pool, or one started for it.
+    let prepared = |path: &str| {
+        common::metric(
+            &server,
+            &format!(
+                "vulcan_workload_preparation_seconds_count{{backend=\"isolate\",path=\"{path}\"}}"
+            ),
+        )
+    };
+    assert_eq!(prepared("pool") + prepared("boot"), 3.0, "{metrics}");
     common::eventually(Duration::from_secs(5), "the cluster gauges", || {
         let m = ureq::get(&server.url("/metrics"))
             .call()

@@ -146,6 +146,7 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
         "vulcan_http_request_duration_seconds_bucket",
         "vulcan_workloads_finished_total",
         "vulcan_workload_duration_seconds_bucket",
+        "vulcan_workload_preparation_seconds_bucket",
         "vulcan_queue_pending",
         "vulcan_nodes",
     ] {

@@ -42,6 +42,22 @@ fn a_function_is_deployed_once_invoked_warm_redeployed_and_rolled_back() {
             (Some("sum"), Some(1))
         );
     }
+    // Each invocation's preparation is counted by how it was made: the first started an
+    // instance, nearly all the others found one warm.
+    let prepared = |path: &str| {
+        common::metric(
+            &server,
+            &format!(
+                "vulcan_workload_preparation_seconds_count{{backend=\"isolate\",path=\"{path}\"}}"
+            ),
+        )
+    };
+    let (boot, warm) = (prepared("boot"), prepared("warm"));
+    assert_eq!(boot + warm, 100.0);
+    assert!(
+        (1.0..=10.0).contains(&boot) && warm >= 90.0,
+        "{boot} {warm}"
+    );
     let (_, f) = server.get("/v1/functions/sum");
     assert_eq!(
         (f["active_version"].as_u64(), f["invocations"].as_u64()),

@@ -23,7 +23,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::mpsc;
-use vulcan_domain::{BackendError, LogSink, LogStream, Usage, WorkloadResult, WorkloadSpec};
+use vulcan_domain::{
+    BackendError, LogSink, LogStream, Preparation, Usage, WorkloadResult, WorkloadSpec,
+};
 use vulcan_wasm::{Reply, Request, CACHED_MODULES};
 
 use crate::memory_cgroup::{CgroupRoot, MemoryCgroup};
@@ -325,7 +327,8 @@ impl WasmHelper {
             timeout_ms: timeout.as_millis() as u64,
             max_output,
         };
-        logs.code_started();
+        // A fresh instance every run (of a module compiled once).
+        logs.code_started(Preparation::Boot);
         let cannot_send = |e: std::io::Error| {
             BackendError(format!("cannot send the run to the wasm helper: {e}"))
         };

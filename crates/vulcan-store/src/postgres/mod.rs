@@ -27,7 +27,7 @@ mod workloads;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -53,6 +53,99 @@ pub struct PgStore {
 struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// Signals on their way to the other nodes ([`send_signals`]), once one is announced.
+    outbox: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// Most signals sent in one statement.
+const SIGNALS_PER_BATCH: usize = 256;
+
+/// How long an event (for dashboards, [`Signal::Event`]) or news of a workload's log
+/// lines ([`Signal::Logs`], for those following it from another node) may wait for
+/// company: they go out with the next other signal, or this long after the first.
+const EVENTS_WAIT: Duration = Duration::from_millis(50);
+
+/// A signal on its way out, and whether it may wait ([`EVENTS_WAIT`]).
+struct Outgoing {
+    payload: String,
+    urgent: bool,
+}
+
+/// Why [`send_signals`] woke.
+enum Woke {
+    Signal(Outgoing),
+    /// The events waiting have waited long enough.
+    Due,
+    /// The store was dropped.
+    Gone,
+}
+
+/// Sends the signals announced on this node: each batch (what was announced while the
+/// last one was on its way, with the events waiting) in one statement, one transaction.
+/// Ends when the store is dropped.
+async fn send_signals(
+    store: Weak<Inner>,
+    mut outbox: tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut waiting: Vec<String> = Vec::new();
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match due {
+            Some(at) => tokio::select! {
+                next = outbox.recv() => next.map_or(Woke::Gone, Woke::Signal),
+                _ = tokio::time::sleep_until(at) => Woke::Due,
+            },
+            None => outbox.recv().await.map_or(Woke::Gone, Woke::Signal),
+        };
+        let gone = matches!(next, Woke::Gone);
+        let mut send = !matches!(next, Woke::Signal(_));
+        if let Woke::Signal(first) = next {
+            // Let the signals of the same moment (a run's end and its event) join.
+            tokio::task::yield_now().await;
+            let mut more = Some(first);
+            while let Some(o) = more.take() {
+                send |= o.urgent;
+                waiting.push(o.payload);
+                more = outbox.try_recv().ok();
+            }
+        }
+        if !send {
+            due.get_or_insert(tokio::time::Instant::now() + EVENTS_WAIT);
+            continue;
+        }
+        due = None;
+        for batch in std::mem::take(&mut waiting).chunks(SIGNALS_PER_BATCH) {
+            let Some(inner) = store.upgrade() else {
+                return;
+            };
+            PgStore { inner }.notify(batch).await;
+        }
+        if gone {
+            return;
+        }
+    }
+}
+
+impl PgStore {
+    /// NOTIFY every payload of `batch` in one statement; what cannot be sent is dropped.
+    async fn notify(&self, batch: &[String]) {
+        let sent = self
+            .run(|c, _| {
+                Box::pin(async move {
+                    let st = c
+                        .prepare_cached(
+                            "SELECT pg_notify($1, payload) FROM unnest($2::TEXT[]) AS payload",
+                        )
+                        .await?;
+                    c.execute(&st, &[&CHANNEL, &batch]).await?;
+                    Ok(())
+                })
+            })
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, signals = batch.len(), "could not send signals");
+        }
+    }
 }
 
 /// Why an operation on the database failed: the database's own error (retried when it
@@ -88,6 +181,17 @@ impl From<vulcan_domain::InvalidTransition> for Fail {
 
 pub(crate) fn io(err: impl std::fmt::Display) -> StoreError {
     StoreError::Io(err.to_string())
+}
+
+/// What the server said (its message and detail), not only that it said something.
+fn said(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => e.to_string(),
+    }
 }
 
 /// A failure worth retrying on a new connection: the connection broke, the server is
@@ -143,7 +247,11 @@ impl PgStore {
             .build()
             .map_err(io)?;
         let store = PgStore {
-            inner: Arc::new(Inner { pool, config }),
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                outbox: OnceLock::new(),
+            }),
         };
         let mut client = store.client().await.map_err(|e| match e {
             Fail::Store(e) => e,
@@ -206,32 +314,25 @@ impl PgStore {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
-                Err(Fail::Db(e)) => return Err(io(format!("database: {e}"))),
+                Err(Fail::Db(e)) => return Err(io(format!("database: {}", said(&e)))),
             }
         }
     }
 }
 
 impl SignalBus for PgStore {
-    /// NOTIFY on the cluster's channel, from a pooled connection; a signal that cannot be
-    /// sent is dropped (every receiver also polls, slowly).
+    /// NOTIFY on the cluster's channel, batched with the signals announced at the same
+    /// time, events with the next other signal ([`send_signals`]); a signal that cannot be sent is dropped (every receiver
+    /// also polls, slowly).
     fn announce(&self, signal: &Signal) {
-        let store = self.clone();
-        let payload = signal.encode();
-        tokio::spawn(async move {
-            let sent = store
-                .run(|c, _| {
-                    let payload = payload.clone();
-                    Box::pin(async move {
-                        c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .await;
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "could not send a signal");
-            }
+        let outbox = self.inner.outbox.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(send_signals(Arc::downgrade(&self.inner), rx));
+            tx
+        });
+        let _ = outbox.send(Outgoing {
+            payload: signal.encode(),
+            urgent: !matches!(signal, Signal::Event(_) | Signal::Logs(_)),
         });
     }
 

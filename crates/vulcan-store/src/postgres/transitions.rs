@@ -5,9 +5,10 @@
 //! transaction.
 
 use deadpool_postgres::Transaction;
+use tokio_postgres::Statement;
 use vulcan_domain::{Expect, StoreError, TerminalUpdate, Workload, WorkloadStatus};
 
-use super::workloads::{get_workload, parse, to_ms};
+use super::workloads::{parse, to_ms, workload_from_row, WORKLOAD_COLUMNS};
 use super::Fail;
 use crate::{stats, DurationHistogram};
 
@@ -21,66 +22,133 @@ pub(super) struct Current {
     claimed_by: Option<String>,
 }
 
-/// Adds `delta` to everyone's count of (isolation, status); returns the new count.
-pub(super) async fn count_all(
-    tx: &Transaction<'_>,
-    isolation: &str,
-    status: WorkloadStatus,
-    delta: i64,
-) -> Result<i64, Fail> {
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO workload_counts (isolation, status, n) VALUES ($1, $2, $3)
-             ON CONFLICT (isolation, status) DO UPDATE SET n = workload_counts.n + EXCLUDED.n
-             RETURNING n",
-        )
-        .await?;
-    Ok(tx
-        .query_one(&st, &[&isolation, &status.as_str(), &delta])
-        .await?
-        .get(0))
+/// The statements that keep the counters: prepared together before any is sent, so that
+/// pipelined statements go out in the order they are written (a statement prepared on its
+/// first use would go out after those behind it). Counter rows are locked in one order
+/// everywhere: everyone's counts (pending → running → terminal), the tenant's usage, the
+/// tenant's counts (in the same status order), then the figures of finished runs.
+pub(super) struct Counters {
+    all: Statement,
+    share: Statement,
+    tenant: Statement,
 }
 
-pub(super) async fn count_tenant(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    isolation: &str,
-    status: WorkloadStatus,
-    delta: i64,
-) -> Result<(), Fail> {
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO tenant_counts (tenant, isolation, status, n) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant, isolation, status) DO UPDATE SET n = tenant_counts.n + EXCLUDED.n",
+impl Counters {
+    pub(super) async fn prepare(tx: &Transaction<'_>) -> Result<Counters, Fail> {
+        Ok(Counters {
+            all: tx
+                .prepare_cached(
+                    "INSERT INTO workload_counts (isolation, status, n)
+                     SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[])
+                     ON CONFLICT (isolation, status) DO UPDATE SET n = workload_counts.n + EXCLUDED.n
+                     RETURNING n",
+                )
+                .await?,
+            share: tx
+                .prepare_cached(
+                    "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (tenant) DO UPDATE SET active = tenant_usage.active + EXCLUDED.active,
+                         cpus = tenant_usage.cpus + EXCLUDED.cpus, mem_mb = tenant_usage.mem_mb + EXCLUDED.mem_mb",
+                )
+                .await?,
+            tenant: tx
+                .prepare_cached(
+                    "INSERT INTO tenant_counts (tenant, isolation, status, n)
+                     SELECT $1, $2, * FROM UNNEST($3::TEXT[], $4::BIGINT[])
+                     ON CONFLICT (tenant, isolation, status) DO UPDATE SET n = tenant_counts.n + EXCLUDED.n",
+                )
+                .await?,
+        })
+    }
+
+    /// Adds `delta` to everyone's count of (isolation, status); the new count.
+    pub(super) async fn count_all(
+        &self,
+        tx: &Transaction<'_>,
+        isolation: &str,
+        status: WorkloadStatus,
+        delta: i64,
+    ) -> Result<i64, Fail> {
+        let (statuses, deltas): (&[&str], &[i64]) = (&[status.as_str()], &[delta]);
+        let row = tx
+            .query_one(&self.all, &[&isolation, &statuses, &deltas])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Adds `delta` to the tenant's count of (isolation, status).
+    pub(super) async fn count_tenant(
+        &self,
+        tx: &Transaction<'_>,
+        tenant: &str,
+        isolation: &str,
+        status: WorkloadStatus,
+        delta: i64,
+    ) -> Result<(), Fail> {
+        let (statuses, deltas): (&[&str], &[i64]) = (&[status.as_str()], &[delta]);
+        tx.execute(&self.tenant, &[&tenant, &isolation, &statuses, &deltas])
+            .await?;
+        Ok(())
+    }
+
+    /// Adds `sign` workloads of `cpus` and `mem_mb` to the tenant's share of active usage.
+    pub(super) async fn use_share(
+        &self,
+        tx: &Transaction<'_>,
+        tenant: &str,
+        cpus: i64,
+        mem_mb: i64,
+        sign: i64,
+    ) -> Result<(), Fail> {
+        tx.execute(
+            &self.share,
+            &[&tenant, &sign, &(sign * cpus), &(sign * mem_mb)],
         )
         .await?;
-    tx.execute(&st, &[&tenant, &isolation, &status.as_str(), &delta])
-        .await?;
-    Ok(())
+        Ok(())
+    }
+
+    /// Moves the counters of the workload `current` is about from its status to `to` (and
+    /// gives back its share of active usage when `to` is terminal): the statements go out
+    /// together, one round trip.
+    pub(super) async fn moved(
+        &self,
+        tx: &Transaction<'_>,
+        current: &Current,
+        to: WorkloadStatus,
+    ) -> Result<(), Fail> {
+        let (statuses, deltas): (&[&str], &[i64]) =
+            (&[current.status.as_str(), to.as_str()], &[-1, 1]);
+        let share = async {
+            if to.is_terminal() {
+                self.use_share(tx, &current.tenant, current.cpus, current.mem_mb, -1)
+                    .await?;
+            }
+            Ok(())
+        };
+        tokio::try_join!(
+            biased;
+            async {
+                tx.execute(&self.all, &[&current.isolation, &statuses, &deltas])
+                    .await
+                    .map_err(Fail::from)
+            },
+            share,
+            async {
+                tx.execute(
+                    &self.tenant,
+                    &[&current.tenant, &current.isolation, &statuses, &deltas],
+                )
+                .await
+                .map_err(Fail::from)
+            },
+        )?;
+        Ok(())
+    }
 }
 
-pub(super) async fn use_share(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    cpus: i64,
-    mem_mb: i64,
-    sign: i64,
-) -> Result<(), Fail> {
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant) DO UPDATE SET active = tenant_usage.active + EXCLUDED.active,
-                 cpus = tenant_usage.cpus + EXCLUDED.cpus, mem_mb = tenant_usage.mem_mb + EXCLUDED.mem_mb",
-        )
-        .await?;
-    tx.execute(&st, &[&tenant, &sign, &(sign * cpus), &(sign * mem_mb)])
-        .await?;
-    Ok(())
-}
-
-/// Moves `id` to `to` if the state machine allows it and the workload is still as
-/// `expect` says; the caller writes the row's new fields.
-pub(super) async fn transition(
+/// Locks `id`'s row and checks that it may move to `to` and is still as `expect` says.
+pub(super) async fn lock(
     tx: &Transaction<'_>,
     id: &str,
     to: WorkloadStatus,
@@ -118,18 +186,44 @@ pub(super) async fn transition(
         }
         .into());
     }
-    // Counter rows in a fixed order (pending, running, then terminal): no deadlocks.
-    count_all(tx, &current.isolation, current.status, -1).await?;
-    count_all(tx, &current.isolation, to, 1).await?;
-    count_tenant(tx, &current.tenant, &current.isolation, current.status, -1).await?;
-    count_tenant(tx, &current.tenant, &current.isolation, to, 1).await?;
-    if to.is_terminal() {
-        use_share(tx, &current.tenant, current.cpus, current.mem_mb, -1).await?;
-    }
     Ok(current)
 }
 
-/// Records a terminal status, with its duration in the counters if it ran.
+/// Marks `id` running on `node` at `started_at`; the workload as it is now.
+pub(super) async fn start_in(
+    tx: &Transaction<'_>,
+    id: &str,
+    node: &str,
+    started_at: i64,
+) -> Result<Workload, Fail> {
+    let current = lock(
+        tx,
+        id,
+        WorkloadStatus::Running,
+        &Expect::ClaimedBy(node.to_owned()),
+    )
+    .await?;
+    let counters = Counters::prepare(tx).await?;
+    let st = tx
+        .prepare_cached(&format!(
+            "UPDATE workloads SET status = 'running', started_at = $2, node_id = $3 WHERE id = $1
+             RETURNING {WORKLOAD_COLUMNS}"
+        ))
+        .await?;
+    let (row, ()) = tokio::try_join!(
+        biased;
+        async {
+            tx.query_one(&st, &[&id, &started_at, &node])
+                .await
+                .map_err(Fail::from)
+        },
+        counters.moved(tx, &current, WorkloadStatus::Running),
+    )?;
+    workload_from_row(&row)
+}
+
+/// Records a terminal status, with its duration in the counters if it ran: the row's
+/// update, the counters and the figures go out together, one round trip.
 pub(super) async fn finish_in(
     tx: &Transaction<'_>,
     id: &str,
@@ -143,75 +237,103 @@ pub(super) async fn finish_in(
         }
         .into());
     }
-    let current = transition(tx, id, u.status, expect).await?;
-    let duration = u
-        .duration_ms
-        .filter(|_| current.status == WorkloadStatus::Running)
-        .map(|d| d as i64);
-    let usage = u
-        .usage
-        .filter(|_| current.status == WorkloadStatus::Running);
-    let st = tx
-        .prepare_cached(
+    let current = lock(tx, id, u.status, expect).await?;
+    let ran = current.status == WorkloadStatus::Running;
+    let duration = u.duration_ms.filter(|_| ran).map(|d| d as i64);
+    let usage = u.usage.filter(|_| ran);
+    let update = tx
+        .prepare_cached(&format!(
             "UPDATE workloads SET status = $2, output = $3, exit_code = $4, error = $5,
                  finished_at = $6, duration_ms = $7, prepare_ms = $8, cpu_time_ms = $9,
                  peak_memory_bytes = $10, max_processes = $11
-             WHERE id = $1",
-        )
+             WHERE id = $1 RETURNING {WORKLOAD_COLUMNS}"
+        ))
         .await?;
-    tx.execute(
-        &st,
-        &[
-            &id,
-            &u.status.as_str(),
-            &u.output,
-            &u.exit_code.map(i64::from),
-            &u.error,
-            &to_ms(u.finished_at),
-            &duration,
-            &u.prepare_ms.map(|d| d as i64),
-            &usage.map(|x| x.cpu_time_ms as i64),
-            &usage.map(|x| x.peak_memory_bytes as i64),
-            &usage.and_then(|x| x.max_processes).map(|v| v as i64),
-        ],
-    )
-    .await?;
-    if let Some(x) = usage {
-        let st = tx
-            .prepare_cached(&stats::usage_upsert(|n| format!("${n}")))
-            .await?;
-        tx.execute(
-            &st,
+    let (cpu_ms, peak, processes) = (
+        usage.map(|x| x.cpu_time_ms as i64),
+        usage.map(|x| x.peak_memory_bytes as i64),
+        usage.and_then(|x| x.max_processes).map(|v| v as i64),
+    );
+    let (exit_code, finished_at, prepare_ms) = (
+        u.exit_code.map(i64::from),
+        to_ms(u.finished_at),
+        u.prepare_ms.map(|d| d as i64),
+    );
+    let row = async {
+        tx.query_one(
+            &update,
             &[
-                &current.tenant,
-                &current.isolation,
-                &(x.cpu_time_ms as i64),
-                &(x.peak_memory_bytes as i64),
+                &id,
+                &u.status.as_str(),
+                &u.output,
+                &exit_code,
+                &u.error,
+                &finished_at,
+                &duration,
+                &prepare_ms,
+                &cpu_ms,
+                &peak,
+                &processes,
             ],
         )
+        .await
+        .map_err(Fail::from)
+    };
+    // Prepared before anything is sent, so that the statements go out in this order.
+    let counters = Counters::prepare(tx).await?;
+    let usage_st = tx
+        .prepare_cached(&stats::usage_upsert(|n| format!("${n}")))
         .await?;
-    }
-    if let Some(ms) = duration {
-        let bucket = DurationHistogram::bucket_of(ms as u64);
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms) VALUES ($1, $2, 1, $3)
-                 ON CONFLICT (isolation, bucket) DO UPDATE SET n = duration_buckets.n + 1,
-                     sum_ms = duration_buckets.sum_ms + EXCLUDED.sum_ms",
+    let all_st = tx
+        .prepare_cached(
+            "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (isolation, bucket) DO UPDATE SET n = duration_buckets.n + 1,
+                 sum_ms = duration_buckets.sum_ms + EXCLUDED.sum_ms",
+        )
+        .await?;
+    let tenant_st = tx
+        .prepare_cached(
+            "INSERT INTO tenant_durations (tenant, isolation, bucket, n, sum_ms) VALUES ($1, $2, $3, 1, $4)
+             ON CONFLICT (tenant, isolation, bucket) DO UPDATE SET n = tenant_durations.n + 1,
+                 sum_ms = tenant_durations.sum_ms + EXCLUDED.sum_ms",
+        )
+        .await?;
+    let figures = async {
+        if let (Some(cpu_ms), Some(peak)) = (cpu_ms, peak) {
+            tx.execute(
+                &usage_st,
+                &[&current.tenant, &current.isolation, &cpu_ms, &peak],
             )
             .await?;
-        tx.execute(&st, &[&current.isolation, &bucket, &ms]).await?;
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO tenant_durations (tenant, isolation, bucket, n, sum_ms) VALUES ($1, $2, $3, 1, $4)
-                 ON CONFLICT (tenant, isolation, bucket) DO UPDATE SET n = tenant_durations.n + 1,
-                     sum_ms = tenant_durations.sum_ms + EXCLUDED.sum_ms",
-            )
-            .await?;
-        tx.execute(&st, &[&current.tenant, &current.isolation, &bucket, &ms])
-            .await?;
-    }
-    get_workload(tx, id).await
+        }
+        Ok::<_, Fail>(())
+    };
+    let durations = async {
+        if let Some(ms) = duration {
+            let bucket = DurationHistogram::bucket_of(ms as u64);
+            let everyone = [&current.isolation as _, &bucket as _, &ms as _];
+            let theirs = [
+                &current.tenant as _,
+                &current.isolation as _,
+                &bucket as _,
+                &ms as _,
+            ];
+            tokio::try_join!(
+                biased;
+                tx.execute(&all_st, &everyone),
+                tx.execute(&tenant_st, &theirs)
+            )?;
+        }
+        Ok::<_, Fail>(())
+    };
+    let (row, (), (), ()) = tokio::try_join!(
+        biased;
+        row,
+        counters.moved(tx, &current, u.status),
+        figures,
+        durations
+    )?;
+    workload_from_row(&row)
 }
 
 /// Puts a claimed, not started workload back in the queue.

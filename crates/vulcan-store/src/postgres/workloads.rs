@@ -8,13 +8,13 @@
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use time::OffsetDateTime;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 use vulcan_domain::{
     Admission, Claimed, Expect, Isolation, ListFilter, StoreError, TerminalUpdate, Workload,
-    WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    WorkloadPage, WorkloadSpec, WorkloadStore,
 };
 
-use super::transitions::{count_all, count_tenant, finish_in, transition, use_share};
+use super::transitions::{finish_in, start_in, Counters};
 use super::{io, Fail, PgStore};
 use crate::admission::{self, Usage};
 use crate::stats;
@@ -111,35 +111,212 @@ fn spec_of(json: &str, archive: Option<Vec<u8>>) -> Result<WorkloadSpec, Fail> {
     Ok(spec)
 }
 
-/// The tenant's usage, its row locked until the transaction ends.
-async fn usage_of(tx: &Transaction<'_>, tenant: &str, now_ms: i64) -> Result<Usage, Fail> {
-    let st = tx
+/// What admission reads of a tenant: its usage row (locked until the transaction ends;
+/// made if it is new) and its workloads of the last minute: two statements, sent together.
+struct UsageStatements {
+    row: Statement,
+    recent: Statement,
+}
+
+impl UsageStatements {
+    async fn prepare(tx: &Transaction<'_>) -> Result<Self, Fail> {
+        Ok(UsageStatements {
+            row: tx
+                .prepare_cached(
+                    "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES ($1, 0, 0, 0)
+                     ON CONFLICT (tenant) DO UPDATE SET active = tenant_usage.active
+                     RETURNING active, cpus, mem_mb",
+                )
+                .await?,
+            recent: tx
+                .prepare_cached(
+                    "SELECT COUNT(*), MIN(created_at) FROM workloads WHERE tenant = $1 AND created_at > $2",
+                )
+                .await?,
+        })
+    }
+
+    async fn usage(&self, tx: &Transaction<'_>, tenant: &str, now_ms: i64) -> Result<Usage, Fail> {
+        let since = now_ms - 60_000;
+        let (of_tenant, in_window) = ([&tenant as _], [&tenant as _, &since as _]);
+        let (row, recent) = tokio::try_join!(
+            biased;
+            tx.query_one(&self.row, &of_tenant),
+            tx.query_one(&self.recent, &in_window),
+        )?;
+        let oldest: Option<i64> = recent.get(1);
+        Ok(Usage {
+            active: row.get::<_, i64>(0).max(0) as u64,
+            cpus: row.get::<_, i64>(1).max(0) as u64,
+            mem_mb: row.get::<_, i64>(2).max(0) as u64,
+            last_minute: recent.get::<_, i64>(0).max(0) as u64,
+            oldest_leaves_in_s: oldest.map_or(0, |o| ((o + 60_000 - now_ms).max(0) / 1000) as u64),
+        })
+    }
+}
+
+/// What [`WorkloadStore::enqueue`] writes.
+struct Stored<'a> {
+    w: &'a Workload,
+    spec_json: &'a str,
+    archive: Option<&'a [u8]>,
+    admission: &'a Admission,
+}
+
+/// Admits and inserts a workload in two round trips: what admission reads (the pending
+/// counter, bumped and locked to commit so that two nodes admitting to the same backend
+/// take turns and the limit holds across them; the tenant's usage; whether older work
+/// waits), then every write together. Whether it was claimed for `claim_for`.
+async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> {
+    let (w, admission) = (s.w, s.admission);
+    let isolation = w.isolation.as_str();
+    // Everything prepared before anything is sent: the statements go out in this order.
+    let counters = Counters::prepare(tx).await?;
+    let usage_st = UsageStatements::prepare(tx).await?;
+    let waiting_st = tx
         .prepare_cached(
-            "INSERT INTO tenant_usage (tenant, active, cpus, mem_mb) VALUES ($1, 0, 0, 0)
-             ON CONFLICT (tenant) DO NOTHING",
+            "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL
+               AND isolation = $1 LIMIT 1",
         )
         .await?;
-    tx.execute(&st, &[&tenant]).await?;
-    let st = tx
+    let now_ms = to_ms(w.created_at);
+    let (pending, usage, waiting) = tokio::try_join!(
+        biased;
+        counters.count_all(tx, isolation, w.status, 1),
+        async {
+            match &admission.quota {
+                Some(_) => usage_st.usage(tx, &w.tenant, now_ms).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match &admission.claim_for {
+                Some(_) => Ok(tx.query_opt(&waiting_st, &[&isolation]).await?.is_some()),
+                None => Ok::<_, Fail>(true),
+            }
+        },
+    )?;
+    if let Some(max) = admission.max_queue {
+        admission::queue(w.isolation, pending.max(0) as u64, max)?;
+    }
+    if let (Some(quota), Some(usage)) = (&admission.quota, usage) {
+        let resources = vulcan_domain::Resources {
+            cpus: w.cpu_limit,
+            mem_mb: w.mem_limit,
+            timeout_s: w.timeout_s,
+        };
+        admission::quota(&w.tenant, quota, usage, resources)?;
+    }
+    let claim = admission.claim_for.clone().filter(|_| !waiting);
+    let claimed_at = claim.as_ref().map(|_| to_ms(OffsetDateTime::now_utc()));
+
+    // Prepared before anything is sent, so that the writes go out in this order.
+    let insert_st = tx
+        .prepare_cached(&format!(
+            "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                     $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
+                     $28, $29, $30, $31)
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .await?;
+    let schedule_st = tx
         .prepare_cached(
-            "SELECT active, cpus, mem_mb FROM tenant_usage WHERE tenant = $1 FOR UPDATE",
+            "UPDATE schedules SET next_run_at = $1, last_run_at = $2, last_workload_id = $3, updated_at = $4
+             WHERE id = $5 AND enabled AND next_run_at = $2",
         )
         .await?;
-    let row = tx.query_one(&st, &[&tenant]).await?;
-    let st = tx
+    let function_st = tx
         .prepare_cached(
-            "SELECT COUNT(*), MIN(created_at) FROM workloads WHERE tenant = $1 AND created_at > $2",
+            "UPDATE functions SET invocations = invocations + 1 WHERE tenant = $1 AND name = $2",
         )
         .await?;
-    let recent = tx.query_one(&st, &[&tenant, &(now_ms - 60_000)]).await?;
-    let oldest: Option<i64> = recent.get(1);
-    Ok(Usage {
-        active: row.get::<_, i64>(0).max(0) as u64,
-        cpus: row.get::<_, i64>(1).max(0) as u64,
-        mem_mb: row.get::<_, i64>(2).max(0) as u64,
-        last_minute: recent.get::<_, i64>(0).max(0) as u64,
-        oldest_leaves_in_s: oldest.map_or(0, |o| ((o + 60_000 - now_ms).max(0) / 1000) as u64),
-    })
+    let insert = async {
+        let inserted = tx
+            .execute(
+                &insert_st,
+                &[
+                    &w.id,
+                    &w.status.as_str(),
+                    &isolation,
+                    &w.requested_isolation.as_str(),
+                    &w.runtime.as_str(),
+                    &claim.as_deref().unwrap_or(""),
+                    &w.input_hash,
+                    &w.output,
+                    &w.exit_code.map(i64::from),
+                    &w.error,
+                    &i64::from(w.cpu_limit),
+                    &i64::from(w.mem_limit),
+                    &i64::from(w.timeout_s),
+                    &w.duration_ms.map(|d| d as i64),
+                    &to_ms(w.created_at),
+                    &w.started_at.map(to_ms),
+                    &w.finished_at.map(to_ms),
+                    &w.tenant,
+                    &w.prepare_ms.map(|d| d as i64),
+                    &w.function,
+                    &w.function_version.map(i64::from),
+                    &w.trigger.as_ref().map(|t| t.kind.as_str()),
+                    &w.trigger.as_ref().map(|t| t.id.as_str()),
+                    &w.cpu_time_ms.map(|v| v as i64),
+                    &w.peak_memory_bytes.map(|v| v as i64),
+                    &w.max_processes.map(|v| v as i64),
+                    &w.request_id,
+                    &s.spec_json,
+                    &s.archive,
+                    &claim,
+                    &claimed_at,
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::Duplicate(w.id.clone()).into());
+        }
+        Ok::<_, Fail>(())
+    };
+    let fire = async {
+        if let Some(tick) = &admission.fire {
+            let moved = tx
+                .execute(
+                    &schedule_st,
+                    &[
+                        &tick.next.map(to_ms),
+                        &to_ms(tick.at),
+                        &w.id,
+                        &to_ms(OffsetDateTime::now_utc()),
+                        &tick.schedule_id,
+                    ],
+                )
+                .await?;
+            if moved == 0 {
+                return Err(crate::schedules::tick_taken(&tick.schedule_id).into());
+            }
+        }
+        Ok::<_, Fail>(())
+    };
+    let share = async {
+        if !w.status.is_terminal() {
+            let (cpus, mem_mb) = (w.cpu_limit.into(), w.mem_limit.into());
+            counters.use_share(tx, &w.tenant, cpus, mem_mb, 1).await?;
+        }
+        Ok::<_, Fail>(())
+    };
+    let invoked = async {
+        if let Some(function) = &w.function {
+            tx.execute(&function_st, &[&w.tenant, function]).await?;
+        }
+        Ok::<_, Fail>(())
+    };
+    tokio::try_join!(
+        biased;
+        insert,
+        fire,
+        share,
+        counters.count_tenant(tx, &w.tenant, isolation, w.status, 1),
+        invoked
+    )?;
+    Ok(claim.is_some())
 }
 
 #[async_trait]
@@ -151,129 +328,19 @@ impl WorkloadStore for PgStore {
         admission: &Admission,
     ) -> Result<bool, StoreError> {
         let (spec_json, archive) = crate::specs::stored(spec).map_err(io)?;
-        let archive = archive.map(<[u8]>::to_vec);
+        let stored = Stored {
+            w: workload,
+            spec_json: &spec_json,
+            archive,
+            admission,
+        };
         self.run(|c, _| {
-            let (w, admission, spec_json) = (workload.clone(), admission.clone(), spec_json.clone());
-            let archive = archive.clone();
+            let stored = &stored;
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                let isolation = w.isolation.as_str();
-                // The pending counter row is locked from here to commit: two nodes admitting
-                // to the same backend take turns, and the limit holds across them.
-                let pending = count_all(&tx, isolation, w.status, 1).await?;
-                if let Some(max) = admission.max_queue {
-                    admission::queue(w.isolation, pending.max(0) as u64, max)?;
-                }
-                if let Some(quota) = &admission.quota {
-                    let usage = usage_of(&tx, &w.tenant, to_ms(w.created_at)).await?;
-                    let resources = vulcan_domain::Resources {
-                        cpus: w.cpu_limit,
-                        mem_mb: w.mem_limit,
-                        timeout_s: w.timeout_s,
-                    };
-                    admission::quota(&w.tenant, quota, usage, resources)?;
-                }
-                let claim = match &admission.claim_for {
-                    Some(node) => {
-                        let st = tx
-                            .prepare_cached(
-                                "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL
-                                   AND isolation = $1 LIMIT 1",
-                            )
-                            .await?;
-                        let waiting = tx.query_opt(&st, &[&isolation]).await?.is_some();
-                        (!waiting).then(|| node.clone())
-                    }
-                    None => None,
-                };
-                let st = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
-                                 $28, $29, $30, $31)
-                         ON CONFLICT (id) DO NOTHING"
-                    ))
-                    .await?;
-                let claimed_at = claim.as_ref().map(|_| to_ms(OffsetDateTime::now_utc()));
-                let inserted = tx
-                    .execute(
-                        &st,
-                        &[
-                            &w.id,
-                            &w.status.as_str(),
-                            &isolation,
-                            &w.requested_isolation.as_str(),
-                            &w.runtime.as_str(),
-                            &claim.as_deref().unwrap_or(""),
-                            &w.input_hash,
-                            &w.output,
-                            &w.exit_code.map(i64::from),
-                            &w.error,
-                            &i64::from(w.cpu_limit),
-                            &i64::from(w.mem_limit),
-                            &i64::from(w.timeout_s),
-                            &w.duration_ms.map(|d| d as i64),
-                            &to_ms(w.created_at),
-                            &w.started_at.map(to_ms),
-                            &w.finished_at.map(to_ms),
-                            &w.tenant,
-                            &w.prepare_ms.map(|d| d as i64),
-                            &w.function,
-                            &w.function_version.map(i64::from),
-                            &w.trigger.as_ref().map(|t| t.kind.as_str()),
-                            &w.trigger.as_ref().map(|t| t.id.as_str()),
-                            &w.cpu_time_ms.map(|v| v as i64),
-                            &w.peak_memory_bytes.map(|v| v as i64),
-                            &w.max_processes.map(|v| v as i64),
-                            &w.request_id,
-                            &spec_json,
-                            &archive,
-                            &claim,
-                            &claimed_at,
-                        ],
-                    )
-                    .await?;
-                if inserted == 0 {
-                    return Err(StoreError::Duplicate(w.id.clone()).into());
-                }
-                if let Some(tick) = &admission.fire {
-                    let st = tx
-                        .prepare_cached(
-                            "UPDATE schedules SET next_run_at = $1, last_run_at = $2, last_workload_id = $3, updated_at = $4
-                             WHERE id = $5 AND enabled AND next_run_at = $2",
-                        )
-                        .await?;
-                    let moved = tx
-                        .execute(
-                            &st,
-                            &[
-                                &tick.next.map(to_ms),
-                                &to_ms(tick.at),
-                                &w.id,
-                                &to_ms(OffsetDateTime::now_utc()),
-                                &tick.schedule_id,
-                            ],
-                        )
-                        .await?;
-                    if moved == 0 {
-                        return Err(crate::schedules::tick_taken(&tick.schedule_id).into());
-                    }
-                }
-                count_tenant(&tx, &w.tenant, isolation, w.status, 1).await?;
-                if !w.status.is_terminal() {
-                    use_share(&tx, &w.tenant, w.cpu_limit.into(), w.mem_limit.into(), 1).await?;
-                }
-                if let Some(function) = &w.function {
-                    let st = tx
-                        .prepare_cached(
-                            "UPDATE functions SET invocations = invocations + 1 WHERE tenant = $1 AND name = $2",
-                        )
-                        .await?;
-                    tx.execute(&st, &[&w.tenant, function]).await?;
-                }
+                let claimed = enqueue_in(&tx, stored).await?;
                 tx.commit().await?;
-                Ok(claim.is_some())
+                Ok(claimed)
             })
         })
         .await
@@ -394,14 +461,7 @@ impl WorkloadStore for PgStore {
         self.run(|c, _| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                transition(&tx, id, WorkloadStatus::Running, &Expect::ClaimedBy(node.to_owned())).await?;
-                let st = tx
-                    .prepare_cached(
-                        "UPDATE workloads SET status = 'running', started_at = $2, node_id = $3 WHERE id = $1",
-                    )
-                    .await?;
-                tx.execute(&st, &[&id, &to_ms(started_at), &node]).await?;
-                let w = get_workload(&tx, id).await?;
+                let w = start_in(&tx, id, node, to_ms(started_at)).await?;
                 tx.commit().await?;
                 Ok(w)
             })
