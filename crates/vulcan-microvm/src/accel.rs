@@ -74,6 +74,7 @@ pub async fn choose(
         cmdline_extra: String::new(),
         qmp: None,
         incoming: None,
+        memory: None,
     };
     let (accel, note) = match Vm::boot(vmm, spec, vms, PROBE_DEADLINE).await {
         Ok(vm) => {

@@ -164,6 +164,7 @@ impl Inner {
             cmdline_extra: ready.cmdline_extra.clone(),
             qmp: None,
             incoming: None,
+            memory: None,
         }
     }
 

@@ -91,8 +91,31 @@ impl Qmp {
         }
     }
 
-    /// Saves the running VM's whole state into `file` (QEMU stops the VM when done).
+    /// RAM backed by a shared file is left out of the migration stream: the file holds it.
+    async fn ignore_shared_ram(&mut self, deadline: Instant) -> Result<(), String> {
+        self.execute(
+            "migrate-set-capabilities",
+            json!({"capabilities": [{"capability": "x-ignore-shared", "state": true}]}),
+            deadline,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Loads the state saved in `file` into a VM started with `-incoming defer` whose RAM
+    /// is the snapshot's file.
+    pub async fn load_from_file(&mut self, file: &Path, deadline: Instant) -> Result<(), String> {
+        self.ignore_shared_ram(deadline).await?;
+        let uri = format!("exec:cat {}", crate::vmm::shell_word(file));
+        self.execute("migrate-incoming", json!({"uri": uri}), deadline)
+            .await
+            .map(drop)
+    }
+
+    /// Saves the running VM's state into `file` (QEMU stops the VM when done); RAM in a
+    /// shared file stays there.
     pub async fn migrate_to_file(&mut self, file: &Path, deadline: Instant) -> Result<(), String> {
+        self.ignore_shared_ram(deadline).await?;
         let uri = format!("exec:cat > {}", crate::vmm::shell_word(file));
         self.execute("migrate", json!({"uri": uri}), deadline)
             .await?;

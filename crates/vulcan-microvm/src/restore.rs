@@ -12,7 +12,7 @@ use vulcan_domain::{LogSink, LogStream, Resources, Runtime};
 
 use crate::snapshot::{self, Shape, Snapshots};
 use crate::vm::Vm;
-use crate::vmm::{self, VmSpec};
+use crate::vmm::{self, GuestMemory, VmSpec};
 use crate::{runtime_rootfs, Inner, Ready, GUEST_OVERHEAD_MB};
 
 /// How long saving a booted guest into a snapshot may take (≈ 0.7 s under TCG).
@@ -60,8 +60,10 @@ impl Inner {
             ready.initramfs.clone(),
             ready.rootfs.clone(),
         ];
+        // `ram-file`: snapshots whose RAM is a file of its own (older ones carried it in
+        // the state) are another kind: those of before are stale.
         let settings = format!(
-            "{}|{}|{}|{}",
+            "{}|{}|{}|{}|ram-file",
             ready.qemu_version,
             ready.accel.as_str(),
             vmm::KERNEL_CMDLINE,
@@ -111,6 +113,10 @@ impl Inner {
         };
         let spec = VmSpec {
             incoming: Some(found.state.clone()),
+            memory: Some(GuestMemory {
+                file: found.memory.clone(),
+                shared: false,
+            }),
             ..self.snapshot_spec(ready, runtime, resources)
         };
         let vm = Vm::restore(
@@ -143,9 +149,16 @@ impl Inner {
         let started = std::time::Instant::now();
         let partial = snapshots.partial(&shape)?;
         let made = async {
+            let spec = VmSpec {
+                memory: Some(GuestMemory {
+                    file: partial.join(snapshot::MEMORY),
+                    shared: true,
+                }),
+                ..self.snapshot_spec(ready, runtime, resources)
+            };
             let vm = Vm::boot(
                 ready.vmm.as_ref(),
-                self.snapshot_spec(ready, runtime, resources),
+                spec,
                 &self.config.work_dir.join("vms"),
                 self.config.boot_timeout,
             )

@@ -2,9 +2,14 @@
 //! once its agent is Ready (and its interpreter's files are in the page cache), so a
 //! workload's VM is restored in a fraction of a boot.
 //!
-//! On disk, under the snapshot directory: `<runtime>-<mem>m-<cpus>c-<key>/` holding `state`
-//! (QEMU's migration stream) and `meta.json` (the shape, the state's SHA-256 and size, the
-//! digest of what the guest was made of, the agent's Ready). The key hashes the shape with
+//! On disk, under the snapshot directory: `<runtime>-<mem>m-<cpus>c-<key>/` holding `memory`
+//! (the guest's RAM: the snapshotted VM ran with its RAM in this file, sparse where the
+//! guest never wrote), `state` (QEMU's migration stream of everything else, some tens of KB)
+//! and `meta.json` (the shape, both files' SHA-256 and the state's size, the digest of what
+//! the guest was made of, the agent's Ready). A restored VM maps `memory` copy-on-write: a
+//! restore reads only the pages its guest touches, and its clones share them in the page
+//! cache. A snapshot's files are never written again once in place (a new one is a new
+//! directory), so a mapping never sees another VM's writes. The key hashes the shape with
 //! the digests of the kernel, initramfs (so the agent), root filesystem, QEMU's version,
 //! the accelerator and the kernel command line: any change makes a new key, and snapshots
 //! of other keys are removed as stale. A snapshot is written under a `.partial-` name and
@@ -35,6 +40,8 @@ pub struct Meta {
     pub shape: Shape,
     /// Hex SHA-256 of `state`.
     pub sha256: String,
+    /// Hex SHA-256 of `memory`'s data ([`sha256_sparse`]).
+    pub memory_sha256: String,
     pub size_bytes: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
@@ -43,10 +50,14 @@ pub struct Meta {
     pub ready: Ready,
 }
 
-/// A snapshot found valid: its state file and what it is.
+/// The file a snapshot's guest RAM is in.
+pub const MEMORY: &str = "memory";
+
+/// A snapshot found valid: its files and what it is.
 #[derive(Debug, Clone)]
 pub struct Found {
     pub state: PathBuf,
+    pub memory: PathBuf,
     pub meta: Meta,
     pub name: String,
 }
@@ -66,6 +77,11 @@ fn file_id(path: &Path) -> Option<FileId> {
     ))
 }
 
+/// The identities of a snapshot's state and memory files.
+fn files_id(state: &Path, memory: &Path) -> Option<(FileId, FileId)> {
+    Some((file_id(state)?, file_id(memory)?))
+}
+
 /// Hex SHA-256 of a file's content.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
@@ -77,6 +93,45 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
             break;
         }
         hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Hex SHA-256 of a sparse file's data: each extent that holds data (`SEEK_DATA` to
+/// `SEEK_HOLE`) as its offset, length and bytes. A guest's RAM file is hundreds of MB of
+/// which the guest wrote a fraction; the holes read as zeros and need no reading.
+pub fn sha256_sparse(path: &Path) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len() as i64;
+    let mut hasher = Sha256::new();
+    hasher.update(len.to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at: i64 = 0;
+    while at < len {
+        // SAFETY: lseek on a file this function holds open.
+        let data = unsafe { libc::lseek(file.as_raw_fd(), at, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: no data past `at`.
+            break;
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(file.as_raw_fd(), data, libc::SEEK_HOLE) };
+        let end = if hole < 0 { len } else { hole };
+        hasher.update(data.to_le_bytes());
+        hasher.update((end - data).to_le_bytes());
+        file.seek(SeekFrom::Start(data as u64))?;
+        let mut left = (end - data) as usize;
+        while left > 0 {
+            let n = file.read(&mut buf[..left.min(1 << 20)])?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            left -= n;
+        }
+        at = end;
     }
     Ok(format!("{:x}", hasher.finalize()))
 }
@@ -126,7 +181,7 @@ pub struct Snapshots {
     pub dir: PathBuf,
     assets: String,
     /// Snapshots whose state matched its digest, by name, as of that file identity.
-    verified: Mutex<HashMap<String, FileId>>,
+    verified: Mutex<HashMap<String, (FileId, FileId)>>,
     /// When each snapshot was last found for a restore, in this process.
     used: Mutex<HashMap<String, std::time::Instant>>,
     limit: usize,
@@ -227,6 +282,7 @@ impl Snapshots {
             return Ok(None);
         }
         let state = dir.join("state");
+        let memory = dir.join(MEMORY);
         let Some(meta) = read_meta(&dir).filter(|m| m.assets == self.assets && m.shape == *shape)
         else {
             let _ = std::fs::remove_dir_all(&dir);
@@ -234,7 +290,7 @@ impl Snapshots {
                 "snapshot {name} has no valid description; removed it"
             ));
         };
-        let id = file_id(&state);
+        let id = files_id(&state, &memory);
         let known = self
             .verified
             .lock()
@@ -243,24 +299,34 @@ impl Snapshots {
             == id.as_ref();
         if !known {
             let digest = sha256_file(&state).unwrap_or_default();
-            if id.is_none() || digest != meta.sha256 || id.map(|i| i.2) != Some(meta.size_bytes) {
+            let memory_digest = sha256_sparse(&memory).unwrap_or_default();
+            if id.is_none()
+                || digest != meta.sha256
+                || memory_digest != meta.memory_sha256
+                || id.map(|i| i.0 .2) != Some(meta.size_bytes)
+            {
                 let _ = std::fs::remove_dir_all(&dir);
                 self.verified
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&name);
                 return Err(format!(
-                    "snapshot {name} failed its digest check (the state file changed or is damaged); removed it, never loaded"
+                    "snapshot {name} failed its digest check (its state or memory file changed or is damaged); removed it, never loaded"
                 ));
             }
         }
         self.remember(&name, id);
-        Ok(Some(Found { state, meta, name }))
+        Ok(Some(Found {
+            state,
+            memory,
+            meta,
+            name,
+        }))
     }
 
-    /// Notes that snapshot `name` was just used, and that its state file `id` (if known) was
-    /// checked against its digest (not read again while it stays the same file).
-    fn remember(&self, name: &str, id: Option<FileId>) {
+    /// Notes that snapshot `name` was just used, and that its files `id` (if known) were
+    /// checked against their digests (not read again while they stay the same files).
+    fn remember(&self, name: &str, id: Option<(FileId, FileId)>) {
         if let Some(id) = id {
             self.verified
                 .lock()
@@ -290,10 +356,13 @@ impl Snapshots {
         let state = partial.join("state");
         let sha256 =
             sha256_file(&state).map_err(|e| format!("cannot read the saved state: {e}"))?;
+        let memory_sha256 = sha256_sparse(&partial.join(MEMORY))
+            .map_err(|e| format!("cannot read the saved memory: {e}"))?;
         let size_bytes = std::fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
         let meta = Meta {
             shape: *shape,
             sha256,
+            memory_sha256,
             size_bytes,
             created_at: time::OffsetDateTime::now_utc(),
             assets: self.assets.clone(),
@@ -308,9 +377,10 @@ impl Snapshots {
         self.make_room(1);
         std::fs::rename(partial, &dir)
             .map_err(|e| format!("cannot put the snapshot in place: {e}"))?;
-        self.remember(&name, file_id(&dir.join("state")));
+        self.remember(&name, files_id(&dir.join("state"), &dir.join(MEMORY)));
         Ok(Found {
             state: dir.join("state"),
+            memory: dir.join(MEMORY),
             meta,
             name,
         })
@@ -331,11 +401,14 @@ impl Snapshots {
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let meta = read_meta(&e.path())?;
-                let checked = verified.get(&name) == file_id(&e.path().join("state")).as_ref();
+                let checked = verified.get(&name) == files_id(&e.path().join("state"), &e.path().join(MEMORY)).as_ref();
+                // What it takes on disk: the state, and the memory file's data (not its holes).
+                let memory = std::fs::metadata(e.path().join(MEMORY))
+                    .map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512);
                 Some(serde_json::json!({
                     "name": name,
                     "shape": meta.shape,
-                    "size_bytes": meta.size_bytes,
+                    "size_bytes": meta.size_bytes + memory,
                     "created_at": meta.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
                     "valid": meta.assets == self.assets,
                     "digest_checked": checked,
@@ -371,6 +444,39 @@ mod tests {
         }
     }
 
+    /// A snapshot's files as a save leaves them: the state, and a sparse memory file with
+    /// a page written 1 MiB in.
+    fn saved(partial: &Path, state: &[u8]) {
+        use std::io::{Seek, SeekFrom, Write};
+        std::fs::write(partial.join("state"), state).unwrap();
+        let mut memory = std::fs::File::create(partial.join(MEMORY)).unwrap();
+        memory.set_len(8 << 20).unwrap();
+        memory.seek(SeekFrom::Start(1 << 20)).unwrap();
+        memory.write_all(&[7u8; 4096]).unwrap();
+    }
+
+    #[test]
+    fn a_sparse_files_digest_covers_its_data_and_where_it_is() {
+        use std::io::{Seek, SeekFrom, Write};
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |name: &str, at: u64, byte: u8| {
+            let path = tmp.path().join(name);
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.set_len(8 << 20).unwrap();
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&[byte; 4096]).unwrap();
+            sha256_sparse(&path).unwrap()
+        };
+        let a = write("a", 1 << 20, 7);
+        assert_eq!(
+            a,
+            write("b", 1 << 20, 7),
+            "the same content, the same digest"
+        );
+        assert_ne!(a, write("c", 2 << 20, 7), "the data elsewhere");
+        assert_ne!(a, write("d", 1 << 20, 8), "other data");
+    }
+
     #[test]
     fn a_changed_state_is_refused_and_removed_and_stale_ones_go_at_open() {
         let tmp = tempfile::tempdir().unwrap();
@@ -383,10 +489,28 @@ mod tests {
         let snapshots = Snapshots::open(dir.clone(), "assets-a".into()).unwrap();
         assert!(snapshots.find(&shape).unwrap().is_none());
         let partial = snapshots.partial(&shape).unwrap();
-        std::fs::write(partial.join("state"), b"the saved machine").unwrap();
+        saved(&partial, b"the saved machine");
         let found = snapshots.commit(&shape, &partial, ready()).unwrap();
         assert!(!partial.exists());
         assert_eq!(snapshots.find(&shape).unwrap().unwrap().name, found.name);
+
+        // Its memory damaged in place (same size): detected, removed.
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            let mut memory = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&found.memory)
+                .unwrap();
+            memory.seek(SeekFrom::Start((1 << 20) + 100)).unwrap();
+            memory.write_all(b"x").unwrap();
+        }
+        let err = snapshots.find(&shape).unwrap_err();
+        assert!(err.contains("failed its digest check"), "{err}");
+        assert!(!found.memory.exists());
+        let partial = snapshots.partial(&shape).unwrap();
+        saved(&partial, b"the saved machine");
+        let found = snapshots.commit(&shape, &partial, ready()).unwrap();
 
         // Damaged in place (same size): detected, removed.
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -400,7 +524,7 @@ mod tests {
         let partial = snapshots.partial(&shape).unwrap();
         std::fs::write(partial.join("state"), b"half").unwrap();
         let other = snapshots.partial(&shape).unwrap();
-        std::fs::write(other.join("state"), b"whole").unwrap();
+        saved(&other, b"whole");
         let kept = snapshots.commit(&shape, &other, ready()).unwrap();
         let reopened = Snapshots::open(dir.clone(), "assets-a".into()).unwrap();
         assert!(!partial.exists());
@@ -423,7 +547,7 @@ mod tests {
         };
         let make = |mem_mb| {
             let partial = snapshots.partial(&shape(mem_mb)).unwrap();
-            std::fs::write(partial.join("state"), format!("state {mem_mb}")).unwrap();
+            saved(&partial, format!("state {mem_mb}").as_bytes());
             snapshots.commit(&shape(mem_mb), &partial, ready()).unwrap();
         };
         make(100);

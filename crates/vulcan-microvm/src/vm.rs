@@ -191,6 +191,9 @@ impl Vm {
         let stream = Self::channel(vmm, &mut pending, &spec.channel, deadline).await?;
         let loaded = async {
             let mut qmp = crate::qmp::Qmp::connect(&qmp_path, deadline).await?;
+            if let (Some(state), Some(_)) = (&spec.incoming, &spec.memory) {
+                qmp.load_from_file(state, deadline).await?;
+            }
             qmp.wait_running(deadline).await
         };
         if let Err(e) = loaded.await {

@@ -42,6 +42,18 @@ pub struct VmSpec {
     pub qmp: Option<PathBuf>,
     /// Start from this saved state (a snapshot's migration stream) instead of booting.
     pub incoming: Option<PathBuf>,
+    /// Guest RAM in a file instead of anonymous memory.
+    pub memory: Option<GuestMemory>,
+}
+
+/// Guest RAM backed by a file. A VM being snapshotted writes its RAM through to the file
+/// (`shared`), so that saving it writes only the devices' state; every VM restored from
+/// the snapshot maps the file copy-on-write: it reads the pages it touches from the page
+/// cache, shared with every other clone, and its writes stay its own.
+#[derive(Debug, Clone)]
+pub struct GuestMemory {
+    pub file: PathBuf,
+    pub shared: bool,
 }
 
 /// `path` as one word for `/bin/sh` (QEMU runs `exec:` migration URIs through it).
@@ -103,8 +115,21 @@ impl Vmm for QemuMicrovm {
 
     fn command(&self, spec: &VmSpec) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(["-M", "microvm,isa-serial=on,rtc=off"])
-            .args(["-accel", spec.accel.as_str()]);
+        match &spec.memory {
+            Some(memory) => cmd
+                .args(["-M", "microvm,isa-serial=on,rtc=off,memory-backend=ram"])
+                .args([
+                    "-object",
+                    &format!(
+                        "memory-backend-file,id=ram,size={}M,mem-path={},share={}",
+                        spec.mem_mb,
+                        path(&memory.file).replace(',', ",,"),
+                        if memory.shared { "on" } else { "off" }
+                    ),
+                ]),
+            None => cmd.args(["-M", "microvm,isa-serial=on,rtc=off"]),
+        };
+        cmd.args(["-accel", spec.accel.as_str()]);
         if spec.accel == Accel::Kvm {
             cmd.args(["-cpu", "host"]);
         }
@@ -151,8 +176,15 @@ impl Vmm for QemuMicrovm {
         if let Some(qmp) = &spec.qmp {
             cmd.args(["-qmp", &format!("unix:{},server=on,wait=off", path(qmp))]);
         }
-        if let Some(state) = &spec.incoming {
-            cmd.args(["-incoming", &format!("exec:cat {}", shell_word(state))]);
+        match (&spec.incoming, &spec.memory) {
+            // The state is loaded over QMP, once RAM is marked as left to the file.
+            (Some(_), Some(_)) => {
+                cmd.args(["-incoming", "defer"]);
+            }
+            (Some(state), None) => {
+                cmd.args(["-incoming", &format!("exec:cat {}", shell_word(state))]);
+            }
+            (None, _) => {}
         }
         cmd.arg("-pidfile")
             .arg(&spec.pidfile)

@@ -615,6 +615,13 @@ fn python_node_and_go_run_in_vms_restored_from_snapshots() {
         metrics.contains("vulcan_backend_events_total{backend=\"microvm\",event=\"restored\"} 6"),
         "{metrics}"
     );
+    // Their cold starts are counted as restores.
+    assert!(
+        metrics.contains(
+            "vulcan_workload_preparation_seconds_count{backend=\"microvm\",path=\"restore\"} 6"
+        ),
+        "{metrics}"
+    );
     wait_for_no_qemu(&server);
 }
 

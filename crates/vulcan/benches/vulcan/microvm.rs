@@ -31,7 +31,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// A bare QEMU started with `-incoming` from a snapshot's state (the same machine as
-/// Vulcan's restore: `spec`), timed until QMP says it runs.
+/// Vulcan's restore: `spec`; with its RAM mapped from the snapshot's memory file, the
+/// state loaded over QMP as Vulcan does), timed until QMP says it runs.
 fn bare_incoming_ms(spec: &vulcan_microvm::vmm::VmSpec) -> f64 {
     use std::io::{BufRead, Write};
     use vulcan_microvm::vmm::Vmm;
@@ -50,7 +51,11 @@ fn bare_incoming_ms(spec: &vulcan_microvm::vmm::VmSpec) -> f64 {
     let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     let mut ask = |command: &str| -> String {
-        writeln!(writer, "{{\"execute\":\"{command}\"}}").unwrap();
+        if command.starts_with('{') {
+            writeln!(writer, "{command}").unwrap();
+        } else {
+            writeln!(writer, "{{\"execute\":\"{command}\"}}").unwrap();
+        }
         let mut line = String::new();
         loop {
             line.clear();
@@ -61,6 +66,13 @@ fn bare_incoming_ms(spec: &vulcan_microvm::vmm::VmSpec) -> f64 {
         }
     };
     ask("qmp_capabilities");
+    if let (Some(state), Some(_)) = (&spec.incoming, &spec.memory) {
+        ask(
+            r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"x-ignore-shared","state":true}]}}"#,
+        );
+        let load = serde_json::json!({"execute": "migrate-incoming", "arguments": {"uri": format!("exec:cat {}", vulcan_microvm::vmm::shell_word(state))}});
+        ask(&load.to_string());
+    }
     // `{"return": {"status": "inmigrate", "running": false}}` while the state loads: the
     // status is what says it runs, not the key.
     let running = |answer: String| {
@@ -197,6 +209,13 @@ pub fn run(n: usize) {
         .to_owned(),
         qmp: Some(bare_dir.path().join("qmp.sock")),
         incoming: Some(python_snapshot.join("state")),
+        // A snapshot of an earlier build (VULCAN_TEST_BIN) carries its RAM in the state.
+        memory: Some(python_snapshot.join("memory"))
+            .filter(|m| m.exists())
+            .map(|file| vulcan_microvm::vmm::GuestMemory {
+                file,
+                shared: false,
+            }),
     };
     let bare_restores: Vec<f64> = (0..n).map(|_| bare_incoming_ms(&spec)).collect();
     drop(restore_server);
