@@ -57,12 +57,8 @@ fn wait_live(server: &Server, ids: &[&str]) {
 
 /// Runs of workloads a node handed to its backends, from its metrics.
 fn runs(server: &Server) -> u64 {
-    let text = ureq::get(&server.url("/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    text.lines()
+    common::metrics(server)
+        .lines()
         .filter(|l| l.starts_with("vulcan_workload_runs_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64

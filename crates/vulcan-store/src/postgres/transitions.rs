@@ -1,8 +1,7 @@
 //! Status changes on PostgreSQL, each in its caller's transaction: checked against the
 //! state machine and what the writer expects ([`Expect`]), with the counters behind the
-//! figures (everyone's and each tenant's, rows locked in the order pending → running →
-//! terminal: no deadlocks) and the tenant's share of active usage moved in the same
-//! transaction.
+//! figures (everyone's and each tenant's, rows locked in one order everywhere:
+//! [`Counters`]) and the tenant's share of active usage moved in the same transaction.
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::Statement;
@@ -259,6 +258,25 @@ pub(super) async fn finish_in(
         to_ms(u.finished_at),
         u.prepare_ms.map(|d| d as i64),
     );
+    // Prepared before anything is sent, so that the statements go out in this order.
+    let counters = Counters::prepare(tx).await?;
+    let usage_st = tx
+        .prepare_cached(&stats::usage_upsert(|n| format!("${n}")))
+        .await?;
+    let all_st = tx
+        .prepare_cached(
+            "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (isolation, bucket) DO UPDATE SET n = duration_buckets.n + 1,
+                 sum_ms = duration_buckets.sum_ms + EXCLUDED.sum_ms",
+        )
+        .await?;
+    let tenant_st = tx
+        .prepare_cached(
+            "INSERT INTO tenant_durations (tenant, isolation, bucket, n, sum_ms) VALUES ($1, $2, $3, 1, $4)
+             ON CONFLICT (tenant, isolation, bucket) DO UPDATE SET n = tenant_durations.n + 1,
+                 sum_ms = tenant_durations.sum_ms + EXCLUDED.sum_ms",
+        )
+        .await?;
     let row = async {
         tx.query_one(
             &update,
@@ -279,25 +297,6 @@ pub(super) async fn finish_in(
         .await
         .map_err(Fail::from)
     };
-    // Prepared before anything is sent, so that the statements go out in this order.
-    let counters = Counters::prepare(tx).await?;
-    let usage_st = tx
-        .prepare_cached(&stats::usage_upsert(|n| format!("${n}")))
-        .await?;
-    let all_st = tx
-        .prepare_cached(
-            "INSERT INTO duration_buckets (isolation, bucket, n, sum_ms) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (isolation, bucket) DO UPDATE SET n = duration_buckets.n + 1,
-                 sum_ms = duration_buckets.sum_ms + EXCLUDED.sum_ms",
-        )
-        .await?;
-    let tenant_st = tx
-        .prepare_cached(
-            "INSERT INTO tenant_durations (tenant, isolation, bucket, n, sum_ms) VALUES ($1, $2, $3, 1, $4)
-             ON CONFLICT (tenant, isolation, bucket) DO UPDATE SET n = tenant_durations.n + 1,
-                 sum_ms = tenant_durations.sum_ms + EXCLUDED.sum_ms",
-        )
-        .await?;
     let figures = async {
         if let (Some(cpu_ms), Some(peak)) = (cpu_ms, peak) {
             tx.execute(

@@ -1,8 +1,8 @@
 //! [`WorkloadStore`] on PostgreSQL. The same contract as the SQLite store; what differs is
 //! how it holds across nodes: a claim is one `UPDATE … FOR UPDATE SKIP LOCKED` (two nodes
 //! never claim the same workload), the queue limit is checked on the counter row it
-//! bumps (row-locked until commit), a tenant's quota on its usage row (`FOR UPDATE`).
-//! Counter rows are always locked in the order pending → running → terminal. Log lines,
+//! bumps (row-locked until commit), a tenant's quota on its usage row (locked by the upsert
+//! that reads it). Counter rows are always locked in one order ([`Counters`]). Log lines,
 //! figures and benchmark reports are in files of their own.
 
 use async_trait::async_trait;

@@ -10,12 +10,23 @@ use vulcan_store::testing::PgServer;
 use super::common::{eventually, Server};
 use super::{measure, measure_paced};
 
+/// A node of the cluster on the database at `url` (isolate pool of 2 for this section's
+/// figures).
 fn node_env<'a>(
     url: &'a str,
     id: &'a str,
     extra: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
-    let mut env = vec![
+    let mut env = pg_node_env(url, id);
+    env.push(("VULCAN_ISOLATE_POOL_SIZE", "2"));
+    env.extend_from_slice(extra);
+    env
+}
+
+/// A node on the PostgreSQL database at `url`, with the settings every node of a cluster
+/// shares.
+pub(super) fn pg_node_env<'a>(url: &'a str, id: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
         ("VULCAN_DATABASE_URL", url),
         ("VULCAN_NODE_ID", id),
         // Every node of a cluster needs the same key to open secrets.
@@ -23,13 +34,11 @@ fn node_env<'a>(
             "VULCAN_SECRET_KEY",
             "Y2x1c3Rlci10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=",
         ),
-        ("VULCAN_ISOLATE_POOL_SIZE", "2"),
-    ];
-    env.extend_from_slice(extra);
-    env
+    ]
 }
 
-fn wait_live(server: &Server, n: usize) {
+/// Waits until `server` sees `n` live nodes.
+pub(super) fn wait_live(server: &Server, n: usize) {
     eventually(Duration::from_secs(30), "the nodes to be live", || {
         let (_, nodes) = server.get("/v1/nodes");
         let live = nodes

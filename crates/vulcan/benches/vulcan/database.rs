@@ -14,36 +14,18 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use vulcan_store::testing::PgServer;
 
-use super::common::{eventually, Server};
+use super::cluster::{pg_node_env, wait_live};
+use super::common::Server;
 use super::{for_seconds, Figures, WASI_ECHO};
 
 const SECS: u64 = 10;
 
-fn pg_env<'a>(url: &'a str, id: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("VULCAN_DATABASE_URL", url),
-        ("VULCAN_NODE_ID", id),
-        (
-            "VULCAN_SECRET_KEY",
-            "Y2x1c3Rlci10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=",
-        ),
-    ]
-}
-
 fn start_nodes(url: &str, n: usize) -> Vec<Server> {
     let nodes: Vec<Server> = ["a", "b", "c"][..n]
         .iter()
-        .map(|id| Server::start(&pg_env(url, id)))
+        .map(|id| Server::start(&pg_node_env(url, id)))
         .collect();
-    eventually(Duration::from_secs(30), "the nodes to be live", || {
-        let (_, listed) = nodes[0].get("/v1/nodes");
-        let live = listed
-            .as_array()?
-            .iter()
-            .filter(|n| n["state"] == "live")
-            .count();
-        (live == n).then_some(())
-    });
+    wait_live(&nodes[0], n);
     nodes
 }
 

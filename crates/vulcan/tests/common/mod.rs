@@ -23,15 +23,20 @@ pub fn vulcan_bin() -> String {
     std::env::var("VULCAN_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vulcan").to_owned())
 }
 
-/// The value of one series in `/metrics` (0 if it is not there yet), e.g.
-/// `vulcan_workloads_running{backend="isolate"}`.
-pub fn metric(server: &Server, series: &str) -> f64 {
-    let text = ureq::get(&server.url("/metrics"))
+/// The server's `/metrics` text.
+pub fn metrics(server: &Server) -> String {
+    ureq::get(&server.url("/metrics"))
         .call()
         .unwrap()
         .into_string()
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// The value of one series in `/metrics` (0 if it is not there yet), e.g.
+/// `vulcan_workloads_running{backend="isolate"}`.
+pub fn metric(server: &Server, series: &str) -> f64 {
+    metrics(server)
+        .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
