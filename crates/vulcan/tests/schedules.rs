@@ -92,8 +92,15 @@ fn a_schedule_fires_on_its_ticks_each_run_a_workload_until_disabled() {
             "{created:?}"
         );
     }
-    let (_, shown) = server.get(&format!("/v1/schedules/{id}"));
-    assert_eq!(shown["last_workload_id"], fired.last().unwrap()["id"]);
+    // The schedule names its last run. Read between two ticks: a tick may fire between
+    // reading the runs and reading the schedule.
+    let (last, newest) = eventually(Duration::from_secs(5), "a read between ticks", || {
+        let newest = runs(&server, &id).last()?["id"].clone();
+        let (_, shown) = server.get(&format!("/v1/schedules/{id}"));
+        let again = runs(&server, &id).last()?["id"].clone();
+        (again == newest).then(|| (shown["last_workload_id"].clone(), newest))
+    });
+    assert_eq!(last, newest);
 
     let (status, off) = patch(
         &server,
