@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds a small OCI image from busybox-static and pushes it to a registry.
 #   scripts/oci-image.sh REGISTRY/NAME:TAG [python]
-# With "python", the image also holds the host's python3 and the libraries it needs.
+# With "python", the image also holds Debian's python3 (/usr/bin/python3) and the libraries
+# it needs.
 # Used by the gvisor tests and the benchmark against a local docker-registry; plain HTTP
 # (--dest-tls-verify=false), so use it with a registry on 127.0.0.1.
 set -euo pipefail
@@ -24,14 +25,14 @@ for applet in $("$root/bin/busybox" --list); do
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
 if [ "$flavour" = python ]; then
-  py=$(readlink -f "$(command -v python3)")
+  py=$(readlink -f /usr/bin/python3)
   mkdir -p "$root/usr/bin"
   cp "$py" "$root/usr/bin/python3"
   for lib in $(ldd "$py" | grep -o '/[^ ]*'); do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
-  pylib=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+  pylib=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
   mkdir -p "$root$pylib"
   cp -r "$pylib"/. "$root$pylib"/
   rm -rf "$root$pylib"/test "$root$pylib"/idlelib "$root$pylib"/tkinter

@@ -41,6 +41,11 @@ command -v go >/dev/null || missing+=(golang-go)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # The API's tests: Schemathesis and an OpenAPI validator from PyPI, in a virtualenv.
 command -v python3 >/dev/null || missing+=(python3)
+# Egress tests: Debian's own python3 (images and the fake internet's servers), network
+# namespaces and nftables rules.
+[ -x /usr/bin/python3 ] || missing+=(python3)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nft >/dev/null || missing+=(nftables)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 # The ops files' tests: systemd-analyze checks the unit, man renders the man pages.
 command -v systemd-analyze >/dev/null || missing+=(systemd)

@@ -208,7 +208,7 @@ pub struct AuditFilter {
 
 /// A tenant's limits.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quota {
     /// Workloads pending or running at once.
     pub max_concurrent: u32,
@@ -225,6 +225,11 @@ pub struct Quota {
     /// the server's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_schedule_interval_s: Option<u32>,
+    /// What its workloads may reach when the server's egress is `allow-listed` (and the
+    /// only way to open a never-reachable range such as a private network to it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub egress_allow: Vec<crate::NetRule>,
 }
 
 impl Quota {

@@ -157,6 +157,12 @@ pub trait Backend: Send + Sync {
     /// changed); serving ones are stopped when their invocation ends.
     fn retire(&self, _prefix: &str) {}
 
+    /// Whether this backend gives a workload the network its policy allows (and nothing
+    /// more); one that does not runs only workloads without a network.
+    fn enforces_egress(&self) -> bool {
+        false
+    }
+
     /// Memory the kernel charges to this backend's workloads (and warm pool) right now, in
     /// bytes, where the backend can tell (its cgroups).
     fn memory_in_use(&self) -> Option<u64> {

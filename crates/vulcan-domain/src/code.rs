@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Isolation, Resources, Runtime};
+use crate::{Isolation, NetworkPolicy, Resources, Runtime};
 
 /// What runs, and with what.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -34,4 +34,7 @@ pub struct Code {
     #[serde(default)]
     pub secrets: Vec<String>,
     pub resources: Resources,
+    /// What it may reach over the network (nothing unless it says so).
+    #[serde(default, skip_serializing_if = "NetworkPolicy::is_none")]
+    pub network: NetworkPolicy,
 }

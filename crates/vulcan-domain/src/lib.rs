@@ -15,6 +15,7 @@ mod function;
 mod images;
 mod kinds;
 mod log;
+mod network;
 mod schedule;
 mod secret;
 mod spec;
@@ -43,6 +44,7 @@ pub use function::{
 pub use images::{ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, PullRequest};
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
+pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};
 pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
 pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};
 pub use spec::{Resources, Usage, WorkloadResult, WorkloadSpec};

@@ -11,6 +11,10 @@ pub struct Resources {
     pub cpus: u32,
     pub mem_mb: u32,
     pub timeout_s: u32,
+    /// A cap on the sandbox's network, each way, in megabits a second (with a network
+    /// policy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_mbps: Option<u32>,
 }
 
 impl Default for Resources {
@@ -19,6 +23,7 @@ impl Default for Resources {
             cpus: 1,
             mem_mb: 128,
             timeout_s: 30,
+            net_mbps: None,
         }
     }
 }
@@ -73,6 +78,11 @@ pub struct Usage {
     pub peak_memory_bytes: u64,
     /// Most processes at once, where the backend can tell.
     pub max_processes: Option<u64>,
+    /// Bytes the sandbox sent and received over its network, where it had one.
+    #[serde(default)]
+    pub net_tx_bytes: Option<u64>,
+    #[serde(default)]
+    pub net_rx_bytes: Option<u64>,
 }
 
 impl WorkloadResult {

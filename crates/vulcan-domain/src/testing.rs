@@ -77,6 +77,7 @@ pub fn spec(id: &str, runtime: Runtime, isolation: Isolation, code: &str) -> Wor
             env: Default::default(),
             secrets: Vec::new(),
             resources: Resources::default(),
+            network: Default::default(),
         },
         input: serde_json::Value::Null,
         note: None,

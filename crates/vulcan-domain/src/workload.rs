@@ -58,6 +58,11 @@ pub struct Workload {
     /// Most processes at once, where the backend can tell.
     #[serde(default)]
     pub max_processes: Option<u64>,
+    /// Bytes sent and received over the network, for a workload that had one.
+    #[serde(default)]
+    pub net_tx_bytes: Option<u64>,
+    #[serde(default)]
+    pub net_rx_bytes: Option<u64>,
     /// The id of the API request that created it.
     #[serde(default)]
     pub request_id: Option<String>,
@@ -104,6 +109,8 @@ impl Workload {
             cpu_time_ms: None,
             peak_memory_bytes: None,
             max_processes: None,
+            net_tx_bytes: None,
+            net_rx_bytes: None,
             request_id,
             created_at,
             started_at: None,

@@ -143,7 +143,7 @@ impl Engine {
         Ok(self
             .quota(tenant)
             .await?
-            .map_or(*defaults, |own| own.or(defaults)))
+            .map_or_else(|| defaults.clone(), |own| own.or(defaults)))
     }
 
     pub async fn set_quota(&self, tenant: &str, quota: &Quota) -> Result<(), StoreError> {

@@ -49,6 +49,33 @@ impl Limits {
     }
 }
 
+/// What tenants may ask their workloads to reach (`VULCAN_EGRESS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EgressMode {
+    /// No workload has a network (the default).
+    #[default]
+    Off,
+    /// Only what the tenant's quota lists in `egress_allow`.
+    AllowListed,
+    /// Any public destination; never-reachable ranges only where the tenant's quota lists them.
+    Open,
+}
+
+impl std::str::FromStr for EgressMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(EgressMode::Off),
+            "allow-listed" => Ok(EgressMode::AllowListed),
+            "open" => Ok(EgressMode::Open),
+            other => Err(format!(
+                "{other:?} is not an egress mode: use off, allow-listed or open"
+            )),
+        }
+    }
+}
+
 /// How much log one workload may keep. Past either bound one marker line is recorded and
 /// further lines are counted and dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +120,8 @@ pub struct EngineConfig {
     /// The key secrets are sealed with (and the previous one, during a rotation); `None`:
     /// secrets cannot be stored or used.
     pub keyring: Option<crate::secrets::Keyring>,
+    /// What tenants may ask their workloads to reach.
+    pub egress: EgressMode,
 }
 
 impl EngineConfig {
@@ -109,12 +138,14 @@ impl EngineConfig {
                 max_mem_mb: 16 * 1024,
                 max_schedules: Some(100),
                 min_schedule_interval_s: Some(1),
+                egress_allow: Vec::new(),
             },
             max_queue: 256,
             heartbeat: Duration::from_secs(1),
             lease: Duration::from_secs(10),
             poll: Duration::from_secs(1),
             keyring: None,
+            egress: EgressMode::Off,
         }
     }
 }

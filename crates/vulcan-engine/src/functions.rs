@@ -141,6 +141,14 @@ fn digest(code: &FunctionCode) -> String {
     for secret in &code.run.secrets {
         field("secret", secret.as_bytes());
     }
+    // Only when there is one: a version without a network keeps the digest it had.
+    if !code.run.network.is_none() {
+        let policy = serde_json::to_string(&code.run.network).unwrap_or_default();
+        field("network", policy.as_bytes());
+    }
+    if let Some(mbps) = code.run.resources.net_mbps {
+        field("net_mbps", &mbps.to_le_bytes());
+    }
     let settings = format!(
         "{}/{}/{}/{}/{}/{}/{}",
         code.run.resources.cpus,
@@ -194,6 +202,10 @@ impl Engine {
         } = request;
         let defaults = self.image_defaults(&mut asked, pulls).await?;
         let run = asked.validate(defaults, &self.inner.config.limits)?;
+        if !run.network.is_none() {
+            let quota = self.quota_of(tenant).await?;
+            crate::submission::check_egress(&run.network, self.inner.config.egress, Some(&quota))?;
+        }
         self.check_secrets(tenant, &run.secrets).await?;
         let reuse = request.reuse.unwrap_or(true);
         if reuse {
@@ -216,7 +228,7 @@ impl Engine {
             )));
         }
         // It must be runnable somewhere now, as a workload must.
-        self.route(run.isolation, run.runtime).await?;
+        self.route(&run).await?;
         let code = FunctionCode {
             run,
             reuse,
@@ -325,7 +337,12 @@ impl Engine {
             .version(tenant, name, function.active_version)
             .await?;
         let code = &version.code;
-        let route = self.route(code.run.isolation, code.run.runtime).await?;
+        crate::submission::check_egress(
+            &code.run.network,
+            self.inner.config.egress,
+            quota.as_ref(),
+        )?;
+        let route = self.route(&code.run).await?;
         let id = self.new_id();
         let input_hash = {
             let mut h = Sha256::new();

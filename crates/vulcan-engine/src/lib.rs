@@ -48,7 +48,7 @@ pub fn request_id() -> Option<String> {
 pub use access::{StoredKey, MISS_GAP, REREAD_EVERY};
 pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkRequest, Benchmarks};
 pub use broker::{LogBroker, LogEvent, Subscription};
-pub use config::{EngineConfig, Limits, LogLimits};
+pub use config::{EgressMode, EngineConfig, Limits, LogLimits};
 pub use engine::{Engine, EveryPort, KillError, Stores};
 pub use functions::{DeployRequest, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_INSTANCES};
 pub use metrics::Metrics;

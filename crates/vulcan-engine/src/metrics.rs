@@ -77,6 +77,12 @@ struct Prepared {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Traffic {
+    backend: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeState {
     state: String,
 }
@@ -100,6 +106,7 @@ struct Series {
     prepared: Family<Prepared, Histogram, Buckets>,
     cpu: Family<Backend, Histogram, Buckets>,
     memory: Family<Backend, Histogram, Buckets>,
+    network: Family<Traffic, Counter>,
     running: Family<Backend, Gauge>,
     runs: Family<Backend, Counter>,
     dropped: Counter,
@@ -145,6 +152,7 @@ impl Metrics {
             prepared: Family::new_with_constructor(Buckets(PREPARATION_BUCKETS)),
             cpu: Family::new_with_constructor(Buckets(WORKLOAD_BUCKETS)),
             memory: Family::new_with_constructor(Buckets(MEMORY_BUCKETS)),
+            network: Family::default(),
             running: Family::default(),
             runs: Family::default(),
             dropped: Counter::default(),
@@ -199,6 +207,11 @@ impl Metrics {
             "vulcan_workload_peak_memory_bytes",
             "Peak memory of each run, by backend",
             s.memory.clone(),
+        );
+        r.register(
+            "vulcan_workload_network_bytes",
+            "Bytes workloads with a network sent (tx) and received (rx), by backend",
+            s.network.clone(),
         );
         r.register(
             "vulcan_workloads_running",
@@ -325,6 +338,15 @@ impl Metrics {
             .memory
             .get_or_create(&backend(name))
             .observe(usage.peak_memory_bytes as f64);
+        for (direction, bytes) in [("tx", usage.net_tx_bytes), ("rx", usage.net_rx_bytes)] {
+            if let Some(bytes) = bytes {
+                let labels = Traffic {
+                    backend: name.to_owned(),
+                    direction: direction.to_owned(),
+                };
+                self.series.network.get_or_create(&labels).inc_by(bytes);
+            }
+        }
     }
 
     pub fn log_lines_dropped(&self, n: u64) {
@@ -420,6 +442,8 @@ mod tests {
                 cpu_time_ms: 1500,
                 peak_memory_bytes: 10 << 20,
                 max_processes: None,
+                net_tx_bytes: Some(300),
+                net_rx_bytes: Some(4000),
             },
         );
         m.cluster(&[("live", 3), ("lost", 1)], &[("isolate".into(), 7)]);
@@ -433,6 +457,8 @@ mod tests {
             "vulcan_workload_cpu_seconds_bucket{le=\"2.5\",backend=\"isolate\"} 1",
             "vulcan_workload_cpu_seconds_bucket{le=\"1.0\",backend=\"isolate\"} 0",
             "vulcan_workload_peak_memory_bytes_bucket{le=\"16777216.0\",backend=\"isolate\"} 1",
+            "vulcan_workload_network_bytes_total{backend=\"isolate\",direction=\"tx\"} 300",
+            "vulcan_workload_network_bytes_total{backend=\"isolate\",direction=\"rx\"} 4000",
             "vulcan_nodes{state=\"lost\"} 1",
             "vulcan_queue_pending{backend=\"isolate\"} 7",
         ] {

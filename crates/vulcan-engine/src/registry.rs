@@ -78,6 +78,7 @@ impl BackendRegistry {
         &self,
         isolation: Isolation,
         runtime: Runtime,
+        egress: bool,
         elsewhere: &dyn Fn(Isolation) -> bool,
     ) -> Option<String> {
         let Some(backend) = self.backends.get(&isolation) else {
@@ -85,6 +86,11 @@ impl BackendRegistry {
         };
         if !backend.capabilities().supported_runtimes.contains(&runtime) {
             return Some(format!("{isolation} does not run {runtime}"));
+        }
+        if egress && !backend.enforces_egress() {
+            return Some(format!(
+                "{isolation} does not give workloads a network yet (gvisor does)"
+            ));
         }
         let availability = backend.availability();
         if !availability.available && !elsewhere(isolation) {
@@ -98,16 +104,17 @@ impl BackendRegistry {
 
     /// Picks the backend for a request on this node alone.
     pub fn resolve(&self, requested: Isolation, runtime: Runtime) -> Result<Route, RouteError> {
-        self.resolve_with(requested, runtime, &|_| false)
+        self.resolve_with(requested, runtime, false, &|_| false)
     }
 
     /// Picks the backend for a request. `auto` takes the runtime's preferred isolation if it
     /// can run (here, or on another live node: `elsewhere`), else the first other backend
-    /// that can and supports the runtime.
+    /// that can and supports the runtime. `egress`: the workload asks for a network.
     pub fn resolve_with(
         &self,
         requested: Isolation,
         runtime: Runtime,
+        egress: bool,
         elsewhere: &dyn Fn(Isolation) -> bool,
     ) -> Result<Route, RouteError> {
         let route = |isolation: Isolation, fallback: Option<String>| Route {
@@ -125,7 +132,7 @@ impl BackendRegistry {
                     )));
                 }
             }
-            return match self.obstacle(requested, runtime, elsewhere) {
+            return match self.obstacle(requested, runtime, egress, elsewhere) {
                 None => Ok(route(requested, None)),
                 Some(why) => Err(RouteError::Unavailable(format!(
                     "cannot run on isolation {requested}: {why}; use isolation \"auto\" or one listed as available in GET /v1/backends"
@@ -134,12 +141,12 @@ impl BackendRegistry {
         }
 
         let preferred = runtime.preferred_isolation();
-        let Some(why_not_preferred) = self.obstacle(preferred, runtime, elsewhere) else {
+        let Some(why_not_preferred) = self.obstacle(preferred, runtime, egress, elsewhere) else {
             return Ok(route(preferred, None));
         };
         let mut reasons = vec![why_not_preferred.clone()];
         for candidate in Isolation::CONCRETE.into_iter().filter(|i| *i != preferred) {
-            match self.obstacle(candidate, runtime, elsewhere) {
+            match self.obstacle(candidate, runtime, egress, elsewhere) {
                 None => {
                     let note = format!("auto: {why_not_preferred}; running on {candidate} instead");
                     return Ok(route(candidate, Some(note)));
@@ -282,7 +289,7 @@ mod tests {
     fn a_backend_another_live_node_has_counts_as_available() {
         let r = registry(&[(Isolate, &[Node], true), (Microvm, &[Python], false)]);
         let route = r
-            .resolve_with(Auto, Python, &|i| i == Microvm)
+            .resolve_with(Auto, Python, false, &|i| i == Microvm)
             .expect("another node has microvm");
         assert_eq!((route.isolation, route.fallback), (Microvm, None));
         assert!(r.resolve(Auto, Python).is_err(), "not on this node alone");

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use vulcan_domain::{Code, Isolation, Quota, Refusal, Resources, Runtime, StoreError};
+use vulcan_domain::{
+    Code, Isolation, NetRule, NetworkPolicy, Quota, Refusal, Resources, Runtime, StoreError,
+};
 
-use crate::Limits;
+use crate::{EgressMode, Limits};
 
 /// What to run as a request gives it, before it is checked: what a [`Code`] is made from,
 /// the same for a workload and a function's deploy.
@@ -24,6 +26,10 @@ pub struct CodeRequest {
     pub cpus: Option<u32>,
     pub mem_mb: Option<u32>,
     pub timeout_s: Option<u32>,
+    /// A cap on its network, each way, in megabits a second.
+    pub net_mbps: Option<u32>,
+    /// What it may reach over the network (rules already parsed).
+    pub network: NetworkPolicy,
 }
 
 /// A workload request as parsed from the API, before validation.
@@ -79,6 +85,9 @@ impl From<StoreError> for SubmitError {
 }
 
 const MAX_ENV_VARS: usize = 128;
+
+/// The highest network cap a workload may ask for (10 Gbit/s: more is no cap).
+const MAX_NET_MBPS: u32 = 10_000;
 
 impl CodeRequest {
     /// Checks the fields against each other and against `limits`, filling defaults: what
@@ -159,8 +168,29 @@ impl CodeRequest {
             cpus: self.cpus.unwrap_or(defaults.cpus),
             mem_mb: self.mem_mb.unwrap_or(defaults.mem_mb),
             timeout_s: self.timeout_s.unwrap_or(defaults.timeout_s),
+            net_mbps: self.net_mbps,
         };
         limits.check(&resources).map_err(SubmitError::Invalid)?;
+        self.network.check().map_err(SubmitError::Invalid)?;
+        match self.net_mbps {
+            Some(mbps) if !(1..=MAX_NET_MBPS).contains(&mbps) => {
+                return invalid(format!(
+                    "\"resources.net_mbps\" is {mbps}; it must be between 1 and {MAX_NET_MBPS}"
+                ));
+            }
+            Some(_) if self.network.is_none() => {
+                return invalid(
+                    "\"resources.net_mbps\" caps a network: give \"network\" too".into(),
+                );
+            }
+            _ => {}
+        }
+        if runtime == Runtime::Wasm && !self.network.is_none() {
+            return invalid(
+                "a WebAssembly module has no sockets: \"network\" does not apply to runtime wasm"
+                    .into(),
+            );
+        }
         Ok(Code {
             runtime,
             isolation: self.isolation.unwrap_or(Isolation::Auto),
@@ -171,8 +201,49 @@ impl CodeRequest {
             env: self.env,
             secrets: self.secrets,
             resources,
+            network: self.network,
         })
     }
+}
+
+/// Whether the operator's bound lets a workload of a tenant with `quota` have `policy`
+/// (`quota` is `None` for admins, bounded only by the mode). The refusal names the rule.
+pub(crate) fn check_egress(
+    policy: &NetworkPolicy,
+    mode: EgressMode,
+    quota: Option<&Quota>,
+) -> Result<(), Refusal> {
+    if policy.is_none() {
+        return Ok(());
+    }
+    let forbidden = |msg: String| Err(Refusal::Forbidden(msg));
+    if mode == EgressMode::Off {
+        return forbidden(
+            "network egress is off on this server (VULCAN_EGRESS=off): workloads run without a network; ask the operator to turn it on".into(),
+        );
+    }
+    let Some(quota) = quota else {
+        return Ok(());
+    };
+    let listed = |rule: &NetRule| quota.egress_allow.iter().any(|own| own.contains(rule));
+    if mode == EgressMode::AllowListed && policy.allow.is_empty() {
+        return forbidden("\"network.allow\" is empty, which asks for every public address; this server allows only what the tenant's quota lists in \"egress_allow\" (VULCAN_EGRESS=allow-listed)".into());
+    }
+    for rule in &policy.allow {
+        if mode == EgressMode::AllowListed && !listed(rule) {
+            return forbidden(format!(
+                "\"{rule}\" is not in this tenant's egress allow-list (quota \"egress_allow\"; VULCAN_EGRESS=allow-listed)"
+            ));
+        }
+        if let Some(range) = rule.reaches_never() {
+            if !listed(rule) {
+                return forbidden(format!(
+                    "\"{rule}\" reaches {range}, which workloads never reach unless an admin lists it in the tenant's quota \"egress_allow\""
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// SHA-256 over everything that determines what a workload runs, hex-encoded.
@@ -262,6 +333,38 @@ mod tests {
         twice.env.insert("TOKEN".into(), "v".into());
         twice.secrets.push("TOKEN".into());
         assert!(reason(&twice).contains("in both"));
+    }
+
+    #[test]
+    fn the_operator_bounds_what_a_policy_may_reach() {
+        let policy = |allow: &[&str]| NetworkPolicy {
+            egress: vulcan_domain::Egress::Allow,
+            allow: allow.iter().map(|r| r.parse().unwrap()).collect(),
+            deny: Vec::new(),
+        };
+        let quota = |listed: &[&str]| Quota {
+            egress_allow: listed.iter().map(|r| r.parse().unwrap()).collect(),
+            ..crate::EngineConfig::new("n").default_quota
+        };
+        let none = NetworkPolicy::default();
+        let api = policy(&["api.example.com:443"]);
+        let refused = |p: &NetworkPolicy, mode, q: Option<&Quota>| match check_egress(p, mode, q) {
+            Err(Refusal::Forbidden(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(check_egress(&none, EgressMode::Off, None).is_ok());
+        assert!(refused(&api, EgressMode::Off, None).contains("VULCAN_EGRESS=off"));
+        let open = quota(&[]);
+        assert!(check_egress(&api, EgressMode::Open, Some(&open)).is_ok());
+        assert!(refused(&api, EgressMode::AllowListed, Some(&open)).contains("api.example.com:443"));
+        let listed = quota(&["*.example.com", "10.0.0.0/8"]);
+        assert!(check_egress(&api, EgressMode::AllowListed, Some(&listed)).is_ok());
+        assert!(refused(&policy(&[]), EgressMode::AllowListed, Some(&listed)).contains("empty"));
+        let private = policy(&["10.1.2.3:5432"]);
+        assert!(refused(&private, EgressMode::Open, Some(&open)).contains("private"));
+        assert!(check_egress(&private, EgressMode::Open, Some(&listed)).is_ok());
+        let metadata = policy(&["169.254.0.0/16"]);
+        assert!(refused(&metadata, EgressMode::Open, Some(&listed)).contains("link-local"));
     }
 
     #[test]

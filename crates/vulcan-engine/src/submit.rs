@@ -86,13 +86,14 @@ impl Engine {
         } = submission;
         let defaults = self.image_defaults(&mut code, pulls).await?;
         let mut run = code.validate(defaults, &inner.config.limits)?;
+        crate::submission::check_egress(&run.network, inner.config.egress, quota.as_ref())?;
         let tenant = if tenant.is_empty() {
             DEFAULT_TENANT.to_owned()
         } else {
             tenant
         };
         let requested = run.isolation;
-        let route = self.route(requested, run.runtime).await?;
+        let route = self.route(&run).await?;
         self.check_secrets(&tenant, &run.secrets).await?;
         run.isolation = route.isolation;
         let id = inner.new_id();
@@ -167,17 +168,17 @@ impl Engine {
     /// since its last heartbeat: the nodes are read again before settling for it.
     pub(crate) async fn route(
         &self,
-        requested: Isolation,
-        runtime: Runtime,
+        run: &vulcan_domain::Code,
     ) -> Result<crate::Route, SubmitError> {
-        let first = self.route_now(requested, runtime);
+        let (requested, runtime, egress) = (run.isolation, run.runtime, !run.network.is_none());
+        let first = self.route_now(requested, runtime, egress);
         let doubtful = match &first {
             Ok(route) => route.fallback.is_some(),
             Err(SubmitError::Unavailable(_)) => true,
             Err(_) => false,
         };
         if doubtful && crate::cluster::refresh_view(&self.inner).await {
-            return self.route_now(requested, runtime);
+            return self.route_now(requested, runtime, egress);
         }
         first
     }
@@ -186,11 +187,12 @@ impl Engine {
         &self,
         requested: Isolation,
         runtime: Runtime,
+        egress: bool,
     ) -> Result<crate::Route, SubmitError> {
         let view = self.inner.view();
         self.inner
             .registry
-            .resolve_with(requested, runtime, &|i| view.live_elsewhere(i))
+            .resolve_with(requested, runtime, egress, &|i| view.live_elsewhere(i))
             .map_err(|e| match e {
                 RouteError::Unsupported(m) => SubmitError::Invalid(m),
                 RouteError::Unavailable(m) => SubmitError::Unavailable(m),

@@ -1,6 +1,7 @@
 //! The OCI runtime spec (`config.json`) of one run: the image's root read-only, a tmpfs
-//! at `/tmp` as the only writable place, no network but loopback, and the workload's
-//! resources as cgroup limits.
+//! at `/tmp` as the only writable place, no network but loopback (or, for a workload with
+//! an egress policy, the namespace Vulcan made for it), and the workload's resources as
+//! cgroup limits.
 
 use std::path::Path;
 
@@ -40,6 +41,15 @@ pub struct RunSpec<'a> {
     /// A warm instance's init ([`HOLD_PATH`] in the sandbox): it keeps the sandbox open,
     /// and the workload's process ([`process`]) is executed into it once per invocation.
     pub hold: Option<&'a Path>,
+    /// A sandbox with a network: the namespace it joins and the `resolv.conf` it gets.
+    pub network: Option<NetworkSpec<'a>>,
+}
+
+/// Where a networked sandbox's interface is, and its resolver.
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkSpec<'a> {
+    pub namespace: &'a Path,
+    pub resolv_conf: &'a Path,
 }
 
 /// Where a warm instance's init is mounted.
@@ -201,6 +211,14 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
             &["rbind", "rw", "nosuid", "nodev"],
         )?);
     }
+    if let Some(network) = &run.network {
+        mounts.push(mount(
+            "/etc/resolv.conf",
+            "bind",
+            network.resolv_conf,
+            &["rbind", "ro", "nosuid", "nodev", "noexec"],
+        )?);
+    }
     if let Some(hold) = run.hold {
         mounts.push(mount(
             HOLD_PATH,
@@ -217,7 +235,13 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
         LinuxNamespaceType::Mount,
     ]
     .into_iter()
-    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+    .map(|typ| {
+        let mut ns = LinuxNamespaceBuilder::default().typ(typ);
+        if let (LinuxNamespaceType::Network, Some(network)) = (typ, &run.network) {
+            ns = ns.path(network.namespace);
+        }
+        ns.build()
+    })
     .collect::<Result<Vec<_>, _>>()
     .map_err(invalid)?;
     let resources = LinuxResourcesBuilder::default()
@@ -303,11 +327,13 @@ mod tests {
                     cpus: 2,
                     mem_mb: 100,
                     timeout_s: 5,
+                    net_mbps: None,
                 },
                 pids_limit: 300,
                 cgroup: "/vulcan-gvisor/w1",
                 work: None,
                 hold: None,
+                network: None,
             },
             0,
             0,

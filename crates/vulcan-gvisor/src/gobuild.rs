@@ -334,8 +334,10 @@ impl GoSource {
             cpus: 1,
             mem_mb: BUILD_MEM_MB,
             timeout_s: BUILD_TIMEOUT.as_secs() as u32,
+            net_mbps: None,
         };
         let run = bundle::RunSpec {
+            network: None,
             rootfs: &toolchain.rootfs,
             image: &image,
             command: None,

@@ -35,6 +35,7 @@ use vulcan_domain::{
 use vulcan_sandbox::archive::{self, Rules};
 use vulcan_sandbox::cgroup::{Events, UsageMark};
 use vulcan_sandbox::instances::Instances;
+use vulcan_sandbox::network::{Egress, SandboxNetwork};
 
 use crate::image::catalog::RootLease;
 pub use crate::image::ImageStore;
@@ -50,8 +51,9 @@ pub struct GvisorConfig {
     pub work_dir: PathBuf,
     /// runsc `--platform`: `ptrace` works on any host; `systrap` or `kvm` where supported.
     pub platform: String,
-    /// runsc `--network`: `none` (loopback only) unless the operator opts in.
-    pub network: String,
+    /// Where networks come from for workloads with an egress policy; `None`: every
+    /// workload has loopback only, and one asking for a network is refused.
+    pub egress: Option<Arc<Egress>>,
     pub max_concurrency: u32,
     /// Largest stdout kept as output; a workload printing more fails.
     pub max_output_bytes: usize,
@@ -67,7 +69,7 @@ impl GvisorConfig {
             runsc,
             work_dir,
             platform: "ptrace".into(),
-            network: "none".into(),
+            egress: None,
             max_concurrency: 8,
             max_output_bytes: 1024 * 1024,
             pids_limit: 512,
@@ -123,7 +125,6 @@ impl GvisorBackend {
             bin,
             state_dir: config.work_dir.join("state"),
             platform: config.platform.clone(),
-            network: config.network.clone(),
         };
         let version = runsc.version()?;
         for dir in [&runsc.state_dir, &config.work_dir.join("bundles")] {
@@ -221,6 +222,7 @@ impl GvisorBackend {
         spec: &WorkloadSpec,
         logs: &Arc<dyn LogSink>,
         hold: bool,
+        network: Option<&SandboxNetwork>,
     ) -> Result<Bundle, BackendError> {
         let reference = spec
             .run
@@ -255,6 +257,17 @@ impl GvisorBackend {
             None => None,
         };
         let hold_path = self.config.work_dir.join("hold");
+        let (namespace, resolv_conf) = (
+            network.map(SandboxNetwork::namespace_path),
+            dir.join("resolv.conf"),
+        );
+        if let Some(network) = network {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    std::fs::write(&resolv_conf, format!("nameserver {}\n", network.resolver()))
+                })
+                .map_err(|e| BackendError(format!("cannot write the bundle: {e}")))?;
+        }
         let run = bundle::RunSpec {
             rootfs: &image.rootfs,
             image: &image.record.config,
@@ -265,6 +278,10 @@ impl GvisorBackend {
             cgroup: &CgroupBase::runsc_path(id),
             work: work.as_deref(),
             hold: hold.then_some(hold_path.as_path()),
+            network: namespace.as_deref().map(|namespace| bundle::NetworkSpec {
+                namespace,
+                resolv_conf: &resolv_conf,
+            }),
         };
         let config = bundle::config(&run, uid, gid).map_err(BackendError)?;
         let process = bundle::process(&run, uid, gid).map_err(BackendError)?;
@@ -377,6 +394,8 @@ impl GvisorBackend {
                 peak_memory_bytes: usage.peak_memory_bytes,
                 // The sandbox's host tasks are gVisor's threads, not the workload's processes.
                 max_processes: None,
+                net_tx_bytes: None,
+                net_rx_bytes: None,
             }),
         };
         Ok((result, events))
@@ -413,7 +432,7 @@ impl GvisorBackend {
                     std::process::id(),
                     NEXT_SANDBOX.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 );
-                let bundle = self.bundle(&id, spec, &logs, true).await?;
+                let bundle = self.bundle(&id, spec, &logs, true, None).await?;
                 let group = ready
                     .cgroups
                     .create(&id, bundle.memory_limit, self.config.pids_limit)
@@ -472,13 +491,17 @@ impl Backend for GvisorBackend {
         self.config.preparation_timeout
     }
 
+    fn enforces_egress(&self) -> bool {
+        self.config.egress.is_some() && self.state.is_ok()
+    }
+
     fn availability(&self) -> Availability {
         match &self.state {
             Ok(ready) => Availability::ready(serde_json::json!({
                 "runsc": ready.version,
                 "runsc_path": ready.runsc.bin,
                 "platform": ready.runsc.platform,
-                "network": ready.runsc.network,
+                "egress": self.config.egress.is_some(),
                 "images_on_disk": self.images.roots_on_disk(),
             })),
             Err(reason) => Availability::unavailable(reason.clone()),
@@ -491,24 +514,54 @@ impl Backend for GvisorBackend {
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
         let ready = self.ready()?;
-        if let Some(invocation) = spec.invocation.as_ref().filter(|i| i.reuse) {
+        // A function with a network runs cold: a warm sandbox would hold a network open
+        // between invocations.
+        let warm = spec.run.network.is_none();
+        if let Some(invocation) = spec.invocation.as_ref().filter(|i| i.reuse && warm) {
             return self.invoke_warm(ready, invocation, &spec, logs).await;
         }
-        let bundle = self.bundle(&spec.id, &spec, &logs, false).await?;
+        let network = match (&self.config.egress, spec.run.network.is_none()) {
+            (_, true) => None,
+            (Some(egress), false) => Some(
+                egress
+                    .open(&spec.run.network, spec.run.resources.net_mbps)
+                    .await
+                    .map_err(BackendError)?,
+            ),
+            (None, false) => {
+                return Err(BackendError(
+                    "this node gives workloads no network (VULCAN_EGRESS=off)".into(),
+                ))
+            }
+        };
+        let bundle = self
+            .bundle(&spec.id, &spec, &logs, false, network.as_ref())
+            .await?;
         let group = ready
             .cgroups
             .create(&spec.id, bundle.memory_limit, self.config.pids_limit)
             .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
         let mark = group.mark();
         logs.code_started(Preparation::Boot);
-        let child = ready
-            .runsc
-            .run(&bundle.dir, &spec.id)
+        let mut command = match &network {
+            Some(_) => ready.runsc.run_networked(&bundle.dir, &spec.id),
+            None => ready.runsc.run(&bundle.dir, &spec.id),
+        };
+        let child = command
             .spawn()
             .map_err(|e| BackendError(format!("cannot start runsc: {e}")))?;
-        let ran = self
+        let mut ran = self
             .collect(child, &spec, logs, &group, (Events::default(), mark))
             .await;
+        if let Some(network) = network {
+            let traffic = network.close();
+            if let Ok((result, _)) = &mut ran {
+                if let Some(usage) = result.usage.as_mut() {
+                    usage.net_tx_bytes = Some(traffic.tx_bytes);
+                    usage.net_rx_bytes = Some(traffic.rx_bytes);
+                }
+            }
+        }
         // `runsc run` deletes the container once it has exited.
         self.exited().insert(spec.id.clone());
         drop(bundle.image);

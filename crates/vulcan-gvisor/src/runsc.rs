@@ -11,17 +11,67 @@ pub struct Runsc {
     pub state_dir: PathBuf,
     /// `ptrace` (works everywhere), `systrap` or `kvm`.
     pub platform: String,
-    /// `none` (default: loopback only) or `sandbox`.
-    pub network: String,
 }
 
 impl Runsc {
+    /// runsc with its global flags: no network but loopback.
     fn base(&self) -> std::process::Command {
+        self.with_network("none")
+    }
+
+    fn with_network(&self, network: &str) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.bin);
         cmd.arg("--root")
             .arg(&self.state_dir)
             .arg(format!("--platform={}", self.platform))
-            .arg(format!("--network={}", self.network));
+            .arg(format!("--network={network}"));
+        cmd
+    }
+
+    /// [`Runsc::run`] for a sandbox with a network: gVisor's own network stack on the
+    /// interface of the namespace the bundle names.
+    ///
+    /// runsc (Debian's, 2022) refuses to set up a network when
+    /// `/proc/sys/net/core/rmem_default` exists, its test for "this is the host's
+    /// namespace"; kernels since 6.x have that file in every namespace. So runsc runs in a
+    /// mount namespace of its own where `/proc/sys/net` is an empty tmpfs (runsc reads
+    /// nothing else there; the sandbox has its own /proc).
+    pub fn run_networked(&self, bundle: &Path, id: &str) -> tokio::process::Command {
+        let mut cmd = self.with_network("sandbox");
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        // SAFETY: between fork and exec the closure only makes system calls (unshare,
+        // mount) on constant, NUL-terminated arguments; it allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let none = c"none".as_ptr();
+                let root = c"/".as_ptr();
+                if libc::mount(
+                    none,
+                    root,
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let target = c"/proc/sys/net".as_ptr();
+                let fstype = c"tmpfs".as_ptr();
+                let options = c"size=4k,mode=555".as_ptr();
+                if libc::mount(none, target, fstype, libc::MS_RDONLY, options.cast()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         cmd
     }
 

@@ -45,12 +45,13 @@ use vulcan_domain::{
 
 use vulcan_sandbox::capture::{Tail, TAIL_BYTES};
 use vulcan_sandbox::instances::Instances;
+use vulcan_sandbox::network::Egress;
 
 use crate::cache::CacheDirs;
 use crate::jail::Jail;
 use crate::memory_cgroup::{CgroupRoot, MemoryCgroup};
 use crate::pool::WarmPool;
-use crate::process::{read_line, DenoProcess, Launcher, Read};
+use crate::process::{read_line, DenoProcess, Launcher, ProcessNetwork, Read};
 pub use crate::wasm_helper::{WasmHelper, WasmSettings};
 
 /// The runner script every Deno process starts with.
@@ -74,6 +75,9 @@ pub struct IsolateConfig {
     pub jail: bool,
     /// Run wasm on wasmtime in a helper process; `None` runs it in Deno.
     pub wasm: Option<WasmSettings>,
+    /// Where networks come from for workloads with an egress policy; `None`: no workload
+    /// has a network, and one asking for it is refused.
+    pub egress: Option<Arc<Egress>>,
 }
 
 impl IsolateConfig {
@@ -87,6 +91,7 @@ impl IsolateConfig {
             max_output_bytes: 1024 * 1024,
             jail: true,
             wasm: None,
+            egress: None,
         }
     }
 }
@@ -161,10 +166,22 @@ impl IsolateBackend {
             if unsafe { libc::geteuid() } != 0 {
                 return Err("the isolate jail (chroot as nobody) needs root; run vulcan as root, or set VULCAN_ISOLATE_JAIL=off to accept that workload modules can import host files".into());
             }
-            Some(
-                Jail::build(&config.work_dir.join("jail"), &deno, RUNNER_JS)
-                    .map_err(|e| format!("cannot build the isolate jail: {e}"))?,
-            )
+            let jail = Jail::build(&config.work_dir.join("jail"), &deno, RUNNER_JS)
+                .map_err(|e| format!("cannot build the isolate jail: {e}"))?;
+            // A process with a network resolves names through its sandbox's resolver, at
+            // the address every sandbox shares.
+            if let Some(egress) = &config.egress {
+                let etc = jail.root().join("etc");
+                std::fs::create_dir_all(&etc)
+                    .and_then(|()| {
+                        std::fs::write(
+                            etc.join("resolv.conf"),
+                            format!("nameserver {}\n", egress.resolver()),
+                        )
+                    })
+                    .map_err(|e| format!("cannot write the jail's resolv.conf: {e}"))?;
+            }
+            Some(jail)
         } else {
             None
         };
@@ -280,6 +297,94 @@ impl IsolateBackend {
             .get(id)
             .is_some_and(MemoryCgroup::oom_killed)
     }
+
+    /// Runs `job` in a process of its own (not pooled): its main isolate runs the code.
+    async fn run_alone(
+        &self,
+        ready: &Ready,
+        mut process: DenoProcess,
+        prepared: Preparation,
+        spec: &WorkloadSpec,
+        job: String,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        let mem_mb = spec.run.resources.mem_mb;
+        let mark = process.cgroup.as_ref().map(MemoryCgroup::mark);
+        let bounded = self.keep_cgroup(&spec.id, &mut process);
+        if !bounded && ready.cgroup_root.is_some() {
+            logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
+        }
+        let tail = StderrTail::follow(&mut process, logs.clone());
+        logs.code_started(prepared);
+        let sent = process.send(job.as_bytes()).await;
+        let max_output = self.config.max_output_bytes;
+        let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
+        let how = how_it_ended(&mut process, &outcome, &sent).await;
+        // One job per process: whatever the code left running (timers, promises) ends here,
+        // and the process is reaped off the response's path.
+        process.retire();
+        let mut result = outcome.into_result(|o| {
+            let oom = self.oom_killed(&spec.id);
+            frames::died_error(&tail.text(), oom, mem_mb, o.oversize, max_output, &how)
+        });
+        result.usage = mark.and_then(|mark| {
+            let groups = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
+            groups.get(&spec.id).map(|g| g.usage_since(mark))
+        });
+        Ok(result)
+    }
+
+    /// A workload with a network policy: a process of its own, started in the namespace
+    /// its network was made in, with `--allow-net` for what the policy names. Never a
+    /// pooled process (those have no network) and never a warm instance.
+    async fn execute_networked(
+        &self,
+        ready: &Ready,
+        spec: &WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        let Some(egress) = &self.config.egress else {
+            return Err(BackendError(
+                "this node gives workloads no network (VULCAN_EGRESS=off)".into(),
+            ));
+        };
+        let (kind, code_b64) = job_code(spec)?;
+        if kind == "wasm" {
+            return Err(BackendError(
+                "a WebAssembly module has no sockets: \"network\" applies to runtime node".into(),
+            ));
+        }
+        let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.run.env }).to_string();
+        let network = egress
+            .open(&spec.run.network, spec.run.resources.net_mbps)
+            .await
+            .map_err(BackendError)?;
+        let namespace = std::fs::File::open(network.namespace_path())
+            .map_err(|e| BackendError(format!("cannot open the sandbox's namespace: {e}")))?;
+        let process = ready
+            .launcher
+            .spawn_in(
+                spec.run.resources.mem_mb,
+                false,
+                Some(ProcessNetwork {
+                    namespace,
+                    allow_net: allow_net(&spec.run.network),
+                }),
+            )
+            .map_err(|e| BackendError(format!("cannot start deno: {e}")))?;
+        let mut process = process;
+        process.settle().await;
+        let ran = self
+            .run_alone(ready, process, Preparation::Boot, spec, job, logs)
+            .await;
+        let traffic = network.close();
+        ran.map(|mut result| {
+            let usage = result.usage.get_or_insert_with(Default::default);
+            usage.net_tx_bytes = Some(traffic.tx_bytes);
+            usage.net_rx_bytes = Some(traffic.rx_bytes);
+            result
+        })
+    }
 }
 
 /// How a process that gave no result ended (it has closed its output, so it is exiting or
@@ -311,6 +416,27 @@ const NEXT_JOB_WITHIN: Duration = Duration::from_secs(2);
 /// How long a job waits for one of its tenant's processes to have its next Worker ready
 /// before it starts a process cold instead.
 const WAIT_FOR_WORKER: Duration = Duration::from_millis(50);
+
+/// Deno's `--allow-net` for a policy: the names and single addresses it allows (with their
+/// ports), or empty (every host) where it allows wildcards, networks or every public
+/// address, which Deno cannot say; the namespace's rules hold the process to the policy
+/// either way.
+fn allow_net(policy: &vulcan_domain::NetworkPolicy) -> String {
+    use vulcan_domain::NetRule;
+    let exact: Option<Vec<String>> = policy
+        .allow
+        .iter()
+        .map(|rule| match rule {
+            NetRule::Name { .. } => Some(rule.to_string()),
+            NetRule::Net { prefix: 32, .. } => Some(rule.to_string()),
+            _ => None,
+        })
+        .collect();
+    match exact {
+        Some(list) if !list.is_empty() => list.join(","),
+        _ => String::new(),
+    }
+}
 
 /// The kind and base64 code of a job: a module (JavaScript or TypeScript) or a Wasm module.
 fn job_code(spec: &WorkloadSpec) -> Result<(&'static str, String), BackendError> {
@@ -450,6 +576,9 @@ impl Backend for IsolateBackend {
         {
             return wasm.run(&spec, logs, self.config.max_output_bytes).await;
         }
+        if !spec.run.network.is_none() {
+            return self.execute_networked(ready, &spec, logs).await;
+        }
         if let Some(invocation) = spec
             .invocation
             .as_ref()
@@ -487,33 +616,16 @@ impl Backend for IsolateBackend {
                 .run_in_worker(ready, process, prepared, &spec, job, logs)
                 .await;
         }
-        let mark = process.cgroup.as_ref().map(MemoryCgroup::mark);
-        let bounded = self.keep_cgroup(&spec.id, &mut process);
-        if !bounded && ready.cgroup_root.is_some() {
-            logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
-        }
-        let tail = StderrTail::follow(&mut process, logs.clone());
-        logs.code_started(prepared);
-        let sent = process.send(job.as_bytes()).await;
-        let max_output = self.config.max_output_bytes;
-        let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
-        let how = how_it_ended(&mut process, &outcome, &sent).await;
-        // One job per process: whatever the code left running (timers, promises) ends here,
-        // and the process is reaped off the response's path.
-        process.retire();
-        let mut result = outcome.into_result(|o| {
-            let oom = self.oom_killed(&spec.id);
-            frames::died_error(&tail.text(), oom, mem_mb, o.oversize, max_output, &how)
-        });
-        result.usage = mark.and_then(|mark| {
-            let groups = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
-            groups.get(&spec.id).map(|g| g.usage_since(mark))
-        });
-        Ok(result)
+        self.run_alone(ready, process, prepared, &spec, job, logs)
+            .await
     }
 
     fn warm_instances(&self) -> HashMap<String, usize> {
         self.instances.counts()
+    }
+
+    fn enforces_egress(&self) -> bool {
+        self.config.egress.is_some() && self.state.is_ok()
     }
 
     fn retire(&self, prefix: &str) {

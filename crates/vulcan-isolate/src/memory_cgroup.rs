@@ -122,6 +122,8 @@ impl MemoryCgroup {
             peak_memory_bytes: used.peak_memory_bytes,
             // One Deno process: workloads cannot start others.
             max_processes: Some(1),
+            net_tx_bytes: None,
+            net_rx_bytes: None,
         }
     }
 

@@ -127,11 +127,29 @@ pub enum Read {
     Eof,
 }
 
+/// A one-job process's network: the namespace it runs in (opened before the jail hides
+/// it) and Deno's `--allow-net` list (empty: every host, the namespace's rules decide).
+pub struct ProcessNetwork {
+    pub namespace: std::fs::File,
+    pub allow_net: String,
+}
+
 impl Launcher {
     /// Starts a process with a V8 heap of `heap_mb`. A `pooled` one runs each job in a
     /// fresh Worker, made (with the module machinery loaded) before the job arrives, and
     /// stays for later jobs; a cold one runs its one job in its main isolate.
     pub fn spawn(&self, heap_mb: u32, pooled: bool) -> std::io::Result<DenoProcess> {
+        self.spawn_in(heap_mb, pooled, None)
+    }
+
+    /// [`Launcher::spawn`], in `network`'s namespace with its `--allow-net` where given (a
+    /// cold process only: its job runs in the main isolate, which has the permission).
+    pub fn spawn_in(
+        &self,
+        heap_mb: u32,
+        pooled: bool,
+        network: Option<ProcessNetwork>,
+    ) -> std::io::Result<DenoProcess> {
         let warm_up = pooled;
         let cache = self.caches.take()?;
         let (program, runner, cache_seen) = match &self.jail {
@@ -150,6 +168,12 @@ impl Launcher {
         cmd.arg("run")
             .args(DENO_RUN_FLAGS)
             .arg(format!("--v8-flags=--max-old-space-size={heap_mb}"));
+        if let Some(network) = &network {
+            cmd.arg(match network.allow_net.as_str() {
+                "" => "--allow-net".to_owned(),
+                list => format!("--allow-net={list}"),
+            });
+        }
         if pooled {
             // The main thread reads the runner once more, to start each job's Worker from
             // it; the Workers themselves have no permission at all.
@@ -166,6 +190,22 @@ impl Launcher {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(network) = network {
+            use std::os::fd::AsRawFd;
+            let fd = network.namespace.as_raw_fd();
+            // SAFETY: setns is async-signal-safe; the descriptor stays open in the parent
+            // (moved into the closure) until the child has exec'd. It runs before the
+            // jail drops the privilege it needs.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let _keep = &network.namespace;
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         if let Some(jail) = &self.jail {
             jail.confine(&mut cmd);
         }

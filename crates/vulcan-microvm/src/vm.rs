@@ -480,6 +480,8 @@ fn usage_of(used: Option<vulcan_agent::Used>) -> Option<vulcan_domain::Usage> {
         cpu_time_ms: u.cpu_time_ms,
         peak_memory_bytes: u.peak_memory_bytes,
         max_processes: u.max_processes,
+        net_tx_bytes: None,
+        net_rx_bytes: None,
     })
 }
 

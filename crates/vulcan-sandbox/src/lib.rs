@@ -8,7 +8,9 @@
 //! - [`beneath`]: reading a file a sandbox wrote without following any link it planted;
 //! - [`capture`]: a program's output split into bounded lines, the first bytes of stdout
 //!   kept as the output, the last bytes of stderr kept for an error message;
-//! - `instances` (feature `instances`): pools of warm instances of deployed functions.
+//! - `instances` (feature `instances`): pools of warm instances of deployed functions;
+//! - `network` (feature `network`): a workload's network namespace, the nftables rules
+//!   that hold it to its egress policy, and its own resolver.
 //!
 //! Without that feature it depends on no async runtime: the guest agent is a small static
 //! binary.
@@ -19,3 +21,5 @@ pub mod capture;
 pub mod cgroup;
 #[cfg(feature = "instances")]
 pub mod instances;
+#[cfg(feature = "network")]
+pub mod network;

@@ -74,6 +74,30 @@ pub(crate) fn quota(
     }
 }
 
+/// A tenant's egress allow-list as its column keeps it: the rules as JSON, `NULL` for none.
+pub(crate) fn egress_column(rules: &[vulcan_domain::NetRule]) -> Option<String> {
+    (!rules.is_empty()).then(|| serde_json::to_string(rules).unwrap_or_default())
+}
+
+/// The allow-list back from its column; a rule this build cannot read is left out (and
+/// logged), so a stored list never locks a tenant out of everything else.
+pub(crate) fn egress_rules(column: Option<String>) -> Vec<vulcan_domain::NetRule> {
+    let Some(text) = column else {
+        return Vec::new();
+    };
+    let strings: Vec<String> = serde_json::from_str(&text).unwrap_or_default();
+    strings
+        .iter()
+        .filter_map(|s| match s.parse() {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                tracing::warn!(rule = %s, error = %e, "a stored egress rule cannot be read");
+                None
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +110,7 @@ mod tests {
             max_mem_mb: 512,
             max_schedules: None,
             min_schedule_interval_s: None,
+            egress_allow: Vec::new(),
         }
     }
 
@@ -94,6 +119,7 @@ mod tests {
             cpus: 1,
             mem_mb: 128,
             timeout_s: 5,
+            net_mbps: None,
         }
     }
 

@@ -213,6 +213,7 @@ pub fn workload(
         command: None,
         env: Default::default(),
         secrets: vec!["DB_PASSWORD".into()],
+        network: Default::default(),
         resources: Resources::default(),
     };
     let w = Workload::pending(

@@ -175,6 +175,8 @@ async fn usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant(s
             cpu_time_ms: cpu,
             peak_memory_bytes: peak,
             max_processes: Some(2),
+            net_tx_bytes: Some(cpu * 7),
+            net_rx_bytes: Some(cpu * 11),
         });
         let finished = s
             .workloads
@@ -185,9 +187,21 @@ async fn usage_is_recorded_with_the_ending_and_averaged_per_backend_and_tenant(s
             (
                 finished.cpu_time_ms,
                 finished.peak_memory_bytes,
-                finished.max_processes
+                finished.max_processes,
+                finished.net_tx_bytes,
+                finished.net_rx_bytes
             ),
-            (Some(cpu), Some(peak), Some(2))
+            (
+                Some(cpu),
+                Some(peak),
+                Some(2),
+                Some(cpu * 7),
+                Some(cpu * 11)
+            )
+        );
+        assert_eq!(
+            s.workloads.get(id).await.unwrap().net_rx_bytes,
+            Some(cpu * 11)
         );
     }
     // A workload that never ran has nothing to count, whatever the update says.
@@ -665,6 +679,7 @@ async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothin
             max_mem_mb: 512,
             max_schedules: None,
             min_schedule_interval_s: None,
+            egress_allow: Vec::new(),
         }),
         ..Admission::default()
     };
@@ -889,9 +904,13 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
         max_mem_mb: 256,
         max_schedules: None,
         min_schedule_interval_s: None,
+        egress_allow: vec![
+            "*.example.org:443".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ],
     };
     s.access.set_quota("a", &q).await.unwrap();
-    assert_eq!(s.access.quota("a").await.unwrap(), Some(q));
+    assert_eq!(s.access.quota("a").await.unwrap(), Some(q.clone()));
     let with_schedules = Quota {
         max_schedules: Some(5000),
         min_schedule_interval_s: Some(1),
@@ -1021,6 +1040,7 @@ fn function_code(code: &str) -> FunctionCode {
             env: Default::default(),
             secrets: Vec::new(),
             resources: Resources::default(),
+            network: Default::default(),
         },
         reuse: true,
         max_instances: 2,

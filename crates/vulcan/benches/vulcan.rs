@@ -17,11 +17,15 @@
 //!   restore path (snapshots), the restore-to-running time next to a bare QEMU `-incoming`
 //!   of the same snapshot file, and the pool of restored VMs back to back.
 //!
+//! - egress: the start cost of a network policy on gvisor (with and without, side by side),
+//!   a fetch by name through the sandbox's resolver, and what a thousand workloads with a
+//!   policy leave behind (nothing), against the tests' fake internet.
+//!
 //! - schedules: one tenant's 5,000 one-second schedules beside another tenant's one: how
 //!   late the other's ticks fire.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,egress,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -29,10 +33,14 @@ mod cluster;
 mod common;
 #[path = "vulcan/database.rs"]
 mod database;
+#[path = "vulcan/egress.rs"]
+mod egress;
 #[path = "vulcan/functions.rs"]
 mod functions;
 #[path = "vulcan/gvisor.rs"]
 mod gvisor;
+#[path = "../tests/common/internet.rs"]
+mod internet;
 #[path = "vulcan/microvm.rs"]
 mod microvm;
 #[path = "vulcan/schedules.rs"]
@@ -378,6 +386,9 @@ fn main() {
     }
     if run("gvisor") {
         gvisor::run(n.min(60));
+    }
+    if run("egress") {
+        egress::run(n.min(60), 1000);
     }
     if run("microvm") {
         microvm::run(n.clamp(1, 10));

@@ -160,10 +160,6 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_GVISOR_PLATFORM", default_value = "ptrace")]
     pub gvisor_platform: String,
 
-    /// runsc --network: none (the sandbox has loopback only) or sandbox (gVisor's own stack).
-    #[arg(long, env = "VULCAN_GVISOR_NETWORK", default_value = "none")]
-    pub gvisor_network: String,
-
     /// gvisor workloads run at once; more wait in line.
     #[arg(long, env = "VULCAN_GVISOR_CONCURRENCY", default_value_t = 8)]
     pub gvisor_concurrency: u32,
@@ -269,6 +265,20 @@ pub struct ServeArgs {
         default_value_t = 1
     )]
     pub tenant_min_schedule_interval_s: u32,
+
+    /// Network egress: off (no workload has a network), allow-listed (only what a tenant's
+    /// quota lists in egress_allow) or open (any public address a workload's policy names).
+    #[arg(long, env = "VULCAN_EGRESS", default_value = "off")]
+    pub egress: vulcan_engine::EgressMode,
+
+    /// The addresses sandboxes with a network get, a /30 each.
+    #[arg(long, env = "VULCAN_EGRESS_SUBNET", default_value = "10.213.0.0/16")]
+    pub egress_subnet: String,
+
+    /// The resolver allowed names are looked up with (ip:port) [default: the first
+    /// nameserver of /etc/resolv.conf].
+    #[arg(long, env = "VULCAN_EGRESS_DNS")]
+    pub egress_dns: Option<std::net::SocketAddr>,
 
     /// Workloads that may wait for a slot, per backend; beyond it submissions get 503.
     #[arg(long, env = "VULCAN_QUEUE_LIMIT", default_value_t = 256)]

@@ -9,11 +9,14 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 use vulcan_domain::{AccessStore, Alone, ApiKey, ImageIndex, Quota, Role, SecretStore, SignalBus};
 use vulcan_engine::secrets::{Keyring, SecretKey};
-use vulcan_engine::{BackendRegistry, Engine, EngineConfig, Limits, LogLimits, Metrics};
+use vulcan_engine::{
+    BackendRegistry, EgressMode, Engine, EngineConfig, Limits, LogLimits, Metrics,
+};
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::{GvisorBackend, GvisorConfig, ImageStore};
 use vulcan_isolate::{IsolateBackend, IsolateConfig, WasmSettings};
 use vulcan_microvm::{AccelChoice, MicrovmBackend, MicrovmConfig};
+use vulcan_sandbox::network::{Egress, EgressConfig};
 use vulcan_store::{PgStore, SqliteStore};
 
 use crate::config::{AccelArg, LogFormat, ServeArgs, Switch, WasmEngine};
@@ -81,7 +84,9 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
         max_mem_mb: args.tenant_max_mem_mb,
         max_schedules: Some(args.tenant_max_schedules),
         min_schedule_interval_s: Some(args.tenant_min_schedule_interval_s.max(1)),
+        egress_allow: Vec::new(),
     };
+    config.egress = args.egress;
     config.max_queue = args.queue_limit;
     config.lease = Duration::from_secs(args.node_lease_s.max(2));
     // Signals are the fast path; the poll only covers one that was lost (only possible
@@ -92,6 +97,77 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
         Duration::from_secs(2)
     };
     config
+}
+
+/// The host's side of workloads' networks, when `VULCAN_EGRESS` is not `off`.
+async fn egress(args: &ServeArgs) -> Result<Option<Arc<Egress>>, String> {
+    if args.egress == EgressMode::Off {
+        return Ok(None);
+    }
+    let bad_subnet = || {
+        format!(
+            "VULCAN_EGRESS_SUBNET={:?} is not an IPv4 network such as 10.213.0.0/16",
+            args.egress_subnet
+        )
+    };
+    let (net, prefix) = args.egress_subnet.split_once('/').ok_or_else(bad_subnet)?;
+    let subnet: std::net::Ipv4Addr = net.parse().map_err(|_| bad_subnet())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad_subnet())?;
+    let upstream = match args.egress_dns {
+        Some(addr) => addr,
+        None => system_resolver().ok_or(
+            "no nameserver in /etc/resolv.conf for the sandboxes' resolvers to ask: set VULCAN_EGRESS_DNS",
+        )?,
+    };
+    // The cluster's database is never a workload's destination.
+    let never = args
+        .database_url
+        .as_deref()
+        .map(database_addresses)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|ip| (ip, 32))
+        .collect();
+    let config = EgressConfig {
+        subnet,
+        prefix,
+        upstream,
+        never,
+    };
+    let egress = Egress::start(config)
+        .await
+        .map_err(|e| format!("VULCAN_EGRESS={:?}: {e}", args.egress))?;
+    tracing::info!(subnet = %args.egress_subnet, %upstream, "egress on: workloads with a network policy get one");
+    Ok(Some(egress))
+}
+
+/// The IPv4 addresses of a PostgreSQL URL's host (`postgres://user@host:port/db`).
+fn database_addresses(url: &str) -> Vec<std::net::Ipv4Addr> {
+    use std::net::ToSocketAddrs;
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+    (host, 5432)
+        .to_socket_addrs()
+        .map(|addrs| {
+            addrs
+                .filter_map(|a| match a.ip() {
+                    std::net::IpAddr::V4(ip) => Some(ip),
+                    std::net::IpAddr::V6(_) => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first nameserver of /etc/resolv.conf.
+fn system_resolver() -> Option<std::net::SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .find_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
 }
 
 /// Where state is kept: the ports of one store, and how this node talks with the others.
@@ -247,7 +323,9 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
 
     let mut config = engine_config(&args);
     config.keyring = Some(keyring(&args, backing.stores.secrets.as_ref()).await?);
+    let egress = egress(&args).await?;
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
+    isolate.egress = egress.clone();
     isolate.pool_size = args.isolate_pool_size;
     isolate.pool_heap_mb = args.default_mem_mb;
     isolate.max_concurrency = args.isolate_concurrency;
@@ -290,7 +368,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     .await?;
     let mut gvisor = GvisorConfig::new(args.runsc(), args.data_dir.join("gvisor"));
     gvisor.platform = args.gvisor_platform.clone();
-    gvisor.network = args.gvisor_network.clone();
+    gvisor.egress = egress;
     gvisor.max_concurrency = args.gvisor_concurrency;
     gvisor.max_output_bytes = args.max_output_bytes;
     gvisor.pids_limit = args.gvisor_pids_limit;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use vulcan_domain::{Isolation, Runtime};
+use vulcan_domain::{Isolation, NetworkPolicy, Runtime};
 use vulcan_engine::CodeRequest;
 
 use crate::ApiError;
@@ -30,6 +30,10 @@ pub struct CodeBody {
     secrets: Vec<String>,
     #[serde(default)]
     resources: ResourcesBody,
+    /// What the code may reach: `{"egress": "allow", "allow": ["api.example.com:443"]}`.
+    /// Nothing (`{"egress": "none"}`) unless it says so.
+    #[serde(default)]
+    network: NetworkPolicy,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -38,6 +42,8 @@ struct ResourcesBody {
     cpus: Option<u32>,
     mem_mb: Option<u32>,
     timeout_s: Option<u32>,
+    /// A cap on the network, each way, in megabits a second (with `network` only).
+    net_mbps: Option<u32>,
 }
 
 /// The fields of a body that holds a [`CodeBody`] (flattened) and `own` besides: serde
@@ -54,6 +60,7 @@ pub fn fields_with(own: &[&'static str]) -> Vec<&'static str> {
         "env",
         "secrets",
         "resources",
+        "network",
     ];
     all.extend_from_slice(own);
     all
@@ -95,6 +102,8 @@ impl CodeBody {
             cpus: self.resources.cpus,
             mem_mb: self.resources.mem_mb,
             timeout_s: self.resources.timeout_s,
+            net_mbps: self.resources.net_mbps,
+            network: self.network,
         })
     }
 }

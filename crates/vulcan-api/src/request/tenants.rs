@@ -59,6 +59,11 @@ pub async fn set(
             "\"min_schedule_interval_s\" must be at least 1 (a tick a second is the most a cron can do)",
         ));
     }
+    if quota.egress_allow.len() > 256 {
+        return Err(ApiError::bad_request(
+            "\"egress_allow\" lists more than 256 rules: use CIDRs or wildcards",
+        ));
+    }
     state.engine.set_quota(&tenant, &quota).await?;
     Ok((
         Extension(AuditTarget(tenant.clone())),

@@ -377,6 +377,8 @@ impl WasmHelper {
                             cpu_time_ms: cpu_ms,
                             peak_memory_bytes,
                             max_processes: None,
+                            net_tx_bytes: None,
+                            net_rx_bytes: None,
                         }),
                     });
                 }

@@ -258,7 +258,7 @@ impl AccessStore for PgStore {
                 let st = c
                     .prepare_cached(
                         "SELECT max_concurrent, per_minute, max_cpus, max_mem_mb, max_schedules,
-                                min_schedule_interval_s
+                                min_schedule_interval_s, egress_allow
                          FROM tenant_quotas WHERE tenant = $1",
                     )
                     .await?;
@@ -269,6 +269,7 @@ impl AccessStore for PgStore {
                     max_mem_mb: r.get::<_, i64>(3) as u32,
                     max_schedules: r.get::<_, Option<i64>>(4).map(|v| v as u32),
                     min_schedule_interval_s: r.get::<_, Option<i64>>(5).map(|v| v as u32),
+                    egress_allow: crate::admission::egress_rules(r.get(6)),
                 }))
             })
         })
@@ -280,12 +281,13 @@ impl AccessStore for PgStore {
             Box::pin(async move {
                 c.execute(
                     "INSERT INTO tenant_quotas (tenant, max_concurrent, per_minute, max_cpus, max_mem_mb,
-                       max_schedules, min_schedule_interval_s)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                       max_schedules, min_schedule_interval_s, egress_allow)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (tenant) DO UPDATE SET max_concurrent = EXCLUDED.max_concurrent,
                        per_minute = EXCLUDED.per_minute, max_cpus = EXCLUDED.max_cpus,
                        max_mem_mb = EXCLUDED.max_mem_mb, max_schedules = EXCLUDED.max_schedules,
-                       min_schedule_interval_s = EXCLUDED.min_schedule_interval_s",
+                       min_schedule_interval_s = EXCLUDED.min_schedule_interval_s,
+                       egress_allow = EXCLUDED.egress_allow",
                     &[
                         &tenant,
                         &i64::from(quota.max_concurrent),
@@ -294,6 +296,7 @@ impl AccessStore for PgStore {
                         &i64::from(quota.max_mem_mb),
                         &quota.max_schedules.map(i64::from),
                         &quota.min_schedule_interval_s.map(i64::from),
+                        &crate::admission::egress_column(&quota.egress_allow),
                     ],
                 )
                 .await?;

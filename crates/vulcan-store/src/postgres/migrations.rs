@@ -269,6 +269,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tenant_quotas ADD COLUMN min_schedule_interval_s BIGINT;
     CREATE INDEX schedules_by_tenant ON schedules (tenant, id);
     "#,
+    // 6: network egress: bytes a run sent and received, and what a tenant may reach.
+    r#"
+    ALTER TABLE workloads ADD COLUMN net_tx_bytes BIGINT;
+    ALTER TABLE workloads ADD COLUMN net_rx_bytes BIGINT;
+    ALTER TABLE tenant_quotas ADD COLUMN egress_allow TEXT;
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

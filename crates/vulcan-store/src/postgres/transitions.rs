@@ -244,7 +244,8 @@ pub(super) async fn finish_in(
         .prepare_cached(&format!(
             "UPDATE workloads SET status = $2, output = $3, exit_code = $4, error = $5,
                  finished_at = $6, duration_ms = $7, prepare_ms = $8, cpu_time_ms = $9,
-                 peak_memory_bytes = $10, max_processes = $11
+                 peak_memory_bytes = $10, max_processes = $11,
+                 net_tx_bytes = $12, net_rx_bytes = $13
              WHERE id = $1 RETURNING {WORKLOAD_COLUMNS}"
         ))
         .await?;
@@ -252,6 +253,10 @@ pub(super) async fn finish_in(
         usage.map(|x| x.cpu_time_ms as i64),
         usage.map(|x| x.peak_memory_bytes as i64),
         usage.and_then(|x| x.max_processes).map(|v| v as i64),
+    );
+    let (net_tx, net_rx) = (
+        usage.and_then(|x| x.net_tx_bytes).map(|v| v as i64),
+        usage.and_then(|x| x.net_rx_bytes).map(|v| v as i64),
     );
     let (exit_code, finished_at, prepare_ms) = (
         u.exit_code.map(i64::from),
@@ -292,6 +297,8 @@ pub(super) async fn finish_in(
                 &cpu_ms,
                 &peak,
                 &processes,
+                &net_tx,
+                &net_rx,
             ],
         )
         .await

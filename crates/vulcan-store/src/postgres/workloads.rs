@@ -22,7 +22,7 @@ use crate::stats;
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
     created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
-    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id";
+    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id, net_tx_bytes, net_rx_bytes";
 
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -47,7 +47,7 @@ fn count_of(v: Option<i64>) -> Option<u64> {
 }
 
 /// How many columns [`WORKLOAD_COLUMNS`] names.
-const WORKLOAD_FIELDS: usize = 27;
+const WORKLOAD_FIELDS: usize = 29;
 
 pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
     let node: String = row.get(5);
@@ -78,6 +78,8 @@ pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
         peak_memory_bytes: count_of(row.get(24)),
         max_processes: count_of(row.get(25)),
         request_id: row.get(26),
+        net_tx_bytes: count_of(row.get(27)),
+        net_rx_bytes: count_of(row.get(28)),
     })
 }
 
@@ -204,6 +206,7 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
             cpus: w.cpu_limit,
             mem_mb: w.mem_limit,
             timeout_s: w.timeout_s,
+            net_mbps: None,
         };
         admission::quota(&w.tenant, quota, usage, resources)?;
     }
@@ -216,7 +219,7 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
             "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
                      $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
-                     $28, $29, $30, $31)
+                     $28, $29, $30, $31, $32, $33)
              ON CONFLICT (id) DO NOTHING"
         ))
         .await?;
@@ -263,6 +266,8 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
                     &w.peak_memory_bytes.map(|v| v as i64),
                     &w.max_processes.map(|v| v as i64),
                     &w.request_id,
+                    &w.net_tx_bytes.map(|v| v as i64),
+                    &w.net_rx_bytes.map(|v| v as i64),
                     &s.spec_json,
                     &s.archive,
                     &claim,

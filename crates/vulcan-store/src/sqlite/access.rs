@@ -229,7 +229,7 @@ impl AccessStore for SqliteStore {
         self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT max_concurrent, per_minute, max_cpus, max_mem_mb, max_schedules,
-                        min_schedule_interval_s
+                        min_schedule_interval_s, egress_allow
                  FROM tenant_quotas WHERE tenant = ?1",
             )
             .map_err(io)?
@@ -241,6 +241,7 @@ impl AccessStore for SqliteStore {
                     max_mem_mb: r.get(3)?,
                     max_schedules: r.get(4)?,
                     min_schedule_interval_s: r.get(5)?,
+                    egress_allow: crate::admission::egress_rules(r.get(6)?),
                 })
             })
             .optional()
@@ -250,16 +251,17 @@ impl AccessStore for SqliteStore {
     }
 
     async fn set_quota(&self, tenant: &str, quota: &Quota) -> Result<(), StoreError> {
-        let (tenant, q) = (tenant.to_owned(), *quota);
+        let (tenant, q) = (tenant.to_owned(), quota.clone());
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO tenant_quotas (tenant, max_concurrent, per_minute, max_cpus, max_mem_mb,
-                   max_schedules, min_schedule_interval_s)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                   max_schedules, min_schedule_interval_s, egress_allow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (tenant) DO UPDATE SET max_concurrent = excluded.max_concurrent,
                    per_minute = excluded.per_minute, max_cpus = excluded.max_cpus,
                    max_mem_mb = excluded.max_mem_mb, max_schedules = excluded.max_schedules,
-                   min_schedule_interval_s = excluded.min_schedule_interval_s",
+                   min_schedule_interval_s = excluded.min_schedule_interval_s,
+                   egress_allow = excluded.egress_allow",
                 params![
                     tenant,
                     q.max_concurrent,
@@ -267,7 +269,8 @@ impl AccessStore for SqliteStore {
                     q.max_cpus,
                     q.max_mem_mb,
                     q.max_schedules,
-                    q.min_schedule_interval_s
+                    q.min_schedule_interval_s,
+                    crate::admission::egress_column(&q.egress_allow)
                 ],
             )
             .map(drop)

@@ -295,6 +295,12 @@ const MIGRATIONS: &[Step] = &[
     ALTER TABLE tenant_quotas ADD COLUMN min_schedule_interval_s INTEGER;
     CREATE INDEX schedules_by_tenant ON schedules (tenant, id);
     "#),
+    // 10: network egress: bytes a run sent and received, and what a tenant may reach.
+    Sql(r#"
+    ALTER TABLE workloads ADD COLUMN net_tx_bytes INTEGER;
+    ALTER TABLE workloads ADD COLUMN net_rx_bytes INTEGER;
+    ALTER TABLE tenant_quotas ADD COLUMN egress_allow TEXT;
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

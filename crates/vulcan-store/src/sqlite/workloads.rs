@@ -20,10 +20,10 @@ use crate::trigger_of;
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
     created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
-    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id";
+    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id, net_tx_bytes, net_rx_bytes";
 
 /// How many columns [`WORKLOAD_COLUMNS`] names.
-const WORKLOAD_FIELDS: usize = 27;
+const WORKLOAD_FIELDS: usize = 29;
 
 pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
     let node: String = row.get(5)?;
@@ -54,6 +54,8 @@ pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
         peak_memory_bytes: row.get::<_, Option<i64>>(24)?.map(|v| v.max(0) as u64),
         max_processes: row.get::<_, Option<i64>>(25)?.map(|v| v.max(0) as u64),
         request_id: row.get(26)?,
+        net_tx_bytes: row.get::<_, Option<i64>>(27)?.map(|v| v.max(0) as u64),
+        net_rx_bytes: row.get::<_, Option<i64>>(28)?.map(|v| v.max(0) as u64),
     })
 }
 
@@ -145,6 +147,7 @@ impl WorkloadStore for SqliteStore {
                     cpus: w.cpu_limit,
                     mem_mb: w.mem_limit,
                     timeout_s: w.timeout_s,
+                    net_mbps: None,
                 };
                 admission::quota(&w.tenant, quota, usage, resources)?;
             }
@@ -167,7 +170,7 @@ impl WorkloadStore for SqliteStore {
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                              ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27,
-                             ?28, ?29, ?30, ?31)"
+                             ?28, ?29, ?30, ?31, ?32, ?33)"
                 ))
                 .map_err(io)?
                 .execute(params![
@@ -198,6 +201,8 @@ impl WorkloadStore for SqliteStore {
                     w.peak_memory_bytes.map(|v| v as i64),
                     w.max_processes.map(|v| v as i64),
                     w.request_id,
+                    w.net_tx_bytes.map(|v| v as i64),
+                    w.net_rx_bytes.map(|v| v as i64),
                     spec_json,
                     archive,
                     claim,

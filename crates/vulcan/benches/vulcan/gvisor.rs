@@ -47,6 +47,7 @@ pub fn run(n: usize) {
                 cgroup: &format!("/vulcan-bench/{id}"),
                 work: None,
                 hold: None,
+                network: None,
             },
             0,
             0,

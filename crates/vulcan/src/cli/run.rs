@@ -46,6 +46,14 @@ pub struct CodeArgs {
     /// Timeout in seconds.
     #[arg(long)]
     timeout: Option<u32>,
+    /// Let the code reach a destination: host[:port], *.domain[:port] or
+    /// a.b.c.d[/prefix][:port] (repeatable; nothing is reachable without one). `--allow-net '*'`
+    /// asks for every public address.
+    #[arg(long = "allow-net")]
+    allow_net: Vec<String>,
+    /// Keep the code from a destination the --allow-net rules would let it reach (repeatable).
+    #[arg(long = "deny-net")]
+    deny_net: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +213,14 @@ impl CodeArgs {
         }
         if !self.secrets.is_empty() {
             body["secrets"] = json!(self.secrets);
+        }
+        if !self.allow_net.is_empty() {
+            let allow: Vec<&String> = self.allow_net.iter().filter(|r| *r != "*").collect();
+            body["network"] = json!({"egress": "allow", "allow": allow, "deny": self.deny_net});
+        } else if !self.deny_net.is_empty() {
+            return Err(usage(
+                "--deny-net narrows --allow-net: give --allow-net too",
+            ));
         }
         let mut resources = serde_json::Map::new();
         for (key, value) in [

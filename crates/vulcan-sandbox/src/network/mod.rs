@@ -1,0 +1,453 @@
+//! A workload's network (feature `network`): its own network namespace, a veth pair to the
+//! host, nftables rules that let through only what its [`NetworkPolicy`] allows, and a
+//! resolver of its own that answers only the names the policy allows.
+//!
+//! Reading order: [`Egress::start`] (once per server: the host's table of rules),
+//! [`Egress::open`] (per sandbox: namespace, veth, rules, resolver), [`SandboxNetwork::close`]
+//! (counts the bytes and removes it all). Everything is made before the code starts and
+//! removed when it ends; a server that died leaves its sandboxes' namespaces, which the next
+//! start removes (each slot names the process that made it).
+//!
+//! How a packet goes: the sandbox (gVisor's own network stack, or a microVM's tap) sends it
+//! through its veth to the host; the host's `forward` hook looks its interface up in the map
+//! `sandboxes` and jumps to that sandbox's chain: deny rules, then the never-reachable ranges,
+//! then its allowed nets and the addresses its resolver answered (for their TTL); anything
+//! else is dropped and counted. What the sandbox sends to the host itself is dropped, except
+//! DNS to its own resolver. Allowed traffic leaves masqueraded as the host.
+
+pub mod dns;
+mod rules;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use vulcan_domain::NetworkPolicy;
+
+pub use rules::TABLE;
+
+/// Where a server's sandboxes' networks come from.
+#[derive(Debug, Clone)]
+pub struct EgressConfig {
+    /// The addresses sandboxes and their host ends get, a /30 each (a /16 gives 16,384).
+    pub subnet: Ipv4Addr,
+    pub prefix: u8,
+    /// The resolver that allowed names are looked up with.
+    pub upstream: SocketAddr,
+    /// More ranges no sandbox reaches (the cluster's database, the other nodes).
+    pub never: Vec<(Ipv4Addr, u8)>,
+}
+
+/// The host's side: its rules, and the slots handed out.
+#[derive(Debug)]
+pub struct Egress {
+    config: EgressConfig,
+    next: AtomicU32,
+    slots: u32,
+}
+
+/// Where each slot's owner is written (its process id), so that a later start can tell
+/// which namespaces a dead server left.
+const OWNERS: &str = "/run/vulcan-egress";
+
+impl Egress {
+    /// Checks the tools, turns on IPv4 forwarding and installs the host's table (once; a
+    /// second server on the host shares it). Namespaces left by a server that is gone are
+    /// removed.
+    pub async fn start(config: EgressConfig) -> Result<Arc<Egress>, String> {
+        if config.prefix > 28 {
+            return Err(format!(
+                "the egress subnet /{} is too small: give a /28 or larger",
+                config.prefix
+            ));
+        }
+        // The last /30 holds the shared resolver address.
+        let slots = (1u32 << ((32 - u32::from(config.prefix)) - 2)) - 1;
+        let egress = Arc::new(Egress {
+            config,
+            next: AtomicU32::new(std::process::id() % slots),
+            slots,
+        });
+        let me = egress.clone();
+        tokio::task::spawn_blocking(move || me.prepare_host())
+            .await
+            .map_err(|e| format!("setting up egress failed: {e}"))??;
+        Ok(egress)
+    }
+
+    fn prepare_host(&self) -> Result<(), String> {
+        for tool in ["ip", "nft"] {
+            run(tool, &["-V"], None)
+                .map_err(|e| format!("egress needs `{tool}` (Debian: iproute2, nftables): {e}"))?;
+        }
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(|e| format!("cannot turn on IPv4 forwarding: {e}"))?;
+        let script = rules::host(
+            self.config.subnet,
+            self.config.prefix,
+            self.resolver(),
+            &self.config.never,
+        );
+        run("nft", &["-f", "-"], Some(&script))
+            .map_err(|e| format!("cannot install the egress rules: {e}"))?;
+        std::fs::create_dir_all(OWNERS).map_err(|e| format!("cannot create {OWNERS}: {e}"))?;
+        self.remove_orphans();
+        Ok(())
+    }
+
+    /// Removes the slots whose owner is no longer running.
+    fn remove_orphans(&self) {
+        let Ok(entries) = std::fs::read_dir(OWNERS) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(slot) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let owner = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let alive = owner
+                .trim()
+                .parse::<i32>()
+                .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                tracing::info!(
+                    slot,
+                    "removing the network of a sandbox a stopped server left"
+                );
+                self.remove(slot, &self.addresses(slot).0);
+            }
+        }
+    }
+
+    /// The resolver address every sandbox can use (its `/etc/resolv.conf` when that file
+    /// is shared, as in the isolates' jail): the last usable address of the subnet, sent on
+    /// to the sandbox's own resolver.
+    pub fn resolver(&self) -> Ipv4Addr {
+        let size = 1u32 << (32 - u32::from(self.config.prefix));
+        Ipv4Addr::from(u32::from(self.config.subnet) + size - 2)
+    }
+
+    /// The host's and the sandbox's address in `slot`.
+    fn addresses(&self, slot: u32) -> (Ipv4Addr, Ipv4Addr) {
+        let base = u32::from(self.config.subnet) + slot * 4;
+        (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
+    }
+
+    /// Makes a sandbox's network for `policy` (each way capped at `cap_mbps`): a namespace
+    /// with `eth0` (address, default route through the host), its rules and its resolver,
+    /// listening before this returns.
+    pub async fn open(
+        self: &Arc<Self>,
+        policy: &NetworkPolicy,
+        cap_mbps: Option<u32>,
+    ) -> Result<SandboxNetwork, String> {
+        let me = self.clone();
+        let policy = Arc::new(policy.clone());
+        let rules_for = policy.clone();
+        let slot = tokio::task::spawn_blocking(move || me.claim(&rules_for, cap_mbps))
+            .await
+            .map_err(|e| format!("setting up the sandbox's network failed: {e}"))??;
+        let (host, guest) = self.addresses(slot);
+        let mut network = SandboxNetwork {
+            egress: self.clone(),
+            slot,
+            host,
+            guest,
+            resolver: None,
+            removed: false,
+        };
+        let socket = UdpSocket::bind((host, 53))
+            .await
+            .map_err(|e| format!("cannot start the sandbox's resolver on {host}:53: {e}"))?;
+        network.resolver = Some(tokio::spawn(resolve(
+            socket,
+            policy,
+            self.config.upstream,
+            slot,
+        )));
+        Ok(network)
+    }
+
+    /// Takes the next free slot and makes its namespace, veth and rules.
+    fn claim(&self, policy: &NetworkPolicy, cap_mbps: Option<u32>) -> Result<u32, String> {
+        for _ in 0..self.slots.min(64) {
+            let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots;
+            let (host, guest) = self.addresses(slot);
+            let ns = namespace(slot);
+            // `netns add` fails if the name exists: another sandbox (maybe another
+            // server's) has the slot.
+            if run("ip", &["netns", "add", &ns], None).is_err() {
+                continue;
+            }
+            let made = std::fs::write(format!("{OWNERS}/{slot}"), std::process::id().to_string())
+                .map_err(|e| format!("cannot record slot {slot}: {e}"))
+                .and_then(|()| {
+                    let outside = format!(
+                        "link add vx{slot} type veth peer name eth0 netns {ns}\n\
+                         addr add {host}/30 dev vx{slot}\n\
+                         link set vx{slot} up\n"
+                    );
+                    run("ip", &["-batch", "-"], Some(&outside))
+                })
+                .and_then(|()| {
+                    let inside = format!(
+                        "addr add {guest}/30 dev eth0\n\
+                         link set eth0 up\n\
+                         link set lo up\n\
+                         route add default via {host}\n"
+                    );
+                    run("ip", &["-n", &ns, "-batch", "-"], Some(&inside))
+                })
+                .and_then(|()| {
+                    run(
+                        "nft",
+                        &["-f", "-"],
+                        Some(&rules::sandbox(slot, host, policy)),
+                    )
+                })
+                .and_then(|()| match cap_mbps {
+                    // What the sandbox receives leaves the host's end; what it sends
+                    // leaves its own.
+                    Some(mbps) => run(
+                        "tc",
+                        &["-batch", "-"],
+                        Some(&rules::shape(&format!("vx{slot}"), mbps)),
+                    )
+                    .and_then(|()| {
+                        run(
+                            "tc",
+                            &["-n", &ns, "-batch", "-"],
+                            Some(&rules::shape("eth0", mbps)),
+                        )
+                    }),
+                    None => Ok(()),
+                });
+            if let Err(e) = made {
+                self.remove(slot, &host);
+                return Err(format!("cannot make the sandbox's network: {e}"));
+            }
+            return Ok(slot);
+        }
+        Err(
+            "no free network slot for the sandbox: too many sandboxes with a network at once"
+                .into(),
+        )
+    }
+
+    /// Removes slot `slot`: its rules, its namespace (which takes the veth pair with it)
+    /// and its owner record. Each part may be gone already.
+    fn remove(&self, slot: u32, host: &Ipv4Addr) {
+        if let Err(e) = run(
+            "nft",
+            &["-f", "-"],
+            Some(&rules::remove_sandbox(slot, *host)),
+        ) {
+            tracing::debug!(slot, error = %e, "removing the sandbox's rules");
+        }
+        if let Err(e) = run("ip", &["netns", "del", &namespace(slot)], None) {
+            tracing::debug!(slot, error = %e, "removing the sandbox's namespace");
+        }
+        // The host end goes with the namespace; one that outlived it is removed here.
+        let link = format!("vx{slot}");
+        if std::path::Path::new("/sys/class/net").join(&link).exists() {
+            let _ = run("ip", &["link", "del", &link], None);
+        }
+        let _ = std::fs::remove_file(format!("{OWNERS}/{slot}"));
+    }
+}
+
+fn namespace(slot: u32) -> String {
+    format!("vulcan-egress-{slot}")
+}
+
+/// Runs `tool args` with `input` on stdin; the error is its stderr.
+fn run(tool: &str, args: &[&str], input: Option<&str>) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {tool}: {e}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("writing to {tool}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for {tool}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{tool} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// One sandbox's network; removed by [`SandboxNetwork::close`] or, failing that, when
+/// dropped.
+pub struct SandboxNetwork {
+    egress: Arc<Egress>,
+    slot: u32,
+    host: Ipv4Addr,
+    guest: Ipv4Addr,
+    resolver: Option<tokio::task::JoinHandle<()>>,
+    removed: bool,
+}
+
+/// Bytes a sandbox sent and received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+}
+
+impl SandboxNetwork {
+    /// The namespace's path, for a runtime to join.
+    pub fn namespace_path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", namespace(self.slot)))
+    }
+
+    /// The sandbox's resolver (its `/etc/resolv.conf` nameserver).
+    pub fn resolver(&self) -> Ipv4Addr {
+        self.host
+    }
+
+    /// The sandbox's own address.
+    pub fn address(&self) -> Ipv4Addr {
+        self.guest
+    }
+
+    /// What the sandbox sent and received so far (the host end counts the other way).
+    pub fn traffic(&self) -> Traffic {
+        let read = |what: &str| {
+            std::fs::read_to_string(format!("/sys/class/net/vx{}/statistics/{what}", self.slot))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        Traffic {
+            tx_bytes: read("rx_bytes"),
+            rx_bytes: read("tx_bytes"),
+        }
+    }
+
+    /// Counts the bytes and stops the resolver; the namespace, the veth pair and the rules
+    /// are removed off the caller's path (the sandbox is gone: nothing uses them).
+    pub fn close(mut self) -> Traffic {
+        let traffic = self.traffic();
+        if let Some(resolver) = self.resolver.take() {
+            resolver.abort();
+        }
+        self.removed = true;
+        let (egress, slot, host) = (self.egress.clone(), self.slot, self.host);
+        tokio::task::spawn_blocking(move || egress.remove(slot, &host));
+        traffic
+    }
+}
+
+impl Drop for SandboxNetwork {
+    fn drop(&mut self) {
+        if let Some(resolver) = self.resolver.take() {
+            resolver.abort();
+        }
+        if !self.removed {
+            let (egress, slot, host) = (self.egress.clone(), self.slot, self.host);
+            std::thread::spawn(move || egress.remove(slot, &host));
+        }
+    }
+}
+
+/// The smallest time an answered address stays allowed, so that a zero TTL still lets the
+/// sandbox connect.
+const MIN_ALLOW: Duration = Duration::from_secs(5);
+
+/// A sandbox's resolver: forwards queries for names its policy allows to `upstream` and
+/// allows the addresses of the answer (for their TTL) before passing it on; refuses every
+/// other name. Only A queries are forwarded (the sandbox has no IPv6).
+async fn resolve(socket: UdpSocket, policy: Arc<NetworkPolicy>, upstream: SocketAddr, slot: u32) {
+    let mut buf = vec![0u8; 1500];
+    // What the sandbox's sets already hold, and until when: a flood of lookups of an allowed
+    // name costs one `nft` run, not one each.
+    let mut allowed: std::collections::HashMap<(Ipv4Addr, Option<u16>), std::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            // Not expected of a bound UDP socket; do not spin if it keeps failing.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let query = &buf[..n];
+        let Some(q) = dns::question(query) else {
+            continue;
+        };
+        let ports = policy.name_ports(&q.name);
+        let reply = if ports.is_empty() {
+            dns::empty_answer(query, &q, 5)
+        } else if q.qtype != dns::TYPE_A {
+            dns::empty_answer(query, &q, 0)
+        } else {
+            match ask(query, upstream).await {
+                Some(answer) => {
+                    let records = dns::a_records(&answer, &q);
+                    let now = std::time::Instant::now();
+                    allowed.retain(|_, until| *until > now);
+                    let mut elements =
+                        rules::allowed_elements(&policy, &records, &ports, MIN_ALLOW);
+                    // Refreshed once half its time is gone.
+                    elements.retain(|e| !allowed.contains_key(&(e.ip, e.port)));
+                    // An open policy's chain lets every public address through already.
+                    if !elements.is_empty() && !policy.allow.is_empty() {
+                        for e in &elements {
+                            allowed.insert((e.ip, e.port), now + e.ttl / 2);
+                        }
+                        let script = rules::allow_resolved(slot, &elements);
+                        let added = tokio::task::spawn_blocking(move || {
+                            run("nft", &["-f", "-"], Some(&script))
+                        })
+                        .await;
+                        if let Ok(Err(e)) = added {
+                            tracing::warn!(slot, error = %e, "could not allow a resolved address");
+                        }
+                    }
+                    answer
+                }
+                // SERVFAIL: the upstream did not answer.
+                None => dns::empty_answer(query, &q, 2),
+            }
+        };
+        let _ = socket.send_to(&reply, from).await;
+    }
+}
+
+/// Sends `query` to `upstream` and waits up to 3 s for its answer.
+async fn ask(query: &[u8], upstream: SocketAddr) -> Option<Vec<u8>> {
+    let bind: SocketAddr = if upstream.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let socket = UdpSocket::bind(bind).await.ok()?;
+    socket.connect(upstream).await.ok()?;
+    socket.send(query).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    buf.truncate(n);
+    Some(buf)
+}

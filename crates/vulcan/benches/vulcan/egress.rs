@@ -1,0 +1,134 @@
+//! egress: what a network policy adds to a gVisor run's start (`echo hi` with no policy and
+//! with one, side by side, one client back to back and four clients) and to a one-shot
+//! isolate's (a pooled process without; a process of its own in the namespace with), what a
+//! fetch through
+//! the sandbox's resolver and rules costs, and a thousand workloads with a policy at four
+//! clients: how many namespaces, links and rule chains they left (should be none). Against
+//! the tests' fake internet (network namespaces on this host, behind a guard).
+
+use crate::common::Server;
+use crate::internet::{FakeInternet, API, API_NAME};
+use crate::measure;
+use vulcan_gvisor::testing::Registry;
+
+/// Vulcan's namespaces, host links and sandbox chains on the host now.
+fn left_behind() -> usize {
+    let count = |cmd: &[&str], keep: &dyn Fn(&str) -> bool| {
+        let out = std::process::Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| keep(l))
+            .count()
+    };
+    count(&["ip", "netns", "list"], &|l| {
+        l.starts_with("vulcan-egress-")
+    }) + count(&["ip", "-o", "link", "show"], &|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|n| n.trim().starts_with("vx"))
+    }) + count(&["nft", "list", "table", "ip", "vulcan_egress"], &|l| {
+        l.trim_start().starts_with("chain s")
+    })
+}
+
+/// `what` without a policy and with one, back to back from one client after a few of each,
+/// and the difference of their medians.
+fn start_cost(what: &str, n: usize, without: impl Fn() + Sync, with: impl Fn() + Sync) {
+    for _ in 0..3 {
+        without();
+        with();
+    }
+    let without = measure(&format!("egress: {what}, no policy"), n, 1, without);
+    let with = measure(&format!("egress: {what}, with a policy"), n, 1, with);
+    let (mut a, mut b) = (without.samples.clone(), with.samples.clone());
+    a.sort();
+    b.sort();
+    let added = crate::percentile(&b, 0.5) - crate::percentile(&a, 0.5);
+    without.print();
+    with.print();
+    println!(
+        "{:<46} {added:+.2} ms at p50",
+        format!("egress: start cost of a policy ({what})")
+    );
+}
+
+pub fn run(n: usize, thousand: usize) {
+    let net = FakeInternet::start();
+    let registry = Registry::start();
+    let image = registry.push("busybox:egress", "busybox");
+    let python = registry.push("py:egress", "python");
+    let dns = net.dns.to_string();
+    let server = Server::start(&[
+        ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
+        ("VULCAN_EGRESS", "open"),
+        ("VULCAN_EGRESS_DNS", dns.as_str()),
+    ]);
+    let policy = serde_json::json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});
+    let server = &server;
+    let echo = |network: &serde_json::Value| {
+        let body = serde_json::json!({"runtime": "oci", "image": image, "command": ["echo", "hi"], "network": network});
+        move || {
+            let w = server.run(body.clone());
+            assert_eq!(w["output"], "hi", "{w}");
+        }
+    };
+    let none = serde_json::json!({"egress": "none"});
+    start_cost("gvisor echo", n, echo(&none), echo(&policy));
+    let per_client = n.div_ceil(4);
+    measure(
+        "egress: gvisor echo, no policy, 4 clients",
+        per_client,
+        4,
+        echo(&none),
+    )
+    .print();
+    measure(
+        "egress: gvisor echo, policy, 4 clients",
+        per_client,
+        4,
+        echo(&policy),
+    )
+    .print();
+
+    let one = |network: &serde_json::Value| {
+        let body = serde_json::json!({"runtime": "node", "isolation": "isolate", "code": "export default () => 1", "network": network});
+        move || {
+            let w = server.run(body.clone());
+            assert_eq!(w["output"], "1", "{w}");
+        }
+    };
+    start_cost("isolate one-shot", n, one(&none), one(&policy));
+
+    let fetch = serde_json::json!({
+        "runtime": "oci", "image": python, "network": policy,
+        "command": ["python3", "-c", format!("import urllib.request; print(urllib.request.urlopen('http://{API_NAME}/').read().decode().strip())")],
+    });
+    measure(
+        "egress: python fetch by name (resolve + GET)",
+        n.min(30),
+        1,
+        || {
+            let w = server.run(fetch.clone());
+            assert_eq!(w["output"], format!("hello from {API}"), "{w}");
+        },
+    )
+    .print();
+
+    let before = left_behind();
+    measure(
+        &format!("egress: {thousand} workloads with a policy, 4 clients"),
+        thousand.div_ceil(4),
+        4,
+        echo(&policy),
+    )
+    .print();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    println!(
+        "{:<46} {} (before: {before})",
+        "egress: namespaces, links, chains left after",
+        left_behind()
+    );
+}

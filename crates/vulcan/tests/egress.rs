@@ -1,0 +1,529 @@
+//! Network egress, end to end, against a fake internet made of network namespaces on this
+//! host ([`internet`]): real runsc sandboxes, each in a namespace Vulcan made for it, held to
+//! its policy by the nftables rules Vulcan installs, resolving names through its own
+//! resolver. No test packet leaves the machine.
+
+mod common;
+#[path = "common/internet.rs"]
+mod internet;
+
+use std::sync::Mutex;
+
+use common::Server;
+use internet::{FakeInternet, API, API_NAME, LINK_HOST, LINK_LOCAL, OTHER, OTHER_NAME, PRIVATE};
+use serde_json::{json, Value};
+use vulcan_gvisor::testing::Registry;
+
+/// One fake internet at a time (its names and routes are the host's).
+static NET: Mutex<()> = Mutex::new(());
+
+/// Dropped in this order: the server first, the fake internet (which removes what the
+/// server's sandboxes left) last.
+struct World {
+    server: Server,
+    image: String,
+    _registry: Registry,
+    net: FakeInternet,
+}
+
+fn world(mode: &str) -> (std::sync::MutexGuard<'static, ()>, World) {
+    world_with(mode, &[])
+}
+
+fn world_with(mode: &str, extra: &[(&str, &str)]) -> (std::sync::MutexGuard<'static, ()>, World) {
+    let lock = NET.lock().unwrap_or_else(|p| p.into_inner());
+    let net = FakeInternet::start();
+    let registry = Registry::start();
+    let image = registry.push("py:1", "python");
+    let dns = net.dns.to_string();
+    let mut env = vec![
+        ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
+        ("VULCAN_EGRESS", mode),
+        ("VULCAN_EGRESS_DNS", dns.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let server = Server::start(&env);
+    (
+        lock,
+        World {
+            net,
+            _registry: registry,
+            image,
+            server,
+        },
+    )
+}
+
+/// A Python program that tries each URL (3 s each) and prints one line per URL: the page,
+/// or `refused <why>`; then looks `names` up and prints `resolved <ip>` or `unresolved`.
+fn probe(urls: &[String], names: &[&str]) -> String {
+    format!(
+        r#"
+import socket, urllib.request
+for url in {urls:?}:
+    try:
+        print(urllib.request.urlopen(url, timeout=3).read().decode().strip())
+    except Exception as e:
+        print("refused", type(e).__name__)
+for name in {names:?}:
+    try:
+        print("resolved", socket.gethostbyname(name))
+    except Exception as e:
+        print("unresolved")
+"#
+    )
+}
+
+fn body(w: &World, network: Value, script: &str) -> Value {
+    json!({
+        "runtime": "oci",
+        "image": w.image,
+        "isolation": "gvisor",
+        "command": ["python3", "-c", script],
+        "network": network,
+        "resources": {"timeout_s": 60},
+    })
+}
+
+fn run(w: &World, network: Value, script: &str) -> Value {
+    let done = w.server.run(body(w, network, script));
+    assert_eq!(done["status"], "completed", "{done}");
+    done
+}
+
+fn lines(w: &Value) -> Vec<String> {
+    w["output"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn url(ip: impl std::fmt::Display) -> String {
+    format!("http://{ip}/")
+}
+
+/// Namespaces, links and Vulcan's nftables chains on the host now.
+fn host_network() -> (String, String, usize) {
+    let text = |cmd: &[&str]| {
+        let out = std::process::Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let namespaces = text(&["ip", "netns", "list"]);
+    let links: Vec<String> = text(&["ip", "-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_owned()))
+        .filter(|n| n.starts_with("vx"))
+        .collect();
+    let chains = text(&["nft", "list", "table", "ip", "vulcan_egress"])
+        .lines()
+        .filter(|l| l.trim_start().starts_with("chain s"))
+        .count();
+    (
+        namespaces
+            .lines()
+            .filter(|l| l.starts_with("vulcan-egress-"))
+            .collect::<Vec<_>>()
+            .join(","),
+        links.join(","),
+        chains,
+    )
+}
+
+#[test]
+fn an_allowed_name_is_reachable_and_nothing_else_is() {
+    let (_lock, w) = world("open");
+    let before = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
+    let api_port = w.server.base.rsplit(':').next().unwrap().to_owned();
+    let urls = [
+        format!("http://{API_NAME}/"),
+        url(OTHER),
+        url(PRIVATE),
+        url(LINK_LOCAL),
+        format!("http://{LINK_HOST}:{api_port}/health"),
+        format!("http://10.213.0.1:{api_port}/health"),
+    ];
+    let done = run(
+        &w,
+        json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]}),
+        &probe(&urls, &[OTHER_NAME, "example.com"]),
+    );
+    let out = lines(&done);
+    assert_eq!(out[0], format!("hello from {API}"), "{done}");
+    for (line, what) in
+        out[1..6]
+            .iter()
+            .zip(["other public", "private", "link-local", "host", "gateway"])
+    {
+        assert!(line.starts_with("refused"), "{what}: {line} in {out:?}");
+    }
+    assert_eq!(out[6..], ["unresolved", "unresolved"], "{out:?}");
+    // Refused names never reach the upstream resolver; refused servers saw no packet.
+    assert_eq!(w.net.queries_for(OTHER_NAME), 0);
+    assert_eq!(w.net.queries_for("example.com"), 0);
+    assert!(w.net.queries_for(API_NAME) >= 1);
+    let after = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
+    assert_eq!(before, after, "packets reached a refused server");
+    assert!(done["net_tx_bytes"].as_u64().unwrap() > 0, "{done}");
+    assert!(done["net_rx_bytes"].as_u64().unwrap() > 0, "{done}");
+    let metrics = common::metrics(&w.server);
+    assert!(
+        metrics
+            .contains("vulcan_workload_network_bytes_total{backend=\"gvisor\",direction=\"tx\"}"),
+        "{metrics}"
+    );
+    // Link-local is refused as a whole, not just the address the test used.
+    let never = std::process::Command::new("nft")
+        .args(["list", "set", "ip", "vulcan_egress", "never"])
+        .output()
+        .unwrap();
+    let never = String::from_utf8_lossy(&never.stdout);
+    assert!(never.contains("169.254.0.0/16"), "{never}");
+}
+
+#[test]
+fn without_a_policy_nothing_is_reachable_and_an_address_needs_its_name_resolved_first() {
+    let (_lock, w) = world("open");
+    let before = w.net.packets_to(API);
+    let none = run(
+        &w,
+        json!({"egress": "none"}),
+        &probe(&[url(API)], &[API_NAME]),
+    );
+    assert_eq!(lines(&none), ["refused URLError", "unresolved"], "{none}");
+    // Only the name is allowed: its address by number, before the name was looked up, is not.
+    let by_number = run(
+        &w,
+        json!({"egress": "allow", "allow": [API_NAME]}),
+        &probe(&[url(API)], &[]),
+    );
+    assert!(lines(&by_number)[0].starts_with("refused"), "{by_number}");
+    assert_eq!(w.net.packets_to(API), before, "packets reached the server");
+}
+
+#[test]
+fn networks_by_address_and_open_egress_stay_public_and_code_cannot_widen_them() {
+    let (_lock, w) = world("open");
+    let by_net = run(
+        &w,
+        json!({"egress": "allow", "allow": ["198.51.100.0/24:80"]}),
+        &probe(&[url(OTHER), url(API)], &[]),
+    );
+    assert_eq!(lines(&by_net)[0], format!("hello from {OTHER}"), "{by_net}");
+    assert!(lines(&by_net)[1].starts_with("refused"), "{by_net}");
+
+    let open = run(
+        &w,
+        json!({"egress": "allow"}),
+        &probe(
+            &[url(API), url(OTHER), url(PRIVATE), url(LINK_LOCAL)],
+            &[API_NAME],
+        ),
+    );
+    let out = lines(&open);
+    assert_eq!(out[0], format!("hello from {API}"), "{open}");
+    assert_eq!(out[1], format!("hello from {OTHER}"), "{open}");
+    assert!(
+        out[2].starts_with("refused") && out[3].starts_with("refused"),
+        "{open}"
+    );
+    assert_eq!(out[4], format!("resolved {API}"), "{open}");
+
+    // Root in the sandbox changes its own interface and routes: nothing more is reachable.
+    let widen = format!(
+        "import subprocess\n\
+         for cmd in ['ip addr add 10.77.0.99/24 dev eth0', 'ip route add 10.77.0.0/24 dev eth0', 'ip route add 169.254.77.0/24 dev eth0']:\n    \
+             subprocess.run(cmd.split())\n{}",
+        probe(&[url(PRIVATE), url(LINK_LOCAL)], &[])
+    );
+    let before = [PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
+    let hostile = run(&w, json!({"egress": "allow"}), &widen);
+    let tried = lines(&hostile);
+    assert!(tried.iter().all(|l| l.starts_with("refused")), "{hostile}");
+    assert_eq!([PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip)), before);
+}
+
+#[test]
+fn many_workloads_with_a_network_leave_no_namespace_link_or_rule_behind() {
+    let (_lock, w) = world("open");
+    let before = host_network();
+    let policy = json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});
+    let ids: Vec<String> = (0..24)
+        .map(|_| {
+            w.server.submit(body(
+                &w,
+                policy.clone(),
+                &probe(&[format!("http://{API_NAME}/")], &[]),
+            ))
+        })
+        .collect();
+    for id in &ids {
+        let done = w
+            .server
+            .wait_terminal(id, std::time::Duration::from_secs(300));
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(done["output"], format!("hello from {API}"), "{done}");
+    }
+    // A network is removed off its run's path, its slot record last.
+    let owners = || std::fs::read_dir("/run/vulcan-egress").map_or(0, |d| d.count());
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the networks and their slot records removed",
+        || (host_network() == before && owners() == 0).then_some(()),
+    );
+}
+
+#[test]
+fn the_server_bounds_what_a_tenant_may_ask_for() {
+    let (_lock, w) = world_with("allow-listed", &[("VULCAN_AUTH", "on")]);
+    let admin = std::fs::read_to_string(w.server.data_dir.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let call = |key: &str, method: &str, path: &str, body: &Value| {
+        common::answer_of(
+            ureq::request(method, &w.server.url(path))
+                .set("X-API-Key", key)
+                .send_json(body.clone()),
+        )
+    };
+    let (status, made) = call(
+        &admin,
+        "POST",
+        "/v1/keys",
+        &json!({"name": "t", "role": "developer", "tenant": "t1"}),
+    );
+    assert_eq!(status, 201, "{made}");
+    let tenant = made["key"].as_str().unwrap().to_owned();
+    let (status, image) = call(&admin, "POST", "/v1/images", &json!({"reference": w.image}));
+    assert!(status < 300, "{image}");
+    let quota = json!({"max_concurrent": 4, "per_minute": 100, "max_cpus": 4, "max_mem_mb": 4096, "egress_allow": ["*.fake.test:80"]});
+    let (status, set) = call(&admin, "PUT", "/v1/tenants/t1/quota", &quota);
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["egress_allow"], json!(["*.fake.test:80"]));
+
+    let ask = |network: Value| {
+        call(
+            &tenant,
+            "POST",
+            "/v1/workloads",
+            &body(&w, network, &probe(&[format!("http://{API_NAME}/")], &[])),
+        )
+    };
+    let (status, done) = ask(json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]}));
+    assert_eq!(
+        (status, done["output"].as_str()),
+        (200, Some(&*format!("hello from {API}"))),
+        "{done}"
+    );
+    for (network, says) in [
+        (
+            json!({"egress": "allow", "allow": ["api.example.com:443"]}),
+            "\"api.example.com:443\" is not in this tenant's egress allow-list",
+        ),
+        (json!({"egress": "allow"}), "\"network.allow\" is empty"),
+        (
+            json!({"egress": "allow", "allow": [format!("{API_NAME}:443")]}),
+            "not in this tenant's egress allow-list",
+        ),
+    ] {
+        let (status, refused) = ask(network.clone());
+        assert_eq!(status, 403, "{network}: {refused}");
+        assert!(
+            refused["error"].as_str().unwrap().contains(says),
+            "{network}: {refused}"
+        );
+    }
+    // A private range is refused even where the tenant's list would otherwise allow it.
+    let (status, refused) = call(
+        &admin,
+        "PUT",
+        "/v1/tenants/t1/quota",
+        &json!({"max_concurrent": 4, "per_minute": 100, "max_cpus": 4, "max_mem_mb": 4096, "egress_allow": ["0.0.0.0/0"]}),
+    );
+    assert_eq!(status, 200, "{refused}");
+    let (status, refused) = ask(json!({"egress": "allow", "allow": ["10.77.0.10:80"]}));
+    assert_eq!(
+        status, 200,
+        "an admin listing 0.0.0.0/0 lists private ranges too: {refused}"
+    );
+    let (status, bad) = ask(json!({"egress": "allow", "allow": ["api.fake.test:0"]}));
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad["error"].as_str().unwrap().contains("port"), "{bad}");
+    let (status, bad) = ask(json!({"allow": ["api.fake.test"]}));
+    assert_eq!(status, 400, "{bad}");
+    // MicroVMs give no network yet: the request says so.
+    let python = json!({"runtime": "python", "isolation": "microvm", "code": "print(1)", "network": {"egress": "allow", "allow": ["203.0.113.10:80"]}});
+    let (status, refused) = call(&tenant, "POST", "/v1/workloads", &python);
+    assert!((400..500).contains(&status), "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not give workloads a network"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn with_egress_off_a_policy_is_refused_and_a_function_version_keeps_its_policy() {
+    let server = Server::start(&[]);
+    let network = json!({"egress": "allow", "allow": ["api.example.com:443"]});
+    let (status, refused) = server.post(
+        "/v1/workloads",
+        &json!({"runtime": "oci", "image": "127.0.0.1:1/none:1", "network": network}),
+    );
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("VULCAN_EGRESS=off"),
+        "{refused}"
+    );
+    let (status, refused) = server.put(
+        "/v1/functions/f",
+        &json!({"runtime": "node", "code": "export default () => 1", "network": network}),
+    );
+    assert_eq!(status, 403, "{refused}");
+    // Without a network, nothing about a version changes.
+    let plain = json!({"runtime": "node", "code": "export default () => 1"});
+    let (status, first) = server.put("/v1/functions/f", &plain);
+    assert_eq!(status, 201, "{first}");
+    let (_, same) = server.put(
+        "/v1/functions/f",
+        &json!({"runtime": "node", "code": "export default () => 1", "network": {"egress": "none"}}),
+    );
+    assert_eq!(same["version"], first["version"], "{same}");
+    assert_eq!(same["digest"], first["digest"], "{same}");
+}
+
+/// A node module that fetches each URL (3 s each) and returns one line per URL: the page, or
+/// `refused <error>`.
+fn fetches(urls: &[String]) -> String {
+    format!(
+        r#"export default async () => {{
+  const out = [];
+  for (const url of {urls:?}) {{
+    try {{
+      const r = await fetch(url, {{ signal: AbortSignal.timeout(3000) }});
+      out.push((await r.text()).trim());
+    }} catch (e) {{
+      out.push("refused " + e.name);
+    }}
+  }}
+  return out;
+}};"#
+    )
+}
+
+fn node(w: &World, network: Value, urls: &[String]) -> Vec<String> {
+    let done = w.server.run(json!({
+        "runtime": "node", "isolation": "isolate", "code": fetches(urls), "network": network,
+    }));
+    assert_eq!(done["status"], "completed", "{done}");
+    let out: Vec<String> = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
+    out
+}
+
+#[test]
+fn an_isolate_reaches_what_its_policy_allows_and_the_kernel_refuses_the_rest() {
+    let (_lock, w) = world("open");
+    let before = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
+    // A wildcard: Deno's own permission allows every host, the rules alone hold it.
+    let wide = json!({"egress": "allow", "allow": ["*.fake.test:80"], "deny": [OTHER_NAME]});
+    let out = node(
+        &w,
+        wide,
+        &[
+            format!("http://{API_NAME}/"),
+            format!("http://{OTHER_NAME}/"),
+            url(OTHER),
+            url(PRIVATE),
+            url(LINK_LOCAL),
+            format!("http://{LINK_HOST}:80/"),
+        ],
+    );
+    assert_eq!(out[0], format!("hello from {API}"), "{out:?}");
+    for line in &out[1..] {
+        assert!(line.starts_with("refused"), "{out:?}");
+    }
+    assert_eq!(
+        w.net.queries_for(OTHER_NAME),
+        0,
+        "a denied name reached the upstream"
+    );
+    assert_eq!(
+        [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip)),
+        before
+    );
+
+    // Without a policy an isolate has no network at all.
+    let none = node(
+        &w,
+        json!({"egress": "none"}),
+        &[format!("http://{API_NAME}/"), url(API)],
+    );
+    assert!(none.iter().all(|l| l.starts_with("refused")), "{none:?}");
+    // A wasm module has no sockets: a policy on one is a mistake, said so.
+    let (status, refused) = w.server.post(
+        "/v1/workloads",
+        &json!({"runtime": "wasm", "code": "AGFzbQEAAAA=", "network": {"egress": "allow"}}),
+    );
+    assert_eq!(status, 400, "{refused}");
+}
+
+#[test]
+fn a_cap_holds_a_flood_each_way_to_its_rate() {
+    let (_lock, w) = world("open");
+    // 256 KiB each way: about 2.1 s at 1 Mbit/s, a few milliseconds without a cap.
+    let script = format!(
+        r#"
+import time, urllib.request
+t = time.time()
+n = len(urllib.request.urlopen("http://{API}/big/262144", timeout=30).read())
+down = time.time() - t
+t = time.time()
+got = urllib.request.urlopen(urllib.request.Request("http://{API}/", data=b"y" * 262144), timeout=30).read().decode().strip()
+up = time.time() - t
+print(n, got, round(down, 2), round(up, 2))
+"#
+    );
+    let timed = |resources: Value| {
+        let mut b = body(
+            &w,
+            json!({"egress": "allow", "allow": ["203.0.113.0/24:80"]}),
+            &script,
+        );
+        b["resources"] = resources;
+        let done = w.server.run(b);
+        assert_eq!(done["status"], "completed", "{done}");
+        let out = done["output"].as_str().unwrap().to_owned();
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f[..3], ["262144", "got", "262144"], "{out}");
+        let (down, up): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+        (down, up, done)
+    };
+    let (down, up, done) = timed(json!({"timeout_s": 60, "net_mbps": 1}));
+    assert!(
+        down >= 1.5 && up >= 1.5,
+        "a 1 Mbit/s cap let 2 Mbit through in {down} s down, {up} s up: {done}"
+    );
+    assert!(done["net_tx_bytes"].as_u64().unwrap() >= 262_144, "{done}");
+    assert!(done["net_rx_bytes"].as_u64().unwrap() >= 262_144, "{done}");
+    let (down, up, _) = timed(json!({"timeout_s": 60}));
+    assert!(down < 1.2 && up < 1.2, "uncapped: {down} s down, {up} s up");
+    // A cap without a network is a mistake, said so.
+    let mut capped = body(&w, json!({"egress": "none"}), "print(1)");
+    capped["resources"] = json!({"net_mbps": 5});
+    let (status, refused) = w.server.post("/v1/workloads", &capped);
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("net_mbps"),
+        "{refused}"
+    );
+}
