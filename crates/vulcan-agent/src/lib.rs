@@ -91,6 +91,21 @@ pub struct Run {
     /// The host's clock and fresh entropy, taken as the job is sent ([`Seed`]).
     #[serde(default)]
     pub seed: Option<Seed>,
+    /// The VM's NIC, when it has one ([`GuestNetwork`]); none: the guest has no network.
+    #[serde(default)]
+    pub network: Option<GuestNetwork>,
+}
+
+/// How the agent configures the VM's NIC (`eth0`, a virtio-net device on the host's tap)
+/// before the code starts: its address, its default route through the host's end, and the
+/// resolver in `/etc/resolv.conf`. The host filters what the NIC sends, whatever the guest
+/// does with its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestNetwork {
+    pub address: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: std::net::Ipv4Addr,
+    pub resolver: std::net::Ipv4Addr,
 }
 
 /// What the guest cannot know by itself: the time (it has no RTC, so it would start in

@@ -8,9 +8,10 @@
 //! warm instance of a deployed function serves many invocations of that one function
 //! ([`serve`]).
 //!
-//! Reading order: [`workspace`] (where the workload runs), [`run`] (one program), [`serve`]
-//! (a warm instance).
+//! Reading order: [`workspace`] (where the workload runs), [`network`] (the NIC, for a job
+//! with a network), [`run`] (one program), [`serve`] (a warm instance).
 
+mod network;
 mod run;
 mod serve;
 mod workspace;
@@ -62,8 +63,9 @@ pub(crate) fn mount(
     }
 }
 
-fn load_modules() {
-    let Ok(list) = fs::read_to_string("/etc/vulcan/modules") else {
+/// Loads the modules listed, one path a line, in `list`.
+pub(crate) fn load_modules(list: &str) {
+    let Ok(list) = fs::read_to_string(list) else {
         return;
     };
     for path in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -224,7 +226,7 @@ fn main() {
     let _ = mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777");
     // The agent is the last thing the OOM killer may take.
     let _ = fs::write("/proc/self/oom_score_adj", "-1000");
-    load_modules();
+    load_modules("/etc/vulcan/modules");
     let Some(dev) = find_port(Instant::now() + Duration::from_secs(20)) else {
         log("the vulcan.0 port did not appear");
         power_off();

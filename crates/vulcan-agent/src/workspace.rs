@@ -253,6 +253,9 @@ pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
         let _ = mount("tmpfs", "/work", "tmpfs", 0, "mode=1777");
         PathBuf::from("/")
     };
+    if let Some(net) = &job.network {
+        crate::network::configure(net, &root)?;
+    }
     let work = root.join("work");
     if let Some(code) = &job.code {
         fs::write(work.join(file), code).map_err(|e| format!("cannot write the code: {e}"))?;

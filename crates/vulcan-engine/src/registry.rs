@@ -89,7 +89,7 @@ impl BackendRegistry {
         }
         if egress && !backend.enforces_egress() {
             return Some(format!(
-                "{isolation} does not give workloads a network yet (gvisor does)"
+                "{isolation} gives workloads no network on this node (its egress is not set up)"
             ));
         }
         let availability = backend.availability();

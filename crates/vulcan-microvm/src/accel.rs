@@ -75,6 +75,7 @@ pub async fn choose(
         qmp: None,
         incoming: None,
         memory: None,
+        nic: None,
     };
     let (accel, note) = match Vm::boot(vmm, spec, vms, PROBE_DEADLINE).await {
         Ok(vm) => {

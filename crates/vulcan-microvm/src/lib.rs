@@ -7,7 +7,7 @@
 //! guest, TCG otherwise), then this file (a VM for each workload: restored or booted),
 //! `restore` with [`snapshot`] (VMs restored from snapshots of booted guests), `pool` (VMs
 //! made ahead of time per runtime, each used once), `served` (warm instances of deployed
-//! functions), `counters` (how VMs came to be, for `/v1/backends` and `/metrics`).
+//! functions), `networked` (a VM with a NIC on a tap, for a workload with a network), `counters` (how VMs came to be, for `/v1/backends` and `/metrics`).
 //!
 //! `tests/backend.rs` drives this backend as a library (a recording sink in place of
 //! the engine): the place to pin a change to what `execute` answers or emits.
@@ -21,6 +21,7 @@
 
 pub mod accel;
 mod counters;
+mod networked;
 mod pool;
 mod qmp;
 mod restore;
@@ -92,6 +93,9 @@ pub struct MicrovmConfig {
     /// Turns Go source into the static binary the guest runs (a gVisor sandbox builds it);
     /// without one, `runtime: go` takes a prebuilt `main` only.
     pub builder: Option<Arc<dyn vulcan_domain::Builder>>,
+    /// Where networks come from for workloads with an egress policy (a tap each);
+    /// `None`: a workload asking for a network is refused.
+    pub egress: Option<Arc<vulcan_sandbox::network::Egress>>,
 }
 
 impl MicrovmConfig {
@@ -109,6 +113,7 @@ impl MicrovmConfig {
             boot_timeout: Duration::from_secs(20),
             snapshots: true,
             builder: None,
+            egress: None,
         }
     }
 }
@@ -165,6 +170,7 @@ impl Inner {
             qmp: None,
             incoming: None,
             memory: None,
+            nic: None,
         }
     }
 
@@ -211,8 +217,21 @@ impl Inner {
     }
 
     async fn boot(&self, runtime: Runtime, resources: Resources) -> Result<Vm, String> {
+        self.boot_with(runtime, resources, None).await
+    }
+
+    /// Boots a VM, with `nic` if given.
+    async fn boot_with(
+        &self,
+        runtime: Runtime,
+        resources: Resources,
+        nic: Option<vmm::Nic>,
+    ) -> Result<Vm, String> {
         let ready = self.state.as_ref().map_err(Clone::clone)?;
-        let spec = self.spec(ready, runtime, resources);
+        let spec = VmSpec {
+            nic,
+            ..self.spec(ready, runtime, resources)
+        };
         Vm::boot(
             ready.vmm.as_ref(),
             spec,
@@ -434,6 +453,7 @@ impl MicrovmBackend {
             mem_mb: spec.run.resources.mem_mb,
             serve,
             seed: None,
+            network: None,
         }))
     }
 }
@@ -470,6 +490,10 @@ impl Backend for MicrovmBackend {
     /// (a stalled one is retried once), and the hand-over.
     fn preparation_timeout(&self) -> Duration {
         self.inner.config.boot_timeout * 4 + SAVE_TIMEOUT + Duration::from_secs(15)
+    }
+
+    fn enforces_egress(&self) -> bool {
+        self.inner.config.egress.is_some() && self.inner.state.is_ok()
     }
 
     fn availability(&self) -> Availability {
@@ -525,6 +549,9 @@ impl Backend for MicrovmBackend {
             return Err(BackendError(format!(
                 "the microvm backend does not run {runtime}"
             )));
+        }
+        if !spec.run.network.is_none() {
+            return self.execute_networked(spec, logs).await;
         }
         // A handler to call (python, node), or a warm VM to run a program in again (go): a
         // warm instance has the job already, so it is made only to start one.

@@ -44,6 +44,16 @@ pub struct VmSpec {
     pub incoming: Option<PathBuf>,
     /// Guest RAM in a file instead of anonymous memory.
     pub memory: Option<GuestMemory>,
+    /// The VM's NIC; none: the VM has no NIC.
+    pub nic: Option<Nic>,
+}
+
+/// A NIC on a tap device made (and filtered on the host) beforehand in a network
+/// namespace: the VMM is started in that namespace to attach to it.
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub namespace: PathBuf,
+    pub tap: String,
 }
 
 /// Guest RAM backed by a file. A VM being snapshotted writes its RAM through to the file
@@ -157,6 +167,21 @@ impl Vmm for QemuMicrovm {
                 "virtio-blk-device,drive=root",
             ]);
         }
+        let namespace = match &spec.nic {
+            Some(nic) => {
+                cmd.args([
+                    "-netdev",
+                    &format!(
+                        "tap,id=net0,ifname={},script=no,downscript=no",
+                        nic.tap.replace(',', ",,")
+                    ),
+                    "-device",
+                    "virtio-net-device,netdev=net0",
+                ]);
+                Some(std::fs::File::open(&nic.namespace))
+            }
+            None => None,
+        };
         cmd.args(["-device", "virtio-serial-device"])
             .args([
                 "-chardev",
@@ -192,10 +217,22 @@ impl Vmm for QemuMicrovm {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; the VM dies with the server.
+        // SAFETY: prctl and setns are async-signal-safe; the VM dies with the server; the
+        // namespace's descriptor stays open in the parent (the closure owns it) until the
+        // child has joined it.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                match &namespace {
+                    Some(Ok(file)) => {
+                        use std::os::fd::AsRawFd;
+                        if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Some(Err(e)) => return Err(std::io::Error::new(e.kind(), e.to_string())),
+                    None => {}
+                }
                 Ok(())
             });
         }

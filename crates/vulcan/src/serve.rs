@@ -368,7 +368,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     .await?;
     let mut gvisor = GvisorConfig::new(args.runsc(), args.data_dir.join("gvisor"));
     gvisor.platform = args.gvisor_platform.clone();
-    gvisor.egress = egress;
+    gvisor.egress = egress.clone();
     gvisor.max_concurrency = args.gvisor_concurrency;
     gvisor.max_output_bytes = args.max_output_bytes;
     gvisor.pids_limit = args.gvisor_pids_limit;
@@ -395,6 +395,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     microvm.max_output_bytes = args.max_output_bytes;
     microvm.boot_timeout = Duration::from_secs(args.microvm_boot_timeout_s);
     microvm.snapshots = args.microvm_snapshots == Switch::On;
+    microvm.egress = egress;
     microvm.builder = Some(Arc::new(vulcan_gvisor::gobuild::GoSource::new(
         gvisor.clone(),
         args.data_dir.join("go"),

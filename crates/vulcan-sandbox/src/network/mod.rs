@@ -8,8 +8,9 @@
 //! removed when it ends; a server that died leaves its sandboxes' namespaces, which the next
 //! start removes (each slot names the process that made it).
 //!
-//! How a packet goes: the sandbox (gVisor's own network stack, or a microVM's tap) sends it
-//! through its veth to the host; the host's `forward` hook looks its interface up in the map
+//! How a packet goes: the sandbox (gVisor's own network stack, a Deno process, or a
+//! microVM's NIC through a tap bridged to the veth in its namespace) sends it through its
+//! veth to the host; the host's `forward` hook looks its interface up in the map
 //! `sandboxes` and jumps to that sandbox's chain: deny rules, then the never-reachable ranges,
 //! then its allowed nets and the addresses its resolver answered (for their TTL); anything
 //! else is dropped and counted. What the sandbox sends to the host itself is dropped, except
@@ -144,10 +145,31 @@ impl Egress {
         policy: &NetworkPolicy,
         cap_mbps: Option<u32>,
     ) -> Result<SandboxNetwork, String> {
+        self.open_link(policy, cap_mbps, Link::Veth).await
+    }
+
+    /// Makes a microVM's network for `policy`: as [`Egress::open`], but the namespace's
+    /// `eth0` is bridged to a tap ([`TAP`]) for the VMM, started in the namespace, to
+    /// attach the VM's NIC to; the guest is told its address ([`SandboxNetwork::address`]),
+    /// its gateway and resolver ([`SandboxNetwork::resolver`]).
+    pub async fn open_tap(
+        self: &Arc<Self>,
+        policy: &NetworkPolicy,
+        cap_mbps: Option<u32>,
+    ) -> Result<SandboxNetwork, String> {
+        self.open_link(policy, cap_mbps, Link::Tap).await
+    }
+
+    async fn open_link(
+        self: &Arc<Self>,
+        policy: &NetworkPolicy,
+        cap_mbps: Option<u32>,
+        link: Link,
+    ) -> Result<SandboxNetwork, String> {
         let me = self.clone();
         let policy = Arc::new(policy.clone());
         let rules_for = policy.clone();
-        let slot = tokio::task::spawn_blocking(move || me.claim(&rules_for, cap_mbps))
+        let slot = tokio::task::spawn_blocking(move || me.claim(&rules_for, cap_mbps, link))
             .await
             .map_err(|e| format!("setting up the sandbox's network failed: {e}"))??;
         let (host, guest) = self.addresses(slot);
@@ -171,11 +193,17 @@ impl Egress {
         Ok(network)
     }
 
-    /// Takes the next free slot and makes its namespace, veth and rules.
-    fn claim(&self, policy: &NetworkPolicy, cap_mbps: Option<u32>) -> Result<u32, String> {
+    /// Takes the next free slot and makes its namespace (which, for a tap, only holds the
+    /// slot), its link and rules.
+    fn claim(
+        &self,
+        policy: &NetworkPolicy,
+        cap_mbps: Option<u32>,
+        link: Link,
+    ) -> Result<u32, String> {
         for _ in 0..self.slots.min(64) {
             let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots;
-            let (host, guest) = self.addresses(slot);
+            let (host, _) = self.addresses(slot);
             let ns = namespace(slot);
             // `netns add` fails if the name exists: another sandbox (maybe another
             // server's) has the slot.
@@ -184,22 +212,9 @@ impl Egress {
             }
             let made = std::fs::write(format!("{OWNERS}/{slot}"), std::process::id().to_string())
                 .map_err(|e| format!("cannot record slot {slot}: {e}"))
-                .and_then(|()| {
-                    let outside = format!(
-                        "link add vx{slot} type veth peer name eth0 netns {ns}\n\
-                         addr add {host}/30 dev vx{slot}\n\
-                         link set vx{slot} up\n"
-                    );
-                    run("ip", &["-batch", "-"], Some(&outside))
-                })
-                .and_then(|()| {
-                    let inside = format!(
-                        "addr add {guest}/30 dev eth0\n\
-                         link set eth0 up\n\
-                         link set lo up\n\
-                         route add default via {host}\n"
-                    );
-                    run("ip", &["-n", &ns, "-batch", "-"], Some(&inside))
+                .and_then(|()| match link {
+                    Link::Veth => self.make_veth(slot, &ns, cap_mbps),
+                    Link::Tap => self.make_tap(slot, &ns, cap_mbps),
                 })
                 .and_then(|()| {
                     run(
@@ -207,23 +222,6 @@ impl Egress {
                         &["-f", "-"],
                         Some(&rules::sandbox(slot, host, policy)),
                     )
-                })
-                .and_then(|()| match cap_mbps {
-                    // What the sandbox receives leaves the host's end; what it sends
-                    // leaves its own.
-                    Some(mbps) => run(
-                        "tc",
-                        &["-batch", "-"],
-                        Some(&rules::shape(&format!("vx{slot}"), mbps)),
-                    )
-                    .and_then(|()| {
-                        run(
-                            "tc",
-                            &["-n", &ns, "-batch", "-"],
-                            Some(&rules::shape("eth0", mbps)),
-                        )
-                    }),
-                    None => Ok(()),
                 });
             if let Err(e) = made {
                 self.remove(slot, &host);
@@ -234,6 +232,70 @@ impl Egress {
         Err(
             "no free network slot for the sandbox: too many sandboxes with a network at once"
                 .into(),
+        )
+    }
+
+    /// The veth pair: `vxN` on the host, `eth0` in namespace `ns` with the sandbox's
+    /// address and its default route through the host; capped by [`Egress::shape`].
+    fn make_veth(&self, slot: u32, ns: &str, cap_mbps: Option<u32>) -> Result<(), String> {
+        let (host, guest) = self.addresses(slot);
+        let outside = format!(
+            "link add vx{slot} type veth peer name eth0 netns {ns}\n\
+             addr add {host}/30 dev vx{slot}\n\
+             link set vx{slot} up\n"
+        );
+        run("ip", &["-batch", "-"], Some(&outside))?;
+        let inside = format!(
+            "addr add {guest}/30 dev eth0\n\
+             link set eth0 up\n\
+             link set lo up\n\
+             route add default via {host}\n"
+        );
+        run("ip", &["-n", ns, "-batch", "-"], Some(&inside))?;
+        self.shape(slot, ns, cap_mbps)
+    }
+
+    /// A VM's link: the veth pair, and in the namespace a tap ([`TAP`]) the VMM attaches
+    /// the VM's NIC to (persistent until removed, so that it is ready before the VM
+    /// starts), bridged to the namespace's end of the veth. The VM's NIC takes the
+    /// sandbox's address itself, so what it sends leaves through the veth as a veth
+    /// sandbox's does, and is filtered, counted and shaped (each end's egress) the same way.
+    fn make_tap(&self, slot: u32, ns: &str, cap_mbps: Option<u32>) -> Result<(), String> {
+        let (host, _) = self.addresses(slot);
+        let outside = format!(
+            "link add vx{slot} type veth peer name eth0 netns {ns}\n\
+             addr add {host}/30 dev vx{slot}\n\
+             link set vx{slot} up\n"
+        );
+        run("ip", &["-batch", "-"], Some(&outside))?;
+        let inside = format!(
+            "tuntap add dev {TAP} mode tap\n\
+             link add br0 type bridge\n\
+             link set eth0 master br0\n\
+             link set {TAP} master br0\n\
+             link set eth0 up\n\
+             link set {TAP} up\n\
+             link set br0 up\n"
+        );
+        run("ip", &["-n", ns, "-batch", "-"], Some(&inside))?;
+        self.shape(slot, ns, cap_mbps)
+    }
+
+    /// Caps each way of slot `slot`'s veth at `cap_mbps`: what the sandbox receives leaves
+    /// the host's end, what it sends leaves its own.
+    fn shape(&self, slot: u32, ns: &str, cap_mbps: Option<u32>) -> Result<(), String> {
+        let Some(mbps) = cap_mbps else {
+            return Ok(());
+        };
+        run(
+            "tc",
+            &["-batch", "-"],
+            Some(&rules::shape(&format!("vx{slot}"), mbps)),
+        )?;
+        run(
+            "tc",
+            &["-n", ns, "-batch", "-"],
+            Some(&rules::shape("eth0", mbps)),
         )
     }
 
@@ -258,6 +320,18 @@ impl Egress {
         let _ = std::fs::remove_file(format!("{OWNERS}/{slot}"));
     }
 }
+
+/// What joins a sandbox to the host.
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    /// A veth pair into the sandbox's namespace (gVisor, isolates).
+    Veth,
+    /// The veth pair bridged, in the namespace, to a tap a VMM attaches a VM's NIC to.
+    Tap,
+}
+
+/// The name of a VM's tap in its namespace.
+pub const TAP: &str = "tap0";
 
 fn namespace(slot: u32) -> String {
     format!("vulcan-egress-{slot}")
@@ -321,9 +395,15 @@ impl SandboxNetwork {
         PathBuf::from(format!("/run/netns/{}", namespace(self.slot)))
     }
 
-    /// The sandbox's resolver (its `/etc/resolv.conf` nameserver).
+    /// The sandbox's resolver (its `/etc/resolv.conf` nameserver) and gateway: the
+    /// host's end of its link.
     pub fn resolver(&self) -> Ipv4Addr {
         self.host
+    }
+
+    /// The prefix length of the sandbox's link (its address and the host's share it).
+    pub fn prefix(&self) -> u8 {
+        30
     }
 
     /// The sandbox's own address.

@@ -1,8 +1,9 @@
 //! egress: what a network policy adds to a gVisor run's start (`echo hi` with no policy and
 //! with one, side by side, one client back to back and four clients) and to a one-shot
-//! isolate's (a pooled process without; a process of its own in the namespace with), what a
-//! fetch through
-//! the sandbox's resolver and rules costs, and a thousand workloads with a policy at four
+//! isolate's (a pooled process without; a process of its own in the namespace with) and to a
+//! python microVM's (restored from a snapshot without; booted with a NIC with: `microvm_n`
+//! of each, as each is a boot under TCG), what a fetch through the sandbox's resolver and
+//! rules costs, and a thousand workloads with a policy at four
 //! clients: how many namespaces, links and rule chains they left (should be none). Against
 //! the tests' fake internet (network namespaces on this host, behind a guard).
 
@@ -55,7 +56,7 @@ fn start_cost(what: &str, n: usize, without: impl Fn() + Sync, with: impl Fn() +
     );
 }
 
-pub fn run(n: usize, thousand: usize) {
+pub fn run(n: usize, microvm_n: usize, thousand: usize) {
     let net = FakeInternet::start();
     let registry = Registry::start();
     let image = registry.push("busybox:egress", "busybox");
@@ -101,6 +102,17 @@ pub fn run(n: usize, thousand: usize) {
         }
     };
     start_cost("isolate one-shot", n, one(&none), one(&policy));
+
+    if microvm_n > 0 {
+        let vm = |network: &serde_json::Value| {
+            let body = serde_json::json!({"runtime": "python", "isolation": "microvm", "code": "print(1)", "network": network, "resources": {"timeout_s": 120}});
+            move || {
+                let w = server.run(body.clone());
+                assert_eq!(w["output"], "1", "{w}");
+            }
+        };
+        start_cost("microvm python one-shot", microvm_n, vm(&none), vm(&policy));
+    }
 
     let fetch = serde_json::json!({
         "runtime": "oci", "image": python, "network": policy,

@@ -216,6 +216,7 @@ pub fn run(n: usize) {
                 file,
                 shared: false,
             }),
+        nic: None,
     };
     let bare_restores: Vec<f64> = (0..n).map(|_| bare_incoming_ms(&spec)).collect();
     drop(restore_server);

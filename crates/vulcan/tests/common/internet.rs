@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
 use vulcan_sandbox::network::dns;
 
 pub const API: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
@@ -333,4 +334,67 @@ impl Drop for FakeInternet {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", &self.forwarding);
         }
     }
+}
+
+/// A Python program that tries each URL (3 s each) and prints one line per URL: the page,
+/// or `refused <why>`; then looks `names` up and prints `resolved <ip>` or `unresolved`.
+pub fn probe(urls: &[String], names: &[&str]) -> String {
+    format!(
+        r#"
+import socket, urllib.request
+for url in {urls:?}:
+    try:
+        print(urllib.request.urlopen(url, timeout=3).read().decode().strip())
+    except Exception as e:
+        print("refused", type(e).__name__)
+for name in {names:?}:
+    try:
+        print("resolved", socket.gethostbyname(name))
+    except Exception as e:
+        print("unresolved")
+"#
+    )
+}
+
+pub fn lines(w: &Value) -> Vec<String> {
+    w["output"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn url(ip: impl std::fmt::Display) -> String {
+    format!("http://{ip}/")
+}
+
+/// Namespaces, links and Vulcan's nftables chains on the host now.
+pub fn host_network() -> (String, String, usize) {
+    let text = |cmd: &[&str]| {
+        let out = std::process::Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let namespaces = text(&["ip", "netns", "list"]);
+    let links: Vec<String> = text(&["ip", "-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_owned()))
+        .filter(|n| n.starts_with("vx"))
+        .collect();
+    let chains = text(&["nft", "list", "table", "ip", "vulcan_egress"])
+        .lines()
+        .filter(|l| l.trim_start().starts_with("chain s"))
+        .count();
+    (
+        namespaces
+            .lines()
+            .filter(|l| l.starts_with("vulcan-egress-"))
+            .collect::<Vec<_>>()
+            .join(","),
+        links.join(","),
+        chains,
+    )
 }

@@ -1,0 +1,113 @@
+//! Workloads with a network: a VM booted with a NIC on a tap of its own in a network
+//! namespace of its own (made and filtered by [`vulcan_sandbox::network`] before the VM
+//! starts; the VMM joins the namespace), which its agent configures before the code
+//! starts, and which is removed when the VM ends. Such a VM is
+//! booted for the one workload or invocation: never restored from a snapshot (those have no
+//! NIC), taken from the pool or kept warm (a warm VM would hold its network open).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use vulcan_agent::GuestNetwork;
+use vulcan_domain::{BackendError, LogSink, LogStream, Preparation, WorkloadResult, WorkloadSpec};
+
+use vulcan_sandbox::network::TAP;
+
+use crate::vmm::Nic;
+use crate::MicrovmBackend;
+
+impl MicrovmBackend {
+    pub(crate) async fn execute_networked(
+        &self,
+        spec: WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        let egress = self.inner.config.egress.as_ref().ok_or_else(|| {
+            BackendError("this node gives workloads no network (VULCAN_EGRESS=off)".into())
+        })?;
+        // A function's handler (or a go program served) is loaded, then invoked once.
+        let served = spec
+            .invocation
+            .as_ref()
+            .is_some_and(|i| i.handler || i.reuse);
+        let mut job = match self.job_for(&spec, served, &logs).await? {
+            Ok(job) => job,
+            Err(failed) => return Ok(failed),
+        };
+        let opened = Instant::now();
+        let network = egress
+            .open_tap(&spec.run.network, spec.run.resources.net_mbps)
+            .await
+            .map_err(BackendError)?;
+        job.network = Some(GuestNetwork {
+            address: network.address(),
+            prefix: network.prefix(),
+            gateway: network.resolver(),
+            resolver: network.resolver(),
+        });
+        let opened = opened.elapsed();
+        let (runtime, resources) = (spec.run.runtime, spec.run.resources);
+        let nic = Nic {
+            namespace: network.namespace_path(),
+            tap: TAP.into(),
+        };
+        let mut vm = match self
+            .inner
+            .boot_with(runtime, resources, Some(nic.clone()))
+            .await
+        {
+            Ok(vm) => vm,
+            Err(first) => {
+                logs.emit(
+                    LogStream::Backend,
+                    format!("the VM did not boot ({first}); trying a new one"),
+                );
+                self.inner
+                    .boot_with(runtime, resources, Some(nic))
+                    .await
+                    .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?
+            }
+        };
+        self.inner.counters.booted(&vm);
+        logs.emit(
+            LogStream::Backend,
+            format!(
+                "a new VM with a network ({}, made in {} ms): booted to its agent in {} ms ({}, guest uptime {} ms, kernel {})",
+                network.address(),
+                opened.as_millis(),
+                vm.boot_time.as_millis(),
+                self.ready()?.accel.as_str(),
+                vm.ready.uptime_ms,
+                vm.ready.kernel
+            ),
+        );
+        let (max_output, mem_mb) = (self.inner.config.max_output_bytes, resources.mem_mb);
+        let ran = if served {
+            match vm.start_serving(&job, logs.as_ref()).await {
+                Ok(Ok(())) => {
+                    logs.code_started(Preparation::Boot);
+                    vm.invoke(&spec.input, logs.as_ref(), max_output, mem_mb)
+                        .await
+                        .map(|(result, _)| result)
+                }
+                Ok(Err(e)) => {
+                    logs.code_started(Preparation::Boot);
+                    Ok(WorkloadResult::failed(e))
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            logs.code_started(Preparation::Boot);
+            vm.run(&job, logs, max_output, mem_mb).await
+        };
+        // The VM is gone (or going: its tap may be removed under it) before its network.
+        let traffic = network.close();
+        ran.map(|mut result| {
+            if let Some(usage) = result.usage.as_mut() {
+                usage.net_tx_bytes = Some(traffic.tx_bytes);
+                usage.net_rx_bytes = Some(traffic.rx_bytes);
+            }
+            result
+        })
+    }
+}

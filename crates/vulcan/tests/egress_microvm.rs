@@ -1,0 +1,184 @@
+//! Network egress on the microvm tier, end to end, against the fake internet
+//! ([`internet`]): real QEMU microVMs, each booted with a NIC on a tap Vulcan made and
+//! filtered for it, configured by the real agent. Slow under TCG: its own target (the
+//! gVisor and isolate tiers are in `egress.rs`).
+
+mod common;
+#[path = "common/internet.rs"]
+mod internet;
+
+use common::Server;
+use internet::{
+    host_network, lines, probe, url, FakeInternet, API, API_NAME, LINK_HOST, LINK_LOCAL, OTHER,
+    OTHER_NAME, PRIVATE,
+};
+use serde_json::{json, Value};
+
+/// One fake internet, and VMs under TCG, at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Dropped in this order: the server first, the fake internet (which removes what the
+/// server's sandboxes left) last.
+struct World {
+    server: Server,
+    net: FakeInternet,
+}
+
+fn world() -> (std::sync::MutexGuard<'static, ()>, World) {
+    let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = FakeInternet::start();
+    let dns = net.dns.to_string();
+    let server = Server::start(&[
+        ("VULCAN_EGRESS", "open"),
+        ("VULCAN_EGRESS_DNS", dns.as_str()),
+        ("VULCAN_MICROVM_POOL", "0"),
+    ]);
+    (lock, World { server, net })
+}
+
+fn python(network: Value, script: &str) -> Value {
+    json!({
+        "runtime": "python",
+        "isolation": "microvm",
+        "code": script,
+        "network": network,
+        "resources": {"timeout_s": 120},
+    })
+}
+
+fn run(w: &World, body: Value) -> Value {
+    let done = w.server.run(body);
+    assert_eq!(done["status"], "completed", "{done}");
+    done
+}
+
+#[test]
+fn a_microvm_reaches_its_allowed_name_and_the_host_refuses_the_rest() {
+    let (_lock, w) = world();
+    let before_all = host_network();
+    let before = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
+    let api_port = w.server.base.rsplit(':').next().unwrap().to_owned();
+    let urls = [
+        format!("http://{API_NAME}/"),
+        url(OTHER),
+        url(PRIVATE),
+        url(LINK_LOCAL),
+        format!("http://{LINK_HOST}:{api_port}/health"),
+        format!("http://10.213.0.1:{api_port}/health"),
+    ];
+    let done = run(
+        &w,
+        python(
+            json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]}),
+            &probe(&urls, &[OTHER_NAME, "example.com"]),
+        ),
+    );
+    let out = lines(&done);
+    assert_eq!(out[0], format!("hello from {API}"), "{done}");
+    for (line, what) in
+        out[1..6]
+            .iter()
+            .zip(["other public", "private", "link-local", "host", "gateway"])
+    {
+        assert!(line.starts_with("refused"), "{what}: {line} in {out:?}");
+    }
+    assert_eq!(out[6..], ["unresolved", "unresolved"], "{out:?}");
+    assert_eq!(w.net.queries_for(OTHER_NAME), 0);
+    assert_eq!(w.net.queries_for("example.com"), 0);
+    assert_eq!(
+        [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip)),
+        before,
+        "packets reached a refused server"
+    );
+    assert!(done["net_tx_bytes"].as_u64().unwrap() > 0, "{done}");
+    assert!(done["net_rx_bytes"].as_u64().unwrap() > 0, "{done}");
+    assert!(
+        common::metrics(&w.server)
+            .contains("vulcan_workload_network_bytes_total{backend=\"microvm\",direction=\"rx\"}"),
+        "the microvm's bytes are counted"
+    );
+
+    // Only the name is allowed: its address by number, not looked up, is not; and the
+    // workload (an unprivileged user in its VM) cannot re-address or re-route its NIC.
+    let api_before = w.net.packets_to(API);
+    let widen = format!(
+        "import fcntl, socket, struct\n\
+         s = socket.socket()\n\
+         for name, req in [('addr', 0x8916), ('route', 0x890B)]:\n    \
+             try:\n        \
+                 fcntl.ioctl(s, req, struct.pack('16s16s', b'eth0', b'\\x02\\x00' + bytes([0, 0, 10, 77, 0, 99]) + bytes(8)))\n        \
+                 print(name, 'changed')\n    \
+             except OSError as e:\n        \
+                 print(name, 'refused', e.errno)\n{}",
+        probe(&[url(API)], &[])
+    );
+    let hostile = run(
+        &w,
+        python(json!({"egress": "allow", "allow": [API_NAME]}), &widen),
+    );
+    let out = lines(&hostile);
+    assert_eq!(out[..2], ["addr refused 1", "route refused 1"], "{hostile}");
+    assert!(out[2].starts_with("refused"), "{hostile}");
+    assert_eq!(w.net.packets_to(API), api_before, "{hostile}");
+
+    // A workload without a network has no NIC at all.
+    let none = run(
+        &w,
+        python(
+            json!({"egress": "none"}),
+            "import os\nprint(sorted(os.listdir('/sys/class/net')))",
+        ),
+    );
+    assert_eq!(none["output"], "['lo']", "{none}");
+
+    // Each VM's tap, namespace, chain and slot record are gone once it has ended.
+    let owners = || std::fs::read_dir("/run/vulcan-egress").map_or(0, |d| d.count());
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the taps and their slot records removed",
+        || (host_network() == before_all && owners() == 0).then_some(()),
+    );
+}
+
+#[test]
+fn a_microvm_flood_is_held_to_its_cap_each_way() {
+    let (_lock, w) = world();
+    // 256 KiB each way: about 2.1 s at 1 Mbit/s.
+    let script = format!(
+        r#"
+import time, urllib.request
+t = time.time()
+n = len(urllib.request.urlopen("http://{API}/big/262144", timeout=60).read())
+down = time.time() - t
+t = time.time()
+got = urllib.request.urlopen(urllib.request.Request("http://{API}/", data=b"y" * 262144), timeout=60).read().decode().strip()
+up = time.time() - t
+print(n, got, round(down, 2), round(up, 2))
+"#
+    );
+    let timed = |resources: Value| {
+        let mut body = python(
+            json!({"egress": "allow", "allow": ["203.0.113.0/24:80"]}),
+            &script,
+        );
+        body["resources"] = resources;
+        let done = run(&w, body);
+        let out = done["output"].as_str().unwrap().to_owned();
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f[..3], ["262144", "got", "262144"], "{out}");
+        let (down, up): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+        (down, up, done)
+    };
+    let (down, up, done) = timed(json!({"timeout_s": 120, "net_mbps": 1}));
+    assert!(
+        down >= 1.5 && up >= 1.5,
+        "a 1 Mbit/s cap let 2 Mbit through in {down} s down, {up} s up: {done}"
+    );
+    assert!(done["net_tx_bytes"].as_u64().unwrap() >= 262_144, "{done}");
+    assert!(done["net_rx_bytes"].as_u64().unwrap() >= 262_144, "{done}");
+    let (free_down, free_up, _) = timed(json!({"timeout_s": 120}));
+    assert!(
+        free_down * 2.0 < down && free_up * 2.0 < up,
+        "uncapped {free_down} s down, {free_up} s up; capped {down} s, {up} s"
+    );
+}
