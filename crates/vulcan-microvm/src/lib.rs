@@ -184,6 +184,17 @@ impl Inner {
         resources: Resources,
         logs: Option<&dyn LogSink>,
     ) -> Result<(Vm, String), String> {
+        self.fresh_with(runtime, resources, logs, None).await
+    }
+
+    /// [`Inner::fresh`], with `nic` if given.
+    async fn fresh_with(
+        &self,
+        runtime: Runtime,
+        resources: Resources,
+        logs: Option<&dyn LogSink>,
+        nic: Option<vmm::Nic>,
+    ) -> Result<(Vm, String), String> {
         let emit = |line: String| {
             if let Some(logs) = logs {
                 logs.emit(LogStream::Backend, line);
@@ -191,7 +202,7 @@ impl Inner {
         };
         let mut retry = true;
         if self.config.snapshots {
-            match self.restore(runtime, resources, logs).await {
+            match self.restore(runtime, resources, logs, nic.clone()).await {
                 Ok((vm, name)) => return Ok((vm, format!("a VM restored from snapshot {name}"))),
                 Err(NotRestored::Restore(e)) => {
                     self.counters.restore_failed.fetch_add(1, Ordering::Relaxed);
@@ -204,20 +215,16 @@ impl Inner {
                 }
             }
         }
-        let vm = match self.boot(runtime, resources).await {
+        let vm = match self.boot_with(runtime, resources, nic.clone()).await {
             Ok(vm) => vm,
             Err(first) if retry => {
                 emit(format!("the VM did not boot ({first}); trying a new one"));
-                self.boot(runtime, resources).await?
+                self.boot_with(runtime, resources, nic).await?
             }
             Err(e) => return Err(e),
         };
         self.counters.booted(&vm);
         Ok((vm, "a new VM".into()))
-    }
-
-    async fn boot(&self, runtime: Runtime, resources: Resources) -> Result<Vm, String> {
-        self.boot_with(runtime, resources, None).await
     }
 
     /// Boots a VM, with `nic` if given.

@@ -1,9 +1,9 @@
-//! Workloads with a network: a VM booted with a NIC on a tap of its own in a network
+//! Workloads with a network: a VM with a NIC on a tap of its own in a network
 //! namespace of its own (made and filtered by [`vulcan_sandbox::network`] before the VM
 //! starts; the VMM joins the namespace), which its agent configures before the code
-//! starts, and which is removed when the VM ends. Such a VM is
-//! booted for the one workload or invocation: never restored from a snapshot (those have no
-//! NIC), taken from the pool or kept warm (a warm VM would hold its network open).
+//! starts, and which is removed when the VM ends. Such a VM serves the one workload or
+//! invocation: restored from a snapshot of a VM that had a NIC (or booted), never taken from
+//! the pool or kept warm (a warm VM would hold its network open).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,28 +51,19 @@ impl MicrovmBackend {
             namespace: network.namespace_path(),
             tap: TAP.into(),
         };
-        let mut vm = match self
+        let (mut vm, how) = self
             .inner
-            .boot_with(runtime, resources, Some(nic.clone()))
+            .fresh_with(runtime, resources, Some(logs.as_ref()), Some(nic))
             .await
-        {
-            Ok(vm) => vm,
-            Err(first) => {
-                logs.emit(
-                    LogStream::Backend,
-                    format!("the VM did not boot ({first}); trying a new one"),
-                );
-                self.inner
-                    .boot_with(runtime, resources, Some(nic))
-                    .await
-                    .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?
-            }
+            .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?;
+        let prepared = match vm.restored {
+            true => Preparation::Restore,
+            false => Preparation::Boot,
         };
-        self.inner.counters.booted(&vm);
         logs.emit(
             LogStream::Backend,
             format!(
-                "a new VM with a network ({}, made in {} ms): booted to its agent in {} ms ({}, guest uptime {} ms, kernel {})",
+                "{how} with a network ({}, made in {} ms): ready in {} ms ({}, guest uptime {} ms, kernel {})",
                 network.address(),
                 opened.as_millis(),
                 vm.boot_time.as_millis(),
@@ -85,19 +76,19 @@ impl MicrovmBackend {
         let ran = if served {
             match vm.start_serving(&job, logs.as_ref()).await {
                 Ok(Ok(())) => {
-                    logs.code_started(Preparation::Boot);
+                    logs.code_started(prepared);
                     vm.invoke(&spec.input, logs.as_ref(), max_output, mem_mb)
                         .await
                         .map(|(result, _)| result)
                 }
                 Ok(Err(e)) => {
-                    logs.code_started(Preparation::Boot);
+                    logs.code_started(prepared);
                     Ok(WorkloadResult::failed(e))
                 }
                 Err(e) => Err(e),
             }
         } else {
-            logs.code_started(Preparation::Boot);
+            logs.code_started(prepared);
             vm.run(&job, logs, max_output, mem_mb).await
         };
         // The VM is gone (or going: its tap may be removed under it) before its network.

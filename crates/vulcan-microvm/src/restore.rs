@@ -12,7 +12,9 @@ use vulcan_domain::{LogSink, LogStream, Resources, Runtime};
 
 use crate::snapshot::{self, Shape, Snapshots};
 use crate::vm::Vm;
-use crate::vmm::{self, GuestMemory, VmSpec};
+use vulcan_sandbox::network::{ScratchTap, TAP};
+
+use crate::vmm::{self, GuestMemory, Nic, VmSpec};
 use crate::{runtime_rootfs, Inner, Ready, GUEST_OVERHEAD_MB};
 
 /// How long saving a booted guest into a snapshot may take (≈ 0.7 s under TCG).
@@ -45,11 +47,12 @@ impl Inner {
         spec
     }
 
-    pub(crate) fn shape(runtime: Runtime, resources: Resources) -> Shape {
+    pub(crate) fn shape(runtime: Runtime, resources: Resources, nic: bool) -> Shape {
         Shape {
             runtime,
             mem_mb: resources.mem_mb + GUEST_OVERHEAD_MB,
             cpus: resources.cpus,
+            nic,
         }
     }
 
@@ -87,26 +90,28 @@ impl Inner {
             .clone()
     }
 
-    /// A VM restored from the snapshot of its shape, made first if there is none.
+    /// A VM restored from the snapshot of its shape, made first if there is none; with
+    /// `nic`, from a snapshot of a VM that had one, attached to this one's tap.
     pub(crate) async fn restore(
         &self,
         runtime: Runtime,
         resources: Resources,
         logs: Option<&dyn LogSink>,
+        nic: Option<Nic>,
     ) -> Result<(Vm, String), NotRestored> {
         let ready = self
             .state
             .as_ref()
             .map_err(|e| NotRestored::Snapshot(e.clone()))?;
         let snapshots = self.snapshots().await.map_err(NotRestored::Snapshot)?;
-        let shape = Self::shape(runtime, resources);
+        let shape = Self::shape(runtime, resources, nic.is_some());
         let found = match find(&snapshots, shape).await {
             Ok(Some(found)) => found,
             other => {
                 if let (Err(e), Some(logs)) = (&other, logs) {
                     logs.emit(LogStream::Backend, e.clone());
                 }
-                self.make_snapshot(ready, &snapshots, runtime, resources)
+                self.make_snapshot(ready, &snapshots, shape, resources)
                     .await
                     .map_err(NotRestored::Snapshot)?
             }
@@ -117,6 +122,7 @@ impl Inner {
                 file: found.memory.clone(),
                 shared: false,
             }),
+            nic,
             ..self.snapshot_spec(ready, runtime, resources)
         };
         let vm = Vm::restore(
@@ -133,26 +139,39 @@ impl Inner {
     }
 
     /// Boots a VM of `shape` to Ready with its runtime warmed, saves it, and puts the
-    /// snapshot in place (unless another task made it meanwhile).
+    /// snapshot in place (unless another task made it meanwhile). A shape with a NIC is
+    /// booted with it on a tap that leads nowhere ([`ScratchTap`]).
     pub(crate) async fn make_snapshot(
         &self,
         ready: &Ready,
         snapshots: &Arc<Snapshots>,
-        runtime: Runtime,
+        shape: Shape,
         resources: Resources,
     ) -> Result<snapshot::Found, String> {
+        let runtime = shape.runtime;
         let _one = self.making.lock().await;
-        let shape = Self::shape(runtime, resources);
         if let Ok(Some(found)) = find(snapshots, shape).await {
             return Ok(found);
         }
         let started = std::time::Instant::now();
         let partial = snapshots.partial(&shape)?;
         let made = async {
+            let scratch = match shape.nic {
+                true => Some(
+                    tokio::task::spawn_blocking(ScratchTap::new)
+                        .await
+                        .map_err(|e| format!("making the snapshot's tap failed: {e}"))??,
+                ),
+                false => None,
+            };
             let spec = VmSpec {
                 memory: Some(GuestMemory {
                     file: partial.join(snapshot::MEMORY),
                     shared: true,
+                }),
+                nic: scratch.as_ref().map(|tap| Nic {
+                    namespace: tap.namespace_path(),
+                    tap: TAP.into(),
                 }),
                 ..self.snapshot_spec(ready, runtime, resources)
             };

@@ -33,6 +33,10 @@ pub struct Shape {
     /// The guest's memory (the workload's and the guest's own), MiB.
     pub mem_mb: u32,
     pub cpus: u32,
+    /// Whether the VM has a NIC (for workloads with a network; each restored VM attaches it
+    /// to its own sandbox's tap).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nic: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,10 +269,11 @@ impl Snapshots {
         hasher.update(serde_json::to_vec(shape).unwrap_or_default());
         let key = format!("{:x}", hasher.finalize());
         format!(
-            "{}-{}m-{}c-{}",
+            "{}-{}m-{}c{}-{}",
             shape.runtime,
             shape.mem_mb,
             shape.cpus,
+            if shape.nic { "-nic" } else { "" },
             &key[..16]
         )
     }
@@ -485,6 +490,7 @@ mod tests {
             runtime: vulcan_domain::Runtime::Python,
             mem_mb: 192,
             cpus: 1,
+            nic: false,
         };
         let snapshots = Snapshots::open(dir.clone(), "assets-a".into()).unwrap();
         assert!(snapshots.find(&shape).unwrap().is_none());
@@ -544,6 +550,7 @@ mod tests {
             runtime: vulcan_domain::Runtime::Python,
             mem_mb,
             cpus: 1,
+            nic: false,
         };
         let make = |mem_mb| {
             let partial = snapshots.partial(&shape(mem_mb)).unwrap();

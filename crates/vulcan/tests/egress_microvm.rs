@@ -121,6 +121,30 @@ fn a_microvm_reaches_its_allowed_name_and_the_host_refuses_the_rest() {
     assert!(out[2].starts_with("refused"), "{hostile}");
     assert_eq!(w.net.packets_to(API), api_before, "{hostile}");
 
+    // The first VM with a NIC made a snapshot with one; the later ones were restored from
+    // it, each attached to its own tap.
+    let (_, backends) = w.server.get("/v1/backends");
+    let microvm = backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "microvm")
+        .unwrap()
+        .to_string();
+    assert!(
+        microvm.contains("-nic-"),
+        "a snapshot with a NIC: {microvm}"
+    );
+    let (_, log) = w.server.get(&format!(
+        "/v1/workloads/{}/logs/history?stream=backend",
+        hostile["id"].as_str().unwrap()
+    ));
+    let log = log.to_string();
+    assert!(
+        log.contains("restored from snapshot") && log.contains("with a network"),
+        "{log}"
+    );
+
     // A workload without a network has no NIC at all.
     let none = run(
         &w,
