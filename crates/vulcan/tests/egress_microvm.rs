@@ -206,3 +206,31 @@ print(n, got, round(down, 2), round(up, 2))
         "uncapped {free_down} s down, {free_up} s up; capped {down} s, {up} s"
     );
 }
+
+#[test]
+fn a_python_function_with_a_network_fetches_in_a_fresh_vm_each_invocation() {
+    let (_lock, w) = world();
+    let code = format!(
+        "import urllib.request\ncount = 0\n\ndef handler(input):\n    global count\n    count += 1\n    \
+         page = urllib.request.urlopen('http://{API_NAME}/', timeout=10).read().decode().strip()\n    \
+         return {{'page': page, 'count': count}}\n"
+    );
+    let body = json!({"runtime": "python", "isolation": "microvm", "code": code, "reuse": true,
+                      "network": {"egress": "allow", "allow": [format!("{API_NAME}:80")]},
+                      "resources": {"timeout_s": 120}});
+    let (status, deployed) = w.server.put("/v1/functions/fetch", &body);
+    assert_eq!(status, 201, "{deployed}");
+    for _ in 0..2 {
+        let (status, done) = w.server.post("/v1/functions/fetch/invoke", &json!({}));
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["status"], "completed", "{done}");
+        let answer: Value = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
+        // A fresh VM each time: no warm instance holds the network open.
+        assert_eq!(
+            answer,
+            json!({"page": format!("hello from {API}"), "count": 1}),
+            "{done}"
+        );
+        assert!(done["net_rx_bytes"].as_u64().unwrap() > 0, "{done}");
+    }
+}
