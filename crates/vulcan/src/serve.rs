@@ -395,7 +395,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     microvm.max_output_bytes = args.max_output_bytes;
     microvm.boot_timeout = Duration::from_secs(args.microvm_boot_timeout_s);
     microvm.snapshots = args.microvm_snapshots == Switch::On;
-    microvm.egress = egress;
+    microvm.egress = egress.clone();
     microvm.builder = Some(Arc::new(vulcan_gvisor::gobuild::GoSource::new(
         gvisor.clone(),
         args.data_dir.join("go"),
@@ -475,6 +475,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     }
     if let Ok(engine_stopped) = stopped_rx.await {
         let _ = engine_stopped.await;
+    }
+    // The networks made ahead of time; the sandboxes' own went with them.
+    if let Some(egress) = egress {
+        let _ = tokio::task::spawn_blocking(move || egress.drain()).await;
     }
     upkeep.abort();
     vulcan_api::auth::flush_aggregates(&state, true).await;

@@ -3,8 +3,9 @@
 //! resolver of its own that answers only the names the policy allows.
 //!
 //! Reading order: [`Egress::start`] (once per server: the host's table of rules),
-//! [`Egress::open`] (per sandbox: namespace, veth, rules, resolver), [`SandboxNetwork::close`]
-//! (counts the bytes and removes it all). Everything is made before the code starts and
+//! [`Egress::open`] (per sandbox: namespace and veth, made ahead of time where a stocked one
+//! is ready; then its cap, rules and resolver), [`SandboxNetwork::close`] (counts the bytes
+//! and removes it all). Everything is made before the code starts and
 //! removed when it ends; a server that died leaves its sandboxes' namespaces, which the next
 //! start removes (each slot names the process that made it).
 //!
@@ -48,7 +49,19 @@ pub struct Egress {
     config: EgressConfig,
     next: AtomicU32,
     slots: u32,
+    stock: std::sync::Mutex<Stock>,
 }
+
+/// Slots whose namespace and link are made ahead of time, so that a sandbox's start pays
+/// only for its cap, its rules and its resolver. Per kind of link ([`Link`] as index).
+#[derive(Debug, Default)]
+struct Stock {
+    ready: [Vec<u32>; 2],
+    making: [bool; 2],
+}
+
+/// Slots kept made ahead of time per kind of link.
+pub const STOCK: usize = 2;
 
 /// Where each slot's owner is written (its process id), so that a later start can tell
 /// which namespaces a dead server left.
@@ -71,6 +84,7 @@ impl Egress {
             config,
             next: AtomicU32::new(std::process::id() % slots),
             slots,
+            stock: Default::default(),
         });
         let me = egress.clone();
         tokio::task::spawn_blocking(move || me.prepare_host())
@@ -170,9 +184,16 @@ impl Egress {
         let me = self.clone();
         let policy = Arc::new(policy.clone());
         let rules_for = policy.clone();
-        let slot = tokio::task::spawn_blocking(move || me.claim(&rules_for, cap_mbps, link))
-            .await
-            .map_err(|e| format!("setting up the sandbox's network failed: {e}"))??;
+        let slot = tokio::task::spawn_blocking(move || {
+            let slot = match me.take_stocked(link) {
+                Some(slot) => slot,
+                None => me.claim(link)?,
+            };
+            me.activate(slot, &rules_for, cap_mbps).map(|()| slot)
+        })
+        .await
+        .map_err(|e| format!("setting up the sandbox's network failed: {e}"))??;
+        self.restock(link);
         let (host, guest) = self.addresses(slot);
         let mut network = SandboxNetwork {
             egress: self.clone(),
@@ -194,14 +215,63 @@ impl Egress {
         Ok(network)
     }
 
-    /// Takes the next free slot and makes its namespace (which, for a tap, only holds the
-    /// slot), its link and rules.
-    fn claim(
-        &self,
-        policy: &NetworkPolicy,
-        cap_mbps: Option<u32>,
-        link: Link,
-    ) -> Result<u32, String> {
+    /// A slot made ahead of time with `link`, if one is ready.
+    fn take_stocked(&self, link: Link) -> Option<u32> {
+        self.stock.lock().unwrap_or_else(|p| p.into_inner()).ready[link as usize].pop()
+    }
+
+    /// Makes slots with `link` ahead of time, off the caller's path, up to [`STOCK`] of
+    /// them (the first sandbox of a kind starts it: a server that never gives that kind a
+    /// network holds none).
+    fn restock(self: &Arc<Self>, link: Link) {
+        {
+            let mut stock = self.stock.lock().unwrap_or_else(|p| p.into_inner());
+            if stock.making[link as usize] || stock.ready[link as usize].len() >= STOCK {
+                return;
+            }
+            stock.making[link as usize] = true;
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || loop {
+            let full = {
+                let mut stock = me.stock.lock().unwrap_or_else(|p| p.into_inner());
+                let full = stock.ready[link as usize].len() >= STOCK;
+                if full {
+                    stock.making[link as usize] = false;
+                }
+                full
+            };
+            if full {
+                return;
+            }
+            match me.claim(link) {
+                Ok(slot) => me.stock.lock().unwrap_or_else(|p| p.into_inner()).ready[link as usize]
+                    .push(slot),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not make a sandbox network ahead of time");
+                    me.stock.lock().unwrap_or_else(|p| p.into_inner()).making[link as usize] =
+                        false;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Removes the slots made ahead of time (at shutdown: a server that dies leaves them
+    /// to the next start, as it leaves its sandboxes').
+    pub fn drain(&self) {
+        let slots: Vec<u32> = {
+            let mut stock = self.stock.lock().unwrap_or_else(|p| p.into_inner());
+            stock.ready.iter_mut().flat_map(std::mem::take).collect()
+        };
+        for slot in slots {
+            self.remove(slot, &self.addresses(slot).0);
+        }
+    }
+
+    /// Takes the next free slot and makes its namespace and link: what every sandbox of
+    /// that kind has, before its policy is known.
+    fn claim(&self, link: Link) -> Result<u32, String> {
         for _ in 0..self.slots.min(64) {
             let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots;
             let (host, _) = self.addresses(slot);
@@ -214,15 +284,8 @@ impl Egress {
             let made = std::fs::write(format!("{OWNERS}/{slot}"), std::process::id().to_string())
                 .map_err(|e| format!("cannot record slot {slot}: {e}"))
                 .and_then(|()| match link {
-                    Link::Veth => self.make_veth(slot, &ns, cap_mbps),
-                    Link::Tap => self.make_tap(slot, &ns, cap_mbps),
-                })
-                .and_then(|()| {
-                    run(
-                        "nft",
-                        &["-f", "-"],
-                        Some(&rules::sandbox(slot, host, policy)),
-                    )
+                    Link::Veth => self.make_veth(slot, &ns),
+                    Link::Tap => self.make_tap(slot, &ns),
                 });
             if let Err(e) = made {
                 self.remove(slot, &host);
@@ -236,9 +299,31 @@ impl Egress {
         )
     }
 
+    /// Gives slot `slot` its cap and its policy's rules; removes it if that fails.
+    fn activate(
+        &self,
+        slot: u32,
+        policy: &NetworkPolicy,
+        cap_mbps: Option<u32>,
+    ) -> Result<(), String> {
+        let (host, _) = self.addresses(slot);
+        let made = self.shape(slot, &namespace(slot), cap_mbps).and_then(|()| {
+            run(
+                "nft",
+                &["-f", "-"],
+                Some(&rules::sandbox(slot, host, policy)),
+            )
+        });
+        if let Err(e) = made {
+            self.remove(slot, &host);
+            return Err(format!("cannot make the sandbox's network: {e}"));
+        }
+        Ok(())
+    }
+
     /// The veth pair: `vxN` on the host, `eth0` in namespace `ns` with the sandbox's
     /// address and its default route through the host; capped by [`Egress::shape`].
-    fn make_veth(&self, slot: u32, ns: &str, cap_mbps: Option<u32>) -> Result<(), String> {
+    fn make_veth(&self, slot: u32, ns: &str) -> Result<(), String> {
         let (host, guest) = self.addresses(slot);
         let outside = format!(
             "link add vx{slot} type veth peer name eth0 netns {ns}\n\
@@ -252,8 +337,7 @@ impl Egress {
              link set lo up\n\
              route add default via {host}\n"
         );
-        run("ip", &["-n", ns, "-batch", "-"], Some(&inside))?;
-        self.shape(slot, ns, cap_mbps)
+        run("ip", &["-n", ns, "-batch", "-"], Some(&inside))
     }
 
     /// A VM's link: the veth pair, and in the namespace a tap ([`TAP`]) the VMM attaches
@@ -261,7 +345,7 @@ impl Egress {
     /// starts), bridged to the namespace's end of the veth. The VM's NIC takes the
     /// sandbox's address itself, so what it sends leaves through the veth as a veth
     /// sandbox's does, and is filtered, counted and shaped (each end's egress) the same way.
-    fn make_tap(&self, slot: u32, ns: &str, cap_mbps: Option<u32>) -> Result<(), String> {
+    fn make_tap(&self, slot: u32, ns: &str) -> Result<(), String> {
         let (host, _) = self.addresses(slot);
         let outside = format!(
             "link add vx{slot} type veth peer name eth0 netns {ns}\n\
@@ -278,8 +362,7 @@ impl Egress {
              link set {TAP} up\n\
              link set br0 up\n"
         );
-        run("ip", &["-n", ns, "-batch", "-"], Some(&inside))?;
-        self.shape(slot, ns, cap_mbps)
+        run("ip", &["-n", ns, "-batch", "-"], Some(&inside))
     }
 
     /// Caps each way of slot `slot`'s veth at `cap_mbps`: what the sandbox receives leaves
@@ -326,9 +409,9 @@ impl Egress {
 #[derive(Debug, Clone, Copy)]
 enum Link {
     /// A veth pair into the sandbox's namespace (gVisor, isolates).
-    Veth,
+    Veth = 0,
     /// The veth pair bridged, in the namespace, to a tap a VMM attaches a VM's NIC to.
-    Tap,
+    Tap = 1,
 }
 
 /// The name of a VM's tap in its namespace.

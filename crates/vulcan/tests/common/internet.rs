@@ -356,6 +356,47 @@ for name in {names:?}:
     )
 }
 
+/// [`host_network`] once it has stopped changing (networks are removed, and made ahead of
+/// time, off the workloads' paths): Vulcan's stock of networks made ahead of time, if any,
+/// and nothing else once every sandbox has ended.
+pub fn settled_network() -> (String, String, usize) {
+    let mut last = host_network();
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = host_network();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("Vulcan's networks on the host did not settle: {last:?}");
+}
+
+/// Checks that what the host holds of Vulcan's networks is its stock made ahead of time
+/// (no more than `vulcan_sandbox::network::STOCK` namespaces per kind, with no rule
+/// chain), each with its slot record, and as many as `before`.
+pub fn only_the_stock_is_left(before: &(String, String, usize)) {
+    let now = settled_network();
+    // Counted, not named: a stocked slot taken is made up by another.
+    let count = |names: &str| names.split(',').filter(|n| !n.is_empty()).count();
+    assert_eq!(
+        (count(&now.0), count(&now.1), now.2),
+        (count(&before.0), count(&before.1), before.2),
+        "the networks on the host changed: {before:?} -> {now:?}"
+    );
+    let namespaces = count(&now.0);
+    assert!(
+        namespaces <= 2 * vulcan_sandbox::network::STOCK,
+        "more than the stock left: {now:?}"
+    );
+    assert_eq!(now.2, 0, "a sandbox's rules were left: {now:?}");
+    let owners = std::fs::read_dir("/run/vulcan-egress").map_or(0, |d| d.count());
+    assert_eq!(
+        owners, namespaces,
+        "slot records and namespaces differ: {now:?}"
+    );
+}
+
 pub fn lines(w: &Value) -> Vec<String> {
     w["output"]
         .as_str()
