@@ -29,6 +29,9 @@ use vulcan_agent::{
 };
 use vulcan_sandbox::capture::LineSplitter;
 
+/// On the kernel command line of a guest that has a NIC.
+const NIC_ARG: &str = "vulcan.nic=1";
+
 pub(crate) fn log(message: &str) {
     // The serial console: visible in the VM's console log, never on the channel.
     if let Ok(mut console) = OpenOptions::new().write(true).open("/dev/console") {
@@ -249,8 +252,12 @@ fn main() {
         .to_owned();
     // What every job needs, made before Ready (and so in a snapshot): the cgroup parent.
     let _ = workspace::cgroup_parent();
-    // A guest booted to be snapshotted warms its runtime first.
+    // A guest booted to be snapshotted warms its runtime first, and one with a NIC loads
+    // its driver.
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if cmdline.split_whitespace().any(|arg| arg == NIC_ARG) {
+        network::load_driver();
+    }
     if let Some(runtime) = cmdline
         .split_whitespace()
         .find_map(|arg| arg.strip_prefix("vulcan.prewarm="))

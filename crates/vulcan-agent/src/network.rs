@@ -1,6 +1,7 @@
 //! The VM's NIC: its driver loaded, `eth0` addressed and routed through the host's tap, and
 //! the resolver written where the workload's root reads it. Only for a job that has a
-//! network; a guest without one never loads the driver.
+//! network (or a guest booted with a NIC to be snapshotted, `vulcan.nic=1`, which loads the
+//! driver before it is Ready); a guest without one never loads the driver.
 
 use std::fs;
 use std::path::Path;
@@ -14,9 +15,17 @@ use crate::{load_modules, mount};
 /// The modules of the NIC's driver, in load order (`scripts/guest.sh` lists them).
 const NET_MODULES: &str = "/etc/vulcan/net-modules";
 
+/// Loads the NIC's driver: at boot for a VM booted with a NIC to be snapshotted
+/// (`vulcan.nic=1`), so that the VMs restored from it have `eth0` already.
+pub fn load_driver() {
+    if !Path::new("/sys/class/net/eth0").exists() {
+        load_modules(NET_MODULES);
+    }
+}
+
 /// Configures `eth0` for `net` and points `root`'s `/etc/resolv.conf` at its resolver.
 pub fn configure(net: &GuestNetwork, root: &Path) -> Result<(), String> {
-    load_modules(NET_MODULES);
+    load_driver();
     let link = Path::new("/sys/class/net/eth0");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !link.exists() {

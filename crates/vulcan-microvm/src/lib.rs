@@ -150,6 +150,11 @@ struct Ready {
     cmdline_extra: String,
 }
 
+/// `cmdline` for a guest with a NIC: its agent loads the driver before it is Ready.
+fn with_nic(cmdline: &str) -> String {
+    format!("{cmdline} vulcan.nic=1").trim().to_owned()
+}
+
 fn runtime_rootfs(runtime: Runtime) -> bool {
     matches!(runtime, Runtime::Python | Runtime::Node)
 }
@@ -235,10 +240,11 @@ impl Inner {
         nic: Option<vmm::Nic>,
     ) -> Result<Vm, String> {
         let ready = self.state.as_ref().map_err(Clone::clone)?;
-        let spec = VmSpec {
-            nic,
-            ..self.spec(ready, runtime, resources)
-        };
+        let mut spec = self.spec(ready, runtime, resources);
+        if nic.is_some() {
+            spec.cmdline_extra = with_nic(&spec.cmdline_extra);
+        }
+        let spec = VmSpec { nic, ..spec };
         Vm::boot(
             ready.vmm.as_ref(),
             spec,

@@ -15,7 +15,7 @@ use crate::vm::Vm;
 use vulcan_sandbox::network::{ScratchTap, TAP};
 
 use crate::vmm::{self, GuestMemory, Nic, VmSpec};
-use crate::{runtime_rootfs, Inner, Ready, GUEST_OVERHEAD_MB};
+use crate::{runtime_rootfs, with_nic, Inner, Ready, GUEST_OVERHEAD_MB};
 
 /// How long saving a booted guest into a snapshot may take (≈ 0.7 s under TCG).
 const SAVE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,18 +30,23 @@ pub(crate) enum NotRestored {
 
 impl Inner {
     /// How a VM to be snapshotted, and every VM restored from it, is started: as any VM,
-    /// with its runtime warmed before Ready and a control socket.
+    /// with its runtime warmed (and, with a NIC, its driver loaded) before Ready and a
+    /// control socket.
     pub(crate) fn snapshot_spec(
         &self,
         ready: &Ready,
-        runtime: Runtime,
+        shape: Shape,
         resources: Resources,
     ) -> VmSpec {
+        let runtime = shape.runtime;
         let mut spec = self.spec(ready, runtime, resources);
         if runtime_rootfs(runtime) {
             spec.cmdline_extra = format!("{} vulcan.prewarm={runtime}", spec.cmdline_extra)
                 .trim()
                 .to_owned();
+        }
+        if shape.nic {
+            spec.cmdline_extra = with_nic(&spec.cmdline_extra);
         }
         spec.qmp = Some(PathBuf::new());
         spec
@@ -123,7 +128,7 @@ impl Inner {
                 shared: false,
             }),
             nic,
-            ..self.snapshot_spec(ready, runtime, resources)
+            ..self.snapshot_spec(ready, shape, resources)
         };
         let vm = Vm::restore(
             ready.vmm.as_ref(),
@@ -173,7 +178,7 @@ impl Inner {
                     namespace: tap.namespace_path(),
                     tap: TAP.into(),
                 }),
-                ..self.snapshot_spec(ready, runtime, resources)
+                ..self.snapshot_spec(ready, shape, resources)
             };
             let vm = Vm::boot(
                 ready.vmm.as_ref(),
