@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use common::Server;
 use internet::{
-    lines, only_the_stock_is_left, probe, settled_network, url, FakeInternet, API, API_NAME,
-    LINK_HOST, LINK_LOCAL, OTHER, OTHER_NAME, PRIVATE,
+    lines, only_the_stock_is_left, probe, settled_network, url, FakeInternet, RefusalProbe, API,
+    API_NAME, LINK_HOST, LINK_LOCAL, OTHER, OTHER_NAME, PRIVATE,
 };
 use serde_json::{json, Value};
 use vulcan_gvisor::testing::Registry;
@@ -77,37 +77,14 @@ fn run(w: &World, network: Value, script: &str) -> Value {
 #[test]
 fn an_allowed_name_is_reachable_and_nothing_else_is() {
     let (_lock, w) = world("open");
-    let before = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
-    let api_port = w.server.base.rsplit(':').next().unwrap().to_owned();
-    let urls = [
-        format!("http://{API_NAME}/"),
-        url(OTHER),
-        url(PRIVATE),
-        url(LINK_LOCAL),
-        format!("http://{LINK_HOST}:{api_port}/health"),
-        format!("http://10.213.0.1:{api_port}/health"),
-    ];
+    let refusals = RefusalProbe::new(&w.net, &w.server.base);
     let done = run(
         &w,
         json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]}),
-        &probe(&urls, &[OTHER_NAME, "example.com"]),
+        &refusals.script(),
     );
-    let out = lines(&done);
-    assert_eq!(out[0], format!("hello from {API}"), "{done}");
-    for (line, what) in
-        out[1..6]
-            .iter()
-            .zip(["other public", "private", "link-local", "host", "gateway"])
-    {
-        assert!(line.starts_with("refused"), "{what}: {line} in {out:?}");
-    }
-    assert_eq!(out[6..], ["unresolved", "unresolved"], "{out:?}");
-    // Refused names never reach the upstream resolver; refused servers saw no packet.
-    assert_eq!(w.net.queries_for(OTHER_NAME), 0);
-    assert_eq!(w.net.queries_for("example.com"), 0);
+    refusals.check(&w.net, &done);
     assert!(w.net.queries_for(API_NAME) >= 1);
-    let after = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
-    assert_eq!(before, after, "packets reached a refused server");
     assert!(done["net_tx_bytes"].as_u64().unwrap() > 0, "{done}");
     assert!(done["net_rx_bytes"].as_u64().unwrap() > 0, "{done}");
     let metrics = common::metrics(&w.server);

@@ -9,8 +9,8 @@ mod internet;
 
 use common::Server;
 use internet::{
-    lines, only_the_stock_is_left, probe, settled_network, url, FakeInternet, API, API_NAME,
-    LINK_HOST, LINK_LOCAL, OTHER, OTHER_NAME, PRIVATE,
+    lines, only_the_stock_is_left, probe, settled_network, url, FakeInternet, RefusalProbe, API,
+    API_NAME,
 };
 use serde_json::{json, Value};
 
@@ -55,40 +55,15 @@ fn run(w: &World, body: Value) -> Value {
 #[test]
 fn a_microvm_reaches_its_allowed_name_and_the_host_refuses_the_rest() {
     let (_lock, w) = world();
-    let before = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
-    let api_port = w.server.base.rsplit(':').next().unwrap().to_owned();
-    let urls = [
-        format!("http://{API_NAME}/"),
-        url(OTHER),
-        url(PRIVATE),
-        url(LINK_LOCAL),
-        format!("http://{LINK_HOST}:{api_port}/health"),
-        format!("http://10.213.0.1:{api_port}/health"),
-    ];
+    let refusals = RefusalProbe::new(&w.net, &w.server.base);
     let done = run(
         &w,
         python(
             json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]}),
-            &probe(&urls, &[OTHER_NAME, "example.com"]),
+            &refusals.script(),
         ),
     );
-    let out = lines(&done);
-    assert_eq!(out[0], format!("hello from {API}"), "{done}");
-    for (line, what) in
-        out[1..6]
-            .iter()
-            .zip(["other public", "private", "link-local", "host", "gateway"])
-    {
-        assert!(line.starts_with("refused"), "{what}: {line} in {out:?}");
-    }
-    assert_eq!(out[6..], ["unresolved", "unresolved"], "{out:?}");
-    assert_eq!(w.net.queries_for(OTHER_NAME), 0);
-    assert_eq!(w.net.queries_for("example.com"), 0);
-    assert_eq!(
-        [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip)),
-        before,
-        "packets reached a refused server"
-    );
+    refusals.check(&w.net, &done);
     assert!(done["net_tx_bytes"].as_u64().unwrap() > 0, "{done}");
     assert!(done["net_rx_bytes"].as_u64().unwrap() > 0, "{done}");
     assert!(

@@ -321,16 +321,23 @@ impl Egress {
         Ok(())
     }
 
-    /// The veth pair: `vxN` on the host, `eth0` in namespace `ns` with the sandbox's
-    /// address and its default route through the host; capped by [`Egress::shape`].
-    fn make_veth(&self, slot: u32, ns: &str) -> Result<(), String> {
-        let (host, guest) = self.addresses(slot);
+    /// The veth pair every kind of link starts from: `vxN` on the host with the host's
+    /// address, up, and its peer `eth0` in namespace `ns`.
+    fn veth_pair(&self, slot: u32, ns: &str) -> Result<(), String> {
+        let (host, _) = self.addresses(slot);
         let outside = format!(
             "link add vx{slot} type veth peer name eth0 netns {ns}\n\
              addr add {host}/30 dev vx{slot}\n\
              link set vx{slot} up\n"
         );
-        run("ip", &["-batch", "-"], Some(&outside))?;
+        run("ip", &["-batch", "-"], Some(&outside))
+    }
+
+    /// A gVisor or isolate sandbox's link: the veth pair, `eth0` with the sandbox's address
+    /// and its default route through the host; capped by [`Egress::shape`].
+    fn make_veth(&self, slot: u32, ns: &str) -> Result<(), String> {
+        let (host, guest) = self.addresses(slot);
+        self.veth_pair(slot, ns)?;
         let inside = format!(
             "addr add {guest}/30 dev eth0\n\
              link set eth0 up\n\
@@ -346,13 +353,7 @@ impl Egress {
     /// sandbox's address itself, so what it sends leaves through the veth as a veth
     /// sandbox's does, and is filtered, counted and shaped (each end's egress) the same way.
     fn make_tap(&self, slot: u32, ns: &str) -> Result<(), String> {
-        let (host, _) = self.addresses(slot);
-        let outside = format!(
-            "link add vx{slot} type veth peer name eth0 netns {ns}\n\
-             addr add {host}/30 dev vx{slot}\n\
-             link set vx{slot} up\n"
-        );
-        run("ip", &["-batch", "-"], Some(&outside))?;
+        self.veth_pair(slot, ns)?;
         let inside = format!(
             "tuntap add dev {TAP} mode tap\n\
              link add br0 type bridge\n\

@@ -397,6 +397,62 @@ pub fn only_the_stock_is_left(before: &(String, String, usize)) {
     );
 }
 
+/// A probe of what a sandbox allowed only `API_NAME:80` reaches: the allowed name's page,
+/// then the other public, the private and the link-local servers, the host (the Vulcan API on
+/// the fake internet's link) and a gateway address, all of which must be refused; and two
+/// names outside the policy, which must not resolve.
+pub struct RefusalProbe {
+    urls: Vec<String>,
+    /// Packets at the refused servers before the probe ran.
+    before: [u64; 3],
+}
+
+impl RefusalProbe {
+    /// `api` is the Vulcan server's base URL.
+    pub fn new(net: &FakeInternet, api: &str) -> RefusalProbe {
+        let api_port = api.rsplit(':').next().unwrap().to_owned();
+        RefusalProbe {
+            urls: vec![
+                format!("http://{API_NAME}/"),
+                url(OTHER),
+                url(PRIVATE),
+                url(LINK_LOCAL),
+                format!("http://{LINK_HOST}:{api_port}/health"),
+                format!("http://10.213.0.1:{api_port}/health"),
+            ],
+            before: [OTHER, PRIVATE, LINK_LOCAL].map(|ip| net.packets_to(ip)),
+        }
+    }
+
+    /// The Python program to run.
+    pub fn script(&self) -> String {
+        probe(&self.urls, &[OTHER_NAME, "example.com"])
+    }
+
+    /// Checks the run `done` of [`RefusalProbe::script`]: the page, every refusal, no
+    /// answer for the other names (never asked upstream), no packet at a refused server.
+    pub fn check(&self, net: &FakeInternet, done: &Value) {
+        let out = lines(done);
+        assert_eq!(out[0], format!("hello from {API}"), "{done}");
+        for (line, what) in
+            out[1..6]
+                .iter()
+                .zip(["other public", "private", "link-local", "host", "gateway"])
+        {
+            assert!(line.starts_with("refused"), "{what}: {line} in {out:?}");
+        }
+        assert_eq!(out[6..], ["unresolved", "unresolved"], "{out:?}");
+        // Refused names never reach the upstream resolver; refused servers saw no packet.
+        assert_eq!(net.queries_for(OTHER_NAME), 0);
+        assert_eq!(net.queries_for("example.com"), 0);
+        assert_eq!(
+            [OTHER, PRIVATE, LINK_LOCAL].map(|ip| net.packets_to(ip)),
+            self.before,
+            "packets reached a refused server"
+        );
+    }
+}
+
 pub fn lines(w: &Value) -> Vec<String> {
     w["output"]
         .as_str()
