@@ -27,6 +27,7 @@ mod frames;
 mod instance;
 pub mod jail;
 pub mod memory_cgroup;
+mod networked;
 pub mod pool;
 pub mod process;
 pub mod wasm_helper;
@@ -45,11 +46,12 @@ use vulcan_domain::{
 
 use vulcan_sandbox::capture::{Tail, TAIL_BYTES};
 use vulcan_sandbox::instances::Instances;
-use vulcan_sandbox::network::Egress;
+use vulcan_sandbox::network::{Egress, Traffic};
 
 use crate::cache::CacheDirs;
 use crate::jail::Jail;
 use crate::memory_cgroup::{CgroupRoot, MemoryCgroup};
+pub use crate::networked::MOST as NETWORKED_STOCK;
 use crate::pool::WarmPool;
 use crate::process::{read_line, DenoProcess, Launcher, ProcessNetwork, Read};
 pub use crate::wasm_helper::{WasmHelper, WasmSettings};
@@ -111,6 +113,8 @@ pub struct IsolateBackend {
 struct Ready {
     launcher: Arc<Launcher>,
     pool: Arc<WarmPool>,
+    /// Processes with a network made ahead of time; `None` without egress.
+    networked: Option<networked::NetworkedPools>,
     version: String,
     cgroup_root: Option<Arc<CgroupRoot>>,
     cgroup_note: Option<String>,
@@ -206,9 +210,14 @@ impl IsolateBackend {
             cgroups: cgroup_root.clone(),
         });
         let pool = WarmPool::new(launcher.clone(), config.pool_size, config.pool_heap_mb);
+        let networked = config
+            .egress
+            .clone()
+            .map(|egress| networked::NetworkedPools::new(egress, launcher.clone()));
         Ok(Ready {
             launcher,
             pool,
+            networked,
             version,
             cgroup_root,
             cgroup_note,
@@ -236,9 +245,11 @@ impl IsolateBackend {
     /// Runs a job in a pooled process's next Worker; the process then goes back to the pool
     /// for the tenant's later jobs, unless the job ended it (out of memory, an exit) or it
     /// does not say it is ready again.
+    #[allow(clippy::too_many_arguments)]
     async fn run_in_worker(
         &self,
         ready: &Ready,
+        pool: &Arc<WarmPool>,
         mut process: DenoProcess,
         prepared: Preparation,
         spec: &WorkloadSpec,
@@ -261,6 +272,7 @@ impl IsolateBackend {
                 tail
             }
         };
+        let traffic = process.network.as_ref().map(|n| n.traffic());
         logs.code_started(prepared);
         let sent = process.send_keyed(job.as_bytes()).await;
         let max_output = self.config.max_output_bytes;
@@ -269,9 +281,10 @@ impl IsolateBackend {
             |p: &DenoProcess| mark.and_then(|mark| p.cgroup.as_ref().map(|g| g.usage_since(mark)));
         if outcome.ended.is_some() && sent.is_ok() {
             let used = usage(&process);
-            ready.pool.come_back(&spec.tenant, process, NEXT_JOB_WITHIN);
             let mut result = outcome.into_result(|_| String::new());
             result.usage = used;
+            count_traffic(&mut result, &process, traffic);
+            pool.come_back(&spec.tenant, process, NEXT_JOB_WITHIN);
             return Ok(result);
         }
         let how = how_it_ended(&mut process, &outcome, &sent).await;
@@ -282,11 +295,12 @@ impl IsolateBackend {
             .is_some_and(MemoryCgroup::oom_killed);
         // The cgroup is released with the workload's (`cleanup`).
         self.keep_cgroup(&spec.id, &mut process);
-        process.retire();
         let mut result = outcome.into_result(|o| {
             frames::died_error(&tail.text(), oom, mem_mb, o.oversize, max_output, &how)
         });
         result.usage = used;
+        count_traffic(&mut result, &process, traffic);
+        process.retire();
         Ok(result)
     }
 
@@ -315,14 +329,12 @@ impl IsolateBackend {
             logs.emit(LogStream::Backend, "[vulcan] could not place the isolate in its memory cgroup; only the V8 heap limit applies".into());
         }
         let tail = StderrTail::follow(&mut process, logs.clone());
+        let traffic = process.network.as_ref().map(|n| n.traffic());
         logs.code_started(prepared);
         let sent = process.send(job.as_bytes()).await;
         let max_output = self.config.max_output_bytes;
         let outcome = frames::collect(&mut process, logs.as_ref(), max_output).await?;
         let how = how_it_ended(&mut process, &outcome, &sent).await;
-        // One job per process: whatever the code left running (timers, promises) ends here,
-        // and the process is reaped off the response's path.
-        process.retire();
         let mut result = outcome.into_result(|o| {
             let oom = self.oom_killed(&spec.id);
             frames::died_error(&tail.text(), oom, mem_mb, o.oversize, max_output, &how)
@@ -331,19 +343,24 @@ impl IsolateBackend {
             let groups = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
             groups.get(&spec.id).map(|g| g.usage_since(mark))
         });
+        count_traffic(&mut result, &process, traffic);
+        // One job per process: whatever the code left running (timers, promises) ends here,
+        // and the process (with its network, if it has one) is reaped off the response's path.
+        process.retire();
         Ok(result)
     }
 
-    /// A workload with a network policy: a process of its own, started in the namespace
-    /// its network was made in, with `--allow-net` for what the policy names. Never a
-    /// pooled process (those have no network) and never a warm instance.
+    /// A workload with a network policy: a pooled process of the policy's pool (`networked`:
+    /// each in a network of its own made ahead, its Workers given the policy's
+    /// `--allow-net`), else a process of its own started in a network opened now. Never a
+    /// process of the backend's own pool (those have no network) and never a warm instance.
     async fn execute_networked(
         &self,
         ready: &Ready,
         spec: &WorkloadSpec,
         logs: Arc<dyn LogSink>,
     ) -> Result<WorkloadResult, BackendError> {
-        let Some(egress) = &self.config.egress else {
+        let (Some(egress), Some(pools)) = (&self.config.egress, &ready.networked) else {
             return Err(BackendError(
                 "this node gives workloads no network (VULCAN_EGRESS=off)".into(),
             ));
@@ -355,36 +372,61 @@ impl IsolateBackend {
             ));
         }
         let job = serde_json::json!({ "kind": kind, "code_b64": code_b64, "input": spec.input, "env": spec.run.env }).to_string();
-        let network = egress
-            .open(&spec.run.network, spec.run.resources.net_mbps)
-            .await
-            .map_err(BackendError)?;
-        let namespace = std::fs::File::open(network.namespace_path())
-            .map_err(|e| BackendError(format!("cannot open the sandbox's namespace: {e}")))?;
-        let process = ready
-            .launcher
-            .spawn_in(
-                spec.run.resources.mem_mb,
-                false,
-                Some(ProcessNetwork {
-                    namespace,
-                    allow_net: allow_net(&spec.run.network),
-                }),
-            )
-            .map_err(|e| BackendError(format!("cannot start deno: {e}")))?;
-        let mut process = process;
+        let mem_mb = spec.run.resources.mem_mb;
+        let pool = pools.pool_for(&networked::Key {
+            policy: spec.run.network.clone(),
+            cap_mbps: spec.run.resources.net_mbps,
+            heap_mb: mem_mb,
+        });
+        let pooled = match &pool {
+            Some((pool, true)) => pool.take(mem_mb, &spec.tenant, WAIT_FOR_WORKER).await,
+            _ => None,
+        };
+        let (mut process, prepared) = match pooled {
+            Some(process) => (process, Preparation::Pool),
+            None => {
+                let network = egress
+                    .open(&spec.run.network, spec.run.resources.net_mbps)
+                    .await
+                    .map_err(BackendError)?;
+                let namespace = std::fs::File::open(network.namespace_path()).map_err(|e| {
+                    BackendError(format!("cannot open the sandbox's namespace: {e}"))
+                })?;
+                let mut process = ready
+                    .launcher
+                    .spawn_in(
+                        mem_mb,
+                        false,
+                        Some(ProcessNetwork {
+                            namespace,
+                            allow_net: allow_net(&spec.run.network),
+                        }),
+                    )
+                    .map_err(|e| BackendError(format!("cannot start deno: {e}")))?;
+                process.network = Some(network);
+                (process, Preparation::Boot)
+            }
+        };
         process.settle().await;
-        let ran = self
-            .run_alone(ready, process, Preparation::Boot, spec, job, logs)
-            .await;
-        let traffic = network.close();
-        ran.map(|mut result| {
-            let usage = result.usage.get_or_insert_with(Default::default);
-            usage.net_tx_bytes = Some(traffic.tx_bytes);
-            usage.net_rx_bytes = Some(traffic.rx_bytes);
-            result
-        })
+        if let Some((pool, _)) = pool.filter(|_| process.workers) {
+            return self
+                .run_in_worker(ready, &pool, process, prepared, spec, job, logs)
+                .await;
+        }
+        self.run_alone(ready, process, prepared, spec, job, logs)
+            .await
     }
+}
+
+/// What a process's network carried between `before` and now, on `result`.
+fn count_traffic(result: &mut WorkloadResult, process: &DenoProcess, before: Option<Traffic>) {
+    let (Some(network), Some(before)) = (&process.network, before) else {
+        return;
+    };
+    let now = network.traffic();
+    let usage = result.usage.get_or_insert_with(Default::default);
+    usage.net_tx_bytes = Some(now.tx_bytes.saturating_sub(before.tx_bytes));
+    usage.net_rx_bytes = Some(now.rx_bytes.saturating_sub(before.rx_bytes));
 }
 
 /// How a process that gave no result ended (it has closed its output, so it is exiting or
@@ -421,7 +463,7 @@ const WAIT_FOR_WORKER: Duration = Duration::from_millis(50);
 /// ports), or empty (every host) where it allows wildcards, networks or every public
 /// address, which Deno cannot say; the namespace's rules hold the process to the policy
 /// either way.
-fn allow_net(policy: &vulcan_domain::NetworkPolicy) -> String {
+pub(crate) fn allow_net(policy: &vulcan_domain::NetworkPolicy) -> String {
     use vulcan_domain::NetRule;
     let exact: Option<Vec<String>> = policy
         .allow
@@ -613,7 +655,7 @@ impl Backend for IsolateBackend {
         process.settle().await;
         if process.workers {
             return self
-                .run_in_worker(ready, process, prepared, &spec, job, logs)
+                .run_in_worker(ready, &ready.pool, process, prepared, &spec, job, logs)
                 .await;
         }
         self.run_alone(ready, process, prepared, &spec, job, logs)
@@ -654,6 +696,9 @@ impl Backend for IsolateBackend {
     async fn shutdown(&self) {
         if let Ok(ready) = &self.state {
             ready.pool.close();
+            if let Some(pools) = &ready.networked {
+                pools.close().await;
+            }
         }
     }
 }

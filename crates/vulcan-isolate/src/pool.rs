@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::process::{DenoProcess, Launcher};
+use vulcan_domain::NetworkPolicy;
+use vulcan_sandbox::network::Egress;
+
+use crate::process::{DenoProcess, Launcher, ProcessNetwork};
 
 /// How long a new process may take to load the runner.
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -27,6 +30,8 @@ pub struct WarmPool {
     launcher: Arc<Launcher>,
     size: usize,
     heap_mb: u32,
+    /// Where each process's network comes from, for a pool of processes with one.
+    network: Option<PoolNetwork>,
     idle: Mutex<VecDeque<DenoProcess>>,
     /// Processes that have served a tenant, waiting for its next job (oldest first).
     bound: Mutex<VecDeque<(String, DenoProcess)>>,
@@ -53,10 +58,23 @@ impl Drop for Running {
 
 impl WarmPool {
     pub fn new(launcher: Arc<Launcher>, size: usize, heap_mb: u32) -> Arc<Self> {
+        Self::with_network(launcher, size, heap_mb, None)
+    }
+
+    /// A pool whose processes each run in a network of their own opened for `network`'s
+    /// policy (their Workers have its `--allow-net`), so that the network is made ahead of
+    /// time too; what a tenant's jobs share in one is as for every pooled process.
+    pub fn with_network(
+        launcher: Arc<Launcher>,
+        size: usize,
+        heap_mb: u32,
+        network: Option<PoolNetwork>,
+    ) -> Arc<Self> {
         let pool = Arc::new(WarmPool {
             launcher,
             size,
             heap_mb,
+            network,
             idle: Mutex::new(VecDeque::new()),
             bound: Mutex::new(VecDeque::new()),
             returning: Mutex::new(std::collections::HashMap::new()),
@@ -211,17 +229,26 @@ impl WarmPool {
 
     /// Stops refilling and kills the idle processes.
     pub fn close(&self) {
+        drop(self.close_taking());
+    }
+
+    /// Stops refilling and hands over the idle processes (to remove their networks now).
+    pub fn close_taking(&self) -> Vec<DenoProcess> {
         self.closed.store(true, Ordering::SeqCst);
-        self.idle().clear();
-        self.bound().clear();
+        let mut idle: Vec<DenoProcess> = self.idle().drain(..).collect();
+        idle.extend(self.bound().drain(..).map(|(_, p)| p));
         self.wanted.notify_one();
+        idle
     }
 
     /// The pool's background work: primes the cache template (which every process, pooled
     /// or not, starts from), then keeps the pool filled.
     async fn run(self: Arc<Self>) {
-        if let Err(e) = self.launcher.prime_template(self.heap_mb).await {
-            tracing::warn!(error = %e, "deno processes start without a primed cache");
+        // The backend's own pool primes it; a pool with a network comes later.
+        if self.network.is_none() {
+            if let Err(e) = self.launcher.prime_template(self.heap_mb).await {
+                tracing::warn!(error = %e, "deno processes start without a primed cache");
+            }
         }
         if self.size > 0 {
             self.refill().await;
@@ -241,7 +268,13 @@ impl WarmPool {
                     continue;
                 }
             }
-            let started = self.launcher.spawn(self.heap_mb, true);
+            let started = match &self.network {
+                None => self
+                    .launcher
+                    .spawn(self.heap_mb, true)
+                    .map_err(|e| format!("cannot start deno: {e}")),
+                Some(network) => network.spawn(&self.launcher, self.heap_mb).await,
+            };
             let outcome = match started {
                 Ok(mut process) => match process.ready(READY_WITHIN).await {
                     Ok(()) => {
@@ -253,12 +286,40 @@ impl WarmPool {
                     }
                     Err(e) => Err(e),
                 },
-                Err(e) => Err(format!("cannot start deno: {e}")),
+                Err(e) => Err(e),
             };
             if let Err(e) = outcome {
                 tracing::warn!(error = %e, "isolate warm pool could not start a process");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// The network policy a pool's processes are started in, each in a network of its own.
+pub struct PoolNetwork {
+    pub egress: Arc<Egress>,
+    pub policy: NetworkPolicy,
+    pub cap_mbps: Option<u32>,
+}
+
+impl PoolNetwork {
+    /// Opens a network for the policy and starts a pooled process in it.
+    async fn spawn(&self, launcher: &Launcher, heap_mb: u32) -> Result<DenoProcess, String> {
+        let network = self.egress.open(&self.policy, self.cap_mbps).await?;
+        let namespace = std::fs::File::open(network.namespace_path())
+            .map_err(|e| format!("cannot open the sandbox's namespace: {e}"))?;
+        let mut process = launcher
+            .spawn_in(
+                heap_mb,
+                true,
+                Some(ProcessNetwork {
+                    namespace,
+                    allow_net: crate::allow_net(&self.policy),
+                }),
+            )
+            .map_err(|e| format!("cannot start deno: {e}"))?;
+        process.network = Some(network);
+        Ok(process)
     }
 }

@@ -12,6 +12,7 @@ use crate::cache::{CacheDir, CacheDirs};
 use crate::jail::{Jail, DENO_IN_JAIL, RUNNER_IN_JAIL};
 use crate::memory_cgroup::{CgroupRoot, MemoryCgroup};
 use std::sync::Arc;
+use vulcan_sandbox::network::SandboxNetwork;
 
 /// The `deno run` flags of every workload process: quiet, no prompts, no remote or npm
 /// modules, no config or lock file, nothing fetched.
@@ -77,6 +78,8 @@ pub struct DenoProcess {
     /// The key of the job a pooled process runs now: only frames carrying it are the
     /// runner's (see [`DenoProcess::send_keyed`]).
     pub(crate) key: Option<String>,
+    /// The network it runs in, if it has one: removed when the process is dropped.
+    pub network: Option<SandboxNetwork>,
 }
 
 /// One line the runner wrote: a frame, and the key of the job it is about (pooled
@@ -127,8 +130,9 @@ pub enum Read {
     Eof,
 }
 
-/// A one-job process's network: the namespace it runs in (opened before the jail hides
-/// it) and Deno's `--allow-net` list (empty: every host, the namespace's rules decide).
+/// A process's network: the namespace it runs in (opened before the jail hides it) and
+/// Deno's `--allow-net` list (empty: every host, the namespace's rules decide), which a
+/// pooled process's Workers get too.
 pub struct ProcessNetwork {
     pub namespace: std::fs::File,
     pub allow_net: String,
@@ -143,14 +147,15 @@ impl Launcher {
     }
 
     /// [`Launcher::spawn`], in `network`'s namespace with its `--allow-net` where given (a
-    /// cold process only: its job runs in the main isolate, which has the permission).
+    /// cold process's job runs in the main isolate, which has the permission; a pooled
+    /// one's Workers are given it).
     pub fn spawn_in(
         &self,
         heap_mb: u32,
         pooled: bool,
         network: Option<ProcessNetwork>,
     ) -> std::io::Result<DenoProcess> {
-        let warm_up = pooled;
+        let low_priority = pooled;
         let cache = self.caches.take()?;
         let (program, runner, cache_seen) = match &self.jail {
             Some(jail) => {
@@ -182,6 +187,16 @@ impl Launcher {
         }
         cmd.arg(&runner)
             .args(pooled.then_some("--workers"))
+            // A pooled process's Workers get its network permission (`*`: every host).
+            .args(
+                network
+                    .as_ref()
+                    .filter(|_| pooled)
+                    .map(|n| match n.allow_net.as_str() {
+                        "" => "--net=*".to_owned(),
+                        list => format!("--net={list}"),
+                    }),
+            )
             .env_clear()
             .env("NO_COLOR", "1")
             .env("DENO_NO_UPDATE_CHECK", "1")
@@ -218,7 +233,7 @@ impl Launcher {
                 }
                 // A pooled process starts at low priority so that refilling the pool does
                 // not take CPU from running jobs; it is raised when taken (`promote`).
-                if warm_up {
+                if low_priority {
                     libc::setpriority(libc::PRIO_PROCESS, 0, POOLED_NICE);
                 }
                 Ok(())
@@ -257,6 +272,7 @@ impl Launcher {
             workers: pooled,
             tail: None,
             key: None,
+            network: None,
         })
     }
 

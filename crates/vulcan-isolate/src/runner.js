@@ -190,7 +190,7 @@ async function runOne(line) {
 }
 
 // A process started with --workers runs each job in a Worker of its own — a fresh V8
-// isolate, with no permissions, made before the job arrives — then ends that Worker, makes
+// isolate, with no permissions (but its network's, see below), made before the job arrives — then ends that Worker, makes
 // the next and says so ({"t":"n"}): the server gives such a process later jobs of the same
 // tenant only. A job that exits (Deno.exit, close) ends the whole process, as it would alone.
 // The Worker hands each frame to this thread as it is made (a line printed just before the
@@ -201,8 +201,12 @@ async function runOne(line) {
 const AHEAD = 1024;
 
 async function workers() {
+  // A process with a network gives its Workers that permission (`--net=*`: every host it
+  // may reach); any other gives them none.
+  const net = Deno.args.find((a) => a.startsWith("--net="))?.slice(6);
+  const permissions = net ? { net: net === "*" ? true : net.split(",") } : "none";
   const spawn = () => {
-    const worker = new Worker(import.meta.url, { type: "module", name: "vulcan-job", deno: { permissions: "none" } });
+    const worker = new Worker(import.meta.url, { type: "module", name: "vulcan-job", deno: { permissions } });
     // [frames sent, frames written]
     const flow = new Int32Array(new SharedArrayBuffer(8));
     const ready = new Promise((resolve) => {

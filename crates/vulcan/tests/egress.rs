@@ -8,6 +8,7 @@ mod common;
 mod internet;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use common::Server;
 use internet::{
@@ -181,9 +182,7 @@ fn many_workloads_with_a_network_leave_no_namespace_link_or_rule_behind() {
         })
         .collect();
     for id in &ids {
-        let done = w
-            .server
-            .wait_terminal(id, std::time::Duration::from_secs(300));
+        let done = w.server.wait_terminal(id, Duration::from_secs(300));
         assert_eq!(done["status"], "completed", "{done}");
         assert_eq!(done["output"], format!("hello from {API}"), "{done}");
     }
@@ -261,10 +260,22 @@ fn the_server_bounds_what_a_tenant_may_ask_for() {
         &json!({"max_concurrent": 4, "per_minute": 100, "max_cpus": 4, "max_mem_mb": 4096, "egress_allow": ["0.0.0.0/0"]}),
     );
     assert_eq!(status, 200, "{refused}");
-    let (status, refused) = ask(json!({"egress": "allow", "allow": ["10.77.0.10:80"]}));
+    // ... and the private server is then reached: its rule goes before the one that
+    // refuses the never-reachable ranges.
+    let (status, done) = call(
+        &tenant,
+        "POST",
+        "/v1/workloads",
+        &body(
+            &w,
+            json!({"egress": "allow", "allow": [format!("{PRIVATE}:80")]}),
+            &probe(&[url(PRIVATE)], &[]),
+        ),
+    );
     assert_eq!(
-        status, 200,
-        "an admin listing 0.0.0.0/0 lists private ranges too: {refused}"
+        (status, done["output"].as_str()),
+        (200, Some(&*format!("hello from {PRIVATE}"))),
+        "an admin listing 0.0.0.0/0 lists private ranges too: {done}"
     );
     let (status, bad) = ask(json!({"egress": "allow", "allow": ["api.fake.test:0"]}));
     assert_eq!(status, 400, "{bad}");
@@ -340,22 +351,72 @@ fn an_isolate_reaches_what_its_policy_allows_and_the_kernel_refuses_the_rest() {
     let before = [OTHER, PRIVATE, LINK_LOCAL].map(|ip| w.net.packets_to(ip));
     // A wildcard: Deno's own permission allows every host, the rules alone hold it.
     let wide = json!({"egress": "allow", "allow": ["*.fake.test:80"], "deny": [OTHER_NAME]});
-    let out = node(
-        &w,
-        wide,
-        &[
-            format!("http://{API_NAME}/"),
-            format!("http://{OTHER_NAME}/"),
-            url(OTHER),
-            url(PRIVATE),
-            url(LINK_LOCAL),
-            format!("http://{LINK_HOST}:80/"),
-        ],
+    let urls = [
+        format!("http://{API_NAME}/"),
+        format!("http://{OTHER_NAME}/"),
+        url(OTHER),
+        url(PRIVATE),
+        url(LINK_LOCAL),
+        format!("http://{LINK_HOST}:80/"),
+    ];
+    let prepared = |path: &str| {
+        common::metric(
+            &w.server,
+            &format!(
+                "vulcan_workload_preparation_seconds_count{{backend=\"isolate\",path=\"{path}\"}}"
+            ),
+        )
+    };
+    // The first workload with a policy starts its process; later ones with the same policy
+    // take a pooled process made ahead in a network of its own (then the one that served
+    // the tenant before), each job in a fresh Worker held to the policy the same way.
+    let booted = prepared("boot");
+    let out = node(&w, wide.clone(), &urls);
+    assert_eq!(prepared("boot"), booted + 1.0);
+    let mut runs = vec![out];
+    for _ in 0..2 {
+        runs.push(common::eventually(
+            Duration::from_secs(20),
+            "a networked process made ahead",
+            || {
+                let before = prepared("pool");
+                let out = node(&w, wide.clone(), &urls);
+                (prepared("pool") == before + 1.0).then_some(out)
+            },
+        ));
+    }
+    for out in runs {
+        assert_eq!(out[0], format!("hello from {API}"), "{out:?}");
+        for line in &out[1..] {
+            assert!(line.starts_with("refused"), "{out:?}");
+        }
+    }
+    // Bytes are counted per workload, not per process: one that sends nothing after one
+    // that fetched, in the same pooled process, counts nothing.
+    let counted = |code: String| {
+        let done = w.server.run(json!({
+            "runtime": "node", "isolation": "isolate", "code": code, "network": wide,
+        }));
+        assert_eq!(done["status"], "completed", "{done}");
+        done["net_rx_bytes"].as_u64().unwrap()
+    };
+    assert!(counted(fetches(&[format!("http://{API_NAME}/")])) > 0);
+    assert_eq!(counted("export default () => 1".into()), 0);
+    // A policy Deno can say exactly: the pooled process's Workers get that permission.
+    let exact = json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});
+    let two = [format!("http://{API_NAME}/"), url(OTHER)];
+    node(&w, exact.clone(), &two);
+    let out = common::eventually(
+        Duration::from_secs(20),
+        "a networked process made ahead",
+        || {
+            let before = prepared("pool");
+            let out = node(&w, exact.clone(), &two);
+            (prepared("pool") == before + 1.0).then_some(out)
+        },
     );
     assert_eq!(out[0], format!("hello from {API}"), "{out:?}");
-    for line in &out[1..] {
-        assert!(line.starts_with("refused"), "{out:?}");
-    }
+    assert!(out[1].starts_with("refused"), "{out:?}");
     assert_eq!(
         w.net.queries_for(OTHER_NAME),
         0,

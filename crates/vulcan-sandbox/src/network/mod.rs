@@ -232,9 +232,17 @@ impl Egress {
             stock.making[link as usize] = true;
         }
         let me = self.clone();
-        tokio::task::spawn_blocking(move || loop {
+        tokio::task::spawn_blocking(move || {
+            let _behind = Behind::new();
+            me.make_stock(link)
+        });
+    }
+
+    /// Makes slots with `link` until [`STOCK`] are ready (see [`Egress::restock`]).
+    fn make_stock(&self, link: Link) {
+        loop {
             let full = {
-                let mut stock = me.stock.lock().unwrap_or_else(|p| p.into_inner());
+                let mut stock = self.stock.lock().unwrap_or_else(|p| p.into_inner());
                 let full = stock.ready[link as usize].len() >= STOCK;
                 if full {
                     stock.making[link as usize] = false;
@@ -244,17 +252,18 @@ impl Egress {
             if full {
                 return;
             }
-            match me.claim(link) {
-                Ok(slot) => me.stock.lock().unwrap_or_else(|p| p.into_inner()).ready[link as usize]
+            match self.claim(link) {
+                Ok(slot) => self.stock.lock().unwrap_or_else(|p| p.into_inner()).ready
+                    [link as usize]
                     .push(slot),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not make a sandbox network ahead of time");
-                    me.stock.lock().unwrap_or_else(|p| p.into_inner()).making[link as usize] =
+                    self.stock.lock().unwrap_or_else(|p| p.into_inner()).making[link as usize] =
                         false;
                     return;
                 }
             }
-        });
+        }
     }
 
     /// Removes the slots made ahead of time (at shutdown: a server that dies leaves them
@@ -269,8 +278,9 @@ impl Egress {
         }
     }
 
-    /// Takes the next free slot and makes its namespace and link: what every sandbox of
-    /// that kind has, before its policy is known.
+    /// Takes the next free slot and makes its namespace, its link and its chain (which
+    /// refuses everything until a policy's elements are added): what every sandbox of that
+    /// kind has, before its policy is known.
     fn claim(&self, link: Link) -> Result<u32, String> {
         for _ in 0..self.slots.min(64) {
             let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots;
@@ -286,7 +296,8 @@ impl Egress {
                 .and_then(|()| match link {
                     Link::Veth => self.make_veth(slot, &ns),
                     Link::Tap => self.make_tap(slot, &ns),
-                });
+                })
+                .and_then(|()| run("nft", &["-f", "-"], Some(&rules::slot(slot, host))));
             if let Err(e) = made {
                 self.remove(slot, &host);
                 return Err(format!("cannot make the sandbox's network: {e}"));
@@ -299,7 +310,8 @@ impl Egress {
         )
     }
 
-    /// Gives slot `slot` its cap and its policy's rules; removes it if that fails.
+    /// Gives slot `slot` its cap and its policy's networks (a policy of names only has
+    /// none: nothing runs); removes the slot if that fails.
     fn activate(
         &self,
         slot: u32,
@@ -307,13 +319,13 @@ impl Egress {
         cap_mbps: Option<u32>,
     ) -> Result<(), String> {
         let (host, _) = self.addresses(slot);
-        let made = self.shape(slot, &namespace(slot), cap_mbps).and_then(|()| {
-            run(
-                "nft",
-                &["-f", "-"],
-                Some(&rules::sandbox(slot, host, policy)),
-            )
-        });
+        let made =
+            self.shape(slot, &namespace(slot), cap_mbps).and_then(
+                |()| match rules::policy_elements(slot, policy) {
+                    Some(elements) => run("nft", &["-f", "-"], Some(&elements)),
+                    None => Ok(()),
+                },
+            );
         if let Err(e) = made {
             self.remove(slot, &host);
             return Err(format!("cannot make the sandbox's network: {e}"));
@@ -482,6 +494,27 @@ fn namespace(slot: u32) -> String {
     format!("vulcan-egress-{slot}")
 }
 
+/// Work off every sandbox's path (making slots ahead, removing them) on this thread, and
+/// the tools it runs (a child keeps its thread's priority), at low priority while this
+/// lives: it does not take the CPU from the sandboxes running beside it.
+struct Behind;
+
+impl Behind {
+    fn new() -> Behind {
+        // SAFETY: setpriority on the calling thread (who 0) only.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        Behind
+    }
+}
+
+impl Drop for Behind {
+    fn drop(&mut self) {
+        // The thread is the runtime's, for other work next: its priority back (root may).
+        // SAFETY: as in `new`.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
+    }
+}
+
 /// Runs `tool args` with `input` on stdin; the error is its stderr.
 fn run(tool: &str, args: &[&str], input: Option<&str>) -> Result<(), String> {
     use std::io::Write;
@@ -579,8 +612,23 @@ impl SandboxNetwork {
         }
         self.removed = true;
         let (egress, slot, host) = (self.egress.clone(), self.slot, self.host);
-        tokio::task::spawn_blocking(move || egress.remove(slot, &host));
+        tokio::task::spawn_blocking(move || {
+            let _behind = Behind::new();
+            egress.remove(slot, &host)
+        });
         traffic
+    }
+}
+
+impl SandboxNetwork {
+    /// Stops the resolver and removes the network before returning (blocking: for a
+    /// network whose sandbox never started, at shutdown).
+    pub fn remove(mut self) {
+        if let Some(resolver) = self.resolver.take() {
+            resolver.abort();
+        }
+        self.removed = true;
+        self.egress.remove(self.slot, &self.host);
     }
 }
 
@@ -591,7 +639,10 @@ impl Drop for SandboxNetwork {
         }
         if !self.removed {
             let (egress, slot, host) = (self.egress.clone(), self.slot, self.host);
-            std::thread::spawn(move || egress.remove(slot, &host));
+            std::thread::spawn(move || {
+                let _behind = Behind::new();
+                egress.remove(slot, &host)
+            });
         }
     }
 }

@@ -59,12 +59,6 @@ add rule ip {TABLE} postrouting ip saddr {subnet}/{prefix} oifname != \"vx*\" ma
     )
 }
 
-/// The match of a rule's port, if it has one (TCP and UDP alike).
-fn port_match(port: Option<u16>) -> String {
-    port.map(|p| format!(" meta l4proto {{ tcp, udp }} th dport {p}"))
-        .unwrap_or_default()
-}
-
 /// The `tc` batch that shapes device `dev` to `mbps` megabits a second (a token bucket
 /// filter: packets over the rate wait, up to 50 ms of them, then drop).
 pub fn shape(dev: &str, mbps: u32) -> String {
@@ -72,64 +66,50 @@ pub fn shape(dev: &str, mbps: u32) -> String {
     format!("qdisc add dev {dev} root tbf rate {mbps}mbit burst {burst} latency 50ms\n")
 }
 
-/// Sandbox `slot`'s chain and sets, and its entries in the map and the resolvers.
-pub fn sandbox(slot: u32, host: Ipv4Addr, policy: &NetworkPolicy) -> String {
+/// Slot `slot`'s chain, its sets and its entries in the map and the resolvers: made with
+/// the slot, before a policy is known. Every rule reads a set, so the chain is the same for
+/// every policy and, with its sets empty, refuses everything; a policy is only elements
+/// ([`policy_elements`]), the resolver's answers too ([`allow_resolved`]).
+///
+/// The order: deny rules (`dn`: networks, `dp`: networks on a port), then what an admin let
+/// past the never-reachable ranges (`an`, `ap`), then those ranges, then allowed networks
+/// (`wn`, `wp`; `egress: allow` with no list is `0.0.0.0/0` there), then the addresses the
+/// resolver answered (`r`: on a port, `n`: on every port, each for its TTL).
+pub fn slot(slot: u32, host: Ipv4Addr) -> String {
     let chain = format!("s{slot}");
     let mut s = String::new();
     let _ = writeln!(s, "add chain ip {TABLE} {chain}");
-    let _ = writeln!(
-        s,
-        "add set ip {TABLE} r{slot} {{ type ipv4_addr . inet_service; flags timeout; }}"
-    );
-    let _ = writeln!(
-        s,
-        "add set ip {TABLE} n{slot} {{ type ipv4_addr; flags timeout; }}"
-    );
-    let rule = |s: &mut String, text: String| {
-        let _ = writeln!(s, "add rule ip {TABLE} {chain} {text}");
-    };
-    for deny in &policy.deny {
-        if let NetRule::Net { addr, prefix, port } = deny {
-            rule(
-                &mut s,
-                format!("ip daddr {addr}/{prefix}{} {REJECT}", port_match(*port)),
-            );
-        }
+    for (set, kind) in [
+        ("r", "type ipv4_addr . inet_service; flags timeout;"),
+        ("n", "type ipv4_addr; flags timeout;"),
+        ("dn", NETS),
+        ("dp", NETS_ON_PORTS),
+        ("an", NETS),
+        ("ap", NETS_ON_PORTS),
+        ("wn", NETS),
+        ("wp", NETS_ON_PORTS),
+    ] {
+        let _ = writeln!(s, "add set ip {TABLE} {set}{slot} {{ {kind} }}");
     }
-    // A never-reachable range the policy lists was allowed by an admin (admission checks
-    // that); it goes before the set that drops the rest of them.
-    let nets = policy.allow.iter().filter_map(|r| match r {
-        NetRule::Net { addr, prefix, port } => Some((r, *addr, *prefix, *port)),
-        _ => None,
-    });
-    for (_, addr, prefix, port) in nets.clone().filter(|(r, ..)| r.reaches_never().is_some()) {
-        rule(
-            &mut s,
-            format!("ip daddr {addr}/{prefix}{} accept", port_match(port)),
-        );
+    let on_port = "meta l4proto { tcp, udp } ip daddr . th dport";
+    for rule in [
+        format!("ip daddr @dn{slot} {REJECT}"),
+        format!("{on_port} @dp{slot} {REJECT}"),
+        format!("ip daddr @an{slot} accept"),
+        format!("{on_port} @ap{slot} accept"),
+        format!("ip daddr @never counter {REJECT}"),
+        format!("ip daddr @wn{slot} accept"),
+        format!("{on_port} @wp{slot} accept"),
+        format!("{on_port} @r{slot} accept"),
+        format!("ip daddr @n{slot} accept"),
+        format!("counter {REJECT}"),
+    ] {
+        let _ = writeln!(s, "add rule ip {TABLE} {chain} {rule}");
     }
-    rule(&mut s, format!("ip daddr @never counter {REJECT}"));
-    for (_, addr, prefix, port) in nets.filter(|(r, ..)| r.reaches_never().is_none()) {
-        rule(
-            &mut s,
-            format!("ip daddr {addr}/{prefix}{} accept", port_match(port)),
-        );
-    }
-    rule(
-        &mut s,
-        format!("meta l4proto {{ tcp, udp }} ip daddr . th dport @r{slot} accept"),
-    );
-    rule(&mut s, format!("ip daddr @n{slot} accept"));
-    if policy.allow.is_empty() {
-        // `egress: allow` with no list: every public address.
-        rule(&mut s, "accept".into());
-    }
-    rule(&mut s, format!("counter {REJECT}"));
     let _ = writeln!(
         s,
         "add element ip {TABLE} sandboxes {{ \"vx{slot}\" : jump {chain} }}"
     );
-
     let _ = writeln!(
         s,
         "add element ip {TABLE} resolvers {{ \"vx{slot}\" . {host} }}"
@@ -141,7 +121,90 @@ pub fn sandbox(slot: u32, host: Ipv4Addr, policy: &NetworkPolicy) -> String {
     s
 }
 
-/// Removes what [`sandbox`] added. Each command is its own script line; `nft -f` stops at
+/// A network and the port it is allowed or denied on (`None`: every port).
+type Net = (Ipv4Addr, u8, Option<u16>);
+
+/// A set of networks (overlapping ones merged).
+const NETS: &str = "type ipv4_addr; flags interval; auto-merge;";
+/// A set of networks on a port (one inside another on the same port is refused: see
+/// [`policy_elements`]).
+const NETS_ON_PORTS: &str = "type ipv4_addr . inet_service; flags interval;";
+
+/// The elements that give slot `slot` its policy's networks; `None` when it names none
+/// (names only: the resolver adds what it answers), so nothing needs to run.
+pub fn policy_elements(slot: u32, policy: &NetworkPolicy) -> Option<String> {
+    let mut sets: [(&str, Vec<Net>); 3] = [("d", Vec::new()), ("a", Vec::new()), ("w", Vec::new())];
+    for rule in &policy.deny {
+        if let NetRule::Net { addr, prefix, port } = rule {
+            sets[0].1.push((*addr, *prefix, *port));
+        }
+    }
+    for rule in &policy.allow {
+        if let NetRule::Net { addr, prefix, port } = rule {
+            // A never-reachable range the policy lists was allowed by an admin (admission
+            // checks that): it goes before the rule that refuses the rest of them.
+            let at = if rule.reaches_never().is_some() { 1 } else { 2 };
+            sets[at].1.push((*addr, *prefix, *port));
+        }
+    }
+    if policy.allow.is_empty() && policy.egress == vulcan_domain::Egress::Allow {
+        // `egress: allow` with no list: every public address.
+        sets[2].1.push((Ipv4Addr::UNSPECIFIED, 0, None));
+    }
+    let mut s = String::new();
+    for (prefix_of_set, nets) in &sets {
+        for (port, suffix) in [(false, "n"), (true, "p")] {
+            let elements: Vec<String> = outermost(nets)
+                .into_iter()
+                .filter(|(_, _, p)| p.is_some() == port)
+                .map(|(addr, prefix, p)| match p {
+                    Some(p) => format!("{addr}/{prefix} . {p}"),
+                    None => format!("{addr}/{prefix}"),
+                })
+                .collect();
+            if !elements.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "add element ip {TABLE} {prefix_of_set}{suffix}{slot} {{ {} }}",
+                    elements.join(", ")
+                );
+            }
+        }
+    }
+    (!s.is_empty()).then_some(s)
+}
+
+/// `nets` as network addresses, without those another one on the same port (or on every
+/// port) contains: an interval set on ports refuses one inside another.
+fn outermost(nets: &[Net]) -> Vec<Net> {
+    let masked: Vec<Net> = nets
+        .iter()
+        .map(|&(addr, prefix, port)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            (Ipv4Addr::from(u32::from(addr) & mask), prefix, port)
+        })
+        .collect();
+    let contains = |outer: &Net, inner: &Net| {
+        let mask = u32::MAX.checked_shl(32 - u32::from(outer.1)).unwrap_or(0);
+        outer.1 <= inner.1
+            && u32::from(inner.0) & mask == u32::from(outer.0)
+            && (outer.2.is_none() || outer.2 == inner.2)
+    };
+    let mut out: Vec<Net> = Vec::new();
+    for (i, net) in masked.iter().enumerate() {
+        // Kept unless another contains it; of equal ones, the first.
+        let covered = masked
+            .iter()
+            .enumerate()
+            .any(|(j, other)| j != i && contains(other, net) && (other != net || j < i));
+        if !covered {
+            out.push(*net);
+        }
+    }
+    out
+}
+
+/// Removes what [`slot`] added. Each command is its own script line; `nft -f` stops at
 /// the first failure, so the map entries (which reference the chain) go first.
 pub fn remove_sandbox(slot: u32, host: Ipv4Addr) -> String {
     format!(
@@ -153,6 +216,12 @@ delete chain ip {TABLE} s{slot}
 
 delete set ip {TABLE} r{slot}
 delete set ip {TABLE} n{slot}
+delete set ip {TABLE} dn{slot}
+delete set ip {TABLE} dp{slot}
+delete set ip {TABLE} an{slot}
+delete set ip {TABLE} ap{slot}
+delete set ip {TABLE} wn{slot}
+delete set ip {TABLE} wp{slot}
 "
     )
 }
@@ -239,29 +308,140 @@ mod tests {
     }
 
     #[test]
-    fn a_sandbox_chain_denies_first_then_never_then_allows_then_drops() {
-        let p = policy(
-            &["api.example.com:443", "203.0.113.0/24:80"],
-            &["203.0.113.9"],
-        );
-        let s = sandbox(7, Ipv4Addr::new(10, 213, 0, 29), &p);
+    fn a_slot_chain_denies_first_then_never_then_allows_then_refuses() {
+        let s = slot(7, Ipv4Addr::new(10, 213, 0, 29));
         let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
-        assert!(at("ip daddr 203.0.113.9/32 reject") < at("@never"));
+        assert!(at("@dn7 reject") < at("@an7 accept"));
+        assert!(at("@ap7 accept") < at("ip daddr @never"));
+        assert!(at("ip daddr @never") < at("@wn7 accept"));
+        assert!(at("@wp7 accept") < at("@r7 accept"));
+        assert!(at("@n7 accept") < at("s7 counter reject with icmp type admin-prohibited"));
         assert!(
-            at("@never")
-                < at("ip daddr 203.0.113.0/24 meta l4proto { tcp, udp } th dport 80 accept")
+            !s.contains("s7 accept"),
+            "nothing is accepted without a set: {s}"
         );
-        assert!(
-            at("@r7 accept") < at("counter reject with icmp type admin-prohibited\nadd element")
-        );
-        assert!(!s.contains("s7 accept"), "a listed policy is not open: {s}");
         assert!(s.contains("\"vx7\" . 10.213.0.29"));
+        // What is made is what is removed.
+        let removed = remove_sandbox(7, Ipv4Addr::new(10, 213, 0, 29));
+        for set in ["r7", "n7", "dn7", "dp7", "an7", "ap7", "wn7", "wp7"] {
+            assert!(s.contains(&format!("set ip {TABLE} {set} ")), "{set}");
+            assert!(
+                removed.contains(&format!("delete set ip {TABLE} {set}\n")),
+                "{set}"
+            );
+        }
     }
 
     #[test]
-    fn an_open_policy_accepts_what_is_not_never_reachable() {
-        let s = sandbox(1, Ipv4Addr::new(10, 213, 0, 5), &policy(&[], &[]));
-        assert!(s.find("@never").unwrap() < s.find("s1 accept").unwrap());
+    fn a_policy_is_elements_of_the_slot_sets() {
+        let p = policy(
+            &["api.example.com:443", "203.0.113.0/24:80", "198.51.100.7"],
+            &["203.0.113.9", "203.0.113.0/28:80"],
+        );
+        let s = policy_elements(3, &p).expect("networks to add");
+        assert!(s.contains("dn3 { 203.0.113.9/32 }"), "{s}");
+        assert!(s.contains("dp3 { 203.0.113.0/28 . 80 }"), "{s}");
+        assert!(s.contains("wp3 { 203.0.113.0/24 . 80 }"), "{s}");
+        assert!(s.contains("wn3 { 198.51.100.7/32 }"), "{s}");
+        assert!(!s.contains("an3") && !s.contains("api.example.com"), "{s}");
+        // Names only: nothing to add.
+        assert_eq!(
+            policy_elements(3, &policy(&["api.example.com:443"], &[])),
+            None
+        );
+    }
+
+    #[test]
+    fn an_admin_listed_private_range_goes_before_the_never_rule() {
+        let s = policy_elements(4, &policy(&["10.1.2.0/24:5432"], &[])).unwrap();
+        assert_eq!(
+            s,
+            "add element ip vulcan_egress ap4 { 10.1.2.0/24 . 5432 }\n"
+        );
+    }
+
+    #[test]
+    fn an_open_policy_is_every_address_after_the_never_rule() {
+        let s = policy_elements(1, &policy(&[], &[])).unwrap();
+        assert_eq!(s, "add element ip vulcan_egress wn1 { 0.0.0.0/0 }\n");
+    }
+
+    #[test]
+    fn networks_inside_others_on_their_port_are_left_out() {
+        let nets = [
+            (Ipv4Addr::new(203, 0, 113, 7), 24, Some(80)),
+            (Ipv4Addr::new(203, 0, 113, 7), 32, Some(80)),
+            (Ipv4Addr::new(203, 0, 113, 7), 32, Some(443)),
+            (Ipv4Addr::new(198, 51, 100, 0), 24, None),
+            (Ipv4Addr::new(198, 51, 100, 9), 32, Some(22)),
+            (Ipv4Addr::new(198, 51, 100, 0), 24, None),
+        ];
+        assert_eq!(
+            outermost(&nets),
+            vec![
+                (Ipv4Addr::new(203, 0, 113, 0), 24, Some(80)),
+                (Ipv4Addr::new(203, 0, 113, 7), 32, Some(443)),
+                (Ipv4Addr::new(198, 51, 100, 0), 24, None),
+            ]
+        );
+    }
+
+    /// The scripts as nftables reads them: the host's table, a slot, a policy's elements
+    /// and a resolver's answer, checked by `nft -c` (nothing is applied). Needs `nft` and
+    /// root, as egress does; elsewhere it says so and checks nothing.
+    #[test]
+    fn nftables_accepts_the_scripts() {
+        let host_addr = Ipv4Addr::new(10, 213, 0, 29);
+        let p = policy(
+            &[
+                "api.example.com:443",
+                "203.0.113.0/24:80",
+                "198.51.100.7",
+                "10.1.0.0/16",
+            ],
+            &["203.0.113.9", "203.0.113.0/28:80"],
+        );
+        let elements = allowed_elements(
+            &p,
+            &[("203.0.113.10".parse().unwrap(), 30)],
+            &[Some(443), None],
+            Duration::from_secs(5),
+        );
+        let script = [
+            host(
+                Ipv4Addr::new(10, 213, 0, 0),
+                16,
+                Ipv4Addr::new(10, 213, 255, 254),
+                &[],
+            ),
+            slot(7, host_addr),
+            policy_elements(7, &p).unwrap(),
+            allow_resolved(7, &elements),
+        ]
+        .concat();
+        let child = std::process::Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("nft is not installed: the scripts are not checked");
+            return;
+        };
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("Operation not permitted") {
+            eprintln!("not root: the scripts are not checked");
+            return;
+        }
+        assert!(out.status.success(), "{stderr}\n{script}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! egress: what a network policy adds to a gVisor run's start (`echo hi` with no policy and
 //! with one, side by side, one client back to back and four clients), to a one-shot
-//! isolate's (a pooled process without; a process of its own in the namespace with) and to
+//! isolate's (a pooled process without; with, a process of the policy's pool, each made
+//! ahead in a network of its own, or one started for a policy not seen before) and to
 //! a python microVM's (restored from a snapshot without a NIC, and from one with a NIC on
 //! the sandbox's tap: `microvm_n` of each, slow under TCG); what a fetch through the
 //! sandbox's resolver and rules costs; and a thousand workloads with a policy at four
@@ -102,6 +103,34 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
         }
     };
     start_cost("isolate one-shot", n, one(&none), one(&policy));
+    measure(
+        "egress: isolate one-shot, no policy, 4 clients",
+        per_client,
+        4,
+        one(&none),
+    )
+    .print();
+    measure(
+        "egress: isolate one-shot, policy, 4 clients",
+        per_client,
+        4,
+        one(&policy),
+    )
+    .print();
+    // A policy seen for the first time: no process was made ahead for it.
+    let fresh = std::sync::atomic::AtomicUsize::new(0);
+    let new_policy = || {
+        let i = fresh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let network =
+            serde_json::json!({"egress": "allow", "allow": [format!("{API_NAME}:{}", 1000 + i)]});
+        one(&network)();
+    };
+    start_cost(
+        "isolate one-shot, a new policy each",
+        n,
+        one(&none),
+        new_policy,
+    );
 
     if microvm_n > 0 {
         let vm = |network: &serde_json::Value| {
@@ -138,10 +167,11 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
     )
     .print();
     std::thread::sleep(std::time::Duration::from_secs(2));
-    // What is made ahead of time stays: per kind of link used, a namespace and its link.
-    let stock = 2 * 2 * vulcan_sandbox::network::STOCK;
+    // What is made ahead of time stays: per kind of link used, a namespace, its link and
+    // its chain; and the isolates' processes made ahead, each in such a network.
+    let stock = 3 * (2 * vulcan_sandbox::network::STOCK + vulcan_isolate::NETWORKED_STOCK);
     println!(
-        "{:<46} {} (before: {before}; the stock made ahead of time: {stock})",
+        "{:<46} {} (before: {before}; the stock made ahead of time: at most {stock})",
         "egress: namespaces, links, chains left after",
         left_behind()
     );

@@ -373,8 +373,9 @@ pub fn settled_network() -> (String, String, usize) {
 }
 
 /// Checks that what the host holds of Vulcan's networks is its stock made ahead of time
-/// (no more than `vulcan_sandbox::network::STOCK` namespaces per kind, with no rule
-/// chain), each with its slot record, and as many as `before`.
+/// (no more than `vulcan_sandbox::network::STOCK` namespaces per kind of link, and the
+/// isolates' processes made ahead with theirs), each with its chain and slot record, and
+/// as many as `before`.
 pub fn only_the_stock_is_left(before: &(String, String, usize)) {
     let now = settled_network();
     // Counted, not named: a stocked slot taken is made up by another.
@@ -386,10 +387,13 @@ pub fn only_the_stock_is_left(before: &(String, String, usize)) {
     );
     let namespaces = count(&now.0);
     assert!(
-        namespaces <= 2 * vulcan_sandbox::network::STOCK,
+        namespaces <= 2 * vulcan_sandbox::network::STOCK + vulcan_isolate::NETWORKED_STOCK,
         "more than the stock left: {now:?}"
     );
-    assert_eq!(now.2, 0, "a sandbox's rules were left: {now:?}");
+    assert_eq!(
+        now.2, namespaces,
+        "rules were left without their sandbox: {now:?}"
+    );
     let owners = std::fs::read_dir("/run/vulcan-egress").map_or(0, |d| d.count());
     assert_eq!(
         owners, namespaces,
