@@ -373,8 +373,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     println!(
-        "vulcan benchmark: n={n} per figure, {} CPUs",
-        std::thread::available_parallelism().map_or(1, |c| c.get())
+        "vulcan benchmark: n={n} per figure, {} CPUs, /sys/kernel/rcu_expedited={}",
+        std::thread::available_parallelism().map_or(1, |c| c.get()),
+        std::fs::read_to_string("/sys/kernel/rcu_expedited")
+            .map_or_else(|_| "?".into(), |v| v.trim().to_owned())
     );
     let only = std::env::var("VULCAN_BENCH_ONLY").unwrap_or_default();
     let run = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
