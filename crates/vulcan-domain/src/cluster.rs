@@ -62,6 +62,11 @@ pub struct NodeRecord {
     /// Warm function instances it holds, per `tenant/function/version`.
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, u64>,
+    /// Its host's IPv4 addresses (not loopback, not its sandboxes' links): what no
+    /// workload on another node may reach.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub addresses: Vec<std::net::Ipv4Addr>,
 }
 
 impl NodeRecord {
@@ -225,6 +230,7 @@ mod tests {
             heartbeat_at: now - time::Duration::seconds(5),
             left_at: None,
             instances: Default::default(),
+            addresses: Vec::new(),
         };
         let lease = time::Duration::seconds(10);
         assert_eq!(node.state(now, lease), NodeState::Live);

@@ -105,6 +105,7 @@ pub(crate) fn describe(inner: &Inner) -> NodeRecord {
         },
         left_at: None,
         instances,
+        addresses: inner.config.addresses.clone(),
     }
 }
 

@@ -122,6 +122,8 @@ pub struct EngineConfig {
     pub keyring: Option<crate::secrets::Keyring>,
     /// What tenants may ask their workloads to reach.
     pub egress: EgressMode,
+    /// This node's host addresses, published for the other nodes' egress rules.
+    pub addresses: Vec<std::net::Ipv4Addr>,
 }
 
 impl EngineConfig {
@@ -146,6 +148,7 @@ impl EngineConfig {
             poll: Duration::from_secs(1),
             keyring: None,
             egress: EgressMode::Off,
+            addresses: Vec::new(),
         }
     }
 }

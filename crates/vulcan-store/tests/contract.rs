@@ -756,6 +756,7 @@ fn node(id: &str, heartbeat_at: OffsetDateTime) -> NodeRecord {
         heartbeat_at,
         left_at: None,
         instances: Default::default(),
+        addresses: vec!["192.0.2.7".parse().unwrap()],
     }
 }
 
@@ -764,6 +765,16 @@ async fn a_lost_nodes_running_work_fails_naming_it_and_its_claims_go_back(s: Sto
     let old = now - time::Duration::seconds(30);
     s.nodes.heartbeat(&node("alive", now)).await.unwrap();
     s.nodes.heartbeat(&node("dead", old)).await.unwrap();
+    // A node's addresses (for the others' egress rules) come back as recorded.
+    let nodes = s.nodes.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    for n in &nodes {
+        assert_eq!(
+            n.addresses,
+            [std::net::Ipv4Addr::new(192, 0, 2, 7)],
+            "{n:?}"
+        );
+    }
     for i in 0..3 {
         let (w, spec) = workload(&format!("01L{i}"), Isolation::Isolate);
         put(&s, &w, &spec).await;

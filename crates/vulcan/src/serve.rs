@@ -141,6 +141,66 @@ async fn egress(args: &ServeArgs) -> Result<Option<Arc<Egress>>, String> {
     Ok(Some(egress))
 }
 
+/// This host's IPv4 addresses, as the kernel's local routing table lists them: not
+/// loopback, and not in the subnet of the sandboxes' links.
+fn host_addresses(sandboxes: Option<(std::net::Ipv4Addr, u8)>) -> Vec<std::net::Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+    let mut found = local_addresses(&table);
+    found.retain(|ip| {
+        !ip.is_loopback()
+            && !sandboxes.is_some_and(|(net, prefix)| {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                u32::from(*ip) & mask == u32::from(net) & mask
+            })
+    });
+    found
+}
+
+/// The addresses `/proc/net/fib_trie` marks `/32 host LOCAL` (each under the `|-- a.b.c.d`
+/// line before it), once each.
+fn local_addresses(fib_trie: &str) -> Vec<std::net::Ipv4Addr> {
+    let mut last = None;
+    let mut found = Vec::new();
+    for line in fib_trie.lines() {
+        let line = line.trim_start_matches([' ', '|', '+']).trim();
+        if let Some(addr) = line.strip_prefix("-- ") {
+            last = addr.parse::<std::net::Ipv4Addr>().ok();
+        } else if line == "/32 host LOCAL" {
+            if let Some(ip) = last.filter(|ip| !found.contains(ip)) {
+                found.push(ip);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Keeps the cluster's other nodes' addresses (from their heartbeats) out of every
+/// sandbox's reach, looked at every few seconds. A node that left cleanly is dropped; one
+/// lost may come back, and stays.
+async fn keep_peers_unreachable(
+    egress: Arc<Egress>,
+    nodes: Arc<dyn vulcan_domain::NodeStore>,
+    me: String,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        let Ok(all) = nodes.nodes().await else {
+            continue;
+        };
+        let peers: Vec<std::net::Ipv4Addr> = all
+            .into_iter()
+            .filter(|n| n.id != me && n.left_at.is_none())
+            .flat_map(|n| n.addresses)
+            .collect();
+        let egress = egress.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || egress.set_peers(peers)).await {
+            tracing::warn!(error = %e, "the other nodes' addresses");
+        }
+    }
+}
+
 /// The IPv4 addresses of a PostgreSQL URL's host (`postgres://user@host:port/db`).
 fn database_addresses(url: &str) -> Vec<std::net::Ipv4Addr> {
     use std::net::ToSocketAddrs;
@@ -324,6 +384,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     let mut config = engine_config(&args);
     config.keyring = Some(keyring(&args, backing.stores.secrets.as_ref()).await?);
     let egress = egress(&args).await?;
+    config.addresses = host_addresses(egress.as_ref().map(|e| e.subnet()));
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
     isolate.egress = egress.clone();
     isolate.pool_size = args.isolate_pool_size;
@@ -408,6 +469,13 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         }
     }
 
+    if let Some(egress) = &egress {
+        tokio::spawn(keep_peers_unreachable(
+            egress.clone(),
+            backing.stores.nodes.clone(),
+            config.node_id.clone(),
+        ));
+    }
     let engine =
         Engine::new(config, backing.stores, registry, Metrics::new()).with_images(Arc::new(images));
     let (failed, rerun) = engine
@@ -544,5 +612,39 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_are_the_host_local_entries_of_the_routing_table() {
+        let table = "Main:
+  +-- 0.0.0.0/0 3 0 4
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 10.213.74.88/30 2 0 1
+        |-- 10.213.74.88
+           /30 link UNICAST
+        |-- 10.213.74.89
+           /32 host LOCAL
+        |-- 10.213.74.91
+           /32 link BROADCAST
+     |-- 192.0.2.2
+        /32 host LOCAL
+     |-- 127.0.0.1
+        /32 host LOCAL
+Local:
+  +-- 0.0.0.0/0 3 0 4
+     |-- 192.0.2.2
+        /32 host LOCAL
+";
+        let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+        assert_eq!(
+            local_addresses(table),
+            [ip("10.213.74.89"), ip("127.0.0.1"), ip("192.0.2.2")]
+        );
     }
 }

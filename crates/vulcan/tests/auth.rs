@@ -229,6 +229,14 @@ fn tenants_cannot_see_or_touch_each_others_workloads() {
     assert_eq!(stats_b["total"], 0);
     let (_, stats_a, _) = call(&server, "GET", "/v1/stats", Some(&a), None);
     assert_eq!(stats_a["total"], 1);
+    // A node's host addresses are the operator's to see, not a tenant's.
+    let (_, nodes, _) = call(&server, "GET", "/v1/nodes", Some(&admin), None);
+    assert!(
+        !nodes[0]["addresses"].as_array().unwrap().is_empty(),
+        "{nodes}"
+    );
+    let (_, nodes, _) = call(&server, "GET", "/v1/nodes", Some(&b), None);
+    assert_eq!(nodes[0]["addresses"], json!([]), "{nodes}");
 
     let (status, seen, _) = call(
         &server,

@@ -166,6 +166,54 @@ fn networks_by_address_and_open_egress_stay_public_and_code_cannot_widen_them() 
 }
 
 #[test]
+fn another_nodes_addresses_are_never_reachable() {
+    let (_lock, w) = world("open");
+    let open = json!({"egress": "allow"});
+    let page = run(&w, open.clone(), &probe(&[url(OTHER)], &[]));
+    assert_eq!(page["output"], format!("hello from {OTHER}"), "{page}");
+    // A node joins the cluster from the other public server's address (as its heartbeat
+    // says): from then on no sandbox on this node reaches that address.
+    let now = time::OffsetDateTime::now_utc();
+    let at = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let record = json!({
+        "id": "peer", "hostname": "peer", "version": "0", "cpus": 2, "memory_total_mb": 1024,
+        "memory_used_mb": 1, "active_workloads": 0, "backends": [], "started_at": at,
+        "heartbeat_at": at, "instances": {}, "addresses": [OTHER.to_string()],
+    });
+    let db = rusqlite::Connection::open(w.server.data_dir.join("vulcan.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute(
+        "INSERT INTO nodes (id, record, heartbeat_at) VALUES ('peer', ?1, ?2)",
+        rusqlite::params![
+            record.to_string(),
+            (now.unix_timestamp_nanos() / 1_000_000) as i64
+        ],
+    )
+    .unwrap();
+    common::eventually(
+        Duration::from_secs(20),
+        "the peer's address in the rules",
+        || {
+            let set = std::process::Command::new("nft")
+                .args(["list", "set", "ip", "vulcan_egress", "peers"])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&set.stdout)
+                .contains(&OTHER.to_string())
+                .then_some(())
+        },
+    );
+    let before = w.net.packets_to(OTHER);
+    let refused = run(&w, open, &probe(&[url(OTHER), url(API)], &[]));
+    let got = lines(&refused);
+    assert!(got[0].starts_with("refused"), "{refused}");
+    assert_eq!(got[1], format!("hello from {API}"), "{refused}");
+    assert_eq!(w.net.packets_to(OTHER), before, "a packet reached the peer");
+}
+
+#[test]
 fn many_workloads_with_a_network_leave_no_namespace_link_or_rule_behind() {
     let (_lock, w) = world("open");
     let policy = json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});

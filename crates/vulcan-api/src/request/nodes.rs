@@ -4,11 +4,12 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Serialize;
 use time::OffsetDateTime;
 use vulcan_domain::{NodeRecord, NodeState};
 
+use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -19,7 +20,11 @@ pub struct Node {
     uptime_s: u64,
 }
 
-fn view(state: &AppState, record: NodeRecord) -> Node {
+/// A node as `caller` sees it: its host's addresses for admins only.
+fn view(state: &AppState, caller: &Caller, mut record: NodeRecord) -> Node {
+    if caller.scope().is_some() {
+        record.addresses.clear();
+    }
     let lease = time::Duration::try_from(state.engine.config().lease)
         .unwrap_or(time::Duration::seconds(10));
     let now = OffsetDateTime::now_utc();
@@ -33,14 +38,23 @@ fn view(state: &AppState, record: NodeRecord) -> Node {
 }
 
 #[utoipa::path(get, path = "/v1/nodes", tag = "cluster", responses((status = 200, description = "OK", body = Vec<Node>), crate::error::Errors))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Node>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<Node>>, ApiError> {
     let nodes = state.engine.nodes().await?;
-    Ok(Json(nodes.into_iter().map(|n| view(&state, n)).collect()))
+    Ok(Json(
+        nodes
+            .into_iter()
+            .map(|n| view(&state, &caller, n))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/nodes/{id}", tag = "cluster", params(("id" = String, Path)), responses((status = 200, description = "OK", body = Node), crate::error::Errors))]
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Node>, ApiError> {
     let node = state
@@ -55,5 +69,5 @@ pub async fn show(
                 format!("node {id} not found: GET /v1/nodes lists them"),
             )
         })?;
-    Ok(Json(view(&state, node)))
+    Ok(Json(view(&state, &caller, node)))
 }

@@ -50,6 +50,8 @@ pub struct Egress {
     next: AtomicU32,
     slots: u32,
     stock: std::sync::Mutex<Stock>,
+    /// The other nodes' addresses in the rules now (sorted).
+    peers: std::sync::Mutex<Vec<Ipv4Addr>>,
 }
 
 /// Slots whose namespace and link are made ahead of time, so that a sandbox's start pays
@@ -85,6 +87,7 @@ impl Egress {
             next: AtomicU32::new(std::process::id() % slots),
             slots,
             stock: Default::default(),
+            peers: Default::default(),
         });
         let me = egress.clone();
         tokio::task::spawn_blocking(move || me.prepare_host())
@@ -136,6 +139,26 @@ impl Egress {
                 self.remove(slot, &self.addresses(slot).0);
             }
         }
+    }
+
+    /// Makes `addresses` (the cluster's other nodes') unreachable from every sandbox, in
+    /// place of those given before; nothing runs if they are the same.
+    pub fn set_peers(&self, mut addresses: Vec<Ipv4Addr>) -> Result<(), String> {
+        addresses.sort();
+        addresses.dedup();
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if *peers == addresses {
+            return Ok(());
+        }
+        run("nft", &["-f", "-"], Some(&rules::peers(&addresses)))
+            .map_err(|e| format!("cannot update the other nodes' addresses: {e}"))?;
+        *peers = addresses;
+        Ok(())
+    }
+
+    /// The subnet sandboxes' links are made in, and its prefix.
+    pub fn subnet(&self) -> (Ipv4Addr, u8) {
+        (self.config.subnet, self.config.prefix)
     }
 
     /// The resolver address every sandbox can use (its `/etc/resolv.conf` when that file

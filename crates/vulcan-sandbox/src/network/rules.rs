@@ -14,6 +14,17 @@ pub const TABLE: &str = "vulcan_egress";
 /// connection fails at once instead of hanging until its own timeout; it reaches nothing.
 const REJECT: &str = "reject with icmp type admin-prohibited";
 
+/// The other nodes' addresses (the set `peers`, after the never-reachable ranges in every
+/// sandbox's chain) as they are now: one transaction, so no sandbox sees it half made.
+pub fn peers(addresses: &[Ipv4Addr]) -> String {
+    let mut s = format!("flush set ip {TABLE} peers\n");
+    if !addresses.is_empty() {
+        let list: Vec<String> = addresses.iter().map(Ipv4Addr::to_string).collect();
+        let _ = writeln!(s, "add element ip {TABLE} peers {{ {} }}", list.join(", "));
+    }
+    s
+}
+
 /// The host's table: the never-reachable set, the map from a sandbox's interface to its
 /// chain, the resolvers' addresses, the forward and input filters, the DNAT of the shared
 /// resolver address to each sandbox's own, and the masquerade. Idempotent: applied at every
@@ -36,6 +47,7 @@ pub fn host(
 add set ip {TABLE} never {{ type ipv4_addr; flags interval; auto-merge; }}
 flush set ip {TABLE} never
 add element ip {TABLE} never {{ {never} }}
+add set ip {TABLE} peers {{ type ipv4_addr; }}
 add map ip {TABLE} sandboxes {{ type ifname : verdict; }}
 add set ip {TABLE} resolvers {{ type ifname . ipv4_addr; }}
 add map ip {TABLE} resolver_of {{ type ifname : ipv4_addr; }}
@@ -98,6 +110,7 @@ pub fn slot(slot: u32, host: Ipv4Addr) -> String {
         format!("ip daddr @an{slot} accept"),
         format!("{on_port} @ap{slot} accept"),
         format!("ip daddr @never counter {REJECT}"),
+        format!("ip daddr @peers counter {REJECT}"),
         format!("ip daddr @wn{slot} accept"),
         format!("{on_port} @wp{slot} accept"),
         format!("{on_port} @r{slot} accept"),
@@ -313,7 +326,8 @@ mod tests {
         let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
         assert!(at("@dn7 reject") < at("@an7 accept"));
         assert!(at("@ap7 accept") < at("ip daddr @never"));
-        assert!(at("ip daddr @never") < at("@wn7 accept"));
+        assert!(at("ip daddr @never") < at("ip daddr @peers"));
+        assert!(at("ip daddr @peers") < at("@wn7 accept"));
         assert!(at("@wp7 accept") < at("@r7 accept"));
         assert!(at("@n7 accept") < at("s7 counter reject with icmp type admin-prohibited"));
         assert!(
@@ -415,6 +429,11 @@ mod tests {
                 &[],
             ),
             slot(7, host_addr),
+            peers(&[
+                "198.51.100.77".parse().unwrap(),
+                "192.0.2.9".parse().unwrap(),
+            ]),
+            peers(&[]),
             policy_elements(7, &p).unwrap(),
             allow_resolved(7, &elements),
         ]
