@@ -123,6 +123,80 @@ fn without_a_policy_nothing_is_reachable_and_an_address_needs_its_name_resolved_
     assert_eq!(w.net.packets_to(API), before, "packets reached the server");
 }
 
+/// A Python program that sends UDP datagrams to each of `hosts` (IPv6 link-local
+/// addresses, on its own link) on `port`, and prints what became of each try.
+fn ipv6_link_probe(hosts: &[String], port: u16) -> String {
+    format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for host in {hosts:?}:
+    for _ in range(3):
+        try:
+            s.sendto(b"x", (host + "%eth0", {port}))
+            print("sent")
+        except Exception as e:
+            print("refused", type(e).__name__)
+"#
+    )
+}
+
+/// The IPv6 link-local addresses of the host's ends of sandbox links now (those made
+/// ahead of time among them: the next sandbox's is one of these).
+fn host_link_locals() -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-6", "addr", "show", "scope", "link"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.nth(1)?;
+            let addr = words.nth(1)?;
+            name.starts_with("vx")
+                .then(|| addr.split('/').next().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_host_is_not_reached_over_ipv6_link_local() {
+    let (_lock, w) = world("open");
+    // A service of the host listening on every IPv6 address, as many do.
+    let listener = std::net::UdpSocket::bind("[::]:0").unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = |listener: &std::net::UdpSocket| {
+        let mut n = 0;
+        let mut buf = [0u8; 16];
+        while listener.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    let open = json!({"egress": "allow"});
+    // The first network makes the stock; the next sandbox takes one of it.
+    run(&w, open.clone(), &probe(&[], &[]));
+    settled_network();
+    let hosts = host_link_locals();
+    assert!(!hosts.is_empty(), "no link-local address on a sandbox link");
+    let done = run(&w, open.clone(), &ipv6_link_probe(&hosts, port));
+    assert_eq!(received(&listener), 0, "the host got a datagram: {done}");
+    // The probe can tell: without Vulcan's IPv6 table, the same datagrams arrive.
+    let status = std::process::Command::new("nft")
+        .args(["delete", "table", "ip6", "vulcan_egress"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    settled_network();
+    let hosts = host_link_locals();
+    let done = run(&w, open, &ipv6_link_probe(&hosts, port));
+    assert!(received(&listener) > 0, "the probe reached nothing: {done}");
+}
+
 #[test]
 fn networks_by_address_and_open_egress_stay_public_and_code_cannot_widen_them() {
     let (_lock, w) = world("open");

@@ -27,7 +27,10 @@ pub fn peers(addresses: &[Ipv4Addr]) -> String {
 
 /// The host's table: the never-reachable set, the map from a sandbox's interface to its
 /// chain, the resolvers' addresses, the forward and input filters, the DNAT of the shared
-/// resolver address to each sandbox's own, and the masquerade. Idempotent: applied at every
+/// resolver address to each sandbox's own, and the masquerade. And an IPv6 table of the
+/// same name that drops every IPv6 packet from or to a sandbox's link: a link has IPv6
+/// link-local addresses at both ends however it is made, and the host's services listening
+/// on `::` would answer there. Idempotent: applied at every
 /// start, it brings the base chains up to date and leaves running sandboxes' entries alone.
 pub fn host(
     subnet: Ipv4Addr,
@@ -67,6 +70,14 @@ add rule ip {TABLE} prerouting iifname \"vx*\" ip daddr {resolver} udp dport 53 
 add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; policy accept; }}
 flush chain ip {TABLE} postrouting
 add rule ip {TABLE} postrouting ip saddr {subnet}/{prefix} oifname != \"vx*\" masquerade
+add table ip6 {TABLE}
+add chain ip6 {TABLE} input {{ type filter hook input priority -10; policy accept; }}
+flush chain ip6 {TABLE} input
+add rule ip6 {TABLE} input iifname \"vx*\" counter drop
+add chain ip6 {TABLE} forward {{ type filter hook forward priority -10; policy accept; }}
+flush chain ip6 {TABLE} forward
+add rule ip6 {TABLE} forward iifname \"vx*\" counter drop
+add rule ip6 {TABLE} forward oifname \"vx*\" counter drop
 "
     )
 }
@@ -318,6 +329,7 @@ mod tests {
         assert!(t.contains("169.254.0.0/16"));
         assert!(t.contains("ip saddr 10.213.0.0/16 oifname != \"vx*\" masquerade"));
         assert!(t.contains("ip daddr 10.213.255.254 udp dport 53 dnat to iifname map @resolver_of"));
+        assert!(t.contains("add rule ip6 vulcan_egress input iifname \"vx*\" counter drop"));
     }
 
     #[test]

@@ -326,10 +326,12 @@ impl Drop for FakeInternet {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        // The servers' table; a server still running would make it again.
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", "vulcan_egress"])
-            .status();
+        // The servers' tables; a server still running would make them again.
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, "vulcan_egress"])
+                .status();
+        }
         if !self.forwarding.is_empty() {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", &self.forwarding);
         }
