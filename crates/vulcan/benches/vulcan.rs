@@ -390,7 +390,7 @@ fn main() {
         gvisor::run(n.min(60));
     }
     if run("egress") {
-        egress::run(n.min(60), n.clamp(1, 5), 1000);
+        egress::run(n.min(60), n.clamp(1, 12), 1000);
     }
     if run("microvm") {
         microvm::run(n.clamp(1, 10));
