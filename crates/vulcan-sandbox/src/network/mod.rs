@@ -20,6 +20,8 @@
 pub mod dns;
 mod resolver;
 mod rules;
+mod scratch;
+mod tools;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -30,6 +32,9 @@ use tokio::net::UdpSocket;
 use vulcan_domain::NetworkPolicy;
 
 pub use rules::TABLE;
+use scratch::remove_dead_scratch;
+pub use scratch::ScratchTap;
+use tools::{run, Behind};
 
 /// Where a server's sandboxes' networks come from.
 #[derive(Debug, Clone)]
@@ -453,123 +458,8 @@ enum Link {
 /// The name of a VM's tap in its namespace.
 pub const TAP: &str = "tap0";
 
-/// A namespace holding only an unconnected tap named [`TAP`]: what a VM that is booted to be
-/// snapshotted attaches its NIC to, so that the VMs restored from it (each on its own
-/// sandbox's tap) have the NIC too. Nothing reaches anything through it. Removed when
-/// dropped; one a dead server left is removed at the next [`Egress::start`].
-pub struct ScratchTap {
-    name: String,
-}
-
-/// Scratch namespaces' names start with this, then the server's process id.
-const SCRATCH: &str = "vulcan-scratch-";
-
-impl ScratchTap {
-    pub fn new() -> Result<ScratchTap, String> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{SCRATCH}{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        run("ip", &["netns", "add", &name], None)?;
-        let tap = ScratchTap { name };
-        run(
-            "ip",
-            &["-n", &tap.name, "tuntap", "add", "dev", TAP, "mode", "tap"],
-            None,
-        )?;
-        Ok(tap)
-    }
-
-    /// The namespace's path, for a VMM to join.
-    pub fn namespace_path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
-    }
-}
-
-impl Drop for ScratchTap {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.name], None);
-    }
-}
-
-/// Removes the scratch namespaces of servers that are gone.
-fn remove_dead_scratch() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(SCRATCH)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if !std::path::Path::new("/proc").join(pid).exists() {
-            let _ = run("ip", &["netns", "del", &name], None);
-        }
-    }
-}
-
 fn namespace(slot: u32) -> String {
     format!("vulcan-egress-{slot}")
-}
-
-/// Work off every sandbox's path (making slots ahead, removing them) on this thread, and
-/// the tools it runs (a child keeps its thread's priority), at low priority while this
-/// lives: it does not take the CPU from the sandboxes running beside it.
-struct Behind;
-
-impl Behind {
-    fn new() -> Behind {
-        // SAFETY: setpriority on the calling thread (who 0) only.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-        Behind
-    }
-}
-
-impl Drop for Behind {
-    fn drop(&mut self) {
-        // The thread is the runtime's, for other work next: its priority back (root may).
-        // SAFETY: as in `new`.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
-    }
-}
-
-/// Runs `tool args` with `input` on stdin; the error is its stderr.
-fn run(tool: &str, args: &[&str], input: Option<&str>) -> Result<(), String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(tool)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {tool}: {e}"))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("writing to {tool}: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("waiting for {tool}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{tool} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// One sandbox's network; removed by [`SandboxNetwork::close`] or, failing that, when
@@ -630,41 +520,39 @@ impl SandboxNetwork {
     /// are removed off the caller's path (the sandbox is gone: nothing uses them).
     pub fn close(mut self) -> Traffic {
         let traffic = self.traffic();
+        let removal = self.stop();
+        tokio::task::spawn_blocking(move || {
+            let _behind = Behind::new();
+            removal()
+        });
+        traffic
+    }
+
+    /// Stops the resolver and removes the network before returning (blocking: for a
+    /// network whose sandbox never started, at shutdown).
+    pub fn remove(mut self) {
+        self.stop()();
+    }
+
+    /// Stops the resolver; what is left to do is removing the network (once: the
+    /// network counts as removed from here on).
+    fn stop(&mut self) -> impl FnOnce() + Send + 'static {
         if let Some(resolver) = self.resolver.take() {
             resolver.abort();
         }
         self.removed = true;
         let (egress, slot, host) = (self.egress.clone(), self.slot, self.host);
-        tokio::task::spawn_blocking(move || {
-            let _behind = Behind::new();
-            egress.remove(slot, &host)
-        });
-        traffic
-    }
-}
-
-impl SandboxNetwork {
-    /// Stops the resolver and removes the network before returning (blocking: for a
-    /// network whose sandbox never started, at shutdown).
-    pub fn remove(mut self) {
-        if let Some(resolver) = self.resolver.take() {
-            resolver.abort();
-        }
-        self.removed = true;
-        self.egress.remove(self.slot, &self.host);
+        move || egress.remove(slot, &host)
     }
 }
 
 impl Drop for SandboxNetwork {
     fn drop(&mut self) {
-        if let Some(resolver) = self.resolver.take() {
-            resolver.abort();
-        }
         if !self.removed {
-            let (egress, slot, host) = (self.egress.clone(), self.slot, self.host);
+            let removal = self.stop();
             std::thread::spawn(move || {
                 let _behind = Behind::new();
-                egress.remove(slot, &host)
+                removal()
             });
         }
     }

@@ -145,9 +145,6 @@ pub fn slot(slot: u32, host: Ipv4Addr) -> String {
     s
 }
 
-/// A network and the port it is allowed or denied on (`None`: every port).
-type Net = (Ipv4Addr, u8, Option<u16>);
-
 /// A set of networks (overlapping ones merged).
 const NETS: &str = "type ipv4_addr; flags interval; auto-merge;";
 /// A set of networks on a port (one inside another on the same port is refused: see
@@ -157,39 +154,50 @@ const NETS_ON_PORTS: &str = "type ipv4_addr . inet_service; flags interval;";
 /// The elements that give slot `slot` its policy's networks; `None` when it names none
 /// (names only: the resolver adds what it answers), so nothing needs to run.
 pub fn policy_elements(slot: u32, policy: &NetworkPolicy) -> Option<String> {
-    let mut sets: [(&str, Vec<Net>); 3] = [("d", Vec::new()), ("a", Vec::new()), ("w", Vec::new())];
-    for rule in &policy.deny {
-        if let NetRule::Net { addr, prefix, port } = rule {
-            sets[0].1.push((*addr, *prefix, *port));
-        }
-    }
-    for rule in &policy.allow {
-        if let NetRule::Net { addr, prefix, port } = rule {
-            // A never-reachable range the policy lists was allowed by an admin (admission
-            // checks that): it goes before the rule that refuses the rest of them.
-            let at = if rule.reaches_never().is_some() { 1 } else { 2 };
-            sets[at].1.push((*addr, *prefix, *port));
-        }
-    }
-    if policy.allow.is_empty() && policy.egress == vulcan_domain::Egress::Allow {
-        // `egress: allow` with no list: every public address.
-        sets[2].1.push((Ipv4Addr::UNSPECIFIED, 0, None));
-    }
+    // `egress: allow` with no list: every public address.
+    let everything = NetRule::Net {
+        addr: Ipv4Addr::UNSPECIFIED,
+        prefix: 0,
+        port: None,
+    };
+    let open = policy.allow.is_empty() && policy.egress == vulcan_domain::Egress::Allow;
+    let nets = |rules: &[NetRule]| -> Vec<NetRule> {
+        rules
+            .iter()
+            .filter(|r| matches!(r, NetRule::Net { .. }))
+            .cloned()
+            .collect()
+    };
+    // A never-reachable range the policy lists was allowed by an admin (admission checks
+    // that): it goes before the rule that refuses the rest of them.
+    let (admitted, allowed): (Vec<NetRule>, Vec<NetRule>) = nets(&policy.allow)
+        .into_iter()
+        .partition(|r| r.reaches_never().is_some());
+    let allowed: Vec<NetRule> = allowed
+        .into_iter()
+        .chain(open.then_some(everything))
+        .collect();
     let mut s = String::new();
-    for (prefix_of_set, nets) in &sets {
+    for (set, rules) in [("d", nets(&policy.deny)), ("a", admitted), ("w", allowed)] {
         for (port, suffix) in [(false, "n"), (true, "p")] {
-            let elements: Vec<String> = outermost(nets)
+            let elements: Vec<String> = outermost(&rules)
                 .into_iter()
-                .filter(|(_, _, p)| p.is_some() == port)
-                .map(|(addr, prefix, p)| match p {
-                    Some(p) => format!("{addr}/{prefix} . {p}"),
-                    None => format!("{addr}/{prefix}"),
+                .filter_map(|r| match *r {
+                    NetRule::Net {
+                        addr,
+                        prefix,
+                        port: p,
+                    } if p.is_some() == port => Some(match p {
+                        Some(p) => format!("{addr}/{prefix} . {p}"),
+                        None => format!("{addr}/{prefix}"),
+                    }),
+                    _ => None,
                 })
                 .collect();
             if !elements.is_empty() {
                 let _ = writeln!(
                     s,
-                    "add element ip {TABLE} {prefix_of_set}{suffix}{slot} {{ {} }}",
+                    "add element ip {TABLE} {set}{suffix}{slot} {{ {} }}",
                     elements.join(", ")
                 );
             }
@@ -198,34 +206,20 @@ pub fn policy_elements(slot: u32, policy: &NetworkPolicy) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// `nets` as network addresses, without those another one on the same port (or on every
-/// port) contains: an interval set on ports refuses one inside another.
-fn outermost(nets: &[Net]) -> Vec<Net> {
-    let masked: Vec<Net> = nets
+/// `rules` without those another one contains (on the same port, or on every port): an
+/// interval set on ports refuses one inside another. Of equal ones, the first stays.
+fn outermost(rules: &[NetRule]) -> Vec<&NetRule> {
+    rules
         .iter()
-        .map(|&(addr, prefix, port)| {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            (Ipv4Addr::from(u32::from(addr) & mask), prefix, port)
+        .enumerate()
+        .filter(|&(i, rule)| {
+            !rules
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && other.contains(rule) && (other != rule || j < i))
         })
-        .collect();
-    let contains = |outer: &Net, inner: &Net| {
-        let mask = u32::MAX.checked_shl(32 - u32::from(outer.1)).unwrap_or(0);
-        outer.1 <= inner.1
-            && u32::from(inner.0) & mask == u32::from(outer.0)
-            && (outer.2.is_none() || outer.2 == inner.2)
-    };
-    let mut out: Vec<Net> = Vec::new();
-    for (i, net) in masked.iter().enumerate() {
-        // Kept unless another contains it; of equal ones, the first.
-        let covered = masked
-            .iter()
-            .enumerate()
-            .any(|(j, other)| j != i && contains(other, net) && (other != net || j < i));
-        if !covered {
-            out.push(*net);
-        }
-    }
-    out
+        .map(|(_, rule)| rule)
+        .collect()
 }
 
 /// Removes what [`slot`] added. Each command is its own script line; `nft -f` stops at
@@ -394,22 +388,18 @@ mod tests {
 
     #[test]
     fn networks_inside_others_on_their_port_are_left_out() {
-        let nets = [
-            (Ipv4Addr::new(203, 0, 113, 7), 24, Some(80)),
-            (Ipv4Addr::new(203, 0, 113, 7), 32, Some(80)),
-            (Ipv4Addr::new(203, 0, 113, 7), 32, Some(443)),
-            (Ipv4Addr::new(198, 51, 100, 0), 24, None),
-            (Ipv4Addr::new(198, 51, 100, 9), 32, Some(22)),
-            (Ipv4Addr::new(198, 51, 100, 0), 24, None),
-        ];
-        assert_eq!(
-            outermost(&nets),
-            vec![
-                (Ipv4Addr::new(203, 0, 113, 0), 24, Some(80)),
-                (Ipv4Addr::new(203, 0, 113, 7), 32, Some(443)),
-                (Ipv4Addr::new(198, 51, 100, 0), 24, None),
-            ]
-        );
+        let rules: Vec<NetRule> = [
+            "203.0.113.0/24:80",
+            "203.0.113.7:80",
+            "203.0.113.7:443",
+            "198.51.100.0/24",
+            "198.51.100.9:22",
+            "198.51.100.0/24",
+        ]
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+        assert_eq!(outermost(&rules), vec![&rules[0], &rules[2], &rules[3]]);
     }
 
     /// The scripts as nftables reads them: the host's table, a slot, a policy's elements
@@ -450,29 +440,16 @@ mod tests {
             allow_resolved(7, &elements),
         ]
         .concat();
-        let child = std::process::Command::new("nft")
-            .args(["-c", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn();
-        let Ok(mut child) = child else {
-            eprintln!("nft is not installed: the scripts are not checked");
-            return;
-        };
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("Operation not permitted") {
-            eprintln!("not root: the scripts are not checked");
-            return;
+        match super::super::run("nft", &["-c", "-f", "-"], Some(&script)) {
+            Ok(()) => {}
+            Err(e) if e.starts_with("cannot run nft") => {
+                eprintln!("nft is not installed: the scripts are not checked ({e})");
+            }
+            Err(e) if e.contains("Operation not permitted") => {
+                eprintln!("not root: the scripts are not checked");
+            }
+            Err(e) => panic!("{e}\n{script}"),
         }
-        assert!(out.status.success(), "{stderr}\n{script}");
     }
 
     #[test]

@@ -330,6 +330,7 @@ impl Drop for FakeInternet {
         for family in ["ip", "ip6"] {
             let _ = Command::new("nft")
                 .args(["delete", "table", family, "vulcan_egress"])
+                .stderr(Stdio::null())
                 .status();
         }
         if !self.forwarding.is_empty() {
