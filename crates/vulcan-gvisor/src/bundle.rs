@@ -17,6 +17,9 @@ use vulcan_domain::{ImageConfig, Resources};
 /// What the sandbox itself (gVisor's sentry and gofer) needs on top of the workload.
 pub const SANDBOX_OVERHEAD_MB: u64 = 64;
 
+/// The period of every sandbox's CPU bound, in µs: its quota is the CPUs times this.
+pub const CPU_PERIOD: u64 = 100_000;
+
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The sandbox's memory bound: the workload's memory plus the sandbox's own.
@@ -43,7 +46,16 @@ pub struct RunSpec<'a> {
     pub hold: Option<&'a Path>,
     /// A sandbox with a network: the namespace it joins and the `resolv.conf` it gets.
     pub network: Option<NetworkSpec<'a>>,
+    /// The pod (see [`crate::pods`]) this container joins: its sandbox, network and
+    /// limits are the pod's, so the spec names neither cgroup nor resources.
+    pub pod: Option<&'a str>,
 }
+
+/// The annotations runsc reads to run several containers in one sandbox (as Kubernetes'
+/// CRI names them): the first container's type is `sandbox`; a later one's is `container`,
+/// with the first one's id.
+const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
 /// Where a networked sandbox's interface is, and its resolver.
 #[derive(Debug, Clone, Copy)]
@@ -253,8 +265,8 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
         )
         .cpu(
             LinuxCpuBuilder::default()
-                .quota(i64::from(run.resources.cpus) * 100_000)
-                .period(100_000u64)
+                .quota(i64::from(run.resources.cpus) * CPU_PERIOD as i64)
+                .period(CPU_PERIOD)
                 .build()
                 .map_err(invalid)?,
         )
@@ -266,15 +278,19 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
         )
         .build()
         .map_err(invalid)?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .cgroups_path(run.cgroup)
-        .resources(resources)
         // gVisor's /proc and /sys are its own: nothing of the host's to mask.
         .masked_paths(Vec::<String>::new())
-        .readonly_paths(Vec::<String>::new())
-        .build()
-        .map_err(invalid)?;
+        .readonly_paths(Vec::<String>::new());
+    let mut annotations = std::collections::HashMap::new();
+    match run.pod {
+        Some(pod) => {
+            annotations.insert(CONTAINER_TYPE.to_owned(), "container".to_owned());
+            annotations.insert(SANDBOX_ID.to_owned(), pod.to_owned());
+        }
+        None => linux = linux.cgroups_path(run.cgroup).resources(resources),
+    }
     SpecBuilder::default()
         .version("1.0.2")
         .hostname("vulcan")
@@ -287,7 +303,112 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
                 .map_err(invalid)?,
         )
         .mounts(mounts)
+        .linux(linux.build().map_err(invalid)?)
+        .annotations(annotations)
+        .build()
+        .map_err(invalid)
+}
+
+/// Where a pod's init is in its root.
+pub const POD_INIT: &str = "/hold";
+
+/// A pod's spec: a sandbox whose root (`root`, read-only) holds nothing but the hold
+/// program at [`POD_INIT`], with the network of `namespace`, in cgroup `cgroup` (made
+/// with its memory bound), one CPU and `pids_limit` tasks until a workload's container
+/// joins it and the workload's own bounds are set. Its process has no capability.
+pub fn pod_config(
+    root: &Path,
+    namespace: &Path,
+    cgroup: &str,
+    pids_limit: u32,
+) -> Result<Spec, String> {
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(invalid)?,
+        )
+        .args(vec![POD_INIT.to_owned()])
+        .env(vec![DEFAULT_PATH.to_owned()])
+        .cwd("/")
+        .no_new_privileges(true)
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(Capabilities::new())
+                .effective(Capabilities::new())
+                .permitted(Capabilities::new())
+                .inheritable(Capabilities::new())
+                .ambient(Capabilities::new())
+                .build()
+                .map_err(invalid)?,
+        )
+        .build()
+        .map_err(invalid)?;
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|typ| {
+        let ns = LinuxNamespaceBuilder::default().typ(typ);
+        match typ {
+            LinuxNamespaceType::Network => ns.path(namespace).build(),
+            _ => ns.build(),
+        }
+    })
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(invalid)?;
+    // No memory bound in the spec: runsc would tell the sandbox's kernel that bound as its
+    // total memory, and the workload's bound is not known yet. The cgroup Vulcan made
+    // holds the pod's bound; the kernel sees the host's memory, as a container does.
+    let resources = LinuxResourcesBuilder::default()
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(CPU_PERIOD as i64)
+                .period(CPU_PERIOD)
+                .build()
+                .map_err(invalid)?,
+        )
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(i64::from(pids_limit))
+                .build()
+                .map_err(invalid)?,
+        )
+        .build()
+        .map_err(invalid)?;
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(cgroup)
+        .resources(resources)
+        .masked_paths(Vec::<String>::new())
+        .readonly_paths(Vec::<String>::new())
+        .build()
+        .map_err(invalid)?;
+    let annotations: std::collections::HashMap<String, String> =
+        [(CONTAINER_TYPE.to_owned(), "sandbox".to_owned())]
+            .into_iter()
+            .collect();
+    SpecBuilder::default()
+        .version("1.0.2")
+        .hostname("vulcan")
+        .process(process)
+        .root(
+            RootBuilder::default()
+                .path(root)
+                .readonly(true)
+                .build()
+                .map_err(invalid)?,
+        )
+        .mounts(vec![mount("/proc", "proc", Path::new("proc"), &[])?])
         .linux(linux)
+        .annotations(annotations)
         .build()
         .map_err(invalid)
 }
@@ -334,6 +455,7 @@ mod tests {
                 work: None,
                 hold: None,
                 network: None,
+                pod: None,
             },
             0,
             0,

@@ -347,6 +347,7 @@ impl GoSource {
             cgroup: &CgroupBase::runsc_path(id),
             work: Some(src),
             hold: None,
+            pod: None,
         };
         let config = bundle::config(&run, 0, 0).map_err(WorkloadResult::failed)?;
         let dir = self.gvisor.bundle_dir(id);

@@ -15,6 +15,8 @@ pub mod bundle;
 pub mod gobuild;
 pub mod image;
 pub mod output;
+pub mod pods;
+mod prepare;
 pub mod runsc;
 pub mod sandbox_cgroups;
 #[cfg(feature = "testing")]
@@ -29,16 +31,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use vulcan_domain::{
-    Availability, Backend, BackendCapabilities, BackendError, ImageError, Invocation, Isolation,
-    LogSink, LogStream, Preparation, Runtime, WorkloadResult, WorkloadSpec,
+    Availability, Backend, BackendCapabilities, BackendError, Invocation, Isolation, LogSink,
+    LogStream, Preparation, Runtime, WorkloadResult, WorkloadSpec,
 };
-use vulcan_sandbox::archive::{self, Rules};
 use vulcan_sandbox::cgroup::{Events, UsageMark};
 use vulcan_sandbox::instances::Instances;
 use vulcan_sandbox::network::{Egress, SandboxNetwork};
 
-use crate::image::catalog::RootLease;
 pub use crate::image::ImageStore;
+use crate::pods::{Pod, Pods};
 use crate::runsc::Runsc;
 use crate::sandbox_cgroups::CgroupBase;
 
@@ -87,6 +88,8 @@ pub struct GvisorBackend {
     exited: Mutex<HashSet<String>>,
     /// Warm sandboxes of deployed functions.
     instances: Arc<Instances<warm::Sandbox>>,
+    /// Networked sandboxes booted ahead (with egress, where runsc runs).
+    pods: Option<Arc<Pods>>,
 }
 
 struct Ready {
@@ -104,12 +107,26 @@ impl GvisorBackend {
             tracing::warn!(%reason, "gvisor backend unavailable");
         }
         let instances = Instances::reaped();
+        let pods = match (&state, &config.egress) {
+            (Ok(ready), Some(egress)) => Pods::new(
+                ready.runsc.clone(),
+                ready.cgroups.clone(),
+                egress.clone(),
+                config.work_dir.join("pod-root"),
+                config.work_dir.join("bundles"),
+                config.pids_limit,
+            )
+            .map_err(|e| tracing::warn!(error = %e, "networked workloads boot their sandbox"))
+            .ok(),
+            _ => None,
+        };
         GvisorBackend {
             config,
             images,
             state,
             exited: Mutex::new(HashSet::new()),
             instances,
+            pods,
         }
     }
 
@@ -173,129 +190,10 @@ impl GvisorBackend {
     }
 }
 
-/// Unpacks a workload's tar.gz into `dir` with the rules every code archive follows (no
-/// entry may leave `dir`, one size budget), off the async runtime.
-async fn unpack_archive(archive: Vec<u8>, dir: PathBuf) -> Result<(), BackendError> {
-    tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
-        archive::unpack(&dir, &archive[..], Rules::code_archive())
-            .map(|_| ())
-            .map_err(|e| BackendError(format!("\"code_archive\" was refused: {e}")))
-    })
-    .await
-    .map_err(|e| BackendError(format!("unpacking the archive failed: {e}")))?
-}
-
-/// A failed implicit pull as the workload's error: which image and why, with the
-/// registry's own answer only in the server log (callers must not learn what the
-/// server's network looks like).
-fn pull_failure(reference: &str, e: ImageError) -> BackendError {
-    match e {
-        ImageError::Registry(detail) => {
-            tracing::warn!(image = reference, error = %detail, "implicit pull failed");
-            BackendError(format!(
-                "pulling image {reference} failed: the registry could not be reached or refused it (an admin finds the details in the server log)"
-            ))
-        }
-        other => BackendError(other.to_string()),
-    }
-}
-
 /// Numbers warm sandboxes.
 static NEXT_SANDBOX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// A sandbox's bundle, written: `config.json` (and `process.json`, the process alone).
-struct Bundle {
-    /// Keeps the image's root on disk while the sandbox uses it.
-    image: RootLease,
-    dir: PathBuf,
-    memory_limit: u64,
-}
-
 impl GvisorBackend {
-    /// Leases the image (pulling it if needed), unpacks the code archive and writes the
-    /// bundle of sandbox `id`; `hold` makes it a warm instance's (see [`warm`]).
-    async fn bundle(
-        &self,
-        id: &str,
-        spec: &WorkloadSpec,
-        logs: &Arc<dyn LogSink>,
-        hold: bool,
-        network: Option<&SandboxNetwork>,
-    ) -> Result<Bundle, BackendError> {
-        let reference = spec
-            .run
-            .image
-            .as_deref()
-            .ok_or_else(|| BackendError("runtime oci needs \"image\"".into()))?;
-        let image = self
-            .images
-            .lease(reference, |r| {
-                logs.emit(
-                    LogStream::Backend,
-                    format!("pulling image {r}: it is not in the local image store"),
-                )
-            })
-            .await
-            .map_err(|e| pull_failure(reference, e))?;
-        if bundle::argv(&image.record.config, spec.run.command.as_deref()).is_empty() {
-            return Err(BackendError(format!(
-                "image {} has no entrypoint or cmd: give \"command\"",
-                image.record.reference
-            )));
-        }
-        let (uid, gid) =
-            bundle::user(&image.rootfs, &image.record.config.user).map_err(BackendError)?;
-        let dir = self.bundle_dir(id);
-        let work = match &spec.run.code_archive {
-            Some(archive) => {
-                let work = dir.join("work");
-                unpack_archive(archive.clone(), work.clone()).await?;
-                Some(work)
-            }
-            None => None,
-        };
-        let hold_path = self.config.work_dir.join("hold");
-        let (namespace, resolv_conf) = (
-            network.map(SandboxNetwork::namespace_path),
-            dir.join("resolv.conf"),
-        );
-        if let Some(network) = network {
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| {
-                    std::fs::write(&resolv_conf, format!("nameserver {}\n", network.resolver()))
-                })
-                .map_err(|e| BackendError(format!("cannot write the bundle: {e}")))?;
-        }
-        let run = bundle::RunSpec {
-            rootfs: &image.rootfs,
-            image: &image.record.config,
-            command: spec.run.command.as_deref(),
-            env: &spec.run.env,
-            resources: spec.run.resources,
-            pids_limit: self.config.pids_limit,
-            cgroup: &CgroupBase::runsc_path(id),
-            work: work.as_deref(),
-            hold: hold.then_some(hold_path.as_path()),
-            network: namespace.as_deref().map(|namespace| bundle::NetworkSpec {
-                namespace,
-                resolv_conf: &resolv_conf,
-            }),
-        };
-        let config = bundle::config(&run, uid, gid).map_err(BackendError)?;
-        let process = bundle::process(&run, uid, gid).map_err(BackendError)?;
-        let write = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(dir.join("config.json"), json_of(&config)))
-            .and_then(|()| std::fs::write(dir.join("process.json"), json_of(&process)));
-        write.map_err(|e| BackendError(format!("cannot write the bundle: {e}")))?;
-        Ok(Bundle {
-            image,
-            dir,
-            memory_limit: bundle::memory_limit_bytes(spec.run.resources.mem_mb),
-        })
-    }
-
     /// Feeds the input to a started process, streams its output and waits for it: the
     /// result, judged with what `group` counted since `before`, and those counts.
     async fn collect(
@@ -432,7 +330,7 @@ impl GvisorBackend {
                     std::process::id(),
                     NEXT_SANDBOX.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 );
-                let bundle = self.bundle(&id, spec, &logs, true, None).await?;
+                let bundle = self.bundle(&id, spec, &logs, true, None, None).await?;
                 let group = ready
                     .cgroups
                     .create(&id, bundle.memory_limit, self.config.pids_limit)
@@ -445,7 +343,8 @@ impl GvisorBackend {
                     bundle.dir,
                     group,
                     ready.cgroups.clone(),
-                    bundle.image,
+                    Some(bundle.image),
+                    false,
                 )
                 .await
                 .map_err(BackendError)?;
@@ -469,6 +368,20 @@ impl GvisorBackend {
             lease.give_back(sandbox);
         }
         Ok(result)
+    }
+}
+
+/// Removes a run's network (off the caller's path), its bytes counted on the result.
+fn count_traffic(
+    ran: &mut Result<(WorkloadResult, Events), BackendError>,
+    network: SandboxNetwork,
+) {
+    let traffic = network.close();
+    if let Ok((result, _)) = ran {
+        if let Some(usage) = result.usage.as_mut() {
+            usage.net_tx_bytes = Some(traffic.tx_bytes);
+            usage.net_rx_bytes = Some(traffic.rx_bytes);
+        }
     }
 }
 
@@ -520,6 +433,11 @@ impl Backend for GvisorBackend {
         if let Some(invocation) = spec.invocation.as_ref().filter(|i| i.reuse && warm) {
             return self.invoke_warm(ready, invocation, &spec, logs).await;
         }
+        if !spec.run.network.is_none() {
+            if let Some(pod) = self.pods.as_ref().and_then(Pods::take) {
+                return self.run_in_pod(ready, pod, &spec, logs).await;
+            }
+        }
         let network = match (&self.config.egress, spec.run.network.is_none()) {
             (_, true) => None,
             (Some(egress), false) => Some(
@@ -535,7 +453,7 @@ impl Backend for GvisorBackend {
             }
         };
         let bundle = self
-            .bundle(&spec.id, &spec, &logs, false, network.as_ref())
+            .bundle(&spec.id, &spec, &logs, false, network.as_ref(), None)
             .await?;
         let group = ready
             .cgroups
@@ -554,13 +472,7 @@ impl Backend for GvisorBackend {
             .collect(child, &spec, logs, &group, (Events::default(), mark))
             .await;
         if let Some(network) = network {
-            let traffic = network.close();
-            if let Ok((result, _)) = &mut ran {
-                if let Some(usage) = result.usage.as_mut() {
-                    usage.net_tx_bytes = Some(traffic.tx_bytes);
-                    usage.net_rx_bytes = Some(traffic.rx_bytes);
-                }
-            }
+            count_traffic(&mut ran, network);
         }
         // `runsc run` deletes the container once it has exited.
         self.exited().insert(spec.id.clone());
@@ -572,9 +484,18 @@ impl Backend for GvisorBackend {
     /// process that started it; one serving is destroyed when its run is stopped).
     async fn shutdown(&self) {
         let idle = self.instances.retire("");
+        let pods = self.pods.as_ref().map(|p| p.drain()).unwrap_or_default();
         let _ = tokio::task::spawn_blocking(move || {
             for mut sandbox in idle {
                 sandbox.destroy();
+            }
+            for Pod {
+                mut sandbox,
+                network,
+            } in pods
+            {
+                sandbox.destroy();
+                network.remove();
             }
         })
         .await;
@@ -614,6 +535,6 @@ impl Backend for GvisorBackend {
 }
 
 /// A spec as the JSON file runsc reads (the OCI types serialize infallibly).
-fn json_of(value: &impl serde::Serialize) -> Vec<u8> {
+pub(crate) fn json_of(value: &impl serde::Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }

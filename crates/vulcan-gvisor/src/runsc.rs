@@ -29,44 +29,11 @@ impl Runsc {
     }
 
     /// [`Runsc::run`] for a sandbox with a network: gVisor's own network stack on the
-    /// interface of the namespace the bundle names.
-    ///
-    /// runsc (Debian's, 2022) refuses to set up a network when
-    /// `/proc/sys/net/core/rmem_default` exists, its test for "this is the host's
-    /// namespace"; kernels since 6.x have that file in every namespace. So runsc runs in a
-    /// mount namespace of its own where `/proc/sys/net` is an empty tmpfs (runsc reads
-    /// nothing else there; the sandbox has its own /proc).
+    /// interface of the namespace the bundle names (see [`sandbox_network`]).
     pub fn run_networked(&self, bundle: &Path, id: &str) -> tokio::process::Command {
         let mut cmd = self.with_network("sandbox");
         cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
-        // SAFETY: between fork and exec the closure only makes system calls (unshare,
-        // mount) on constant, NUL-terminated arguments; it allocates nothing.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let none = c"none".as_ptr();
-                let root = c"/".as_ptr();
-                if libc::mount(
-                    none,
-                    root,
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let target = c"/proc/sys/net".as_ptr();
-                let fstype = c"tmpfs".as_ptr();
-                let options = c"size=4k,mode=555".as_ptr();
-                if libc::mount(none, target, fstype, libc::MS_RDONLY, options.cast()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        sandbox_network(&mut cmd);
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -107,13 +74,22 @@ impl Runsc {
     /// The command that creates and starts container `id` from `bundle` and returns once
     /// it runs (a warm instance's sandbox). The sandbox keeps the stdio it is given, so
     /// its errors go to `errors` (a file), never to a pipe someone waits on.
+    /// With `networked`, the sandbox has gVisor's network stack on the interface of the
+    /// namespace the bundle names (as [`Runsc::run_networked`]).
     pub fn detached(
         &self,
         bundle: &Path,
         id: &str,
         errors: std::fs::File,
+        networked: bool,
     ) -> std::process::Command {
-        let mut cmd = self.base();
+        let mut cmd = if networked {
+            let mut cmd = self.with_network("sandbox");
+            sandbox_network(&mut cmd);
+            cmd
+        } else {
+            self.base()
+        };
         cmd.arg("run")
             .arg("--detach")
             .arg("--bundle")
@@ -206,5 +182,43 @@ impl Runsc {
                 Vec::new()
             }
         }
+    }
+}
+
+/// Lets runsc set up a sandbox's network in the namespace its bundle names.
+///
+/// runsc (Debian's, 2022) refuses to set up a network when
+/// `/proc/sys/net/core/rmem_default` exists, its test for "this is the host's namespace";
+/// kernels since 6.x have that file in every namespace. So runsc runs in a mount namespace
+/// of its own where `/proc/sys/net` is an empty tmpfs (runsc reads nothing else there; the
+/// sandbox has its own /proc).
+fn sandbox_network(cmd: &mut std::process::Command) {
+    // SAFETY: between fork and exec the closure only makes system calls (unshare, mount)
+    // on constant, NUL-terminated arguments; it allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let none = c"none".as_ptr();
+            let root = c"/".as_ptr();
+            if libc::mount(
+                none,
+                root,
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            let target = c"/proc/sys/net".as_ptr();
+            let fstype = c"tmpfs".as_ptr();
+            let options = c"size=4k,mode=555".as_ptr();
+            if libc::mount(none, target, fstype, libc::MS_RDONLY, options.cast()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }

@@ -43,6 +43,34 @@ impl CgroupBase {
         Ok(group)
     }
 
+    /// Bounds sandbox `id` to `cpus` CPUs in the cpu group runsc made for it from its
+    /// spec (a pod's, whose bound was set before its workload was known). A host without
+    /// the cpu controller has no such group and no CPU bound for any sandbox: nothing to do.
+    pub fn set_cpus(&self, id: &str, cpus: u32) -> io::Result<()> {
+        let quota = u64::from(cpus) * crate::bundle::CPU_PERIOD;
+        let mount = Path::new(vulcan_sandbox::cgroup::MOUNT);
+        let (file, value) = if self.parent.is_v2() {
+            (
+                self.parent.dir().join(id).join("cpu.max"),
+                format!("{quota} {}", crate::bundle::CPU_PERIOD),
+            )
+        } else {
+            (
+                mount
+                    .join("cpu")
+                    .join(PARENT)
+                    .join(id)
+                    .join("cpu.cfs_quota_us"),
+                quota.to_string(),
+            )
+        };
+        if !file.exists() {
+            return Ok(());
+        }
+        std::fs::write(&file, value)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", file.display())))
+    }
+
     /// Removes sandbox `id`'s cgroup once its processes are gone (waits up to ~1 s).
     pub fn remove(&self, id: &str) {
         if !self.parent.handle(id).remove() {

@@ -70,21 +70,24 @@ pub struct Sandbox {
     bundle: PathBuf,
     pub group: Cgroup,
     cgroups: CgroupBase,
-    /// Keeps the image's root on disk for as long as the sandbox uses it.
-    _image: RootLease,
+    /// Keeps the image's root on disk for as long as the sandbox uses it (a pod, see
+    /// [`crate::pods`], has a root of its own).
+    _image: Option<RootLease>,
     destroyed: bool,
 }
 
 impl Sandbox {
     /// Starts sandbox `id` from `bundle` (whose `config.json` runs the hold program and
-    /// whose `process.json` is the invocation's process), in `group`.
+    /// whose `process.json` is the invocation's process), in `group`; `networked`: with
+    /// gVisor's network stack on the interface of the namespace the bundle names.
     pub async fn start(
         runsc: Runsc,
         id: String,
         bundle: PathBuf,
         group: Cgroup,
         cgroups: CgroupBase,
-        image: RootLease,
+        image: Option<RootLease>,
+        networked: bool,
     ) -> Result<Sandbox, String> {
         let mut sandbox = Sandbox {
             id,
@@ -103,6 +106,7 @@ impl Sandbox {
             &sandbox.bundle,
             &sandbox.id,
             errors,
+            networked,
         ));
         cmd.kill_on_drop(true);
         let status = tokio::time::timeout(START_TIMEOUT, cmd.status())

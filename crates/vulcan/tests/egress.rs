@@ -30,6 +30,13 @@ struct World {
     net: FakeInternet,
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        // The sandboxes booted ahead hold their networks: the server removes them as it stops.
+        self.server.stop(Duration::from_secs(30));
+    }
+}
+
 fn world(mode: &str) -> (std::sync::MutexGuard<'static, ()>, World) {
     world_with(mode, &[])
 }
@@ -626,5 +633,85 @@ print(n, got, round(down, 2), round(up, 2))
     assert!(
         refused["error"].as_str().unwrap().contains("net_mbps"),
         "{refused}"
+    );
+}
+
+/// The gVisor sandbox a networked workload ran in, when it was one booted ahead (its log
+/// says which).
+fn pod_of(w: &World, done: &Value) -> Option<String> {
+    let id = done["id"].as_str().unwrap();
+    let (_, logs) = w.server.get(&format!("/v1/workloads/{id}/logs/history"));
+    logs["lines"].as_array()?.iter().find_map(|l| {
+        let line = l["line"].as_str()?;
+        let rest = line.strip_prefix("runs in sandbox ")?;
+        Some(rest.split(',').next()?.to_owned())
+    })
+}
+
+#[test]
+fn a_gvisor_sandbox_booted_ahead_serves_one_workload_with_its_bounds_and_goes() {
+    let (_lock, w) = world("open");
+    let policy = json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});
+    let fetch = probe(&[format!("http://{API_NAME}/"), url(OTHER)], &[]);
+    let before = w.net.packets_to(OTHER);
+    let state = w.server.data_dir.join("gvisor/state");
+    let sandboxes = || {
+        let out = std::process::Command::new("runsc")
+            .arg("--root")
+            .arg(&state)
+            .args(["list", "-quiet"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The first networked workload boots its own sandbox; pods are booted behind it.
+    let first = run(&w, policy.clone(), &fetch);
+    assert_eq!(pod_of(&w, &first), None, "{first}");
+    let mut served: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let (pod, done) = common::eventually(Duration::from_secs(60), "a pod", || {
+            let done = run(&w, policy.clone(), &fetch);
+            pod_of(&w, &done).map(|pod| (pod, done))
+        });
+        let got = lines(&done);
+        assert_eq!(got[0], format!("hello from {API}"), "{done}");
+        assert!(got[1].starts_with("refused"), "{done}");
+        assert!(!served.contains(&pod), "{pod} served two workloads");
+        served.push(pod);
+    }
+    // Each pod went with its workload.
+    common::eventually(Duration::from_secs(30), "used pods destroyed", || {
+        let now = sandboxes();
+        served
+            .iter()
+            .all(|p| !now.contains(p.as_str()))
+            .then_some(())
+    });
+    assert_eq!(
+        w.net.packets_to(OTHER),
+        before,
+        "a packet reached the other"
+    );
+    // A pod waits with a small memory bound: the workload's own replaces it, both ways.
+    let sized = |mem_mb: u32, megabytes: u32| {
+        common::eventually(Duration::from_secs(60), "a pod", || {
+            let mut body = body(
+                &w,
+                policy.clone(),
+                &format!("b = b'x' * ({megabytes} << 20); print(len(b) >> 20)"),
+            );
+            body["resources"]["mem_mb"] = json!(mem_mb);
+            let done = w.server.run(body);
+            pod_of(&w, &done).map(|_| done)
+        })
+    };
+    let fits = sized(384, 200);
+    assert_eq!(fits["status"], "completed", "{fits}");
+    assert_eq!(fits["output"], "200", "{fits}");
+    let bomb = sized(64, 400);
+    assert_eq!(bomb["status"], "failed", "{bomb}");
+    assert!(
+        bomb["error"].as_str().unwrap().contains("memory limit"),
+        "{bomb}"
     );
 }

@@ -34,7 +34,8 @@ use vulcan_domain::NetworkPolicy;
 pub use rules::TABLE;
 use scratch::remove_dead_scratch;
 pub use scratch::ScratchTap;
-use tools::{run, Behind};
+use tools::run;
+pub use tools::Behind;
 
 /// Where a server's sandboxes' networks come from.
 #[derive(Debug, Clone)]
@@ -210,37 +211,42 @@ impl Egress {
         link: Link,
     ) -> Result<SandboxNetwork, String> {
         let me = self.clone();
-        let policy = Arc::new(policy.clone());
-        let rules_for = policy.clone();
-        let slot = tokio::task::spawn_blocking(move || {
-            let slot = match me.take_stocked(link) {
-                Some(slot) => slot,
-                None => me.claim(link)?,
-            };
-            me.activate(slot, &rules_for, cap_mbps).map(|()| slot)
+        let slot = tokio::task::spawn_blocking(move || match me.take_stocked(link) {
+            Some(slot) => Ok(slot),
+            None => me.claim(link),
         })
         .await
         .map_err(|e| format!("setting up the sandbox's network failed: {e}"))??;
         self.restock(link);
+        let mut network = self.network(slot);
+        network.apply(policy, cap_mbps).await?;
+        Ok(network)
+    }
+
+    /// A sandbox's network made now, before its policy is known (for a sandbox started
+    /// ahead of its workload): its chain refuses everything and no resolver answers until
+    /// [`SandboxNetwork::apply`] gives it a policy. Blocking.
+    pub fn reserve(self: &Arc<Self>) -> Result<SandboxNetwork, String> {
+        self.claim(Link::Veth).map(|slot| self.network(slot))
+    }
+
+    /// [`Egress::reserve`] for a microVM: the namespace's `eth0` bridged to a tap, as
+    /// [`Egress::open_tap`] makes it. Blocking.
+    pub fn reserve_tap(self: &Arc<Self>) -> Result<SandboxNetwork, String> {
+        self.claim(Link::Tap).map(|slot| self.network(slot))
+    }
+
+    /// Slot `slot`, made, as the network its sandbox holds (removed when dropped).
+    fn network(self: &Arc<Self>, slot: u32) -> SandboxNetwork {
         let (host, guest) = self.addresses(slot);
-        let mut network = SandboxNetwork {
+        SandboxNetwork {
             egress: self.clone(),
             slot,
             host,
             guest,
             resolver: None,
             removed: false,
-        };
-        let socket = UdpSocket::bind((host, 53))
-            .await
-            .map_err(|e| format!("cannot start the sandbox's resolver on {host}:53: {e}"))?;
-        network.resolver = Some(tokio::spawn(resolver::resolve(
-            socket,
-            policy,
-            self.config.upstream,
-            slot,
-        )));
-        Ok(network)
+        }
     }
 
     /// A slot made ahead of time with `link`, if one is ready.
@@ -261,7 +267,7 @@ impl Egress {
         }
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            let _behind = Behind::new();
+            let _behind = Behind::enter();
             me.make_stock(link)
         });
     }
@@ -339,26 +345,19 @@ impl Egress {
     }
 
     /// Gives slot `slot` its cap and its policy's networks (a policy of names only has
-    /// none: nothing runs); removes the slot if that fails.
+    /// none: nothing runs).
     fn activate(
         &self,
         slot: u32,
         policy: &NetworkPolicy,
         cap_mbps: Option<u32>,
     ) -> Result<(), String> {
-        let (host, _) = self.addresses(slot);
-        let made =
-            self.shape(slot, &namespace(slot), cap_mbps).and_then(
-                |()| match rules::policy_elements(slot, policy) {
-                    Some(elements) => run("nft", &["-f", "-"], Some(&elements)),
-                    None => Ok(()),
-                },
-            );
-        if let Err(e) = made {
-            self.remove(slot, &host);
-            return Err(format!("cannot make the sandbox's network: {e}"));
-        }
-        Ok(())
+        self.shape(slot, &namespace(slot), cap_mbps)
+            .and_then(|()| match rules::policy_elements(slot, policy) {
+                Some(elements) => run("nft", &["-f", "-"], Some(&elements)),
+                None => Ok(()),
+            })
+            .map_err(|e| format!("cannot make the sandbox's network: {e}"))
     }
 
     /// The veth pair every kind of link starts from: `vxN` on the host with the host's
@@ -516,13 +515,45 @@ impl SandboxNetwork {
         }
     }
 
+    /// Gives the network its policy (each way capped at `cap_mbps`) and starts its
+    /// resolver, listening before this returns. Once per network: a second policy is
+    /// refused (what the first let through may already be in use).
+    pub async fn apply(
+        &mut self,
+        policy: &NetworkPolicy,
+        cap_mbps: Option<u32>,
+    ) -> Result<(), String> {
+        if self.resolver.is_some() {
+            return Err("the sandbox's network has its policy already".into());
+        }
+        let (egress, slot) = (self.egress.clone(), self.slot);
+        let policy = Arc::new(policy.clone());
+        let rules_for = policy.clone();
+        tokio::task::spawn_blocking(move || egress.activate(slot, &rules_for, cap_mbps))
+            .await
+            .map_err(|e| format!("setting up the sandbox's network failed: {e}"))??;
+        let socket = UdpSocket::bind((self.host, 53)).await.map_err(|e| {
+            format!(
+                "cannot start the sandbox's resolver on {}:53: {e}",
+                self.host
+            )
+        })?;
+        self.resolver = Some(tokio::spawn(resolver::resolve(
+            socket,
+            policy,
+            self.egress.config.upstream,
+            slot,
+        )));
+        Ok(())
+    }
+
     /// Counts the bytes and stops the resolver; the namespace, the veth pair and the rules
     /// are removed off the caller's path (the sandbox is gone: nothing uses them).
     pub fn close(mut self) -> Traffic {
         let traffic = self.traffic();
         let removal = self.stop();
         tokio::task::spawn_blocking(move || {
-            let _behind = Behind::new();
+            let _behind = Behind::enter();
             removal()
         });
         traffic
@@ -551,7 +582,7 @@ impl Drop for SandboxNetwork {
         if !self.removed {
             let removal = self.stop();
             std::thread::spawn(move || {
-                let _behind = Behind::new();
+                let _behind = Behind::enter();
                 removal()
             });
         }

@@ -3,11 +3,12 @@
 
 /// Work off every sandbox's path (making slots ahead, removing them) on this thread, and
 /// the tools it runs (a child keeps its thread's priority), at low priority while this
-/// lives: it does not take the CPU from the sandboxes running beside it.
-pub(super) struct Behind;
+/// lives: it does not take the CPU from the sandboxes running beside it. Public for the
+/// backends' own work made ahead (a gVisor sandbox booted before its workload).
+pub struct Behind;
 
 impl Behind {
-    pub(super) fn new() -> Behind {
+    pub fn enter() -> Behind {
         // SAFETY: setpriority on the calling thread (who 0) only.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
         Behind

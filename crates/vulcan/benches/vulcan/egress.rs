@@ -57,19 +57,33 @@ fn start_cost(what: &str, n: usize, without: impl Fn() + Sync, with: impl Fn() +
     );
 }
 
+/// gVisor runs started so far from a pod booted ahead, and in all.
+fn gvisor_starts(server: &Server) -> (f64, f64) {
+    let count = |path: &str| {
+        crate::common::metric(
+            server,
+            &format!(
+                "vulcan_workload_preparation_seconds_count{{backend=\"gvisor\",path=\"{path}\"}}"
+            ),
+        )
+    };
+    let pods = count("pool");
+    (pods, pods + count("boot"))
+}
+
 pub fn run(n: usize, microvm_n: usize, thousand: usize) {
     let net = FakeInternet::start();
     let registry = Registry::start();
     let image = registry.push("busybox:egress", "busybox");
     let python = registry.push("py:egress", "python");
     let dns = net.dns.to_string();
-    let server = Server::start(&[
+    let mut owned = Server::start(&[
         ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
         ("VULCAN_EGRESS", "open"),
         ("VULCAN_EGRESS_DNS", dns.as_str()),
     ]);
     let policy = serde_json::json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});
-    let server = &server;
+    let server = &owned;
     let echo = |network: &serde_json::Value| {
         let body = serde_json::json!({"runtime": "oci", "image": image, "command": ["echo", "hi"], "network": network});
         move || {
@@ -78,7 +92,19 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
         }
     };
     let none = serde_json::json!({"egress": "none"});
+    // A networked run takes a pod booted ahead when one is ready, and boots a sandbox of
+    // its own when none is: how many did, back to back and at four clients.
+    let pods = |label: &str, since: (f64, f64), with_policy: usize| {
+        let now = gvisor_starts(server);
+        println!(
+            "{:<46} {} of {with_policy}",
+            format!("egress: gvisor {label}, from a pod"),
+            now.0 - since.0
+        );
+    };
+    let since = gvisor_starts(server);
     start_cost("gvisor echo", n, echo(&none), echo(&policy));
+    pods("back to back", since, n + 3);
     let per_client = n.div_ceil(4);
     measure(
         "egress: gvisor echo, no policy, 4 clients",
@@ -87,6 +113,7 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
         echo(&none),
     )
     .print();
+    let since = gvisor_starts(server);
     measure(
         "egress: gvisor echo, policy, 4 clients",
         per_client,
@@ -94,6 +121,7 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
         echo(&policy),
     )
     .print();
+    pods("4 clients", since, 4 * per_client);
 
     let one = |network: &serde_json::Value| {
         let body = serde_json::json!({"runtime": "node", "isolation": "isolate", "code": "export default () => 1", "network": network});
@@ -168,11 +196,22 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
     .print();
     std::thread::sleep(std::time::Duration::from_secs(2));
     // What is made ahead of time stays: per kind of link used, a namespace, its link and
-    // its chain; and the isolates' processes made ahead, each in such a network.
-    let stock = 3 * (2 * vulcan_sandbox::network::STOCK + vulcan_isolate::NETWORKED_STOCK);
+    // its chain; and the isolates' processes and gVisor's pods made ahead, each in such a
+    // network.
+    let stock = 3
+        * (2 * vulcan_sandbox::network::STOCK
+            + vulcan_isolate::NETWORKED_STOCK
+            + vulcan_gvisor::pods::STOCK);
     println!(
         "{:<46} {} (before: {before}; the stock made ahead of time: at most {stock})",
         "egress: namespaces, links, chains left after",
+        left_behind()
+    );
+    // Stopped as an operator stops it: it removes what it made ahead.
+    owned.stop(std::time::Duration::from_secs(30));
+    println!(
+        "{:<46} {}",
+        "egress: namespaces, links, chains after stop",
         left_behind()
     );
 }

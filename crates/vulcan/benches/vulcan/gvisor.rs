@@ -48,6 +48,7 @@ pub fn run(n: usize) {
                 work: None,
                 hold: None,
                 network: None,
+                pod: None,
             },
             0,
             0,

@@ -377,8 +377,8 @@ pub fn settled_network() -> (String, String, usize) {
 
 /// Checks that what the host holds of Vulcan's networks is its stock made ahead of time
 /// (no more than `vulcan_sandbox::network::STOCK` namespaces per kind of link, and the
-/// isolates' processes made ahead with theirs), each with its chain and slot record, and
-/// as many as `before`.
+/// isolates' processes and gVisor's pods made ahead with theirs), each with its chain and
+/// slot record, and as many as `before`.
 pub fn only_the_stock_is_left(before: &(String, String, usize)) {
     let now = settled_network();
     // Counted, not named: a stocked slot taken is made up by another.
@@ -390,7 +390,10 @@ pub fn only_the_stock_is_left(before: &(String, String, usize)) {
     );
     let namespaces = count(&now.0);
     assert!(
-        namespaces <= 2 * vulcan_sandbox::network::STOCK + vulcan_isolate::NETWORKED_STOCK,
+        namespaces
+            <= 2 * vulcan_sandbox::network::STOCK
+                + vulcan_isolate::NETWORKED_STOCK
+                + vulcan_gvisor::pods::STOCK,
         "more than the stock left: {now:?}"
     );
     assert_eq!(

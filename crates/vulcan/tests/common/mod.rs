@@ -236,6 +236,22 @@ impl Server {
         }
     }
 
+    /// Stops the server as an operator does (SIGTERM), so that it removes what it made
+    /// ahead of time; killed if it has not stopped `within`.
+    pub fn stop(&mut self, within: Duration) {
+        if let Ok(None) = self.child.try_wait() {
+            send_sigterm(self.child.id());
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill9();
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
