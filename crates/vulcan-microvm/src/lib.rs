@@ -128,6 +128,9 @@ struct Inner {
     /// Warm instances of deployed functions: VMs whose agent keeps a handler loaded.
     instances: Arc<Instances<Vm>>,
     idle: Mutex<HashMap<Runtime, Vec<Vm>>>,
+    /// VMs with a NIC made ahead, each on a network of its own with no policy yet, for the
+    /// runtimes that have run a networked workload (see `networked`).
+    networked: Mutex<pool::NetworkedPool>,
     wanted: Notify,
     stopping: std::sync::atomic::AtomicBool,
     /// Opened at the first need (the assets' digest reads the root filesystem once).
@@ -305,6 +308,7 @@ impl MicrovmBackend {
             state,
             instances,
             idle: Mutex::new(HashMap::new()),
+            networked: Mutex::default(),
             wanted: Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             snapshots: tokio::sync::OnceCell::new(),
@@ -653,6 +657,14 @@ impl Backend for MicrovmBackend {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        let networked = self.inner.drain_networked();
+        let _ = tokio::task::spawn_blocking(move || {
+            for pool::NetworkedVm { vm, network } in networked {
+                drop(vm);
+                network.remove();
+            }
+        })
+        .await;
         drop(self.inner.instances.retire(""));
     }
 }

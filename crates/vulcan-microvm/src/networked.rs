@@ -2,8 +2,9 @@
 //! namespace of its own (made and filtered by [`vulcan_sandbox::network`] before the VM
 //! starts; the VMM joins the namespace), which its agent configures before the code
 //! starts, and which is removed when the VM ends. Such a VM serves the one workload or
-//! invocation: restored from a snapshot of a VM that had a NIC (or booted), never taken from
-//! the pool or kept warm (a warm VM would hold its network open).
+//! invocation: one made ahead with a NIC on a network of its own whose policy is given
+//! now (`pool`), or restored from a snapshot of a VM that had a NIC (or booted); never a
+//! VM of the warm pool, never kept warm (a warm VM would hold its network open).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use vulcan_domain::{BackendError, LogSink, LogStream, Preparation, WorkloadResul
 
 use vulcan_sandbox::network::TAP;
 
+use crate::pool::NetworkedVm;
 use crate::vmm::Nic;
 use crate::MicrovmBackend;
 
@@ -35,10 +37,20 @@ impl MicrovmBackend {
             Err(failed) => return Ok(failed),
         };
         let opened = Instant::now();
-        let network = egress
-            .open_tap(&spec.run.network, spec.run.resources.net_mbps)
-            .await
-            .map_err(BackendError)?;
+        let (runtime, resources) = (spec.run.runtime, spec.run.resources);
+        let (policy, cap) = (&spec.run.network, resources.net_mbps);
+        let made_ahead = self.inner.take_networked(runtime, resources);
+        let (network, vm, how) = match made_ahead {
+            Some(NetworkedVm { vm, mut network }) => {
+                network.apply(policy, cap).await.map_err(BackendError)?;
+                (network, Some(vm), "a VM made ahead")
+            }
+            None => (
+                egress.open_tap(policy, cap).await.map_err(BackendError)?,
+                None,
+                "",
+            ),
+        };
         job.network = Some(GuestNetwork {
             address: network.address(),
             prefix: network.prefix(),
@@ -46,19 +58,24 @@ impl MicrovmBackend {
             resolver: network.resolver(),
         });
         let opened = opened.elapsed();
-        let (runtime, resources) = (spec.run.runtime, spec.run.resources);
-        let nic = Nic {
-            namespace: network.namespace_path(),
-            tap: TAP.into(),
-        };
-        let (mut vm, how) = self
-            .inner
-            .fresh_with(runtime, resources, Some(logs.as_ref()), Some(nic))
-            .await
-            .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?;
-        let prepared = match vm.restored {
-            true => Preparation::Restore,
-            false => Preparation::Boot,
+        let (mut vm, how, prepared) = match vm {
+            Some(vm) => (vm, how.to_owned(), Preparation::Pool),
+            None => {
+                let nic = Nic {
+                    namespace: network.namespace_path(),
+                    tap: TAP.into(),
+                };
+                let (vm, how) = self
+                    .inner
+                    .fresh_with(runtime, resources, Some(logs.as_ref()), Some(nic))
+                    .await
+                    .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?;
+                let prepared = match vm.restored {
+                    true => Preparation::Restore,
+                    false => Preparation::Boot,
+                };
+                (vm, how, prepared)
+            }
         };
         logs.emit(
             LogStream::Backend,

@@ -10,7 +10,7 @@ mod internet;
 use common::Server;
 use internet::{
     lines, only_the_stock_is_left, probe, settled_network, url, FakeInternet, RefusalProbe, API,
-    API_NAME,
+    API_NAME, OTHER, OTHER_NAME,
 };
 use serde_json::{json, Value};
 
@@ -24,16 +24,37 @@ struct World {
     net: FakeInternet,
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        // VMs made ahead hold their networks: the server removes them as it stops.
+        self.server.stop(std::time::Duration::from_secs(30));
+    }
+}
+
+/// No VM made ahead: each one with a network is restored for its workload.
 fn world() -> (std::sync::MutexGuard<'static, ()>, World) {
+    world_with_pool("0")
+}
+
+fn world_with_pool(pool: &str) -> (std::sync::MutexGuard<'static, ()>, World) {
     let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let net = FakeInternet::start();
     let dns = net.dns.to_string();
     let server = Server::start(&[
         ("VULCAN_EGRESS", "open"),
         ("VULCAN_EGRESS_DNS", dns.as_str()),
-        ("VULCAN_MICROVM_POOL", "0"),
+        ("VULCAN_MICROVM_POOL", pool),
     ]);
     (lock, World { server, net })
+}
+
+/// What the backend said in a workload's log.
+fn backend_log(w: &World, done: &Value) -> String {
+    let (_, log) = w.server.get(&format!(
+        "/v1/workloads/{}/logs/history?stream=backend",
+        done["id"].as_str().unwrap()
+    ));
+    log.to_string()
 }
 
 fn python(network: Value, script: &str) -> Value {
@@ -109,11 +130,7 @@ fn a_microvm_reaches_its_allowed_name_and_the_host_refuses_the_rest() {
         microvm.contains("-nic-"),
         "a snapshot with a NIC: {microvm}"
     );
-    let (_, log) = w.server.get(&format!(
-        "/v1/workloads/{}/logs/history?stream=backend",
-        hostile["id"].as_str().unwrap()
-    ));
-    let log = log.to_string();
+    let log = backend_log(&w, &hostile);
     assert!(
         log.contains("restored from snapshot") && log.contains("with a network"),
         "{log}"
@@ -208,4 +225,49 @@ fn a_python_function_with_a_network_fetches_in_a_fresh_vm_each_invocation() {
         );
         assert!(done["net_rx_bytes"].as_u64().unwrap() > 0, "{done}");
     }
+}
+
+#[test]
+fn a_vm_made_ahead_with_a_nic_gets_the_policy_of_the_workload_that_takes_it() {
+    let (_lock, w) = world_with_pool("python=1,node=0,go=0");
+    let fetch = probe(
+        &[
+            format!("http://{API_NAME}/"),
+            format!("http://{OTHER_NAME}/"),
+        ],
+        &[],
+    );
+    let allow = |name: &str| json!({"egress": "allow", "allow": [format!("{name}:80")]});
+    // The first networked python workload has its VM restored; one is made ahead behind it.
+    let first = run(&w, python(allow(API_NAME), &fetch));
+    assert!(
+        !backend_log(&w, &first).contains("a VM made ahead"),
+        "{first}"
+    );
+    let ahead = |policy: Value| {
+        common::eventually(
+            std::time::Duration::from_secs(300),
+            "a VM made ahead",
+            || {
+                let done = run(&w, python(policy.clone(), &fetch));
+                backend_log(&w, &done)
+                    .contains("a VM made ahead with a network")
+                    .then_some(done)
+            },
+        )
+    };
+    let other_before = w.net.packets_to(OTHER);
+    let api_policy = ahead(allow(API_NAME));
+    let got = lines(&api_policy);
+    assert_eq!(got[0], format!("hello from {API}"), "{api_policy}");
+    assert!(got[1].starts_with("refused"), "{api_policy}");
+    assert_eq!(w.net.packets_to(OTHER), other_before, "{api_policy}");
+    assert_eq!(w.net.queries_for(OTHER_NAME), 0, "{api_policy}");
+    // The next one made ahead takes another policy: the first's does not stay with the pool.
+    let api_before = w.net.packets_to(API);
+    let other_policy = ahead(allow(OTHER_NAME));
+    let got = lines(&other_policy);
+    assert!(got[0].starts_with("refused"), "{other_policy}");
+    assert_eq!(got[1], format!("hello from {OTHER}"), "{other_policy}");
+    assert_eq!(w.net.packets_to(API), api_before, "{other_policy}");
 }
