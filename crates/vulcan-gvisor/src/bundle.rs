@@ -480,6 +480,72 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_holds_only_its_init_and_a_container_in_it_names_the_pod_not_its_bounds() {
+        let pod = pod_config(
+            Path::new("/pods/root"),
+            Path::new("/run/netns/vulcan-egress-7"),
+            "/vulcan-gvisor/pod-1-1",
+            300,
+        )
+        .unwrap();
+        let pod = serde_json::to_value(pod).unwrap();
+        assert_eq!(pod["annotations"][CONTAINER_TYPE], "sandbox");
+        assert_eq!(pod["process"]["args"], serde_json::json!([POD_INIT]));
+        assert_eq!(
+            pod["process"]["capabilities"]["bounding"],
+            serde_json::json!([])
+        );
+        assert_eq!(pod["root"]["readonly"], true);
+        assert_eq!(pod["linux"]["cgroupsPath"], "/vulcan-gvisor/pod-1-1");
+        // The bound the sandbox's kernel would take for its total is set on the cgroup.
+        assert!(pod["linux"]["resources"]["memory"].is_null(), "{pod}");
+        assert_eq!(pod["linux"]["resources"]["pids"]["limit"], 300);
+        let network = pod["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .unwrap()
+            .clone();
+        assert_eq!(network["path"], "/run/netns/vulcan-egress-7");
+
+        let img = image();
+        let env = Default::default();
+        let container = config(
+            &RunSpec {
+                rootfs: Path::new("/images/x"),
+                image: &img,
+                command: None,
+                env: &env,
+                resources: Resources::default(),
+                pids_limit: 300,
+                cgroup: "/vulcan-gvisor/w1",
+                work: None,
+                hold: None,
+                network: None,
+                pod: Some("pod-1-1"),
+            },
+            0,
+            0,
+        )
+        .unwrap();
+        let container = serde_json::to_value(container).unwrap();
+        assert_eq!(container["annotations"][CONTAINER_TYPE], "container");
+        assert_eq!(container["annotations"][SANDBOX_ID], "pod-1-1");
+        assert!(container["linux"]["cgroupsPath"].is_null(), "{container}");
+        for bound in ["memory", "cpu", "pids"] {
+            assert!(
+                container["linux"]["resources"][bound].is_null(),
+                "{container}"
+            );
+        }
+        assert_eq!(
+            container["process"]["args"],
+            serde_json::json!(["/entry", "default"])
+        );
+    }
+
+    #[test]
     fn users_resolve_from_the_image() {
         let dir = std::env::temp_dir().join(format!("vulcan-user-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("etc")).unwrap();

@@ -22,7 +22,7 @@ use crate::process::{DenoProcess, Launcher};
 const POLICIES: usize = 2;
 
 /// Fresh processes kept per policy.
-const SIZE: usize = 2;
+const SIZE: usize = 4;
 
 /// The most networks the pools hold at once: per policy, the fresh processes and those
 /// kept for their tenants' next jobs (see [`WarmPool::give_back`]).

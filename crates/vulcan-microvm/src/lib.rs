@@ -523,7 +523,14 @@ impl Backend for MicrovmBackend {
                     .pool
                     .iter()
                     .map(|(rt, size)| {
-                        (rt.to_string(), serde_json::json!({"size": size, "idle": idle.get(rt).map_or(0, Vec::len)}))
+                        (
+                            rt.to_string(),
+                            serde_json::json!({
+                                "size": size,
+                                "idle": idle.get(rt).map_or(0, Vec::len),
+                                "idle_with_a_nic": self.inner.networked_idle(*rt),
+                            }),
+                        )
                     })
                     .collect();
                 let snapshots = self

@@ -100,6 +100,12 @@ impl Inner {
         warm.min(NETWORKED_POOL)
     }
 
+    /// VMs with a NIC ready for `runtime`.
+    pub(crate) fn networked_idle(&self, runtime: Runtime) -> usize {
+        let pool = self.networked.lock().unwrap_or_else(|p| p.into_inner());
+        pool.ready.get(&runtime).map_or(0, Vec::len)
+    }
+
     /// The VMs with a NIC made ahead, taken out (at shutdown).
     pub(crate) fn drain_networked(&self) -> Vec<NetworkedVm> {
         let mut pool = self.networked.lock().unwrap_or_else(|p| p.into_inner());

@@ -17,14 +17,17 @@
 //!   restore path (snapshots), the restore-to-running time next to a bare QEMU `-incoming`
 //!   of the same snapshot file, and the pool of restored VMs back to back.
 //!
-//! - egress: the start cost of a network policy on gvisor (with and without, side by side),
-//!   a fetch by name through the sandbox's resolver, and what a thousand workloads with a
-//!   policy leave behind (nothing), against the tests' fake internet.
+//! - egress: the start cost of a network policy on gvisor, isolates and microVMs (with and
+//!   without, side by side, on a server with the default warm pools), a fetch by name
+//!   through the sandbox's resolver, and what a thousand workloads with a policy leave
+//!   behind (the stock made ahead; nothing once the server stopped), against the tests' fake
+//!   internet.
 //!
 //! - schedules: one tenant's 5,000 one-second schedules beside another tenant's one: how
 //!   late the other's ticks fire.
 //!
-//! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10);
+//! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10, egress's microVMs
+//! at most 30);
 //! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,egress,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
 
 #[path = "vulcan/cluster.rs"]
@@ -390,7 +393,7 @@ fn main() {
         gvisor::run(n.min(60));
     }
     if run("egress") {
-        egress::run(n.min(60), n.clamp(1, 12), 1000);
+        egress::run(n.min(60), n.clamp(1, 30), 1000);
     }
     if run("microvm") {
         microvm::run(n.clamp(1, 10));

@@ -1,12 +1,15 @@
 //! egress: what a network policy adds to a gVisor run's start (`echo hi` with no policy and
-//! with one, side by side, one client back to back and four clients), to a one-shot
+//! with one, side by side, one client back to back and four clients; a networked run takes a
+//! pod booted ahead when one is ready), to a one-shot
 //! isolate's (a pooled process without; with, a process of the policy's pool, each made
 //! ahead in a network of its own, or one started for a policy not seen before) and to
-//! a python microVM's (restored from a snapshot without a NIC, and from one with a NIC on
-//! the sandbox's tap: `microvm_n` of each, slow under TCG); what a fetch through the
+//! a python microVM's (the warm pool's VM, and one made ahead with a NIC; restored from a
+//! snapshot when none is ready: `microvm_n` of each, slow under TCG); what a fetch through the
 //! sandbox's resolver and rules costs; and a thousand workloads with a policy at four
 //! clients, and what they left on the host (nothing beyond the stock made ahead of time).
 //! Against the tests' fake internet (network namespaces on this host, behind a guard).
+
+use std::collections::BTreeMap;
 
 use crate::common::Server;
 use crate::internet::{FakeInternet, API, API_NAME};
@@ -36,39 +39,81 @@ fn left_behind() -> usize {
     })
 }
 
+/// How `backend`'s runs so far were prepared (`pool`, `boot`, `restore`, `warm`): counts
+/// from `/metrics`.
+fn preparations(server: &Server, backend: &str) -> BTreeMap<String, f64> {
+    let prefix =
+        format!("vulcan_workload_preparation_seconds_count{{backend=\"{backend}\",path=\"");
+    crate::common::metrics(server)
+        .lines()
+        .filter_map(|l| {
+            let (path, count) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((path.to_owned(), count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// What was prepared how between `before` and `after`, e.g. `pool 24, boot 9`.
+fn prepared_since(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    after
+        .iter()
+        .map(|(path, n)| (path, n - before.get(path).copied().unwrap_or(0.0)))
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(path, n)| format!("{path} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `what` without a policy and with one, back to back from one client after a few of each,
-/// and the difference of their medians.
-fn start_cost(what: &str, n: usize, without: impl Fn() + Sync, with: impl Fn() + Sync) {
+/// and the difference of their medians; with how each side's runs were prepared
+/// (`backend`'s counts: a pool made ahead, a boot or a restore).
+fn start_cost(
+    server: &Server,
+    backend: &str,
+    what: &str,
+    n: usize,
+    without: impl Fn() + Sync,
+    with: impl Fn() + Sync,
+) {
     for _ in 0..3 {
         without();
         with();
     }
+    let t0 = preparations(server, backend);
     let without = measure(&format!("egress: {what}, no policy"), n, 1, without);
+    let t1 = preparations(server, backend);
     let with = measure(&format!("egress: {what}, with a policy"), n, 1, with);
+    let t2 = preparations(server, backend);
     let (mut a, mut b) = (without.samples.clone(), with.samples.clone());
     a.sort();
     b.sort();
     let added = crate::percentile(&b, 0.5) - crate::percentile(&a, 0.5);
     without.print();
+    println!("{:<46} {}", "  prepared", prepared_since(&t0, &t1));
     with.print();
+    println!("{:<46} {}", "  prepared", prepared_since(&t1, &t2));
     println!(
         "{:<46} {added:+.2} ms at p50",
         format!("egress: start cost of a policy ({what})")
     );
 }
 
-/// gVisor runs started so far from a pod booted ahead, and in all.
-fn gvisor_starts(server: &Server) -> (f64, f64) {
-    let count = |path: &str| {
-        crate::common::metric(
-            server,
-            &format!(
-                "vulcan_workload_preparation_seconds_count{{backend=\"gvisor\",path=\"{path}\"}}"
-            ),
-        )
+/// Waits (up to two minutes) until the microVM warm pool is full: the server's start-up
+/// work (snapshots made, VMs restored) is not what a start costs.
+fn settle(server: &Server) {
+    let full = || {
+        let (_, backends) = server.get("/v1/backends");
+        let microvm = backends
+            .as_array()?
+            .iter()
+            .find(|b| b["name"] == "microvm")?;
+        let pool = microvm["details"]["warm_pool"].as_object()?;
+        Some(pool.values().all(|p| p["idle"] == p["size"]))
     };
-    let pods = count("pool");
-    (pods, pods + count("boot"))
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while full() == Some(false) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 pub fn run(n: usize, microvm_n: usize, thousand: usize) {
@@ -81,6 +126,8 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
         ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
         ("VULCAN_EGRESS", "open"),
         ("VULCAN_EGRESS_DNS", dns.as_str()),
+        // The default warm pools, as a server runs them (the tests' servers keep none).
+        ("VULCAN_MICROVM_POOL", "python=1,node=1,go=1"),
     ]);
     let policy = serde_json::json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});
     let server = &owned;
@@ -92,36 +139,30 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
         }
     };
     let none = serde_json::json!({"egress": "none"});
+    settle(server);
     // A networked run takes a pod booted ahead when one is ready, and boots a sandbox of
     // its own when none is: how many did, back to back and at four clients.
-    let pods = |label: &str, since: (f64, f64), with_policy: usize| {
-        let now = gvisor_starts(server);
-        println!(
-            "{:<46} {} of {with_policy}",
-            format!("egress: gvisor {label}, from a pod"),
-            now.0 - since.0
-        );
-    };
-    let since = gvisor_starts(server);
-    start_cost("gvisor echo", n, echo(&none), echo(&policy));
-    pods("back to back", since, n + 3);
-    let per_client = n.div_ceil(4);
-    measure(
-        "egress: gvisor echo, no policy, 4 clients",
-        per_client,
-        4,
+    start_cost(
+        server,
+        "gvisor",
+        "gvisor echo",
+        n,
         echo(&none),
-    )
-    .print();
-    let since = gvisor_starts(server);
-    measure(
-        "egress: gvisor echo, policy, 4 clients",
-        per_client,
-        4,
         echo(&policy),
-    )
-    .print();
-    pods("4 clients", since, 4 * per_client);
+    );
+    let per_client = n.div_ceil(4);
+    for (label, network) in [("no policy", &none), ("policy", &policy)] {
+        let before = preparations(server, "gvisor");
+        measure(
+            &format!("egress: gvisor echo, {label}, 4 clients"),
+            per_client,
+            4,
+            echo(network),
+        )
+        .print();
+        let after = preparations(server, "gvisor");
+        println!("{:<46} {}", "  prepared", prepared_since(&before, &after));
+    }
 
     let one = |network: &serde_json::Value| {
         let body = serde_json::json!({"runtime": "node", "isolation": "isolate", "code": "export default () => 1", "network": network});
@@ -130,7 +171,14 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
             assert_eq!(w["output"], "1", "{w}");
         }
     };
-    start_cost("isolate one-shot", n, one(&none), one(&policy));
+    start_cost(
+        server,
+        "isolate",
+        "isolate one-shot",
+        n,
+        one(&none),
+        one(&policy),
+    );
     measure(
         "egress: isolate one-shot, no policy, 4 clients",
         per_client,
@@ -154,6 +202,8 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
         one(&network)();
     };
     start_cost(
+        server,
+        "isolate",
         "isolate one-shot, a new policy each",
         n,
         one(&none),
@@ -161,14 +211,43 @@ pub fn run(n: usize, microvm_n: usize, thousand: usize) {
     );
 
     if microvm_n > 0 {
-        let vm = |network: &serde_json::Value| {
+        // Under TCG a run's end-to-end time varies by a few hundred ms (the guest's python
+        // is emulated), so each side's time to the code's start (`prepare_ms`, from its claim
+        // to the hand-over of the job to a VM that is ready) is shown too.
+        let prepared: [std::sync::Mutex<Vec<f64>>; 2] = Default::default();
+        let vm = |network: &serde_json::Value, side: usize| {
             let body = serde_json::json!({"runtime": "python", "isolation": "microvm", "code": "print(1)", "network": network, "resources": {"timeout_s": 120}});
+            let prepared = &prepared;
             move || {
                 let w = server.run(body.clone());
                 assert_eq!(w["output"], "1", "{w}");
+                let ms = w["prepare_ms"].as_f64().unwrap_or(0.0);
+                prepared[side].lock().unwrap().push(ms);
             }
         };
-        start_cost("microvm python one-shot", microvm_n, vm(&none), vm(&policy));
+        start_cost(
+            server,
+            "microvm",
+            "microvm python one-shot",
+            microvm_n,
+            vm(&none, 0),
+            vm(&policy, 1),
+        );
+        let p50 = |side: usize| {
+            // The first three of each side warmed up.
+            let mut ms: Vec<std::time::Duration> = prepared[side].lock().unwrap()[3..]
+                .iter()
+                .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+                .collect();
+            ms.sort();
+            crate::percentile(&ms, 0.5)
+        };
+        let (without, with) = (p50(0), p50(1));
+        println!(
+            "{:<46} {without:.0} ms without, {with:.0} ms with a policy: {:+.0} ms at p50",
+            "egress: microvm time to the code's start",
+            with - without
+        );
     }
 
     let fetch = serde_json::json!({
