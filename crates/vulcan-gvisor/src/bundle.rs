@@ -7,9 +7,10 @@ use std::path::Path;
 
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, Process,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 use oci_spec::OciSpecError;
 use vulcan_domain::{ImageConfig, Resources};
@@ -185,6 +186,58 @@ fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Resul
         .map_err(invalid)
 }
 
+/// The namespaces every sandbox has of its own; its network is the namespace at `network`
+/// when one is given (Vulcan made it), else one with loopback only.
+fn namespaces(network: Option<&Path>) -> Result<Vec<LinuxNamespace>, String> {
+    [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|typ| {
+        let mut ns = LinuxNamespaceBuilder::default().typ(typ);
+        if let (LinuxNamespaceType::Network, Some(path)) = (typ, network) {
+            ns = ns.path(path);
+        }
+        ns.build()
+    })
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(invalid)
+}
+
+/// A sandbox's bounds as runsc sets them on its cgroup: memory (when given), `cpus` CPUs
+/// and `pids_limit` tasks.
+fn bounds(memory_bytes: Option<u64>, cpus: u32, pids_limit: u32) -> Result<LinuxResources, String> {
+    let mut resources = LinuxResourcesBuilder::default();
+    if let Some(bytes) = memory_bytes {
+        resources = resources.memory(
+            LinuxMemoryBuilder::default()
+                .limit(i64::try_from(bytes).unwrap_or(i64::MAX))
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    resources
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(i64::from(cpus) * CPU_PERIOD as i64)
+                .period(CPU_PERIOD)
+                .build()
+                .map_err(invalid)?,
+        )
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(i64::from(pids_limit))
+                .build()
+                .map_err(invalid)?,
+        )
+        .build()
+        .map_err(invalid)
+}
+
 /// The sandbox's spec: the workload's process (or, for a warm instance, its init), the
 /// image's root read-only, the mounts, namespaces and limits.
 pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
@@ -239,45 +292,8 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
             &["rbind", "ro", "nosuid", "nodev"],
         )?);
     }
-    let namespaces = [
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Network,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
-    ]
-    .into_iter()
-    .map(|typ| {
-        let mut ns = LinuxNamespaceBuilder::default().typ(typ);
-        if let (LinuxNamespaceType::Network, Some(network)) = (typ, &run.network) {
-            ns = ns.path(network.namespace);
-        }
-        ns.build()
-    })
-    .collect::<Result<Vec<_>, _>>()
-    .map_err(invalid)?;
-    let resources = LinuxResourcesBuilder::default()
-        .memory(
-            LinuxMemoryBuilder::default()
-                .limit(i64::try_from(mem_bytes).unwrap_or(i64::MAX))
-                .build()
-                .map_err(invalid)?,
-        )
-        .cpu(
-            LinuxCpuBuilder::default()
-                .quota(i64::from(run.resources.cpus) * CPU_PERIOD as i64)
-                .period(CPU_PERIOD)
-                .build()
-                .map_err(invalid)?,
-        )
-        .pids(
-            LinuxPidsBuilder::default()
-                .limit(i64::from(run.pids_limit))
-                .build()
-                .map_err(invalid)?,
-        )
-        .build()
-        .map_err(invalid)?;
+    let namespaces = namespaces(run.network.as_ref().map(|n| n.namespace))?;
+    let resources = bounds(Some(mem_bytes), run.resources.cpus, run.pids_limit)?;
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         // gVisor's /proc and /sys are its own: nothing of the host's to mask.
@@ -347,42 +363,11 @@ pub fn pod_config(
         )
         .build()
         .map_err(invalid)?;
-    let namespaces = [
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Network,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
-    ]
-    .into_iter()
-    .map(|typ| {
-        let ns = LinuxNamespaceBuilder::default().typ(typ);
-        match typ {
-            LinuxNamespaceType::Network => ns.path(namespace).build(),
-            _ => ns.build(),
-        }
-    })
-    .collect::<Result<Vec<_>, _>>()
-    .map_err(invalid)?;
     // No memory bound in the spec: runsc would tell the sandbox's kernel that bound as its
     // total memory, and the workload's bound is not known yet. The cgroup Vulcan made
     // holds the pod's bound; the kernel sees the host's memory, as a container does.
-    let resources = LinuxResourcesBuilder::default()
-        .cpu(
-            LinuxCpuBuilder::default()
-                .quota(CPU_PERIOD as i64)
-                .period(CPU_PERIOD)
-                .build()
-                .map_err(invalid)?,
-        )
-        .pids(
-            LinuxPidsBuilder::default()
-                .limit(i64::from(pids_limit))
-                .build()
-                .map_err(invalid)?,
-        )
-        .build()
-        .map_err(invalid)?;
+    let namespaces = namespaces(Some(namespace))?;
+    let resources = bounds(None, 1, pids_limit)?;
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(cgroup)
