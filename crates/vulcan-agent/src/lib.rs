@@ -94,6 +94,32 @@ pub struct Run {
     /// The VM's NIC, when it has one ([`GuestNetwork`]); none: the guest has no network.
     #[serde(default)]
     pub network: Option<GuestNetwork>,
+    /// The root is an image's ([`FromImage`]): how its configuration says to run in it.
+    #[serde(default)]
+    pub image: Option<FromImage>,
+}
+
+/// On the kernel command line of a guest whose first disk is an image's root: the agent
+/// mounts it read-only (no setuid, no devices) under a throw-away overlay in guest RAM.
+pub const OVERLAY_ARG: &str = "vulcan.overlay=1";
+
+/// A run in an image's root (a template): the image's environment, and for runtime `oci`
+/// the program, directory and user its configuration names (resolved by the host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromImage {
+    /// The image's `Env` (`NAME=value`), before the workload's own `env`.
+    pub env: Vec<String>,
+    /// Runtime `oci`: the program and its arguments (entrypoint, then command or cmd).
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// Runtime `oci`: the working directory (absolute).
+    #[serde(default)]
+    pub cwd: String,
+    /// Runtime `oci`: the user and group the program runs as.
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
 }
 
 /// How the agent configures the VM's NIC (`eth0`, a virtio-net device on the host's tap)

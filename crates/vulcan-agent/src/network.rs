@@ -88,9 +88,16 @@ pub fn configure(net: &GuestNetwork, root: &Path) -> Result<(), String> {
     let resolv = format!("nameserver {}\n", net.resolver);
     fs::write("/etc/resolv.conf", &resolv)
         .map_err(|e| format!("cannot write /etc/resolv.conf: {e}"))?;
-    if root != Path::new("/") {
+    let target = root.join("etc/resolv.conf");
+    let a_file = fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_file());
+    if root != Path::new("/") && !a_file {
+        // An image's root (writable through its overlay) may have a link there, or nothing.
+        let _ = fs::remove_file(&target);
+        fs::create_dir_all(root.join("etc"))
+            .and_then(|()| fs::write(&target, &resolv))
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    } else if root != Path::new("/") {
         // The runtime's root is read-only and shared: the file is mounted over its own.
-        let target = root.join("etc/resolv.conf");
         mount(
             "/etc/resolv.conf",
             &target.to_string_lossy(),

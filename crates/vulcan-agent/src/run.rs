@@ -20,11 +20,20 @@ pub fn program(runtime: &str) -> Option<(&'static str, &'static [&'static str], 
 }
 
 pub fn run(port: &Port, job: Run) -> Exit {
-    let Some((program, args, file)) = program(&job.runtime) else {
-        return Exit {
-            error: Some(format!("the agent does not run {}", job.runtime)),
-            ..Exit::default()
-        };
+    let argv = job.image.as_ref().map_or(&[][..], |i| &i.argv[..]);
+    let (program, args, file): (&str, Vec<&str>, &str) = match program(&job.runtime) {
+        Some((program, args, file)) => (program, args.to_vec(), file),
+        None if job.runtime == "oci" && !argv.is_empty() => (
+            argv[0].as_str(),
+            argv[1..].iter().map(String::as_str).collect(),
+            "",
+        ),
+        None => {
+            return Exit {
+                error: Some(format!("the agent does not run {}", job.runtime)),
+                ..Exit::default()
+            }
+        }
     };
     let workspace = match prepare(&job, file) {
         Ok(w) => w,
@@ -47,7 +56,7 @@ pub fn run(port: &Port, job: Run) -> Exit {
     };
     let mut cmd = workspace.command(
         program,
-        args,
+        &args,
         &job.env,
         report.as_ref().map(|(_, write)| write.as_raw_fd()),
     );

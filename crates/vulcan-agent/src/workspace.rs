@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use vulcan_agent::{Run, MAX_PROCESSES};
+use vulcan_agent::{Run, MAX_PROCESSES, OVERLAY_ARG};
 use vulcan_sandbox::archive::{self, Rules};
 use vulcan_sandbox::cgroup::{self, Cgroup, CgroupParent};
 
@@ -28,6 +28,35 @@ pub struct Workspace {
     /// The root the program sees (`/newroot` with a runtime root filesystem, else `/`).
     pub root: PathBuf,
     pub group: Option<Cgroup>,
+    /// Who the program runs as, and where: the workload's user in `/work`, or what an
+    /// image's configuration says (runtime `oci`).
+    pub user: (u32, u32),
+    pub cwd: String,
+    /// The environment before the workload's own: defaults, then an image's `Env`.
+    pub base_env: Vec<(String, String)>,
+}
+
+/// The capabilities a program running as root in an image keeps (as under gVisor): the
+/// rest leave its bounding set. CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL,
+/// CAP_SETGID, CAP_SETUID.
+const KEPT_CAPABILITIES: [libc::c_ulong; 6] = [0, 1, 3, 5, 6, 7];
+
+/// The environment every program starts from, then `image_env` (`NAME=value`) over it.
+fn base_env(home: &str, image_env: &[String]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", home),
+        ("LANG", "C.UTF-8"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for pair in image_env {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        env.retain(|(k, _)| k != name);
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    env
 }
 
 /// The parent of the workload's cgroup: cgroup2 mounted and the controllers delegated,
@@ -159,24 +188,52 @@ const NODE_EXIT_JS: &str = include_str!("node-exit.js");
 /// earlier step of this boot.
 static ROOT_MOUNTED: AtomicBool = AtomicBool::new(false);
 
-/// Mounts the runtime's root filesystem (read-only, shared by every VM) at `/newroot`, with
-/// its API filesystems, once per guest.
+/// Mounts the root filesystem (read-only, shared by every VM) at `/newroot`, with its API
+/// filesystems, once per guest. An image's root ([`OVERLAY_ARG`] on the kernel command line)
+/// is mounted without setuid or devices, under an overlay whose writable half is a tmpfs:
+/// the run may write anywhere, and what it writes is gone with the VM.
 pub fn mount_root() -> Result<PathBuf, String> {
     let root = PathBuf::from("/newroot");
     if ROOT_MOUNTED.load(Ordering::SeqCst) {
         return Ok(root);
     }
+    let overlay = fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|arg| arg == OVERLAY_ARG);
+    let (disk_at, flags) = if overlay {
+        crate::load_modules("/etc/vulcan/overlay-modules");
+        ("/image", libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV)
+    } else {
+        ("/newroot", libc::MS_RDONLY)
+    };
     let mut mounted = Err(io::Error::other("no disk"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        mounted = mount("/dev/vda", "/newroot", "ext4", libc::MS_RDONLY, "");
+        mounted = mount("/dev/vda", disk_at, "ext4", flags, "");
         if mounted.is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     if let Err(e) = mounted {
-        return Err(format!("cannot mount the runtime's root filesystem: {e}"));
+        return Err(format!("cannot mount the root filesystem: {e}"));
+    }
+    if overlay {
+        let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
+        mount("tmpfs", "/overlay", "tmpfs", nosuid, "mode=0755")
+            .and_then(|()| fs::create_dir_all("/overlay/upper"))
+            .and_then(|()| fs::create_dir_all("/overlay/work"))
+            .and_then(|()| {
+                mount(
+                    "overlay",
+                    "/newroot",
+                    "overlay",
+                    nosuid,
+                    "lowerdir=/image,upperdir=/overlay/upper,workdir=/overlay/work",
+                )
+            })
+            .map_err(|e| format!("cannot mount the image's overlay: {e}"))?;
     }
     for (fs_type, target) in [
         ("proc", "/newroot/proc"),
@@ -219,15 +276,22 @@ pub fn mount_root() -> Result<PathBuf, String> {
 /// interpreter's files are in the page cache of every guest restored from the snapshot.
 /// Nothing of it keeps running, and `/tmp` and `/work` are mounted afresh for the job.
 pub fn prewarm(runtime: &str) {
-    let args: &[&str] = match runtime {
-        "python" => &["-c", "import json, os, sys, random, uuid, time"],
-        "node" => &["-r", NODE_PRELOAD, "-e", "require('fs'); require('crypto')"],
-        _ => return,
-    };
     let Ok(root) = mount_root() else {
         return;
     };
-    let workspace = Workspace { root, group: None };
+    let args: &[&str] = match runtime {
+        "python" => &["-c", "import json, os, sys, random, uuid, time"],
+        "node" => &["-r", NODE_PRELOAD, "-e", "require('fs'); require('crypto')"],
+        // An image's own program (runtime oci) is never started before a snapshot.
+        _ => return,
+    };
+    let workspace = Workspace {
+        root,
+        group: None,
+        user: (WORKLOAD_UID, WORKLOAD_UID),
+        cwd: "/work".into(),
+        base_env: base_env("/work", &[]),
+    };
     let program = if runtime == "python" {
         "python3"
     } else {
@@ -263,13 +327,31 @@ pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
     if let Some(archive) = &job.archive {
         unpack(archive, &work)?;
     }
+    let (user, cwd, home) = match &job.image {
+        Some(image) if job.runtime == "oci" => {
+            let cwd = if job.archive.is_some() {
+                "/work"
+            } else if image.cwd.starts_with('/') {
+                image.cwd.as_str()
+            } else {
+                "/"
+            };
+            // As a container runtime does: the directory is made if the image lacks it.
+            let _ = fs::create_dir_all(root.join(cwd.trim_start_matches('/')));
+            let home = if image.uid == 0 { "/root" } else { "/work" };
+            ((image.uid, image.gid), cwd.to_owned(), home)
+        }
+        _ => ((WORKLOAD_UID, WORKLOAD_UID), "/work".to_owned(), "/work"),
+    };
     // The work directory belongs to the workload's user.
-    chown_tree(&work, WORKLOAD_UID)
-        .map_err(|e| format!("cannot prepare the work directory: {e}"))?;
-
+    chown_tree(&work, user.0).map_err(|e| format!("cannot prepare the work directory: {e}"))?;
+    let image_env = job.image.as_ref().map_or(&[][..], |i| &i.env[..]);
     Ok(Workspace {
         root,
         group: workload_cgroup(job.mem_mb),
+        user,
+        cwd,
+        base_env: base_env(home, image_env),
     })
 }
 
@@ -329,8 +411,8 @@ impl Workspace {
     }
 
     /// The command that starts `program` in the workspace: its cgroup joined, chrooted,
-    /// in `/work`, as the workload's user with the process limit, with `env` and piped
-    /// stdio. `results`, if given, becomes the program's fd 3 (a warm instance's answers).
+    /// in its directory, as its user with the process limit, without a way to gain
+    /// privileges, with `env` over the base environment and piped stdio. `results`, if given, becomes the program's fd 3 (a warm instance's answers).
     pub fn command(
         &self,
         program: &str,
@@ -339,6 +421,8 @@ impl Workspace {
         results: Option<i32>,
     ) -> Command {
         let root_c = CString::new(self.root.to_string_lossy().as_bytes()).unwrap_or_default();
+        let cwd_c = CString::new(self.cwd.as_bytes()).unwrap_or_default();
+        let (uid, gid) = self.user;
         // Joined between fork and exec, where only raw system calls may run.
         let procs = self
             .group
@@ -348,9 +432,7 @@ impl Workspace {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", "/work")
-            .env("LANG", "C.UTF-8")
+            .envs(self.base_env.iter().map(|(k, v)| (k, v)))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -377,7 +459,19 @@ impl Workspace {
                         return Err(io::Error::last_os_error());
                     }
                 }
-                if libc::chroot(root_c.as_ptr()) != 0 || libc::chdir(c"/work".as_ptr()) != 0 {
+                if libc::chroot(root_c.as_ptr()) != 0 || libc::chdir(cwd_c.as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Nothing the program runs gains privileges (a setuid file included), and
+                // one running as root keeps only the capabilities gVisor would give it.
+                if uid == 0 {
+                    for cap in 0..64 {
+                        if !KEPT_CAPABILITIES.contains(&cap) {
+                            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+                        }
+                    }
+                }
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                     return Err(io::Error::last_os_error());
                 }
                 // The cgroup's pids.max is the bound (and reports hitting it); the
@@ -390,8 +484,8 @@ impl Workspace {
                     libc::setrlimit(libc::RLIMIT_NPROC, &nproc);
                 }
                 if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(WORKLOAD_UID) != 0
-                    || libc::setuid(WORKLOAD_UID) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
                 {
                     return Err(io::Error::last_os_error());
                 }

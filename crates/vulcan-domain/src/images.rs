@@ -48,6 +48,61 @@ pub struct ImageRecord {
     /// The nodes that have it pulled and verified (each pulls it on first use).
     #[serde(default)]
     pub nodes: Vec<String>,
+    /// What each node has made of it for microVMs: the root converted from its layers and
+    /// the snapshots of VMs booted from that root.
+    #[serde(default)]
+    pub microvm: Vec<NodeTemplate>,
+}
+
+/// What one node keeps of an image for microVMs (a template).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateOnNode {
+    /// The read-only root file converted from the layers, in bytes on disk (0: none).
+    pub root_bytes: u64,
+    /// Snapshots of VMs booted from that root (one per memory and CPU shape and runtime).
+    pub snapshots: u32,
+    /// Their size on disk, in bytes.
+    pub snapshot_bytes: u64,
+}
+
+/// [`TemplateOnNode`] of one node.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTemplate {
+    pub node: String,
+    #[serde(flatten)]
+    pub template: TemplateOnNode,
+}
+
+/// An image's root on this node's disk, held for one run: not removed until dropped.
+pub struct LeasedRoot {
+    pub record: ImageRecord,
+    /// The unpacked root directory (read-only: shared by every run of the image).
+    pub rootfs: std::path::PathBuf,
+    /// Releases the root when dropped.
+    pub hold: Box<dyn Send + Sync>,
+}
+
+/// Image roots for backends that run something else than the unpacked directory (a
+/// microVM's root file made from it).
+#[async_trait]
+pub trait ImageRoots: Send + Sync {
+    /// The registered image `reference`, pulled to this node first if needed (as a gVisor
+    /// run would; `on_pull` is told before a pull starts), held while the lease lives.
+    async fn lease_root(
+        &self,
+        reference: &str,
+        on_pull: &(dyn for<'p> Fn(&'p str) + Sync),
+    ) -> Result<LeasedRoot, ImageError>;
+
+    /// Records what this node keeps for microVMs of the image with manifest `digest`
+    /// (`None`: nothing any more).
+    async fn record_template(
+        &self,
+        digest: &str,
+        template: Option<TemplateOnNode>,
+    ) -> Result<(), ImageError>;
 }
 
 /// `POST /v1/images`.
@@ -107,6 +162,15 @@ pub trait ImageIndex: Send + Sync {
 
     /// Records that `node` has pulled and verified the image.
     async fn image_pulled(&self, reference: &str, node: &str) -> Result<(), StoreError>;
+
+    /// Records what `node` keeps for microVMs of the images with manifest `digest` (every
+    /// reference to it that the node has pulled).
+    async fn image_template(
+        &self,
+        digest: &str,
+        node: &str,
+        template: Option<&TemplateOnNode>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Pulls, lists and removes images.

@@ -41,7 +41,10 @@ pub use function::{
     valid_function_name, Deployed, Function, FunctionCode, FunctionStore, FunctionVersion,
     Invocation,
 };
-pub use images::{ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, PullRequest};
+pub use images::{
+    ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, ImageRoots, LeasedRoot,
+    NodeTemplate, PullRequest, TemplateOnNode,
+};
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};

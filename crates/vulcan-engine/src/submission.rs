@@ -114,10 +114,26 @@ impl CodeRequest {
                 return invalid("runtime oci runs \"image\" and \"command\"; \"code\" is for the other runtimes (send files as \"code_archive\", unpacked at /work)".into());
             }
         } else {
-            if self.image.is_some() || self.command.is_some() {
+            if self.command.is_some() {
                 return invalid(format!(
-                    "\"image\" and \"command\" are only for runtime oci, not {runtime}"
+                    "\"command\" is only for runtime oci, not {runtime}: the runtime runs \"code\""
                 ));
+            }
+            if let Some(image) = &self.image {
+                if runtime == Runtime::Wasm {
+                    return invalid("runtime wasm runs no image: leave out \"image\"".into());
+                }
+                if image.trim().is_empty() {
+                    return invalid("\"image\" is empty: name a registered image, or leave it out to use the runtime's own root".into());
+                }
+                if !matches!(
+                    self.isolation,
+                    None | Some(Isolation::Auto | Isolation::Microvm)
+                ) {
+                    return invalid(format!(
+                        "a {runtime} workload with \"image\" runs its interpreter from that image in a microVM: use isolation microvm (or auto)"
+                    ));
+                }
             }
             if self.code.as_deref().is_none_or(str::is_empty) && self.code_archive.is_none() {
                 return invalid(format!(
@@ -193,7 +209,11 @@ impl CodeRequest {
         }
         Ok(Code {
             runtime,
-            isolation: self.isolation.unwrap_or(Isolation::Auto),
+            // A runtime's interpreter from an image: only a microVM boots an image's root.
+            isolation: match (&self.image, runtime) {
+                (Some(_), Runtime::Python | Runtime::Node | Runtime::Go) => Isolation::Microvm,
+                _ => self.isolation.unwrap_or(Isolation::Auto),
+            },
             code: self.code,
             code_archive: self.code_archive,
             image: self.image,
@@ -311,11 +331,32 @@ mod tests {
             ..Default::default()
         };
         assert!(reason(&oci).contains("needs \"image\""));
+        let command_on_node = CodeRequest {
+            command: Some(vec!["x".into()]),
+            ..node("x")
+        };
+        assert!(reason(&command_on_node).contains("only for runtime oci"));
+        // A runtime's interpreter from an image runs in a microVM, and only there.
+        let image_in_isolate = CodeRequest {
+            image: Some("x".into()),
+            isolation: Some(Isolation::Isolate),
+            ..node("x")
+        };
+        assert!(reason(&image_in_isolate).contains("use isolation microvm"));
         let image_on_node = CodeRequest {
             image: Some("x".into()),
             ..node("x")
         };
-        assert!(reason(&image_on_node).contains("only for runtime oci"));
+        let code = image_on_node
+            .validate(Resources::default(), &Limits::default())
+            .unwrap();
+        assert_eq!(code.isolation, Isolation::Microvm);
+        let image_on_wasm = CodeRequest {
+            runtime: Some(Runtime::Wasm),
+            image: Some("x".into()),
+            ..node("AGFzbQEAAAA=")
+        };
+        assert!(reason(&image_on_wasm).contains("runs no image"));
         let big = CodeRequest {
             mem_mb: Some(1 << 20),
             ..node("x")

@@ -14,25 +14,27 @@ use crate::{CodeRequest, Engine, ImagePulls, RouteError, Submission, SubmitError
 
 impl Engine {
     /// Fills an `oci` request's image (the default image if it names none, the normalised
-    /// reference otherwise) and returns the resource defaults that apply.
+    /// reference otherwise; another runtime's only if it names one) and returns the
+    /// resource defaults that apply.
     pub(crate) async fn image_defaults(
         &self,
         code: &mut CodeRequest,
         pulls: ImagePulls,
     ) -> Result<Resources, SubmitError> {
         let defaults = self.inner.config.defaults;
-        if code.runtime != Some(Runtime::Oci) {
-            return Ok(defaults);
-        }
-        let Some(images) = &self.inner.images else {
-            return Ok(defaults);
-        };
         let named = code
             .image
             .as_deref()
             .map(str::trim)
             .filter(|i| !i.is_empty())
             .map(str::to_owned);
+        // Other runtimes use an image only when they name one (a microVM's root).
+        if code.runtime != Some(Runtime::Oci) && named.is_none() {
+            return Ok(defaults);
+        }
+        let Some(images) = &self.inner.images else {
+            return Ok(defaults);
+        };
         let invalid = |e: ImageError| SubmitError::Invalid(e.to_string());
         let forbidden = |m: String| SubmitError::Refused(Refusal::Forbidden(m));
         let record = match named {

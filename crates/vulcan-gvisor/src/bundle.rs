@@ -73,40 +73,10 @@ pub const WORK_DIR: &str = "/work";
 
 /// The process's argv: the image's entrypoint followed by the command (or the image's cmd).
 pub fn argv(image: &ImageConfig, command: Option<&[String]>) -> Vec<String> {
-    let tail = command.unwrap_or(&image.cmd);
-    image.entrypoint.iter().chain(tail).cloned().collect()
+    vulcan_sandbox::image_user::argv(&image.entrypoint, &image.cmd, command)
 }
 
-/// Resolves the image's `User` (`uid[:gid]` or a name in the image's `/etc/passwd`).
-pub fn user(rootfs: &Path, spec: &str) -> Result<(u32, u32), String> {
-    if spec.is_empty() {
-        return Ok((0, 0));
-    }
-    let (name, group) = spec.split_once(':').unwrap_or((spec, ""));
-    let (uid, primary_gid) = match name.parse::<u32>() {
-        Ok(uid) => (uid, uid),
-        Err(_) => {
-            let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-            passwd
-                .lines()
-                .find_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() > 3 && f[0] == name)
-                        .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-                        .flatten()
-                })
-                .ok_or_else(|| format!("the image's user {name:?} is not in its /etc/passwd"))?
-        }
-    };
-    let gid = if group.is_empty() {
-        primary_gid
-    } else {
-        group
-            .parse()
-            .map_err(|_| format!("the image's group {group:?} must be numeric"))?
-    };
-    Ok((uid, gid))
-}
+pub use vulcan_sandbox::image_user::user;
 
 /// Every spec builder's failure: a value the OCI types refuse.
 fn invalid(e: OciSpecError) -> String {
@@ -528,23 +498,5 @@ mod tests {
             container["process"]["args"],
             serde_json::json!(["/entry", "default"])
         );
-    }
-
-    #[test]
-    fn users_resolve_from_the_image() {
-        let dir = std::env::temp_dir().join(format!("vulcan-user-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::write(
-            dir.join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\n",
-        )
-        .unwrap();
-        assert_eq!(user(&dir, "").unwrap(), (0, 0));
-        assert_eq!(user(&dir, "app").unwrap(), (1000, 1001));
-        assert_eq!(user(&dir, "5:6").unwrap(), (5, 6));
-        assert!(user(&dir, "ghost")
-            .unwrap_err()
-            .contains("not in its /etc/passwd"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

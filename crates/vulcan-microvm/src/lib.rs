@@ -21,12 +21,14 @@
 
 pub mod accel;
 mod counters;
+mod from_image;
 mod networked;
 mod pool;
 mod qmp;
 mod restore;
 mod served;
 pub mod snapshot;
+mod templates;
 pub mod vm;
 pub mod vmm;
 
@@ -52,6 +54,7 @@ use vulcan_sandbox::instances::Instances;
 use crate::counters::Counters;
 use crate::restore::NotRestored;
 use crate::snapshot::Snapshots;
+use crate::templates::{Template, Templates};
 use crate::vm::Vm;
 use crate::vmm::{Accel, QemuMicrovm, VmSpec, Vmm};
 
@@ -96,6 +99,11 @@ pub struct MicrovmConfig {
     /// Where networks come from for workloads with an egress policy (a tap each);
     /// `None`: a workload asking for a network is refused.
     pub egress: Option<Arc<vulcan_sandbox::network::Egress>>,
+    /// Where image roots come from for workloads that name an image ([`templates`]);
+    /// `None`: such a workload is refused.
+    pub images: Option<Arc<dyn vulcan_domain::ImageRoots>>,
+    /// The disk converted image roots and their snapshots may take, in bytes.
+    pub template_disk_bytes: u64,
 }
 
 impl MicrovmConfig {
@@ -114,6 +122,8 @@ impl MicrovmConfig {
             snapshots: true,
             builder: None,
             egress: None,
+            images: None,
+            template_disk_bytes: 8 << 30,
         }
     }
 }
@@ -138,6 +148,8 @@ struct Inner {
     /// One snapshot is made at a time: boots compete for the CPUs.
     making: tokio::sync::Mutex<()>,
     counters: Counters,
+    /// Image roots converted for VMs (with an image store).
+    templates: Option<Arc<Templates>>,
 }
 
 struct Ready {
@@ -163,18 +175,37 @@ fn runtime_rootfs(runtime: Runtime) -> bool {
 }
 
 impl Inner {
-    fn spec(&self, ready: &Ready, runtime: Runtime, resources: Resources) -> VmSpec {
+    /// A VM for `runtime` in its own root filesystem, or in `template`'s root.
+    fn spec(
+        &self,
+        ready: &Ready,
+        runtime: Runtime,
+        resources: Resources,
+        template: Option<&Template>,
+    ) -> VmSpec {
+        let (rootfs, cmdline_extra) = match template {
+            Some(t) => (
+                Some(t.path.clone()),
+                format!("{} {}", ready.cmdline_extra, vulcan_agent::OVERLAY_ARG)
+                    .trim()
+                    .to_owned(),
+            ),
+            None => (
+                runtime_rootfs(runtime).then(|| ready.rootfs.clone()),
+                ready.cmdline_extra.clone(),
+            ),
+        };
         VmSpec {
             kernel: ready.kernel.clone(),
             initramfs: ready.initramfs.clone(),
-            rootfs: runtime_rootfs(runtime).then(|| ready.rootfs.clone()),
+            rootfs,
             mem_mb: resources.mem_mb + GUEST_OVERHEAD_MB,
             cpus: resources.cpus,
             accel: ready.accel,
             channel: PathBuf::new(),
             console: PathBuf::new(),
             pidfile: PathBuf::new(),
-            cmdline_extra: ready.cmdline_extra.clone(),
+            cmdline_extra,
             qmp: None,
             incoming: None,
             memory: None,
@@ -192,16 +223,17 @@ impl Inner {
         resources: Resources,
         logs: Option<&dyn LogSink>,
     ) -> Result<(Vm, String), String> {
-        self.fresh_with(runtime, resources, logs, None).await
+        self.fresh_with(runtime, resources, logs, None, None).await
     }
 
-    /// [`Inner::fresh`], with `nic` if given.
+    /// [`Inner::fresh`], with `nic` if given, in `template`'s root if given.
     async fn fresh_with(
         &self,
         runtime: Runtime,
         resources: Resources,
         logs: Option<&dyn LogSink>,
         nic: Option<vmm::Nic>,
+        template: Option<&Template>,
     ) -> Result<(Vm, String), String> {
         let emit = |line: String| {
             if let Some(logs) = logs {
@@ -210,7 +242,10 @@ impl Inner {
         };
         let mut retry = true;
         if self.config.snapshots {
-            match self.restore(runtime, resources, logs, nic.clone()).await {
+            match self
+                .restore(runtime, resources, logs, nic.clone(), template)
+                .await
+            {
                 Ok((vm, name)) => return Ok((vm, format!("a VM restored from snapshot {name}"))),
                 Err(NotRestored::Restore(e)) => {
                     self.counters.restore_failed.fetch_add(1, Ordering::Relaxed);
@@ -223,11 +258,14 @@ impl Inner {
                 }
             }
         }
-        let vm = match self.boot_with(runtime, resources, nic.clone()).await {
+        let vm = match self
+            .boot_with(runtime, resources, nic.clone(), template)
+            .await
+        {
             Ok(vm) => vm,
             Err(first) if retry => {
                 emit(format!("the VM did not boot ({first}); trying a new one"));
-                self.boot_with(runtime, resources, nic).await?
+                self.boot_with(runtime, resources, nic, template).await?
             }
             Err(e) => return Err(e),
         };
@@ -235,15 +273,16 @@ impl Inner {
         Ok((vm, "a new VM".into()))
     }
 
-    /// Boots a VM, with `nic` if given.
+    /// Boots a VM, with `nic` if given, in `template`'s root if given.
     async fn boot_with(
         &self,
         runtime: Runtime,
         resources: Resources,
         nic: Option<vmm::Nic>,
+        template: Option<&Template>,
     ) -> Result<Vm, String> {
         let ready = self.state.as_ref().map_err(Clone::clone)?;
-        let mut spec = self.spec(ready, runtime, resources);
+        let mut spec = self.spec(ready, runtime, resources, template);
         if nic.is_some() {
             spec.cmdline_extra = with_nic(&spec.cmdline_extra);
         }
@@ -303,6 +342,17 @@ impl MicrovmBackend {
         }
         let ready = state.is_ok();
         let instances = Instances::reaped();
+        let templates = match &config.images {
+            Some(images) if ready => Templates::open(
+                config.work_dir.join("templates"),
+                config.template_disk_bytes,
+                images.clone(),
+            )
+            .map_err(|e| tracing::warn!(error = %e, "microVM templates unavailable"))
+            .ok()
+            .map(Arc::new),
+            _ => None,
+        };
         let inner = Arc::new(Inner {
             config,
             state,
@@ -314,6 +364,7 @@ impl MicrovmBackend {
             snapshots: tokio::sync::OnceCell::new(),
             making: tokio::sync::Mutex::new(()),
             counters: Counters::default(),
+            templates,
         });
         if ready && inner.config.pool.values().any(|n| *n > 0) {
             tokio::spawn(inner.clone().refill());
@@ -391,13 +442,18 @@ impl MicrovmBackend {
         runtime: Runtime,
         resources: Resources,
         logs: &dyn LogSink,
+        template: Option<&Template>,
     ) -> Result<(Vm, Preparation), BackendError> {
         let accel = self.ready()?.accel.as_str();
-        let (vm, how) = match self.inner.take_warm(runtime, resources) {
+        let warm = match template {
+            None => self.inner.take_warm(runtime, resources),
+            Some(_) => None,
+        };
+        let (vm, how) = match warm {
             Some(vm) => (vm, "a warm VM".to_owned()),
             None => self
                 .inner
-                .fresh(runtime, resources, Some(logs))
+                .fresh_with(runtime, resources, Some(logs), None, template)
                 .await
                 .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?,
         };
@@ -427,13 +483,14 @@ impl MicrovmBackend {
 impl MicrovmBackend {
     /// What a VM is handed to run `spec` (with `serve`, to keep its handler loaded): Go
     /// source built first (see [`MicrovmConfig::builder`]), an archive checked, then
-    /// encoded once. `Ok(Err(..))` is the result the run ends with (a failed build).
+    /// encoded once; with an image, its template made ready (`from_image`).
+    /// `Ok(Err(..))` is the result the run ends with (a failed build).
     pub(crate) async fn job_for(
         &self,
         spec: &WorkloadSpec,
         serve: bool,
         logs: &Arc<dyn LogSink>,
-    ) -> Result<Result<Run, WorkloadResult>, BackendError> {
+    ) -> Result<Result<Job, WorkloadResult>, BackendError> {
         let runtime = spec.run.runtime;
         let built;
         let spec = match &self.inner.config.builder {
@@ -456,7 +513,7 @@ impl MicrovmBackend {
         if let Some(archive) = &spec.run.code_archive {
             check_archive(archive.clone()).await?;
         }
-        Ok(Ok(Run {
+        let mut run = Run {
             runtime: runtime.to_string(),
             code: spec.run.code.clone(),
             archive: spec
@@ -471,8 +528,20 @@ impl MicrovmBackend {
             serve,
             seed: None,
             network: None,
-        }))
+            image: None,
+        };
+        let template = match spec.run.image.as_deref() {
+            Some(reference) => Some(self.run_in_image(reference, spec, &mut run, logs).await?),
+            None => None,
+        };
+        Ok(Ok(Job { run, template }))
     }
+}
+
+/// What a VM is handed, and the template whose root it needs (held until the VM is made).
+pub(crate) struct Job {
+    pub run: Run,
+    pub template: Option<Template>,
 }
 
 /// Refuses an archive that breaks the code-archive rules (an entry leaving the work
@@ -497,7 +566,7 @@ impl Backend for MicrovmBackend {
     fn capabilities(&self) -> BackendCapabilities {
         BackendCapabilities {
             name: "microvm (QEMU microvm + vulcan-agent)".into(),
-            supported_runtimes: vec![Runtime::Python, Runtime::Node, Runtime::Go],
+            supported_runtimes: vec![Runtime::Python, Runtime::Node, Runtime::Go, Runtime::Oci],
             supported_isolations: vec![Isolation::Microvm],
             max_concurrency: self.inner.config.max_concurrency,
         }
@@ -533,15 +602,16 @@ impl Backend for MicrovmBackend {
                         )
                     })
                     .collect();
-                let snapshots = self
-                    .inner
-                    .snapshots
-                    .get()
-                    .and_then(|s| s.as_ref().ok())
-                    .map(|s| s.list())
-                    .unwrap_or_default();
+                let opened = self.inner.snapshots.get().and_then(|s| s.as_ref().ok());
+                let snapshots = opened.map(|s| s.list()).unwrap_or_default();
                 let c = &self.inner.counters;
+                let templates = self
+                    .inner
+                    .templates
+                    .as_ref()
+                    .map(|t| t.details(opened.map(|s| &**s)));
                 Availability::ready(serde_json::json!({
+                    "templates": templates,
                     "snapshots": {
                         "enabled": self.inner.config.snapshots,
                         "list": snapshots,
@@ -569,7 +639,12 @@ impl Backend for MicrovmBackend {
     ) -> Result<WorkloadResult, BackendError> {
         self.ready()?;
         let runtime = spec.run.runtime;
-        if !matches!(runtime, Runtime::Python | Runtime::Node | Runtime::Go) {
+        let runs = match runtime {
+            Runtime::Python | Runtime::Node | Runtime::Go => true,
+            Runtime::Oci => spec.run.image.is_some(),
+            Runtime::Wasm => false,
+        };
+        if !runs {
             return Err(BackendError(format!(
                 "the microvm backend does not run {runtime}"
             )));
@@ -582,16 +657,22 @@ impl Backend for MicrovmBackend {
         if let Some(invocation) = spec.invocation.as_ref().filter(|i| i.handler || i.reuse) {
             return self.invoke_served(invocation, &spec, logs).await;
         }
-        let job = match self.job_for(&spec, false, &logs).await? {
+        let Job { run, template } = match self.job_for(&spec, false, &logs).await? {
             Ok(job) => job,
             Err(failed) => return Ok(failed),
         };
         let (vm, prepared) = self
-            .vm_for(runtime, spec.run.resources, logs.as_ref())
+            .vm_for(
+                runtime,
+                spec.run.resources,
+                logs.as_ref(),
+                template.as_ref(),
+            )
             .await?;
+        drop(template);
         logs.code_started(prepared);
         vm.run(
-            &job,
+            &run,
             logs,
             self.inner.config.max_output_bytes,
             spec.run.resources.mem_mb,
@@ -615,6 +696,13 @@ impl Backend for MicrovmBackend {
             ("restored", c.restored.load(Ordering::Relaxed)),
             ("restore_failed", c.restore_failed.load(Ordering::Relaxed)),
             ("snapshot_made", c.snapshots_made.load(Ordering::Relaxed)),
+            (
+                "template_converted",
+                self.inner
+                    .templates
+                    .as_ref()
+                    .map_or(0, |t| t.converted.load(Ordering::Relaxed)),
+            ),
         ]
     }
 

@@ -16,7 +16,7 @@ use vulcan_sandbox::network::TAP;
 
 use crate::pool::NetworkedVm;
 use crate::vmm::Nic;
-use crate::MicrovmBackend;
+use crate::{Job, MicrovmBackend};
 
 impl MicrovmBackend {
     pub(crate) async fn execute_networked(
@@ -32,14 +32,18 @@ impl MicrovmBackend {
             .invocation
             .as_ref()
             .is_some_and(|i| i.handler || i.reuse);
-        let mut job = match self.job_for(&spec, served, &logs).await? {
+        let Job { mut run, template } = match self.job_for(&spec, served, &logs).await? {
             Ok(job) => job,
             Err(failed) => return Ok(failed),
         };
         let opened = Instant::now();
         let (runtime, resources) = (spec.run.runtime, spec.run.resources);
         let (policy, cap) = (&spec.run.network, resources.net_mbps);
-        let made_ahead = self.inner.take_networked(runtime, resources);
+        // VMs made ahead have the runtime's own root, not an image's.
+        let made_ahead = match template {
+            None => self.inner.take_networked(runtime, resources),
+            Some(_) => None,
+        };
         let (network, vm, how) = match made_ahead {
             Some(NetworkedVm { vm, mut network }) => {
                 network.apply(policy, cap).await.map_err(BackendError)?;
@@ -51,7 +55,7 @@ impl MicrovmBackend {
                 "",
             ),
         };
-        job.network = Some(GuestNetwork {
+        run.network = Some(GuestNetwork {
             address: network.address(),
             prefix: network.prefix(),
             gateway: network.resolver(),
@@ -67,7 +71,13 @@ impl MicrovmBackend {
                 };
                 let (vm, how) = self
                     .inner
-                    .fresh_with(runtime, resources, Some(logs.as_ref()), Some(nic))
+                    .fresh_with(
+                        runtime,
+                        resources,
+                        Some(logs.as_ref()),
+                        Some(nic),
+                        template.as_ref(),
+                    )
                     .await
                     .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?;
                 let prepared = match vm.restored {
@@ -91,7 +101,7 @@ impl MicrovmBackend {
         );
         let (max_output, mem_mb) = (self.inner.config.max_output_bytes, resources.mem_mb);
         let ran = if served {
-            match vm.start_serving(&job, logs.as_ref()).await {
+            match vm.start_serving(&run, logs.as_ref()).await {
                 Ok(Ok(())) => {
                     logs.code_started(prepared);
                     vm.invoke(&spec.input, logs.as_ref(), max_output, mem_mb)
@@ -106,7 +116,7 @@ impl MicrovmBackend {
             }
         } else {
             logs.code_started(prepared);
-            vm.run(&job, logs, max_output, mem_mb).await
+            vm.run(&run, logs, max_output, mem_mb).await
         };
         // The VM is gone (or going: its tap may be removed under it) before its network.
         let traffic = network.close();

@@ -132,7 +132,7 @@ impl Inner {
             tap: TAP.into(),
         };
         let (vm, _) = self
-            .fresh_with(runtime, self.config.pool_resources, None, Some(nic))
+            .fresh_with(runtime, self.config.pool_resources, None, Some(nic), None)
             .await?;
         Ok(NetworkedVm { vm, network })
     }

@@ -14,6 +14,7 @@ use crate::snapshot::{self, Shape, Snapshots};
 use crate::vm::Vm;
 use vulcan_sandbox::network::{ScratchTap, TAP};
 
+use crate::templates::Template;
 use crate::vmm::{self, GuestMemory, Nic, VmSpec};
 use crate::{runtime_rootfs, with_nic, Inner, Ready, GUEST_OVERHEAD_MB};
 
@@ -37,10 +38,11 @@ impl Inner {
         ready: &Ready,
         shape: Shape,
         resources: Resources,
+        template: Option<&Template>,
     ) -> VmSpec {
         let runtime = shape.runtime;
-        let mut spec = self.spec(ready, runtime, resources);
-        if runtime_rootfs(runtime) {
+        let mut spec = self.spec(ready, runtime, resources, template);
+        if runtime_rootfs(runtime) || template.is_some() {
             spec.cmdline_extra = format!("{} vulcan.prewarm={runtime}", spec.cmdline_extra)
                 .trim()
                 .to_owned();
@@ -52,12 +54,18 @@ impl Inner {
         spec
     }
 
-    pub(crate) fn shape(runtime: Runtime, resources: Resources, nic: bool) -> Shape {
+    pub(crate) fn shape(
+        runtime: Runtime,
+        resources: Resources,
+        nic: bool,
+        template: Option<&Template>,
+    ) -> Shape {
         Shape {
             runtime,
             mem_mb: resources.mem_mb + GUEST_OVERHEAD_MB,
             cpus: resources.cpus,
             nic,
+            template: template.map(|t| t.id),
         }
     }
 
@@ -103,22 +111,28 @@ impl Inner {
         resources: Resources,
         logs: Option<&dyn LogSink>,
         nic: Option<Nic>,
+        template: Option<&Template>,
     ) -> Result<(Vm, String), NotRestored> {
         let ready = self
             .state
             .as_ref()
             .map_err(|e| NotRestored::Snapshot(e.clone()))?;
         let snapshots = self.snapshots().await.map_err(NotRestored::Snapshot)?;
-        let shape = Self::shape(runtime, resources, nic.is_some());
+        let shape = Self::shape(runtime, resources, nic.is_some(), template);
         let found = match find(&snapshots, shape).await {
             Ok(Some(found)) => found,
             other => {
                 if let (Err(e), Some(logs)) = (&other, logs) {
                     logs.emit(LogStream::Backend, e.clone());
                 }
-                self.make_snapshot(ready, &snapshots, shape, resources)
+                let made = self
+                    .make_snapshot(ready, &snapshots, shape, resources, template)
                     .await
-                    .map_err(NotRestored::Snapshot)?
+                    .map_err(NotRestored::Snapshot)?;
+                if let (Some(templates), Some(_)) = (&self.templates, template) {
+                    templates.settle(&snapshots).await;
+                }
+                made
             }
         };
         let spec = VmSpec {
@@ -128,7 +142,7 @@ impl Inner {
                 shared: false,
             }),
             nic,
-            ..self.snapshot_spec(ready, shape, resources)
+            ..self.snapshot_spec(ready, shape, resources, template)
         };
         let vm = Vm::restore(
             ready.vmm.as_ref(),
@@ -152,6 +166,7 @@ impl Inner {
         snapshots: &Arc<Snapshots>,
         shape: Shape,
         resources: Resources,
+        template: Option<&Template>,
     ) -> Result<snapshot::Found, String> {
         let runtime = shape.runtime;
         let _one = self.making.lock().await;
@@ -178,7 +193,7 @@ impl Inner {
                     namespace: tap.namespace_path(),
                     tap: TAP.into(),
                 }),
-                ..self.snapshot_spec(ready, shape, resources)
+                ..self.snapshot_spec(ready, shape, resources, template)
             };
             let vm = Vm::boot(
                 ready.vmm.as_ref(),

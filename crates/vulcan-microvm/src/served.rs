@@ -45,10 +45,11 @@ impl MicrovmBackend {
                     Ok(job) => job,
                     Err(failed) => return Ok(failed),
                 };
+                let (runtime, resources) = (spec.run.runtime, spec.run.resources);
                 let (mut vm, prepared) = self
-                    .vm_for(spec.run.runtime, spec.run.resources, logs.as_ref())
+                    .vm_for(runtime, resources, logs.as_ref(), job.template.as_ref())
                     .await?;
-                if let Err(e) = vm.start_serving(&job, logs.as_ref()).await? {
+                if let Err(e) = vm.start_serving(&job.run, logs.as_ref()).await? {
                     logs.code_started(prepared);
                     return Ok(WorkloadResult::failed(e));
                 }

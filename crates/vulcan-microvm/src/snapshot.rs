@@ -37,6 +37,9 @@ pub struct Shape {
     /// to its own sandbox's tap).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nic: bool,
+    /// The template whose root the VM has ([`crate::templates`]); none: the runtime's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,8 +249,12 @@ impl Snapshots {
                 if name.contains(".partial-") {
                     return None;
                 }
-                let created =
-                    read_meta(&e.path()).map_or(time::OffsetDateTime::UNIX_EPOCH, |m| m.created_at);
+                let meta = read_meta(&e.path());
+                // Templates' snapshots count against the templates' disk budget instead.
+                if meta.as_ref().is_some_and(|m| m.shape.template.is_some()) {
+                    return None;
+                }
+                let created = meta.map_or(time::OffsetDateTime::UNIX_EPOCH, |m| m.created_at);
                 Some((used.get(&name).copied(), created, e.path(), name))
             })
             .collect();
@@ -391,6 +398,39 @@ impl Snapshots {
         })
     }
 
+    /// The snapshots of each template: how many, and their bytes on disk.
+    pub fn template_usage(&self) -> HashMap<u64, (u32, u64)> {
+        let mut usage: HashMap<u64, (u32, u64)> = HashMap::new();
+        for (dir, meta) in self.in_place() {
+            if let Some(id) = meta.shape.template {
+                let entry = usage.entry(id).or_default();
+                entry.0 += 1;
+                entry.1 += on_disk(&dir);
+            }
+        }
+        usage
+    }
+
+    /// Removes every snapshot of template `id`.
+    pub fn remove_template(&self, id: u64) {
+        for (dir, meta) in self.in_place() {
+            if meta.shape.template == Some(id) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+
+    /// Each complete snapshot's directory and description.
+    fn in_place(&self) -> Vec<(PathBuf, Meta)> {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().contains(".partial-"))
+            .filter_map(|e| Some((e.path(), read_meta(&e.path())?)))
+            .collect()
+    }
+
     /// Every snapshot in place, for the backend's details.
     pub fn list(&self) -> Vec<serde_json::Value> {
         let verified = self
@@ -423,6 +463,18 @@ impl Snapshots {
         list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         list
     }
+}
+
+/// What a snapshot's directory takes on disk: its files' allocated blocks (the memory
+/// file's holes are not).
+fn on_disk(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+        .sum()
 }
 
 /// Removes snapshots a crash left half-written (cheap: no digest needed).
@@ -491,6 +543,7 @@ mod tests {
             mem_mb: 192,
             cpus: 1,
             nic: false,
+            template: None,
         };
         let snapshots = Snapshots::open(dir.clone(), "assets-a".into()).unwrap();
         assert!(snapshots.find(&shape).unwrap().is_none());
@@ -551,6 +604,7 @@ mod tests {
             mem_mb,
             cpus: 1,
             nic: false,
+            template: None,
         };
         let make = |mem_mb| {
             let partial = snapshots.partial(&shape(mem_mb)).unwrap();

@@ -6,6 +6,7 @@
 //! - [`archive`]: the rules for unpacking a tar archive (an image layer or a workload's
 //!   `code_archive`) so that nothing lands outside its root, with a size budget;
 //! - [`beneath`]: reading a file a sandbox wrote without following any link it planted;
+//! - [`image_user`]: an image's process (argv, user) as its configuration says;
 //! - [`capture`]: a program's output split into bounded lines, the first bytes of stdout
 //!   kept as the output, the last bytes of stderr kept for an error message;
 //! - `instances` (feature `instances`): pools of warm instances of deployed functions;
@@ -19,6 +20,7 @@ pub mod archive;
 pub mod beneath;
 pub mod capture;
 pub mod cgroup;
+pub mod image_user;
 #[cfg(feature = "instances")]
 pub mod instances;
 #[cfg(feature = "network")]

@@ -18,6 +18,7 @@ mod admission;
 mod functions;
 mod histogram;
 mod housekeeping;
+mod images;
 mod postgres;
 mod schedules;
 mod specs;

@@ -8,9 +8,10 @@ use time::OffsetDateTime;
 use vulcan_domain::{
     AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, BenchmarkStore, Code, Expect,
     FunctionCode, FunctionStore, ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter,
-    LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, Overlap, Quota, Refusal,
-    Resources, Role, Runtime, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore, StoreError,
-    TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap, Quota,
+    Refusal, Resources, Role, Runtime, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore,
+    StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec,
+    WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
@@ -1013,6 +1014,7 @@ fn image(reference: &str, default: bool) -> ImageRecord {
         default,
         pulled_at: OffsetDateTime::now_utc(),
         nodes: Vec::new(),
+        microvm: Vec::new(),
     }
 }
 
@@ -1033,6 +1035,34 @@ async fn images_are_registered_once_with_one_default_and_the_nodes_that_have_the
             ("r/a:1", false, vec!["n1".to_owned(), "n2".to_owned()]),
             ("r/b:1", true, vec![])
         ]
+    );
+    // What a node keeps for microVMs of a digest shows on every reference it pulled.
+    let digest = image("r/a:1", false).digest;
+    let kept = TemplateOnNode {
+        root_bytes: 5,
+        snapshots: 2,
+        snapshot_bytes: 7,
+    };
+    s.images
+        .image_template(&digest, "n1", Some(&kept))
+        .await
+        .unwrap();
+    let microvm = |all: Vec<ImageRecord>| -> Vec<(String, Vec<NodeTemplate>)> {
+        all.into_iter().map(|i| (i.reference, i.microvm)).collect()
+    };
+    let on_n1 = vec![NodeTemplate {
+        node: "n1".into(),
+        template: kept.clone(),
+    }];
+    assert_eq!(
+        microvm(s.images.images().await.unwrap()),
+        [("r/a:1".to_owned(), on_n1), ("r/b:1".to_owned(), vec![])],
+        "r/b:1 has the digest too, but n1 has not pulled it"
+    );
+    s.images.image_template(&digest, "n1", None).await.unwrap();
+    assert_eq!(
+        microvm(s.images.images().await.unwrap()),
+        [("r/a:1".to_owned(), vec![]), ("r/b:1".to_owned(), vec![])]
     );
     assert!(s.images.remove_image("r/a:1").await.unwrap());
     assert!(!s.images.remove_image("r/a:1").await.unwrap());

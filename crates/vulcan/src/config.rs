@@ -327,6 +327,12 @@ pub struct ServeArgs {
     )]
     pub microvm_snapshots: Switch,
 
+    /// Disk the microVM templates may take, in MiB: image roots converted for microVMs
+    /// (<data dir>/microvm/templates) and the snapshots of VMs booted from them. Past it
+    /// the least recently used template goes.
+    #[arg(long, env = "VULCAN_TEMPLATE_DISK_MB", default_value_t = 8192)]
+    pub template_disk_mb: u64,
+
     /// Largest size an image may unpack to, in MiB.
     #[arg(long, env = "VULCAN_IMAGE_MAX_MB", default_value_t = 8192)]
     pub image_max_mb: u64,

@@ -326,6 +326,8 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     microvm.boot_timeout = Duration::from_secs(args.microvm_boot_timeout_s);
     microvm.snapshots = args.microvm_snapshots == Switch::On;
     microvm.egress = egress.clone();
+    microvm.images = Some(Arc::new(images.clone()));
+    microvm.template_disk_bytes = args.template_disk_mb * 1024 * 1024;
     microvm.builder = Some(Arc::new(vulcan_gvisor::gobuild::GoSource::new(
         gvisor.clone(),
         args.data_dir.join("go"),

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use vulcan_domain::{ImageCatalog, ImageError, ImageIndex, ImageRecord, PullRequest, StoreError};
+use vulcan_domain::{
+    ImageCatalog, ImageError, ImageIndex, ImageRecord, ImageRoots, LeasedRoot, PullRequest,
+    StoreError, TemplateOnNode,
+};
 
 use super::reference::Reference;
 use super::registry::{digest_hex, RegistryClient};
@@ -366,6 +369,7 @@ impl ImageCatalog for ImageStore {
             default: request.default || previous.as_ref().is_some_and(|p| p.default),
             pulled_at: OffsetDateTime::now_utc(),
             nodes: Vec::new(),
+            microvm: Vec::new(),
         };
         self.0.index.put_image(&record).await.map_err(index_error)?;
         self.0
@@ -436,6 +440,34 @@ impl ImageCatalog for ImageStore {
     }
 }
 
+#[async_trait]
+impl ImageRoots for ImageStore {
+    async fn lease_root(
+        &self,
+        reference: &str,
+        on_pull: &(dyn for<'p> Fn(&'p str) + Sync),
+    ) -> Result<LeasedRoot, ImageError> {
+        let lease = self.lease(reference, |r: &str| on_pull(r)).await?;
+        Ok(LeasedRoot {
+            record: lease.record.clone(),
+            rootfs: lease.rootfs.clone(),
+            hold: Box::new(lease),
+        })
+    }
+
+    async fn record_template(
+        &self,
+        digest: &str,
+        template: Option<TemplateOnNode>,
+    ) -> Result<(), ImageError> {
+        self.0
+            .index
+            .image_template(digest, &self.0.node, template.as_ref())
+            .await
+            .map_err(index_error)
+    }
+}
+
 fn not_allowed(r: &Reference) -> ImageError {
     ImageError::NotAllowed(format!(
         "registry {} is not allowed: list it in VULCAN_ALLOWED_REGISTRIES, or have an admin register an image from it (POST /v1/images)",
@@ -472,6 +504,14 @@ mod tests {
         async fn image_pulled(&self, _: &str, _: &str) -> Result<(), StoreError> {
             Ok(())
         }
+        async fn image_template(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&TemplateOnNode>,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
     }
 
     async fn store_with(reference: &str) -> (tempfile::TempDir, ImageStore) {
@@ -500,6 +540,7 @@ mod tests {
                 default: false,
                 pulled_at: OffsetDateTime::now_utc(),
                 nodes: Vec::new(),
+                microvm: Vec::new(),
             })
             .await
             .unwrap();

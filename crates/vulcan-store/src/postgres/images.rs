@@ -3,16 +3,18 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use vulcan_domain::{ImageIndex, ImageRecord, StoreError};
+use vulcan_domain::{ImageIndex, ImageRecord, StoreError, TemplateOnNode};
 
 use super::workloads::to_ms;
 use super::{io, Fail, PgStore};
+use crate::images::add_node;
 
 #[async_trait]
 impl ImageIndex for PgStore {
     async fn put_image(&self, record: &ImageRecord) -> Result<(), StoreError> {
         let json = serde_json::to_string(&ImageRecord {
             nodes: Vec::new(),
+            microvm: Vec::new(),
             ..record.clone()
         })
         .map_err(io)?;
@@ -86,14 +88,14 @@ impl ImageIndex for PgStore {
                     .collect::<Result<_, _>>()?;
                 for row in c
                     .query(
-                        "SELECT reference, node_id FROM image_nodes ORDER BY node_id",
+                        "SELECT reference, node_id, microvm FROM image_nodes ORDER BY node_id",
                         &[],
                     )
                     .await?
                 {
                     let reference: String = row.get(0);
                     if let Some(image) = images.iter_mut().find(|i| i.reference == reference) {
-                        image.nodes.push(row.get(1));
+                        add_node(image, row.get(1), row.get::<_, Option<&str>>(2));
                     }
                 }
                 Ok(images)
@@ -109,6 +111,31 @@ impl ImageIndex for PgStore {
                     "INSERT INTO image_nodes (reference, node_id, pulled_at) VALUES ($1, $2, $3)
                      ON CONFLICT (reference, node_id) DO UPDATE SET pulled_at = EXCLUDED.pulled_at",
                     &[&reference, &node, &to_ms(OffsetDateTime::now_utc())],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn image_template(
+        &self,
+        digest: &str,
+        node: &str,
+        template: Option<&TemplateOnNode>,
+    ) -> Result<(), StoreError> {
+        let json = template
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(io)?;
+        self.run(|c, _| {
+            let json = json.clone();
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE image_nodes SET microvm = $3 WHERE node_id = $2 AND reference IN
+                       (SELECT reference FROM images WHERE (record::jsonb)->>'digest' = $1)",
+                    &[&digest, &node, &json],
                 )
                 .await?;
                 Ok(())

@@ -275,6 +275,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE workloads ADD COLUMN net_rx_bytes BIGINT;
     ALTER TABLE tenant_quotas ADD COLUMN egress_allow TEXT;
     "#,
+    // 7: what each node keeps of an image for microVMs (JSON: root and snapshot sizes).
+    r#"
+    ALTER TABLE image_nodes ADD COLUMN microvm TEXT;
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

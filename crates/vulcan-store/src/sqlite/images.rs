@@ -3,15 +3,17 @@
 use async_trait::async_trait;
 use rusqlite::params;
 use time::OffsetDateTime;
-use vulcan_domain::{ImageIndex, ImageRecord, StoreError};
+use vulcan_domain::{ImageIndex, ImageRecord, StoreError, TemplateOnNode};
 
 use super::{io, to_ms, SqliteStore};
+use crate::images::add_node;
 
 #[async_trait]
 impl ImageIndex for SqliteStore {
     async fn put_image(&self, record: &ImageRecord) -> Result<(), StoreError> {
         let json = serde_json::to_string(&ImageRecord {
             nodes: Vec::new(),
+            microvm: Vec::new(),
             ..record.clone()
         })
         .map_err(io)?;
@@ -77,15 +79,23 @@ impl ImageIndex for SqliteStore {
                 .map(|json| serde_json::from_str(&json.map_err(io)?).map_err(io))
                 .collect::<Result<_, StoreError>>()?;
             let mut stmt = conn
-                .prepare_cached("SELECT reference, node_id FROM image_nodes ORDER BY node_id")
+                .prepare_cached(
+                    "SELECT reference, node_id, microvm FROM image_nodes ORDER BY node_id",
+                )
                 .map_err(io)?;
             let pulled = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
                 .map_err(io)?;
             for row in pulled {
-                let (reference, node) = row.map_err(io)?;
+                let (reference, node, microvm) = row.map_err(io)?;
                 if let Some(image) = images.iter_mut().find(|i| i.reference == reference) {
-                    image.nodes.push(node);
+                    add_node(image, node, microvm.as_deref());
                 }
             }
             Ok(images)
@@ -102,6 +112,30 @@ impl ImageIndex for SqliteStore {
             )
             .map_err(io)?
             .execute(params![reference, node, to_ms(OffsetDateTime::now_utc())])
+            .map(drop)
+            .map_err(io)
+        })
+        .await
+    }
+
+    async fn image_template(
+        &self,
+        digest: &str,
+        node: &str,
+        template: Option<&TemplateOnNode>,
+    ) -> Result<(), StoreError> {
+        let json = template
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(io)?;
+        let (digest, node) = (digest.to_owned(), node.to_owned());
+        self.write_small(0, move |conn| {
+            conn.prepare_cached(
+                "UPDATE image_nodes SET microvm = ?3 WHERE node_id = ?2 AND reference IN
+                   (SELECT reference FROM images WHERE json_extract(record, '$.digest') = ?1)",
+            )
+            .map_err(io)?
+            .execute(params![digest, node, json])
             .map(drop)
             .map_err(io)
         })

@@ -301,6 +301,10 @@ const MIGRATIONS: &[Step] = &[
     ALTER TABLE workloads ADD COLUMN net_rx_bytes INTEGER;
     ALTER TABLE tenant_quotas ADD COLUMN egress_allow TEXT;
     "#),
+    // 11: what each node keeps of an image for microVMs (JSON: root and snapshot sizes).
+    Sql(r#"
+    ALTER TABLE image_nodes ADD COLUMN microvm TEXT;
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.
