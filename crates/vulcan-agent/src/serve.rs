@@ -207,15 +207,23 @@ impl Server {
     }
 }
 
-/// Runs `./main` once with `input` (go): its output streamed, its exit reported.
+/// Runs the program once with `input` (go's `./main`, or an image's command for runtime
+/// oci): its output streamed, its exit reported.
 fn run_once(port: &Port, workspace: &Workspace, job: &Run, input: &[u8]) -> Served {
-    let mut cmd = workspace.command("./main", &[], &job.env, None);
+    let argv = job.image.as_ref().map_or(&[][..], |i| &i.argv[..]);
+    let (program, args): (&str, Vec<&str>) = match argv.split_first() {
+        Some((program, args)) if job.runtime == "oci" => {
+            (program, args.iter().map(String::as_str).collect())
+        }
+        _ => ("./main", Vec::new()),
+    };
+    let mut cmd = workspace.command(program, &args, &job.env, None);
     let oom_before = oom_kills();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             return Served {
-                error: Some(format!("cannot start ./main: {e}")),
+                error: Some(format!("cannot start {program}: {e}")),
                 ..Served::default()
             }
         }
@@ -284,7 +292,9 @@ pub fn serve(port: &Port, reader: &mut impl Read, job: Run) -> Exit {
         }
     };
     let mut server = None;
-    if job.runtime != "go" {
+    // A go program, or an image's command, runs once per invocation; python and node
+    // keep a handler loaded.
+    if job.runtime != "go" && job.runtime != "oci" {
         match Server::start(port, &workspace, &job) {
             Ok(mut s) => match s.answer() {
                 Some(loaded) if loaded.error.is_none() => server = Some(s),

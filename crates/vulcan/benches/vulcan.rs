@@ -23,12 +23,16 @@
 //!   behind (the stock made ahead; nothing once the server stopped), against the tests' fake
 //!   internet.
 //!
+//! - templates: a ~230 MB Debian image with numpy as a microVM's root: its first run on a
+//!   fresh node (convert + boot + snapshot), then `import numpy` through the template's
+//!   restore next to a built-in python one-shot through its own, one client, pool off.
+//!
 //! - schedules: one tenant's 5,000 one-second schedules beside another tenant's one: how
 //!   late the other's ticks fire.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10, egress's microVMs
 //! at most 30);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,egress,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,egress,templates,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -50,6 +54,8 @@ mod microvm;
 mod schedules;
 #[path = "vulcan/store.rs"]
 mod store;
+#[path = "vulcan/templates.rs"]
+mod templates;
 
 use std::time::{Duration, Instant};
 
@@ -394,6 +400,9 @@ fn main() {
     }
     if run("egress") {
         egress::run(n.min(60), n.clamp(1, 30), 1000);
+    }
+    if run("templates") {
+        templates::run(n.clamp(1, 10), n.clamp(1, 3));
     }
     if run("microvm") {
         microvm::run(n.clamp(1, 10));

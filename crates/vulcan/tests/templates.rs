@@ -96,6 +96,15 @@ fn busybox_layer() -> Vec<u8> {
     layer(&entries)
 }
 
+fn deploy_function(server: &Server, name: &str, body: Value) {
+    let (status, deployed) = common::answer_of(
+        ureq::put(&server.url(&format!("/v1/functions/{name}")))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{deployed}");
+}
+
 fn run_on(server: &Server, isolation: &str, image: &str, script: &str) -> Value {
     server.run(
         json!({"runtime": "oci", "image": image, "isolation": isolation,
@@ -145,6 +154,19 @@ fn an_images_config_is_honoured_as_gvisor_does_and_each_vm_writes_to_its_own_ove
     // The image's own command, with the workload's env over the image's.
     let cmd = server.run(json!({"runtime": "oci", "image": a, "isolation": "microvm"}));
     assert_eq!(cmd["output"], "from cmd", "{cmd}");
+    // A function of the image on a microVM: its warm instance runs the command per call.
+    deploy_function(
+        &server,
+        "greet",
+        json!({"runtime": "oci", "image": a, "isolation": "microvm", "reuse": true,
+            "command": ["/bin/sh", "-c", "read line; echo \"$GREETING $line\""]}),
+    );
+    for who in ["one", "two"] {
+        let (status, w) = server.post("/v1/functions/greet/invoke", &json!(who));
+        assert_eq!(status, 200, "{w}");
+        assert_eq!(w["output"], format!("hello \"{who}\""), "{w}");
+        assert_eq!(w["isolation"], "microvm", "{w}");
+    }
     assert_eq!(metric(&server, CONVERTED), 1.0);
 
     // A VM writes anywhere in its root (as root: `b` names no user), and the next VM of
@@ -397,6 +419,25 @@ fn numpy_from_a_debian_image_runs_on_a_microvm_and_on_gvisor_alike() {
     assert_eq!(on_gvisor["status"], "completed", "{on_gvisor}");
     assert_eq!(on_gvisor["output"], "15", "{on_gvisor}");
     assert_eq!(metric(&server, CONVERTED), 1.0, "one image, converted once");
+
+    // A function whose handler runs in the image's python, kept warm.
+    deploy_function(
+        &server,
+        "numpy-sum",
+        json!({"runtime": "python", "image": image, "reuse": true, "max_instances": 1,
+            "code": "import numpy\ncalls = 0\ndef handler(input):\n    global calls\n    calls += 1\n    return {'sum': int(numpy.arange(input['n']).sum()), 'calls': calls}\n",
+            "resources": {"mem_mb": 256, "timeout_s": 120}}),
+    );
+    for (n, calls) in [(6, 1), (4, 2)] {
+        let (status, w) = server.post("/v1/functions/numpy-sum/invoke", &json!({"n": n}));
+        assert_eq!(status, 200, "{w}");
+        let answer: Value = serde_json::from_str(w["output"].as_str().unwrap_or("null")).unwrap();
+        assert_eq!(
+            answer,
+            json!({"sum": n * (n - 1) / 2, "calls": calls}),
+            "{w}"
+        );
+    }
 
     // The built-in root has no numpy: the image is what brings it.
     let builtin = server.run(json!({"runtime": "python", "code": sum, "isolation": "microvm"}));

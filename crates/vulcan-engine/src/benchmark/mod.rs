@@ -157,6 +157,20 @@ impl Benchmarks {
             pulls: request.pulls,
             ..Submission::default()
         };
+        let echo_hi = |image: String| {
+            (
+                format!("oci: {image} echo hi"),
+                submission(
+                    CodeRequest {
+                        runtime: Some(Runtime::Oci),
+                        image: Some(image),
+                        command: Some(vec!["echo".into(), "hi".into()]),
+                        ..base.clone()
+                    },
+                    serde_json::Value::Null,
+                ),
+            )
+        };
         match backend {
             Isolation::Isolate => Ok((
                 "node: export default (i) => ({sum: i.a + i.b})".into(),
@@ -183,18 +197,11 @@ impl Benchmarks {
                     .clone()
                     .or(default)
                     .ok_or("no image to run: pass \"image\" or register a default image (POST /v1/images with \"default\": true)")?;
-                Ok((
-                    format!("oci: {image} echo hi"),
-                    submission(
-                        CodeRequest {
-                            runtime: Some(Runtime::Oci),
-                            image: Some(image),
-                            command: Some(vec!["echo".into(), "hi".into()]),
-                            ..base
-                        },
-                        serde_json::Value::Null,
-                    ),
-                ))
+                Ok(echo_hi(image))
+            }
+            // With an image, microVMs run it too (a template: converted, then restored).
+            Isolation::Microvm if request.image.is_some() => {
+                Ok(echo_hi(request.image.clone().unwrap_or_default()))
             }
             Isolation::Microvm => Ok((
                 "python: print(1 + 2)".into(),
@@ -217,7 +224,7 @@ impl Benchmarks {
         let mut code = workload.code.clone();
         let name = format!("vulcan-benchmark-{backend}");
         let label = match backend {
-            Isolation::Microvm => {
+            Isolation::Microvm if code.runtime == Some(Runtime::Python) => {
                 code.code = Some("def handler(input):\n    return 1 + 2\n".into());
                 "python: def handler(input): return 1 + 2".into()
             }

@@ -16,7 +16,8 @@ pub struct BenchmarkRequest {
     /// Runs in flight during the throughput phase.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
-    /// The image of the gvisor runs [default: the default image].
+    /// The image of the gvisor runs [default: the default image], and of the microvm runs
+    /// when given (instead of the built-in python root).
     #[serde(default)]
     pub image: Option<String>,
     /// Backends to measure [default: every available one].

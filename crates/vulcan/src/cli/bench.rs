@@ -19,7 +19,8 @@ pub struct BenchArgs {
     /// Runs in flight during the throughput phase.
     #[arg(long, default_value_t = 4)]
     concurrency: u32,
-    /// The image of the gvisor runs [default: the server's default image].
+    /// The image of the gvisor runs [default: the server's default image], and of the
+    /// microvm runs (instead of the built-in python root) when given.
     #[arg(long)]
     image: Option<String>,
     /// Only these backends (comma-separated).
