@@ -275,6 +275,10 @@ pub fn unpack(root: &Path, archive: impl Read, rules: Rules) -> Result<u64, Unpa
         let kind = facts.kind;
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        let mtime = header
+            .mtime()
+            .ok()
+            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
         let existing = fs::symlink_metadata(&target).ok();
         if !(kind.is_dir() && existing.as_ref().is_some_and(|m| m.is_dir())) && existing.is_some() {
             remove_any(&target).map_err(|e| io_err("replace", &target, e))?;
@@ -292,6 +296,13 @@ pub fn unpack(root: &Path, archive: impl Read, rules: Rules) -> Result<u64, Unpa
                 // Never more than the header promised (and the budget allowed).
                 io::copy(&mut entry.take(facts.size), &mut file)
                     .map_err(|e| io_err("write", &target, e))?;
+                // The archive's time, kept: python trusts a compiled `.pyc` only while its
+                // source has the time recorded in it (else it compiles the module again, at
+                // every import where it cannot write the cache).
+                if let Some(mtime) = mtime {
+                    file.set_modified(mtime)
+                        .map_err(|e| io_err("set the time of", &target, e))?;
+                }
             }
             T::Symlink => {
                 let link = facts.link.unwrap_or_default();
@@ -396,6 +407,9 @@ mod tests {
         Hard(&'a str, &'a str),
     }
 
+    /// The time every test entry has.
+    const MTIME: u64 = 1_600_000_000;
+
     /// A real tar archive built with the `tar` crate; raw names bypass its path checks.
     fn layer(entries: &[E]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
@@ -415,6 +429,7 @@ mod tests {
             h.set_entry_type(kind);
             h.set_size(data.len() as u64);
             h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            h.set_mtime(MTIME);
             h.set_cksum();
             builder.append(&h, data).unwrap();
         }
@@ -474,6 +489,12 @@ mod tests {
         assert!(!r.0.join("etc/b").exists());
         assert!(!r.0.join("var/x").exists());
         assert_eq!(fs::read(r.0.join("var/y")).unwrap(), b"y");
+        let mtime = fs::metadata(r.0.join("var/y")).unwrap().modified().unwrap();
+        assert_eq!(
+            mtime,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(MTIME),
+            "a file keeps the archive's time"
+        );
         assert_eq!(
             fs::read_link(r.0.join("bin/sh")).unwrap(),
             Path::new("/bin/busybox")
