@@ -37,14 +37,21 @@ fn world() -> (std::sync::MutexGuard<'static, ()>, World) {
 }
 
 fn world_with_pool(pool: &str) -> (std::sync::MutexGuard<'static, ()>, World) {
+    world_with(&[("VULCAN_MICROVM_POOL", pool)])
+}
+
+/// [`world`], with more settings.
+fn world_with(env: &[(&str, &str)]) -> (std::sync::MutexGuard<'static, ()>, World) {
     let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let net = FakeInternet::start();
     let dns = net.dns.to_string();
-    let server = Server::start(&[
+    let mut all = vec![
         ("VULCAN_EGRESS", "open"),
         ("VULCAN_EGRESS_DNS", dns.as_str()),
-        ("VULCAN_MICROVM_POOL", pool),
-    ]);
+        ("VULCAN_MICROVM_POOL", "0"),
+    ];
+    all.extend_from_slice(env);
+    let server = Server::start(&all);
     (lock, World { server, net })
 }
 
@@ -270,4 +277,29 @@ fn a_vm_made_ahead_with_a_nic_gets_the_policy_of_the_workload_that_takes_it() {
     assert!(got[0].starts_with("refused"), "{other_policy}");
     assert_eq!(got[1], format!("hello from {OTHER}"), "{other_policy}");
     assert_eq!(w.net.packets_to(API), api_before, "{other_policy}");
+}
+
+#[test]
+fn a_vm_from_an_image_reaches_its_allowed_name_and_nothing_else() {
+    let registry = vulcan_gvisor::testing::Registry::start();
+    // busybox and python3 only: no /etc/resolv.conf of its own (the agent writes one).
+    let image = registry.push("py:1", "python");
+    let (_lock, w) = world_with(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
+    let (api_before, other_before) = (w.net.packets_to(API), w.net.packets_to(OTHER));
+    let mut body = python(
+        json!({"egress": "allow", "allow": [API_NAME]}),
+        &probe(&[format!("http://{API_NAME}/"), url(OTHER)], &[]),
+    );
+    body["image"] = json!(image);
+    let done = run(&w, body);
+    let out = lines(&done);
+    assert!(!out[0].starts_with("refused"), "the allowed name: {done}");
+    assert!(out[1].starts_with("refused"), "anything else: {done}");
+    assert!(w.net.packets_to(API) > api_before, "{done}");
+    assert_eq!(w.net.packets_to(OTHER), other_before, "{done}");
+    let log = backend_log(&w, &done);
+    assert!(
+        log.contains("converting image") && log.contains("with a network"),
+        "{log}"
+    );
 }

@@ -216,10 +216,27 @@ fn an_images_config_is_honoured_as_gvisor_does_and_each_vm_writes_to_its_own_ove
         .unwrap_or_else(|| panic!("{a} in {images}"))
         .clone();
     let kept = &record["microvm"][0];
-    assert!(kept["node"].is_string(), "{record}");
+    let node = kept["node"].as_str().unwrap_or_else(|| panic!("{record}"));
     assert!(kept["root_bytes"].as_u64().unwrap() > 0, "{record}");
     assert!(kept["snapshots"].as_u64().unwrap() >= 1, "{record}");
     assert!(kept["snapshot_bytes"].as_u64().unwrap() > 0, "{record}");
+    // And in the CLI's list.
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_vulcan"))
+        .args(["images", "ls"])
+        .env("VULCAN_URL", &server.base)
+        .env_remove("VULCAN_API_KEY")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(a.as_str()))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains(&format!("{node}: root ")), "{listed}");
+    assert!(
+        listed.lines().next().unwrap().contains("MICROVM"),
+        "{listed}"
+    );
 }
 
 #[test]

@@ -461,6 +461,25 @@ fn keys_command(client: &Client, format: Format, command: KeysCommand) -> CliRes
     Ok(())
 }
 
+/// What each node keeps of an image for microVMs: `node: root MB + N snapshots (MB)`.
+fn microvm_templates(kept: &Value) -> String {
+    let mb = |v: &Value| v.as_f64().unwrap_or(0.0) / 1e6;
+    kept.as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            format!(
+                "{}: root {:.0} MB + {} snapshot(s) {:.0} MB",
+                render::cell(&t["node"]),
+                mb(&t["root_bytes"]),
+                render::cell(&t["snapshots"]),
+                mb(&t["snapshot_bytes"])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn images_command(client: &Client, format: Format, command: ImagesCommand) -> CliResult<()> {
     let image_rows = |list: &Value| {
         let rows: Vec<Vec<String>> = list
@@ -478,10 +497,21 @@ fn images_command(client: &Client, format: Format, command: ImagesCommand) -> Cl
                         String::new()
                     },
                     render::cell(&i["pulled_at"]),
+                    microvm_templates(&i["microvm"]),
                 ]
             })
             .collect();
-        render::table(&["REFERENCE", "DIGEST", "SIZE", "DEFAULT", "PULLED"], &rows);
+        render::table(
+            &[
+                "REFERENCE",
+                "DIGEST",
+                "SIZE",
+                "DEFAULT",
+                "PULLED",
+                "MICROVM",
+            ],
+            &rows,
+        );
     };
     match command {
         ImagesCommand::Pull {
