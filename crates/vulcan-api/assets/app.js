@@ -850,6 +850,8 @@ async function images() {
     ["Digest", (i) => h("code", {}, i.digest.slice(0, 19))],
     ["Size", (i) => bytes(i.size_bytes)],
     ["Pulled", (i) => when(i.pulled_at)],
+    ["microVM template", (i) => (i.microvm || []).map((t) =>
+      `${t.node}: root ${bytes(t.root_bytes)}, ${t.snapshots} snapshot(s) ${bytes(t.snapshot_bytes)}`).join("; ") || "none"],
     ["", (i) => (write ? [
       i.default ? null : h("button", { type: "button", onclick: pull(i.reference, true) }, "Make default"),
       h("button", { type: "button", class: "danger", onclick: guarded(async () => { await api("DELETE", `/v1/images/${i.reference}`); render(); }) }, "Delete"),

@@ -108,6 +108,11 @@ fn bad_input_gets_a_clear_4xx() {
         (
             r#"{"runtime":"node","isolation":"isolate","code":"1","image":"x"}"#,
             400,
+            "use isolation microvm",
+        ),
+        (
+            r#"{"runtime":"node","code":"1","command":["x"]}"#,
+            400,
             "only for runtime oci",
         ),
         (
