@@ -96,6 +96,10 @@ pub trait ImageRoots: Send + Sync {
         on_pull: &(dyn for<'p> Fn(&'p str) + Sync),
     ) -> Result<LeasedRoot, ImageError>;
 
+    /// The manifest digests of every registered image (a node's templates of any other
+    /// are removed).
+    async fn registered_digests(&self) -> Result<Vec<String>, ImageError>;
+
     /// Records what this node keeps for microVMs of the image with manifest `digest`
     /// (`None`: nothing any more).
     async fn record_template(

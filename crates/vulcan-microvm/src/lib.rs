@@ -369,6 +369,9 @@ impl MicrovmBackend {
         if ready && inner.config.pool.values().any(|n| *n > 0) {
             tokio::spawn(inner.clone().refill());
         }
+        if inner.templates.is_some() {
+            tokio::spawn(inner.clone().sweep_templates());
+        }
         MicrovmBackend { inner }
     }
 

@@ -13,7 +13,8 @@
 //! template (a conversion is not byte-for-byte repeatable): a snapshot of one root is never
 //! restored over another. Roots and their snapshots count against one disk budget
 //! (`VULCAN_TEMPLATE_DISK_MB`); past it the least recently used template not in use goes,
-//! root and snapshots.
+//! root and snapshots. The template of an image no longer registered goes at the next sweep
+//! (every [`SWEEP_EVERY`], and whenever a template is made).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ use sha2::{Digest, Sha256};
 use vulcan_domain::{ImageRoots, LeasedRoot, LogSink, LogStream, TemplateOnNode};
 
 use crate::snapshot::Snapshots;
+
+/// How often the templates of unregistered images are looked for.
+pub(crate) const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// This node's converted image roots.
 pub(crate) struct Templates {
@@ -288,7 +292,9 @@ impl Templates {
     /// what is kept fits the budget, then records what this node keeps of each in the image
     /// index (for `GET /v1/images`).
     pub async fn settle(&self, snapshots: &Snapshots) {
-        let removed = self.make_room(snapshots);
+        // Unreadable: no template counts as unregistered this time.
+        let registered = self.images.registered_digests().await.ok();
+        let removed = self.make_room(snapshots, registered.as_deref());
         let usage = self.usage(Some(snapshots));
         for digest in removed {
             if !usage.contains_key(&digest) {
@@ -302,8 +308,19 @@ impl Templates {
         }
     }
 
-    /// Removes templates past the budget; returns the digests whose root went.
-    fn make_room(&self, snapshots: &Snapshots) -> Vec<String> {
+    /// Whether this node keeps any converted root.
+    pub fn any(&self) -> bool {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| digest_of(&e.file_name().to_string_lossy()).is_some())
+    }
+
+    /// Removes the templates of images no longer `registered` (when known), then those
+    /// past the budget, least recently used first; none in use. Returns the digests whose
+    /// root went.
+    fn make_room(&self, snapshots: &Snapshots, registered: Option<&[String]>) -> Vec<String> {
         let by_id = snapshots.template_usage();
         let used = self.used.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let in_use = self.lock_in_use().clone();
@@ -319,22 +336,49 @@ impl Templates {
             })
             .collect();
         let mut total: u64 = roots.iter().map(|r| r.2).sum();
-        roots.sort_by_key(|r| r.0);
+        let gone = |name: &str| {
+            registered.is_some_and(|r| digest_of(name).is_some_and(|d| !r.contains(&d)))
+        };
+        // Unregistered first, then by last use.
+        roots.sort_by_key(|r| (!gone(&r.1), r.0));
         let mut removed = Vec::new();
         for (_, name, bytes) in roots {
-            if total <= self.budget_bytes {
+            if total <= self.budget_bytes && !gone(&name) {
                 break;
             }
             if in_use.contains_key(&name) {
                 continue;
             }
-            tracing::info!(template = %name, "removing the least recently used microVM template");
-            let _ = std::fs::remove_file(self.dir.join(&name));
+            tracing::info!(template = %name, unregistered = gone(&name), "removing a microVM template");
+            // Snapshots first: a root without its snapshots is still a template.
             snapshots.remove_template(id_of(&name));
+            let _ = std::fs::remove_file(self.dir.join(&name));
             total = total.saturating_sub(bytes);
             removed.extend(digest_of(&name));
         }
         removed
+    }
+}
+
+impl crate::Inner {
+    /// Every [`SWEEP_EVERY`] until the backend stops: the templates of images no longer
+    /// registered are removed (and what is kept recorded again).
+    pub(crate) async fn sweep_templates(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let Some(templates) = self.templates.as_ref() else {
+                return;
+            };
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            if !templates.any() {
+                continue;
+            }
+            if let Ok(snapshots) = self.snapshots().await {
+                templates.settle(&snapshots).await;
+            }
+        }
     }
 }
 

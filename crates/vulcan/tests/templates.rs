@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{metric, Server};
 use serde_json::{json, Value};
 use vulcan_gvisor::testing::Registry;
@@ -396,6 +398,28 @@ fn past_the_disk_budget_the_least_recently_used_template_goes() {
         .map(|i| i["reference"].clone())
         .collect();
     assert_eq!(with_template, [json!(a)], "{images}");
+
+    // An image removed takes its template with it (at the next sweep).
+    let (status, body) = server.delete(&format!("/v1/images/{a}"));
+    assert_eq!(status, 204, "{body}");
+    common::eventually(
+        Duration::from_secs(30),
+        "the removed image's template gone",
+        || {
+            std::fs::read_dir(server.data_dir.join("microvm/templates"))
+                .unwrap()
+                .next()
+                .is_none()
+                .then_some(())
+        },
+    );
+    let snapshots: Vec<_> = std::fs::read_dir(server.data_dir.join("microvm/snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("oci-"))
+        .collect();
+    assert!(snapshots.is_empty(), "its snapshots too: {snapshots:?}");
 }
 
 #[test]

@@ -455,6 +455,10 @@ impl ImageRoots for ImageStore {
         })
     }
 
+    async fn registered_digests(&self) -> Result<Vec<String>, ImageError> {
+        Ok(self.list().await?.into_iter().map(|r| r.digest).collect())
+    }
+
     async fn record_template(
         &self,
         digest: &str,
