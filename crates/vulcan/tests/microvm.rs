@@ -835,16 +835,6 @@ fn the_timeout_counts_from_when_the_code_starts_and_a_boot_has_its_own_deadline(
     wait_for_no_qemu(&slow);
 }
 
-fn deploy_function(server: &Server, name: &str, body: Value) -> Value {
-    let (status, deployed) = common::answer_of(
-        ureq::put(&server.url(&format!("/v1/functions/{name}")))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string()),
-    );
-    assert_eq!(status, 201, "{deployed}");
-    deployed
-}
-
 fn invoke(server: &Server, name: &str, input: Value) -> Value {
     let (status, w) = server.post(&format!("/v1/functions/{name}/invoke"), &input);
     assert_eq!(status, 200, "{w}");
@@ -873,8 +863,8 @@ fn a_python_function_is_served_warm_in_a_microvm_with_the_answers_of_fresh_runs(
         json!({"runtime": "python", "isolation": "microvm", "code": PY_COUNTER, "reuse": reuse,
                "max_instances": 1, "resources": {"timeout_s": 5}})
     };
-    deploy_function(&server, "warm", body(true));
-    deploy_function(&server, "fresh", body(false));
+    common::deploy_function(&server, "warm", body(true));
+    common::deploy_function(&server, "fresh", body(false));
     for i in 0..5 {
         let warm = invoke(&server, "warm", json!({"a": i, "b": 10}));
         assert_eq!(warm["status"], "completed", "{warm}");
@@ -945,7 +935,7 @@ fn a_python_function_is_served_warm_in_a_microvm_with_the_answers_of_fresh_runs(
 fn node_and_go_functions_are_served_warm_in_a_microvm() {
     let _serial = serial();
     let server = Server::start(&[("VULCAN_MICROVM_POOL", "0")]);
-    deploy_function(
+    common::deploy_function(
         &server,
         "node",
         json!({"runtime": "node", "isolation": "microvm",
@@ -960,7 +950,7 @@ fn node_and_go_functions_are_served_warm_in_a_microvm() {
         );
         assert_eq!(w["output"], json!({"n": n, "twice": n * 2}).to_string());
     }
-    let thrown = deploy_function(
+    let thrown = common::deploy_function(
         &server,
         "thrower",
         json!({"runtime": "node", "isolation": "microvm", "code": "export default () => { throw new Error('no way') }"}),
@@ -974,7 +964,7 @@ fn node_and_go_functions_are_served_warm_in_a_microvm() {
     let binary = go_binary(
         "package main\n\nimport (\n\t\"fmt\"\n\t\"io\"\n\t\"os\"\n)\n\nfunc main() {\n\tb, _ := io.ReadAll(os.Stdin)\n\tfmt.Printf(\"go got %s\", b)\n}\n",
     );
-    deploy_function(
+    common::deploy_function(
         &server,
         "go",
         json!({"runtime": "go", "code_archive": tar_gz(&[("main", &binary, 0o755)])}),

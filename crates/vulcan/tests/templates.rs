@@ -98,15 +98,6 @@ fn busybox_layer() -> Vec<u8> {
     layer(&entries)
 }
 
-fn deploy_function(server: &Server, name: &str, body: Value) {
-    let (status, deployed) = common::answer_of(
-        ureq::put(&server.url(&format!("/v1/functions/{name}")))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string()),
-    );
-    assert_eq!(status, 201, "{deployed}");
-}
-
 fn run_on(server: &Server, isolation: &str, image: &str, script: &str) -> Value {
     server.run(
         json!({"runtime": "oci", "image": image, "isolation": isolation,
@@ -157,7 +148,7 @@ fn an_images_config_is_honoured_as_gvisor_does_and_each_vm_writes_to_its_own_ove
     let cmd = server.run(json!({"runtime": "oci", "image": a, "isolation": "microvm"}));
     assert_eq!(cmd["output"], "from cmd", "{cmd}");
     // A function of the image on a microVM: its warm instance runs the command per call.
-    deploy_function(
+    common::deploy_function(
         &server,
         "greet",
         json!({"runtime": "oci", "image": a, "isolation": "microvm", "reuse": true,
@@ -462,7 +453,7 @@ fn numpy_from_a_debian_image_runs_on_a_microvm_and_on_gvisor_alike() {
     assert_eq!(metric(&server, CONVERTED), 1.0, "one image, converted once");
 
     // A function whose handler runs in the image's python, kept warm.
-    deploy_function(
+    common::deploy_function(
         &server,
         "numpy-sum",
         json!({"runtime": "python", "image": image, "reuse": true, "max_instances": 1,

@@ -394,3 +394,14 @@ pub fn schedules_beside_a_flood(server: &Server, flood: usize, b_cron: &str) -> 
     assert_eq!(status, 201, "{b}");
     b["id"].as_str().expect("a schedule's id").to_owned()
 }
+
+/// Deploys function `name` (`PUT /v1/functions/{name}`), which must answer 201.
+pub fn deploy_function(server: &Server, name: &str, body: Value) -> Value {
+    let (status, deployed) = answer_of(
+        ureq::put(&server.url(&format!("/v1/functions/{name}")))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{deployed}");
+    deployed
+}
