@@ -1,7 +1,8 @@
 //! Vulcan's domain: what a workload is, how its status may change, and the ports every
 //! adapter plugs into — [`Backend`] (runs code), [`WorkloadStore`], [`LogStore`],
 //! [`StatsStore`], [`BenchmarkStore`], [`FunctionStore`], [`ScheduleStore`],
-//! [`SecretStore`], [`AccessStore`], [`ImageIndex`] and [`NodeStore`] (keep state),
+//! [`SecretStore`], [`AccessStore`], [`ImageIndex`], [`SandboxStore`] and [`NodeStore`]
+//! (keep state), [`SandboxDriver`] (holds sandboxes open),
 //! [`SignalBus`] (tells the other nodes, and hears them).
 //!
 //! This crate does no I/O and depends on no runtime: adapters depend on it, never the
@@ -16,6 +17,7 @@ mod images;
 mod kinds;
 mod log;
 mod network;
+mod sandbox;
 mod schedule;
 mod secret;
 mod spec;
@@ -48,6 +50,12 @@ pub use images::{
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};
+pub use sandbox::{
+    FileEntry, FileError, FileErrorKind, FileReader, FileWriter, LiveProcess, LiveSandbox,
+    OnTimeout, ProcessExit, ProcessLaunch, ProcessOutput, Sandbox, SandboxDriver, SandboxFiles,
+    SandboxFilter, SandboxLaunch, SandboxPage, SandboxResources, SandboxState, SandboxStore,
+    SandboxUsage,
+};
 pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
 pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};
 pub use spec::{Resources, Usage, WorkloadResult, WorkloadSpec};

@@ -3,7 +3,7 @@
 //! [`vulcan_domain::BenchmarkStore`], [`vulcan_domain::FunctionStore`],
 //! [`vulcan_domain::ScheduleStore`], [`vulcan_domain::SecretStore`],
 //! [`vulcan_domain::AccessStore`], [`vulcan_domain::NodeStore`],
-//! [`vulcan_domain::ImageIndex`]) and the cluster's [`vulcan_domain::SignalBus`]. One file
+//! [`vulcan_domain::ImageIndex`], [`vulcan_domain::SandboxStore`]) and the cluster's [`vulcan_domain::SignalBus`]. One file
 //! per port under `src/sqlite/` and `src/postgres/`.
 //!
 //! [`SqliteStore`] is the embedded default: one file, WAL journal, versioned migrations.
@@ -20,6 +20,7 @@ mod histogram;
 mod housekeeping;
 mod images;
 mod postgres;
+mod sandboxes;
 mod schedules;
 mod specs;
 mod sqlite;

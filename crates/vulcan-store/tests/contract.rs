@@ -9,9 +9,10 @@ use vulcan_domain::{
     AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, BenchmarkStore, Code, Expect,
     FunctionCode, FunctionStore, ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter,
     LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap, Quota,
-    Refusal, Resources, Role, Runtime, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore,
-    StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec,
-    WorkloadStatus, WorkloadStore,
+    Refusal, Resources, Role, Runtime, Sandbox, SandboxFilter, SandboxResources, SandboxState,
+    SandboxStore, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore, StoreError,
+    TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
@@ -28,6 +29,7 @@ struct Stores {
     functions: Arc<dyn FunctionStore>,
     schedules: Arc<dyn ScheduleStore>,
     secrets: Arc<dyn SecretStore>,
+    sandboxes: Arc<dyn SandboxStore>,
     raw: Raw,
     _keep: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -77,7 +79,8 @@ async fn sqlite() -> Stores {
         images: Arc::new(store.clone()),
         functions: Arc::new(store.clone()),
         schedules: Arc::new(store.clone()),
-        secrets: Arc::new(store),
+        secrets: Arc::new(store.clone()),
+        sandboxes: Arc::new(store),
         raw: Raw::Sqlite(path),
         _keep: Box::new(dir),
     }
@@ -109,7 +112,8 @@ async fn postgres() -> Stores {
         images: Arc::new(store.clone()),
         functions: Arc::new(store.clone()),
         schedules: Arc::new(store.clone()),
-        secrets: Arc::new(store),
+        secrets: Arc::new(store.clone()),
+        sandboxes: Arc::new(store),
         raw: Raw::Pg(url),
         _keep: Box::new(server),
     }
@@ -1511,6 +1515,155 @@ async fn workloads_created_per_minute_come_from_a_range_of_ids_per_tenant(s: Sto
     assert!(none.is_empty());
 }
 
+fn sandbox(id: &str, tenant: &str, node: &str, label: &str) -> Sandbox {
+    Sandbox {
+        id: id.into(),
+        tenant: tenant.into(),
+        node_id: node.into(),
+        isolation: Isolation::Gvisor,
+        image: "busybox".into(),
+        resources: SandboxResources {
+            cpus: 1,
+            mem_mb: 128,
+            disk_mb: 256,
+        },
+        metadata: [("label".to_owned(), label.to_owned())].into(),
+        state: SandboxState::Running,
+        end_reason: None,
+        on_timeout: vulcan_domain::OnTimeout::Kill,
+        started_at: at(100),
+        end_at: at(400),
+        ended_at: None,
+    }
+}
+
+async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_their_state(
+    s: Stores,
+) {
+    let store = &s.sandboxes;
+    for (id, tenant, label) in [
+        ("s1", "a", "x"),
+        ("s2", "a", "y"),
+        ("s3", "b", "x"),
+        ("s4", "a", "x"),
+    ] {
+        store
+            .insert_sandbox(&sandbox(id, tenant, "n1", label), 3)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.sandbox("s2").await.unwrap(),
+        sandbox("s2", "a", "n1", "y")
+    );
+    match store
+        .insert_sandbox(&sandbox("s5", "a", "n1", "x"), 3)
+        .await
+    {
+        Err(StoreError::Refused(Refusal::OverQuota { message, .. })) => {
+            assert!(message.contains("3 running or paused"), "{message}")
+        }
+        other => panic!("a fourth live sandbox of tenant a must be refused: {other:?}"),
+    }
+    assert!(matches!(
+        store.sandbox("s5").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let ids = |page: vulcan_domain::SandboxPage| {
+        page.sandboxes.into_iter().map(|s| s.id).collect::<Vec<_>>()
+    };
+    let mut filter = SandboxFilter {
+        tenant: Some("a".into()),
+        limit: 2,
+        ..SandboxFilter::default()
+    };
+    let first = store.sandboxes(&filter).await.unwrap();
+    assert_eq!(
+        first.next.as_deref(),
+        Some("s2"),
+        "newest first, a cursor to the rest"
+    );
+    assert_eq!(ids(first), ["s4", "s2"]);
+    filter.before = Some("s2".into());
+    let second = store.sandboxes(&filter).await.unwrap();
+    assert_eq!(second.next, None);
+    assert_eq!(ids(second), ["s1"]);
+    let labelled = SandboxFilter {
+        tenant: Some("a".into()),
+        metadata: [("label".to_owned(), "x".to_owned())].into(),
+        limit: 10,
+        ..SandboxFilter::default()
+    };
+    assert_eq!(ids(store.sandboxes(&labelled).await.unwrap()), ["s4", "s1"]);
+    let everyone = SandboxFilter {
+        metadata: [("label".to_owned(), "x".to_owned())].into(),
+        limit: 10,
+        ..SandboxFilter::default()
+    };
+    assert_eq!(
+        ids(store.sandboxes(&everyone).await.unwrap()),
+        ["s4", "s3", "s1"]
+    );
+
+    let paused = store
+        .set_sandbox_state("s1", SandboxState::Running, SandboxState::Paused, None)
+        .await
+        .unwrap();
+    assert_eq!(paused.state, SandboxState::Paused);
+    assert!(
+        matches!(
+            store
+                .set_sandbox_state("s1", SandboxState::Running, SandboxState::Ended, None)
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a paused sandbox is not moved as if it were running"
+    );
+    let ended = store
+        .set_sandbox_state(
+            "s1",
+            SandboxState::Paused,
+            SandboxState::Ended,
+            Some("deleted"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.end_reason.as_deref(), Some("deleted"));
+    assert!(ended.ended_at.is_some());
+    let running = SandboxFilter {
+        tenant: Some("a".into()),
+        state: Some(SandboxState::Running),
+        limit: 10,
+        ..SandboxFilter::default()
+    };
+    assert_eq!(ids(store.sandboxes(&running).await.unwrap()), ["s4", "s2"]);
+    store
+        .insert_sandbox(&sandbox("s5", "a", "n2", "x"), 3)
+        .await
+        .expect("an ended sandbox no longer counts against the quota");
+
+    let moved = store.set_sandbox_deadline("s2", at(900)).await.unwrap();
+    assert_eq!(moved.end_at, at(900));
+    assert_eq!(store.sandbox("s2").await.unwrap().end_at, at(900));
+    assert!(matches!(
+        store.set_sandbox_deadline("s1", at(900)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let on_n1 = store
+        .sandboxes_on("n1", SandboxState::Running)
+        .await
+        .unwrap();
+    assert_eq!(
+        on_n1.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s2", "s3", "s4"]
+    );
+    assert!(matches!(
+        store.sandbox("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -1556,4 +1709,5 @@ contract!(
     schedules_are_held_to_a_count_changed_only_as_read_and_taken_fairly,
     secrets_keep_sealed_values_with_versions_and_reseal_only_what_did_not_change,
     workloads_created_per_minute_come_from_a_range_of_ids_per_tenant,
+    sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_their_state,
 );

@@ -279,6 +279,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE image_nodes ADD COLUMN microvm TEXT;
     "#,
+    // 8: sandboxes, each kept whole as JSON beside what lists filter on.
+    r#"
+    CREATE TABLE sandboxes (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX sandboxes_by_tenant ON sandboxes (tenant, id);
+    CREATE INDEX sandboxes_by_node ON sandboxes (node_id, state);
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

@@ -18,6 +18,7 @@ mod listen;
 mod logs;
 mod migrations;
 mod nodes;
+mod sandboxes;
 mod schedules;
 mod secrets;
 mod stats;

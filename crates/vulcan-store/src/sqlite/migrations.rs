@@ -305,6 +305,18 @@ const MIGRATIONS: &[Step] = &[
     Sql(r#"
     ALTER TABLE image_nodes ADD COLUMN microvm TEXT;
     "#),
+    // 12: sandboxes, each kept whole as JSON beside what lists filter on.
+    Sql(r#"
+    CREATE TABLE sandboxes (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX sandboxes_by_tenant ON sandboxes (tenant, id);
+    CREATE INDEX sandboxes_by_node ON sandboxes (node_id, state);
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

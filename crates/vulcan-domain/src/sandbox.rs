@@ -1,0 +1,354 @@
+//! Sandboxes that live across many steps: what one is ([`Sandbox`]), where it is kept
+//! ([`SandboxStore`]), and the port a backend offers to hold one ([`SandboxDriver`],
+//! [`LiveSandbox`], [`LiveProcess`], [`SandboxFiles`]).
+//!
+//! Lifecycle: created → `running` → (`paused` → `running`)* → `ended` (deleted, or its
+//! deadline passed) or `lost` (its node died, or the server was killed under it). A record
+//! is kept after the end, so a client asking later is told what happened.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{Availability, BackendError, Isolation, LogStream, StoreError};
+
+/// Where a sandbox is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxState {
+    Running,
+    Paused,
+    /// Deleted, or its deadline passed (`end_reason` says which).
+    Ended,
+    /// Its node stopped without pausing it (killed, or gone).
+    Lost,
+}
+
+impl SandboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxState::Running => "running",
+            SandboxState::Paused => "paused",
+            SandboxState::Ended => "ended",
+            SandboxState::Lost => "lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SandboxState> {
+        Some(match s {
+            "running" => SandboxState::Running,
+            "paused" => SandboxState::Paused,
+            "ended" => SandboxState::Ended,
+            "lost" => SandboxState::Lost,
+            _ => return None,
+        })
+    }
+
+    /// Whether nothing more can happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, SandboxState::Ended | SandboxState::Lost)
+    }
+}
+
+/// What a sandbox does when its deadline passes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    #[default]
+    Kill,
+    Pause,
+}
+
+/// One sandbox, as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub id: String,
+    pub tenant: String,
+    /// The node it lives on: every request about it is served there.
+    pub node_id: String,
+    pub isolation: Isolation,
+    /// The registered image its root comes from.
+    pub image: String,
+    pub resources: SandboxResources,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    pub state: SandboxState,
+    /// Why it ended or was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+    pub on_timeout: OnTimeout,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Its deadline: it is killed (or paused) then unless `POST …/timeout` moves it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub end_at: OffsetDateTime,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// A sandbox's bounds: CPUs, memory, and the disk its writes may fill.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxResources {
+    pub cpus: u32,
+    pub mem_mb: u32,
+    pub disk_mb: u32,
+}
+
+/// A page of sandboxes, newest first; `next` is the cursor of the following page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxPage {
+    pub sandboxes: Vec<Sandbox>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Which sandboxes a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxFilter {
+    /// `None`: every tenant's (an admin's view).
+    pub tenant: Option<String>,
+    pub state: Option<SandboxState>,
+    /// Every pair must be in the sandbox's metadata.
+    pub metadata: BTreeMap<String, String>,
+    pub limit: u32,
+    /// Sandboxes older than this id (ids sort by creation).
+    pub before: Option<String>,
+}
+
+/// Where sandboxes are kept.
+#[async_trait]
+pub trait SandboxStore: Send + Sync {
+    /// Records a new sandbox, refused (`Refused`, over quota) when its tenant already has
+    /// `max_live` running or paused.
+    async fn insert_sandbox(&self, sandbox: &Sandbox, max_live: u32) -> Result<(), StoreError>;
+
+    async fn sandbox(&self, id: &str) -> Result<Sandbox, StoreError>;
+
+    async fn sandboxes(&self, filter: &SandboxFilter) -> Result<SandboxPage, StoreError>;
+
+    /// Moves sandbox `id` from `from` to `to` (with the reason and end time of a final
+    /// state); `InvalidTransition` if it was not in `from`.
+    async fn set_sandbox_state(
+        &self,
+        id: &str,
+        from: SandboxState,
+        to: SandboxState,
+        reason: Option<&str>,
+    ) -> Result<Sandbox, StoreError>;
+
+    /// A new deadline for a sandbox that has not ended.
+    async fn set_sandbox_deadline(
+        &self,
+        id: &str,
+        end_at: OffsetDateTime,
+    ) -> Result<Sandbox, StoreError>;
+
+    /// Sandboxes of node `node` in `state`.
+    async fn sandboxes_on(
+        &self,
+        node: &str,
+        state: SandboxState,
+    ) -> Result<Vec<Sandbox>, StoreError>;
+}
+
+/// What a backend is asked to start.
+#[derive(Debug, Clone)]
+pub struct SandboxLaunch {
+    pub id: String,
+    /// The image's reference (pulled first if this node does not have it).
+    pub image: String,
+    pub resources: SandboxResources,
+    /// The environment every process starts with (image's, then the request's).
+    pub env: BTreeMap<String, String>,
+}
+
+/// One process to start in a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessLaunch {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Working directory; the image's when `None`.
+    pub cwd: Option<String>,
+    /// A user name or uid of the sandbox; the image's when `None`.
+    pub user: Option<String>,
+    /// Whether the process reads a stdin the client writes (else it reads nothing).
+    pub stdin: bool,
+}
+
+/// How a process ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessExit {
+    /// Its exit code, if it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+/// Where a process's output goes, chunk by chunk, as it is written.
+pub trait ProcessOutput: Send + Sync {
+    fn chunk(&self, stream: LogStream, bytes: &[u8]);
+}
+
+/// A backend that can hold sandboxes open.
+#[async_trait]
+pub trait SandboxDriver: Send + Sync {
+    fn isolation(&self) -> Isolation;
+
+    fn availability(&self) -> Availability;
+
+    /// Starts a sandbox; it runs until destroyed.
+    async fn create(&self, launch: SandboxLaunch) -> Result<Box<dyn LiveSandbox>, BackendError>;
+
+    /// Removes whatever sandboxes of an earlier run of the server left on this node.
+    async fn sweep(&self);
+}
+
+/// A running sandbox.
+#[async_trait]
+pub trait LiveSandbox: Send + Sync {
+    /// Whether it still runs.
+    fn alive(&self) -> bool;
+
+    /// Starts a process; its output goes to `output` as it is written.
+    async fn spawn(
+        &self,
+        process: &ProcessLaunch,
+        output: std::sync::Arc<dyn ProcessOutput>,
+    ) -> Result<Box<dyn LiveProcess>, BackendError>;
+
+    /// Its files, as its processes see them.
+    fn files(&self) -> &dyn SandboxFiles;
+
+    /// Memory and CPU used now.
+    fn usage(&self) -> SandboxUsage;
+
+    /// Kills everything in it and removes what it wrote.
+    async fn destroy(&self);
+}
+
+/// What a sandbox uses, now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxUsage {
+    pub cpu_ms: u64,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// A process started in a sandbox.
+#[async_trait]
+pub trait LiveProcess: Send + Sync {
+    /// Its pid inside the sandbox.
+    fn pid(&self) -> u32;
+
+    async fn write_stdin(&self, bytes: &[u8]) -> Result<(), BackendError>;
+
+    async fn close_stdin(&self);
+
+    async fn signal(&self, signal: i32) -> Result<(), BackendError>;
+
+    /// Waits for it to end (and for its output to be read to the end).
+    async fn wait(&self) -> ProcessExit;
+}
+
+/// A file operation's failure, by whose fault and how to answer it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FileError {
+    pub kind: FileErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileErrorKind {
+    /// The path is not one to use (relative, `..`, a NUL byte, a directory to download).
+    Invalid,
+    NotFound,
+    Exists,
+    /// The sandbox's disk is full.
+    NoSpace,
+    Io,
+}
+
+impl FileError {
+    pub fn new(kind: FileErrorKind, message: impl Into<String>) -> Self {
+        FileError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a path is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The absolute path inside the sandbox.
+    pub path: String,
+    pub name: String,
+    /// `file`, `dir`, `symlink` or `other`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: u64,
+    /// Permission bits, as octal text (`0644`).
+    pub mode: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub modified_at: OffsetDateTime,
+    /// Where a symbolic link points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Reads a file in pieces.
+#[async_trait]
+pub trait FileReader: Send {
+    fn size(&self) -> u64;
+
+    /// The next piece, at most `max` bytes; empty at the end.
+    async fn read(&mut self, max: usize) -> Result<Vec<u8>, FileError>;
+}
+
+/// Writes a file in pieces: nothing is at the path until [`FileWriter::finish`].
+#[async_trait]
+pub trait FileWriter: Send {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), FileError>;
+
+    async fn finish(self: Box<Self>) -> Result<FileEntry, FileError>;
+}
+
+/// A sandbox's files. Paths are absolute paths inside the sandbox; none leads out of it.
+#[async_trait]
+pub trait SandboxFiles: Send + Sync {
+    async fn stat(&self, path: &str) -> Result<FileEntry, FileError>;
+
+    /// What is in directory `path`, down to `depth` levels (1: its entries).
+    async fn list(&self, path: &str, depth: u32) -> Result<Vec<FileEntry>, FileError>;
+
+    async fn open_read(&self, path: &str) -> Result<Box<dyn FileReader>, FileError>;
+
+    /// Opens `path` for writing (its directories made as needed).
+    async fn open_write(&self, path: &str) -> Result<Box<dyn FileWriter>, FileError>;
+
+    /// `mkdir -p`.
+    async fn make_dir(&self, path: &str) -> Result<FileEntry, FileError>;
+
+    async fn rename(&self, from: &str, to: &str) -> Result<FileEntry, FileError>;
+
+    /// Removes a file, or a directory with what is in it.
+    async fn remove(&self, path: &str) -> Result<(), FileError>;
+}

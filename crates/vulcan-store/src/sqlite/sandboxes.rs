@@ -1,0 +1,178 @@
+//! [`SandboxStore`] on SQLite.
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Transaction};
+use time::OffsetDateTime;
+use vulcan_domain::{Sandbox, SandboxFilter, SandboxPage, SandboxState, SandboxStore, StoreError};
+
+use super::{io, SqliteStore};
+use crate::sandboxes::{deadline, from_json, has_metadata, moved, page, to_json, too_many, BATCH};
+
+fn load(tx: &Transaction, id: &str) -> Result<Sandbox, StoreError> {
+    let json: String = tx
+        .query_row("SELECT record FROM sandboxes WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(io)?
+        .ok_or_else(|| StoreError::NotFound(format!("sandbox {id}")))?;
+    from_json(&json)
+}
+
+fn save(tx: &Transaction, sandbox: &Sandbox) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE sandboxes SET state = ?2, record = ?3 WHERE id = ?1",
+        params![sandbox.id, sandbox.state.as_str(), to_json(sandbox)?],
+    )
+    .map_err(io)?;
+    Ok(())
+}
+
+#[async_trait]
+impl SandboxStore for SqliteStore {
+    async fn insert_sandbox(&self, sandbox: &Sandbox, max_live: u32) -> Result<(), StoreError> {
+        let sandbox = sandbox.clone();
+        let json = to_json(&sandbox)?;
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            let live: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM sandboxes WHERE tenant = ?1 AND state IN ('running', 'paused')",
+                    [&sandbox.tenant],
+                    |r| r.get(0),
+                )
+                .map_err(io)?;
+            if live >= i64::from(max_live) {
+                return Err(too_many(&sandbox.tenant, max_live));
+            }
+            tx.execute(
+                "INSERT INTO sandboxes (id, tenant, node_id, state, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    sandbox.id,
+                    sandbox.tenant,
+                    sandbox.node_id,
+                    sandbox.state.as_str(),
+                    json
+                ],
+            )
+            .map_err(io)?;
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn sandbox(&self, id: &str) -> Result<Sandbox, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            let json: String = conn
+                .query_row("SELECT record FROM sandboxes WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(io)?
+                .ok_or_else(|| StoreError::NotFound(format!("sandbox {id}")))?;
+            from_json(&json)
+        })
+        .await
+    }
+
+    async fn sandboxes(&self, filter: &SandboxFilter) -> Result<SandboxPage, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, record FROM sandboxes
+                     WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR state = ?2)
+                       AND (?3 IS NULL OR id < ?3)
+                     ORDER BY id DESC LIMIT ?4",
+                )
+                .map_err(io)?;
+            let mut found = Vec::new();
+            let mut before = filter.before.clone();
+            loop {
+                let rows: Vec<(String, String)> = stmt
+                    .query_map(
+                        params![
+                            filter.tenant,
+                            filter.state.map(SandboxState::as_str),
+                            before,
+                            BATCH
+                        ],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(io)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(io)?;
+                let done = rows.len() < BATCH as usize;
+                for (id, json) in rows {
+                    before = Some(id);
+                    let sandbox = from_json(&json)?;
+                    if has_metadata(&filter, &sandbox) {
+                        found.push(sandbox);
+                    }
+                    if found.len() > filter.limit as usize {
+                        break;
+                    }
+                }
+                if done || found.len() > filter.limit as usize {
+                    break;
+                }
+            }
+            Ok(page(found, filter.limit))
+        })
+        .await
+    }
+
+    async fn set_sandbox_state(
+        &self,
+        id: &str,
+        from: SandboxState,
+        to: SandboxState,
+        reason: Option<&str>,
+    ) -> Result<Sandbox, StoreError> {
+        let (id, reason) = (id.to_owned(), reason.map(str::to_owned));
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            let sandbox = moved(load(&tx, &id)?, from, to, reason.as_deref())?;
+            save(&tx, &sandbox)?;
+            tx.commit().map_err(io)?;
+            Ok(sandbox)
+        })
+        .await
+    }
+
+    async fn set_sandbox_deadline(
+        &self,
+        id: &str,
+        end_at: OffsetDateTime,
+    ) -> Result<Sandbox, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            let sandbox = deadline(load(&tx, &id)?, end_at)?;
+            save(&tx, &sandbox)?;
+            tx.commit().map_err(io)?;
+            Ok(sandbox)
+        })
+        .await
+    }
+
+    async fn sandboxes_on(
+        &self,
+        node: &str,
+        state: SandboxState,
+    ) -> Result<Vec<Sandbox>, StoreError> {
+        let node = node.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT record FROM sandboxes WHERE node_id = ?1 AND state = ?2 ORDER BY id",
+            )
+            .map_err(io)?
+            .query_map(params![node, state.as_str()], |r| r.get::<_, String>(0))
+            .map_err(io)?
+            .map(|json| from_json(&json.map_err(io)?))
+            .collect()
+        })
+        .await
+    }
+}
