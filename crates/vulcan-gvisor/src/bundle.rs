@@ -83,19 +83,26 @@ fn invalid(e: OciSpecError) -> String {
     format!("cannot build the sandbox's OCI spec: {e}")
 }
 
-/// The workload's process: its argv, environment, directory, user and capabilities.
-pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Process, String> {
-    let mut env: Vec<String> = vec![DEFAULT_PATH.to_owned()];
+/// The environment a process starts with: a `PATH`, the image's, then `env`'s.
+pub fn environment(
+    image: &ImageConfig,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut all: Vec<String> = vec![DEFAULT_PATH.to_owned()];
     let mut set = |pair: String| {
         let name = pair.split('=').next().unwrap_or_default().to_owned();
-        env.retain(|e| e.split('=').next() != Some(name.as_str()));
-        env.push(pair);
+        all.retain(|e| e.split('=').next() != Some(name.as_str()));
+        all.push(pair);
     };
-    run.image.env.iter().cloned().for_each(&mut set);
-    run.env
-        .iter()
+    image.env.iter().cloned().for_each(&mut set);
+    env.iter()
         .map(|(k, v)| format!("{k}={v}"))
         .for_each(&mut set);
+    all
+}
+
+/// The workload's process: its argv, environment, directory, user and capabilities.
+pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Process, String> {
     let cwd = if run.work.is_some() {
         WORK_DIR
     } else if run.image.working_dir.starts_with('/') {
@@ -103,6 +110,24 @@ pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Process, String>
     } else {
         "/"
     };
+    process_of(
+        argv(run.image, run.command),
+        environment(run.image, run.env),
+        cwd,
+        uid,
+        gid,
+    )
+}
+
+/// A process with `args`, `env` and `cwd`, as `uid`:`gid`, with gVisor's default
+/// capabilities, no new privileges and a bound on open files.
+pub fn process_of(
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: &str,
+    uid: u32,
+    gid: u32,
+) -> Result<Process, String> {
     let capabilities: Capabilities = CAPABILITIES.into_iter().collect();
     ProcessBuilder::default()
         .terminal(false)
@@ -113,7 +138,7 @@ pub fn process(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Process, String>
                 .build()
                 .map_err(invalid)?,
         )
-        .args(argv(run.image, run.command))
+        .args(args)
         .env(env)
         .cwd(cwd)
         .no_new_privileges(true)
@@ -293,6 +318,29 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
         .annotations(annotations)
         .build()
         .map_err(invalid)
+}
+
+/// A long-lived sandbox's spec (see [`crate::sandboxes`]): its init the hold program,
+/// its root `rootfs` writable (an overlay on the host whose writes land on the sandbox's
+/// own disk), `/tmp` on that disk too (not a tmpfs: its files are the sandbox's files).
+pub fn sandbox_config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
+    let mut spec = config(run, uid, gid)?;
+    let tmp = run.rootfs.join("tmp");
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in mounts.iter_mut() {
+        if m.destination() == Path::new("/tmp") {
+            *m = mount("/tmp", "bind", &tmp, &["rbind", "rw", "nosuid", "nodev"])?;
+        }
+    }
+    spec.set_mounts(Some(mounts));
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path(run.rootfs)
+            .readonly(false)
+            .build()
+            .map_err(invalid)?,
+    ));
+    Ok(spec)
 }
 
 /// Where a pod's init is in its root.

@@ -19,6 +19,7 @@ pub mod pods;
 mod prepare;
 pub mod runsc;
 pub mod sandbox_cgroups;
+pub mod sandboxes;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod warm;
@@ -142,6 +143,7 @@ impl GvisorBackend {
             bin,
             state_dir: config.work_dir.join("state"),
             platform: config.platform.clone(),
+            shared_root: false,
         };
         let version = runsc.version()?;
         for dir in [&runsc.state_dir, &config.work_dir.join("bundles")] {

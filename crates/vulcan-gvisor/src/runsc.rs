@@ -11,6 +11,9 @@ pub struct Runsc {
     pub state_dir: PathBuf,
     /// `ptrace` (works everywhere), `systrap` or `kvm`.
     pub platform: String,
+    /// Whether the host changes a sandbox's root while it runs (a long-lived sandbox's
+    /// files written from the host): gVisor then revalidates what it cached.
+    pub shared_root: bool,
 }
 
 impl Runsc {
@@ -25,6 +28,9 @@ impl Runsc {
             .arg(&self.state_dir)
             .arg(format!("--platform={}", self.platform))
             .arg(format!("--network={network}"));
+        if self.shared_root {
+            cmd.arg("--file-access=shared");
+        }
         cmd
     }
 
@@ -120,6 +126,42 @@ impl Runsc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        cmd
+    }
+
+    /// [`Runsc::exec`] that writes the process's pid inside the sandbox to `pid_file`.
+    pub fn exec_noting_pid(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+    ) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::from(self.base());
+        cmd.arg("exec")
+            .arg("--process")
+            .arg(process)
+            .arg("--internal-pid-file")
+            .arg(pid_file)
+            .arg(id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// The command that sends `signal` to process `pid` (as the sandbox numbers it) of
+    /// container `id`.
+    pub fn signal(&self, id: &str, pid: u32, signal: i32) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::from(self.base());
+        cmd.arg("kill")
+            .arg("--pid")
+            .arg(pid.to_string())
+            .arg(id)
+            .arg(signal.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         cmd
     }
 

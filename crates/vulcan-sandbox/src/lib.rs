@@ -9,6 +9,8 @@
 //! - [`image_user`]: an image's process (argv, user) as its configuration says;
 //! - [`capture`]: a program's output split into bounded lines, the first bytes of stdout
 //!   kept as the output, the last bytes of stderr kept for an error message;
+//! - `files` (feature `files`): a sandbox's files reached from the host through its root,
+//!   every path resolved inside that root;
 //! - `instances` (feature `instances`): pools of warm instances of deployed functions;
 //! - `network` (feature `network`): a workload's network namespace, the nftables rules
 //!   that hold it to its egress policy, and its own resolver.
@@ -20,6 +22,8 @@ pub mod archive;
 pub mod beneath;
 pub mod capture;
 pub mod cgroup;
+#[cfg(feature = "files")]
+pub mod files;
 pub mod image_user;
 #[cfg(feature = "instances")]
 pub mod instances;

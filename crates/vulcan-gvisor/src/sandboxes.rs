@@ -1,0 +1,625 @@
+//! Long-lived sandboxes ([`vulcan_domain::SandboxDriver`]) on gVisor.
+//!
+//! A sandbox is a runsc container whose init is the hold program (see [`crate::warm`]),
+//! and into which each process a user starts is executed with `runsc exec`. Its root is
+//! writable everywhere: on the host it is an overlay mount whose lower half is the image's
+//! unpacked root (shared, read-only) and whose upper half lies on the sandbox's own disk,
+//! an ext4 file of `disk_mb` loop-mounted (so a disk filler meets ENOSPC at its size, and
+//! nothing it writes reaches the host's disk beyond that). runsc runs it with
+//! `--file-access=shared`, so files the host writes into that root (uploads, see
+//! [`vulcan_sandbox::files`]) are seen inside at once.
+//!
+//! Everything of sandbox `id` is under `<work dir>/sandboxes/<id>/`: `disk.img`, its mount
+//! `disk/` (`upper/`, `work/`), the merged root `root/`, the bundle `bundle/`. Destroying it
+//! kills the container and removes all of that; a server that starts sweeps what an
+//! earlier one left.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vulcan_domain::{
+    Availability, BackendError, ImageConfig, Isolation, LiveProcess, LiveSandbox, LogStream,
+    ProcessExit, ProcessLaunch, ProcessOutput, SandboxDriver, SandboxFiles, SandboxLaunch,
+    SandboxUsage,
+};
+use vulcan_sandbox::cgroup::UsageMark;
+use vulcan_sandbox::files::RootedFiles;
+
+use crate::bundle;
+use crate::image::catalog::RootLease;
+use crate::runsc::Runsc;
+use crate::sandbox_cgroups::CgroupBase;
+use crate::warm;
+use crate::{json_of, GvisorBackend, ImageStore};
+
+/// How long a process's pid may take to appear after `runsc exec` started.
+const PID_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes read from a process's pipe at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Numbers the processes of every sandbox (their spec files).
+static NEXT_PROCESS: AtomicU64 = AtomicU64::new(1);
+
+/// gVisor's sandboxes on this node.
+pub struct GvisorSandboxes {
+    state: Result<Ready, String>,
+    images: ImageStore,
+    /// `<work dir>/sandboxes`.
+    dir: PathBuf,
+    pids_limit: u32,
+}
+
+struct Ready {
+    runsc: Runsc,
+    cgroups: CgroupBase,
+    hold: PathBuf,
+}
+
+impl GvisorSandboxes {
+    /// The sandboxes of `backend`'s node (unavailable where the backend is).
+    pub fn new(backend: &GvisorBackend) -> Self {
+        let dir = backend.config.work_dir.join("sandboxes");
+        let state = match &backend.state {
+            Ok(ready) => Ok(Ready {
+                runsc: Runsc {
+                    state_dir: dir.join("state"),
+                    shared_root: true,
+                    ..ready.runsc.clone()
+                },
+                cgroups: ready.cgroups.clone(),
+                hold: backend.config.work_dir.join("hold"),
+            }),
+            Err(reason) => Err(reason.clone()),
+        };
+        GvisorSandboxes {
+            state,
+            images: backend.images.clone(),
+            dir,
+            pids_limit: backend.config.pids_limit,
+        }
+    }
+
+    fn ready(&self) -> Result<&Ready, BackendError> {
+        self.state
+            .as_ref()
+            .map_err(|reason| BackendError(format!("gVisor sandboxes are unavailable: {reason}")))
+    }
+}
+
+/// Runs `program` with `args`, or says what it answered.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{program} {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
+/// Lays out sandbox `dir`'s disk and root: `disk_mb` of ext4, an overlay of `lower` on it.
+fn make_root(dir: &Path, lower: &Path, disk_mb: u32) -> Result<PathBuf, String> {
+    let (image, disk, root) = (dir.join("disk.img"), dir.join("disk"), dir.join("root"));
+    for d in [&disk, &root] {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
+    let file = std::fs::File::create(&image)
+        .map_err(|e| format!("cannot create {}: {e}", image.display()))?;
+    file.set_len(u64::from(disk_mb) * 1024 * 1024)
+        .map_err(|e| format!("cannot size {}: {e}", image.display()))?;
+    drop(file);
+    // No journal: the disk lives no longer than its sandbox, and the space is the user's.
+    run(
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-m",
+            "0",
+            "-O",
+            "^has_journal",
+            "-E",
+            "lazy_itable_init=1",
+            text(&image),
+        ],
+    )?;
+    run(
+        "mount",
+        &["-o", "loop,nosuid,nodev", text(&image), text(&disk)],
+    )?;
+    let (upper, work) = (disk.join("upper"), disk.join("work"));
+    for d in [&upper, &work] {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    run(
+        "mount",
+        &["-t", "overlay", "overlay", "-o", &options, text(&root)],
+    )?;
+    // The sandbox's /tmp is on its disk (the spec binds it), sticky and open to all.
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp)
+        .and_then(|()| {
+            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+        })
+        .map_err(|e| format!("cannot make the sandbox's /tmp: {e}"))?;
+    Ok(root)
+}
+
+/// Unmounts sandbox `dir`'s root and disk and removes the directory (what is not
+/// mounted is skipped; a mount that will not go is logged and left).
+fn remove_dir(dir: &Path) {
+    for mount in [dir.join("root"), dir.join("disk")] {
+        if is_mounted(&mount) && run("umount", &[text(&mount)]).is_err() {
+            if let Err(e) = run("umount", &["-l", text(&mount)]) {
+                tracing::warn!(error = %e, "a sandbox's mount could not be removed");
+                return;
+            }
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a sandbox's directory");
+    }
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    let wanted = path.to_string_lossy();
+    mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .any(|m| m == wanted)
+}
+
+#[async_trait]
+impl SandboxDriver for GvisorSandboxes {
+    fn isolation(&self) -> Isolation {
+        Isolation::Gvisor
+    }
+
+    fn availability(&self) -> Availability {
+        match &self.state {
+            Ok(_) => Availability::ready(serde_json::json!({ "root": "overlay on an ext4 disk" })),
+            Err(reason) => Availability::unavailable(reason.clone()),
+        }
+    }
+
+    async fn create(&self, launch: SandboxLaunch) -> Result<Box<dyn LiveSandbox>, BackendError> {
+        let ready = self.ready()?;
+        let image = self
+            .images
+            .lease(&launch.image, |_| {})
+            .await
+            .map_err(|e| BackendError(e.to_string()))?;
+        let dir = self.dir.join(&launch.id);
+        let (lower, disk_mb) = (image.rootfs.clone(), launch.resources.disk_mb);
+        let made = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || make_root(&dir, &lower, disk_mb))
+                .await
+                .map_err(|e| BackendError(format!("making the sandbox's disk failed: {e}")))?
+        };
+        let root = match made {
+            Ok(root) => root,
+            Err(e) => {
+                let dir = dir.clone();
+                let _ = tokio::task::spawn_blocking(move || remove_dir(&dir)).await;
+                return Err(BackendError(format!("cannot make the sandbox's disk: {e}")));
+            }
+        };
+        let started = self.start(ready, &launch, image, &dir, root).await;
+        if started.is_err() {
+            let dir = dir.clone();
+            let _ = tokio::task::spawn_blocking(move || remove_dir(&dir)).await;
+        }
+        started
+    }
+
+    async fn sweep(&self) {
+        let Ok(ready) = self.ready() else {
+            return;
+        };
+        let (runsc, dir) = (ready.runsc.clone(), self.dir.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in runsc.list() {
+                runsc.destroy(&id);
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                if entry.file_name() != "state" {
+                    tracing::info!(sandbox = %entry.file_name().to_string_lossy(), "removing a sandbox left by the last run");
+                    remove_dir(&entry.path());
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl GvisorSandboxes {
+    async fn start(
+        &self,
+        ready: &Ready,
+        launch: &SandboxLaunch,
+        image: RootLease,
+        dir: &Path,
+        root: PathBuf,
+    ) -> Result<Box<dyn LiveSandbox>, BackendError> {
+        let config = image.record.config.clone();
+        let (uid, gid) = bundle::user(&root, &config.user).map_err(BackendError)?;
+        let bundle_dir = dir.join("bundle");
+        let resources = vulcan_domain::Resources {
+            cpus: launch.resources.cpus,
+            mem_mb: launch.resources.mem_mb,
+            ..vulcan_domain::Resources::default()
+        };
+        let cgroup = CgroupBase::runsc_path(&launch.id);
+        let run = bundle::RunSpec {
+            rootfs: &root,
+            image: &config,
+            command: None,
+            env: &launch.env,
+            resources,
+            pids_limit: self.pids_limit,
+            cgroup: &cgroup,
+            work: None,
+            hold: Some(&ready.hold),
+            network: None,
+            pod: None,
+        };
+        let spec = bundle::sandbox_config(&run, uid, gid).map_err(BackendError)?;
+        std::fs::create_dir_all(&bundle_dir)
+            .and_then(|()| std::fs::write(bundle_dir.join("config.json"), json_of(&spec)))
+            .map_err(|e| BackendError(format!("cannot write the sandbox's bundle: {e}")))?;
+        let group = ready
+            .cgroups
+            .create(
+                &launch.id,
+                bundle::memory_limit_bytes(launch.resources.mem_mb),
+                self.pids_limit,
+            )
+            .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
+        let mark = group.mark();
+        let sandbox = warm::Sandbox::start(
+            ready.runsc.clone(),
+            launch.id.clone(),
+            bundle_dir,
+            group,
+            ready.cgroups.clone(),
+            Some(image),
+            false,
+        )
+        .await
+        .map_err(BackendError)?;
+        Ok(Box::new(GvisorSandbox {
+            runsc: ready.runsc.clone(),
+            id: launch.id.clone(),
+            dir: dir.to_path_buf(),
+            files: RootedFiles::new(root.clone(), uid, gid),
+            root,
+            config,
+            env: launch.env.clone(),
+            mark,
+            sandbox: Mutex::new(Some(sandbox)),
+        }))
+    }
+}
+
+/// One running sandbox.
+struct GvisorSandbox {
+    runsc: Runsc,
+    id: String,
+    dir: PathBuf,
+    root: PathBuf,
+    files: RootedFiles,
+    config: ImageConfig,
+    /// The sandbox's environment (every process starts with it).
+    env: BTreeMap<String, String>,
+    mark: UsageMark,
+    /// `None` once destroyed.
+    sandbox: Mutex<Option<warm::Sandbox>>,
+}
+
+impl GvisorSandbox {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<warm::Sandbox>> {
+        self.sandbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The OCI process of `launch`: its user (a name of the sandbox's or a uid), its
+    /// directory (the image's by default) and the environment on top of the sandbox's.
+    fn process_spec(&self, launch: &ProcessLaunch) -> Result<oci_spec::runtime::Process, String> {
+        let user = launch.user.as_deref().unwrap_or(&self.config.user);
+        let (uid, gid) = bundle::user(&self.root, user)?;
+        let mut env = self.env.clone();
+        env.extend(launch.env.clone());
+        let cwd = match &launch.cwd {
+            Some(cwd) => cwd.clone(),
+            None if self.config.working_dir.starts_with('/') => self.config.working_dir.clone(),
+            None => "/".to_owned(),
+        };
+        if !cwd.starts_with('/') {
+            return Err(format!("cwd {cwd:?} must be an absolute path"));
+        }
+        bundle::process_of(
+            launch.argv.clone(),
+            bundle::environment(&self.config, &env),
+            &cwd,
+            uid,
+            gid,
+        )
+    }
+}
+
+#[async_trait]
+impl LiveSandbox for GvisorSandbox {
+    fn alive(&self) -> bool {
+        self.held().as_ref().is_some_and(warm::Sandbox::alive)
+    }
+
+    async fn spawn(
+        &self,
+        launch: &ProcessLaunch,
+        output: Arc<dyn ProcessOutput>,
+    ) -> Result<Box<dyn LiveProcess>, BackendError> {
+        if !self.alive() {
+            return Err(BackendError("the sandbox is no longer running".into()));
+        }
+        let process = self.process_spec(launch).map_err(BackendError)?;
+        let n = NEXT_PROCESS.fetch_add(1, Ordering::Relaxed);
+        let bundle = self.dir.join("bundle");
+        let (spec_file, pid_file) = (
+            bundle.join(format!("process-{n}.json")),
+            bundle.join(format!("process-{n}.pid")),
+        );
+        std::fs::write(&spec_file, json_of(&process))
+            .map_err(|e| BackendError(format!("cannot write the process's spec: {e}")))?;
+        let mut command = self.runsc.exec_noting_pid(&self.id, &spec_file, &pid_file);
+        if !launch.stdin {
+            command.stdin(Stdio::null());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| BackendError(format!("cannot start runsc exec: {e}")))?;
+        type Pipe = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+        let readers = [
+            (
+                child.stdout.take().map(|p| Box::new(p) as Pipe),
+                LogStream::Stdout,
+            ),
+            (
+                child.stderr.take().map(|p| Box::new(p) as Pipe),
+                LogStream::Stderr,
+            ),
+        ]
+        .map(|(pipe, stream)| {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let Some(mut pipe) = pipe else { return };
+                let mut buf = vec![0; CHUNK];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    output.chunk(stream, &buf[..n]);
+                }
+            })
+        });
+        let stdin = child.stdin.take();
+        // The pid appears once the process runs; a command that cannot start ends runsc.
+        let deadline = tokio::time::Instant::now() + PID_TIMEOUT;
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+            {
+                break pid;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                for reader in readers {
+                    let _ = reader.await;
+                }
+                let _ = std::fs::remove_file(&spec_file);
+                return Err(BackendError(format!(
+                    "the process could not start ({status}): is {:?} a program in the sandbox, and {:?} a directory?",
+                    launch.argv.first().map(String::as_str).unwrap_or(""),
+                    process.cwd()
+                )));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(BackendError(format!(
+                    "the process did not start within {PID_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let (done, exit) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            for reader in readers {
+                let _ = reader.await;
+            }
+            let _ = std::fs::remove_file(&spec_file);
+            let _ = std::fs::remove_file(&pid_file);
+            let _ = done.send(Some(exit_of(status)));
+        });
+        Ok(Box::new(GvisorProcess {
+            runsc: self.runsc.clone(),
+            sandbox: self.id.clone(),
+            pid,
+            stdin: tokio::sync::Mutex::new(stdin),
+            exit,
+        }))
+    }
+
+    fn files(&self) -> &dyn SandboxFiles {
+        &self.files
+    }
+
+    fn usage(&self) -> SandboxUsage {
+        let held = self.held();
+        let Some(sandbox) = held.as_ref() else {
+            return SandboxUsage::default();
+        };
+        let used = sandbox.group.usage_since(self.mark);
+        SandboxUsage {
+            cpu_ms: used.cpu_time_ms,
+            memory_bytes: sandbox.group.usage().unwrap_or(0),
+            disk_bytes: disk_used(&self.dir.join("disk")),
+        }
+    }
+
+    async fn destroy(&self) {
+        let sandbox = self.held().take();
+        let dir = self.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(mut sandbox) = sandbox {
+                sandbox.destroy();
+            }
+            remove_dir(&dir);
+        })
+        .await;
+    }
+}
+
+impl Drop for GvisorSandbox {
+    fn drop(&mut self) {
+        // Destroyed already, or never told: either way nothing of it may stay.
+        if let Some(mut sandbox) = self.held().take() {
+            let dir = self.dir.clone();
+            std::thread::spawn(move || {
+                sandbox.destroy();
+                remove_dir(&dir);
+            });
+        }
+    }
+}
+
+/// Bytes used on the filesystem mounted at `mount`.
+fn disk_used(mount: &Path) -> u64 {
+    let Ok(path) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
+        return 0;
+    };
+    // SAFETY: statvfs is plain integers; all zeroes is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs reads the NUL-terminated path and fills the struct it is given.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    (st.f_blocks.saturating_sub(st.f_bfree)) * st.f_frsize
+}
+
+/// How `runsc exec` ended, as the process did: runsc exits with the process's code, or
+/// 128 + the signal that killed it (as a shell reports it).
+fn exit_of(status: std::io::Result<std::process::ExitStatus>) -> ProcessExit {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(status) => match status.code() {
+            Some(code) if (129..=128 + 64).contains(&code) => ProcessExit {
+                exit_code: Some(code),
+                signal: Some(code - 128),
+            },
+            Some(code) => ProcessExit {
+                exit_code: Some(code),
+                signal: None,
+            },
+            None => ProcessExit {
+                exit_code: None,
+                signal: status.signal(),
+            },
+        },
+        Err(_) => ProcessExit {
+            exit_code: None,
+            signal: None,
+        },
+    }
+}
+
+struct GvisorProcess {
+    runsc: Runsc,
+    sandbox: String,
+    pid: u32,
+    stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    exit: tokio::sync::watch::Receiver<Option<ProcessExit>>,
+}
+
+#[async_trait]
+impl LiveProcess for GvisorProcess {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    async fn write_stdin(&self, bytes: &[u8]) -> Result<(), BackendError> {
+        let mut stdin = self.stdin.lock().await;
+        let Some(pipe) = stdin.as_mut() else {
+            return Err(BackendError(
+                "the process has no stdin open: start it with \"stdin\": true, and do not close it first".into(),
+            ));
+        };
+        pipe.write_all(bytes)
+            .await
+            .map_err(|e| BackendError(format!("the process's stdin is closed: {e}")))
+    }
+
+    async fn close_stdin(&self) {
+        self.stdin.lock().await.take();
+    }
+
+    async fn signal(&self, signal: i32) -> Result<(), BackendError> {
+        if self.exit.borrow().is_some() {
+            return Err(BackendError(format!(
+                "process {} has already ended",
+                self.pid
+            )));
+        }
+        let out = self
+            .runsc
+            .signal(&self.sandbox, self.pid, signal)
+            .output()
+            .await
+            .map_err(|e| BackendError(format!("cannot run runsc kill: {e}")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(BackendError(format!(
+            "signal {signal} could not be sent to process {}: {}",
+            self.pid,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+
+    async fn wait(&self) -> ProcessExit {
+        let mut exit = self.exit.clone();
+        let ended = exit.wait_for(Option::is_some).await.ok().and_then(|v| *v);
+        ended.unwrap_or(ProcessExit {
+            exit_code: None,
+            signal: None,
+        })
+    }
+}
