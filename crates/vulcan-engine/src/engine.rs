@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
     AccessStore, BenchmarkStore, Expect, FunctionStore, ImageCatalog, Isolation, LogStore,
-    NodeRecord, NodeStore, ScheduleStore, SecretStore, Signal, SignalBus, StatsStore, StoreError,
+    NodeRecord, NodeStore, SandboxStore, ScheduleStore, SecretStore, Signal, SignalBus, StatsStore, StoreError,
     TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
 };
 
@@ -66,6 +66,7 @@ pub struct Stores {
     pub secrets: Arc<dyn SecretStore>,
     /// Keys, quotas and the audit log.
     pub access: Arc<dyn AccessStore>,
+    pub sandboxes: Arc<dyn SandboxStore>,
     /// Signals to the other nodes ([`vulcan_domain::Alone`] for a node on its own).
     pub bus: Arc<dyn SignalBus>,
 }
@@ -81,6 +82,7 @@ pub trait EveryPort:
     + ScheduleStore
     + SecretStore
     + AccessStore
+    + SandboxStore
     + Clone
     + 'static
 {
@@ -96,6 +98,7 @@ impl<S> EveryPort for S where
         + ScheduleStore
         + SecretStore
         + AccessStore
+        + SandboxStore
         + Clone
         + 'static
 {
@@ -113,7 +116,8 @@ impl Stores {
             functions: Arc::new(store.clone()),
             schedules: Arc::new(store.clone()),
             secrets: Arc::new(store.clone()),
-            access: Arc::new(store),
+            access: Arc::new(store.clone()),
+            sandboxes: Arc::new(store),
             bus,
         }
     }
@@ -131,6 +135,9 @@ pub(crate) struct Inner {
     pub secrets: Arc<dyn SecretStore>,
     /// Keys, tenants' quotas and the audit log.
     pub access: Arc<dyn AccessStore>,
+    pub sandbox_store: Arc<dyn SandboxStore>,
+    /// Sandboxes this node holds, and the drivers that hold them.
+    pub sandboxes: crate::sandboxes::SandboxHost,
     /// The keys requests are verified against.
     pub keys: crate::access::Keys,
     /// Wakes this node's scheduler when one of its schedules changed.
@@ -209,6 +216,8 @@ impl Engine {
                 secrets: stores.secrets,
                 keys: crate::access::Keys::new(stores.access.clone()),
                 access: stores.access,
+                sandbox_store: stores.sandboxes,
+                sandboxes: Default::default(),
                 schedule_changed: tokio::sync::Notify::new(),
                 events: crate::events::channel(),
                 bus: stores.bus,
@@ -431,6 +440,9 @@ impl Engine {
         tokio::spawn(crate::access::reread_keys(self.inner.clone()));
         tokio::spawn(crate::cluster::heartbeat(self.inner.clone()));
         tokio::spawn(crate::schedules::run_scheduler(self.inner.clone()));
+        if !self.inner.sandboxes.drivers.is_empty() {
+            tokio::spawn(crate::sandboxes::reap(self.inner.clone()));
+        }
     }
 
     /// A signal from another node (or this one).
@@ -457,6 +469,7 @@ impl Engine {
         while self.active_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        self.stop_sandboxes().await;
         let node = &inner.config.node_id;
         if let Err(e) = inner.store.unclaim(node, &[], now()).await {
             tracing::warn!(error = %e, "could not give back claimed workloads");

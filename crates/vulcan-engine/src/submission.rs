@@ -155,24 +155,7 @@ impl CodeRequest {
                 limits.max_code_bytes
             ));
         }
-        if self.env.len() > MAX_ENV_VARS {
-            return invalid(format!(
-                "at most {MAX_ENV_VARS} \"env\" variables are allowed"
-            ));
-        }
-        for key in self.env.keys() {
-            let valid = !key.is_empty()
-                && !key.starts_with(|c: char| c.is_ascii_digit())
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                return invalid(format!(
-                    "\"env\" name {key:?} is not valid: use letters, digits and _, not starting with a digit"
-                ));
-            }
-        }
-        if self.env.values().any(|v| v.contains('\0')) {
-            return invalid("\"env\" values cannot contain NUL bytes".into());
-        }
+        check_env(&self.env).map_err(SubmitError::Invalid)?;
         for name in &self.secrets {
             if self.env.contains_key(name) {
                 return invalid(format!(
@@ -286,6 +269,30 @@ pub(crate) fn input_hash(code: &Code, input: &serde_json::Value) -> String {
     }
     field("input", input.to_string().as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `env` may be a program's environment: not too many, names of letters, digits
+/// and `_`, no NUL byte in a value. The error says what to change.
+pub(crate) fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+    if env.len() > MAX_ENV_VARS {
+        return Err(format!(
+            "at most {MAX_ENV_VARS} \"env\" variables are allowed"
+        ));
+    }
+    for key in env.keys() {
+        let valid = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "\"env\" name {key:?} is not valid: use letters, digits and _, not starting with a digit"
+            ));
+        }
+    }
+    if env.values().any(|v| v.contains('\0')) {
+        return Err("\"env\" values cannot contain NUL bytes".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,881 @@
+//! Sandboxes a user holds across many steps (see [`vulcan_domain::Sandbox`]).
+//!
+//! Lifecycle: `create` leases the image, asks the isolation's driver to start the
+//! sandbox and records it `running` on this node; the deadline reaper ends it at its
+//! `end_at` (moved by `set_sandbox_timeout`); `delete_sandbox` ends it on request. A
+//! process started in it ([`processes`]) is the sandbox's until it ends; its output is
+//! kept for watches. When the server stops, its sandboxes are recorded `lost` (pausing
+//! them across a restart is not built yet), and a server that starts marks whatever
+//! its node left `running` as `lost` and sweeps what the driver left on disk.
+//!
+//! A sandbox lives on one node; a request for one that lives elsewhere is refused naming
+//! the node (forwarding is not built yet).
+
+pub mod processes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use vulcan_domain::{
+    BackendError, FileError, FileErrorKind, FileReader, FileWriter, FileEntry, ImageError,
+    Isolation, LiveSandbox, OnTimeout, ProcessLaunch, Refusal, Sandbox, SandboxDriver,
+    SandboxFilter, SandboxLaunch, SandboxPage, SandboxResources, SandboxState, SandboxUsage,
+    StoreError,
+};
+
+use self::processes::{OutputSlot, Proc, ProcessInfo, ProcessWatch};
+use crate::engine::Inner;
+use crate::{Engine, ImagePulls};
+
+/// What sandboxes may ask for, and what they get when they do not say.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Running and paused sandboxes one tenant may have.
+    pub max_per_tenant: u32,
+    /// Sandboxes this node holds at once.
+    pub max_per_node: u32,
+    pub default_timeout_s: u32,
+    pub max_timeout_s: u32,
+    pub defaults: SandboxResources,
+    pub max_cpus: u32,
+    pub min_mem_mb: u32,
+    pub max_mem_mb: u32,
+    pub max_disk_mb: u32,
+    /// The tail of each process's output kept for watches and answers.
+    pub kept_output_bytes: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            max_per_tenant: 20,
+            max_per_node: 64,
+            default_timeout_s: 300,
+            max_timeout_s: 86_400,
+            defaults: SandboxResources {
+                cpus: 1,
+                mem_mb: 512,
+                disk_mb: 1024,
+            },
+            max_cpus: 8,
+            min_mem_mb: 64,
+            max_mem_mb: 8192,
+            max_disk_mb: 65_536,
+            kept_output_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why a sandbox request was not done, by whose fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// It is not in a state that allows this (ended, lost, or a process that ended).
+    #[error("{0}")]
+    Conflict(String),
+    /// Over a quota or this node's capacity.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The isolation cannot hold sandboxes here.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The sandbox lives on another node.
+    #[error("sandbox {id} lives on node {node}: send its requests to that node")]
+    Elsewhere { id: String, node: String },
+    #[error("{0}")]
+    File(FileError),
+    #[error("{0}")]
+    Backend(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl From<StoreError> for SandboxError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Refused(r) => SandboxError::Refused(r),
+            StoreError::Conflict(m) => SandboxError::Conflict(m),
+            StoreError::NotFound(m) => SandboxError::NotFound(format!("{m} not found")),
+            other => SandboxError::Store(other),
+        }
+    }
+}
+
+impl From<FileError> for SandboxError {
+    fn from(e: FileError) -> Self {
+        SandboxError::File(e)
+    }
+}
+
+/// A new sandbox as the API asked for it (checked by [`Engine::create_sandbox`]).
+#[derive(Debug, Clone, Default)]
+pub struct NewSandbox {
+    pub tenant: String,
+    pub isolation: Option<Isolation>,
+    pub image: Option<String>,
+    pub cpus: Option<u32>,
+    pub mem_mb: Option<u32>,
+    pub disk_mb: Option<u32>,
+    pub env: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    pub timeout_s: Option<u32>,
+    pub on_timeout: OnTimeout,
+    pub pulls: ImagePulls,
+}
+
+/// A process to start, as the API asked for it.
+#[derive(Debug, Clone, Default)]
+pub struct NewProcess {
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub user: Option<String>,
+    pub stdin: bool,
+    /// Ends it (SIGKILL) this long after it started.
+    pub timeout_s: Option<u32>,
+}
+
+/// A foreground process's whole answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProcessResult {
+    #[serde(flatten)]
+    pub info: ProcessInfo,
+    /// Its stdout (the last `kept_output_bytes` of it).
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// This node's sandboxes: the drivers that hold them and the ones held now.
+#[derive(Default)]
+pub(crate) struct SandboxHost {
+    pub drivers: HashMap<Isolation, Arc<dyn SandboxDriver>>,
+    pub limits: SandboxLimits,
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    /// Wakes the reaper: a deadline moved or a sandbox came.
+    reaper: tokio::sync::Notify,
+}
+
+/// A sandbox held by this node.
+struct Live {
+    id: String,
+    tenant: String,
+    end_at: Mutex<OffsetDateTime>,
+    sandbox: Box<dyn LiveSandbox>,
+    processes: Mutex<BTreeMap<u32, Arc<Proc>>>,
+}
+
+impl SandboxHost {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Live {
+    fn processes(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Arc<Proc>>> {
+        self.processes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn end_at(&self) -> OffsetDateTime {
+        *self.end_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn process(&self, pid: u32) -> Result<Arc<Proc>, SandboxError> {
+        self.processes().get(&pid).cloned().ok_or_else(|| {
+            SandboxError::NotFound(format!(
+                "sandbox {} has no process {pid}: GET /v1/sandboxes/{}/processes lists them",
+                self.id, self.id
+            ))
+        })
+    }
+}
+
+/// Numbers sandboxes: lowercase ULIDs after `sb`, letters and digits only (they name
+/// directories, cgroups and containers).
+fn new_id() -> String {
+    format!("sb{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+fn within(name: &str, value: u32, min: u32, max: u32) -> Result<u32, SandboxError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(SandboxError::Invalid(format!(
+            "\"{name}\" is {value}; it must be between {min} and {max}"
+        )))
+    }
+}
+
+impl Engine {
+    /// Gives this engine the drivers that hold sandboxes (before [`Engine::start`]).
+    pub fn with_sandboxes(
+        mut self,
+        drivers: Vec<Arc<dyn SandboxDriver>>,
+        limits: SandboxLimits,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.sandboxes.drivers = drivers.into_iter().map(|d| (d.isolation(), d)).collect();
+            inner.sandboxes.limits = limits;
+        }
+        self
+    }
+
+    pub fn sandbox_limits(&self) -> &SandboxLimits {
+        &self.inner.sandboxes.limits
+    }
+
+    /// Starts a sandbox and records it `running` on this node.
+    pub async fn create_sandbox(&self, new: NewSandbox) -> Result<Sandbox, SandboxError> {
+        let inner = &self.inner;
+        if *inner.stopping.borrow() {
+            return Err(SandboxError::ShuttingDown);
+        }
+        let host = &inner.sandboxes;
+        let limits = &host.limits;
+        let driver = self.sandbox_driver(new.isolation)?;
+        if new.on_timeout == OnTimeout::Pause {
+            return Err(SandboxError::Invalid(
+                "\"on_timeout\": \"pause\" is not available yet (pausing sandboxes is not built): use \"kill\"".into(),
+            ));
+        }
+        let resources = SandboxResources {
+            cpus: within("cpus", new.cpus.unwrap_or(limits.defaults.cpus), 1, limits.max_cpus)?,
+            mem_mb: within(
+                "mem_mb",
+                new.mem_mb.unwrap_or(limits.defaults.mem_mb),
+                limits.min_mem_mb,
+                limits.max_mem_mb,
+            )?,
+            disk_mb: within(
+                "disk_mb",
+                new.disk_mb.unwrap_or(limits.defaults.disk_mb),
+                64,
+                limits.max_disk_mb,
+            )?,
+        };
+        let timeout_s = self.sandbox_timeout(new.timeout_s.unwrap_or(limits.default_timeout_s))?;
+        crate::submission::check_env(&new.env).map_err(SandboxError::Invalid)?;
+        let image = self.sandbox_image(new.image.as_deref(), new.pulls).await?;
+        if host.live().len() >= limits.max_per_node as usize {
+            return Err(SandboxError::Refused(Refusal::Overloaded {
+                message: format!(
+                    "this node holds {} sandboxes, the most it may (VULCAN_SANDBOX_MAX_PER_NODE): delete one, or try again later",
+                    limits.max_per_node
+                ),
+                retry_after_s: 30,
+            }));
+        }
+        let now = OffsetDateTime::now_utc();
+        let record = Sandbox {
+            id: new_id(),
+            tenant: new.tenant.clone(),
+            node_id: inner.config.node_id.clone(),
+            isolation: driver.isolation(),
+            image: image.clone(),
+            resources,
+            metadata: new.metadata,
+            state: SandboxState::Running,
+            end_reason: None,
+            on_timeout: new.on_timeout,
+            started_at: now,
+            end_at: now + Duration::from_secs(u64::from(timeout_s)),
+            ended_at: None,
+        };
+        // Recorded first (the quota holds across nodes), ended if it cannot start.
+        inner
+            .sandbox_store
+            .insert_sandbox(&record, limits.max_per_tenant)
+            .await?;
+        let started = driver
+            .create(SandboxLaunch {
+                id: record.id.clone(),
+                image,
+                resources,
+                env: new.env,
+            })
+            .await;
+        let sandbox = match started {
+            Ok(sandbox) => sandbox,
+            Err(BackendError(why)) => {
+                let _ = inner
+                    .sandbox_store
+                    .set_sandbox_state(
+                        &record.id,
+                        SandboxState::Running,
+                        SandboxState::Ended,
+                        Some(&format!("it could not start: {why}")),
+                    )
+                    .await;
+                return Err(SandboxError::Backend(format!(
+                    "the sandbox could not start: {why}"
+                )));
+            }
+        };
+        let live = Arc::new(Live {
+            id: record.id.clone(),
+            tenant: record.tenant.clone(),
+            end_at: Mutex::new(record.end_at),
+            sandbox,
+            processes: Mutex::new(BTreeMap::new()),
+        });
+        host.live().insert(record.id.clone(), live);
+        host.reaper.notify_one();
+        Ok(record)
+    }
+
+    fn sandbox_driver(
+        &self,
+        isolation: Option<Isolation>,
+    ) -> Result<Arc<dyn SandboxDriver>, SandboxError> {
+        let drivers = &self.inner.sandboxes.drivers;
+        let available = |d: &Arc<dyn SandboxDriver>| d.availability().available;
+        match isolation.unwrap_or(Isolation::Auto) {
+            Isolation::Auto => [Isolation::Gvisor, Isolation::Microvm]
+                .iter()
+                .filter_map(|i| drivers.get(i))
+                .find(|d| available(d))
+                .cloned()
+                .ok_or_else(|| {
+                    SandboxError::Unavailable(
+                        "no isolation can hold sandboxes on this node (gVisor needs runsc: GET /v1/backends says why)".into(),
+                    )
+                }),
+            Isolation::Isolate => Err(SandboxError::Invalid(
+                "isolation \"isolate\" cannot hold a sandbox (no processes, no files): use \"gvisor\" or \"auto\"".into(),
+            )),
+            other => match drivers.get(&other) {
+                Some(d) if available(d) => Ok(d.clone()),
+                Some(d) => Err(SandboxError::Unavailable(format!(
+                    "isolation {} cannot hold sandboxes on this node: {}",
+                    other.as_str(),
+                    d.availability().reason.unwrap_or_default()
+                ))),
+                None => Err(SandboxError::Unavailable(format!(
+                    "isolation {} cannot hold sandboxes yet: use \"gvisor\" or \"auto\"",
+                    other.as_str()
+                ))),
+            },
+        }
+    }
+
+    /// `timeout_s`, checked against the maximum.
+    fn sandbox_timeout(&self, timeout_s: u32) -> Result<u32, SandboxError> {
+        let max = self.inner.sandboxes.limits.max_timeout_s;
+        within("timeout_s", timeout_s, 1, max)
+    }
+
+    /// The image a sandbox starts from: the one named (registered, or one this caller
+    /// may pull), else the default image.
+    async fn sandbox_image(
+        &self,
+        named: Option<&str>,
+        pulls: ImagePulls,
+    ) -> Result<String, SandboxError> {
+        let Some(images) = &self.inner.images else {
+            return Err(SandboxError::Unavailable(
+                "this server has no image store".into(),
+            ));
+        };
+        let invalid = |e: ImageError| SandboxError::Invalid(e.to_string());
+        let named = named.map(str::trim).filter(|i| !i.is_empty());
+        let Some(reference) = named else {
+            return match images.default_image().await.map_err(invalid)? {
+                Some(record) => Ok(record.reference),
+                None => Err(SandboxError::Invalid(
+                    "give \"image\": no image is marked default (POST /v1/images with \"default\": true marks one)".into(),
+                )),
+            };
+        };
+        match images.get(reference).await {
+            Ok(record) => Ok(record.reference),
+            Err(ImageError::NotFound(normalised)) if pulls == ImagePulls::Never => {
+                Err(SandboxError::Refused(Refusal::Forbidden(format!(
+                    "image {normalised} is not registered, and this key may not pull images (images:write): ask an operator to register it with POST /v1/images"
+                ))))
+            }
+            Err(ImageError::NotFound(normalised)) => images
+                .check_pull(&normalised, pulls == ImagePulls::Any)
+                .await
+                .map_err(|e| match e {
+                    ImageError::NotAllowed(m) => SandboxError::Refused(Refusal::Forbidden(m)),
+                    other => invalid(other),
+                }),
+            Err(e) => Err(invalid(e)),
+        }
+    }
+
+    /// Sandbox `id` as stored, if `tenant` (`None`: any) may see it.
+    pub async fn sandbox(&self, tenant: Option<&str>, id: &str) -> Result<Sandbox, SandboxError> {
+        let not_found = || SandboxError::NotFound(format!("sandbox {id} not found"));
+        let sandbox = self
+            .inner
+            .sandbox_store
+            .sandbox(id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => not_found(),
+                other => other.into(),
+            })?;
+        if tenant.is_some_and(|t| t != sandbox.tenant) {
+            return Err(not_found());
+        }
+        Ok(sandbox)
+    }
+
+    pub async fn sandboxes(&self, filter: &SandboxFilter) -> Result<SandboxPage, SandboxError> {
+        Ok(self.inner.sandbox_store.sandboxes(filter).await?)
+    }
+
+    /// The sandbox held here, if `tenant` may use it and it is running.
+    async fn held(&self, tenant: Option<&str>, id: &str) -> Result<Arc<Live>, SandboxError> {
+        if let Some(live) = self.inner.sandboxes.live().get(id).cloned() {
+            if tenant.is_none_or(|t| t == live.tenant) {
+                return Ok(live);
+            }
+        }
+        let sandbox = self.sandbox(tenant, id).await?;
+        if sandbox.node_id != self.inner.config.node_id && !sandbox.state.is_final() {
+            return Err(SandboxError::Elsewhere {
+                id: sandbox.id,
+                node: sandbox.node_id,
+            });
+        }
+        Err(SandboxError::Conflict(format!(
+            "sandbox {id} is {}{}: create a new one",
+            sandbox.state.as_str(),
+            sandbox
+                .end_reason
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )))
+    }
+
+    /// Moves sandbox `id`'s deadline to `timeout_s` from now.
+    pub async fn set_sandbox_timeout(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        timeout_s: u32,
+    ) -> Result<Sandbox, SandboxError> {
+        let timeout_s = self.sandbox_timeout(timeout_s)?;
+        let live = self.held(tenant, id).await?;
+        let end_at = OffsetDateTime::now_utc() + Duration::from_secs(u64::from(timeout_s));
+        let sandbox = self
+            .inner
+            .sandbox_store
+            .set_sandbox_deadline(id, end_at)
+            .await?;
+        *live.end_at.lock().unwrap_or_else(|p| p.into_inner()) = end_at;
+        self.inner.sandboxes.reaper.notify_one();
+        Ok(sandbox)
+    }
+
+    /// Ends sandbox `id`: everything in it killed, its disk removed.
+    pub async fn delete_sandbox(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> Result<Sandbox, SandboxError> {
+        let live = self.held(tenant, id).await?;
+        self.inner.end_sandbox(&live, "deleted by request").await
+    }
+
+    /// What sandbox `id` uses now.
+    pub async fn sandbox_usage(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> Result<SandboxUsage, SandboxError> {
+        Ok(self.held(tenant, id).await?.sandbox.usage())
+    }
+
+    /// Starts a process in sandbox `id`; it runs until it ends, whoever watches.
+    pub async fn start_process(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        new: NewProcess,
+    ) -> Result<ProcessInfo, SandboxError> {
+        let (_, proc) = self.spawn_in(tenant, id, new).await?;
+        Ok(proc.info())
+    }
+
+    /// Runs a process in sandbox `id` to its end and answers with its output.
+    pub async fn run_process(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        new: NewProcess,
+    ) -> Result<ProcessResult, SandboxError> {
+        let (_, proc) = self.spawn_in(tenant, id, new).await?;
+        let exit = proc.process.wait().await;
+        // The watcher task records the end; it may not have run yet.
+        proc.ended(exit);
+        let (stdout, stderr) = proc.texts();
+        Ok(ProcessResult {
+            info: proc.info(),
+            stdout,
+            stderr,
+        })
+    }
+
+    async fn spawn_in(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        new: NewProcess,
+    ) -> Result<(Arc<Live>, Arc<Proc>), SandboxError> {
+        if new.cmd.trim().is_empty() {
+            return Err(SandboxError::Invalid(
+                "\"cmd\" is required: the program to run, e.g. \"sh\" with \"args\": [\"-c\", \"echo hi\"]".into(),
+            ));
+        }
+        if let Some(cwd) = new.cwd.as_deref().filter(|c| !c.starts_with('/')) {
+            return Err(SandboxError::Invalid(format!(
+                "\"cwd\" {cwd:?} must be an absolute path inside the sandbox"
+            )));
+        }
+        crate::submission::check_env(&new.env).map_err(SandboxError::Invalid)?;
+        let live = self.held(tenant, id).await?;
+        let mut argv = vec![new.cmd.clone()];
+        argv.extend(new.args.iter().cloned());
+        let slot = OutputSlot::new(self.inner.sandboxes.limits.kept_output_bytes);
+        let process = live
+            .sandbox
+            .spawn(
+                &ProcessLaunch {
+                    argv: argv.clone(),
+                    env: new.env,
+                    cwd: new.cwd.clone(),
+                    user: new.user,
+                    stdin: new.stdin,
+                },
+                slot.sink(),
+            )
+            .await
+            .map_err(|BackendError(why)| SandboxError::Invalid(why))?;
+        let proc = Proc::new(process, slot, argv, new.cwd);
+        live.processes().insert(proc.info().pid, proc.clone());
+        let watched = proc.clone();
+        let timeout = new.timeout_s.map(|s| Duration::from_secs(u64::from(s)));
+        tokio::spawn(async move {
+            let exit = match timeout {
+                Some(limit) => match tokio::time::timeout(limit, watched.process.wait()).await {
+                    Ok(exit) => exit,
+                    Err(_) => {
+                        watched.mark_timed_out();
+                        let _ = watched.process.signal(9).await;
+                        watched.process.wait().await
+                    }
+                },
+                None => watched.process.wait().await,
+            };
+            watched.ended(exit);
+        });
+        Ok((live, proc))
+    }
+
+    /// The processes of sandbox `id`, running and ended.
+    pub async fn processes(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> Result<Vec<ProcessInfo>, SandboxError> {
+        let live = self.held(tenant, id).await?;
+        let all = live.processes().values().cloned().collect::<Vec<_>>();
+        Ok(all.iter().map(|p| p.info()).collect())
+    }
+
+    pub async fn process(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        pid: u32,
+    ) -> Result<ProcessInfo, SandboxError> {
+        Ok(self.held(tenant, id).await?.process(pid)?.info())
+    }
+
+    /// A live view of process `pid`'s output from `offset` on, then its end.
+    pub async fn watch_process(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        pid: u32,
+        offset: u64,
+    ) -> Result<ProcessWatch, SandboxError> {
+        Ok(self.held(tenant, id).await?.process(pid)?.watch(offset))
+    }
+
+    /// Writes `bytes` to process `pid`'s stdin, then closes it if `close`.
+    pub async fn process_input(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        pid: u32,
+        bytes: &[u8],
+        close: bool,
+    ) -> Result<(), SandboxError> {
+        let proc = self.held(tenant, id).await?.process(pid)?;
+        if !proc.running() {
+            return Err(SandboxError::Conflict(format!(
+                "process {pid} has ended: its stdin is gone"
+            )));
+        }
+        if !bytes.is_empty() {
+            proc.process
+                .write_stdin(bytes)
+                .await
+                .map_err(|BackendError(why)| SandboxError::Conflict(why))?;
+        }
+        if close {
+            proc.process.close_stdin().await;
+        }
+        Ok(())
+    }
+
+    pub async fn signal_process(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        pid: u32,
+        signal: i32,
+    ) -> Result<(), SandboxError> {
+        if !(1..=64).contains(&signal) {
+            return Err(SandboxError::Invalid(format!(
+                "signal {signal} is not one: give 1-64 or a name such as \"SIGTERM\""
+            )));
+        }
+        let proc = self.held(tenant, id).await?.process(pid)?;
+        if !proc.running() {
+            return Err(SandboxError::Conflict(format!("process {pid} has ended")));
+        }
+        proc.process
+            .signal(signal)
+            .await
+            .map_err(|BackendError(why)| SandboxError::Conflict(why))
+    }
+
+    pub async fn sandbox_stat(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        path: &str,
+    ) -> Result<FileEntry, SandboxError> {
+        Ok(self.held(tenant, id).await?.sandbox.files().stat(path).await?)
+    }
+
+    pub async fn sandbox_list(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        path: &str,
+        depth: u32,
+    ) -> Result<Vec<FileEntry>, SandboxError> {
+        let depth = within("depth", depth, 1, 16)?;
+        Ok(self
+            .held(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .list(path, depth)
+            .await?)
+    }
+
+    pub async fn sandbox_read(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        path: &str,
+    ) -> Result<Box<dyn FileReader>, SandboxError> {
+        Ok(self
+            .held(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .open_read(path)
+            .await?)
+    }
+
+    pub async fn sandbox_write(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        path: &str,
+    ) -> Result<Box<dyn FileWriter>, SandboxError> {
+        Ok(self
+            .held(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .open_write(path)
+            .await?)
+    }
+
+    pub async fn sandbox_mkdir(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        path: &str,
+    ) -> Result<FileEntry, SandboxError> {
+        Ok(self
+            .held(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .make_dir(path)
+            .await?)
+    }
+
+    pub async fn sandbox_move(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<FileEntry, SandboxError> {
+        Ok(self
+            .held(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .rename(from, to)
+            .await?)
+    }
+
+    pub async fn sandbox_remove(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        path: &str,
+    ) -> Result<(), SandboxError> {
+        Ok(self
+            .held(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .remove(path)
+            .await?)
+    }
+
+    /// Marks what this node left `running` or `paused` as `lost`, and has each driver
+    /// remove what the last run left on disk. Returns how many were lost.
+    pub async fn recover_sandboxes(&self) -> Result<usize, StoreError> {
+        let inner = &self.inner;
+        let node = &inner.config.node_id;
+        let mut lost = 0;
+        for state in [SandboxState::Running, SandboxState::Paused] {
+            for sandbox in inner.sandbox_store.sandboxes_on(node, state).await? {
+                let why = format!(
+                    "the server on node {node} stopped while it was {}; it was not restarted",
+                    state.as_str()
+                );
+                if inner
+                    .sandbox_store
+                    .set_sandbox_state(&sandbox.id, state, SandboxState::Lost, Some(&why))
+                    .await
+                    .is_ok()
+                {
+                    lost += 1;
+                }
+            }
+        }
+        for driver in inner.sandboxes.drivers.values() {
+            driver.sweep().await;
+        }
+        Ok(lost)
+    }
+
+    /// Ends every sandbox this node holds (the server is stopping): recorded `lost`.
+    pub(crate) async fn stop_sandboxes(&self) {
+        let all: Vec<Arc<Live>> = self.inner.sandboxes.live().values().cloned().collect();
+        for live in all {
+            self.inner
+                .finish_sandbox(
+                    &live,
+                    SandboxState::Lost,
+                    "the server shut down (pausing sandboxes across a restart is not built yet)",
+                )
+                .await;
+        }
+    }
+}
+
+impl Inner {
+    /// Ends `live` with `reason` (`ended`), answering the record as stored.
+    async fn end_sandbox(&self, live: &Arc<Live>, reason: &str) -> Result<Sandbox, SandboxError> {
+        self.finish_sandbox(live, SandboxState::Ended, reason)
+            .await
+            .ok_or_else(|| SandboxError::Conflict(format!("sandbox {} has already ended", live.id)))
+    }
+
+    /// Takes `live` off this node, destroys it and records `state`; `None` if someone
+    /// else ended it first.
+    async fn finish_sandbox(
+        &self,
+        live: &Arc<Live>,
+        state: SandboxState,
+        reason: &str,
+    ) -> Option<Sandbox> {
+        self.sandboxes.live().remove(&live.id)?;
+        live.sandbox.destroy().await;
+        for proc in live.processes().values() {
+            if proc.running() {
+                proc.ended(vulcan_domain::ProcessExit {
+                    exit_code: None,
+                    signal: Some(9),
+                });
+            }
+        }
+        match self
+            .sandbox_store
+            .set_sandbox_state(&live.id, SandboxState::Running, state, Some(reason))
+            .await
+        {
+            Ok(sandbox) => Some(sandbox),
+            Err(e) => {
+                tracing::warn!(sandbox = %live.id, error = %e, "could not record a sandbox's end");
+                None
+            }
+        }
+    }
+}
+
+/// Ends sandboxes whose deadline passed, sleeping until the next one (or a change).
+pub(crate) async fn reap(inner: Arc<Inner>) {
+    let mut stopping = inner.stopping.subscribe();
+    loop {
+        let now = OffsetDateTime::now_utc();
+        let all: Vec<Arc<Live>> = inner.sandboxes.live().values().cloned().collect();
+        let mut next = now + Duration::from_secs(60);
+        for live in all {
+            let end_at = live.end_at();
+            if end_at <= now {
+                inner.finish_sandbox(&live, SandboxState::Ended, "its timeout passed").await;
+            } else {
+                next = next.min(end_at);
+            }
+        }
+        let wait = (next - OffsetDateTime::now_utc())
+            .try_into()
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_millis(50));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = inner.sandboxes.reaper.notified() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// A file error's answer when it is not the caller's path that is wrong.
+pub fn is_no_space(e: &FileError) -> bool {
+    e.kind == FileErrorKind::NoSpace
+}
