@@ -331,6 +331,16 @@ fn action(method: &Method, route: &str) -> String {
         ("PUT", "/v1/secrets/{name}") => "secret.put",
         ("DELETE", "/v1/secrets/{name}") => "secret.delete",
         ("POST", "/v1/secrets/rotate-key") => "secret.rotate_key",
+        ("POST", "/v1/sandboxes") => "sandbox.create",
+        ("DELETE", "/v1/sandboxes/{id}") => "sandbox.delete",
+        ("POST", "/v1/sandboxes/{id}/timeout") => "sandbox.timeout",
+        ("POST", "/v1/sandboxes/{id}/processes") => "sandbox.process",
+        ("POST", "/v1/sandboxes/{id}/processes/{pid}/input") => "sandbox.input",
+        ("POST", "/v1/sandboxes/{id}/processes/{pid}/signal") => "sandbox.signal",
+        ("PUT", "/v1/sandboxes/{id}/files") => "sandbox.upload",
+        ("DELETE", "/v1/sandboxes/{id}/files") => "sandbox.remove_file",
+        ("POST", "/v1/sandboxes/{id}/files/mkdir") => "sandbox.mkdir",
+        ("POST", "/v1/sandboxes/{id}/files/move") => "sandbox.move",
         _ => "",
     };
     if known.is_empty() {

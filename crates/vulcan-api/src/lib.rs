@@ -46,8 +46,8 @@ pub struct AppState {
 /// Every route of the API, listed as it is added (see [`openapi`]).
 pub(crate) fn routes() -> openapi::Routes {
     use request::{
-        audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, schedules,
-        secrets, stats, tenants, trigger, workloads, ws,
+        audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, sandboxes,
+        schedules, secrets, stats, tenants, trigger, workloads, ws,
     };
     openapi::Routes::new()
         .get("/v1/workloads", workloads::list)
@@ -93,6 +93,25 @@ pub(crate) fn routes() -> openapi::Routes {
         .delete("/v1/secrets/{name}", secrets::remove)
         .any("/fn/{tenant}/{name}", trigger::call)
         .any("/fn/{tenant}/{name}/{*path}", trigger::call_path)
+        .get("/v1/sandboxes", sandboxes::list)
+        .post("/v1/sandboxes", sandboxes::create)
+        .get("/v1/sandboxes/{id}", sandboxes::show)
+        .delete("/v1/sandboxes/{id}", sandboxes::remove)
+        .post("/v1/sandboxes/{id}/timeout", sandboxes::timeout)
+        .get("/v1/sandboxes/{id}/metrics", sandboxes::metrics)
+        .get("/v1/sandboxes/{id}/processes", sandboxes::processes)
+        .post("/v1/sandboxes/{id}/processes", sandboxes::start_process)
+        .get("/v1/sandboxes/{id}/processes/{pid}", sandboxes::process)
+        .get("/v1/sandboxes/{id}/processes/{pid}/output", sandboxes::output)
+        .post("/v1/sandboxes/{id}/processes/{pid}/input", sandboxes::input)
+        .post("/v1/sandboxes/{id}/processes/{pid}/signal", sandboxes::signal)
+        .get("/v1/sandboxes/{id}/files", sandboxes::download)
+        .put("/v1/sandboxes/{id}/files", sandboxes::upload)
+        .delete("/v1/sandboxes/{id}/files", sandboxes::remove_file)
+        .get("/v1/sandboxes/{id}/files/stat", sandboxes::stat)
+        .get("/v1/sandboxes/{id}/files/list", sandboxes::list_files)
+        .post("/v1/sandboxes/{id}/files/mkdir", sandboxes::mkdir)
+        .post("/v1/sandboxes/{id}/files/move", sandboxes::move_file)
         .get("/v1/tenants/{tenant}/quota", tenants::show)
         .put("/v1/tenants/{tenant}/quota", tenants::set)
         .get("/ws/logs/{id}", ws::logs)

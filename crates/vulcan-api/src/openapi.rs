@@ -15,8 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::request::{
-    audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, schedules,
-    secrets, stats, tenants, trigger, workloads, ws,
+    audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, sandboxes,
+    schedules, secrets, stats, tenants, trigger, workloads, ws,
 };
 use crate::AppState;
 
@@ -57,6 +57,11 @@ impl Modify for Keys {
         trigger::call, trigger::call_path,
         schedules::create, schedules::list, schedules::show, schedules::patch, schedules::remove,
         secrets::put, secrets::list, secrets::remove, secrets::rotate_key,
+        sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::remove,
+        sandboxes::timeout, sandboxes::metrics, sandboxes::start_process, sandboxes::processes,
+        sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal,
+        sandboxes::download, sandboxes::upload, sandboxes::remove_file, sandboxes::stat,
+        sandboxes::list_files, sandboxes::mkdir, sandboxes::move_file,
         ws::logs, ws::stats, ws::events,
         health::show, document,
     ),
@@ -65,6 +70,7 @@ impl Modify for Keys {
         (name = "functions", description = "Deploy once, invoke many times, over HTTP too"),
         (name = "schedules", description = "Functions fired on a cron"),
         (name = "secrets", description = "Encrypted values given to code as environment variables"),
+        (name = "sandboxes", description = "Sandboxes held across many steps: processes and files"),
         (name = "images", description = "OCI images for the gvisor backend"),
         (name = "access", description = "Keys, audit log, quotas"),
         (name = "cluster", description = "Backends, nodes, statistics, metrics, benchmarks"),

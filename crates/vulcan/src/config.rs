@@ -333,6 +333,22 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_TEMPLATE_DISK_MB", default_value_t = 8192)]
     pub template_disk_mb: u64,
 
+    /// Running and paused sandboxes one tenant may have (across the cluster).
+    #[arg(long, env = "VULCAN_SANDBOX_MAX_PER_TENANT", default_value_t = 20)]
+    pub sandbox_max_per_tenant: u32,
+
+    /// Sandboxes this node holds at once.
+    #[arg(long, env = "VULCAN_SANDBOX_MAX_PER_NODE", default_value_t = 64)]
+    pub sandbox_max_per_node: u32,
+
+    /// The longest a sandbox's deadline may be from now, in seconds (`timeout_s`).
+    #[arg(long, env = "VULCAN_SANDBOX_MAX_TIMEOUT_S", default_value_t = 86_400)]
+    pub sandbox_max_timeout_s: u32,
+
+    /// The disk a sandbox may fill when it does not say (`resources.disk_mb`), in MiB.
+    #[arg(long, env = "VULCAN_SANDBOX_DISK_MB", default_value_t = 1024)]
+    pub sandbox_disk_mb: u32,
+
     /// Largest size an image may unpack to, in MiB.
     #[arg(long, env = "VULCAN_IMAGE_MAX_MB", default_value_t = 8192)]
     pub image_max_mb: u64,

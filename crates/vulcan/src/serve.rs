@@ -307,6 +307,8 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     gvisor.preparation_timeout = pull_timeout + Duration::from_secs(30);
     let gvisor = Arc::new(GvisorBackend::start(gvisor, images.clone()));
     registry.register(gvisor.clone());
+    let sandbox_drivers: Vec<Arc<dyn vulcan_domain::SandboxDriver>> =
+        vec![Arc::new(vulcan_gvisor::sandboxes::GvisorSandboxes::new(&gvisor))];
 
     let mut microvm = MicrovmConfig::new(
         args.qemu(),
@@ -347,8 +349,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             config.node_id.clone(),
         ));
     }
-    let engine =
-        Engine::new(config, backing.stores, registry, Metrics::new()).with_images(Arc::new(images));
+    let sandbox_limits = sandbox_limits(&args, config.limits.max_cpus);
+    let engine = Engine::new(config, backing.stores, registry, Metrics::new())
+        .with_images(Arc::new(images))
+        .with_sandboxes(sandbox_drivers, sandbox_limits);
     let (failed, rerun) = engine
         .recover()
         .await
@@ -359,6 +363,13 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             requeued = rerun,
             "recovered workloads left unfinished by the last run"
         );
+    }
+    let lost = engine
+        .recover_sandboxes()
+        .await
+        .map_err(|e| format!("recovering sandboxes failed: {e}"))?;
+    if lost > 0 {
+        tracing::warn!(lost, "sandboxes this node held when it last stopped are lost");
     }
     engine.start();
     let listener = listen(args.listen_addr)
@@ -423,6 +434,22 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     vulcan_api::auth::flush_aggregates(&state, true).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What sandboxes may ask for on this server; `max_cpus` as workloads.
+fn sandbox_limits(args: &ServeArgs, max_cpus: u32) -> vulcan_engine::SandboxLimits {
+    let mut limits = vulcan_engine::SandboxLimits {
+        max_per_tenant: args.sandbox_max_per_tenant,
+        max_per_node: args.sandbox_max_per_node,
+        max_timeout_s: args.sandbox_max_timeout_s.max(1),
+        max_mem_mb: args.max_mem_mb,
+        max_cpus,
+        ..Default::default()
+    };
+    limits.default_timeout_s = limits.default_timeout_s.min(limits.max_timeout_s);
+    limits.defaults.disk_mb = args.sandbox_disk_mb.clamp(64, limits.max_disk_mb);
+    limits.defaults.mem_mb = limits.defaults.mem_mb.min(limits.max_mem_mb);
+    limits
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.
