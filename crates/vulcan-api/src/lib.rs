@@ -102,9 +102,15 @@ pub(crate) fn routes() -> openapi::Routes {
         .get("/v1/sandboxes/{id}/processes", sandboxes::processes)
         .post("/v1/sandboxes/{id}/processes", sandboxes::start_process)
         .get("/v1/sandboxes/{id}/processes/{pid}", sandboxes::process)
-        .get("/v1/sandboxes/{id}/processes/{pid}/output", sandboxes::output)
+        .get(
+            "/v1/sandboxes/{id}/processes/{pid}/output",
+            sandboxes::output,
+        )
         .post("/v1/sandboxes/{id}/processes/{pid}/input", sandboxes::input)
-        .post("/v1/sandboxes/{id}/processes/{pid}/signal", sandboxes::signal)
+        .post(
+            "/v1/sandboxes/{id}/processes/{pid}/signal",
+            sandboxes::signal,
+        )
         .get("/v1/sandboxes/{id}/files", sandboxes::download)
         .put("/v1/sandboxes/{id}/files", sandboxes::upload)
         .delete("/v1/sandboxes/{id}/files", sandboxes::remove_file)

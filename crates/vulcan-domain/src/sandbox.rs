@@ -237,6 +237,11 @@ pub trait LiveSandbox: Send + Sync {
     /// Memory and CPU used now.
     fn usage(&self) -> SandboxUsage;
 
+    /// Why it stopped by itself (a limit it reached), if the backend can tell.
+    fn stopped_because(&self) -> Option<String> {
+        None
+    }
+
     /// Kills everything in it and removes what it wrote.
     async fn destroy(&self);
 }

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
     AccessStore, BenchmarkStore, Expect, FunctionStore, ImageCatalog, Isolation, LogStore,
-    NodeRecord, NodeStore, SandboxStore, ScheduleStore, SecretStore, Signal, SignalBus, StatsStore, StoreError,
-    TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
+    NodeRecord, NodeStore, SandboxStore, ScheduleStore, SecretStore, Signal, SignalBus, StatsStore,
+    StoreError, TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
 };
 
 use crate::cluster::ClusterView;

@@ -244,18 +244,21 @@ impl SandboxDriver for GvisorSandboxes {
         let Ok(ready) = self.ready() else {
             return;
         };
-        let (runsc, dir) = (ready.runsc.clone(), self.dir.clone());
+        let (runsc, cgroups, dir) = (ready.runsc.clone(), ready.cgroups.clone(), self.dir.clone());
         let _ = tokio::task::spawn_blocking(move || {
             for id in runsc.list() {
                 runsc.destroy(&id);
+                cgroups.remove(&id);
             }
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 return;
             };
             for entry in entries.flatten() {
-                if entry.file_name() != "state" {
-                    tracing::info!(sandbox = %entry.file_name().to_string_lossy(), "removing a sandbox left by the last run");
+                let id = entry.file_name().to_string_lossy().into_owned();
+                if id != "state" {
+                    tracing::info!(sandbox = %id, "removing a sandbox left by the last run");
                     remove_dir(&entry.path());
+                    cgroups.remove(&id);
                 }
             }
         })
@@ -492,6 +495,18 @@ impl LiveSandbox for GvisorSandbox {
             cpu_ms: used.cpu_time_ms,
             memory_bytes: sandbox.group.usage().unwrap_or(0),
             disk_bytes: disk_used(&self.dir.join("disk")),
+        }
+    }
+
+    fn stopped_because(&self) -> Option<String> {
+        let held = self.held();
+        let events = held.as_ref()?.events();
+        if events.oom_kills > 0 {
+            Some("it ran out of memory: the sandbox's memory limit (mem_mb) was reached".into())
+        } else if events.pids_refused > 0 {
+            Some("its processes reached the sandbox's task limit (a fork bomb?), and gVisor's kernel stopped".into())
+        } else {
+            None
         }
     }
 

@@ -302,6 +302,7 @@ impl RootedFiles {
             shown: path.shown.clone(),
             files: self.clone(),
             path: Inside::parse(&path.shown)?,
+            finished: false,
         };
         writer
             .files
@@ -452,6 +453,8 @@ struct Writer {
     shown: String,
     files: RootedFiles,
     path: Inside,
+    /// Renamed into place: nothing to remove.
+    finished: bool,
 }
 
 #[async_trait]
@@ -484,7 +487,7 @@ impl FileWriter for Writer {
             file.sync_all().map_err(|e| error(&self.shown, e))?;
             drop(file);
             std::fs::rename(&self.temp, &self.target).map_err(|e| error(&self.shown, e))?;
-            let _ = &self.dir;
+            self.finished = true;
             self.files.stat_now(&self.path)
         })
         .await
@@ -493,10 +496,12 @@ impl FileWriter for Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Not finished (a failed or abandoned upload): nothing of it stays.
-        if self.file.is_some() {
+        // Not finished (a failed or abandoned upload): nothing of it stays. The path
+        // goes through the directory's descriptor, still open here.
+        if !self.finished {
             let _ = std::fs::remove_file(&self.temp);
         }
+        let _ = &self.dir;
     }
 }
 

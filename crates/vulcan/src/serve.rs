@@ -307,8 +307,9 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     gvisor.preparation_timeout = pull_timeout + Duration::from_secs(30);
     let gvisor = Arc::new(GvisorBackend::start(gvisor, images.clone()));
     registry.register(gvisor.clone());
-    let sandbox_drivers: Vec<Arc<dyn vulcan_domain::SandboxDriver>> =
-        vec![Arc::new(vulcan_gvisor::sandboxes::GvisorSandboxes::new(&gvisor))];
+    let sandbox_drivers: Vec<Arc<dyn vulcan_domain::SandboxDriver>> = vec![Arc::new(
+        vulcan_gvisor::sandboxes::GvisorSandboxes::new(&gvisor),
+    )];
 
     let mut microvm = MicrovmConfig::new(
         args.qemu(),
@@ -369,7 +370,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("recovering sandboxes failed: {e}"))?;
     if lost > 0 {
-        tracing::warn!(lost, "sandboxes this node held when it last stopped are lost");
+        tracing::warn!(
+            lost,
+            "sandboxes this node held when it last stopped are lost"
+        );
     }
     engine.start();
     let listener = listen(args.listen_addr)

@@ -51,8 +51,7 @@ impl From<SandboxError> for ApiError {
             },
             SandboxError::Backend(_) => StatusCode::BAD_GATEWAY,
             SandboxError::ShuttingDown => {
-                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-                    .retry_after(5)
+                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(5)
             }
             SandboxError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -204,15 +203,13 @@ fn decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push(high * 16 + low);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -541,9 +538,14 @@ pub async fn signal(
 
 fn path_param(params: &HashMap<String, String>) -> Result<String, ApiError> {
     params.get("path").cloned().ok_or_else(|| {
-        ApiError::bad_request("query parameter \"path\" is required: an absolute path inside the sandbox")
+        ApiError::bad_request(
+            "query parameter \"path\" is required: an absolute path inside the sandbox",
+        )
     })
 }
+
+/// How long the rest of a failed upload is read (and dropped) before the answer.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Bytes read from a file per piece of a download.
 const DOWNLOAD_PIECE: usize = 256 * 1024;
@@ -558,7 +560,10 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     let path = path_param(&params)?;
-    let reader = state.engine.sandbox_read(caller.scope(), &id, &path).await?;
+    let reader = state
+        .engine
+        .sandbox_read(caller.scope(), &id, &path)
+        .await?;
     let size = reader.size();
     let body = stream::unfold(Some(reader), |reader| async move {
         let mut reader = reader?;
@@ -590,16 +595,24 @@ pub async fn upload(
 ) -> Result<(Extension<AuditTarget>, Json<FileEntry>), ApiError> {
     caller.require(Permission::WorkloadsCreate)?;
     let path = path_param(&params)?;
-    let mut writer = state.engine.sandbox_write(caller.scope(), &id, &path).await?;
+    let mut writer = state
+        .engine
+        .sandbox_write(caller.scope(), &id, &path)
+        .await?;
     let mut body = body.into_data_stream();
     while let Some(piece) = body.next().await {
-        let piece = piece.map_err(|e| {
-            ApiError::bad_request(format!("the upload was cut off: {e}"))
-        })?;
-        writer
-            .write(&piece)
-            .await
-            .map_err(|e| ApiError::from(SandboxError::File(e)))?;
+        let piece =
+            piece.map_err(|e| ApiError::bad_request(format!("the upload was cut off: {e}")))?;
+        if let Err(e) = writer.write(&piece).await {
+            // The client is still sending: read the rest (for a while) so that it can
+            // read the answer instead of a broken connection.
+            drop(writer);
+            let _ = tokio::time::timeout(DRAIN_FOR, async {
+                while let Some(Ok(_)) = body.next().await {}
+            })
+            .await;
+            return Err(SandboxError::File(e).into());
+        }
     }
     let entry = writer
         .finish()
@@ -618,7 +631,10 @@ pub async fn remove_file(
 ) -> Result<(Extension<AuditTarget>, StatusCode), ApiError> {
     caller.require(Permission::WorkloadsCreate)?;
     let path = path_param(&params)?;
-    state.engine.sandbox_remove(caller.scope(), &id, &path).await?;
+    state
+        .engine
+        .sandbox_remove(caller.scope(), &id, &path)
+        .await?;
     Ok((
         Extension(AuditTarget(format!("{id}:{path}"))),
         StatusCode::NO_CONTENT,
@@ -635,7 +651,12 @@ pub async fn stat(
 ) -> Result<Json<FileEntry>, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     let path = path_param(&params)?;
-    Ok(Json(state.engine.sandbox_stat(caller.scope(), &id, &path).await?))
+    Ok(Json(
+        state
+            .engine
+            .sandbox_stat(caller.scope(), &id, &path)
+            .await?,
+    ))
 }
 
 /// `GET /v1/sandboxes/{id}/files/list?path=&depth=`: a directory's entries (links are

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    BackendError, FileError, FileErrorKind, FileReader, FileWriter, FileEntry, ImageError,
+    BackendError, FileEntry, FileError, FileErrorKind, FileReader, FileWriter, ImageError,
     Isolation, LiveSandbox, OnTimeout, ProcessLaunch, Refusal, Sandbox, SandboxDriver,
     SandboxFilter, SandboxLaunch, SandboxPage, SandboxResources, SandboxState, SandboxUsage,
     StoreError,
@@ -247,7 +247,12 @@ impl Engine {
             ));
         }
         let resources = SandboxResources {
-            cpus: within("cpus", new.cpus.unwrap_or(limits.defaults.cpus), 1, limits.max_cpus)?,
+            cpus: within(
+                "cpus",
+                new.cpus.unwrap_or(limits.defaults.cpus),
+                1,
+                limits.max_cpus,
+            )?,
             mem_mb: within(
                 "mem_mb",
                 new.mem_mb.unwrap_or(limits.defaults.mem_mb),
@@ -436,10 +441,12 @@ impl Engine {
 
     /// The sandbox held here, if `tenant` may use it and it is running.
     async fn held(&self, tenant: Option<&str>, id: &str) -> Result<Arc<Live>, SandboxError> {
-        if let Some(live) = self.inner.sandboxes.live().get(id).cloned() {
-            if tenant.is_none_or(|t| t == live.tenant) {
+        let held = self.inner.sandboxes.live().get(id).cloned();
+        if let Some(live) = held.filter(|l| tenant.is_none_or(|t| t == l.tenant)) {
+            if live.sandbox.alive() {
                 return Ok(live);
             }
+            self.inner.end_stopped(&live).await;
         }
         let sandbox = self.sandbox(tenant, id).await?;
         if sandbox.node_id != self.inner.config.node_id && !sandbox.state.is_final() {
@@ -669,7 +676,13 @@ impl Engine {
         id: &str,
         path: &str,
     ) -> Result<FileEntry, SandboxError> {
-        Ok(self.held(tenant, id).await?.sandbox.files().stat(path).await?)
+        Ok(self
+            .held(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .stat(path)
+            .await?)
     }
 
     pub async fn sandbox_list(
@@ -809,6 +822,16 @@ impl Engine {
 }
 
 impl Inner {
+    /// Records the end of a sandbox that stopped by itself, saying why if its backend can.
+    async fn end_stopped(&self, live: &Arc<Live>) {
+        let why = live
+            .sandbox
+            .stopped_because()
+            .map(|because| format!("it stopped by itself: {because}"))
+            .unwrap_or_else(|| STOPPED.to_owned());
+        self.finish_sandbox(live, SandboxState::Ended, &why).await;
+    }
+
     /// Ends `live` with `reason` (`ended`), answering the record as stored.
     async fn end_sandbox(&self, live: &Arc<Live>, reason: &str) -> Result<Sandbox, SandboxError> {
         self.finish_sandbox(live, SandboxState::Ended, reason)
@@ -848,17 +871,29 @@ impl Inner {
     }
 }
 
-/// Ends sandboxes whose deadline passed, sleeping until the next one (or a change).
+/// Why a sandbox that stopped by itself ended.
+const STOPPED: &str =
+    "it stopped by itself: the sandbox's memory limit (mem_mb) or a failure of the sandbox";
+
+/// How often the reaper looks for sandboxes that stopped by themselves.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Ends sandboxes whose deadline passed (sleeping until the next one, or a change) and
+/// those that stopped by themselves.
 pub(crate) async fn reap(inner: Arc<Inner>) {
     let mut stopping = inner.stopping.subscribe();
     loop {
         let now = OffsetDateTime::now_utc();
         let all: Vec<Arc<Live>> = inner.sandboxes.live().values().cloned().collect();
-        let mut next = now + Duration::from_secs(60);
+        let mut next = now + LOOK_EVERY;
         for live in all {
             let end_at = live.end_at();
             if end_at <= now {
-                inner.finish_sandbox(&live, SandboxState::Ended, "its timeout passed").await;
+                inner
+                    .finish_sandbox(&live, SandboxState::Ended, "its timeout passed")
+                    .await;
+            } else if !live.sandbox.alive() {
+                inner.end_stopped(&live).await;
             } else {
                 next = next.min(end_at);
             }

@@ -1,0 +1,689 @@
+//! Sandboxes held across many steps, on gVisor: the real binary over real HTTP, a real
+//! local registry and image, real runsc sandboxes on real loop-mounted disks, a real
+//! SQLite file.
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::{eventually, Server};
+use serde_json::{json, Value};
+use sha2::Digest;
+use vulcan_gvisor::testing::Registry;
+
+/// A server with its sandboxes: dropped (the test ended, or failed), it is stopped as an
+/// operator stops it (SIGTERM: it ends what it holds), and whatever is still there is
+/// removed (a container, a mount, a cgroup), so that no test leaves a sandbox behind.
+struct Host {
+    server: Server,
+}
+
+impl std::ops::Deref for Host {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Host {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.server.stop(Duration::from_secs(30));
+        sweep(&self.server.data_dir);
+    }
+}
+
+/// Removes what sandboxes under `data_dir` left: containers, mounts, cgroups.
+fn sweep(data_dir: &std::path::Path) {
+    let dir = data_dir.join("gvisor/sandboxes");
+    let runsc = |args: &[&str]| {
+        std::process::Command::new("runsc")
+            .arg("--root")
+            .arg(dir.join("state"))
+            .args(args)
+            .output()
+    };
+    if let Ok(out) = runsc(&["list", "--quiet"]) {
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = runsc(&["kill", "--all", id, "KILL"]);
+            let _ = runsc(&["delete", "--force", id]);
+        }
+    }
+    let prefix = data_dir.to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut ours: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for mount in ours {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", mount])
+            .status();
+    }
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let id = entry.file_name();
+        for controller in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(controller.path().join("vulcan-gvisor").join(&id));
+        }
+    }
+}
+
+fn server_for(registry: &Registry, extra: &[(&str, &str)]) -> Host {
+    let mut env = vec![("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())];
+    env.extend_from_slice(extra);
+    Host {
+        server: Server::start(&env),
+    }
+}
+
+fn create(server: &Server, body: Value) -> String {
+    let (status, sandbox) = server.post("/v1/sandboxes", &body);
+    assert_eq!(status, 201, "{sandbox}");
+    assert_eq!(sandbox["state"], "running");
+    assert_eq!(sandbox["isolation"], "gvisor");
+    sandbox["id"].as_str().unwrap().to_owned()
+}
+
+/// Runs `sh -c script` in the foreground: (exit code, stdout, stderr).
+fn sh(server: &Server, id: &str, script: &str) -> (i64, String, String) {
+    let (status, p) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "sh", "args": ["-c", script]}),
+    );
+    assert_eq!(status, 200, "{p}");
+    (
+        p["exit_code"].as_i64().unwrap_or(-1),
+        p["stdout"].as_str().unwrap_or_default().to_owned(),
+        p["stderr"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn background(server: &Server, id: &str, body: Value) -> u64 {
+    let (status, p) = server.post(&format!("/v1/sandboxes/{id}/processes"), &body);
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["state"], "running");
+    p["pid"].as_u64().unwrap()
+}
+
+fn upload(server: &Server, id: &str, path: &str, bytes: &[u8]) -> (u16, Value) {
+    common::answer_of(
+        ureq::put(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}")))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(bytes),
+    )
+}
+
+fn download(server: &Server, id: &str, path: &str) -> Result<Vec<u8>, (u16, Value)> {
+    match ureq::get(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}"))).call() {
+        Ok(r) => {
+            let mut bytes = Vec::new();
+            r.into_reader().read_to_end(&mut bytes).unwrap();
+            Ok(bytes)
+        }
+        Err(e) => Err(common::answer_of(Err(e))),
+    }
+}
+
+/// The cgroups of sandbox `id` in any hierarchy.
+fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|c| c.path().join("vulcan-gvisor").join(id))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Nothing of any sandbox is left on the host: no container, no mount, no directory.
+fn assert_no_sandbox_left(server: &Server) {
+    let dir = server.data_dir.join("gvisor/sandboxes");
+    let out = std::process::Command::new("runsc")
+        .arg("--root")
+        .arg(dir.join("state"))
+        .args(["list", "--quiet"])
+        .output()
+        .expect("runsc list");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let prefix = dir.to_string_lossy().into_owned();
+    let left: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    let dirs: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "state")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(dirs.is_empty(), "sandbox directories left: {dirs:?}");
+}
+
+#[test]
+fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandboxes", "busybox");
+    let server = server_for(&registry, &[]);
+    let id = create(
+        &server,
+        json!({"isolation": "gvisor", "image": image, "env": {"WHO": "vulcan"},
+               "metadata": {"purpose": "test"}, "resources": {"disk_mb": 256}}),
+    );
+
+    assert_eq!(
+        sh(&server, &id, "echo hi"),
+        (0, "hi\n".into(), String::new())
+    );
+    assert_eq!(sh(&server, &id, "exit 7").0, 7);
+    assert_eq!(sh(&server, &id, "echo $WHO").1, "vulcan\n");
+
+    // A background process outlives its request, is listed, and ends by a signal.
+    let sleeper = background(
+        &server,
+        &id,
+        json!({"cmd": "sleep", "args": ["1000"], "background": true}),
+    );
+    let (_, listed) = server.get(&format!("/v1/sandboxes/{id}/processes"));
+    let found = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == sleeper)
+        .cloned()
+        .expect("the sleeper is listed");
+    assert_eq!(found["state"], "running");
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes/{sleeper}/signal"),
+        &json!({"signal": "SIGKILL"}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let ended = eventually(Duration::from_secs(10), "the sleeper to end", || {
+        let (_, p) = server.get(&format!("/v1/sandboxes/{id}/processes/{sleeper}"));
+        (p["state"] == "exited").then_some(p)
+    });
+    assert_eq!(ended["signal"], 9, "{ended}");
+
+    // Output streams live: a line every 200 ms arrives as it is written.
+    let ticker = background(
+        &server,
+        &id,
+        json!({"cmd": "sh", "args": ["-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done"], "background": true}),
+    );
+    let mut events = server.sse(&format!("/v1/sandboxes/{id}/processes/{ticker}/output"));
+    let mut arrivals = Vec::new();
+    let mut text = String::new();
+    let exit = loop {
+        let event = events
+            .next_event()
+            .expect("the stream goes on until the exit");
+        match event.event.as_str() {
+            "stdout" => {
+                let data: Value = serde_json::from_str(&event.data).unwrap();
+                let bytes = base64_decode(data["data"].as_str().unwrap());
+                text.push_str(&String::from_utf8_lossy(&bytes));
+                arrivals.push(Instant::now());
+            }
+            "exit" => break serde_json::from_str::<Value>(&event.data).unwrap(),
+            other => panic!("unexpected event {other}: {}", event.data),
+        }
+    };
+    assert_eq!(exit["exit_code"], 0);
+    assert_eq!(text, "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n");
+    assert!(
+        arrivals.len() >= 4,
+        "line by line, not all at the end: {arrivals:?}"
+    );
+    let spread = *arrivals.last().unwrap() - arrivals[0];
+    assert!(
+        spread >= Duration::from_millis(500),
+        "arrivals spread over the run: {spread:?}"
+    );
+    // A reconnect from an offset gets the rest only.
+    let mut again = server.sse(&format!(
+        "/v1/sandboxes/{id}/processes/{ticker}/output?offset=14"
+    ));
+    let first = again.next_event().unwrap();
+    let data: Value = serde_json::from_str(&first.data).unwrap();
+    assert_eq!(data["offset"], 14);
+    assert!(
+        String::from_utf8_lossy(&base64_decode(data["data"].as_str().unwrap()))
+            .starts_with("tick 3")
+    );
+
+    // stdin is echoed back by cat.
+    let cat = background(
+        &server,
+        &id,
+        json!({"cmd": "cat", "background": true, "stdin": true}),
+    );
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes/{cat}/input"),
+        &json!({"data": "echoed back\n", "close": true}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let done = eventually(Duration::from_secs(10), "cat to end", || {
+        let (_, p) = server.get(&format!("/v1/sandboxes/{id}/processes/{cat}"));
+        (p["state"] == "exited").then_some(p)
+    });
+    assert_eq!(done["exit_code"], 0);
+    assert_eq!(done["output_bytes"], 12);
+
+    // 50 MB up, checked inside, and down again with the same digest.
+    let big: Vec<u8> = (0..50 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = hex(&sha2::Sha256::digest(&big));
+    let (status, entry) = upload(&server, &id, "/home/user/big.bin", &big);
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(entry["size"], big.len());
+    let (code, inside, _) = sh(&server, &id, "sha256sum /home/user/big.bin");
+    assert_eq!(code, 0);
+    assert!(inside.starts_with(&digest), "{inside} vs {digest}");
+    let back = download(&server, &id, "/home/user/big.bin").expect("a download");
+    assert_eq!(hex(&sha2::Sha256::digest(&back)), digest);
+
+    // Written inside, read through the API; listed, moved, removed.
+    sh(
+        &server,
+        &id,
+        "mkdir -p /work/out && echo result > /work/out/r.txt",
+    );
+    assert_eq!(
+        download(&server, &id, "/work/out/r.txt").unwrap(),
+        b"result\n"
+    );
+    let (_, list) = server.get(&format!("/v1/sandboxes/{id}/files/list?path=/work&depth=2"));
+    let paths: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/work/out", "/work/out/r.txt"]);
+    let (status, moved) = server.post(
+        &format!("/v1/sandboxes/{id}/files/move"),
+        &json!({"from": "/work/out/r.txt", "to": "/work/r2.txt"}),
+    );
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(sh(&server, &id, "cat /work/r2.txt").1, "result\n");
+    let (status, _) = server.post(
+        &format!("/v1/sandboxes/{id}/files/mkdir"),
+        &json!({"path": "/a/b/c"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(sh(&server, &id, "test -d /a/b/c && echo yes").1, "yes\n");
+    let (status, _) = server.delete(&format!("/v1/sandboxes/{id}/files?path=/a"));
+    assert_eq!(status, 204);
+    assert_eq!(sh(&server, &id, "test -e /a || echo gone").1, "gone\n");
+
+    // No path leads out: `..` is refused, and a link to / means the sandbox's root.
+    let (status, body) = server.get(&format!(
+        "/v1/sandboxes/{id}/files/stat?path=/../../etc/shadow"
+    ));
+    assert_eq!(status, 400, "{body}");
+    sh(
+        &server,
+        &id,
+        "ln -s / /escape && echo sandbox-only > /marker",
+    );
+    assert_eq!(
+        download(&server, &id, "/escape/marker").unwrap(),
+        b"sandbox-only\n"
+    );
+    let host_hostname = std::fs::read("/etc/hostname").unwrap_or_default();
+    if let Ok(seen) = download(&server, &id, "/escape/etc/hostname") {
+        assert_ne!(seen, host_hostname, "the host's file leaked through a link");
+    }
+    // A directory is not downloaded; a file past the disk limit is refused, whole.
+    assert_eq!(download(&server, &id, "/work").unwrap_err().0, 400);
+    let huge = vec![1u8; 300 * 1024 * 1024];
+    let (status, body) = upload(&server, &id, "/huge.bin", &huge);
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("disk"), "{body}");
+    let (status, _) = server.get(&format!("/v1/sandboxes/{id}/files/stat?path=/huge.bin"));
+    assert_eq!(status, 404, "nothing half-written is left");
+    let (code, _, _) = sh(&server, &id, "ls -a / | grep -c vulcan-upload");
+    assert_ne!(code, 0, "no temporary upload file is left either");
+
+    let (status, usage) = server.get(&format!("/v1/sandboxes/{id}/metrics"));
+    assert_eq!(status, 200, "{usage}");
+    assert!(usage["memory_bytes"].as_u64().unwrap() > 0, "{usage}");
+    assert!(
+        usage["disk_bytes"].as_u64().unwrap() >= 50 * 1024 * 1024,
+        "{usage}"
+    );
+
+    let (_, page) = server.get("/v1/sandboxes?metadata=purpose=test&state=running");
+    assert_eq!(page["sandboxes"][0]["id"], id.as_str(), "{page}");
+    let (status, ended) = server.delete(&format!("/v1/sandboxes/{id}"));
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["state"], "ended");
+    assert_eq!(ended["end_reason"], "deleted by request");
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "true"}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_no_sandbox_left(&server);
+    assert_eq!(cgroups_of(&id), Vec::<std::path::PathBuf>::new());
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+#[test]
+fn bad_requests_get_clear_answers_and_change_nothing() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-bad", "busybox");
+    let server = server_for(&registry, &[("VULCAN_SANDBOX_MAX_TIMEOUT_S", "600")]);
+    for (body, status, says) in [
+        (json!({"image": image, "timeout_s": 601}), 400, "600"),
+        (
+            json!({"image": image, "isolation": "isolate"}),
+            400,
+            "isolate",
+        ),
+        (json!({"image": image, "on_timeout": "pause"}), 400, "pause"),
+        (
+            json!({"image": image, "resources": {"disk_mb": 1}}),
+            400,
+            "disk_mb",
+        ),
+        (json!({"image": image, "env": {"1BAD": "x"}}), 400, "env"),
+        (json!({"image": image, "colour": "red"}), 400, "colour"),
+    ] {
+        let (got, answer) = server.post("/v1/sandboxes", &body);
+        assert_eq!(got, status, "{body} -> {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{body}: {error}");
+    }
+    let (_, page) = server.get("/v1/sandboxes");
+    assert_eq!(page["sandboxes"], json!([]), "nothing refused was created");
+
+    for path in [
+        "/v1/sandboxes/sbnope",
+        "/v1/sandboxes/sbnope/processes",
+        "/v1/sandboxes/sbnope/files/stat?path=/",
+    ] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let id = create(&server, json!({"image": image}));
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/timeout"),
+        &json!({"timeout_s": 100_000}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("600"), "{body}");
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": ""}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "/no/such/program"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes/999/signal"),
+        &json!({"signal": 9}),
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = server.get(&format!("/v1/sandboxes/{id}/files?path=relative"));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server.get("/v1/sandboxes?state=sleeping");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(sh(&server, &id, "echo still fine").1, "still fine\n");
+}
+
+#[test]
+fn the_deadline_ends_a_sandbox_on_time_unless_it_is_moved() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-deadline", "busybox");
+    let server = server_for(&registry, &[]);
+    let short = create(&server, json!({"image": image, "timeout_s": 2}));
+    let kept = create(&server, json!({"image": image, "timeout_s": 2}));
+    let (status, moved) = server.post(
+        &format!("/v1/sandboxes/{kept}/timeout"),
+        &json!({"timeout_s": 60}),
+    );
+    assert_eq!(status, 200, "{moved}");
+    let started = Instant::now();
+    let ended = eventually(Duration::from_secs(10), "the short sandbox to end", || {
+        let (_, s) = server.get(&format!("/v1/sandboxes/{short}"));
+        (s["state"] == "ended").then_some(s)
+    });
+    assert_eq!(ended["end_reason"], "its timeout passed");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "on time: {:?}",
+        started.elapsed()
+    );
+    let (_, kept_now) = server.get(&format!("/v1/sandboxes/{kept}"));
+    assert_eq!(kept_now["state"], "running");
+    assert_eq!(sh(&server, &kept, "echo alive").1, "alive\n");
+}
+
+/// Runs `script` in the foreground in sandbox `id` of a hostile kind: afterwards the
+/// sandbox either answers, or has ended with a reason containing `limit_named`.
+fn held_to(server: &Server, id: &str, script: &str, limit_named: &str) {
+    let (status, answer) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "sh", "args": ["-c", script], "timeout_s": 30}),
+    );
+    assert!(status == 200 || status == 409, "{status} {answer}");
+    let outcome = eventually(
+        Duration::from_secs(30),
+        "the sandbox to answer or end",
+        || {
+            let (_, s) = server.get(&format!("/v1/sandboxes/{id}"));
+            if s["state"] == "ended" {
+                return Some(Err(s));
+            }
+            let (status, p) = server.post(
+                &format!("/v1/sandboxes/{id}/processes"),
+                &json!({"cmd": "echo", "args": ["ok"]}),
+            );
+            (status == 200 && p["stdout"] == "ok\n").then_some(Ok(answer.clone()))
+        },
+    );
+    match outcome {
+        Ok(answer) => assert_ne!(
+            answer["exit_code"], 0,
+            "the hostile process failed: {answer}"
+        ),
+        Err(ended) => {
+            let reason = ended["end_reason"].as_str().unwrap_or_default();
+            assert!(reason.contains(limit_named), "{script}: {ended}");
+        }
+    }
+}
+
+#[test]
+fn hostile_code_in_a_sandbox_is_held_to_its_limits() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-hostile", "busybox");
+    let server = server_for(&registry, &[]);
+    let small = json!({"image": image, "resources": {"mem_mb": 128, "disk_mb": 64}});
+    // A disk filler meets its own disk, not the host's, and the sandbox answers.
+    let id = create(&server, small.clone());
+    let (code, _, err) = sh(&server, &id, "dd if=/dev/zero of=/fill bs=1M count=200");
+    assert_ne!(code, 0);
+    assert!(err.contains("space"), "{err}");
+    assert_eq!(sh(&server, &id, "rm -f /fill && echo room").1, "room\n");
+    held_to(&server, &id, "x=a; while true; do x=$x$x; done", "memory");
+    let id = create(&server, small);
+    held_to(
+        &server,
+        &id,
+        "bomb() { bomb | bomb & }; bomb; sleep 2",
+        "task limit",
+    );
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200, "the server stays healthy");
+    let (status, other) = server.post("/v1/sandboxes", &json!({"image": image}));
+    assert_eq!(status, 201, "a new sandbox starts beside them: {other}");
+}
+
+#[test]
+fn two_tenants_never_see_each_others_sandboxes() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-tenants", "busybox");
+    let server = server_for(&registry, &[("VULCAN_AUTH", "on")]);
+    let admin = std::fs::read_to_string(server.data_dir.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let call = |method: &str, path: &str, key: &str, body: Option<Value>| -> (u16, Value) {
+        let req = ureq::request(method, &server.url(path)).set("X-API-Key", key);
+        common::answer_of(match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        })
+    };
+    let (status, body) = call(
+        "POST",
+        "/v1/images",
+        &admin,
+        Some(json!({"reference": image})),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    let key = |tenant: &str| {
+        let (status, body) = call(
+            "POST",
+            "/v1/keys",
+            &admin,
+            Some(json!({"name": tenant, "role": "developer", "tenant": tenant})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["key"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (key("team-a"), key("team-b"));
+    let (status, mine) = call("POST", "/v1/sandboxes", &a, Some(json!({"image": image})));
+    assert_eq!(status, 201, "{mine}");
+    let id = mine["id"].as_str().unwrap();
+    assert_eq!(mine["tenant"], "team-a");
+    let (status, _) = call(
+        "POST",
+        &format!("/v1/sandboxes/{id}/files/mkdir"),
+        &a,
+        Some(json!({"path": "/mine"})),
+    );
+    assert_eq!(status, 200);
+    let proc_body = json!({"cmd": "sleep", "args": ["100"], "background": true});
+    let (status, p) = call(
+        "POST",
+        &format!("/v1/sandboxes/{id}/processes"),
+        &a,
+        Some(proc_body.clone()),
+    );
+    assert_eq!(status, 201, "{p}");
+    let pid = p["pid"].as_u64().unwrap();
+    for (method, path, body) in [
+        ("GET", format!("/v1/sandboxes/{id}"), None),
+        ("GET", format!("/v1/sandboxes/{id}/processes"), None),
+        ("GET", format!("/v1/sandboxes/{id}/processes/{pid}"), None),
+        (
+            "POST",
+            format!("/v1/sandboxes/{id}/processes/{pid}/signal"),
+            Some(json!({"signal": 9})),
+        ),
+        (
+            "POST",
+            format!("/v1/sandboxes/{id}/processes"),
+            Some(proc_body.clone()),
+        ),
+        (
+            "GET",
+            format!("/v1/sandboxes/{id}/files/stat?path=/mine"),
+            None,
+        ),
+        ("GET", format!("/v1/sandboxes/{id}/files/list?path=/"), None),
+        ("DELETE", format!("/v1/sandboxes/{id}"), None),
+    ] {
+        let (status, body) = call(method, &path, &b, body);
+        assert_eq!(status, 404, "{method} {path} as another tenant: {body}");
+    }
+    let (_, theirs) = call("GET", "/v1/sandboxes", &b, None);
+    assert_eq!(theirs["sandboxes"], json!([]));
+    let (_, all) = call("GET", "/v1/sandboxes", &admin, None);
+    assert_eq!(
+        all["sandboxes"].as_array().unwrap().len(),
+        1,
+        "an admin sees every tenant's"
+    );
+    let (_, p) = call(
+        "GET",
+        &format!("/v1/sandboxes/{id}/processes/{pid}"),
+        &a,
+        None,
+    );
+    assert_eq!(
+        p["state"], "running",
+        "the other tenant's signal reached nothing"
+    );
+    let (status, _) = call("DELETE", &format!("/v1/sandboxes/{id}"), &a, None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_server_that_stops_records_its_sandboxes_lost_and_leaves_nothing() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-restart", "busybox");
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())];
+    let mut server = Host {
+        server: Server::start_in(dir.path(), &env),
+    };
+    let stopped = create(&server, json!({"image": image}));
+    server.stop(Duration::from_secs(30));
+    assert_no_sandbox_left(&server);
+    server.server = Server::start_in(dir.path(), &env);
+    let (_, s) = server.get(&format!("/v1/sandboxes/{stopped}"));
+    assert_eq!(s["state"], "lost", "{s}");
+    assert!(
+        s["end_reason"].as_str().unwrap().contains("shut down"),
+        "{s}"
+    );
+
+    // Killed outright: the next start records it lost and removes what it left.
+    let killed = create(&server, json!({"image": image}));
+    sh(&server, &killed, "echo x > /x");
+    server.kill9();
+    server.server = Server::start_in(dir.path(), &env);
+    let (_, s) = server.get(&format!("/v1/sandboxes/{killed}"));
+    assert_eq!(s["state"], "lost", "{s}");
+    assert!(
+        s["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped while it was running"),
+        "{s}"
+    );
+    assert_no_sandbox_left(&server);
+}
