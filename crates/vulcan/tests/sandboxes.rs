@@ -687,3 +687,91 @@ fn a_server_that_stops_records_its_sandboxes_lost_and_leaves_nothing() {
     );
     assert_no_sandbox_left(&server);
 }
+
+/// The CLI, against `server`.
+fn vulcan(server: &Server, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vulcan"))
+        .args(args)
+        .env("VULCAN_URL", &server.base)
+        .env_remove("VULCAN_API_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vulcan");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_cli_creates_runs_in_copies_to_and_removes_a_sandbox() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-cli", "busybox");
+    let server = server_for(&registry, &[]);
+    let made = vulcan(
+        &server,
+        &[
+            "sandbox", "create", "--image", &image, "--meta", "via=cli", "--env", "WHO=cli",
+        ],
+        b"",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let id = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    assert!(id.starts_with("sb"), "{id}");
+
+    let ran = vulcan(
+        &server,
+        &[
+            "sandbox",
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "echo hi $WHO; echo err >&2; exit 3",
+        ],
+        b"",
+    );
+    assert_eq!(ran.status.code(), Some(3), "{ran:?}");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hi cli\n");
+    assert_eq!(String::from_utf8_lossy(&ran.stderr), "err\n");
+
+    let copied = vulcan(
+        &server,
+        &["sandbox", "cp", "-", &format!("{id}:/data/in.txt")],
+        b"piped in\n",
+    );
+    assert!(copied.status.success(), "{copied:?}");
+    let ran = vulcan(
+        &server,
+        &["sandbox", "exec", &id, "--", "cat", "/data/in.txt"],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "piped in\n");
+    let out = vulcan(
+        &server,
+        &["sandbox", "cp", &format!("{id}:/data/in.txt"), "-"],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\n");
+
+    let listed = vulcan(&server, &["sandbox", "ls", "--meta", "via=cli"], b"");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&id),
+        "{listed:?}"
+    );
+    let removed = vulcan(&server, &["sandbox", "rm", &id], b"");
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("ended"));
+    let again = vulcan(&server, &["sandbox", "exec", &id, "--", "true"], b"");
+    assert_eq!(
+        again.status.code(),
+        Some(125),
+        "Vulcan's own failure: {again:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("409"),
+        "{again:?}"
+    );
+}

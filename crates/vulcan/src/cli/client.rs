@@ -117,6 +117,21 @@ impl Client {
         Self::json(resp)
     }
 
+    /// `PUT`s the bytes of `body` as a stream (a file upload).
+    pub fn put_stream(&self, path: &str, body: impl Read) -> CliResult<Value> {
+        let resp = self.answer(
+            self.request("PUT", path)
+                .set("Content-Type", "application/octet-stream")
+                .send(body),
+        )?;
+        Self::json(resp)
+    }
+
+    /// The body of a `GET`, as a stream (a file download).
+    pub fn get_stream(&self, path: &str) -> CliResult<impl Read + Send> {
+        Ok(self.answer(self.request("GET", path).call())?.into_reader())
+    }
+
     /// Follows a server-sent event stream, calling `on_event` for each event until it
     /// returns false or the stream ends.
     pub fn events(&self, path: &str, mut on_event: impl FnMut(Event) -> bool) -> CliResult<()> {

@@ -9,6 +9,7 @@ mod client;
 mod functions;
 mod render;
 mod run;
+mod sandboxes;
 mod schedules;
 
 use std::process::ExitCode;
@@ -89,6 +90,9 @@ pub enum ClientCommand {
     /// Secrets: encrypted values code gets as environment variables.
     #[command(subcommand)]
     Secrets(schedules::SecretsCommand),
+    /// Sandboxes held across many steps: create, ls, exec, cp, timeout, rm.
+    #[command(subcommand)]
+    Sandbox(sandboxes::SandboxCommand),
     /// Run the same workloads on every available backend and compare them.
     Benchmark(bench::BenchArgs),
 }
@@ -213,6 +217,7 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
         }
         ClientCommand::Benchmark(args) => return bench::benchmark(client, format, args),
         ClientCommand::Fn(command) => return functions::command(client, format, command),
+        ClientCommand::Sandbox(command) => return sandboxes::command(client, format, command),
         ClientCommand::Status { id } => {
             let w = client.get(&format!("/v1/workloads/{}", encode(&id)))?;
             print(format, &w, |w| {
