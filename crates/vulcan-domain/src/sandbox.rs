@@ -216,6 +216,9 @@ pub trait SandboxDriver: Send + Sync {
 
     /// Removes whatever sandboxes of an earlier run of the server left on this node.
     async fn sweep(&self);
+
+    /// Waits for the removal of the sandboxes destroyed so far (the server is stopping).
+    async fn settle(&self) {}
 }
 
 /// A running sandbox.
@@ -242,7 +245,8 @@ pub trait LiveSandbox: Send + Sync {
         None
     }
 
-    /// Kills everything in it and removes what it wrote.
+    /// Kills everything in it at once; what it wrote is removed (perhaps after this
+    /// returns: [`SandboxDriver::settle`] waits for that).
     async fn destroy(&self);
 }
 

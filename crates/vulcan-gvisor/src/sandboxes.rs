@@ -47,9 +47,14 @@ const CHUNK: usize = 64 * 1024;
 /// Numbers the processes of every sandbox (their spec files).
 static NEXT_PROCESS: AtomicU64 = AtomicU64::new(1);
 
+/// Removals under way: a sandbox is killed at once and removed off the request's path
+/// (`runsc delete` alone takes about a second).
+type Removals = Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>;
+
 /// gVisor's sandboxes on this node.
 pub struct GvisorSandboxes {
     state: Result<Ready, String>,
+    removals: Removals,
     images: ImageStore,
     /// `<work dir>/sandboxes`.
     dir: PathBuf,
@@ -80,6 +85,7 @@ impl GvisorSandboxes {
         };
         GvisorSandboxes {
             state,
+            removals: Removals::default(),
             images: backend.images.clone(),
             dir,
             pids_limit: backend.config.pids_limit,
@@ -240,6 +246,17 @@ impl SandboxDriver for GvisorSandboxes {
         started
     }
 
+    async fn settle(&self) {
+        let removals =
+            std::mem::take(&mut *self.removals.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::task::spawn_blocking(move || {
+            for removal in removals {
+                let _ = removal.join();
+            }
+        })
+        .await;
+    }
+
     async fn sweep(&self) {
         let Ok(ready) = self.ready() else {
             return;
@@ -322,6 +339,7 @@ impl GvisorSandboxes {
         .await
         .map_err(BackendError)?;
         Ok(Box::new(GvisorSandbox {
+            removals: self.removals.clone(),
             runsc: ready.runsc.clone(),
             id: launch.id.clone(),
             dir: dir.to_path_buf(),
@@ -337,6 +355,7 @@ impl GvisorSandboxes {
 
 /// One running sandbox.
 struct GvisorSandbox {
+    removals: Removals,
     runsc: Runsc,
     id: String,
     dir: PathBuf,
@@ -511,15 +530,18 @@ impl LiveSandbox for GvisorSandbox {
     }
 
     async fn destroy(&self) {
-        let sandbox = self.held().take();
+        let Some(mut sandbox) = self.held().take() else {
+            return;
+        };
+        sandbox.kill_now();
         let dir = self.dir.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(mut sandbox) = sandbox {
-                sandbox.destroy();
-            }
+        let removal = std::thread::spawn(move || {
+            sandbox.destroy();
             remove_dir(&dir);
-        })
-        .await;
+        });
+        let mut removals = self.removals.lock().unwrap_or_else(|p| p.into_inner());
+        removals.retain(|r| !r.is_finished());
+        removals.push(removal);
     }
 }
 

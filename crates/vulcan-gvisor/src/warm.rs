@@ -149,6 +149,15 @@ impl Sandbox {
         self.pid > 0 && unsafe { libc::kill(self.pid, 0) } == 0
     }
 
+    /// Kills the sandbox's host process at once: everything in it stops (its removal,
+    /// [`Sandbox::destroy`], may follow later).
+    pub fn kill_now(&self) {
+        if self.pid > 0 {
+            // SAFETY: kill only sends a signal to the sandbox's own process.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+
     /// The command that runs one invocation in the sandbox, its stdio piped.
     pub fn exec(&self) -> tokio::process::Command {
         self.runsc.exec(&self.id, &self.bundle.join("process.json"))

@@ -204,7 +204,8 @@ async fn a_sandbox_runs_processes_keeps_its_files_within_its_disk_and_leaves_not
     assert!(sandbox.usage().memory_bytes > 0);
 
     sandbox.destroy().await;
-    assert!(!sandbox.alive());
+    assert!(!sandbox.alive(), "killed at once");
+    driver.settle().await;
     assert!(
         mounted_under(dir.path()).is_empty(),
         "{:?}",

@@ -27,12 +27,16 @@
 //!   fresh node (convert + boot + snapshot), then `import numpy` through the template's
 //!   restore next to a built-in python one-shot through its own, one client, pool off.
 //!
+//! - sandboxes (gVisor): create → first answer, back to back and with two clients; the round
+//!   trip of `true` in a running sandbox with one and four clients; 50 held at once, with the
+//!   memory each costs.
+//!
 //! - schedules: one tenant's 5,000 one-second schedules beside another tenant's one: how
 //!   late the other's ticks fire.
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10, egress's microVMs
 //! at most 30);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,egress,templates,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,sandboxes,egress,templates,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -50,6 +54,8 @@ mod gvisor;
 mod internet;
 #[path = "vulcan/microvm.rs"]
 mod microvm;
+#[path = "vulcan/sandboxes.rs"]
+mod sandboxes;
 #[path = "vulcan/schedules.rs"]
 mod schedules;
 #[path = "vulcan/store.rs"]
@@ -400,6 +406,9 @@ fn main() {
     }
     if run("egress") {
         egress::run(n.min(60), n.clamp(1, 30), 1000);
+    }
+    if run("sandboxes") {
+        sandboxes::run(n.min(60), 50);
     }
     if run("templates") {
         templates::run(n.clamp(1, 10), n.clamp(1, 3));

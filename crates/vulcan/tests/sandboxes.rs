@@ -152,33 +152,45 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Nothing of any sandbox is left on the host: no container, no mount, no directory.
+/// Nothing of any sandbox is left on the host (no container, no mount, no directory)
+/// within a few seconds: a sandbox is killed at once and removed just after.
 fn assert_no_sandbox_left(server: &Server) {
     let dir = server.data_dir.join("gvisor/sandboxes");
-    let out = std::process::Command::new("runsc")
-        .arg("--root")
-        .arg(dir.join("state"))
-        .args(["list", "--quiet"])
-        .output()
-        .expect("runsc list");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let prefix = dir.to_string_lossy().into_owned();
-    let left: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(1))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "mounts left: {left:?}");
-    let dirs: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name())
-                .filter(|n| n != "state")
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(dirs.is_empty(), "sandbox directories left: {dirs:?}");
+    let left = || {
+        let out = std::process::Command::new("runsc")
+            .arg("--root")
+            .arg(dir.join("state"))
+            .args(["list", "--quiet"])
+            .output()
+            .expect("runsc list");
+        let containers = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let prefix = dir.to_string_lossy().into_owned();
+        let mounted: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|m| m.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        let dirs: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| n != "state")
+                    .collect()
+            })
+            .unwrap_or_default();
+        (containers, mounted, dirs)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = left();
+        if now.0.is_empty() && now.1.is_empty() && now.2.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -385,7 +397,9 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
     );
     assert_eq!(status, 409, "{body}");
     assert_no_sandbox_left(&server);
-    assert_eq!(cgroups_of(&id), Vec::<std::path::PathBuf>::new());
+    eventually(Duration::from_secs(10), "its cgroups to go", || {
+        cgroups_of(&id).is_empty().then_some(())
+    });
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

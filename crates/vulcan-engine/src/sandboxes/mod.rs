@@ -818,6 +818,9 @@ impl Engine {
                 )
                 .await;
         }
+        for driver in self.inner.sandboxes.drivers.values() {
+            driver.settle().await;
+        }
     }
 }
 

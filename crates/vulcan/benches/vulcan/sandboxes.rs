@@ -1,0 +1,140 @@
+//! sandboxes (gVisor): create → first command answered, back to back and with two clients;
+//! the round trip of `true` in a running sandbox, one and four clients; 50 sandboxes held at
+//! once with what each costs in memory (its cgroup's, and the host's available memory).
+
+use std::time::{Duration, Instant};
+
+use crate::common::Server;
+use crate::{measure, percentile};
+use serde_json::json;
+use vulcan_gvisor::testing::Registry;
+
+fn create(server: &Server, image: &str) -> String {
+    let (status, s) = server.post("/v1/sandboxes", &json!({"image": image}));
+    assert_eq!(status, 201, "{s}");
+    s["id"].as_str().unwrap().to_owned()
+}
+
+fn echo(server: &Server, id: &str) {
+    let (status, p) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "echo", "args": ["hi"]}),
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["stdout"], "hi\n", "{p}");
+}
+
+fn remove(server: &Server, id: &str) {
+    let (status, s) = server.delete(&format!("/v1/sandboxes/{id}"));
+    assert_eq!(status, 200, "{s}");
+}
+
+fn mem_available_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn run(n: usize, held: usize) {
+    let registry = Registry::start();
+    let image = registry.push("busybox:bench-sandboxes", "busybox");
+    let mut server = Server::start(&[
+        ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
+        ("VULCAN_SANDBOX_MAX_PER_TENANT", "200"),
+    ]);
+    // The image is pulled and unpacked once, before anything is timed.
+    let first = create(&server, &image);
+    echo(&server, &first);
+    remove(&server, &first);
+
+    let mut created = Vec::new();
+    let mut deleted = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let id = create(&server, &image);
+        echo(&server, &id);
+        created.push(t.elapsed());
+        let t = Instant::now();
+        remove(&server, &id);
+        deleted.push(t.elapsed());
+    }
+    created.sort();
+    deleted.sort();
+    println!(
+        "{:<46} n={:<6} p50={:>8.2} ms  p95={:>8.2} ms   (delete p50 {:.2} ms)",
+        "sandbox: create → first answer (alone)",
+        n,
+        percentile(&created, 0.5),
+        percentile(&created, 0.95),
+        percentile(&deleted, 0.5),
+    );
+    measure(
+        "sandbox: create + answer + delete, 2 clients",
+        n.div_ceil(2),
+        2,
+        || {
+            let id = create(&server, &image);
+            echo(&server, &id);
+            remove(&server, &id);
+        },
+    )
+    .print();
+
+    let id = create(&server, &image);
+    let true_once = || {
+        let (status, p) = server.post(
+            &format!("/v1/sandboxes/{id}/processes"),
+            &json!({"cmd": "true"}),
+        );
+        assert_eq!(status, 200, "{p}");
+        assert_eq!(p["exit_code"], 0, "{p}");
+    };
+    for _ in 0..3 {
+        true_once();
+    }
+    measure("sandbox: exec `true` round trip", n, 1, true_once).print();
+    measure(
+        "sandbox: exec `true`, 4 clients",
+        n.div_ceil(4),
+        4,
+        true_once,
+    )
+    .print();
+    remove(&server, &id);
+
+    // Many held at once: what each costs while it idles.
+    let before = mem_available_kib();
+    let t = Instant::now();
+    let ids: Vec<String> = (0..held).map(|_| create(&server, &image)).collect();
+    let made = t.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = mem_available_kib();
+    let cgroup_bytes: u64 = ids
+        .iter()
+        .map(|id| {
+            let (_, usage) = server.get(&format!("/v1/sandboxes/{id}/metrics"));
+            usage["memory_bytes"].as_u64().unwrap_or(0)
+        })
+        .sum();
+    for id in &ids {
+        echo(&server, id);
+    }
+    println!(
+        "sandbox: {held} held at once: made in {:.1} s; each answers; memory per sandbox {:.1} MiB (its cgroup), {:.1} MiB (host MemAvailable drop / {held})",
+        made.as_secs_f64(),
+        cgroup_bytes as f64 / held as f64 / 1048576.0,
+        before.saturating_sub(after) as f64 / held as f64 / 1024.0,
+    );
+    let t = Instant::now();
+    for id in &ids {
+        remove(&server, id);
+    }
+    println!(
+        "sandbox: {held} deleted in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    server.stop(Duration::from_secs(60));
+}
