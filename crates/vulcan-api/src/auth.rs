@@ -334,6 +334,8 @@ fn action(method: &Method, route: &str) -> String {
         ("POST", "/v1/sandboxes") => "sandbox.create",
         ("DELETE", "/v1/sandboxes/{id}") => "sandbox.delete",
         ("POST", "/v1/sandboxes/{id}/timeout") => "sandbox.timeout",
+        ("POST", "/v1/sandboxes/{id}/pause") => "sandbox.pause",
+        ("POST", "/v1/sandboxes/{id}/resume") => "sandbox.resume",
         ("POST", "/v1/sandboxes/{id}/processes") => "sandbox.process",
         ("POST", "/v1/sandboxes/{id}/processes/{pid}/input") => "sandbox.input",
         ("POST", "/v1/sandboxes/{id}/processes/{pid}/signal") => "sandbox.signal",

@@ -98,6 +98,8 @@ pub(crate) fn routes() -> openapi::Routes {
         .get("/v1/sandboxes/{id}", sandboxes::show)
         .delete("/v1/sandboxes/{id}", sandboxes::remove)
         .post("/v1/sandboxes/{id}/timeout", sandboxes::timeout)
+        .post("/v1/sandboxes/{id}/pause", sandboxes::pause)
+        .post("/v1/sandboxes/{id}/resume", sandboxes::resume)
         .get("/v1/sandboxes/{id}/metrics", sandboxes::metrics)
         .get("/v1/sandboxes/{id}/processes", sandboxes::processes)
         .post("/v1/sandboxes/{id}/processes", sandboxes::start_process)

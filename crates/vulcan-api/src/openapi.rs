@@ -58,7 +58,7 @@ impl Modify for Keys {
         schedules::create, schedules::list, schedules::show, schedules::patch, schedules::remove,
         secrets::put, secrets::list, secrets::remove, secrets::rotate_key,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::remove,
-        sandboxes::timeout, sandboxes::metrics, sandboxes::start_process, sandboxes::processes,
+        sandboxes::timeout, sandboxes::pause, sandboxes::resume, sandboxes::metrics, sandboxes::start_process, sandboxes::processes,
         sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal,
         sandboxes::download, sandboxes::upload, sandboxes::remove_file, sandboxes::stat,
         sandboxes::list_files, sandboxes::mkdir, sandboxes::move_file,

@@ -82,6 +82,9 @@ pub struct Sandbox {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
     pub on_timeout: OnTimeout,
+    /// Whether a request that needs it running resumes it when it is paused (else `409`).
+    #[serde(default)]
+    pub auto_resume: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
     /// Its deadline: it is killed (or paused) then unless `POST …/timeout` moves it.
@@ -239,6 +242,19 @@ pub trait LiveSandbox: Send + Sync {
 
     /// Memory and CPU used now.
     fn usage(&self) -> SandboxUsage;
+
+    /// Saves it whole (memory, processes) to disk and stops it: it holds no memory until
+    /// [`LiveSandbox::resume`]; its files stay where they are.
+    async fn pause(&self) -> Result<(), BackendError> {
+        Err(BackendError("this isolation cannot pause a sandbox".into()))
+    }
+
+    /// Starts it again from what [`LiveSandbox::pause`] saved: its processes go on.
+    async fn resume(&self) -> Result<(), BackendError> {
+        Err(BackendError(
+            "this isolation cannot resume a sandbox".into(),
+        ))
+    }
 
     /// Why it stopped by itself (a limit it reached), if the backend can tell.
     fn stopped_because(&self) -> Option<String> {

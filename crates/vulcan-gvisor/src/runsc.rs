@@ -107,6 +107,46 @@ impl Runsc {
         cmd
     }
 
+    /// The command that saves container `id` (memory and all) into directory `image` and
+    /// stops it.
+    pub fn checkpoint(&self, id: &str, image: &Path) -> std::process::Command {
+        let mut cmd = self.base();
+        cmd.arg("checkpoint")
+            .arg(format!("--image-path={}", image.display()))
+            .arg(id)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// The command that starts container `id` again from `bundle` and the state saved in
+    /// `image` by [`Runsc::checkpoint`], returning once it runs (as [`Runsc::detached`]).
+    pub fn restore(
+        &self,
+        bundle: &Path,
+        id: &str,
+        image: &Path,
+        errors: std::fs::File,
+    ) -> std::process::Command {
+        let mut cmd = self.base();
+        cmd.arg("restore")
+            .arg("--detach")
+            .arg(format!("--image-path={}", image.display()))
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(errors);
+        cmd
+    }
+
+    /// The command that removes a stopped container `id`'s state.
+    pub fn delete(&self, id: &str) -> std::process::Command {
+        let mut cmd = self.base();
+        cmd.args(["delete", id]).stdin(Stdio::null());
+        cmd
+    }
+
     /// The command that prints container `id`'s state as JSON.
     pub fn state(&self, id: &str) -> std::process::Command {
         let mut cmd = self.base();

@@ -517,6 +517,29 @@ impl LiveSandbox for GvisorSandbox {
         }
     }
 
+    async fn pause(&self) -> Result<(), BackendError> {
+        let mut sandbox = self
+            .held()
+            .take()
+            .ok_or_else(|| BackendError("the sandbox is no longer running".into()))?;
+        let saved = sandbox.checkpoint(&self.dir.join("checkpoint")).await;
+        *self.held() = Some(sandbox);
+        saved.map_err(BackendError)
+    }
+
+    async fn resume(&self) -> Result<(), BackendError> {
+        let mut sandbox = self
+            .held()
+            .take()
+            .ok_or_else(|| BackendError("the sandbox is gone".into()))?;
+        let checkpoint = self.dir.join("checkpoint");
+        let restored = sandbox.restore(&checkpoint).await;
+        *self.held() = Some(sandbox);
+        // The saved state stays until the next pause overwrites it or the sandbox goes:
+        // a restored sandbox may still read from it.
+        restored.map_err(BackendError)
+    }
+
     fn stopped_because(&self) -> Option<String> {
         let held = self.held();
         let events = held.as_ref()?.events();

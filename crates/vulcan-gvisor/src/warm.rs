@@ -102,19 +102,24 @@ impl Sandbox {
         let log = sandbox.bundle.join("runsc.log");
         let errors = std::fs::File::create(&log)
             .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let mut cmd = tokio::process::Command::from(sandbox.runsc.detached(
-            &sandbox.bundle,
-            &sandbox.id,
-            errors,
-            networked,
-        ));
+        let cmd = sandbox
+            .runsc
+            .detached(&sandbox.bundle, &sandbox.id, errors, networked);
+        sandbox.launch(cmd, &log).await?;
+        Ok(sandbox)
+    }
+
+    /// Runs `cmd` (which starts the sandbox and returns), then notes the sandbox's pid;
+    /// a failure is runsc's last word in `log`.
+    async fn launch(&mut self, cmd: std::process::Command, log: &Path) -> Result<(), String> {
+        let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
         let status = tokio::time::timeout(START_TIMEOUT, cmd.status())
             .await
             .map_err(|_| format!("runsc did not start the sandbox within {START_TIMEOUT:?}"))?
             .map_err(|e| format!("cannot start runsc: {e}"))?;
         if !status.success() {
-            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            let said = std::fs::read_to_string(log).unwrap_or_default();
             let last = said
                 .lines()
                 .rev()
@@ -124,13 +129,13 @@ impl Sandbox {
                 "runsc could not start the sandbox ({status}): {last}"
             ));
         }
-        let mut state = tokio::process::Command::from(sandbox.runsc.state(&sandbox.id));
+        let mut state = tokio::process::Command::from(self.runsc.state(&self.id));
         let out = state
             .output()
             .await
             .map_err(|e| format!("cannot run runsc state: {e}"))?;
         let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        sandbox.pid = state["pid"]
+        self.pid = state["pid"]
             .as_i64()
             .and_then(|p| i32::try_from(p).ok())
             .filter(|p| *p > 0)
@@ -140,7 +145,41 @@ impl Sandbox {
                     String::from_utf8_lossy(&out.stderr).trim()
                 )
             })?;
-        Ok(sandbox)
+        Ok(())
+    }
+
+    /// Saves the sandbox (its memory, its processes) into directory `image` and stops it:
+    /// it holds no memory until [`Sandbox::restore`].
+    pub async fn checkpoint(&mut self, image: &Path) -> Result<(), String> {
+        // The last save (the sandbox was restored from it) makes way for this one.
+        let _ = std::fs::remove_dir_all(image);
+        std::fs::create_dir_all(image)
+            .map_err(|e| format!("cannot create {}: {e}", image.display()))?;
+        let out = tokio::process::Command::from(self.runsc.checkpoint(&self.id, image))
+            .output()
+            .await
+            .map_err(|e| format!("cannot run runsc checkpoint: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "runsc could not save the sandbox: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        self.pid = 0;
+        // The stopped container's state goes: the restore makes it again.
+        let _ = tokio::process::Command::from(self.runsc.delete(&self.id))
+            .output()
+            .await;
+        Ok(())
+    }
+
+    /// Starts the sandbox again from what [`Sandbox::checkpoint`] saved in `image`.
+    pub async fn restore(&mut self, image: &Path) -> Result<(), String> {
+        let log = self.bundle.join("runsc.log");
+        let errors = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let cmd = self.runsc.restore(&self.bundle, &self.id, image, errors);
+        self.launch(cmd, &log).await
     }
 
     /// Whether the sandbox still runs.

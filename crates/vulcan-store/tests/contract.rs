@@ -1531,6 +1531,7 @@ fn sandbox(id: &str, tenant: &str, node: &str, label: &str) -> Sandbox {
         state: SandboxState::Running,
         end_reason: None,
         on_timeout: vulcan_domain::OnTimeout::Kill,
+        auto_resume: false,
         started_at: at(100),
         end_at: at(400),
         ended_at: None,

@@ -702,6 +702,109 @@ fn a_server_that_stops_records_its_sandboxes_lost_and_leaves_nothing() {
     assert_no_sandbox_left(&server);
 }
 
+#[test]
+fn a_paused_sandbox_holds_no_memory_and_resumes_with_its_files_and_processes() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-pause", "busybox");
+    let server = server_for(&registry, &[]);
+    let id = create(
+        &server,
+        json!({"image": image, "resources": {"mem_mb": 256}}),
+    );
+    assert_eq!(
+        sh(&server, &id, "mkdir -p /home && echo kept > /home/file.txt").0,
+        0
+    );
+    // A process Vulcan follows is ended first (its pipes are the host's); one started
+    // detached inside goes on across the pause.
+    let followed = background(
+        &server,
+        &id,
+        json!({"cmd": "sleep", "args": ["600"], "background": true}),
+    );
+    let (status, body) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains(&followed.to_string()),
+        "{body}"
+    );
+    server.post(
+        &format!("/v1/sandboxes/{id}/processes/{followed}/signal"),
+        &json!({"signal": 9}),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the followed process to end",
+        || {
+            let (_, p) = server.get(&format!("/v1/sandboxes/{id}/processes/{followed}"));
+            (p["state"] == "exited").then_some(())
+        },
+    );
+    sh(
+        &server,
+        &id,
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 </dev/null &",
+    );
+    let before: u64 = eventually(Duration::from_secs(10), "the counter to count", || {
+        let (_, out, _) = sh(&server, &id, "cat /tmp/count");
+        out.trim().parse().ok().filter(|n| *n > 3)
+    });
+
+    let (_, running) = server.get(&format!("/v1/sandboxes/{id}/metrics"));
+    let (status, paused) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["state"], "paused");
+    // Its memory is freed: what the cgroup still counts is page cache of its files.
+    let (_, usage) = server.get(&format!("/v1/sandboxes/{id}/metrics"));
+    let (was, now) = (
+        running["memory_bytes"].as_u64().unwrap(),
+        usage["memory_bytes"].as_u64().unwrap(),
+    );
+    assert!(
+        now < 4 << 20 && now * 4 < was,
+        "{was} bytes running, {now} paused"
+    );
+    // Not auto-resumed: a command is refused saying how to resume.
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "true"}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("resume"), "{body}");
+    let (status, body) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
+    assert_eq!(status, 409, "paused twice: {body}");
+
+    let (status, resumed) = server.post(&format!("/v1/sandboxes/{id}/resume"), &json!({}));
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["state"], "running");
+    assert_eq!(sh(&server, &id, "cat /home/file.txt").1, "kept\n");
+    let after: u64 = eventually(Duration::from_secs(10), "the counter to go on", || {
+        let (_, out, _) = sh(&server, &id, "cat /tmp/count");
+        out.trim().parse().ok().filter(|n| *n > before + 3)
+    });
+    assert!(after > before);
+
+    // With auto_resume, a command resumes a paused sandbox.
+    let auto = create(&server, json!({"image": image, "auto_resume": true}));
+    sh(&server, &auto, "echo before > /x");
+    let (status, _) = server.post(&format!("/v1/sandboxes/{auto}/pause"), &json!({}));
+    assert_eq!(status, 200);
+    assert_eq!(sh(&server, &auto, "cat /x").1, "before\n");
+    let (_, s) = server.get(&format!("/v1/sandboxes/{auto}"));
+    assert_eq!(s["state"], "running");
+    // Paused again (a restored sandbox saves as well), then deleted like any other.
+    let (status, body) = server.post(&format!("/v1/sandboxes/{auto}/pause"), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (status, ended) = server.delete(&format!("/v1/sandboxes/{auto}"));
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["state"], "ended");
+    server.delete(&format!("/v1/sandboxes/{id}"));
+    assert_no_sandbox_left(&server);
+}
+
 /// The CLI, against `server`.
 fn vulcan(server: &Server, args: &[&str], stdin: &[u8]) -> std::process::Output {
     use std::io::Write;
@@ -770,6 +873,16 @@ fn the_cli_creates_runs_in_copies_to_and_removes_a_sandbox() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\n");
 
+    let paused = vulcan(&server, &["sandbox", "pause", &id], b"");
+    assert!(
+        String::from_utf8_lossy(&paused.stdout).contains("paused"),
+        "{paused:?}"
+    );
+    let resumed = vulcan(&server, &["sandbox", "resume", &id], b"");
+    assert!(
+        String::from_utf8_lossy(&resumed.stdout).contains("running"),
+        "{resumed:?}"
+    );
     let listed = vulcan(&server, &["sandbox", "ls", "--meta", "via=cli"], b"");
     assert!(
         String::from_utf8_lossy(&listed.stdout).contains(&id),

@@ -82,6 +82,9 @@ pub struct CreateSandbox {
     timeout_s: Option<u32>,
     #[serde(default)]
     on_timeout: OnTimeout,
+    /// A request that needs it running resumes it when it is paused (else `409`).
+    #[serde(default)]
+    auto_resume: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -124,6 +127,7 @@ pub async fn create(
             metadata: body.metadata,
             timeout_s: body.timeout_s,
             on_timeout: body.on_timeout,
+            auto_resume: body.auto_resume,
             pulls: caller.image_pulls(),
         })
         .await?;
@@ -260,6 +264,32 @@ pub async fn timeout(
         .engine
         .set_sandbox_timeout(caller.scope(), &id, body.timeout_s)
         .await?;
+    Ok((Extension(AuditTarget(id)), Json(sandbox)))
+}
+
+/// `POST /v1/sandboxes/{id}/pause`: saves it whole (memory, processes) to disk and stops
+/// it (`runsc checkpoint`): it holds no memory until resumed; its files stay.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "sandboxes", params(("id" = String, Path)), responses((status = 200, description = "Paused", body = vulcan_domain::Sandbox), crate::error::Errors))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<(Extension<AuditTarget>, Json<Sandbox>), ApiError> {
+    caller.require(Permission::WorkloadsCreate)?;
+    let sandbox = state.engine.pause_sandbox(caller.scope(), &id).await?;
+    Ok((Extension(AuditTarget(id)), Json(sandbox)))
+}
+
+/// `POST /v1/sandboxes/{id}/resume`: starts a paused sandbox again, with its files and its
+/// processes.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", tag = "sandboxes", params(("id" = String, Path)), responses((status = 200, description = "Running again", body = vulcan_domain::Sandbox), crate::error::Errors))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<(Extension<AuditTarget>, Json<Sandbox>), ApiError> {
+    caller.require(Permission::WorkloadsCreate)?;
+    let sandbox = state.engine.resume_sandbox(caller.scope(), &id).await?;
     Ok((Extension(AuditTarget(id)), Json(sandbox)))
 }
 

@@ -127,6 +127,7 @@ pub struct NewSandbox {
     pub metadata: BTreeMap<String, String>,
     pub timeout_s: Option<u32>,
     pub on_timeout: OnTimeout,
+    pub auto_resume: bool,
     pub pulls: ImagePulls,
 }
 
@@ -168,7 +169,12 @@ pub(crate) struct SandboxHost {
 struct Live {
     id: String,
     tenant: String,
+    auto_resume: bool,
     end_at: Mutex<OffsetDateTime>,
+    /// `running` or `paused` (it leaves the map when it ends).
+    state: Mutex<SandboxState>,
+    /// Held while it is paused, resumed or ended: one change at a time.
+    changing: tokio::sync::Mutex<()>,
     sandbox: Box<dyn LiveSandbox>,
     processes: Mutex<BTreeMap<u32, Arc<Proc>>>,
 }
@@ -186,6 +192,14 @@ impl Live {
 
     fn end_at(&self) -> OffsetDateTime {
         *self.end_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn state(&self) -> SandboxState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_state(&self, state: SandboxState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
     fn process(&self, pid: u32) -> Result<Arc<Proc>, SandboxError> {
@@ -290,6 +304,7 @@ impl Engine {
             state: SandboxState::Running,
             end_reason: None,
             on_timeout: new.on_timeout,
+            auto_resume: new.auto_resume,
             started_at: now,
             end_at: now + Duration::from_secs(u64::from(timeout_s)),
             ended_at: None,
@@ -327,7 +342,10 @@ impl Engine {
         let live = Arc::new(Live {
             id: record.id.clone(),
             tenant: record.tenant.clone(),
+            auto_resume: record.auto_resume,
             end_at: Mutex::new(record.end_at),
+            state: Mutex::new(SandboxState::Running),
+            changing: tokio::sync::Mutex::new(()),
             sandbox,
             processes: Mutex::new(BTreeMap::new()),
         });
@@ -443,7 +461,7 @@ impl Engine {
     async fn held(&self, tenant: Option<&str>, id: &str) -> Result<Arc<Live>, SandboxError> {
         let held = self.inner.sandboxes.live().get(id).cloned();
         if let Some(live) = held.filter(|l| tenant.is_none_or(|t| t == l.tenant)) {
-            if live.sandbox.alive() {
+            if live.state() == SandboxState::Paused || live.sandbox.alive() {
                 return Ok(live);
             }
             self.inner.end_stopped(&live).await;
@@ -463,6 +481,101 @@ impl Engine {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         )))
+    }
+
+    /// The sandbox held here, running: a paused one is resumed if it was created with
+    /// `auto_resume`, else refused saying how to resume it.
+    async fn running(&self, tenant: Option<&str>, id: &str) -> Result<Arc<Live>, SandboxError> {
+        let live = self.held(tenant, id).await?;
+        if live.state() == SandboxState::Paused {
+            if !live.auto_resume {
+                return Err(SandboxError::Conflict(format!(
+                    "sandbox {id} is paused: POST /v1/sandboxes/{id}/resume first (or create sandboxes with \"auto_resume\": true)"
+                )));
+            }
+            self.resume_live(&live).await?;
+        }
+        Ok(live)
+    }
+
+    /// Saves sandbox `id` to disk and stops it: it holds no memory until resumed. Refused
+    /// while a process started through the API runs (see below); processes started
+    /// detached inside the sandbox go on after the resume.
+    pub async fn pause_sandbox(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> Result<Sandbox, SandboxError> {
+        let live = self.held(tenant, id).await?;
+        let _changing = live.changing.lock().await;
+        if live.state() != SandboxState::Running || !self.is_held(&live) {
+            return Err(SandboxError::Conflict(format!(
+                "sandbox {id} is not running: only a running sandbox can be paused"
+            )));
+        }
+        // A process started through the API holds the host's ends of its pipes, which a
+        // saved sandbox cannot take along.
+        let followed: Vec<String> = live
+            .processes()
+            .values()
+            .filter(|p| p.running())
+            .map(|p| p.info().pid.to_string())
+            .collect();
+        if !followed.is_empty() {
+            return Err(SandboxError::Conflict(format!(
+                "sandbox {id} has processes Vulcan follows still running (pids {}): their output comes through the host and cannot be paused with it. End them first; a process meant to outlive a pause is started detached inside, its output to a file there, e.g. sh -c 'server >/tmp/server.log 2>&1 </dev/null &'",
+                followed.join(", ")
+            )));
+        }
+        live.sandbox
+            .pause()
+            .await
+            .map_err(|BackendError(why)| SandboxError::Backend(format!("pausing failed: {why}")))?;
+        live.set_state(SandboxState::Paused);
+        Ok(self
+            .inner
+            .sandbox_store
+            .set_sandbox_state(id, SandboxState::Running, SandboxState::Paused, None)
+            .await?)
+    }
+
+    /// Starts paused sandbox `id` again, with its files and its processes.
+    pub async fn resume_sandbox(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> Result<Sandbox, SandboxError> {
+        let live = self.held(tenant, id).await?;
+        self.resume_live(&live).await?;
+        Ok(self.inner.sandbox_store.sandbox(id).await?)
+    }
+
+    async fn resume_live(&self, live: &Arc<Live>) -> Result<(), SandboxError> {
+        let _changing = live.changing.lock().await;
+        if live.state() != SandboxState::Paused || !self.is_held(live) {
+            return Err(SandboxError::Conflict(format!(
+                "sandbox {} is not paused",
+                live.id
+            )));
+        }
+        live.sandbox.resume().await.map_err(|BackendError(why)| {
+            SandboxError::Backend(format!("resuming failed: {why}"))
+        })?;
+        live.set_state(SandboxState::Running);
+        self.inner
+            .sandbox_store
+            .set_sandbox_state(&live.id, SandboxState::Paused, SandboxState::Running, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `live` is still this node's (not ended meanwhile).
+    fn is_held(&self, live: &Arc<Live>) -> bool {
+        self.inner
+            .sandboxes
+            .live()
+            .get(&live.id)
+            .is_some_and(|l| Arc::ptr_eq(l, live))
     }
 
     /// Moves sandbox `id`'s deadline to `timeout_s` from now.
@@ -551,7 +664,14 @@ impl Engine {
             )));
         }
         crate::submission::check_env(&new.env).map_err(SandboxError::Invalid)?;
-        let live = self.held(tenant, id).await?;
+        let live = self.running(tenant, id).await?;
+        // Not while it is being paused: a process it would not take along.
+        let _changing = live.changing.lock().await;
+        if live.state() != SandboxState::Running || !self.is_held(&live) {
+            return Err(SandboxError::Conflict(format!(
+                "sandbox {id} was paused or ended meanwhile: try again"
+            )));
+        }
         let mut argv = vec![new.cmd.clone()];
         argv.extend(new.args.iter().cloned());
         let slot = OutputSlot::new(self.inner.sandboxes.limits.kept_output_bytes);
@@ -587,6 +707,7 @@ impl Engine {
             };
             watched.ended(exit);
         });
+        drop(_changing);
         Ok((live, proc))
     }
 
@@ -630,7 +751,7 @@ impl Engine {
         bytes: &[u8],
         close: bool,
     ) -> Result<(), SandboxError> {
-        let proc = self.held(tenant, id).await?.process(pid)?;
+        let proc = self.running(tenant, id).await?.process(pid)?;
         if !proc.running() {
             return Err(SandboxError::Conflict(format!(
                 "process {pid} has ended: its stdin is gone"
@@ -660,7 +781,7 @@ impl Engine {
                 "signal {signal} is not one: give 1-64 or a name such as \"SIGTERM\""
             )));
         }
-        let proc = self.held(tenant, id).await?.process(pid)?;
+        let proc = self.running(tenant, id).await?.process(pid)?;
         if !proc.running() {
             return Err(SandboxError::Conflict(format!("process {pid} has ended")));
         }
@@ -677,7 +798,7 @@ impl Engine {
         path: &str,
     ) -> Result<FileEntry, SandboxError> {
         Ok(self
-            .held(tenant, id)
+            .running(tenant, id)
             .await?
             .sandbox
             .files()
@@ -694,7 +815,7 @@ impl Engine {
     ) -> Result<Vec<FileEntry>, SandboxError> {
         let depth = within("depth", depth, 1, 16)?;
         Ok(self
-            .held(tenant, id)
+            .running(tenant, id)
             .await?
             .sandbox
             .files()
@@ -709,7 +830,7 @@ impl Engine {
         path: &str,
     ) -> Result<Box<dyn FileReader>, SandboxError> {
         Ok(self
-            .held(tenant, id)
+            .running(tenant, id)
             .await?
             .sandbox
             .files()
@@ -724,7 +845,7 @@ impl Engine {
         path: &str,
     ) -> Result<Box<dyn FileWriter>, SandboxError> {
         Ok(self
-            .held(tenant, id)
+            .running(tenant, id)
             .await?
             .sandbox
             .files()
@@ -739,7 +860,7 @@ impl Engine {
         path: &str,
     ) -> Result<FileEntry, SandboxError> {
         Ok(self
-            .held(tenant, id)
+            .running(tenant, id)
             .await?
             .sandbox
             .files()
@@ -755,7 +876,7 @@ impl Engine {
         to: &str,
     ) -> Result<FileEntry, SandboxError> {
         Ok(self
-            .held(tenant, id)
+            .running(tenant, id)
             .await?
             .sandbox
             .files()
@@ -770,7 +891,7 @@ impl Engine {
         path: &str,
     ) -> Result<(), SandboxError> {
         Ok(self
-            .held(tenant, id)
+            .running(tenant, id)
             .await?
             .sandbox
             .files()
@@ -850,7 +971,9 @@ impl Inner {
         state: SandboxState,
         reason: &str,
     ) -> Option<Sandbox> {
+        let _changing = live.changing.lock().await;
         self.sandboxes.live().remove(&live.id)?;
+        let from = live.state();
         live.sandbox.destroy().await;
         for proc in live.processes().values() {
             if proc.running() {
@@ -862,7 +985,7 @@ impl Inner {
         }
         match self
             .sandbox_store
-            .set_sandbox_state(&live.id, SandboxState::Running, state, Some(reason))
+            .set_sandbox_state(&live.id, from, state, Some(reason))
             .await
         {
             Ok(sandbox) => Some(sandbox),
@@ -895,7 +1018,10 @@ pub(crate) async fn reap(inner: Arc<Inner>) {
                 inner
                     .finish_sandbox(&live, SandboxState::Ended, "its timeout passed")
                     .await;
-            } else if !live.sandbox.alive() {
+            } else if live.state() == SandboxState::Running
+                && !live.sandbox.alive()
+                && live.changing.try_lock().is_ok()
+            {
                 inner.end_stopped(&live).await;
             } else {
                 next = next.min(end_at);

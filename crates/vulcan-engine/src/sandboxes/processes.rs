@@ -218,10 +218,13 @@ impl Proc {
         self.info_lock().timed_out = true;
     }
 
-    /// Records how it ended and wakes its watches.
+    /// Records how it ended (the first word on it counts) and wakes its watches.
     pub fn ended(&self, exit: ProcessExit) {
         {
             let mut info = self.info_lock();
+            if info.ended_at.is_some() {
+                return;
+            }
             info.state = "exited";
             info.exit_code = exit.exit_code;
             info.signal = exit.signal;

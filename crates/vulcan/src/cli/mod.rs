@@ -90,7 +90,7 @@ pub enum ClientCommand {
     /// Secrets: encrypted values code gets as environment variables.
     #[command(subcommand)]
     Secrets(schedules::SecretsCommand),
-    /// Sandboxes held across many steps: create, ls, exec, cp, timeout, rm.
+    /// Sandboxes held across many steps: create, ls, exec, cp, pause, resume, timeout, rm.
     #[command(subcommand)]
     Sandbox(sandboxes::SandboxCommand),
     /// Run the same workloads on every available backend and compare them.

@@ -65,6 +65,10 @@ pub enum SandboxCommand {
     },
     /// Copy a file in (`cp FILE ID:/path`) or out (`cp ID:/path FILE`); `-` is stdin/stdout.
     Cp { from: String, to: String },
+    /// Save a sandbox to disk and stop it (no memory held until it is resumed).
+    Pause { id: String },
+    /// Start a paused sandbox again.
+    Resume { id: String },
     /// Move a sandbox's deadline to SECONDS from now.
     Timeout { id: String, seconds: u32 },
     /// End a sandbox: everything in it killed, its disk removed.
@@ -165,6 +169,8 @@ pub fn command(client: &Client, format: Format, command: SandboxCommand) -> CliR
                 )
             });
         }
+        SandboxCommand::Pause { id } => change(client, format, &id, "pause")?,
+        SandboxCommand::Resume { id } => change(client, format, &id, "resume")?,
         SandboxCommand::Rm { id } => {
             let s = client.delete(&format!("/v1/sandboxes/{}", encode(&id)))?;
             print(format, &s, |s| {
@@ -177,6 +183,19 @@ pub fn command(client: &Client, format: Format, command: SandboxCommand) -> CliR
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sandbox pause|resume`: `verb` is the route's last segment.
+fn change(client: &Client, format: Format, id: &str, verb: &str) -> CliResult<()> {
+    let s = client.post(&format!("/v1/sandboxes/{}/{verb}", encode(id)), &json!({}))?;
+    print(format, &s, |s| {
+        println!(
+            "{} {}",
+            render::cell(&s["id"]),
+            render::status(&render::cell(&s["state"]))
+        )
+    });
+    Ok(())
 }
 
 /// A JSON object without its `null` members (at any depth): the server's defaults apply.
