@@ -107,17 +107,18 @@ pub fn run(n: usize, held: usize) {
     remove(&server, &id);
 
     // Pause and resume of a 256 MB sandbox with about 200 MB of it in use.
+    let python = registry.push("python:bench-sandboxes", "python");
     let big = {
         let (status, s) = server.post(
             "/v1/sandboxes",
-            &json!({"image": image, "resources": {"mem_mb": 256}}),
+            &json!({"image": python, "resources": {"mem_mb": 256}}),
         );
         assert_eq!(status, 201, "{s}");
         s["id"].as_str().unwrap().to_owned()
     };
     let (status, p) = server.post(
         &format!("/v1/sandboxes/{big}/processes"),
-        &json!({"cmd": "sh", "args": ["-c", "(x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo held > /tmp/held; sleep 100000) >/dev/null 2>&1 </dev/null &"]}),
+        &json!({"cmd": "sh", "args": ["-c", "python3 -c \"import time; x = b'a' * 190_000_000; open('/tmp/held', 'w').write('1'); time.sleep(1e6)\" >/dev/null 2>&1 </dev/null &"]}),
     );
     assert_eq!(status, 200, "{p}");
     let t = Instant::now();
