@@ -217,8 +217,17 @@ pub trait SandboxDriver: Send + Sync {
     /// Starts a sandbox; it runs until destroyed.
     async fn create(&self, launch: SandboxLaunch) -> Result<Box<dyn LiveSandbox>, BackendError>;
 
-    /// Removes whatever sandboxes of an earlier run of the server left on this node.
-    async fn sweep(&self);
+    /// Takes back a sandbox the last run of the server paused before it stopped.
+    async fn adopt(&self, sandbox: &Sandbox) -> Result<Box<dyn LiveSandbox>, BackendError> {
+        let _ = sandbox;
+        Err(BackendError(
+            "this isolation cannot keep sandboxes across a restart".into(),
+        ))
+    }
+
+    /// Removes whatever sandboxes of an earlier run of the server left on this node, but
+    /// those in `keep` (adopted).
+    async fn sweep(&self, keep: &[String]);
 
     /// Waits for the removal of the sandboxes destroyed so far (the server is stopping).
     async fn settle(&self) {}
@@ -264,6 +273,9 @@ pub trait LiveSandbox: Send + Sync {
     /// Kills everything in it at once; what it wrote is removed (perhaps after this
     /// returns: [`SandboxDriver::settle`] waits for that).
     async fn destroy(&self);
+
+    /// Lets go of a paused sandbox, keeping it on disk for the next server to adopt.
+    fn release(&self) {}
 }
 
 /// What a sandbox uses, now.

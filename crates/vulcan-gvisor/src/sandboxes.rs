@@ -175,6 +175,28 @@ fn make_root(dir: &Path, lower: &Path, disk_mb: u32) -> Result<PathBuf, String> 
     Ok(root)
 }
 
+/// Mounts sandbox `dir`'s disk and root again (after a reboot of the host), as
+/// [`make_root`] made them.
+fn remount(dir: &Path, lower: &Path) -> Result<(), String> {
+    let (image, disk, root) = (dir.join("disk.img"), dir.join("disk"), dir.join("root"));
+    if !is_mounted(&disk) {
+        run(
+            "mount",
+            &["-o", "loop,nosuid,nodev", text(&image), text(&disk)],
+        )?;
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        disk.join("upper").display(),
+        disk.join("work").display()
+    );
+    run(
+        "mount",
+        &["-t", "overlay", "overlay", "-o", &options, text(&root)],
+    )
+}
+
 /// Unmounts sandbox `dir`'s root and disk and removes the directory (what is not
 /// mounted is skipped; a mount that will not go is logged and left).
 fn remove_dir(dir: &Path) {
@@ -257,22 +279,90 @@ impl SandboxDriver for GvisorSandboxes {
         .await;
     }
 
-    async fn sweep(&self) {
+    async fn adopt(
+        &self,
+        sandbox: &vulcan_domain::Sandbox,
+    ) -> Result<Box<dyn LiveSandbox>, BackendError> {
+        let ready = self.ready()?;
+        let dir = self.dir.join(&sandbox.id);
+        let kept: serde_json::Value = std::fs::read(dir.join("sandbox.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| BackendError("its record on this node is gone".into()))?;
+        if !dir.join("checkpoint/checkpoint.img").exists() {
+            return Err(BackendError("its saved state on this node is gone".into()));
+        }
+        let reference = kept["image"].as_str().unwrap_or(&sandbox.image).to_owned();
+        let image = self
+            .images
+            .lease(&reference, |_| {})
+            .await
+            .map_err(|e| BackendError(e.to_string()))?;
+        let (lower, root) = (image.rootfs.clone(), dir.join("root"));
+        if !is_mounted(&root) {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || remount(&dir, &lower))
+                .await
+                .map_err(|e| BackendError(e.to_string()))?
+                .map_err(BackendError)?;
+        }
+        let env: BTreeMap<String, String> =
+            serde_json::from_value(kept["env"].clone()).unwrap_or_default();
+        let (uid, gid) = (
+            kept["uid"].as_u64().unwrap_or(0) as u32,
+            kept["gid"].as_u64().unwrap_or(0) as u32,
+        );
+        let group = ready
+            .cgroups
+            .create(
+                &sandbox.id,
+                bundle::memory_limit_bytes(sandbox.resources.mem_mb),
+                self.pids_limit,
+            )
+            .map_err(|e| BackendError(format!("cannot set up the sandbox's cgroup: {e}")))?;
+        let mark = group.mark();
+        let config = image.record.config.clone();
+        let held = warm::Sandbox::saved(
+            ready.runsc.clone(),
+            sandbox.id.clone(),
+            dir.join("bundle"),
+            group,
+            ready.cgroups.clone(),
+            Some(image),
+        );
+        Ok(Box::new(GvisorSandbox {
+            removals: self.removals.clone(),
+            runsc: ready.runsc.clone(),
+            id: sandbox.id.clone(),
+            dir,
+            files: RootedFiles::new(root.clone(), uid, gid),
+            root,
+            config,
+            env,
+            mark,
+            sandbox: Mutex::new(Some(held)),
+        }))
+    }
+
+    async fn sweep(&self, keep: &[String]) {
+        let keep = keep.to_vec();
         let Ok(ready) = self.ready() else {
             return;
         };
         let (runsc, cgroups, dir) = (ready.runsc.clone(), ready.cgroups.clone(), self.dir.clone());
         let _ = tokio::task::spawn_blocking(move || {
             for id in runsc.list() {
-                runsc.destroy(&id);
-                cgroups.remove(&id);
+                if !keep.contains(&id) {
+                    runsc.destroy(&id);
+                    cgroups.remove(&id);
+                }
             }
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 return;
             };
             for entry in entries.flatten() {
                 let id = entry.file_name().to_string_lossy().into_owned();
-                if id != "state" {
+                if id != "state" && !keep.contains(&id) {
                     tracing::info!(sandbox = %id, "removing a sandbox left by the last run");
                     remove_dir(&entry.path());
                     cgroups.remove(&id);
@@ -295,6 +385,11 @@ impl GvisorSandboxes {
         let config = image.record.config.clone();
         let (uid, gid) = bundle::user(&root, &config.user).map_err(BackendError)?;
         let bundle_dir = dir.join("bundle");
+        // What a later server needs to take the sandbox back after a pause.
+        let kept =
+            serde_json::json!({"image": launch.image, "env": launch.env, "uid": uid, "gid": gid});
+        std::fs::write(dir.join("sandbox.json"), kept.to_string())
+            .map_err(|e| BackendError(format!("cannot write the sandbox's record: {e}")))?;
         let resources = vulcan_domain::Resources {
             cpus: launch.resources.cpus,
             mem_mb: launch.resources.mem_mb,
@@ -549,6 +644,12 @@ impl LiveSandbox for GvisorSandbox {
             Some("its processes reached the sandbox's task limit (a fork bomb?), and gVisor's kernel stopped".into())
         } else {
             None
+        }
+    }
+
+    fn release(&self) {
+        if let Some(sandbox) = self.held().take() {
+            sandbox.release();
         }
     }
 

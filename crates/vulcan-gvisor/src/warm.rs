@@ -109,6 +109,34 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// Sandbox `id`, saved by [`Sandbox::checkpoint`] before the server last stopped, taken
+    /// back: it runs again with [`Sandbox::restore`].
+    pub fn saved(
+        runsc: Runsc,
+        id: String,
+        bundle: PathBuf,
+        group: Cgroup,
+        cgroups: CgroupBase,
+        image: Option<RootLease>,
+    ) -> Sandbox {
+        Sandbox {
+            id,
+            runsc,
+            pid: 0,
+            bundle,
+            group,
+            cgroups,
+            _image: image,
+            destroyed: false,
+        }
+    }
+
+    /// Lets go of the sandbox without destroying it (it is saved, to be taken back by the
+    /// next server).
+    pub fn release(mut self) {
+        self.destroyed = true;
+    }
+
     /// Runs `cmd` (which starts the sandbox and returns), then notes the sandbox's pid;
     /// a failure is runsc's last word in `log`.
     async fn launch(&mut self, cmd: std::process::Command, log: &Path) -> Result<(), String> {

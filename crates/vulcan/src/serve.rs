@@ -365,10 +365,13 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             "recovered workloads left unfinished by the last run"
         );
     }
-    let lost = engine
+    let (kept, lost) = engine
         .recover_sandboxes()
         .await
         .map_err(|e| format!("recovering sandboxes failed: {e}"))?;
+    if kept > 0 {
+        tracing::info!(kept, "paused sandboxes taken back from the last run");
+    }
     if lost > 0 {
         tracing::warn!(
             lost,

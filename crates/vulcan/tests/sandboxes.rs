@@ -666,7 +666,7 @@ fn two_tenants_never_see_each_others_sandboxes() {
 }
 
 #[test]
-fn a_server_that_stops_records_its_sandboxes_lost_and_leaves_nothing() {
+fn a_server_that_stops_pauses_its_sandboxes_and_takes_them_back_and_a_crash_loses_them() {
     let registry = Registry::start();
     let image = registry.push("busybox:sandbox-restart", "busybox");
     let dir = tempfile::tempdir().unwrap();
@@ -674,16 +674,55 @@ fn a_server_that_stops_records_its_sandboxes_lost_and_leaves_nothing() {
     let mut server = Host {
         server: Server::start_in(dir.path(), &env),
     };
-    let stopped = create(&server, json!({"image": image}));
-    server.stop(Duration::from_secs(30));
-    assert_no_sandbox_left(&server);
+    let kept = create(&server, json!({"image": image}));
+    sh(&server, &kept, "mkdir -p /data && echo kept > /data/f");
+    sh(
+        &server,
+        &kept,
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 </dev/null &",
+    );
+    let before: u64 = eventually(Duration::from_secs(10), "the counter to count", || {
+        sh(&server, &kept, "cat /tmp/count")
+            .1
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 2)
+    });
+    // One with a process Vulcan follows cannot be paused: it is lost, saying why.
+    let busy = create(&server, json!({"image": image}));
+    background(
+        &server,
+        &busy,
+        json!({"cmd": "sleep", "args": ["600"], "background": true}),
+    );
+
+    server.stop(Duration::from_secs(60));
     server.server = Server::start_in(dir.path(), &env);
-    let (_, s) = server.get(&format!("/v1/sandboxes/{stopped}"));
+    let (_, s) = server.get(&format!("/v1/sandboxes/{kept}"));
+    assert_eq!(s["state"], "paused", "{s}");
+    let (_, s) = server.get(&format!("/v1/sandboxes/{busy}"));
     assert_eq!(s["state"], "lost", "{s}");
     assert!(
-        s["end_reason"].as_str().unwrap().contains("shut down"),
+        s["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be paused"),
         "{s}"
     );
+    let (status, resumed) = server.post(&format!("/v1/sandboxes/{kept}/resume"), &json!({}));
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(sh(&server, &kept, "cat /data/f").1, "kept\n");
+    eventually(
+        Duration::from_secs(10),
+        "the counter to go on after the restart",
+        || {
+            let now: u64 = sh(&server, &kept, "cat /tmp/count").1.trim().parse().ok()?;
+            (now > before + 3).then_some(())
+        },
+    );
+    let (status, _) = server.delete(&format!("/v1/sandboxes/{kept}"));
+    assert_eq!(status, 200);
 
     // Killed outright: the next start records it lost and removes what it left.
     let killed = create(&server, json!({"image": image}));
@@ -700,6 +739,7 @@ fn a_server_that_stops_records_its_sandboxes_lost_and_leaves_nothing() {
         "{s}"
     );
     assert_no_sandbox_left(&server);
+    assert_eq!(cgroups_of(&killed), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]

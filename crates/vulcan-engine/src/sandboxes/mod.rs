@@ -4,9 +4,9 @@
 //! sandbox and records it `running` on this node; the deadline reaper ends it at its
 //! `end_at` (moved by `set_sandbox_timeout`); `delete_sandbox` ends it on request. A
 //! process started in it ([`processes`]) is the sandbox's until it ends; its output is
-//! kept for watches. When the server stops, its sandboxes are recorded `lost` (pausing
-//! them across a restart is not built yet), and a server that starts marks whatever
-//! its node left `running` as `lost` and sweeps what the driver left on disk.
+//! kept for watches. When the server stops it pauses its sandboxes (kept on disk) and the
+//! next start takes them back, still paused; what a crash left `running` (or what could
+//! not be paused) is recorded `lost`, and the drivers sweep what else was left on disk.
 //!
 //! A sandbox lives on one node; a request for one that lives elsewhere is refused naming
 //! the node (forwarding is not built yet).
@@ -899,45 +899,102 @@ impl Engine {
             .await?)
     }
 
-    /// Marks what this node left `running` or `paused` as `lost`, and has each driver
-    /// remove what the last run left on disk. Returns how many were lost.
-    pub async fn recover_sandboxes(&self) -> Result<usize, StoreError> {
+    /// Takes back the sandboxes this node paused when it last stopped (each stays
+    /// `paused`, resumed when asked), marks those it left `running` (a crash) or cannot take
+    /// back as `lost`, and has each driver remove what else the last run left on disk.
+    /// Returns (taken back, lost).
+    pub async fn recover_sandboxes(&self) -> Result<(usize, usize), StoreError> {
         let inner = &self.inner;
         let node = &inner.config.node_id;
-        let mut lost = 0;
-        for state in [SandboxState::Running, SandboxState::Paused] {
-            for sandbox in inner.sandbox_store.sandboxes_on(node, state).await? {
-                let why = format!(
-                    "the server on node {node} stopped while it was {}; it was not restarted",
-                    state.as_str()
-                );
-                if inner
-                    .sandbox_store
-                    .set_sandbox_state(&sandbox.id, state, SandboxState::Lost, Some(&why))
-                    .await
-                    .is_ok()
-                {
-                    lost += 1;
+        let (mut adopted, mut lost) = (Vec::new(), 0);
+        for sandbox in inner
+            .sandbox_store
+            .sandboxes_on(node, SandboxState::Paused)
+            .await?
+        {
+            let taken = match inner.sandboxes.drivers.get(&sandbox.isolation) {
+                Some(driver) => driver.adopt(&sandbox).await,
+                None => Err(BackendError("its isolation is not on this node".into())),
+            };
+            match taken {
+                Ok(held) => {
+                    let live = Arc::new(Live {
+                        id: sandbox.id.clone(),
+                        tenant: sandbox.tenant.clone(),
+                        auto_resume: sandbox.auto_resume,
+                        end_at: Mutex::new(sandbox.end_at),
+                        state: Mutex::new(SandboxState::Paused),
+                        changing: tokio::sync::Mutex::new(()),
+                        sandbox: held,
+                        processes: Mutex::new(BTreeMap::new()),
+                    });
+                    inner.sandboxes.live().insert(sandbox.id.clone(), live);
+                    adopted.push(sandbox.id);
+                }
+                Err(BackendError(why)) => {
+                    let reason = format!("it was paused, but could not be taken back: {why}");
+                    if inner
+                        .sandbox_store
+                        .set_sandbox_state(
+                            &sandbox.id,
+                            SandboxState::Paused,
+                            SandboxState::Lost,
+                            Some(&reason),
+                        )
+                        .await
+                        .is_ok()
+                    {
+                        lost += 1;
+                    }
                 }
             }
         }
-        for driver in inner.sandboxes.drivers.values() {
-            driver.sweep().await;
+        for sandbox in inner
+            .sandbox_store
+            .sandboxes_on(node, SandboxState::Running)
+            .await?
+        {
+            let why = format!(
+                "the server on node {node} stopped while it was running (killed, or it could not be paused); it was not restarted"
+            );
+            if inner
+                .sandbox_store
+                .set_sandbox_state(
+                    &sandbox.id,
+                    SandboxState::Running,
+                    SandboxState::Lost,
+                    Some(&why),
+                )
+                .await
+                .is_ok()
+            {
+                lost += 1;
+            }
         }
-        Ok(lost)
+        for driver in inner.sandboxes.drivers.values() {
+            driver.sweep(&adopted).await;
+        }
+        Ok((adopted.len(), lost))
     }
 
-    /// Ends every sandbox this node holds (the server is stopping): recorded `lost`.
+    /// The server is stopping: every sandbox it holds is paused (kept on disk for the next
+    /// start) where it can be; one that cannot (a process Vulcan follows still runs, or the
+    /// pause failed) is ended and recorded `lost`.
     pub(crate) async fn stop_sandboxes(&self) {
         let all: Vec<Arc<Live>> = self.inner.sandboxes.live().values().cloned().collect();
         for live in all {
-            self.inner
-                .finish_sandbox(
-                    &live,
-                    SandboxState::Lost,
-                    "the server shut down (pausing sandboxes across a restart is not built yet)",
-                )
-                .await;
+            if live.state() == SandboxState::Running {
+                if let Err(e) = self.pause_sandbox(None, &live.id).await {
+                    let why = format!("the server shut down, and it could not be paused: {e}");
+                    self.inner
+                        .finish_sandbox(&live, SandboxState::Lost, &why)
+                        .await;
+                    continue;
+                }
+            }
+            if self.inner.sandboxes.live().remove(&live.id).is_some() {
+                live.sandbox.release();
+            }
         }
         for driver in self.inner.sandboxes.drivers.values() {
             driver.settle().await;
