@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds a small OCI image from busybox-static and pushes it to a registry.
-#   scripts/oci-image.sh REGISTRY/NAME:TAG [python]
-# With "python", the image also holds Debian's python3 (/usr/bin/python3) and the libraries
-# it needs. With "numpy", it is a whole Debian root (debootstrap, minbase) with python3 and
+#   scripts/oci-image.sh REGISTRY/NAME:TAG [busybox|bash|python|numpy]
+# With "bash", the image also holds the host's /bin/bash (E2B's SDKs run commands with it).
+# With "python", it also holds Debian's python3 (/usr/bin/python3) and the libraries it needs. With "numpy", it is a whole Debian root (debootstrap, minbase) with python3 and
 # python3-numpy from the Debian mirror apt uses (about 200 MB; the root is cached in
 # .tools/images/numpy-root, so a second build only packs it).
 # Used by the gvisor tests and the benchmark against a local docker-registry; plain HTTP
 # (--dest-tls-verify=false), so use it with a registry on 127.0.0.1.
 set -euo pipefail
-ref=${1:?usage: oci-image.sh REGISTRY/NAME:TAG [python]}
+ref=${1:?usage: oci-image.sh REGISTRY/NAME:TAG [busybox|bash|python|numpy]}
 flavour=${2:-busybox}
 tag=${ref##*:}
 work=$(mktemp -d)
@@ -53,14 +53,23 @@ for applet in $("$root/bin/busybox" --list); do
   [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
-if [ "$flavour" = python ]; then
-  py=$(readlink -f /usr/bin/python3)
-  mkdir -p "$root/usr/bin"
-  cp "$py" "$root/usr/bin/python3"
-  for lib in $(ldd "$py" | grep -o '/[^ ]*'); do
+# Copies the host's program $1 to $2 in the root, with the libraries it loads.
+with_libs() {
+  mkdir -p "$root$(dirname "$2")"
+  cp "$1" "$root$2"
+  for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
+}
+if [ "$flavour" = bash ]; then
+  # What E2B's SDKs run commands with: /bin/bash -l -c.
+  rm -f "$root/bin/bash"
+  with_libs "$(readlink -f /bin/bash)" /bin/bash
+fi
+if [ "$flavour" = python ]; then
+  py=$(readlink -f /usr/bin/python3)
+  with_libs "$py" /usr/bin/python3
   pylib=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
   mkdir -p "$root$pylib"
   cp -r "$pylib"/. "$root$pylib"/

@@ -83,6 +83,19 @@ else
   echo "$PY_TOOLS" >.tools/py/installed
 fi
 
+# E2B's Python SDK, pinned, in a virtual environment of its own (tests/e2b.rs runs code
+# written for E2B against Vulcan with it, unmodified).
+E2B_SDK="e2b==2.63.0"
+if [ "$(cat .tools/e2b-py/installed 2>/dev/null)" = "$E2B_SDK" ]; then
+  say "E2B SDK already installed (.tools/e2b-py)"
+else
+  say "installing $E2B_SDK from PyPI into .tools/e2b-py"
+  rm -rf .tools/e2b-py
+  python3 -m venv .tools/e2b-py
+  .tools/e2b-py/bin/pip install -q --disable-pip-version-check "$E2B_SDK"
+  echo "$E2B_SDK" >.tools/e2b-py/installed
+fi
+
 # promtool checks the alert rules and the dashboard's queries. It comes from Debian's
 # prometheus package, unpacked into .tools/prometheus: installing the package would also
 # start a Prometheus server, which nothing here wants.

@@ -343,6 +343,12 @@ fn action(method: &Method, route: &str) -> String {
         ("DELETE", "/v1/sandboxes/{id}/files") => "sandbox.remove_file",
         ("POST", "/v1/sandboxes/{id}/files/mkdir") => "sandbox.mkdir",
         ("POST", "/v1/sandboxes/{id}/files/move") => "sandbox.move",
+        // E2B's control plane (see `e2b`).
+        ("POST", "/v2/sandboxes") => "sandbox.create",
+        ("DELETE", "/sandboxes/{id}") => "sandbox.delete",
+        ("POST", "/sandboxes/{id}/timeout") => "sandbox.timeout",
+        ("POST", "/sandboxes/{id}/pause") => "sandbox.pause",
+        ("POST", "/v2/sandboxes/{id}/connect") => "sandbox.connect",
         _ => "",
     };
     if known.is_empty() {

@@ -6,6 +6,7 @@
 pub mod auth;
 mod client;
 pub mod dashboard;
+pub mod e2b;
 mod error;
 mod extract;
 mod login_failures;
@@ -137,7 +138,9 @@ pub fn served_routes() -> Vec<(axum::http::Method, String)> {
 
 /// Builds the router with every route of the API.
 pub fn router(state: AppState) -> Router {
-    layered(routes().into_router(), Some(dashboard::router()), state)
+    let envd = e2b::envd::router().with_state(state.clone());
+    let api = routes().into_router().merge(e2b::control_routes());
+    layered(api, Some(dashboard::router()), Some(envd), state)
 }
 
 /// Builds the router of a listener of functions' HTTP triggers alone
@@ -148,12 +151,18 @@ pub fn trigger_router(mut state: AppState) -> Router {
     let triggers = routes()
         .retain(|path| path.starts_with("/fn/"))
         .into_router();
-    layered(triggers, None, state)
+    layered(triggers, None, None, state)
 }
 
-/// `routes` behind authentication, then `open` (pages that need no key), with the
-/// telemetry and body limit every request goes through.
-fn layered(routes: Router<AppState>, open: Option<Router<AppState>>, state: AppState) -> Router {
+/// `routes` behind authentication, then `open` (pages that need no key), `envd` (E2B's
+/// in-sandbox routes, for requests naming a sandbox), with the telemetry and body limit
+/// every request goes through.
+fn layered(
+    routes: Router<AppState>,
+    open: Option<Router<AppState>>,
+    envd: Option<Router>,
+    state: AppState,
+) -> Router {
     let routes = routes
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -161,12 +170,15 @@ fn layered(routes: Router<AppState>, open: Option<Router<AppState>>, state: AppS
             state.clone(),
             auth::access,
         ));
-    open.into_iter()
-        .fold(routes, Router::merge)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            telemetry::record,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
-        .with_state(state)
+    let app = open.into_iter().fold(routes, Router::merge);
+    let app = match envd {
+        Some(envd) => app.layer(axum::middleware::from_fn_with_state(envd, e2b::dispatch)),
+        None => app,
+    };
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        telemetry::record,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
+    .with_state(state)
 }

@@ -96,6 +96,10 @@ pub struct Sandbox {
         skip_serializing_if = "Option::is_none"
     )]
     pub ended_at: Option<OffsetDateTime>,
+    /// The token its E2B-compatible envd routes take (`X-Access-Token`): whoever holds
+    /// it may run processes and touch files in this sandbox alone.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub access_token: String,
 }
 
 /// A sandbox's bounds: CPUs, memory, and the disk its writes may fill.

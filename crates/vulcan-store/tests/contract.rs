@@ -1535,6 +1535,7 @@ fn sandbox(id: &str, tenant: &str, node: &str, label: &str) -> Sandbox {
         started_at: at(100),
         end_at: at(400),
         ended_at: None,
+        access_token: format!("token-of-{id}"),
     }
 }
 
@@ -1647,6 +1648,11 @@ async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_
     let moved = store.set_sandbox_deadline("s2", at(900)).await.unwrap();
     assert_eq!(moved.end_at, at(900));
     assert_eq!(store.sandbox("s2").await.unwrap().end_at, at(900));
+    assert_eq!(
+        store.sandbox("s2").await.unwrap().access_token,
+        "token-of-s2",
+        "the envd token is kept with the sandbox"
+    );
     assert!(matches!(
         store.set_sandbox_deadline("s1", at(900)).await,
         Err(StoreError::Conflict(_))

@@ -188,7 +188,7 @@ pub async fn list(
 }
 
 /// `key=value` pairs of a query string, percent-decoded.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -594,6 +594,11 @@ pub async fn download(
         .engine
         .sandbox_read(caller.scope(), &id, &path)
         .await?;
+    Ok(file_body(reader))
+}
+
+/// A file's bytes as a streamed answer.
+pub(crate) fn file_body(reader: Box<dyn vulcan_domain::FileReader>) -> Response {
     let size = reader.size();
     let body = stream::unfold(Some(reader), |reader| async move {
         let mut reader = reader?;
@@ -603,14 +608,14 @@ pub async fn download(
             Err(e) => Some((Err(std::io::Error::other(e.message)), None)),
         }
     });
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_LENGTH, size.to_string()),
         ],
         Body::from_stream(body),
     )
-        .into_response())
+        .into_response()
 }
 
 /// `PUT /v1/sandboxes/{id}/files?path=`: the body, streamed, becomes the file (its

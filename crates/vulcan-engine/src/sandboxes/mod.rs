@@ -220,6 +220,16 @@ fn new_id() -> String {
     format!("sb{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
+/// A new random token for a sandbox's envd routes.
+fn access_token() -> Result<String, SandboxError> {
+    use std::io::Read;
+    let mut random = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut random))
+        .map_err(|e| SandboxError::Backend(format!("reading /dev/urandom: {e}")))?;
+    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn within(name: &str, value: u32, min: u32, max: u32) -> Result<u32, SandboxError> {
     if (min..=max).contains(&value) {
         Ok(value)
@@ -310,6 +320,7 @@ impl Engine {
             started_at: now,
             end_at: now + Duration::from_secs(u64::from(timeout_s)),
             ended_at: None,
+            access_token: access_token()?,
         };
         // Recorded first (the quota holds across nodes), ended if it cannot start.
         inner

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod sandbox_host;
+
 pub struct Server {
     pub base: String,
     pub child: Child,
