@@ -353,7 +353,6 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
             400,
             "isolate",
         ),
-        (json!({"image": image, "on_timeout": "pause"}), 400, "pause"),
         (
             json!({"image": image, "resources": {"disk_mb": 1}}),
             400,
@@ -770,6 +769,40 @@ fn a_paused_sandbox_holds_no_memory_and_resumes_with_its_files_and_processes() {
     // Paused again (a restored sandbox saves as well), then deleted like any other.
     let (status, body) = server.post(&format!("/v1/sandboxes/{auto}/pause"), &json!({}));
     assert_eq!(status, 200, "{body}");
+
+    // on_timeout: pause: at its deadline it is paused, not ended, and kept paused; a
+    // resume gives it its timeout again (then it pauses again).
+    let napper = create(
+        &server,
+        json!({"image": image, "timeout_s": 4, "on_timeout": "pause"}),
+    );
+    sh(&server, &napper, "echo napped > /nap");
+    let paused = eventually(Duration::from_secs(20), "the deadline to pause it", || {
+        let (_, s) = server.get(&format!("/v1/sandboxes/{napper}"));
+        (s["state"] == "paused").then_some(s)
+    });
+    let kept_until = time::OffsetDateTime::parse(
+        paused["end_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        kept_until > time::OffsetDateTime::now_utc() + Duration::from_secs(60),
+        "a sandbox paused by its deadline is kept: {paused}"
+    );
+    let (status, resumed) = server.post(&format!("/v1/sandboxes/{napper}/resume"), &json!({}));
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(sh(&server, &napper, "cat /nap").1, "napped\n");
+    eventually(
+        Duration::from_secs(20),
+        "its new deadline to pause it again",
+        || {
+            let (_, s) = server.get(&format!("/v1/sandboxes/{napper}"));
+            (s["state"] == "paused").then_some(())
+        },
+    );
+    let (status, _) = server.delete(&format!("/v1/sandboxes/{napper}"));
+    assert_eq!(status, 200);
     let (status, ended) = server.delete(&format!("/v1/sandboxes/{auto}"));
     assert_eq!(status, 200, "{ended}");
     assert_eq!(ended["state"], "ended");

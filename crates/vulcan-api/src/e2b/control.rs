@@ -63,6 +63,9 @@ pub struct NewSandboxBody {
     timeout: Option<u32>,
     #[serde(default)]
     auto_pause: Option<bool>,
+    /// `{"enabled": true}`: a request to it while paused resumes it.
+    #[serde(default)]
+    auto_resume: Option<AutoResume>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -71,6 +74,12 @@ pub struct NewSandboxBody {
     volume_mounts: Option<Vec<Value>>,
     #[serde(default)]
     mcp: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub struct AutoResume {
+    #[serde(default)]
+    enabled: bool,
 }
 
 /// The image a template names: `base` is Vulcan's default sandbox image, anything else
@@ -180,7 +189,7 @@ pub async fn create(
             } else {
                 OnTimeout::Kill
             },
-            auto_resume: false,
+            auto_resume: body.auto_resume.is_some_and(|a| a.enabled),
             pulls: caller.image_pulls(),
         })
         .await?;

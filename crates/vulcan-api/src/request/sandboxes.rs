@@ -80,6 +80,8 @@ pub struct CreateSandbox {
     /// Seconds until it is killed; `POST …/timeout` moves the deadline.
     #[serde(default)]
     timeout_s: Option<u32>,
+    /// `kill` (the default) or `pause`: paused at its deadline, it is kept paused for
+    /// `VULCAN_SANDBOX_MAX_TIMEOUT_S`; a resume gives it its timeout again.
     #[serde(default)]
     on_timeout: OnTimeout,
     /// A request that needs it running resumes it when it is paused (else `409`).

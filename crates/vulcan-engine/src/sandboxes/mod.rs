@@ -172,7 +172,10 @@ struct Live {
     id: String,
     tenant: String,
     auto_resume: bool,
+    on_timeout: OnTimeout,
     end_at: Mutex<OffsetDateTime>,
+    /// Its timeout (as created, or as last set): a resume gives it this long again.
+    timeout: Mutex<Duration>,
     /// `running` or `paused` (it leaves the map when it ends).
     state: Mutex<SandboxState>,
     /// Held while it is paused, resumed or ended: one change at a time.
@@ -188,6 +191,28 @@ impl SandboxHost {
 }
 
 impl Live {
+    fn new(record: &Sandbox, state: SandboxState, sandbox: Box<dyn LiveSandbox>) -> Live {
+        let timeout = (record.end_at - record.started_at)
+            .try_into()
+            .unwrap_or(Duration::from_secs(60));
+        Live {
+            id: record.id.clone(),
+            tenant: record.tenant.clone(),
+            auto_resume: record.auto_resume,
+            on_timeout: record.on_timeout,
+            end_at: Mutex::new(record.end_at),
+            timeout: Mutex::new(timeout),
+            state: Mutex::new(state),
+            changing: tokio::sync::Mutex::new(()),
+            sandbox,
+            processes: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn set_end_at(&self, end_at: OffsetDateTime) {
+        *self.end_at.lock().unwrap_or_else(|p| p.into_inner()) = end_at;
+    }
+
     fn processes(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Arc<Proc>>> {
         self.processes.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -267,11 +292,6 @@ impl Engine {
         let host = &inner.sandboxes;
         let limits = &host.limits;
         let driver = self.sandbox_driver(new.isolation)?;
-        if new.on_timeout == OnTimeout::Pause {
-            return Err(SandboxError::Invalid(
-                "\"on_timeout\": \"pause\" is not available yet (pausing sandboxes is not built): use \"kill\"".into(),
-            ));
-        }
         let resources = SandboxResources {
             cpus: within(
                 "cpus",
@@ -352,16 +372,7 @@ impl Engine {
                 )));
             }
         };
-        let live = Arc::new(Live {
-            id: record.id.clone(),
-            tenant: record.tenant.clone(),
-            auto_resume: record.auto_resume,
-            end_at: Mutex::new(record.end_at),
-            state: Mutex::new(SandboxState::Running),
-            changing: tokio::sync::Mutex::new(()),
-            sandbox,
-            processes: Mutex::new(BTreeMap::new()),
-        });
+        let live = Arc::new(Live::new(&record, SandboxState::Running, sandbox));
         host.live().insert(record.id.clone(), live);
         host.reaper.notify_one();
         Ok(record)
@@ -512,44 +523,15 @@ impl Engine {
     }
 
     /// Saves sandbox `id` to disk and stops it: it holds no memory until resumed. Refused
-    /// while a process started through the API runs (see below); processes started
-    /// detached inside the sandbox go on after the resume.
+    /// while a process started through the API runs (see [`Inner::pause_live`]); processes
+    /// started detached inside the sandbox go on after the resume.
     pub async fn pause_sandbox(
         &self,
         tenant: Option<&str>,
         id: &str,
     ) -> Result<Sandbox, SandboxError> {
         let live = self.held(tenant, id).await?;
-        let _changing = live.changing.lock().await;
-        if live.state() != SandboxState::Running || !self.is_held(&live) {
-            return Err(SandboxError::Conflict(format!(
-                "sandbox {id} is not running: only a running sandbox can be paused"
-            )));
-        }
-        // A process started through the API holds the host's ends of its pipes, which a
-        // saved sandbox cannot take along.
-        let followed: Vec<String> = live
-            .processes()
-            .values()
-            .filter(|p| p.running())
-            .map(|p| p.info().pid.to_string())
-            .collect();
-        if !followed.is_empty() {
-            return Err(SandboxError::Conflict(format!(
-                "sandbox {id} has processes Vulcan follows still running (pids {}): their output comes through the host and cannot be paused with it. End them first; a process meant to outlive a pause is started detached inside, its output to a file there, e.g. sh -c 'server >/tmp/server.log 2>&1 </dev/null &'",
-                followed.join(", ")
-            )));
-        }
-        live.sandbox
-            .pause()
-            .await
-            .map_err(|BackendError(why)| SandboxError::Backend(format!("pausing failed: {why}")))?;
-        live.set_state(SandboxState::Paused);
-        Ok(self
-            .inner
-            .sandbox_store
-            .set_sandbox_state(id, SandboxState::Running, SandboxState::Paused, None)
-            .await?)
+        self.inner.pause_live(&live).await
     }
 
     /// Starts paused sandbox `id` again, with its files and its processes.
@@ -579,16 +561,20 @@ impl Engine {
             .sandbox_store
             .set_sandbox_state(&live.id, SandboxState::Paused, SandboxState::Running, None)
             .await?;
+        // Its timeout starts again: a sandbox paused by its deadline is not past it.
+        let timeout = *live.timeout.lock().unwrap_or_else(|p| p.into_inner());
+        let end_at = OffsetDateTime::now_utc() + timeout;
+        self.inner
+            .sandbox_store
+            .set_sandbox_deadline(&live.id, end_at)
+            .await?;
+        live.set_end_at(end_at);
+        self.inner.sandboxes.reaper.notify_one();
         Ok(())
     }
 
-    /// Whether `live` is still this node's (not ended meanwhile).
     fn is_held(&self, live: &Arc<Live>) -> bool {
-        self.inner
-            .sandboxes
-            .live()
-            .get(&live.id)
-            .is_some_and(|l| Arc::ptr_eq(l, live))
+        self.inner.is_held(live)
     }
 
     /// Moves sandbox `id`'s deadline to `timeout_s` from now.
@@ -606,7 +592,9 @@ impl Engine {
             .sandbox_store
             .set_sandbox_deadline(id, end_at)
             .await?;
-        *live.end_at.lock().unwrap_or_else(|p| p.into_inner()) = end_at;
+        live.set_end_at(end_at);
+        *live.timeout.lock().unwrap_or_else(|p| p.into_inner()) =
+            Duration::from_secs(u64::from(timeout_s));
         self.inner.sandboxes.reaper.notify_one();
         Ok(sandbox)
     }
@@ -632,6 +620,74 @@ impl Engine {
 }
 
 impl Inner {
+    /// Whether `live` is still this node's (not ended meanwhile).
+    fn is_held(&self, live: &Arc<Live>) -> bool {
+        self.sandboxes
+            .live()
+            .get(&live.id)
+            .is_some_and(|l| Arc::ptr_eq(l, live))
+    }
+
+    async fn pause_live(&self, live: &Arc<Live>) -> Result<Sandbox, SandboxError> {
+        let _changing = live.changing.lock().await;
+        if live.state() != SandboxState::Running || !self.is_held(live) {
+            return Err(SandboxError::Conflict(format!(
+                "sandbox {} is not running: only a running sandbox can be paused",
+                live.id
+            )));
+        }
+        // A process started through the API holds the host's ends of its pipes, which a
+        // saved sandbox cannot take along.
+        let followed: Vec<String> = live
+            .processes()
+            .values()
+            .filter(|p| p.running())
+            .map(|p| p.info().pid.to_string())
+            .collect();
+        if !followed.is_empty() {
+            return Err(SandboxError::Conflict(format!(
+                "sandbox {} has processes Vulcan follows still running (pids {}): their output comes through the host and cannot be paused with it. End them first; a process meant to outlive a pause is started detached inside, its output to a file there, e.g. sh -c 'server >/tmp/server.log 2>&1 </dev/null &'",
+                live.id,
+                followed.join(", ")
+            )));
+        }
+        live.sandbox
+            .pause()
+            .await
+            .map_err(|BackendError(why)| SandboxError::Backend(format!("pausing failed: {why}")))?;
+        live.set_state(SandboxState::Paused);
+        Ok(self
+            .sandbox_store
+            .set_sandbox_state(&live.id, SandboxState::Running, SandboxState::Paused, None)
+            .await?)
+    }
+
+    /// `on_timeout: pause`: pauses `live` at its deadline, then keeps it paused for
+    /// `max_timeout_s` (a resume gives it its timeout again). One that cannot be paused
+    /// is ended, saying why.
+    async fn pause_at_deadline(&self, live: &Arc<Live>) {
+        match self.pause_live(live).await {
+            Ok(_) => {
+                let kept = Duration::from_secs(u64::from(self.sandboxes.limits.max_timeout_s));
+                let end_at = OffsetDateTime::now_utc() + kept;
+                if self
+                    .sandbox_store
+                    .set_sandbox_deadline(&live.id, end_at)
+                    .await
+                    .is_ok()
+                {
+                    live.set_end_at(end_at);
+                }
+            }
+            // Resumed or ended meanwhile: the next look decides again.
+            Err(SandboxError::Conflict(_)) if live.state() != SandboxState::Running => {}
+            Err(e) => {
+                let why = format!("its timeout passed and it could not be paused: {e}");
+                self.finish_sandbox(live, SandboxState::Ended, &why).await;
+            }
+        }
+    }
+
     /// Records the end of a sandbox that stopped by itself, saying why if its backend can.
     async fn end_stopped(&self, live: &Arc<Live>) {
         let why = live
@@ -701,9 +757,14 @@ pub(crate) async fn reap(inner: Arc<Inner>) {
         for live in all {
             let end_at = live.end_at();
             if end_at <= now {
-                inner
-                    .finish_sandbox(&live, SandboxState::Ended, "its timeout passed")
-                    .await;
+                if live.on_timeout == OnTimeout::Pause && live.state() == SandboxState::Running {
+                    inner.pause_at_deadline(&live).await;
+                    next = now;
+                } else {
+                    inner
+                        .finish_sandbox(&live, SandboxState::Ended, "its timeout passed")
+                        .await;
+                }
             } else if live.state() == SandboxState::Running
                 && !live.sandbox.alive()
                 && live.changing.try_lock().is_ok()

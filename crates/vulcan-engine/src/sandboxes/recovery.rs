@@ -1,8 +1,7 @@
 //! Sandboxes across a stop of the server: paused at SIGTERM and taken back at the next
 //! start; what a crash left running is recorded `lost`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use vulcan_domain::{BackendError, SandboxState, StoreError};
 
@@ -29,16 +28,7 @@ impl Engine {
             };
             match taken {
                 Ok(held) => {
-                    let live = Arc::new(Live {
-                        id: sandbox.id.clone(),
-                        tenant: sandbox.tenant.clone(),
-                        auto_resume: sandbox.auto_resume,
-                        end_at: Mutex::new(sandbox.end_at),
-                        state: Mutex::new(SandboxState::Paused),
-                        changing: tokio::sync::Mutex::new(()),
-                        sandbox: held,
-                        processes: Mutex::new(BTreeMap::new()),
-                    });
+                    let live = Arc::new(Live::new(&sandbox, SandboxState::Paused, held));
                     inner.sandboxes.live().insert(sandbox.id.clone(), live);
                     adopted.push(sandbox.id);
                 }

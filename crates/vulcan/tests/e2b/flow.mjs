@@ -91,6 +91,18 @@ await short.setTimeout(3_000)
 await new Promise((done) => setTimeout(done, 7_000))
 check('setTimeout ends it at the new deadline', (await short.isRunning()) === false, short.sandboxId)
 
+const napper = await Sandbox.create(TEMPLATE, { timeoutMs: 3_000, lifecycle: { onTimeout: 'pause', autoResume: true } })
+await napper.files.write('/tmp/nap.txt', 'napped')
+const until = Date.now() + 20_000
+while ((await Sandbox.getInfo(napper.sandboxId)).state !== 'paused' && Date.now() < until) {
+  await new Promise((done) => setTimeout(done, 500))
+}
+const napState = (await Sandbox.getInfo(napper.sandboxId)).state
+check('onTimeout pause pauses it at its deadline', napState === 'paused', napState)
+r = await napper.commands.run('cat /tmp/nap.txt')
+check('autoResume: a command wakes it with its files', r.stdout === 'napped', r.stdout)
+await napper.kill()
+
 await sbx.files.write('/tmp/kept.txt', 'kept across the pause')
 check('pause', (await sbx.pause()) === true, sbx.sandboxId)
 const info = await Sandbox.getInfo(sbx.sandboxId)

@@ -102,6 +102,17 @@ short.set_timeout(3)
 time.sleep(7)
 check("set_timeout ends it at the new deadline", short.is_running() is False, short.sandbox_id)
 
+napper = Sandbox.create(TEMPLATE, timeout=3, lifecycle={"on_timeout": "pause", "auto_resume": True})
+napper.files.write("/tmp/nap.txt", "napped")
+deadline = time.monotonic() + 20
+while Sandbox.get_info(napper.sandbox_id).state.value != "paused" and time.monotonic() < deadline:
+    time.sleep(0.5)
+state = Sandbox.get_info(napper.sandbox_id).state.value
+check("on_timeout pause pauses it at its deadline", state == "paused", state)
+r = napper.commands.run("cat /tmp/nap.txt")
+check("auto_resume: a command wakes it with its files", r.stdout == "napped", r.stdout)
+napper.kill()
+
 sbx.files.write("/tmp/kept.txt", "kept across the pause")
 check("pause", sbx.pause() is True, sbx.sandbox_id)
 info = Sandbox.get_info(sbx.sandbox_id)
