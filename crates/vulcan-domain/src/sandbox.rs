@@ -291,6 +291,30 @@ pub struct SandboxUsage {
     pub disk_bytes: u64,
 }
 
+/// What a sandbox used at one moment, and its CPU since the sample before.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UsageSample {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub cpu_ms: u64,
+    /// CPU time over wall time since the sample before: 100 is one whole CPU.
+    pub cpu_pct: f64,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// What a sandbox uses now, and what it used over the last hour (oldest first).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxMetrics {
+    pub cpu_ms: u64,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+    /// One sample every few seconds while it runs (none while it is paused).
+    pub samples: Vec<UsageSample>,
+}
+
 /// A process started in a sandbox.
 #[async_trait]
 pub trait LiveProcess: Send + Sync {

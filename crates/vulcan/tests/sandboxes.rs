@@ -316,6 +316,25 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
         usage["disk_bytes"].as_u64().unwrap() >= 50 * 1024 * 1024,
         "{usage}"
     );
+    // Over time: a sample every few seconds, a busy loop's CPU in them.
+    background(
+        &server,
+        &id,
+        json!({"cmd": "sh", "args": ["-c", "end=$(($(date +%s)+8)); while [ $(date +%s) -lt $end ]; do :; done"], "background": true}),
+    );
+    let busy = eventually(Duration::from_secs(25), "a sample of the busy loop", || {
+        let (_, m) = server.get(&format!("/v1/sandboxes/{id}/metrics"));
+        let samples = m["samples"].as_array().cloned().unwrap_or_default();
+        samples
+            .iter()
+            .any(|s| s["cpu_pct"].as_f64().unwrap_or(0.0) > 30.0)
+            .then_some(samples)
+    });
+    let times: Vec<&str> = busy.iter().map(|s| s["at"].as_str().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "samples oldest first: {times:?}"
+    );
 
     let (_, page) = server.get("/v1/sandboxes?metadata=purpose=test&state=running");
     assert_eq!(page["sandboxes"][0]["id"], id.as_str(), "{page}");

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -369,31 +369,47 @@ pub async fn connect(
     Ok((status, Extension(AuditTarget(id)), Json(created(&sandbox))))
 }
 
-/// `GET /sandboxes/{id}/metrics`: one sample, now.
+/// `GET /sandboxes/{id}/metrics[?start=&end=]` (unix seconds): a sample every 5 s while
+/// it ran, within the interval when one is given.
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> E2bResult<Json<Value>> {
     caller.require(Permission::WorkloadsRead)?;
+    let bound = |name: &str| -> Result<Option<i64>, ApiError> {
+        params
+            .get(name)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("{name}={v:?} is not a unix time in seconds"))
+                })
+            })
+            .transpose()
+    };
+    let (start, end) = (bound("start")?, bound("end")?);
     let sandbox = live_sandbox(&state, &caller, &id).await?;
-    if sandbox.state == SandboxState::Paused {
-        return Ok(Json(json!([])));
-    }
-    let usage = state.engine.sandbox_usage(caller.scope(), &id).await?;
-    let now = time::OffsetDateTime::now_utc();
-    let seconds = (now - sandbox.started_at).as_seconds_f64().max(0.001);
-    let cpu_pct =
-        usage.cpu_ms as f64 / 1000.0 / seconds / f64::from(sandbox.resources.cpus.max(1)) * 100.0;
-    Ok(Json(json!([{
-        "timestamp": rfc3339(now),
-        "timestampUnix": now.unix_timestamp(),
-        "cpuCount": sandbox.resources.cpus,
-        "cpuUsedPct": (cpu_pct * 100.0).round() / 100.0,
-        "memUsed": usage.memory_bytes,
-        "memTotal": u64::from(sandbox.resources.mem_mb) << 20,
-        "memCache": 0,
-        "diskUsed": usage.disk_bytes,
-        "diskTotal": u64::from(sandbox.resources.disk_mb) << 20,
-    }])))
+    let metrics = state.engine.sandbox_usage(caller.scope(), &id).await?;
+    let cpus = sandbox.resources.cpus.max(1);
+    let shown: Vec<Value> = metrics
+        .samples
+        .iter()
+        .filter(|s| start.is_none_or(|t| s.at.unix_timestamp() >= t))
+        .filter(|s| end.is_none_or(|t| s.at.unix_timestamp() <= t))
+        .map(|s| {
+            json!({
+                "timestamp": rfc3339(s.at),
+                "timestampUnix": s.at.unix_timestamp(),
+                "cpuCount": cpus,
+                "cpuUsedPct": (s.cpu_pct / f64::from(cpus) * 100.0).round() / 100.0,
+                "memUsed": s.memory_bytes,
+                "memTotal": u64::from(sandbox.resources.mem_mb) << 20,
+                "memCache": 0,
+                "diskUsed": s.disk_bytes,
+                "diskTotal": u64::from(sandbox.resources.disk_mb) << 20,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(shown)))
 }

@@ -16,7 +16,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use vulcan_domain::{
     FileEntry, FileErrorKind, Isolation, OnTimeout, Permission, Refusal, Sandbox, SandboxFilter,
-    SandboxPage, SandboxState, SandboxUsage,
+    SandboxMetrics, SandboxPage, SandboxState,
 };
 use vulcan_engine::sandboxes::processes::{ProcessEvent, ProcessInfo};
 use vulcan_engine::{NewProcess, NewSandbox, ProcessResult, SandboxError};
@@ -295,13 +295,14 @@ pub async fn resume(
     Ok((Extension(AuditTarget(id)), Json(sandbox)))
 }
 
-/// `GET /v1/sandboxes/{id}/metrics`: what it uses now.
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/metrics", tag = "sandboxes", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::SandboxUsage), crate::error::Errors))]
+/// `GET /v1/sandboxes/{id}/metrics`: what it uses now, and a sample every 5 s over the
+/// last hour.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/metrics", tag = "sandboxes", params(("id" = String, Path)), responses((status = 200, description = "OK", body = vulcan_domain::SandboxMetrics), crate::error::Errors))]
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<SandboxUsage>, ApiError> {
+) -> Result<Json<SandboxMetrics>, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     Ok(Json(state.engine.sandbox_usage(caller.scope(), &id).await?))
 }

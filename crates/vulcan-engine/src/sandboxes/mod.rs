@@ -16,15 +16,15 @@ pub mod processes;
 mod recovery;
 mod run;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use vulcan_domain::{
     BackendError, FileError, FileErrorKind, ImageError, Isolation, LiveSandbox, OnTimeout, Refusal,
-    Sandbox, SandboxDriver, SandboxFilter, SandboxLaunch, SandboxPage, SandboxResources,
-    SandboxState, SandboxUsage, StoreError,
+    Sandbox, SandboxDriver, SandboxFilter, SandboxLaunch, SandboxMetrics, SandboxPage,
+    SandboxResources, SandboxState, StoreError, UsageSample,
 };
 
 use self::processes::{Proc, ProcessInfo};
@@ -182,7 +182,15 @@ struct Live {
     changing: tokio::sync::Mutex<()>,
     sandbox: Box<dyn LiveSandbox>,
     processes: Mutex<BTreeMap<u32, Arc<Proc>>>,
+    /// Its usage every [`SAMPLE_EVERY`] while it runs, the last [`SAMPLES_KEPT`].
+    samples: Mutex<VecDeque<UsageSample>>,
 }
+
+/// How often a running sandbox's usage is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Samples kept per sandbox: an hour of them.
+const SAMPLES_KEPT: usize = 720;
 
 impl SandboxHost {
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
@@ -206,6 +214,28 @@ impl Live {
             changing: tokio::sync::Mutex::new(()),
             sandbox,
             processes: Mutex::new(BTreeMap::new()),
+            samples: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Records what it uses now (and its CPU share since the sample before).
+    fn sample(&self, at: OffsetDateTime) {
+        let usage = self.sandbox.usage();
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let cpu_pct = samples.back().map_or(0.0, |before| {
+            let wall_ms = (at - before.at).whole_milliseconds().max(1) as f64;
+            let cpu_ms = usage.cpu_ms.saturating_sub(before.cpu_ms) as f64;
+            (cpu_ms / wall_ms * 1000.0).round() / 10.0
+        });
+        samples.push_back(UsageSample {
+            at,
+            cpu_ms: usage.cpu_ms,
+            cpu_pct,
+            memory_bytes: usage.memory_bytes,
+            disk_bytes: usage.disk_bytes,
+        });
+        while samples.len() > SAMPLES_KEPT {
+            samples.pop_front();
         }
     }
 
@@ -614,8 +644,22 @@ impl Engine {
         &self,
         tenant: Option<&str>,
         id: &str,
-    ) -> Result<SandboxUsage, SandboxError> {
-        Ok(self.held(tenant, id).await?.sandbox.usage())
+    ) -> Result<SandboxMetrics, SandboxError> {
+        let live = self.held(tenant, id).await?;
+        let now = live.sandbox.usage();
+        let samples = live
+            .samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        Ok(SandboxMetrics {
+            cpu_ms: now.cpu_ms,
+            memory_bytes: now.memory_bytes,
+            disk_bytes: now.disk_bytes,
+            samples,
+        })
     }
 }
 
@@ -750,9 +794,16 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// those that stopped by themselves.
 pub(crate) async fn reap(inner: Arc<Inner>) {
     let mut stopping = inner.stopping.subscribe();
+    let mut sampled = OffsetDateTime::UNIX_EPOCH;
     loop {
         let now = OffsetDateTime::now_utc();
         let all: Vec<Arc<Live>> = inner.sandboxes.live().values().cloned().collect();
+        if now - sampled >= SAMPLE_EVERY {
+            sampled = now;
+            for live in all.iter().filter(|l| l.state() == SandboxState::Running) {
+                live.sample(now);
+            }
+        }
         let mut next = now + LOOK_EVERY;
         for live in all {
             let end_at = live.end_at();

@@ -91,6 +91,10 @@ await short.setTimeout(3_000)
 await new Promise((done) => setTimeout(done, 7_000))
 check('setTimeout ends it at the new deadline', (await short.isRunning()) === false, short.sandboxId)
 
+const metrics = await sbx.getMetrics()
+check('metrics over time', metrics.length >= 2 && metrics.at(-1).memUsed > 0
+  && metrics[0].timestamp < metrics.at(-1).timestamp, metrics.length)
+
 const napper = await Sandbox.create(TEMPLATE, { timeoutMs: 3_000, lifecycle: { onTimeout: 'pause', autoResume: true } })
 await napper.files.write('/tmp/nap.txt', 'napped')
 const until = Date.now() + 20_000

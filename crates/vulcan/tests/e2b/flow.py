@@ -102,6 +102,10 @@ short.set_timeout(3)
 time.sleep(7)
 check("set_timeout ends it at the new deadline", short.is_running() is False, short.sandbox_id)
 
+metrics = sbx.get_metrics()
+check("metrics over time", len(metrics) >= 2 and metrics[-1].mem_used > 0
+      and metrics[0].timestamp < metrics[-1].timestamp, len(metrics))
+
 napper = Sandbox.create(TEMPLATE, timeout=3, lifecycle={"on_timeout": "pause", "auto_resume": True})
 napper.files.write("/tmp/nap.txt", "napped")
 deadline = time.monotonic() + 20
