@@ -835,6 +835,105 @@ async function schedules() {
   input.element, h("button", { type: "submit" }, "Add schedule")));
 }
 
+// ---- Sandboxes --------------------------------------------------------------------------
+
+const SANDBOX_STATES = ["running", "paused", "ended", "lost"];
+
+async function sandboxes() {
+  const state = new URLSearchParams(location.search).get("state") || "";
+  const list = await api("GET", `/v1/sandboxes?limit=100${state ? `&state=${state}` : ""}`);
+  const filter = select([["", "any"], ...SANDBOX_STATES.map((s) => [s, s])], state, { id: "sandbox-filter" });
+  filter.addEventListener("change", () => navigate(`/sandboxes${filter.value ? `?state=${filter.value}` : ""}`));
+  const root = page("Sandboxes", field("State", filter), table("Sandboxes", [
+    ["ID", (s) => link(`/sandboxes/${s.id}`, s.id)],
+    ["Tenant", (s) => s.tenant],
+    ["Image", (s) => s.image],
+    ["State", (s) => badge(s.state)],
+    ["Node", (s) => s.node_id],
+    ["Started", (s) => when(s.started_at)],
+    ["Deadline", (s) => when(s.end_at)],
+    ["Metadata", (s) => Object.entries(s.metadata || {}).map(([k, v]) => `${k}=${v}`).join(", ")],
+  ], list.sandboxes, "No sandboxes yet."));
+  if (!can("workloads:create")) return;
+  const image = h("input", { id: "sandbox-image", placeholder: "the default image" });
+  const timeout = h("input", { id: "sandbox-timeout", type: "number", min: "1", value: "600" });
+  root.append(h("h2", {}, "Start a sandbox"), h("form", {
+    class: "card",
+    onsubmit: guarded(async (e) => {
+      e.preventDefault();
+      const body = { timeout_s: Number(timeout.value) };
+      if (image.value.trim()) body.image = image.value.trim();
+      const created = await api("POST", "/v1/sandboxes", body);
+      navigate(`/sandboxes/${created.id}`);
+    }),
+  }, h("div", { class: "row" }, field("Image", image), field("Timeout (s)", timeout)),
+  h("button", { type: "submit" }, "Start")));
+}
+
+async function sandboxDetail(id) {
+  const path = `/v1/sandboxes/${encodeURIComponent(id)}`;
+  const s = await api("GET", path);
+  const running = s.state === "running";
+  const [metrics, processes] = running
+    ? await Promise.all([api("GET", `${path}/metrics`), api("GET", `${path}/processes`)])
+    : [null, []];
+  const last = metrics && metrics.samples.length ? metrics.samples[metrics.samples.length - 1] : null;
+  const write = can("workloads:create");
+  const act = (suffix) => guarded(async () => { await api("POST", `${path}/${suffix}`, {}); render(); });
+  const root = page(`Sandbox ${id}`, facts([
+    ["State", h("span", { id: "sandbox-state" }, s.state)],
+    s.end_reason && ["Why it ended", s.end_reason],
+    ["Tenant", s.tenant],
+    ["Image", s.image],
+    ["Isolation", s.isolation],
+    ["Node", s.node_id],
+    ["Resources", `${s.resources.cpus} CPU, ${s.resources.mem_mb} MB memory, ${s.resources.disk_mb} MB disk`],
+    ["Started", when(s.started_at)],
+    ["Deadline", `${when(s.end_at)} (then ${s.on_timeout === "pause" ? "paused" : "killed"})`],
+    metrics && ["Memory", bytes(metrics.memory_bytes)],
+    metrics && ["Disk", bytes(metrics.disk_bytes)],
+    last && ["CPU, last 5 s", `${last.cpu_pct}% of one CPU`],
+  ]));
+  if (write && (running || s.state === "paused")) {
+    root.append(h("p", {},
+      running
+        ? h("button", { type: "button", id: "sandbox-pause", onclick: act("pause") }, "Pause")
+        : h("button", { type: "button", id: "sandbox-resume", onclick: act("resume") }, "Resume"),
+      " ",
+      h("button", {
+        type: "button",
+        class: "danger",
+        id: "sandbox-delete",
+        onclick: guarded(async () => {
+          if (!confirm(`Delete sandbox ${id}? Its files go with it.`)) return;
+          await api("DELETE", path);
+          render();
+        }),
+      }, "Delete")));
+  }
+  if (!running) return;
+  root.append(h("h2", {}, "Processes"), table("Processes", [
+    ["PID", (p) => p.pid],
+    ["Command", (p) => h("code", {}, p.cmd.join(" "))],
+    ["State", (p) => p.state],
+    ["Exit code", (p) => p.exit_code ?? (p.signal ? `signal ${p.signal}` : null)],
+    ["Started", (p) => when(p.started_at)],
+  ], processes, "No processes started through the API yet."));
+  if (!write) return;
+  const command = h("input", { id: "sandbox-command", required: true, placeholder: "ls -la /" });
+  const out = h("pre", { id: "sandbox-output", class: "log", "aria-live": "polite" });
+  root.append(h("h2", {}, "Run a command"), h("form", {
+    class: "card",
+    onsubmit: guarded(async (e) => {
+      e.preventDefault();
+      out.textContent = "running…";
+      const r = await api("POST", `${path}/processes`, { cmd: "sh", args: ["-c", command.value], timeout_s: 60 });
+      const end = r.exit_code !== undefined && r.exit_code !== null ? `exit ${r.exit_code}` : `signal ${r.signal}`;
+      out.textContent = `${r.stdout}${r.stderr}[${end}]`;
+    }),
+  }, field("Command", command, "run with sh -c, for up to 60 s"), h("button", { type: "submit" }, "Run")), out);
+}
+
 // ---- Images, secrets, keys, audit -------------------------------------------------------
 
 async function images() {
@@ -1045,6 +1144,8 @@ const ROUTES = [
   [/^\/functions$/, functions],
   [/^\/functions\/([^/]+)$/, functionDetail],
   [/^\/schedules$/, schedules],
+  [/^\/sandboxes$/, sandboxes],
+  [/^\/sandboxes\/([^/]+)$/, sandboxDetail],
   [/^\/images$/, images],
   [/^\/secrets$/, secrets],
   [/^\/keys$/, keys],

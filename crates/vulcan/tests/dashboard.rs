@@ -434,6 +434,7 @@ async fn an_admin_signs_in_runs_code_follows_its_log_kills_and_filters() {
         ("/", "Overview"),
         ("/functions", "Functions"),
         ("/schedules", "Schedules"),
+        ("/sandboxes", "Sandboxes"),
         ("/images", "Images"),
         ("/secrets", "Secrets"),
         ("/keys", "Keys"),
@@ -681,6 +682,72 @@ async fn a_function_is_deployed_rolled_back_and_invoked_from_its_pages() {
         "the progress bar is full: {progress}"
     );
     browser.screenshot("benchmark").await;
+    browser.close().await;
+}
+
+/// A sandbox on gVisor from its pages: listed, a command run in it, paused, resumed and
+/// deleted.
+#[tokio::test]
+async fn a_sandbox_is_listed_run_in_paused_resumed_and_deleted_from_its_pages() {
+    let _one = ONE_BROWSER.lock().await;
+    let registry = vulcan_gvisor::testing::Registry::start();
+    let image = registry.push("busybox:dashboard", "busybox");
+    let (server, admin) =
+        Server::start_readme_way(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
+    let server = common::sandbox_host::Host { server };
+    let created = call(
+        &server,
+        "POST",
+        "/v1/sandboxes",
+        &admin,
+        Some(json!({"image": image, "metadata": {"owner": "ada"}})),
+    );
+    let id = created["id"].as_str().expect("a sandbox id").to_owned();
+    let browser = Browser::start(&server.base).await;
+    browser.sign_in(&admin).await;
+    browser.heading("Overview").await;
+    browser.click_link("Sandboxes").await;
+    browser.heading("Sandboxes").await;
+    browser
+        .text_when("main table", "the sandbox listed", |t| {
+            t.contains(&id) && t.contains("owner=ada") && t.contains("running")
+        })
+        .await;
+    browser.screenshot("sandboxes").await;
+    browser.click_link(&id).await;
+    browser.heading(&format!("Sandbox {id}")).await;
+    browser
+        .type_into("#sandbox-command", "echo hello from the page; exit 3")
+        .await;
+    browser.click("main form button[type=submit]").await;
+    let out = browser
+        .text_when("#sandbox-output", "the command's output", |t| {
+            t.contains("[exit")
+        })
+        .await;
+    assert_eq!(out, "hello from the page\n[exit 3]");
+    browser.screenshot("sandbox").await;
+    browser.click("#sandbox-pause").await;
+    browser
+        .text_when("#sandbox-state", "paused", |t| t == "paused")
+        .await;
+    let shown = call(&server, "GET", &format!("/v1/sandboxes/{id}"), &admin, None);
+    assert_eq!(shown["state"], "paused", "{shown}");
+    browser.click("#sandbox-resume").await;
+    browser
+        .text_when("#sandbox-state", "running again", |t| t == "running")
+        .await;
+    browser.click("#sandbox-delete").await;
+    browser
+        .client()
+        .accept_alert()
+        .await
+        .expect("confirm the delete");
+    browser
+        .text_when("#sandbox-state", "ended", |t| t == "ended")
+        .await;
+    let shown = call(&server, "GET", &format!("/v1/sandboxes/{id}"), &admin, None);
+    assert_eq!(shown["end_reason"], "deleted by request", "{shown}");
     browser.close().await;
 }
 
