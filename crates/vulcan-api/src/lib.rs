@@ -126,6 +126,7 @@ pub(crate) fn routes() -> openapi::Routes {
         .get("/ws/logs/{id}", ws::logs)
         .get("/ws/stats", ws::stats)
         .get("/ws/events", ws::events)
+        .get("/ws/sandboxes/{id}/processes/{pid}", ws::sandbox_process)
         .get("/healthz", health::show)
         .get("/metrics", stats::metrics)
         .get("/openapi.json", openapi::document)

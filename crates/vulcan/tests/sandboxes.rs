@@ -216,6 +216,38 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
             .starts_with("tick 3")
     );
 
+    // The same over a WebSocket: every chunk, then the exit, then close; from an offset,
+    // the rest only.
+    let over_ws = |offset: u64| {
+        let url = server
+            .url(&format!(
+                "/ws/sandboxes/{id}/processes/{ticker}?offset={offset}"
+            ))
+            .replace("http://", "ws://");
+        let (mut socket, _) = tungstenite::connect(url).expect("a WebSocket");
+        let mut text = String::new();
+        loop {
+            match socket.read() {
+                Ok(tungstenite::Message::Text(message)) => {
+                    let m: Value = serde_json::from_str(&message).unwrap();
+                    match m["type"].as_str().unwrap() {
+                        "stdout" => text.push_str(&String::from_utf8_lossy(&base64_decode(
+                            m["data"].as_str().unwrap(),
+                        ))),
+                        "exit" => return (text, m),
+                        other => panic!("unexpected message {other}: {m}"),
+                    }
+                }
+                Ok(tungstenite::Message::Close(_)) | Err(_) => panic!("closed before the exit"),
+                Ok(_) => {}
+            }
+        }
+    };
+    let (text, exit) = over_ws(0);
+    assert_eq!(text, "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n");
+    assert_eq!(exit["exit_code"], 0, "{exit}");
+    assert_eq!(over_ws(14).0, "tick 3\ntick 4\ntick 5\n");
+
     // stdin is echoed back by cat.
     let cat = background(
         &server,

@@ -400,6 +400,43 @@ pub struct SseProcessEvent {
     id: Option<String>,
 }
 
+/// The offset a watch of a process's output starts from: bytes of it already seen.
+pub(crate) fn offset_of(given: Option<String>) -> Result<u64, ApiError> {
+    match given {
+        None => Ok(0),
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "offset {text:?} is not a number of bytes (the id of the last event seen)"
+            ))
+        }),
+    }
+}
+
+/// One event of a process's output as the API sends it: its kind (`stdout`, `stderr`,
+/// `skipped`, `exit`), the offset a watch resumes from after it, and its data.
+pub(crate) fn process_event(event: ProcessEvent) -> (&'static str, Option<u64>, serde_json::Value) {
+    match event {
+        ProcessEvent::Output {
+            offset,
+            stream,
+            bytes,
+        } => (
+            stream.as_str(),
+            Some(offset + bytes.len() as u64),
+            serde_json::json!({
+                "offset": offset,
+                "data": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            }),
+        ),
+        ProcessEvent::Skipped { from, to } => (
+            "skipped",
+            Some(to),
+            serde_json::json!({ "from": from, "to": to }),
+        ),
+        ProcessEvent::Exit(exit) => ("exit", None, serde_json::to_value(exit).unwrap_or_default()),
+    }
+}
+
 /// `GET /v1/sandboxes/{id}/processes/{pid}/output[?offset=]`: its output from `offset`
 /// (or `Last-Event-ID`) on, live, then its exit.
 #[utoipa::path(get, path = "/v1/sandboxes/{id}/processes/{pid}/output", tag = "sandboxes", params(("id" = String, Path), ("pid" = u32, Path), ("offset" = Option<u64>, Query, description = "Bytes of output already seen")), responses((status = 200, description = "Server-sent events: `stdout`/`stderr` chunks, `skipped`, then `exit`", content_type = "text/event-stream", body = SseProcessEvent), crate::error::Errors))]
@@ -417,42 +454,16 @@ pub async fn output(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     });
-    let offset = match given {
-        None => 0,
-        Some(text) => text.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "offset {text:?} is not a number of bytes (the id of the last event seen)"
-            ))
-        })?,
-    };
     let watch = state
         .engine
-        .watch_process(caller.scope(), &id, pid, offset)
+        .watch_process(caller.scope(), &id, pid, offset_of(given)?)
         .await?;
     let events = stream::unfold(watch, |mut watch| async move {
-        let event = match watch.next().await? {
-            ProcessEvent::Output {
-                offset,
-                stream,
-                bytes,
-            } => Event::default()
-                .event(stream.as_str())
-                .id((offset + bytes.len() as u64).to_string())
-                .data(
-                    serde_json::json!({
-                        "offset": offset,
-                        "data": base64::engine::general_purpose::STANDARD.encode(&bytes),
-                    })
-                    .to_string(),
-                ),
-            ProcessEvent::Skipped { from, to } => Event::default()
-                .event("skipped")
-                .id(to.to_string())
-                .data(serde_json::json!({ "from": from, "to": to }).to_string()),
-            ProcessEvent::Exit(exit) => Event::default()
-                .event("exit")
-                .data(serde_json::to_string(&exit).unwrap_or_default()),
-        };
+        let (kind, resume_at, data) = process_event(watch.next().await?);
+        let mut event = Event::default().event(kind).data(data.to_string());
+        if let Some(at) = resume_at {
+            event = event.id(at.to_string());
+        }
         Some((Ok(event), watch))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))

@@ -265,6 +265,47 @@ pub async fn logs(
     }))
 }
 
+/// `GET /ws/sandboxes/{id}/processes/{pid}[?offset=]`: a sandbox process's output from
+/// `offset` on (`{"type": "stdout"|"stderr", "offset", "data": base64}`, `{"type":
+/// "skipped", "from", "to"}` where output is no longer kept), live, then `{"type": "exit",
+/// "exit_code", "signal"}`, then close. A client reconnects from the offset after the last
+/// chunk it saw: no gap, no repeat.
+#[utoipa::path(get, path = "/ws/sandboxes/{id}/processes/{pid}", tag = "live", params(("id" = String, Path), ("pid" = u32, Path), ("offset" = Option<u64>, Query, description = "Bytes of output already seen")), responses((status = 101, description = "WebSocket: output chunks, then the exit"), crate::error::Errors))]
+pub async fn sandbox_process(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, pid)): Path<(String, u32)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
+    let offset = crate::request::sandboxes::offset_of(params.get("offset").cloned())?;
+    let mut watch = state
+        .engine
+        .watch_process(caller.scope(), &id, pid, offset)
+        .await?;
+    let ping_every = state.ws_ping;
+    let metrics = state.engine.metrics().clone();
+    let (ws, seat) = upgrade(&state, &caller, ws, &headers)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _seat = seat;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(async move {
+            while let Some(event) = watch.next().await {
+                let (kind, _, mut value) = crate::request::sandboxes::process_event(event);
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("type".into(), kind.into());
+                }
+                if tx.send(Out::Text(value.to_string())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        pump(socket, rx, ping_every, &metrics).await;
+    }))
+}
+
 /// `GET /ws/stats`: `/v1/stats` (the caller's tenant's, or everyone's for an admin) every
 /// second, and at once when a workload the caller sees changes.
 #[utoipa::path(get, path = "/ws/stats", tag = "live", responses((status = 101, description = "WebSocket: /v1/stats every second and on change"), crate::error::Errors))]
