@@ -127,6 +127,7 @@ pub(crate) fn routes() -> openapi::Routes {
         .get("/ws/stats", ws::stats)
         .get("/ws/events", ws::events)
         .get("/ws/sandboxes/{id}/processes/{pid}", ws::sandbox_process)
+        .get("/ws/sandboxes/{id}/files/watch", ws::sandbox_watch)
         .get("/healthz", health::show)
         .get("/metrics", stats::metrics)
         .get("/openapi.json", openapi::document)

@@ -62,7 +62,7 @@ impl Modify for Keys {
         sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal,
         sandboxes::download, sandboxes::upload, sandboxes::remove_file, sandboxes::stat,
         sandboxes::list_files, sandboxes::mkdir, sandboxes::move_file,
-        ws::logs, ws::stats, ws::events, ws::sandbox_process,
+        ws::logs, ws::stats, ws::events, ws::sandbox_process, ws::sandbox_watch,
         health::show, document,
     ),
     tags(

@@ -51,10 +51,10 @@ pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};
 pub use sandbox::{
-    FileEntry, FileError, FileErrorKind, FileReader, FileWriter, LiveProcess, LiveSandbox,
-    OnTimeout, ProcessExit, ProcessLaunch, ProcessOutput, Sandbox, SandboxDriver, SandboxFiles,
-    SandboxFilter, SandboxLaunch, SandboxMetrics, SandboxPage, SandboxResources, SandboxState,
-    SandboxStore, SandboxUsage, UsageSample,
+    FileEntry, FileError, FileErrorKind, FileEvent, FileEventKind, FileReader, FileWatch,
+    FileWriter, LiveProcess, LiveSandbox, OnTimeout, ProcessExit, ProcessLaunch, ProcessOutput,
+    Sandbox, SandboxDriver, SandboxFiles, SandboxFilter, SandboxLaunch, SandboxMetrics,
+    SandboxPage, SandboxResources, SandboxState, SandboxStore, SandboxUsage, UsageSample,
 };
 pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
 pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};

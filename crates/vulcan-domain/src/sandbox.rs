@@ -416,4 +416,46 @@ pub trait SandboxFiles: Send + Sync {
 
     /// Removes a file, or a directory with what is in it.
     async fn remove(&self, path: &str) -> Result<(), FileError>;
+
+    /// What changes in directory `path` (and, `recursive`, below it) from now on.
+    async fn watch(&self, path: &str, recursive: bool) -> Result<Box<dyn FileWatch>, FileError> {
+        let _ = (path, recursive);
+        Err(FileError::new(
+            FileErrorKind::Invalid,
+            "watching directories is not served by this sandbox's backend",
+        ))
+    }
+}
+
+/// A change in a watched directory.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEvent {
+    /// The path changed, relative to the watched directory (`a.txt`, `sub/b.txt`).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FileEventKind,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileEventKind {
+    /// It appeared (made, or moved in).
+    Create,
+    /// Its content changed.
+    Write,
+    Remove,
+    /// It was moved away (its new name, if still watched, comes as a `create`).
+    Rename,
+    /// Its mode or owner changed.
+    Chmod,
+}
+
+/// The changes of one watched directory, as they happen.
+#[async_trait]
+pub trait FileWatch: Send {
+    /// The next change, waiting for it; an error ends the watch (the directory went, or
+    /// the sandbox).
+    async fn next(&mut self) -> Result<FileEvent, FileError>;
 }

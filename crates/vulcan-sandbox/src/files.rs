@@ -22,10 +22,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use vulcan_domain::{FileEntry, FileError, FileErrorKind, FileReader, FileWriter, SandboxFiles};
+use vulcan_domain::{
+    FileEntry, FileError, FileErrorKind, FileReader, FileWatch, FileWriter, SandboxFiles,
+};
 
 /// Entries a list answers at most (deeper or larger trees are cut there).
 pub const MAX_ENTRIES: usize = 10_000;
+
+/// How the temporary name of an upload in progress starts.
+pub(crate) const UPLOAD_PREFIX: &str = ".vulcan-upload-";
 
 /// Numbers uploads in progress (their temporary names).
 static NEXT_UPLOAD: AtomicU64 = AtomicU64::new(1);
@@ -283,7 +288,7 @@ impl RootedFiles {
             ));
         }
         let temp = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(format!(
-            ".vulcan-upload-{}-{}",
+            "{UPLOAD_PREFIX}{}-{}",
             std::process::id(),
             NEXT_UPLOAD.fetch_add(1, Ordering::Relaxed)
         ));
@@ -408,6 +413,20 @@ impl SandboxFiles for RootedFiles {
     async fn remove(&self, path: &str) -> Result<(), FileError> {
         let (files, path) = (self.clone(), Inside::parse(path)?);
         blocking(move || files.remove_now(&path)).await
+    }
+
+    async fn watch(&self, path: &str, recursive: bool) -> Result<Box<dyn FileWatch>, FileError> {
+        let path = Inside::parse(path)?;
+        let files = self.clone();
+        // Each directory opened as any path here: resolved inside the root.
+        let opener: crate::watch::Opener = Box::new(move |inside: &str| {
+            let inside = Inside::parse(inside)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message))?;
+            files.open_at(&inside, libc::O_PATH | libc::O_DIRECTORY)
+        });
+        let shown = path.shown;
+        let watch = blocking(move || crate::watch::DirWatch::new(opener, &shown, recursive));
+        Ok(Box::new(watch.await?))
     }
 }
 

@@ -29,3 +29,5 @@ pub mod image_user;
 pub mod instances;
 #[cfg(feature = "network")]
 pub mod network;
+#[cfg(feature = "files")]
+pub mod watch;

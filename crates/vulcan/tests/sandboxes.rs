@@ -248,6 +248,40 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
     assert_eq!(exit["exit_code"], 0, "{exit}");
     assert_eq!(over_ws(14).0, "tick 3\ntick 4\ntick 5\n");
 
+    // A directory watch over a WebSocket sees what a command does inside, below too.
+    let url = server
+        .url(&format!(
+            "/ws/sandboxes/{id}/files/watch?path=/tmp&recursive=true"
+        ))
+        .replace("http://", "ws://");
+    let (mut watch, _) = tungstenite::connect(url).expect("a watch");
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = watch.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    sh(
+        &server,
+        &id,
+        "mkdir /tmp/seen && echo hi > /tmp/seen/w.txt && rm /tmp/seen/w.txt",
+    );
+    let mut seen = Vec::new();
+    while !seen.contains(&"remove seen/w.txt".to_owned()) {
+        match watch.read() {
+            Ok(tungstenite::Message::Text(message)) => {
+                let m: Value = serde_json::from_str(&message).unwrap();
+                seen.push(format!(
+                    "{} {}",
+                    m["type"].as_str().unwrap(),
+                    m["name"].as_str().unwrap()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the watch ended early ({e}); saw {seen:?}"),
+        }
+    }
+    assert!(seen.contains(&"create seen".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"create seen/w.txt".to_owned()), "{seen:?}");
+    drop(watch);
+
     // stdin is echoed back by cat.
     let cat = background(
         &server,

@@ -306,6 +306,60 @@ pub async fn sandbox_process(
     }))
 }
 
+/// `GET /ws/sandboxes/{id}/files/watch?path=[&recursive=true]`: each change in the
+/// directory (and below it, `recursive`) as it happens, `{"type": "create"|"write"|
+/// "remove"|"rename"|"chmod", "name"}` (`name` relative to the directory), until the
+/// directory or the sandbox goes (then a close saying why).
+#[utoipa::path(get, path = "/ws/sandboxes/{id}/files/watch", tag = "live", params(("id" = String, Path), ("path" = String, Query, description = "An absolute path inside the sandbox"), ("recursive" = Option<bool>, Query)), responses((status = 101, description = "WebSocket: changes as they happen"), crate::error::Errors))]
+pub async fn sandbox_watch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::WorkloadsRead)?;
+    let path = params.get("path").cloned().ok_or_else(|| {
+        ApiError::bad_request(
+            "query parameter \"path\" is required: a directory inside the sandbox",
+        )
+    })?;
+    let recursive = match params.get("recursive").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "recursive={other:?}: give true or false"
+            )))
+        }
+    };
+    let mut watch = state
+        .engine
+        .sandbox_watch(caller.scope(), &id, &path, recursive)
+        .await?;
+    let ping_every = state.ws_ping;
+    let metrics = state.engine.metrics().clone();
+    let (ws, seat) = upgrade(&state, &caller, ws, &headers)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _seat = seat;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(async move {
+            loop {
+                let out = match watch.next().await {
+                    Ok(event) => Out::Text(serde_json::to_string(&event).unwrap_or_default()),
+                    Err(e) => Out::Close(1000, e.message),
+                };
+                let ended = matches!(out, Out::Close(..));
+                if tx.send(out).await.is_err() || ended {
+                    return;
+                }
+            }
+        });
+        pump(socket, rx, ping_every, &metrics).await;
+    }))
+}
+
 /// `GET /ws/stats`: `/v1/stats` (the caller's tenant's, or everyone's for an admin) every
 /// second, and at once when a workload the caller sees changes.
 #[utoipa::path(get, path = "/ws/stats", tag = "live", responses((status = 101, description = "WebSocket: /v1/stats every second and on change"), crate::error::Errors))]

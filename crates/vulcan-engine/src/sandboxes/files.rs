@@ -1,6 +1,6 @@
 //! A sandbox's files, for the API: each operation on the running sandbox's driver.
 
-use vulcan_domain::{FileEntry, FileReader, FileWriter};
+use vulcan_domain::{FileEntry, FileReader, FileWatch, FileWriter};
 
 use super::{within, SandboxError};
 use crate::Engine;
@@ -111,6 +111,23 @@ impl Engine {
             .sandbox
             .files()
             .remove(path)
+            .await?)
+    }
+
+    /// A watch of directory `path` (and below it, `recursive`) from now on.
+    pub async fn sandbox_watch(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Box<dyn FileWatch>, SandboxError> {
+        Ok(self
+            .running(tenant, id)
+            .await?
+            .sandbox
+            .files()
+            .watch(path, recursive)
             .await?)
     }
 }

@@ -81,6 +81,19 @@ check('remove', !(await sbx.files.exists('/tmp/d')), '/tmp/d')
 e = await raises(() => sbx.files.read('/tmp/nope'))
 check('reading a missing file throws', e instanceof NotFoundError, e?.constructor?.name)
 
+await sbx.files.makeDir('/tmp/w')
+const seen = new Set()
+const watcher = await sbx.files.watchDir('/tmp/w', (e) => seen.add(`${e.name}:${e.type}`), { recursive: true })
+await sbx.files.write('/tmp/w/a.txt', 'x')
+await sbx.commands.run('mkdir /tmp/w/sub && echo y > /tmp/w/sub/b.txt && rm /tmp/w/a.txt')
+const want = ['a.txt:create', 'sub/b.txt:create', 'a.txt:remove']
+const watchUntil = Date.now() + 10_000
+while (!want.every((w) => seen.has(w)) && Date.now() < watchUntil) {
+  await new Promise((done) => setTimeout(done, 200))
+}
+check('watchDir sees changes, below too', want.every((w) => seen.has(w)), [...seen].sort())
+await watcher.stop()
+
 const listed = await Sandbox.list({ query: { metadata: { run: RUN } } }).nextItems()
 check('list by metadata', listed.length === 1 && listed[0].sandboxId === sbx.sandboxId, listed.map((s) => s.sandboxId))
 const other = await Sandbox.list({ query: { metadata: { run: 'another' } } }).nextItems()

@@ -92,6 +92,19 @@ try:
 except NotFoundException as e:
     check("reading a missing file raises", True, str(e)[:60])
 
+sbx.files.make_dir("/tmp/w")
+watcher = sbx.files.watch_dir("/tmp/w", recursive=True)
+sbx.files.write("/tmp/w/a.txt", "x")
+sbx.commands.run("mkdir /tmp/w/sub && echo y > /tmp/w/sub/b.txt && rm /tmp/w/a.txt")
+seen = set()
+deadline = time.monotonic() + 10
+want = {("a.txt", "create"), ("sub/b.txt", "create"), ("a.txt", "remove")}
+while not want <= seen and time.monotonic() < deadline:
+    seen |= {(e.name, e.type.value) for e in watcher.get_new_events()}
+    time.sleep(0.2)
+check("watch_dir sees changes, below too", want <= seen, sorted(seen))
+watcher.stop()
+
 listed = Sandbox.list(query=SandboxQuery(metadata={"run": RUN})).next_items()
 check("list by metadata", [s.sandbox_id for s in listed] == [sbx.sandbox_id], [s.sandbox_id for s in listed])
 other = Sandbox.list(query=SandboxQuery(metadata={"run": "another"})).next_items()

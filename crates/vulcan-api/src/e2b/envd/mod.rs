@@ -28,6 +28,7 @@ const KEEPALIVE: Duration = Duration::from_secs(50);
 
 mod files;
 mod process;
+mod watch;
 
 use files::{download, list_dir, make_dir, move_entry, remove, stat, upload};
 use process::{close_stdin, connect_process, list, send_input, send_signal, start, stream_input};
@@ -48,6 +49,19 @@ pub fn router() -> Router<AppState> {
         .route("/filesystem.Filesystem/MakeDir", post(make_dir))
         .route("/filesystem.Filesystem/Move", post(move_entry))
         .route("/filesystem.Filesystem/Remove", post(remove))
+        .route("/filesystem.Filesystem/WatchDir", post(watch::watch_dir))
+        .route(
+            "/filesystem.Filesystem/CreateWatcher",
+            post(watch::create_watcher),
+        )
+        .route(
+            "/filesystem.Filesystem/GetWatcherEvents",
+            post(watch::get_watcher_events),
+        )
+        .route(
+            "/filesystem.Filesystem/RemoveWatcher",
+            post(watch::remove_watcher),
+        )
         .fallback(unserved)
 }
 

@@ -63,7 +63,7 @@ pub(super) struct Selected {
 }
 
 /// The keepalive period the client asked for.
-fn keepalive_of(headers: &HeaderMap) -> Duration {
+pub(super) fn keepalive_of(headers: &HeaderMap) -> Duration {
     headers
         .get("keepalive-ping-interval")
         .and_then(|v| v.to_str().ok())
