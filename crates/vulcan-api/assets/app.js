@@ -845,7 +845,7 @@ async function sandboxes() {
   const filter = select([["", "any"], ...SANDBOX_STATES.map((s) => [s, s])], state, { id: "sandbox-filter" });
   filter.addEventListener("change", () => navigate(`/sandboxes${filter.value ? `?state=${filter.value}` : ""}`));
   const root = page("Sandboxes", field("State", filter), table("Sandboxes", [
-    ["ID", (s) => link(`/sandboxes/${s.id}`, s.id)],
+    ["ID", (s) => link(`/sandbox/${s.id}`, s.id)],
     ["Tenant", (s) => s.tenant],
     ["Image", (s) => s.image],
     ["State", (s) => badge(s.state)],
@@ -864,7 +864,7 @@ async function sandboxes() {
       const body = { timeout_s: Number(timeout.value) };
       if (image.value.trim()) body.image = image.value.trim();
       const created = await api("POST", "/v1/sandboxes", body);
-      navigate(`/sandboxes/${created.id}`);
+      navigate(`/sandbox/${created.id}`);
     }),
   }, h("div", { class: "row" }, field("Image", image), field("Timeout (s)", timeout)),
   h("button", { type: "submit" }, "Start")));
@@ -1145,7 +1145,7 @@ const ROUTES = [
   [/^\/functions\/([^/]+)$/, functionDetail],
   [/^\/schedules$/, schedules],
   [/^\/sandboxes$/, sandboxes],
-  [/^\/sandboxes\/([^/]+)$/, sandboxDetail],
+  [/^\/sandbox\/([^/]+)$/, sandboxDetail],
   [/^\/images$/, images],
   [/^\/secrets$/, secrets],
   [/^\/keys$/, keys],

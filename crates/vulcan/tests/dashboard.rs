@@ -737,6 +737,9 @@ async fn a_sandbox_is_listed_run_in_paused_resumed_and_deleted_from_its_pages() 
     browser
         .text_when("#sandbox-state", "running again", |t| t == "running")
         .await;
+    // Its page loads from its address too (not only from the list).
+    browser.open(&format!("/sandbox/{id}")).await;
+    browser.heading(&format!("Sandbox {id}")).await;
     browser.click("#sandbox-delete").await;
     browser
         .client()

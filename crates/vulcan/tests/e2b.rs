@@ -184,6 +184,35 @@ fn tenants_and_tokens_hold(setup: &Setup) {
     );
     assert_eq!(health(key_a), 502, "an API key is not a sandbox's token");
 
+    // A list is of running and paused sandboxes: ended ones newer than them do not hide
+    // them, even a page of one.
+    let (status, newer) = call(
+        server,
+        "POST",
+        "/v2/sandboxes",
+        key_a,
+        Some(json!({"templateID": image, "timeout": 120})),
+    );
+    assert_eq!(status, 201, "{newer}");
+    let newer = newer["sandboxID"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        server,
+        "DELETE",
+        &format!("/sandboxes/{newer}"),
+        key_a,
+        None,
+    );
+    assert_eq!(status, 204);
+    let (status, listed) = call(server, "GET", "/v2/sandboxes?limit=1", key_a, None);
+    assert_eq!(status, 200, "{listed}");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sandboxID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![id.as_str()], "{listed}");
+
     let (status, _) = call(server, "DELETE", &format!("/sandboxes/{id}"), key_a, None);
     assert_eq!(status, 204);
     assert_eq!(health(&token), 502, "a killed sandbox's envd is gone");

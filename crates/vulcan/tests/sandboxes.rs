@@ -147,7 +147,7 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
     let sleeper = background(
         &server,
         &id,
-        json!({"cmd": "sleep", "args": ["1000"], "background": true}),
+        json!({"cmd": "sleep", "args": ["1000"], "background": true, "tag": "napper"}),
     );
     let (_, listed) = server.get(&format!("/v1/sandboxes/{id}/processes"));
     let found = listed
@@ -158,6 +158,7 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
         .cloned()
         .expect("the sleeper is listed");
     assert_eq!(found["state"], "running");
+    assert_eq!(found["tag"], "napper", "{found}");
     let (status, body) = server.post(
         &format!("/v1/sandboxes/{id}/processes/{sleeper}/signal"),
         &json!({"signal": "SIGKILL"}),

@@ -258,22 +258,48 @@ pub async fn list(
             _ => {}
         }
     }
-    // One state is filtered by the store; both are what a page without ended ones shows.
+    // One state is filtered by the store. Both (the default) are read page after page,
+    // ended ones skipped, until a page's worth is found: ended sandboxes newer than the
+    // running ones never hide them.
     if let [only] = states.as_slice() {
         filter.state = Some(*only);
     }
-    let page = state.engine.sandboxes(&filter).await?;
-    let shown: Vec<Value> = page
-        .sandboxes
-        .iter()
-        .filter(|s| states.contains(&s.state))
-        .map(detail)
-        .collect();
-    let mut response = Json(shown).into_response();
-    if let Some(next) = page.next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+    let limit = filter.limit as usize;
+    let mut shown: Vec<&Sandbox> = Vec::new();
+    let mut pages = Vec::new();
+    let mut next = filter.before.clone();
+    for _ in 0..MAX_PAGES_READ {
+        filter.before = next;
+        let page = state.engine.sandboxes(&filter).await?;
+        next = page.next.clone();
+        pages.push(page);
+        if next.is_none() || pages.iter().map(|p| visible(p, &states)).sum::<usize>() > limit {
+            break;
+        }
+    }
+    for page in &pages {
+        shown.extend(page.sandboxes.iter().filter(|s| states.contains(&s.state)));
+    }
+    if shown.len() > limit {
+        shown.truncate(limit);
+        next = shown.last().map(|s| s.id.clone());
+    }
+    let body: Vec<Value> = shown.into_iter().map(detail).collect();
+    let mut response = Json(body).into_response();
+    if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
         response.headers_mut().insert("x-next-token", next);
     }
     Ok(response)
+}
+
+/// Pages of the store one list reads at most (it answers a next token where it stopped).
+const MAX_PAGES_READ: usize = 20;
+
+fn visible(page: &vulcan_domain::SandboxPage, states: &[SandboxState]) -> usize {
+    page.sandboxes
+        .iter()
+        .filter(|s| states.contains(&s.state))
+        .count()
 }
 
 /// `DELETE /sandboxes/{id}`: `204`.

@@ -331,6 +331,9 @@ pub struct StartProcess {
     /// Killed (SIGKILL) this long after it started.
     #[serde(default)]
     timeout_s: Option<u32>,
+    /// A name to find it by in the list (1-128 printable characters).
+    #[serde(default)]
+    tag: Option<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/processes`: runs a process; with `background` answers `201`
@@ -356,6 +359,7 @@ pub async fn start_process(
         user: body.user,
         stdin: body.stdin,
         timeout_s: body.timeout_s,
+        tag: body.tag,
     };
     let target = Extension(AuditTarget(id.clone()));
     if body.background {

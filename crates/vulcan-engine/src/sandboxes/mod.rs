@@ -144,6 +144,8 @@ pub struct NewProcess {
     pub stdin: bool,
     /// Ends it (SIGKILL) this long after it started.
     pub timeout_s: Option<u32>,
+    /// A name to find it by (E2B's process tags).
+    pub tag: Option<String>,
 }
 
 /// A foreground process's whole answer.

@@ -24,6 +24,9 @@ pub struct ProcessInfo {
     pub cmd: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// The name it was started with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// `running` or `exited`.
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,6 +179,7 @@ impl Proc {
         slot: OutputSlot,
         cmd: Vec<String>,
         cwd: Option<String>,
+        tag: Option<String>,
     ) -> Arc<Proc> {
         let pid = process.pid();
         Arc::new(Proc {
@@ -184,6 +188,7 @@ impl Proc {
                 pid,
                 cmd,
                 cwd,
+                tag,
                 state: "running",
                 exit_code: None,
                 signal: None,

@@ -58,6 +58,13 @@ impl Engine {
             )));
         }
         crate::submission::check_env(&new.env).map_err(SandboxError::Invalid)?;
+        if let Some(tag) = new.tag.as_deref() {
+            if tag.is_empty() || tag.len() > 128 || tag.chars().any(char::is_control) {
+                return Err(SandboxError::Invalid(format!(
+                    "tag {tag:?} is not one: give 1-128 printable characters"
+                )));
+            }
+        }
         let live = self.running(tenant, id).await?;
         // Not while it is being paused: a process it would not take along.
         let _changing = live.changing.lock().await;
@@ -83,7 +90,7 @@ impl Engine {
             )
             .await
             .map_err(|BackendError(why)| SandboxError::Invalid(why))?;
-        let proc = Proc::new(process, slot, argv, new.cwd);
+        let proc = Proc::new(process, slot, argv, new.cwd, new.tag);
         live.processes().insert(proc.info().pid, proc.clone());
         let watched = proc.clone();
         let timeout = new.timeout_s.map(|s| Duration::from_secs(u64::from(s)));

@@ -15,7 +15,7 @@ use vulcan_domain::{LogStream, ProcessExit};
 use vulcan_engine::sandboxes::processes::{ProcessEvent, ProcessWatch};
 use vulcan_engine::NewProcess;
 
-use super::{absolute, reply, rpc_error, target, user_of, KEEPALIVE};
+use super::{absolute, reply, rpc_error, target, user_of, Target, KEEPALIVE};
 use crate::e2b::connect::{self, RpcError};
 use crate::AppState;
 
@@ -34,6 +34,8 @@ pub(super) struct StartRequest {
     #[serde(default)]
     pty: Option<Value>,
     #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
     stdin: Option<bool>,
 }
 
@@ -45,13 +47,25 @@ pub(super) struct Selector {
 }
 
 impl Selector {
-    fn pid(&self) -> Result<u32, RpcError> {
+    /// The pid selected: the one given, or the running process started with the tag.
+    async fn pid(&self, state: &AppState, target: &Target) -> Result<u32, RpcError> {
         match (self.pid, &self.tag) {
             (Some(pid), _) => Ok(pid),
-            (None, Some(_)) => Err(RpcError::invalid(
-                "processes are selected by pid here: tags are not kept",
+            (None, Some(tag)) => state
+                .engine
+                .processes(target.scope(), &target.id)
+                .await
+                .map_err(rpc_error)?
+                .iter()
+                .rev()
+                .find(|p| p.state == "running" && p.tag.as_deref() == Some(tag))
+                .map(|p| p.pid)
+                .ok_or_else(|| {
+                    RpcError::new("not_found", format!("no running process is tagged {tag:?}"))
+                }),
+            (None, None) => Err(RpcError::invalid(
+                "\"process\": {\"pid\": …} or {\"tag\": …} is required",
             )),
-            (None, None) => Err(RpcError::invalid("\"process\": {\"pid\": …} is required")),
         }
     }
 }
@@ -161,6 +175,7 @@ pub(super) async fn start(
             user: user_of(&headers),
             stdin: request.stdin.unwrap_or(false),
             timeout_s: None,
+            tag: request.tag,
         };
         let info = state
             .engine
@@ -188,8 +203,8 @@ pub(super) async fn connect_process(
 ) -> Response {
     let begun = async {
         let request: Selected = connect::stream_request(&headers, &body)?;
-        let pid = request.process.pid()?;
         let target = target(&state, &headers).await?;
+        let pid = request.process.pid(&state, &target).await?;
         let info = state
             .engine
             .process(target.scope(), &target.id, pid)
@@ -234,7 +249,11 @@ pub(super) async fn list(
                 if let Some(cwd) = &p.cwd {
                     config["cwd"] = json!(cwd);
                 }
-                json!({ "config": config, "pid": p.pid })
+                let mut info = json!({ "config": config, "pid": p.pid });
+                if let Some(tag) = &p.tag {
+                    info["tag"] = json!(tag);
+                }
+                info
             })
             .collect();
         Ok(json!({ "processes": running }))
@@ -278,9 +297,9 @@ pub(super) async fn send_input(
 ) -> Response {
     let answer = async {
         let request: SendInputRequest = connect::unary(&headers, &body)?;
-        let pid = request.process.pid()?;
         let bytes = request.input.bytes()?;
         let target = target(&state, &headers).await?;
+        let pid = request.process.pid(&state, &target).await?;
         state
             .engine
             .process_input(target.scope(), &target.id, pid, &bytes, false)
@@ -319,7 +338,7 @@ pub(super) async fn stream_input(
         while let Some(message) = messages.next::<StreamInputEvent>().await {
             let event = message?;
             if let Some(start) = event.start {
-                pid = Some(start.process.pid()?);
+                pid = Some(start.process.pid(&state, &target).await?);
             } else if let Some(data) = event.data {
                 let pid = pid.ok_or_else(|| {
                     RpcError::invalid("the first message must be a start naming the process")
@@ -351,8 +370,8 @@ pub(super) async fn close_stdin(
 ) -> Response {
     let answer = async {
         let request: Selected = connect::unary(&headers, &body)?;
-        let pid = request.process.pid()?;
         let target = target(&state, &headers).await?;
+        let pid = request.process.pid(&state, &target).await?;
         state
             .engine
             .process_input(target.scope(), &target.id, pid, &[], true)
@@ -378,7 +397,6 @@ pub(super) async fn send_signal(
 ) -> Response {
     let answer = async {
         let request: SignalRequest = connect::unary(&headers, &body)?;
-        let pid = request.process.pid()?;
         let signal = match &request.signal {
             Value::String(name) => match name.as_str() {
                 "SIGNAL_SIGKILL" => 9,
@@ -393,6 +411,7 @@ pub(super) async fn send_signal(
             _ => return Err(RpcError::invalid("\"signal\" is required")),
         };
         let target = target(&state, &headers).await?;
+        let pid = request.process.pid(&state, &target).await?;
         state
             .engine
             .signal_process(target.scope(), &target.id, pid, signal)
