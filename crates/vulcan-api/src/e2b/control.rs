@@ -52,6 +52,14 @@ impl IntoResponse for E2bError {
 
 type E2bResult<T> = Result<T, E2bError>;
 
+/// A JSON body (an empty one reads as `{}`): a `400` in E2B's shape saying what is wrong
+/// if it is not `what`.
+fn body_of<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> E2bResult<T> {
+    let bytes = if bytes.is_empty() { b"{}" } else { bytes };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not {what}: {e}")).into())
+}
+
 /// `POST /v2/sandboxes`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -156,9 +164,10 @@ fn ended_how(sandbox: &Sandbox) -> String {
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<NewSandboxBody>,
+    body: axum::body::Bytes,
 ) -> E2bResult<(StatusCode, Extension<AuditTarget>, Json<Value>)> {
     caller.require(Permission::WorkloadsCreate)?;
+    let body: NewSandboxBody = body_of(&body, "{\"templateID\": \"…\", …}")?;
     if body.volume_mounts.as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(ApiError::bad_request(
             "volumeMounts are not served by Vulcan yet: create the sandbox without them",
@@ -268,12 +277,14 @@ pub async fn list(
     let mut shown: Vec<&Sandbox> = Vec::new();
     let mut pages = Vec::new();
     let mut next = filter.before.clone();
+    let mut found = 0;
     for _ in 0..MAX_PAGES_READ {
         filter.before = next;
         let page = state.engine.sandboxes(&filter).await?;
         next = page.next.clone();
+        found += visible(&page, &states);
         pages.push(page);
-        if next.is_none() || pages.iter().map(|p| visible(p, &states)).sum::<usize>() > limit {
+        if next.is_none() || found > limit {
             break;
         }
     }
@@ -324,9 +335,10 @@ pub async fn timeout(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Json(body): Json<TimeoutBody>,
+    body: axum::body::Bytes,
 ) -> E2bResult<(Extension<AuditTarget>, StatusCode)> {
     caller.require(Permission::WorkloadsCreate)?;
+    let body: TimeoutBody = body_of(&body, "{\"timeout\": seconds}")?;
     live_sandbox(&state, &caller, &id).await?;
     state
         .engine
@@ -354,7 +366,7 @@ pub async fn pause(
     Ok((Extension(AuditTarget(id)), StatusCode::NO_CONTENT))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 pub struct ConnectBody {
     #[serde(default)]
     timeout: Option<u32>,
@@ -369,13 +381,7 @@ pub async fn connect(
     body: axum::body::Bytes,
 ) -> E2bResult<(StatusCode, Extension<AuditTarget>, Json<Value>)> {
     caller.require(Permission::WorkloadsCreate)?;
-    let body: ConnectBody = if body.is_empty() {
-        ConnectBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!("the body is not {{\"timeout\": seconds}}: {e}"))
-        })?
-    };
+    let body: ConnectBody = body_of(&body, "{\"timeout\": seconds}")?;
     let mut sandbox = live_sandbox(&state, &caller, &id).await?;
     let mut status = StatusCode::OK;
     if sandbox.state == SandboxState::Paused {
