@@ -368,8 +368,9 @@ pub fn outcome_of(status: u16) -> &'static str {
 }
 
 async fn append(state: &AppState, entry: AuditEntry) {
-    if let Err(e) = state.engine.append_audit(&entry).await {
-        tracing::error!(error = %e, action = %entry.action, "cannot append to the audit log");
+    let action = entry.action.clone();
+    if let Err(e) = state.engine.append_audit(entry).await {
+        tracing::error!(error = %e, action = %action, "cannot append to the audit log");
     }
 }
 

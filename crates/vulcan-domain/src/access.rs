@@ -263,8 +263,9 @@ pub trait AccessStore: Send + Sync {
     /// Marks a key revoked (idempotent); returns it.
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> Result<ApiKey, StoreError>;
 
-    /// Appends one record; `seq` and `at` of `entry` are ignored.
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Appends records, in order, in one transaction; the store numbers them (`seq` of
+    /// each is ignored).
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
 
     /// Records, newest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;

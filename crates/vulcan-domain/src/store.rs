@@ -61,7 +61,9 @@ pub struct Admission {
     pub quota: Option<Quota>,
     /// Most workloads that may be pending for its backend (`None`: no limit).
     pub max_queue: Option<u64>,
-    /// Claim it for this node at once, if no older workload of its backend is waiting.
+    /// Claim it for this node and mark it `running` there at once (`started_at` =
+    /// `created_at`), if no older workload of its backend is waiting: the node starts it
+    /// without another transaction.
     pub claim_for: Option<String>,
     /// It is a schedule's tick: claim the tick in the same transaction, or store nothing
     /// ([`StoreError::Conflict`]) if another node claimed it first.
@@ -106,6 +108,9 @@ pub struct TerminalUpdate {
     pub prepare_ms: Option<u64>,
     /// What the run used, where the backend measured it.
     pub usage: Option<crate::Usage>,
+    /// Its last log lines not yet stored: written in the same transaction, before the
+    /// status turns terminal.
+    pub last_lines: Vec<crate::LogLine>,
 }
 
 /// What a status change expects of the stored workload: it applies only if this still
@@ -155,9 +160,10 @@ pub struct Claimed {
 /// a stale writer can never overwrite a terminal state.
 #[async_trait]
 pub trait WorkloadStore: Send + Sync {
-    /// Admits and records a new `pending` workload with the spec that will run it, in one
+    /// Admits and records a new workload with the spec that will run it, in one
     /// transaction: the backend's queue limit and the tenant's quota hold across every node
-    /// sharing the store. Returns whether it was claimed for `admission.claim_for`.
+    /// sharing the store. It is stored `pending`, or `running` on `admission.claim_for`
+    /// when that node may start it at once; returns whether it was.
     async fn enqueue(
         &self,
         workload: &Workload,
@@ -184,7 +190,9 @@ pub trait WorkloadStore: Send + Sync {
     ) -> Result<Workload, StoreError>;
 
     /// pending | running → completed | failed | killed, if the workload is still as
-    /// `expect` says (else an invalid transition from what it is now).
+    /// `expect` says (else an invalid transition from what it is now, and nothing is
+    /// written, `update.last_lines` included). Every node sharing the store hears of the
+    /// end ([`crate::Signal::Ended`]) when it commits: the caller tells only its own.
     async fn finish(
         &self,
         id: &str,

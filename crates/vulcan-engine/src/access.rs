@@ -151,8 +151,10 @@ impl Engine {
     }
 
     /// Appends one record to the audit log.
-    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.access_store().append_audit(entry).await
+    /// Appends a record to the audit log; returns once it is written (with the others of
+    /// the same moment: `audit.rs`).
+    pub async fn append_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.inner.audit_log.append(entry).await
     }
 
     /// Audit records, newest first.

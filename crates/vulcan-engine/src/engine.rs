@@ -140,6 +140,8 @@ pub(crate) struct Inner {
     pub sandboxes: crate::sandboxes::SandboxHost,
     /// The keys requests are verified against.
     pub keys: crate::access::Keys,
+    /// Appends to the audit log in batches.
+    pub audit_log: crate::audit::AuditLog,
     /// Wakes this node's scheduler when one of its schedules changed.
     pub schedule_changed: tokio::sync::Notify,
     /// Lifecycle events for live clients.
@@ -185,6 +187,7 @@ pub(crate) fn ended(status: WorkloadStatus, error: impl Into<String>) -> Termina
         duration_ms: None,
         prepare_ms: None,
         usage: None,
+        last_lines: Vec::new(),
     }
 }
 
@@ -215,6 +218,7 @@ impl Engine {
                 schedules: stores.schedules,
                 secrets: stores.secrets,
                 keys: crate::access::Keys::new(stores.access.clone()),
+                audit_log: crate::audit::AuditLog::new(stores.access.clone()),
                 access: stores.access,
                 sandbox_store: stores.sandboxes,
                 sandboxes: Default::default(),

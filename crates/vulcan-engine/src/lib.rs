@@ -14,6 +14,7 @@
 //! reads), and the helpers (`slots`, `sink`, `broker`, `watches`).
 
 mod access;
+mod audit;
 pub mod benchmark;
 mod broker;
 mod cluster;

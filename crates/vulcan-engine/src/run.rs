@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use vulcan_domain::{
-    Expect, LogLine, LogStore, Signal, StoreError, TerminalUpdate, Workload, WorkloadResult,
-    WorkloadSpec, WorkloadStatus,
+    Expect, LogLine, Signal, StoreError, TerminalUpdate, Workload, WorkloadResult, WorkloadSpec,
+    WorkloadStatus,
 };
 
 use crate::engine::{ended, now, Active, Inner, Stop};
@@ -20,8 +20,13 @@ use crate::slots::Slot;
 
 /// How one run ended, before it is written down.
 enum Ending {
-    /// Recorded with the given status (and its run time, if it ran).
-    Finished(TerminalUpdate, Option<Duration>),
+    /// To be recorded with the given status (and its run time, if its code ran).
+    Finished {
+        update: Box<TerminalUpdate>,
+        ran_for: Option<Duration>,
+        /// Whether the store has it `running` on this node (else only claimed by it).
+        running: bool,
+    },
     /// Someone else already ended it (a kill before it started, housekeeping), or another
     /// node holds the claim now: nothing to record.
     NotOurs,
@@ -69,28 +74,43 @@ async fn run(
         sink.note(note.clone());
     }
 
-    let ending = execute(&inner, &workload.tenant, spec, sink.clone(), stop).await;
+    let started = workload.status == WorkloadStatus::Running;
+    let ending = execute(&inner, &workload, spec, sink.clone(), stop, started).await;
     let dropped = sink.close();
     inner.metrics.log_lines_dropped(dropped);
     if matches!(ending, Ending::Abandoned) {
         // The store is out of reach: nothing more is written from here.
         writer.abort();
     }
-    // History is complete before the status turns terminal.
-    let _ = writer.await;
+    // History is complete before the status turns terminal: what the writer has not
+    // stored yet goes in with the end.
+    let last_lines = writer.await.unwrap_or_default();
 
+    let mut told = false;
     let last = match ending {
-        Ending::Finished(update, ran_for) => {
+        Ending::Finished {
+            mut update,
+            ran_for,
+            running,
+        } => {
             // A run ends on the node running it; a failure before the start, only while
             // this node still holds the claim.
             let node = inner.config.node_id.clone();
-            let expect = if ran_for.is_some() {
+            let expect = if running {
                 Expect::RunningOn(node)
             } else {
                 Expect::ClaimedBy(node)
             };
-            match inner.store.finish(&id, &update, &expect).await {
+            update.last_lines = last_lines;
+            let recorded = inner.store.finish(&id, &update, &expect).await;
+            if recorded.is_err() {
+                // The end was not ours to record, but the lines are its history still.
+                store_lines(&inner, &id, &update.last_lines).await;
+            }
+            match recorded {
                 Ok(w) => {
+                    // The store told every other node when it committed.
+                    told = true;
                     let secs = ran_for.map(|d| d.as_secs_f64());
                     inner
                         .metrics
@@ -113,6 +133,7 @@ async fn run(
             }
         }
         Ending::LeftPending => {
+            store_lines(&inner, &id, &last_lines).await;
             let keep: Vec<String> = inner
                 .active()
                 .keys()
@@ -128,7 +149,10 @@ async fn run(
             }
             None
         }
-        Ending::NotOurs => None,
+        Ending::NotOurs => {
+            store_lines(&inner, &id, &last_lines).await;
+            None
+        }
         Ending::Abandoned => {
             tracing::warn!(workload = %id, "stopped without recording its end: this node lost the store");
             None
@@ -141,7 +165,11 @@ async fn run(
     };
     inner.broker.close(&id);
     inner.active().remove(&id);
-    inner.signal(Signal::Ended(id));
+    if told {
+        inner.handle(Signal::Ended(id));
+    } else {
+        inner.signal(Signal::Ended(id));
+    }
     done.send_replace(last.or(Some(workload)));
 }
 
@@ -158,28 +186,38 @@ async fn stopped(mut stop: watch::Receiver<Option<Stop>>) -> Stop {
     }
 }
 
-/// Marks the workload running and runs it to its end.
+/// Marks the workload running (unless `started`: the store has it running already,
+/// since its admission) and runs it to its end.
 async fn execute(
     inner: &Inner,
-    tenant: &str,
+    workload: &Workload,
     spec: WorkloadSpec,
     sink: Arc<WorkloadLogSink>,
     stop: watch::Receiver<Option<Stop>>,
+    started: bool,
 ) -> Ending {
     let id = spec.id.clone();
+    let tenant = workload.tenant.as_str();
+    // An end before the code ran: recorded with no run time.
+    let unrun = |update: TerminalUpdate| Ending::Finished {
+        update: Box::new(update),
+        ran_for: None,
+        running: started,
+    };
     if let Some(reason) = stop.borrow().clone() {
-        return Ending::Finished(
-            ended(reason.status, format!("{} before it started", reason.error)),
-            None,
-        );
+        return unrun(ended(
+            reason.status,
+            format!("{} before it started", reason.error),
+        ));
     }
-    if *inner.stopping.borrow() {
+    // A shutdown gives back what it has not started; what started runs in its grace.
+    if *inner.stopping.borrow() && !started {
         return Ending::LeftPending;
     }
     let mut spec = spec;
     if let Err(e) = crate::functions::fill_code(&inner.functions, &mut spec).await {
         let why = format!("could not load the function's code: {e}");
-        return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+        return unrun(ended(WorkloadStatus::Failed, why));
     }
     // Secret values join the environment here, on the node that runs the code, and are
     // masked in everything it prints.
@@ -194,7 +232,7 @@ async fn execute(
         Ok(opened) => opened,
         Err(e) => {
             let why = format!("could not give the workload its secrets: {e}");
-            return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+            return unrun(ended(WorkloadStatus::Failed, why));
         }
     };
     spec.run.env.extend(opened.env);
@@ -205,14 +243,18 @@ async fn execute(
     sink.redact(redactor.clone());
     let Some(backend) = inner.registry.get(spec.run.isolation).cloned() else {
         let why = format!("this node has no {} backend", spec.run.isolation);
-        return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+        return unrun(ended(WorkloadStatus::Failed, why));
     };
-    match inner.store.start(&id, &inner.config.node_id, now()).await {
-        Ok(started) => inner.publish(crate::events::Event::workload(inner, "started", &started)),
-        Err(StoreError::InvalidTransition(_)) => return Ending::NotOurs,
-        Err(e) => {
-            let why = format!("could not mark the workload running: {e}");
-            return Ending::Finished(ended(WorkloadStatus::Failed, why), None);
+    if started {
+        inner.publish(crate::events::Event::workload(inner, "started", workload));
+    } else {
+        match inner.store.start(&id, &inner.config.node_id, now()).await {
+            Ok(w) => inner.publish(crate::events::Event::workload(inner, "started", &w)),
+            Err(StoreError::InvalidTransition(_)) => return Ending::NotOurs,
+            Err(e) => {
+                let why = format!("could not mark the workload running: {e}");
+                return unrun(ended(WorkloadStatus::Failed, why));
+            }
         }
     }
     let backend_name = spec.run.isolation.as_str();
@@ -277,7 +319,11 @@ async fn execute(
         update.output = update.output.map(|o| redactor.apply(&o));
         update.error = update.error.map(|e| redactor.apply(&e));
     }
-    Ending::Finished(update, Some(ran_for))
+    Ending::Finished {
+        update: Box::new(update),
+        ran_for: Some(ran_for),
+        running: true,
+    }
 }
 
 /// The terminal update of a run: its output (less its final newline, cut to the limit),
@@ -319,6 +365,7 @@ fn finish_update(
         duration_ms: Some(ran_for.as_millis() as u64),
         prepare_ms: prepared_in.map(|p| p.as_millis() as u64),
         usage: result.usage,
+        last_lines: Vec::new(),
     }
 }
 
@@ -395,16 +442,46 @@ impl Drop for WindUp {
     }
 }
 
-/// Writes a workload's log lines to the store in batches, in order, until the sink closes;
-/// after each batch, nodes following the workload are told.
-async fn persist_logs(inner: Arc<Inner>, id: String, mut lines: mpsc::UnboundedReceiver<LogLine>) {
-    let store: &Arc<dyn LogStore> = &inner.logs;
-    let mut batch = Vec::with_capacity(256);
-    while lines.recv_many(&mut batch, 256).await > 0 {
-        match store.append_logs(&id, &batch).await {
-            Ok(()) => inner.signal(Signal::Logs(id.clone())),
-            Err(e) => tracing::warn!(workload = %id, error = %e, "could not persist log lines"),
+/// How long a log line may wait for company before it is stored: lines go to the store
+/// in batches at least this often, and the last ones with the workload's end.
+const LOG_FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// Most lines stored in one batch.
+const LOG_BATCH_MAX: usize = 256;
+
+/// Writes a workload's log lines to the store in batches, in order, until the sink closes
+/// ([`LOG_FLUSH_EVERY`], [`LOG_BATCH_MAX`]); after each batch, nodes following the workload
+/// are told. Returns the lines not stored yet: they go in with the workload's end.
+async fn persist_logs(
+    inner: Arc<Inner>,
+    id: String,
+    mut lines: mpsc::UnboundedReceiver<LogLine>,
+) -> Vec<LogLine> {
+    let mut batch = Vec::with_capacity(LOG_BATCH_MAX);
+    // Wait for a first line, then for more until the batch is due or full.
+    while lines.recv_many(&mut batch, LOG_BATCH_MAX).await > 0 {
+        let due = tokio::time::Instant::now() + LOG_FLUSH_EVERY;
+        while batch.len() < LOG_BATCH_MAX {
+            let room = LOG_BATCH_MAX - batch.len();
+            match tokio::time::timeout_at(due, lines.recv_many(&mut batch, room)).await {
+                Ok(0) => return batch,
+                Ok(_) => {}
+                Err(_) => break,
+            }
         }
+        store_lines(&inner, &id, &batch).await;
         batch.clear();
+    }
+    batch
+}
+
+/// Stores `lines` of workload `id` and tells the nodes following it.
+async fn store_lines(inner: &Inner, id: &str, lines: &[LogLine]) {
+    if lines.is_empty() {
+        return;
+    }
+    match inner.logs.append_logs(id, lines).await {
+        Ok(()) => inner.signal(Signal::Logs(id.to_owned())),
+        Err(e) => tracing::warn!(workload = %id, error = %e, "could not persist log lines"),
     }
 }

@@ -5,7 +5,7 @@
 
 use vulcan_domain::{
     Admission, ImageError, Isolation, Quota, Refusal, Resources, Runtime, Signal, Workload,
-    WorkloadSpec, DEFAULT_TENANT,
+    WorkloadSpec, WorkloadStatus, DEFAULT_TENANT,
 };
 
 use crate::engine::now;
@@ -72,8 +72,8 @@ impl Engine {
         })
     }
 
-    /// Validates, routes and admits a workload into the queue; this node claims it at once
-    /// if it can run it now. Returns it as stored: `pending`.
+    /// Validates, routes and admits a workload into the queue; this node claims and starts
+    /// it at once if it can run it now. Returns it as stored: `running` here, or `pending`.
     pub async fn submit(&self, submission: Submission) -> Result<Workload, SubmitError> {
         let inner = &self.inner;
         if *inner.stopping.borrow() {
@@ -119,8 +119,9 @@ impl Engine {
         self.admit(workload, spec, quota, None).await
     }
 
-    /// Admits a workload into the queue; this node claims it at once if it can run it now
-    /// (a free slot, nothing older waiting). Returns it as stored: `pending`.
+    /// Admits a workload into the queue; this node claims and starts it at once if it can
+    /// run it now (a free slot, nothing older waiting). Returns it as stored: `running`
+    /// here, or `pending`.
     pub(crate) async fn admit(
         &self,
         workload: Workload,
@@ -148,13 +149,18 @@ impl Engine {
                 return Err(e.into());
             }
         };
+        let mut workload = workload;
+        if claimed {
+            // Stored running on this node: it starts here without another transaction.
+            workload.status = WorkloadStatus::Running;
+            workload.node_id = Some(inner.config.node_id.clone());
+            workload.started_at = Some(workload.created_at);
+        }
         inner.metrics.workload_submitted(isolation.as_str());
         inner.publish(crate::events::Event::workload(inner, "created", &workload));
         match slot {
             Some(slot) if claimed => {
-                let mut workload = workload.clone();
-                workload.node_id = Some(inner.config.node_id.clone());
-                crate::run::launch(inner, workload, spec, slot);
+                crate::run::launch(inner, workload.clone(), spec, slot);
             }
             other => {
                 // Queued behind older work: whichever node has a slot first claims it.

@@ -124,11 +124,13 @@ async fn a_kill_that_loses_the_race_to_a_start_elsewhere_asks_that_node_to_stop_
     );
     let id = "01KILLRACE0000000000000000";
     let (w, spec) = claimed_elsewhere(id);
-    let admission = Admission {
-        claim_for: Some("b".into()),
-        ..Admission::default()
-    };
-    assert!(sqlite.enqueue(&w, &spec, &admission).await.unwrap());
+    // Queued, then claimed by b from the queue (pending, claimed: not started yet).
+    assert!(!sqlite
+        .enqueue(&w, &spec, &Admission::default())
+        .await
+        .unwrap());
+    let claimed = sqlite.claim("b", w.isolation).await.unwrap();
+    assert_eq!(claimed.map(|c| c.workload.id).as_deref(), Some(id));
     // Node b starts it after the kill has read `pending`, before the kill writes.
     let b = sqlite.clone();
     *racing.before_finish.lock().unwrap() = Some(Box::new(move || {
@@ -172,6 +174,7 @@ async fn a_kill_that_loses_the_race_to_a_start_elsewhere_asks_that_node_to_stop_
         duration_ms: Some(5),
         prepare_ms: None,
         usage: None,
+        last_lines: Vec::new(),
     };
     sqlite
         .finish(id, &stopped, &Expect::RunningOn("b".into()))

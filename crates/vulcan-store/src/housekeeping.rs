@@ -21,5 +21,6 @@ pub(crate) fn lost_update(why: &str) -> TerminalUpdate {
         duration_ms: None,
         prepare_ms: None,
         usage: None,
+        last_lines: Vec::new(),
     }
 }

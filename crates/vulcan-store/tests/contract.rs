@@ -129,6 +129,7 @@ fn done(status: WorkloadStatus, ms: u64) -> TerminalUpdate {
         duration_ms: Some(ms),
         prepare_ms: Some(ms / 2),
         usage: None,
+        last_lines: Vec::new(),
     }
 }
 
@@ -307,11 +308,9 @@ async fn an_ending_applies_only_to_the_state_its_writer_expects(s: Stores) {
     assert_eq!(ended.status, WorkloadStatus::Killed);
     // A claim taken over by another node: the first claimant cannot fail it.
     let (w, spec) = workload("01Y", Isolation::Isolate);
-    let claim = Admission {
-        claim_for: Some("node-b".into()),
-        ..Admission::default()
-    };
-    assert!(s.workloads.enqueue(&w, &spec, &claim).await.unwrap());
+    put(&s, &w, &spec).await;
+    let claimed = s.workloads.claim("node-b", Isolation::Isolate).await;
+    assert_eq!(claimed.unwrap().unwrap().workload.id, "01Y");
     let failed = done(WorkloadStatus::Failed, 0);
     let not_mine = s
         .workloads
@@ -637,9 +636,34 @@ async fn a_direct_claim_never_jumps_the_queue(s: Stores) {
         s.workloads.enqueue(&w, &spec, &claim).await.unwrap(),
         "nothing waits: claimed"
     );
+    // Claimed at admission is started there too: running on `a` since its creation,
+    // counted running, never pending, and only `a` may end it.
+    let started = s.workloads.get("01S0").await.unwrap();
     assert_eq!(
-        s.workloads.get("01S0").await.unwrap().node_id.as_deref(),
-        Some("a")
+        (
+            started.status,
+            started.node_id.as_deref(),
+            started.started_at
+        ),
+        (WorkloadStatus::Running, Some("a"), Some(w.created_at)),
+    );
+    let stats = s.stats.stats(None).await.unwrap();
+    assert_eq!(
+        (stats.by_status["running"], stats.by_status["pending"]),
+        (1, 0),
+        "{stats:?}"
+    );
+    let not_claimed = s
+        .workloads
+        .finish(
+            "01S0",
+            &done(WorkloadStatus::Failed, 0),
+            &Expect::ClaimedBy("a".into()),
+        )
+        .await;
+    assert!(
+        matches!(not_claimed, Err(StoreError::InvalidTransition(_))),
+        "{not_claimed:?}"
     );
     let (w, spec) = workload("01S1", Isolation::Isolate);
     put(&s, &w, &spec).await;
@@ -648,6 +672,30 @@ async fn a_direct_claim_never_jumps_the_queue(s: Stores) {
         !s.workloads.enqueue(&w, &spec, &claim).await.unwrap(),
         "01S1 waits: 01S2 is queued behind it"
     );
+    let queued = s.workloads.get("01S2").await.unwrap();
+    assert_eq!(
+        (queued.status, queued.node_id),
+        (WorkloadStatus::Pending, None)
+    );
+    // The run ends on `a` with its last lines, stored in the same transaction.
+    let mut end = done(WorkloadStatus::Completed, 7);
+    end.last_lines = (1..=3)
+        .map(|seq| LogLine {
+            seq,
+            stream: LogStream::Stdout,
+            line: format!("line {seq}"),
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .collect();
+    let ended = s
+        .workloads
+        .finish("01S0", &end, &Expect::RunningOn("a".into()))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, WorkloadStatus::Completed);
+    let lines = s.logs.logs("01S0", None).await.unwrap();
+    let texts: Vec<_> = lines.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(texts, ["line 1", "line 2", "line 3"]);
 }
 
 async fn admission_holds_the_queue_limit_and_the_tenants_quota_and_stores_nothing_refused(
@@ -876,9 +924,10 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
     assert_eq!(s.access.keys(Some("a")).await.unwrap().len(), 1);
     assert!(s.access.keys(Some("b")).await.unwrap().is_empty());
 
-    for action in ["workload.create", "key.revoke"] {
-        s.access.append_audit(&audit(action, 3)).await.unwrap();
-    }
+    // One batch: its records in order, each when it happened (not when written).
+    let mut batch = [audit("workload.create", 3), audit("key.revoke", 3)];
+    batch[0].at -= time::Duration::seconds(2);
+    s.access.append_audit(&batch).await.unwrap();
     let all = s
         .access
         .audit(&AuditFilter {
@@ -892,6 +941,12 @@ async fn keys_audit_and_quotas_persist_and_the_audit_log_is_append_only(s: Store
             .map(|e| (e.action.as_str(), e.count))
             .collect::<Vec<_>>(),
         [("key.revoke", 3), ("workload.create", 3)]
+    );
+    assert!(all[0].seq > all[1].seq, "{all:?}");
+    assert_eq!(
+        all[1].at.unix_timestamp(),
+        batch[0].at.unix_timestamp(),
+        "{all:?}"
     );
     assert_eq!(all[0].request_id.as_deref(), Some("req-key.revoke"));
     let one = s
@@ -963,7 +1018,7 @@ async fn only_the_servers_retention_removes_audit_records_and_it_says_so(s: Stor
             .await
             .unwrap();
     }
-    s.access.append_audit(&audit("recent", 1)).await.unwrap();
+    s.access.append_audit(&[audit("recent", 1)]).await.unwrap();
     let refused = s
         .raw
         .execute("DELETE FROM audit_log WHERE action = 'old.one'")

@@ -283,15 +283,31 @@ fn bare_deno_run(server: &Server, n: usize) -> Figures {
     })
 }
 
+/// Runs `round` with the build `VULCAN_BENCH_BEFORE` names first (labelled `before`), if
+/// set, then with this one (labelled `label`): a before-and-after in one run.
+fn before_and_after(label: &str, round: impl Fn(&str)) {
+    if let Ok(before) = std::env::var("VULCAN_BENCH_BEFORE") {
+        let this = common::vulcan_bin();
+        std::env::set_var("VULCAN_TEST_BIN", &before);
+        round("before");
+        std::env::set_var("VULCAN_TEST_BIN", this);
+    }
+    round(label);
+}
+
 /// One-shot node workloads as users drive them: back to back from one client (next to a
 /// bare `deno run` of the same code, in the same run), then four clients for 10 s.
 fn oneshot(n: usize) {
+    before_and_after("isolate one-shot", |label| oneshot_round(label, n));
+}
+
+fn oneshot_round(label: &str, n: usize) {
     let server = Server::start(&[]);
     std::thread::sleep(Duration::from_secs(1));
     for _ in 0..20 {
         sum_ok(&server);
     }
-    let vulcan = measure("isolate one-shot: 1 client back to back", n, 1, || {
+    let vulcan = measure(&format!("{label}: 1 client back to back"), n, 1, || {
         sum_ok(&server)
     });
     let bare = bare_deno_run(&server, n);
@@ -301,11 +317,8 @@ fn oneshot(n: usize) {
     let ratio = percentile(&v, 0.5) / percentile(&b, 0.5);
     vulcan.print();
     bare.print();
-    println!(
-        "{:<46} {ratio:.2}x a bare deno run at p50",
-        "isolate one-shot"
-    );
-    for_seconds("isolate one-shot: 4 clients, 10 s", 4, 10, || {
+    println!("{label:<46} {ratio:.2}x a bare deno run at p50");
+    for_seconds(&format!("{label}: 4 clients, 10 s"), 4, 10, || {
         sum_ok(&server)
     })
     .print();

@@ -44,11 +44,14 @@ fn a_sync_workload_completes_with_every_documented_field() {
 }
 
 #[test]
-fn an_async_workload_goes_pending_then_completes() {
+fn an_async_workload_is_started_at_admission_then_completes() {
     let server = Server::start(&[]);
     let (status, w) = server.post("/v1/workloads/async", &sum_workload(20, 22));
     assert_eq!(status, 202);
-    assert_eq!(w["status"], "pending");
+    // A free slot: claimed and started by the node that admitted it, in one step.
+    assert_eq!(w["status"], "running", "{w}");
+    assert!(w["node_id"].is_string(), "{w}");
+    assert_eq!(w["started_at"], w["created_at"], "{w}");
     let done = server.wait_terminal(w["id"].as_str().unwrap(), Duration::from_secs(20));
     assert_eq!(done["status"], "completed");
     assert_eq!(done["output"], "{\"sum\":42}");

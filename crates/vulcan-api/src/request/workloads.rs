@@ -78,8 +78,9 @@ pub async fn create(
     Ok((Extension(AuditTarget(accepted.id)), Json(done)))
 }
 
-/// `POST /v1/workloads/async`: answers 202 with the pending workload at once.
-#[utoipa::path(post, path = "/v1/workloads/async", tag = "workloads", request_body = CreateWorkload, responses((status = 202, description = "The workload, pending", body = vulcan_domain::Workload), crate::error::Errors))]
+/// `POST /v1/workloads/async`: answers 202 at once with the workload as admitted: `running`
+/// if this node started it at once, else `pending` in the queue.
+#[utoipa::path(post, path = "/v1/workloads/async", tag = "workloads", request_body = CreateWorkload, responses((status = 202, description = "The workload as admitted: running if this node started it at once, else pending", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn create_async(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -144,27 +144,43 @@ impl AccessStore for PgStore {
         .await
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&AuditEntry) -> Option<String>| -> Vec<Option<String>> {
+            entries.iter().map(f).collect()
+        };
+        let at: Vec<i64> = entries.iter().map(|e| to_ms(e.at)).collect();
+        let actor = column(|e| Some(e.actor.clone()));
+        let role = column(|e| e.role.clone());
+        let tenant = column(|e| e.tenant.clone());
+        let action = column(|e| Some(e.action.clone()));
+        let target = column(|e| e.target.clone());
+        let outcome = column(|e| Some(e.outcome.clone()));
+        let status: Vec<i64> = entries.iter().map(|e| i64::from(e.status)).collect();
+        let detail = column(|e| e.detail.clone());
+        let count: Vec<i64> = entries.iter().map(|e| e.count.max(1) as i64).collect();
+        let request_id = column(|e| e.request_id.clone());
         self.run(|c, _| {
+            let columns: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+                &at, &actor, &role, &tenant, &action, &target, &outcome, &status, &detail,
+                &count, &request_id,
+            ];
             Box::pin(async move {
-                let st = c.prepare_cached(APPEND).await?;
-                c.execute(
-                    &st,
-                    &[
-                        &to_ms(OffsetDateTime::now_utc()),
-                        &entry.actor,
-                        &entry.role,
-                        &entry.tenant,
-                        &entry.action,
-                        &entry.target,
-                        &entry.outcome,
-                        &i64::from(entry.status),
-                        &entry.detail,
-                        &(entry.count.max(1) as i64),
-                        &entry.request_id,
-                    ],
-                )
-                .await?;
+                // One statement for the batch; WITH ORDINALITY keeps their order in `seq`.
+                let st = c
+                    .prepare_cached(
+                        "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count, request_id)
+                         SELECT at, actor, role, tenant, action, target, outcome, status, detail, count, request_id
+                         FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                                     $7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[])
+                              WITH ORDINALITY AS r (at, actor, role, tenant, action, target, outcome, status,
+                                                    detail, count, request_id, n)
+                         ORDER BY n",
+                    )
+                    .await?;
+                c.execute(&st, &columns).await?;
                 Ok(())
             })
         })

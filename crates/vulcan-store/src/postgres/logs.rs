@@ -16,28 +16,51 @@ fn log_from_row(r: &Row) -> LogLine {
     }
 }
 
+/// Adds a batch of a workload's lines: one statement, one round trip.
+pub(super) const INSERT_LINES: &str =
+    "INSERT INTO log_lines (workload_id, seq, stream, line, created_at)
+     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
+     ON CONFLICT (workload_id, seq) DO NOTHING";
+
+/// A batch of lines as the columns [`INSERT_LINES`] takes.
+pub(super) struct Batch<'a> {
+    seqs: Vec<i64>,
+    streams: Vec<&'a str>,
+    texts: Vec<&'a str>,
+    times: Vec<i64>,
+}
+
+impl<'a> Batch<'a> {
+    pub(super) fn of(lines: &'a [LogLine]) -> Batch<'a> {
+        Batch {
+            seqs: lines.iter().map(|l| l.seq as i64).collect(),
+            streams: lines.iter().map(|l| l.stream.as_str()).collect(),
+            texts: lines.iter().map(|l| l.line.as_str()).collect(),
+            times: lines.iter().map(|l| to_ms(l.created_at)).collect(),
+        }
+    }
+
+    /// The statement's parameters for workload `id`.
+    pub(super) fn params<'p>(
+        &'p self,
+        id: &'p &'p str,
+    ) -> [&'p (dyn tokio_postgres::types::ToSql + Sync); 5] {
+        [id, &self.seqs, &self.streams, &self.texts, &self.times]
+    }
+}
+
 #[async_trait]
 impl LogStore for PgStore {
     async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
         if lines.is_empty() {
             return Ok(());
         }
-        let seqs: Vec<i64> = lines.iter().map(|l| l.seq as i64).collect();
-        let streams: Vec<&str> = lines.iter().map(|l| l.stream.as_str()).collect();
-        let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
-        let times: Vec<i64> = lines.iter().map(|l| to_ms(l.created_at)).collect();
+        let batch = Batch::of(lines);
         self.run(|c, _| {
-            let (seqs, streams, texts, times) = (&seqs, &streams, &texts, &times);
+            let batch = &batch;
             Box::pin(async move {
-                // One statement for the batch: the lines go in with one round trip.
-                let st = c
-                    .prepare_cached(
-                        "INSERT INTO log_lines (workload_id, seq, stream, line, created_at)
-                         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
-                         ON CONFLICT (workload_id, seq) DO NOTHING",
-                    )
-                    .await?;
-                c.execute(&st, &[&id, seqs, streams, texts, times]).await?;
+                let st = c.prepare_cached(INSERT_LINES).await?;
+                c.execute(&st, &batch.params(&id)).await?;
                 Ok(())
             })
         })

@@ -40,7 +40,7 @@ impl Counters {
                     "INSERT INTO workload_counts (isolation, status, n)
                      SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[])
                      ON CONFLICT (isolation, status) DO UPDATE SET n = workload_counts.n + EXCLUDED.n
-                     RETURNING n",
+                     RETURNING status, n",
                 )
                 .await?,
             share: tx
@@ -60,19 +60,19 @@ impl Counters {
         })
     }
 
-    /// Adds `delta` to everyone's count of (isolation, status); the new count.
+    /// Adds `deltas` to everyone's counts of (isolation, each of `statuses`), locking
+    /// their rows in that order; the new count of each.
     pub(super) async fn count_all(
         &self,
         tx: &Transaction<'_>,
         isolation: &str,
-        status: WorkloadStatus,
-        delta: i64,
-    ) -> Result<i64, Fail> {
-        let (statuses, deltas): (&[&str], &[i64]) = (&[status.as_str()], &[delta]);
-        let row = tx
-            .query_one(&self.all, &[&isolation, &statuses, &deltas])
+        statuses: &[&str],
+        deltas: &[i64],
+    ) -> Result<Vec<(String, i64)>, Fail> {
+        let rows = tx
+            .query(&self.all, &[&isolation, &statuses, &deltas])
             .await?;
-        Ok(row.get(0))
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Adds `delta` to the tenant's count of (isolation, status).
@@ -282,6 +282,20 @@ pub(super) async fn finish_in(
                  sum_ms = tenant_durations.sum_ms + EXCLUDED.sum_ms",
         )
         .await?;
+    let lines_st = if u.last_lines.is_empty() {
+        None
+    } else {
+        Some(tx.prepare_cached(super::logs::INSERT_LINES).await?)
+    };
+    let notify_st = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+    // History is complete before the status turns terminal: the last lines go first.
+    let lines = async {
+        if let Some(st) = &lines_st {
+            let batch = super::logs::Batch::of(&u.last_lines);
+            tx.execute(st, &batch.params(&id)).await?;
+        }
+        Ok::<_, Fail>(())
+    };
     let row = async {
         tx.query_one(
             &update,
@@ -332,12 +346,20 @@ pub(super) async fn finish_in(
         }
         Ok::<_, Fail>(())
     };
-    let (row, (), (), ()) = tokio::try_join!(
+    // Delivered to every node when (and only if) the transaction commits.
+    let ended = vulcan_domain::Signal::Ended(id.to_owned()).encode();
+    let told = async {
+        tx.execute(&notify_st, &[&super::CHANNEL, &ended]).await?;
+        Ok::<_, Fail>(())
+    };
+    let ((), row, (), (), (), ()) = tokio::try_join!(
         biased;
+        lines,
         row,
         counters.moved(tx, &current, u.status),
         figures,
-        durations
+        durations,
+        told
     )?;
     workload_from_row(&row)
 }

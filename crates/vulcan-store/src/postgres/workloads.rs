@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tokio_postgres::{Row, Statement};
 use vulcan_domain::{
     Admission, Claimed, Expect, Isolation, ListFilter, StoreError, TerminalUpdate, Workload,
-    WorkloadPage, WorkloadSpec, WorkloadStore,
+    WorkloadPage, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 
 use super::transitions::{finish_in, start_in, Counters};
@@ -166,12 +166,19 @@ struct Stored<'a> {
 }
 
 /// Admits and inserts a workload in two round trips: what admission reads (the pending
-/// counter, bumped and locked to commit so that two nodes admitting to the same backend
-/// take turns and the limit holds across them; the tenant's usage; whether older work
-/// waits), then every write together. Whether it was claimed for `claim_for`.
+/// counter, locked to commit so that two nodes admitting to the same backend take turns
+/// and the limit holds across them, with the running one when it may start at once; the
+/// tenant's usage; whether older work waits), then every write together. Whether it was
+/// claimed and started for `claim_for`.
 async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> {
     let (w, admission) = (s.w, s.admission);
     let isolation = w.isolation.as_str();
+    let pending = WorkloadStatus::Pending.as_str();
+    // The counter rows this admission may move, locked in the order every writer locks them.
+    let locked: (&[&str], &[i64]) = match admission.claim_for {
+        Some(_) => (&[pending, WorkloadStatus::Running.as_str()], &[0, 0]),
+        None => (&[pending], &[0]),
+    };
     // Everything prepared before anything is sent: the statements go out in this order.
     let counters = Counters::prepare(tx).await?;
     let usage_st = UsageStatements::prepare(tx).await?;
@@ -182,9 +189,9 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         )
         .await?;
     let now_ms = to_ms(w.created_at);
-    let (pending, usage, waiting) = tokio::try_join!(
+    let (counts, usage, waiting) = tokio::try_join!(
         biased;
-        counters.count_all(tx, isolation, w.status, 1),
+        counters.count_all(tx, isolation, locked.0, locked.1),
         async {
             match &admission.quota {
                 Some(_) => usage_st.usage(tx, &w.tenant, now_ms).await.map(Some),
@@ -198,8 +205,18 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
             }
         },
     )?;
-    if let Some(max) = admission.max_queue {
-        admission::queue(w.isolation, pending.max(0) as u64, max)?;
+    let claim = admission.claim_for.clone().filter(|_| !waiting);
+    // Started at once, or in the queue: only then does the queue's limit apply.
+    let status = match claim {
+        Some(_) => WorkloadStatus::Running,
+        None => w.status,
+    };
+    if let (Some(max), WorkloadStatus::Pending) = (admission.max_queue, status) {
+        let queued = counts
+            .iter()
+            .find(|(s, _)| s == pending)
+            .map_or(0, |(_, n)| *n);
+        admission::queue(w.isolation, queued.max(0) as u64 + 1, max)?;
     }
     if let (Some(quota), Some(usage)) = (&admission.quota, usage) {
         let resources = vulcan_domain::Resources {
@@ -210,8 +227,11 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         };
         admission::quota(&w.tenant, quota, usage, resources)?;
     }
-    let claim = admission.claim_for.clone().filter(|_| !waiting);
     let claimed_at = claim.as_ref().map(|_| to_ms(OffsetDateTime::now_utc()));
+    let started_at = match claim {
+        Some(_) => Some(to_ms(w.created_at)),
+        None => w.started_at.map(to_ms),
+    };
 
     // Prepared before anything is sent, so that the writes go out in this order.
     let insert_st = tx
@@ -240,7 +260,7 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
                 &insert_st,
                 &[
                     &w.id,
-                    &w.status.as_str(),
+                    &status.as_str(),
                     &isolation,
                     &w.requested_isolation.as_str(),
                     &w.runtime.as_str(),
@@ -254,7 +274,7 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
                     &i64::from(w.timeout_s),
                     &w.duration_ms.map(|d| d as i64),
                     &to_ms(w.created_at),
-                    &w.started_at.map(to_ms),
+                    &started_at,
                     &w.finished_at.map(to_ms),
                     &w.tenant,
                     &w.prepare_ms.map(|d| d as i64),
@@ -301,7 +321,7 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         Ok::<_, Fail>(())
     };
     let share = async {
-        if !w.status.is_terminal() {
+        if !status.is_terminal() {
             let (cpus, mem_mb) = (w.cpu_limit.into(), w.mem_limit.into());
             counters.use_share(tx, &w.tenant, cpus, mem_mb, 1).await?;
         }
@@ -313,12 +333,19 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         }
         Ok::<_, Fail>(())
     };
+    let counted = async {
+        counters
+            .count_all(tx, isolation, &[status.as_str()], &[1])
+            .await?;
+        Ok::<_, Fail>(())
+    };
     tokio::try_join!(
         biased;
         insert,
         fire,
+        counted,
         share,
-        counters.count_tenant(tx, &w.tenant, isolation, w.status, 1),
+        counters.count_tenant(tx, &w.tenant, isolation, status, 1),
         invoked
     )?;
     Ok(claim.is_some())

@@ -131,30 +131,43 @@ impl AccessStore for SqliteStore {
         .await
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let e = entry.clone();
-        let bytes = e.detail.as_ref().map_or(0, String::len);
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let entries = entries.to_vec();
+        let bytes = entries
+            .iter()
+            .map(|e| e.detail.as_ref().map_or(0, String::len))
+            .sum();
         self.write_small(bytes, move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count, request_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(io)?
-            .execute(params![
-                to_ms(OffsetDateTime::now_utc()),
-                e.actor,
-                e.role,
-                e.tenant,
-                e.action,
-                e.target,
-                e.outcome,
-                e.status,
-                e.detail,
-                e.count.max(1) as i64,
-                e.request_id
-            ])
-            .map(drop)
-            .map_err(io)
+            let tx = conn.transaction().map_err(io)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO audit_log (at, actor, role, tenant, action, target, outcome, status, detail, count, request_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )
+                    .map_err(io)?;
+                for e in &entries {
+                    insert
+                        .execute(params![
+                            to_ms(e.at),
+                            e.actor,
+                            e.role,
+                            e.tenant,
+                            e.action,
+                            e.target,
+                            e.outcome,
+                            e.status,
+                            e.detail,
+                            e.count.max(1) as i64,
+                            e.request_id
+                        ])
+                        .map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
         })
         .await
     }

@@ -17,6 +17,31 @@ fn log_from_row(r: &Row) -> rusqlite::Result<LogLine> {
     })
 }
 
+/// Adds `lines` of workload `id` in the caller's transaction.
+pub(super) fn insert_lines(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    lines: &[LogLine],
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO log_lines (workload_id, seq, stream, line, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(io)?;
+    for l in lines {
+        stmt.execute(params![
+            id,
+            l.seq as i64,
+            l.stream.as_str(),
+            l.line,
+            to_ms(l.created_at)
+        ])
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl LogStore for SqliteStore {
     async fn append_logs(&self, id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
@@ -27,24 +52,7 @@ impl LogStore for SqliteStore {
         let lines = lines.to_vec();
         self.write(move |conn| {
             let tx = conn.transaction().map_err(io)?;
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO log_lines (workload_id, seq, stream, line, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .map_err(io)?;
-                for l in &lines {
-                    stmt.execute(params![
-                        id,
-                        l.seq as i64,
-                        l.stream.as_str(),
-                        l.line,
-                        to_ms(l.created_at)
-                    ])
-                    .map_err(io)?;
-                }
-            }
+            insert_lines(&tx, &id, &lines)?;
             tx.commit().map_err(io)
         })
         .await

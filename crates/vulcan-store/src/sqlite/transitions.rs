@@ -117,7 +117,7 @@ pub(super) fn finish_in(
         }
         .into());
     }
-    transition(tx, id, u.status, expect, |tx, from, isolation| {
+    let w = transition(tx, id, u.status, expect, |tx, from, isolation| {
         // A workload that never ran has no duration worth counting.
         let duration = u.duration_ms.filter(|_| from == WorkloadStatus::Running);
         let usage = u.usage.filter(|_| from == WorkloadStatus::Running);
@@ -174,7 +174,10 @@ pub(super) fn finish_in(
             .execute(params![tenant, isolation, bucket, ms as i64])?;
         }
         Ok(())
-    })
+    })?;
+    // Its history is complete when the status turns terminal: in the same transaction.
+    super::logs::insert_lines(tx, id, &u.last_lines)?;
+    Ok(w)
 }
 
 /// Puts a claimed, not started workload back in the queue.

@@ -131,7 +131,26 @@ impl WorkloadStore for SqliteStore {
         self.write_small(bytes, move |conn| {
             let tx = immediate(conn)?;
             let isolation = w.isolation.as_str();
-            if let Some(max) = admission.max_queue {
+            // Claimed (and started) at once only if nothing older waits for the same backend.
+            let claim = match &admission.claim_for {
+                Some(node) => {
+                    let waiting = tx
+                        .prepare_cached(
+                            "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1 LIMIT 1",
+                        )
+                        .map_err(io)?
+                        .exists([isolation])
+                        .map_err(io)?;
+                    (!waiting).then(|| node.clone())
+                }
+                None => None,
+            };
+            let (status, started_at) = match claim {
+                Some(_) => (WorkloadStatus::Running, Some(w.created_at)),
+                None => (w.status, w.started_at),
+            };
+            // Only a workload that waits in the queue counts against its limit.
+            if let (Some(max), WorkloadStatus::Pending) = (admission.max_queue, status) {
                 let pending: i64 = tx
                     .prepare_cached(
                         "SELECT COALESCE(SUM(n), 0) FROM workload_counts WHERE isolation = ?1 AND status = 'pending'",
@@ -151,20 +170,6 @@ impl WorkloadStore for SqliteStore {
                 };
                 admission::quota(&w.tenant, quota, usage, resources)?;
             }
-            // Claimed at once only if nothing older waits for the same backend.
-            let claim = match &admission.claim_for {
-                Some(node) => {
-                    let waiting = tx
-                        .prepare_cached(
-                            "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1 LIMIT 1",
-                        )
-                        .map_err(io)?
-                        .exists([isolation])
-                        .map_err(io)?;
-                    (!waiting).then(|| node.clone())
-                }
-                None => None,
-            };
             let inserted = tx
                 .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
@@ -175,7 +180,7 @@ impl WorkloadStore for SqliteStore {
                 .map_err(io)?
                 .execute(params![
                     w.id,
-                    w.status.as_str(),
+                    status.as_str(),
                     isolation,
                     w.requested_isolation.as_str(),
                     w.runtime.as_str(),
@@ -189,7 +194,7 @@ impl WorkloadStore for SqliteStore {
                     w.timeout_s,
                     w.duration_ms.map(|d| d as i64),
                     to_ms(w.created_at),
-                    w.started_at.map(to_ms),
+                    started_at.map(to_ms),
                     w.finished_at.map(to_ms),
                     w.tenant,
                     w.prepare_ms.map(|d| d as i64),
@@ -231,8 +236,8 @@ impl WorkloadStore for SqliteStore {
                     return Err(tick_taken(&tick.schedule_id));
                 }
             }
-            count(&tx, &w.tenant, isolation, w.status, 1).map_err(io)?;
-            if !w.status.is_terminal() {
+            count(&tx, &w.tenant, isolation, status, 1).map_err(io)?;
+            if !status.is_terminal() {
                 use_share(&tx, &w.tenant, w.cpu_limit.into(), w.mem_limit.into(), 1).map_err(io)?;
             }
             if let Some(function) = &w.function {
@@ -387,8 +392,9 @@ impl WorkloadStore for SqliteStore {
         expect: &Expect,
     ) -> Result<Workload, StoreError> {
         let (id, u, expect) = (id.to_owned(), update.clone(), expect.clone());
-        let bytes =
-            u.output.as_ref().map_or(0, String::len) + u.error.as_ref().map_or(0, String::len);
+        let bytes = u.output.as_ref().map_or(0, String::len)
+            + u.error.as_ref().map_or(0, String::len)
+            + u.last_lines.iter().map(|l| l.line.len()).sum::<usize>();
         self.write_small(bytes, move |conn| {
             let tx = immediate(conn)?;
             let w = finish_in(&tx, &id, &u, &expect)?;

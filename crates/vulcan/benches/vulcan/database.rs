@@ -130,6 +130,7 @@ fn per_workload(label: &str, pg: &PgServer, n: usize) {
     let before = counts(pg, &url);
     std::thread::sleep(idle_for);
     let idle = counts(pg, &url);
+    pg.psql(&url, "SELECT pg_stat_statements_reset()").unwrap();
     let started = Instant::now();
     for _ in 0..n {
         let w = node.run(wasm.clone());
@@ -149,6 +150,21 @@ fn per_workload(label: &str, pg: &PgServer, n: usize) {
         per(|c| c.0),
         per(|c| c.1),
     );
+    // Where the statements went (the idle ones included): the most called, per workload.
+    let top = pg
+        .psql(
+            &url,
+            "SELECT calls, regexp_replace(left(query, 90), '\\s+', ' ', 'g') FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             ORDER BY calls DESC LIMIT 12",
+        )
+        .unwrap();
+    for line in top.lines() {
+        if let Some((calls, query)) = line.split_once('|') {
+            let calls: f64 = calls.parse().unwrap_or(0.0);
+            println!("{:>8.2} per workload  {query}", calls / n as f64);
+        }
+    }
 }
 
 fn round(label: &str, n: usize) {
@@ -194,11 +210,5 @@ fn round(label: &str, n: usize) {
 }
 
 pub fn run(n: usize) {
-    if let Ok(before) = std::env::var("VULCAN_BENCH_BEFORE") {
-        let this = super::common::vulcan_bin();
-        std::env::set_var("VULCAN_TEST_BIN", &before);
-        round("before", n);
-        std::env::set_var("VULCAN_TEST_BIN", this);
-    }
-    round("db", n);
+    super::before_and_after("db", |label| round(label, n));
 }
