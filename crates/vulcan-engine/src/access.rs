@@ -150,7 +150,6 @@ impl Engine {
         self.access_store().set_quota(tenant, quota).await
     }
 
-    /// Appends one record to the audit log.
     /// Appends a record to the audit log; returns once it is written (with the others of
     /// the same moment: `audit.rs`).
     pub async fn append_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {

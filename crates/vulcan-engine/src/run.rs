@@ -74,8 +74,7 @@ async fn run(
         sink.note(note.clone());
     }
 
-    let started = workload.status == WorkloadStatus::Running;
-    let ending = execute(&inner, &workload, spec, sink.clone(), stop, started).await;
+    let ending = execute(&inner, &workload, spec, sink.clone(), stop).await;
     let dropped = sink.close();
     inner.metrics.log_lines_dropped(dropped);
     if matches!(ending, Ending::Abandoned) {
@@ -186,18 +185,18 @@ async fn stopped(mut stop: watch::Receiver<Option<Stop>>) -> Stop {
     }
 }
 
-/// Marks the workload running (unless `started`: the store has it running already,
-/// since its admission) and runs it to its end.
+/// Marks the workload running (unless the store has it running already, since its
+/// admission) and runs it to its end.
 async fn execute(
     inner: &Inner,
     workload: &Workload,
     spec: WorkloadSpec,
     sink: Arc<WorkloadLogSink>,
     stop: watch::Receiver<Option<Stop>>,
-    started: bool,
 ) -> Ending {
     let id = spec.id.clone();
     let tenant = workload.tenant.as_str();
+    let started = workload.status == WorkloadStatus::Running;
     // An end before the code ran: recorded with no run time.
     let unrun = |update: TerminalUpdate| Ending::Finished {
         update: Box::new(update),

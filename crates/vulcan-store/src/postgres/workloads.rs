@@ -174,10 +174,14 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
     let (w, admission) = (s.w, s.admission);
     let isolation = w.isolation.as_str();
     let pending = WorkloadStatus::Pending.as_str();
-    // The counter rows this admission may move, locked in the order every writer locks them.
-    let locked: (&[&str], &[i64]) = match admission.claim_for {
-        Some(_) => (&[pending, WorkloadStatus::Running.as_str()], &[0, 0]),
-        None => (&[pending], &[0]),
+    // The counter rows this admission may move, locked in the order every writer locks
+    // them: its own, bumped at once when it cannot start here; else pending and running,
+    // the one it lands in bumped with the writes.
+    let bumped = admission.claim_for.is_none();
+    let locked: (&[&str], &[i64]) = if bumped {
+        (&[w.status.as_str()], &[1])
+    } else {
+        (&[pending, WorkloadStatus::Running.as_str()], &[0, 0])
     };
     // Everything prepared before anything is sent: the statements go out in this order.
     let counters = Counters::prepare(tx).await?;
@@ -215,8 +219,9 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         let queued = counts
             .iter()
             .find(|(s, _)| s == pending)
-            .map_or(0, |(_, n)| *n);
-        admission::queue(w.isolation, queued.max(0) as u64 + 1, max)?;
+            .map_or(0, |(_, n)| *n)
+            + i64::from(!bumped);
+        admission::queue(w.isolation, queued.max(0) as u64, max)?;
     }
     if let (Some(quota), Some(usage)) = (&admission.quota, usage) {
         let resources = vulcan_domain::Resources {
@@ -334,9 +339,11 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         Ok::<_, Fail>(())
     };
     let counted = async {
-        counters
-            .count_all(tx, isolation, &[status.as_str()], &[1])
-            .await?;
+        if !bumped {
+            counters
+                .count_all(tx, isolation, &[status.as_str()], &[1])
+                .await?;
+        }
         Ok::<_, Fail>(())
     };
     tokio::try_join!(
