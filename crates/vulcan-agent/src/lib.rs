@@ -12,10 +12,15 @@
 //! [`Kind::Loaded`] (JSON [`Served`]: an error if loading failed), then serves each
 //! [`Kind::Invoke`] (the input's JSON) with its lines and one [`Kind::Result`] (JSON
 //! [`Served`]), until the host stops the VM.
+//!
+//! A sandbox (`Run::sandbox`) is held instead: the agent answers the Run with
+//! [`Kind::Loaded`], then serves [`Kind::Call`]s ([`held`]) until the host stops the VM.
 
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
+
+pub mod held;
 
 /// Largest frame either side accepts (type byte and payload).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -39,8 +44,12 @@ pub enum Kind {
     Exit = 4,
     Loaded = 5,
     Result = 6,
+    Answer = 7,
+    Output = 8,
+    Ended = 9,
     Run = 16,
     Invoke = 17,
+    Call = 18,
 }
 
 impl Kind {
@@ -52,8 +61,12 @@ impl Kind {
             4 => Kind::Exit,
             5 => Kind::Loaded,
             6 => Kind::Result,
+            7 => Kind::Answer,
+            8 => Kind::Output,
+            9 => Kind::Ended,
             16 => Kind::Run,
             17 => Kind::Invoke,
+            18 => Kind::Call,
             _ => return None,
         })
     }
@@ -97,7 +110,17 @@ pub struct Run {
     /// The root is an image's ([`FromImage`]): how its configuration says to run in it.
     #[serde(default)]
     pub image: Option<FromImage>,
+    /// Hold the VM as a sandbox ([`held`]): no program runs until one is called for.
+    #[serde(default)]
+    pub sandbox: bool,
 }
+
+/// On the kernel command line of a sandbox's guest, whose second disk (serial
+/// [`DATA_DISK_SERIAL`]) is its own: the image's overlay writes there, not to RAM.
+pub const DATA_DISK_ARG: &str = "vulcan.disk=1";
+
+/// The serial number of a sandbox's own disk, by which the agent finds it.
+pub const DATA_DISK_SERIAL: &str = "vulcan-data";
 
 /// On the kernel command line of a guest whose first disk is an image's root: the agent
 /// mounts it read-only (no setuid, no devices) under a throw-away overlay in guest RAM.

@@ -9,8 +9,11 @@
 //! ([`serve`]).
 //!
 //! Reading order: [`workspace`] (where the workload runs), [`network`] (the NIC, for a job
-//! with a network), [`run`] (one program), [`serve`] (a warm instance).
+//! with a network), [`run`] (one program), [`serve`] (a warm instance), [`hold`] with
+//! [`files`] (a sandbox held across many calls).
 
+mod files;
+mod hold;
 mod network;
 mod run;
 mod serve;
@@ -279,6 +282,10 @@ fn main() {
                 error: Some("the agent could not set the guest's clock and entropy".into()),
                 ..Exit::default()
             },
+            Ok(job) if job.sandbox => {
+                hold::hold(&port, &mut reader, job);
+                power_off();
+            }
             Ok(job) if job.serve => serve::serve(&port, &mut reader, job),
             Ok(job) => run::run(&port, job),
             Err(e) => Exit {

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use vulcan_agent::{Run, MAX_PROCESSES, OVERLAY_ARG};
+use vulcan_agent::{Run, DATA_DISK_ARG, DATA_DISK_SERIAL, MAX_PROCESSES, OVERLAY_ARG};
 use vulcan_sandbox::archive::{self, Rules};
 use vulcan_sandbox::cgroup::{self, Cgroup, CgroupParent};
 
@@ -84,7 +84,7 @@ pub fn cgroup_parent() -> Option<&'static CgroupParent> {
 /// Makes the workload's cgroup (the same policy as on the host: memory bounded with no
 /// swap, at most [`MAX_PROCESSES`], and the whole group killed on OOM); `None` if the guest
 /// has no cgroup v2 or a bound cannot be set.
-fn workload_cgroup(mem_mb: u32) -> Option<Cgroup> {
+pub(crate) fn workload_cgroup(mem_mb: u32) -> Option<Cgroup> {
     let group = cgroup_parent()?.group("workload").ok()?;
     let bounded = (mem_mb == 0
         || group
@@ -141,7 +141,7 @@ pub fn pipe() -> io::Result<(File, OwnedFd)> {
 }
 
 /// A descriptor that becomes readable when process `pid` exits.
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     // SAFETY: a descriptor the kernel just made for this process alone.
@@ -197,10 +197,10 @@ pub fn mount_root() -> Result<PathBuf, String> {
     if ROOT_MOUNTED.load(Ordering::SeqCst) {
         return Ok(root);
     }
-    let overlay = fs::read_to_string("/proc/cmdline")
-        .unwrap_or_default()
-        .split_whitespace()
-        .any(|arg| arg == OVERLAY_ARG);
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let overlay = cmdline.split_whitespace().any(|arg| arg == OVERLAY_ARG);
+    // A sandbox's overlay writes to its own disk, which outlives a pause; /tmp is there too.
+    let data_disk = overlay && cmdline.split_whitespace().any(|arg| arg == DATA_DISK_ARG);
     let (disk_at, flags) = if overlay {
         crate::load_modules("/etc/vulcan/overlay-modules");
         ("/image", libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV)
@@ -210,7 +210,8 @@ pub fn mount_root() -> Result<PathBuf, String> {
     let mut mounted = Err(io::Error::other("no disk"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        mounted = mount("/dev/vda", disk_at, "ext4", flags, "");
+        let (root_dev, _) = disks();
+        mounted = mount(&root_dev, disk_at, "ext4", flags, "");
         if mounted.is_ok() {
             break;
         }
@@ -221,7 +222,12 @@ pub fn mount_root() -> Result<PathBuf, String> {
     }
     if overlay {
         let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
-        mount("tmpfs", "/overlay", "tmpfs", nosuid, "mode=0755")
+        let upper = match disks() {
+            (_, Some(data)) if data_disk => mount(&data, "/overlay", "ext4", nosuid, ""),
+            _ if data_disk => Err(io::Error::other("the sandbox's disk is missing")),
+            _ => mount("tmpfs", "/overlay", "tmpfs", nosuid, "mode=0755"),
+        };
+        upper
             .and_then(|()| fs::create_dir_all("/overlay/upper"))
             .and_then(|()| fs::create_dir_all("/overlay/work"))
             .and_then(|()| {
@@ -242,6 +248,9 @@ pub fn mount_root() -> Result<PathBuf, String> {
         ("tmpfs", "/newroot/tmp"),
         ("tmpfs", "/newroot/work"),
     ] {
+        if data_disk && fs_type == "tmpfs" {
+            continue;
+        }
         let flags = if fs_type == "sysfs" {
             libc::MS_RDONLY
         } else {
@@ -254,6 +263,11 @@ pub fn mount_root() -> Result<PathBuf, String> {
             flags,
             if fs_type == "tmpfs" { "mode=1777" } else { "" },
         );
+    }
+    if data_disk {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::create_dir_all("/newroot/tmp")
+            .and_then(|()| fs::set_permissions("/newroot/tmp", fs::Permissions::from_mode(0o1777)));
     }
     // The agent's own files for the workload (read-only to it): the node preload.
     if mount("tmpfs", "/newroot/run", "tmpfs", 0, "mode=0755").is_ok() {
@@ -269,6 +283,34 @@ pub fn mount_root() -> Result<PathBuf, String> {
     }
     ROOT_MOUNTED.store(true, Ordering::SeqCst);
     Ok(root)
+}
+
+/// The root disk's device, and a sandbox's own disk's (the one whose serial is
+/// [`DATA_DISK_SERIAL`]) if there is one.
+fn disks() -> (String, Option<String>) {
+    let mut names: Vec<String> = fs::read_dir("/sys/block")
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("vd"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let is_data = |name: &String| {
+        fs::read_to_string(format!("/sys/block/{name}/serial"))
+            .is_ok_and(|s| s.trim() == DATA_DISK_SERIAL)
+    };
+    let data = names
+        .iter()
+        .find(|n| is_data(n))
+        .map(|n| format!("/dev/{n}"));
+    let root = names
+        .iter()
+        .find(|n| !is_data(n))
+        .map_or_else(|| "/dev/vda".to_owned(), |n| format!("/dev/{n}"));
+    (root, data)
 }
 
 /// Before a snapshot is taken (`vulcan.prewarm=RUNTIME` on the kernel command line):
@@ -355,6 +397,21 @@ pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
     })
 }
 
+/// Where a held sandbox's processes run: the image's root on the sandbox's disk, one cgroup
+/// for all of them, the image's environment.
+pub fn prepare_held(job: &Run) -> Result<Workspace, String> {
+    let root = mount_root()?;
+    let image = job.image.clone().unwrap_or_default();
+    let home = if image.uid == 0 { "/root" } else { "/" };
+    Ok(Workspace {
+        root,
+        group: workload_cgroup(job.mem_mb),
+        user: (image.uid, image.gid),
+        cwd: "/".into(),
+        base_env: base_env(home, &image.env),
+    })
+}
+
 impl Workspace {
     /// Waits for the workload's program: until it exits, or — with `report`, the read end
     /// of its fd 3 — until it writes its exit code there (node's preload does, before the
@@ -420,9 +477,22 @@ impl Workspace {
         env: &[(String, String)],
         results: Option<i32>,
     ) -> Command {
+        self.command_as(program, args, env, results, self.user, &self.cwd)
+    }
+
+    /// [`Workspace::command`] as `user`, in `cwd`.
+    pub fn command_as(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        results: Option<i32>,
+        user: (u32, u32),
+        cwd: &str,
+    ) -> Command {
         let root_c = CString::new(self.root.to_string_lossy().as_bytes()).unwrap_or_default();
-        let cwd_c = CString::new(self.cwd.as_bytes()).unwrap_or_default();
-        let (uid, gid) = self.user;
+        let cwd_c = CString::new(cwd.as_bytes()).unwrap_or_default();
+        let (uid, gid) = user;
         // Joined between fork and exec, where only raw system calls may run.
         let procs = self
             .group

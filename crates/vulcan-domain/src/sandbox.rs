@@ -256,6 +256,13 @@ pub trait LiveSandbox: Send + Sync {
     /// Memory and CPU used now.
     fn usage(&self) -> SandboxUsage;
 
+    /// Whether [`LiveSandbox::pause`] takes along the processes started through
+    /// [`LiveSandbox::spawn`] (their output and stdin go on after the resume); if not,
+    /// a sandbox is not paused while one of them runs.
+    fn pauses_followed_processes(&self) -> bool {
+        false
+    }
+
     /// Saves it whole (memory, processes) to disk and stops it: it holds no memory until
     /// [`LiveSandbox::resume`]; its files stay where they are.
     async fn pause(&self) -> Result<(), BackendError> {

@@ -127,26 +127,7 @@ fn make_root(dir: &Path, lower: &Path, disk_mb: u32) -> Result<PathBuf, String> 
     for d in [&disk, &root] {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
-    let file = std::fs::File::create(&image)
-        .map_err(|e| format!("cannot create {}: {e}", image.display()))?;
-    file.set_len(u64::from(disk_mb) * 1024 * 1024)
-        .map_err(|e| format!("cannot size {}: {e}", image.display()))?;
-    drop(file);
-    // No journal: the disk lives no longer than its sandbox, and the space is the user's.
-    run(
-        "mkfs.ext4",
-        &[
-            "-q",
-            "-F",
-            "-m",
-            "0",
-            "-O",
-            "^has_journal",
-            "-E",
-            "lazy_itable_init=1",
-            text(&image),
-        ],
-    )?;
+    vulcan_sandbox::disk::make_ext4(&image, disk_mb)?;
     run(
         "mount",
         &["-o", "loop,nosuid,nodev", text(&image), text(&disk)],

@@ -76,6 +76,7 @@ pub async fn choose(
         incoming: None,
         memory: None,
         nic: None,
+        data_disk: None,
     };
     let (accel, note) = match Vm::boot(vmm, spec, vms, PROBE_DEADLINE).await {
         Ok(vm) => {

@@ -26,6 +26,8 @@ mod networked;
 mod pool;
 mod qmp;
 mod restore;
+mod sandboxes;
+pub use sandboxes::MicrovmSandboxes;
 mod served;
 pub mod snapshot;
 mod templates;
@@ -210,6 +212,7 @@ impl Inner {
             incoming: None,
             memory: None,
             nic: None,
+            data_disk: None,
         }
     }
 
@@ -532,6 +535,7 @@ impl MicrovmBackend {
             seed: None,
             network: None,
             image: None,
+            sandbox: false,
         };
         let template = match spec.run.image.as_deref() {
             Some(reference) => Some(self.run_in_image(reference, spec, &mut run, logs).await?),

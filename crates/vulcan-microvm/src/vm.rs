@@ -18,7 +18,7 @@ use vulcan_domain::{BackendError, LogSink, LogStream, WorkloadResult};
 use crate::vmm::{VmSpec, Vmm};
 
 /// Frames (or the reason the channel broke) as the reader thread sees them.
-type Frames = mpsc::Receiver<Result<(Kind, Vec<u8>), String>>;
+pub(crate) type Frames = mpsc::Receiver<Result<(Kind, Vec<u8>), String>>;
 
 /// Everything the guest may send for one workload before it is cut off.
 const MAX_GUEST_BYTES: u64 = 256 * 1024 * 1024;
@@ -208,9 +208,29 @@ impl Vm {
     /// Saves this VM (booted with `spec.qmp` set, its agent Ready and waiting) into `file`,
     /// and ends it: QEMU stops the guest when the state is written.
     pub async fn save(self, file: &std::path::Path, timeout: Duration) -> Result<(), String> {
+        self.save_keeping(file, timeout).await
+    }
+
+    /// [`Vm::save`], keeping the VM: stopped once saved; running on if saving failed.
+    pub async fn save_keeping(
+        &self,
+        file: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         let mut qmp = crate::qmp::Qmp::connect(&self.dir.join("qmp.sock"), deadline).await?;
         qmp.migrate_to_file(file, deadline).await
+    }
+
+    /// The channel, for a caller that follows the guest itself (a held sandbox): a writer
+    /// and the frames; this VM keeps neither.
+    pub(crate) fn take_channel(&mut self) -> Result<(UnixStream, Frames), String> {
+        let writer = self
+            .writer
+            .try_clone()
+            .map_err(|e| format!("cannot share the VM's channel: {e}"))?;
+        let (_, closed) = mpsc::channel(1);
+        Ok((writer, std::mem::replace(&mut self.frames, closed)))
     }
 
     /// Whether the VMM process is still running.
@@ -552,9 +572,8 @@ impl Drop for Pending {
     }
 }
 
-/// The job's frame, with the host's clock and fresh entropy taken now, as it leaves: a
-/// VM booted (or pooled) long before gets the time of its run.
-fn seeded(job: &Run) -> Result<Vec<u8>, BackendError> {
+/// The host's clock and fresh entropy, now.
+pub(crate) fn fresh_seed() -> Result<Seed, BackendError> {
     let mut entropy = [0u8; SEED_BYTES];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut entropy))
@@ -562,12 +581,18 @@ fn seeded(job: &Run) -> Result<Vec<u8>, BackendError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
+    Ok(Seed {
+        unix_s: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+        unix_nanos: now.subsec_nanos(),
+        entropy: base64::engine::general_purpose::STANDARD.encode(entropy),
+    })
+}
+
+/// The job's frame, with the host's clock and fresh entropy taken now, as it leaves: a
+/// VM booted (or pooled) long before gets the time of its run.
+fn seeded(job: &Run) -> Result<Vec<u8>, BackendError> {
     let job = Run {
-        seed: Some(Seed {
-            unix_s: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
-            unix_nanos: now.subsec_nanos(),
-            entropy: base64::engine::general_purpose::STANDARD.encode(entropy),
-        }),
+        seed: Some(fresh_seed()?),
         ..job.clone()
     };
     serde_json::to_vec(&job).map_err(|e| BackendError(e.to_string()))

@@ -46,6 +46,9 @@ pub struct VmSpec {
     pub memory: Option<GuestMemory>,
     /// The VM's NIC; none: the VM has no NIC.
     pub nic: Option<Nic>,
+    /// A writable disk of the VM's own (a sandbox's), after the root: serial
+    /// [`vulcan_agent::DATA_DISK_SERIAL`].
+    pub data_disk: Option<PathBuf>,
 }
 
 /// A NIC on a tap device made (and filtered on the host) beforehand in a network
@@ -165,6 +168,20 @@ impl Vmm for QemuMicrovm {
                 ),
                 "-device",
                 "virtio-blk-device,drive=root",
+            ]);
+        }
+        if let Some(disk) = &spec.data_disk {
+            cmd.args([
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=none,id=data,cache=writeback",
+                    path(disk).replace(',', ",,")
+                ),
+                "-device",
+                &format!(
+                    "virtio-blk-device,drive=data,serial={}",
+                    vulcan_agent::DATA_DISK_SERIAL
+                ),
             ]);
         }
         let namespace = match &spec.nic {

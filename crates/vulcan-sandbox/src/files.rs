@@ -52,25 +52,8 @@ struct Inside {
 
 impl Inside {
     fn parse(path: &str) -> Result<Inside, FileError> {
-        let invalid = |why: &str| {
-            FileError::new(
-                FileErrorKind::Invalid,
-                format!("path {path:?} {why}: give an absolute path inside the sandbox, e.g. /home/user/data.txt"),
-            )
-        };
-        if !path.starts_with('/') {
-            return Err(invalid("is not absolute"));
-        }
-        if path.contains('\0') {
-            return Err(invalid("has a NUL byte"));
-        }
-        let mut parts = Vec::new();
-        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-            if part == ".." {
-                return Err(invalid("has a `..` component"));
-            }
-            parts.push(part.to_owned());
-        }
+        let parts =
+            crate::paths::parts(path).map_err(|why| FileError::new(FileErrorKind::Invalid, why))?;
         Ok(Inside {
             shown: format!("/{}", parts.join("/")),
             parts,

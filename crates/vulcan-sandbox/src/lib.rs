@@ -22,6 +22,7 @@ pub mod archive;
 pub mod beneath;
 pub mod capture;
 pub mod cgroup;
+pub mod disk;
 #[cfg(feature = "files")]
 pub mod files;
 pub mod image_user;
@@ -29,5 +30,6 @@ pub mod image_user;
 pub mod instances;
 #[cfg(feature = "network")]
 pub mod network;
+pub mod paths;
 #[cfg(feature = "files")]
 pub mod watch;

@@ -423,6 +423,9 @@ fn main() {
     if run("sandboxes") {
         sandboxes::run(n.min(60), 50);
     }
+    if run("sandboxes-microvm") {
+        sandboxes::run_microvm(n.min(60));
+    }
     if run("templates") {
         templates::run(n.clamp(1, 10), n.clamp(1, 3));
     }

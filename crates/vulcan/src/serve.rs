@@ -307,7 +307,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     gvisor.preparation_timeout = pull_timeout + Duration::from_secs(30);
     let gvisor = Arc::new(GvisorBackend::start(gvisor, images.clone()));
     registry.register(gvisor.clone());
-    let sandbox_drivers: Vec<Arc<dyn vulcan_domain::SandboxDriver>> = vec![Arc::new(
+    let mut sandbox_drivers: Vec<Arc<dyn vulcan_domain::SandboxDriver>> = vec![Arc::new(
         vulcan_gvisor::sandboxes::GvisorSandboxes::new(&gvisor),
     )];
 
@@ -335,7 +335,9 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         gvisor.clone(),
         args.data_dir.join("go"),
     )));
-    registry.register(Arc::new(MicrovmBackend::start(microvm).await));
+    let microvm = MicrovmBackend::start(microvm).await;
+    sandbox_drivers.push(Arc::new(microvm.sandboxes()));
+    registry.register(Arc::new(microvm));
     for info in registry.list() {
         match &info.reason {
             None => tracing::info!(backend = %info.name, "backend available"),

@@ -428,7 +428,7 @@ impl Engine {
                     )
                 }),
             Isolation::Isolate => Err(SandboxError::Invalid(
-                "isolation \"isolate\" cannot hold a sandbox (no processes, no files): use \"gvisor\" or \"auto\"".into(),
+                "isolation \"isolate\" cannot hold a sandbox (no processes, no files): use \"gvisor\", \"microvm\" or \"auto\"".into(),
             )),
             other => match drivers.get(&other) {
                 Some(d) if available(d) => Ok(d.clone()),
@@ -683,14 +683,15 @@ impl Inner {
             )));
         }
         // A process started through the API holds the host's ends of its pipes, which a
-        // saved sandbox cannot take along.
+        // saved gVisor sandbox cannot take along (a microVM's are inside it).
+        let takes_along = live.sandbox.pauses_followed_processes();
         let followed: Vec<String> = live
             .processes()
             .values()
             .filter(|p| p.running())
             .map(|p| p.info().pid.to_string())
             .collect();
-        if !followed.is_empty() {
+        if !followed.is_empty() && !takes_along {
             return Err(SandboxError::Conflict(format!(
                 "sandbox {} has processes Vulcan follows still running (pids {}): their output comes through the host and cannot be paused with it. End them first; a process meant to outlive a pause is started detached inside, its output to a file there, e.g. sh -c 'server >/tmp/server.log 2>&1 </dev/null &'",
                 live.id,

@@ -217,6 +217,7 @@ pub fn run(n: usize) {
                 shared: false,
             }),
         nic: None,
+        data_disk: None,
     };
     let bare_restores: Vec<f64> = (0..n).map(|_| bare_incoming_ms(&spec)).collect();
     drop(restore_server);

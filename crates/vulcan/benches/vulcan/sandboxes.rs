@@ -2,6 +2,9 @@
 //! the round trip of `true` in a running sandbox, one and four clients; pause and resume of
 //! a 256 MB sandbox with ~200 MB in use; 50 sandboxes held at once with what each costs in
 //! memory (its cgroup's, and the host's available memory).
+//!
+//! sandboxes-microvm: the same for microVM sandboxes (create, `true` round trips, pause and
+//! resume with a followed process running), but the fifty held at once.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +14,14 @@ use serde_json::json;
 use vulcan_gvisor::testing::Registry;
 
 fn create(server: &Server, image: &str) -> String {
-    let (status, s) = server.post("/v1/sandboxes", &json!({"image": image}));
+    create_in(server, image, "gvisor", 512)
+}
+
+fn create_in(server: &Server, image: &str, isolation: &str, mem_mb: u32) -> String {
+    let (status, s) = server.post(
+        "/v1/sandboxes",
+        &json!({"image": image, "isolation": isolation, "resources": {"mem_mb": mem_mb}}),
+    );
     assert_eq!(status, 201, "{s}");
     s["id"].as_str().unwrap().to_owned()
 }
@@ -85,85 +95,21 @@ pub fn run(n: usize, held: usize) {
     .print();
 
     let id = create(&server, &image);
-    let true_once = || {
-        let (status, p) = server.post(
-            &format!("/v1/sandboxes/{id}/processes"),
-            &json!({"cmd": "true"}),
-        );
-        assert_eq!(status, 200, "{p}");
-        assert_eq!(p["exit_code"], 0, "{p}");
-    };
-    for _ in 0..3 {
-        true_once();
-    }
-    measure("sandbox: exec `true` round trip", n, 1, true_once).print();
-    measure(
-        "sandbox: exec `true`, 4 clients",
-        n.div_ceil(4),
-        4,
-        true_once,
-    )
-    .print();
+    round_trips(&server, &id, n, "sandbox");
     remove(&server, &id);
 
-    // Pause and resume of a 256 MB sandbox with about 200 MB of it in use.
     let python = registry.push("python:bench-sandboxes", "python");
-    let big = {
-        let (status, s) = server.post(
-            "/v1/sandboxes",
-            &json!({"image": python, "resources": {"mem_mb": 256}}),
-        );
-        assert_eq!(status, 201, "{s}");
-        s["id"].as_str().unwrap().to_owned()
-    };
-    let (status, p) = server.post(
-        &format!("/v1/sandboxes/{big}/processes"),
-        &json!({"cmd": "sh", "args": ["-c", "python3 -c \"import time; x = b'a' * 190_000_000; open('/tmp/held', 'w').write('1'); time.sleep(1e6)\" >/dev/null 2>&1 </dev/null &"]}),
-    );
-    assert_eq!(status, 200, "{p}");
-    let t = Instant::now();
-    while server
-        .get(&format!("/v1/sandboxes/{big}/files/stat?path=/tmp/held"))
-        .0
-        != 200
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "the memory was never filled"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let (_, usage) = server.get(&format!("/v1/sandboxes/{big}/metrics"));
-    let in_use = usage["memory_bytes"].as_u64().unwrap_or(0);
-    let (mut pauses, mut resumes) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        let t = Instant::now();
-        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/pause"), &json!({}));
-        assert_eq!(status, 200, "{s}");
-        pauses.push(t.elapsed());
-        let t = Instant::now();
-        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/resume"), &json!({}));
-        assert_eq!(status, 200, "{s}");
-        resumes.push(t.elapsed());
-    }
-    pauses.sort();
-    resumes.sort();
-    let saved = std::fs::metadata(
-        server
-            .data_dir
-            .join("gvisor/sandboxes")
-            .join(&big)
-            .join("checkpoint/checkpoint.img"),
-    )
-    .map_or(0, |m| m.len());
-    println!(
-        "sandbox: pause of {:.0} MiB in use: p50 {:.0} ms ({:.2} s per GB), resume p50 {:.0} ms; saved {:.0} MiB (n=5)",
-        in_use as f64 / 1048576.0,
-        percentile(&pauses, 0.5),
-        percentile(&pauses, 0.5) / 1000.0 / (in_use.max(1) as f64 / 1e9),
-        percentile(&resumes, 0.5),
-        saved as f64 / 1048576.0,
-    );
+    let big = create_in(&server, &python, "gvisor", 256);
+    pause_and_resume(&server, &big, "sandbox", |server, id| {
+        std::fs::metadata(
+            server
+                .data_dir
+                .join("gvisor/sandboxes")
+                .join(id)
+                .join("checkpoint/checkpoint.img"),
+        )
+        .map_or(0, |m| m.len())
+    });
     remove(&server, &big);
 
     // Many held at once: what each costs while it idles.
@@ -197,5 +143,119 @@ pub fn run(n: usize, held: usize) {
         "sandbox: {held} deleted in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    server.stop(Duration::from_secs(60));
+}
+
+/// The round trip of `true` in sandbox `id`: one client, then four.
+fn round_trips(server: &Server, id: &str, n: usize, what: &str) {
+    let true_once = || {
+        let (status, p) = server.post(
+            &format!("/v1/sandboxes/{id}/processes"),
+            &json!({"cmd": "true"}),
+        );
+        assert_eq!(status, 200, "{p}");
+        assert_eq!(p["exit_code"], 0, "{p}");
+    };
+    for _ in 0..3 {
+        true_once();
+    }
+    measure(&format!("{what}: exec `true` round trip"), n, 1, true_once).print();
+    measure(
+        &format!("{what}: exec `true`, 4 clients"),
+        n.div_ceil(4),
+        4,
+        true_once,
+    )
+    .print();
+}
+
+/// Pause and resume of python sandbox `big` (256 MB) with about 200 MB of it in use by a
+/// process started detached, five times; `saved` says what a pause wrote.
+fn pause_and_resume(server: &Server, big: &str, what: &str, saved: impl Fn(&Server, &str) -> u64) {
+    let (status, p) = server.post(
+        &format!("/v1/sandboxes/{big}/processes"),
+        &json!({"cmd": "sh", "args": ["-c", "python3 -c \"import time; x = b'a' * 190_000_000; open('/tmp/held', 'w').write('1'); time.sleep(1e6)\" >/dev/null 2>&1 </dev/null &"]}),
+    );
+    assert_eq!(status, 200, "{p}");
+    let t = Instant::now();
+    while server
+        .get(&format!("/v1/sandboxes/{big}/files/stat?path=/tmp/held"))
+        .0
+        != 200
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "the memory was never filled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The sample of its usage comes every few seconds.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, usage) = server.get(&format!("/v1/sandboxes/{big}/metrics"));
+    let in_use = usage["memory_bytes"].as_u64().unwrap_or(0);
+    let (mut pauses, mut resumes) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/pause"), &json!({}));
+        assert_eq!(status, 200, "{s}");
+        pauses.push(t.elapsed());
+        let t = Instant::now();
+        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/resume"), &json!({}));
+        assert_eq!(status, 200, "{s}");
+        resumes.push(t.elapsed());
+    }
+    pauses.sort();
+    resumes.sort();
+    println!(
+        "{what}: pause of {:.0} MiB in use: p50 {:.0} ms ({:.2} s per GB), resume p50 {:.0} ms; saved {:.0} MiB (n=5)",
+        in_use as f64 / 1048576.0,
+        percentile(&pauses, 0.5),
+        percentile(&pauses, 0.5) / 1000.0 / (in_use.max(1) as f64 / 1e9),
+        percentile(&resumes, 0.5),
+        saved(server, big) as f64 / 1048576.0,
+    );
+}
+
+/// microVM sandboxes: create → first answer, `true` round trips, pause and resume.
+pub fn run_microvm(n: usize) {
+    let registry = Registry::start();
+    let image = registry.push("busybox:bench-vm-sandboxes", "busybox");
+    let mut server = Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
+    // The image is converted once, before anything is timed.
+    let first = create_in(&server, &image, "microvm", 256);
+    echo(&server, &first);
+    remove(&server, &first);
+    let mut created = Vec::new();
+    for _ in 0..n.min(5) {
+        let t = Instant::now();
+        let id = create_in(&server, &image, "microvm", 256);
+        echo(&server, &id);
+        created.push(t.elapsed());
+        remove(&server, &id);
+    }
+    created.sort();
+    println!(
+        "{:<46} n={:<6} p50={:>8.2} ms  p95={:>8.2} ms",
+        "microVM sandbox: create → first answer",
+        created.len(),
+        percentile(&created, 0.5),
+        percentile(&created, 0.95),
+    );
+    let id = create_in(&server, &image, "microvm", 256);
+    round_trips(&server, &id, n, "microVM sandbox");
+    remove(&server, &id);
+
+    let python = registry.push("python:bench-vm-sandboxes", "python");
+    let big = create_in(&server, &python, "microvm", 256);
+    pause_and_resume(&server, &big, "microVM sandbox", |server, id| {
+        let dir = server.data_dir.join("microvm/sandboxes").join(id);
+        // The devices' state is written at each pause, and the RAM file kept.
+        let blocks = |name: &str| {
+            std::fs::metadata(dir.join(name))
+                .map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+        };
+        blocks("memory") + blocks("state")
+    });
+    remove(&server, &big);
     server.stop(Duration::from_secs(60));
 }

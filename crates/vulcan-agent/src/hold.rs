@@ -1,0 +1,340 @@
+//! A held sandbox ([`vulcan_agent::held`]): the image's root on the sandbox's own disk,
+//! processes started and followed on call, files served by a chrooted helper
+//! ([`crate::files`]). Runs until the host stops the VM (or closes the port).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{ChildStdin, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use vulcan_agent::held::{
+    output_frame, Answer, Call, Failure, FailureKind, Op, ProcEnded, Spawn, Usage, STDERR, STDOUT,
+};
+use vulcan_agent::{read_frame, write_frame, Kind, Run, Served};
+
+use crate::workspace::{pidfd_open, prepare_held, Workspace};
+use crate::{send, Port};
+
+/// How long an ended process's output may still be read before its end is reported (a
+/// child it left holding the pipes would otherwise hold the report back for ever).
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// A process started on call, until it is reaped.
+struct Held {
+    stdin: Option<ChildStdin>,
+    pidfd: Option<OwnedFd>,
+}
+
+type Table = Arc<Mutex<HashMap<u32, Held>>>;
+
+fn answer(port: &Port, answer: &Answer) {
+    send(
+        port,
+        Kind::Answer,
+        &serde_json::to_vec(answer).unwrap_or_default(),
+    );
+}
+
+/// Holds the sandbox; returns (the VM powers off) when the host closes the port.
+pub fn hold(port: &Port, reader: &mut File, job: Run) {
+    let workspace = match prepare_held(&job) {
+        Ok(w) => w,
+        Err(e) => {
+            let failed = Served {
+                error: Some(e),
+                ..Served::default()
+            };
+            send(
+                port,
+                Kind::Loaded,
+                &serde_json::to_vec(&failed).unwrap_or_default(),
+            );
+            return;
+        }
+    };
+    // Forked before any thread of ours exists.
+    let files = match crate::files::start(&workspace.root) {
+        Ok(f) => f,
+        Err(e) => {
+            let failed = Served {
+                error: Some(format!("cannot start the files helper: {e}")),
+                ..Served::default()
+            };
+            send(
+                port,
+                Kind::Loaded,
+                &serde_json::to_vec(&failed).unwrap_or_default(),
+            );
+            return;
+        }
+    };
+    let mut to_files = match files.try_clone() {
+        Ok(f) => f,
+        Err(_) => return,
+    };
+    {
+        // The helper's answers go out as they come.
+        let port = port.clone();
+        let mut from_files = files;
+        std::thread::spawn(move || {
+            while let Ok((Kind::Answer, payload)) = read_frame(&mut from_files) {
+                send(&port, Kind::Answer, &payload);
+            }
+        });
+    }
+    send(
+        port,
+        Kind::Loaded,
+        &serde_json::to_vec(&Served::default()).unwrap_or_default(),
+    );
+    let workspace = Arc::new(workspace);
+    let table: Table = Arc::default();
+    loop {
+        let payload = match read_frame(reader) {
+            Ok((Kind::Call, payload)) => payload,
+            Ok(_) => continue,
+            Err(_) => return,
+        };
+        let call: Call = match serde_json::from_slice(&payload) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::log(&format!("an invalid call: {e}"));
+                continue;
+            }
+        };
+        let id = call.id;
+        let done = match call.op {
+            Op::Spawn(spawn) => spawn_process(port, &workspace, &table, spawn)
+                .map(|pid| serde_json::json!({ "pid": pid })),
+            Op::Stdin { pid, data } => {
+                write_stdin(&table, pid, &data).map(|()| serde_json::json!({}))
+            }
+            Op::CloseStdin { pid } => {
+                if let Some(held) = lock(&table).get_mut(&pid) {
+                    held.stdin = None;
+                }
+                Ok(serde_json::json!({}))
+            }
+            Op::Signal { pid, signal } => {
+                send_signal(&table, pid, signal).map(|()| serde_json::json!({}))
+            }
+            Op::Usage => Ok(serde_json::to_value(usage(&workspace)).unwrap_or_default()),
+            Op::Seed(seed) => {
+                if !crate::seed(&seed) {
+                    crate::log("cannot set the clock and entropy after a resume");
+                }
+                Ok(serde_json::json!({}))
+            }
+            // The rest are file calls: the helper answers them.
+            _ => {
+                if write_frame(&mut to_files, Kind::Call, &payload).is_err() {
+                    answer(
+                        port,
+                        &Answer::failed(
+                            id,
+                            Failure::new(FailureKind::Io, "the files helper is gone"),
+                        ),
+                    );
+                }
+                continue;
+            }
+        };
+        let reply = match done {
+            Ok(value) => Answer::ok(id, value),
+            Err(failure) => Answer::failed(id, failure),
+        };
+        answer(port, &reply);
+    }
+}
+
+fn lock(table: &Table) -> std::sync::MutexGuard<'_, HashMap<u32, Held>> {
+    table.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn spawn_process(
+    port: &Port,
+    workspace: &Arc<Workspace>,
+    table: &Table,
+    spawn: Spawn,
+) -> Result<u32, Failure> {
+    let Some((program, args)) = spawn.argv.split_first() else {
+        return Err(Failure::new(FailureKind::Invalid, "no command to run"));
+    };
+    let inside = workspace.root.join(spawn.cwd.trim_start_matches('/'));
+    if !spawn.cwd.starts_with('/') || !inside.is_dir() {
+        return Err(Failure::new(
+            FailureKind::Invalid,
+            format!("cwd {} is not a directory in the sandbox", spawn.cwd),
+        ));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = workspace.command_as(
+        program,
+        &args,
+        &spawn.env,
+        None,
+        (spawn.uid, spawn.gid),
+        &spawn.cwd,
+    );
+    if !spawn.stdin {
+        cmd.stdin(Stdio::null());
+    }
+    // The table is locked across the start so that the process's end (reported by its own
+    // thread) cannot be looked for before it is in.
+    let mut held = lock(table);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::new(FailureKind::Process, format!("cannot start {program}: {e}")))?;
+    let pid = child.id();
+    held.insert(
+        pid,
+        Held {
+            stdin: child.stdin.take(),
+            pidfd: pidfd_open(pid),
+        },
+    );
+    drop(held);
+    let (read_tx, read_rx) = mpsc::channel::<()>();
+    let pumps: Vec<Box<dyn Read + Send>> = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let streams = [STDOUT, STDERR];
+    let pumped = pumps.len();
+    for (mut pipe, stream) in pumps.into_iter().zip(streams) {
+        let (port, done) = (port.clone(), read_tx.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => send(&port, Kind::Output, &output_frame(pid, stream, &buf[..n])),
+                }
+            }
+            let _ = done.send(());
+        });
+    }
+    let (port, table) = (port.clone(), table.clone());
+    std::thread::spawn(move || {
+        use std::os::unix::process::ExitStatusExt;
+        let status = child.wait();
+        for _ in 0..pumped {
+            if read_rx.recv_timeout(OUTPUT_GRACE).is_err() {
+                break;
+            }
+        }
+        lock(&table).remove(&pid);
+        let (code, signal) = match status {
+            Ok(s) => (s.code(), s.signal()),
+            Err(_) => (None, None),
+        };
+        let ended = ProcEnded { pid, code, signal };
+        send(
+            &port,
+            Kind::Ended,
+            &serde_json::to_vec(&ended).unwrap_or_default(),
+        );
+    });
+    Ok(pid)
+}
+
+fn gone(pid: u32) -> Failure {
+    Failure::new(FailureKind::Process, format!("process {pid} has ended"))
+}
+
+fn write_stdin(table: &Table, pid: u32, data: &str) -> Result<(), Failure> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| Failure::new(FailureKind::Invalid, format!("stdin is not base64: {e}")))?;
+    // Written off the call loop: a process that does not read must not stop the others.
+    let mut stdin = {
+        let mut held = lock(table);
+        let held = held.get_mut(&pid).ok_or_else(|| gone(pid))?;
+        let stdin = held.stdin.as_ref().ok_or_else(|| {
+            Failure::new(
+                FailureKind::Process,
+                format!(
+                    "process {pid} has no stdin open (start it with stdin, and do not close it)"
+                ),
+            )
+        })?;
+        let fd = stdin.as_raw_fd();
+        // SAFETY: dup of a descriptor that is open while the table holds it.
+        let dup = unsafe { libc::dup(fd) };
+        if dup < 0 {
+            return Err(Failure::new(FailureKind::Io, "cannot write to stdin"));
+        }
+        // SAFETY: a descriptor just made, owned by nothing else.
+        unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dup) }
+    };
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&bytes);
+    });
+    Ok(())
+}
+
+fn send_signal(table: &Table, pid: u32, signal: i32) -> Result<(), Failure> {
+    let held = lock(table);
+    let held = held.get(&pid).ok_or_else(|| gone(pid))?;
+    // By pidfd where there is one: a pid reused after the process was reaped is never hit.
+    // SAFETY: plain system calls on integers and a descriptor the table holds open.
+    let rc = unsafe {
+        match &held.pidfd {
+            Some(fd) => libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) as i32,
+            None => libc::kill(pid as libc::pid_t, signal),
+        }
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Failure::new(
+            FailureKind::Invalid,
+            format!("cannot send signal {signal} to process {pid}: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+fn usage(workspace: &Workspace) -> Usage {
+    let (cpu_ms, memory_bytes) = workspace.group.as_ref().map_or((0, 0), |g| {
+        let read = |file: &str| std::fs::read_to_string(g.dir().join(file)).unwrap_or_default();
+        let cpu_us = read("cpu.stat")
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let memory = read("memory.current").trim().parse::<u64>().unwrap_or(0);
+        (cpu_us / 1000, memory)
+    });
+    // SAFETY: statvfs fills the struct it is given.
+    let disk_bytes = unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c"/overlay".as_ptr(), &mut stat) == 0 {
+            (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+        } else {
+            0
+        }
+    };
+    Usage {
+        cpu_ms,
+        memory_bytes,
+        disk_bytes,
+    }
+}

@@ -1,0 +1,313 @@
+//! Sandboxes held across many steps in microVMs: the real binary over real HTTP, a real
+//! local registry and image, real QEMU microVMs (TCG here) each on a disk of its own, a
+//! real SQLite file. Slow: its own target.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::sandbox_host::Host;
+use common::{eventually, Server};
+use serde_json::{json, Value};
+use sha2::Digest;
+use vulcan_gvisor::testing::Registry;
+
+fn create(server: &Server, body: Value) -> String {
+    let (status, sandbox) = server.post("/v1/sandboxes", &body);
+    assert_eq!(status, 201, "{sandbox}");
+    assert_eq!(sandbox["state"], "running");
+    assert_eq!(sandbox["isolation"], "microvm");
+    sandbox["id"].as_str().unwrap().to_owned()
+}
+
+/// Runs `sh -c script` in the foreground: (exit code, stdout, stderr).
+fn sh(server: &Server, id: &str, script: &str) -> (i64, String, String) {
+    let (status, p) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "sh", "args": ["-c", script]}),
+    );
+    assert_eq!(status, 200, "{p}");
+    (
+        p["exit_code"].as_i64().unwrap_or(-1),
+        p["stdout"].as_str().unwrap_or_default().to_owned(),
+        p["stderr"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn background(server: &Server, id: &str, body: Value) -> u64 {
+    let (status, p) = server.post(&format!("/v1/sandboxes/{id}/processes"), &body);
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["state"], "running");
+    p["pid"].as_u64().unwrap()
+}
+
+fn process(server: &Server, id: &str, pid: u64) -> Value {
+    server.get(&format!("/v1/sandboxes/{id}/processes/{pid}")).1
+}
+
+fn upload(server: &Server, id: &str, path: &str, bytes: &[u8]) -> (u16, Value) {
+    common::answer_of(
+        ureq::put(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}")))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(bytes),
+    )
+}
+
+fn download(server: &Server, id: &str, path: &str) -> Result<Vec<u8>, (u16, Value)> {
+    match ureq::get(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}"))).call() {
+        Ok(r) => {
+            let mut bytes = Vec::new();
+            r.into_reader().read_to_end(&mut bytes).unwrap();
+            Ok(bytes)
+        }
+        Err(e) => Err(common::answer_of(Err(e))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The QEMU processes whose command line names `needle`.
+fn vmms_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains("qemu-system") && text.contains(needle) {
+            found.push(text);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_microvm_sandbox_runs_processes_keeps_files_and_pauses_with_its_processes_running() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:vm-sandboxes", "busybox");
+    let server = Host {
+        server: Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]),
+    };
+    let id = create(
+        &server,
+        json!({"isolation": "microvm", "image": image, "env": {"WHO": "vulcan"},
+               "resources": {"disk_mb": 128, "mem_mb": 256}}),
+    );
+    let dir = server.data_dir.join("microvm/sandboxes").join(&id);
+    assert!(dir.join("disk.img").is_file(), "its own disk");
+
+    assert_eq!(
+        sh(&server, &id, "echo hi"),
+        (0, "hi\n".into(), String::new())
+    );
+    assert_eq!(sh(&server, &id, "exit 7").0, 7);
+    assert_eq!(sh(&server, &id, "echo $WHO").1, "vulcan\n");
+    assert_eq!(
+        sh(&server, &id, "echo oops >&2; exit 3"),
+        (3, String::new(), "oops\n".into())
+    );
+    // Its own kernel, not the host's.
+    let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let (_, guest_kernel, _) = sh(&server, &id, "uname -r");
+    assert_ne!(guest_kernel.trim(), host_kernel.trim());
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "no-such-program"}),
+    );
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no-such-program"),
+        "{body}"
+    );
+
+    // A background process outlives its request and ends by a signal.
+    let sleeper = background(
+        &server,
+        &id,
+        json!({"cmd": "sleep", "args": ["1000"], "background": true}),
+    );
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes/{sleeper}/signal"),
+        &json!({"signal": "SIGKILL"}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let ended = eventually(Duration::from_secs(20), "the sleeper to end", || {
+        let p = process(&server, &id, sleeper);
+        (p["state"] == "exited").then_some(p)
+    });
+    assert_eq!(ended["signal"], 9, "{ended}");
+
+    // stdin is echoed back by cat.
+    let cat = background(
+        &server,
+        &id,
+        json!({"cmd": "cat", "background": true, "stdin": true}),
+    );
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes/{cat}/input"),
+        &json!({"data": "echoed back\n", "close": true}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let done = eventually(Duration::from_secs(20), "cat to end", || {
+        let p = process(&server, &id, cat);
+        (p["state"] == "exited").then_some(p)
+    });
+    assert_eq!(done["exit_code"], 0, "{done}");
+    assert_eq!(done["output_bytes"], 12, "{done}");
+
+    // 3 MB up (in pieces), checked inside, and down again with the same digest.
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = hex(&sha2::Sha256::digest(&big));
+    let (status, entry) = upload(&server, &id, "/home/user/big.bin", &big);
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(entry["size"], big.len());
+    let (code, inside, _) = sh(&server, &id, "sha256sum /home/user/big.bin");
+    assert_eq!(code, 0);
+    assert!(inside.starts_with(&digest), "{inside} vs {digest}");
+    let back = download(&server, &id, "/home/user/big.bin").expect("a download");
+    assert_eq!(hex(&sha2::Sha256::digest(&back)), digest);
+
+    // Written inside, read through the API; listed, moved, made, removed.
+    sh(
+        &server,
+        &id,
+        "mkdir -p /work/out && echo result > /work/out/r.txt",
+    );
+    assert_eq!(
+        download(&server, &id, "/work/out/r.txt").unwrap(),
+        b"result\n"
+    );
+    let (_, list) = server.get(&format!("/v1/sandboxes/{id}/files/list?path=/work&depth=2"));
+    let paths: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/work/out", "/work/out/r.txt"], "{list}");
+    let (status, moved) = server.post(
+        &format!("/v1/sandboxes/{id}/files/move"),
+        &json!({"from": "/work/out/r.txt", "to": "/work/r2.txt"}),
+    );
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["path"], "/work/r2.txt");
+    assert_eq!(sh(&server, &id, "cat /work/r2.txt").1, "result\n");
+    let (status, _) = server.post(
+        &format!("/v1/sandboxes/{id}/files/mkdir"),
+        &json!({"path": "/a/b/c"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(sh(&server, &id, "test -d /a/b/c && echo yes").1, "yes\n");
+    let (status, _) = server.delete(&format!("/v1/sandboxes/{id}/files?path=/a"));
+    assert_eq!(status, 204);
+    assert_eq!(sh(&server, &id, "test -e /a || echo gone").1, "gone\n");
+    let (status, _) = server.get(&format!("/v1/sandboxes/{id}/files/stat?path=/nothing"));
+    assert_eq!(status, 404);
+
+    // No path leads out: `..` is refused, and a link to / means the sandbox's root.
+    let (status, body) = server.get(&format!(
+        "/v1/sandboxes/{id}/files/stat?path=/../../etc/shadow"
+    ));
+    assert_eq!(status, 400, "{body}");
+    sh(
+        &server,
+        &id,
+        "ln -s / /escape && echo sandbox-only > /marker",
+    );
+    assert_eq!(
+        download(&server, &id, "/escape/marker").unwrap(),
+        b"sandbox-only\n"
+    );
+    // A directory is not downloaded; a file past the disk limit is refused, whole.
+    assert_eq!(download(&server, &id, "/work").unwrap_err().0, 400);
+    let huge = vec![1u8; 160 * 1024 * 1024];
+    let (status, body) = upload(&server, &id, "/huge.bin", &huge);
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("disk"), "{body}");
+    let (status, _) = server.get(&format!("/v1/sandboxes/{id}/files/stat?path=/huge.bin"));
+    assert_eq!(status, 404, "nothing half-written is left");
+    let (code, _, _) = sh(&server, &id, "ls -a / | grep -c vulcan-upload");
+    assert_ne!(code, 0, "no temporary upload file is left either");
+    // A disk filler inside meets the end of its disk, not the host's.
+    let (code, _, err) = sh(
+        &server,
+        &id,
+        "dd if=/dev/zero of=/filler bs=1M count=200 2>&1 >/dev/null | head -1 >&2; rm -f /filler; exit 1",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("No space"), "{err}");
+
+    let usage = eventually(Duration::from_secs(20), "a usage sample", || {
+        let (_, m) = server.get(&format!("/v1/sandboxes/{id}/metrics"));
+        (m["memory_bytes"].as_u64().unwrap_or(0) > 0).then_some(m)
+    });
+    assert!(usage["disk_bytes"].as_u64().unwrap() >= 3 << 20, "{usage}");
+
+    // Paused with a process Vulcan follows still running: it goes on after the resume,
+    // its output still streaming to the API.
+    let ticker = background(
+        &server,
+        &id,
+        json!({"cmd": "sh", "args": ["-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"], "background": true}),
+    );
+    let before = eventually(Duration::from_secs(20), "the ticker to tick", || {
+        let n = process(&server, &id, ticker)["output_bytes"].as_u64()?;
+        (n > 20).then_some(n)
+    });
+    sh(&server, &id, "echo kept > /home/file.txt");
+    let (status, paused) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["state"], "paused");
+    assert!(
+        vmms_naming(&dir.to_string_lossy()).is_empty(),
+        "no VM runs while it is paused"
+    );
+    assert!(dir.join("state").is_file(), "its devices' state is saved");
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "true"}),
+    );
+    assert_eq!(status, 409, "{body}");
+    let (status, resumed) = server.post(&format!("/v1/sandboxes/{id}/resume"), &json!({}));
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["state"], "running");
+    assert_eq!(sh(&server, &id, "cat /home/file.txt").1, "kept\n");
+    let ticking = process(&server, &id, ticker);
+    assert_eq!(ticking["state"], "running", "{ticking}");
+    eventually(
+        Duration::from_secs(20),
+        "the ticker's output to go on",
+        || {
+            let n = process(&server, &id, ticker)["output_bytes"].as_u64()?;
+            (n > before + 40).then_some(())
+        },
+    );
+    // The clock was set again: not where it stood when it was paused.
+    let (_, guest_now, _) = sh(&server, &id, "date +%s");
+    let host_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let guest_now: i64 = guest_now.trim().parse().unwrap();
+    assert!(
+        (guest_now - host_now).abs() <= 5,
+        "{guest_now} vs {host_now}"
+    );
+    server.post(
+        &format!("/v1/sandboxes/{id}/processes/{ticker}/signal"),
+        &json!({"signal": 15}),
+    );
+    let ended = eventually(Duration::from_secs(20), "the ticker to end", || {
+        let p = process(&server, &id, ticker);
+        (p["state"] == "exited").then_some(p)
+    });
+    assert_eq!(ended["signal"], 15, "{ended}");
+
+    let (status, ended) = server.delete(&format!("/v1/sandboxes/{id}"));
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["state"], "ended");
+    eventually(Duration::from_secs(15), "nothing of it to be left", || {
+        (!dir.exists() && vmms_naming(&dir.to_string_lossy()).is_empty()).then_some(())
+    });
+}
