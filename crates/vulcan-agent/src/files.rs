@@ -10,14 +10,17 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
 use base64::Engine as _;
 use vulcan_agent::held::{
-    Answer, Call, Entry, Failure, FailureKind, Op, Piece, MAX_CHUNK, MAX_ENTRIES,
+    Answer, Call, Changed, Entry, Failure, FailureKind, Op, Piece, MAX_CHUNK, MAX_ENTRIES,
 };
 use vulcan_agent::{read_frame, write_frame, Kind};
-
-/// Where an upload is written before it is put at its path.
-const UPLOAD_PREFIX: &str = ".vulcan-upload-";
+use vulcan_sandbox::inotify::{ChangeKind, Opener, WatchFailure, Watcher};
+use vulcan_sandbox::paths::UPLOAD_PREFIX;
 
 /// Forks the helper; returns the agent's end of its socket. Call before any thread starts.
 pub fn start(root: &Path) -> std::io::Result<UnixStream> {
@@ -42,8 +45,25 @@ pub fn start(root: &Path) -> std::io::Result<UnixStream> {
     }
 }
 
+/// The helper's end of its socket, shared by the answers and the watches' threads.
+type Out = Arc<Mutex<UnixStream>>;
+
+fn send(out: &Out, kind: Kind, payload: &impl serde::Serialize) -> bool {
+    let bytes = serde_json::to_vec(payload).unwrap_or_default();
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    write_frame(&mut *out, kind, &bytes).is_ok()
+}
+
 fn serve(mut stream: UnixStream) {
-    let mut files = Files::default();
+    let Ok(out) = stream.try_clone() else {
+        return;
+    };
+    let mut files = Files {
+        out: Arc::new(Mutex::new(out)),
+        uploads: HashMap::new(),
+        watches: HashMap::new(),
+        next: 0,
+    };
     while let Ok((Kind::Call, payload)) = read_frame(&mut stream) {
         let Ok(call) = serde_json::from_slice::<Call>(&payload) else {
             continue;
@@ -52,16 +72,17 @@ fn serve(mut stream: UnixStream) {
             Ok(value) => Answer::ok(call.id, value),
             Err(failure) => Answer::failed(call.id, failure),
         };
-        let bytes = serde_json::to_vec(&answer).unwrap_or_default();
-        if write_frame(&mut stream, Kind::Answer, &bytes).is_err() {
+        if !send(&files.out, Kind::Answer, &answer) {
             return;
         }
     }
 }
 
-#[derive(Default)]
 struct Files {
+    out: Out,
     uploads: HashMap<u64, Upload>,
+    /// Each watch's stop flag, by the host's number.
+    watches: HashMap<u64, Arc<AtomicBool>>,
     next: u64,
 }
 
@@ -169,6 +190,17 @@ impl Files {
                 fs::rename(&source, &target).map_err(|e| Failure::io(&from, &e))?;
                 entry(&target).map(value)
             }
+            Op::Watch {
+                watch,
+                path,
+                recursive,
+            } => self.watch(watch, &checked(&path)?, recursive),
+            Op::Unwatch { watch } => {
+                if let Some(stop) = self.watches.remove(&watch) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                Ok(serde_json::json!({}))
+            }
             Op::Remove { path } => {
                 let target = &checked(&path)?;
                 if target == Path::new("/") {
@@ -218,6 +250,47 @@ impl Files {
             }
         }
         Ok(out)
+    }
+
+    /// Starts watch `id` of `dir` on a thread of its own, which sends its changes.
+    fn watch(
+        &mut self,
+        id: u64,
+        dir: &Path,
+        recursive: bool,
+    ) -> Result<serde_json::Value, Failure> {
+        let shown = dir.to_string_lossy().into_owned();
+        let opener: Opener = Box::new(|inside: &str| File::open(inside).map(OwnedFd::from));
+        let mut watcher = Watcher::new(opener, &shown, recursive).map_err(failure_of)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        self.watches.retain(|_, stop| !stop.load(Ordering::SeqCst));
+        self.watches.insert(id, stop.clone());
+        let out = self.out.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let changed = match watcher.wait(250) {
+                    Ok(None) => continue,
+                    Ok(Some(change)) => Changed {
+                        watch: id,
+                        name: change.name,
+                        kind: kind_name(change.kind).to_owned(),
+                        error: None,
+                    },
+                    Err(failure) => Changed {
+                        watch: id,
+                        name: String::new(),
+                        kind: String::new(),
+                        error: Some(failure_of(failure)),
+                    },
+                };
+                let last = changed.error.is_some();
+                if !send(&out, Kind::Changed, &changed) || last {
+                    break;
+                }
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+        Ok(serde_json::json!({}))
     }
 
     fn begin(&mut self, path: &str, owner: (u32, u32)) -> Result<serde_json::Value, Failure> {
@@ -275,6 +348,27 @@ impl Files {
         if let Some(upload) = self.uploads.remove(&token) {
             let _ = fs::remove_file(&upload.temp);
         }
+    }
+}
+
+fn failure_of(failure: WatchFailure) -> Failure {
+    let kind = if failure.not_found {
+        FailureKind::NotFound
+    } else if failure.invalid {
+        FailureKind::Invalid
+    } else {
+        FailureKind::Io
+    };
+    Failure::new(kind, failure.message)
+}
+
+fn kind_name(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Create => "create",
+        ChangeKind::Write => "write",
+        ChangeKind::Remove => "remove",
+        ChangeKind::Rename => "rename",
+        ChangeKind::Chmod => "chmod",
     }
 }
 

@@ -5,7 +5,8 @@
 //! [`Answer`], the call's `id`). A process it started sends its output as
 //! [`Kind::Output`](crate::Kind::Output) frames ([`output_frame`]: pid, stream, bytes) and,
 //! once it has ended and its output is read, one [`Kind::Ended`](crate::Kind::Ended) (JSON
-//! [`ProcEnded`]). Paths are absolute paths in the sandbox's root; the agent resolves them
+//! [`ProcEnded`]); a watched directory's changes come as
+//! [`Kind::Changed`](crate::Kind::Changed) frames (JSON [`Changed`]). Paths are absolute paths in the sandbox's root; the agent resolves them
 //! there (a process of its own, chrooted), so neither `..` nor a link leads out of it.
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,17 @@ pub enum Op {
     /// A file, or a directory with what is in it.
     Remove {
         path: String,
+    },
+    /// Watches directory `path` (and, `recursive`, below it): its changes come as
+    /// [`Kind::Changed`](crate::Kind::Changed) frames ([`Changed`]) numbered `watch` (the
+    /// host's number) until [`Op::Unwatch`] or an error ends it.
+    Watch {
+        watch: u64,
+        path: String,
+        recursive: bool,
+    },
+    Unwatch {
+        watch: u64,
     },
     /// Answered with a [`Usage`].
     Usage,
@@ -212,6 +224,20 @@ pub struct Usage {
     pub cpu_ms: u64,
     pub memory_bytes: u64,
     pub disk_bytes: u64,
+}
+
+/// A change in a watched directory, or (`error`) the end of the watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    pub watch: u64,
+    /// The path changed, below the watched directory.
+    #[serde(default)]
+    pub name: String,
+    /// `create`, `write`, `remove`, `rename` or `chmod`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -77,12 +77,12 @@ pub fn hold(port: &Port, reader: &mut File, job: Run) {
         Err(_) => return,
     };
     {
-        // The helper's answers go out as they come.
+        // The helper's answers (and its watches' changes) go out as they come.
         let port = port.clone();
         let mut from_files = files;
         std::thread::spawn(move || {
-            while let Ok((Kind::Answer, payload)) = read_frame(&mut from_files) {
-                send(&port, Kind::Answer, &payload);
+            while let Ok((kind, payload)) = read_frame(&mut from_files) {
+                send(&port, kind, &payload);
             }
         });
     }

@@ -26,11 +26,10 @@ use vulcan_domain::{
     FileEntry, FileError, FileErrorKind, FileReader, FileWatch, FileWriter, SandboxFiles,
 };
 
+use crate::paths::UPLOAD_PREFIX;
+
 /// Entries a list answers at most (deeper or larger trees are cut there).
 pub const MAX_ENTRIES: usize = 10_000;
-
-/// How the temporary name of an upload in progress starts.
-pub(crate) const UPLOAD_PREFIX: &str = ".vulcan-upload-";
 
 /// Numbers uploads in progress (their temporary names).
 static NEXT_UPLOAD: AtomicU64 = AtomicU64::new(1);

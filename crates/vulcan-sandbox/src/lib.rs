@@ -26,6 +26,7 @@ pub mod disk;
 #[cfg(feature = "files")]
 pub mod files;
 pub mod image_user;
+pub mod inotify;
 #[cfg(feature = "instances")]
 pub mod instances;
 #[cfg(feature = "network")]

@@ -1,6 +1,10 @@
 //! The one rule for a path a client names inside a sandbox, wherever it is resolved (on
 //! the host beneath the sandbox's root, or by a microVM's agent).
 
+/// Where an upload is written before it is put at its path (beside it); watches do not
+/// report these.
+pub const UPLOAD_PREFIX: &str = ".vulcan-upload-";
+
 /// The components of `path` below `/` (`.` and empty ones dropped), or why it is not one
 /// to use: not absolute, a NUL byte, a `..` component.
 pub fn parts(path: &str) -> Result<Vec<String>, String> {

@@ -24,6 +24,14 @@ pub enum Switch {
     Off,
 }
 
+/// What holds a sandbox that does not name its isolation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxIsolationArg {
+    Auto,
+    Gvisor,
+    Microvm,
+}
+
 /// What runs wasm workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WasmEngine {
@@ -344,6 +352,16 @@ pub struct ServeArgs {
     /// The longest a sandbox's deadline may be from now, in seconds (`timeout_s`).
     #[arg(long, env = "VULCAN_SANDBOX_MAX_TIMEOUT_S", default_value_t = 86_400)]
     pub sandbox_max_timeout_s: u32,
+
+    /// The isolation of a sandbox that does not name one (an E2B SDK's never does): `auto`
+    /// is gVisor where it runs, else a microVM.
+    #[arg(
+        long,
+        env = "VULCAN_SANDBOX_ISOLATION",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub sandbox_isolation: SandboxIsolationArg,
 
     /// The disk a sandbox may fill when it does not say (`resources.disk_mb`), in MiB.
     #[arg(long, env = "VULCAN_SANDBOX_DISK_MB", default_value_t = 1024)]

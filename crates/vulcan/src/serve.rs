@@ -16,7 +16,7 @@ use vulcan_isolate::{IsolateBackend, IsolateConfig, WasmSettings};
 use vulcan_microvm::{AccelChoice, MicrovmBackend, MicrovmConfig};
 use vulcan_store::{PgStore, SqliteStore};
 
-use crate::config::{AccelArg, LogFormat, ServeArgs, Switch, WasmEngine};
+use crate::config::{AccelArg, LogFormat, SandboxIsolationArg, ServeArgs, Switch, WasmEngine};
 
 mod egress;
 use egress::{egress, host_addresses, keep_peers_unreachable};
@@ -457,6 +457,11 @@ fn sandbox_limits(args: &ServeArgs, max_cpus: u32) -> vulcan_engine::SandboxLimi
     };
     limits.default_timeout_s = limits.default_timeout_s.min(limits.max_timeout_s);
     limits.defaults.disk_mb = args.sandbox_disk_mb.clamp(64, limits.max_disk_mb);
+    limits.default_isolation = match args.sandbox_isolation {
+        SandboxIsolationArg::Auto => vulcan_domain::Isolation::Auto,
+        SandboxIsolationArg::Gvisor => vulcan_domain::Isolation::Gvisor,
+        SandboxIsolationArg::Microvm => vulcan_domain::Isolation::Microvm,
+    };
     limits.defaults.mem_mb = limits.defaults.mem_mb.min(limits.max_mem_mb);
     limits
 }

@@ -205,6 +205,40 @@ fn a_microvm_sandbox_runs_processes_keeps_files_and_pauses_with_its_processes_ru
     let (status, _) = server.get(&format!("/v1/sandboxes/{id}/files/stat?path=/nothing"));
     assert_eq!(status, 404);
 
+    // A watch of a directory sees changes below it, those made inside included.
+    let url = server
+        .url(&format!(
+            "/ws/sandboxes/{id}/files/watch?path=/work&recursive=true"
+        ))
+        .replace("http://", "ws://");
+    let (mut watch, _) = tungstenite::connect(url).expect("a watch");
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = watch.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    sh(
+        &server,
+        &id,
+        "mkdir /work/seen && echo hi > /work/seen/w.txt && rm /work/seen/w.txt",
+    );
+    let mut seen = Vec::new();
+    while !seen.contains(&"remove seen/w.txt".to_owned()) {
+        match watch.read() {
+            Ok(tungstenite::Message::Text(message)) => {
+                let m: Value = serde_json::from_str(&message).unwrap();
+                seen.push(format!(
+                    "{} {}",
+                    m["type"].as_str().unwrap(),
+                    m["name"].as_str().unwrap()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the watch ended early ({e}); saw {seen:?}"),
+        }
+    }
+    assert!(seen.contains(&"create seen".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"create seen/w.txt".to_owned()), "{seen:?}");
+    drop(watch);
+
     // No path leads out: `..` is refused, and a link to / means the sandbox's root.
     let (status, body) = server.get(&format!(
         "/v1/sandboxes/{id}/files/stat?path=/../../etc/shadow"

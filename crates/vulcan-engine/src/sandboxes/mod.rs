@@ -47,6 +47,8 @@ pub struct SandboxLimits {
     pub max_disk_mb: u32,
     /// The tail of each process's output kept for watches and answers.
     pub kept_output_bytes: usize,
+    /// The isolation of a sandbox that does not name one.
+    pub default_isolation: Isolation,
 }
 
 impl Default for SandboxLimits {
@@ -66,6 +68,7 @@ impl Default for SandboxLimits {
             max_mem_mb: 8192,
             max_disk_mb: 65_536,
             kept_output_bytes: 1024 * 1024,
+            default_isolation: Isolation::Auto,
         }
     }
 }
@@ -404,6 +407,29 @@ impl Engine {
                 )));
             }
         };
+        // Its timeout counts from when it runs: a start that took a while (a VM booted
+        // under emulation, an image pulled) does not eat into it.
+        let end_at = OffsetDateTime::now_utc() + Duration::from_secs(u64::from(timeout_s));
+        let record = match inner
+            .sandbox_store
+            .set_sandbox_deadline(&record.id, end_at)
+            .await
+        {
+            Ok(moved) => moved,
+            Err(e) => {
+                sandbox.destroy().await;
+                let _ = inner
+                    .sandbox_store
+                    .set_sandbox_state(
+                        &record.id,
+                        SandboxState::Running,
+                        SandboxState::Ended,
+                        Some("it could not be recorded as started"),
+                    )
+                    .await;
+                return Err(e.into());
+            }
+        };
         let live = Arc::new(Live::new(&record, SandboxState::Running, sandbox));
         host.live().insert(record.id.clone(), live);
         host.reaper.notify_one();
@@ -416,7 +442,7 @@ impl Engine {
     ) -> Result<Arc<dyn SandboxDriver>, SandboxError> {
         let drivers = &self.inner.sandboxes.drivers;
         let available = |d: &Arc<dyn SandboxDriver>| d.availability().available;
-        match isolation.unwrap_or(Isolation::Auto) {
+        match isolation.unwrap_or(self.inner.sandboxes.limits.default_isolation) {
             Isolation::Auto => [Isolation::Gvisor, Isolation::Microvm]
                 .iter()
                 .filter_map(|i| drivers.get(i))
@@ -543,6 +569,11 @@ impl Engine {
     /// `auto_resume`, else refused saying how to resume it.
     async fn running(&self, tenant: Option<&str>, id: &str) -> Result<Arc<Live>, SandboxError> {
         let live = self.held(tenant, id).await?;
+        // A pause (or resume) under way is waited for: its outcome decides.
+        drop(live.changing.lock().await);
+        if !self.inner.is_held(&live) {
+            return self.held(tenant, id).await;
+        }
         if live.state() == SandboxState::Paused {
             if !live.auto_resume {
                 return Err(SandboxError::Conflict(format!(

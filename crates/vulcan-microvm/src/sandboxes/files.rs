@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_agent::held::{Entry, Failure, FailureKind, Op, Piece, MAX_CHUNK};
 use vulcan_domain::{
-    BackendError, FileEntry, FileError, FileErrorKind, FileReader, FileWriter, LiveProcess,
-    ProcessExit, SandboxFiles,
+    BackendError, FileEntry, FileError, FileErrorKind, FileEvent, FileReader, FileWatch,
+    FileWriter, LiveProcess, ProcessExit, SandboxFiles,
 };
 
 use super::link::Calls;
@@ -133,6 +133,57 @@ impl SandboxFiles for VmFiles {
     async fn remove(&self, path: &str) -> Result<(), FileError> {
         let op = Op::Remove { path: path.into() };
         self.calls.call(op).await.map(drop).map_err(file_error)
+    }
+
+    async fn watch(&self, path: &str, recursive: bool) -> Result<Box<dyn FileWatch>, FileError> {
+        let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
+        let watch = self.calls.add_watch(tx);
+        let op = Op::Watch {
+            watch,
+            path: path.into(),
+            recursive,
+        };
+        if let Err(failure) = self.calls.call(op).await {
+            self.calls.remove_watch(watch);
+            return Err(file_error(failure));
+        }
+        Ok(Box::new(VmWatch {
+            calls: self.calls.clone(),
+            watch,
+            changes,
+        }))
+    }
+}
+
+/// A watch of a directory in a held sandbox, ended (in the guest too) when dropped.
+struct VmWatch {
+    calls: Arc<Calls>,
+    watch: u64,
+    changes: tokio::sync::mpsc::UnboundedReceiver<Result<FileEvent, FileError>>,
+}
+
+#[async_trait]
+impl FileWatch for VmWatch {
+    async fn next(&mut self) -> Result<FileEvent, FileError> {
+        match self.changes.recv().await {
+            Some(change) => change,
+            None => Err(FileError::new(
+                FileErrorKind::NotFound,
+                "the watch ended: the sandbox ended",
+            )),
+        }
+    }
+}
+
+impl Drop for VmWatch {
+    fn drop(&mut self) {
+        self.calls.remove_watch(self.watch);
+        let (calls, watch) = (self.calls.clone(), self.watch);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = calls.call(Op::Unwatch { watch }).await;
+            });
+        }
     }
 }
 

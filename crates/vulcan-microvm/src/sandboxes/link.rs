@@ -10,9 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
-use vulcan_agent::held::{parse_output, Answer, Call, Failure, FailureKind, Op, ProcEnded};
+use vulcan_agent::held::{
+    parse_output, Answer, Call, Changed, Failure, FailureKind, Op, ProcEnded,
+};
 use vulcan_agent::{write_frame, Kind};
-use vulcan_domain::{LogStream, ProcessExit, ProcessOutput};
+use vulcan_domain::{
+    FileError, FileErrorKind, FileEvent, FileEventKind, LogStream, ProcessExit, ProcessOutput,
+};
 
 use crate::vm::Frames;
 
@@ -25,6 +29,9 @@ pub(crate) struct Follower {
     pub ended: watch::Sender<Option<ProcessExit>>,
 }
 
+/// Where a watch's changes go (an error is its last).
+pub(crate) type WatchSender = tokio::sync::mpsc::UnboundedSender<Result<FileEvent, FileError>>;
+
 /// What every link of one sandbox shares.
 #[derive(Default)]
 pub(crate) struct Calls {
@@ -34,6 +41,8 @@ pub(crate) struct Calls {
     /// their pid (their output comes after the answer).
     starting: Mutex<HashMap<u64, Follower>>,
     followed: Mutex<HashMap<u32, Follower>>,
+    /// Watches of directories, by the number given to the agent.
+    watches: Mutex<HashMap<u64, WatchSender>>,
     /// Where calls go, and which VM's channel that is (counted); `None` while there is no
     /// VM (paused, ended).
     writer: Mutex<Option<(u64, std::sync::mpsc::Sender<Vec<u8>>)>>,
@@ -94,6 +103,17 @@ impl Calls {
         }
     }
 
+    /// A number for a new watch, whose changes go to `to` from now on.
+    pub fn add_watch(&self, to: WatchSender) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&self.watches).insert(id, to);
+        id
+    }
+
+    pub fn remove_watch(&self, id: u64) {
+        lock(&self.watches).remove(&id);
+    }
+
     fn forget(&self, id: u64) {
         lock(&self.pending).remove(&id);
         lock(&self.starting).remove(&id);
@@ -130,6 +150,7 @@ impl Calls {
         self.disconnect();
         lock(&self.pending).clear();
         lock(&self.starting).clear();
+        lock(&self.watches).clear();
         let killed = ProcessExit {
             exit_code: None,
             signal: Some(libc::SIGKILL),
@@ -185,6 +206,19 @@ impl Calls {
                         }));
                     }
                 }
+                Kind::Changed => {
+                    let Ok(changed) = serde_json::from_slice::<Changed>(&payload) else {
+                        continue;
+                    };
+                    let mut watches = lock(&self.watches);
+                    let Some(to) = watches.get(&changed.watch) else {
+                        continue;
+                    };
+                    let event = event_of(&changed);
+                    if event.is_err() || to.send(event).is_err() {
+                        watches.remove(&changed.watch);
+                    }
+                }
                 other => {
                     tracing::warn!(?other, "a sandbox's guest sent an unexpected frame");
                 }
@@ -195,4 +229,33 @@ impl Calls {
             self.end();
         }
     }
+}
+
+/// A change the agent reported, or the end of its watch.
+fn event_of(changed: &Changed) -> Result<FileEvent, FileError> {
+    if let Some(failure) = &changed.error {
+        let kind = match failure.kind {
+            FailureKind::NotFound => FileErrorKind::NotFound,
+            FailureKind::Invalid => FileErrorKind::Invalid,
+            _ => FileErrorKind::Io,
+        };
+        return Err(FileError::new(kind, failure.message.clone()));
+    }
+    let kind = match changed.kind.as_str() {
+        "create" => FileEventKind::Create,
+        "write" => FileEventKind::Write,
+        "remove" => FileEventKind::Remove,
+        "rename" => FileEventKind::Rename,
+        "chmod" => FileEventKind::Chmod,
+        other => {
+            return Err(FileError::new(
+                FileErrorKind::Io,
+                format!("the sandbox's agent reported a change of unknown kind {other:?}"),
+            ))
+        }
+    };
+    Ok(FileEvent {
+        name: changed.name.clone(),
+        kind,
+    })
 }
