@@ -65,6 +65,13 @@ pub(crate) struct Template {
     templates: Arc<Templates>,
 }
 
+impl Template {
+    /// Its root file's name (in the templates' directory).
+    pub fn file_name(&self) -> &str {
+        &self.name
+    }
+}
+
 impl Drop for Template {
     fn drop(&mut self) {
         let mut in_use = self.templates.lock_in_use();
@@ -190,6 +197,13 @@ impl Templates {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .find(|n| n.starts_with(hex) && n.ends_with(".ext4"))
+    }
+
+    /// Root file `name`, held, if it is still on disk (a sandbox taken back after a restart
+    /// needs the very root its VM was started with).
+    pub fn hold_existing(self: &Arc<Self>, name: &str) -> Option<Template> {
+        let plain = !name.contains('/') && name.ends_with(".ext4") && !name.starts_with('.');
+        (plain && self.dir.join(name).is_file()).then(|| self.hold(name.to_owned()))
     }
 
     fn hold(self: &Arc<Self>, name: String) -> Template {

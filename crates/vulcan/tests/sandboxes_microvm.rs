@@ -345,3 +345,82 @@ fn a_microvm_sandbox_runs_processes_keeps_files_and_pauses_with_its_processes_ru
         (!dir.exists() && vmms_naming(&dir.to_string_lossy()).is_empty()).then_some(())
     });
 }
+
+#[test]
+fn a_server_that_stops_pauses_its_microvm_sandboxes_and_takes_them_back_and_a_crash_loses_them() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:vm-sandbox-restart", "busybox");
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
+        ("VULCAN_SANDBOX_ISOLATION", "microvm"),
+    ];
+    let mut server = Host {
+        server: Server::start_in(dir.path(), &env),
+    };
+    let kept = create(
+        &server,
+        json!({"image": image, "resources": {"mem_mb": 128}}),
+    );
+    sh(&server, &kept, "mkdir -p /data && echo kept > /data/f");
+    sh(
+        &server,
+        &kept,
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 </dev/null &",
+    );
+    let before: u64 = eventually(Duration::from_secs(20), "the counter to count", || {
+        sh(&server, &kept, "cat /tmp/count")
+            .1
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 2)
+    });
+
+    // SIGTERM: paused on the way down, taken back paused, resumed with its files and its
+    // processes.
+    server.stop(Duration::from_secs(60));
+    server.server = Server::start_in(dir.path(), &env);
+    let (_, s) = server.get(&format!("/v1/sandboxes/{kept}"));
+    assert_eq!(s["state"], "paused", "{s}");
+    let (status, resumed) = server.post(&format!("/v1/sandboxes/{kept}/resume"), &json!({}));
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(sh(&server, &kept, "cat /data/f").1, "kept\n");
+    eventually(
+        Duration::from_secs(20),
+        "the counter to go on after the restart",
+        || {
+            let n: u64 = sh(&server, &kept, "cat /tmp/count").1.trim().parse().ok()?;
+            (n > before + 3).then_some(())
+        },
+    );
+
+    // Killed outright: the next start records it lost and removes what it left.
+    let killed = create(
+        &server,
+        json!({"image": image, "resources": {"mem_mb": 128}}),
+    );
+    let killed_dir = server.data_dir.join("microvm/sandboxes").join(&killed);
+    assert!(killed_dir.is_dir());
+    server.kill9();
+    server.server = Server::start_in(dir.path(), &env);
+    let (_, s) = server.get(&format!("/v1/sandboxes/{killed}"));
+    assert_eq!(s["state"], "lost", "{s}");
+    assert!(
+        s["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped while it was running"),
+        "{s}"
+    );
+    assert!(!killed_dir.exists(), "what it left is removed");
+    assert!(vmms_naming(&killed_dir.to_string_lossy()).is_empty());
+    // The one taken back earlier was running too: lost as well, nothing of it left.
+    let (_, s) = server.get(&format!("/v1/sandboxes/{kept}"));
+    assert_eq!(s["state"], "lost", "{s}");
+    assert!(!server
+        .data_dir
+        .join("microvm/sandboxes")
+        .join(&kept)
+        .exists());
+}

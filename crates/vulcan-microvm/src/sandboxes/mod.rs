@@ -10,9 +10,10 @@
 //! included — carrying on where they were.
 //!
 //! Everything of sandbox `id` is under `<work dir>/sandboxes/<id>/`: `disk.img`, `memory`,
-//! `state` (while paused). Destroying it kills the VM and removes the directory; a server
-//! that starts removes what an earlier one left (a paused microVM sandbox is not taken
-//! back across a restart yet).
+//! `state` (while paused), `sandbox.json` (what a later server needs to take it back).
+//! Destroying it kills the VM and removes the directory. A server that stops pauses its
+//! sandboxes and the next one takes them back, still paused; what else an earlier server
+//! left is removed.
 
 mod files;
 mod link;
@@ -28,7 +29,7 @@ use vulcan_agent::held::{Op, Spawn, Usage};
 use vulcan_agent::{FromImage, Run, DATA_DISK_ARG};
 use vulcan_domain::{
     Availability, BackendError, ImageConfig, Isolation, LeasedRoot, LiveProcess, LiveSandbox,
-    LogSink, LogStream, ProcessLaunch, ProcessOutput, Resources, Runtime, SandboxDriver,
+    LogSink, LogStream, ProcessLaunch, ProcessOutput, Resources, Runtime, Sandbox, SandboxDriver,
     SandboxFiles, SandboxLaunch, SandboxUsage,
 };
 use vulcan_sandbox::image_user;
@@ -101,6 +102,10 @@ impl SandboxDriver for MicrovmSandboxes {
         started
     }
 
+    async fn adopt(&self, sandbox: &Sandbox) -> Result<Box<dyn LiveSandbox>, BackendError> {
+        Ok(Box::new(self.take_back(sandbox).await?))
+    }
+
     async fn sweep(&self, keep: &[String]) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -143,21 +148,7 @@ impl MicrovmSandboxes {
             .await
             .map_err(|e| BackendError(e.to_string()))?
             .map_err(BackendError)?;
-        let resources = Resources {
-            cpus: launch.resources.cpus,
-            mem_mb: launch.resources.mem_mb,
-            ..Resources::default()
-        };
-        let mut spec = self
-            .inner
-            .spec(ready, Runtime::Oci, resources, Some(&template));
-        spec.cmdline_extra = format!("{} {DATA_DISK_ARG}", spec.cmdline_extra);
-        spec.data_disk = Some(dir.join("disk.img"));
-        spec.memory = Some(GuestMemory {
-            file: dir.join("memory"),
-            shared: true,
-        });
-        spec.qmp = Some(PathBuf::new());
+        let spec = self.spec_of(&launch.resources, &template, dir)?;
         let mut vm = Vm::boot(
             ready.vmm.as_ref(),
             spec.clone(),
@@ -191,28 +182,140 @@ impl MicrovmSandboxes {
             Err(e) => return Err(BackendError(format!("the sandbox's agent refused it: {e}"))),
         }
         let (writer, frames) = vm.take_channel().map_err(BackendError)?;
+        let kept = Kept {
+            image: launch.image.clone(),
+            template: template.file_name().to_owned(),
+            env: launch.env.clone(),
+            owner,
+            ready: vm.ready.clone(),
+        };
+        std::fs::write(
+            dir.join("sandbox.json"),
+            serde_json::to_vec(&kept).unwrap_or_default(),
+        )
+        .map_err(|e| BackendError(format!("cannot write the sandbox's record: {e}")))?;
+        let sandbox = self.holding(kept, dir, spec, Some(vm), lease, template);
+        sandbox.held.calls.connect(writer, frames);
+        Ok(Box::new(sandbox))
+    }
+
+    /// How sandbox `dir`'s VM is started (and restored): the template's root, its own disk,
+    /// its RAM in a file of its own, a control socket.
+    fn spec_of(
+        &self,
+        resources: &vulcan_domain::SandboxResources,
+        template: &Template,
+        dir: &Path,
+    ) -> Result<VmSpec, BackendError> {
+        let ready = self
+            .inner
+            .state
+            .as_ref()
+            .map_err(|r| BackendError(format!("the microvm backend is unavailable: {r}")))?;
+        let resources = Resources {
+            cpus: resources.cpus,
+            mem_mb: resources.mem_mb,
+            ..Resources::default()
+        };
+        let mut spec = self
+            .inner
+            .spec(ready, Runtime::Oci, resources, Some(template));
+        spec.cmdline_extra = format!("{} {DATA_DISK_ARG}", spec.cmdline_extra);
+        spec.data_disk = Some(dir.join("disk.img"));
+        spec.memory = Some(GuestMemory {
+            file: dir.join("memory"),
+            shared: true,
+        });
+        spec.qmp = Some(PathBuf::new());
+        Ok(spec)
+    }
+
+    /// The sandbox of `dir`: running with `vm`, or paused without one.
+    fn holding(
+        &self,
+        kept: Kept,
+        dir: &Path,
+        spec: VmSpec,
+        vm: Option<Vm>,
+        lease: LeasedRoot,
+        template: Template,
+    ) -> MicrovmSandbox {
+        let phase = if vm.is_some() {
+            Phase::Running
+        } else {
+            Phase::Paused
+        };
         let calls = Arc::new(Calls::default());
-        calls.connect(writer, frames);
         let held = Arc::new(Held {
             inner: self.inner.clone(),
             dir: dir.to_path_buf(),
             spec,
-            ready: vm.ready.clone(),
-            vm: Mutex::new(Some(vm)),
-            phase: Mutex::new(Phase::Running),
+            ready: kept.ready,
+            vm: Mutex::new(vm),
+            phase: Mutex::new(phase),
             calls: calls.clone(),
             usage: Mutex::new(SandboxUsage::default()),
         });
         tokio::spawn(sample(Arc::downgrade(&held)));
-        Ok(Box::new(MicrovmSandbox {
-            files: VmFiles { calls, owner },
+        MicrovmSandbox {
+            files: VmFiles {
+                calls,
+                owner: kept.owner,
+            },
             held,
-            config,
-            env: launch.env.clone(),
+            config: lease.record.config.clone(),
+            env: kept.env,
             lease,
             _template: template,
-        }))
+        }
     }
+
+    /// Takes back paused sandbox `sandbox` (after a restart of the server).
+    async fn take_back(&self, sandbox: &Sandbox) -> Result<MicrovmSandbox, BackendError> {
+        let dir = self.dir.join(&sandbox.id);
+        let kept: Kept = std::fs::read(dir.join("sandbox.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| BackendError("its record on this node is gone".into()))?;
+        for part in ["state", "memory", "disk.img"] {
+            if !dir.join(part).is_file() {
+                return Err(BackendError(format!(
+                    "its saved state on this node is incomplete ({part} is gone)"
+                )));
+            }
+        }
+        let templates = self
+            .inner
+            .templates
+            .as_ref()
+            .ok_or_else(|| BackendError("this node's microVMs have no image store".into()))?;
+        let template = templates.hold_existing(&kept.template).ok_or_else(|| {
+            BackendError(format!("the root it ran in ({}) is gone", kept.template))
+        })?;
+        let images = self
+            .inner
+            .config
+            .images
+            .as_ref()
+            .ok_or_else(|| BackendError("this node's microVMs have no image store".into()))?;
+        let lease = images
+            .lease_root(&kept.image, &|_| {})
+            .await
+            .map_err(|e| BackendError(e.to_string()))?;
+        let spec = self.spec_of(&sandbox.resources, &template, &dir)?;
+        Ok(self.holding(kept, &dir, spec, None, lease, template))
+    }
+}
+
+/// What a later server needs to take a paused sandbox back (`sandbox.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    image: String,
+    /// The template root file its VM was started with.
+    template: String,
+    env: BTreeMap<String, String>,
+    owner: (u32, u32),
+    ready: vulcan_agent::Ready,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
