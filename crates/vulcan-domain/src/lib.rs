@@ -54,7 +54,8 @@ pub use sandbox::{
     FileEntry, FileError, FileErrorKind, FileEvent, FileEventKind, FileReader, FileWatch,
     FileWriter, LiveProcess, LiveSandbox, OnTimeout, ProcessExit, ProcessLaunch, ProcessOutput,
     Sandbox, SandboxDriver, SandboxFiles, SandboxFilter, SandboxLaunch, SandboxMetrics,
-    SandboxPage, SandboxResources, SandboxState, SandboxStore, SandboxUsage, UsageSample,
+    SandboxPage, SandboxResources, SandboxRoom, SandboxState, SandboxStore, SandboxUsage,
+    UsageSample,
 };
 pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
 pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};

@@ -133,12 +133,25 @@ pub struct SandboxFilter {
     pub before: Option<String>,
 }
 
+/// What one tenant's sandboxes may hold together: checked, in the transaction that records
+/// a new one, against its sandboxes already live (across the cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxRoom {
+    /// Running and paused sandboxes.
+    pub max_live: u32,
+    /// Memory (MiB) of its running sandboxes (a paused one holds none).
+    pub max_mem_mb: u32,
+    /// Disk (MiB) of its running and paused sandboxes.
+    pub max_disk_mb: u32,
+}
+
 /// Where sandboxes are kept.
 #[async_trait]
 pub trait SandboxStore: Send + Sync {
-    /// Records a new sandbox, refused (`Refused`, over quota) when its tenant already has
-    /// `max_live` running or paused.
-    async fn insert_sandbox(&self, sandbox: &Sandbox, max_live: u32) -> Result<(), StoreError>;
+    /// Records a new sandbox, refused (`Refused`, over quota) when its tenant has no `room`
+    /// for it beside its running and paused ones.
+    async fn insert_sandbox(&self, sandbox: &Sandbox, room: &SandboxRoom)
+        -> Result<(), StoreError>;
 
     async fn sandbox(&self, id: &str) -> Result<Sandbox, StoreError>;
 

@@ -2,7 +2,7 @@
 //! the columns lists filter on (tenant, node, state), and changed only through these.
 
 use time::OffsetDateTime;
-use vulcan_domain::{Sandbox, SandboxFilter, SandboxPage, SandboxState, StoreError};
+use vulcan_domain::{Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, StoreError};
 
 /// Rows read at a time while a list filters on metadata.
 pub(crate) const BATCH: u32 = 200;
@@ -66,14 +66,45 @@ pub(crate) fn from_json(json: &str) -> Result<Sandbox, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Io(format!("a sandbox's record: {e}")))
 }
 
-/// Why a tenant with `max` live sandboxes cannot have another.
-pub(crate) fn too_many(tenant: &str, max: u32) -> StoreError {
-    StoreError::Refused(vulcan_domain::Refusal::OverQuota {
-        message: format!(
-            "tenant {tenant} has {max} running or paused sandboxes, the most allowed (VULCAN_SANDBOX_MAX_PER_TENANT): delete one first"
-        ),
-        retry_after_s: 30,
-    })
+/// Whether `new` fits beside `live` (its tenant's running and paused sandboxes, as
+/// recorded) in `room`; the refusal names the limit and what to do.
+pub(crate) fn check_room(
+    new: &Sandbox,
+    live: &[Sandbox],
+    room: &SandboxRoom,
+) -> Result<(), StoreError> {
+    let tenant = &new.tenant;
+    let over = |message: String| {
+        StoreError::Refused(vulcan_domain::Refusal::OverQuota {
+            message,
+            retry_after_s: 30,
+        })
+    };
+    if live.len() >= room.max_live as usize {
+        return Err(over(format!(
+            "tenant {tenant} has {} running or paused sandboxes, the most allowed (VULCAN_SANDBOX_MAX_PER_TENANT): delete one first",
+            room.max_live
+        )));
+    }
+    let mem: u64 = live
+        .iter()
+        .filter(|s| s.state == SandboxState::Running)
+        .map(|s| u64::from(s.resources.mem_mb))
+        .sum();
+    if mem + u64::from(new.resources.mem_mb) > u64::from(room.max_mem_mb) {
+        return Err(over(format!(
+            "tenant {tenant}'s running sandboxes hold {mem} MiB of memory; {} more would pass its {} MiB (VULCAN_SANDBOX_TENANT_MEM_MB): pause or delete one, or ask for less mem_mb",
+            new.resources.mem_mb, room.max_mem_mb
+        )));
+    }
+    let disk: u64 = live.iter().map(|s| u64::from(s.resources.disk_mb)).sum();
+    if disk + u64::from(new.resources.disk_mb) > u64::from(room.max_disk_mb) {
+        return Err(over(format!(
+            "tenant {tenant}'s running and paused sandboxes hold {disk} MiB of disk; {} more would pass its {} MiB (VULCAN_SANDBOX_TENANT_DISK_MB): delete one, or ask for less disk_mb",
+            new.resources.disk_mb, room.max_disk_mb
+        )));
+    }
+    Ok(())
 }
 
 /// The first `limit` of `found` (newest first), and a cursor if there were more.

@@ -9,10 +9,10 @@ use vulcan_domain::{
     AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, BenchmarkStore, Code, Expect,
     FunctionCode, FunctionStore, ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter,
     LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap, Quota,
-    Refusal, Resources, Role, Runtime, Sandbox, SandboxFilter, SandboxResources, SandboxState,
-    SandboxStore, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore, StoreError,
-    TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec, WorkloadStatus,
-    WorkloadStore,
+    Refusal, Resources, Role, Runtime, Sandbox, SandboxFilter, SandboxResources, SandboxRoom,
+    SandboxState, SandboxStore, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore,
+    StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec,
+    WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
@@ -1594,6 +1594,15 @@ fn sandbox(id: &str, tenant: &str, node: &str, label: &str) -> Sandbox {
     }
 }
 
+/// Room for `max_live` sandboxes, with memory and disk to spare.
+fn room(max_live: u32) -> SandboxRoom {
+    SandboxRoom {
+        max_live,
+        max_mem_mb: u32::MAX,
+        max_disk_mb: u32::MAX,
+    }
+}
+
 async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_their_state(
     s: Stores,
 ) {
@@ -1605,7 +1614,7 @@ async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_
         ("s4", "a", "x"),
     ] {
         store
-            .insert_sandbox(&sandbox(id, tenant, "n1", label), 3)
+            .insert_sandbox(&sandbox(id, tenant, "n1", label), &room(3))
             .await
             .unwrap();
     }
@@ -1614,7 +1623,7 @@ async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_
         sandbox("s2", "a", "n1", "y")
     );
     match store
-        .insert_sandbox(&sandbox("s5", "a", "n1", "x"), 3)
+        .insert_sandbox(&sandbox("s5", "a", "n1", "x"), &room(3))
         .await
     {
         Err(StoreError::Refused(Refusal::OverQuota { message, .. })) => {
@@ -1696,9 +1705,64 @@ async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_
     };
     assert_eq!(ids(store.sandboxes(&running).await.unwrap()), ["s4", "s2"]);
     store
-        .insert_sandbox(&sandbox("s5", "a", "n2", "x"), 3)
+        .insert_sandbox(&sandbox("s5", "a", "n2", "x"), &room(3))
         .await
         .expect("an ended sandbox no longer counts against the quota");
+
+    // Memory counts a tenant's running sandboxes, disk its running and paused ones (each
+    // of these holds 128 MiB of memory and 256 MiB of disk).
+    let tight = SandboxRoom {
+        max_live: 10,
+        max_mem_mb: 300,
+        max_disk_mb: 600,
+    };
+    let refusal = |result: Result<(), StoreError>| match result {
+        Err(StoreError::Refused(Refusal::OverQuota { message, .. })) => message,
+        other => panic!("over the room, it must be refused: {other:?}"),
+    };
+    for id in ["m1", "m2"] {
+        store
+            .insert_sandbox(&sandbox(id, "m", "n1", "x"), &tight)
+            .await
+            .unwrap();
+    }
+    let message = refusal(
+        store
+            .insert_sandbox(&sandbox("m3", "m", "n1", "x"), &tight)
+            .await,
+    );
+    assert!(
+        message.contains("VULCAN_SANDBOX_TENANT_MEM_MB"),
+        "{message}"
+    );
+    store
+        .set_sandbox_state("m2", SandboxState::Running, SandboxState::Paused, None)
+        .await
+        .unwrap();
+    let message = refusal(
+        store
+            .insert_sandbox(&sandbox("m3", "m", "n1", "x"), &tight)
+            .await,
+    );
+    assert!(
+        message.contains("VULCAN_SANDBOX_TENANT_DISK_MB"),
+        "{message}"
+    );
+    let roomier = SandboxRoom {
+        max_disk_mb: 800,
+        ..tight
+    };
+    store
+        .insert_sandbox(&sandbox("m3", "m", "n1", "x"), &roomier)
+        .await
+        .expect("a paused sandbox holds no memory");
+    for id in ["m1", "m2", "m3"] {
+        let s = store.sandbox(id).await.unwrap();
+        store
+            .set_sandbox_state(id, s.state, SandboxState::Ended, None)
+            .await
+            .unwrap();
+    }
 
     let moved = store.set_sandbox_deadline("s2", at(900)).await.unwrap();
     assert_eq!(moved.end_at, at(900));

@@ -345,6 +345,14 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_SANDBOX_MAX_PER_TENANT", default_value_t = 20)]
     pub sandbox_max_per_tenant: u32,
 
+    /// Memory (MiB) one tenant's running sandboxes may hold together.
+    #[arg(long, env = "VULCAN_SANDBOX_TENANT_MEM_MB", default_value_t = 16_384)]
+    pub sandbox_tenant_mem_mb: u32,
+
+    /// Disk (MiB) one tenant's running and paused sandboxes may hold together.
+    #[arg(long, env = "VULCAN_SANDBOX_TENANT_DISK_MB", default_value_t = 65_536)]
+    pub sandbox_tenant_disk_mb: u32,
+
     /// Sandboxes this node holds at once.
     #[arg(long, env = "VULCAN_SANDBOX_MAX_PER_NODE", default_value_t = 64)]
     pub sandbox_max_per_node: u32,

@@ -449,6 +449,8 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
 fn sandbox_limits(args: &ServeArgs, max_cpus: u32) -> vulcan_engine::SandboxLimits {
     let mut limits = vulcan_engine::SandboxLimits {
         max_per_tenant: args.sandbox_max_per_tenant,
+        tenant_mem_mb: args.sandbox_tenant_mem_mb,
+        tenant_disk_mb: args.sandbox_tenant_disk_mb,
         max_per_node: args.sandbox_max_per_node,
         max_timeout_s: args.sandbox_max_timeout_s.max(1),
         max_mem_mb: args.max_mem_mb,

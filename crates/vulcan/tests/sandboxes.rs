@@ -493,6 +493,56 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
 }
 
 #[test]
+fn a_tenants_sandboxes_are_held_to_its_memory_and_disk() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-room", "busybox");
+    let server = server_for(
+        &registry,
+        &[
+            ("VULCAN_SANDBOX_TENANT_MEM_MB", "700"),
+            ("VULCAN_SANDBOX_TENANT_DISK_MB", "1000"),
+        ],
+    );
+    let sized = |mem: u32, disk: u32| {
+        json!({"image": image, "resources": {"mem_mb": mem, "disk_mb": disk}})
+    };
+    let first = create(&server, sized(512, 256));
+    let (status, body) = server.post("/v1/sandboxes", &sized(256, 256));
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("VULCAN_SANDBOX_TENANT_MEM_MB"),
+        "{body}"
+    );
+    // A paused sandbox holds no memory (but keeps its disk).
+    let (status, _) = server.post(&format!("/v1/sandboxes/{first}/pause"), &json!({}));
+    assert_eq!(status, 200);
+    let second = create(&server, sized(512, 512));
+    let (status, body) = server.post("/v1/sandboxes", &sized(64, 512));
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("VULCAN_SANDBOX_TENANT_DISK_MB"),
+        "{body}"
+    );
+    // Resuming would pass the memory: refused, and the sandbox stays paused.
+    let (status, body) = server.post(&format!("/v1/sandboxes/{first}/resume"), &json!({}));
+    assert_eq!(status, 429, "{body}");
+    let (_, s) = server.get(&format!("/v1/sandboxes/{first}"));
+    assert_eq!(s["state"], "paused");
+    server.delete(&format!("/v1/sandboxes/{second}"));
+    let (status, body) = server.post(&format!("/v1/sandboxes/{first}/resume"), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sh(&server, &first, "echo back").1, "back\n");
+    server.delete(&format!("/v1/sandboxes/{first}"));
+    assert_no_sandbox_left(&server);
+}
+
+#[test]
 fn the_deadline_ends_a_sandbox_on_time_unless_it_is_moved() {
     let registry = Registry::start();
     let image = registry.push("busybox:sandbox-deadline", "busybox");

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use vulcan_domain::{
     BackendError, FileError, FileErrorKind, ImageError, Isolation, LiveSandbox, OnTimeout, Refusal,
     Sandbox, SandboxDriver, SandboxFilter, SandboxLaunch, SandboxMetrics, SandboxPage,
-    SandboxResources, SandboxState, StoreError, UsageSample,
+    SandboxResources, SandboxRoom, SandboxState, StoreError, UsageSample,
 };
 
 use self::processes::{Proc, ProcessInfo};
@@ -36,6 +36,10 @@ use crate::{Engine, ImagePulls};
 pub struct SandboxLimits {
     /// Running and paused sandboxes one tenant may have.
     pub max_per_tenant: u32,
+    /// Memory (MiB) one tenant's running sandboxes may hold together.
+    pub tenant_mem_mb: u32,
+    /// Disk (MiB) one tenant's running and paused sandboxes may hold together.
+    pub tenant_disk_mb: u32,
     /// Sandboxes this node holds at once.
     pub max_per_node: u32,
     pub default_timeout_s: u32,
@@ -55,6 +59,8 @@ impl Default for SandboxLimits {
     fn default() -> Self {
         SandboxLimits {
             max_per_tenant: 20,
+            tenant_mem_mb: 16_384,
+            tenant_disk_mb: 65_536,
             max_per_node: 64,
             default_timeout_s: 300,
             max_timeout_s: 86_400,
@@ -69,6 +75,17 @@ impl Default for SandboxLimits {
             max_disk_mb: 65_536,
             kept_output_bytes: 1024 * 1024,
             default_isolation: Isolation::Auto,
+        }
+    }
+}
+
+impl SandboxLimits {
+    /// What one tenant's sandboxes may hold together.
+    pub fn room(&self) -> SandboxRoom {
+        SandboxRoom {
+            max_live: self.max_per_tenant,
+            max_mem_mb: self.tenant_mem_mb,
+            max_disk_mb: self.tenant_disk_mb,
         }
     }
 }
@@ -380,7 +397,7 @@ impl Engine {
         // Recorded first (the quota holds across nodes), ended if it cannot start.
         inner
             .sandbox_store
-            .insert_sandbox(&record, limits.max_per_tenant)
+            .insert_sandbox(&record, &limits.room())
             .await?;
         let started = driver
             .create(SandboxLaunch {
@@ -616,6 +633,7 @@ impl Engine {
                 live.id
             )));
         }
+        self.room_to_resume(live).await?;
         live.sandbox.resume().await.map_err(|BackendError(why)| {
             SandboxError::Backend(format!("resuming failed: {why}"))
         })?;
@@ -638,6 +656,37 @@ impl Engine {
 
     fn is_held(&self, live: &Arc<Live>) -> bool {
         self.inner.is_held(live)
+    }
+
+    /// Whether the tenant's running sandboxes leave memory for `live` to run again.
+    async fn room_to_resume(&self, live: &Arc<Live>) -> Result<(), SandboxError> {
+        let limits = &self.inner.sandboxes.limits;
+        let running = self
+            .inner
+            .sandbox_store
+            .sandboxes(&SandboxFilter {
+                tenant: Some(live.tenant.clone()),
+                state: Some(SandboxState::Running),
+                limit: limits.max_per_tenant.max(1),
+                ..SandboxFilter::default()
+            })
+            .await?;
+        let held: u64 = running
+            .sandboxes
+            .iter()
+            .map(|s| u64::from(s.resources.mem_mb))
+            .sum();
+        let wants = self.sandbox(None, &live.id).await?.resources.mem_mb;
+        if held + u64::from(wants) > u64::from(limits.tenant_mem_mb) {
+            return Err(SandboxError::Refused(Refusal::OverQuota {
+                message: format!(
+                    "tenant {}'s running sandboxes hold {held} MiB of memory; resuming {} ({wants} MiB) would pass its {} MiB (VULCAN_SANDBOX_TENANT_MEM_MB): pause or delete another first",
+                    live.tenant, live.id, limits.tenant_mem_mb
+                ),
+                retry_after_s: 30,
+            }));
+        }
+        Ok(())
     }
 
     /// Moves sandbox `id`'s deadline to `timeout_s` from now.

@@ -3,10 +3,14 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio_postgres::Transaction;
-use vulcan_domain::{Sandbox, SandboxFilter, SandboxPage, SandboxState, SandboxStore, StoreError};
+use vulcan_domain::{
+    Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, SandboxStore, StoreError,
+};
 
 use super::{Fail, PgStore};
-use crate::sandboxes::{deadline, from_json, has_metadata, moved, page, to_json, too_many, BATCH};
+use crate::sandboxes::{
+    check_room, deadline, from_json, has_metadata, moved, page, to_json, BATCH,
+};
 
 /// The record of sandbox `id`, locked until the transaction ends.
 async fn load(tx: &Transaction<'_>, id: &str) -> Result<Sandbox, Fail> {
@@ -33,28 +37,33 @@ async fn save(tx: &Transaction<'_>, sandbox: &Sandbox) -> Result<(), Fail> {
 
 #[async_trait]
 impl SandboxStore for PgStore {
-    async fn insert_sandbox(&self, sandbox: &Sandbox, max_live: u32) -> Result<(), StoreError> {
+    async fn insert_sandbox(
+        &self,
+        sandbox: &Sandbox,
+        room: &SandboxRoom,
+    ) -> Result<(), StoreError> {
         let json = to_json(sandbox)?;
         self.run(|c, _| {
             let json = json.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                // One creation per tenant at a time, across the nodes: the count holds.
+                // One creation per tenant at a time, across the nodes: the room holds.
                 tx.execute(
                     "SELECT pg_advisory_xact_lock(hashtext('vulcan.sandboxes.' || $1))",
                     &[&sandbox.tenant],
                 )
                 .await?;
-                let live: i64 = tx
-                    .query_one(
-                        "SELECT COUNT(*) FROM sandboxes WHERE tenant = $1 AND state IN ('running', 'paused')",
+                let mut live = Vec::new();
+                for row in tx
+                    .query(
+                        "SELECT record FROM sandboxes WHERE tenant = $1 AND state IN ('running', 'paused')",
                         &[&sandbox.tenant],
                     )
                     .await?
-                    .get(0);
-                if live >= i64::from(max_live) {
-                    return Err(too_many(&sandbox.tenant, max_live).into());
+                {
+                    live.push(from_json(row.get(0))?);
                 }
+                check_room(sandbox, &live, room)?;
                 tx.execute(
                     "INSERT INTO sandboxes (id, tenant, node_id, state, record) VALUES ($1, $2, $3, $4, $5)",
                     &[

@@ -3,10 +3,14 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Transaction};
 use time::OffsetDateTime;
-use vulcan_domain::{Sandbox, SandboxFilter, SandboxPage, SandboxState, SandboxStore, StoreError};
+use vulcan_domain::{
+    Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, SandboxStore, StoreError,
+};
 
 use super::{io, SqliteStore};
-use crate::sandboxes::{deadline, from_json, has_metadata, moved, page, to_json, too_many, BATCH};
+use crate::sandboxes::{
+    check_room, deadline, from_json, has_metadata, moved, page, to_json, BATCH,
+};
 
 fn load(tx: &Transaction, id: &str) -> Result<Sandbox, StoreError> {
     let json: String = tx
@@ -30,21 +34,31 @@ fn save(tx: &Transaction, sandbox: &Sandbox) -> Result<(), StoreError> {
 
 #[async_trait]
 impl SandboxStore for SqliteStore {
-    async fn insert_sandbox(&self, sandbox: &Sandbox, max_live: u32) -> Result<(), StoreError> {
-        let sandbox = sandbox.clone();
+    async fn insert_sandbox(
+        &self,
+        sandbox: &Sandbox,
+        room: &SandboxRoom,
+    ) -> Result<(), StoreError> {
+        let (sandbox, room) = (sandbox.clone(), *room);
         let json = to_json(&sandbox)?;
         self.write(move |conn| {
             let tx = conn.transaction().map_err(io)?;
-            let live: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM sandboxes WHERE tenant = ?1 AND state IN ('running', 'paused')",
-                    [&sandbox.tenant],
-                    |r| r.get(0),
-                )
-                .map_err(io)?;
-            if live >= i64::from(max_live) {
-                return Err(too_many(&sandbox.tenant, max_live));
-            }
+            let live = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT record FROM sandboxes WHERE tenant = ?1 AND state IN ('running', 'paused')",
+                    )
+                    .map_err(io)?;
+                let rows = stmt
+                    .query_map([&sandbox.tenant], |r| r.get::<_, String>(0))
+                    .map_err(io)?;
+                let mut live = Vec::new();
+                for row in rows {
+                    live.push(from_json(&row.map_err(io)?)?);
+                }
+                live
+            };
+            check_room(&sandbox, &live, &room)?;
             tx.execute(
                 "INSERT INTO sandboxes (id, tenant, node_id, state, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
