@@ -50,6 +50,9 @@ impl Inner {
         if shape.nic {
             spec.cmdline_extra = with_nic(&spec.cmdline_extra);
         }
+        if shape.data_disk_mb.is_some() {
+            spec.cmdline_extra = format!("{} {}", spec.cmdline_extra, vulcan_agent::DATA_DISK_ARG);
+        }
         spec.qmp = Some(PathBuf::new());
         spec
     }
@@ -66,6 +69,7 @@ impl Inner {
             cpus: resources.cpus,
             nic,
             template: template.map(|t| t.id),
+            data_disk_mb: None,
         }
     }
 
@@ -184,11 +188,24 @@ impl Inner {
                 ),
                 false => None,
             };
+            // A sandbox's VM is booted with its empty disk: each restored one gets a copy.
+            let data_disk = match shape.data_disk_mb {
+                Some(mb) => {
+                    let disk = partial.join(snapshot::DATA_DISK);
+                    let made = disk.clone();
+                    tokio::task::spawn_blocking(move || vulcan_sandbox::disk::make_ext4(&made, mb))
+                        .await
+                        .map_err(|e| format!("making the snapshot's disk failed: {e}"))??;
+                    Some(disk)
+                }
+                None => None,
+            };
             let spec = VmSpec {
                 memory: Some(GuestMemory {
                     file: partial.join(snapshot::MEMORY),
                     shared: true,
                 }),
+                data_disk,
                 nic: scratch.as_ref().map(|tap| Nic {
                     namespace: tap.namespace_path(),
                     tap: TAP.into(),
@@ -234,7 +251,10 @@ impl Inner {
 
 /// The valid snapshot of `shape`, checked off the async runtime (a first check reads the
 /// whole state).
-async fn find(snapshots: &Arc<Snapshots>, shape: Shape) -> Result<Option<snapshot::Found>, String> {
+pub(crate) async fn find(
+    snapshots: &Arc<Snapshots>,
+    shape: Shape,
+) -> Result<Option<snapshot::Found>, String> {
     let snapshots = snapshots.clone();
     tokio::task::spawn_blocking(move || snapshots.find(&shape))
         .await

@@ -40,7 +40,14 @@ pub struct Shape {
     /// The template whose root the VM has ([`crate::templates`]); none: the runtime's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<u64>,
+    /// A sandbox's VM: its own disk of this size, empty (a copy of the snapshot's
+    /// `disk.img` for each VM restored from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_disk_mb: Option<u32>,
 }
+
+/// The empty disk a sandbox snapshot's VM was booted with.
+pub const DATA_DISK: &str = "disk.img";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
@@ -104,20 +111,14 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-/// Hex SHA-256 of a sparse file's data: each extent that holds data (`SEEK_DATA` to
-/// `SEEK_HOLE`) as its offset, length and bytes. A guest's RAM file is hundreds of MB of
-/// which the guest wrote a fraction; the holes read as zeros and need no reading.
-pub fn sha256_sparse(path: &Path) -> std::io::Result<String> {
-    use std::io::{Seek, SeekFrom};
+/// The extents of `file` that hold data (`SEEK_DATA` to `SEEK_HOLE`), as (offset, end).
+fn data_extents(file: &std::fs::File) -> std::io::Result<Vec<(i64, i64)>> {
     use std::os::fd::AsRawFd;
-    let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len() as i64;
-    let mut hasher = Sha256::new();
-    hasher.update(len.to_le_bytes());
-    let mut buf = vec![0u8; 1 << 20];
+    let mut extents = Vec::new();
     let mut at: i64 = 0;
     while at < len {
-        // SAFETY: lseek on a file this function holds open.
+        // SAFETY: lseek on a file the caller holds open.
         let data = unsafe { libc::lseek(file.as_raw_fd(), at, libc::SEEK_DATA) };
         if data < 0 {
             // ENXIO: no data past `at`.
@@ -126,6 +127,23 @@ pub fn sha256_sparse(path: &Path) -> std::io::Result<String> {
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(file.as_raw_fd(), data, libc::SEEK_HOLE) };
         let end = if hole < 0 { len } else { hole };
+        extents.push((data, end));
+        at = end;
+    }
+    Ok(extents)
+}
+
+/// Hex SHA-256 of a sparse file's data: each extent that holds data (`SEEK_DATA` to
+/// `SEEK_HOLE`) as its offset, length and bytes. A guest's RAM file is hundreds of MB of
+/// which the guest wrote a fraction; the holes read as zeros and need no reading.
+pub fn sha256_sparse(path: &Path) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len() as i64;
+    let mut hasher = Sha256::new();
+    hasher.update(len.to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    for (data, end) in data_extents(&file)? {
         hasher.update(data.to_le_bytes());
         hasher.update((end - data).to_le_bytes());
         file.seek(SeekFrom::Start(data as u64))?;
@@ -138,9 +156,40 @@ pub fn sha256_sparse(path: &Path) -> std::io::Result<String> {
             hasher.update(&buf[..n]);
             left -= n;
         }
-        at = end;
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Copies `from` to a new file `to` of the same size, its holes left holes: a guest's RAM
+/// file or an empty disk costs what it holds, not its size.
+pub fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let source = std::fs::File::open(from)?;
+    let target = std::fs::File::create(to)?;
+    target.set_len(source.metadata()?.len())?;
+    for (data, end) in data_extents(&source)? {
+        let (mut from_at, mut to_at) = (data, data);
+        while from_at < end {
+            // SAFETY: both descriptors are open; the offsets are ours, updated by the call.
+            let n = unsafe {
+                libc::copy_file_range(
+                    source.as_raw_fd(),
+                    &mut from_at,
+                    target.as_raw_fd(),
+                    &mut to_at,
+                    (end - from_at) as usize,
+                    0,
+                )
+            };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The digest of a guest's make-up: its files' digests and the VMM's settings. A large
@@ -276,11 +325,14 @@ impl Snapshots {
         hasher.update(serde_json::to_vec(shape).unwrap_or_default());
         let key = format!("{:x}", hasher.finalize());
         format!(
-            "{}-{}m-{}c{}-{}",
+            "{}-{}m-{}c{}{}-{}",
             shape.runtime,
             shape.mem_mb,
             shape.cpus,
             if shape.nic { "-nic" } else { "" },
+            shape
+                .data_disk_mb
+                .map_or_else(String::new, |mb| format!("-sandbox{mb}d")),
             &key[..16]
         )
     }

@@ -503,9 +503,7 @@ fn a_tenants_sandboxes_are_held_to_its_memory_and_disk() {
             ("VULCAN_SANDBOX_TENANT_DISK_MB", "1000"),
         ],
     );
-    let sized = |mem: u32, disk: u32| {
-        json!({"image": image, "resources": {"mem_mb": mem, "disk_mb": disk}})
-    };
+    let sized = |mem: u32, disk: u32| json!({"image": image, "resources": {"mem_mb": mem, "disk_mb": disk}});
     let first = create(&server, sized(512, 256));
     let (status, body) = server.post("/v1/sandboxes", &sized(256, 256));
     assert_eq!(status, 429, "{body}");

@@ -36,6 +36,7 @@ use vulcan_sandbox::image_user;
 
 use self::files::{VmFiles, VmProcess};
 use self::link::{Calls, Follower};
+use crate::snapshot::Shape;
 use crate::templates::Template;
 use crate::vm::Vm;
 use crate::vmm::{GuestMemory, VmSpec};
@@ -143,20 +144,38 @@ impl MicrovmSandboxes {
         let owner = image_user::user(&lease.rootfs, &config.user).map_err(BackendError)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
-        let (disk, disk_mb) = (dir.join("disk.img"), launch.resources.disk_mb);
-        tokio::task::spawn_blocking(move || vulcan_sandbox::disk::make_ext4(&disk, disk_mb))
-            .await
-            .map_err(|e| BackendError(e.to_string()))?
-            .map_err(BackendError)?;
         let spec = self.spec_of(&launch.resources, &template, dir)?;
-        let mut vm = Vm::boot(
-            ready.vmm.as_ref(),
-            spec.clone(),
-            &self.inner.config.work_dir.join("vms"),
-            self.inner.config.boot_timeout,
-        )
-        .await
-        .map_err(|e| BackendError(format!("the sandbox's VM did not boot: {e}")))?;
+        let restored = match self.inner.config.snapshots {
+            true => match self.restored(launch, &template, &spec).await {
+                Ok(vm) => Some(vm),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a microVM sandbox did not restore; booting it");
+                    None
+                }
+            },
+            false => None,
+        };
+        let mut vm = match restored {
+            Some(vm) => vm,
+            None => {
+                let _ = std::fs::remove_file(dir.join("memory"));
+                let (disk, disk_mb) = (dir.join("disk.img"), launch.resources.disk_mb);
+                tokio::task::spawn_blocking(move || {
+                    vulcan_sandbox::disk::make_ext4(&disk, disk_mb)
+                })
+                .await
+                .map_err(|e| BackendError(e.to_string()))?
+                .map_err(BackendError)?;
+                Vm::boot(
+                    ready.vmm.as_ref(),
+                    spec.clone(),
+                    &self.inner.config.work_dir.join("vms"),
+                    self.inner.config.boot_timeout,
+                )
+                .await
+                .map_err(|e| BackendError(format!("the sandbox's VM did not boot: {e}")))?
+            }
+        };
         let job = Run {
             runtime: Runtime::Oci.to_string(),
             code: None,
@@ -197,6 +216,65 @@ impl MicrovmSandboxes {
         let sandbox = self.holding(kept, dir, spec, Some(vm), lease, template);
         sandbox.held.calls.connect(writer, frames);
         Ok(Box::new(sandbox))
+    }
+
+    /// A VM for a new sandbox restored from the snapshot of its shape (made first if there
+    /// is none): the snapshot's empty disk and its RAM copied into the sandbox's directory,
+    /// the sandbox's own from then on (`spec` names them).
+    async fn restored(
+        &self,
+        launch: &SandboxLaunch,
+        template: &Template,
+        spec: &VmSpec,
+    ) -> Result<Vm, String> {
+        let inner = &self.inner;
+        let ready = inner.state.as_ref().map_err(Clone::clone)?;
+        let snapshots = inner.snapshots().await?;
+        let resources = Resources {
+            cpus: launch.resources.cpus,
+            mem_mb: launch.resources.mem_mb,
+            ..Resources::default()
+        };
+        let shape = Shape {
+            data_disk_mb: Some(launch.resources.disk_mb),
+            ..Inner::shape(Runtime::Oci, resources, false, Some(template))
+        };
+        let found = match crate::restore::find(&snapshots, shape).await {
+            Ok(Some(found)) => found,
+            _ => {
+                let made = inner
+                    .make_snapshot(ready, &snapshots, shape, resources, Some(template))
+                    .await?;
+                if let Some(templates) = &inner.templates {
+                    templates.settle(&snapshots).await;
+                }
+                made
+            }
+        };
+        let (Some(disk), Some(memory)) = (spec.data_disk.clone(), spec.memory.clone()) else {
+            return Err("a sandbox's VM has its own disk and memory file".into());
+        };
+        let snapshot_disk = found.state.with_file_name(crate::snapshot::DATA_DISK);
+        let snapshot_memory = found.memory.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::snapshot::copy_sparse(&snapshot_disk, &disk)
+                .and_then(|()| crate::snapshot::copy_sparse(&snapshot_memory, &memory.file))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot copy the snapshot for the sandbox: {e}"))?;
+        let restore = VmSpec {
+            incoming: Some(found.state.clone()),
+            ..spec.clone()
+        };
+        Vm::restore(
+            ready.vmm.as_ref(),
+            restore,
+            &inner.config.work_dir.join("vms"),
+            inner.config.boot_timeout,
+            found.meta.ready.clone(),
+        )
+        .await
     }
 
     /// How sandbox `dir`'s VM is started (and restored): the template's root, its own disk,
