@@ -587,6 +587,26 @@ mod tests {
     }
 
     #[test]
+    fn a_sparse_copy_keeps_the_data_and_the_holes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        let file = std::fs::File::create(&from).unwrap();
+        file.set_len(64 << 20).unwrap();
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(b"start", 0).unwrap();
+        file.write_all_at(&[7u8; 8192], 40 << 20).unwrap();
+        drop(file);
+        copy_sparse(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&from).unwrap(), std::fs::read(&to).unwrap());
+        let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&to).unwrap());
+        assert!(
+            allocated * 512 < 1 << 20,
+            "{allocated} blocks: the holes stay holes"
+        );
+        assert_eq!(sha256_sparse(&from).unwrap(), sha256_sparse(&to).unwrap());
+    }
+
+    #[test]
     fn a_changed_state_is_refused_and_removed_and_stale_ones_go_at_open() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("snapshots");
@@ -596,6 +616,7 @@ mod tests {
             cpus: 1,
             nic: false,
             template: None,
+            data_disk_mb: None,
         };
         let snapshots = Snapshots::open(dir.clone(), "assets-a".into()).unwrap();
         assert!(snapshots.find(&shape).unwrap().is_none());
@@ -657,6 +678,7 @@ mod tests {
             cpus: 1,
             nic: false,
             template: None,
+            data_disk_mb: None,
         };
         let make = |mem_mb| {
             let partial = snapshots.partial(&shape(mem_mb)).unwrap();
