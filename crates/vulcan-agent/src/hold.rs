@@ -93,6 +93,10 @@ pub fn hold(port: &Port, reader: &mut File, job: Run) {
     );
     let workspace = Arc::new(workspace);
     let table: Table = Arc::default();
+    {
+        let (workspace, table) = (workspace.clone(), table.clone());
+        std::thread::spawn(move || look_after(&workspace, &table));
+    }
     loop {
         let payload = match read_frame(reader) {
             Ok((Kind::Call, payload)) => payload,
@@ -149,6 +153,58 @@ pub fn hold(port: &Port, reader: &mut File, job: Run) {
         };
         answer(port, &reply);
     }
+}
+
+/// How often the agent looks after the sandbox (fork bombs, orphans that ended).
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// What PID 1 owes a sandbox that lives long, every [`LOOK_EVERY`]:
+/// - a process whose parent ended is the agent's child: when it ends it is reaped here
+///   (one Vulcan follows is left to its own waiter), or its zombie would hold one of the
+///   sandbox's tasks for ever;
+/// - a fork bomb holds a sandbox at its task limit for ever (each exit makes room for
+///   another fork), starving what the user starts next: once forks are refused at the limit,
+///   every process in the sandbox's cgroup is killed (`cgroup.kill`); each followed one ends
+///   by SIGKILL, and the files, and the sandbox, stay.
+fn look_after(workspace: &Workspace, table: &Table) {
+    let mut refused = workspace.group.as_ref().map(|g| g.events().pids_refused);
+    loop {
+        std::thread::sleep(LOOK_EVERY);
+        if let (Some(group), Some(before)) = (&workspace.group, refused) {
+            let now = group.events().pids_refused;
+            if now > before {
+                crate::log("forks were refused at the sandbox's task limit: killing its processes");
+                let _ = std::fs::write(group.dir().join("cgroup.kill"), "1");
+            }
+            refused = Some(now);
+        }
+        for pid in ended_orphans() {
+            if !lock(table).contains_key(&pid) {
+                // SAFETY: waitpid on a child of ours that has ended; nothing else is touched.
+                unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG) };
+            }
+        }
+    }
+}
+
+/// The agent's children that have ended and wait to be reaped (zombies whose parent is 1).
+fn ended_orphans() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // `pid (comm) state ppid …`: the name may hold anything, so after its last `)`.
+            let mut after = stat
+                .rsplit_once(')')
+                .map_or("", |(_, a)| a)
+                .split_whitespace();
+            after.next() == Some("Z") && after.next() == Some("1")
+        })
+        .collect()
 }
 
 fn lock(table: &Table) -> std::sync::MutexGuard<'_, HashMap<u32, Held>> {

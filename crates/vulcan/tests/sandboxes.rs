@@ -7,7 +7,7 @@ mod common;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::sandbox_host::Host;
+use common::sandbox_host::{held_to, Host};
 use common::{eventually, Server};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -570,39 +570,6 @@ fn the_deadline_ends_a_sandbox_on_time_unless_it_is_moved() {
 
 /// Runs `script` in the foreground in sandbox `id` of a hostile kind: afterwards the
 /// sandbox either answers, or has ended with a reason containing `limit_named`.
-fn held_to(server: &Server, id: &str, script: &str, limit_named: &str) {
-    let (status, answer) = server.post(
-        &format!("/v1/sandboxes/{id}/processes"),
-        &json!({"cmd": "sh", "args": ["-c", script], "timeout_s": 30}),
-    );
-    assert!(status == 200 || status == 409, "{status} {answer}");
-    let outcome = eventually(
-        Duration::from_secs(30),
-        "the sandbox to answer or end",
-        || {
-            let (_, s) = server.get(&format!("/v1/sandboxes/{id}"));
-            if s["state"] == "ended" {
-                return Some(Err(s));
-            }
-            let (status, p) = server.post(
-                &format!("/v1/sandboxes/{id}/processes"),
-                &json!({"cmd": "echo", "args": ["ok"]}),
-            );
-            (status == 200 && p["stdout"] == "ok\n").then_some(Ok(answer.clone()))
-        },
-    );
-    match outcome {
-        Ok(answer) => assert_ne!(
-            answer["exit_code"], 0,
-            "the hostile process failed: {answer}"
-        ),
-        Err(ended) => {
-            let reason = ended["end_reason"].as_str().unwrap_or_default();
-            assert!(reason.contains(limit_named), "{script}: {ended}");
-        }
-    }
-}
-
 #[test]
 fn hostile_code_in_a_sandbox_is_held_to_its_limits() {
     let registry = Registry::start();

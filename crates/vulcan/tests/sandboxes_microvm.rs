@@ -7,7 +7,7 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
-use common::sandbox_host::Host;
+use common::sandbox_host::{held_to, Host};
 use common::{eventually, Server};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -423,4 +423,44 @@ fn a_server_that_stops_pauses_its_microvm_sandboxes_and_takes_them_back_and_a_cr
         .join("microvm/sandboxes")
         .join(&kept)
         .exists());
+}
+
+#[test]
+fn hostile_code_in_a_microvm_sandbox_is_held_to_its_limits() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:vm-sandbox-hostile", "busybox");
+    let server = Host {
+        server: Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]),
+    };
+    let small = json!({"isolation": "microvm", "image": image,
+                       "resources": {"mem_mb": 128, "disk_mb": 64}});
+    let id = create(&server, small.clone());
+    held_to(&server, &id, "x=a; while true; do x=$x$x; done", "memory");
+    // A fork bomb meets the sandbox's task limit; then everything in the sandbox is killed
+    // (the bomb would hold it at the limit for ever), and the sandbox answers.
+    held_to(
+        &server,
+        &id,
+        "bomb() { bomb | bomb & }; bomb; sleep 2",
+        "task limit",
+    );
+    // What the kill left is reaped by the agent (PID 1) within moments: no zombie holds a
+    // task of the sandbox.
+    eventually(Duration::from_secs(20), "the bomb to be gone", || {
+        let (code, out, _) = sh(
+            &server,
+            &id,
+            "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sh$'",
+        );
+        (code == 0 && out.trim().parse::<u32>().ok()? <= 3).then_some(())
+    });
+    // A process left running by one that ended is reaped when it ends, too.
+    for _ in 0..80 {
+        sh(&server, &id, "(true &)");
+    }
+    assert_eq!(sh(&server, &id, "echo still forking").1, "still forking\n");
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200, "the server stays healthy");
+    let other = create(&server, small);
+    assert_eq!(sh(&server, &other, "echo beside").1, "beside\n");
 }

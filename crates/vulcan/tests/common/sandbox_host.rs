@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::Server;
+use serde_json::json;
+
+use super::{eventually, Server};
 
 /// A server with its sandboxes: dropped (the test ended, or failed), it is stopped as an
 /// operator stops it (SIGTERM: it ends what it holds), and whatever is still there is
@@ -69,6 +71,41 @@ pub fn sweep(data_dir: &std::path::Path) {
             .flatten()
         {
             let _ = std::fs::remove_dir(controller.path().join("vulcan-gvisor").join(&id));
+        }
+    }
+}
+
+/// Runs hostile `script` in sandbox `id`: afterwards the sandbox answers (and the script
+/// failed), or it ended with `limit_named` in its reason.
+pub fn held_to(server: &Server, id: &str, script: &str, limit_named: &str) {
+    let (status, answer) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "sh", "args": ["-c", script], "timeout_s": 30}),
+    );
+    assert!(status == 200 || status == 409, "{status} {answer}");
+    let outcome = eventually(
+        Duration::from_secs(30),
+        "the sandbox to answer or end",
+        || {
+            let (_, s) = server.get(&format!("/v1/sandboxes/{id}"));
+            if s["state"] == "ended" {
+                return Some(Err(s));
+            }
+            let (status, p) = server.post(
+                &format!("/v1/sandboxes/{id}/processes"),
+                &json!({"cmd": "echo", "args": ["ok"]}),
+            );
+            (status == 200 && p["stdout"] == "ok\n").then_some(Ok(answer.clone()))
+        },
+    );
+    match outcome {
+        Ok(answer) => assert_ne!(
+            answer["exit_code"], 0,
+            "the hostile process failed: {answer}"
+        ),
+        Err(ended) => {
+            let reason = ended["end_reason"].as_str().unwrap_or_default();
+            assert!(reason.contains(limit_named), "{script}: {ended}");
         }
     }
 }
