@@ -63,7 +63,7 @@ impl From<SandboxError> for ApiError {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSandbox {
-    /// `gvisor` or `auto` (microVM sandboxes are not built yet).
+    /// `gvisor`, `microvm` or `auto` (absent: the server's `VULCAN_SANDBOX_ISOLATION`).
     #[serde(default)]
     isolation: Option<Isolation>,
     /// A registered image (or one this key may pull); the default image if absent.

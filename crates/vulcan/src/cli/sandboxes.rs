@@ -21,7 +21,7 @@ pub enum SandboxCommand {
         /// The image its root comes from [default: the default image].
         #[arg(long)]
         image: Option<String>,
-        /// gvisor or auto.
+        /// gvisor, microvm or auto [default: the server's VULCAN_SANDBOX_ISOLATION].
         #[arg(long)]
         isolation: Option<String>,
         /// Seconds until it is killed.
