@@ -39,38 +39,29 @@ fn answer(port: &Port, answer: &Answer) {
     );
 }
 
+/// Answers the Run with why the sandbox cannot be held.
+fn refuse(port: &Port, why: String) {
+    let failed = Served {
+        error: Some(why),
+        ..Served::default()
+    };
+    send(
+        port,
+        Kind::Loaded,
+        &serde_json::to_vec(&failed).unwrap_or_default(),
+    );
+}
+
 /// Holds the sandbox; returns (the VM powers off) when the host closes the port.
 pub fn hold(port: &Port, reader: &mut File, job: Run) {
     let workspace = match prepare_held(&job) {
         Ok(w) => w,
-        Err(e) => {
-            let failed = Served {
-                error: Some(e),
-                ..Served::default()
-            };
-            send(
-                port,
-                Kind::Loaded,
-                &serde_json::to_vec(&failed).unwrap_or_default(),
-            );
-            return;
-        }
+        Err(e) => return refuse(port, e),
     };
     // Forked before any thread of ours exists.
     let files = match crate::files::start(&workspace.root) {
         Ok(f) => f,
-        Err(e) => {
-            let failed = Served {
-                error: Some(format!("cannot start the files helper: {e}")),
-                ..Served::default()
-            };
-            send(
-                port,
-                Kind::Loaded,
-                &serde_json::to_vec(&failed).unwrap_or_default(),
-            );
-            return;
-        }
+        Err(e) => return refuse(port, format!("cannot start the files helper: {e}")),
     };
     let mut to_files = match files.try_clone() {
         Ok(f) => f,

@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::sandbox_host::{held_to, Host};
+use common::sandbox_host::{
+    background, download, held_to, hex, sh, upload, watch_sees_changes_below, Host,
+};
 use common::{eventually, Server};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -29,46 +30,6 @@ fn create(server: &Server, body: Value) -> String {
     sandbox["id"].as_str().unwrap().to_owned()
 }
 
-/// Runs `sh -c script` in the foreground: (exit code, stdout, stderr).
-fn sh(server: &Server, id: &str, script: &str) -> (i64, String, String) {
-    let (status, p) = server.post(
-        &format!("/v1/sandboxes/{id}/processes"),
-        &json!({"cmd": "sh", "args": ["-c", script]}),
-    );
-    assert_eq!(status, 200, "{p}");
-    (
-        p["exit_code"].as_i64().unwrap_or(-1),
-        p["stdout"].as_str().unwrap_or_default().to_owned(),
-        p["stderr"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
-fn background(server: &Server, id: &str, body: Value) -> u64 {
-    let (status, p) = server.post(&format!("/v1/sandboxes/{id}/processes"), &body);
-    assert_eq!(status, 201, "{p}");
-    assert_eq!(p["state"], "running");
-    p["pid"].as_u64().unwrap()
-}
-
-fn upload(server: &Server, id: &str, path: &str, bytes: &[u8]) -> (u16, Value) {
-    common::answer_of(
-        ureq::put(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}")))
-            .set("Content-Type", "application/octet-stream")
-            .send_bytes(bytes),
-    )
-}
-
-fn download(server: &Server, id: &str, path: &str) -> Result<Vec<u8>, (u16, Value)> {
-    match ureq::get(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}"))).call() {
-        Ok(r) => {
-            let mut bytes = Vec::new();
-            r.into_reader().read_to_end(&mut bytes).unwrap();
-            Ok(bytes)
-        }
-        Err(e) => Err(common::answer_of(Err(e))),
-    }
-}
-
 /// The cgroups of sandbox `id` in any hierarchy.
 fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
     std::fs::read_dir("/sys/fs/cgroup")
@@ -78,10 +39,6 @@ fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
         .map(|c| c.path().join("vulcan-gvisor").join(id))
         .filter(|p| p.exists())
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Nothing of any sandbox is left on the host (no container, no mount, no directory)
@@ -250,38 +207,7 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
     assert_eq!(over_ws(14).0, "tick 3\ntick 4\ntick 5\n");
 
     // A directory watch over a WebSocket sees what a command does inside, below too.
-    let url = server
-        .url(&format!(
-            "/ws/sandboxes/{id}/files/watch?path=/tmp&recursive=true"
-        ))
-        .replace("http://", "ws://");
-    let (mut watch, _) = tungstenite::connect(url).expect("a watch");
-    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = watch.get_ref() {
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    }
-    sh(
-        &server,
-        &id,
-        "mkdir /tmp/seen && echo hi > /tmp/seen/w.txt && rm /tmp/seen/w.txt",
-    );
-    let mut seen = Vec::new();
-    while !seen.contains(&"remove seen/w.txt".to_owned()) {
-        match watch.read() {
-            Ok(tungstenite::Message::Text(message)) => {
-                let m: Value = serde_json::from_str(&message).unwrap();
-                seen.push(format!(
-                    "{} {}",
-                    m["type"].as_str().unwrap(),
-                    m["name"].as_str().unwrap()
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => panic!("the watch ended early ({e}); saw {seen:?}"),
-        }
-    }
-    assert!(seen.contains(&"create seen".to_owned()), "{seen:?}");
-    assert!(seen.contains(&"create seen/w.txt".to_owned()), "{seen:?}");
-    drop(watch);
+    watch_sees_changes_below(&server, &id, "/tmp", Duration::from_secs(10));
 
     // stdin is echoed back by cat.
     let cat = background(

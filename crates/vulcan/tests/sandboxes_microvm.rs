@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::time::Duration;
 
-use common::sandbox_host::{held_to, Host};
+use common::sandbox_host::{
+    background, download, held_to, hex, sh, upload, watch_sees_changes_below, Host,
+};
 use common::{eventually, Server};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -21,52 +22,8 @@ fn create(server: &Server, body: Value) -> String {
     sandbox["id"].as_str().unwrap().to_owned()
 }
 
-/// Runs `sh -c script` in the foreground: (exit code, stdout, stderr).
-fn sh(server: &Server, id: &str, script: &str) -> (i64, String, String) {
-    let (status, p) = server.post(
-        &format!("/v1/sandboxes/{id}/processes"),
-        &json!({"cmd": "sh", "args": ["-c", script]}),
-    );
-    assert_eq!(status, 200, "{p}");
-    (
-        p["exit_code"].as_i64().unwrap_or(-1),
-        p["stdout"].as_str().unwrap_or_default().to_owned(),
-        p["stderr"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
-fn background(server: &Server, id: &str, body: Value) -> u64 {
-    let (status, p) = server.post(&format!("/v1/sandboxes/{id}/processes"), &body);
-    assert_eq!(status, 201, "{p}");
-    assert_eq!(p["state"], "running");
-    p["pid"].as_u64().unwrap()
-}
-
 fn process(server: &Server, id: &str, pid: u64) -> Value {
     server.get(&format!("/v1/sandboxes/{id}/processes/{pid}")).1
-}
-
-fn upload(server: &Server, id: &str, path: &str, bytes: &[u8]) -> (u16, Value) {
-    common::answer_of(
-        ureq::put(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}")))
-            .set("Content-Type", "application/octet-stream")
-            .send_bytes(bytes),
-    )
-}
-
-fn download(server: &Server, id: &str, path: &str) -> Result<Vec<u8>, (u16, Value)> {
-    match ureq::get(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}"))).call() {
-        Ok(r) => {
-            let mut bytes = Vec::new();
-            r.into_reader().read_to_end(&mut bytes).unwrap();
-            Ok(bytes)
-        }
-        Err(e) => Err(common::answer_of(Err(e))),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The QEMU processes whose command line names `needle`.
@@ -206,38 +163,7 @@ fn a_microvm_sandbox_runs_processes_keeps_files_and_pauses_with_its_processes_ru
     assert_eq!(status, 404);
 
     // A watch of a directory sees changes below it, those made inside included.
-    let url = server
-        .url(&format!(
-            "/ws/sandboxes/{id}/files/watch?path=/work&recursive=true"
-        ))
-        .replace("http://", "ws://");
-    let (mut watch, _) = tungstenite::connect(url).expect("a watch");
-    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = watch.get_ref() {
-        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    }
-    sh(
-        &server,
-        &id,
-        "mkdir /work/seen && echo hi > /work/seen/w.txt && rm /work/seen/w.txt",
-    );
-    let mut seen = Vec::new();
-    while !seen.contains(&"remove seen/w.txt".to_owned()) {
-        match watch.read() {
-            Ok(tungstenite::Message::Text(message)) => {
-                let m: Value = serde_json::from_str(&message).unwrap();
-                seen.push(format!(
-                    "{} {}",
-                    m["type"].as_str().unwrap(),
-                    m["name"].as_str().unwrap()
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => panic!("the watch ended early ({e}); saw {seen:?}"),
-        }
-    }
-    assert!(seen.contains(&"create seen".to_owned()), "{seen:?}");
-    assert!(seen.contains(&"create seen/w.txt".to_owned()), "{seen:?}");
-    drop(watch);
+    watch_sees_changes_below(&server, &id, "/work", Duration::from_secs(20));
 
     // No path leads out: `..` is refused, and a link to / means the sandbox's root.
     let (status, body) = server.get(&format!(

@@ -401,6 +401,16 @@ impl Engine {
             .sandbox_store
             .insert_sandbox(&record, &limits.room())
             .await?;
+        // A sandbox that does not get as far as running is recorded ended, saying why.
+        let ended = |why: &str| {
+            let why = why.to_owned();
+            let (store, id) = (inner.sandbox_store.clone(), record.id.clone());
+            async move {
+                let _ = store
+                    .set_sandbox_state(&id, SandboxState::Running, SandboxState::Ended, Some(&why))
+                    .await;
+            }
+        };
         let started = driver
             .create(SandboxLaunch {
                 id: record.id.clone(),
@@ -412,15 +422,7 @@ impl Engine {
         let sandbox = match started {
             Ok(sandbox) => sandbox,
             Err(BackendError(why)) => {
-                let _ = inner
-                    .sandbox_store
-                    .set_sandbox_state(
-                        &record.id,
-                        SandboxState::Running,
-                        SandboxState::Ended,
-                        Some(&format!("it could not start: {why}")),
-                    )
-                    .await;
+                ended(&format!("it could not start: {why}")).await;
                 return Err(SandboxError::Backend(format!(
                     "the sandbox could not start: {why}"
                 )));
@@ -437,15 +439,7 @@ impl Engine {
             Ok(moved) => moved,
             Err(e) => {
                 sandbox.destroy().await;
-                let _ = inner
-                    .sandbox_store
-                    .set_sandbox_state(
-                        &record.id,
-                        SandboxState::Running,
-                        SandboxState::Ended,
-                        Some("it could not be recorded as started"),
-                    )
-                    .await;
+                ended("it could not be recorded as started").await;
                 return Err(e.into());
             }
         };

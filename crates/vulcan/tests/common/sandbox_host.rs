@@ -1,8 +1,9 @@
 //! A server whose sandboxes are cleaned up after it, whatever the test did.
 
+use std::io::Read;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{eventually, Server};
 
@@ -108,4 +109,84 @@ pub fn held_to(server: &Server, id: &str, script: &str, limit_named: &str) {
             assert!(reason.contains(limit_named), "{script}: {ended}");
         }
     }
+}
+
+/// Runs `sh -c script` in the foreground: (exit code, stdout, stderr).
+pub fn sh(server: &Server, id: &str, script: &str) -> (i64, String, String) {
+    let (status, p) = server.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "sh", "args": ["-c", script]}),
+    );
+    assert_eq!(status, 200, "{p}");
+    (
+        p["exit_code"].as_i64().unwrap_or(-1),
+        p["stdout"].as_str().unwrap_or_default().to_owned(),
+        p["stderr"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+pub fn background(server: &Server, id: &str, body: Value) -> u64 {
+    let (status, p) = server.post(&format!("/v1/sandboxes/{id}/processes"), &body);
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["state"], "running");
+    p["pid"].as_u64().unwrap()
+}
+
+pub fn upload(server: &Server, id: &str, path: &str, bytes: &[u8]) -> (u16, Value) {
+    super::answer_of(
+        ureq::put(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}")))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(bytes),
+    )
+}
+
+pub fn download(server: &Server, id: &str, path: &str) -> Result<Vec<u8>, (u16, Value)> {
+    match ureq::get(&server.url(&format!("/v1/sandboxes/{id}/files?path={path}"))).call() {
+        Ok(r) => {
+            let mut bytes = Vec::new();
+            r.into_reader().read_to_end(&mut bytes).unwrap();
+            Ok(bytes)
+        }
+        Err(e) => Err(super::answer_of(Err(e))),
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Watches directory `dir` of sandbox `id` over a WebSocket while `sh` makes, writes and
+/// removes `seen/w.txt` there: every step is seen, below the directory too.
+pub fn watch_sees_changes_below(server: &Server, id: &str, dir: &str, within: Duration) {
+    let url = server
+        .url(&format!(
+            "/ws/sandboxes/{id}/files/watch?path={dir}&recursive=true"
+        ))
+        .replace("http://", "ws://");
+    let (mut watch, _) = tungstenite::connect(url).expect("a watch");
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = watch.get_ref() {
+        tcp.set_read_timeout(Some(within)).unwrap();
+    }
+    sh(
+        server,
+        id,
+        &format!("mkdir {dir}/seen && echo hi > {dir}/seen/w.txt && rm {dir}/seen/w.txt"),
+    );
+    let mut seen = Vec::new();
+    while !seen.contains(&"remove seen/w.txt".to_owned()) {
+        match watch.read() {
+            Ok(tungstenite::Message::Text(message)) => {
+                let m: Value = serde_json::from_str(&message).unwrap();
+                seen.push(format!(
+                    "{} {}",
+                    m["type"].as_str().unwrap(),
+                    m["name"].as_str().unwrap()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the watch ended early ({e}); saw {seen:?}"),
+        }
+    }
+    assert!(seen.contains(&"create seen".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"create seen/w.txt".to_owned()), "{seen:?}");
 }
