@@ -43,6 +43,12 @@ pub enum Op {
         pid: u32,
         signal: i32,
     },
+    /// A new size for the terminal of a process started on one.
+    Resize {
+        pid: u32,
+        rows: u16,
+        cols: u16,
+    },
     /// Answered with an [`Entry`].
     Stat {
         path: String,
@@ -117,6 +123,10 @@ pub struct Spawn {
     pub gid: u32,
     /// Whether its stdin is kept open for [`Op::Stdin`] (else it reads nothing).
     pub stdin: bool,
+    /// Run on a terminal of this size (rows, cols): its input [`Op::Stdin`]'s, its output
+    /// one stream ([`STDOUT`]), its size set again by [`Op::Resize`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<(u16, u16)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{ChildStdin, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use vulcan_agent::held::{
     output_frame, Answer, Call, Failure, FailureKind, Op, ProcEnded, Spawn, Usage, STDERR, STDOUT,
 };
 use vulcan_agent::{read_frame, write_frame, Kind, Run, Served};
+use vulcan_sandbox::pty;
 
 use crate::workspace::{pidfd_open, prepare_held, Workspace};
 use crate::{send, Port};
@@ -25,7 +27,10 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// A process started on call, until it is reaped.
 struct Held {
-    stdin: Option<ChildStdin>,
+    /// Its stdin, or its terminal's controlling side.
+    stdin: Option<File>,
+    /// Whether `stdin` is a terminal (closing it is typing ^D).
+    terminal: bool,
     pidfd: Option<OwnedFd>,
 }
 
@@ -109,10 +114,20 @@ pub fn hold(port: &Port, reader: &mut File, job: Run) {
                 write_stdin(&table, pid, &data).map(|()| serde_json::json!({}))
             }
             Op::CloseStdin { pid } => {
-                if let Some(held) = lock(&table).get_mut(&pid) {
-                    held.stdin = None;
+                let terminal = lock(&table).get_mut(&pid).is_some_and(|held| {
+                    if !held.terminal {
+                        held.stdin = None;
+                    }
+                    held.terminal
+                });
+                // A terminal is not closed: the end of its input is typed (^D).
+                if terminal {
+                    let _ = write_input(&table, pid, b"\x04".to_vec());
                 }
                 Ok(serde_json::json!({}))
+            }
+            Op::Resize { pid, rows, cols } => {
+                resize(&table, pid, rows, cols).map(|()| serde_json::json!({}))
             }
             Op::Signal { pid, signal } => {
                 send_signal(&table, pid, signal).map(|()| serde_json::json!({}))
@@ -230,35 +245,53 @@ fn spawn_process(
     if !spawn.stdin {
         cmd.stdin(Stdio::null());
     }
+    let no_terminal =
+        |e: std::io::Error| Failure::new(FailureKind::Io, format!("cannot open a terminal: {e}"));
+    let terminal = match spawn.pty {
+        Some((rows, cols)) => {
+            let (master, slave) = pty::open(pty::Size { rows, cols }).map_err(no_terminal)?;
+            let side = || slave.try_clone().map(Stdio::from).map_err(no_terminal);
+            cmd.stdin(side()?).stdout(side()?).stderr(side()?);
+            // SAFETY: take_as_controlling makes async-signal-safe calls only.
+            unsafe { cmd.pre_exec(|| pty::take_as_controlling()) };
+            Some(File::from(master))
+        }
+        None => None,
+    };
     // The table is locked across the start so that the process's end (reported by its own
     // thread) cannot be looked for before it is in.
     let mut held = lock(table);
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::new(FailureKind::Process, format!("cannot start {program}: {e}")))?;
+    drop(cmd);
     let pid = child.id();
+    let pumps: Vec<Box<dyn Read + Send>> = match &terminal {
+        Some(term) => vec![Box::new(term.try_clone().map_err(no_terminal)?)],
+        None => [
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
     held.insert(
         pid,
         Held {
-            stdin: child.stdin.take(),
+            terminal: terminal.is_some(),
+            stdin: terminal.or_else(|| child.stdin.take().map(|s| File::from(OwnedFd::from(s)))),
             pidfd: pidfd_open(pid),
         },
     );
     drop(held);
     let (read_tx, read_rx) = mpsc::channel::<()>();
-    let pumps: Vec<Box<dyn Read + Send>> = [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
     let streams = [STDOUT, STDERR];
     let pumped = pumps.len();
     for (mut pipe, stream) in pumps.into_iter().zip(streams) {
@@ -306,6 +339,10 @@ fn write_stdin(table: &Table, pid: u32, data: &str) -> Result<(), Failure> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
         .map_err(|e| Failure::new(FailureKind::Invalid, format!("stdin is not base64: {e}")))?;
+    write_input(table, pid, bytes)
+}
+
+fn write_input(table: &Table, pid: u32, bytes: Vec<u8>) -> Result<(), Failure> {
     // Written off the call loop: a process that does not read must not stop the others.
     let mut stdin = {
         let mut held = lock(table);
@@ -331,6 +368,23 @@ fn write_stdin(table: &Table, pid: u32, data: &str) -> Result<(), Failure> {
         let _ = stdin.write_all(&bytes);
     });
     Ok(())
+}
+
+fn resize(table: &Table, pid: u32, rows: u16, cols: u16) -> Result<(), Failure> {
+    let held = lock(table);
+    let held = held.get(&pid).ok_or_else(|| gone(pid))?;
+    let term = held
+        .stdin
+        .as_ref()
+        .filter(|_| held.terminal)
+        .ok_or_else(|| {
+            Failure::new(
+                FailureKind::Invalid,
+                format!("process {pid} was not started on a terminal"),
+            )
+        })?;
+    pty::resize(term, pty::Size { rows, cols })
+        .map_err(|e| Failure::new(FailureKind::Io, format!("cannot resize the terminal: {e}")))
 }
 
 fn send_signal(table: &Table, pid: u32, signal: i32) -> Result<(), Failure> {

@@ -229,6 +229,9 @@ fn main() {
     let _ = mount("proc", "/proc", "proc", 0, "");
     let _ = mount("sysfs", "/sys", "sysfs", 0, "");
     let _ = mount("devtmpfs", "/dev", "devtmpfs", 0, "");
+    // Terminals for a held sandbox's processes that run on one.
+    let _ = fs::create_dir_all("/dev/pts");
+    let _ = mount("devpts", "/dev/pts", "devpts", 0, "ptmxmode=0666,mode=0620");
     let _ = mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777");
     // The agent is the last thing the OOM killer may take.
     let _ = fs::write("/proc/self/oom_score_adj", "-1000");

@@ -339,6 +339,7 @@ fn action(method: &Method, route: &str) -> String {
         ("POST", "/v1/sandboxes/{id}/processes") => "sandbox.process",
         ("POST", "/v1/sandboxes/{id}/processes/{pid}/input") => "sandbox.input",
         ("POST", "/v1/sandboxes/{id}/processes/{pid}/signal") => "sandbox.signal",
+        ("POST", "/v1/sandboxes/{id}/processes/{pid}/resize") => "sandbox.resize",
         ("PUT", "/v1/sandboxes/{id}/files") => "sandbox.upload",
         ("DELETE", "/v1/sandboxes/{id}/files") => "sandbox.remove_file",
         ("POST", "/v1/sandboxes/{id}/files/mkdir") => "sandbox.mkdir",

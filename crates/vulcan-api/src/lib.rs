@@ -114,6 +114,10 @@ pub(crate) fn routes() -> openapi::Routes {
             "/v1/sandboxes/{id}/processes/{pid}/signal",
             sandboxes::signal,
         )
+        .post(
+            "/v1/sandboxes/{id}/processes/{pid}/resize",
+            sandboxes::resize,
+        )
         .get("/v1/sandboxes/{id}/files", sandboxes::download)
         .put("/v1/sandboxes/{id}/files", sandboxes::upload)
         .delete("/v1/sandboxes/{id}/files", sandboxes::remove_file)

@@ -59,7 +59,7 @@ impl Modify for Keys {
         secrets::put, secrets::list, secrets::remove, secrets::rotate_key,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::remove,
         sandboxes::timeout, sandboxes::pause, sandboxes::resume, sandboxes::metrics, sandboxes::start_process, sandboxes::processes,
-        sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal,
+        sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal, sandboxes::resize,
         sandboxes::download, sandboxes::upload, sandboxes::remove_file, sandboxes::stat,
         sandboxes::list_files, sandboxes::mkdir, sandboxes::move_file,
         ws::logs, ws::stats, ws::events, ws::sandbox_process, ws::sandbox_watch,

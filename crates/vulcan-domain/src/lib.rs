@@ -52,10 +52,10 @@ pub use log::{LogLine, LogStream};
 pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};
 pub use sandbox::{
     FileEntry, FileError, FileErrorKind, FileEvent, FileEventKind, FileReader, FileWatch,
-    FileWriter, LiveProcess, LiveSandbox, OnTimeout, ProcessExit, ProcessLaunch, ProcessOutput,
-    Sandbox, SandboxDriver, SandboxFiles, SandboxFilter, SandboxLaunch, SandboxMetrics,
-    SandboxPage, SandboxResources, SandboxRoom, SandboxState, SandboxStore, SandboxUsage,
-    UsageSample,
+    FileWriter, LiveProcess, LiveSandbox, OnTimeout, PauseMode, ProcessExit, ProcessLaunch,
+    ProcessOutput, PtySize, Sandbox, SandboxDriver, SandboxFiles, SandboxFilter, SandboxLaunch,
+    SandboxMetrics, SandboxPage, SandboxResources, SandboxRoom, SandboxState, SandboxStore,
+    SandboxUsage, UsageSample,
 };
 pub use schedule::{Overlap, Schedule, ScheduleStore, Tick, Trigger};
 pub use secret::{valid_secret_name, Sealed, SecretInfo, SecretStore};

@@ -63,6 +63,37 @@ pub enum OnTimeout {
     Pause,
 }
 
+/// How a paused sandbox is kept.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PauseMode {
+    /// Saved whole to disk (memory and processes): it holds no memory, and a restart of
+    /// the server keeps it.
+    Saved,
+    /// Frozen where it is, in memory: a gVisor sandbox paused while a process Vulcan
+    /// follows runs (its pipes are the host's, which a save cannot take along). It keeps
+    /// its memory (counted against the tenant's), and a stop of the server ends it `lost`.
+    Frozen,
+}
+
+impl PauseMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseMode::Saved => "saved",
+            PauseMode::Frozen => "frozen",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PauseMode> {
+        match s {
+            "saved" => Some(PauseMode::Saved),
+            "frozen" => Some(PauseMode::Frozen),
+            _ => None,
+        }
+    }
+}
+
 /// One sandbox, as the API shows it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +109,9 @@ pub struct Sandbox {
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     pub state: SandboxState,
+    /// How it is kept while `paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_mode: Option<PauseMode>,
     /// Why it ended or was lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
@@ -100,6 +134,13 @@ pub struct Sandbox {
     /// it may run processes and touch files in this sandbox alone.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub access_token: String,
+}
+
+impl Sandbox {
+    /// Whether it holds its memory: running, or paused frozen.
+    pub fn holds_memory(&self) -> bool {
+        self.state == SandboxState::Running || self.pause_mode == Some(PauseMode::Frozen)
+    }
 }
 
 /// A sandbox's bounds: CPUs, memory, and the disk its writes may fill.
@@ -139,7 +180,7 @@ pub struct SandboxFilter {
 pub struct SandboxRoom {
     /// Running and paused sandboxes.
     pub max_live: u32,
-    /// Memory (MiB) of its running sandboxes (a paused one holds none).
+    /// Memory (MiB) of its running sandboxes and its frozen ones (a saved one holds none).
     pub max_mem_mb: u32,
     /// Disk (MiB) of its running and paused sandboxes.
     pub max_disk_mb: u32,
@@ -157,14 +198,15 @@ pub trait SandboxStore: Send + Sync {
 
     async fn sandboxes(&self, filter: &SandboxFilter) -> Result<SandboxPage, StoreError>;
 
-    /// Moves sandbox `id` from `from` to `to` (with the reason and end time of a final
-    /// state); `InvalidTransition` if it was not in `from`.
+    /// Moves sandbox `id` from `from` to `to`; `Conflict` if it was not in `from`. `note`
+    /// is why, for a final state (its end time is recorded too), and how it is kept
+    /// ([`PauseMode::as_str`], `saved` if absent) for `paused`.
     async fn set_sandbox_state(
         &self,
         id: &str,
         from: SandboxState,
         to: SandboxState,
-        reason: Option<&str>,
+        note: Option<&str>,
     ) -> Result<Sandbox, StoreError>;
 
     /// A new deadline for a sandbox that has not ended.
@@ -205,6 +247,34 @@ pub struct ProcessLaunch {
     pub user: Option<String>,
     /// Whether the process reads a stdin the client writes (else it reads nothing).
     pub stdin: bool,
+    /// Run on a terminal of this size (its input the client's, its output one stream).
+    pub pty: Option<PtySize>,
+}
+
+/// A terminal's size.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtySize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+impl PtySize {
+    /// The largest side a terminal may have.
+    pub const MAX: u16 = 1000;
+
+    /// Why this size is not one, if it is not.
+    pub fn check(self) -> Result<(), String> {
+        if (1..=Self::MAX).contains(&self.rows) && (1..=Self::MAX).contains(&self.cols) {
+            return Ok(());
+        }
+        Err(format!(
+            "a terminal of {} rows and {} cols is not one: give each 1-{}",
+            self.rows,
+            self.cols,
+            Self::MAX
+        ))
+    }
 }
 
 /// How a process ended.
@@ -282,6 +352,20 @@ pub trait LiveSandbox: Send + Sync {
         Err(BackendError("this isolation cannot pause a sandbox".into()))
     }
 
+    /// Stops every process in it where it is, in memory ([`PauseMode::Frozen`]): a pause
+    /// that keeps the processes [`LiveSandbox::pause`] cannot take along, until
+    /// [`LiveSandbox::thaw`].
+    async fn freeze(&self) -> Result<(), BackendError> {
+        Err(BackendError(
+            "this isolation cannot freeze a sandbox".into(),
+        ))
+    }
+
+    /// Lets a frozen sandbox's processes go on.
+    async fn thaw(&self) -> Result<(), BackendError> {
+        Err(BackendError("this isolation cannot thaw a sandbox".into()))
+    }
+
     /// Starts it again from what [`LiveSandbox::pause`] saved: its processes go on.
     async fn resume(&self) -> Result<(), BackendError> {
         Err(BackendError(
@@ -346,6 +430,12 @@ pub trait LiveProcess: Send + Sync {
     async fn close_stdin(&self);
 
     async fn signal(&self, signal: i32) -> Result<(), BackendError>;
+
+    /// Sets the size of its terminal (it gets `SIGWINCH`); an error if it has none.
+    async fn resize(&self, size: PtySize) -> Result<(), BackendError> {
+        let _ = size;
+        Err(BackendError("it was not started on a terminal".into()))
+    }
 
     /// Waits for it to end (and for its output to be read to the end).
     async fn wait(&self) -> ProcessExit;

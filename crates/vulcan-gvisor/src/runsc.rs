@@ -140,6 +140,16 @@ impl Runsc {
         cmd
     }
 
+    /// The command that freezes container `id` (`pause`) where it is, in memory, or lets
+    /// it go on (`resume`).
+    pub fn freeze(&self, id: &str, freeze: bool) -> std::process::Command {
+        let mut cmd = self.base();
+        cmd.arg(if freeze { "pause" } else { "resume" })
+            .arg(id)
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// The command that removes a stopped container `id`'s state.
     pub fn delete(&self, id: &str) -> std::process::Command {
         let mut cmd = self.base();
@@ -217,14 +227,28 @@ impl Runsc {
     /// Kills and deletes container `id` (a no-op if it is gone). A delete that fails is
     /// logged: the container may be left in `runsc list`.
     pub fn destroy(&self, id: &str) {
-        let mut kill = self.base();
-        kill.args(["kill", "--all", id, "KILL"]);
-        // A container that already exited cannot be signalled: not worth a line.
-        let _ = kill
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let kill = || {
+            let mut kill = self.base();
+            kill.args(["kill", "--all", id, "KILL"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        // A container that already exited cannot be signalled: not worth a line. A frozen
+        // one cannot either (nor be deleted): it is thawed first.
+        if !kill() {
+            let thawed = self
+                .freeze(id, false)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if thawed {
+                kill();
+            }
+        }
         let mut delete = self.base();
         delete.args(["delete", "--force", id]).stdin(Stdio::null());
         match delete.output() {

@@ -15,6 +15,7 @@
 //! earlier one left.
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use vulcan_domain::{
 };
 use vulcan_sandbox::cgroup::UsageMark;
 use vulcan_sandbox::files::RootedFiles;
+use vulcan_sandbox::pty;
 
 use crate::bundle;
 use crate::image::catalog::RootLease;
@@ -40,6 +42,9 @@ use crate::{json_of, GvisorBackend, ImageStore};
 
 /// How long a process's pid may take to appear after `runsc exec` started.
 const PID_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the output of a process on a terminal that ended may still be read.
+const TERMINAL_GRACE: Duration = Duration::from_millis(500);
 
 /// Bytes read from a process's pipe at a time.
 const CHUNK: usize = 64 * 1024;
@@ -322,6 +327,7 @@ impl SandboxDriver for GvisorSandboxes {
             env,
             mark,
             sandbox: Mutex::new(Some(held)),
+            frozen: false.into(),
         }))
     }
 
@@ -425,6 +431,7 @@ impl GvisorSandboxes {
             env: launch.env.clone(),
             mark,
             sandbox: Mutex::new(Some(sandbox)),
+            frozen: false.into(),
         }))
     }
 }
@@ -443,11 +450,33 @@ struct GvisorSandbox {
     mark: UsageMark,
     /// `None` once destroyed.
     sandbox: Mutex<Option<warm::Sandbox>>,
+    /// Whether it is frozen (`runsc pause`): it must be thawed to be killed.
+    frozen: std::sync::atomic::AtomicBool,
 }
 
 impl GvisorSandbox {
     fn held(&self) -> std::sync::MutexGuard<'_, Option<warm::Sandbox>> {
         self.sandbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Freezes the sandbox in memory, or lets it go on (`runsc pause`, `runsc resume`).
+    async fn set_frozen(&self, frozen: bool) -> Result<(), BackendError> {
+        if !self.alive() {
+            return Err(BackendError("the sandbox is no longer running".into()));
+        }
+        let out = tokio::process::Command::from(self.runsc.freeze(&self.id, frozen))
+            .output()
+            .await
+            .map_err(|e| BackendError(format!("cannot run runsc: {e}")))?;
+        if out.status.success() {
+            self.frozen.store(frozen, Ordering::Release);
+            return Ok(());
+        }
+        Err(BackendError(format!(
+            "runsc could not {} the sandbox: {}",
+            if frozen { "freeze" } else { "thaw" },
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 
     /// The OCI process of `launch`: its user (a name of the sandbox's or a uid), its
@@ -489,7 +518,8 @@ impl LiveSandbox for GvisorSandbox {
         if !self.alive() {
             return Err(BackendError("the sandbox is no longer running".into()));
         }
-        let process = self.process_spec(launch).map_err(BackendError)?;
+        let mut process = self.process_spec(launch).map_err(BackendError)?;
+        process.set_terminal(Some(launch.pty.is_some()));
         let n = NEXT_PROCESS.fetch_add(1, Ordering::Relaxed);
         let bundle = self.dir.join("bundle");
         let (spec_file, pid_file) = (
@@ -502,21 +532,52 @@ impl LiveSandbox for GvisorSandbox {
         if !launch.stdin {
             command.stdin(Stdio::null());
         }
+        // On a terminal, runsc's stdio is its process's side: the process inside takes it
+        // as its terminal, and runsc (leading the terminal's session) passes the SIGWINCH
+        // of a resize on to it.
+        let terminal = match launch.pty {
+            Some(size) => {
+                let (master, slave) = pty::open(pty::Size {
+                    rows: size.rows,
+                    cols: size.cols,
+                })
+                .map_err(|e| BackendError(format!("cannot open a terminal: {e}")))?;
+                let side = |fd: &OwnedFd| {
+                    fd.try_clone()
+                        .map(Stdio::from)
+                        .map_err(|e| BackendError(format!("cannot open a terminal: {e}")))
+                };
+                command
+                    .stdin(side(&slave)?)
+                    .stdout(side(&slave)?)
+                    .stderr(side(&slave)?);
+                // SAFETY: take_as_controlling makes async-signal-safe calls only.
+                unsafe { command.pre_exec(|| pty::take_as_controlling()) };
+                Some(master)
+            }
+            None => None,
+        };
         let mut child = command
             .spawn()
             .map_err(|e| BackendError(format!("cannot start runsc exec: {e}")))?;
+        drop(command);
         type Pipe = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
-        let readers = [
-            (
+        let from_terminal = |master: &OwnedFd| -> Result<Pipe, BackendError> {
+            let read = master
+                .try_clone()
+                .map_err(|e| BackendError(format!("cannot read the terminal: {e}")))?;
+            Ok(Box::new(tokio::fs::File::from_std(std::fs::File::from(
+                read,
+            ))))
+        };
+        let (out, err) = match &terminal {
+            Some(master) => (Some(from_terminal(master)?), None),
+            None => (
                 child.stdout.take().map(|p| Box::new(p) as Pipe),
-                LogStream::Stdout,
-            ),
-            (
                 child.stderr.take().map(|p| Box::new(p) as Pipe),
-                LogStream::Stderr,
             ),
-        ]
-        .map(|(pipe, stream)| {
+        };
+        let readers = [(out, LogStream::Stdout), (err, LogStream::Stderr)].map(|(pipe, stream)| {
             let output = output.clone();
             tokio::spawn(async move {
                 let Some(mut pipe) = pipe else { return };
@@ -529,7 +590,14 @@ impl LiveSandbox for GvisorSandbox {
                 }
             })
         });
-        let stdin = child.stdin.take();
+        let stdin: Option<Input> = match &terminal {
+            Some(master) => Some(Box::new(tokio::fs::File::from_std(std::fs::File::from(
+                master
+                    .try_clone()
+                    .map_err(|e| BackendError(format!("cannot write to the terminal: {e}")))?,
+            )))),
+            None => child.stdin.take().map(|p| Box::new(p) as Input),
+        };
         // The pid appears once the process runs; a command that cannot start ends runsc.
         let deadline = tokio::time::Instant::now() + PID_TIMEOUT;
         let pid = loop {
@@ -558,10 +626,21 @@ impl LiveSandbox for GvisorSandbox {
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         let (done, exit) = tokio::sync::watch::channel(None);
+        let on_terminal = terminal.is_some();
         tokio::spawn(async move {
             let status = child.wait().await;
-            for reader in readers {
-                let _ = reader.await;
+            for mut reader in readers {
+                if on_terminal {
+                    // A child it left holding the terminal would hold the end back for ever.
+                    if tokio::time::timeout(TERMINAL_GRACE, &mut reader)
+                        .await
+                        .is_err()
+                    {
+                        reader.abort();
+                    }
+                } else {
+                    let _ = reader.await;
+                }
             }
             let _ = std::fs::remove_file(&spec_file);
             let _ = std::fs::remove_file(&pid_file);
@@ -572,6 +651,7 @@ impl LiveSandbox for GvisorSandbox {
             sandbox: self.id.clone(),
             pid,
             stdin: tokio::sync::Mutex::new(stdin),
+            terminal,
             exit,
         }))
     }
@@ -616,6 +696,14 @@ impl LiveSandbox for GvisorSandbox {
         restored.map_err(BackendError)
     }
 
+    async fn freeze(&self) -> Result<(), BackendError> {
+        self.set_frozen(true).await
+    }
+
+    async fn thaw(&self) -> Result<(), BackendError> {
+        self.set_frozen(false).await
+    }
+
     fn stopped_because(&self) -> Option<String> {
         let held = self.held();
         let events = held.as_ref()?.events();
@@ -635,6 +723,10 @@ impl LiveSandbox for GvisorSandbox {
     }
 
     async fn destroy(&self) {
+        if self.frozen.load(Ordering::Acquire) {
+            // A frozen sandbox killed so would stay in runsc's state, `paused` for ever.
+            let _ = self.set_frozen(false).await;
+        }
         let Some(mut sandbox) = self.held().take() else {
             return;
         };
@@ -703,11 +795,16 @@ fn exit_of(status: std::io::Result<std::process::ExitStatus>) -> ProcessExit {
     }
 }
 
+/// Where a process's input goes: its stdin pipe, or its terminal.
+type Input = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
 struct GvisorProcess {
     runsc: Runsc,
     sandbox: String,
     pid: u32,
-    stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    stdin: tokio::sync::Mutex<Option<Input>>,
+    /// The controlling side of its terminal, if it runs on one.
+    terminal: Option<OwnedFd>,
     exit: tokio::sync::watch::Receiver<Option<ProcessExit>>,
 }
 
@@ -730,7 +827,30 @@ impl LiveProcess for GvisorProcess {
     }
 
     async fn close_stdin(&self) {
-        self.stdin.lock().await.take();
+        let mut stdin = self.stdin.lock().await;
+        if self.terminal.is_some() {
+            // A terminal is not closed: the end of its input is typed (^D).
+            if let Some(term) = stdin.as_mut() {
+                let _ = term.write_all(b"\x04").await;
+            }
+            return;
+        }
+        stdin.take();
+    }
+
+    async fn resize(&self, size: vulcan_domain::PtySize) -> Result<(), BackendError> {
+        let master = self
+            .terminal
+            .as_ref()
+            .ok_or_else(|| BackendError("it was not started on a terminal".into()))?;
+        pty::resize(
+            master,
+            pty::Size {
+                rows: size.rows,
+                cols: size.cols,
+            },
+        )
+        .map_err(|e| BackendError(format!("cannot resize the terminal: {e}")))
     }
 
     async fn signal(&self, signal: i32) -> Result<(), BackendError> {

@@ -99,7 +99,7 @@ impl Watcher {
         };
         watch.root_wd = watch.add(inside.to_owned(), String::new())?;
         if recursive {
-            watch.add_below(watch.root_wd)?;
+            watch.add_below(watch.root_wd, false)?;
         }
         Ok(watch)
     }
@@ -162,7 +162,9 @@ impl Watcher {
     }
 
     /// Watches every directory below watched directory `wd` (links are not followed).
-    fn add_below(&mut self, wd: i32) -> Result<(), WatchFailure> {
+    /// With `new` (`wd` was just created), what is found in them is reported as created:
+    /// it may have come before the watch did.
+    fn add_below(&mut self, wd: i32, new: bool) -> Result<(), WatchFailure> {
         let mut todo = vec![wd];
         while let Some(wd) = todo.pop() {
             let Some((name, inside)) = self.dirs.get(&wd).cloned() else {
@@ -176,12 +178,18 @@ impl Watcher {
                 if self.dirs.len() >= MAX_WATCHED_DIRS {
                     return Ok(());
                 }
+                let child = entry.file_name().to_string_lossy().into_owned();
+                if new && !child.starts_with(UPLOAD_PREFIX) {
+                    self.pending.push_back(Change {
+                        name: join(&name, &child),
+                        kind: ChangeKind::Create,
+                    });
+                }
                 if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
-                let child = entry.file_name().to_string_lossy().into_owned();
-                if let Ok(new) = self.add(join_inside(&inside, &child), join(&name, &child)) {
-                    todo.push(new);
+                if let Ok(added) = self.add(join_inside(&inside, &child), join(&name, &child)) {
+                    todo.push(added);
                 }
             }
         }
@@ -252,7 +260,12 @@ impl Watcher {
                 && self.dirs.len() < MAX_WATCHED_DIRS
             {
                 if let Ok(wd) = self.add(child_inside, name.clone()) {
-                    self.add_below(wd)?;
+                    // Reported after the directory itself.
+                    let event = Change { name, kind };
+                    self.last = Some(event.clone());
+                    self.pending.push_back(event);
+                    self.add_below(wd, true)?;
+                    continue;
                 }
             }
             let event = Change { name, kind };

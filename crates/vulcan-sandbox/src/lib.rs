@@ -9,6 +9,7 @@
 //! - [`image_user`]: an image's process (argv, user) as its configuration says;
 //! - [`capture`]: a program's output split into bounded lines, the first bytes of stdout
 //!   kept as the output, the last bytes of stderr kept for an error message;
+//! - [`pty`]: terminals for processes that run on one;
 //! - `files` (feature `files`): a sandbox's files reached from the host through its root,
 //!   every path resolved inside that root;
 //! - `instances` (feature `instances`): pools of warm instances of deployed functions;
@@ -32,5 +33,6 @@ pub mod instances;
 #[cfg(feature = "network")]
 pub mod network;
 pub mod paths;
+pub mod pty;
 #[cfg(feature = "files")]
 pub mod watch;

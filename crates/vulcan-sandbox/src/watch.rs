@@ -127,6 +127,20 @@ mod tests {
         std::fs::write(dir.path().join("new/c.txt"), "z").unwrap();
         assert_eq!(next(&mut watch).await.name, "new/c.txt");
         assert_eq!(next(&mut watch).await.kind, FileEventKind::Write);
+        // What is made in a new directory before the watch reaches it is not missed.
+        std::fs::create_dir_all(dir.path().join("burst/deep")).unwrap();
+        std::fs::write(dir.path().join("burst/deep/e.txt"), "w").unwrap();
+        for name in ["burst", "burst/deep", "burst/deep/e.txt"] {
+            assert_eq!(
+                next(&mut watch).await,
+                FileEvent {
+                    name: name.into(),
+                    kind: FileEventKind::Create
+                }
+            );
+        }
+        std::fs::remove_dir_all(dir.path().join("burst")).unwrap();
+        while next(&mut watch).await.name != "burst" {}
         std::fs::rename(dir.path().join("a.txt"), dir.path().join("d.txt")).unwrap();
         assert_eq!(
             next(&mut watch).await,

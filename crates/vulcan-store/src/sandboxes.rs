@@ -2,7 +2,9 @@
 //! the columns lists filter on (tenant, node, state), and changed only through these.
 
 use time::OffsetDateTime;
-use vulcan_domain::{Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, StoreError};
+use vulcan_domain::{
+    PauseMode, Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, StoreError,
+};
 
 /// Rows read at a time while a list filters on metadata.
 pub(crate) const BATCH: u32 = 200;
@@ -12,7 +14,7 @@ pub(crate) fn moved(
     mut sandbox: Sandbox,
     from: SandboxState,
     to: SandboxState,
-    reason: Option<&str>,
+    note: Option<&str>,
 ) -> Result<Sandbox, StoreError> {
     if sandbox.state != from {
         return Err(StoreError::Conflict(format!(
@@ -23,9 +25,11 @@ pub(crate) fn moved(
         )));
     }
     sandbox.state = to;
+    sandbox.pause_mode = (to == SandboxState::Paused)
+        .then(|| note.and_then(PauseMode::parse).unwrap_or(PauseMode::Saved));
     if to.is_final() {
         sandbox.ended_at = Some(OffsetDateTime::now_utc());
-        sandbox.end_reason = reason.map(str::to_owned);
+        sandbox.end_reason = note.map(str::to_owned);
     }
     Ok(sandbox)
 }
@@ -88,12 +92,12 @@ pub(crate) fn check_room(
     }
     let mem: u64 = live
         .iter()
-        .filter(|s| s.state == SandboxState::Running)
+        .filter(|s| s.holds_memory())
         .map(|s| u64::from(s.resources.mem_mb))
         .sum();
     if mem + u64::from(new.resources.mem_mb) > u64::from(room.max_mem_mb) {
         return Err(over(format!(
-            "tenant {tenant}'s running sandboxes hold {mem} MiB of memory; {} more would pass its {} MiB (VULCAN_SANDBOX_TENANT_MEM_MB): pause or delete one, or ask for less mem_mb",
+            "tenant {tenant}'s running (and frozen) sandboxes hold {mem} MiB of memory; {} more would pass its {} MiB (VULCAN_SANDBOX_TENANT_MEM_MB): pause or delete one, or ask for less mem_mb",
             new.resources.mem_mb, room.max_mem_mb
         )));
     }

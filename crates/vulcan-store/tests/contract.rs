@@ -8,10 +8,10 @@ use time::OffsetDateTime;
 use vulcan_domain::{
     AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, BenchmarkStore, Code, Expect,
     FunctionCode, FunctionStore, ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter,
-    LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap, Quota,
-    Refusal, Resources, Role, Runtime, Sandbox, SandboxFilter, SandboxResources, SandboxRoom,
-    SandboxState, SandboxStore, Schedule, ScheduleStore, Sealed, SecretStore, StatsStore,
-    StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec,
+    LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap,
+    PauseMode, Quota, Refusal, Resources, Role, Runtime, Sandbox, SandboxFilter, SandboxResources,
+    SandboxRoom, SandboxState, SandboxStore, Schedule, ScheduleStore, Sealed, SecretStore,
+    StatsStore, StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec,
     WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
@@ -1584,6 +1584,7 @@ fn sandbox(id: &str, tenant: &str, node: &str, label: &str) -> Sandbox {
         },
         metadata: [("label".to_owned(), label.to_owned())].into(),
         state: SandboxState::Running,
+        pause_mode: None,
         end_reason: None,
         on_timeout: vulcan_domain::OnTimeout::Kill,
         auto_resume: false,
@@ -1735,10 +1736,40 @@ async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_
         message.contains("VULCAN_SANDBOX_TENANT_MEM_MB"),
         "{message}"
     );
-    store
+    // Paused frozen, it keeps its memory; saved, it holds none.
+    let frozen = store
+        .set_sandbox_state(
+            "m2",
+            SandboxState::Running,
+            SandboxState::Paused,
+            Some(PauseMode::Frozen.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(frozen.pause_mode, Some(PauseMode::Frozen));
+    let message = refusal(
+        store
+            .insert_sandbox(&sandbox("m3", "m", "n1", "x"), &tight)
+            .await,
+    );
+    assert!(
+        message.contains("VULCAN_SANDBOX_TENANT_MEM_MB"),
+        "a frozen sandbox holds its memory: {message}"
+    );
+    let thawed = store
+        .set_sandbox_state("m2", SandboxState::Paused, SandboxState::Running, None)
+        .await
+        .unwrap();
+    assert_eq!(thawed.pause_mode, None);
+    let saved = store
         .set_sandbox_state("m2", SandboxState::Running, SandboxState::Paused, None)
         .await
         .unwrap();
+    assert_eq!(saved.pause_mode, Some(PauseMode::Saved));
+    assert_eq!(
+        store.sandbox("m2").await.unwrap().pause_mode,
+        Some(PauseMode::Saved)
+    );
     let message = refusal(
         store
             .insert_sandbox(&sandbox("m3", "m", "n1", "x"), &tight)

@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sandbox_host::{
-    background, download, held_to, hex, sh, upload, watch_sees_changes_below, Host,
+    a_terminal_has_its_size, background, base64_decode, download, held_to, hex, sh, upload,
+    watch_sees_changes_below, Host,
 };
 use common::{eventually, Server};
 use serde_json::{json, Value};
@@ -208,6 +209,7 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
 
     // A directory watch over a WebSocket sees what a command does inside, below too.
     watch_sees_changes_below(&server, &id, "/tmp", Duration::from_secs(10));
+    a_terminal_has_its_size(&server, &id);
 
     // stdin is echoed back by cat.
     let cat = background(
@@ -344,13 +346,6 @@ fn a_sandbox_runs_commands_in_the_foreground_and_background_and_keeps_its_files(
     eventually(Duration::from_secs(10), "its cgroups to go", || {
         cgroups_of(&id).is_empty().then_some(())
     });
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .expect("base64")
 }
 
 #[test]
@@ -647,27 +642,38 @@ fn a_server_that_stops_pauses_its_sandboxes_and_takes_them_back_and_a_crash_lose
             .ok()
             .filter(|n| *n > 2)
     });
-    // One with a process Vulcan follows cannot be paused: it is lost, saying why.
-    let busy = create(&server, json!({"image": image}));
-    background(
-        &server,
-        &busy,
-        json!({"cmd": "sleep", "args": ["600"], "background": true}),
+    // One with a process Vulcan follows cannot be saved: it is lost, saying why; so is
+    // one paused frozen in memory for such a process.
+    let [busy, frozen] = [(); 2].map(|()| {
+        let id = create(&server, json!({"image": image}));
+        background(
+            &server,
+            &id,
+            json!({"cmd": "sleep", "args": ["600"], "background": true}),
+        );
+        id
+    });
+    let (status, body) = server.post(&format!("/v1/sandboxes/{frozen}/pause"), &json!({}));
+    assert_eq!(
+        (status, &body["pause_mode"]),
+        (200, &json!("frozen")),
+        "{body}"
     );
 
     server.stop(Duration::from_secs(60));
     server.server = Server::start_in(dir.path(), &env);
     let (_, s) = server.get(&format!("/v1/sandboxes/{kept}"));
     assert_eq!(s["state"], "paused", "{s}");
-    let (_, s) = server.get(&format!("/v1/sandboxes/{busy}"));
-    assert_eq!(s["state"], "lost", "{s}");
-    assert!(
-        s["end_reason"]
-            .as_str()
-            .unwrap()
-            .contains("could not be paused"),
-        "{s}"
-    );
+    for (id, why) in [(busy, "Vulcan follows still running"), (frozen, "frozen")] {
+        let (_, s) = server.get(&format!("/v1/sandboxes/{id}"));
+        assert_eq!(s["state"], "lost", "{s}");
+        let reason = s["end_reason"].as_str().unwrap();
+        assert!(
+            reason.contains("could not be saved") && reason.contains(why),
+            "{s}"
+        );
+        assert_eq!(cgroups_of(&id), Vec::<std::path::PathBuf>::new());
+    }
     let (status, resumed) = server.post(&format!("/v1/sandboxes/{kept}/resume"), &json!({}));
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(sh(&server, &kept, "cat /data/f").1, "kept\n");
@@ -713,22 +719,33 @@ fn a_paused_sandbox_holds_no_memory_and_resumes_with_its_files_and_processes() {
         sh(&server, &id, "mkdir -p /home && echo kept > /home/file.txt").0,
         0
     );
-    // A process Vulcan follows is ended first (its pipes are the host's); one started
-    // detached inside goes on across the pause.
+    // While a process Vulcan follows runs (its pipes are the host's), a pause freezes the
+    // sandbox in memory: the process stops where it is and goes on after the resume.
     let followed = background(
         &server,
         &id,
-        json!({"cmd": "sleep", "args": ["600"], "background": true}),
+        json!({"cmd": "sh", "args": ["-c", "while true; do echo tick; sleep 0.1; done"], "background": true}),
     );
-    let (status, body) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
-    assert_eq!(status, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains(&followed.to_string()),
-        "{body}"
-    );
+    let printed = |server: &Server| {
+        let (_, p) = server.get(&format!("/v1/sandboxes/{id}/processes/{followed}"));
+        p["output_bytes"].as_u64().unwrap()
+    };
+    eventually(Duration::from_secs(10), "the ticker to tick", || {
+        (printed(&server) > 10).then_some(())
+    });
+    let (status, frozen) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
+    assert_eq!(status, 200, "{frozen}");
+    assert_eq!(frozen["state"], "paused");
+    assert_eq!(frozen["pause_mode"], "frozen");
+    let at_pause = printed(&server);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(printed(&server), at_pause, "a frozen process printed");
+    let (status, body) = server.post(&format!("/v1/sandboxes/{id}/resume"), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("pause_mode").is_none(), "{body}");
+    eventually(Duration::from_secs(10), "the ticker to go on", || {
+        (printed(&server) > at_pause + 20).then_some(())
+    });
     server.post(
         &format!("/v1/sandboxes/{id}/processes/{followed}/signal"),
         &json!({"signal": 9}),
@@ -741,6 +758,7 @@ fn a_paused_sandbox_holds_no_memory_and_resumes_with_its_files_and_processes() {
             (p["state"] == "exited").then_some(())
         },
     );
+    // With none running it is saved to disk: one started detached inside goes on after.
     sh(
         &server,
         &id,
@@ -755,6 +773,7 @@ fn a_paused_sandbox_holds_no_memory_and_resumes_with_its_files_and_processes() {
     let (status, paused) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
     assert_eq!(status, 200, "{paused}");
     assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["pause_mode"], "saved");
     // Its memory is freed: what the cgroup still counts is page cache of its files.
     let (_, usage) = server.get(&format!("/v1/sandboxes/{id}/metrics"));
     let (was, now) = (

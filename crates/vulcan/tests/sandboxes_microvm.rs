@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::sandbox_host::{
-    background, download, held_to, hex, sh, upload, watch_sees_changes_below, Host,
+    a_terminal_has_its_size, background, download, held_to, hex, sh, upload,
+    watch_sees_changes_below, Host,
 };
 use common::{eventually, Server};
 use serde_json::{json, Value};
@@ -164,6 +165,7 @@ fn a_microvm_sandbox_runs_processes_keeps_files_and_pauses_with_its_processes_ru
 
     // A watch of a directory sees changes below it, those made inside included.
     watch_sees_changes_below(&server, &id, "/work", Duration::from_secs(20));
+    a_terminal_has_its_size(&server, &id);
 
     // No path leads out: `..` is refused, and a link to / means the sandbox's root.
     let (status, body) = server.get(&format!(

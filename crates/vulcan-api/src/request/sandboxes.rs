@@ -334,6 +334,10 @@ pub struct StartProcess {
     /// A name to find it by in the list (1-128 printable characters).
     #[serde(default)]
     tag: Option<String>,
+    /// Run it on a terminal of this size (each side 1-1000): its stdin is then open (as
+    /// `stdin: true`), its output one stream (`stdout`), and `POST …/resize` sets its size.
+    #[serde(default)]
+    pty: Option<vulcan_domain::PtySize>,
 }
 
 /// `POST /v1/sandboxes/{id}/processes`: runs a process; with `background` answers `201`
@@ -346,9 +350,9 @@ pub async fn start_process(
     JsonBody(body): JsonBody<StartProcess>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkloadsCreate)?;
-    if body.stdin && !body.background {
+    if (body.stdin || body.pty.is_some()) && !body.background {
         return Err(ApiError::bad_request(
-            "\"stdin\": true needs \"background\": true (write it with POST …/processes/{pid}/input while it runs)",
+            "\"stdin\": true and \"pty\" need \"background\": true (write its input with POST …/processes/{pid}/input while it runs)",
         ));
     }
     let new = NewProcess {
@@ -360,6 +364,7 @@ pub async fn start_process(
         stdin: body.stdin,
         timeout_s: body.timeout_s,
         tag: body.tag,
+        pty: body.pty,
     };
     let target = Extension(AuditTarget(id.clone()));
     if body.background {
@@ -582,6 +587,24 @@ pub async fn signal(
         .signal_process(caller.scope(), &id, pid, number)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/sandboxes/{id}/processes/{pid}/resize {rows, cols}`: the new size of a
+/// process's terminal (it gets `SIGWINCH`); `400` for a process without one.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes/{pid}/resize", tag = "sandboxes", params(("id" = String, Path), ("pid" = u32, Path)), request_body = vulcan_domain::PtySize, responses((status = 200, description = "Resized", body = ProcessInfo), crate::error::Errors))]
+pub async fn resize(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, pid)): Path<(String, u32)>,
+    JsonBody(size): JsonBody<vulcan_domain::PtySize>,
+) -> Result<Json<ProcessInfo>, ApiError> {
+    caller.require(Permission::WorkloadsCreate)?;
+    Ok(Json(
+        state
+            .engine
+            .resize_process(caller.scope(), &id, pid, size)
+            .await?,
+    ))
 }
 
 fn path_param(params: &HashMap<String, String>) -> Result<String, ApiError> {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    BackendError, OnTimeout, Refusal, Sandbox, SandboxFilter, SandboxMetrics, SandboxState,
+    BackendError, OnTimeout, PauseMode, Refusal, Sandbox, SandboxFilter, SandboxMetrics,
+    SandboxState,
 };
 
 use super::{Live, SandboxError, SAMPLE_EVERY};
@@ -15,16 +16,16 @@ use crate::engine::Inner;
 use crate::Engine;
 
 impl Engine {
-    /// Saves sandbox `id` to disk and stops it: it holds no memory until resumed. Refused
-    /// while a process started through the API runs (see [`Inner::pause_live`]); processes
-    /// started detached inside the sandbox go on after the resume.
+    /// Pauses sandbox `id`: saved to disk and stopped, holding no memory until resumed;
+    /// or, on gVisor while a process started through the API runs, frozen in memory (see
+    /// [`Inner::pause_live`]). Its processes go on after the resume either way.
     pub async fn pause_sandbox(
         &self,
         tenant: Option<&str>,
         id: &str,
     ) -> Result<Sandbox, SandboxError> {
         let live = self.held(tenant, id).await?;
-        self.inner.pause_live(&live).await
+        self.inner.pause_live(&live, true).await
     }
 
     /// Starts paused sandbox `id` again, with its files and its processes.
@@ -46,10 +47,17 @@ impl Engine {
                 live.id
             )));
         }
-        self.room_to_resume(live).await?;
-        live.sandbox.resume().await.map_err(|BackendError(why)| {
+        let went_on = if live.frozen() {
+            // Its memory stayed held: no room to find.
+            live.sandbox.thaw().await
+        } else {
+            self.room_to_resume(live).await?;
+            live.sandbox.resume().await
+        };
+        went_on.map_err(|BackendError(why)| {
             SandboxError::Backend(format!("resuming failed: {why}"))
         })?;
+        live.set_frozen(false);
         live.set_state(SandboxState::Running);
         self.inner
             .sandbox_store
@@ -71,29 +79,34 @@ impl Engine {
         self.inner.is_held(live)
     }
 
-    /// Whether the tenant's running sandboxes leave memory for `live` to run again.
+    /// Whether the memory the tenant's sandboxes hold (running, or frozen) leaves room for
+    /// `live` to run again.
     pub(super) async fn room_to_resume(&self, live: &Arc<Live>) -> Result<(), SandboxError> {
         let limits = &self.inner.sandboxes.limits;
-        let running = self
-            .inner
-            .sandbox_store
-            .sandboxes(&SandboxFilter {
-                tenant: Some(live.tenant.clone()),
-                state: Some(SandboxState::Running),
-                limit: limits.max_per_tenant.max(1),
-                ..SandboxFilter::default()
-            })
-            .await?;
-        let held: u64 = running
-            .sandboxes
-            .iter()
-            .map(|s| u64::from(s.resources.mem_mb))
-            .sum();
+        let mut held = 0;
+        for state in [SandboxState::Running, SandboxState::Paused] {
+            let page = self
+                .inner
+                .sandbox_store
+                .sandboxes(&SandboxFilter {
+                    tenant: Some(live.tenant.clone()),
+                    state: Some(state),
+                    limit: limits.max_per_tenant.max(1),
+                    ..SandboxFilter::default()
+                })
+                .await?;
+            held += page
+                .sandboxes
+                .iter()
+                .filter(|s| s.holds_memory())
+                .map(|s| u64::from(s.resources.mem_mb))
+                .sum::<u64>();
+        }
         let wants = self.sandbox(None, &live.id).await?.resources.mem_mb;
         if held + u64::from(wants) > u64::from(limits.tenant_mem_mb) {
             return Err(SandboxError::Refused(Refusal::OverQuota {
                 message: format!(
-                    "tenant {}'s running sandboxes hold {held} MiB of memory; resuming {} ({wants} MiB) would pass its {} MiB (VULCAN_SANDBOX_TENANT_MEM_MB): pause or delete another first",
+                    "tenant {}'s running (and frozen) sandboxes hold {held} MiB of memory; resuming {} ({wants} MiB) would pass its {} MiB (VULCAN_SANDBOX_TENANT_MEM_MB): pause or delete another first",
                     live.tenant, live.id, limits.tenant_mem_mb
                 ),
                 retry_after_s: 30,
@@ -167,7 +180,15 @@ impl Inner {
             .is_some_and(|l| Arc::ptr_eq(l, live))
     }
 
-    pub(super) async fn pause_live(&self, live: &Arc<Live>) -> Result<Sandbox, SandboxError> {
+    /// Pauses `live`: saved whole to disk where its isolation can take along the processes
+    /// Vulcan follows (or none runs); else, with `may_freeze`, frozen in memory. Without
+    /// it (the server is stopping: a frozen sandbox would not outlive it) such a sandbox is
+    /// refused with `409`.
+    pub(super) async fn pause_live(
+        &self,
+        live: &Arc<Live>,
+        may_freeze: bool,
+    ) -> Result<Sandbox, SandboxError> {
         let _changing = live.changing.lock().await;
         if live.state() != SandboxState::Running || !self.is_held(live) {
             return Err(SandboxError::Conflict(format!(
@@ -177,28 +198,42 @@ impl Inner {
         }
         // A process started through the API holds the host's ends of its pipes, which a
         // saved gVisor sandbox cannot take along (a microVM's are inside it).
-        let takes_along = live.sandbox.pauses_followed_processes();
         let followed: Vec<String> = live
             .processes()
             .values()
             .filter(|p| p.running())
             .map(|p| p.info().pid.to_string())
             .collect();
-        if !followed.is_empty() && !takes_along {
+        let freeze = !followed.is_empty() && !live.sandbox.pauses_followed_processes();
+        if freeze && !may_freeze {
             return Err(SandboxError::Conflict(format!(
-                "sandbox {} has processes Vulcan follows still running (pids {}): their output comes through the host and cannot be paused with it. End them first; a process meant to outlive a pause is started detached inside, its output to a file there, e.g. sh -c 'server >/tmp/server.log 2>&1 </dev/null &'",
+                "sandbox {} has processes Vulcan follows still running (pids {}): their output comes through the host, so it can only be frozen in memory, which does not outlive the server",
                 live.id,
                 followed.join(", ")
             )));
         }
-        live.sandbox
-            .pause()
-            .await
+        let paused = if freeze {
+            live.sandbox.freeze().await
+        } else {
+            live.sandbox.pause().await
+        };
+        paused
             .map_err(|BackendError(why)| SandboxError::Backend(format!("pausing failed: {why}")))?;
+        live.set_frozen(freeze);
         live.set_state(SandboxState::Paused);
+        let mode = if freeze {
+            PauseMode::Frozen
+        } else {
+            PauseMode::Saved
+        };
         Ok(self
             .sandbox_store
-            .set_sandbox_state(&live.id, SandboxState::Running, SandboxState::Paused, None)
+            .set_sandbox_state(
+                &live.id,
+                SandboxState::Running,
+                SandboxState::Paused,
+                Some(mode.as_str()),
+            )
             .await?)
     }
 
@@ -206,7 +241,7 @@ impl Inner {
     /// `max_timeout_s` (a resume gives it its timeout again). One that cannot be paused
     /// is ended, saying why.
     pub(super) async fn pause_at_deadline(&self, live: &Arc<Live>) {
-        match self.pause_live(live).await {
+        match self.pause_live(live, true).await {
             Ok(_) => {
                 let kept = Duration::from_secs(u64::from(self.sandboxes.limits.max_timeout_s));
                 let end_at = OffsetDateTime::now_utc() + kept;

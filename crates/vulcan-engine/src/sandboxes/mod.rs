@@ -168,6 +168,8 @@ pub struct NewProcess {
     pub timeout_s: Option<u32>,
     /// A name to find it by (E2B's process tags).
     pub tag: Option<String>,
+    /// Run it on a terminal of this size (its stdin is then always open).
+    pub pty: Option<vulcan_domain::PtySize>,
 }
 
 /// A foreground process's whole answer.
@@ -202,6 +204,8 @@ struct Live {
     timeout: Mutex<Duration>,
     /// `running` or `paused` (it leaves the map when it ends).
     state: Mutex<SandboxState>,
+    /// Whether it is paused frozen ([`vulcan_domain::PauseMode::Frozen`]), not saved.
+    frozen: std::sync::atomic::AtomicBool,
     /// Held while it is paused, resumed or ended: one change at a time.
     changing: tokio::sync::Mutex<()>,
     sandbox: Box<dyn LiveSandbox>,
@@ -235,6 +239,7 @@ impl Live {
             end_at: Mutex::new(record.end_at),
             timeout: Mutex::new(timeout),
             state: Mutex::new(state),
+            frozen: std::sync::atomic::AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
             sandbox,
             processes: Mutex::new(BTreeMap::new()),
@@ -281,6 +286,15 @@ impl Live {
 
     fn set_state(&self, state: SandboxState) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    fn frozen(&self) -> bool {
+        self.frozen.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_frozen(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::Release);
     }
 
     fn process(&self, pid: u32) -> Result<Arc<Proc>, SandboxError> {
@@ -388,6 +402,7 @@ impl Engine {
             resources,
             metadata: new.metadata,
             state: SandboxState::Running,
+            pause_mode: None,
             end_reason: None,
             on_timeout: new.on_timeout,
             auto_resume: new.auto_resume,

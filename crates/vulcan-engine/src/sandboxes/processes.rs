@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use vulcan_domain::{LiveProcess, LogStream, ProcessExit, ProcessOutput};
+use vulcan_domain::{LiveProcess, LogStream, ProcessExit, ProcessOutput, PtySize};
 
 /// One process, as the API shows it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -45,6 +45,9 @@ pub struct ProcessInfo {
     pub ended_at: Option<OffsetDateTime>,
     /// Bytes of output written so far (stdout and stderr): the offset a watch reaches.
     pub output_bytes: u64,
+    /// The size of its terminal, if it runs on one (its output is then all `stdout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pty: Option<PtySize>,
 }
 
 /// What a watch of a process sees, in order.
@@ -180,6 +183,7 @@ impl Proc {
         cmd: Vec<String>,
         cwd: Option<String>,
         tag: Option<String>,
+        pty: Option<PtySize>,
     ) -> Arc<Proc> {
         let pid = process.pid();
         Arc::new(Proc {
@@ -196,6 +200,7 @@ impl Proc {
                 started_at: OffsetDateTime::now_utc(),
                 ended_at: None,
                 output_bytes: 0,
+                pty,
             }),
             output: slot.0,
         })
@@ -217,6 +222,11 @@ impl Proc {
 
     pub fn running(&self) -> bool {
         self.info_lock().ended_at.is_none()
+    }
+
+    /// Records its terminal's new size.
+    pub fn resized(&self, size: PtySize) {
+        self.info_lock().pty = Some(size);
     }
 
     pub fn mark_timed_out(&self) {

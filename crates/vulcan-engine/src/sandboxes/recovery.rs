@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use vulcan_domain::{BackendError, SandboxState, StoreError};
 
-use super::Live;
+use super::{Live, SandboxError};
 use crate::Engine;
 
 impl Engine {
@@ -78,20 +78,25 @@ impl Engine {
         Ok((adopted.len(), lost))
     }
 
-    /// The server is stopping: every sandbox it holds is paused (kept on disk for the next
-    /// start) where it can be; one that cannot (a process Vulcan follows still runs, or the
-    /// pause failed) is ended and recorded `lost`.
+    /// The server is stopping: every sandbox it holds is saved (kept on disk for the next
+    /// start) where it can be; one that cannot (frozen, a process Vulcan follows still
+    /// runs, or the save failed) is ended and recorded `lost`.
     pub(crate) async fn stop_sandboxes(&self) {
         let all: Vec<Arc<Live>> = self.inner.sandboxes.live().values().cloned().collect();
         for live in all {
-            if live.state() == SandboxState::Running {
-                if let Err(e) = self.pause_sandbox(None, &live.id).await {
-                    let why = format!("the server shut down, and it could not be paused: {e}");
-                    self.inner
-                        .finish_sandbox(&live, SandboxState::Lost, &why)
-                        .await;
-                    continue;
-                }
+            let saved = match live.state() {
+                SandboxState::Running => self.inner.pause_live(&live, false).await.map(|_| ()),
+                _ if live.frozen() => Err(SandboxError::Conflict(
+                    "it was paused frozen in memory (a process Vulcan followed ran), which does not outlive the server".into(),
+                )),
+                _ => Ok(()),
+            };
+            if let Err(e) = saved {
+                let why = format!("the server shut down, and it could not be saved: {e}");
+                self.inner
+                    .finish_sandbox(&live, SandboxState::Lost, &why)
+                    .await;
+                continue;
             }
             if self.inner.sandboxes.live().remove(&live.id).is_some() {
                 live.sandbox.release();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vulcan_domain::{BackendError, ProcessLaunch, SandboxState};
+use vulcan_domain::{BackendError, ProcessLaunch, PtySize, SandboxState};
 
 use super::processes::{OutputSlot, Proc, ProcessInfo, ProcessWatch};
 use super::{Live, NewProcess, ProcessResult, SandboxError};
@@ -65,6 +65,9 @@ impl Engine {
                 )));
             }
         }
+        if let Some(size) = new.pty {
+            size.check().map_err(SandboxError::Invalid)?;
+        }
         let live = self.running(tenant, id).await?;
         // Not while it is being paused: a process it would not take along.
         let _changing = live.changing.lock().await;
@@ -84,13 +87,14 @@ impl Engine {
                     env: new.env,
                     cwd: new.cwd.clone(),
                     user: new.user,
-                    stdin: new.stdin,
+                    stdin: new.stdin || new.pty.is_some(),
+                    pty: new.pty,
                 },
                 slot.sink(),
             )
             .await
             .map_err(|BackendError(why)| SandboxError::Invalid(why))?;
-        let proc = Proc::new(process, slot, argv, new.cwd, new.tag);
+        let proc = Proc::new(process, slot, argv, new.cwd, new.tag, new.pty);
         live.processes().insert(proc.info().pid, proc.clone());
         let watched = proc.clone();
         let timeout = new.timeout_s.map(|s| Duration::from_secs(u64::from(s)));
@@ -168,6 +172,32 @@ impl Engine {
             proc.process.close_stdin().await;
         }
         Ok(())
+    }
+
+    /// Sets the size of process `pid`'s terminal.
+    pub async fn resize_process(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        pid: u32,
+        size: PtySize,
+    ) -> Result<ProcessInfo, SandboxError> {
+        size.check().map_err(SandboxError::Invalid)?;
+        let proc = self.running(tenant, id).await?.process(pid)?;
+        if proc.info().pty.is_none() {
+            return Err(SandboxError::Invalid(format!(
+                "process {pid} was not started on a terminal: only one started with \"pty\": {{\"rows\", \"cols\"}} has a size to set"
+            )));
+        }
+        if !proc.running() {
+            return Err(SandboxError::Conflict(format!("process {pid} has ended")));
+        }
+        proc.process
+            .resize(size)
+            .await
+            .map_err(|BackendError(why)| SandboxError::Conflict(why))?;
+        proc.resized(size);
+        Ok(proc.info())
     }
 
     pub async fn signal_process(

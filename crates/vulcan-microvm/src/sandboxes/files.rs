@@ -311,6 +311,15 @@ impl LiveProcess for VmProcess {
         self.calls.call(op).await.map(drop).map_err(backend_error)
     }
 
+    async fn resize(&self, size: vulcan_domain::PtySize) -> Result<(), BackendError> {
+        let op = Op::Resize {
+            pid: self.pid,
+            rows: size.rows,
+            cols: size.cols,
+        };
+        self.calls.call(op).await.map(drop).map_err(backend_error)
+    }
+
     async fn wait(&self) -> ProcessExit {
         let mut ended = self.ended.clone();
         loop {

@@ -222,6 +222,7 @@ impl MicrovmSandbox {
             uid,
             gid,
             stdin: launch.stdin,
+            pty: launch.pty.map(|size| (size.rows, size.cols)),
         })
     }
 }

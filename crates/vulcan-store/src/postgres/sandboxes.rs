@@ -139,12 +139,12 @@ impl SandboxStore for PgStore {
         id: &str,
         from: SandboxState,
         to: SandboxState,
-        reason: Option<&str>,
+        note: Option<&str>,
     ) -> Result<Sandbox, StoreError> {
         self.run(|c, _| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                let sandbox = moved(load(&tx, id).await?, from, to, reason)?;
+                let sandbox = moved(load(&tx, id).await?, from, to, note)?;
                 save(&tx, &sandbox).await?;
                 tx.commit().await?;
                 Ok(sandbox)

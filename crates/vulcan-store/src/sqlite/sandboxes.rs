@@ -142,12 +142,12 @@ impl SandboxStore for SqliteStore {
         id: &str,
         from: SandboxState,
         to: SandboxState,
-        reason: Option<&str>,
+        note: Option<&str>,
     ) -> Result<Sandbox, StoreError> {
-        let (id, reason) = (id.to_owned(), reason.map(str::to_owned));
+        let (id, note) = (id.to_owned(), note.map(str::to_owned));
         self.write(move |conn| {
             let tx = conn.transaction().map_err(io)?;
-            let sandbox = moved(load(&tx, &id)?, from, to, reason.as_deref())?;
+            let sandbox = moved(load(&tx, &id)?, from, to, note.as_deref())?;
             save(&tx, &sandbox)?;
             tx.commit().map_err(io)?;
             Ok(sandbox)

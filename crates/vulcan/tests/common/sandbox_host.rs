@@ -47,6 +47,8 @@ pub fn sweep(data_dir: &std::path::Path) {
     };
     if let Ok(out) = runsc(&["list", "--quiet"]) {
         for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            // A frozen one is thawed first: it could be neither killed nor deleted.
+            let _ = runsc(&["resume", id]);
             let _ = runsc(&["kill", "--all", id, "KILL"]);
             let _ = runsc(&["delete", "--force", id]);
         }
@@ -189,4 +191,101 @@ pub fn watch_sees_changes_below(server: &Server, id: &str, dir: &str, within: Du
     }
     assert!(seen.contains(&"create seen".to_owned()), "{seen:?}");
     assert!(seen.contains(&"create seen/w.txt".to_owned()), "{seen:?}");
+}
+
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+/// Reads process output events from `events` into `text` until it holds `want`; `None`
+/// then, or the exit if the process ended first.
+fn output_until(events: &mut super::SseReader, text: &mut String, want: &str) -> Option<Value> {
+    while !text.contains(want) {
+        let event = events
+            .next_event()
+            .expect("the stream goes on until the exit");
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        match event.event.as_str() {
+            "stdout" => text.push_str(&String::from_utf8_lossy(&base64_decode(
+                data["data"].as_str().unwrap(),
+            ))),
+            "exit" => return Some(data),
+            other => panic!("unexpected event {other} on a terminal: {data}"),
+        }
+    }
+    None
+}
+
+/// A process on a terminal sees the size it was started with and the one set while it
+/// runs, and reads what is typed (echoed, as a terminal does); sizes that are not one,
+/// a terminal without `background`, and resizing a process without one are `400`.
+pub fn a_terminal_has_its_size(server: &Server, id: &str) {
+    let script = "stty size; read go; stty size; echo got $go; exit 3";
+    let pid = background(
+        server,
+        id,
+        json!({"cmd": "sh", "args": ["-c", script], "background": true, "pty": {"rows": 33, "cols": 101}}),
+    );
+    let (_, info) = server.get(&format!("/v1/sandboxes/{id}/processes/{pid}"));
+    assert_eq!(info["pty"], json!({"rows": 33, "cols": 101}), "{info}");
+    let mut events = server.sse(&format!("/v1/sandboxes/{id}/processes/{pid}/output"));
+    let mut text = String::new();
+    assert_eq!(
+        output_until(&mut events, &mut text, "33 101\r\n"),
+        None,
+        "{text:?}"
+    );
+    let resize = format!("/v1/sandboxes/{id}/processes/{pid}/resize");
+    let (status, info) = server.post(&resize, &json!({"rows": 44, "cols": 120}));
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["pty"], json!({"rows": 44, "cols": 120}), "{info}");
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes/{pid}/input"),
+        &json!({"data": "go\n"}),
+    );
+    assert!(status < 300, "{status} {body}");
+    let exit = output_until(&mut events, &mut text, "\u{1}never").expect("its exit");
+    assert_eq!(exit["exit_code"], 3, "{exit}");
+    assert!(
+        text.contains("go\r\n44 120\r\ngot go\r\n"),
+        "typed input echoed, then the new size: {text:?}"
+    );
+    let (status, body) = server.post(&resize, &json!({"rows": 10, "cols": 10}));
+    assert_eq!(status, 409, "an ended process: {body}");
+
+    let plain = background(
+        server,
+        id,
+        json!({"cmd": "sleep", "args": ["30"], "background": true}),
+    );
+    let (status, body) = server.post(
+        &format!("/v1/sandboxes/{id}/processes/{plain}/resize"),
+        &json!({"rows": 10, "cols": 10}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("terminal"),
+        "{body}"
+    );
+    server.post(
+        &format!("/v1/sandboxes/{id}/processes/{plain}/signal"),
+        &json!({"signal": 9}),
+    );
+    for (body, why) in [
+        (
+            json!({"cmd": "sh", "background": true, "pty": {"rows": 0, "cols": 80}}),
+            "1-1000",
+        ),
+        (
+            json!({"cmd": "sh", "pty": {"rows": 24, "cols": 80}}),
+            "background",
+        ),
+    ] {
+        let (status, answer) = server.post(&format!("/v1/sandboxes/{id}/processes"), &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(why), "{answer}");
+    }
 }

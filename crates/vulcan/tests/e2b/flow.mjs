@@ -63,6 +63,25 @@ check('a killed command ends as killed', e instanceof CommandExitError && e.exit
 pids = (await sbx.commands.list()).map((p) => p.pid)
 check('a killed command is no longer listed', !pids.includes(sleeper.pid), pids)
 
+// A terminal: the size it was opened with, then the one it is resized to, typed input.
+let typed = ''
+let resized = false
+const term = await sbx.pty.create({
+  rows: 24,
+  cols: 80,
+  onData: async (data) => {
+    typed += Buffer.from(data).toString()
+    if (!resized && typed.includes('24 80')) {
+      resized = true
+      await sbx.pty.resize(term.pid, { rows: 30, cols: 100 })
+      await sbx.pty.sendInput(term.pid, new TextEncoder().encode('go\n'))
+    }
+  },
+})
+await sbx.pty.sendInput(term.pid, new TextEncoder().encode('stty size; read go; stty size; exit 4\n'))
+e = await raises(() => term.wait())
+check('a terminal has its size, resized', e?.exitCode === 4 && typed.includes('24 80') && typed.includes('30 100'), [e?.exitCode, typed.slice(-300)])
+
 await sbx.files.write('/tmp/t.txt', 'some text')
 check('text round trip', (await sbx.files.read('/tmp/t.txt')) === 'some text', 'some text')
 const big = randomBytes(20 << 20)
@@ -121,11 +140,16 @@ check('autoResume: a command wakes it with its files', r.stdout === 'napped', r.
 await napper.kill()
 
 await sbx.files.write('/tmp/kept.txt', 'kept across the pause')
+const counter = await sbx.commands.run('i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo $i; sleep 0.1; done', { background: true })
 check('pause', (await sbx.pause()) === true, sbx.sandboxId)
 const info = await Sandbox.getInfo(sbx.sandboxId)
 check('paused', info.state === 'paused', info.state)
 const resumed = await Sandbox.connect(sbx.sandboxId)
 check('connect resumes it with its files', (await resumed.files.read('/tmp/kept.txt')) === 'kept across the pause', '')
+pids = (await resumed.commands.list()).map((p) => p.pid)
+check('a background command runs on after the pause', pids.includes(counter.pid), pids)
+r = await (await resumed.commands.connect(counter.pid)).wait()
+check('it ends as it would have', r.exitCode === 0 && r.stdout.trim().split('\n').pop() === '40', [r.exitCode, r.stdout.slice(-20)])
 r = await resumed.commands.run('echo after')
 check('it runs commands again', r.stdout === 'after\n', r.stdout)
 

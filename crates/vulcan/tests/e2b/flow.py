@@ -9,6 +9,7 @@ import time
 import uuid
 
 from e2b import (
+    PtySize,
     CommandExitException,
     NotFoundException,
     Sandbox,
@@ -71,6 +72,25 @@ except CommandExitException as e:
 pids = [p.pid for p in sbx.commands.list()]
 check("a killed command is no longer listed", sleeper.pid not in pids, pids)
 
+# A terminal: the size it was opened with, then the one it is resized to, typed input.
+typed = []
+def on_pty(chunk):
+    typed.append(bytes(chunk))
+    if not resized and b"24 80" in b"".join(typed):
+        resized.append(True)
+        sbx.pty.resize(term.pid, PtySize(rows=30, cols=100))
+        sbx.pty.send_stdin(term.pid, b"go\n")
+resized = []
+term = sbx.pty.create(PtySize(rows=24, cols=80))
+sbx.pty.send_stdin(term.pid, b"stty size; read go; stty size; exit 4\n")
+try:
+    term.wait(on_pty=on_pty)
+    code = 0
+except CommandExitException as e:
+    code = e.exit_code
+out = b"".join(typed)
+check("a terminal has its size, resized", code == 4 and b"24 80" in out and b"30 100" in out, (code, out[-300:]))
+
 sbx.files.write("/tmp/t.txt", "some text")
 check("text round trip", sbx.files.read("/tmp/t.txt") == "some text", "some text")
 big = os.urandom(20 << 20)
@@ -131,11 +151,16 @@ check("auto_resume: a command wakes it with its files", r.stdout == "napped", r.
 napper.kill()
 
 sbx.files.write("/tmp/kept.txt", "kept across the pause")
+counter = sbx.commands.run("i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo $i; sleep 0.1; done", background=True)
 check("pause", sbx.pause() is True, sbx.sandbox_id)
 info = Sandbox.get_info(sbx.sandbox_id)
 check("paused", str(info.state.value) == "paused", info.state)
 back = Sandbox.connect(sbx.sandbox_id)
 check("connect resumes it with its files", back.files.read("/tmp/kept.txt") == "kept across the pause", "")
+pids = [p.pid for p in back.commands.list()]
+check("a background command runs on after the pause", counter.pid in pids, pids)
+r = back.commands.connect(counter.pid).wait()
+check("it ends as it would have", r.exit_code == 0 and r.stdout.split()[-1] == "40", (r.exit_code, r.stdout[-20:]))
 r = back.commands.run("echo after")
 check("it runs commands again", r.stdout == "after\n", r.stdout)
 

@@ -31,7 +31,9 @@ mod process;
 mod watch;
 
 use files::{download, list_dir, make_dir, move_entry, remove, stat, upload};
-use process::{close_stdin, connect_process, list, send_input, send_signal, start, stream_input};
+use process::{
+    close_stdin, connect_process, list, send_input, send_signal, start, stream_input, update,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/process.Process/StreamInput", post(stream_input))
         .route("/process.Process/CloseStdin", post(close_stdin))
         .route("/process.Process/SendSignal", post(send_signal))
+        .route("/process.Process/Update", post(update))
         .route("/filesystem.Filesystem/Stat", post(stat))
         .route("/filesystem.Filesystem/ListDir", post(list_dir))
         .route("/filesystem.Filesystem/MakeDir", post(make_dir))

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vulcan_domain::{LogStream, ProcessExit};
+use vulcan_domain::{LogStream, ProcessExit, PtySize};
 use vulcan_engine::sandboxes::processes::{ProcessEvent, ProcessWatch};
 use vulcan_engine::NewProcess;
 
@@ -28,11 +28,25 @@ pub(super) struct ProcessConfig {
     cwd: Option<String>,
 }
 
+/// envd's `PTY`: a terminal of `size`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct Pty {
+    size: Option<PtySize>,
+}
+
+impl Pty {
+    fn size(&self) -> Result<PtySize, RpcError> {
+        self.size
+            .ok_or_else(|| RpcError::invalid("\"pty\" needs its \"size\": {\"rows\", \"cols\"}"))
+    }
+}
+
 #[derive(Deserialize)]
 pub(super) struct StartRequest {
     process: ProcessConfig,
     #[serde(default)]
-    pty: Option<Value>,
+    pty: Option<Pty>,
     #[serde(default)]
     tag: Option<String>,
     #[serde(default)]
@@ -113,9 +127,11 @@ fn signal_name(signal: i32) -> String {
     }
 }
 
-/// A process's events as Connect messages: its start, its output, its end.
+/// A process's events as Connect messages: its start, its output (`pty` data for a
+/// process on a terminal), its end.
 fn events(
     pid: u32,
+    on_terminal: bool,
     watch: ProcessWatch,
     keepalive: Duration,
 ) -> impl Stream<Item = Result<Value, RpcError>> + Send + 'static {
@@ -134,6 +150,7 @@ fn events(
                 match event {
                     ProcessEvent::Output { stream, bytes, .. } => {
                         let key = match stream {
+                            _ if on_terminal => "pty",
                             LogStream::Stderr => "stderr",
                             _ => "stdout",
                         };
@@ -159,12 +176,7 @@ pub(super) async fn start(
 ) -> Response {
     let begun = async {
         let request: StartRequest = connect::stream_request(&headers, &body)?;
-        if request.pty.as_ref().is_some_and(|p| !p.is_null()) {
-            return Err(RpcError::new(
-                "unimplemented",
-                "a PTY is not served by Vulcan yet: run the command without one",
-            ));
-        }
+        let pty = request.pty.as_ref().map(Pty::size).transpose()?;
         let target = target(&state, &headers).await?;
         let config = request.process;
         let new = NewProcess {
@@ -176,6 +188,7 @@ pub(super) async fn start(
             stdin: request.stdin.unwrap_or(false),
             timeout_s: None,
             tag: request.tag,
+            pty,
         };
         let info = state
             .engine
@@ -187,7 +200,12 @@ pub(super) async fn start(
             .watch_process(target.scope(), &target.id, info.pid, 0)
             .await
             .map_err(rpc_error)?;
-        Ok(events(info.pid, watch, keepalive_of(&headers)))
+        Ok(events(
+            info.pid,
+            pty.is_some(),
+            watch,
+            keepalive_of(&headers),
+        ))
     };
     match begun.await {
         Ok(events) => connect::streaming(events),
@@ -215,7 +233,12 @@ pub(super) async fn connect_process(
             .watch_process(target.scope(), &target.id, pid, info.output_bytes)
             .await
             .map_err(rpc_error)?;
-        Ok(events(pid, watch, keepalive_of(&headers)))
+        Ok(events(
+            pid,
+            info.pty.is_some(),
+            watch,
+            keepalive_of(&headers),
+        ))
     };
     match begun.await {
         Ok(events) => connect::streaming(events),
@@ -269,16 +292,15 @@ pub(super) struct Input {
 }
 
 impl Input {
+    /// The bytes typed (`pty`) or written to stdin.
     fn bytes(&self) -> Result<Vec<u8>, RpcError> {
-        if self.pty.is_some() {
-            return Err(RpcError::new(
-                "unimplemented",
-                "a PTY is not served by Vulcan yet",
-            ));
-        }
+        let (field, text) = match (&self.pty, &self.stdin) {
+            (Some(typed), _) => ("pty", typed.as_str()),
+            (None, written) => ("stdin", written.as_deref().unwrap_or("")),
+        };
         base64::engine::general_purpose::STANDARD
-            .decode(self.stdin.as_deref().unwrap_or(""))
-            .map_err(|e| RpcError::invalid(format!("\"stdin\" is not base64: {e}")))
+            .decode(text)
+            .map_err(|e| RpcError::invalid(format!("\"{field}\" is not base64: {e}")))
     }
 }
 
@@ -415,6 +437,37 @@ pub(super) async fn send_signal(
         state
             .engine
             .signal_process(target.scope(), &target.id, pid, signal)
+            .await
+            .map_err(rpc_error)?;
+        Ok(json!({}))
+    };
+    reply(answer.await)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct UpdateRequest {
+    process: Selector,
+    pty: Option<Pty>,
+}
+
+/// `process.Process/Update`: a new size for a process's terminal.
+pub(super) async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = async {
+        let request: UpdateRequest = connect::unary(&headers, &body)?;
+        let Some(pty) = &request.pty else {
+            return Ok(json!({}));
+        };
+        let size = pty.size()?;
+        let target = target(&state, &headers).await?;
+        let pid = request.process.pid(&state, &target).await?;
+        state
+            .engine
+            .resize_process(target.scope(), &target.id, pid, size)
             .await
             .map_err(rpc_error)?;
         Ok(json!({}))
