@@ -905,6 +905,19 @@ fn the_cli_creates_runs_in_copies_to_and_removes_a_sandbox() {
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "hi cli\n");
     assert_eq!(String::from_utf8_lossy(&ran.stderr), "err\n");
 
+    // A terminal: this one's size (24x80 when it is not one), input typed, exit passed on.
+    let typed = vulcan(
+        &server,
+        &["sandbox", "sh", &id],
+        b"stty size; echo TERM=$TERM; exit 5\n",
+    );
+    assert_eq!(typed.status.code(), Some(5), "{typed:?}");
+    let shown = String::from_utf8_lossy(&typed.stdout);
+    assert!(
+        shown.contains("24 80\r\n") && shown.contains("TERM=xterm"),
+        "{shown:?}"
+    );
+
     let copied = vulcan(
         &server,
         &["sandbox", "cp", "-", &format!("{id}:/data/in.txt")],

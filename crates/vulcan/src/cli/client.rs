@@ -19,6 +19,7 @@ impl std::fmt::Display for CliError {
 
 pub type CliResult<T> = Result<T, CliError>;
 
+#[derive(Clone)]
 pub struct Client {
     base: String,
     agent: ureq::Agent,

@@ -14,6 +14,8 @@ use super::render::{self, Format};
 use super::run::usage;
 use super::{encode, print};
 
+mod terminal;
+
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Start a sandbox; prints its id.
@@ -61,6 +63,14 @@ pub enum SandboxCommand {
         env: Vec<String>,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// A terminal in a sandbox: a shell (or the command given) on a terminal the size of
+    /// this one, what you type sent as you type it; exits with its exit code.
+    Sh {
+        id: String,
+        /// The command and its arguments [default: sh].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
     /// Copy a file in (`cp FILE ID:/path`) or out (`cp ID:/path FILE`); `-` is stdin/stdout.
@@ -155,6 +165,7 @@ pub fn command(client: &Client, format: Format, command: SandboxCommand) -> CliR
             env,
             command,
         } => return exec(client, format, &id, cwd, &env, command),
+        SandboxCommand::Sh { id, command } => return terminal::sh(client, &id, command),
         SandboxCommand::Cp { from, to } => copy(client, format, &from, &to)?,
         SandboxCommand::Timeout { id, seconds } => {
             let s = client.post(
@@ -209,6 +220,15 @@ fn strip_nulls(value: Value) -> Value {
         ),
         other => other,
     }
+}
+
+/// A process's exit code as a shell reports it (128 + the signal that ended it).
+fn exit_code(exit: &Value) -> ExitCode {
+    let code = exit["exit_code"]
+        .as_i64()
+        .or_else(|| exit["signal"].as_i64().map(|s| 128 + s))
+        .unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 /// `sandbox exec`: starts the command in the background and follows its output to its
@@ -267,11 +287,7 @@ fn exec(
         let info = client.get(&format!("/v1/sandboxes/{}/processes/{pid}", encode(id)))?;
         render::json(&info);
     }
-    let code = exit["exit_code"]
-        .as_i64()
-        .or_else(|| exit["signal"].as_i64().map(|s| 128 + s))
-        .unwrap_or(1);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    Ok(exit_code(&exit))
 }
 
 /// `sandbox cp`: one side a local file (or `-`), the other `ID:/path`.
