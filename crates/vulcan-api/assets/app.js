@@ -932,6 +932,105 @@ async function sandboxDetail(id) {
       out.textContent = `${r.stdout}${r.stderr}[${end}]`;
     }),
   }, field("Command", command, "run with sh -c, for up to 60 s"), h("button", { type: "submit" }, "Run")), out);
+  root.append(sandboxTerminal(path), sandboxFiles(path, "/"));
+}
+
+// What a terminal shows of its output: no colours or cursor moves, lines as lines.
+const plain = (text) => text
+  .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "")
+  .replace(/\x1b[\]P^_][^\x07\x1b]*(\x07|\x1b\\)?/g, "")
+  .replace(/\r\n?/g, "\n");
+
+// A shell on a terminal in the sandbox, a line at a time: what is typed goes to it when
+// Enter is pressed (its echo shows it), ^C and ^D as buttons; its output live.
+function sandboxTerminal(path) {
+  const screen = h("pre", { id: "sandbox-terminal", class: "log", "aria-live": "polite", "aria-label": "Terminal output" });
+  const line = h("input", { id: "sandbox-terminal-input", autocomplete: "off", spellcheck: "false", disabled: true });
+  let pid = null;
+  const decoder = new TextDecoder();
+  const type = (text) => guarded(async () => {
+    if (pid != null) await api("POST", `${path}/processes/${pid}/input`, { data: text });
+  });
+  const keys = [["c", "\x03"], ["d", "\x04"]].map(([key, text]) =>
+    h("button", { type: "button", class: "link", id: `sandbox-key-${key}`, disabled: true, onclick: type(text) }, `^${key.toUpperCase()}`));
+  const open = h("button", {
+    type: "button",
+    id: "sandbox-terminal-open",
+    onclick: guarded(async () => {
+      const p = await api("POST", `${path}/processes`, { cmd: "sh", background: true, env: { TERM: "dumb" }, pty: { rows: 24, cols: 100 } });
+      pid = p.pid;
+      let offset = 0;
+      screen.textContent = "";
+      open.disabled = true;
+      line.disabled = false;
+      for (const k of keys) k.disabled = false;
+      line.focus();
+      const stop = live(() => `/ws/${path.slice(4)}/processes/${pid}?offset=${offset}`, (m) => {
+        if (m.type === "stdout" || m.type === "stderr") {
+          const raw = Uint8Array.from(atob(m.data), (c) => c.charCodeAt(0));
+          offset = m.offset + raw.length;
+          screen.textContent = plain(screen.textContent + decoder.decode(raw, { stream: true }));
+          screen.scrollTop = screen.scrollHeight;
+        } else if (m.type === "exit") {
+          stop();
+          screen.textContent += `\n[ended: ${m.exit_code ?? `signal ${m.signal}`}]`;
+          line.disabled = true;
+          open.disabled = false;
+          for (const k of keys) k.disabled = true;
+        }
+      });
+    }),
+  }, "Open a terminal");
+  const form = h("form", {
+    class: "card",
+    onsubmit: (e) => { e.preventDefault(); const text = line.value; line.value = ""; type(`${text}\n`)(); },
+  }, screen, field("Type a line", line, "sent with Enter; the shell runs on a 24×100 terminal"), h("p", {}, open, " ", keys));
+  return h("section", {}, h("h2", {}, "Terminal"), form);
+}
+
+// The sandbox's files below `dir`: directories open in place, files download; a file
+// chosen here is uploaded into `dir`.
+function sandboxFiles(path, dir) {
+  const section = h("section", { id: "sandbox-files" });
+  const show = guarded(async (at) => {
+    const entries = await api("GET", `${path}/files/list?path=${encodeURIComponent(at)}&depth=1`);
+    const up = at === "/" ? null : at.replace(/\/[^/]+\/?$/, "") || "/";
+    const download = (e) => guarded(async () => {
+      const res = await fetch(`${path}/files?path=${encodeURIComponent(e.path)}`, { headers: { "X-API-Key": session.key } });
+      if (!res.ok) throw new ApiError(res.status, (await res.json().catch(() => ({}))).error || res.statusText);
+      const a = h("a", { href: URL.createObjectURL(await res.blob()), download: e.name });
+      a.click();
+      URL.revokeObjectURL(a.href);
+    });
+    const chooser = h("input", { type: "file", id: "sandbox-upload" });
+    const upload = h("form", {
+      class: "card",
+      onsubmit: guarded(async (ev) => {
+        ev.preventDefault();
+        const file = chooser.files[0];
+        if (!file) return;
+        const target = `${at === "/" ? "" : at}/${file.name}`;
+        const res = await fetch(`${path}/files?path=${encodeURIComponent(target)}`, {
+          method: "PUT", headers: { "X-API-Key": session.key, "Content-Type": "application/octet-stream" }, body: file,
+        });
+        if (!res.ok) throw new ApiError(res.status, (await res.json().catch(() => ({}))).error || res.statusText);
+        show(at);
+      }),
+    }, field("Upload here", chooser), h("button", { type: "submit" }, "Upload"));
+    fill(section, h("h2", {}, "Files"), h("p", {}, "In ", h("code", { id: "sandbox-files-dir" }, at),
+      up ? [" · ", h("button", { type: "button", class: "link", onclick: () => show(up) }, "up")] : null),
+    table("Files", [
+      ["Name", (e) => (e.type === "dir"
+        ? h("button", { type: "button", class: "link", "data-path": e.path, onclick: () => show(e.path) }, `${e.name}/`)
+        : e.name)],
+      ["Type", (e) => e.type],
+      ["Size", (e) => (e.type === "file" ? bytes(e.size) : null)],
+      ["Modified", (e) => when(e.modified_at)],
+      ["", (e) => (e.type === "file" ? h("button", { type: "button", class: "link", onclick: download(e) }, "Download") : null)],
+    ], entries.sort((a, b) => a.name.localeCompare(b.name)), "Empty."), can("workloads:create") ? upload : null);
+  });
+  show(dir);
+  return section;
 }
 
 // ---- Images, secrets, keys, audit -------------------------------------------------------

@@ -726,7 +726,39 @@ async fn a_sandbox_is_listed_run_in_paused_resumed_and_deleted_from_its_pages() 
         })
         .await;
     assert_eq!(out, "hello from the page\n[exit 3]");
+    // A shell on a terminal, a line at a time; then the file it wrote, in the files.
+    browser.click("#sandbox-terminal-open").await;
+    browser
+        .text_when("#sandbox-terminal", "the shell's prompt", |t| {
+            t.contains('#')
+        })
+        .await;
+    browser
+        .type_into(
+            "#sandbox-terminal-input",
+            "echo $((6*7)) > /tmp/answer.txt; cat /tmp/answer.txt\u{E007}",
+        )
+        .await;
+    browser
+        .text_when("#sandbox-terminal", "the command's answer", |t| {
+            t.contains("\n42\n")
+        })
+        .await;
+    browser
+        .click("#sandbox-files button[data-path='/tmp']")
+        .await;
+    browser
+        .text_when("#sandbox-files", "the file the shell wrote", |t| {
+            t.contains("answer.txt") && t.contains("3 B")
+        })
+        .await;
     browser.screenshot("sandbox").await;
+    browser.click("#sandbox-key-d").await;
+    browser
+        .text_when("#sandbox-terminal", "the shell's end", |t| {
+            t.contains("[ended: 0]")
+        })
+        .await;
     browser.click("#sandbox-pause").await;
     browser
         .text_when("#sandbox-state", "paused", |t| t == "paused")
