@@ -43,6 +43,9 @@ pub enum Op {
         pid: u32,
         signal: i32,
     },
+    /// Writes everything cached out to the disks (the sandbox is about to end: its volumes
+    /// outlive it).
+    Sync,
     /// A new size for the terminal of a process started on one.
     Resize {
         pid: u32,

@@ -18,7 +18,7 @@ use vulcan_agent::held::{
 use vulcan_agent::{read_frame, write_frame, Kind, Run, Served};
 use vulcan_sandbox::pty;
 
-use crate::workspace::{pidfd_open, prepare_held, Workspace};
+use crate::workspace::{mount_volumes, pidfd_open, prepare_held, Workspace};
 use crate::{send, Port};
 
 /// How long an ended process's output may still be read before its end is reported (a
@@ -63,6 +63,9 @@ pub fn hold(port: &Port, reader: &mut File, job: Run) {
         Ok(w) => w,
         Err(e) => return refuse(port, e),
     };
+    if let Err(e) = mount_volumes(&workspace.root, &job.volumes) {
+        return refuse(port, e);
+    }
     // Forked before any thread of ours exists.
     let files = match crate::files::start(&workspace.root) {
         Ok(f) => f,
@@ -133,6 +136,11 @@ pub fn hold(port: &Port, reader: &mut File, job: Run) {
                 send_signal(&table, pid, signal).map(|()| serde_json::json!({}))
             }
             Op::Usage => Ok(serde_json::to_value(usage(&workspace)).unwrap_or_default()),
+            Op::Sync => {
+                // SAFETY: sync takes no arguments and cannot fail.
+                unsafe { libc::sync() };
+                Ok(serde_json::json!({}))
+            }
             Op::Seed(seed) => {
                 if !crate::seed(&seed) {
                     crate::log("cannot set the clock and entropy after a resume");

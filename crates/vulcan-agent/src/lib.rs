@@ -115,7 +115,28 @@ pub struct Run {
     /// Hold the VM as a sandbox ([`held`]): no program runs until one is called for.
     #[serde(default)]
     pub sandbox: bool,
+    /// A held sandbox's volumes: disks to mount in its root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<HeldVolume>,
 }
+
+/// A volume of a held sandbox: the disk whose serial is `serial`, mounted at `path` in
+/// the sandbox's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldVolume {
+    pub serial: String,
+    pub path: String,
+    pub read_only: bool,
+}
+
+/// The serial number of a sandbox's `n`th volume's disk.
+pub fn volume_serial(n: usize) -> String {
+    format!("{VOLUME_SERIAL_PREFIX}{n}")
+}
+
+/// What every volume disk's serial starts with (a disk without one of Vulcan's serials is
+/// the root).
+pub const VOLUME_SERIAL_PREFIX: &str = "vulcan-vol-";
 
 /// On the kernel command line of a sandbox's guest, whose second disk (serial
 /// [`DATA_DISK_SERIAL`]) is its own: the image's overlay writes there, not to RAM.

@@ -14,7 +14,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use vulcan_agent::{Run, DATA_DISK_ARG, DATA_DISK_SERIAL, MAX_PROCESSES, OVERLAY_ARG};
+use vulcan_agent::{
+    HeldVolume, Run, DATA_DISK_ARG, DATA_DISK_SERIAL, MAX_PROCESSES, OVERLAY_ARG,
+    VOLUME_SERIAL_PREFIX,
+};
 use vulcan_sandbox::archive::{self, Rules};
 use vulcan_sandbox::cgroup::{self, Cgroup, CgroupParent};
 
@@ -298,19 +301,54 @@ fn disks() -> (String, Option<String>) {
         })
         .unwrap_or_default();
     names.sort();
-    let is_data = |name: &String| {
+    let serial = |name: &String| {
         fs::read_to_string(format!("/sys/block/{name}/serial"))
-            .is_ok_and(|s| s.trim() == DATA_DISK_SERIAL)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
     };
     let data = names
         .iter()
-        .find(|n| is_data(n))
+        .find(|n| serial(n) == DATA_DISK_SERIAL)
         .map(|n| format!("/dev/{n}"));
+    // The root is the disk without a serial of Vulcan's (a sandbox's disk and volumes
+    // have one).
     let root = names
         .iter()
-        .find(|n| !is_data(n))
+        .find(|n| {
+            let serial = serial(n);
+            serial != DATA_DISK_SERIAL && !serial.starts_with(VOLUME_SERIAL_PREFIX)
+        })
         .map_or_else(|| "/dev/vda".to_owned(), |n| format!("/dev/{n}"));
     (root, data)
+}
+
+/// Mounts a held sandbox's volumes in its root `root`, each disk found by its serial;
+/// a read-only one without replaying its journal (nothing is written to it).
+pub fn mount_volumes(root: &Path, volumes: &[HeldVolume]) -> Result<(), String> {
+    for volume in volumes {
+        let device = fs::read_dir("/sys/block")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| {
+                fs::read_to_string(e.path().join("serial")).is_ok_and(|s| s.trim() == volume.serial)
+            })
+            .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
+            .ok_or_else(|| format!("the disk of the volume at {} is missing", volume.path))?;
+        let at = root.join(volume.path.trim_start_matches('/'));
+        fs::create_dir_all(&at)
+            .map_err(|e| format!("cannot make {} for a volume: {e}", volume.path))?;
+        let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+        let mut options = "";
+        if volume.read_only {
+            flags |= libc::MS_RDONLY;
+            options = "noload";
+        }
+        let at = at.to_string_lossy().into_owned();
+        mount(&device, &at, "ext4", flags, options)
+            .map_err(|e| format!("the volume at {} could not be mounted: {e}", volume.path))?;
+    }
+    Ok(())
 }
 
 /// Before a snapshot is taken (`vulcan.prewarm=RUNTIME` on the kernel command line):

@@ -331,6 +331,8 @@ fn action(method: &Method, route: &str) -> String {
         ("PUT", "/v1/secrets/{name}") => "secret.put",
         ("DELETE", "/v1/secrets/{name}") => "secret.delete",
         ("POST", "/v1/secrets/rotate-key") => "secret.rotate_key",
+        ("POST", "/v1/volumes") => "volume.create",
+        ("DELETE", "/v1/volumes/{name}") => "volume.delete",
         ("POST", "/v1/sandboxes") => "sandbox.create",
         ("DELETE", "/v1/sandboxes/{id}") => "sandbox.delete",
         ("POST", "/v1/sandboxes/{id}/timeout") => "sandbox.timeout",

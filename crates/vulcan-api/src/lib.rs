@@ -48,7 +48,7 @@ pub struct AppState {
 pub(crate) fn routes() -> openapi::Routes {
     use request::{
         audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, sandboxes,
-        schedules, secrets, stats, tenants, trigger, workloads, ws,
+        schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
     };
     openapi::Routes::new()
         .get("/v1/workloads", workloads::list)
@@ -94,6 +94,10 @@ pub(crate) fn routes() -> openapi::Routes {
         .delete("/v1/secrets/{name}", secrets::remove)
         .any("/fn/{tenant}/{name}", trigger::call)
         .any("/fn/{tenant}/{name}/{*path}", trigger::call_path)
+        .get("/v1/volumes", volumes::list)
+        .post("/v1/volumes", volumes::create)
+        .get("/v1/volumes/{name}", volumes::show)
+        .delete("/v1/volumes/{name}", volumes::remove)
         .get("/v1/sandboxes", sandboxes::list)
         .post("/v1/sandboxes", sandboxes::create)
         .get("/v1/sandboxes/{id}", sandboxes::show)

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::request::{
     audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, sandboxes,
-    schedules, secrets, stats, tenants, trigger, workloads, ws,
+    schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
 };
 use crate::AppState;
 
@@ -57,6 +57,7 @@ impl Modify for Keys {
         trigger::call, trigger::call_path,
         schedules::create, schedules::list, schedules::show, schedules::patch, schedules::remove,
         secrets::put, secrets::list, secrets::remove, secrets::rotate_key,
+        volumes::create, volumes::list, volumes::show, volumes::remove,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::remove,
         sandboxes::timeout, sandboxes::pause, sandboxes::resume, sandboxes::metrics, sandboxes::start_process, sandboxes::processes,
         sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal, sandboxes::resize,
@@ -71,6 +72,7 @@ impl Modify for Keys {
         (name = "schedules", description = "Functions fired on a cron"),
         (name = "secrets", description = "Encrypted values given to code as environment variables"),
         (name = "sandboxes", description = "Sandboxes held across many steps: processes and files"),
+        (name = "volumes", description = "A tenant's named disks, mounted by its sandboxes; their data outlives every sandbox"),
         (name = "images", description = "OCI images for the gvisor backend"),
         (name = "access", description = "Keys, audit log, quotas"),
         (name = "cluster", description = "Backends, nodes, statistics, metrics, benchmarks"),

@@ -26,6 +26,7 @@ mod status;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod volume;
 mod workload;
 
 pub use access::{
@@ -66,4 +67,5 @@ pub use store::{
     Admission, BenchmarkStore, Claimed, Expect, ListFilter, LogStore, Refusal, StatsStore,
     StoreError, TerminalUpdate, WorkloadPage, WorkloadStore,
 };
+pub use volume::{Volume, VolumeAttach, VolumeMount};
 pub use workload::Workload;

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{Availability, BackendError, Isolation, LogStream, StoreError};
+use crate::{Availability, BackendError, Isolation, LogStream, StoreError, Volume};
 
 /// Where a sandbox is in its life.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -130,6 +130,9 @@ pub struct Sandbox {
         skip_serializing_if = "Option::is_none"
     )]
     pub ended_at: Option<OffsetDateTime>,
+    /// The volumes mounted in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::VolumeMount>,
     /// The token its E2B-compatible envd routes take (`X-Access-Token`): whoever holds
     /// it may run processes and touch files in this sandbox alone.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -190,7 +193,8 @@ pub struct SandboxRoom {
 #[async_trait]
 pub trait SandboxStore: Send + Sync {
     /// Records a new sandbox, refused (`Refused`, over quota) when its tenant has no `room`
-    /// for it beside its running and paused ones.
+    /// for it beside its running and paused ones, and (`Conflict`) when a volume it mounts
+    /// read-write is mounted by one of them, or one it mounts is mounted read-write.
     async fn insert_sandbox(&self, sandbox: &Sandbox, room: &SandboxRoom)
         -> Result<(), StoreError>;
 
@@ -216,6 +220,19 @@ pub trait SandboxStore: Send + Sync {
         end_at: OffsetDateTime,
     ) -> Result<Sandbox, StoreError>;
 
+    /// Records a new volume; `Conflict` if the tenant has one of that name, `Refused`
+    /// when it has `max_per_tenant` already.
+    async fn insert_volume(&self, volume: &Volume, max_per_tenant: u32) -> Result<(), StoreError>;
+
+    async fn volume(&self, tenant: &str, name: &str) -> Result<Volume, StoreError>;
+
+    /// A tenant's volumes (every tenant's for `None`), by name.
+    async fn volumes(&self, tenant: Option<&str>) -> Result<Vec<Volume>, StoreError>;
+
+    /// Removes a volume's record, answered as it was; `Conflict` while a running or paused
+    /// sandbox mounts it (checked in the same transaction).
+    async fn delete_volume(&self, tenant: &str, name: &str) -> Result<Volume, StoreError>;
+
     /// Sandboxes of node `node` in `state`.
     async fn sandboxes_on(
         &self,
@@ -233,6 +250,8 @@ pub struct SandboxLaunch {
     pub resources: SandboxResources,
     /// The environment every process starts with (image's, then the request's).
     pub env: BTreeMap<String, String>,
+    /// Volumes to mount, their files on this node.
+    pub volumes: Vec<crate::VolumeAttach>,
 }
 
 /// One process to start in a sandbox.

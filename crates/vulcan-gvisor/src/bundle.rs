@@ -3,7 +3,7 @@
 //! an egress policy, the namespace Vulcan made for it), and the workload's resources as
 //! cgroup limits.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
@@ -322,8 +322,14 @@ pub fn config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
 
 /// A long-lived sandbox's spec (see [`crate::sandboxes`]): its init the hold program,
 /// its root `rootfs` writable (an overlay on the host whose writes land on the sandbox's
-/// own disk), `/tmp` on that disk too (not a tmpfs: its files are the sandbox's files).
-pub fn sandbox_config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, String> {
+/// own disk), `/tmp` on that disk too (not a tmpfs: its files are the sandbox's files),
+/// and `volumes` bound in: (their mount on the host, the path inside, read-only).
+pub fn sandbox_config(
+    run: &RunSpec<'_>,
+    uid: u32,
+    gid: u32,
+    volumes: &[(PathBuf, String, bool)],
+) -> Result<Spec, String> {
     let mut spec = config(run, uid, gid)?;
     let tmp = run.rootfs.join("tmp");
     let mut mounts = spec.mounts().clone().unwrap_or_default();
@@ -331,6 +337,15 @@ pub fn sandbox_config(run: &RunSpec<'_>, uid: u32, gid: u32) -> Result<Spec, Str
         if m.destination() == Path::new("/tmp") {
             *m = mount("/tmp", "bind", &tmp, &["rbind", "rw", "nosuid", "nodev"])?;
         }
+    }
+    for (source, path, read_only) in volumes {
+        let access = if *read_only { "ro" } else { "rw" };
+        mounts.push(mount(
+            path,
+            "bind",
+            source,
+            &["rbind", access, "nosuid", "nodev"],
+        )?);
     }
     spec.set_mounts(Some(mounts));
     spec.set_root(Some(

@@ -10,7 +10,8 @@
 //! [`vulcan_sandbox::files`]) are seen inside at once.
 //!
 //! Everything of sandbox `id` is under `<work dir>/sandboxes/<id>/`: `disk.img`, its mount
-//! `disk/` (`upper/`, `work/`), the merged root `root/`, the bundle `bundle/`. Destroying it
+//! `disk/` (`upper/`, `work/`), the merged root `root/`, the bundle `bundle/`, and each
+//! volume it mounts, loop-mounted at `volumes/<n>/` and bound into the container. Destroying it
 //! kills the container and removes all of that; a server that starts sweeps what an
 //! earlier one left.
 
@@ -27,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vulcan_domain::{
     Availability, BackendError, ImageConfig, Isolation, LiveProcess, LiveSandbox, LogStream,
     ProcessExit, ProcessLaunch, ProcessOutput, SandboxDriver, SandboxFiles, SandboxLaunch,
-    SandboxUsage,
+    SandboxUsage, VolumeAttach,
 };
 use vulcan_sandbox::cgroup::UsageMark;
 use vulcan_sandbox::files::RootedFiles;
@@ -161,6 +162,62 @@ fn make_root(dir: &Path, lower: &Path, disk_mb: u32) -> Result<PathBuf, String> 
     Ok(root)
 }
 
+/// Where sandbox `dir`'s volume `n` is mounted on the host.
+fn volume_mount(dir: &Path, n: usize) -> PathBuf {
+    dir.join("volumes").join(n.to_string())
+}
+
+/// Mounts the volumes of sandbox `dir` that are not mounted yet (each once per sandbox:
+/// read-only ones without replaying a journal, so that nothing is written to them).
+fn mount_volumes(dir: &Path, volumes: &[VolumeAttach]) -> Result<(), String> {
+    for (n, volume) in volumes.iter().enumerate() {
+        let at = volume_mount(dir, n);
+        if is_mounted(&at) {
+            continue;
+        }
+        std::fs::create_dir_all(&at).map_err(|e| format!("cannot create {}: {e}", at.display()))?;
+        let options = if volume.read_only {
+            "loop,nosuid,nodev,ro,noload"
+        } else {
+            "loop,nosuid,nodev"
+        };
+        run("mount", &["-o", options, text(&volume.file), text(&at)])
+            .map_err(|e| format!("volume at {} could not be mounted: {e}", volume.path))?;
+    }
+    Ok(())
+}
+
+/// Unmounts sandbox `dir`'s volumes, waiting (a while) for its processes to let go.
+fn unmount_volumes(dir: &Path) {
+    let mounted: Vec<PathBuf> = std::fs::read_dir(dir.join("volumes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| is_mounted(p))
+        .collect();
+    for mount in mounted {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while run("umount", &[text(&mount)]).is_err() {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(mount = %mount.display(), "a volume stayed busy: unmounted lazily");
+                let _ = run("umount", &["-l", text(&mount)]);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Sandbox `dir`'s volumes as its spec binds them.
+fn bound_volumes(dir: &Path, volumes: &[VolumeAttach]) -> Vec<(PathBuf, String, bool)> {
+    volumes
+        .iter()
+        .enumerate()
+        .map(|(n, v)| (volume_mount(dir, n), v.path.clone(), v.read_only))
+        .collect()
+}
+
 /// Mounts sandbox `dir`'s disk and root again (after a reboot of the host), as
 /// [`make_root`] made them.
 fn remount(dir: &Path, lower: &Path) -> Result<(), String> {
@@ -186,7 +243,17 @@ fn remount(dir: &Path, lower: &Path) -> Result<(), String> {
 /// Unmounts sandbox `dir`'s root and disk and removes the directory (what is not
 /// mounted is skipped; a mount that will not go is logged and left).
 fn remove_dir(dir: &Path) {
-    for mount in [dir.join("root"), dir.join("disk")] {
+    let mut volumes: Vec<PathBuf> = std::fs::read_dir(dir.join("volumes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    volumes.sort();
+    for mount in volumes
+        .into_iter()
+        .chain([dir.join("root"), dir.join("disk")])
+    {
         if is_mounted(&mount) && run("umount", &[text(&mount)]).is_err() {
             if let Err(e) = run("umount", &["-l", text(&mount)]) {
                 tracing::warn!(error = %e, "a sandbox's mount could not be removed");
@@ -234,9 +301,14 @@ impl SandboxDriver for GvisorSandboxes {
         let (lower, disk_mb) = (image.rootfs.clone(), launch.resources.disk_mb);
         let made = {
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || make_root(&dir, &lower, disk_mb))
-                .await
-                .map_err(|e| BackendError(format!("making the sandbox's disk failed: {e}")))?
+            let volumes = launch.volumes.clone();
+            tokio::task::spawn_blocking(move || {
+                let root = make_root(&dir, &lower, disk_mb)?;
+                mount_volumes(&dir, &volumes)?;
+                Ok::<_, String>(root)
+            })
+            .await
+            .map_err(|e| BackendError(format!("making the sandbox's disk failed: {e}")))?
         };
         let root = match made {
             Ok(root) => root,
@@ -285,12 +357,19 @@ impl SandboxDriver for GvisorSandboxes {
             .await
             .map_err(|e| BackendError(e.to_string()))?;
         let (lower, root) = (image.rootfs.clone(), dir.join("root"));
-        if !is_mounted(&root) {
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || remount(&dir, &lower))
-                .await
-                .map_err(|e| BackendError(e.to_string()))?
-                .map_err(BackendError)?;
+        let volumes: Vec<VolumeAttach> =
+            serde_json::from_value(kept["volumes"].clone()).unwrap_or_default();
+        {
+            let (dir, mounted) = (dir.clone(), is_mounted(&root));
+            tokio::task::spawn_blocking(move || {
+                if !mounted {
+                    remount(&dir, &lower)?;
+                }
+                mount_volumes(&dir, &volumes)
+            })
+            .await
+            .map_err(|e| BackendError(e.to_string()))?
+            .map_err(BackendError)?;
         }
         let env: BTreeMap<String, String> =
             serde_json::from_value(kept["env"].clone()).unwrap_or_default();
@@ -373,8 +452,10 @@ impl GvisorSandboxes {
         let (uid, gid) = bundle::user(&root, &config.user).map_err(BackendError)?;
         let bundle_dir = dir.join("bundle");
         // What a later server needs to take the sandbox back after a pause.
-        let kept =
-            serde_json::json!({"image": launch.image, "env": launch.env, "uid": uid, "gid": gid});
+        let kept = serde_json::json!({
+            "image": launch.image, "env": launch.env, "uid": uid, "gid": gid,
+            "volumes": launch.volumes,
+        });
         std::fs::write(dir.join("sandbox.json"), kept.to_string())
             .map_err(|e| BackendError(format!("cannot write the sandbox's record: {e}")))?;
         let resources = vulcan_domain::Resources {
@@ -396,7 +477,8 @@ impl GvisorSandboxes {
             network: None,
             pod: None,
         };
-        let spec = bundle::sandbox_config(&run, uid, gid).map_err(BackendError)?;
+        let spec = bundle::sandbox_config(&run, uid, gid, &bound_volumes(dir, &launch.volumes))
+            .map_err(BackendError)?;
         std::fs::create_dir_all(&bundle_dir)
             .and_then(|()| std::fs::write(bundle_dir.join("config.json"), json_of(&spec)))
             .map_err(|e| BackendError(format!("cannot write the sandbox's bundle: {e}")))?;
@@ -731,6 +813,10 @@ impl LiveSandbox for GvisorSandbox {
             return;
         };
         sandbox.kill_now();
+        // Its volumes are unmounted before this returns: written out, and free for the
+        // next sandbox to mount (never two ext4 mounts of one at once).
+        let volumes = self.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || unmount_volumes(&volumes)).await;
         let dir = self.dir.clone();
         let removal = std::thread::spawn(move || {
             sandbox.destroy();

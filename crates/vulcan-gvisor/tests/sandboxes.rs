@@ -104,6 +104,7 @@ async fn a_sandbox_runs_processes_keeps_its_files_within_its_disk_and_leaves_not
     let driver = driver(&registry, dir.path()).await;
     let sandbox = driver
         .create(SandboxLaunch {
+            volumes: Vec::new(),
             id: "sbxlib1".into(),
             image,
             resources: SandboxResources {

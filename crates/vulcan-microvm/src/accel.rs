@@ -77,6 +77,7 @@ pub async fn choose(
         memory: None,
         nic: None,
         data_disk: None,
+        volumes: Vec::new(),
     };
     let (accel, note) = match Vm::boot(vmm, spec, vms, PROBE_DEADLINE).await {
         Ok(vm) => {

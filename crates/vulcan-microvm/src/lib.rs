@@ -213,6 +213,7 @@ impl Inner {
             memory: None,
             nic: None,
             data_disk: None,
+            volumes: Vec::new(),
         }
     }
 
@@ -536,6 +537,7 @@ impl MicrovmBackend {
             network: None,
             image: None,
             sandbox: false,
+            volumes: Vec::new(),
         };
         let template = match spec.run.image.as_deref() {
             Some(reference) => Some(self.run_in_image(reference, spec, &mut run, logs).await?),

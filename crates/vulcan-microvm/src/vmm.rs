@@ -49,6 +49,9 @@ pub struct VmSpec {
     /// A writable disk of the VM's own (a sandbox's), after the root: serial
     /// [`vulcan_agent::DATA_DISK_SERIAL`].
     pub data_disk: Option<PathBuf>,
+    /// A sandbox's volumes, after its disk: (file, read-only), serials
+    /// [`vulcan_agent::volume_serial`] in order.
+    pub volumes: Vec<(PathBuf, bool)>,
 }
 
 /// A NIC on a tap device made (and filtered on the host) beforehand in a network
@@ -181,6 +184,21 @@ impl Vmm for QemuMicrovm {
                 &format!(
                     "virtio-blk-device,drive=data,serial={}",
                     vulcan_agent::DATA_DISK_SERIAL
+                ),
+            ]);
+        }
+        for (n, (file, read_only)) in spec.volumes.iter().enumerate() {
+            let access = if *read_only { ",readonly=on" } else { "" };
+            cmd.args([
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=none,id=vol{n},cache=writeback{access}",
+                    path(file).replace(',', ",,")
+                ),
+                "-device",
+                &format!(
+                    "virtio-blk-device,drive=vol{n},serial={}",
+                    vulcan_agent::volume_serial(n)
                 ),
             ]);
         }

@@ -1,9 +1,10 @@
 //! What both stores share of the sandboxes' table: a record is kept whole as JSON beside
-//! the columns lists filter on (tenant, node, state), and changed only through these.
+//! the columns lists filter on (tenant, node, state), and changed only through these; and
+//! the rules of the volumes they mount.
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    PauseMode, Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, StoreError,
+    PauseMode, Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, StoreError, Volume,
 };
 
 /// Rows read at a time while a list filters on metadata.
@@ -109,6 +110,68 @@ pub(crate) fn check_room(
         )));
     }
     Ok(())
+}
+
+/// Whether the volumes `new` mounts are free for it beside `live` (the tenant's running
+/// and paused sandboxes): a volume has one writer and no reader beside it, or readers only.
+pub(crate) fn check_volumes(new: &Sandbox, live: &[Sandbox]) -> Result<(), StoreError> {
+    for mount in &new.volumes {
+        let holder = live.iter().find_map(|s| {
+            s.volumes
+                .iter()
+                .find(|m| m.name == mount.name && (!mount.read_only || !m.read_only))
+                .map(|m| (s, m))
+        });
+        if let Some((sandbox, held)) = holder {
+            let how = if held.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            };
+            return Err(StoreError::Conflict(format!(
+                "volume {} is mounted {how} by sandbox {} ({}): a volume has one writer and no reader beside it; mount it read_only, or end that sandbox first",
+                mount.name,
+                sandbox.id,
+                sandbox.state.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Why volume `name` cannot be deleted, if one of `live` mounts it.
+pub(crate) fn check_unmounted(name: &str, live: &[Sandbox]) -> Result<(), StoreError> {
+    let users: Vec<&str> = live
+        .iter()
+        .filter(|s| s.volumes.iter().any(|m| m.name == name))
+        .map(|s| s.id.as_str())
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "volume {name} is mounted by sandbox {}: end it first",
+        users.join(", ")
+    )))
+}
+
+/// A volume's record as stored.
+pub(crate) fn volume_to_json(volume: &Volume) -> Result<String, StoreError> {
+    serde_json::to_string(volume).map_err(|e| StoreError::Io(format!("encoding a volume: {e}")))
+}
+
+pub(crate) fn volume_from_json(json: &str) -> Result<Volume, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Io(format!("a stored volume: {e}")))
+}
+
+/// The refusal of a volume past the tenant's count.
+pub(crate) fn too_many_volumes(tenant: &str, max: u32) -> StoreError {
+    StoreError::Refused(vulcan_domain::Refusal::OverQuota {
+        message: format!(
+            "tenant {tenant} has {max} volumes, the most allowed (VULCAN_VOLUME_MAX_PER_TENANT): delete one first"
+        ),
+        retry_after_s: 30,
+    })
 }
 
 /// The first `limit` of `found` (newest first), and a cursor if there were more.

@@ -11,8 +11,8 @@ use vulcan_domain::{
     LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap,
     PauseMode, Quota, Refusal, Resources, Role, Runtime, Sandbox, SandboxFilter, SandboxResources,
     SandboxRoom, SandboxState, SandboxStore, Schedule, ScheduleStore, Sealed, SecretStore,
-    StatsStore, StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Workload, WorkloadSpec,
-    WorkloadStatus, WorkloadStore,
+    StatsStore, StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Volume, VolumeMount,
+    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
@@ -1592,6 +1592,7 @@ fn sandbox(id: &str, tenant: &str, node: &str, label: &str) -> Sandbox {
         end_at: at(400),
         ended_at: None,
         access_token: format!("token-of-{id}"),
+        volumes: Vec::new(),
     }
 }
 
@@ -1821,6 +1822,132 @@ async fn sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_
     ));
 }
 
+fn volume(tenant: &str, name: &str) -> Volume {
+    Volume {
+        id: format!("vol-{tenant}-{name}"),
+        tenant: tenant.into(),
+        name: name.into(),
+        size_mb: 64,
+        node_id: "n1".into(),
+        created_at: at(100),
+    }
+}
+
+fn mounting(id: &str, tenant: &str, mounts: &[(&str, bool)]) -> Sandbox {
+    Sandbox {
+        volumes: mounts
+            .iter()
+            .map(|(name, read_only)| VolumeMount {
+                name: (*name).into(),
+                path: format!("/mnt/{name}"),
+                read_only: *read_only,
+            })
+            .collect(),
+        ..sandbox(id, tenant, "n1", "x")
+    }
+}
+
+async fn volumes_are_a_tenants_own_with_one_writer_and_are_not_deleted_while_mounted(s: Stores) {
+    let store = &s.sandboxes;
+    store.insert_volume(&volume("a", "data"), 3).await.unwrap();
+    store
+        .insert_volume(&volume("b", "data"), 3)
+        .await
+        .expect("another tenant's name is its own");
+    assert!(matches!(
+        store.insert_volume(&volume("a", "data"), 3).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.insert_volume(&volume("a", "logs"), 2).await.unwrap();
+    assert!(matches!(
+        store.insert_volume(&volume("a", "more"), 2).await,
+        Err(StoreError::Refused(Refusal::OverQuota { .. }))
+    ));
+    let names = |v: Vec<Volume>| {
+        v.into_iter()
+            .map(|v| format!("{}/{}", v.tenant, v.name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.volumes(Some("a")).await.unwrap()),
+        ["a/data", "a/logs"]
+    );
+    assert_eq!(
+        names(store.volumes(None).await.unwrap()),
+        ["a/data", "b/data", "a/logs"]
+    );
+    assert_eq!(
+        store.volume("b", "data").await.unwrap(),
+        volume("b", "data")
+    );
+    assert!(matches!(
+        store.volume("b", "logs").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // One writer, and no reader beside it; readers together.
+    store
+        .insert_sandbox(&mounting("w1", "a", &[("data", false)]), &room(10))
+        .await
+        .unwrap();
+    for (id, read_only) in [("w2", false), ("r1", true)] {
+        let refused = store
+            .insert_sandbox(&mounting(id, "a", &[("data", read_only)]), &room(10))
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("w1")),
+            "{refused:?}"
+        );
+    }
+    store
+        .insert_sandbox(&mounting("r1", "a", &[("logs", true)]), &room(10))
+        .await
+        .unwrap();
+    store
+        .insert_sandbox(&mounting("r2", "a", &[("logs", true)]), &room(10))
+        .await
+        .expect("readers together");
+    assert!(matches!(
+        store
+            .insert_sandbox(&mounting("w3", "a", &[("logs", false)]), &room(10))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .insert_sandbox(&mounting("w4", "b", &[("data", false)]), &room(10))
+        .await
+        .expect("tenant b's volume of the same name is another");
+
+    // Not deleted while mounted (paused counts); once its sandbox ended, it goes.
+    assert!(
+        matches!(store.delete_volume("a", "data").await, Err(StoreError::Conflict(m)) if m.contains("w1"))
+    );
+    store
+        .set_sandbox_state("w1", SandboxState::Running, SandboxState::Paused, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_volume("a", "data").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .set_sandbox_state(
+            "w1",
+            SandboxState::Paused,
+            SandboxState::Ended,
+            Some("deleted"),
+        )
+        .await
+        .unwrap();
+    let gone = store.delete_volume("a", "data").await.unwrap();
+    assert_eq!(gone.name, "data");
+    assert!(matches!(
+        store.delete_volume("a", "data").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.sandbox("w1").await.unwrap().volumes[0].name, "data");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -1867,4 +1994,5 @@ contract!(
     secrets_keep_sealed_values_with_versions_and_reseal_only_what_did_not_change,
     workloads_created_per_minute_come_from_a_range_of_ids_per_tenant,
     sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_their_state,
+    volumes_are_a_tenants_own_with_one_writer_and_are_not_deleted_while_mounted,
 );

@@ -341,6 +341,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_TEMPLATE_DISK_MB", default_value_t = 8192)]
     pub template_disk_mb: u64,
 
+    /// Volumes one tenant may have.
+    #[arg(long, env = "VULCAN_VOLUME_MAX_PER_TENANT", default_value_t = 20)]
+    pub volume_max_per_tenant: u32,
+
     /// Running and paused sandboxes one tenant may have (across the cluster).
     #[arg(long, env = "VULCAN_SANDBOX_MAX_PER_TENANT", default_value_t = 20)]
     pub sandbox_max_per_tenant: u32,

@@ -455,6 +455,8 @@ fn sandbox_limits(args: &ServeArgs, max_cpus: u32) -> vulcan_engine::SandboxLimi
         max_timeout_s: args.sandbox_max_timeout_s.max(1),
         max_mem_mb: args.max_mem_mb,
         max_cpus,
+        volume_dir: args.data_dir.join("volumes"),
+        max_volumes_per_tenant: args.volume_max_per_tenant,
         ..Default::default()
     };
     limits.default_timeout_s = limits.default_timeout_s.min(limits.max_timeout_s);

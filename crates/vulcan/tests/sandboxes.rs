@@ -616,6 +616,129 @@ fn two_tenants_never_see_each_others_sandboxes() {
     );
     let (status, _) = call("DELETE", &format!("/v1/sandboxes/{id}"), &a, None);
     assert_eq!(status, 200);
+
+    // Volumes too: one of a's is not b's to see, mount or delete; b's own name is its own.
+    let volume = json!({"name": "shared", "size_mb": 32});
+    let (status, made) = call("POST", "/v1/volumes", &a, Some(volume.clone()));
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["tenant"], "team-a");
+    let (_, listed) = call("GET", "/v1/volumes", &b, None);
+    assert_eq!(listed, json!([]));
+    for (method, path) in [
+        ("GET", "/v1/volumes/shared"),
+        ("DELETE", "/v1/volumes/shared"),
+    ] {
+        let (status, body) = call(method, path, &b, None);
+        assert_eq!(status, 404, "{method} {path} as another tenant: {body}");
+    }
+    let mounting = json!({"image": image, "volumes": [{"name": "shared", "path": "/v"}]});
+    let (status, body) = call("POST", "/v1/sandboxes", &b, Some(mounting));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not found"),
+        "{body}"
+    );
+    let (status, body) = call("POST", "/v1/volumes", &b, Some(volume));
+    assert_eq!(status, 201, "{body}");
+    for key in [&a, &b] {
+        let (status, _) = call("DELETE", "/v1/volumes/shared", key, None);
+        assert_eq!(status, 200);
+    }
+}
+
+#[test]
+fn a_volumes_data_outlives_its_sandboxes_with_one_writer_at_a_time() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:sandbox-volumes", "busybox");
+    let server = server_for(&registry, &[]);
+    for (body, why) in [
+        (json!({"name": "Not A Name", "size_mb": 64}), "a-z"),
+        (json!({"name": "data", "size_mb": 1}), "size_mb"),
+        (json!({"name": "data"}), "size_mb"),
+    ] {
+        let (status, answer) = server.post("/v1/volumes", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(why), "{answer}");
+    }
+    let (status, made) = server.post("/v1/volumes", &json!({"name": "data", "size_mb": 64}));
+    assert_eq!(status, 201, "{made}");
+    let (status, again) = server.post("/v1/volumes", &json!({"name": "data", "size_mb": 64}));
+    assert_eq!(status, 409, "{again}");
+    let (_, listed) = server.get("/v1/volumes");
+    assert_eq!(listed[0]["name"], "data", "{listed}");
+
+    let mount =
+        |read_only: bool| json!([{"name": "data", "path": "/mnt/data", "read_only": read_only}]);
+    let writer = create(&server, json!({"image": image, "volumes": mount(false)}));
+    let (_, shown) = server.get(&format!("/v1/sandboxes/{writer}"));
+    assert_eq!(shown["volumes"], mount(false), "{shown}");
+    assert_eq!(
+        sh(
+            &server,
+            &writer,
+            "echo kept > /mnt/data/f && cat /mnt/data/f"
+        )
+        .1,
+        "kept\n"
+    );
+    // Its size is the filesystem's: a filler meets ENOSPC there.
+    let (code, _, err) = sh(
+        &server,
+        &writer,
+        "dd if=/dev/zero of=/mnt/data/big bs=1M count=100",
+    );
+    assert_ne!(code, 0, "100 MiB fit in a 64 MiB volume: {err}");
+    assert_eq!(sh(&server, &writer, "rm /mnt/data/big").0, 0);
+    // One writer, and no reader beside it; not deleted while mounted.
+    for read_only in [false, true] {
+        let (status, body) = server.post(
+            "/v1/sandboxes",
+            &json!({"image": image, "volumes": mount(read_only)}),
+        );
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(&writer), "{body}");
+    }
+    let (status, body) = server.delete("/v1/volumes/data");
+    assert_eq!(status, 409, "{body}");
+    for (volumes, why) in [
+        (json!([{"name": "nope", "path": "/x"}]), "not found"),
+        (json!([{"name": "data", "path": "/"}]), "absolute path"),
+        (
+            json!([{"name": "data", "path": "/a/../b"}]),
+            "absolute path",
+        ),
+    ] {
+        let (status, body) = server.post(
+            "/v1/sandboxes",
+            &json!({"image": image, "volumes": volumes}),
+        );
+        assert_eq!(status, 400, "{volumes}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(why), "{body}");
+    }
+
+    // Its data outlives the writer: the next sandboxes read it, read-only ones together.
+    let (status, _) = server.delete(&format!("/v1/sandboxes/{writer}"));
+    assert_eq!(status, 200);
+    let readers =
+        [(); 2].map(|()| create(&server, json!({"image": image, "volumes": mount(true)})));
+    for reader in &readers {
+        assert_eq!(sh(&server, reader, "cat /mnt/data/f").1, "kept\n");
+        let (code, _, err) = sh(&server, reader, "echo no > /mnt/data/g");
+        assert_ne!(code, 0, "a read-only volume was written");
+        assert!(err.contains("Read-only"), "{err}");
+    }
+    for reader in &readers {
+        let (status, _) = server.delete(&format!("/v1/sandboxes/{reader}"));
+        assert_eq!(status, 200);
+    }
+    let (status, gone) = server.delete("/v1/volumes/data");
+    assert_eq!(status, 200, "{gone}");
+    let file = server
+        .data_dir
+        .join("volumes")
+        .join(format!("{}.ext4", made["id"].as_str().unwrap()));
+    assert!(!file.exists(), "its data went with it");
+    assert_no_sandbox_left(&server);
 }
 
 #[test]
@@ -965,4 +1088,56 @@ fn the_cli_creates_runs_in_copies_to_and_removes_a_sandbox() {
         String::from_utf8_lossy(&again.stderr).contains("409"),
         "{again:?}"
     );
+
+    // Volumes: made, mounted by a sandbox, kept while it is, removed after.
+    let made = vulcan(
+        &server,
+        &["volume", "create", "cli-data", "--size-mb", "32"],
+        b"",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let holder = vulcan(
+        &server,
+        &[
+            "sandbox",
+            "create",
+            "--image",
+            &image,
+            "--volume",
+            "cli-data:/data",
+        ],
+        b"",
+    );
+    assert!(holder.status.success(), "{holder:?}");
+    let holder = String::from_utf8_lossy(&holder.stdout).trim().to_owned();
+    let wrote = vulcan(
+        &server,
+        &[
+            "sandbox",
+            "exec",
+            &holder,
+            "--",
+            "sh",
+            "-c",
+            "echo v > /data/v && cat /data/v",
+        ],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&wrote.stdout), "v\n", "{wrote:?}");
+    let listed = vulcan(&server, &["volume", "ls"], b"");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("cli-data"),
+        "{listed:?}"
+    );
+    let busy = vulcan(&server, &["volume", "rm", "cli-data"], b"");
+    assert_eq!(busy.status.code(), Some(125), "{busy:?}");
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains(&holder),
+        "{busy:?}"
+    );
+    assert!(vulcan(&server, &["sandbox", "rm", &holder], b"")
+        .status
+        .success());
+    let removed = vulcan(&server, &["volume", "rm", "cli-data"], b"");
+    assert!(removed.status.success(), "{removed:?}");
 }

@@ -392,3 +392,80 @@ fn hostile_code_in_a_microvm_sandbox_is_held_to_its_limits() {
     let other = create(&server, small);
     assert_eq!(sh(&server, &other, "echo beside").1, "beside\n");
 }
+
+#[test]
+fn a_volume_written_in_a_microvm_is_read_by_the_next_sandboxes_of_either_isolation() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:vm-volumes", "busybox");
+    let server = Host {
+        server: Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]),
+    };
+    let (status, made) = server.post("/v1/volumes", &json!({"name": "notes", "size_mb": 64}));
+    assert_eq!(status, 201, "{made}");
+    let mount =
+        |read_only: bool| json!([{"name": "notes", "path": "/notes", "read_only": read_only}]);
+    let writer = create(
+        &server,
+        json!({"isolation": "microvm", "image": image, "volumes": mount(false)}),
+    );
+    assert_eq!(
+        sh(
+            &server,
+            &writer,
+            "echo from a microvm > /notes/a && cat /notes/a"
+        )
+        .1,
+        "from a microvm\n"
+    );
+    // A filler meets the volume's size, not the sandbox's disk.
+    let (code, _, _) = sh(
+        &server,
+        &writer,
+        "dd if=/dev/zero of=/notes/big bs=1M count=100",
+    );
+    assert_ne!(code, 0, "100 MiB fit in a 64 MiB volume");
+    assert_eq!(sh(&server, &writer, "rm /notes/big").0, 0);
+    // Across a pause and resume the volume is still there, and still written to.
+    let (status, body) = server.post(&format!("/v1/sandboxes/{writer}/pause"), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.post(&format!("/v1/sandboxes/{writer}/resume"), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sh(&server, &writer, "echo again >> /notes/a").0, 0);
+    let (status, body) = server.post(
+        "/v1/sandboxes",
+        &json!({"isolation": "microvm", "image": image, "volumes": mount(true)}),
+    );
+    assert_eq!(status, 409, "a reader beside the writer: {body}");
+    let (status, _) = server.delete(&format!("/v1/sandboxes/{writer}"));
+    assert_eq!(status, 200);
+
+    // Read by a read-only microVM and a read-only gVisor sandbox together.
+    let vm_reader = create(
+        &server,
+        json!({"isolation": "microvm", "image": image, "volumes": mount(true)}),
+    );
+    let (status, gvisor) = server.post(
+        "/v1/sandboxes",
+        &json!({"isolation": "gvisor", "image": image, "volumes": mount(true)}),
+    );
+    assert_eq!(status, 201, "{gvisor}");
+    let gvisor_reader = gvisor["id"].as_str().unwrap().to_owned();
+    for reader in [&vm_reader, &gvisor_reader] {
+        assert_eq!(
+            sh(&server, reader, "cat /notes/a").1,
+            "from a microvm\nagain\n",
+            "read in {reader}"
+        );
+        assert_ne!(
+            sh(&server, reader, "echo no > /notes/b").0,
+            0,
+            "a read-only volume was written"
+        );
+    }
+    for reader in [&vm_reader, &gvisor_reader] {
+        let (status, _) = server.delete(&format!("/v1/sandboxes/{reader}"));
+        assert_eq!(status, 200);
+    }
+    let (status, body) = server.delete("/v1/volumes/notes");
+    assert_eq!(status, 200, "{body}");
+}

@@ -200,6 +200,7 @@ pub async fn create(
             },
             auto_resume: body.auto_resume.is_some_and(|a| a.enabled),
             pulls: caller.image_pulls(),
+            volumes: Vec::new(),
         })
         .await?;
     let target = AuditTarget(sandbox.id.clone());

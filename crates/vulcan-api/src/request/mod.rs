@@ -17,5 +17,6 @@ pub mod secrets;
 pub mod stats;
 pub mod tenants;
 pub mod trigger;
+pub mod volumes;
 pub mod workloads;
 pub mod ws;

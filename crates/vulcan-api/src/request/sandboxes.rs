@@ -87,6 +87,10 @@ pub struct CreateSandbox {
     /// A request that needs it running resumes it when it is paused (else `409`).
     #[serde(default)]
     auto_resume: bool,
+    /// The tenant's volumes to mount (at most 8): each `{name, path, read_only}`. A volume
+    /// has one writer and no reader beside it, or readers only (`409` otherwise).
+    #[serde(default)]
+    volumes: Vec<vulcan_domain::VolumeMount>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -131,6 +135,7 @@ pub async fn create(
             on_timeout: body.on_timeout,
             auto_resume: body.auto_resume,
             pulls: caller.image_pulls(),
+            volumes: body.volumes,
         })
         .await?;
     let target = AuditTarget(sandbox.id.clone());

@@ -16,6 +16,7 @@ mod lifecycle;
 pub mod processes;
 mod recovery;
 mod run;
+pub mod volumes;
 
 pub(crate) use lifecycle::reap;
 
@@ -55,6 +56,10 @@ pub struct SandboxLimits {
     pub kept_output_bytes: usize,
     /// The isolation of a sandbox that does not name one.
     pub default_isolation: Isolation,
+    /// Where this node keeps its volumes' files.
+    pub volume_dir: std::path::PathBuf,
+    /// Volumes one tenant may have.
+    pub max_volumes_per_tenant: u32,
 }
 
 impl Default for SandboxLimits {
@@ -77,6 +82,8 @@ impl Default for SandboxLimits {
             max_disk_mb: 65_536,
             kept_output_bytes: 1024 * 1024,
             default_isolation: Isolation::Auto,
+            volume_dir: std::env::temp_dir().join("vulcan-volumes"),
+            max_volumes_per_tenant: 20,
         }
     }
 }
@@ -153,6 +160,8 @@ pub struct NewSandbox {
     pub on_timeout: OnTimeout,
     pub auto_resume: bool,
     pub pulls: ImagePulls,
+    /// Volumes to mount.
+    pub volumes: Vec<vulcan_domain::VolumeMount>,
 }
 
 /// A process to start, as the API asked for it.
@@ -382,6 +391,7 @@ impl Engine {
         };
         let timeout_s = self.sandbox_timeout(new.timeout_s.unwrap_or(limits.default_timeout_s))?;
         crate::submission::check_env(&new.env).map_err(SandboxError::Invalid)?;
+        let volumes = self.volume_attachments(&new.tenant, &new.volumes).await?;
         let image = self.sandbox_image(new.image.as_deref(), new.pulls).await?;
         if host.live().len() >= limits.max_per_node as usize {
             return Err(SandboxError::Refused(Refusal::Overloaded {
@@ -410,6 +420,16 @@ impl Engine {
             end_at: now + Duration::from_secs(u64::from(timeout_s)),
             ended_at: None,
             access_token: access_token()?,
+            volumes: new
+                .volumes
+                .iter()
+                .zip(&volumes)
+                .map(|(mount, attach)| vulcan_domain::VolumeMount {
+                    name: mount.name.clone(),
+                    path: attach.path.clone(),
+                    read_only: mount.read_only,
+                })
+                .collect(),
         };
         // Recorded first (the quota holds across nodes), ended if it cannot start.
         inner
@@ -432,6 +452,7 @@ impl Engine {
                 image,
                 resources,
                 env: new.env,
+                volumes,
             })
             .await;
         let sandbox = match started {

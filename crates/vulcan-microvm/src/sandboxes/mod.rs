@@ -363,6 +363,11 @@ impl LiveSandbox for MicrovmSandbox {
 
     async fn destroy(&self) {
         let held = self.held.clone();
+        // What it wrote to its volumes is on their disks before the VM goes (they outlive
+        // it); its own disk goes with it.
+        if !held.spec.volumes.is_empty() && held.phase() == Phase::Running {
+            let _ = tokio::time::timeout(SYNC_TIMEOUT, held.calls.call(Op::Sync)).await;
+        }
         *lock(&held.phase) = Phase::Ended;
         held.calls.end();
         let vm = lock(&held.vm).take();
@@ -371,6 +376,9 @@ impl LiveSandbox for MicrovmSandbox {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }
 }
+
+/// How long a sandbox being destroyed is given to write its volumes out.
+const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Takes `vm`'s channel and keeps the VM as `held`'s.
 fn reconnect(

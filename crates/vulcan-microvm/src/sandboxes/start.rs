@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use vulcan_agent::{FromImage, Run, DATA_DISK_ARG};
+use vulcan_agent::{FromImage, HeldVolume, Run, DATA_DISK_ARG};
 use vulcan_domain::{
     BackendError, LeasedRoot, LiveSandbox, Resources, Runtime, Sandbox, SandboxLaunch,
-    SandboxResources, SandboxUsage,
+    SandboxResources, SandboxUsage, VolumeAttach,
 };
 use vulcan_sandbox::image_user;
 
@@ -46,8 +46,9 @@ impl MicrovmSandboxes {
         let owner = image_user::user(&lease.rootfs, &config.user).map_err(BackendError)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
-        let spec = self.spec_of(&launch.resources, &template, dir)?;
-        let restored = match self.inner.config.snapshots {
+        let spec = self.spec_of(&launch.resources, &template, dir, &launch.volumes)?;
+        // A VM with volumes has disks its shape's snapshot has not: it boots.
+        let restored = match self.inner.config.snapshots && launch.volumes.is_empty() {
             true => match self.restored(launch, &template, &spec).await {
                 Ok(vm) => Some(vm),
                 Err(e) => {
@@ -97,6 +98,7 @@ impl MicrovmSandboxes {
                 gid: owner.1,
             }),
             sandbox: true,
+            volumes: held_volumes(&launch.volumes),
         };
         match vm.start_serving(&job, &Traced).await? {
             Ok(()) => {}
@@ -109,6 +111,7 @@ impl MicrovmSandboxes {
             env: launch.env.clone(),
             owner,
             ready: vm.ready.clone(),
+            volumes: launch.volumes.clone(),
         };
         std::fs::write(
             dir.join("sandbox.json"),
@@ -186,6 +189,7 @@ impl MicrovmSandboxes {
         resources: &SandboxResources,
         template: &Template,
         dir: &Path,
+        volumes: &[VolumeAttach],
     ) -> Result<VmSpec, BackendError> {
         let ready = self
             .inner
@@ -202,6 +206,10 @@ impl MicrovmSandboxes {
             .spec(ready, Runtime::Oci, resources, Some(template));
         spec.cmdline_extra = format!("{} {DATA_DISK_ARG}", spec.cmdline_extra);
         spec.data_disk = Some(dir.join("disk.img"));
+        spec.volumes = volumes
+            .iter()
+            .map(|v| (v.file.clone(), v.read_only))
+            .collect();
         spec.memory = Some(GuestMemory {
             file: dir.join("memory"),
             shared: true,
@@ -285,7 +293,7 @@ impl MicrovmSandboxes {
             .lease_root(&kept.image, &|_| {})
             .await
             .map_err(|e| BackendError(e.to_string()))?;
-        let spec = self.spec_of(&sandbox.resources, &template, &dir)?;
+        let spec = self.spec_of(&sandbox.resources, &template, &dir, &kept.volumes)?;
         Ok(self.holding(kept, &dir, spec, None, lease, template))
     }
 }
@@ -299,4 +307,19 @@ struct Kept {
     env: BTreeMap<String, String>,
     owner: (u32, u32),
     ready: vulcan_agent::Ready,
+    #[serde(default)]
+    volumes: Vec<VolumeAttach>,
+}
+
+/// The volumes the agent mounts, by their disks' serials.
+fn held_volumes(volumes: &[VolumeAttach]) -> Vec<HeldVolume> {
+    volumes
+        .iter()
+        .enumerate()
+        .map(|(n, v)| HeldVolume {
+            serial: vulcan_agent::volume_serial(n),
+            path: v.path.clone(),
+            read_only: v.read_only,
+        })
+        .collect()
 }

@@ -291,6 +291,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sandboxes_by_tenant ON sandboxes (tenant, id);
     CREATE INDEX sandboxes_by_node ON sandboxes (node_id, state);
     "#,
+    // 9: volumes, each kept whole as JSON, by tenant and name.
+    r#"
+    CREATE TABLE volumes (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
+    );
+    "#,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

@@ -5,11 +5,13 @@ use time::OffsetDateTime;
 use tokio_postgres::Transaction;
 use vulcan_domain::{
     Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, SandboxStore, StoreError,
+    Volume,
 };
 
 use super::{Fail, PgStore};
 use crate::sandboxes::{
-    check_room, deadline, from_json, has_metadata, moved, page, to_json, BATCH,
+    check_room, check_unmounted, check_volumes, deadline, from_json, has_metadata, moved, page,
+    to_json, too_many_volumes, volume_from_json, volume_to_json, BATCH,
 };
 
 /// The record of sandbox `id`, locked until the transaction ends.
@@ -35,6 +37,27 @@ async fn save(tx: &Transaction<'_>, sandbox: &Sandbox) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The tenant's running and paused sandboxes, its sandboxes and volumes locked against
+/// another creation or volume change until the transaction ends (across the nodes).
+async fn lock_live(tx: &Transaction<'_>, tenant: &str) -> Result<Vec<Sandbox>, Fail> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('vulcan.sandboxes.' || $1))",
+        &[&tenant],
+    )
+    .await?;
+    let mut live = Vec::new();
+    for row in tx
+        .query(
+            "SELECT record FROM sandboxes WHERE tenant = $1 AND state IN ('running', 'paused')",
+            &[&tenant],
+        )
+        .await?
+    {
+        live.push(from_json(row.get(0))?);
+    }
+    Ok(live)
+}
+
 #[async_trait]
 impl SandboxStore for PgStore {
     async fn insert_sandbox(
@@ -48,22 +71,9 @@ impl SandboxStore for PgStore {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 // One creation per tenant at a time, across the nodes: the room holds.
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext('vulcan.sandboxes.' || $1))",
-                    &[&sandbox.tenant],
-                )
-                .await?;
-                let mut live = Vec::new();
-                for row in tx
-                    .query(
-                        "SELECT record FROM sandboxes WHERE tenant = $1 AND state IN ('running', 'paused')",
-                        &[&sandbox.tenant],
-                    )
-                    .await?
-                {
-                    live.push(from_json(row.get(0))?);
-                }
+                let live = lock_live(&tx, &sandbox.tenant).await?;
                 check_room(sandbox, &live, room)?;
+                check_volumes(sandbox, &live)?;
                 tx.execute(
                     "INSERT INTO sandboxes (id, tenant, node_id, state, record) VALUES ($1, $2, $3, $4, $5)",
                     &[
@@ -165,6 +175,107 @@ impl SandboxStore for PgStore {
                 save(&tx, &sandbox).await?;
                 tx.commit().await?;
                 Ok(sandbox)
+            })
+        })
+        .await
+    }
+
+    async fn insert_volume(&self, volume: &Volume, max_per_tenant: u32) -> Result<(), StoreError> {
+        let json = volume_to_json(volume)?;
+        self.run(|c, _| {
+            let json = json.clone();
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                lock_live(&tx, &volume.tenant).await?;
+                let held: i64 = tx
+                    .query_one(
+                        "SELECT COUNT(*) FROM volumes WHERE tenant = $1",
+                        &[&volume.tenant],
+                    )
+                    .await?
+                    .get(0);
+                if held >= i64::from(max_per_tenant) {
+                    return Err(too_many_volumes(&volume.tenant, max_per_tenant).into());
+                }
+                let added = tx
+                    .execute(
+                        "INSERT INTO volumes (tenant, name, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        &[&volume.tenant, &volume.name, &json],
+                    )
+                    .await?;
+                if added == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "tenant {} has a volume named {} already",
+                        volume.tenant, volume.name
+                    ))
+                    .into());
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn volume(&self, tenant: &str, name: &str) -> Result<Volume, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                match c
+                    .query_opt(
+                        "SELECT record FROM volumes WHERE tenant = $1 AND name = $2",
+                        &[&tenant, &name],
+                    )
+                    .await?
+                {
+                    Some(row) => Ok(volume_from_json(row.get(0))?),
+                    None => Err(StoreError::NotFound(format!("volume {name}")).into()),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn volumes(&self, tenant: Option<&str>) -> Result<Vec<Volume>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT record FROM volumes WHERE ($1::TEXT IS NULL OR tenant = $1) ORDER BY name, tenant",
+                        &[&tenant],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| volume_from_json(r.get(0)))
+                    .collect::<Result<_, _>>()?)
+            })
+        })
+        .await
+    }
+
+    async fn delete_volume(&self, tenant: &str, name: &str) -> Result<Volume, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let live = lock_live(&tx, tenant).await?;
+                let Some(row) = tx
+                    .query_opt(
+                        "SELECT record FROM volumes WHERE tenant = $1 AND name = $2",
+                        &[&tenant, &name],
+                    )
+                    .await?
+                else {
+                    return Err(StoreError::NotFound(format!("volume {name}")).into());
+                };
+                let volume = volume_from_json(row.get(0))?;
+                check_unmounted(name, &live)?;
+                tx.execute(
+                    "DELETE FROM volumes WHERE tenant = $1 AND name = $2",
+                    &[&tenant, &name],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(volume)
             })
         })
         .await

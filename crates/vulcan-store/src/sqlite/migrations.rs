@@ -317,6 +317,15 @@ const MIGRATIONS: &[Step] = &[
     CREATE INDEX sandboxes_by_tenant ON sandboxes (tenant, id);
     CREATE INDEX sandboxes_by_node ON sandboxes (node_id, state);
     "#),
+    // 13: volumes, each kept whole as JSON, by tenant and name.
+    Sql(r#"
+    CREATE TABLE volumes (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
+    );
+    "#),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

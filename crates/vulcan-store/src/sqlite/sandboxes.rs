@@ -5,11 +5,13 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 use vulcan_domain::{
     Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, SandboxStore, StoreError,
+    Volume,
 };
 
 use super::{io, SqliteStore};
 use crate::sandboxes::{
-    check_room, deadline, from_json, has_metadata, moved, page, to_json, BATCH,
+    check_room, check_unmounted, check_volumes, deadline, from_json, has_metadata, moved, page,
+    to_json, too_many_volumes, volume_from_json, volume_to_json, BATCH,
 };
 
 fn load(tx: &Transaction, id: &str) -> Result<Sandbox, StoreError> {
@@ -32,6 +34,19 @@ fn save(tx: &Transaction, sandbox: &Sandbox) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The tenant's running and paused sandboxes.
+fn live_of(tx: &Transaction, tenant: &str) -> Result<Vec<Sandbox>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT record FROM sandboxes WHERE tenant = ?1 AND state IN ('running', 'paused')",
+        )
+        .map_err(io)?;
+    let rows = stmt
+        .query_map([tenant], |r| r.get::<_, String>(0))
+        .map_err(io)?;
+    rows.map(|row| from_json(&row.map_err(io)?)).collect()
+}
+
 #[async_trait]
 impl SandboxStore for SqliteStore {
     async fn insert_sandbox(
@@ -43,22 +58,9 @@ impl SandboxStore for SqliteStore {
         let json = to_json(&sandbox)?;
         self.write(move |conn| {
             let tx = conn.transaction().map_err(io)?;
-            let live = {
-                let mut stmt = tx
-                    .prepare(
-                        "SELECT record FROM sandboxes WHERE tenant = ?1 AND state IN ('running', 'paused')",
-                    )
-                    .map_err(io)?;
-                let rows = stmt
-                    .query_map([&sandbox.tenant], |r| r.get::<_, String>(0))
-                    .map_err(io)?;
-                let mut live = Vec::new();
-                for row in rows {
-                    live.push(from_json(&row.map_err(io)?)?);
-                }
-                live
-            };
+            let live = live_of(&tx, &sandbox.tenant)?;
             check_room(&sandbox, &live, &room)?;
+            check_volumes(&sandbox, &live)?;
             tx.execute(
                 "INSERT INTO sandboxes (id, tenant, node_id, state, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -167,6 +169,95 @@ impl SandboxStore for SqliteStore {
             save(&tx, &sandbox)?;
             tx.commit().map_err(io)?;
             Ok(sandbox)
+        })
+        .await
+    }
+
+    async fn insert_volume(&self, volume: &Volume, max_per_tenant: u32) -> Result<(), StoreError> {
+        let volume = volume.clone();
+        let json = volume_to_json(&volume)?;
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            let held: u32 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM volumes WHERE tenant = ?1",
+                    [&volume.tenant],
+                    |r| r.get(0),
+                )
+                .map_err(io)?;
+            if held >= max_per_tenant {
+                return Err(too_many_volumes(&volume.tenant, max_per_tenant));
+            }
+            let added = tx
+                .execute(
+                    "INSERT INTO volumes (tenant, name, record) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![volume.tenant, volume.name, json],
+                )
+                .map_err(io)?;
+            if added == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "tenant {} has a volume named {} already",
+                    volume.tenant, volume.name
+                )));
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn volume(&self, tenant: &str, name: &str) -> Result<Volume, StoreError> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.read(move |conn| {
+            let json: String = conn
+                .query_row(
+                    "SELECT record FROM volumes WHERE tenant = ?1 AND name = ?2",
+                    [&tenant, &name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(io)?
+                .ok_or_else(|| StoreError::NotFound(format!("volume {name}")))?;
+            volume_from_json(&json)
+        })
+        .await
+    }
+
+    async fn volumes(&self, tenant: Option<&str>) -> Result<Vec<Volume>, StoreError> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT record FROM volumes WHERE (?1 IS NULL OR tenant = ?1) ORDER BY name, tenant",
+            )
+            .map_err(io)?
+            .query_map([tenant], |r| r.get::<_, String>(0))
+            .map_err(io)?
+            .map(|json| volume_from_json(&json.map_err(io)?))
+            .collect()
+        })
+        .await
+    }
+
+    async fn delete_volume(&self, tenant: &str, name: &str) -> Result<Volume, StoreError> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(io)?;
+            let json: String = tx
+                .query_row(
+                    "SELECT record FROM volumes WHERE tenant = ?1 AND name = ?2",
+                    [&tenant, &name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(io)?
+                .ok_or_else(|| StoreError::NotFound(format!("volume {name}")))?;
+            check_unmounted(&name, &live_of(&tx, &tenant)?)?;
+            tx.execute(
+                "DELETE FROM volumes WHERE tenant = ?1 AND name = ?2",
+                [&tenant, &name],
+            )
+            .map_err(io)?;
+            tx.commit().map_err(io)?;
+            volume_from_json(&json)
         })
         .await
     }

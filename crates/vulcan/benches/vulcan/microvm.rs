@@ -218,6 +218,7 @@ pub fn run(n: usize) {
             }),
         nic: None,
         data_disk: None,
+        volumes: Vec::new(),
     };
     let bare_restores: Vec<f64> = (0..n).map(|_| bare_incoming_ms(&spec)).collect();
     drop(restore_server);

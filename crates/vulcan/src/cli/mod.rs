@@ -11,6 +11,7 @@ mod render;
 mod run;
 mod sandboxes;
 mod schedules;
+mod volumes;
 
 use std::process::ExitCode;
 
@@ -90,9 +91,12 @@ pub enum ClientCommand {
     /// Secrets: encrypted values code gets as environment variables.
     #[command(subcommand)]
     Secrets(schedules::SecretsCommand),
-    /// Sandboxes held across many steps: create, ls, exec, cp, pause, resume, timeout, rm.
+    /// Sandboxes held across many steps: create, ls, exec, sh, cp, pause, resume, timeout, rm.
     #[command(subcommand)]
     Sandbox(sandboxes::SandboxCommand),
+    /// Volumes: named disks whose data outlives every sandbox: create, ls, rm.
+    #[command(subcommand)]
+    Volume(volumes::VolumeCommand),
     /// Run the same workloads on every available backend and compare them.
     Benchmark(bench::BenchArgs),
 }
@@ -218,6 +222,7 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
         ClientCommand::Benchmark(args) => return bench::benchmark(client, format, args),
         ClientCommand::Fn(command) => return functions::command(client, format, command),
         ClientCommand::Sandbox(command) => return sandboxes::command(client, format, command),
+        ClientCommand::Volume(command) => volumes::command(client, format, command)?,
         ClientCommand::Status { id } => {
             let w = client.get(&format!("/v1/workloads/{}", encode(&id)))?;
             print(format, &w, |w| {

@@ -42,6 +42,9 @@ pub enum SandboxCommand {
         /// KEY=VALUE labels (repeat for more); `ls --meta` filters on them.
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
+        /// A volume to mount, NAME:/path or NAME:/path:ro (repeat for more).
+        #[arg(long = "volume", value_name = "NAME:/PATH[:ro]")]
+        volumes: Vec<String>,
     },
     /// List sandboxes, newest first.
     Ls {
@@ -136,8 +139,14 @@ pub fn command(client: &Client, format: Format, command: SandboxCommand) -> CliR
             disk_mb,
             env,
             metadata,
+            volumes,
         } => {
+            let volumes = volumes
+                .iter()
+                .map(|v| super::volumes::mount_of(v))
+                .collect::<CliResult<Vec<_>>>()?;
             let body = json!({
+                "volumes": volumes,
                 "image": image,
                 "isolation": isolation,
                 "timeout_s": timeout,
