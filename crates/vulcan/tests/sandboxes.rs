@@ -750,8 +750,17 @@ fn a_server_that_stops_pauses_its_sandboxes_and_takes_them_back_and_a_crash_lose
     let mut server = Host {
         server: Server::start_in(dir.path(), &env),
     };
-    let kept = create(&server, json!({"image": image}));
-    sh(&server, &kept, "mkdir -p /data && echo kept > /data/f");
+    let (status, body) = server.post("/v1/volumes", &json!({"name": "kept", "size_mb": 32}));
+    assert_eq!(status, 201, "{body}");
+    let kept = create(
+        &server,
+        json!({"image": image, "volumes": [{"name": "kept", "path": "/vol"}]}),
+    );
+    sh(
+        &server,
+        &kept,
+        "mkdir -p /data && echo kept > /data/f && echo on the volume > /vol/f",
+    );
     sh(
         &server,
         &kept,
@@ -800,6 +809,11 @@ fn a_server_that_stops_pauses_its_sandboxes_and_takes_them_back_and_a_crash_lose
     let (status, resumed) = server.post(&format!("/v1/sandboxes/{kept}/resume"), &json!({}));
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(sh(&server, &kept, "cat /data/f").1, "kept\n");
+    assert_eq!(
+        sh(&server, &kept, "cat /vol/f && echo more >> /vol/f").1,
+        "on the volume\n",
+        "its volume is mounted again after the restart"
+    );
     eventually(
         Duration::from_secs(10),
         "the counter to go on after the restart",
