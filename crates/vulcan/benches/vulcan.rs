@@ -424,7 +424,7 @@ fn main() {
         sandboxes::run(n.min(60), 50);
     }
     if run("sandboxes-microvm") {
-        sandboxes::run_microvm(n.min(60));
+        sandboxes::run_microvm(n.min(60), 50);
     }
     if run("templates") {
         templates::run(n.clamp(1, 10), n.clamp(1, 3));
