@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod e2b;
 mod error;
 mod extract;
+mod forward;
 mod login_failures;
 pub mod openapi;
 mod public_calls;
@@ -182,7 +183,12 @@ fn layered(
         ));
     let app = open.into_iter().fold(routes, Router::merge);
     let app = match envd {
-        Some(envd) => app.layer(axum::middleware::from_fn_with_state(envd, e2b::dispatch)),
+        Some(envd) => app
+            .layer(axum::middleware::from_fn_with_state(envd, e2b::dispatch))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                forward::forward,
+            )),
         None => app,
     };
     app.layer(axum::middleware::from_fn_with_state(

@@ -67,6 +67,10 @@ pub struct NodeRecord {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub addresses: Vec<std::net::Ipv4Addr>,
+    /// Where its API answers the other nodes (a request about a sandbox it holds is
+    /// forwarded there); empty: not reachable from them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_url: String,
 }
 
 impl NodeRecord {
@@ -231,6 +235,7 @@ mod tests {
             left_at: None,
             instances: Default::default(),
             addresses: Vec::new(),
+            api_url: String::new(),
         };
         let lease = time::Duration::seconds(10);
         assert_eq!(node.state(now, lease), NodeState::Live);

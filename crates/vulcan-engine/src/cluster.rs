@@ -106,6 +106,7 @@ pub(crate) fn describe(inner: &Inner) -> NodeRecord {
         left_at: None,
         instances,
         addresses: inner.config.addresses.clone(),
+        api_url: inner.config.api_url.clone(),
     }
 }
 

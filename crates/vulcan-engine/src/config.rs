@@ -124,6 +124,8 @@ pub struct EngineConfig {
     pub egress: EgressMode,
     /// This node's host addresses, published for the other nodes' egress rules.
     pub addresses: Vec<std::net::Ipv4Addr>,
+    /// Where this node's API answers the other nodes (`http://host:port`).
+    pub api_url: String,
 }
 
 impl EngineConfig {
@@ -149,6 +151,7 @@ impl EngineConfig {
             keyring: None,
             egress: EgressMode::Off,
             addresses: Vec::new(),
+            api_url: String::new(),
         }
     }
 }

@@ -810,6 +810,7 @@ fn node(id: &str, heartbeat_at: OffsetDateTime) -> NodeRecord {
         left_at: None,
         instances: Default::default(),
         addresses: vec!["192.0.2.7".parse().unwrap()],
+        api_url: String::new(),
     }
 }
 

@@ -46,6 +46,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen_addr: SocketAddr,
 
+    /// Where the other nodes of a cluster reach this node's API (requests about a sandbox
+    /// it holds are forwarded there) [default: http:// and the listen address, or the
+    /// host's first address when it listens on all of them].
+    #[arg(long, env = "VULCAN_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
     /// A separate address for functions' HTTP triggers (`/fn/...`), so that the pages
     /// functions answer with are on another origin than the dashboard's; the API's address
     /// then no longer serves them. None by default (triggers are on the API's address).

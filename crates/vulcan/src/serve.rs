@@ -254,6 +254,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     config.keyring = Some(keyring(&args, backing.stores.secrets.as_ref()).await?);
     let egress = egress(&args).await?;
     config.addresses = host_addresses(egress.as_ref().map(|e| e.subnet()));
+    config.api_url = advertised(&args, &config.addresses);
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
     isolate.egress = egress.clone();
     isolate.pool_size = args.isolate_pool_size;
@@ -443,6 +444,23 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     vulcan_api::auth::flush_aggregates(&state, true).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the other nodes reach this one's API: as configured, else the listen address
+/// (the host's first address in place of one that means all of them).
+fn advertised(args: &ServeArgs, addresses: &[std::net::Ipv4Addr]) -> String {
+    if let Some(url) = &args.advertise_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let listen = args.listen_addr;
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() => addresses
+            .first()
+            .map_or_else(|| "127.0.0.1".to_owned(), ToString::to_string),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", listen.port())
 }
 
 /// What sandboxes may ask for on this server; `max_cpus` as workloads.

@@ -775,3 +775,96 @@ fn every_node_streams_the_events_of_workloads_another_node_runs() {
         ]
     );
 }
+
+#[test]
+fn a_sandbox_is_reached_through_any_node() {
+    let registry = vulcan_gvisor::testing::Registry::start();
+    let image = registry.push("busybox:cluster-sandbox", "busybox");
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let insecure = [("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())];
+    let a = common::sandbox_host::Host {
+        server: Server::start(&node_env(&url, "a", &insecure)),
+    };
+    let b = common::sandbox_host::Host {
+        server: Server::start(&node_env(&url, "b", &insecure)),
+    };
+    wait_live(&b, &["a", "b"]);
+    let (status, made) = a.post("/v1/sandboxes", &json!({"image": image}));
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["node_id"], "a");
+
+    // Through B: a command, its answer from A.
+    let (status, ran) = b.post(
+        &format!("/v1/sandboxes/{id}/processes"),
+        &json!({"cmd": "sh", "args": ["-c", "echo hi from $(hostname); exit 3"]}),
+    );
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(
+        (ran["stdout"].as_str(), ran["exit_code"].as_i64()),
+        (Some("hi from vulcan\n"), Some(3))
+    );
+    // A file up and down, streamed both ways.
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, body) = common::sandbox_host::upload(&b, &id, "/data/blob", &bytes);
+    assert!(status < 300, "{status} {body}");
+    assert_eq!(
+        common::sandbox_host::download(&a, &id, "/data/blob").unwrap(),
+        bytes
+    );
+    assert_eq!(
+        common::sandbox_host::download(&b, &id, "/data/blob").unwrap(),
+        bytes
+    );
+    // A background process's output live over server-sent events and a WebSocket.
+    let pid = common::sandbox_host::background(
+        &b,
+        &id,
+        json!({"cmd": "sh", "args": ["-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done"], "background": true}),
+    );
+    let mut events = b.sse(&format!("/v1/sandboxes/{id}/processes/{pid}/output"));
+    let mut seen = String::new();
+    loop {
+        let event = events.next_event().expect("the stream goes on to the exit");
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        match event.event.as_str() {
+            "stdout" => seen.push_str(&String::from_utf8_lossy(
+                &common::sandbox_host::base64_decode(data["data"].as_str().unwrap()),
+            )),
+            "exit" => break,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(seen, "tick 1\ntick 2\ntick 3\n");
+    let ws = b
+        .url(&format!("/ws/sandboxes/{id}/processes/{pid}?offset=7"))
+        .replace("http://", "ws://");
+    let (mut socket, _) = tungstenite::connect(ws).expect("a WebSocket through B");
+    let first: Value = match socket.read().expect("a message") {
+        tungstenite::Message::Text(text) => serde_json::from_str(&text).unwrap(),
+        other => panic!("not text: {other:?}"),
+    };
+    assert_eq!(
+        (first["type"].as_str(), first["offset"].as_u64()),
+        (Some("stdout"), Some(7))
+    );
+    // Paused, resumed and deleted through B; nothing of it on B.
+    for verb in ["pause", "resume"] {
+        let (status, s) = b.post(&format!("/v1/sandboxes/{id}/{verb}"), &json!({}));
+        assert_eq!(status, 200, "{verb}: {s}");
+    }
+    assert_eq!(
+        common::sandbox_host::sh(&b, &id, "cat /data/blob | wc -c")
+            .1
+            .trim(),
+        "3000000"
+    );
+    let (status, gone) = b.delete(&format!("/v1/sandboxes/{id}"));
+    assert_eq!(status, 200, "{gone}");
+    assert_eq!(gone["state"], "ended");
+    assert!(!b.data_dir.join("gvisor/sandboxes").join(&id).exists());
+    // An unknown sandbox is B's own answer.
+    let (status, _) = b.get("/v1/sandboxes/sbnope");
+    assert_eq!(status, 404);
+}

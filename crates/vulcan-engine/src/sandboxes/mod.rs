@@ -8,8 +8,9 @@
 //! next start takes them back, still paused; what a crash left `running` (or what could
 //! not be paused) is recorded `lost`, and the drivers sweep what else was left on disk.
 //!
-//! A sandbox lives on one node; a request for one that lives elsewhere is refused naming
-//! the node (forwarding is not built yet).
+//! A sandbox lives on one node; the API forwards a request about it that reaches another
+//! node (see [`Engine::sandbox_home`]); one the engine itself is asked about elsewhere is
+//! refused naming the node.
 
 mod files;
 mod lifecycle;
@@ -589,6 +590,32 @@ impl Engine {
     }
 
     /// The sandbox held here, if `tenant` may use it and it is running.
+    /// Where a request about sandbox `id` is answered when another live node holds it: that
+    /// node's API (`None`: here, whatever the answer is — held here, unknown, ended, or its
+    /// node not reachable).
+    pub async fn sandbox_home(&self, id: &str) -> Option<String> {
+        let here = &self.inner.config.node_id;
+        if self.inner.sandboxes.live().contains_key(id) {
+            return None;
+        }
+        let sandbox = self.inner.sandbox_store.sandbox(id).await.ok()?;
+        if &sandbox.node_id == here || sandbox.state.is_final() {
+            return None;
+        }
+        let now = OffsetDateTime::now_utc();
+        let lease = time::Duration::try_from(self.inner.config.lease).ok()?;
+        self.inner
+            .nodes
+            .nodes()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|n| n.id == sandbox.node_id)
+            .filter(|n| n.state(now, lease) == vulcan_domain::NodeState::Live)
+            .map(|n| n.api_url)
+            .filter(|url| !url.is_empty())
+    }
+
     async fn held(&self, tenant: Option<&str>, id: &str) -> Result<Arc<Live>, SandboxError> {
         let held = self.inner.sandboxes.live().get(id).cloned();
         if let Some(live) = held.filter(|l| tenant.is_none_or(|t| t == l.tenant)) {
