@@ -275,7 +275,9 @@ pub async fn timeout(
 }
 
 /// `POST /v1/sandboxes/{id}/pause`: saves it whole (memory, processes) to disk and stops
-/// it (`runsc checkpoint`): it holds no memory until resumed; its files stay.
+/// it (`pause_mode: saved`): it holds no memory until resumed; its files stay. A gVisor
+/// sandbox in which a process Vulcan follows runs is frozen in memory instead
+/// (`pause_mode: frozen`).
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "sandboxes", params(("id" = String, Path)), responses((status = 200, description = "Paused", body = vulcan_domain::Sandbox), crate::error::Errors))]
 pub async fn pause(
     State(state): State<AppState>,
