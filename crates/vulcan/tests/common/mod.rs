@@ -43,6 +43,25 @@ pub fn metric(server: &Server, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
+/// Whether process `pid` holds the socket listening on loopback port `port`.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let wanted = format!(":{port:04X}");
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[1].ends_with(&wanted) && f[3] == "0A")
+        .map(|f| format!("socket:[{}]", f[9]))
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|link| inodes.iter().any(|i| link.to_string_lossy() == *i))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -118,9 +137,7 @@ impl Server {
         env: &[(&str, &str)],
         log: Option<&Path>,
     ) -> Server {
-        let port = free_port();
         cmd.arg("serve")
-            .env("VULCAN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("VULCAN_LOG_LEVEL", "warn")
             // Most tests are about something else; tests/auth.rs turns auth on.
             .env("VULCAN_AUTH", "off")
@@ -134,23 +151,37 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start vulcan serve");
-        let server = Server {
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-            data_dir: data_dir.to_path_buf(),
-            _tmp: None,
-        };
-        server.wait_healthy();
-        server
+        // A port found free may be taken by another test's server before this one binds
+        // it: then this one exits, and another server would answer for it. Its answer
+        // counts only once this server is seen listening there; else a new port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            cmd.env("VULCAN_LISTEN_ADDR", format!("127.0.0.1:{port}"));
+            let child = cmd.spawn().expect("start vulcan serve");
+            let mut server = Server {
+                base: format!("http://127.0.0.1:{port}"),
+                child,
+                data_dir: data_dir.to_path_buf(),
+                _tmp: None,
+            };
+            if server.wait_healthy(port) {
+                return server;
+            }
+        }
+        panic!("vulcan serve never got a port of its own");
     }
 
-    fn wait_healthy(&self) {
+    /// Waits until this server answers on `port` as the one listening there; `false` if it
+    /// exited first (its port was taken).
+    fn wait_healthy(&mut self, port: u16) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
             if let Ok(r) = ureq::get(&format!("{}/healthz", self.base)).call() {
-                if r.status() == 200 {
-                    return;
+                if r.status() == 200 && listens_on(self.child.id(), port) {
+                    return true;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
