@@ -56,6 +56,7 @@ pub fn run(n: usize, held: usize) {
     let mut server = Server::start(&[
         ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
         ("VULCAN_SANDBOX_MAX_PER_TENANT", "200"),
+        ("VULCAN_SANDBOX_TENANT_MEM_MB", "65536"),
     ]);
     // The image is pulled and unpacked once, before anything is timed.
     let first = create(&server, &image);
@@ -114,7 +115,9 @@ pub fn run(n: usize, held: usize) {
     frozen_pause_and_resume(&server, &big);
     remove(&server, &big);
 
-    hold_many(&server, held, "sandbox", || create(&server, &image));
+    hold_many(&server, held, "sandbox (128 MB)", || {
+        create_in(&server, &image, "gvisor", 128)
+    });
     server.stop(Duration::from_secs(60));
 }
 
@@ -261,6 +264,7 @@ pub fn run_microvm(n: usize, held: usize) {
     let mut server = Server::start(&[
         ("VULCAN_INSECURE_REGISTRIES", registry.host.as_str()),
         ("VULCAN_SANDBOX_MAX_PER_TENANT", "200"),
+        ("VULCAN_SANDBOX_TENANT_MEM_MB", "65536"),
     ]);
     // The image is converted once, before anything is timed.
     let first = create_in(&server, &image, "microvm", 256);
