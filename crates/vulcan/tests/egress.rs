@@ -543,7 +543,9 @@ fn an_isolate_reaches_what_its_policy_allows_and_the_kernel_refuses_the_rest() {
         }
     }
     // Bytes are counted per workload, not per process: one that sends nothing after one
-    // that fetched, in the same pooled process, counts nothing.
+    // that fetched, in the same pooled process, counts none of the fetch. (The counts are
+    // the interface's, headers included: the last packets of the closing connection of the
+    // Worker before, or a neighbour lookup, may land in its window — a packet or two.)
     let counted = |code: String| {
         let done = w.server.run(json!({
             "runtime": "node", "isolation": "isolate", "code": code, "network": wide,
@@ -551,8 +553,13 @@ fn an_isolate_reaches_what_its_policy_allows_and_the_kernel_refuses_the_rest() {
         assert_eq!(done["status"], "completed", "{done}");
         done["net_rx_bytes"].as_u64().unwrap()
     };
-    assert!(counted(fetches(&[format!("http://{API_NAME}/")])) > 0);
-    assert_eq!(counted("export default () => 1".into()), 0);
+    let fetched = counted(fetches(&[format!("http://{API_NAME}/")]));
+    let quiet = counted("export default () => 1".into());
+    assert!(fetched > 0);
+    assert!(
+        quiet < 200 && quiet < fetched,
+        "a workload that sends nothing counted {quiet} bytes (the fetch before it {fetched})"
+    );
     // A policy Deno can say exactly: the pooled process's Workers get that permission.
     let exact = json!({"egress": "allow", "allow": [format!("{API_NAME}:80")]});
     let two = [format!("http://{API_NAME}/"), url(OTHER)];
