@@ -34,6 +34,24 @@ fn save(tx: &Transaction, sandbox: &Sandbox) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The tenant's volume `name`.
+fn load_volume(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    name: &str,
+) -> Result<Volume, StoreError> {
+    let json: String = conn
+        .query_row(
+            "SELECT record FROM volumes WHERE tenant = ?1 AND name = ?2",
+            [tenant, name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(io)?
+        .ok_or_else(|| StoreError::NotFound(format!("volume {name}")))?;
+    volume_from_json(&json)
+}
+
 /// The tenant's running and paused sandboxes.
 fn live_of(tx: &Transaction, tenant: &str) -> Result<Vec<Sandbox>, StoreError> {
     let mut stmt = tx
@@ -207,19 +225,8 @@ impl SandboxStore for SqliteStore {
 
     async fn volume(&self, tenant: &str, name: &str) -> Result<Volume, StoreError> {
         let (tenant, name) = (tenant.to_owned(), name.to_owned());
-        self.read(move |conn| {
-            let json: String = conn
-                .query_row(
-                    "SELECT record FROM volumes WHERE tenant = ?1 AND name = ?2",
-                    [&tenant, &name],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(io)?
-                .ok_or_else(|| StoreError::NotFound(format!("volume {name}")))?;
-            volume_from_json(&json)
-        })
-        .await
+        self.read(move |conn| load_volume(conn, &tenant, &name))
+            .await
     }
 
     async fn volumes(&self, tenant: Option<&str>) -> Result<Vec<Volume>, StoreError> {
@@ -241,15 +248,7 @@ impl SandboxStore for SqliteStore {
         let (tenant, name) = (tenant.to_owned(), name.to_owned());
         self.write(move |conn| {
             let tx = conn.transaction().map_err(io)?;
-            let json: String = tx
-                .query_row(
-                    "SELECT record FROM volumes WHERE tenant = ?1 AND name = ?2",
-                    [&tenant, &name],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(io)?
-                .ok_or_else(|| StoreError::NotFound(format!("volume {name}")))?;
+            let volume = load_volume(&tx, &tenant, &name)?;
             check_unmounted(&name, &live_of(&tx, &tenant)?)?;
             tx.execute(
                 "DELETE FROM volumes WHERE tenant = ?1 AND name = ?2",
@@ -257,7 +256,7 @@ impl SandboxStore for SqliteStore {
             )
             .map_err(io)?;
             tx.commit().map_err(io)?;
-            volume_from_json(&json)
+            Ok(volume)
         })
         .await
     }

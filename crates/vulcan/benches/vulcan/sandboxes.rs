@@ -204,19 +204,7 @@ fn pause_and_resume(server: &Server, big: &str, what: &str, saved: impl Fn(&Serv
     std::thread::sleep(Duration::from_secs(3));
     let (_, usage) = server.get(&format!("/v1/sandboxes/{big}/metrics"));
     let in_use = usage["memory_bytes"].as_u64().unwrap_or(0);
-    let (mut pauses, mut resumes) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        let t = Instant::now();
-        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/pause"), &json!({}));
-        assert_eq!(status, 200, "{s}");
-        pauses.push(t.elapsed());
-        let t = Instant::now();
-        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/resume"), &json!({}));
-        assert_eq!(status, 200, "{s}");
-        resumes.push(t.elapsed());
-    }
-    pauses.sort();
-    resumes.sort();
+    let (pauses, resumes) = pause_and_resume_five(server, big, "saved");
     println!(
         "{what}: pause of {:.0} MiB in use: p50 {:.0} ms ({:.2} s per GB), resume p50 {:.0} ms; saved {:.0} MiB (n=5)",
         in_use as f64 / 1048576.0,
@@ -227,6 +215,26 @@ fn pause_and_resume(server: &Server, big: &str, what: &str, saved: impl Fn(&Serv
     );
 }
 
+/// Pauses sandbox `id` (kept as `mode`) and resumes it, five times: the times of each,
+/// sorted.
+fn pause_and_resume_five(server: &Server, id: &str, mode: &str) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut pauses, mut resumes) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (status, s) = server.post(&format!("/v1/sandboxes/{id}/pause"), &json!({}));
+        assert_eq!(status, 200, "{s}");
+        assert_eq!(s["pause_mode"], mode, "{s}");
+        pauses.push(t.elapsed());
+        let t = Instant::now();
+        let (status, s) = server.post(&format!("/v1/sandboxes/{id}/resume"), &json!({}));
+        assert_eq!(status, 200, "{s}");
+        resumes.push(t.elapsed());
+    }
+    pauses.sort();
+    resumes.sort();
+    (pauses, resumes)
+}
+
 /// Pause and resume of gVisor sandbox `big` while a process Vulcan follows runs: frozen
 /// in memory (`runsc pause`), not saved; five times.
 fn frozen_pause_and_resume(server: &Server, big: &str) {
@@ -235,20 +243,7 @@ fn frozen_pause_and_resume(server: &Server, big: &str) {
         &json!({"cmd": "sleep", "args": ["600"], "background": true}),
     );
     assert_eq!(status, 201, "{p}");
-    let (mut pauses, mut resumes) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        let t = Instant::now();
-        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/pause"), &json!({}));
-        assert_eq!(status, 200, "{s}");
-        assert_eq!(s["pause_mode"], "frozen", "{s}");
-        pauses.push(t.elapsed());
-        let t = Instant::now();
-        let (status, s) = server.post(&format!("/v1/sandboxes/{big}/resume"), &json!({}));
-        assert_eq!(status, 200, "{s}");
-        resumes.push(t.elapsed());
-    }
-    pauses.sort();
-    resumes.sort();
+    let (pauses, resumes) = pause_and_resume_five(server, big, "frozen");
     println!(
         "sandbox, a followed process running: frozen in p50 {:.1} ms, thawed in p50 {:.1} ms (n=5; its memory stays held)",
         percentile(&pauses, 0.5),
