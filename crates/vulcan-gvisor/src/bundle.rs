@@ -171,6 +171,23 @@ const CAPABILITIES: [Capability; 6] = [
     Capability::Setuid,
 ];
 
+/// [`CAPABILITIES`] as the kernel numbers them, a bit each.
+pub fn capability_bits() -> u64 {
+    CAPABILITIES
+        .iter()
+        .map(|c| match c {
+            Capability::Chown => 1 << 0,
+            Capability::DacOverride => 1 << 1,
+            Capability::Fowner => 1 << 3,
+            Capability::Kill => 1 << 5,
+            Capability::Setgid => 1 << 6,
+            Capability::Setuid => 1 << 7,
+            // Not one a process is given (see CAPABILITIES): none.
+            _ => 0,
+        })
+        .fold(0, |bits, bit| bits | bit)
+}
+
 fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Result<Mount, String> {
     MountBuilder::default()
         .destination(destination)
@@ -443,6 +460,16 @@ mod tests {
             working_dir: "/app".into(),
             user: String::new(),
         }
+    }
+
+    #[test]
+    fn a_process_has_the_same_capabilities_however_it_is_started() {
+        // chown 0, dac_override 1, fowner 3, kill 5, setgid 6, setuid 7: as runsc exec
+        // would give a process of the spec's (`process_of`).
+        assert_eq!(capability_bits(), 0b1110_1011);
+        let spec = process_of(vec!["true".into()], vec![], "/", 0, 0).unwrap();
+        let bounding = spec.capabilities().as_ref().unwrap().bounding().clone().unwrap();
+        assert_eq!(bounding.len() as u32, capability_bits().count_ones());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! the engine): the place to pin a change to what `execute` answers or emits.
 
 pub mod bundle;
+pub mod control;
 pub mod gobuild;
 pub mod image;
 pub mod output;

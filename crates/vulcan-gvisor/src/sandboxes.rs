@@ -16,7 +16,7 @@
 //! earlier one left.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +35,7 @@ use vulcan_sandbox::files::RootedFiles;
 use vulcan_sandbox::pty;
 
 use crate::bundle;
+use crate::control::{self, ControlError};
 use crate::image::catalog::RootLease;
 use crate::runsc::Runsc;
 use crate::sandbox_cgroups::CgroupBase;
@@ -584,6 +585,88 @@ impl GvisorSandbox {
             gid,
         )
     }
+
+    /// Starts `process` through the sandbox's control socket (see [`crate::control`]) with
+    /// pipes of the server's as its stdio.
+    async fn spawn_direct(
+        &self,
+        launch: &ProcessLaunch,
+        process: &oci_spec::runtime::Process,
+        output: Arc<dyn ProcessOutput>,
+    ) -> Result<Box<dyn LiveProcess>, ControlError> {
+        let (out_read, out_write) = pipe()?;
+        let (err_read, err_write) = pipe()?;
+        let (stdin_read, stdin_write) = if launch.stdin {
+            let (read, write) = pipe()?;
+            (read, Some(write))
+        } else {
+            let null = std::fs::File::open("/dev/null")
+                .map_err(|e| ControlError::Unreachable(format!("cannot open /dev/null: {e}")))?;
+            (OwnedFd::from(null), None)
+        };
+        let container = self.id.clone();
+        let argv = process.args().clone().unwrap_or_default();
+        let env = process.env().clone().unwrap_or_default();
+        let cwd = process.cwd().to_string_lossy().into_owned();
+        let (uid, gid) = (process.user().uid(), process.user().gid());
+        let capabilities = bundle::capability_bits();
+        // The sandbox keeps copies of the process's ends: ours go when the call is made.
+        let pid = tokio::task::spawn_blocking(move || {
+            control::execute(&control::Exec {
+                container: &container,
+                argv: &argv,
+                env: &env,
+                cwd: &cwd,
+                uid,
+                gid,
+                extra_gids: &[],
+                capabilities,
+                stdio: [stdin_read.as_fd(), out_write.as_fd(), err_write.as_fd()],
+            })
+        })
+        .await
+        .map_err(|e| ControlError::Unreachable(e.to_string()))??;
+        let receive = |fd: OwnedFd| -> Option<Pipe> {
+            tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+                .ok()
+                .map(|p| Box::new(p) as Pipe)
+        };
+        let readers = follow(receive(out_read), receive(err_read), &output);
+        let stdin = stdin_write.and_then(|fd| {
+            tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+                .ok()
+                .map(|p| Box::new(p) as Input)
+        });
+        let (done, exit) = tokio::sync::watch::channel(None);
+        let sandbox = self.id.clone();
+        tokio::spawn(async move {
+            let ended = match control::wait(&sandbox, pid).await {
+                Ok(status) => {
+                    let (exit_code, signal) = control::ended(status);
+                    ProcessExit { exit_code, signal }
+                }
+                Err(e) => {
+                    tracing::debug!(%sandbox, pid, error = %e, "lost sight of a process");
+                    ProcessExit {
+                        exit_code: None,
+                        signal: None,
+                    }
+                }
+            };
+            for reader in readers {
+                let _ = reader.await;
+            }
+            let _ = done.send(Some(ended));
+        });
+        Ok(Box::new(GvisorProcess {
+            runsc: self.runsc.clone(),
+            sandbox: self.id.clone(),
+            pid,
+            stdin: tokio::sync::Mutex::new(stdin),
+            terminal: None,
+            exit,
+        }))
+    }
 }
 
 #[async_trait]
@@ -601,6 +684,21 @@ impl LiveSandbox for GvisorSandbox {
             return Err(BackendError("the sandbox is no longer running".into()));
         }
         let mut process = self.process_spec(launch).map_err(BackendError)?;
+        if launch.pty.is_none() {
+            match self.spawn_direct(launch, &process, output.clone()).await {
+                Ok(started) => return Ok(started),
+                Err(ControlError::Refused(why)) => {
+                    return Err(BackendError(format!(
+                        "the process could not start: {why} (is {:?} a program in the sandbox, and {:?} a directory?)",
+                        launch.argv.first().map(String::as_str).unwrap_or(""),
+                        process.cwd()
+                    )))
+                }
+                Err(ControlError::Unreachable(why)) => {
+                    tracing::debug!(sandbox = %self.id, %why, "starting the process with runsc exec");
+                }
+            }
+        }
         process.set_terminal(Some(launch.pty.is_some()));
         let n = NEXT_PROCESS.fetch_add(1, Ordering::Relaxed);
         let bundle = self.dir.join("bundle");
@@ -643,7 +741,6 @@ impl LiveSandbox for GvisorSandbox {
             .spawn()
             .map_err(|e| BackendError(format!("cannot start runsc exec: {e}")))?;
         drop(command);
-        type Pipe = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
         let from_terminal = |master: &OwnedFd| -> Result<Pipe, BackendError> {
             let read = master
                 .try_clone()
@@ -659,19 +756,7 @@ impl LiveSandbox for GvisorSandbox {
                 child.stderr.take().map(|p| Box::new(p) as Pipe),
             ),
         };
-        let readers = [(out, LogStream::Stdout), (err, LogStream::Stderr)].map(|(pipe, stream)| {
-            let output = output.clone();
-            tokio::spawn(async move {
-                let Some(mut pipe) = pipe else { return };
-                let mut buf = vec![0; CHUNK];
-                while let Ok(n) = pipe.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    output.chunk(stream, &buf[..n]);
-                }
-            })
-        });
+        let readers = follow(out, err, &output);
         let stdin: Option<Input> = match &terminal {
             Some(master) => Some(Box::new(tokio::fs::File::from_std(std::fs::File::from(
                 master
@@ -883,6 +968,37 @@ fn exit_of(status: std::io::Result<std::process::ExitStatus>) -> ProcessExit {
 
 /// Where a process's input goes: its stdin pipe, or its terminal.
 type Input = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// Where a process's output comes from.
+type Pipe = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// Copies a process's stdout and stderr to `output` as they come, until each ends.
+fn follow(
+    out: Option<Pipe>,
+    err: Option<Pipe>,
+    output: &Arc<dyn ProcessOutput>,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    [(out, LogStream::Stdout), (err, LogStream::Stderr)].map(|(pipe, stream)| {
+        let output = output.clone();
+        tokio::spawn(async move {
+            let Some(mut pipe) = pipe else { return };
+            let mut buf = vec![0; CHUNK];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                output.chunk(stream, &buf[..n]);
+            }
+        })
+    })
+}
+
+/// A pipe whose ends the server reads or writes asynchronously: (read, write).
+fn pipe() -> Result<(OwnedFd, OwnedFd), ControlError> {
+    let (read, write) =
+        std::io::pipe().map_err(|e| ControlError::Unreachable(format!("cannot make a pipe: {e}")))?;
+    Ok((read.into(), write.into()))
+}
 
 struct GvisorProcess {
     runsc: Runsc,

@@ -2,6 +2,7 @@
 //! real runsc, real loop-mounted disks. The HTTP tests in `crates/vulcan/tests/sandboxes.rs`
 //! are the acceptance tests; these pin the driver's own contract.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use vulcan_domain::{
     FileErrorKind, LiveSandbox, LogStream, ProcessLaunch, ProcessOutput, SandboxDriver,
     SandboxLaunch, SandboxResources,
 };
+use vulcan_gvisor::control;
 use vulcan_gvisor::image::{RegistryClient, RegistryOptions};
 use vulcan_gvisor::sandboxes::GvisorSandboxes;
 use vulcan_gvisor::testing::Registry;
@@ -123,6 +125,35 @@ async fn a_sandbox_runs_processes_keeps_its_files_within_its_disk_and_leaves_not
         (Some(7), "hi\n".into(), "oops\n".into())
     );
 
+    // Processes start through the sandbox's control socket, not `runsc exec` (which stays
+    // the way back): this runsc speaks the protocol the server uses.
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let (out_read, out_write) = std::io::pipe().unwrap();
+    let exec = |argv: &[String], out: &dyn AsFd| {
+        control::execute(&control::Exec {
+            container: "sbxlib1",
+            argv,
+            env: &["PATH=/bin".into()],
+            cwd: "/",
+            uid: 0,
+            gid: 0,
+            extra_gids: &[],
+            capabilities: 0,
+            stdio: [null.as_fd(), out.as_fd(), out.as_fd()],
+        })
+    };
+    let pid = exec(&["sh", "-c", "echo direct; exit 3"].map(String::from), &out_write)
+        .expect("the control socket starts a process");
+    drop(out_write);
+    let status = control::wait("sbxlib1", pid).await.unwrap();
+    assert_eq!(control::ended(status), (Some(3), None));
+    assert_eq!(std::io::read_to_string(out_read).unwrap(), "direct\n");
+    let missing = exec(&["/no/such/program".into()], &null);
+    assert!(
+        matches!(missing, Err(control::ControlError::Refused(_))),
+        "a missing program is refused, not taken for a missing socket: {missing:?}"
+    );
+
     // What a process writes anywhere stays for the next one.
     let (code, _, _) = run(
         sandbox.as_ref(),
@@ -171,7 +202,7 @@ async fn a_sandbox_runs_processes_keeps_its_files_within_its_disk_and_leaves_not
     let exit = tokio::time::timeout(Duration::from_secs(10), sleeper.wait())
         .await
         .expect("the signal ends it");
-    assert_eq!(exit.signal, Some(9), "{exit:?}");
+    assert_eq!(exit, vulcan_domain::ProcessExit { exit_code: None, signal: Some(9) });
 
     // Files: written from the host, read inside; written inside, read from the host.
     let files = sandbox.files();
