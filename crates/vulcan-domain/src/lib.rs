@@ -1,7 +1,8 @@
 //! Vulcan's domain: what a workload is, how its status may change, and the ports every
 //! adapter plugs into — [`Backend`] (runs code), [`WorkloadStore`], [`LogStore`],
 //! [`StatsStore`], [`BenchmarkStore`], [`FunctionStore`], [`ScheduleStore`],
-//! [`SecretStore`], [`AccessStore`], [`ImageIndex`], [`SandboxStore`] and [`NodeStore`]
+//! [`SecretStore`], [`AccessStore`], [`ImageIndex`], [`SandboxStore`], [`QueueStore`] and
+//! [`NodeStore`]
 //! (keep state), [`SandboxDriver`] (holds sandboxes open),
 //! [`SignalBus`] (tells the other nodes, and hears them).
 //!
@@ -17,6 +18,7 @@ mod images;
 mod kinds;
 mod log;
 mod network;
+mod queue;
 mod sandbox;
 mod schedule;
 mod secret;
@@ -51,6 +53,10 @@ pub use images::{
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};
+pub use queue::{
+    missing_queue, Delivery, NewMessage, Queue, QueueConfig, QueueCounts, QueueStore, QueueView,
+    Sent, DEDUP_WINDOW_S,
+};
 pub use sandbox::{
     FileEntry, FileError, FileErrorKind, FileEvent, FileEventKind, FileReader, FileWatch,
     FileWriter, LiveProcess, LiveSandbox, OnTimeout, PauseMode, ProcessExit, ProcessLaunch,

@@ -468,7 +468,13 @@ mod tests {
         // would give a process of the spec's (`process_of`).
         assert_eq!(capability_bits(), 0b1110_1011);
         let spec = process_of(vec!["true".into()], vec![], "/", 0, 0).unwrap();
-        let bounding = spec.capabilities().as_ref().unwrap().bounding().clone().unwrap();
+        let bounding = spec
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
         assert_eq!(bounding.len() as u32, capability_bits().count_ones());
     }
 

@@ -277,7 +277,11 @@ mod tests {
         assert_eq!(ended(0), (Some(0), None));
         assert_eq!(ended(7 << 8), (Some(7), None));
         assert_eq!(ended(9), (None, Some(9)));
-        assert_eq!(ended(15 | 0x80), (None, Some(15)), "a core dump flag is not the signal");
+        assert_eq!(
+            ended(15 | 0x80),
+            (None, Some(15)),
+            "a core dump flag is not the signal"
+        );
     }
 
     #[test]
@@ -306,6 +310,8 @@ mod tests {
             err: "no such file or directory".into(),
             result: serde_json::Value::Null,
         };
-        assert!(matches!(outcome("x", refused), Err(ControlError::Refused(e)) if e.contains("no such")));
+        assert!(
+            matches!(outcome("x", refused), Err(ControlError::Refused(e)) if e.contains("no such"))
+        );
     }
 }

@@ -995,8 +995,8 @@ fn follow(
 
 /// A pipe whose ends the server reads or writes asynchronously: (read, write).
 fn pipe() -> Result<(OwnedFd, OwnedFd), ControlError> {
-    let (read, write) =
-        std::io::pipe().map_err(|e| ControlError::Unreachable(format!("cannot make a pipe: {e}")))?;
+    let (read, write) = std::io::pipe()
+        .map_err(|e| ControlError::Unreachable(format!("cannot make a pipe: {e}")))?;
     Ok((read.into(), write.into()))
 }
 

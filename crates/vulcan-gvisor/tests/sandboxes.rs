@@ -142,8 +142,11 @@ async fn a_sandbox_runs_processes_keeps_its_files_within_its_disk_and_leaves_not
             stdio: [null.as_fd(), out.as_fd(), out.as_fd()],
         })
     };
-    let pid = exec(&["sh", "-c", "echo direct; exit 3"].map(String::from), &out_write)
-        .expect("the control socket starts a process");
+    let pid = exec(
+        &["sh", "-c", "echo direct; exit 3"].map(String::from),
+        &out_write,
+    )
+    .expect("the control socket starts a process");
     drop(out_write);
     let status = control::wait("sbxlib1", pid).await.unwrap();
     assert_eq!(control::ended(status), (Some(3), None));
@@ -202,7 +205,13 @@ async fn a_sandbox_runs_processes_keeps_its_files_within_its_disk_and_leaves_not
     let exit = tokio::time::timeout(Duration::from_secs(10), sleeper.wait())
         .await
         .expect("the signal ends it");
-    assert_eq!(exit, vulcan_domain::ProcessExit { exit_code: None, signal: Some(9) });
+    assert_eq!(
+        exit,
+        vulcan_domain::ProcessExit {
+            exit_code: None,
+            signal: Some(9)
+        }
+    );
 
     // Files: written from the host, read inside; written inside, read from the host.
     let files = sandbox.files();

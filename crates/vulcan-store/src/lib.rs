@@ -20,6 +20,7 @@ mod histogram;
 mod housekeeping;
 mod images;
 mod postgres;
+mod queues;
 mod sandboxes;
 mod schedules;
 mod specs;

@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 use vulcan_domain::{
     AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, BenchmarkStore, Code, Expect,
     FunctionCode, FunctionStore, ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter,
-    LogLine, LogStore, LogStream, NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap,
-    PauseMode, Quota, Refusal, Resources, Role, Runtime, Sandbox, SandboxFilter, SandboxResources,
-    SandboxRoom, SandboxState, SandboxStore, Schedule, ScheduleStore, Sealed, SecretStore,
-    StatsStore, StoreError, TemplateOnNode, TerminalUpdate, Tick, Trigger, Volume, VolumeMount,
-    Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    LogLine, LogStore, LogStream, NewMessage, NodeRecord, NodeState, NodeStore, NodeTemplate,
+    Overlap, PauseMode, Queue, QueueConfig, QueueStore, Quota, Refusal, Resources, Role, Runtime,
+    Sandbox, SandboxFilter, SandboxResources, SandboxRoom, SandboxState, SandboxStore, Schedule,
+    ScheduleStore, Sealed, SecretStore, StatsStore, StoreError, TemplateOnNode, TerminalUpdate,
+    Tick, Trigger, Volume, VolumeMount, Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
@@ -30,6 +30,7 @@ struct Stores {
     schedules: Arc<dyn ScheduleStore>,
     secrets: Arc<dyn SecretStore>,
     sandboxes: Arc<dyn SandboxStore>,
+    queues: Arc<dyn QueueStore>,
     raw: Raw,
     _keep: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -80,7 +81,8 @@ async fn sqlite() -> Stores {
         functions: Arc::new(store.clone()),
         schedules: Arc::new(store.clone()),
         secrets: Arc::new(store.clone()),
-        sandboxes: Arc::new(store),
+        sandboxes: Arc::new(store.clone()),
+        queues: Arc::new(store),
         raw: Raw::Sqlite(path),
         _keep: Box::new(dir),
     }
@@ -113,7 +115,8 @@ async fn postgres() -> Stores {
         functions: Arc::new(store.clone()),
         schedules: Arc::new(store.clone()),
         secrets: Arc::new(store.clone()),
-        sandboxes: Arc::new(store),
+        sandboxes: Arc::new(store.clone()),
+        queues: Arc::new(store),
         raw: Raw::Pg(url),
         _keep: Box::new(server),
     }
@@ -1949,6 +1952,252 @@ async fn volumes_are_a_tenants_own_with_one_writer_and_are_not_deleted_while_mou
     assert_eq!(store.sandbox("w1").await.unwrap().volumes[0].name, "data");
 }
 
+fn queue(tenant: &str, name: &str, config: QueueConfig) -> Queue {
+    Queue {
+        id: format!("q-{tenant}-{name}"),
+        tenant: tenant.into(),
+        name: name.into(),
+        config,
+        created_at: at(0),
+        updated_at: at(0),
+    }
+}
+
+fn message(body: &str) -> NewMessage {
+    NewMessage {
+        body: body.into(),
+        delay_s: 0,
+        dedup_id: None,
+    }
+}
+
+async fn queues_deliver_each_message_to_one_consumer_until_acked_then_dead_letter_it(s: Stores) {
+    let q = &s.queues;
+    let short = QueueConfig {
+        visibility_timeout_s: 10,
+        max_receives: 2,
+        dead_letter_queue: Some("dead".into()),
+        ..QueueConfig::default()
+    };
+    // The dead-letter queue must exist first, be the tenant's, and lead nowhere back.
+    assert!(matches!(
+        q.put_queue(&queue("a", "jobs", short.clone()), 10).await,
+        Err(StoreError::Missing(m)) if m.contains("dead")
+    ));
+    assert!(q
+        .put_queue(&queue("a", "dead", QueueConfig::default()), 10)
+        .await
+        .unwrap());
+    assert!(q
+        .put_queue(&queue("a", "jobs", short.clone()), 10)
+        .await
+        .unwrap());
+    assert!(
+        !q.put_queue(&queue("a", "jobs", short.clone()), 10)
+            .await
+            .unwrap(),
+        "changed, not made"
+    );
+    let back = QueueConfig {
+        dead_letter_queue: Some("jobs".into()),
+        ..QueueConfig::default()
+    };
+    assert!(matches!(
+        q.put_queue(&queue("a", "dead", back), 10).await,
+        Err(StoreError::Conflict(m)) if m.contains("cycle")
+    ));
+    assert!(
+        matches!(
+            q.put_queue(&queue("b", "jobs", short.clone()), 10).await,
+            Err(StoreError::Missing(_))
+        ),
+        "another tenant's dead-letter queue is not found"
+    );
+    assert!(matches!(
+        q.put_queue(&queue("a", "third", QueueConfig::default()), 2)
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert!(
+        matches!(q.delete_queue("a", "dead").await, Err(StoreError::Conflict(m)) if m.contains("jobs"))
+    );
+
+    // Sent in order, received oldest first, each by one consumer.
+    let t0 = at(100);
+    let sent = q
+        .send("a", "jobs", &[message("1"), message("2"), message("3")], t0)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 3);
+    let first = q.receive("a", "jobs", 2, None, t0).await.unwrap();
+    assert_eq!(
+        first.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    assert_eq!(first[0].receive_count, 1);
+    let second = q.receive("a", "jobs", 5, None, t0).await.unwrap();
+    assert_eq!(second.len(), 1, "the first two are in flight");
+    assert_eq!(second[0].body, "3");
+    let counts = q.queue("a", "jobs", t0).await.unwrap().counts;
+    assert_eq!((counts.depth, counts.in_flight), (0, 3));
+
+    // Acknowledged: gone for good; a stale receipt acknowledges nothing.
+    assert_eq!(
+        q.ack("a", "jobs", &[first[0].receipt.clone(), "rcptnone".into()])
+            .await
+            .unwrap(),
+        [true, false]
+    );
+    // Given back: visible again after its delay, with its error.
+    assert!(q
+        .nack("a", "jobs", &second[0].receipt, 5, Some("boom"), t0)
+        .await
+        .unwrap());
+    assert!(
+        !q.nack("a", "jobs", &second[0].receipt, 0, None, t0)
+            .await
+            .unwrap(),
+        "its receipt is spent"
+    );
+    assert!(q
+        .receive("a", "jobs", 5, None, at(101))
+        .await
+        .unwrap()
+        .is_empty());
+    // Past the visibility timeout "2" is delivered again; "3" after its delay.
+    let again = q.receive("a", "jobs", 5, None, at(111)).await.unwrap();
+    let bodies: Vec<_> = again
+        .iter()
+        .map(|d| (d.body.as_str(), d.receive_count, d.last_error.as_deref()))
+        .collect();
+    assert_eq!(bodies, [("2", 2, None), ("3", 2, Some("boom"))]);
+    assert!(
+        !q.ack("a", "jobs", &[first[1].receipt.clone()])
+            .await
+            .unwrap()[0],
+        "the first delivery's receipt no longer acknowledges it"
+    );
+    // Received max_receives times and not acknowledged: moved to the dead-letter queue,
+    // its last error kept.
+    assert!(q
+        .nack(
+            "a",
+            "jobs",
+            &again[1].receipt,
+            0,
+            Some("boom again"),
+            at(111)
+        )
+        .await
+        .unwrap());
+    assert!(q
+        .receive("a", "jobs", 5, None, at(112))
+        .await
+        .unwrap()
+        .is_empty());
+    let jobs = q.queue("a", "jobs", at(112)).await.unwrap().counts;
+    assert_eq!(
+        (jobs.dead_lettered, jobs.deliveries, jobs.redeliveries),
+        (1, 5, 2)
+    );
+    let dead = q.receive("a", "dead", 5, None, at(112)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].body.as_str(), dead[0].last_error.as_deref()),
+        ("3", Some("boom again"))
+    );
+    // "2" is in flight until 121, then moves too.
+    assert_eq!(
+        q.receive("a", "dead", 5, None, at(122))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(q
+        .receive("a", "jobs", 5, None, at(122))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        q.receive("a", "dead", 5, None, at(122)).await.unwrap()[0].body,
+        "2"
+    );
+
+    // A dedup id within its window stores one message.
+    let once = NewMessage {
+        dedup_id: Some("d1".into()),
+        ..message("once")
+    };
+    let a = q.send("a", "jobs", &[once.clone()], at(200)).await.unwrap();
+    let b = q.send("a", "jobs", &[once.clone()], at(201)).await.unwrap();
+    assert_eq!((a[0].id.clone(), b[0].duplicate), (b[0].id.clone(), true));
+    let c = q.send("a", "jobs", &[once], at(200 + 301)).await.unwrap();
+    assert!(
+        !c[0].duplicate && c[0].id != a[0].id,
+        "remembered for the window only"
+    );
+    assert_eq!(q.purge("a", "jobs").await.unwrap(), 2);
+
+    // Another tenant sees none of it.
+    assert!(matches!(
+        q.receive("b", "jobs", 1, None, t0).await,
+        Err(StoreError::Missing(_))
+    ));
+    assert_eq!(q.queues(Some("b"), t0).await.unwrap().len(), 0);
+    assert_eq!(
+        q.queues(None, t0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.queue.name.as_str())
+            .collect::<Vec<_>>(),
+        ["dead", "jobs"]
+    );
+    // Deleted with its messages, once nothing names it.
+    q.send("a", "dead", &[message("x")], t0).await.unwrap();
+    q.delete_queue("a", "jobs").await.unwrap();
+    assert!(q.delete_queue("a", "dead").await.is_ok());
+    assert!(q.queues(Some("a"), t0).await.unwrap().is_empty());
+}
+
+async fn concurrent_consumers_never_receive_one_message_twice(s: Stores) {
+    let q = s.queues.clone();
+    q.put_queue(&queue("a", "work", QueueConfig::default()), 10)
+        .await
+        .unwrap();
+    let bodies: Vec<NewMessage> = (0..200).map(|i| message(&i.to_string())).collect();
+    q.send("a", "work", &bodies, at(0)).await.unwrap();
+    let consumers: Vec<_> = (0..4)
+        .map(|_| {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = q.receive("a", "work", 7, None, at(1)).await.unwrap();
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    let receipts: Vec<String> = batch.iter().map(|d| d.receipt.clone()).collect();
+                    assert!(q
+                        .ack("a", "work", &receipts)
+                        .await
+                        .unwrap()
+                        .iter()
+                        .all(|a| *a));
+                    got.extend(batch.into_iter().map(|d| d.body));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in consumers {
+        all.extend(c.await.unwrap());
+    }
+    all.sort_by_key(|b| b.parse::<u32>().unwrap());
+    assert_eq!(all, (0..200).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -1996,4 +2245,6 @@ contract!(
     workloads_created_per_minute_come_from_a_range_of_ids_per_tenant,
     sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_their_state,
     volumes_are_a_tenants_own_with_one_writer_and_are_not_deleted_while_mounted,
+    queues_deliver_each_message_to_one_consumer_until_acked_then_dead_letter_it,
+    concurrent_consumers_never_receive_one_message_twice,
 );

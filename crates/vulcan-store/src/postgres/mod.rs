@@ -18,6 +18,7 @@ mod listen;
 mod logs;
 mod migrations;
 mod nodes;
+mod queues;
 mod sandboxes;
 mod schedules;
 mod secrets;

@@ -13,6 +13,7 @@ mod images;
 mod logs;
 mod migrations;
 mod nodes;
+mod queues;
 mod sandboxes;
 mod schedules;
 mod secrets;
