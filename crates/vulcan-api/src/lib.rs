@@ -48,8 +48,8 @@ pub struct AppState {
 /// Every route of the API, listed as it is added (see [`openapi`]).
 pub(crate) fn routes() -> openapi::Routes {
     use request::{
-        audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, sandboxes,
-        schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
+        audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, queues,
+        sandboxes, schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
     };
     openapi::Routes::new()
         .get("/v1/workloads", workloads::list)
@@ -99,6 +99,16 @@ pub(crate) fn routes() -> openapi::Routes {
         .post("/v1/volumes", volumes::create)
         .get("/v1/volumes/{name}", volumes::show)
         .delete("/v1/volumes/{name}", volumes::remove)
+        .get("/v1/queues", queues::list)
+        .post("/v1/queues", queues::create)
+        .get("/v1/queues/{name}", queues::show)
+        .put("/v1/queues/{name}", queues::put)
+        .delete("/v1/queues/{name}", queues::remove)
+        .post("/v1/queues/{name}/purge", queues::purge)
+        .post("/v1/queues/{name}/messages", queues::send)
+        .post("/v1/queues/{name}/receive", queues::receive)
+        .post("/v1/queues/{name}/ack", queues::ack)
+        .post("/v1/queues/{name}/nack", queues::nack)
         .get("/v1/sandboxes", sandboxes::list)
         .post("/v1/sandboxes", sandboxes::create)
         .get("/v1/sandboxes/{id}", sandboxes::show)

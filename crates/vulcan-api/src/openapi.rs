@@ -15,8 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::request::{
-    audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, sandboxes,
-    schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
+    audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, queues,
+    sandboxes, schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
 };
 use crate::AppState;
 
@@ -58,6 +58,8 @@ impl Modify for Keys {
         schedules::create, schedules::list, schedules::show, schedules::patch, schedules::remove,
         secrets::put, secrets::list, secrets::remove, secrets::rotate_key,
         volumes::create, volumes::list, volumes::show, volumes::remove,
+        queues::create, queues::put, queues::list, queues::show, queues::remove, queues::purge,
+        queues::send, queues::receive, queues::ack, queues::nack,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::remove,
         sandboxes::timeout, sandboxes::pause, sandboxes::resume, sandboxes::metrics, sandboxes::start_process, sandboxes::processes,
         sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal, sandboxes::resize,
@@ -73,6 +75,7 @@ impl Modify for Keys {
         (name = "secrets", description = "Encrypted values given to code as environment variables"),
         (name = "sandboxes", description = "Sandboxes held across many steps: processes and files"),
         (name = "volumes", description = "A tenant's named disks, mounted by its sandboxes; their data outlives every sandbox"),
+        (name = "queues", description = "Messages kept until a consumer acknowledges them: visibility timeouts, retries, dead-letter queues"),
         (name = "images", description = "OCI images for the gvisor backend"),
         (name = "access", description = "Keys, audit log, quotas"),
         (name = "cluster", description = "Backends, nodes, statistics, metrics, benchmarks"),

@@ -126,6 +126,8 @@ pub struct EngineConfig {
     pub addresses: Vec<std::net::Ipv4Addr>,
     /// Where this node's API answers the other nodes (`http://host:port`).
     pub api_url: String,
+    /// Queues a tenant may have at most.
+    pub max_queues_per_tenant: u32,
 }
 
 impl EngineConfig {
@@ -152,6 +154,7 @@ impl EngineConfig {
             egress: EgressMode::Off,
             addresses: Vec::new(),
             api_url: String::new(),
+            max_queues_per_tenant: 100,
         }
     }
 }

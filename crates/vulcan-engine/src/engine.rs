@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
     AccessStore, BenchmarkStore, Expect, FunctionStore, ImageCatalog, Isolation, LogStore,
-    NodeRecord, NodeStore, SandboxStore, ScheduleStore, SecretStore, Signal, SignalBus, StatsStore,
-    StoreError, TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
+    NodeRecord, NodeStore, QueueStore, SandboxStore, ScheduleStore, SecretStore, Signal, SignalBus,
+    StatsStore, StoreError, TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
 };
 
 use crate::cluster::ClusterView;
@@ -67,6 +67,7 @@ pub struct Stores {
     /// Keys, quotas and the audit log.
     pub access: Arc<dyn AccessStore>,
     pub sandboxes: Arc<dyn SandboxStore>,
+    pub queues: Arc<dyn QueueStore>,
     /// Signals to the other nodes ([`vulcan_domain::Alone`] for a node on its own).
     pub bus: Arc<dyn SignalBus>,
 }
@@ -83,6 +84,7 @@ pub trait EveryPort:
     + SecretStore
     + AccessStore
     + SandboxStore
+    + QueueStore
     + Clone
     + 'static
 {
@@ -99,6 +101,7 @@ impl<S> EveryPort for S where
         + SecretStore
         + AccessStore
         + SandboxStore
+        + QueueStore
         + Clone
         + 'static
 {
@@ -117,7 +120,8 @@ impl Stores {
             schedules: Arc::new(store.clone()),
             secrets: Arc::new(store.clone()),
             access: Arc::new(store.clone()),
-            sandboxes: Arc::new(store),
+            sandboxes: Arc::new(store.clone()),
+            queues: Arc::new(store),
             bus,
         }
     }
@@ -136,6 +140,9 @@ pub(crate) struct Inner {
     /// Keys, tenants' quotas and the audit log.
     pub access: Arc<dyn AccessStore>,
     pub sandbox_store: Arc<dyn SandboxStore>,
+    pub queues: Arc<dyn QueueStore>,
+    /// Wakes receives waiting on a queue when a message was sent (or given back) here.
+    pub queue_sent: tokio::sync::Notify,
     /// Sandboxes this node holds, and the drivers that hold them.
     pub sandboxes: crate::sandboxes::SandboxHost,
     /// The keys requests are verified against.
@@ -221,6 +228,8 @@ impl Engine {
                 audit_log: crate::audit::AuditLog::new(stores.access.clone()),
                 access: stores.access,
                 sandbox_store: stores.sandboxes,
+                queues: stores.queues,
+                queue_sent: tokio::sync::Notify::new(),
                 sandboxes: Default::default(),
                 schedule_changed: tokio::sync::Notify::new(),
                 events: crate::events::channel(),
@@ -271,8 +280,13 @@ impl Engine {
         &self.inner.metrics
     }
 
-    /// `/metrics`: the registry's text, with the backends' own event counts read now.
-    pub fn render_metrics(&self) -> String {
+    /// `/metrics`: the registry's text, with the backends' own event counts and the
+    /// queues' counts read now.
+    pub async fn render_metrics(&self) -> String {
+        match self.queues(None).await {
+            Ok(views) => self.inner.metrics.queues(&views),
+            Err(e) => tracing::warn!(error = %e, "cannot read the queues' counts for /metrics"),
+        }
         for backend in self.inner.registry.backends() {
             self.inner
                 .metrics

@@ -25,6 +25,7 @@ pub mod events;
 mod functions;
 pub mod metrics;
 mod queries;
+pub mod queues;
 mod registry;
 mod run;
 pub mod sandboxes;

@@ -83,6 +83,12 @@ struct Traffic {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabel {
+    tenant: String,
+    queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeState {
     state: String,
 }
@@ -118,6 +124,13 @@ struct Series {
     slots: Family<Backend, Gauge>,
     free_slots: Family<Backend, Gauge>,
     backend_events: Family<BackendEvent, Counter>,
+    queue_sent: Counter,
+    queue_depth: Family<QueueLabel, Gauge>,
+    queue_in_flight: Family<QueueLabel, Gauge>,
+    queue_oldest: Family<QueueLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    queue_deliveries: Family<QueueLabel, Gauge>,
+    queue_redeliveries: Family<QueueLabel, Gauge>,
+    queue_dead_lettered: Family<QueueLabel, Gauge>,
     /// Serializes [`Metrics::backend_events`]: two renders must not both add one delta.
     events_sync: Mutex<()>,
 }
@@ -164,6 +177,13 @@ impl Metrics {
             slots: Family::default(),
             free_slots: Family::default(),
             backend_events: Family::default(),
+            queue_sent: Counter::default(),
+            queue_depth: Family::default(),
+            queue_in_flight: Family::default(),
+            queue_oldest: Family::default(),
+            queue_deliveries: Family::default(),
+            queue_redeliveries: Family::default(),
+            queue_dead_lettered: Family::default(),
             events_sync: Mutex::new(()),
         };
         let mut r = Registry::default();
@@ -267,6 +287,45 @@ impl Metrics {
             "vulcan_backend_events",
             "A backend's own events on this node (microvm: booted, restored, restore_failed, snapshot_made)",
             s.backend_events.clone(),
+        );
+        r.register(
+            "vulcan_queue_messages_sent",
+            "Messages sent to queues through this node (duplicates by dedup id not counted)",
+            s.queue_sent.clone(),
+        );
+        for (name, help, family) in [
+            (
+                "vulcan_queue_depth",
+                "Messages a consumer can receive now, by queue",
+                &s.queue_depth,
+            ),
+            (
+                "vulcan_queue_in_flight",
+                "Messages received and not yet acknowledged or given back, by queue",
+                &s.queue_in_flight,
+            ),
+            (
+                "vulcan_queue_deliveries",
+                "Deliveries of each queue's messages so far (cluster-wide, from the store)",
+                &s.queue_deliveries,
+            ),
+            (
+                "vulcan_queue_redeliveries",
+                "Deliveries of a message received before (retries), by queue (cluster-wide)",
+                &s.queue_redeliveries,
+            ),
+            (
+                "vulcan_queue_dead_lettered",
+                "Messages moved to each queue's dead-letter queue so far (cluster-wide)",
+                &s.queue_dead_lettered,
+            ),
+        ] {
+            r.register(name, help, family.clone());
+        }
+        r.register(
+            "vulcan_queue_oldest_message_age_seconds",
+            "Age of the oldest message each queue keeps",
+            s.queue_oldest.clone(),
         );
         Metrics {
             series: Arc::new(series),
@@ -409,6 +468,38 @@ impl Metrics {
             .set(i64::from(available));
         s.slots.get_or_create(&backend(name)).set(slots as i64);
         s.free_slots.get_or_create(&backend(name)).set(free as i64);
+    }
+
+    /// Messages sent through this node.
+    pub fn queue_sent(&self, n: usize) {
+        self.series.queue_sent.inc_by(n as u64);
+    }
+
+    /// Every queue's counts, as the store has them now.
+    pub fn queues(&self, views: &[vulcan_domain::QueueView]) {
+        let s = &self.series;
+        for v in views {
+            let label = QueueLabel {
+                tenant: v.queue.tenant.clone(),
+                queue: v.queue.name.clone(),
+            };
+            let c = &v.counts;
+            let n = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+            s.queue_depth.get_or_create(&label).set(n(c.depth));
+            s.queue_in_flight.get_or_create(&label).set(n(c.in_flight));
+            s.queue_deliveries
+                .get_or_create(&label)
+                .set(n(c.deliveries));
+            s.queue_redeliveries
+                .get_or_create(&label)
+                .set(n(c.redeliveries));
+            s.queue_dead_lettered
+                .get_or_create(&label)
+                .set(n(c.dead_lettered));
+            s.queue_oldest
+                .get_or_create(&label)
+                .set(c.oldest_age_s.unwrap_or(0.0));
+        }
     }
 
     /// The OpenMetrics text format.

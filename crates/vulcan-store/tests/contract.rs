@@ -2129,8 +2129,14 @@ async fn queues_deliver_each_message_to_one_consumer_until_acked_then_dead_lette
         dedup_id: Some("d1".into()),
         ..message("once")
     };
-    let a = q.send("a", "jobs", &[once.clone()], at(200)).await.unwrap();
-    let b = q.send("a", "jobs", &[once.clone()], at(201)).await.unwrap();
+    let a = q
+        .send("a", "jobs", std::slice::from_ref(&once), at(200))
+        .await
+        .unwrap();
+    let b = q
+        .send("a", "jobs", std::slice::from_ref(&once), at(201))
+        .await
+        .unwrap();
     assert_eq!((a[0].id.clone(), b[0].duplicate), (b[0].id.clone(), true));
     let c = q.send("a", "jobs", &[once], at(200 + 301)).await.unwrap();
     assert!(

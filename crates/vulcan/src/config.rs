@@ -351,6 +351,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VULCAN_VOLUME_MAX_PER_TENANT", default_value_t = 20)]
     pub volume_max_per_tenant: u32,
 
+    /// Queues one tenant may have.
+    #[arg(long, env = "VULCAN_QUEUE_MAX_PER_TENANT", default_value_t = 100)]
+    pub queue_max_per_tenant: u32,
+
     /// Running and paused sandboxes one tenant may have (across the cluster).
     #[arg(long, env = "VULCAN_SANDBOX_MAX_PER_TENANT", default_value_t = 20)]
     pub sandbox_max_per_tenant: u32,

@@ -255,6 +255,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     let egress = egress(&args).await?;
     config.addresses = host_addresses(egress.as_ref().map(|e| e.subnet()));
     config.api_url = advertised(&args, &config.addresses);
+    config.max_queues_per_tenant = args.queue_max_per_tenant;
     let mut isolate = IsolateConfig::new(args.deno(), args.data_dir.join("isolate"));
     isolate.egress = egress.clone();
     isolate.pool_size = args.isolate_pool_size;

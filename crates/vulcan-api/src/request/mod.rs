@@ -11,6 +11,7 @@ pub mod keys;
 pub mod logs;
 pub mod me;
 pub mod nodes;
+pub mod queues;
 pub mod sandboxes;
 pub mod schedules;
 pub mod secrets;

@@ -62,6 +62,6 @@ pub async fn metrics(
     caller.require(Permission::StatsRead)?;
     Ok((
         [(header::CONTENT_TYPE, vulcan_engine::metrics::CONTENT_TYPE)],
-        state.engine.render_metrics(),
+        state.engine.render_metrics().await,
     ))
 }

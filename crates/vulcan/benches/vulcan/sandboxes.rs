@@ -21,7 +21,9 @@ fn create(server: &Server, image: &str) -> String {
 fn create_in(server: &Server, image: &str, isolation: &str, mem_mb: u32) -> String {
     let (status, s) = server.post(
         "/v1/sandboxes",
-        &json!({"image": image, "isolation": isolation, "resources": {"mem_mb": mem_mb}}),
+        // An hour: fifty microVMs made one after another under TCG take minutes, and the
+        // first must not reach their deadline before the last is made.
+        &json!({"image": image, "isolation": isolation, "resources": {"mem_mb": mem_mb}, "timeout_s": 3600}),
     );
     assert_eq!(status, 201, "{s}");
     s["id"].as_str().unwrap().to_owned()

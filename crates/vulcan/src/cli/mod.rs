@@ -7,6 +7,7 @@
 mod bench;
 mod client;
 mod functions;
+mod queues;
 mod render;
 mod run;
 mod sandboxes;
@@ -97,6 +98,9 @@ pub enum ClientCommand {
     /// Volumes: named disks whose data outlives every sandbox: create, ls, rm.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Queues: messages kept until acknowledged: create, ls, send, receive, ack, purge, rm.
+    #[command(subcommand)]
+    Queue(queues::QueueCommand),
     /// Run the same workloads on every available backend and compare them.
     Benchmark(bench::BenchArgs),
 }
@@ -223,6 +227,7 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
         ClientCommand::Fn(command) => return functions::command(client, format, command),
         ClientCommand::Sandbox(command) => return sandboxes::command(client, format, command),
         ClientCommand::Volume(command) => volumes::command(client, format, command)?,
+        ClientCommand::Queue(command) => queues::command(client, format, command)?,
         ClientCommand::Status { id } => {
             let w = client.get(&format!("/v1/workloads/{}", encode(&id)))?;
             print(format, &w, |w| {

@@ -1,0 +1,240 @@
+//! Queues ([`vulcan_domain::Queue`]): what a request may ask of one, checked here; what
+//! is kept, and every rule of delivery, is the store's ([`vulcan_domain::QueueStore`]).
+//! A receive may wait for messages (a long poll): it is woken at once by a message sent
+//! through this node, and looks again every [`POLL`] for those sent through others.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use vulcan_domain::{Delivery, NewMessage, Queue, QueueConfig, QueueView, Sent, StoreError};
+
+use crate::Engine;
+
+/// Messages one request may send, receive or acknowledge at most.
+pub const MAX_BATCH: usize = 100;
+
+/// Seconds a receive may wait for messages at most.
+pub const MAX_WAIT_S: u32 = 20;
+
+/// Seconds a message may be delayed at most (sent, or given back).
+pub const MAX_DELAY_S: u32 = 900;
+
+/// How often a waiting receive looks for messages sent through other nodes.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Why a queue request was not done, by whose fault.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("{0}")]
+    Invalid(String),
+    /// A message larger than its queue takes.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A message as a request sends it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub body: serde_json::Value,
+    pub delay_s: u32,
+    pub dedup_id: Option<String>,
+}
+
+fn check_batch(what: &str, n: usize) -> Result<(), QueueError> {
+    if (1..=MAX_BATCH).contains(&n) {
+        return Ok(());
+    }
+    Err(QueueError::Invalid(format!(
+        "{n} {what} in one request: give 1 to {MAX_BATCH}"
+    )))
+}
+
+fn check_delay(delay_s: u32) -> Result<(), QueueError> {
+    if delay_s <= MAX_DELAY_S {
+        return Ok(());
+    }
+    Err(QueueError::Invalid(format!(
+        "\"delay_s\" is {delay_s}; it must be at most {MAX_DELAY_S}"
+    )))
+}
+
+impl Engine {
+    /// Makes queue `name` for `tenant`, or changes its configuration if it has one (true
+    /// if made).
+    pub async fn put_queue(
+        &self,
+        tenant: &str,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<(QueueView, bool), QueueError> {
+        Queue::check_name(name).map_err(QueueError::Invalid)?;
+        config.check(name).map_err(QueueError::Invalid)?;
+        let now = OffsetDateTime::now_utc();
+        let queue = Queue {
+            id: format!("q{}", ulid::Ulid::new().to_string().to_lowercase()),
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            config,
+            created_at: now,
+            updated_at: now,
+        };
+        let max = self.inner.config.max_queues_per_tenant;
+        let made = self.inner.queues.put_queue(&queue, max).await?;
+        Ok((self.queue(tenant, name).await?, made))
+    }
+
+    pub async fn queue(&self, tenant: &str, name: &str) -> Result<QueueView, QueueError> {
+        Ok(self
+            .inner
+            .queues
+            .queue(tenant, name, OffsetDateTime::now_utc())
+            .await?)
+    }
+
+    /// A tenant's queues (everyone's for `None`).
+    pub async fn queues(&self, tenant: Option<&str>) -> Result<Vec<QueueView>, QueueError> {
+        Ok(self
+            .inner
+            .queues
+            .queues(tenant, OffsetDateTime::now_utc())
+            .await?)
+    }
+
+    pub async fn delete_queue(&self, tenant: &str, name: &str) -> Result<Queue, QueueError> {
+        Ok(self.inner.queues.delete_queue(tenant, name).await?)
+    }
+
+    pub async fn purge_queue(&self, tenant: &str, name: &str) -> Result<u64, QueueError> {
+        Ok(self.inner.queues.purge(tenant, name).await?)
+    }
+
+    /// Sends `messages` to the tenant's queue `name`, all or none.
+    pub async fn send_messages(
+        &self,
+        tenant: &str,
+        name: &str,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<Sent>, QueueError> {
+        check_batch("messages", messages.len())?;
+        let queue = self.queue(tenant, name).await?.queue;
+        let max = queue.config.max_message_bytes as usize;
+        let mut new = Vec::with_capacity(messages.len());
+        for (i, m) in messages.into_iter().enumerate() {
+            check_delay(m.delay_s)?;
+            if let Some(dedup) = &m.dedup_id {
+                if !(1..=128).contains(&dedup.len()) {
+                    return Err(QueueError::Invalid(format!(
+                        "message {i}'s \"dedup_id\" has {} bytes: give 1 to 128",
+                        dedup.len()
+                    )));
+                }
+            }
+            let body = m.body.to_string();
+            if body.len() > max {
+                return Err(QueueError::TooLarge(format!(
+                    "message {i} is {} bytes of JSON; queue {name} takes {max} at most (its max_message_bytes)",
+                    body.len()
+                )));
+            }
+            new.push(NewMessage {
+                body,
+                delay_s: m.delay_s,
+                dedup_id: m.dedup_id,
+            });
+        }
+        let sent = self
+            .inner
+            .queues
+            .send(tenant, name, &new, OffsetDateTime::now_utc())
+            .await?;
+        self.inner.queue_sent.notify_waiters();
+        self.inner
+            .metrics
+            .queue_sent(sent.iter().filter(|s| !s.duplicate).count());
+        Ok(sent)
+    }
+
+    /// Receives up to `max` messages, waiting up to `wait_s` for the first.
+    pub async fn receive_messages(
+        &self,
+        tenant: &str,
+        name: &str,
+        max: u32,
+        wait_s: u32,
+        visibility_s: Option<u32>,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        check_batch("messages", max as usize)?;
+        if wait_s > MAX_WAIT_S {
+            return Err(QueueError::Invalid(format!(
+                "\"wait_s\" is {wait_s}; it must be at most {MAX_WAIT_S}"
+            )));
+        }
+        if let Some(v) = visibility_s {
+            if !(1..=43_200).contains(&v) {
+                return Err(QueueError::Invalid(format!(
+                    "\"visibility_timeout_s\" is {v}; it must be between 1 and 43200"
+                )));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s.into());
+        loop {
+            // Listening before looking: a message sent in between still wakes this.
+            let sent = self.inner.queue_sent.notified();
+            tokio::pin!(sent);
+            sent.as_mut().enable();
+            let got = self
+                .inner
+                .queues
+                .receive(tenant, name, max, visibility_s, OffsetDateTime::now_utc())
+                .await?;
+            let now = tokio::time::Instant::now();
+            if !got.is_empty() || now >= deadline {
+                return Ok(got);
+            }
+            let _ = tokio::time::timeout((deadline - now).min(POLL), sent).await;
+        }
+    }
+
+    /// Acknowledges deliveries by receipt: for each, whether it was acknowledged (false:
+    /// the message was acknowledged, given back or delivered again since).
+    pub async fn ack_messages(
+        &self,
+        tenant: &str,
+        name: &str,
+        receipts: &[String],
+    ) -> Result<Vec<bool>, QueueError> {
+        check_batch("receipts", receipts.len())?;
+        Ok(self.inner.queues.ack(tenant, name, receipts).await?)
+    }
+
+    /// Gives a delivery back, visible again after `delay_s`, with `error` as its last.
+    pub async fn nack_message(
+        &self,
+        tenant: &str,
+        name: &str,
+        receipt: &str,
+        delay_s: u32,
+        error: Option<&str>,
+    ) -> Result<bool, QueueError> {
+        check_delay(delay_s)?;
+        let error = error.map(|e| e.chars().take(4096).collect::<String>());
+        let back = self
+            .inner
+            .queues
+            .nack(
+                tenant,
+                name,
+                receipt,
+                delay_s,
+                error.as_deref(),
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+        if back && delay_s == 0 {
+            self.inner.queue_sent.notify_waiters();
+        }
+        Ok(back)
+    }
+}

@@ -1,0 +1,241 @@
+//! `vulcan queue`: a tenant's queues and their messages.
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::client::{CliResult, Client};
+use super::render::{self, Format};
+use super::{encode, print};
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Make a queue (or change one: `--update`).
+    Create {
+        name: String,
+        /// Seconds a received message stays hidden from other consumers.
+        #[arg(long)]
+        visibility_timeout: Option<u32>,
+        /// Receives before a message moves to the dead-letter queue.
+        #[arg(long)]
+        max_receives: Option<u32>,
+        /// The queue that takes messages past --max-receives.
+        #[arg(long)]
+        dead_letter_queue: Option<String>,
+        /// Seconds a message is kept.
+        #[arg(long)]
+        retention: Option<u32>,
+        /// The largest message body (its JSON), in bytes.
+        #[arg(long)]
+        max_message_bytes: Option<u32>,
+        /// Change the queue if it exists (PUT) instead of refusing.
+        #[arg(long)]
+        update: bool,
+    },
+    /// List queues with their depth, messages in flight and dead-lettered.
+    Ls,
+    /// Send a message: BODY is JSON (a bare word is sent as a string).
+    Send {
+        name: String,
+        body: String,
+        /// Seconds before it can be received.
+        #[arg(long, default_value_t = 0)]
+        delay: u32,
+        /// Sent again with this id within 5 minutes, it is stored once.
+        #[arg(long)]
+        dedup_id: Option<String>,
+    },
+    /// Receive messages (and acknowledge them with --ack).
+    Receive {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        max: u32,
+        /// Seconds to wait for a first message.
+        #[arg(long, default_value_t = 0)]
+        wait: u32,
+        /// Acknowledge what was received: it is gone for good.
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Acknowledge deliveries by receipt.
+    Ack { name: String, receipts: Vec<String> },
+    /// Remove every message of a queue.
+    Purge { name: String },
+    /// Delete a queue and its messages.
+    Rm { name: String },
+}
+
+fn rows(queues: &Value) {
+    let rows: Vec<Vec<String>> = queues
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| {
+            vec![
+                render::cell(&q["name"]),
+                render::cell(&q["depth"]),
+                render::cell(&q["in_flight"]),
+                render::cell(&q["delayed"]),
+                render::cell(&q["oldest_age_s"]),
+                render::cell(&q["dead_letter_queue"]),
+                render::cell(&q["dead_lettered"]),
+                render::cell(&q["tenant"]),
+            ]
+        })
+        .collect();
+    render::table(
+        &[
+            "NAME",
+            "DEPTH",
+            "IN FLIGHT",
+            "DELAYED",
+            "OLDEST (S)",
+            "DLQ",
+            "DEAD-LETTERED",
+            "TENANT",
+        ],
+        &rows,
+    );
+}
+
+/// A message's body from the command line: JSON, or else the text as a string.
+fn body_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+pub fn command(client: &Client, format: Format, command: QueueCommand) -> CliResult<()> {
+    match command {
+        QueueCommand::Create {
+            name,
+            visibility_timeout,
+            max_receives,
+            dead_letter_queue,
+            retention,
+            max_message_bytes,
+            update,
+        } => {
+            let mut settings = serde_json::Map::new();
+            for (key, value) in [
+                ("visibility_timeout_s", visibility_timeout.map(Value::from)),
+                ("max_receives", max_receives.map(Value::from)),
+                ("dead_letter_queue", dead_letter_queue.map(Value::from)),
+                ("retention_s", retention.map(Value::from)),
+                ("max_message_bytes", max_message_bytes.map(Value::from)),
+            ] {
+                if let Some(value) = value {
+                    settings.insert(key.to_owned(), value);
+                }
+            }
+            let made = if update {
+                client.put(
+                    &format!("/v1/queues/{}", encode(&name)),
+                    &Value::Object(settings),
+                )?
+            } else {
+                settings.insert("name".into(), Value::from(name));
+                client.post("/v1/queues", &Value::Object(settings))?
+            };
+            print(format, &made, |q| println!("{}", render::cell(&q["name"])));
+        }
+        QueueCommand::Ls => {
+            let all = client.get("/v1/queues")?;
+            print(format, &all, rows);
+        }
+        QueueCommand::Send {
+            name,
+            body,
+            delay,
+            dedup_id,
+        } => {
+            let sent = client.post(
+                &format!("/v1/queues/{}/messages", encode(&name)),
+                &json!({"body": body_of(&body), "delay_s": delay, "dedup_id": dedup_id}),
+            )?;
+            print(format, &sent, |s| {
+                for m in s["messages"].as_array().into_iter().flatten() {
+                    let note = if m["duplicate"] == true {
+                        " (duplicate)"
+                    } else {
+                        ""
+                    };
+                    println!("{}{note}", render::cell(&m["id"]));
+                }
+            });
+        }
+        QueueCommand::Receive {
+            name,
+            max,
+            wait,
+            ack,
+        } => {
+            let path = encode(&name);
+            let got = client.post(
+                &format!("/v1/queues/{path}/receive"),
+                &json!({"max": max, "wait_s": wait}),
+            )?;
+            let receipts: Vec<Value> = got["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["receipt"].clone())
+                .collect();
+            if ack && !receipts.is_empty() {
+                client.post(
+                    &format!("/v1/queues/{path}/ack"),
+                    &json!({"receipts": receipts}),
+                )?;
+            }
+            print(format, &got, |g| {
+                for m in g["messages"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}\t{}",
+                        render::cell(&m["id"]),
+                        m["body"],
+                        if ack {
+                            "acked".to_owned()
+                        } else {
+                            render::cell(&m["receipt"])
+                        }
+                    );
+                }
+            });
+        }
+        QueueCommand::Ack { name, receipts } => {
+            let done = client.post(
+                &format!("/v1/queues/{}/ack", encode(&name)),
+                &json!({"receipts": receipts}),
+            )?;
+            print(format, &done, |d| {
+                println!(
+                    "{} acknowledged, {} stale",
+                    d["acked"].as_array().map_or(0, Vec::len),
+                    d["stale"].as_array().map_or(0, Vec::len)
+                )
+            });
+        }
+        QueueCommand::Purge { name } => {
+            let done = client.post(&format!("/v1/queues/{}/purge", encode(&name)), &json!({}))?;
+            print(format, &done, |d| {
+                println!("{} messages purged", render::cell(&d["purged"]))
+            });
+        }
+        QueueCommand::Rm { name } => {
+            let gone = client.delete(&format!("/v1/queues/{}", encode(&name)))?;
+            print(format, &gone, |q| {
+                println!("{} deleted", render::cell(&q["name"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_json_or_else_the_text_itself() {
+        assert_eq!(body_of(r#"{"n": 1}"#), json!({"n": 1}));
+        assert_eq!(body_of("42"), json!(42));
+        assert_eq!(body_of("hello world"), json!("hello world"));
+    }
+}
