@@ -28,6 +28,53 @@ pub struct FunctionCode {
     pub idle_timeout_s: u32,
     /// Its HTTP trigger needs no key.
     pub public: bool,
+    /// Queues whose messages it is invoked with, in batches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<QueueTrigger>,
+}
+
+/// A queue of the function's tenant that feeds it: each batch of messages is one
+/// invocation, with `{"queue", "messages": [{id, body, receive_count, sent_at}]}` as its
+/// input. A batch whose invocation fails or times out is given back (retried with
+/// exponential backoff and jitter); one that completes is acknowledged, but for the
+/// message ids its output lists as `{"failed": [...]}`, which are given back alone.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QueueTrigger {
+    pub queue: String,
+    /// Messages per invocation at most (1-100; 1).
+    #[serde(default = "one")]
+    pub batch_size: u32,
+    /// Invocations of this trigger at once, per node (1-64; 1).
+    #[serde(default = "one")]
+    pub max_concurrency: u32,
+    /// Milliseconds to wait for a batch to fill once it has a first message (0-10000; 0).
+    #[serde(default)]
+    pub max_wait_ms: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl QueueTrigger {
+    /// Why this is not a trigger, if it is not one.
+    pub fn check(&self) -> Result<(), String> {
+        crate::Queue::check_name(&self.queue)?;
+        for (field, value, low, high) in [
+            ("batch_size", self.batch_size, 1, 100),
+            ("max_concurrency", self.max_concurrency, 1, 64),
+            ("max_wait_ms", self.max_wait_ms, 0, 10_000),
+        ] {
+            if !(low..=high).contains(&value) {
+                return Err(format!(
+                    "trigger of queue {}: \"{field}\" is {value}; it must be between {low} and {high}",
+                    self.queue
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One immutable version of a function.

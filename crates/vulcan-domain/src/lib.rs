@@ -44,7 +44,7 @@ pub use cluster::{
 pub use code::Code;
 pub use function::{
     valid_function_name, Deployed, Function, FunctionCode, FunctionStore, FunctionVersion,
-    Invocation,
+    Invocation, QueueTrigger,
 };
 pub use images::{
     ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, ImageRoots, LeasedRoot,

@@ -458,6 +458,7 @@ impl Engine {
         tokio::spawn(crate::access::reread_keys(self.inner.clone()));
         tokio::spawn(crate::cluster::heartbeat(self.inner.clone()));
         tokio::spawn(crate::schedules::run_scheduler(self.inner.clone()));
+        tokio::spawn(crate::consumers::run(self.clone()));
         if !self.inner.sandboxes.drivers.is_empty() {
             tokio::spawn(crate::sandboxes::reap(self.inner.clone()));
         }

@@ -30,6 +30,8 @@ pub struct DeployRequest {
     pub max_instances: Option<u32>,
     pub idle_timeout_s: Option<u32>,
     pub public: Option<bool>,
+    /// Queues that feed it (each the tenant's, each once).
+    pub triggers: Vec<vulcan_domain::QueueTrigger>,
 }
 
 /// Instances at once per node when a deploy does not say.
@@ -160,10 +162,43 @@ fn digest(code: &FunctionCode) -> String {
         code.public
     );
     field("settings", settings.as_bytes());
+    // Only when there are some: a version without triggers keeps the digest it had.
+    for t in &code.triggers {
+        let trigger = format!(
+            "{}/{}/{}/{}",
+            t.queue, t.batch_size, t.max_concurrency, t.max_wait_ms
+        );
+        field("trigger", trigger.as_bytes());
+    }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Engine {
+    /// Each trigger is one, of a queue the tenant has, named once.
+    async fn check_triggers(
+        &self,
+        tenant: &str,
+        triggers: &[vulcan_domain::QueueTrigger],
+    ) -> Result<(), SubmitError> {
+        let mut seen = std::collections::HashSet::new();
+        for t in triggers {
+            t.check().map_err(SubmitError::Invalid)?;
+            if !seen.insert(t.queue.as_str()) {
+                return Err(SubmitError::Invalid(format!(
+                    "queue {} is named by two triggers: give it once",
+                    t.queue
+                )));
+            }
+            if self.queue(tenant, &t.queue).await.is_err() {
+                return Err(SubmitError::Invalid(format!(
+                    "trigger of queue {}: the tenant has no such queue (POST /v1/queues makes it)",
+                    t.queue
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A function that is not deleted.
     pub async fn function(&self, tenant: &str, name: &str) -> Result<Function, StoreError> {
         self.inner.functions.store.function(tenant, name).await
@@ -227,6 +262,7 @@ impl Engine {
                 "\"idle_timeout_s\" is {idle_timeout_s}; it must be between 1 and 86400"
             )));
         }
+        self.check_triggers(tenant, &request.triggers).await?;
         // It must be runnable somewhere now, as a workload must.
         self.route(&run).await?;
         let code = FunctionCode {
@@ -235,6 +271,7 @@ impl Engine {
             max_instances,
             idle_timeout_s,
             public: request.public.unwrap_or(false),
+            triggers: request.triggers,
         };
         let digest = digest(&code);
         let deployed = self
@@ -325,7 +362,7 @@ impl Engine {
         name: &str,
         input: serde_json::Value,
         quota: Option<Quota>,
-        trigger: Option<(Trigger, Tick)>,
+        trigger: Option<(Trigger, Option<Tick>)>,
     ) -> Result<Workload, SubmitError> {
         if *self.inner.stopping.borrow() {
             return Err(SubmitError::ShuttingDown);
@@ -391,7 +428,7 @@ impl Engine {
             note: route.fallback,
             invocation: Some(invocation),
         };
-        self.admit(workload, spec, quota, trigger.map(|(_, tick)| tick))
+        self.admit(workload, spec, quota, trigger.and_then(|(_, tick)| tick))
             .await
     }
 }

@@ -19,6 +19,7 @@ pub mod benchmark;
 mod broker;
 mod cluster;
 mod config;
+mod consumers;
 mod dispatch;
 mod engine;
 pub mod events;

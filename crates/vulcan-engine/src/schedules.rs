@@ -394,7 +394,7 @@ async fn fire(engine: &Engine, schedule: Schedule) {
                     kind: "schedule".into(),
                     id: schedule.id.clone(),
                 },
-                tick.clone(),
+                Some(tick.clone()),
             )),
         )
         .await;

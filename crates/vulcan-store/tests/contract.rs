@@ -1150,6 +1150,7 @@ fn function_code(code: &str) -> FunctionCode {
         max_instances: 2,
         idle_timeout_s: 60,
         public: false,
+        triggers: Vec::new(),
     }
 }
 

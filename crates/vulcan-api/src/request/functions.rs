@@ -27,11 +27,20 @@ pub struct DeployBody {
     max_instances: Option<u32>,
     idle_timeout_s: Option<u32>,
     public: Option<bool>,
+    /// Queues whose messages invoke it, in batches (see the README's queues section).
+    #[serde(default)]
+    triggers: Vec<vulcan_domain::QueueTrigger>,
 }
 
 impl Fields for DeployBody {
     fn fields() -> Vec<&'static str> {
-        crate::request::code::fields_with(&["reuse", "max_instances", "idle_timeout_s", "public"])
+        crate::request::code::fields_with(&[
+            "reuse",
+            "max_instances",
+            "idle_timeout_s",
+            "public",
+            "triggers",
+        ])
     }
 }
 
@@ -93,6 +102,7 @@ pub async fn deploy(
         max_instances: body.max_instances,
         idle_timeout_s: body.idle_timeout_s,
         public: body.public,
+        triggers: body.triggers,
     };
     let deployed = state.engine.deploy(&tenant, &name, request).await?;
     let status = if deployed.created {
