@@ -34,9 +34,12 @@
 //! - schedules: one tenant's 5,000 one-second schedules beside another tenant's one: how
 //!   late the other's ticks fire.
 //!
+//! - queues: messages per second into a warm node function fed by a queue (batch 1 and 10)
+//!   on SQLite and on PostgreSQL, and send → invocation start on an idle node.
+//!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10, egress's microVMs
 //! at most 30);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,sandboxes,egress,templates,microvm,gosource,wasm,api,store,database,cluster,functions,schedules` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,sandboxes,egress,templates,microvm,gosource,wasm,api,store,database,cluster,functions,schedules,queues` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -54,6 +57,8 @@ mod gvisor;
 mod internet;
 #[path = "vulcan/microvm.rs"]
 mod microvm;
+#[path = "vulcan/queues.rs"]
+mod queues;
 #[path = "vulcan/sandboxes.rs"]
 mod sandboxes;
 #[path = "vulcan/schedules.rs"]
@@ -458,5 +463,8 @@ fn main() {
     }
     if run("schedules") {
         schedules::run(5000, 20);
+    }
+    if run("queues") {
+        queues::run(n.max(100) * 10, n.clamp(1, 50));
     }
 }
