@@ -19,7 +19,8 @@ use vulcan_domain::{Delivery, QueueTrigger, Trigger, WorkloadStatus};
 
 use crate::Engine;
 
-/// How often the triggers of the functions are read again.
+/// How often the triggers of the functions are read again (at once after a deploy
+/// through this node; within this for one through another).
 const RECONCILE: Duration = Duration::from_secs(2);
 
 /// How long one receive waits for a first message (then the consumer looks whether it
@@ -63,6 +64,7 @@ pub(crate) async fn run(engine: Engine) {
         }
         tokio::select! {
             _ = tokio::time::sleep(RECONCILE) => {}
+            _ = engine.inner.triggers_changed.notified() => {}
             _ = stopping.changed() => {}
         }
     }

@@ -143,6 +143,8 @@ pub(crate) struct Inner {
     pub queues: Arc<dyn QueueStore>,
     /// Wakes receives waiting on a queue when a message was sent (or given back) here.
     pub queue_sent: tokio::sync::Notify,
+    /// Wakes the queue consumers when a function was deployed, activated or deleted here.
+    pub triggers_changed: tokio::sync::Notify,
     /// Sandboxes this node holds, and the drivers that hold them.
     pub sandboxes: crate::sandboxes::SandboxHost,
     /// The keys requests are verified against.
@@ -230,6 +232,7 @@ impl Engine {
                 sandbox_store: stores.sandboxes,
                 queues: stores.queues,
                 queue_sent: tokio::sync::Notify::new(),
+                triggers_changed: tokio::sync::Notify::new(),
                 sandboxes: Default::default(),
                 schedule_changed: tokio::sync::Notify::new(),
                 events: crate::events::channel(),

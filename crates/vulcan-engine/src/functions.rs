@@ -285,6 +285,7 @@ impl Engine {
                 .signal(Signal::Retire(Invocation::function_prefix(tenant, name)));
         }
         if deployed.changed {
+            self.inner.triggers_changed.notify_one();
             self.inner.publish(crate::events::Event::deployed(
                 &self.inner,
                 tenant,
@@ -310,6 +311,7 @@ impl Engine {
             .await?;
         self.inner
             .signal(Signal::Retire(Invocation::function_prefix(tenant, name)));
+        self.inner.triggers_changed.notify_one();
         Ok(function)
     }
 
@@ -322,6 +324,7 @@ impl Engine {
             .await?;
         self.inner
             .signal(Signal::Retire(Invocation::function_prefix(tenant, name)));
+        self.inner.triggers_changed.notify_one();
         Ok(())
     }
 
