@@ -406,27 +406,24 @@ fn two_tenants_never_see_each_others_queues_and_the_cli_drives_one() {
     );
 }
 
+/// A node of a cluster on the PostgreSQL database at `url`.
+fn pg_node(url: &str, id: &str) -> Server {
+    Server::start(&[
+        ("VULCAN_DATABASE_URL", url),
+        ("VULCAN_NODE_ID", id),
+        // Every node of a cluster opens secrets with the same key.
+        (
+            "VULCAN_SECRET_KEY",
+            "cXVldWUtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=",
+        ),
+    ])
+}
+
 #[test]
 fn a_message_sent_through_one_node_is_received_through_another() {
     let pg = PgServer::start().unwrap();
     let url = pg.database().unwrap();
-    let env = |id: &'static str| {
-        vec![
-            ("VULCAN_DATABASE_URL", url.clone()),
-            ("VULCAN_NODE_ID", id.to_owned()),
-            // Every node of a cluster opens secrets with the same key.
-            (
-                "VULCAN_SECRET_KEY",
-                "cXVldWUtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=".to_owned(),
-            ),
-        ]
-    };
-    let start = |id: &'static str| {
-        let env = env(id);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Server::start(&env)
-    };
-    let (a, b) = (start("node-a"), start("node-b"));
+    let (a, b) = (pg_node(&url, "node-a"), pg_node(&url, "node-b"));
     made(&a, json!({"name": "shared", "visibility_timeout_s": 2}));
     // A long poll on b is answered by a send on a (b looks again every 100 ms).
     std::thread::scope(|s| {
@@ -582,4 +579,52 @@ fn a_function_fed_by_a_queue_processes_every_message_once_retries_failures_and_d
     send(&server, "work", json!({"body": {"n": 101}}));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(server.get("/v1/queues/work").1["depth"], 1);
+}
+
+#[test]
+fn a_batch_held_by_a_node_that_dies_is_processed_by_another_after_the_visibility_timeout() {
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let mut a = pg_node(&url, "node-a");
+    made(&a, json!({"name": "slow", "visibility_timeout_s": 5}));
+    let (status, f) = a.put(
+        "/v1/functions/slowfn",
+        &json!({
+            "runtime": "node",
+            "code": "export default async (i) => { await new Promise((r) => setTimeout(r, 3000)); return { got: i.messages.map((m) => [m.body, m.receive_count]) }; }",
+            "triggers": [{"queue": "slow"}],
+        }),
+    );
+    assert_eq!(status, 201, "{f}");
+    send(&a, "slow", json!({"body": "m"}));
+    // Node a runs the batch's invocation, and dies in it.
+    eventually(
+        Duration::from_secs(30),
+        "the invocation running on a",
+        || {
+            let (_, page) = a.get("/v1/workloads?function=slowfn&limit=1");
+            (page["workloads"][0]["status"] == "running").then_some(())
+        },
+    );
+    a.kill9();
+    let b = pg_node(&url, "node-b");
+    let done = eventually(Duration::from_secs(60), "b to process the batch", || {
+        let (_, page) = b.get("/v1/workloads?function=slowfn&limit=10");
+        page["workloads"]
+            .as_array()?
+            .iter()
+            .find(|w| w["status"] == "completed" && w["node_id"] == "node-b")
+            .cloned()
+    });
+    let output: Value = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        output["got"],
+        json!([["m", 2]]),
+        "delivered a second time: {done}"
+    );
+    let queue = eventually(Duration::from_secs(10), "the message acknowledged", || {
+        let (_, q) = b.get("/v1/queues/slow");
+        (q["depth"] == 0 && q["in_flight"] == 0 && q["delayed"] == 0).then_some(q)
+    });
+    assert_eq!(queue["redeliveries"], 1, "{queue}");
 }
