@@ -114,6 +114,11 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
     // A family shows in /metrics once it has a series: serve a request and run a workload.
     let ran = server.run(common::sum_workload(1, 2));
     assert_eq!(ran["status"], "completed", "{ran}");
+    // And a queue with a message: its families have a series once there is one.
+    let (status, q) = server.post("/v1/queues", &serde_json::json!({"name": "jobs"}));
+    assert_eq!(status, 201, "{q}");
+    let (status, m) = server.post("/v1/queues/jobs/messages", &serde_json::json!({"body": 1}));
+    assert_eq!(status, 201, "{m}");
     let exported = exported_names(&server);
     assert!(
         exported.contains("vulcan_http_requests_total"),
@@ -149,6 +154,8 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
         "vulcan_workload_preparation_seconds_bucket",
         "vulcan_queue_pending",
         "vulcan_nodes",
+        "vulcan_queue_depth",
+        "vulcan_queue_dead_lettered",
     ] {
         assert!(
             used.contains(needed),
@@ -188,7 +195,7 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
         .unwrap();
     let out = text(&checked.stdout);
     assert!(checked.status.success(), "{out}{}", text(&checked.stderr));
-    assert!(out.contains("SUCCESS: 5 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 6 rules found"), "{out}");
     let alert_text = std::fs::read_to_string(&alerts).unwrap();
     for name in vulcan_names(&alert_text) {
         assert!(
@@ -201,6 +208,7 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
         "VulcanNodeLost",
         "VulcanQueueNearLimit",
         "VulcanHighErrorRate",
+        "VulcanDeadLetterQueueGrowing",
     ] {
         assert!(alert_text.contains(&format!("alert: {alert}")), "{alert}");
     }
