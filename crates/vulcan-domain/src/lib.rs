@@ -54,8 +54,8 @@ pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};
 pub use queue::{
-    missing_queue, Delivery, NewMessage, Queue, QueueConfig, QueueCounts, QueueStore, QueueView,
-    Sent, DEDUP_WINDOW_S,
+    missing_queue, missing_topic, Delivery, NewMessage, Queue, QueueConfig, QueueCounts,
+    QueueStore, QueueView, Sent, Subscription, Topic, DEDUP_WINDOW_S,
 };
 pub use sandbox::{
     FileEntry, FileError, FileErrorKind, FileEvent, FileEventKind, FileReader, FileWatch,

@@ -173,6 +173,31 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
+/// A topic: what is published to it goes to each of its subscriptions, each its own copy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    pub id: String,
+    pub tenant: String,
+    /// Unique per tenant (the rules of a queue's name).
+    pub name: String,
+    pub subscriptions: Vec<Subscription>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Where a topic's messages go: a queue of the tenant's (in the transaction that publishes)
+/// or a function (invoked once per message).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+}
+
 /// Keeps queues and their messages. `now` is the caller's clock, in every call that
 /// depends on it.
 #[async_trait]
@@ -246,6 +271,82 @@ pub trait QueueStore: Send + Sync {
 
     /// Removes every message of the queue; how many.
     async fn purge(&self, tenant: &str, name: &str) -> Result<u64, StoreError>;
+
+    /// Makes a topic (refused with [`StoreError::Conflict`] if the tenant has one of that
+    /// name, or [`StoreError::Refused`] past `max_per_tenant`).
+    async fn create_topic(&self, topic: &Topic, max_per_tenant: u32) -> Result<(), StoreError>;
+
+    async fn topic(&self, tenant: &str, name: &str) -> Result<Topic, StoreError>;
+
+    /// Topics, one tenant's or everyone's, by tenant and name.
+    async fn topics(&self, tenant: Option<&str>) -> Result<Vec<Topic>, StoreError>;
+
+    async fn delete_topic(&self, tenant: &str, name: &str) -> Result<Topic, StoreError>;
+
+    /// Adds a subscription to the topic, unless one has its target already
+    /// ([`StoreError::Conflict`]) or the topic has `max` ([`StoreError::Refused`]).
+    async fn subscribe(
+        &self,
+        tenant: &str,
+        name: &str,
+        subscription: &Subscription,
+        max: u32,
+    ) -> Result<Topic, StoreError>;
+
+    /// Removes subscription `id` from the topic.
+    async fn unsubscribe(&self, tenant: &str, name: &str, id: &str) -> Result<Topic, StoreError>;
+
+    /// Sends `message` to every queue subscribed to the topic, in one transaction: the
+    /// topic as it was then, and what each queue stored (by queue name).
+    async fn publish(
+        &self,
+        tenant: &str,
+        name: &str,
+        message: &NewMessage,
+        now: OffsetDateTime,
+    ) -> Result<(Topic, Vec<(String, Sent)>), StoreError>;
+}
+
+impl Topic {
+    /// Adds `subscription` unless one has its target, or the topic has `max`.
+    pub fn add(&mut self, subscription: Subscription, max: u32) -> Result<(), StoreError> {
+        let same =
+            |s: &Subscription| s.queue == subscription.queue && s.function == subscription.function;
+        if self.subscriptions.iter().any(same) {
+            return Err(StoreError::Conflict(format!(
+                "topic {} has that subscription already",
+                self.name
+            )));
+        }
+        if self.subscriptions.len() >= max as usize {
+            return Err(StoreError::Refused(crate::Refusal::Forbidden(format!(
+                "topic {} has {max} subscriptions, the most a topic may: remove one first",
+                self.name
+            ))));
+        }
+        self.subscriptions.push(subscription);
+        Ok(())
+    }
+
+    /// Removes subscription `id`.
+    pub fn remove(&mut self, id: &str) -> Result<(), StoreError> {
+        let before = self.subscriptions.len();
+        self.subscriptions.retain(|s| s.id != id);
+        if self.subscriptions.len() == before {
+            return Err(StoreError::Missing(format!(
+                "topic {} has no subscription {id}: GET /v1/topics/{} lists them",
+                self.name, self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a topic that is not there answers.
+pub fn missing_topic(name: &str) -> StoreError {
+    StoreError::Missing(format!(
+        "topic {name} not found: POST /v1/topics makes it, GET /v1/topics lists them"
+    ))
 }
 
 /// What a queue that is not there answers.

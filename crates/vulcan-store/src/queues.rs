@@ -89,3 +89,31 @@ pub(crate) fn receipt() -> String {
     let random = || ulid::Ulid::new().random();
     format!("rcpt{:020x}{:020x}", random(), random())
 }
+
+pub(crate) fn topic_to_json(topic: &vulcan_domain::Topic) -> Result<String, StoreError> {
+    serde_json::to_string(topic).map_err(|e| StoreError::Io(format!("a topic's record: {e}")))
+}
+
+pub(crate) fn topic_from_json(json: &str) -> Result<vulcan_domain::Topic, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Io(format!("a topic's stored record is not one: {e}")))
+}
+
+pub(crate) fn topic_taken(tenant: &str, name: &str) -> StoreError {
+    StoreError::Conflict(format!("tenant {tenant} has a topic named {name} already"))
+}
+
+pub(crate) fn too_many_topics(tenant: &str, max: u32) -> StoreError {
+    StoreError::Refused(vulcan_domain::Refusal::Forbidden(format!(
+        "tenant {tenant} has {max} topics, the most a tenant may (VULCAN_QUEUE_MAX_PER_TENANT): delete one first"
+    )))
+}
+
+/// The queues a topic's message goes to, by name.
+pub(crate) fn subscribed_queues(topic: &vulcan_domain::Topic) -> Vec<String> {
+    topic
+        .subscriptions
+        .iter()
+        .filter_map(|s| s.queue.clone())
+        .collect()
+}

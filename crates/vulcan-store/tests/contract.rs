@@ -11,8 +11,9 @@ use vulcan_domain::{
     LogLine, LogStore, LogStream, NewMessage, NodeRecord, NodeState, NodeStore, NodeTemplate,
     Overlap, PauseMode, Queue, QueueConfig, QueueStore, Quota, Refusal, Resources, Role, Runtime,
     Sandbox, SandboxFilter, SandboxResources, SandboxRoom, SandboxState, SandboxStore, Schedule,
-    ScheduleStore, Sealed, SecretStore, StatsStore, StoreError, TemplateOnNode, TerminalUpdate,
-    Tick, Trigger, Volume, VolumeMount, Workload, WorkloadSpec, WorkloadStatus, WorkloadStore,
+    ScheduleStore, Sealed, SecretStore, StatsStore, StoreError, Subscription, TemplateOnNode,
+    TerminalUpdate, Tick, Topic, Trigger, Volume, VolumeMount, Workload, WorkloadSpec,
+    WorkloadStatus, WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
@@ -2205,6 +2206,100 @@ async fn concurrent_consumers_never_receive_one_message_twice(s: Stores) {
     assert_eq!(all, (0..200).map(|i| i.to_string()).collect::<Vec<_>>());
 }
 
+async fn a_topic_gives_each_subscribed_queue_its_own_copy_in_one_transaction(s: Stores) {
+    let q = &s.queues;
+    for name in ["audit", "billing"] {
+        q.put_queue(&queue("a", name, QueueConfig::default()), 10)
+            .await
+            .unwrap();
+    }
+    let topic = |tenant: &str| Topic {
+        id: format!("t-{tenant}"),
+        tenant: tenant.into(),
+        name: "orders".into(),
+        subscriptions: Vec::new(),
+        created_at: at(0),
+    };
+    q.create_topic(&topic("a"), 5).await.unwrap();
+    assert!(matches!(
+        q.create_topic(&topic("a"), 5).await,
+        Err(StoreError::Conflict(_))
+    ));
+    q.create_topic(&topic("b"), 5).await.unwrap();
+    let sub = |id: &str, queue: &str| Subscription {
+        id: id.into(),
+        queue: Some(queue.into()),
+        function: None,
+    };
+    q.subscribe("a", "orders", &sub("s1", "audit"), 10)
+        .await
+        .unwrap();
+    let both = q
+        .subscribe("a", "orders", &sub("s2", "billing"), 10)
+        .await
+        .unwrap();
+    assert_eq!(both.subscriptions.len(), 2);
+    assert!(
+        matches!(
+            q.subscribe("a", "orders", &sub("s3", "audit"), 10).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one subscription per target"
+    );
+    assert!(matches!(
+        q.subscribe("a", "orders", &sub("s4", "third"), 2).await,
+        Err(StoreError::Refused(_))
+    ));
+
+    let (_, sent) = q
+        .publish("a", "orders", &message("{\"id\":7}"), at(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
+        ["audit", "billing"]
+    );
+    for name in ["audit", "billing"] {
+        let got = q.receive("a", name, 5, None, at(10)).await.unwrap();
+        assert_eq!(got.len(), 1, "{name}");
+        assert_eq!(got[0].body, "{\"id\":7}");
+    }
+    // A subscribed queue that is gone fails the publish, and nothing is sent.
+    q.put_queue(&queue("a", "gone", QueueConfig::default()), 10)
+        .await
+        .unwrap();
+    q.subscribe("a", "orders", &sub("s5", "gone"), 10)
+        .await
+        .unwrap();
+    q.delete_queue("a", "gone").await.unwrap();
+    assert!(matches!(
+        q.publish("a", "orders", &message("2"), at(11)).await,
+        Err(StoreError::Missing(_))
+    ));
+    assert_eq!(q.queue("a", "audit", at(11)).await.unwrap().counts.depth, 0);
+    q.unsubscribe("a", "orders", "s5").await.unwrap();
+    assert!(matches!(
+        q.unsubscribe("a", "orders", "s5").await,
+        Err(StoreError::Missing(_))
+    ));
+    assert_eq!(q.topic("a", "orders").await.unwrap().subscriptions.len(), 2);
+
+    // Tenant b's topic of the same name has none of it.
+    assert!(q
+        .topic("b", "orders")
+        .await
+        .unwrap()
+        .subscriptions
+        .is_empty());
+    assert_eq!(q.topics(Some("a")).await.unwrap().len(), 1);
+    assert_eq!(q.topics(None).await.unwrap().len(), 2);
+    q.delete_topic("a", "orders").await.unwrap();
+    assert!(matches!(
+        q.topic("a", "orders").await,
+        Err(StoreError::Missing(_))
+    ));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -2254,4 +2349,5 @@ contract!(
     volumes_are_a_tenants_own_with_one_writer_and_are_not_deleted_while_mounted,
     queues_deliver_each_message_to_one_consumer_until_acked_then_dead_letter_it,
     concurrent_consumers_never_receive_one_message_twice,
+    a_topic_gives_each_subscribed_queue_its_own_copy_in_one_transaction,
 );

@@ -7,15 +7,16 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 use vulcan_domain::{
-    missing_queue, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent, StoreError,
-    DEDUP_WINDOW_S,
+    missing_queue, missing_topic, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent,
+    StoreError, Subscription, Topic, DEDUP_WINDOW_S,
 };
 
 use super::workloads::{from_ms, to_ms};
 use super::{Fail, PgStore};
 use crate::queues::{
     counts, counts_sql, dead_letter_cycle, message_id, missing_dead_letter, queue_from_json,
-    queue_to_json, still_dead_letter_of, too_many_queues,
+    queue_to_json, still_dead_letter_of, subscribed_queues, too_many_queues, too_many_topics,
+    topic_from_json, topic_taken, topic_to_json,
 };
 
 /// The tenant's queue `name`: (its id, the queue, its dead-letter queue's id); its row
@@ -36,6 +37,25 @@ async fn load(
         .await?
         .ok_or_else(|| missing_queue(name))?;
     Ok((row.get(0), queue_from_json(row.get(1))?, row.get(2)))
+}
+
+/// The tenant's topic `name`, its row locked until the transaction ends when `lock`.
+async fn load_topic(
+    c: &impl GenericClient,
+    tenant: &str,
+    name: &str,
+    lock: bool,
+) -> Result<Topic, Fail> {
+    let sql = if lock {
+        "SELECT record FROM topics WHERE tenant = $1 AND name = $2 FOR UPDATE"
+    } else {
+        "SELECT record FROM topics WHERE tenant = $1 AND name = $2"
+    };
+    let row = c
+        .query_opt(sql, &[&tenant, &name])
+        .await?
+        .ok_or_else(|| missing_topic(name))?;
+    Ok(topic_from_json(row.get(0))?)
 }
 
 /// Holds the tenant's queue definitions still until the transaction ends.
@@ -70,6 +90,95 @@ async fn view(
         ),
         queue,
     })
+}
+
+/// Stores `messages` in the tenant's queue `name` within `tx`.
+async fn send_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    messages: &[NewMessage],
+    now: OffsetDateTime,
+) -> Result<Vec<Sent>, Fail> {
+    let (id, queue, _) = load(tx, tenant, name, false).await?;
+    let now_ms = to_ms(now);
+    let expires = now_ms + i64::from(queue.config.retention_s) * 1000;
+    let until = now_ms + i64::from(DEDUP_WINDOW_S) * 1000;
+    let mut sent = Vec::with_capacity(messages.len());
+    for m in messages {
+        let message = message_id();
+        if let Some(dedup) = &m.dedup_id {
+            // The id is remembered (or the one remembered is kept) in one
+            // statement: two senders of one dedup id store one message.
+            let kept: String = tx
+                .query_one(
+                    "INSERT INTO queue_dedup (queue_id, dedup_id, message_id, until_ms)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (queue_id, dedup_id) DO UPDATE
+                       SET message_id = CASE WHEN queue_dedup.until_ms <= $5
+                             THEN excluded.message_id ELSE queue_dedup.message_id END,
+                           until_ms = CASE WHEN queue_dedup.until_ms <= $5
+                             THEN excluded.until_ms ELSE queue_dedup.until_ms END
+                     RETURNING message_id",
+                    &[&id, dedup, &message, &until, &now_ms],
+                )
+                .await?
+                .get(0);
+            if kept != message {
+                sent.push(Sent {
+                    id: kept,
+                    duplicate: true,
+                });
+                continue;
+            }
+        }
+        tx.execute(
+            "INSERT INTO queue_messages (id, queue_id, body, sent_at, visible_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &message,
+                &id,
+                &m.body,
+                &now_ms,
+                &(now_ms + i64::from(m.delay_s) * 1000),
+                &expires,
+            ],
+        )
+        .await?;
+        sent.push(Sent {
+            id: message,
+            duplicate: false,
+        });
+    }
+    Ok(sent)
+}
+
+impl PgStore {
+    /// Changes the tenant's topic `name` with `change` (run again if the transaction is),
+    /// its row locked meanwhile.
+    async fn change_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: impl Fn(&mut Topic) -> Result<(), StoreError> + Send + Sync,
+    ) -> Result<Topic, StoreError> {
+        let change = &change;
+        self.run(|c, _| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let mut topic = load_topic(&tx, tenant, name, true).await?;
+                change(&mut topic)?;
+                tx.execute(
+                    "UPDATE topics SET record = $1 WHERE tenant = $2 AND name = $3",
+                    &[&topic_to_json(&topic)?, &tenant, &name],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(topic)
+            })
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -219,56 +328,7 @@ impl QueueStore for PgStore {
         self.run(|c, _| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                let (id, queue, _) = load(&tx, tenant, name, false).await?;
-                let now_ms = to_ms(now);
-                let expires = now_ms + i64::from(queue.config.retention_s) * 1000;
-                let until = now_ms + i64::from(DEDUP_WINDOW_S) * 1000;
-                let mut sent = Vec::with_capacity(messages.len());
-                for m in messages {
-                    let message = message_id();
-                    if let Some(dedup) = &m.dedup_id {
-                        // The id is remembered (or the one remembered is kept) in one
-                        // statement: two senders of one dedup id store one message.
-                        let kept: String = tx
-                            .query_one(
-                                "INSERT INTO queue_dedup (queue_id, dedup_id, message_id, until_ms)
-                                 VALUES ($1, $2, $3, $4)
-                                 ON CONFLICT (queue_id, dedup_id) DO UPDATE
-                                   SET message_id = CASE WHEN queue_dedup.until_ms <= $5
-                                         THEN excluded.message_id ELSE queue_dedup.message_id END,
-                                       until_ms = CASE WHEN queue_dedup.until_ms <= $5
-                                         THEN excluded.until_ms ELSE queue_dedup.until_ms END
-                                 RETURNING message_id",
-                                &[&id, dedup, &message, &until, &now_ms],
-                            )
-                            .await?
-                            .get(0);
-                        if kept != message {
-                            sent.push(Sent {
-                                id: kept,
-                                duplicate: true,
-                            });
-                            continue;
-                        }
-                    }
-                    tx.execute(
-                        "INSERT INTO queue_messages (id, queue_id, body, sent_at, visible_at, expires_at)
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[
-                            &message,
-                            &id,
-                            &m.body,
-                            &now_ms,
-                            &(now_ms + i64::from(m.delay_s) * 1000),
-                            &expires,
-                        ],
-                    )
-                    .await?;
-                    sent.push(Sent {
-                        id: message,
-                        duplicate: false,
-                    });
-                }
+                let sent = send_in(&tx, tenant, name, messages, now).await?;
                 tx.commit().await?;
                 Ok(sent)
             })
@@ -428,6 +488,116 @@ impl QueueStore for PgStore {
                     c.execute("DELETE FROM queue_messages WHERE queue_id = $1", &[&id])
                         .await?,
                 )
+            })
+        })
+        .await
+    }
+
+    async fn create_topic(&self, topic: &Topic, max_per_tenant: u32) -> Result<(), StoreError> {
+        let json = topic_to_json(topic)?;
+        self.run(|c, _| {
+            let json = json.clone();
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                lock_tenant(&tx, &topic.tenant).await?;
+                let held: i64 = tx
+                    .query_one("SELECT COUNT(*) FROM topics WHERE tenant = $1", &[&topic.tenant])
+                    .await?
+                    .get(0);
+                if held >= i64::from(max_per_tenant) {
+                    return Err(too_many_topics(&topic.tenant, max_per_tenant).into());
+                }
+                let added = tx
+                    .execute(
+                        "INSERT INTO topics (tenant, name, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        &[&topic.tenant, &topic.name, &json],
+                    )
+                    .await?;
+                if added == 0 {
+                    return Err(topic_taken(&topic.tenant, &topic.name).into());
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn topic(&self, tenant: &str, name: &str) -> Result<Topic, StoreError> {
+        self.run(|c, _| Box::pin(async move { load_topic(&*c, tenant, name, false).await }))
+            .await
+    }
+
+    async fn topics(&self, tenant: Option<&str>) -> Result<Vec<Topic>, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT record FROM topics WHERE ($1::TEXT IS NULL OR tenant = $1) ORDER BY tenant, name",
+                        &[&tenant],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| topic_from_json(r.get(0)))
+                    .collect::<Result<_, _>>()?)
+            })
+        })
+        .await
+    }
+
+    async fn delete_topic(&self, tenant: &str, name: &str) -> Result<Topic, StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let topic = load_topic(&tx, tenant, name, true).await?;
+                tx.execute(
+                    "DELETE FROM topics WHERE tenant = $1 AND name = $2",
+                    &[&tenant, &name],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(topic)
+            })
+        })
+        .await
+    }
+
+    async fn subscribe(
+        &self,
+        tenant: &str,
+        name: &str,
+        subscription: &Subscription,
+        max: u32,
+    ) -> Result<Topic, StoreError> {
+        self.change_topic(tenant, name, |topic| topic.add(subscription.clone(), max))
+            .await
+    }
+
+    async fn unsubscribe(&self, tenant: &str, name: &str, id: &str) -> Result<Topic, StoreError> {
+        self.change_topic(tenant, name, |topic| topic.remove(id))
+            .await
+    }
+
+    async fn publish(
+        &self,
+        tenant: &str,
+        name: &str,
+        message: &NewMessage,
+        now: OffsetDateTime,
+    ) -> Result<(Topic, Vec<(String, Sent)>), StoreError> {
+        self.run(|c, _| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let topic = load_topic(&tx, tenant, name, false).await?;
+                let mut sent = Vec::new();
+                for queue in subscribed_queues(&topic) {
+                    let stored =
+                        send_in(&tx, tenant, &queue, std::slice::from_ref(message), now).await?;
+                    sent.extend(stored.into_iter().map(|s| (queue.clone(), s)));
+                }
+                tx.commit().await?;
+                Ok((topic, sent))
             })
         })
         .await

@@ -327,7 +327,8 @@ const MIGRATIONS: &[Step] = &[
     );
     "#),
     // 14: queues (each kept whole as JSON, with its dead-letter queue's id and counters),
-    // their messages, and the dedup ids remembered for a window.
+    // their messages, the dedup ids remembered for a window, and topics (each kept whole as
+    // JSON with its subscriptions).
     Sql(r#"
     CREATE TABLE queues (
         id TEXT PRIMARY KEY,
@@ -361,6 +362,12 @@ const MIGRATIONS: &[Step] = &[
         message_id TEXT NOT NULL,
         until_ms BIGINT NOT NULL,
         PRIMARY KEY (queue_id, dedup_id)
+    );
+    CREATE TABLE topics (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
     );
     "#),
 ];

@@ -5,14 +5,15 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 use vulcan_domain::{
-    missing_queue, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent, StoreError,
-    DEDUP_WINDOW_S,
+    missing_queue, missing_topic, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent,
+    StoreError, Subscription, Topic, DEDUP_WINDOW_S,
 };
 
 use super::{from_ms, io, to_ms, SqliteStore};
 use crate::queues::{
     counts, counts_sql, dead_letter_cycle, missing_dead_letter, queue_from_json, queue_to_json,
-    still_dead_letter_of, too_many_queues,
+    still_dead_letter_of, subscribed_queues, too_many_queues, too_many_topics, topic_from_json,
+    topic_taken, topic_to_json,
 };
 
 /// The tenant's queue `name`: (its id, the queue, its dead-letter queue's id).
@@ -58,9 +59,108 @@ fn view(conn: &Connection, queue: Queue, now: OffsetDateTime) -> Result<QueueVie
     })
 }
 
+fn load_topic(conn: &Connection, tenant: &str, name: &str) -> Result<Topic, StoreError> {
+    let json: String = conn
+        .prepare_cached("SELECT record FROM topics WHERE tenant = ?1 AND name = ?2")
+        .map_err(io)?
+        .query_row(params![tenant, name], |r| r.get(0))
+        .optional()
+        .map_err(io)?
+        .ok_or_else(|| missing_topic(name))?;
+    topic_from_json(&json)
+}
+
 fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(io)
+}
+
+/// Stores `messages` in the tenant's queue `name` within `tx`.
+fn send_in(
+    tx: &Connection,
+    tenant: &str,
+    name: &str,
+    messages: &[NewMessage],
+    now: OffsetDateTime,
+) -> Result<Vec<Sent>, StoreError> {
+    let (id, queue, _) = load(tx, tenant, name)?;
+    let now_ms = to_ms(now);
+    tx.prepare_cached("DELETE FROM queue_dedup WHERE queue_id = ?1 AND until_ms <= ?2")
+        .map_err(io)?
+        .execute(params![id, now_ms])
+        .map_err(io)?;
+    let mut sent = Vec::with_capacity(messages.len());
+    for m in messages {
+        if let Some(dedup) = &m.dedup_id {
+            let seen: Option<String> = tx
+                .prepare_cached(
+                    "SELECT message_id FROM queue_dedup WHERE queue_id = ?1 AND dedup_id = ?2",
+                )
+                .map_err(io)?
+                .query_row(params![id, dedup], |r| r.get(0))
+                .optional()
+                .map_err(io)?;
+            if let Some(seen) = seen {
+                sent.push(Sent {
+                    id: seen,
+                    duplicate: true,
+                });
+                continue;
+            }
+        }
+        let message = crate::queues::message_id();
+        tx.prepare_cached(
+            "INSERT INTO queue_messages (id, queue_id, body, sent_at, visible_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(io)?
+        .execute(params![
+            message,
+            id,
+            m.body,
+            now_ms,
+            now_ms + i64::from(m.delay_s) * 1000,
+            now_ms + i64::from(queue.config.retention_s) * 1000,
+        ])
+        .map_err(io)?;
+        if let Some(dedup) = &m.dedup_id {
+            tx.prepare_cached(
+                "INSERT INTO queue_dedup (queue_id, dedup_id, message_id, until_ms) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(io)?
+            .execute(params![id, dedup, message, now_ms + i64::from(DEDUP_WINDOW_S) * 1000])
+            .map_err(io)?;
+        }
+        sent.push(Sent {
+            id: message,
+            duplicate: false,
+        });
+    }
+    Ok(sent)
+}
+
+impl SqliteStore {
+    /// Changes the tenant's topic `name` with `change`, in one transaction.
+    async fn change_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: impl FnOnce(&mut Topic) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<Topic, StoreError> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let mut topic = load_topic(&tx, &tenant, &name)?;
+            change(&mut topic)?;
+            tx.prepare_cached("UPDATE topics SET record = ?1 WHERE tenant = ?2 AND name = ?3")
+                .map_err(io)?
+                .execute(params![topic_to_json(&topic)?, tenant, name])
+                .map_err(io)?;
+            tx.commit().map_err(io)?;
+            Ok(topic)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -207,59 +307,7 @@ impl QueueStore for SqliteStore {
         let (tenant, name, messages) = (tenant.to_owned(), name.to_owned(), messages.to_vec());
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let (id, queue, _) = load(&tx, &tenant, &name)?;
-            let now_ms = to_ms(now);
-            tx.prepare_cached("DELETE FROM queue_dedup WHERE queue_id = ?1 AND until_ms <= ?2")
-                .map_err(io)?
-                .execute(params![id, now_ms])
-                .map_err(io)?;
-            let mut sent = Vec::with_capacity(messages.len());
-            for m in &messages {
-                if let Some(dedup) = &m.dedup_id {
-                    let seen: Option<String> = tx
-                        .prepare_cached(
-                            "SELECT message_id FROM queue_dedup WHERE queue_id = ?1 AND dedup_id = ?2",
-                        )
-                        .map_err(io)?
-                        .query_row(params![id, dedup], |r| r.get(0))
-                        .optional()
-                        .map_err(io)?;
-                    if let Some(seen) = seen {
-                        sent.push(Sent {
-                            id: seen,
-                            duplicate: true,
-                        });
-                        continue;
-                    }
-                }
-                let message = crate::queues::message_id();
-                tx.prepare_cached(
-                    "INSERT INTO queue_messages (id, queue_id, body, sent_at, visible_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(io)?
-                .execute(params![
-                    message,
-                    id,
-                    m.body,
-                    now_ms,
-                    now_ms + i64::from(m.delay_s) * 1000,
-                    now_ms + i64::from(queue.config.retention_s) * 1000,
-                ])
-                .map_err(io)?;
-                if let Some(dedup) = &m.dedup_id {
-                    tx.prepare_cached(
-                        "INSERT INTO queue_dedup (queue_id, dedup_id, message_id, until_ms) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(io)?
-                    .execute(params![id, dedup, message, now_ms + i64::from(DEDUP_WINDOW_S) * 1000])
-                    .map_err(io)?;
-                }
-                sent.push(Sent {
-                    id: message,
-                    duplicate: false,
-                });
-            }
+            let sent = send_in(&tx, &tenant, &name, &messages, now)?;
             tx.commit().map_err(io)?;
             Ok(sent)
         })
@@ -437,6 +485,111 @@ impl QueueStore for SqliteStore {
                 .map_err(io)?;
             tx.commit().map_err(io)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn create_topic(&self, topic: &Topic, max_per_tenant: u32) -> Result<(), StoreError> {
+        let topic = topic.clone();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let held: u32 = tx
+                .prepare_cached("SELECT COUNT(*) FROM topics WHERE tenant = ?1")
+                .map_err(io)?
+                .query_row([&topic.tenant], |r| r.get(0))
+                .map_err(io)?;
+            if held >= max_per_tenant {
+                return Err(too_many_topics(&topic.tenant, max_per_tenant));
+            }
+            let added = tx
+                .prepare_cached(
+                    "INSERT INTO topics (tenant, name, record) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )
+                .map_err(io)?
+                .execute(params![topic.tenant, topic.name, topic_to_json(&topic)?])
+                .map_err(io)?;
+            if added == 0 {
+                return Err(topic_taken(&topic.tenant, &topic.name));
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn topic(&self, tenant: &str, name: &str) -> Result<Topic, StoreError> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.read(move |conn| load_topic(conn, &tenant, &name))
+            .await
+    }
+
+    async fn topics(&self, tenant: Option<&str>) -> Result<Vec<Topic>, StoreError> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |conn| {
+            let records: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT record FROM topics WHERE (?1 IS NULL OR tenant = ?1) ORDER BY tenant, name",
+                )
+                .map_err(io)?
+                .query_map([&tenant], |r| r.get(0))
+                .map_err(io)?
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            records.iter().map(|json| topic_from_json(json)).collect()
+        })
+        .await
+    }
+
+    async fn delete_topic(&self, tenant: &str, name: &str) -> Result<Topic, StoreError> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let topic = load_topic(&tx, &tenant, &name)?;
+            tx.prepare_cached("DELETE FROM topics WHERE tenant = ?1 AND name = ?2")
+                .map_err(io)?
+                .execute(params![tenant, name])
+                .map_err(io)?;
+            tx.commit().map_err(io)?;
+            Ok(topic)
+        })
+        .await
+    }
+
+    async fn subscribe(
+        &self,
+        tenant: &str,
+        name: &str,
+        subscription: &Subscription,
+        max: u32,
+    ) -> Result<Topic, StoreError> {
+        let subscription = subscription.clone();
+        self.change_topic(tenant, name, move |topic| topic.add(subscription, max))
+            .await
+    }
+
+    async fn unsubscribe(&self, tenant: &str, name: &str, id: &str) -> Result<Topic, StoreError> {
+        let id = id.to_owned();
+        self.change_topic(tenant, name, move |topic| topic.remove(&id))
+            .await
+    }
+
+    async fn publish(
+        &self,
+        tenant: &str,
+        name: &str,
+        message: &NewMessage,
+        now: OffsetDateTime,
+    ) -> Result<(Topic, Vec<(String, Sent)>), StoreError> {
+        let (tenant, name, message) = (tenant.to_owned(), name.to_owned(), message.clone());
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let topic = load_topic(&tx, &tenant, &name)?;
+            let mut sent = Vec::new();
+            for queue in subscribed_queues(&topic) {
+                let stored = send_in(&tx, &tenant, &queue, std::slice::from_ref(&message), now)?;
+                sent.extend(stored.into_iter().map(|s| (queue.clone(), s)));
+            }
+            tx.commit().map_err(io)?;
+            Ok((topic, sent))
         })
         .await
     }
