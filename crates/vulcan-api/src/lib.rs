@@ -49,7 +49,7 @@ pub struct AppState {
 pub(crate) fn routes() -> openapi::Routes {
     use request::{
         audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, queues,
-        sandboxes, schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
+        sandboxes, schedules, secrets, stats, tenants, topics, trigger, volumes, workloads, ws,
     };
     openapi::Routes::new()
         .get("/v1/workloads", workloads::list)
@@ -109,6 +109,13 @@ pub(crate) fn routes() -> openapi::Routes {
         .post("/v1/queues/{name}/receive", queues::receive)
         .post("/v1/queues/{name}/ack", queues::ack)
         .post("/v1/queues/{name}/nack", queues::nack)
+        .get("/v1/topics", topics::list)
+        .post("/v1/topics", topics::create)
+        .get("/v1/topics/{name}", topics::show)
+        .delete("/v1/topics/{name}", topics::remove)
+        .post("/v1/topics/{name}/subscriptions", topics::subscribe)
+        .delete("/v1/topics/{name}/subscriptions/{id}", topics::unsubscribe)
+        .post("/v1/topics/{name}/publish", topics::publish)
         .get("/v1/sandboxes", sandboxes::list)
         .post("/v1/sandboxes", sandboxes::create)
         .get("/v1/sandboxes/{id}", sandboxes::show)

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::request::{
     audit, backends, benchmarks, functions, health, images, keys, logs, me, nodes, queues,
-    sandboxes, schedules, secrets, stats, tenants, trigger, volumes, workloads, ws,
+    sandboxes, schedules, secrets, stats, tenants, topics, trigger, volumes, workloads, ws,
 };
 use crate::AppState;
 
@@ -60,6 +60,8 @@ impl Modify for Keys {
         volumes::create, volumes::list, volumes::show, volumes::remove,
         queues::create, queues::put, queues::list, queues::show, queues::remove, queues::purge,
         queues::send, queues::receive, queues::ack, queues::nack,
+        topics::create, topics::list, topics::show, topics::remove, topics::subscribe,
+        topics::unsubscribe, topics::publish,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::remove,
         sandboxes::timeout, sandboxes::pause, sandboxes::resume, sandboxes::metrics, sandboxes::start_process, sandboxes::processes,
         sandboxes::process, sandboxes::output, sandboxes::input, sandboxes::signal, sandboxes::resize,
@@ -75,7 +77,7 @@ impl Modify for Keys {
         (name = "secrets", description = "Encrypted values given to code as environment variables"),
         (name = "sandboxes", description = "Sandboxes held across many steps: processes and files"),
         (name = "volumes", description = "A tenant's named disks, mounted by its sandboxes; their data outlives every sandbox"),
-        (name = "queues", description = "Messages kept until a consumer acknowledges them: visibility timeouts, retries, dead-letter queues"),
+        (name = "queues", description = "Messages kept until a consumer acknowledges them (visibility timeouts, retries, dead-letter queues), and topics that fan a message out to queues and functions"),
         (name = "images", description = "OCI images for the gvisor backend"),
         (name = "access", description = "Keys, audit log, quotas"),
         (name = "cluster", description = "Backends, nodes, statistics, metrics, benchmarks"),

@@ -1,12 +1,15 @@
 //! Queues ([`vulcan_domain::Queue`]): what a request may ask of one, checked here; what
 //! is kept, and every rule of delivery, is the store's ([`vulcan_domain::QueueStore`]).
 //! A receive may wait for messages (a long poll): it is woken at once by a message sent
-//! through this node, and looks again every [`POLL`] for those sent through others.
+//! through this node, and looks again every [`POLL`] for those sent through others. Topics
+//! ([`vulcan_domain::Topic`]) fan a published message out to their subscriptions.
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use vulcan_domain::{Delivery, NewMessage, Queue, QueueConfig, QueueView, Sent, StoreError};
+use vulcan_domain::{
+    Delivery, NewMessage, Queue, QueueConfig, QueueView, Sent, StoreError, Subscription, Topic,
+};
 
 use crate::Engine;
 
@@ -236,5 +239,176 @@ impl Engine {
             self.inner.queue_sent.notify_waiters();
         }
         Ok(back)
+    }
+}
+
+/// Subscriptions a topic may have at most.
+pub const MAX_SUBSCRIPTIONS: u32 = 20;
+
+/// What one publish did: each subscribed queue's copy, each subscribed function's
+/// invocation (or why it was not invoked).
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Published {
+    pub queues: Vec<PublishedTo>,
+    pub functions: Vec<Invoked>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublishedTo {
+    pub queue: String,
+    #[serde(flatten)]
+    pub sent: Sent,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invoked {
+    pub function: String,
+    /// The invocation (a workload), if it was admitted.
+    pub workload_id: Option<String>,
+    /// Why it was not, if it was not.
+    pub error: Option<String>,
+}
+
+impl Engine {
+    pub async fn create_topic(&self, tenant: &str, name: &str) -> Result<Topic, QueueError> {
+        Queue::check_name(name)
+            .map_err(|e| QueueError::Invalid(e.replace("queue name", "topic name")))?;
+        let topic = Topic {
+            id: format!("t{}", ulid::Ulid::new().to_string().to_lowercase()),
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            subscriptions: Vec::new(),
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let max = self.inner.config.max_queues_per_tenant;
+        self.inner.queues.create_topic(&topic, max).await?;
+        Ok(topic)
+    }
+
+    pub async fn topic(&self, tenant: &str, name: &str) -> Result<Topic, QueueError> {
+        Ok(self.inner.queues.topic(tenant, name).await?)
+    }
+
+    /// A tenant's topics (everyone's for `None`).
+    pub async fn topics(&self, tenant: Option<&str>) -> Result<Vec<Topic>, QueueError> {
+        Ok(self.inner.queues.topics(tenant).await?)
+    }
+
+    pub async fn delete_topic(&self, tenant: &str, name: &str) -> Result<Topic, QueueError> {
+        Ok(self.inner.queues.delete_topic(tenant, name).await?)
+    }
+
+    /// Subscribes a queue or a function (exactly one) of the tenant's to the topic.
+    pub async fn subscribe(
+        &self,
+        tenant: &str,
+        topic: &str,
+        queue: Option<String>,
+        function: Option<String>,
+    ) -> Result<(Topic, Subscription), QueueError> {
+        match (&queue, &function) {
+            (Some(q), None) => {
+                self.queue(tenant, q).await?;
+            }
+            (None, Some(f)) => {
+                self.function(tenant, f).await?;
+            }
+            _ => {
+                return Err(QueueError::Invalid(
+                    "give a \"queue\" or a \"function\" of the tenant's to subscribe, one of them"
+                        .into(),
+                ))
+            }
+        }
+        let subscription = Subscription {
+            id: format!("sub{}", ulid::Ulid::new().to_string().to_lowercase()),
+            queue,
+            function,
+        };
+        let topic = self
+            .inner
+            .queues
+            .subscribe(tenant, topic, &subscription, MAX_SUBSCRIPTIONS)
+            .await?;
+        Ok((topic, subscription))
+    }
+
+    pub async fn unsubscribe(
+        &self,
+        tenant: &str,
+        topic: &str,
+        id: &str,
+    ) -> Result<Topic, QueueError> {
+        Ok(self.inner.queues.unsubscribe(tenant, topic, id).await?)
+    }
+
+    /// Publishes `body` to the topic: a copy to each subscribed queue (all or none), then an
+    /// invocation of each subscribed function with `{"topic", "message": {"body"}}`.
+    pub async fn publish(
+        &self,
+        tenant: &str,
+        topic: &str,
+        body: serde_json::Value,
+        dedup_id: Option<String>,
+    ) -> Result<Published, QueueError> {
+        let body = body.to_string();
+        let current = self.topic(tenant, topic).await?;
+        for s in &current.subscriptions {
+            let Some(queue) = &s.queue else { continue };
+            let max = self
+                .queue(tenant, queue)
+                .await?
+                .queue
+                .config
+                .max_message_bytes as usize;
+            if body.len() > max {
+                return Err(QueueError::TooLarge(format!(
+                    "the message is {} bytes of JSON; subscribed queue {queue} takes {max} at most",
+                    body.len()
+                )));
+            }
+        }
+        let message = NewMessage {
+            body: body.clone(),
+            delay_s: 0,
+            dedup_id,
+        };
+        let (topic_then, sent) = self
+            .inner
+            .queues
+            .publish(tenant, topic, &message, OffsetDateTime::now_utc())
+            .await?;
+        self.inner.queue_sent.notify_waiters();
+        self.inner
+            .metrics
+            .queue_sent(sent.iter().filter(|(_, s)| !s.duplicate).count());
+        let input = serde_json::json!({
+            "topic": topic,
+            "message": {"body": serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()},
+        });
+        let quota = self.quota_of(tenant).await.ok();
+        let mut functions = Vec::new();
+        for f in topic_then
+            .subscriptions
+            .iter()
+            .filter_map(|s| s.function.as_ref())
+        {
+            let invoked = self.invoke(tenant, f, input.clone(), quota.clone()).await;
+            functions.push(Invoked {
+                function: f.clone(),
+                workload_id: invoked.as_ref().ok().map(|w| w.id.clone()),
+                error: invoked.err().map(|e| e.to_string()),
+            });
+        }
+        Ok(Published {
+            queues: sent
+                .into_iter()
+                .map(|(queue, sent)| PublishedTo { queue, sent })
+                .collect(),
+            functions,
+        })
     }
 }

@@ -628,3 +628,106 @@ fn a_batch_held_by_a_node_that_dies_is_processed_by_another_after_the_visibility
     });
     assert_eq!(queue["redeliveries"], 1, "{queue}");
 }
+
+#[test]
+fn a_topic_fans_a_message_out_to_its_queues_and_functions() {
+    let server = Server::start(&[]);
+    made(&server, json!({"name": "audit"}));
+    made(&server, json!({"name": "small", "max_message_bytes": 16}));
+    let (status, f) = server.put(
+        "/v1/functions/notify",
+        &json!({"runtime": "node", "code": "export default (i) => ({seen: i.message.body, topic: i.topic})"}),
+    );
+    assert_eq!(status, 201, "{f}");
+    let (status, topic) = server.post("/v1/topics", &json!({"name": "orders"}));
+    assert_eq!(status, 201, "{topic}");
+    let subscribe = |body: Value| server.post("/v1/topics/orders/subscriptions", &body);
+    let (status, by_queue) = subscribe(json!({"queue": "audit"}));
+    assert_eq!(status, 201, "{by_queue}");
+    assert_eq!(subscribe(json!({"function": "notify"})).0, 201);
+    // Bad subscriptions change nothing.
+    for (body, want) in [
+        (json!({"queue": "audit"}), 409),
+        (json!({"queue": "nope"}), 404),
+        (json!({"function": "nope"}), 404),
+        (json!({"queue": "audit", "function": "notify"}), 400),
+        (json!({}), 400),
+    ] {
+        let (status, answer) = subscribe(body.clone());
+        assert_eq!(status, want, "{body}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    assert_eq!(server.post("/v1/topics", &json!({"name": "orders"})).0, 409);
+    assert_eq!(
+        server
+            .post("/v1/topics/nope/publish", &json!({"body": 1}))
+            .0,
+        404
+    );
+
+    // The CLI publishes; the queue gets its copy, the function its invocation.
+    let out = Command::new(common::vulcan_bin())
+        .args(["topic", "publish", "orders", r#"{"order": 42}"#])
+        .env("VULCAN_URL", server.url(""))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("queue audit:") && text.contains("function notify:"),
+        "{text}"
+    );
+    let got = receive(&server, "audit", 5, 0);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["body"], json!({"order": 42}));
+    let run = eventually(Duration::from_secs(30), "the function's invocation", || {
+        let (_, page) = server.get("/v1/workloads?function=notify&limit=1");
+        let w = page["workloads"].get(0)?.clone();
+        (w["status"] == "completed").then_some(w)
+    });
+    let output: Value = serde_json::from_str(run["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output, json!({"seen": {"order": 42}, "topic": "orders"}));
+
+    // A subscribed queue that takes smaller messages: 413, and no queue got a copy.
+    assert_eq!(subscribe(json!({"queue": "small"})).0, 201);
+    let (status, big) = server.post(
+        "/v1/topics/orders/publish",
+        &json!({"body": "x".repeat(40)}),
+    );
+    assert_eq!(status, 413, "{big}");
+    assert_eq!(server.get("/v1/queues/audit").1["depth"], 0);
+    // Unsubscribed, the queue gets nothing more; deleted, the topic leaves its queues.
+    let id = by_queue["id"].as_str().unwrap();
+    assert_eq!(
+        server
+            .delete(&format!("/v1/topics/orders/subscriptions/{id}"))
+            .0,
+        200
+    );
+    let small = server.get("/v1/topics/orders").1["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["queue"] == "small")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        server
+            .delete(&format!("/v1/topics/orders/subscriptions/{small}"))
+            .0,
+        200
+    );
+    let (status, published) = server.post("/v1/topics/orders/publish", &json!({"body": 2}));
+    assert_eq!(status, 201, "{published}");
+    assert_eq!(published["queues"], json!([]));
+    assert_eq!(server.get("/v1/queues/audit").1["depth"], 0);
+    assert_eq!(server.delete("/v1/topics/orders").0, 200);
+    assert_eq!(server.get("/v1/topics").1, json!([]));
+    assert_eq!(server.get("/v1/queues/audit").0, 200);
+}

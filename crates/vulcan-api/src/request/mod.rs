@@ -17,6 +17,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod stats;
 pub mod tenants;
+pub mod topics;
 pub mod trigger;
 pub mod volumes;
 pub mod workloads;

@@ -101,6 +101,9 @@ pub enum ClientCommand {
     /// Queues: messages kept until acknowledged: create, ls, send, receive, ack, purge, rm.
     #[command(subcommand)]
     Queue(queues::QueueCommand),
+    /// Topics: publish a message to every subscribed queue and function.
+    #[command(subcommand)]
+    Topic(queues::TopicCommand),
     /// Run the same workloads on every available backend and compare them.
     Benchmark(bench::BenchArgs),
 }
@@ -228,6 +231,7 @@ fn dispatch(client: &Client, format: Format, command: ClientCommand) -> CliResul
         ClientCommand::Sandbox(command) => return sandboxes::command(client, format, command),
         ClientCommand::Volume(command) => volumes::command(client, format, command)?,
         ClientCommand::Queue(command) => queues::command(client, format, command)?,
+        ClientCommand::Topic(command) => queues::topic_command(client, format, command)?,
         ClientCommand::Status { id } => {
             let w = client.get(&format!("/v1/workloads/{}", encode(&id)))?;
             print(format, &w, |w| {

@@ -1,4 +1,5 @@
-//! `vulcan queue`: a tenant's queues and their messages.
+//! `vulcan queue`: a tenant's queues and their messages; `vulcan topic`: topics that fan a
+//! message out to queues and functions.
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -62,6 +63,123 @@ pub enum QueueCommand {
     Purge { name: String },
     /// Delete a queue and its messages.
     Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Make a topic.
+    Create { name: String },
+    /// List topics with their subscriptions.
+    Ls,
+    /// Subscribe a queue or a function to a topic.
+    Subscribe {
+        name: String,
+        #[arg(
+            long,
+            conflicts_with = "function",
+            required_unless_present = "function"
+        )]
+        queue: Option<String>,
+        #[arg(long)]
+        function: Option<String>,
+    },
+    /// Remove a subscription (its id, from `vulcan topic ls`).
+    Unsubscribe { name: String, id: String },
+    /// Publish a message: BODY is JSON (a bare word is sent as a string).
+    Publish { name: String, body: String },
+    /// Delete a topic (its queues and functions stay).
+    Rm { name: String },
+}
+
+pub fn topic_command(client: &Client, format: Format, command: TopicCommand) -> CliResult<()> {
+    match command {
+        TopicCommand::Create { name } => {
+            let made = client.post("/v1/topics", &json!({"name": name}))?;
+            print(format, &made, |t| println!("{}", render::cell(&t["name"])));
+        }
+        TopicCommand::Ls => {
+            let all = client.get("/v1/topics")?;
+            print(format, &all, |topics| {
+                let rows: Vec<Vec<String>> = topics
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|t| {
+                        let subs = t["subscriptions"].as_array().cloned().unwrap_or_default();
+                        let name = render::cell(&t["name"]);
+                        let tenant = render::cell(&t["tenant"]);
+                        if subs.is_empty() {
+                            return vec![vec![name, "-".into(), "-".into(), tenant]];
+                        }
+                        subs.iter()
+                            .map(|s| {
+                                let target = match (s["queue"].as_str(), s["function"].as_str()) {
+                                    (Some(q), _) => format!("queue {q}"),
+                                    (_, Some(f)) => format!("function {f}"),
+                                    _ => "-".into(),
+                                };
+                                vec![name.clone(), render::cell(&s["id"]), target, tenant.clone()]
+                            })
+                            .collect()
+                    })
+                    .collect();
+                render::table(&["TOPIC", "SUBSCRIPTION", "TO", "TENANT"], &rows);
+            });
+        }
+        TopicCommand::Subscribe {
+            name,
+            queue,
+            function,
+        } => {
+            let made = client.post(
+                &format!("/v1/topics/{}/subscriptions", encode(&name)),
+                &json!({"queue": queue, "function": function}),
+            )?;
+            print(format, &made, |s| println!("{}", render::cell(&s["id"])));
+        }
+        TopicCommand::Unsubscribe { name, id } => {
+            let left = client.delete(&format!(
+                "/v1/topics/{}/subscriptions/{}",
+                encode(&name),
+                encode(&id)
+            ))?;
+            print(format, &left, |t| {
+                println!("{} unsubscribed from {}", id, render::cell(&t["name"]))
+            });
+        }
+        TopicCommand::Publish { name, body } => {
+            let done = client.post(
+                &format!("/v1/topics/{}/publish", encode(&name)),
+                &json!({"body": body_of(&body)}),
+            )?;
+            print(format, &done, |d| {
+                for q in d["queues"].as_array().into_iter().flatten() {
+                    println!(
+                        "queue {}: {}",
+                        render::cell(&q["queue"]),
+                        render::cell(&q["id"])
+                    );
+                }
+                for f in d["functions"].as_array().into_iter().flatten() {
+                    match f["workload_id"].as_str() {
+                        Some(id) => println!("function {}: {id}", render::cell(&f["function"])),
+                        None => println!(
+                            "function {}: {}",
+                            render::cell(&f["function"]),
+                            render::cell(&f["error"])
+                        ),
+                    }
+                }
+            });
+        }
+        TopicCommand::Rm { name } => {
+            let gone = client.delete(&format!("/v1/topics/{}", encode(&name)))?;
+            print(format, &gone, |t| {
+                println!("{} deleted", render::cell(&t["name"]))
+            });
+        }
+    }
+    Ok(())
 }
 
 fn rows(queues: &Value) {
