@@ -835,6 +835,60 @@ async function schedules() {
   input.element, h("button", { type: "submit" }, "Add schedule")));
 }
 
+// ---- Queues -----------------------------------------------------------------------------
+
+async function queues() {
+  const [list, topics] = await Promise.all([api("GET", "/v1/queues"), api("GET", "/v1/topics")]);
+  const write = can("workloads:create");
+  const act = (fn) => guarded(async () => { await fn(); render(); });
+  const root = page("Queues", table("Queues", [
+    ["Name", (q) => h("span", { id: `queue-${q.name}` }, q.name)],
+    ["Tenant", (q) => q.tenant],
+    ["Depth", (q) => h("span", { class: "queue-depth" }, String(q.depth))],
+    ["In flight", (q) => q.in_flight],
+    ["Delayed", (q) => q.delayed],
+    ["Oldest", (q) => (q.oldest_age_s == null ? "" : `${Math.round(q.oldest_age_s)} s`)],
+    ["Dead-letter queue", (q) => q.dead_letter_queue || ""],
+    ["Dead-lettered", (q) => q.dead_lettered],
+    ["Retries", (q) => q.redeliveries],
+    ["", (q) => (write ? h("button", { type: "button", class: "danger", onclick: act(() => api("POST", `/v1/queues/${encodeURIComponent(q.name)}/purge`, {})) }, "Purge") : null)],
+  ], list, "No queues yet."), table("Topics", [
+    ["Name", (t) => t.name],
+    ["Tenant", (t) => t.tenant],
+    ["Subscriptions", (t) => t.subscriptions.map((s) => (s.queue ? `queue ${s.queue}` : `function ${s.function}`)).join(", ")],
+  ], topics, "No topics yet."));
+  if (!write) return;
+  const name = h("input", { id: "queue-name", required: true, placeholder: "orders" });
+  const visibility = h("input", { id: "queue-visibility", type: "number", min: "1", value: "30" });
+  const receives = h("input", { id: "queue-max-receives", type: "number", min: "1", value: "5" });
+  const dlq = h("input", { id: "queue-dlq", placeholder: "none" });
+  root.append(h("h2", {}, "Make a queue"), h("form", {
+    class: "card",
+    onsubmit: guarded(async (e) => {
+      e.preventDefault();
+      const body = { name: name.value.trim(), visibility_timeout_s: Number(visibility.value), max_receives: Number(receives.value) };
+      if (dlq.value.trim()) body.dead_letter_queue = dlq.value.trim();
+      await api("POST", "/v1/queues", body);
+      render();
+    }),
+  }, h("div", { class: "row" }, field("Name", name), field("Visibility timeout (s)", visibility),
+    field("Max receives", receives), field("Dead-letter queue", dlq)),
+  h("button", { type: "submit" }, "Make queue")));
+  if (!list.length) return;
+  const target = select(list.map((q) => [q.name, q.name]), list[0].name, { id: "send-queue" });
+  const message = jsonField("send-body", "Body", "{}");
+  root.append(h("h2", {}, "Send a message"), h("form", {
+    class: "card",
+    onsubmit: guarded(async (e) => {
+      e.preventDefault();
+      let body;
+      try { body = message.read(); } catch { return; }
+      await api("POST", `/v1/queues/${encodeURIComponent(target.value)}/messages`, { body: body === undefined ? null : body });
+      render();
+    }),
+  }, field("Queue", target), message.element, h("button", { type: "submit" }, "Send")));
+}
+
 // ---- Sandboxes --------------------------------------------------------------------------
 
 const SANDBOX_STATES = ["running", "paused", "ended", "lost"];
@@ -1243,6 +1297,7 @@ const ROUTES = [
   [/^\/functions$/, functions],
   [/^\/functions\/([^/]+)$/, functionDetail],
   [/^\/schedules$/, schedules],
+  [/^\/queues$/, queues],
   [/^\/sandboxes$/, sandboxes],
   [/^\/sandbox\/([^/]+)$/, sandboxDetail],
   [/^\/images$/, images],

@@ -19,7 +19,7 @@ const ICON_SVG: &str = include_str!("../assets/icon.svg");
 
 /// The paths the app draws a page for: each answers the same document, and the script
 /// draws the page from the path.
-pub const PAGES: [&str; 18] = [
+pub const PAGES: [&str; 19] = [
     "/",
     "/sign-in",
     "/workloads",
@@ -28,6 +28,7 @@ pub const PAGES: [&str; 18] = [
     "/functions",
     "/functions/{name}",
     "/schedules",
+    "/queues",
     "/sandboxes",
     // Not /sandboxes/{id}: that is E2B's GET /sandboxes/{id} (see `e2b`).
     "/sandbox/{id}",

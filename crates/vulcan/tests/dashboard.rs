@@ -610,6 +610,73 @@ async fn any_node_of_a_cluster_serves_the_pages_and_follows_the_others_work() {
 }
 
 #[tokio::test]
+async fn queues_are_made_fed_and_purged_from_their_page() {
+    let _one = ONE_BROWSER.lock().await;
+    let (server, admin) = secured();
+    call(
+        &server,
+        "POST",
+        "/v1/queues",
+        &admin,
+        Some(json!({"name": "dead"})),
+    );
+    call(
+        &server,
+        "POST",
+        "/v1/topics",
+        &admin,
+        Some(json!({"name": "events"})),
+    );
+    call(
+        &server,
+        "POST",
+        "/v1/topics/events/subscriptions",
+        &admin,
+        Some(json!({"queue": "dead"})),
+    );
+    let browser = Browser::start(&server.base).await;
+    browser.sign_in(&admin).await;
+    browser.heading("Overview").await;
+    browser.click_link("Queues").await;
+    browser.heading("Queues").await;
+    browser
+        .text_when("main", "the topic and its subscription", |t| {
+            t.contains("events") && t.contains("queue dead")
+        })
+        .await;
+    browser.type_into("#queue-name", "orders").await;
+    browser.type_into("#queue-max-receives", "3").await;
+    browser.type_into("#queue-dlq", "dead").await;
+    browser.click("main form button[type=submit]").await;
+    browser
+        .text_when("#queue-orders", "the new queue", |t| t == "orders")
+        .await;
+    let made = call(&server, "GET", "/v1/queues/orders", &admin, None);
+    assert_eq!(made["max_receives"], 3, "{made}");
+    assert_eq!(made["dead_letter_queue"], "dead", "{made}");
+    // A message sent from the page is in the queue; purged from it, it is gone.
+    let select = browser.find("#send-queue").await;
+    select.send_keys("orders").await.expect("the queue picked");
+    browser.type_into("#send-body", r#"{"sku": "x1"}"#).await;
+    browser
+        .click("main form:last-of-type button[type=submit]")
+        .await;
+    let depth = "tr:has(#queue-orders) .queue-depth";
+    browser
+        .text_when(depth, "a message in orders", |t| t == "1")
+        .await;
+    let queue = call(&server, "GET", "/v1/queues/orders", &admin, None);
+    assert_eq!(queue["depth"], 1, "{queue}");
+    browser.screenshot("queues").await;
+    browser.click("tr:has(#queue-orders) button.danger").await;
+    browser
+        .text_when(depth, "the queue purged", |t| t == "0")
+        .await;
+    let queue = call(&server, "GET", "/v1/queues/orders", &admin, None);
+    assert_eq!(queue["depth"], 0, "{queue}");
+}
+
+#[tokio::test]
 async fn a_function_is_deployed_rolled_back_and_invoked_from_its_pages() {
     let _one = ONE_BROWSER.lock().await;
     let (server, admin) = secured();
