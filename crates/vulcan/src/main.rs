@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod doctor;
 mod man;
 mod serve;
 
@@ -27,6 +28,16 @@ struct Cli {
 enum Command {
     /// Start the API server (configured by VULCAN_* variables, a .env file, or flags).
     Serve(Box<config::ServeArgs>),
+    /// Check what this host can run, tier by tier, and say how to fix what it cannot
+    /// (reads the same settings as serve; changes nothing).
+    Doctor {
+        #[command(flatten)]
+        args: Box<config::ServeArgs>,
+        /// Exit non-zero unless these tiers can run (isolate, gvisor, microvm; repeat or
+        /// separate with commas).
+        #[arg(long, value_delimiter = ',')]
+        require: Vec<String>,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Write a man page for vulcan and each of its commands into DIR (man1 pages).
@@ -58,6 +69,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Doctor { args, require } => doctor::run(
+            &args,
+            &require,
+            matches!(cli.connection.output, cli::Format::Json),
+        ),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "vulcan", &mut std::io::stdout());

@@ -246,6 +246,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     // a relative one means something else to a process that starts elsewhere.
     args.data_dir = std::fs::canonicalize(&args.data_dir)
         .map_err(|e| format!("cannot resolve {}: {e}", args.data_dir.display()))?;
+    crate::doctor::log_summary(&args);
     let trusted_proxies = vulcan_api::TrustedProxies::parse(&args.trusted_proxies)?;
     let backing = open_store(&args).await?;
     bootstrap_admin(&args, backing.stores.access.as_ref()).await?;

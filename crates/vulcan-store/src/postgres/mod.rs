@@ -268,6 +268,39 @@ impl PgStore {
         Ok(store)
     }
 
+    /// What the PostgreSQL server at `url` says of itself, changing nothing: its version,
+    /// and how far its clock is from this host's in seconds (positive: the server's is
+    /// ahead).
+    pub async fn probe(url: &str) -> Result<(String, f64), String> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| format!("VULCAN_DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+        let connecting = config.connect(NoTls);
+        let (client, connection) = tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .map_err(|_| "PostgreSQL did not answer within 5 s".to_owned())?
+            .map_err(|e| format!("cannot connect to PostgreSQL: {}", said(&e)))?;
+        let driver = tokio::spawn(connection);
+        let asked = std::time::SystemTime::now();
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version'), extract(epoch from clock_timestamp())::float8",
+                &[],
+            )
+            .await
+            .map_err(|e| format!("PostgreSQL answered with an error: {}", said(&e)))?;
+        let answered = std::time::SystemTime::now();
+        drop(client);
+        driver.abort();
+        let epoch = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        // The server read its clock about halfway through the round trip.
+        let here = (epoch(asked) + epoch(answered)) / 2.0;
+        let there: f64 = row.get(1);
+        Ok((row.get(0), there - here))
+    }
+
     /// The schema version this build migrates to.
     pub fn latest_schema_version() -> usize {
         migrations::latest_version()

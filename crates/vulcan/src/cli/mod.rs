@@ -20,7 +20,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use client::{CliResult, Client};
-use render::Format;
+pub use render::Format;
 
 /// Where the server is and how answers are shown; shared by every client command.
 #[derive(Debug, Clone, Args)]
