@@ -58,6 +58,26 @@ pub fn install_hold(path: &Path) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
+/// Writes out every file under `dir` and drops its pages from the page cache.
+fn drop_cached(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            drop_cached(&path);
+            continue;
+        }
+        if let Ok(file) = std::fs::File::open(&path) {
+            let _ = file.sync_data();
+            // SAFETY: posix_fadvise only advises the kernel about this open descriptor.
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+    }
+}
+
 /// How long starting a sandbox may take.
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -198,6 +218,11 @@ impl Sandbox {
         let _ = tokio::process::Command::from(self.runsc.delete(&self.id))
             .output()
             .await;
+        // The image was written from inside the sandbox's cgroup: its pages in the page
+        // cache count against the sandbox until the kernel reclaims them. Written out and
+        // dropped now, a paused sandbox holds no memory.
+        let image = image.to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || drop_cached(&image)).await;
         Ok(())
     }
 
