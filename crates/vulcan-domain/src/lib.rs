@@ -73,5 +73,5 @@ pub use store::{
     Admission, BenchmarkStore, Claimed, Expect, ListFilter, LogStore, Refusal, StatsStore,
     StoreError, TerminalUpdate, WorkloadPage, WorkloadStore,
 };
-pub use volume::{Volume, VolumeAttach, VolumeMount};
+pub use volume::{check_resource_name, Volume, VolumeAttach, VolumeMount};
 pub use workload::Workload;

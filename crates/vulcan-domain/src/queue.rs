@@ -94,17 +94,7 @@ pub struct Queue {
 impl Queue {
     /// Why `name` is not a queue's name, if it is not one.
     pub fn check_name(name: &str) -> Result<(), String> {
-        let ok = (1..=63).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            && name.as_bytes()[0].is_ascii_alphanumeric();
-        if ok {
-            return Ok(());
-        }
-        Err(format!(
-            "queue name {name:?} is not one: give 1-63 of a-z, 0-9, '-' and '_', starting with a letter or digit"
-        ))
+        crate::volume::check_resource_name("queue", name)
     }
 }
 
@@ -207,6 +197,9 @@ pub trait QueueStore: Send + Sync {
     /// through no chain of dead-letter queues (refused with [`StoreError::Conflict`]); a
     /// tenant holds `max_per_tenant` at most.
     async fn put_queue(&self, queue: &Queue, max_per_tenant: u32) -> Result<bool, StoreError>;
+
+    /// One queue of the tenant's, without its counts (which cost a look at its messages).
+    async fn definition(&self, tenant: &str, name: &str) -> Result<Queue, StoreError>;
 
     /// One queue of the tenant's, with its counts.
     async fn queue(

@@ -26,18 +26,24 @@ pub struct Volume {
 impl Volume {
     /// Why `name` is not a volume's name, if it is not one.
     pub fn check_name(name: &str) -> Result<(), String> {
-        let ok = (1..=63).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            && name.as_bytes()[0].is_ascii_alphanumeric();
-        if ok {
-            return Ok(());
-        }
-        Err(format!(
-            "volume name {name:?} is not one: give 1-63 of a-z, 0-9, '-' and '_', starting with a letter or digit"
-        ))
+        check_resource_name("volume", name)
     }
+}
+
+/// Why `name` is not the name of a tenant's `kind` (a volume, a queue, a topic): 1-63 of
+/// a-z, 0-9, '-' and '_', starting with a letter or digit.
+pub fn check_resource_name(kind: &str, name: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "{kind} name {name:?} is not one: give 1-63 of a-z, 0-9, '-' and '_', starting with a letter or digit"
+    ))
 }
 
 /// A volume mounted in a sandbox.

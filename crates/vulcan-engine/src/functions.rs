@@ -189,7 +189,7 @@ impl Engine {
                     t.queue
                 )));
             }
-            if self.queue(tenant, &t.queue).await.is_err() {
+            if self.queue_definition(tenant, &t.queue).await.is_err() {
                 return Err(SubmitError::Invalid(format!(
                     "trigger of queue {}: the tenant has no such queue (POST /v1/queues makes it)",
                     t.queue

@@ -88,6 +88,11 @@ impl Engine {
         Ok((self.queue(tenant, name).await?, made))
     }
 
+    /// A queue of the tenant's, without its counts.
+    pub async fn queue_definition(&self, tenant: &str, name: &str) -> Result<Queue, QueueError> {
+        Ok(self.inner.queues.definition(tenant, name).await?)
+    }
+
     pub async fn queue(&self, tenant: &str, name: &str) -> Result<QueueView, QueueError> {
         Ok(self
             .inner
@@ -121,7 +126,7 @@ impl Engine {
         messages: Vec<Outgoing>,
     ) -> Result<Vec<Sent>, QueueError> {
         check_batch("messages", messages.len())?;
-        let queue = self.queue(tenant, name).await?.queue;
+        let queue = self.inner.queues.definition(tenant, name).await?;
         let max = queue.config.max_message_bytes as usize;
         let mut new = Vec::with_capacity(messages.len());
         for (i, m) in messages.into_iter().enumerate() {
@@ -274,8 +279,7 @@ pub struct Invoked {
 
 impl Engine {
     pub async fn create_topic(&self, tenant: &str, name: &str) -> Result<Topic, QueueError> {
-        Queue::check_name(name)
-            .map_err(|e| QueueError::Invalid(e.replace("queue name", "topic name")))?;
+        vulcan_domain::check_resource_name("topic", name).map_err(QueueError::Invalid)?;
         let topic = Topic {
             id: format!("t{}", ulid::Ulid::new().to_string().to_lowercase()),
             tenant: tenant.to_owned(),
@@ -311,7 +315,7 @@ impl Engine {
     ) -> Result<(Topic, Subscription), QueueError> {
         match (&queue, &function) {
             (Some(q), None) => {
-                self.queue(tenant, q).await?;
+                self.inner.queues.definition(tenant, q).await?;
             }
             (None, Some(f)) => {
                 self.function(tenant, f).await?;
@@ -359,9 +363,10 @@ impl Engine {
         for s in &current.subscriptions {
             let Some(queue) = &s.queue else { continue };
             let max = self
-                .queue(tenant, queue)
+                .inner
+                .queues
+                .definition(tenant, queue)
                 .await?
-                .queue
                 .config
                 .max_message_bytes as usize;
             if body.len() > max {

@@ -4,6 +4,51 @@
 use time::OffsetDateTime;
 use vulcan_domain::{Queue, QueueCounts, StoreError};
 
+/// The tables of queues, their messages, the dedup ids and topics: one migration of each
+/// store (SQLite's 14, PostgreSQL's 10), the same SQL for both. Once shipped, never edited:
+/// a change is a migration of its own.
+pub(crate) const SCHEMA: &str = r#"
+    CREATE TABLE queues (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        dead_letter TEXT,
+        deliveries BIGINT NOT NULL DEFAULT 0,
+        redeliveries BIGINT NOT NULL DEFAULT 0,
+        dead_lettered BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (tenant, name)
+    );
+    CREATE TABLE queue_messages (
+        id TEXT PRIMARY KEY,
+        queue_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        sent_at BIGINT NOT NULL,
+        visible_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        receives BIGINT NOT NULL DEFAULT 0,
+        receipt TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX queue_messages_in_order ON queue_messages (queue_id, id);
+    CREATE INDEX queue_messages_by_receives ON queue_messages (queue_id, receives);
+    CREATE INDEX queue_messages_by_expiry ON queue_messages (queue_id, expires_at);
+    CREATE UNIQUE INDEX queue_messages_receipt ON queue_messages (receipt) WHERE receipt IS NOT NULL;
+    CREATE TABLE queue_dedup (
+        queue_id TEXT NOT NULL,
+        dedup_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        until_ms BIGINT NOT NULL,
+        PRIMARY KEY (queue_id, dedup_id)
+    );
+    CREATE TABLE topics (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
+    );
+    "#;
+
 pub(crate) fn queue_to_json(queue: &Queue) -> Result<String, StoreError> {
     serde_json::to_string(queue).map_err(|e| StoreError::Io(format!("a queue's record: {e}")))
 }

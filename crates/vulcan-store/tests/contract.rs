@@ -2040,6 +2040,12 @@ async fn queues_deliver_each_message_to_one_consumer_until_acked_then_dead_lette
     let second = q.receive("a", "jobs", 5, None, t0).await.unwrap();
     assert_eq!(second.len(), 1, "the first two are in flight");
     assert_eq!(second[0].body, "3");
+    let definition = q.definition("a", "jobs").await.unwrap();
+    assert_eq!(definition, q.queue("a", "jobs", t0).await.unwrap().queue);
+    assert!(matches!(
+        q.definition("b", "jobs").await,
+        Err(StoreError::Missing(_))
+    ));
     let counts = q.queue("a", "jobs", t0).await.unwrap().counts;
     assert_eq!((counts.depth, counts.in_flight), (0, 3));
 

@@ -89,7 +89,7 @@ pub async fn create(
             "give the queue's \"name\" (1-63 of a-z, 0-9, '-' and '_')",
         ));
     };
-    if state.engine.queue(&tenant, &name).await.is_ok() {
+    if state.engine.queue_definition(&tenant, &name).await.is_ok() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
@@ -123,8 +123,8 @@ pub async fn put(
             body.name.unwrap_or_default()
         )));
     }
-    let base = match state.engine.queue(&tenant, &name).await {
-        Ok(view) => view.queue.config,
+    let base = match state.engine.queue_definition(&tenant, &name).await {
+        Ok(queue) => queue.config,
         Err(QueueError::Store(vulcan_domain::StoreError::Missing(_))) => QueueConfig::default(),
         Err(e) => return Err(e.into()),
     };

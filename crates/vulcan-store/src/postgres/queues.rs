@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 use vulcan_domain::{
-    missing_queue, missing_topic, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent,
-    StoreError, Subscription, Topic, DEDUP_WINDOW_S,
+    missing_queue, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent, StoreError,
+    Subscription, Topic, DEDUP_WINDOW_S,
 };
 
+use super::topics::load_topic;
 use super::workloads::{from_ms, to_ms};
 use super::{Fail, PgStore};
 use crate::queues::{
@@ -37,25 +38,6 @@ async fn load(
         .await?
         .ok_or_else(|| missing_queue(name))?;
     Ok((row.get(0), queue_from_json(row.get(1))?, row.get(2)))
-}
-
-/// The tenant's topic `name`, its row locked until the transaction ends when `lock`.
-async fn load_topic(
-    c: &impl GenericClient,
-    tenant: &str,
-    name: &str,
-    lock: bool,
-) -> Result<Topic, Fail> {
-    let sql = if lock {
-        "SELECT record FROM topics WHERE tenant = $1 AND name = $2 FOR UPDATE"
-    } else {
-        "SELECT record FROM topics WHERE tenant = $1 AND name = $2"
-    };
-    let row = c
-        .query_opt(sql, &[&tenant, &name])
-        .await?
-        .ok_or_else(|| missing_topic(name))?;
-    Ok(topic_from_json(row.get(0))?)
 }
 
 /// Holds the tenant's queue definitions still until the transaction ends.
@@ -153,34 +135,6 @@ async fn send_in(
     Ok(sent)
 }
 
-impl PgStore {
-    /// Changes the tenant's topic `name` with `change` (run again if the transaction is),
-    /// its row locked meanwhile.
-    async fn change_topic(
-        &self,
-        tenant: &str,
-        name: &str,
-        change: impl Fn(&mut Topic) -> Result<(), StoreError> + Send + Sync,
-    ) -> Result<Topic, StoreError> {
-        let change = &change;
-        self.run(|c, _| {
-            Box::pin(async move {
-                let tx = c.transaction().await?;
-                let mut topic = load_topic(&tx, tenant, name, true).await?;
-                change(&mut topic)?;
-                tx.execute(
-                    "UPDATE topics SET record = $1 WHERE tenant = $2 AND name = $3",
-                    &[&topic_to_json(&topic)?, &tenant, &name],
-                )
-                .await?;
-                tx.commit().await?;
-                Ok(topic)
-            })
-        })
-        .await
-    }
-}
-
 #[async_trait]
 impl QueueStore for PgStore {
     async fn put_queue(&self, queue: &Queue, max_per_tenant: u32) -> Result<bool, StoreError> {
@@ -249,6 +203,11 @@ impl QueueStore for PgStore {
             })
         })
         .await
+    }
+
+    async fn definition(&self, tenant: &str, name: &str) -> Result<Queue, StoreError> {
+        self.run(|c, _| Box::pin(async move { Ok(load(&*c, tenant, name, false).await?.1) }))
+            .await
     }
 
     async fn queue(

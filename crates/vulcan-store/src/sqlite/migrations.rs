@@ -327,49 +327,9 @@ const MIGRATIONS: &[Step] = &[
     );
     "#),
     // 14: queues (each kept whole as JSON, with its dead-letter queue's id and counters),
-    // their messages, the dedup ids remembered for a window, and topics (each kept whole as
-    // JSON with its subscriptions).
-    Sql(r#"
-    CREATE TABLE queues (
-        id TEXT PRIMARY KEY,
-        tenant TEXT NOT NULL,
-        name TEXT NOT NULL,
-        record TEXT NOT NULL,
-        dead_letter TEXT,
-        deliveries BIGINT NOT NULL DEFAULT 0,
-        redeliveries BIGINT NOT NULL DEFAULT 0,
-        dead_lettered BIGINT NOT NULL DEFAULT 0,
-        UNIQUE (tenant, name)
-    );
-    CREATE TABLE queue_messages (
-        id TEXT PRIMARY KEY,
-        queue_id TEXT NOT NULL,
-        body TEXT NOT NULL,
-        sent_at BIGINT NOT NULL,
-        visible_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL,
-        receives BIGINT NOT NULL DEFAULT 0,
-        receipt TEXT,
-        last_error TEXT
-    );
-    CREATE INDEX queue_messages_in_order ON queue_messages (queue_id, id);
-    CREATE INDEX queue_messages_by_receives ON queue_messages (queue_id, receives);
-    CREATE INDEX queue_messages_by_expiry ON queue_messages (queue_id, expires_at);
-    CREATE UNIQUE INDEX queue_messages_receipt ON queue_messages (receipt) WHERE receipt IS NOT NULL;
-    CREATE TABLE queue_dedup (
-        queue_id TEXT NOT NULL,
-        dedup_id TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        until_ms BIGINT NOT NULL,
-        PRIMARY KEY (queue_id, dedup_id)
-    );
-    CREATE TABLE topics (
-        tenant TEXT NOT NULL,
-        name TEXT NOT NULL,
-        record TEXT NOT NULL,
-        PRIMARY KEY (tenant, name)
-    );
-    "#),
+    // their messages, the dedup ids remembered for a window, and topics: the same SQL as
+    // PostgreSQL's 10.
+    Sql(crate::queues::SCHEMA),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

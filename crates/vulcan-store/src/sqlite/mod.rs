@@ -18,6 +18,7 @@ mod sandboxes;
 mod schedules;
 mod secrets;
 mod stats;
+mod topics;
 mod transitions;
 mod workloads;
 

@@ -5,10 +5,11 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 use vulcan_domain::{
-    missing_queue, missing_topic, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent,
-    StoreError, Subscription, Topic, DEDUP_WINDOW_S,
+    missing_queue, Delivery, NewMessage, Queue, QueueStore, QueueView, Sent, StoreError,
+    Subscription, Topic, DEDUP_WINDOW_S,
 };
 
+use super::topics::load_topic;
 use super::{from_ms, io, to_ms, SqliteStore};
 use crate::queues::{
     counts, counts_sql, dead_letter_cycle, missing_dead_letter, queue_from_json, queue_to_json,
@@ -59,18 +60,7 @@ fn view(conn: &Connection, queue: Queue, now: OffsetDateTime) -> Result<QueueVie
     })
 }
 
-fn load_topic(conn: &Connection, tenant: &str, name: &str) -> Result<Topic, StoreError> {
-    let json: String = conn
-        .prepare_cached("SELECT record FROM topics WHERE tenant = ?1 AND name = ?2")
-        .map_err(io)?
-        .query_row(params![tenant, name], |r| r.get(0))
-        .optional()
-        .map_err(io)?
-        .ok_or_else(|| missing_topic(name))?;
-    topic_from_json(&json)
-}
-
-fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+pub(super) fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(io)
 }
@@ -139,30 +129,6 @@ fn send_in(
     Ok(sent)
 }
 
-impl SqliteStore {
-    /// Changes the tenant's topic `name` with `change`, in one transaction.
-    async fn change_topic(
-        &self,
-        tenant: &str,
-        name: &str,
-        change: impl FnOnce(&mut Topic) -> Result<(), StoreError> + Send + 'static,
-    ) -> Result<Topic, StoreError> {
-        let (tenant, name) = (tenant.to_owned(), name.to_owned());
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let mut topic = load_topic(&tx, &tenant, &name)?;
-            change(&mut topic)?;
-            tx.prepare_cached("UPDATE topics SET record = ?1 WHERE tenant = ?2 AND name = ?3")
-                .map_err(io)?
-                .execute(params![topic_to_json(&topic)?, tenant, name])
-                .map_err(io)?;
-            tx.commit().map_err(io)?;
-            Ok(topic)
-        })
-        .await
-    }
-}
-
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn put_queue(&self, queue: &Queue, max_per_tenant: u32) -> Result<bool, StoreError> {
@@ -227,6 +193,12 @@ impl QueueStore for SqliteStore {
             Ok(existing.is_none())
         })
         .await
+    }
+
+    async fn definition(&self, tenant: &str, name: &str) -> Result<Queue, StoreError> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.read(move |conn| Ok(load(conn, &tenant, &name)?.1))
+            .await
     }
 
     async fn queue(

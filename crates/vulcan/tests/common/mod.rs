@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod queues;
 pub mod sandbox_host;
 
 pub struct Server {
