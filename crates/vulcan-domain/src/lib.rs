@@ -1,7 +1,8 @@
 //! Vulcan's domain: what a workload is, how its status may change, and the ports every
 //! adapter plugs into — [`Backend`] (runs code), [`WorkloadStore`], [`LogStore`],
 //! [`StatsStore`], [`BenchmarkStore`], [`FunctionStore`], [`ScheduleStore`],
-//! [`SecretStore`], [`AccessStore`], [`ImageIndex`], [`SandboxStore`], [`QueueStore`] and
+//! [`SecretStore`], [`AccessStore`], [`ImageIndex`], [`SandboxStore`], [`QueueStore`],
+//! [`FollowupStore`] and
 //! [`NodeStore`]
 //! (keep state), [`SandboxDriver`] (holds sandboxes open),
 //! [`SignalBus`] (tells the other nodes, and hears them).
@@ -13,6 +14,7 @@ mod access;
 mod backend;
 mod cluster;
 mod code;
+mod followup;
 mod function;
 mod images;
 mod kinds;
@@ -42,6 +44,10 @@ pub use cluster::{
     Alone, Deliver, Housekept, NodeBackend, NodeRecord, NodeState, NodeStore, Signal, SignalBus,
 };
 pub use code::Code;
+pub use followup::{
+    check_url, AsyncOptions, AsyncPolicy, Followup, FollowupKind, FollowupStore, NewPost,
+    OnFailure, Retry, Settle, SIGNING_SECRET,
+};
 pub use function::{
     valid_function_name, Deployed, Function, FunctionCode, FunctionStore, FunctionVersion,
     Invocation, QueueTrigger,

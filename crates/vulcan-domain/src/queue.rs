@@ -176,8 +176,9 @@ pub struct Topic {
     pub created_at: OffsetDateTime,
 }
 
-/// Where a topic's messages go: a queue of the tenant's (in the transaction that publishes)
-/// or a function (invoked once per message).
+/// Where a topic's messages go: a queue of the tenant's (in the transaction that publishes),
+/// a function (invoked once per message, retried twice when it fails) or a URL (POSTed
+/// each message, signed, retried until it answers 2xx).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
@@ -186,6 +187,13 @@ pub struct Subscription {
     pub queue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// POSTed each message (signed and retried as a callback is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Whether `url` may be in a never-reachable range (an admin subscribed it, or the
+    /// tenant's quota lists it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private_ok: bool,
 }
 
 /// Keeps queues and their messages. `now` is the caller's clock, in every call that
@@ -303,8 +311,11 @@ pub trait QueueStore: Send + Sync {
 impl Topic {
     /// Adds `subscription` unless one has its target, or the topic has `max`.
     pub fn add(&mut self, subscription: Subscription, max: u32) -> Result<(), StoreError> {
-        let same =
-            |s: &Subscription| s.queue == subscription.queue && s.function == subscription.function;
+        let same = |s: &Subscription| {
+            s.queue == subscription.queue
+                && s.function == subscription.function
+                && s.url == subscription.url
+        };
         if self.subscriptions.iter().any(same) {
             return Err(StoreError::Conflict(format!(
                 "topic {} has that subscription already",

@@ -52,6 +52,9 @@ pub struct WorkloadSpec {
     /// are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invocation: Option<crate::Invocation>,
+    /// For an async workload: its retries, age limit, failure queue and callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_policy: Option<crate::AsyncPolicy>,
 }
 
 /// What came out of a run that the backend saw through to the end. A backend that could

@@ -82,6 +82,7 @@ pub fn spec(id: &str, runtime: Runtime, isolation: Isolation, code: &str) -> Wor
         input: serde_json::Value::Null,
         note: None,
         invocation: None,
+        async_policy: None,
     }
 }
 

@@ -154,7 +154,7 @@ async fn receive_batch(
 }
 
 /// Seconds before a message received `receive_count` times is tried again.
-fn backoff_s(receive_count: u32) -> u32 {
+pub(crate) fn backoff_s(receive_count: u32) -> u32 {
     let base = 1u32 << receive_count.saturating_sub(1).min(9);
     let base = base.min(300);
     base + rand_below(base / 2 + 1)
@@ -194,6 +194,7 @@ async fn invoke_with(engine: &Engine, key: &Key, batch: Vec<Delivery>) {
             input,
             quota,
             Some((trigger, None)),
+            Default::default(),
         )
         .await
     {

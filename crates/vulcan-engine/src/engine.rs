@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use vulcan_domain::{
-    AccessStore, BenchmarkStore, Expect, FunctionStore, ImageCatalog, Isolation, LogStore,
-    NodeRecord, NodeStore, QueueStore, SandboxStore, ScheduleStore, SecretStore, Signal, SignalBus,
-    StatsStore, StoreError, TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
+    AccessStore, BenchmarkStore, Expect, FollowupStore, FunctionStore, ImageCatalog, Isolation,
+    LogStore, NodeRecord, NodeStore, QueueStore, SandboxStore, ScheduleStore, SecretStore, Signal,
+    SignalBus, StatsStore, StoreError, TerminalUpdate, Workload, WorkloadStatus, WorkloadStore,
 };
 
 use crate::cluster::ClusterView;
@@ -68,6 +68,8 @@ pub struct Stores {
     pub access: Arc<dyn AccessStore>,
     pub sandboxes: Arc<dyn SandboxStore>,
     pub queues: Arc<dyn QueueStore>,
+    /// What follows async workloads (retries, failure queues, callbacks) and POSTs to make.
+    pub followups: Arc<dyn FollowupStore>,
     /// Signals to the other nodes ([`vulcan_domain::Alone`] for a node on its own).
     pub bus: Arc<dyn SignalBus>,
 }
@@ -85,6 +87,7 @@ pub trait EveryPort:
     + AccessStore
     + SandboxStore
     + QueueStore
+    + FollowupStore
     + Clone
     + 'static
 {
@@ -102,6 +105,7 @@ impl<S> EveryPort for S where
         + AccessStore
         + SandboxStore
         + QueueStore
+        + FollowupStore
         + Clone
         + 'static
 {
@@ -121,7 +125,8 @@ impl Stores {
             secrets: Arc::new(store.clone()),
             access: Arc::new(store.clone()),
             sandboxes: Arc::new(store.clone()),
-            queues: Arc::new(store),
+            queues: Arc::new(store.clone()),
+            followups: Arc::new(store),
             bus,
         }
     }
@@ -141,6 +146,7 @@ pub(crate) struct Inner {
     pub access: Arc<dyn AccessStore>,
     pub sandbox_store: Arc<dyn SandboxStore>,
     pub queues: Arc<dyn QueueStore>,
+    pub followups: Arc<dyn FollowupStore>,
     /// Wakes receives waiting on a queue when a message was sent (or given back) here.
     pub queue_sent: tokio::sync::Notify,
     /// Wakes the queue consumers when a function was deployed, activated or deleted here.
@@ -231,6 +237,7 @@ impl Engine {
                 access: stores.access,
                 sandbox_store: stores.sandboxes,
                 queues: stores.queues,
+                followups: stores.followups,
                 queue_sent: tokio::sync::Notify::new(),
                 triggers_changed: tokio::sync::Notify::new(),
                 sandboxes: Default::default(),
@@ -462,6 +469,7 @@ impl Engine {
         tokio::spawn(crate::cluster::heartbeat(self.inner.clone()));
         tokio::spawn(crate::schedules::run_scheduler(self.inner.clone()));
         tokio::spawn(crate::consumers::run(self.clone()));
+        tokio::spawn(crate::followups::run(self.clone()));
         if !self.inner.sandboxes.drivers.is_empty() {
             tokio::spawn(crate::sandboxes::reap(self.inner.clone()));
         }

@@ -354,7 +354,22 @@ impl Engine {
         input: serde_json::Value,
         quota: Option<Quota>,
     ) -> Result<Workload, SubmitError> {
-        self.invoke_as(tenant, name, input, quota, None).await
+        self.invoke_as(tenant, name, input, quota, None, Default::default())
+            .await
+    }
+
+    /// [`Engine::invoke`], async, with what follows its end: retries, an age limit, a
+    /// failure queue, a callback.
+    pub async fn invoke_async(
+        &self,
+        tenant: &str,
+        name: &str,
+        input: serde_json::Value,
+        quota: Option<Quota>,
+        after: vulcan_domain::AsyncOptions,
+    ) -> Result<Workload, SubmitError> {
+        self.invoke_as(tenant, name, input, quota, None, after)
+            .await
     }
 
     /// [`Engine::invoke`], for a trigger: a schedule's invocation claims its tick in the
@@ -366,6 +381,7 @@ impl Engine {
         input: serde_json::Value,
         quota: Option<Quota>,
         trigger: Option<(Trigger, Option<Tick>)>,
+        after: vulcan_domain::AsyncOptions,
     ) -> Result<Workload, SubmitError> {
         if *self.inner.stopping.borrow() {
             return Err(SubmitError::ShuttingDown);
@@ -383,6 +399,7 @@ impl Engine {
             quota.as_ref(),
         )?;
         let route = self.route(&code.run).await?;
+        let async_policy = self.async_policy(tenant, quota.as_ref(), after).await?;
         let id = self.new_id();
         let input_hash = {
             let mut h = Sha256::new();
@@ -430,6 +447,7 @@ impl Engine {
             input,
             note: route.fallback,
             invocation: Some(invocation),
+            async_policy,
         };
         self.admit(workload, spec, quota, trigger.and_then(|(_, tick)| tick))
             .await

@@ -23,6 +23,7 @@ mod consumers;
 mod dispatch;
 mod engine;
 pub mod events;
+mod followups;
 mod functions;
 pub mod metrics;
 mod queries;

@@ -65,6 +65,11 @@ struct Ended {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PostOutcome {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendEvent {
     backend: String,
     event: String,
@@ -125,6 +130,8 @@ struct Series {
     free_slots: Family<Backend, Gauge>,
     backend_events: Family<BackendEvent, Counter>,
     queue_sent: Counter,
+    retries: Counter,
+    posts: Family<PostOutcome, Counter>,
     queue_depth: Family<QueueLabel, Gauge>,
     queue_in_flight: Family<QueueLabel, Gauge>,
     queue_oldest: Family<QueueLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -178,6 +185,8 @@ impl Metrics {
             free_slots: Family::default(),
             backend_events: Family::default(),
             queue_sent: Counter::default(),
+            retries: Counter::default(),
+            posts: Family::default(),
             queue_depth: Family::default(),
             queue_in_flight: Family::default(),
             queue_oldest: Family::default(),
@@ -292,6 +301,16 @@ impl Metrics {
             "vulcan_queue_messages_sent",
             "Messages sent to queues through this node (duplicates by dedup id not counted)",
             s.queue_sent.clone(),
+        );
+        r.register(
+            "vulcan_workload_retries",
+            "Failed async workloads submitted again (their retry policy) by this node",
+            s.retries.clone(),
+        );
+        r.register(
+            "vulcan_callback_posts",
+            "Tries of callbacks and url subscriptions' POSTs by this node, by outcome (delivered, failed: tried again, given_up, refused: a forbidden destination or no signing secret)",
+            s.posts.clone(),
         );
         for (name, help, family) in [
             (
@@ -468,6 +487,21 @@ impl Metrics {
             .set(i64::from(available));
         s.slots.get_or_create(&backend(name)).set(slots as i64);
         s.free_slots.get_or_create(&backend(name)).set(free as i64);
+    }
+
+    /// A failed async workload submitted again.
+    pub fn workload_retried(&self) {
+        self.series.retries.inc();
+    }
+
+    /// One try of a POST, and how it went.
+    pub fn post_made(&self, outcome: &str) {
+        self.series
+            .posts
+            .get_or_create(&PostOutcome {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Messages sent through this node.

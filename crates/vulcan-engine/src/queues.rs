@@ -37,6 +37,14 @@ pub enum QueueError {
     Store(#[from] StoreError),
 }
 
+/// What a subscription delivers to: exactly one of these.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionTarget {
+    pub queue: Option<String>,
+    pub function: Option<String>,
+    pub url: Option<String>,
+}
+
 /// A message as a request sends it.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -257,6 +265,8 @@ pub const MAX_SUBSCRIPTIONS: u32 = 20;
 pub struct Published {
     pub queues: Vec<PublishedTo>,
     pub functions: Vec<Invoked>,
+    /// POSTs stored for the url subscriptions (made by whichever node takes them).
+    pub urls: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -305,32 +315,47 @@ impl Engine {
         Ok(self.inner.queues.delete_topic(tenant, name).await?)
     }
 
-    /// Subscribes a queue or a function (exactly one) of the tenant's to the topic.
+    /// Subscribes a queue or a function of the tenant's, or a URL (exactly one), to the
+    /// topic. `quota` is the caller's (`None` for admins): a URL in a never-reachable range
+    /// needs an admin or the quota's `egress_allow`.
     pub async fn subscribe(
         &self,
         tenant: &str,
         topic: &str,
-        queue: Option<String>,
-        function: Option<String>,
+        target: SubscriptionTarget,
+        quota: Option<&vulcan_domain::Quota>,
     ) -> Result<(Topic, Subscription), QueueError> {
-        match (&queue, &function) {
-            (Some(q), None) => {
+        let mut private_ok = false;
+        match (&target.queue, &target.function, &target.url) {
+            (Some(q), None, None) => {
                 self.inner.queues.definition(tenant, q).await?;
             }
-            (None, Some(f)) => {
+            (None, Some(f), None) => {
                 self.function(tenant, f).await?;
+            }
+            (None, None, Some(url)) => {
+                private_ok = self
+                    .check_destination(tenant, quota, url)
+                    .await
+                    .map_err(|e| match e {
+                        crate::SubmitError::Store(e) => QueueError::Store(e),
+                        crate::SubmitError::Refused(r) => QueueError::Store(StoreError::Refused(r)),
+                        other => QueueError::Invalid(other.to_string()),
+                    })?;
             }
             _ => {
                 return Err(QueueError::Invalid(
-                    "give a \"queue\" or a \"function\" of the tenant's to subscribe, one of them"
+                    "give a \"queue\" or a \"function\" of the tenant's, or a \"url\", to subscribe: one of them"
                         .into(),
                 ))
             }
         }
         let subscription = Subscription {
             id: format!("sub{}", ulid::Ulid::new().to_string().to_lowercase()),
-            queue,
-            function,
+            queue: target.queue,
+            function: target.function,
+            url: target.url,
+            private_ok,
         };
         let topic = self
             .inner
@@ -394,14 +419,30 @@ impl Engine {
             "topic": topic,
             "message": {"body": serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()},
         });
+        let urls: Vec<(String, bool)> = topic_then
+            .subscriptions
+            .iter()
+            .filter_map(|s| s.url.clone().map(|u| (u, s.private_ok)))
+            .collect();
+        self.add_posts(tenant, &urls, &input.to_string()).await?;
         let quota = self.quota_of(tenant).await.ok();
+        // Each function's copy is retried as an async invocation asking for two retries.
+        let retried = vulcan_domain::AsyncOptions {
+            retry: Some(vulcan_domain::Retry {
+                max_attempts: 3,
+                backoff_s: 1,
+            }),
+            ..Default::default()
+        };
         let mut functions = Vec::new();
         for f in topic_then
             .subscriptions
             .iter()
             .filter_map(|s| s.function.as_ref())
         {
-            let invoked = self.invoke(tenant, f, input.clone(), quota.clone()).await;
+            let invoked = self
+                .invoke_async(tenant, f, input.clone(), quota.clone(), retried.clone())
+                .await;
             functions.push(Invoked {
                 function: f.clone(),
                 workload_id: invoked.as_ref().ok().map(|w| w.id.clone()),
@@ -414,6 +455,7 @@ impl Engine {
                 .map(|(queue, sent)| PublishedTo { queue, sent })
                 .collect(),
             functions,
+            urls: urls.len(),
         })
     }
 }

@@ -396,6 +396,7 @@ async fn fire(engine: &Engine, schedule: Schedule) {
                 },
                 Some(tick.clone()),
             )),
+            Default::default(),
         )
         .await;
     match fired {

@@ -43,6 +43,8 @@ pub struct Submission {
     pub quota: Option<Quota>,
     /// Whether the caller may have an unregistered image pulled.
     pub pulls: ImagePulls,
+    /// For an async workload: its retries, age limit, failure queue and callback.
+    pub after: vulcan_domain::AsyncOptions,
 }
 
 /// What a caller may have pulled when a run names an image that is not registered.

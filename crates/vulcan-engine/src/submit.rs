@@ -85,6 +85,7 @@ impl Engine {
             tenant,
             quota,
             pulls,
+            after,
         } = submission;
         let defaults = self.image_defaults(&mut code, pulls).await?;
         let mut run = code.validate(defaults, &inner.config.limits)?;
@@ -97,6 +98,7 @@ impl Engine {
         let requested = run.isolation;
         let route = self.route(&run).await?;
         self.check_secrets(&tenant, &run.secrets).await?;
+        let async_policy = self.async_policy(&tenant, quota.as_ref(), after).await?;
         run.isolation = route.isolation;
         let id = inner.new_id();
         let workload = Workload::pending(
@@ -115,6 +117,7 @@ impl Engine {
             input,
             note: route.fallback,
             invocation: None,
+            async_policy,
         };
         self.admit(workload, spec, quota, None).await
     }

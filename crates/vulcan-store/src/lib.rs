@@ -15,6 +15,7 @@
 //! (`tests/contract.rs`) runs against both.
 
 mod admission;
+mod followups;
 mod functions;
 mod histogram;
 mod housekeeping;

@@ -232,6 +232,7 @@ pub fn workload(
         input: serde_json::json!({"a": 1}),
         note: Some("auto: a note".into()),
         invocation: None,
+        async_policy: None,
     };
     (w, spec)
 }

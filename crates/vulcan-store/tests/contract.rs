@@ -6,14 +6,15 @@ use std::sync::{Arc, Mutex, Weak};
 
 use time::OffsetDateTime;
 use vulcan_domain::{
-    AccessStore, Admission, ApiKey, AuditEntry, AuditFilter, BenchmarkStore, Code, Expect,
-    FunctionCode, FunctionStore, ImageConfig, ImageIndex, ImageRecord, Isolation, ListFilter,
-    LogLine, LogStore, LogStream, NewMessage, NodeRecord, NodeState, NodeStore, NodeTemplate,
-    Overlap, PauseMode, Queue, QueueConfig, QueueStore, Quota, Refusal, Resources, Role, Runtime,
-    Sandbox, SandboxFilter, SandboxResources, SandboxRoom, SandboxState, SandboxStore, Schedule,
-    ScheduleStore, Sealed, SecretStore, StatsStore, StoreError, Subscription, TemplateOnNode,
-    TerminalUpdate, Tick, Topic, Trigger, Volume, VolumeMount, Workload, WorkloadSpec,
-    WorkloadStatus, WorkloadStore,
+    AccessStore, Admission, ApiKey, AsyncPolicy, AuditEntry, AuditFilter, BenchmarkStore, Code,
+    Expect, FollowupKind, FollowupStore, FunctionCode, FunctionStore, ImageConfig, ImageIndex,
+    ImageRecord, Isolation, ListFilter, LogLine, LogStore, LogStream, NewMessage, NewPost,
+    NodeRecord, NodeState, NodeStore, NodeTemplate, Overlap, PauseMode, Queue, QueueConfig,
+    QueueStore, Quota, Refusal, Resources, Retry, Role, Runtime, Sandbox, SandboxFilter,
+    SandboxResources, SandboxRoom, SandboxState, SandboxStore, Schedule, ScheduleStore, Sealed,
+    SecretStore, Settle, StatsStore, StoreError, Subscription, TemplateOnNode, TerminalUpdate,
+    Tick, Topic, Trigger, Volume, VolumeMount, Workload, WorkloadSpec, WorkloadStatus,
+    WorkloadStore,
 };
 use vulcan_store::testing::{workload, PgServer};
 use vulcan_store::{PgStore, SqliteStore};
@@ -32,6 +33,7 @@ struct Stores {
     secrets: Arc<dyn SecretStore>,
     sandboxes: Arc<dyn SandboxStore>,
     queues: Arc<dyn QueueStore>,
+    followups: Arc<dyn FollowupStore>,
     raw: Raw,
     _keep: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -83,7 +85,8 @@ async fn sqlite() -> Stores {
         schedules: Arc::new(store.clone()),
         secrets: Arc::new(store.clone()),
         sandboxes: Arc::new(store.clone()),
-        queues: Arc::new(store),
+        queues: Arc::new(store.clone()),
+        followups: Arc::new(store),
         raw: Raw::Sqlite(path),
         _keep: Box::new(dir),
     }
@@ -117,7 +120,8 @@ async fn postgres() -> Stores {
         schedules: Arc::new(store.clone()),
         secrets: Arc::new(store.clone()),
         sandboxes: Arc::new(store.clone()),
-        queues: Arc::new(store),
+        queues: Arc::new(store.clone()),
+        followups: Arc::new(store),
         raw: Raw::Pg(url),
         _keep: Box::new(server),
     }
@@ -2236,6 +2240,8 @@ async fn a_topic_gives_each_subscribed_queue_its_own_copy_in_one_transaction(s: 
         id: id.into(),
         queue: Some(queue.into()),
         function: None,
+        url: None,
+        private_ok: false,
     };
     q.subscribe("a", "orders", &sub("s1", "audit"), 10)
         .await
@@ -2306,6 +2312,143 @@ async fn a_topic_gives_each_subscribed_queue_its_own_copy_in_one_transaction(s: 
     ));
 }
 
+async fn an_async_workloads_follow_up_is_taken_once_it_ends_under_a_lease(s: Stores) {
+    let t0 = OffsetDateTime::now_utc();
+    let secs = |n: i64| time::Duration::seconds(n);
+    let f = &s.followups;
+    let policy = AsyncPolicy {
+        retry: Some(Retry {
+            max_attempts: 3,
+            backoff_s: 1,
+        }),
+        max_age_s: Some(60),
+        on_failure: None,
+        callback_url: Some("http://127.0.0.1:9/cb".into()),
+        attempt: 1,
+        first_submitted_at: t0,
+        private_ok: true,
+    };
+    let (w, mut spec) = workload("01F1", Isolation::Isolate);
+    spec.async_policy = Some(policy.clone());
+    put(&s, &w, &spec).await;
+    // A workload without a policy has no follow-up.
+    let (plain, plain_spec) = workload("01F2", Isolation::Isolate);
+    put(&s, &plain, &plain_spec).await;
+    assert!(
+        f.take_followups(t0, t0 + secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing while it waits"
+    );
+    s.workloads
+        .finish("01F1", &done(WorkloadStatus::Failed, 5), &Expect::Live)
+        .await
+        .unwrap();
+    s.workloads
+        .finish("01F2", &done(WorkloadStatus::Failed, 5), &Expect::Live)
+        .await
+        .unwrap();
+    let taken = f.take_followups(t0, t0 + secs(60), 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!((taken[0].id.as_str(), taken[0].attempts), ("01F1", 1));
+    assert_eq!(
+        taken[0].kind,
+        FollowupKind::Workload {
+            policy: Box::new(policy.clone())
+        }
+    );
+    assert!(
+        f.take_followups(t0, t0 + secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    // The retry's id is fixed the first time.
+    assert_eq!(f.retry_id("01F1", "01R1").await.unwrap(), "01R1");
+    assert_eq!(f.retry_id("01F1", "01R2").await.unwrap(), "01R1");
+    assert!(matches!(
+        f.retry_id("nope", "x").await,
+        Err(StoreError::Missing(_))
+    ));
+    // Given back for later: taken again once due, counted.
+    f.settle_followup(
+        "01F1",
+        &Settle::Later {
+            due_at: t0 + secs(2),
+            error: Some("queue full".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(f
+        .take_followups(t0 + secs(1), t0 + secs(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = f
+        .take_followups(t0 + secs(2), t0 + secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    // Done, leading to a POST stored in the same transaction (once, by its id).
+    let post = NewPost {
+        id: "cb-01F1".into(),
+        tenant: "default".into(),
+        url: "http://127.0.0.1:9/cb".into(),
+        body: "{}".into(),
+        private_ok: true,
+        due_at: t0,
+    };
+    f.settle_followup(
+        "01F1",
+        &Settle::Done {
+            then: Some(post.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    f.add_posts(std::slice::from_ref(&post)).await.unwrap();
+    assert_eq!(
+        f.followup_counts().await.unwrap(),
+        vec![("post".to_owned(), 1)]
+    );
+    let posts = f.take_followups(t0, t0 + secs(60), 10).await.unwrap();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].kind,
+        FollowupKind::Post {
+            url: post.url.clone(),
+            body: "{}".into(),
+            private_ok: true
+        }
+    );
+    f.settle_followup("cb-01F1", &Settle::Done { then: None })
+        .await
+        .unwrap();
+    assert!(f.followup_counts().await.unwrap().is_empty());
+
+    // One still waiting past its age limit is taken; one within it is not.
+    let (old, mut old_spec) = workload("01F3", Isolation::Isolate);
+    old_spec.async_policy = Some(AsyncPolicy {
+        max_age_s: Some(5),
+        ..policy.clone()
+    });
+    put(&s, &old, &old_spec).await;
+    assert!(f
+        .take_followups(t0 + secs(4), t0 + secs(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let expired = f
+        .take_followups(t0 + secs(6), t0 + secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].id, "01F3");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -2356,4 +2499,5 @@ contract!(
     queues_deliver_each_message_to_one_consumer_until_acked_then_dead_letter_it,
     concurrent_consumers_never_receive_one_message_twice,
     a_topic_gives_each_subscribed_queue_its_own_copy_in_one_transaction,
+    an_async_workloads_follow_up_is_taken_once_it_ends_under_a_lease,
 );

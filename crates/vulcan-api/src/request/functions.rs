@@ -10,7 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use vulcan_domain::{Function, FunctionVersion, Permission, Workload};
+use vulcan_domain::{
+    AsyncOptions, Function, FunctionVersion, OnFailure, Permission, Retry, Workload,
+};
 use vulcan_engine::DeployRequest;
 
 use crate::auth::{AuditTarget, Caller};
@@ -212,9 +214,49 @@ pub async fn remove(
     ))
 }
 
+/// An async invocation's `retry`, `max_age_s`, `on_failure` and `callback_url`, from the
+/// query (the body is the input): `max_attempts`, `backoff_s`, `max_age_s`,
+/// `on_failure_queue`, `callback_url`.
+fn async_options(params: &HashMap<String, String>) -> Result<AsyncOptions, ApiError> {
+    let number = |key: &str| -> Result<Option<u32>, ApiError> {
+        params
+            .get(key)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "query parameter {key}={v:?} is not a whole number"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let backoff_s = number("backoff_s")?;
+    let retry = match (number("max_attempts")?, backoff_s) {
+        (Some(max_attempts), backoff_s) => Some(Retry {
+            max_attempts,
+            backoff_s: backoff_s.unwrap_or(1),
+        }),
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "query parameter backoff_s needs max_attempts",
+            ))
+        }
+        (None, None) => None,
+    };
+    Ok(AsyncOptions {
+        retry,
+        max_age_s: number("max_age_s")?,
+        on_failure: params
+            .get("on_failure_queue")
+            .map(|q| OnFailure { queue: q.clone() }),
+        callback_url: params.get("callback_url").cloned(),
+    })
+}
+
 /// `POST /v1/functions/{name}/invoke[?async=true]`: the body is the input. Answers like
-/// `POST /v1/workloads` (or `/v1/workloads/async` with `async=true`).
-#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path), ("async" = Option<bool>, Query, description = "Answer 202 at once"), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 200, description = "OK", body = vulcan_domain::Workload), (status = 202, description = "Accepted", body = vulcan_domain::Workload), crate::error::Errors))]
+/// `POST /v1/workloads` (or `/v1/workloads/async` with `async=true`, which may add
+/// `max_attempts`, `backoff_s`, `max_age_s`, `on_failure_queue` and `callback_url`).
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path), ("async" = Option<bool>, Query, description = "Answer 202 at once"), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's"), ("max_attempts" = Option<u32>, Query, description = "Async: attempts in all if it fails (1-10)"), ("backoff_s" = Option<u32>, Query, description = "Async: seconds before the second attempt, doubling after (0-3600; default 1)"), ("max_age_s" = Option<u32>, Query, description = "Async: no attempt starts later than this after the request (1-86400)"), ("on_failure_queue" = Option<String>, Query, description = "Async: a queue that gets the workload when its last attempt failed"), ("callback_url" = Option<String>, Query, description = "Async: POSTed the final workload, signed with the tenant's secret CALLBACK_SIGNING_KEY")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 200, description = "OK", body = vulcan_domain::Workload), (status = 202, description = "Accepted", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn invoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -233,8 +275,22 @@ pub async fn invoke(
             )))
         }
     };
+    let after = async_options(&params)?;
+    if !asynchronous && !after.is_empty() {
+        return Err(ApiError::bad_request(
+            "max_attempts, backoff_s, max_age_s, on_failure_queue and callback_url are for async invocations: add async=true",
+        ));
+    }
     let quota = crate::auth::quota_of(&state.engine, &caller).await?;
-    let accepted = state.engine.invoke(&tenant, &name, input, quota).await?;
+    let accepted = match asynchronous {
+        true => {
+            state
+                .engine
+                .invoke_async(&tenant, &name, input, quota, after)
+                .await?
+        }
+        false => state.engine.invoke(&tenant, &name, input, quota).await?,
+    };
     let target = Extension(AuditTarget(accepted.id.clone()));
     if asynchronous {
         return Ok((StatusCode::ACCEPTED, target, Json(accepted)));

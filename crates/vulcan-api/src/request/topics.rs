@@ -78,16 +78,20 @@ pub async fn remove(
     Ok((Extension(AuditTarget(name)), Json(topic)))
 }
 
-/// `POST /v1/topics/{name}/subscriptions`: a queue or a function of the tenant's.
+/// `POST /v1/topics/{name}/subscriptions`: a queue or a function of the tenant's, or a URL
+/// (POSTed each message, signed with the tenant's secret `CALLBACK_SIGNING_KEY`): one of
+/// them.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscribe {
     queue: Option<String>,
     function: Option<String>,
+    url: Option<String>,
 }
 
 /// `POST /v1/topics/{name}/subscriptions`: subscribes (`201`); `409` if that target is
-/// subscribed already, `404` for a queue or function the tenant does not have.
+/// subscribed already, `404` for a queue or function the tenant does not have, `400` for a
+/// URL without the tenant's signing secret, `403` for one in a range it may not reach.
 #[utoipa::path(post, path = "/v1/topics/{name}/subscriptions", tag = "queues", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = Subscribe, responses((status = 201, description = "Subscribed", body = Subscription), crate::error::Errors))]
 pub async fn subscribe(
     State(state): State<AppState>,
@@ -98,9 +102,15 @@ pub async fn subscribe(
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Subscription>), ApiError> {
     caller.require(Permission::WorkloadsCreate)?;
     let tenant = tenant_of(&caller, &params)?;
+    let quota = crate::auth::quota_of(&state.engine, &caller).await?;
+    let target = vulcan_engine::queues::SubscriptionTarget {
+        queue: body.queue,
+        function: body.function,
+        url: body.url,
+    };
     let (_, subscription) = state
         .engine
-        .subscribe(&tenant, &name, body.queue, body.function)
+        .subscribe(&tenant, &name, target, quota.as_ref())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -135,7 +145,8 @@ pub struct Publish {
 }
 
 /// `POST /v1/topics/{name}/publish`: a copy to each subscribed queue (all or none: `413`
-/// if one takes smaller messages), then an invocation of each subscribed function.
+/// if one takes smaller messages), then a POST stored for each subscribed URL and an
+/// invocation of each subscribed function (retried twice if it fails).
 #[utoipa::path(post, path = "/v1/topics/{name}/publish", tag = "queues", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = Publish, responses((status = 201, description = "Published", body = Published), crate::error::Errors))]
 pub async fn publish(
     State(state): State<AppState>,

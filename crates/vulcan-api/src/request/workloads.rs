@@ -41,6 +41,7 @@ async fn submission(
         tenant: caller.tenant.clone(),
         quota: crate::auth::quota_of(&state.engine, caller).await?,
         pulls: caller.image_pulls(),
+        after: body.after,
     })
 }
 
@@ -55,11 +56,20 @@ pub struct CreateWorkload {
     code: CodeBody,
     #[serde(default)]
     input: serde_json::Value,
+    /// Async only: retries, an age limit, a failure queue and a callback.
+    #[serde(flatten)]
+    after: vulcan_domain::AsyncOptions,
 }
 
 impl Fields for CreateWorkload {
     fn fields() -> Vec<&'static str> {
-        crate::request::code::fields_with(&["input"])
+        crate::request::code::fields_with(&[
+            "input",
+            "retry",
+            "max_age_s",
+            "on_failure",
+            "callback_url",
+        ])
     }
 }
 
@@ -70,6 +80,11 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     FlatJson(body): FlatJson<CreateWorkload>,
 ) -> Result<(Extension<AuditTarget>, Json<Workload>), ApiError> {
+    if !body.after.is_empty() {
+        return Err(ApiError::bad_request(
+            "\"retry\", \"max_age_s\", \"on_failure\" and \"callback_url\" are for async workloads: use POST /v1/workloads/async",
+        ));
+    }
     let accepted = state
         .engine
         .submit(submission(&state, &caller, body).await?)
@@ -79,7 +94,10 @@ pub async fn create(
 }
 
 /// `POST /v1/workloads/async`: answers 202 at once with the workload as admitted: `running`
-/// if this node started it at once, else `pending` in the queue.
+/// if this node started it at once, else `pending` in the queue. With `retry` a failed one
+/// is submitted again (a new workload, `trigger: {kind: "retry", id: <the one before>}`),
+/// within `max_age_s`; the last failure goes to `on_failure.queue`; the final workload is
+/// POSTed to `callback_url`.
 #[utoipa::path(post, path = "/v1/workloads/async", tag = "workloads", request_body = CreateWorkload, responses((status = 202, description = "The workload as admitted: running if this node started it at once, else pending", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn create_async(
     State(state): State<AppState>,
@@ -116,6 +134,10 @@ pub struct SpecView {
     /// The size of its `code_archive`, if it had one (the archive itself is not answered).
     code_archive_bytes: Option<usize>,
     input: serde_json::Value,
+    /// An async workload's retries (which attempt this is), age limit, failure queue and
+    /// callback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    async_policy: Option<vulcan_domain::AsyncPolicy>,
 }
 
 /// `GET /v1/workloads/{id}/spec`: what the workload was asked to run.
@@ -132,6 +154,7 @@ pub async fn spec(
         code_archive_bytes: spec.run.code_archive.as_ref().map(Vec::len),
         run: spec.run,
         input: spec.input,
+        async_policy: spec.async_policy,
     }))
 }
 

@@ -304,6 +304,9 @@ const MIGRATIONS: &[&str] = &[
     // their messages, the dedup ids remembered for a window, and topics: the same SQL as
     // SQLite's 14.
     crate::queues::SCHEMA,
+    // 11: follow-ups of async workloads (retries, failure queues, callbacks) and POSTs to
+    // make: the same SQL as SQLite's 15.
+    crate::followups::SCHEMA,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

@@ -12,6 +12,7 @@
 
 mod access;
 mod benchmarks;
+mod followups;
 mod functions;
 mod images;
 mod listen;

@@ -163,6 +163,8 @@ struct Stored<'a> {
     spec_json: &'a str,
     archive: Option<&'a [u8]>,
     admission: &'a Admission,
+    /// Its follow-up's (policy JSON, expires_at), for an async workload that has one.
+    followup: Option<(String, Option<i64>)>,
 }
 
 /// Admits and inserts a workload in two round trips: what admission reads (the pending
@@ -259,6 +261,26 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
             "UPDATE functions SET invocations = invocations + 1 WHERE tenant = $1 AND name = $2",
         )
         .await?;
+    let followup_st = match &s.followup {
+        Some(_) => Some(
+            tx.prepare_cached(
+                "INSERT INTO followups (id, tenant, kind, policy, due_at, expires_at)
+                 VALUES ($1, $2, 'workload', $3, $4, $5)",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let followup = async {
+        if let (Some(st), Some((policy, expires_at))) = (&followup_st, &s.followup) {
+            tx.execute(
+                st,
+                &[&w.id, &w.tenant, policy, &to_ms(w.created_at), expires_at],
+            )
+            .await?;
+        }
+        Ok::<_, Fail>(())
+    };
     let insert = async {
         let inserted = tx
             .execute(
@@ -353,7 +375,8 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         counted,
         share,
         counters.count_tenant(tx, &w.tenant, isolation, status, 1),
-        invoked
+        invoked,
+        followup
     )?;
     Ok(claim.is_some())
 }
@@ -372,6 +395,7 @@ impl WorkloadStore for PgStore {
             spec_json: &spec_json,
             archive,
             admission,
+            followup: crate::followups::policy_row(spec)?,
         };
         self.run(|c, _| {
             let stored = &stored;

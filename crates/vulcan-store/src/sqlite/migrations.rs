@@ -330,6 +330,9 @@ const MIGRATIONS: &[Step] = &[
     // their messages, the dedup ids remembered for a window, and topics: the same SQL as
     // PostgreSQL's 10.
     Sql(crate::queues::SCHEMA),
+    // 15: follow-ups of async workloads (retries, failure queues, callbacks) and POSTs to
+    // make: the same SQL as PostgreSQL's 11.
+    Sql(crate::followups::SCHEMA),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

@@ -8,6 +8,7 @@
 
 mod access;
 mod benchmarks;
+mod followups;
 mod functions;
 mod images;
 mod logs;

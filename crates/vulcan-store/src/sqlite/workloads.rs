@@ -127,6 +127,7 @@ impl WorkloadStore for SqliteStore {
         let (spec_json, archive) = crate::specs::stored(spec).map_err(io)?;
         let archive = archive.map(<[u8]>::to_vec);
         let admission = admission.clone();
+        let followup = crate::followups::policy_row(spec)?;
         let bytes = spec_json.len() + archive.as_ref().map_or(0, Vec::len);
         self.write_small(bytes, move |conn| {
             let tx = immediate(conn)?;
@@ -216,6 +217,15 @@ impl WorkloadStore for SqliteStore {
                 .map_err(io)?;
             if inserted == 0 {
                 return Err(StoreError::Duplicate(w.id.clone()));
+            }
+            if let Some(followup) = &followup {
+                super::followups::insert_workload_followup(
+                    &tx,
+                    &w.id,
+                    &w.tenant,
+                    followup,
+                    to_ms(w.created_at),
+                )?;
             }
             if let Some(tick) = &admission.fire {
                 let moved = tx

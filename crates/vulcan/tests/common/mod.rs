@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod queues;
+pub mod receiver;
 pub mod sandbox_host;
 
 pub struct Server {
