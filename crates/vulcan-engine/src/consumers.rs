@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use vulcan_domain::{Delivery, QueueTrigger, Trigger, WorkloadStatus};
+use vulcan_domain::{Delivery, QueueTrigger, Refusal, Trigger, WorkloadStatus};
 
 use crate::Engine;
 
@@ -186,20 +186,35 @@ async fn invoke_with(engine: &Engine, key: &Key, batch: Vec<Delivery>) {
         kind: "queue".into(),
         id: t.queue.clone(),
     };
-    let quota = engine.quota_of(&key.tenant).await.ok();
-    let outcome = match engine
-        .invoke_as(
-            &key.tenant,
-            &key.function,
-            input,
-            quota,
-            Some((trigger, None)),
-            Default::default(),
-        )
-        .await
-    {
-        Ok(accepted) => engine.wait(&accepted.id).await.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("not invoked: {e}")),
+    // Over the tenant's quota (or the queue full), the batch waits for room while half of
+    // its visibility timeout is left, instead of spending a receive on an invocation that
+    // never ran.
+    let now = time::OffsetDateTime::now_utc();
+    let end = batch.iter().map(|d| d.visible_at).min().unwrap_or(now);
+    let wait_until = now + (end - now) / 2;
+    let outcome = loop {
+        let quota = engine.quota_of(&key.tenant).await.ok();
+        let invoked = engine
+            .invoke_as(
+                &key.tenant,
+                &key.function,
+                input.clone(),
+                quota,
+                Some((trigger.clone(), None)),
+                Default::default(),
+            )
+            .await;
+        match invoked {
+            Ok(accepted) => break engine.wait(&accepted.id).await.map_err(|e| e.to_string()),
+            Err(crate::SubmitError::Refused(
+                Refusal::OverQuota { retry_after_s, .. }
+                | Refusal::Overloaded { retry_after_s, .. },
+            )) if time::OffsetDateTime::now_utc() < wait_until => {
+                let pause = Duration::from_secs(retry_after_s.clamp(1, 5));
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => break Err(format!("not invoked: {e}")),
+        }
     };
     let (done, failed): (Vec<&Delivery>, Vec<(&Delivery, String)>) = match &outcome {
         Ok(w) if w.status == WorkloadStatus::Completed => {

@@ -12,10 +12,15 @@ use common::Server;
 use serde_json::{json, Value};
 use vulcan_store::testing::PgServer;
 
+/// Messages the first test sends.
+const MESSAGES: i64 = 10_000;
+
 #[test]
 fn a_function_fed_by_a_queue_processes_every_message_once_retries_failures_and_dead_letters_poison()
 {
-    let server = Server::start(&[]);
+    // Over a thousand invocations: more than a minute's default quota (600) would let
+    // through at once (the consumer would wait for room, not lose a receive, but slowly).
+    let server = Server::start(&[("VULCAN_TENANT_PER_MINUTE", "100000")]);
     made(&server, json!({"name": "dead"}));
     made(
         &server,
@@ -31,7 +36,7 @@ fn a_function_fed_by_a_queue_processes_every_message_once_retries_failures_and_d
         return { failed, done };
     }";
     let trigger =
-        json!({"queue": "work", "batch_size": 10, "max_concurrency": 2, "max_wait_ms": 50});
+        json!({"queue": "work", "batch_size": 10, "max_concurrency": 4, "max_wait_ms": 50});
     let (status, refused) = server.put(
         "/v1/functions/consumer",
         &json!({"runtime": "node", "code": code, "triggers": [{"queue": "nope"}]}),
@@ -47,20 +52,21 @@ fn a_function_fed_by_a_queue_processes_every_message_once_retries_failures_and_d
     assert_eq!(status, 201, "{deployed}");
     assert_eq!(deployed["triggers"][0]["batch_size"], 10, "{deployed}");
 
-    let mut messages: Vec<Value> = (1..=100).map(|n| json!({"body": {"n": n}})).collect();
+    let mut messages: Vec<Value> = (1..=MESSAGES).map(|n| json!({"body": {"n": n}})).collect();
     messages.push(json!({"body": {"n": -1}}));
-    send(&server, "work", json!({"messages": messages[..50]}));
-    send(&server, "work", json!({"messages": messages[50..]}));
+    for batch in messages.chunks(100) {
+        send(&server, "work", json!({ "messages": batch }));
+    }
 
-    let (work, dead) = eventually(Duration::from_secs(90), "the queue drained", || {
+    let (work, dead) = eventually(Duration::from_secs(600), "the queue drained", || {
         let (_, work) = server.get("/v1/queues/work");
         let (_, dead) = server.get("/v1/queues/dead");
         (work["depth"] == 0 && work["in_flight"] == 0 && work["delayed"] == 0 && dead["depth"] == 1)
             .then_some((work, dead))
     });
     assert_eq!(work["dead_lettered"], 1, "{work}");
-    // Ten failed once, the poison message twice before its third and last receive.
-    assert_eq!(work["redeliveries"], 12, "{work}");
+    // A tenth failed once, the poison message twice before its third and last receive.
+    assert_eq!(work["redeliveries"], MESSAGES / 10 + 2, "{work}");
     assert_eq!(dead["depth"], 1, "{dead}");
 
     // Counted inside the function's own outputs: each message done exactly once.
@@ -87,12 +93,16 @@ fn a_function_fed_by_a_queue_processes_every_message_once_retries_failures_and_d
     done.sort_unstable();
     assert_eq!(
         done,
-        (1..=100).collect::<Vec<_>>(),
+        (1..=MESSAGES).collect::<Vec<_>>(),
         "each message processed once"
     );
-    assert_eq!(failed, 13, "ten once, the poison message three times");
+    assert_eq!(
+        failed as i64,
+        MESSAGES / 10 + 3,
+        "a tenth once, the poison message three times"
+    );
     assert!(
-        runs.len() >= 11,
+        runs.len() as i64 > MESSAGES / 10,
         "batches of up to ten: {} runs",
         runs.len()
     );
@@ -110,9 +120,54 @@ fn a_function_fed_by_a_queue_processes_every_message_once_retries_failures_and_d
     // Deleted, the function stops consuming: a message sent now stays.
     assert_eq!(server.delete("/v1/functions/consumer").0, 204);
     std::thread::sleep(Duration::from_secs(3));
-    send(&server, "work", json!({"body": {"n": 101}}));
+    send(&server, "work", json!({"body": {"n": MESSAGES + 1}}));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(server.get("/v1/queues/work").1["depth"], 1);
+}
+
+#[test]
+fn a_consumer_over_its_tenants_quota_waits_for_room_and_spends_no_receive() {
+    // One workload at a time for the tenant, four batches at once wanted: three of every
+    // four invocations are refused at first. With one receive allowed, a refusal that
+    // spent it would dead-letter the message.
+    let server = Server::start(&[("VULCAN_TENANT_MAX_CONCURRENT", "1")]);
+    made(&server, json!({"name": "dead"}));
+    made(
+        &server,
+        json!({"name": "tight", "visibility_timeout_s": 60, "max_receives": 1, "dead_letter_queue": "dead"}),
+    );
+    let (status, f) = server.put(
+        "/v1/functions/slow",
+        &json!({
+            "runtime": "node",
+            "code": "export default async (i) => { await new Promise((r) => setTimeout(r, 300)); return { done: i.messages.map((m) => m.body) }; }",
+            "triggers": [{"queue": "tight", "batch_size": 1, "max_concurrency": 4}],
+        }),
+    );
+    assert_eq!(status, 201, "{f}");
+    let messages: Vec<Value> = (1..=12).map(|n| json!({ "body": n })).collect();
+    send(&server, "tight", json!({ "messages": messages }));
+    let queue = eventually(Duration::from_secs(120), "the queue drained", || {
+        let (_, q) = server.get("/v1/queues/tight");
+        (q["depth"] == 0 && q["in_flight"] == 0 && q["delayed"] == 0).then_some(q)
+    });
+    assert_eq!(queue["dead_lettered"], 0, "{queue}");
+    assert_eq!(queue["redeliveries"], 0, "{queue}");
+    let mut done: Vec<i64> = invocations(&server, "slow")
+        .iter()
+        .filter(|w| w["status"] == "completed")
+        .flat_map(|w| {
+            let out: Value = serde_json::from_str(w["output"].as_str().unwrap()).unwrap();
+            out["done"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_i64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    done.sort_unstable();
+    assert_eq!(done, (1..=12).collect::<Vec<_>>());
 }
 
 #[test]
@@ -161,4 +216,119 @@ fn a_batch_held_by_a_node_that_dies_is_processed_by_another_after_the_visibility
         (q["depth"] == 0 && q["in_flight"] == 0 && q["delayed"] == 0).then_some(q)
     });
     assert_eq!(queue["redeliveries"], 1, "{queue}");
+}
+
+#[test]
+fn postgresql_restarted_under_load_loses_nothing_acknowledged_and_acknowledges_nothing_lost() {
+    let pg = PgServer::start().unwrap();
+    let url = pg.database().unwrap();
+    let node = pg_node(&url, "node-a");
+    made(&node, json!({"name": "load", "visibility_timeout_s": 20}));
+    let (status, f) = node.put(
+        "/v1/functions/tally",
+        &json!({
+            "runtime": "node",
+            "code": "export default (i) => ({ done: i.messages.map((m) => m.body.n) })",
+            "triggers": [{"queue": "load", "batch_size": 10, "max_concurrency": 2, "max_wait_ms": 20}],
+        }),
+    );
+    assert_eq!(status, 201, "{f}");
+    // A producer sends 1,500 messages, ten at a time, each batch again with the same dedup
+    // ids until one send of it is acknowledged (201); PostgreSQL restarts midway.
+    const N: i64 = 1_500;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let producer = {
+        let (base, acknowledged, refused) =
+            (node.base.clone(), acknowledged.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for first in (1..=N).step_by(10) {
+                let batch: Vec<Value> = (first..first + 10)
+                    .map(|n| json!({"body": {"n": n}, "dedup_id": format!("m{n}")}))
+                    .collect();
+                loop {
+                    let answer = common::answer_of(
+                        ureq::post(&format!("{base}/v1/queues/load/messages"))
+                            .send_json(json!({ "messages": batch })),
+                    );
+                    if answer.0 == 201 {
+                        acknowledged.lock().unwrap().extend(first..first + 10);
+                        break;
+                    }
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        })
+    };
+    eventually(Duration::from_secs(60), "the load under way", || {
+        (acknowledged.lock().unwrap().len() >= 300).then_some(())
+    });
+    pg.restart().expect("PostgreSQL restarts");
+    producer.join().unwrap();
+    let queue = eventually(Duration::from_secs(300), "the queue drained", || {
+        let (status, q) = node.get("/v1/queues/load");
+        (status == 200 && q["depth"] == 0 && q["in_flight"] == 0 && q["delayed"] == 0).then_some(q)
+    });
+    let sent = acknowledged.lock().unwrap().clone();
+    assert_eq!(sent.len() as i64, N, "every batch acknowledged in the end");
+    // Counted in the function's own outputs: every acknowledged message processed. One
+    // whose batch ran while the database was gone may have run twice (its ack was lost,
+    // so it was delivered again): never more.
+    let mut seen = std::collections::HashMap::<i64, u32>::new();
+    for run in invocations(&node, "tally") {
+        if run["status"] != "completed" {
+            continue;
+        }
+        let output: Value = serde_json::from_str(run["output"].as_str().unwrap()).unwrap();
+        for n in output["done"].as_array().unwrap() {
+            *seen.entry(n.as_i64().unwrap()).or_default() += 1;
+        }
+    }
+    let lost: Vec<_> = sent.iter().filter(|n| !seen.contains_key(n)).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged but never processed: {lost:?}"
+    );
+    let unsent: Vec<_> = seen.keys().filter(|n| !sent.contains(n)).collect();
+    assert!(unsent.is_empty(), "processed but never sent: {unsent:?}");
+    let twice = seen.values().filter(|&&c| c > 1).count();
+    assert!(seen.values().all(|&c| c <= 2), "none processed three times");
+    assert_eq!(
+        queue["redeliveries"].as_u64().unwrap() as usize >= twice,
+        true,
+        "each message processed twice was delivered twice: {queue}"
+    );
+    eprintln!(
+        "{N} messages through a PostgreSQL restart: {} sends refused and retried, {twice} processed twice, {queue}",
+        refused.load(std::sync::atomic::Ordering::Relaxed)
+    );
+
+    // Async follow-ups ride the restart too: a failed workload's retry and its callback.
+    let receiver = common::receiver::Receiver::start(&[]);
+    assert_eq!(
+        node.put(
+            "/v1/secrets/CALLBACK_SIGNING_KEY",
+            &json!({"value": "pg-restart-key"})
+        )
+        .0,
+        200
+    );
+    let id = node.submit(json!({
+        "runtime": "node", "code": "throw new Error('once more')",
+        "retry": {"max_attempts": 2, "backoff_s": 2},
+        "callback_url": receiver.url("/done"),
+    }));
+    node.wait_status(&id, "failed", Duration::from_secs(30));
+    pg.restart().expect("PostgreSQL restarts");
+    let call = eventually(Duration::from_secs(60), "the call back", || {
+        receiver.at("/done").into_iter().next()
+    });
+    let last: Value = serde_json::from_str(&call.body).unwrap();
+    assert_eq!(
+        last["trigger"],
+        json!({"kind": "retry", "id": id}),
+        "{last}"
+    );
+    assert!(call.signed_with("pg-restart-key"));
 }
