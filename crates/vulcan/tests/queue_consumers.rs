@@ -294,9 +294,8 @@ fn postgresql_restarted_under_load_loses_nothing_acknowledged_and_acknowledges_n
     assert!(unsent.is_empty(), "processed but never sent: {unsent:?}");
     let twice = seen.values().filter(|&&c| c > 1).count();
     assert!(seen.values().all(|&c| c <= 2), "none processed three times");
-    assert_eq!(
+    assert!(
         queue["redeliveries"].as_u64().unwrap() as usize >= twice,
-        true,
         "each message processed twice was delivered twice: {queue}"
     );
     eprintln!(
