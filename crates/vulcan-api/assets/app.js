@@ -855,7 +855,7 @@ async function queues() {
   ], list, "No queues yet."), table("Topics", [
     ["Name", (t) => t.name],
     ["Tenant", (t) => t.tenant],
-    ["Subscriptions", (t) => t.subscriptions.map((s) => (s.queue ? `queue ${s.queue}` : `function ${s.function}`)).join(", ")],
+    ["Subscriptions", (t) => t.subscriptions.map((s) => (s.queue ? `queue ${s.queue}` : s.function ? `function ${s.function}` : `url ${s.url}`)).join(", ")],
   ], topics, "No topics yet."));
   if (!write) return;
   const name = h("input", { id: "queue-name", required: true, placeholder: "orders" });

@@ -71,17 +71,17 @@ pub enum TopicCommand {
     Create { name: String },
     /// List topics with their subscriptions.
     Ls,
-    /// Subscribe a queue or a function to a topic.
+    /// Subscribe a queue, a function or a URL (POSTed each message, signed with the
+    /// tenant's secret CALLBACK_SIGNING_KEY) to a topic.
+    #[command(group(clap::ArgGroup::new("target").required(true).multiple(false)))]
     Subscribe {
         name: String,
-        #[arg(
-            long,
-            conflicts_with = "function",
-            required_unless_present = "function"
-        )]
+        #[arg(long, group = "target")]
         queue: Option<String>,
-        #[arg(long)]
+        #[arg(long, group = "target")]
         function: Option<String>,
+        #[arg(long, group = "target")]
+        url: Option<String>,
     },
     /// Remove a subscription (its id, from `vulcan topic ls`).
     Unsubscribe { name: String, id: String },
@@ -113,9 +113,14 @@ pub fn topic_command(client: &Client, format: Format, command: TopicCommand) -> 
                         }
                         subs.iter()
                             .map(|s| {
-                                let target = match (s["queue"].as_str(), s["function"].as_str()) {
-                                    (Some(q), _) => format!("queue {q}"),
-                                    (_, Some(f)) => format!("function {f}"),
+                                let target = match (
+                                    s["queue"].as_str(),
+                                    s["function"].as_str(),
+                                    s["url"].as_str(),
+                                ) {
+                                    (Some(q), _, _) => format!("queue {q}"),
+                                    (_, Some(f), _) => format!("function {f}"),
+                                    (_, _, Some(u)) => format!("url {u}"),
                                     _ => "-".into(),
                                 };
                                 vec![name.clone(), render::cell(&s["id"]), target, tenant.clone()]
@@ -130,10 +135,11 @@ pub fn topic_command(client: &Client, format: Format, command: TopicCommand) -> 
             name,
             queue,
             function,
+            url,
         } => {
             let made = client.post(
                 &format!("/v1/topics/{}/subscriptions", encode(&name)),
-                &json!({"queue": queue, "function": function}),
+                &json!({"queue": queue, "function": function, "url": url}),
             )?;
             print(format, &made, |s| println!("{}", render::cell(&s["id"])));
         }
