@@ -147,6 +147,8 @@ pub(crate) struct Inner {
     pub sandbox_store: Arc<dyn SandboxStore>,
     pub queues: Arc<dyn QueueStore>,
     pub followups: Arc<dyn FollowupStore>,
+    /// Wakes the follow-up loop: an async workload with a policy ended here.
+    pub followup_due: tokio::sync::Notify,
     /// Wakes receives waiting on a queue when a message was sent (or given back) here.
     pub queue_sent: tokio::sync::Notify,
     /// Wakes the queue consumers when a function was deployed, activated or deleted here.
@@ -238,6 +240,7 @@ impl Engine {
                 sandbox_store: stores.sandboxes,
                 queues: stores.queues,
                 followups: stores.followups,
+                followup_due: tokio::sync::Notify::new(),
                 queue_sent: tokio::sync::Notify::new(),
                 triggers_changed: tokio::sync::Notify::new(),
                 sandboxes: Default::default(),

@@ -24,7 +24,8 @@ use vulcan_domain::{
 use crate::engine::{ended, now};
 use crate::{EgressMode, Engine, SubmitError};
 
-/// How often a node looks for due follow-ups.
+/// How often a node looks for due follow-ups (at once when one of its own workloads with a
+/// policy ended, and when a POST was stored here).
 const POLL: Duration = Duration::from_millis(250);
 /// How long a taken follow-up is a node's alone.
 const LEASE: Duration = Duration::from_secs(60);
@@ -138,8 +139,15 @@ impl Engine {
                 error: Some(e.to_string()),
             }
         });
-        if let Err(e) = self.inner.followups.settle_followup(&f.id, &settle).await {
-            tracing::warn!(followup = %f.id, error = %e, "cannot settle a follow-up; it is taken again when its lease ends");
+        match self.inner.followups.settle_followup(&f.id, &settle).await {
+            // A callback stored now is due now.
+            Ok(()) if matches!(settle, Settle::Done { then: Some(_) }) => {
+                self.inner.followup_due.notify_one()
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(followup = %f.id, error = %e, "cannot settle a follow-up; it is taken again when its lease ends")
+            }
         }
     }
 
@@ -427,7 +435,9 @@ impl Engine {
         if posts.is_empty() {
             return Ok(());
         }
-        self.inner.followups.add_posts(&posts).await
+        self.inner.followups.add_posts(&posts).await?;
+        self.inner.followup_due.notify_one();
+        Ok(())
     }
 }
 
@@ -516,6 +526,7 @@ pub(crate) async fn run(engine: Engine) {
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
+            _ = engine.inner.followup_due.notified() => {}
             _ = stopping.changed() => {}
         }
     }

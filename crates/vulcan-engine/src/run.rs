@@ -74,6 +74,7 @@ async fn run(
         sink.note(note.clone());
     }
 
+    let followed = spec.async_policy.is_some();
     let ending = execute(&inner, &workload, spec, sink.clone(), stop).await;
     let dropped = sink.close();
     inner.metrics.log_lines_dropped(dropped);
@@ -168,6 +169,10 @@ async fn run(
         inner.handle(Signal::Ended(id));
     } else {
         inner.signal(Signal::Ended(id));
+    }
+    if followed {
+        // What follows it (a retry, a callback) need not wait for the next look.
+        inner.followup_due.notify_one();
     }
     done.send_replace(last.or(Some(workload)));
 }

@@ -1,7 +1,8 @@
 //! queues: messages per second end to end into a warm node function fed by a queue
 //! (batch 1 and batch 10; from the first send to the queue drained, every message
-//! acknowledged), on one SQLite node and one PostgreSQL node; and the time from a send to
-//! the start of the invocation it feeds, one message at a time on an idle node.
+//! acknowledged), on one SQLite node and one PostgreSQL node; the time from a send to the
+//! start of the invocation it feeds, one message at a time on an idle node; and async
+//! follow-ups back to back: a failed attempt's end to its retry, an end to its callback.
 
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,61 @@ fn latency(server: &Server, name: &str, n: usize) -> Figures {
     }
 }
 
+fn at(w: &Value, field: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        w[field].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+fn since(from: OffsetDateTime, to: OffsetDateTime) -> Duration {
+    Duration::from_secs_f64((to - from).as_seconds_f64().max(0.0))
+}
+
+/// Async follow-ups, back to back: a failed attempt's end → its retry's admission
+/// (`backoff_s` 0), and a workload's end → its callback's arrival at a loopback receiver.
+fn followups(label: &str, server: &Server, n: usize) {
+    let receiver = super::common::receiver::Receiver::start(&[]);
+    let (status, s) = server.put(
+        "/v1/secrets/CALLBACK_SIGNING_KEY",
+        &json!({"value": "bench-signing-key"}),
+    );
+    assert_eq!(status, 200, "{s}");
+    let mut retries = Vec::with_capacity(n);
+    let mut callbacks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (status, first) = server.post(
+            "/v1/workloads/async",
+            &json!({"runtime": "node", "code": "throw new Error('again')",
+                    "retry": {"max_attempts": 2, "backoff_s": 0},
+                    "callback_url": receiver.url(&format!("/cb{i}"))}),
+        );
+        assert_eq!(status, 202, "{first}");
+        let id = first["id"].as_str().unwrap().to_owned();
+        let call = eventually(Duration::from_secs(60), "the callback", || {
+            receiver.at(&format!("/cb{i}")).into_iter().next()
+        });
+        let last: Value = serde_json::from_str(&call.body).unwrap();
+        assert_eq!(last["trigger"]["id"], id.as_str(), "{last}");
+        let (_, first) = server.get(&format!("/v1/workloads/{id}"));
+        retries.push(since(at(&first, "finished_at"), at(&last, "created_at")));
+        callbacks.push(since(at(&last, "finished_at"), call.wall));
+    }
+    for (what, mut samples) in [
+        ("failed attempt's end → its retry admitted", retries),
+        ("end → callback received", callbacks),
+    ] {
+        samples.sort();
+        println!(
+            "{label}: {what:<42} n={:<4} p50={:>7.2} ms  p95={:>7.2} ms",
+            samples.len(),
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.95)
+        );
+    }
+}
+
 fn section(label: &str, server: &Server, messages: usize, n: usize) {
     for batch in [1u32, 10] {
         let rate = throughput(server, &format!("bench-b{batch}"), batch, messages);
@@ -139,6 +195,7 @@ fn section(label: &str, server: &Server, messages: usize, n: usize) {
         percentile(&figures.samples, 0.5),
         percentile(&figures.samples, 0.95)
     );
+    followups(label, server, n);
 }
 
 pub fn run(messages: usize, n: usize) {

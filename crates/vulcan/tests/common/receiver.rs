@@ -18,6 +18,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: String,
     pub at: Instant,
+    /// The wall clock when it arrived (to set beside a workload's times).
+    pub wall: time::OffsetDateTime,
 }
 
 impl Received {
@@ -97,6 +99,7 @@ impl Receiver {
                     headers,
                     body: String::from_utf8_lossy(&body).into_owned(),
                     at: Instant::now(),
+                    wall: time::OffsetDateTime::now_utc(),
                 });
                 let _ = write!(
                     stream,
