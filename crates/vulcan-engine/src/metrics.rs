@@ -195,6 +195,12 @@ impl Metrics {
             queue_dead_lettered: Family::default(),
             events_sync: Mutex::new(()),
         };
+        // Every outcome is a series from the start, so that a rate over it is one.
+        for outcome in ["delivered", "failed", "given_up", "refused"] {
+            series.posts.get_or_create(&PostOutcome {
+                outcome: outcome.to_owned(),
+            });
+        }
         let mut r = Registry::default();
         let s = &series;
         r.register(

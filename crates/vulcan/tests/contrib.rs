@@ -195,7 +195,7 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
         .unwrap();
     let out = text(&checked.stdout);
     assert!(checked.status.success(), "{out}{}", text(&checked.stderr));
-    assert!(out.contains("SUCCESS: 6 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 7 rules found"), "{out}");
     let alert_text = std::fs::read_to_string(&alerts).unwrap();
     for name in vulcan_names(&alert_text) {
         assert!(
@@ -209,6 +209,7 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
         "VulcanQueueNearLimit",
         "VulcanHighErrorRate",
         "VulcanDeadLetterQueueGrowing",
+        "VulcanCallbacksGivenUp",
     ] {
         assert!(alert_text.contains(&format!("alert: {alert}")), "{alert}");
     }
