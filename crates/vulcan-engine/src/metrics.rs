@@ -197,7 +197,7 @@ impl Metrics {
         };
         // Every outcome is a series from the start, so that a rate over it is one.
         for outcome in ["delivered", "failed", "given_up", "refused"] {
-            series.posts.get_or_create(&PostOutcome {
+            let _ = series.posts.get_or_create(&PostOutcome {
                 outcome: outcome.to_owned(),
             });
         }
