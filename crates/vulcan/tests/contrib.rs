@@ -341,3 +341,94 @@ fn version_names_the_release_and_the_commit() {
         "{version} vs {head}"
     );
 }
+
+/// `VULCAN_*` names in `text`.
+fn settings_in(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (at, _) in text.match_indices("VULCAN_") {
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if name.len() > "VULCAN_".len() && !name.ends_with('_') {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// The text of every file under `dir` whose name ends with one of `exts`.
+fn sources(dir: &Path, exts: &[&str], out: &mut Vec<(PathBuf, String)>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if entry.file_name() != "target"
+                && !entry.file_name().to_string_lossy().starts_with('.')
+            {
+                sources(&path, exts, out);
+            }
+        } else if exts.iter().any(|e| path.to_string_lossy().ends_with(e)) {
+            out.push((
+                path.clone(),
+                std::fs::read_to_string(&path).unwrap_or_default(),
+            ));
+        }
+    }
+}
+
+#[test]
+fn every_setting_the_server_reads_is_documented_and_every_documented_one_is_read() {
+    let mut code = Vec::new();
+    sources(&repo("crates"), &[".rs"], &mut code);
+    // What the binary reads: its settings (clap's `env = "…"`) and direct reads.
+    let mut read = BTreeSet::new();
+    let mut anywhere = BTreeSet::new();
+    for (path, text) in &code {
+        anywhere.extend(settings_in(text));
+        let in_tests = path.components().any(|c| {
+            let c = c.as_os_str();
+            c == "tests" || c == "benches"
+        });
+        if in_tests {
+            continue;
+        }
+        for marker in ["env = \"VULCAN_", "var(\"VULCAN_", "var_os(\"VULCAN_"] {
+            for (at, _) in text.match_indices(marker) {
+                read.extend(
+                    settings_in(
+                        &text[at..at + marker.len() + 64.min(text.len() - at - marker.len())],
+                    )
+                    .into_iter()
+                    .take(1),
+                );
+            }
+        }
+    }
+    let mut scripts = Vec::new();
+    sources(&repo("scripts"), &[".sh"], &mut scripts);
+    sources(
+        &repo("contrib"),
+        &[".service", ".yml", ".json"],
+        &mut scripts,
+    );
+    for (_, text) in &scripts {
+        anywhere.extend(settings_in(text));
+    }
+    let mut docs = vec![(
+        repo("README.md"),
+        std::fs::read_to_string(repo("README.md")).unwrap(),
+    )];
+    sources(&repo("docs"), &[".md"], &mut docs);
+    let documented: BTreeSet<String> = docs.iter().flat_map(|(_, t)| settings_in(t)).collect();
+    assert!(read.len() > 40, "found only {read:?}");
+    let undocumented: Vec<_> = read.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "read by the server but documented nowhere: {undocumented:?}"
+    );
+    let unknown: Vec<_> = documented.difference(&anywhere).collect();
+    assert!(
+        unknown.is_empty(),
+        "documented but read by nothing: {unknown:?}"
+    );
+}

@@ -25,7 +25,7 @@ impl Engine {
         id: &str,
     ) -> Result<Sandbox, SandboxError> {
         let live = self.held(tenant, id).await?;
-        self.inner.pause_live(&live, true).await
+        self.inner.pause_live(&live, true, None).await
     }
 
     /// Starts paused sandbox `id` again, with its files and its processes.
@@ -184,10 +184,13 @@ impl Inner {
     /// Vulcan follows (or none runs); else, with `may_freeze`, frozen in memory. Without
     /// it (the server is stopping: a frozen sandbox would not outlive it) such a sandbox is
     /// refused with `409`.
+    /// Pauses `live` (frozen in memory only if `may_freeze` and it must be); `kept_until`:
+    /// its new deadline, recorded before it shows as paused (a pause at its deadline).
     pub(super) async fn pause_live(
         &self,
         live: &Arc<Live>,
         may_freeze: bool,
+        kept_until: Option<OffsetDateTime>,
     ) -> Result<Sandbox, SandboxError> {
         let _changing = live.changing.lock().await;
         if live.state() != SandboxState::Running || !self.is_held(live) {
@@ -219,6 +222,12 @@ impl Inner {
         };
         paused
             .map_err(|BackendError(why)| SandboxError::Backend(format!("pausing failed: {why}")))?;
+        if let Some(end_at) = kept_until {
+            self.sandbox_store
+                .set_sandbox_deadline(&live.id, end_at)
+                .await?;
+            live.set_end_at(end_at);
+        }
         live.set_frozen(freeze);
         live.set_state(SandboxState::Paused);
         let mode = if freeze {
@@ -241,19 +250,10 @@ impl Inner {
     /// `max_timeout_s` (a resume gives it its timeout again). One that cannot be paused
     /// is ended, saying why.
     pub(super) async fn pause_at_deadline(&self, live: &Arc<Live>) {
-        match self.pause_live(live, true).await {
-            Ok(_) => {
-                let kept = Duration::from_secs(u64::from(self.sandboxes.limits.max_timeout_s));
-                let end_at = OffsetDateTime::now_utc() + kept;
-                if self
-                    .sandbox_store
-                    .set_sandbox_deadline(&live.id, end_at)
-                    .await
-                    .is_ok()
-                {
-                    live.set_end_at(end_at);
-                }
-            }
+        let kept = Duration::from_secs(u64::from(self.sandboxes.limits.max_timeout_s));
+        let end_at = OffsetDateTime::now_utc() + kept;
+        match self.pause_live(live, true, Some(end_at)).await {
+            Ok(_) => {}
             // Resumed or ended meanwhile: the next look decides again.
             Err(SandboxError::Conflict(_)) if live.state() != SandboxState::Running => {}
             Err(e) => {

@@ -85,7 +85,7 @@ impl Engine {
         let all: Vec<Arc<Live>> = self.inner.sandboxes.live().values().cloned().collect();
         for live in all {
             let saved = match live.state() {
-                SandboxState::Running => self.inner.pause_live(&live, false).await.map(|_| ()),
+                SandboxState::Running => self.inner.pause_live(&live, false, None).await.map(|_| ()),
                 _ if live.frozen() => Err(SandboxError::Conflict(
                     "it was paused frozen in memory (a process Vulcan followed ran), which does not outlive the server".into(),
                 )),

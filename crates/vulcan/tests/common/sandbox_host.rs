@@ -157,8 +157,8 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Watches directory `dir` of sandbox `id` over a WebSocket while `sh` makes, writes and
-/// removes `seen/w.txt` there: every step is seen, below the directory too.
+/// Watches directory `dir` of sandbox `id` over a WebSocket while `sh` makes `seen` there,
+/// then writes and removes `seen/w.txt`: every step is seen, below the directory too.
 pub fn watch_sees_changes_below(server: &Server, id: &str, dir: &str, within: Duration) {
     let url = server
         .url(&format!(
@@ -169,26 +169,34 @@ pub fn watch_sees_changes_below(server: &Server, id: &str, dir: &str, within: Du
     if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = watch.get_ref() {
         tcp.set_read_timeout(Some(within)).unwrap();
     }
+    let mut seen = Vec::new();
+    let until = |watch: &mut tungstenite::WebSocket<_>, wanted: &str, seen: &mut Vec<String>| {
+        while !seen.iter().any(|s| s == wanted) {
+            match watch.read() {
+                Ok(tungstenite::Message::Text(message)) => {
+                    let m: Value = serde_json::from_str(&message).unwrap();
+                    seen.push(format!(
+                        "{} {}",
+                        m["type"].as_str().unwrap(),
+                        m["name"].as_str().unwrap()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => panic!("the watch ended early ({e}); saw {seen:?}"),
+            }
+        }
+    };
+    // The new directory first: a file made and removed in it before the watch follows it
+    // (inotify adds a directory's watch after hearing of it) would be missed by any
+    // watcher.
+    sh(server, id, &format!("mkdir {dir}/seen"));
+    until(&mut watch, "create seen", &mut seen);
     sh(
         server,
         id,
-        &format!("mkdir {dir}/seen && echo hi > {dir}/seen/w.txt && rm {dir}/seen/w.txt"),
+        &format!("echo hi > {dir}/seen/w.txt && rm {dir}/seen/w.txt"),
     );
-    let mut seen = Vec::new();
-    while !seen.contains(&"remove seen/w.txt".to_owned()) {
-        match watch.read() {
-            Ok(tungstenite::Message::Text(message)) => {
-                let m: Value = serde_json::from_str(&message).unwrap();
-                seen.push(format!(
-                    "{} {}",
-                    m["type"].as_str().unwrap(),
-                    m["name"].as_str().unwrap()
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => panic!("the watch ended early ({e}); saw {seen:?}"),
-        }
-    }
+    until(&mut watch, "remove seen/w.txt", &mut seen);
     assert!(seen.contains(&"create seen".to_owned()), "{seen:?}");
     assert!(seen.contains(&"create seen/w.txt".to_owned()), "{seen:?}");
 }
