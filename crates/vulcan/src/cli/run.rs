@@ -66,6 +66,21 @@ pub struct RunArgs {
     /// Submit and print the id without waiting.
     #[arg(long = "async")]
     detach: bool,
+    /// With --async: attempts in all if it fails (each a new workload).
+    #[arg(long, requires = "detach")]
+    retry: Option<u32>,
+    /// With --retry: seconds before the second attempt, doubling after [server default: 1].
+    #[arg(long, requires = "retry")]
+    backoff: Option<u32>,
+    /// With --async: no attempt starts later than this many seconds after the submission.
+    #[arg(long, requires = "detach")]
+    max_age: Option<u32>,
+    /// With --async: a queue that gets the workload when its last attempt failed.
+    #[arg(long, requires = "detach")]
+    on_failure_queue: Option<String>,
+    /// With --async: POSTed the final workload, signed with the secret CALLBACK_SIGNING_KEY.
+    #[arg(long, requires = "detach")]
+    callback_url: Option<String>,
 }
 
 pub fn usage(message: impl Into<String>) -> CliError {
@@ -152,6 +167,21 @@ impl RunArgs {
         let mut body = self.code.body()?;
         if let Some(input) = &self.input {
             body["input"] = input_value(input)?;
+        }
+        if let Some(max_attempts) = self.retry {
+            body["retry"] = json!({"max_attempts": max_attempts});
+            if let Some(backoff) = self.backoff {
+                body["retry"]["backoff_s"] = json!(backoff);
+            }
+        }
+        if let Some(age) = self.max_age {
+            body["max_age_s"] = json!(age);
+        }
+        if let Some(queue) = &self.on_failure_queue {
+            body["on_failure"] = json!({ "queue": queue });
+        }
+        if let Some(url) = &self.callback_url {
+            body["callback_url"] = json!(url);
         }
         Ok(body)
     }
@@ -369,6 +399,44 @@ pub fn logs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn async_options_go_into_the_body_and_need_async() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        use clap::Parser as _;
+        let parsed = Cli::try_parse_from([
+            "run",
+            "--runtime",
+            "node",
+            "--code",
+            "1",
+            "--async",
+            "--retry",
+            "3",
+            "--backoff",
+            "2",
+            "--max-age",
+            "60",
+            "--on-failure-queue",
+            "dead",
+            "--callback-url",
+            "https://h.example/x",
+        ])
+        .unwrap();
+        let body = parsed.run.body().unwrap();
+        assert_eq!(body["retry"], json!({"max_attempts": 3, "backoff_s": 2}));
+        assert_eq!(body["max_age_s"], 60);
+        assert_eq!(body["on_failure"], json!({"queue": "dead"}));
+        assert_eq!(body["callback_url"], "https://h.example/x");
+        assert!(Cli::try_parse_from(["run", "--code", "1", "--retry", "3"]).is_err());
+        assert!(Cli::try_parse_from(["run", "--code", "1", "--async", "--backoff", "2"]).is_err());
+        let plain = Cli::try_parse_from(["run", "--runtime", "node", "--code", "1"]).unwrap();
+        assert!(plain.run.body().unwrap().get("retry").is_none());
+    }
 
     #[test]
     fn words_split_like_a_shell() {
