@@ -1,5 +1,5 @@
 //! Vulcan's HTTP API. One file per resource under [`request`]: parsing, validation and
-//! error mapping for a route live together. The contract is in the README.
+//! error mapping for a route live together. The contract is in docs/api.md.
 //!
 //! Errors are always `{"error": "..."}` with a status that says whose fault it is.
 

@@ -432,3 +432,54 @@ fn every_setting_the_server_reads_is_documented_and_every_documented_one_is_read
         "documented but read by nothing: {unknown:?}"
     );
 }
+
+/// A heading's anchor, as GitHub makes it.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn the_readme_and_the_docs_link_only_to_pages_and_headings_that_exist() {
+    let mut pages = vec![(
+        repo("README.md"),
+        std::fs::read_to_string(repo("README.md")).unwrap(),
+    )];
+    sources(&repo("docs"), &[".md"], &mut pages);
+    assert!(pages.len() >= 10, "the reference pages are in docs/");
+    let anchors = |path: &Path| -> BTreeSet<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with('#'))
+            .map(|l| anchor(l.trim_start_matches('#')))
+            .collect()
+    };
+    let mut broken = Vec::new();
+    for (page, text) in &pages {
+        for (at, _) in text.match_indices("](") {
+            let Some(end) = text[at + 2..].find(')') else {
+                continue;
+            };
+            let target = &text[at + 2..at + 2 + end];
+            if target.contains("://") || target.contains(' ') {
+                continue;
+            }
+            let (file, heading) = target.split_once('#').unwrap_or((target, ""));
+            let path = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(file)
+            };
+            if !path.exists() || (!heading.is_empty() && !anchors(&path).contains(heading)) {
+                broken.push(format!("{}: {target}", page.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to nothing: {broken:#?}");
+}

@@ -29,7 +29,7 @@ pub struct DeployBody {
     max_instances: Option<u32>,
     idle_timeout_s: Option<u32>,
     public: Option<bool>,
-    /// Queues whose messages invoke it, in batches (see the README's queues section).
+    /// Queues whose messages invoke it, in batches (see docs/queues.md).
     #[serde(default)]
     triggers: Vec<vulcan_domain::QueueTrigger>,
 }

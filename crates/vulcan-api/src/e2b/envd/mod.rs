@@ -180,7 +180,7 @@ async fn unserved(req: axum::extract::Request) -> Response {
     RpcError::new(
         "unimplemented",
         format!(
-            "{} {} is not served by Vulcan's envd (see the README's E2B section)",
+            "{} {} is not served by Vulcan's envd (see docs/sandboxes.md, E2B's SDKs against Vulcan)",
             req.method(),
             req.uri().path()
         ),
