@@ -124,6 +124,19 @@ fn the_dashboard_and_the_alerts_query_only_metrics_the_server_exports() {
         exported.contains("vulcan_http_requests_total"),
         "{exported:?}"
     );
+    // Every family is in the reference's table of metrics.
+    let reference = std::fs::read_to_string(repo("docs/operations.md")).unwrap();
+    let listed = vulcan_names(&reference);
+    for name in &exported {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        assert!(
+            listed.contains(name) || listed.contains(family),
+            "{name} is exported but not in docs/operations.md's metrics"
+        );
+    }
 
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo("contrib/grafana/vulcan.json")).unwrap(),
