@@ -18,6 +18,7 @@ pub mod image;
 pub mod output;
 pub mod pods;
 mod prepare;
+pub mod reaper;
 pub mod runsc;
 pub mod sandbox_cgroups;
 pub mod sandboxes;
@@ -140,6 +141,8 @@ impl GvisorBackend {
         if unsafe { libc::geteuid() } != 0 {
             return Err("runsc needs root to create sandboxes; run vulcan as root".into());
         }
+        // runsc's sandboxes outlive the command that starts them: their ends are reaped here.
+        reaper::start();
         let runsc = Runsc {
             bin,
             state_dir: config.work_dir.join("state"),

@@ -103,8 +103,7 @@ pub fn run(n: usize, held: usize) {
     remove(&server, &id);
 
     let python = registry.push("python:bench-sandboxes", "python");
-    let big = create_in(&server, &python, "gvisor", 256);
-    pause_and_resume(&server, &big, "sandbox", |server, id| {
+    let image_size = |server: &Server, id: &str| {
         std::fs::metadata(
             server
                 .data_dir
@@ -113,8 +112,14 @@ pub fn run(n: usize, held: usize) {
                 .join("checkpoint/checkpoint.img"),
         )
         .map_or(0, |m| m.len())
-    });
+    };
+    let big = create_in(&server, &python, "gvisor", 256);
+    pause_and_resume(&server, &big, "sandbox", REPEATED, image_size);
     frozen_pause_and_resume(&server, &big);
+    remove(&server, &big);
+    // The worst case for the checkpoint's compression: memory full of random bytes.
+    let big = create_in(&server, &python, "gvisor", 256);
+    pause_and_resume(&server, &big, "sandbox, random bytes", RANDOM, image_size);
     remove(&server, &big);
 
     hold_many(&server, held, "sandbox (128 MB)", || {
@@ -184,10 +189,19 @@ fn round_trips(server: &Server, id: &str, n: usize, what: &str) {
 
 /// Pause and resume of python sandbox `big` (256 MB) with about 200 MB of it in use by a
 /// process started detached, five times; `saved` says what a pause wrote.
-fn pause_and_resume(server: &Server, big: &str, what: &str, saved: impl Fn(&Server, &str) -> u64) {
+fn pause_and_resume(
+    server: &Server,
+    big: &str,
+    what: &str,
+    fill: &str,
+    saved: impl Fn(&Server, &str) -> u64,
+) {
+    let script = format!(
+        "python3 -c \"import os, time; x = {fill}; open('/tmp/held', 'w').write('1'); time.sleep(1e6)\" >/dev/null 2>&1 </dev/null &"
+    );
     let (status, p) = server.post(
         &format!("/v1/sandboxes/{big}/processes"),
-        &json!({"cmd": "sh", "args": ["-c", "python3 -c \"import time; x = b'a' * 190_000_000; open('/tmp/held', 'w').write('1'); time.sleep(1e6)\" >/dev/null 2>&1 </dev/null &"]}),
+        &json!({"cmd": "sh", "args": ["-c", script]}),
     );
     assert_eq!(status, 200, "{p}");
     let t = Instant::now();
@@ -216,6 +230,11 @@ fn pause_and_resume(server: &Server, big: &str, what: &str, saved: impl Fn(&Serv
         saved(server, big) as f64 / 1048576.0,
     );
 }
+
+/// What fills a sandbox's memory before its pause: one byte repeated (it compresses to
+/// almost nothing), or random bytes (it does not compress).
+const REPEATED: &str = "b'a' * 190_000_000";
+const RANDOM: &str = "os.urandom(190_000_000)";
 
 /// Pauses sandbox `id` (kept as `mode`) and resumes it, five times: the times of each,
 /// sorted.
@@ -289,7 +308,7 @@ pub fn run_microvm(n: usize, held: usize) {
 
     let python = registry.push("python:bench-vm-sandboxes", "python");
     let big = create_in(&server, &python, "microvm", 256);
-    pause_and_resume(&server, &big, "microVM sandbox", |server, id| {
+    pause_and_resume(&server, &big, "microVM sandbox", REPEATED, |server, id| {
         let dir = server.data_dir.join("microvm/sandboxes").join(id);
         // The devices' state is written at each pause, and the RAM file kept.
         let blocks = |name: &str| {

@@ -1,0 +1,149 @@
+//! runsc's sandbox and gofer processes outlive the `runsc run --detach` that started them:
+//! orphans, they go to the host's init, which reaps them when it gets to it — on some hosts
+//! over a second after they died — and `runsc delete` waits until they are reaped. Made the
+//! server's child subreaper, the orphans come to the server instead, which reaps them at
+//! once: a pause (checkpoint, then delete) or a removal no longer waits on the host's init.
+//!
+//! Only runsc's own re-executed processes are reaped here (their name is `exe`: runsc runs
+//! its sandbox, gofer and stubs from `/proc/self/exe`); every other child is tokio's, which
+//! waits for each of its own by pid, so taking their exit status here would break it.
+
+use std::sync::Once;
+use std::time::Duration;
+
+/// How often the server looks for dead runsc processes without a SIGCHLD to wake it.
+const LOOK_EVERY: Duration = Duration::from_millis(500);
+
+/// Makes this process the subreaper of its descendants and reaps runsc's dead orphans from
+/// now on (once per process; later calls do nothing).
+pub fn start() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes only this
+        // process's own attribute.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "cannot become the subreaper of runsc's processes: removing a sandbox waits for the host's init to reap them"
+            );
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(reap_on_sigchld());
+            }
+            Err(_) => {
+                std::thread::spawn(|| loop {
+                    reap_dead_runsc();
+                    std::thread::sleep(Duration::from_millis(50));
+                });
+            }
+        }
+    });
+}
+
+async fn reap_on_sigchld() {
+    let mut children = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hear SIGCHLD; dead runsc processes are reaped every 500 ms");
+            None
+        }
+    };
+    loop {
+        match children.as_mut() {
+            Some(s) => {
+                let _ = tokio::time::timeout(LOOK_EVERY, s.recv()).await;
+            }
+            None => tokio::time::sleep(LOOK_EVERY).await,
+        }
+        let _ = tokio::task::spawn_blocking(reap_dead_runsc).await;
+    }
+}
+
+/// Reaps every child of this process that is a dead runsc process; answers how many.
+pub fn reap_dead_runsc() -> usize {
+    let mut reaped = 0;
+    for pid in children() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if is_dead_runsc(&stat) {
+            // SAFETY: waits for one given child, without blocking; its status is dropped.
+            if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == pid {
+                reaped += 1;
+            }
+        }
+    }
+    reaped
+}
+
+/// Whether a `/proc/<pid>/stat` line is that of a dead (zombie) runsc process: named
+/// `exe`, state `Z`.
+fn is_dead_runsc(stat: &str) -> bool {
+    let Some((head, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let name = head.split_once('(').map_or("", |(_, n)| n);
+    name == "exe" && rest.split_whitespace().next() == Some("Z")
+}
+
+/// This process's children (those of each of its threads).
+fn children() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        let listed = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        pids.extend(
+            listed
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_runsc_process_is_taken() {
+        assert!(is_dead_runsc("4242 (exe) Z 1 4242 4242 0 -1 4194560"));
+        assert!(!is_dead_runsc("4242 (exe) S 1 4242 4242 0 -1 4194560"));
+        assert!(!is_dead_runsc("4243 (deno) Z 1 4243 4243 0 -1 4194560"));
+        // A name may hold spaces and parentheses: the state follows the last ')'.
+        assert!(!is_dead_runsc("4244 (a) Z (exe) S 1 4244"));
+        assert!(!is_dead_runsc(""));
+    }
+
+    #[test]
+    fn a_dead_child_named_exe_is_reaped_and_others_are_left() {
+        // A child that re-executes itself as `exe`, as runsc does, and exits at once.
+        let child = std::process::Command::new("/proc/self/exe")
+            .arg("--help")
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else { return };
+        let pid = child.id() as i32;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if is_dead_runsc(&stat) || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(reap_dead_runsc(), 1, "the dead `exe` child");
+        assert!(std::fs::metadata(format!("/proc/{pid}")).is_err(), "gone");
+        // Its exit status went to the reaper: the owner's wait finds no child.
+        assert!(child.wait().is_err());
+        // A child of another name is left to its owner.
+        let mut other = std::process::Command::new("true").spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(reap_dead_runsc(), 0);
+        assert!(other.wait().unwrap().success());
+    }
+}
