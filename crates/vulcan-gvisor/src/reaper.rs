@@ -11,11 +11,11 @@
 use std::sync::Once;
 use std::time::Duration;
 
-/// How often the server looks for dead runsc processes without a SIGCHLD to wake it.
-const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// How often the reaper looks for dead runsc processes.
+const LOOK_EVERY: Duration = Duration::from_millis(20);
 
 /// Makes this process the subreaper of its descendants and reaps runsc's dead orphans from
-/// now on (once per process; later calls do nothing).
+/// now on, on a thread of its own (once per process; later calls do nothing).
 pub fn start() {
     static STARTED: Once = Once::new();
     STARTED.call_once(|| {
@@ -28,43 +28,33 @@ pub fn start() {
             );
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(reap_on_sigchld());
-            }
-            Err(_) => {
-                std::thread::spawn(|| loop {
-                    reap_dead_runsc();
-                    std::thread::sleep(Duration::from_millis(50));
-                });
-            }
+        // A thread, not a task: it must outlive any one runtime (tests make one per test).
+        let spawned = std::thread::Builder::new()
+            .name("runsc-reaper".into())
+            .spawn(|| loop {
+                reap_dead_runsc(Children::Adopted);
+                std::thread::sleep(LOOK_EVERY);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the reaper of runsc's processes");
         }
     });
 }
 
-async fn reap_on_sigchld() {
-    let mut children = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot hear SIGCHLD; dead runsc processes are reaped every 500 ms");
-            None
-        }
-    };
-    loop {
-        match children.as_mut() {
-            Some(s) => {
-                let _ = tokio::time::timeout(LOOK_EVERY, s.recv()).await;
-            }
-            None => tokio::time::sleep(LOOK_EVERY).await,
-        }
-        let _ = tokio::task::spawn_blocking(reap_dead_runsc).await;
-    }
+/// Whose children to look at.
+#[derive(Clone, Copy)]
+pub enum Children {
+    /// The orphans this process adopted: the kernel gives them to its main thread.
+    Adopted,
+    /// Those of every thread.
+    All,
 }
 
-/// Reaps every child of this process that is a dead runsc process; answers how many.
-pub fn reap_dead_runsc() -> usize {
+/// Reaps every child of this process (of `whose`) that is a dead runsc process; answers
+/// how many.
+pub fn reap_dead_runsc(whose: Children) -> usize {
     let mut reaped = 0;
-    for pid in children() {
+    for pid in children(whose) {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         if is_dead_runsc(&stat) {
             // SAFETY: waits for one given child, without blocking; its status is dropped.
@@ -86,14 +76,20 @@ fn is_dead_runsc(stat: &str) -> bool {
     name == "exe" && rest.split_whitespace().next() == Some("Z")
 }
 
-/// This process's children (those of each of its threads).
-fn children() -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return pids;
+/// This process's children: its main thread's, or every thread's.
+fn children(whose: Children) -> Vec<i32> {
+    let tasks: Vec<std::path::PathBuf> = match whose {
+        Children::Adopted => vec![format!("/proc/self/task/{}", std::process::id()).into()],
+        Children::All => std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|t| t.path())
+            .collect(),
     };
-    for task in tasks.flatten() {
-        let listed = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+    let mut pids = Vec::new();
+    for task in tasks {
+        let listed = std::fs::read_to_string(task.join("children")).unwrap_or_default();
         pids.extend(
             listed
                 .split_whitespace()
@@ -136,14 +132,14 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(reap_dead_runsc(), 1, "the dead `exe` child");
+        assert_eq!(reap_dead_runsc(Children::All), 1, "the dead `exe` child");
         assert!(std::fs::metadata(format!("/proc/{pid}")).is_err(), "gone");
         // Its exit status went to the reaper: the owner's wait finds no child.
         assert!(child.wait().is_err());
         // A child of another name is left to its owner.
         let mut other = std::process::Command::new("true").spawn().unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(reap_dead_runsc(), 0);
+        assert_eq!(reap_dead_runsc(Children::All), 0);
         assert!(other.wait().unwrap().success());
     }
 }
