@@ -31,6 +31,8 @@ const POLL: Duration = Duration::from_millis(250);
 const LEASE: Duration = Duration::from_secs(60);
 /// Follow-ups taken at once.
 const BATCH: u32 = 32;
+/// Follow-ups being settled at once, at most.
+const IN_FLIGHT: usize = 64;
 /// How long a POST may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tries of one POST before it is given up (backoff 1, 2, 4 … 300 s: about half an hour).
@@ -503,23 +505,37 @@ fn public(ip: IpAddr) -> bool {
 /// Takes due follow-ups and settles them until the server stops.
 pub(crate) async fn run(engine: Engine) {
     let mut stopping = engine.inner.stopping.subscribe();
+    // Follow-ups settled at once, at most: a receiver that hangs holds its POSTs' places,
+    // not every blocking thread.
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     loop {
         if *stopping.borrow() {
             break;
         }
-        let t = now();
-        let lease = t + time::Duration::try_from(LEASE).unwrap_or(time::Duration::MINUTE);
-        let taken = match engine.inner.followups.take_followups(t, lease, BATCH).await {
-            Ok(taken) => taken,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the follow-ups");
-                Vec::new()
+        let free = places.available_permits().min(BATCH as usize) as u32;
+        let taken = if free == 0 {
+            Vec::new()
+        } else {
+            let t = now();
+            let lease = t + time::Duration::try_from(LEASE).unwrap_or(time::Duration::MINUTE);
+            match engine.inner.followups.take_followups(t, lease, free).await {
+                Ok(taken) => taken,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the follow-ups");
+                    Vec::new()
+                }
             }
         };
-        let full = taken.len() as u32 == BATCH;
+        let full = free > 0 && taken.len() as u32 == free;
         for f in taken {
+            let Ok(place) = places.clone().try_acquire_owned() else {
+                break;
+            };
             let engine = engine.clone();
-            tokio::spawn(async move { engine.settle(f).await });
+            tokio::spawn(async move {
+                engine.settle(f).await;
+                drop(place);
+            });
         }
         if full {
             continue;
