@@ -19,6 +19,13 @@ const LOOK_EVERY: Duration = Duration::from_millis(20);
 pub fn start() {
     static STARTED: Once = Once::new();
     STARTED.call_once(|| {
+        // Without a list of its children (a kernel without CONFIG_PROC_CHILDREN) the server
+        // could not find the orphans it adopted: it leaves them to init.
+        let listed = format!("/proc/self/task/{}/children", std::process::id());
+        if std::fs::metadata(&listed).is_err() {
+            tracing::info!("this kernel does not list a process's children: runsc's processes are left to init to reap");
+            return;
+        }
         // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes only this
         // process's own attribute.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
