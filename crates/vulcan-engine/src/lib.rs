@@ -17,6 +17,7 @@ mod access;
 mod audit;
 pub mod benchmark;
 mod broker;
+mod callbacks;
 mod cluster;
 mod config;
 mod consumers;
