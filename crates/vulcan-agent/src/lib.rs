@@ -115,7 +115,7 @@ pub struct Run {
     /// Hold the VM as a sandbox ([`held`]): no program runs until one is called for.
     #[serde(default)]
     pub sandbox: bool,
-    /// A held sandbox's volumes: disks to mount in its root.
+    /// Volumes (a held sandbox's, a workload's): disks to mount in its root.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<HeldVolume>,
 }

@@ -106,6 +106,12 @@ pub fn run(port: &Port, job: Run) -> Exit {
         .map(|g| g.events())
         .unwrap_or_default();
     let used = crate::used(workspace.group.as_ref(), mark);
+    // What it wrote to its volumes is on their disks before the host is told it ended
+    // (the VM goes at once after).
+    if !job.volumes.is_empty() {
+        // SAFETY: sync has no preconditions.
+        unsafe { libc::sync() };
+    }
     match status.map(|ended| ended.code_and_signal()) {
         Ok((code, signal)) => Exit {
             code,

@@ -400,6 +400,7 @@ pub fn prepare(job: &Run, file: &str) -> Result<Workspace, String> {
     if let Some(net) = &job.network {
         crate::network::configure(net, &root)?;
     }
+    mount_volumes(&root, &job.volumes)?;
     let work = root.join("work");
     if let Some(code) = &job.code {
         fs::write(work.join(file), code).map_err(|e| format!("cannot write the code: {e}"))?;

@@ -55,6 +55,16 @@ pub struct WorkloadSpec {
     /// For an async workload: its retries, age limit, failure queue and callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_policy: Option<crate::AsyncPolicy>,
+    /// The tenant's volumes it mounts (gvisor, microvm): it runs on their node, and holds
+    /// them from its admission to its end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::VolumeMount>,
+    /// The node it runs on: its volumes' (none: any node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Their files, filled in by the node that runs it just before its backend is called.
+    #[serde(skip)]
+    pub attached: Vec<crate::VolumeAttach>,
 }
 
 /// What came out of a run that the backend saw through to the end. A backend that could

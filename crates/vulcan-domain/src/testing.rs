@@ -83,6 +83,9 @@ pub fn spec(id: &str, runtime: Runtime, isolation: Isolation, code: &str) -> Wor
         note: None,
         invocation: None,
         async_policy: None,
+        volumes: Vec::new(),
+        node: None,
+        attached: Vec::new(),
     }
 }
 

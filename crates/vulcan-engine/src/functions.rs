@@ -448,6 +448,9 @@ impl Engine {
             note: route.fallback,
             invocation: Some(invocation),
             async_policy,
+            volumes: Vec::new(),
+            node: None,
+            attached: Vec::new(),
         };
         self.admit(workload, spec, quota, trigger.and_then(|(_, tick)| tick))
             .await

@@ -245,6 +245,14 @@ async fn execute(
     }
     let redactor = opened.redactor;
     sink.redact(redactor.clone());
+    // Its volumes' files: on this node, the one it was admitted for.
+    match inner.volume_attachments(tenant, &spec.volumes).await {
+        Ok(attached) => spec.attached = attached,
+        Err(e) => {
+            let why = format!("could not mount its volumes: {e}");
+            return unrun(ended(WorkloadStatus::Failed, why));
+        }
+    }
     let Some(backend) = inner.registry.get(spec.run.isolation).cloned() else {
         let why = format!("this node has no {} backend", spec.run.isolation);
         return unrun(ended(WorkloadStatus::Failed, why));

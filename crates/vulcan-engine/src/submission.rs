@@ -45,6 +45,8 @@ pub struct Submission {
     pub pulls: ImagePulls,
     /// For an async workload: its retries, age limit, failure queue and callback.
     pub after: vulcan_domain::AsyncOptions,
+    /// The tenant's volumes it mounts (gvisor, microvm).
+    pub volumes: Vec<vulcan_domain::VolumeMount>,
 }
 
 /// What a caller may have pulled when a run names an image that is not registered.

@@ -86,6 +86,7 @@ impl Engine {
             quota,
             pulls,
             after,
+            volumes,
         } = submission;
         let defaults = self.image_defaults(&mut code, pulls).await?;
         let mut run = code.validate(defaults, &inner.config.limits)?;
@@ -99,6 +100,9 @@ impl Engine {
         let route = self.route(&run).await?;
         self.check_secrets(&tenant, &run.secrets).await?;
         let async_policy = self.async_policy(&tenant, quota.as_ref(), after).await?;
+        let node = self
+            .workload_volumes(&tenant, route.isolation, !run.network.is_none(), &volumes)
+            .await?;
         run.isolation = route.isolation;
         let id = inner.new_id();
         let workload = Workload::pending(
@@ -118,8 +122,57 @@ impl Engine {
             note: route.fallback,
             invocation: None,
             async_policy,
+            volumes,
+            node,
+            attached: Vec::new(),
         };
         self.admit(workload, spec, quota, None).await
+    }
+
+    /// The node a workload that mounts `volumes` runs on (theirs), checked: a backend
+    /// with a filesystem, volumes of the tenant's on one node, and that node live.
+    async fn workload_volumes(
+        &self,
+        tenant: &str,
+        isolation: Isolation,
+        network: bool,
+        volumes: &[vulcan_domain::VolumeMount],
+    ) -> Result<Option<String>, SubmitError> {
+        if volumes.is_empty() {
+            return Ok(None);
+        }
+        if network && isolation == Isolation::Microvm {
+            return Err(SubmitError::Invalid(
+                "a microvm workload with volumes runs without a network: drop \"network\" or ask for isolation gvisor".into(),
+            ));
+        }
+        if !matches!(isolation, Isolation::Gvisor | Isolation::Microvm) {
+            return Err(SubmitError::Invalid(format!(
+                "volumes are mounted by gvisor and microvm workloads, and this one runs on {isolation} (no filesystem): ask for isolation gvisor or microvm"
+            )));
+        }
+        let node = self
+            .inner
+            .volumes_node(tenant, volumes)
+            .await
+            .map_err(|e| match e {
+                crate::SandboxError::Store(e) => SubmitError::Store(e),
+                other => SubmitError::Invalid(other.to_string()),
+            })?;
+        if let Some(node) = node.as_ref().filter(|n| **n != self.inner.config.node_id) {
+            let lease = time::Duration::try_from(self.inner.config.lease)
+                .unwrap_or(time::Duration::seconds(10));
+            let live =
+                self.nodes().await?.into_iter().any(|n| {
+                    n.id == *node && n.state(now(), lease) == vulcan_domain::NodeState::Live
+                });
+            if !live {
+                return Err(SubmitError::Unavailable(format!(
+                    "the volumes are on node {node}, which is not live: the workload can run only there"
+                )));
+            }
+        }
+        Ok(node)
     }
 
     /// Admits a workload into the queue; this node claims and starts it at once if it can
@@ -134,7 +187,8 @@ impl Engine {
     ) -> Result<Workload, SubmitError> {
         let inner = &self.inner;
         let isolation = workload.isolation;
-        let slot = (!inner.is_isolated() && inner.registry.available(isolation))
+        let here = spec.node.iter().all(|n| *n == inner.config.node_id);
+        let slot = (here && !inner.is_isolated() && inner.registry.available(isolation))
             .then(|| inner.slots.get(&isolation).and_then(|s| s.try_take()))
             .flatten();
         let admission = Admission {

@@ -355,6 +355,21 @@ pub fn sandbox_config(
             *m = mount("/tmp", "bind", &tmp, &["rbind", "rw", "nosuid", "nodev"])?;
         }
     }
+    spec.set_mounts(Some(mounts));
+    bind_volumes(&mut spec, volumes)?;
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path(run.rootfs)
+            .readonly(false)
+            .build()
+            .map_err(invalid)?,
+    ));
+    Ok(spec)
+}
+
+/// Binds `volumes` into `spec`: (their mount on the host, the path inside, read-only).
+pub fn bind_volumes(spec: &mut Spec, volumes: &[(PathBuf, String, bool)]) -> Result<(), String> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
     for (source, path, read_only) in volumes {
         let access = if *read_only { "ro" } else { "rw" };
         mounts.push(mount(
@@ -365,14 +380,7 @@ pub fn sandbox_config(
         )?);
     }
     spec.set_mounts(Some(mounts));
-    spec.set_root(Some(
-        RootBuilder::default()
-            .path(run.rootfs)
-            .readonly(false)
-            .build()
-            .map_err(invalid)?,
-    ));
-    Ok(spec)
+    Ok(())
 }
 
 /// Where a pod's init is in its root.

@@ -167,7 +167,7 @@ impl GvisorBackend {
         }
         if let Ok(entries) = std::fs::read_dir(config.work_dir.join("bundles")) {
             for entry in entries.flatten() {
-                let _ = std::fs::remove_dir_all(entry.path());
+                sandboxes::remove_bundle(&entry.path());
             }
         }
         warm::install_hold(&config.work_dir.join("hold"))
@@ -439,7 +439,8 @@ impl Backend for GvisorBackend {
         if let Some(invocation) = spec.invocation.as_ref().filter(|i| i.reuse && warm) {
             return self.invoke_warm(ready, invocation, &spec, logs).await;
         }
-        if !spec.run.network.is_none() {
+        // A pod's sandbox was made without the workload's volumes.
+        if !spec.run.network.is_none() && spec.attached.is_empty() {
             if let Some(pod) = self.pods.as_ref().and_then(Pods::take) {
                 return self.run_in_pod(ready, pod, &spec, logs).await;
             }
@@ -480,8 +481,13 @@ impl Backend for GvisorBackend {
         if let Some(network) = network {
             count_traffic(&mut ran, network);
         }
-        // `runsc run` deletes the container once it has exited.
+        // `runsc run` deletes the container once it has exited; what it wrote to its
+        // volumes is on their disks once they are unmounted.
         self.exited().insert(spec.id.clone());
+        if !spec.attached.is_empty() {
+            let dir = bundle.dir.clone();
+            let _ = tokio::task::spawn_blocking(move || sandboxes::unmount_volumes(&dir)).await;
+        }
         drop(bundle.image);
         Ok(ran?.0)
     }
@@ -532,7 +538,7 @@ impl Backend for GvisorBackend {
             if !exited && runsc.exists(&id) {
                 runsc.destroy(&id);
             }
-            let _ = std::fs::remove_dir_all(&bundle);
+            sandboxes::remove_bundle(&bundle);
             cgroups.remove(&id);
         })
         .await

@@ -123,7 +123,16 @@ impl GvisorBackend {
             }),
             pod,
         };
-        let config = bundle::config(&run, uid, gid).map_err(BackendError)?;
+        let mut config = bundle::config(&run, uid, gid).map_err(BackendError)?;
+        if !spec.attached.is_empty() {
+            let (at, attached) = (dir.clone(), spec.attached.clone());
+            tokio::task::spawn_blocking(move || crate::sandboxes::mount_volumes(&at, &attached))
+                .await
+                .map_err(|e| BackendError(format!("mounting the volumes failed: {e}")))?
+                .map_err(BackendError)?;
+            let bound = crate::sandboxes::bound_volumes(&dir, &spec.attached);
+            bundle::bind_volumes(&mut config, &bound).map_err(BackendError)?;
+        }
         let process = bundle::process(&run, uid, gid).map_err(BackendError)?;
         let write = std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(dir.join("config.json"), json_of(&config)))

@@ -170,7 +170,7 @@ fn volume_mount(dir: &Path, n: usize) -> PathBuf {
 
 /// Mounts the volumes of sandbox `dir` that are not mounted yet (each once per sandbox:
 /// read-only ones without replaying a journal, so that nothing is written to them).
-fn mount_volumes(dir: &Path, volumes: &[VolumeAttach]) -> Result<(), String> {
+pub(crate) fn mount_volumes(dir: &Path, volumes: &[VolumeAttach]) -> Result<(), String> {
     for (n, volume) in volumes.iter().enumerate() {
         let at = volume_mount(dir, n);
         if is_mounted(&at) {
@@ -189,7 +189,7 @@ fn mount_volumes(dir: &Path, volumes: &[VolumeAttach]) -> Result<(), String> {
 }
 
 /// Unmounts sandbox `dir`'s volumes, waiting (a while) for its processes to let go.
-fn unmount_volumes(dir: &Path) {
+pub(crate) fn unmount_volumes(dir: &Path) {
     let mounted: Vec<PathBuf> = std::fs::read_dir(dir.join("volumes"))
         .into_iter()
         .flatten()
@@ -211,7 +211,7 @@ fn unmount_volumes(dir: &Path) {
 }
 
 /// Sandbox `dir`'s volumes as its spec binds them.
-fn bound_volumes(dir: &Path, volumes: &[VolumeAttach]) -> Vec<(PathBuf, String, bool)> {
+pub(crate) fn bound_volumes(dir: &Path, volumes: &[VolumeAttach]) -> Vec<(PathBuf, String, bool)> {
     volumes
         .iter()
         .enumerate()
@@ -265,6 +265,22 @@ fn remove_dir(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a sandbox's directory");
     }
+}
+
+/// Removes a workload's bundle `dir`, its volumes unmounted first (never their files
+/// removed through a mount that stayed).
+pub(crate) fn remove_bundle(dir: &Path) {
+    unmount_volumes(dir);
+    let stayed = std::fs::read_dir(dir.join("volumes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| is_mounted(&e.path()));
+    if stayed {
+        tracing::warn!(dir = %dir.display(), "a volume is still mounted in a bundle: the bundle is left");
+        return;
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn is_mounted(path: &Path) -> bool {

@@ -33,6 +33,7 @@ pub mod snapshot;
 mod templates;
 pub mod vm;
 pub mod vmm;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -657,6 +658,9 @@ impl Backend for MicrovmBackend {
             return Err(BackendError(format!(
                 "the microvm backend does not run {runtime}"
             )));
+        }
+        if !spec.attached.is_empty() {
+            return self.execute_with_volumes(spec, logs).await;
         }
         if !spec.run.network.is_none() {
             return self.execute_networked(spec, logs).await;

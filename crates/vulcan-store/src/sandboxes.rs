@@ -5,6 +5,7 @@
 use time::OffsetDateTime;
 use vulcan_domain::{
     PauseMode, Sandbox, SandboxFilter, SandboxPage, SandboxRoom, SandboxState, StoreError, Volume,
+    VolumeMount, WorkloadSpec,
 };
 
 /// Rows read at a time while a list filters on metadata.
@@ -112,48 +113,99 @@ pub(crate) fn check_room(
     Ok(())
 }
 
-/// Whether the volumes `new` mounts are free for it beside `live` (the tenant's running
-/// and paused sandboxes): a volume has one writer and no reader beside it, or readers only.
-pub(crate) fn check_volumes(new: &Sandbox, live: &[Sandbox]) -> Result<(), StoreError> {
-    for mount in &new.volumes {
-        let holder = live.iter().find_map(|s| {
-            s.volumes
+/// What mounts volumes now: a running or paused sandbox, or a pending or running
+/// workload (which holds its volumes from its admission to its end).
+pub(crate) struct Holder {
+    /// "sandbox" or "workload".
+    pub kind: &'static str,
+    pub id: String,
+    /// Its state or status.
+    pub state: String,
+    pub volumes: Vec<VolumeMount>,
+}
+
+impl Holder {
+    pub(crate) fn sandbox(s: &Sandbox) -> Holder {
+        Holder {
+            kind: "sandbox",
+            id: s.id.clone(),
+            state: s.state.as_str().to_owned(),
+            volumes: s.volumes.clone(),
+        }
+    }
+
+    /// A workload's row: its id, status and the JSON of its mounts.
+    pub(crate) fn workload(id: String, status: String, json: &str) -> Result<Holder, StoreError> {
+        let volumes = serde_json::from_str(json)
+            .map_err(|e| StoreError::Io(format!("a workload's stored volumes: {e}")))?;
+        Ok(Holder {
+            kind: "workload",
+            id,
+            state: status,
+            volumes,
+        })
+    }
+}
+
+/// The JSON a workload's row keeps of the volumes it mounts (none: `NULL`).
+pub(crate) fn workload_volumes(spec: &WorkloadSpec) -> Result<Option<String>, StoreError> {
+    if spec.volumes.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(&spec.volumes)
+        .map(Some)
+        .map_err(|e| StoreError::Io(format!("encoding a workload's volumes: {e}")))
+}
+
+/// Whether the volumes in `mounts` are free beside what `holders` mount: a volume has
+/// one writer and no reader beside it, or readers only.
+pub(crate) fn check_volumes(mounts: &[VolumeMount], holders: &[Holder]) -> Result<(), StoreError> {
+    for mount in mounts {
+        let holder = holders.iter().find_map(|h| {
+            h.volumes
                 .iter()
                 .find(|m| m.name == mount.name && (!mount.read_only || !m.read_only))
-                .map(|m| (s, m))
+                .map(|m| (h, m))
         });
-        if let Some((sandbox, held)) = holder {
+        if let Some((holder, held)) = holder {
             let how = if held.read_only {
                 "read-only"
             } else {
                 "read-write"
             };
             return Err(StoreError::Conflict(format!(
-                "volume {} is mounted {how} by sandbox {} ({}): a volume has one writer and no reader beside it; mount it read_only, or end that sandbox first",
-                mount.name,
-                sandbox.id,
-                sandbox.state.as_str()
+                "volume {} is mounted {how} by {} {} ({}): a volume has one writer and no reader beside it; mount it read_only, or wait for that {} to end",
+                mount.name, holder.kind, holder.id, holder.state, holder.kind
             )));
         }
     }
     Ok(())
 }
 
-/// Why volume `name` cannot be deleted, if one of `live` mounts it.
-pub(crate) fn check_unmounted(name: &str, live: &[Sandbox]) -> Result<(), StoreError> {
-    let users: Vec<&str> = live
+/// Why volume `name` cannot be deleted, if one of `holders` mounts it.
+pub(crate) fn check_unmounted(name: &str, holders: &[Holder]) -> Result<(), StoreError> {
+    let users: Vec<String> = holders
         .iter()
-        .filter(|s| s.volumes.iter().any(|m| m.name == name))
-        .map(|s| s.id.as_str())
+        .filter(|h| h.volumes.iter().any(|m| m.name == name))
+        .map(|h| format!("{} {}", h.kind, h.id))
         .collect();
     if users.is_empty() {
         return Ok(());
     }
     Err(StoreError::Conflict(format!(
-        "volume {name} is mounted by sandbox {}: end it first",
+        "volume {name} is mounted by {}: wait for it to end, or end it first",
         users.join(", ")
     )))
 }
+
+/// The columns of workloads that mount volumes (a partial index keeps finding the live
+/// ones of a tenant cheap): the JSON of the mounts, and the node that runs them (the
+/// volumes' own). Shared by both stores' migrations.
+pub(crate) const WORKLOAD_VOLUMES_SCHEMA: &str = r#"
+    ALTER TABLE workloads ADD COLUMN volumes TEXT;
+    ALTER TABLE workloads ADD COLUMN volume_node TEXT;
+    CREATE INDEX workloads_volumes ON workloads (tenant, status) WHERE volumes IS NOT NULL;
+"#;
 
 /// A volume's record as stored.
 pub(crate) fn volume_to_json(volume: &Volume) -> Result<String, StoreError> {

@@ -233,6 +233,9 @@ pub fn workload(
         note: Some("auto: a note".into()),
         invocation: None,
         async_policy: None,
+        volumes: Vec::new(),
+        node: None,
+        attached: Vec::new(),
     };
     (w, spec)
 }

@@ -1958,6 +1958,107 @@ async fn volumes_are_a_tenants_own_with_one_writer_and_are_not_deleted_while_mou
     assert_eq!(store.sandbox("w1").await.unwrap().volumes[0].name, "data");
 }
 
+async fn a_workload_holds_its_volumes_to_its_end_and_only_their_node_claims_it(s: Stores) {
+    let store = &s.sandboxes;
+    store.insert_volume(&volume("a", "data"), 5).await.unwrap();
+    store.insert_volume(&volume("a", "refs"), 5).await.unwrap();
+    let mounting_workload = |id: &str, mounts: &[(&str, bool)]| {
+        let (mut w, mut spec) = workload(id, Isolation::Gvisor);
+        w.tenant = "a".into();
+        spec.tenant = "a".into();
+        spec.volumes = mounting("x", "a", mounts).volumes;
+        spec.node = Some("n1".into());
+        (w, spec)
+    };
+    // A pending writer holds its volume against another writer, a reader, a sandbox
+    // and the volume's deletion.
+    let (w, spec) = mounting_workload("01V1", &[("data", false)]);
+    s.workloads
+        .enqueue(&w, &spec, &Admission::default())
+        .await
+        .unwrap();
+    let (w2, spec2) = mounting_workload("01V2", &[("data", true)]);
+    let refused = s
+        .workloads
+        .enqueue(&w2, &spec2, &Admission::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("workload 01V1")),
+        "{refused:?}"
+    );
+    assert!(
+        matches!(s.workloads.get("01V2").await, Err(StoreError::NotFound(_))),
+        "a refused workload is not stored"
+    );
+    let refused = store
+        .insert_sandbox(&mounting("sx", "a", &[("data", true)]), &room(10))
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("01V1")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        store.delete_volume("a", "data").await,
+        Err(StoreError::Conflict(m)) if m.contains("workload 01V1")
+    ));
+    // Readers together, a sandbox among them.
+    let (r1, spec) = mounting_workload("01V3", &[("refs", true)]);
+    s.workloads
+        .enqueue(&r1, &spec, &Admission::default())
+        .await
+        .unwrap();
+    store
+        .insert_sandbox(&mounting("sr", "a", &[("refs", true)]), &room(10))
+        .await
+        .expect("readers together");
+    let (w4, spec) = mounting_workload("01V4", &[("refs", false)]);
+    assert!(matches!(
+        s.workloads.enqueue(&w4, &spec, &Admission::default()).await,
+        Err(StoreError::Conflict(m)) if m.contains("sandbox sr")
+    ));
+    // Only the volumes' node claims them; another node's claims pass over them.
+    let (free, spec) = workload("01V5", Isolation::Gvisor);
+    put(&s, &free, &spec).await;
+    let other = s.workloads.claim("n2", Isolation::Gvisor).await.unwrap();
+    assert_eq!(other.map(|c| c.workload.id).as_deref(), Some("01V5"));
+    assert!(s
+        .workloads
+        .claim("n2", Isolation::Gvisor)
+        .await
+        .unwrap()
+        .is_none());
+    let claimed = s
+        .workloads
+        .claim("n1", Isolation::Gvisor)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.workload.id, "01V1");
+    assert_eq!(
+        claimed.spec.volumes,
+        mounting("x", "a", &[("data", false)]).volumes
+    );
+    assert_eq!(claimed.spec.node.as_deref(), Some("n1"));
+    // Held while running; free once it ended.
+    s.workloads.start("01V1", "n1", at(200)).await.unwrap();
+    assert!(matches!(
+        store.delete_volume("a", "data").await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.workloads
+        .finish(
+            "01V1",
+            &done(WorkloadStatus::Completed, 5),
+            &Expect::RunningOn("n1".into()),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_sandbox(&mounting("sw", "a", &[("data", false)]), &room(10))
+        .await
+        .expect("the workload's volume is free once it ended");
+}
+
 fn queue(tenant: &str, name: &str, config: QueueConfig) -> Queue {
     Queue {
         id: format!("q-{tenant}-{name}"),
@@ -2496,6 +2597,7 @@ contract!(
     workloads_created_per_minute_come_from_a_range_of_ids_per_tenant,
     sandboxes_are_listed_by_tenant_state_and_metadata_and_change_only_from_their_state,
     volumes_are_a_tenants_own_with_one_writer_and_are_not_deleted_while_mounted,
+    a_workload_holds_its_volumes_to_its_end_and_only_their_node_claims_it,
     queues_deliver_each_message_to_one_consumer_until_acked_then_dead_letter_it,
     concurrent_consumers_never_receive_one_message_twice,
     a_topic_gives_each_subscribed_queue_its_own_copy_in_one_transaction,

@@ -742,6 +742,111 @@ fn a_volumes_data_outlives_its_sandboxes_with_one_writer_at_a_time() {
 }
 
 #[test]
+fn workloads_mount_volumes_that_outlive_them_held_one_writer_at_a_time_with_sandboxes() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:workload-volumes", "busybox");
+    let host = server_for(&registry, &[]);
+    let server = &host.server;
+    let (status, made) = server.post("/v1/volumes", &json!({"name": "shared", "size_mb": 32}));
+    assert_eq!(status, 201, "{made}");
+    let mount =
+        |read_only: bool| json!([{"name": "shared", "path": "/data", "read_only": read_only}]);
+    let job = |script: &str, read_only: bool| {
+        json!({
+            "runtime": "oci", "isolation": "gvisor", "image": image,
+            "command": ["sh", "-c", script], "volumes": mount(read_only),
+        })
+    };
+
+    // A workload writes; the next one reads it; a read-only one cannot write.
+    let wrote = server.run(job("echo from a workload > /data/f && cat /data/f", false));
+    assert_eq!(wrote["status"], "completed", "{wrote}");
+    assert_eq!(wrote["output"], "from a workload", "{wrote}");
+    let (_, spec) = server.get(&format!(
+        "/v1/workloads/{}/spec",
+        wrote["id"].as_str().unwrap()
+    ));
+    assert_eq!(spec["volumes"], mount(false), "{spec}");
+    let read = server.run(job("cat /data/f; echo no > /data/g", true));
+    assert_eq!(read["output"], "from a workload", "{read}");
+    assert_eq!(
+        read["status"], "failed",
+        "a read-only volume was written: {read}"
+    );
+
+    // A sandbox reads what a workload wrote; while it writes, workloads wait their turn:
+    // 409 naming it.
+    let sandbox = create(server, json!({"image": image, "volumes": mount(false)}));
+    assert_eq!(sh(server, &sandbox, "cat /data/f").1, "from a workload\n");
+    assert_eq!(sh(server, &sandbox, "echo from a sandbox > /data/f").0, 0);
+    for read_only in [false, true] {
+        let (status, body) = server.post("/v1/workloads/async", &job("true", read_only));
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(&sandbox), "{body}");
+    }
+    let (status, _) = server.delete(&format!("/v1/sandboxes/{sandbox}"));
+    assert_eq!(status, 200);
+
+    // A running workload holds its volume against sandboxes, other workloads and deletion.
+    let long = server.submit(job("cat /data/f; sleep 60", false));
+    let mut logs = server.sse(&format!("/v1/workloads/{long}/logs"));
+    let line = std::iter::from_fn(|| logs.next_event())
+        .take(20)
+        .find(|e| e.data.contains("from a"))
+        .expect("the workload's first line");
+    assert!(line.data.contains("from a sandbox"), "{line:?}");
+    let (status, body) = server.post(
+        "/v1/sandboxes",
+        &json!({"image": image, "volumes": mount(true)}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(&long), "{body}");
+    let (status, body) = server.post("/v1/workloads", &job("true", true));
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = server.delete("/v1/volumes/shared");
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = server.delete(&format!("/v1/workloads/{long}"));
+    assert_eq!(status, 200);
+    let killed = server.wait_terminal(&long, Duration::from_secs(30));
+    assert_eq!(killed["status"], "killed", "{killed}");
+
+    // Bad mounts are 400s that say what to change, and nothing is stored.
+    for (body, why) in [
+        (
+            json!({"runtime": "node", "isolation": "isolate", "code": "1", "volumes": mount(false)}),
+            "gvisor or microvm",
+        ),
+        (
+            json!({"runtime": "oci", "isolation": "gvisor", "image": image, "command": ["true"],
+                   "volumes": [{"name": "nope", "path": "/x"}]}),
+            "not found",
+        ),
+        (
+            json!({"runtime": "oci", "isolation": "gvisor", "image": image, "command": ["true"],
+                   "volumes": [{"name": "shared", "path": "relative"}]}),
+            "absolute path",
+        ),
+    ] {
+        let (status, answer) = server.post("/v1/workloads", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(why), "{answer}");
+    }
+
+    // Nothing of the runs is left mounted on the host, and the volume is free to delete.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let data = server.data_dir.to_string_lossy().into_owned();
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.contains(&data) && l.contains("bundles")),
+        "{mounts}"
+    );
+    let (status, gone) = server.delete("/v1/volumes/shared");
+    assert_eq!(status, 200, "{gone}");
+    assert_no_sandbox_left(server);
+}
+
+#[test]
 fn a_server_that_stops_pauses_its_sandboxes_and_takes_them_back_and_a_crash_loses_them() {
     let registry = Registry::start();
     let image = registry.push("busybox:sandbox-restart", "busybox");

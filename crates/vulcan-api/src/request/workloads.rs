@@ -42,6 +42,7 @@ async fn submission(
         quota: crate::auth::quota_of(&state.engine, caller).await?,
         pulls: caller.image_pulls(),
         after: body.after,
+        volumes: body.volumes,
     })
 }
 
@@ -59,6 +60,11 @@ pub struct CreateWorkload {
     /// Async only: retries, an age limit, a failure queue and a callback.
     #[serde(flatten)]
     after: vulcan_domain::AsyncOptions,
+    /// The tenant's volumes to mount (gvisor and microvm; at most 8): the workload runs on
+    /// their node and holds them until it ends (a read-write mount beside any other mount
+    /// of the volume is refused with 409).
+    #[serde(default)]
+    volumes: Vec<vulcan_domain::VolumeMount>,
 }
 
 impl Fields for CreateWorkload {
@@ -69,6 +75,7 @@ impl Fields for CreateWorkload {
             "max_age_s",
             "on_failure",
             "callback_url",
+            "volumes",
         ])
     }
 }
@@ -138,6 +145,9 @@ pub struct SpecView {
     /// callback.
     #[serde(skip_serializing_if = "Option::is_none")]
     async_policy: Option<vulcan_domain::AsyncPolicy>,
+    /// The volumes it mounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    volumes: Vec<vulcan_domain::VolumeMount>,
 }
 
 /// `GET /v1/workloads/{id}/spec`: what the workload was asked to run.
@@ -155,6 +165,7 @@ pub async fn spec(
         run: spec.run,
         input: spec.input,
         async_policy: spec.async_policy,
+        volumes: spec.volumes,
     }))
 }
 

@@ -392,7 +392,10 @@ impl Engine {
         };
         let timeout_s = self.sandbox_timeout(new.timeout_s.unwrap_or(limits.default_timeout_s))?;
         crate::submission::check_env(&new.env).map_err(SandboxError::Invalid)?;
-        let volumes = self.volume_attachments(&new.tenant, &new.volumes).await?;
+        let volumes = self
+            .inner
+            .volume_attachments(&new.tenant, &new.volumes)
+            .await?;
         let image = self.sandbox_image(new.image.as_deref(), new.pulls).await?;
         if host.live().len() >= limits.max_per_node as usize {
             return Err(SandboxError::Refused(Refusal::Overloaded {

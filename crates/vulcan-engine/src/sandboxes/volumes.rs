@@ -1,5 +1,5 @@
 //! Volumes ([`vulcan_domain::Volume`]): a tenant's named ext4 files on the node that made
-//! them, mounted by that node's sandboxes. Their records and the rule of one writer are
+//! them, mounted by that node's sandboxes and workloads. Their records and the rule of one writer are
 //! the store's (checked in the transaction that records a sandbox); their files are here,
 //! under [`SandboxLimits::volume_dir`](super::SandboxLimits).
 
@@ -41,7 +41,7 @@ impl Engine {
             node_id: self.inner.config.node_id.clone(),
             created_at: OffsetDateTime::now_utc(),
         };
-        let file = self.volume_file(&volume);
+        let file = self.inner.volume_file(&volume);
         let made = file.clone();
         tokio::task::spawn_blocking(move || {
             if let Some(dir) = made.parent() {
@@ -76,27 +76,70 @@ impl Engine {
     /// node than its own (whose disk its data is on).
     pub async fn delete_volume(&self, tenant: &str, name: &str) -> Result<Volume, SandboxError> {
         let volume = self.volume(tenant, name).await?;
-        self.on_this_node(&volume)?;
+        self.inner.on_this_node(&volume)?;
         let volume = self.inner.sandbox_store.delete_volume(tenant, name).await?;
-        let _ = std::fs::remove_file(self.volume_file(&volume));
+        let _ = std::fs::remove_file(self.inner.volume_file(&volume));
         Ok(volume)
     }
+}
 
+impl crate::engine::Inner {
     /// The files on this node of the volumes `mounts` names, checked: the tenant's, on
     /// this node, each at its own absolute path.
-    pub(super) async fn volume_attachments(
+    pub(crate) async fn volume_attachments(
         &self,
         tenant: &str,
         mounts: &[VolumeMount],
     ) -> Result<Vec<VolumeAttach>, SandboxError> {
+        let mut attached = Vec::new();
+        for (volume, mount) in self.mounted_volumes(tenant, mounts).await? {
+            self.on_this_node(&volume)?;
+            attached.push(VolumeAttach {
+                file: self.volume_file(&volume),
+                path: mount.path.trim_end_matches('/').to_owned(),
+                read_only: mount.read_only,
+            });
+        }
+        Ok(attached)
+    }
+
+    /// The node whose volumes a workload's `mounts` name (it runs there), checked as a
+    /// sandbox's are; `None` for no mounts.
+    pub(crate) async fn volumes_node(
+        &self,
+        tenant: &str,
+        mounts: &[VolumeMount],
+    ) -> Result<Option<String>, SandboxError> {
+        let mut node: Option<String> = None;
+        for (volume, _) in self.mounted_volumes(tenant, mounts).await? {
+            match &node {
+                Some(n) if *n != volume.node_id => {
+                    return Err(SandboxError::Invalid(format!(
+                        "volume {} is on node {} and another on node {n}: a workload mounts volumes of one node only",
+                        volume.name, volume.node_id
+                    )))
+                }
+                _ => node = Some(volume.node_id),
+            }
+        }
+        Ok(node)
+    }
+
+    /// The volumes `mounts` names, checked: the tenant's, each once, each at its own
+    /// absolute path that is not `/`.
+    async fn mounted_volumes<'m>(
+        &self,
+        tenant: &str,
+        mounts: &'m [VolumeMount],
+    ) -> Result<Vec<(Volume, &'m VolumeMount)>, SandboxError> {
         if mounts.len() > MAX_MOUNTS {
             return Err(SandboxError::Invalid(format!(
-                "{} volumes are asked for; a sandbox mounts at most {MAX_MOUNTS}",
+                "{} volumes are asked for; at most {MAX_MOUNTS} are mounted",
                 mounts.len()
             )));
         }
         let (mut names, mut paths) = (HashSet::new(), HashSet::new());
-        let mut attached = Vec::new();
+        let mut found = Vec::new();
         for mount in mounts {
             let path = mount.path.trim_end_matches('/');
             if !mount.path.starts_with('/')
@@ -116,7 +159,6 @@ impl Engine {
                 )));
             }
             let volume = self
-                .inner
                 .sandbox_store
                 .volume(tenant, &mount.name)
                 .await
@@ -126,18 +168,13 @@ impl Engine {
                         mount.name
                     ))
                 })?;
-            self.on_this_node(&volume)?;
-            attached.push(VolumeAttach {
-                file: self.volume_file(&volume),
-                path: path.to_owned(),
-                read_only: mount.read_only,
-            });
+            found.push((volume, mount));
         }
-        Ok(attached)
+        Ok(found)
     }
 
     fn on_this_node(&self, volume: &Volume) -> Result<(), SandboxError> {
-        let here = &self.inner.config.node_id;
+        let here = &self.config.node_id;
         if &volume.node_id == here {
             return Ok(());
         }
@@ -148,8 +185,7 @@ impl Engine {
     }
 
     fn volume_file(&self, volume: &Volume) -> std::path::PathBuf {
-        self.inner
-            .sandboxes
+        self.sandboxes
             .limits
             .volume_dir
             .join(format!("{}.ext4", volume.id))

@@ -307,6 +307,9 @@ const MIGRATIONS: &[&str] = &[
     // 11: follow-ups of async workloads (retries, failure queues, callbacks) and POSTs to
     // make: the same SQL as SQLite's 15.
     crate::followups::SCHEMA,
+    // 12: the volumes a workload mounts, and the node they are on (which runs it): the
+    // same SQL as SQLite's 16.
+    crate::sandboxes::WORKLOAD_VOLUMES_SCHEMA,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

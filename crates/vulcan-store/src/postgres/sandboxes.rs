@@ -11,7 +11,7 @@ use vulcan_domain::{
 use super::{Fail, PgStore};
 use crate::sandboxes::{
     check_room, check_unmounted, check_volumes, deadline, from_json, has_metadata, moved, page,
-    to_json, too_many_volumes, volume_from_json, volume_to_json, BATCH,
+    to_json, too_many_volumes, volume_from_json, volume_to_json, Holder, BATCH,
 };
 
 /// The record of sandbox `id`, locked until the transaction ends.
@@ -58,6 +58,39 @@ async fn lock_live(tx: &Transaction<'_>, tenant: &str) -> Result<Vec<Sandbox>, F
     Ok(live)
 }
 
+/// What mounts the tenant's volumes now: its running and paused sandboxes (`live`), and
+/// its pending and running workloads that mount any.
+async fn holders(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    live: &[Sandbox],
+) -> Result<Vec<Holder>, Fail> {
+    let mut holders: Vec<Holder> = live.iter().map(Holder::sandbox).collect();
+    for row in tx
+        .query(
+            "SELECT id, status, volumes FROM workloads
+             WHERE tenant = $1 AND volumes IS NOT NULL AND status IN ('pending', 'running')",
+            &[&tenant],
+        )
+        .await?
+    {
+        holders.push(Holder::workload(row.get(0), row.get(1), row.get(2))?);
+    }
+    Ok(holders)
+}
+
+/// Whether the volumes a workload of `tenant` mounts are free (see [`check_volumes`]),
+/// under the tenant's lock of its sandboxes and volumes until the transaction ends.
+pub(super) async fn check_workload_volumes(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    mounts: &[vulcan_domain::VolumeMount],
+) -> Result<(), Fail> {
+    let live = lock_live(tx, tenant).await?;
+    check_volumes(mounts, &holders(tx, tenant, &live).await?)?;
+    Ok(())
+}
+
 #[async_trait]
 impl SandboxStore for PgStore {
     async fn insert_sandbox(
@@ -73,7 +106,7 @@ impl SandboxStore for PgStore {
                 // One creation per tenant at a time, across the nodes: the room holds.
                 let live = lock_live(&tx, &sandbox.tenant).await?;
                 check_room(sandbox, &live, room)?;
-                check_volumes(sandbox, &live)?;
+                check_volumes(&sandbox.volumes, &holders(&tx, &sandbox.tenant, &live).await?)?;
                 tx.execute(
                     "INSERT INTO sandboxes (id, tenant, node_id, state, record) VALUES ($1, $2, $3, $4, $5)",
                     &[
@@ -268,7 +301,7 @@ impl SandboxStore for PgStore {
                     return Err(StoreError::NotFound(format!("volume {name}")).into());
                 };
                 let volume = volume_from_json(row.get(0))?;
-                check_unmounted(name, &live)?;
+                check_unmounted(name, &holders(&tx, tenant, &live).await?)?;
                 tx.execute(
                     "DELETE FROM volumes WHERE tenant = $1 AND name = $2",
                     &[&tenant, &name],

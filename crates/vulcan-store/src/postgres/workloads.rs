@@ -165,6 +165,9 @@ struct Stored<'a> {
     admission: &'a Admission,
     /// Its follow-up's (policy JSON, expires_at), for an async workload that has one.
     followup: Option<(String, Option<i64>)>,
+    /// The volumes it mounts (their JSON, and the mounts), and their node.
+    volumes: Option<(String, &'a [vulcan_domain::VolumeMount])>,
+    node: Option<&'a str>,
 }
 
 /// Admits and inserts a workload in two round trips: what admission reads (the pending
@@ -188,10 +191,14 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
     // Everything prepared before anything is sent: the statements go out in this order.
     let counters = Counters::prepare(tx).await?;
     let usage_st = UsageStatements::prepare(tx).await?;
+    // Its volumes are held from here to its end: one writer, or readers only.
+    if let Some((_, mounts)) = &s.volumes {
+        super::sandboxes::check_workload_volumes(tx, &w.tenant, mounts).await?;
+    }
     let waiting_st = tx
         .prepare_cached(
             "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL
-               AND isolation = $1 LIMIT 1",
+               AND isolation = $1 AND (volume_node IS NULL OR volume_node = $2) LIMIT 1",
         )
         .await?;
     let now_ms = to_ms(w.created_at);
@@ -206,7 +213,10 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         },
         async {
             match &admission.claim_for {
-                Some(_) => Ok(tx.query_opt(&waiting_st, &[&isolation]).await?.is_some()),
+                Some(node) => Ok(tx
+                    .query_opt(&waiting_st, &[&isolation, node])
+                    .await?
+                    .is_some()),
                 None => Ok::<_, Fail>(true),
             }
         },
@@ -325,6 +335,13 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
         if inserted == 0 {
             return Err(StoreError::Duplicate(w.id.clone()).into());
         }
+        if let Some((json, _)) = &s.volumes {
+            tx.execute(
+                "UPDATE workloads SET volumes = $2, volume_node = $3 WHERE id = $1",
+                &[&w.id, json, &s.node],
+            )
+            .await?;
+        }
         Ok::<_, Fail>(())
     };
     let fire = async {
@@ -396,6 +413,9 @@ impl WorkloadStore for PgStore {
             archive,
             admission,
             followup: crate::followups::policy_row(spec)?,
+            volumes: crate::sandboxes::workload_volumes(spec)?
+                .map(|json| (json, &spec.volumes[..])),
+            node: spec.node.as_deref(),
         };
         self.run(|c, _| {
             let stored = &stored;
@@ -497,6 +517,7 @@ impl WorkloadStore for PgStore {
                         "UPDATE workloads SET claimed_by = $1, claimed_at = $2, node_id = $1
                          WHERE id = (SELECT id FROM workloads
                                      WHERE status = 'pending' AND claimed_by IS NULL AND isolation = $3
+                                       AND (volume_node IS NULL OR volume_node = $1)
                                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
                          RETURNING {WORKLOAD_COLUMNS}, spec, code_archive"
                     ))

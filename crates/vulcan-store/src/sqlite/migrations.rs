@@ -333,6 +333,9 @@ const MIGRATIONS: &[Step] = &[
     // 15: follow-ups of async workloads (retries, failure queues, callbacks) and POSTs to
     // make: the same SQL as PostgreSQL's 11.
     Sql(crate::followups::SCHEMA),
+    // 16: the volumes a workload mounts, and the node they are on (which runs it): the
+    // same SQL as PostgreSQL's 12.
+    Sql(crate::sandboxes::WORKLOAD_VOLUMES_SCHEMA),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

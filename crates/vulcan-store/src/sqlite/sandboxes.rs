@@ -11,7 +11,7 @@ use vulcan_domain::{
 use super::{io, SqliteStore};
 use crate::sandboxes::{
     check_room, check_unmounted, check_volumes, deadline, from_json, has_metadata, moved, page,
-    to_json, too_many_volumes, volume_from_json, volume_to_json, BATCH,
+    to_json, too_many_volumes, volume_from_json, volume_to_json, Holder, BATCH,
 };
 
 fn load(tx: &Transaction, id: &str) -> Result<Sandbox, StoreError> {
@@ -53,7 +53,7 @@ fn load_volume(
 }
 
 /// The tenant's running and paused sandboxes.
-fn live_of(tx: &Transaction, tenant: &str) -> Result<Vec<Sandbox>, StoreError> {
+pub(super) fn live_of(tx: &Transaction, tenant: &str) -> Result<Vec<Sandbox>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT record FROM sandboxes WHERE tenant = ?1 AND state IN ('running', 'paused')",
@@ -63,6 +63,36 @@ fn live_of(tx: &Transaction, tenant: &str) -> Result<Vec<Sandbox>, StoreError> {
         .query_map([tenant], |r| r.get::<_, String>(0))
         .map_err(io)?;
     rows.map(|row| from_json(&row.map_err(io)?)).collect()
+}
+
+/// What mounts the tenant's volumes now: its running and paused sandboxes (`live`), and
+/// its pending and running workloads that mount any.
+pub(super) fn holders(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    live: &[Sandbox],
+) -> Result<Vec<Holder>, StoreError> {
+    let mut holders: Vec<Holder> = live.iter().map(Holder::sandbox).collect();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, status, volumes FROM workloads
+             WHERE tenant = ?1 AND volumes IS NOT NULL AND status IN ('pending', 'running')",
+        )
+        .map_err(io)?;
+    let rows = stmt
+        .query_map([tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(io)?;
+    for row in rows {
+        let (id, status, json) = row.map_err(io)?;
+        holders.push(Holder::workload(id, status, &json)?);
+    }
+    Ok(holders)
 }
 
 #[async_trait]
@@ -78,7 +108,7 @@ impl SandboxStore for SqliteStore {
             let tx = conn.transaction().map_err(io)?;
             let live = live_of(&tx, &sandbox.tenant)?;
             check_room(&sandbox, &live, &room)?;
-            check_volumes(&sandbox, &live)?;
+            check_volumes(&sandbox.volumes, &holders(&tx, &sandbox.tenant, &live)?)?;
             tx.execute(
                 "INSERT INTO sandboxes (id, tenant, node_id, state, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -249,7 +279,8 @@ impl SandboxStore for SqliteStore {
         self.write(move |conn| {
             let tx = conn.transaction().map_err(io)?;
             let volume = load_volume(&tx, &tenant, &name)?;
-            check_unmounted(&name, &live_of(&tx, &tenant)?)?;
+            let live = live_of(&tx, &tenant)?;
+            check_unmounted(&name, &holders(&tx, &tenant, &live)?)?;
             tx.execute(
                 "DELETE FROM volumes WHERE tenant = ?1 AND name = ?2",
                 [&tenant, &name],

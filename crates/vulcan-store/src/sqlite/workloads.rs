@@ -128,19 +128,28 @@ impl WorkloadStore for SqliteStore {
         let archive = archive.map(<[u8]>::to_vec);
         let admission = admission.clone();
         let followup = crate::followups::policy_row(spec)?;
+        let volumes = crate::sandboxes::workload_volumes(spec)?;
+        let (mounts, node) = (spec.volumes.clone(), spec.node.clone());
         let bytes = spec_json.len() + archive.as_ref().map_or(0, Vec::len);
         self.write_small(bytes, move |conn| {
             let tx = immediate(conn)?;
+            // Its volumes are held from here to its end: one writer, or readers only.
+            if volumes.is_some() {
+                let live = super::sandboxes::live_of(&tx, &w.tenant)?;
+                let holders = super::sandboxes::holders(&tx, &w.tenant, &live)?;
+                crate::sandboxes::check_volumes(&mounts, &holders)?;
+            }
             let isolation = w.isolation.as_str();
             // Claimed (and started) at once only if nothing older waits for the same backend.
             let claim = match &admission.claim_for {
                 Some(node) => {
                     let waiting = tx
                         .prepare_cached(
-                            "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1 LIMIT 1",
+                            "SELECT 1 FROM workloads WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1
+                             AND (volume_node IS NULL OR volume_node = ?2) LIMIT 1",
                         )
                         .map_err(io)?
-                        .exists([isolation])
+                        .exists(params![isolation, node])
                         .map_err(io)?;
                     (!waiting).then(|| node.clone())
                 }
@@ -217,6 +226,12 @@ impl WorkloadStore for SqliteStore {
                 .map_err(io)?;
             if inserted == 0 {
                 return Err(StoreError::Duplicate(w.id.clone()));
+            }
+            if volumes.is_some() {
+                tx.prepare_cached("UPDATE workloads SET volumes = ?2, volume_node = ?3 WHERE id = ?1")
+                    .map_err(io)?
+                    .execute(params![w.id, volumes, node])
+                    .map_err(io)?;
             }
             if let Some(followup) = &followup {
                 super::followups::insert_workload_followup(
@@ -346,6 +361,7 @@ impl WorkloadStore for SqliteStore {
                 "UPDATE workloads SET claimed_by = ?2, claimed_at = ?3, node_id = ?2
                  WHERE id = (SELECT id FROM workloads
                              WHERE status = 'pending' AND claimed_by IS NULL AND isolation = ?1
+                               AND (volume_node IS NULL OR volume_node = ?2)
                              ORDER BY id LIMIT 1)
                  RETURNING {WORKLOAD_COLUMNS}, spec, code_archive"
             ))

@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// With --async: POSTed the final workload, signed with the secret CALLBACK_SIGNING_KEY.
     #[arg(long, requires = "detach")]
     callback_url: Option<String>,
+    /// A volume to mount (gvisor, microvm), NAME:/path or NAME:/path:ro (repeat for more):
+    /// the workload runs on the volume's node.
+    #[arg(long = "volume", value_name = "NAME:/PATH[:ro]")]
+    volumes: Vec<String>,
 }
 
 pub fn usage(message: impl Into<String>) -> CliError {
@@ -182,6 +186,14 @@ impl RunArgs {
         }
         if let Some(url) = &self.callback_url {
             body["callback_url"] = json!(url);
+        }
+        if !self.volumes.is_empty() {
+            let volumes = self
+                .volumes
+                .iter()
+                .map(|v| super::volumes::mount_of(v))
+                .collect::<CliResult<Vec<_>>>()?;
+            body["volumes"] = json!(volumes);
         }
         Ok(body)
     }
@@ -425,6 +437,10 @@ mod tests {
             "dead",
             "--callback-url",
             "https://h.example/x",
+            "--volume",
+            "data:/data",
+            "--volume",
+            "refs:/refs:ro",
         ])
         .unwrap();
         let body = parsed.run.body().unwrap();
@@ -432,6 +448,13 @@ mod tests {
         assert_eq!(body["max_age_s"], 60);
         assert_eq!(body["on_failure"], json!({"queue": "dead"}));
         assert_eq!(body["callback_url"], "https://h.example/x");
+        assert_eq!(
+            body["volumes"],
+            json!([
+                {"name": "data", "path": "/data", "read_only": false},
+                {"name": "refs", "path": "/refs", "read_only": true}
+            ])
+        );
         assert!(Cli::try_parse_from(["run", "--code", "1", "--retry", "3"]).is_err());
         assert!(Cli::try_parse_from(["run", "--code", "1", "--async", "--backoff", "2"]).is_err());
         let plain = Cli::try_parse_from(["run", "--runtime", "node", "--code", "1"]).unwrap();

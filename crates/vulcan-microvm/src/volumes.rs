@@ -1,0 +1,78 @@
+//! Workloads that mount volumes: a VM booted for the one workload with each volume's ext4
+//! file attached as a virtio disk (serials [`vulcan_agent::volume_serial`] in order), which
+//! its agent mounts in the workload's root before the code starts and writes out before it
+//! reports the end. Never a VM of the warm pool or restored from a snapshot: neither has
+//! the disks.
+
+use std::sync::Arc;
+
+use vulcan_agent::HeldVolume;
+use vulcan_domain::{BackendError, LogSink, LogStream, Preparation, WorkloadResult, WorkloadSpec};
+
+use crate::vm::Vm;
+use crate::{Job, MicrovmBackend};
+
+impl MicrovmBackend {
+    pub(crate) async fn execute_with_volumes(
+        &self,
+        spec: WorkloadSpec,
+        logs: Arc<dyn LogSink>,
+    ) -> Result<WorkloadResult, BackendError> {
+        if !spec.run.network.is_none() {
+            return Err(BackendError(
+                "a microvm workload with volumes runs without a network here: drop \"network\" or run it under gvisor".into(),
+            ));
+        }
+        let Job { mut run, template } = match self.job_for(&spec, false, &logs).await? {
+            Ok(job) => job,
+            Err(failed) => return Ok(failed),
+        };
+        run.volumes = spec
+            .attached
+            .iter()
+            .enumerate()
+            .map(|(n, v)| HeldVolume {
+                serial: vulcan_agent::volume_serial(n),
+                path: v.path.clone(),
+                read_only: v.read_only,
+            })
+            .collect();
+        let ready = self.ready()?;
+        let (runtime, resources) = (spec.run.runtime, spec.run.resources);
+        let mut vm_spec = self
+            .inner
+            .spec(ready, runtime, resources, template.as_ref());
+        vm_spec.volumes = spec
+            .attached
+            .iter()
+            .map(|v| (v.file.clone(), v.read_only))
+            .collect();
+        let vm = Vm::boot(
+            ready.vmm.as_ref(),
+            vm_spec,
+            &self.inner.config.work_dir.join("vms"),
+            self.inner.config.boot_timeout,
+        )
+        .await
+        .map_err(|e| BackendError(format!("the VM did not boot: {e}")))?;
+        drop(template);
+        self.inner.counters.booted(&vm);
+        logs.emit(
+            LogStream::Backend,
+            format!(
+                "a new VM with {} volume(s): booted to its agent in {} ms ({})",
+                spec.attached.len(),
+                vm.boot_time.as_millis(),
+                ready.accel.as_str()
+            ),
+        );
+        logs.code_started(Preparation::Boot);
+        vm.run(
+            &run,
+            logs,
+            self.inner.config.max_output_bytes,
+            resources.mem_mb,
+        )
+        .await
+    }
+}
