@@ -1,7 +1,8 @@
 //! Workloads that mount volumes: a VM booted for the one workload with each volume's ext4
 //! file attached as a virtio disk (serials [`vulcan_agent::volume_serial`] in order), which
 //! its agent mounts in the workload's root before the code starts and writes out before it
-//! reports the end. Never a VM of the warm pool or restored from a snapshot: neither has
+//! reports the end; its root is a writable overlay (in RAM) so that any path can be a
+//! mount point. Never a VM of the warm pool or restored from a snapshot: neither has
 //! the disks.
 
 use std::sync::Arc;
@@ -42,6 +43,14 @@ impl MicrovmBackend {
         let mut vm_spec = self
             .inner
             .spec(ready, runtime, resources, template.as_ref());
+        // Their mount points are made in the root: a writable overlay over it (in RAM, gone
+        // with the VM), as an image's root has.
+        if vm_spec.rootfs.is_some() && !vm_spec.cmdline_extra.contains(vulcan_agent::OVERLAY_ARG) {
+            vm_spec.cmdline_extra =
+                format!("{} {}", vm_spec.cmdline_extra, vulcan_agent::OVERLAY_ARG)
+                    .trim()
+                    .to_owned();
+        }
         vm_spec.volumes = spec
             .attached
             .iter()

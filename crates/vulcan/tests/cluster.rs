@@ -504,6 +504,23 @@ fn an_image_registered_on_one_node_is_pulled_by_another_on_first_use() {
     assert_eq!(nodes_of(&a), json!(["a", "b"]));
     let (_, on_b) = b.get(&format!("/v1/images/{image}"));
     assert_eq!(on_b["digest"], record["digest"]);
+
+    // A workload that mounts a volume made on B runs on B, wherever it is submitted.
+    let (status, volume) = b.post("/v1/volumes", &json!({"name": "on-b", "size_mb": 16}));
+    assert_eq!(status, 201, "{volume}");
+    assert_eq!(volume["node_id"], "b");
+    for (server, text) in [(&a, "via a"), (&b, "via b")] {
+        let w = server.run(json!({
+            "runtime": "oci", "command": ["sh", "-c", format!("echo {text} >> /v/f; cat /v/f")],
+            "volumes": [{"name": "on-b", "path": "/v"}],
+        }));
+        assert_eq!(
+            (w["status"].as_str(), w["node_id"].as_str()),
+            (Some("completed"), Some("b")),
+            "{w}"
+        );
+        assert!(w["output"].as_str().unwrap().ends_with(text), "{w}");
+    }
 }
 
 /// A TCP proxy in front of PostgreSQL that can cut one node off: every connection through

@@ -469,3 +469,49 @@ fn a_volume_written_in_a_microvm_is_read_by_the_next_sandboxes_of_either_isolati
     let (status, body) = server.delete("/v1/volumes/notes");
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn microvm_workloads_mount_volumes_and_what_they_write_outlives_their_vm() {
+    let registry = Registry::start();
+    let image = registry.push("busybox:vm-workload-volumes", "busybox");
+    let server = Server::start(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
+    let (status, made) = server.post("/v1/volumes", &json!({"name": "jobs", "size_mb": 32}));
+    assert_eq!(status, 201, "{made}");
+    let mount =
+        |read_only: bool| json!([{"name": "jobs", "path": "/jobs", "read_only": read_only}]);
+
+    // A Python workload in a microVM writes; the VM is gone when it has ended, its file is
+    // not.
+    let wrote = server.run(json!({
+        "runtime": "python", "isolation": "microvm", "volumes": mount(false),
+        "code": "import os\nopen('/jobs/py.txt', 'w').write('from python')\nprint(sorted(os.listdir('/jobs')))",
+    }));
+    assert_eq!(wrote["status"], "completed", "{wrote}");
+    assert!(
+        wrote["output"].as_str().unwrap().contains("py.txt"),
+        "{wrote}"
+    );
+    let disk = format!("{}.ext4", made["id"].as_str().unwrap());
+    assert!(vmms_naming(&disk).is_empty(), "its VM is gone");
+
+    // Read by a gVisor workload, and read-only in a microVM (where writing fails).
+    let read = server.run(json!({
+        "runtime": "oci", "isolation": "gvisor", "image": image,
+        "command": ["cat", "/jobs/py.txt"], "volumes": mount(true),
+    }));
+    assert_eq!(read["output"], "from python", "{read}");
+    let read_only = server.run(json!({
+        "runtime": "python", "isolation": "microvm", "volumes": mount(true),
+        "code": "print(open('/jobs/py.txt').read(), flush=True)\nopen('/jobs/other', 'w')",
+    }));
+    assert_eq!(read_only["status"], "failed", "{read_only}");
+    assert!(
+        read_only["output"]
+            .as_str()
+            .unwrap()
+            .contains("from python"),
+        "{read_only}"
+    );
+    let (status, body) = server.delete("/v1/volumes/jobs");
+    assert_eq!(status, 200, "{body}");
+}
