@@ -50,6 +50,10 @@ python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 # The ops files' tests: systemd-analyze checks the unit, man renders the man pages.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v man >/dev/null || missing+=(man-db)
+# The Debian package (scripts/deb.sh) and its test: dpkg-deb and dpkg-shlibdeps, strip
+# and readelf.
+command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
+command -v readelf >/dev/null || missing+=(binutils)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   apt-get update -qq
