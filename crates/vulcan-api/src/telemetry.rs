@@ -4,7 +4,9 @@
 //! of letters, digits and `._:-`), else a new ULID. It is answered in `X-Request-Id`, added
 //! to every JSON error body (`{"error", "request_id"}`), carried by every log line written
 //! while the request is served (a `request` span), by its audit entry, and by the workloads
-//! it creates ([`vulcan_engine::REQUEST_ID`]).
+//! it creates ([`vulcan_engine::REQUEST_ID`]). With traces exported, the `request` span is
+//! the request's server span, continuing the caller's `traceparent`, and its `trace_id` is
+//! on every log line written while it is served.
 
 use std::time::Instant;
 
@@ -93,7 +95,26 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
         .map(str::to_owned)
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id);
+    // Its span continues the caller's trace (`traceparent`), when traces are exported.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    if vulcan_engine::traces::enabled() {
+        span.record("otel.name", format!("{method} {route}"));
+    }
+    vulcan_engine::traces::continue_trace(&span, traceparent);
+    if let Some(trace) = vulcan_engine::traces::traceparent_of(&span) {
+        span.record("trace_id", vulcan_engine::traces::trace_id(&trace));
+    }
     let mut response = vulcan_engine::REQUEST_ID
         .scope(id.clone(), next.run(req))
         .instrument(span.clone())
@@ -107,6 +128,7 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     let elapsed = started.elapsed();
     let _entered = span.enter();
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     state
         .engine
         .metrics()

@@ -62,6 +62,10 @@ pub struct WorkloadSpec {
     /// The node it runs on: its volumes' (none: any node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Its admission's trace context (a W3C `traceparent`), when traces are exported: the
+    /// node that runs it continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     /// Their files, filled in by the node that runs it just before its backend is called.
     #[serde(skip)]
     pub attached: Vec<crate::VolumeAttach>,

@@ -85,6 +85,7 @@ pub fn spec(id: &str, runtime: Runtime, isolation: Isolation, code: &str) -> Wor
         async_policy: None,
         volumes: Vec::new(),
         node: None,
+        trace: None,
         attached: Vec::new(),
     }
 }

@@ -66,6 +66,9 @@ pub struct Workload {
     /// The id of the API request that created it.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The trace it is part of (32 hex digits), when traces are exported.
+    #[serde(default)]
+    pub trace_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -112,6 +115,7 @@ impl Workload {
             net_tx_bytes: None,
             net_rx_bytes: None,
             request_id,
+            trace_id: None,
             created_at,
             started_at: None,
             finished_at: None,

@@ -46,10 +46,17 @@ async fn claim_while_free(inner: &Arc<Inner>, isolation: Isolation, slots: &Arc<
             slot.release_quietly();
             return;
         }
+        let asked = std::time::SystemTime::now();
         match inner.store.claim(&inner.config.node_id, isolation).await {
             Ok(Some(claimed)) => {
                 // There may be more behind it.
                 slots.queued();
+                crate::traces::claimed(
+                    &inner.config.node_id,
+                    &claimed.spec,
+                    claimed.workload.created_at.into(),
+                    asked,
+                );
                 let mut workload = claimed.workload;
                 workload.node_id = Some(inner.config.node_id.clone());
                 crate::run::launch(inner, workload, claimed.spec, slot);

@@ -450,6 +450,7 @@ impl Engine {
             async_policy,
             volumes: Vec::new(),
             node: None,
+            trace: None,
             attached: Vec::new(),
         };
         self.admit(workload, spec, quota, trigger.and_then(|(_, tick)| tick))

@@ -38,6 +38,7 @@ mod sink;
 mod slots;
 mod submission;
 mod submit;
+pub mod traces;
 mod watches;
 
 tokio::task_local! {

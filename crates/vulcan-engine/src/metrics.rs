@@ -132,6 +132,7 @@ struct Series {
     queue_sent: Counter,
     retries: Counter,
     posts: Family<PostOutcome, Counter>,
+    spans: Family<PostOutcome, Counter>,
     queue_depth: Family<QueueLabel, Gauge>,
     queue_in_flight: Family<QueueLabel, Gauge>,
     queue_oldest: Family<QueueLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -187,6 +188,7 @@ impl Metrics {
             queue_sent: Counter::default(),
             retries: Counter::default(),
             posts: Family::default(),
+            spans: Family::default(),
             queue_depth: Family::default(),
             queue_in_flight: Family::default(),
             queue_oldest: Family::default(),
@@ -198,6 +200,11 @@ impl Metrics {
         // Every outcome is a series from the start, so that a rate over it is one.
         for outcome in ["delivered", "failed", "given_up", "refused"] {
             let _ = series.posts.get_or_create(&PostOutcome {
+                outcome: outcome.to_owned(),
+            });
+        }
+        for outcome in ["exported", "dropped"] {
+            let _ = series.spans.get_or_create(&PostOutcome {
                 outcome: outcome.to_owned(),
             });
         }
@@ -312,6 +319,11 @@ impl Metrics {
             "vulcan_workload_retries",
             "Failed async workloads submitted again (their retry policy) by this node",
             s.retries.clone(),
+        );
+        r.register(
+            "vulcan_trace_spans",
+            "Spans this node finished while traces are exported (OTEL_EXPORTER_OTLP_ENDPOINT), by outcome: exported, or dropped (its queue full, or the collector refused or did not answer)",
+            s.spans.clone(),
         );
         r.register(
             "vulcan_callback_posts",
@@ -544,6 +556,22 @@ impl Metrics {
 
     /// The OpenMetrics text format.
     pub fn render(&self) -> String {
+        let (exported, dropped) = crate::traces::span_counts();
+        for (outcome, total) in [("exported", exported), ("dropped", dropped)] {
+            let counter = self.series.spans.get_or_create(&PostOutcome {
+                outcome: outcome.to_owned(),
+            });
+            // Counted by the exporter since the start; a concurrent render adds nothing twice.
+            let _one = self
+                .series
+                .events_sync
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
+        }
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 use vulcan_domain::{
     Expect, LogLine, Signal, StoreError, TerminalUpdate, Workload, WorkloadResult, WorkloadSpec,
     WorkloadStatus,
@@ -44,7 +45,18 @@ pub(crate) fn launch(inner: &Arc<Inner>, workload: Workload, spec: WorkloadSpec,
     inner
         .active()
         .insert(workload.id.clone(), Active { stop, done });
-    let run = run(inner.clone(), workload, spec, stop_rx, done_tx);
+    // The run continues the trace of its admission, on whichever node admitted it.
+    let span = tracing::info_span!(
+        "run",
+        vulcan.workload = %workload.id,
+        vulcan.node = %inner.config.node_id,
+        trace_id = tracing::field::Empty,
+    );
+    crate::traces::continue_trace(&span, spec.trace.as_deref());
+    if let Some(trace_id) = spec.trace.as_deref().and_then(crate::traces::trace_id) {
+        span.record("trace_id", trace_id);
+    }
+    let run = run(inner.clone(), workload, spec, stop_rx, done_tx).instrument(span);
     tokio::spawn(async move {
         run.await;
         // The slot is free once the run is recorded: the dispatcher claims the next one.
@@ -102,7 +114,11 @@ async fn run(
                 Expect::ClaimedBy(node)
             };
             update.last_lines = last_lines;
-            let recorded = inner.store.finish(&id, &update, &expect).await;
+            let recorded = inner
+                .store
+                .finish(&id, &update, &expect)
+                .instrument(tracing::info_span!("store.finish"))
+                .await;
             if recorded.is_err() {
                 // The end was not ours to record, but the lines are its history still.
                 store_lines(&inner, &id, &update.last_lines).await;
@@ -269,6 +285,15 @@ async fn execute(
             }
         }
     }
+    // Its code joins the trace (not a warm instance's: that one was started for another).
+    let run_trace = crate::traces::traceparent_of(&tracing::Span::current());
+    let warm = spec
+        .invocation
+        .as_ref()
+        .is_some_and(|i| i.reuse || i.handler);
+    if let Some(traceparent) = run_trace.clone().filter(|_| !warm) {
+        spec.run.env.insert("TRACEPARENT".into(), traceparent);
+    }
     let backend_name = spec.run.isolation.as_str();
     inner.metrics.workload_started(backend_name);
     let started = Instant::now();
@@ -310,6 +335,18 @@ async fn execute(
     let ran_for = started.elapsed();
     let prepared = *code_started.borrow();
     let prepared_in = prepared.map(|c| c.at.duration_since(started));
+    if let Some(c) = prepared {
+        let (began, ready) = (
+            crate::traces::wall_clock(started),
+            crate::traces::wall_clock(c.at),
+        );
+        let path = opentelemetry::KeyValue::new("vulcan.preparation", c.how.as_str());
+        let trace = run_trace.as_deref();
+        crate::traces::record("preparation", trace, began, ready, vec![path]);
+        let ended = std::time::SystemTime::now();
+        let outcome = opentelemetry::KeyValue::new("vulcan.status", status.as_str());
+        crate::traces::record("execution", trace, ready, ended, vec![outcome]);
+    }
     if let (Some(c), Some(took)) = (prepared, prepared_in) {
         inner
             .metrics

@@ -8,6 +8,8 @@ use vulcan_domain::{
     WorkloadSpec, WorkloadStatus, DEFAULT_TENANT,
 };
 
+use tracing::Instrument;
+
 use crate::engine::now;
 use crate::submission::input_hash;
 use crate::{CodeRequest, Engine, ImagePulls, RouteError, Submission, SubmitError};
@@ -124,6 +126,7 @@ impl Engine {
             async_policy,
             volumes,
             node,
+            trace: None,
             attached: Vec::new(),
         };
         self.admit(workload, spec, quota, None).await
@@ -180,6 +183,25 @@ impl Engine {
     /// here, or `pending`.
     pub(crate) async fn admit(
         &self,
+        mut workload: Workload,
+        mut spec: WorkloadSpec,
+        quota: Option<Quota>,
+        fire: Option<vulcan_domain::Tick>,
+    ) -> Result<Workload, SubmitError> {
+        // The node that runs it continues its admission's trace (a retry, its first
+        // attempt's).
+        let span = tracing::info_span!("admission", vulcan.workload = %workload.id);
+        if spec.trace.is_none() {
+            spec.trace = crate::traces::traceparent_of(&span);
+        }
+        workload.trace_id = spec.trace.as_deref().and_then(crate::traces::trace_id);
+        self.admit_traced(workload, spec, quota, fire)
+            .instrument(span)
+            .await
+    }
+
+    async fn admit_traced(
+        &self,
         workload: Workload,
         spec: WorkloadSpec,
         quota: Option<Quota>,
@@ -197,7 +219,12 @@ impl Engine {
             claim_for: slot.as_ref().map(|_| inner.config.node_id.clone()),
             fire,
         };
-        let claimed = match inner.store.enqueue(&workload, &spec, &admission).await {
+        let asked = std::time::SystemTime::now();
+        let enqueued = inner
+            .store
+            .enqueue(&workload, &spec, &admission)
+            .instrument(tracing::info_span!("store.enqueue"));
+        let claimed = match enqueued.await {
             Ok(claimed) => claimed,
             Err(e) => {
                 if let Some(slot) = slot {
@@ -208,6 +235,16 @@ impl Engine {
         };
         let mut workload = workload;
         if claimed {
+            crate::traces::record(
+                "claim",
+                spec.trace.as_deref(),
+                asked,
+                std::time::SystemTime::now(),
+                vec![opentelemetry::KeyValue::new(
+                    "vulcan.node",
+                    inner.config.node_id.clone(),
+                )],
+            );
             // Stored running on this node: it starts here without another transaction.
             workload.status = WorkloadStatus::Running;
             workload.node_id = Some(inner.config.node_id.clone());

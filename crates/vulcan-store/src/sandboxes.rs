@@ -207,6 +207,10 @@ pub(crate) const WORKLOAD_VOLUMES_SCHEMA: &str = r#"
     CREATE INDEX workloads_volumes ON workloads (tenant, status) WHERE volumes IS NOT NULL;
 "#;
 
+/// The trace a workload is part of, when traces are exported. Shared by both stores'
+/// migrations.
+pub(crate) const WORKLOAD_TRACE_SCHEMA: &str = "ALTER TABLE workloads ADD COLUMN trace_id TEXT;";
+
 /// A volume's record as stored.
 pub(crate) fn volume_to_json(volume: &Volume) -> Result<String, StoreError> {
     serde_json::to_string(volume).map_err(|e| StoreError::Io(format!("encoding a volume: {e}")))

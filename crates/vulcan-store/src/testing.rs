@@ -235,6 +235,7 @@ pub fn workload(
         async_policy: None,
         volumes: Vec::new(),
         node: None,
+        trace: None,
         attached: Vec::new(),
     };
     (w, spec)

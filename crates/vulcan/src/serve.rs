@@ -19,27 +19,61 @@ use vulcan_store::{PgStore, SqliteStore};
 use crate::config::{AccelArg, LogFormat, SandboxIsolationArg, ServeArgs, Switch, WasmEngine};
 
 mod egress;
+mod traces;
 use egress::{egress, host_addresses, keep_peers_unreachable};
 
-fn init_logging(args: &ServeArgs) -> Result<(), String> {
+/// Logs to stderr, and spans to an OTLP collector when one is set ([`traces`]).
+fn init_logging(args: &ServeArgs) -> Result<Option<traces::Exporting>, String> {
     let filter: Targets = args
         .log_level
         .parse()
         .map_err(|e| format!("VULCAN_LOG_LEVEL={:?} is not valid: {e}", args.log_level))?;
+    let (otel, exporting) = match traces::wanted() {
+        true => {
+            let (tracer, exporting) = traces::install(&args.node_id())?;
+            // Every span Vulcan opens, whatever the log level.
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(
+                    Targets::new().with_targets(
+                        ["vulcan", "vulcan_api", "vulcan_engine"]
+                            .map(|crate_name| (crate_name, tracing::Level::INFO)),
+                    ),
+                );
+            (Some(layer), Some(exporting))
+        }
+        false => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(otel)
+        .with(log_lines(args.log_format, filter))
+        .init();
+    Ok(exporting)
+}
+
+/// The log lines on stderr, in `format`, letting through what `filter` does.
+fn log_lines<S>(
+    format: LogFormat,
+    filter: Targets,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+{
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let registry = tracing_subscriber::registry().with(filter);
-    match args.log_format {
-        LogFormat::Text => registry.with(fmt).init(),
-        LogFormat::Json => registry.with(fmt.json()).init(),
+    match format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
     }
-    Ok(())
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    if let Err(e) = init_logging(&args) {
-        eprintln!("vulcan: {e}");
-        return ExitCode::from(2);
-    }
+    let exporting = match init_logging(&args) {
+        Ok(exporting) => exporting,
+        Err(e) => {
+            eprintln!("vulcan: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,7 +84,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args)) {
+    let served = runtime.block_on(async {
+        let sending = exporting.as_ref().and_then(traces::Exporting::start);
+        let served = serve(args).await;
+        if let Some(exporting) = exporting {
+            exporting.stop(sending, Duration::from_secs(3)).await;
+        }
+        served
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -310,6 +310,8 @@ const MIGRATIONS: &[&str] = &[
     // 12: the volumes a workload mounts, and the node they are on (which runs it): the
     // same SQL as SQLite's 16.
     crate::sandboxes::WORKLOAD_VOLUMES_SCHEMA,
+    // 13: the trace a workload is part of: the same SQL as SQLite's 17.
+    crate::sandboxes::WORKLOAD_TRACE_SCHEMA,
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration, under the

@@ -22,7 +22,7 @@ use crate::stats;
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
     created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
-    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id, net_tx_bytes, net_rx_bytes";
+    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id, net_tx_bytes, net_rx_bytes, trace_id";
 
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -47,7 +47,7 @@ fn count_of(v: Option<i64>) -> Option<u64> {
 }
 
 /// How many columns [`WORKLOAD_COLUMNS`] names.
-const WORKLOAD_FIELDS: usize = 29;
+const WORKLOAD_FIELDS: usize = 30;
 
 pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
     let node: String = row.get(5);
@@ -80,6 +80,7 @@ pub(super) fn workload_from_row(row: &Row) -> Result<Workload, Fail> {
         request_id: row.get(26),
         net_tx_bytes: count_of(row.get(27)),
         net_rx_bytes: count_of(row.get(28)),
+        trace_id: row.get(29),
     })
 }
 
@@ -256,7 +257,7 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
             "INSERT INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
                      $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
-                     $28, $29, $30, $31, $32, $33)
+                     $28, $29, $30, $31, $32, $33, $34)
              ON CONFLICT (id) DO NOTHING"
         ))
         .await?;
@@ -325,6 +326,7 @@ async fn enqueue_in(tx: &Transaction<'_>, s: &Stored<'_>) -> Result<bool, Fail> 
                     &w.request_id,
                     &w.net_tx_bytes.map(|v| v as i64),
                     &w.net_rx_bytes.map(|v| v as i64),
+                    &w.trace_id,
                     &s.spec_json,
                     &s.archive,
                     &claim,

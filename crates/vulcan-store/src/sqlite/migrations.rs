@@ -336,6 +336,8 @@ const MIGRATIONS: &[Step] = &[
     // 16: the volumes a workload mounts, and the node they are on (which runs it): the
     // same SQL as PostgreSQL's 12.
     Sql(crate::sandboxes::WORKLOAD_VOLUMES_SCHEMA),
+    // 17: the trace a workload is part of: the same SQL as PostgreSQL's 13.
+    Sql(crate::sandboxes::WORKLOAD_TRACE_SCHEMA),
 ];
 
 /// Each tenant's duration buckets, from the workloads already finished.

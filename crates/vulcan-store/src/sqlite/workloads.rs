@@ -20,10 +20,10 @@ use crate::trigger_of;
 pub(super) const WORKLOAD_COLUMNS: &str = "id, status, isolation, requested_isolation, runtime, \
     node_id, input_hash, output, exit_code, error, cpu_limit, mem_limit, timeout_s, duration_ms, \
     created_at, started_at, finished_at, tenant, prepare_ms, function, function_version, \
-    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id, net_tx_bytes, net_rx_bytes";
+    trigger_kind, trigger_id, cpu_time_ms, peak_memory_bytes, max_processes, request_id, net_tx_bytes, net_rx_bytes, trace_id";
 
 /// How many columns [`WORKLOAD_COLUMNS`] names.
-const WORKLOAD_FIELDS: usize = 29;
+const WORKLOAD_FIELDS: usize = 30;
 
 pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
     let node: String = row.get(5)?;
@@ -56,6 +56,7 @@ pub(super) fn workload_from_row(row: &Row) -> rusqlite::Result<Workload> {
         request_id: row.get(26)?,
         net_tx_bytes: row.get::<_, Option<i64>>(27)?.map(|v| v.max(0) as u64),
         net_rx_bytes: row.get::<_, Option<i64>>(28)?.map(|v| v.max(0) as u64),
+        trace_id: row.get(29)?,
     })
 }
 
@@ -185,7 +186,7 @@ impl WorkloadStore for SqliteStore {
                     "INSERT OR IGNORE INTO workloads ({WORKLOAD_COLUMNS}, spec, code_archive, claimed_by, claimed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                              ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27,
-                             ?28, ?29, ?30, ?31, ?32, ?33)"
+                             ?28, ?29, ?30, ?31, ?32, ?33, ?34)"
                 ))
                 .map_err(io)?
                 .execute(params![
@@ -218,6 +219,7 @@ impl WorkloadStore for SqliteStore {
                     w.request_id,
                     w.net_tx_bytes.map(|v| v as i64),
                     w.net_rx_bytes.map(|v| v as i64),
+                    w.trace_id,
                     spec_json,
                     archive,
                     claim,
