@@ -191,8 +191,9 @@ impl Engine {
         // The node that runs it continues its admission's trace (a retry, its first
         // attempt's).
         let span = tracing::info_span!("admission", vulcan.workload = %workload.id);
-        if spec.trace.is_none() {
-            spec.trace = crate::traces::traceparent_of(&span);
+        match &spec.trace {
+            Some(first) => crate::traces::continue_trace(&span, Some(first)),
+            None => spec.trace = crate::traces::traceparent_of(&span),
         }
         workload.trace_id = spec.trace.as_deref().and_then(crate::traces::trace_id);
         self.admit_traced(workload, spec, quota, fire)

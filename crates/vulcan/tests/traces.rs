@@ -310,6 +310,27 @@ fn a_collector_that_is_down_costs_requests_nothing_and_its_spans_are_counted_dro
     );
     assert_eq!(spans_counted(&server, "exported"), 0.0);
 
+    // A retry stays in its first attempt's trace.
+    let first = server.submit(json!({
+        "runtime": "node", "code": "export default () => { throw new Error('no') }",
+        "retry": {"max_attempts": 2, "backoff_s": 0},
+    }));
+    let first = server.wait_terminal(&first, Duration::from_secs(30));
+    let retry = eventually(Duration::from_secs(30), "the retry", || {
+        let (_, page) = server.get("/v1/workloads?limit=100");
+        page["workloads"]
+            .as_array()?
+            .iter()
+            .find(|w| w["trigger"] == json!({"kind": "retry", "id": first["id"]}))
+            .cloned()
+    });
+    assert_eq!(
+        first["trace_id"].as_str().map(str::len),
+        Some(32),
+        "{first}"
+    );
+    assert_eq!(retry["trace_id"], first["trace_id"], "{retry}");
+
     // Without the variables nothing is traced: no trace id, no TRACEPARENT.
     let plain = Server::start(&[]);
     let w = run_traced(&plain, None, &echo_traceparent());
