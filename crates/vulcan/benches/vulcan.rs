@@ -39,7 +39,7 @@
 //!
 //! `VULCAN_BENCH_N` sets the samples per figure (microvm takes at most 10, egress's microVMs
 //! at most 30);
-//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,sandboxes,egress,templates,microvm,gosource,wasm,api,store,database,cluster,functions,schedules,queues` picks sections.
+//! `VULCAN_BENCH_ONLY=isolate,cold,oneshot,gvisor,sandboxes,egress,templates,microvm,gosource,wasm,api,traces,store,database,cluster,functions,schedules,queues` picks sections.
 
 #[path = "vulcan/cluster.rs"]
 mod cluster;
@@ -67,6 +67,8 @@ mod schedules;
 mod store;
 #[path = "vulcan/templates.rs"]
 mod templates;
+#[path = "vulcan/traces.rs"]
+mod traces;
 
 use std::time::{Duration, Instant};
 
@@ -448,6 +450,9 @@ fn main() {
     }
     if run("api") {
         api_overhead(n);
+    }
+    if run("traces") {
+        traces::run(n);
     }
     if run("store") {
         store::run(n);
