@@ -490,10 +490,7 @@ impl Metrics {
                 backend: name.to_owned(),
                 event: (*event).to_owned(),
             });
-            let seen = counter.get();
-            if *total > seen {
-                counter.inc_by(total - seen);
-            }
+            catch_up(&counter, *total);
         }
     }
 
@@ -556,20 +553,19 @@ impl Metrics {
 
     /// The OpenMetrics text format.
     pub fn render(&self) -> String {
+        // Counted by the exporter since the start; a concurrent render adds nothing twice.
         let (exported, dropped) = crate::traces::span_counts();
-        for (outcome, total) in [("exported", exported), ("dropped", dropped)] {
-            let counter = self.series.spans.get_or_create(&PostOutcome {
-                outcome: outcome.to_owned(),
-            });
-            // Counted by the exporter since the start; a concurrent render adds nothing twice.
+        {
             let _one = self
                 .series
                 .events_sync
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let seen = counter.get();
-            if total > seen {
-                counter.inc_by(total - seen);
+            for (outcome, total) in [("exported", exported), ("dropped", dropped)] {
+                let counter = self.series.spans.get_or_create(&PostOutcome {
+                    outcome: outcome.to_owned(),
+                });
+                catch_up(&counter, total);
             }
         }
         let mut out = String::new();
@@ -583,6 +579,15 @@ impl Metrics {
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Raises `counter` to `total`, a count kept elsewhere since the start (callers hold
+/// `events_sync`, so that two renders do not add the same difference twice).
+fn catch_up(counter: &Counter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
 
 #[cfg(test)]
 mod tests {

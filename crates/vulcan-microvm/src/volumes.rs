@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use vulcan_agent::HeldVolume;
 use vulcan_domain::{BackendError, LogSink, LogStream, Preparation, WorkloadResult, WorkloadSpec};
 
+use crate::sandboxes::{held_volumes, volume_disks};
 use crate::vm::Vm;
 use crate::{Job, MicrovmBackend};
 
@@ -28,16 +28,7 @@ impl MicrovmBackend {
             Ok(job) => job,
             Err(failed) => return Ok(failed),
         };
-        run.volumes = spec
-            .attached
-            .iter()
-            .enumerate()
-            .map(|(n, v)| HeldVolume {
-                serial: vulcan_agent::volume_serial(n),
-                path: v.path.clone(),
-                read_only: v.read_only,
-            })
-            .collect();
+        run.volumes = held_volumes(&spec.attached);
         let ready = self.ready()?;
         let (runtime, resources) = (spec.run.runtime, spec.run.resources);
         let mut vm_spec = self
@@ -51,11 +42,7 @@ impl MicrovmBackend {
                     .trim()
                     .to_owned();
         }
-        vm_spec.volumes = spec
-            .attached
-            .iter()
-            .map(|v| (v.file.clone(), v.read_only))
-            .collect();
+        vm_spec.volumes = volume_disks(&spec.attached);
         let vm = Vm::boot(
             ready.vmm.as_ref(),
             vm_spec,

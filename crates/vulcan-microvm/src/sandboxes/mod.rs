@@ -19,6 +19,7 @@
 mod files;
 mod link;
 mod start;
+pub(crate) use start::{held_volumes, volume_disks};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

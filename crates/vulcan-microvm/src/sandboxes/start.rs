@@ -206,10 +206,7 @@ impl MicrovmSandboxes {
             .spec(ready, Runtime::Oci, resources, Some(template));
         spec.cmdline_extra = format!("{} {DATA_DISK_ARG}", spec.cmdline_extra);
         spec.data_disk = Some(dir.join("disk.img"));
-        spec.volumes = volumes
-            .iter()
-            .map(|v| (v.file.clone(), v.read_only))
-            .collect();
+        spec.volumes = volume_disks(volumes);
         spec.memory = Some(GuestMemory {
             file: dir.join("memory"),
             shared: true,
@@ -311,8 +308,16 @@ struct Kept {
     volumes: Vec<VolumeAttach>,
 }
 
+/// The volumes' disks as the VMM attaches them (serials in this order).
+pub(crate) fn volume_disks(volumes: &[VolumeAttach]) -> Vec<(std::path::PathBuf, bool)> {
+    volumes
+        .iter()
+        .map(|v| (v.file.clone(), v.read_only))
+        .collect()
+}
+
 /// The volumes the agent mounts, by their disks' serials.
-fn held_volumes(volumes: &[VolumeAttach]) -> Vec<HeldVolume> {
+pub(crate) fn held_volumes(volumes: &[VolumeAttach]) -> Vec<HeldVolume> {
     volumes
         .iter()
         .enumerate()
