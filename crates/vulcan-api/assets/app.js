@@ -771,7 +771,7 @@ async function functionDetail(name) {
         e.preventDefault();
         let parsed;
         try { parsed = input.read(); } catch { return; }
-        const w = await api("POST", `${path}/invoke?async=true`, parsed === undefined ? null : parsed);
+        const w = await api("POST", `${path}/invoke/async`, parsed === undefined ? null : parsed);
         navigate(`/workloads/${w.id}`);
       }),
     }, input.element, h("button", { type: "submit" }, "Invoke")));

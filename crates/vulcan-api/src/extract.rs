@@ -1,7 +1,10 @@
-//! A JSON body extractor whose every rejection is an [`ApiError`].
+//! Extractors whose every rejection is an [`ApiError`]: JSON bodies, queries, paths and
+//! WebSocket handshakes.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -85,8 +88,74 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 "the request body is empty: send a JSON object",
             ));
         }
+        // Every body is an object (serde would read a struct from an array too).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object: send one, {\"field\": value, ...}",
+            ));
+        }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Like `axum::extract::Query`, with its rejection in the API's shape.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Each parameter is one value: a second would silently win.
+        let query = parts.uri.query().unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        for (key, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !seen.insert(key.clone()) {
+                return Err(ApiError::bad_request(format!(
+                    "query parameter {key} is given more than once: give it once"
+                )));
+            }
+        }
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+/// Like `axum::extract::Path`, with its rejection in the API's shape.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
+    }
+}
+
+/// A WebSocket handshake; a plain request to a WebSocket route is told what to send.
+pub struct Upgrade(pub WebSocketUpgrade);
+
+impl FromRequestParts<AppState> for Upgrade {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map(Upgrade)
+            .map_err(|rejection| {
+                ApiError::new(
+                    rejection.status(),
+                    format!(
+                        "this route speaks WebSocket ({}): open it with a WebSocket client (Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Version: 13)",
+                        rejection.body_text()
+                    ),
+                )
+            })
     }
 }

@@ -84,6 +84,7 @@ pub(crate) fn routes() -> openapi::Routes {
         .get("/v1/functions/{name}/versions", functions::versions)
         .put("/v1/functions/{name}/active", functions::activate)
         .post("/v1/functions/{name}/invoke", functions::invoke)
+        .post("/v1/functions/{name}/invoke/async", functions::invoke_async)
         .get("/v1/schedules", schedules::list)
         .post("/v1/schedules", schedules::create)
         .get("/v1/schedules/{id}", schedules::show)

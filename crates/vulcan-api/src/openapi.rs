@@ -53,7 +53,7 @@ impl Modify for Keys {
         benchmarks::start, benchmarks::show, benchmarks::list,
         keys::create, keys::list, keys::revoke, audit::list, tenants::show, tenants::set,
         functions::deploy, functions::list, functions::show, functions::versions,
-        functions::activate, functions::remove, functions::invoke,
+        functions::activate, functions::remove, functions::invoke, functions::invoke_async,
         trigger::call, trigger::call_path,
         schedules::create, schedules::list, schedules::show, schedules::patch, schedules::remove,
         secrets::put, secrets::list, secrets::remove, secrets::rotate_key,
@@ -70,6 +70,7 @@ impl Modify for Keys {
         ws::logs, ws::stats, ws::events, ws::sandbox_process, ws::sandbox_watch,
         health::show, document,
     ),
+    components(schemas(audit::AuditOutcome, logs::StreamChoice)),
     tags(
         (name = "workloads", description = "Run code, follow it, kill it"),
         (name = "functions", description = "Deploy once, invoke many times, over HTTP too"),
@@ -114,11 +115,219 @@ pub fn spec() -> serde_json::Value {
                     .join("_");
                 if let Some(op) = operation.as_object_mut() {
                     op.insert("operationId".into(), serde_json::Value::String(id));
+                    constrain_path_names(path, op);
+                    if path.starts_with("/ws/") {
+                        handshake_headers(op);
+                    }
                 }
             }
         }
     }
+    add_links(&mut doc);
     doc
+}
+
+/// The names the server checks, as patterns (each mirrors its checker exactly).
+pub mod patterns {
+    /// A queue's, topic's or volume's name (`vulcan_domain::check_resource_name`).
+    pub const RESOURCE: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
+    /// A function's name (`vulcan_domain::valid_function_name`).
+    pub const FUNCTION: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+    /// A secret's name (`vulcan_domain::valid_secret_name`).
+    pub const SECRET: &str = "^[A-Z_][A-Z0-9_]{0,63}$";
+    /// A key's or tenant's name.
+    pub const KEY_NAME: &str = "^[A-Za-z0-9._-]{1,64}$";
+    /// An image reference: `[registry/]repository[:tag][@sha256:<hex>]`.
+    pub const IMAGE: &str = "^((localhost|[A-Za-z0-9-]*[.][A-Za-z0-9.-]*|[A-Za-z0-9.-]+:[0-9]+)/)?[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-fA-F]{64})?$";
+}
+
+/// The pattern of path parameter `name` of `path`, where the server checks it.
+fn path_pattern(path: &str, name: &str) -> Option<&'static str> {
+    let resource = |prefix: &str| path.starts_with(prefix) && name == "name";
+    if resource("/v1/queues/") || resource("/v1/topics/") || resource("/v1/volumes/") {
+        return Some(patterns::RESOURCE);
+    }
+    if resource("/v1/functions/") || (path.starts_with("/fn/") && name == "name") {
+        return Some(patterns::FUNCTION);
+    }
+    if resource("/v1/secrets/") {
+        return Some(patterns::SECRET);
+    }
+    if name == "tenant" {
+        return Some(patterns::KEY_NAME);
+    }
+    if path.starts_with("/v1/images/") && name == "reference" {
+        return Some(patterns::IMAGE);
+    }
+    None
+}
+
+fn constrain_path_names(path: &str, op: &mut serde_json::Map<String, serde_json::Value>) {
+    let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+        return;
+    };
+    for param in params {
+        let located = |key: &str| param[key].as_str().map(str::to_owned);
+        let (Some(name), Some(place)) = (located("name"), located("in")) else {
+            continue;
+        };
+        if place != "path" {
+            continue;
+        }
+        if let Some(pattern) = path_pattern(path, &name) {
+            param["schema"]["pattern"] = pattern.into();
+        }
+    }
+}
+
+/// A WebSocket route's handshake (RFC 6455), as headers it requires; a plain request is
+/// answered 400.
+fn handshake_headers(op: &mut serde_json::Map<String, serde_json::Value>) {
+    let header = |name: &str, schema: serde_json::Value| serde_json::json!({"name": name, "in": "header", "required": true, "schema": schema});
+    let headers = [
+        header(
+            "Connection",
+            serde_json::json!({"type": "string", "enum": ["Upgrade"]}),
+        ),
+        header(
+            "Upgrade",
+            serde_json::json!({"type": "string", "enum": ["websocket"]}),
+        ),
+        header(
+            "Sec-WebSocket-Version",
+            serde_json::json!({"type": "string", "enum": ["13"]}),
+        ),
+        header(
+            "Sec-WebSocket-Key",
+            serde_json::json!({"type": "string", "pattern": "^[A-Za-z0-9+/]{22}==$"}),
+        ),
+    ];
+    let params = op
+        .entry("parameters")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(params) = params.as_array_mut() {
+        params.extend(headers);
+    }
+}
+
+/// Links from what makes a resource to what reads, changes and removes it: (the making
+/// operation, its status, the parameter, where its value is in the answer, the operations
+/// that take it).
+const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "post_v1_workloads_async",
+        "202",
+        "id",
+        "$response.body#/id",
+        &[
+            "get_v1_workloads_id",
+            "get_v1_workloads_id_spec",
+            "get_v1_workloads_id_logs_history",
+            "delete_v1_workloads_id",
+        ],
+    ),
+    (
+        "post_v1_keys",
+        "201",
+        "id",
+        "$response.body#/id",
+        &["delete_v1_keys_id"],
+    ),
+    (
+        "post_v1_schedules",
+        "201",
+        "id",
+        "$response.body#/id",
+        &[
+            "get_v1_schedules_id",
+            "patch_v1_schedules_id",
+            "delete_v1_schedules_id",
+        ],
+    ),
+    (
+        "post_v1_queues",
+        "201",
+        "name",
+        "$response.body#/name",
+        &[
+            "get_v1_queues_name",
+            "post_v1_queues_name_messages",
+            "post_v1_queues_name_receive",
+            "post_v1_queues_name_purge",
+            "delete_v1_queues_name",
+        ],
+    ),
+    (
+        "post_v1_topics",
+        "201",
+        "name",
+        "$response.body#/name",
+        &[
+            "get_v1_topics_name",
+            "post_v1_topics_name_publish",
+            "delete_v1_topics_name",
+        ],
+    ),
+    (
+        "post_v1_volumes",
+        "201",
+        "name",
+        "$response.body#/name",
+        &["get_v1_volumes_name", "delete_v1_volumes_name"],
+    ),
+    (
+        "put_v1_functions_name",
+        "201",
+        "name",
+        "$response.body#/name",
+        &[
+            "get_v1_functions_name",
+            "get_v1_functions_name_versions",
+            "post_v1_functions_name_invoke",
+            "delete_v1_functions_name",
+        ],
+    ),
+    (
+        "post_v1_sandboxes",
+        "201",
+        "id",
+        "$response.body#/id",
+        &[
+            "get_v1_sandboxes_id",
+            "get_v1_sandboxes_id_metrics",
+            "get_v1_sandboxes_id_processes",
+            "post_v1_sandboxes_id_pause",
+            "delete_v1_sandboxes_id",
+        ],
+    ),
+];
+
+fn add_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(|i| i.as_object_mut())
+        .flat_map(|i| i.values_mut())
+    {
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for (_, status, param, value, targets) in LINKS.iter().filter(|l| l.0 == id) {
+            let links: serde_json::Map<String, serde_json::Value> = targets
+                .iter()
+                .map(|target| {
+                    (
+                        (*target).to_owned(),
+                        serde_json::json!({"operationId": target, "parameters": {*param: value}}),
+                    )
+                })
+                .collect();
+            operation["responses"][*status]["links"] = links.into();
+        }
+    }
 }
 
 /// The routes being built, and what each serves.

@@ -211,19 +211,30 @@ pub struct AuditFilter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quota {
     /// Workloads pending or running at once.
+    #[serde(deserialize_with = "crate::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_concurrent: u32,
     /// Submissions accepted per rolling minute.
+    #[serde(deserialize_with = "crate::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub per_minute: u32,
     /// CPUs of its pending and running workloads together.
+    #[serde(deserialize_with = "crate::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_cpus: u32,
     /// Memory (MiB) of its pending and running workloads together.
+    #[serde(deserialize_with = "crate::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_mem_mb: u32,
     /// Schedules it may have (`null`: the server's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "crate::whole::opt")]
     pub max_schedules: Option<u32>,
     /// The shortest time between two ticks of one of its schedules, in seconds (`null`:
     /// the server's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "crate::whole::opt")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub min_schedule_interval_s: Option<u32>,
     /// What its workloads may reach when the server's egress is `allow-listed` (and the
     /// only way to open a never-reachable range such as a private network to it).

@@ -32,10 +32,12 @@ pub const SIGNING_SECRET: &str = "CALLBACK_SIGNING_KEY";
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// Attempts in all, the first included (1–10).
+    #[serde(deserialize_with = "crate::whole::int")]
     pub max_attempts: u32,
     /// The wait before the second attempt, in seconds; it doubles for each one after
     /// (0–3600; default 1).
     #[serde(default = "one")]
+    #[serde(deserialize_with = "crate::whole::int")]
     pub backoff_s: u32,
 }
 
@@ -62,6 +64,7 @@ pub struct AsyncOptions {
     /// No attempt starts (and none waits in the queue) later than this many seconds after
     /// the request: one still waiting then fails, and no retry follows.
     #[serde(default)]
+    #[serde(deserialize_with = "crate::whole::opt")]
     pub max_age_s: Option<u32>,
     /// A queue of the tenant's that gets the workload when its last attempt failed (or it
     /// was killed).

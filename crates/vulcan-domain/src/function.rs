@@ -44,12 +44,15 @@ pub struct QueueTrigger {
     pub queue: String,
     /// Messages per invocation at most (1-100; 1).
     #[serde(default = "one")]
+    #[serde(deserialize_with = "crate::whole::int")]
     pub batch_size: u32,
     /// Invocations of this trigger at once, per node (1-64; 1).
     #[serde(default = "one")]
+    #[serde(deserialize_with = "crate::whole::int")]
     pub max_concurrency: u32,
     /// Milliseconds to wait for a batch to fill once it has a first message (0-10000; 0).
     #[serde(default)]
+    #[serde(deserialize_with = "crate::whole::int")]
     pub max_wait_ms: u32,
 }
 

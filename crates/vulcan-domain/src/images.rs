@@ -114,6 +114,13 @@ pub trait ImageRoots: Send + Sync {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^((localhost|[A-Za-z0-9-]*[.][A-Za-z0-9.-]*|[A-Za-z0-9.-]+:[0-9]+)/)?[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-fA-F]{64})?$",
+            max_length = 512
+        )
+    )]
     pub reference: String,
     #[serde(default)]
     pub default: bool,

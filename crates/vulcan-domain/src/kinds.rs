@@ -149,3 +149,24 @@ mod tests {
         assert!("docker".parse::<Isolation>().is_err());
     }
 }
+
+/// The backends a benchmark measures: every isolation but `auto` (the document's name for
+/// the values `Isolation` takes there).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ConcreteIsolation {
+    Isolate,
+    Gvisor,
+    Microvm,
+}
+
+/// The isolations that hold a sandbox (processes and files: not `isolate`).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum SandboxIsolation {
+    Auto,
+    Gvisor,
+    Microvm,
+}

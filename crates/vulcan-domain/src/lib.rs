@@ -31,6 +31,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod volume;
+pub mod whole;
 mod workload;
 
 pub use access::{
@@ -56,6 +57,8 @@ pub use images::{
     ImageCatalog, ImageConfig, ImageError, ImageIndex, ImageRecord, ImageRoots, LeasedRoot,
     NodeTemplate, PullRequest, TemplateOnNode,
 };
+#[cfg(feature = "openapi")]
+pub use kinds::{ConcreteIsolation, SandboxIsolation};
 pub use kinds::{Isolation, ParseKindError, Runtime};
 pub use log::{LogLine, LogStream};
 pub use network::{never_reachable, Egress, NetRule, NetworkPolicy, NEVER};

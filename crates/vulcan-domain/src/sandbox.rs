@@ -274,7 +274,11 @@ pub struct ProcessLaunch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PtySize {
+    #[serde(deserialize_with = "crate::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub rows: u16,
+    #[serde(deserialize_with = "crate::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub cols: u16,
 }
 

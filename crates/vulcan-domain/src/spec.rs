@@ -8,12 +8,16 @@ use crate::Code;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
+    #[serde(deserialize_with = "crate::whole::int")]
     pub cpus: u32,
+    #[serde(deserialize_with = "crate::whole::int")]
     pub mem_mb: u32,
+    #[serde(deserialize_with = "crate::whole::int")]
     pub timeout_s: u32,
     /// A cap on the sandbox's network, each way, in megabits a second (with a network
     /// policy only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "crate::whole::opt")]
     pub net_mbps: Option<u32>,
 }
 

@@ -140,10 +140,10 @@ impl Engine {
         for (i, m) in messages.into_iter().enumerate() {
             check_delay(m.delay_s)?;
             if let Some(dedup) = &m.dedup_id {
-                if !(1..=128).contains(&dedup.len()) {
+                let chars = dedup.chars().count();
+                if !(1..=128).contains(&chars) {
                     return Err(QueueError::Invalid(format!(
-                        "message {i}'s \"dedup_id\" has {} bytes: give 1 to 128",
-                        dedup.len()
+                        "message {i}'s \"dedup_id\" has {chars} characters: give 1 to 128"
                     )));
                 }
             }

@@ -42,6 +42,9 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Write a man page for vulcan and each of its commands into DIR (man1 pages).
     Man { dir: std::path::PathBuf },
+    /// Print the API's OpenAPI document (what GET /openapi.json serves; the clients in
+    /// clients/ are generated from it).
+    Openapi,
     /// (internal) The wasmtime helper process the server starts for wasm workloads.
     #[command(hide = true)]
     WasmHelper {
@@ -77,6 +80,11 @@ fn main() -> std::process::ExitCode {
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "vulcan", &mut std::io::stdout());
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Openapi => {
+            let doc = vulcan_api::openapi::spec();
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             std::process::ExitCode::SUCCESS
         }
         Command::Man { dir } => match man::write_pages(&Cli::command(), &dir) {

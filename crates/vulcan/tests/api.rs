@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{sum_workload, Server};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn a_sync_workload_completes_with_every_documented_field() {
@@ -489,4 +489,55 @@ fn request_ids_round_trip_into_errors_logs_audit_and_workloads() {
             .any(|l| l.contains(&id) && l.contains("request")),
         "{text}"
     );
+}
+
+#[test]
+fn every_malformed_request_part_is_a_json_400_and_whole_numbers_are_integers() {
+    let server = Server::start(&[("VULCAN_QEMU_BIN", "/nonexistent/qemu")]);
+    let json_400 = |(status, body): (u16, Value), says: &str| {
+        assert_eq!(status, 400, "{body}");
+        let error = body["error"].as_str().unwrap_or_else(|| panic!("{body}"));
+        assert!(error.contains(says), "{error}");
+    };
+    // A query parameter given twice, a query or path part of the wrong type.
+    json_400(
+        server.get("/v1/workloads?limit=5&limit=6"),
+        "more than once",
+    );
+    json_400(server.get("/v1/benchmarks?limit=-1e-05"), "limit");
+    json_400(
+        server.get("/v1/sandboxes/sb1/processes/notanumber"),
+        "notanumber",
+    );
+    // A plain request to a WebSocket route is told what it speaks.
+    json_400(server.get("/ws/stats"), "speaks WebSocket");
+    // A body that is an array, not an object (serde would read a struct from it).
+    json_400(
+        server.post_raw("/v1/queues", r#"["jobs", null]"#),
+        "not a JSON object",
+    );
+    // 2.0 is the integer 2 wherever an integer is taken; 2.5 is not one.
+    let (status, queue) = server.post(
+        "/v1/queues",
+        &json!({"name": "jobs", "visibility_timeout_s": 2.0, "max_receives": 3.0}),
+    );
+    assert_eq!(status, 201, "{queue}");
+    assert_eq!(queue["visibility_timeout_s"], 2);
+    assert_eq!(queue["max_receives"], 3);
+    json_400(
+        server.post("/v1/queues", &json!({"name": "more", "max_receives": 2.5})),
+        "expected a whole number",
+    );
+    // The document states the patterns the server checks, and the async invocation route.
+    let (_, doc) = server.get("/openapi.json");
+    let put_secret = &doc["paths"]["/v1/secrets/{name}"]["put"]["parameters"];
+    assert!(
+        put_secret
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "name" && p["schema"]["pattern"] == "^[A-Z_][A-Z0-9_]{0,63}$"),
+        "{put_secret}"
+    );
+    assert!(doc["paths"]["/v1/functions/{name}/invoke/async"]["post"].is_object());
 }

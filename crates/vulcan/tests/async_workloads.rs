@@ -220,8 +220,8 @@ fn the_age_limit_stops_retries_and_invocations_take_the_same_options() {
     };
     let (status, e) = invoke("max_attempts=2");
     assert_eq!(status, 400, "only async: {e}");
-    let (status, e) = invoke("async=true&backoff_s=2");
-    assert_eq!(status, 400, "backoff needs attempts: {e}");
+    let (status, e) = invoke("async=true&max_attempts=11");
+    assert_eq!(status, 400, "at most 10 attempts: {e}");
     let url = receiver.url("/fn");
     let (status, w) = invoke(&format!(
         "async=true&max_attempts=2&backoff_s=1&callback_url={url}"

@@ -69,6 +69,7 @@ fn the_document_validates_and_a_fuzz_run_finds_no_5xx_and_no_schema_break() {
         ("VULCAN_ADMIN_KEY", admin),
         ("VULCAN_QEMU_BIN", "/nonexistent/qemu"),
         ("VULCAN_RUNSC_BIN", "/nonexistent/runsc"),
+        ("VULCAN_AUTH_FAILURES_PER_MINUTE", "100000"),
     ]);
     // Served without a key.
     let text = ureq::get(&server.url("/openapi.json"))
@@ -92,8 +93,11 @@ fn the_document_validates_and_a_fuzz_run_finds_no_5xx_and_no_schema_break() {
         String::from_utf8_lossy(&validated.stderr)
     );
 
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let fuzz = Command::new(tool("st"))
         .current_dir(dir.path())
+        .arg("--config-file")
+        .arg(&config)
         .args(["run", &server.url("/openapi.json")])
         .args(["-H", &format!("X-API-Key: {admin}")])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])

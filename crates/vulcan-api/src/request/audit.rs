@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use crate::extract::Query;
+use axum::extract::State;
 use axum::{Extension, Json};
 use vulcan_domain::{AuditEntry, AuditFilter, Permission};
 
@@ -10,7 +11,17 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 /// `?actor=&action=&tenant=&outcome=&limit=&offset=` (limit 1–1000, default 100).
-#[utoipa::path(get, path = "/v1/audit", tag = "access", params(("actor" = Option<String>, Query), ("action" = Option<String>, Query), ("tenant" = Option<String>, Query), ("outcome" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)"), ("offset" = Option<u64>, Query)), responses((status = 200, description = "OK", body = Vec<vulcan_domain::AuditEntry>), crate::error::Errors))]
+/// What became of an audited action (`?outcome=`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum AuditOutcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "access", params(("actor" = Option<String>, Query), ("action" = Option<String>, Query), ("tenant" = Option<String>, Query), ("outcome" = Option<AuditOutcome>, Query), ("limit" = Option<i32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000 (default 100)"), ("offset" = Option<i64>, Query, minimum = 0)), responses((status = 200, description = "OK", body = Vec<vulcan_domain::AuditEntry>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -27,8 +38,14 @@ pub async fn list(
             }),
         }
     };
-    let limit = number("limit", 100, 1000)?.max(1) as u32;
-    let offset = number("offset", 0, u64::MAX)?;
+    let limit = number("limit", 100, 1000)?;
+    if limit == 0 {
+        return Err(ApiError::bad_request(
+            "query parameter limit=0 is not valid: use 1 to 1000",
+        ));
+    }
+    let limit = limit as u32;
+    let offset = number("offset", 0, i64::MAX as u64)?;
     if let Some(outcome) = params
         .get("outcome")
         .filter(|o| !["ok", "denied", "failed", ""].contains(&o.as_str()))

@@ -1,6 +1,7 @@
 //! `/v1/benchmarks`: start the built-in benchmark, follow it, read kept reports.
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -67,7 +68,7 @@ pub struct ListQuery {
 }
 
 /// Kept reports, newest first (`?limit=`, default 20, at most 100).
-#[utoipa::path(get, path = "/v1/benchmarks", tag = "cluster", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)")), responses((status = 200, description = "OK", body = Vec<vulcan_engine::BenchmarkReport>), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/benchmarks", tag = "cluster", params(("limit" = Option<i32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)")), responses((status = 200, description = "OK", body = Vec<vulcan_engine::BenchmarkReport>), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

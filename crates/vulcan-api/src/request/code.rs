@@ -15,8 +15,10 @@ use crate::ApiError;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CodeBody {
     /// `go`, `node`, `python`, `wasm` or `oci`.
+    #[schema(value_type = vulcan_domain::Runtime, required = true)]
     runtime: Option<String>,
     /// `auto` (the default), `isolate`, `gvisor` or `microvm`.
+    #[schema(value_type = Option<vulcan_domain::Isolation>)]
     isolation: Option<String>,
     code: Option<String>,
     /// Base64 of a gzip-compressed tar archive.
@@ -39,10 +41,14 @@ pub struct CodeBody {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResourcesBody {
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     cpus: Option<u32>,
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     mem_mb: Option<u32>,
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     timeout_s: Option<u32>,
     /// A cap on the network, each way, in megabits a second (with `network` only).
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     net_mbps: Option<u32>,
 }
 

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,9 @@ pub struct DeployBody {
     #[serde(flatten)]
     code: CodeBody,
     reuse: Option<bool>,
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     max_instances: Option<u32>,
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     idle_timeout_s: Option<u32>,
     public: Option<bool>,
     /// Queues whose messages invoke it, in batches (see docs/queues.md).
@@ -178,6 +181,7 @@ pub async fn versions(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveBody {
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
     version: u32,
 }
 
@@ -236,12 +240,8 @@ fn async_options(params: &HashMap<String, String>) -> Result<AsyncOptions, ApiEr
             max_attempts,
             backoff_s: backoff_s.unwrap_or(1),
         }),
-        (None, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "query parameter backoff_s needs max_attempts",
-            ))
-        }
-        (None, None) => None,
+        // One attempt has nothing to back off from.
+        (None, _) => None,
     };
     Ok(AsyncOptions {
         retry,
@@ -253,10 +253,10 @@ fn async_options(params: &HashMap<String, String>) -> Result<AsyncOptions, ApiEr
     })
 }
 
-/// `POST /v1/functions/{name}/invoke[?async=true]`: the body is the input. Answers like
-/// `POST /v1/workloads` (or `/v1/workloads/async` with `async=true`, which may add
-/// `max_attempts`, `backoff_s`, `max_age_s`, `on_failure_queue` and `callback_url`).
-#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path), ("async" = Option<bool>, Query, description = "Answer 202 at once"), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's"), ("max_attempts" = Option<u32>, Query, description = "Async: attempts in all if it fails (1-10)"), ("backoff_s" = Option<u32>, Query, description = "Async: seconds before the second attempt, doubling after (0-3600; default 1)"), ("max_age_s" = Option<u32>, Query, description = "Async: no attempt starts later than this after the request (1-86400)"), ("on_failure_queue" = Option<String>, Query, description = "Async: a queue that gets the workload when its last attempt failed"), ("callback_url" = Option<String>, Query, description = "Async: POSTed the final workload, signed with the tenant's secret CALLBACK_SIGNING_KEY")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 200, description = "OK", body = vulcan_domain::Workload), (status = 202, description = "Accepted", body = vulcan_domain::Workload), crate::error::Errors))]
+/// `POST /v1/functions/{name}/invoke`: the body is the input; answers like
+/// `POST /v1/workloads`, or at once with `202` like `/v1/workloads/async` given
+/// `async=true` (which `/invoke/async` is, with its retry options documented).
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path), ("async" = Option<bool>, Query, description = "Answer 202 at once (as /invoke/async does)"), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 200, description = "OK", body = vulcan_domain::Workload), (status = 202, description = "Accepted (async=true)", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn invoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -264,8 +264,6 @@ pub async fn invoke(
     Query(params): Query<HashMap<String, String>>,
     InputBody(input): InputBody,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<Workload>), ApiError> {
-    caller.require(Permission::WorkloadsCreate)?;
-    let tenant = tenant_of(&caller, &params)?;
     let asynchronous = match params.get("async").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -275,10 +273,36 @@ pub async fn invoke(
             )))
         }
     };
+    invoke_as(state, caller, name, params, input, asynchronous).await
+}
+
+/// `POST /v1/functions/{name}/invoke/async`: the body is the input; answers `202` at once
+/// like `POST /v1/workloads/async`, with its retry options in the query.
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke/async", tag = "functions", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's"), ("max_attempts" = Option<i32>, Query, minimum = 1, maximum = 10, description = "Attempts in all if it fails (1-10; default 1)"), ("backoff_s" = Option<i32>, Query, minimum = 0, maximum = 3600, description = "Seconds before the second attempt, doubling after (0-3600; default 1): with max_attempts over 1"), ("max_age_s" = Option<i32>, Query, minimum = 1, maximum = 86400, description = "No attempt starts later than this after the request (1-86400)"), ("on_failure_queue" = Option<String>, Query, description = "A queue that gets the workload when its last attempt failed"), ("callback_url" = Option<String>, Query, description = "POSTed the final workload, signed with the tenant's secret CALLBACK_SIGNING_KEY")), request_body(content = serde_json::Value, description = "The input (any JSON)"), responses((status = 202, description = "Accepted", body = vulcan_domain::Workload), crate::error::Errors))]
+pub async fn invoke_async(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    InputBody(input): InputBody,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Workload>), ApiError> {
+    invoke_as(state, caller, name, params, input, true).await
+}
+
+async fn invoke_as(
+    state: AppState,
+    caller: Caller,
+    name: String,
+    params: HashMap<String, String>,
+    input: serde_json::Value,
+    asynchronous: bool,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Workload>), ApiError> {
+    caller.require(Permission::WorkloadsCreate)?;
+    let tenant = tenant_of(&caller, &params)?;
     let after = async_options(&params)?;
     if !asynchronous && !after.is_empty() {
         return Err(ApiError::bad_request(
-            "max_attempts, backoff_s, max_age_s, on_failure_queue and callback_url are for async invocations: add async=true",
+            "max_attempts, backoff_s, max_age_s, on_failure_queue and callback_url are for async invocations: use POST /v1/functions/{name}/invoke/async",
         ));
     }
     let quota = crate::auth::quota_of(&state.engine, &caller).await?;

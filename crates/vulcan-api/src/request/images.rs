@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use vulcan_domain::{ImageCatalog, ImageError, ImageRecord, Permission, PullRequest};

@@ -1,6 +1,7 @@
 //! `/v1/keys`: create (the key is answered once), list, revoke. Admins only.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -14,11 +15,15 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     name: String,
+    #[schema(value_type = vulcan_domain::Role)]
     role: String,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     tenant: String,
     /// Lifetime in seconds; without it the key does not expire.
     #[serde(default)]
+    #[serde(deserialize_with = "vulcan_domain::whole::opt")]
     expires_in_s: Option<u64>,
 }
 
@@ -30,7 +35,7 @@ pub struct CreatedKey {
     record: ApiKey,
 }
 
-fn valid_name(what: &str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn valid_name(what: &str, value: &str) -> Result<(), ApiError> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && value

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
 use axum::Json;
@@ -17,6 +18,17 @@ use vulcan_engine::{Engine, LogEvent};
 use crate::auth::Caller;
 use crate::request::workloads::visible;
 use crate::{ApiError, AppState};
+
+/// Which of a workload's log streams to read (`?stream=`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum StreamChoice {
+    Stdout,
+    Stderr,
+    Backend,
+    All,
+}
 
 pub(crate) fn stream_filter(
     params: &HashMap<String, String>,
@@ -48,7 +60,7 @@ pub struct LogHistory {
 }
 
 /// `GET /v1/workloads/{id}/logs/history[?stream=]`: every persisted line, in order.
-#[utoipa::path(get, path = "/v1/workloads/{id}/logs/history", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "OK", body = LogHistory), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/workloads/{id}/logs/history", tag = "workloads", params(("id" = String, Path), ("stream" = Option<StreamChoice>, Query, description = "stdout, stderr, backend or all (the default)")), responses((status = 200, description = "OK", body = LogHistory), crate::error::Errors))]
 pub async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -67,7 +79,7 @@ pub async fn history(
 
 /// `GET /v1/workloads/{id}/logs[?stream=]`: one `log` event per line as it is produced
 /// (a finished workload replays its lines), then one `done` event with the final status.
-#[utoipa::path(get, path = "/v1/workloads/{id}/logs", tag = "workloads", params(("id" = String, Path), ("stream" = Option<String>, Query, description = "stdout, stderr, backend or all")), responses((status = 200, description = "Server-sent events: `log` per line, then `done`", content_type = "text/event-stream", body = SseLogEvent), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/workloads/{id}/logs", tag = "workloads", params(("id" = String, Path), ("stream" = Option<StreamChoice>, Query, description = "stdout, stderr, backend or all (the default)")), responses((status = 200, description = "Server-sent events: `log` per line, then `done`", content_type = "text/event-stream", body = SseLogEvent), crate::error::Errors))]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

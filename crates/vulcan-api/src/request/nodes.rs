@@ -2,7 +2,8 @@
 //! heartbeat described it, with its state (`live`, `lost` past its lease, `left` after a
 //! clean shutdown). A node on its own SQLite file is a cluster of one: itself.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Serialize;

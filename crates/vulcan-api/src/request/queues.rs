@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -32,12 +33,15 @@ impl From<QueueError> for ApiError {
 pub struct QueueSettings {
     /// 1-63 of a-z, 0-9, `-` and `_`, unique per tenant: required on `POST`; on `PUT` the
     /// path names it.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     name: Option<String>,
     /// Seconds a received message stays hidden from other consumers (1-43200; 30).
     #[schema(minimum = 1, maximum = 43200)]
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     visibility_timeout_s: Option<u32>,
     /// Receives before a message moves to the dead-letter queue (1-1000; 5).
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     max_receives: Option<u32>,
     /// A queue of the same tenant that takes messages past `max_receives` (none: they
     /// are delivered again until their retention ends). `null` on `PUT` removes it.
@@ -45,9 +49,11 @@ pub struct QueueSettings {
     dead_letter_queue: Option<Option<String>>,
     /// Seconds a message is kept (60-1209600; 4 days).
     #[schema(minimum = 60, maximum = 1209600)]
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     retention_s: Option<u32>,
     /// The largest message body, as JSON text (1-1048576; 262144).
     #[schema(minimum = 1, maximum = 1048576)]
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     max_message_bytes: Option<u32>,
 }
 
@@ -209,8 +215,9 @@ pub struct OutgoingMessage {
     /// Seconds before it can be received (0-900).
     #[serde(default)]
     #[schema(maximum = 900)]
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
     delay_s: u32,
-    /// Sent again with this id within 5 minutes, it is not stored twice (1-128 bytes).
+    /// Sent again with this id within 5 minutes, it is not stored twice (1-128 characters).
     dedup_id: Option<String>,
 }
 
@@ -226,11 +233,31 @@ pub struct SendBody {
     /// Seconds before it can be received (0-900).
     #[serde(default)]
     #[schema(maximum = 900)]
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
     delay_s: u32,
-    /// Sent again with this id within 5 minutes, it is not stored twice (1-128 bytes).
+    /// Sent again with this id within 5 minutes, it is not stored twice (1-128 characters).
     dedup_id: Option<String>,
     /// 1-100 messages, stored all or none.
     messages: Option<Vec<OutgoingMessage>>,
+}
+
+/// A batch of messages, stored all or none.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MessageBatch {
+    #[schema(min_items = 1, max_items = 100)]
+    messages: Vec<OutgoingMessage>,
+}
+
+/// `POST /v1/queues/{name}/messages`' body as the document states it ([`SendBody`] reads
+/// it): one message, or a batch.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum SendRequest {
+    One(OutgoingMessage),
+    Batch(MessageBatch),
 }
 
 /// What was sent.
@@ -241,7 +268,7 @@ pub struct SentMessages {
 
 /// `POST /v1/queues/{name}/messages`: sends (`201`); `413` for a message larger than the
 /// queue takes, `400` for a batch of more than 100.
-#[utoipa::path(post, path = "/v1/queues/{name}/messages", tag = "queues", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SendBody, responses((status = 201, description = "Sent", body = SentMessages), crate::error::Errors))]
+#[utoipa::path(post, path = "/v1/queues/{name}/messages", tag = "queues", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SendRequest, responses((status = 201, description = "Sent", body = SentMessages), crate::error::Errors))]
 pub async fn send(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -290,13 +317,16 @@ pub struct ReceiveBody {
     /// Messages at most (1-100; 1).
     #[serde(default = "one")]
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
     max: u32,
     /// Seconds to wait for a first message when none is there (0-20; 0).
     #[serde(default)]
     #[schema(maximum = 20)]
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
     wait_s: u32,
     /// Seconds these deliveries stay hidden (the queue's own by default).
     #[schema(minimum = 1, maximum = 43200)]
+    #[serde(default, deserialize_with = "vulcan_domain::whole::opt")]
     visibility_timeout_s: Option<u32>,
 }
 
@@ -377,6 +407,7 @@ pub async fn receive(
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
     /// 1-100 receipts.
+    #[schema(min_items = 1, max_items = 100)]
     receipts: Vec<String>,
 }
 
@@ -423,6 +454,7 @@ pub struct NackBody {
     /// Seconds before it can be received again (0-900; 0).
     #[serde(default)]
     #[schema(maximum = 900)]
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
     delay_s: u32,
     /// Why: kept as the message's last error (and shown in the dead-letter queue).
     error: Option<String>,

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 
+use crate::extract::{Path, Query};
 use axum::body::Body;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -65,6 +66,7 @@ impl From<SandboxError> for ApiError {
 pub struct CreateSandbox {
     /// `gvisor`, `microvm` or `auto` (absent: the server's `VULCAN_SANDBOX_ISOLATION`).
     #[serde(default)]
+    #[schema(value_type = Option<vulcan_domain::SandboxIsolation>)]
     isolation: Option<Isolation>,
     /// A registered image (or one this key may pull); the default image if absent.
     #[serde(default)]
@@ -79,6 +81,7 @@ pub struct CreateSandbox {
     metadata: BTreeMap<String, String>,
     /// Seconds until it is killed; `POST …/timeout` moves the deadline.
     #[serde(default)]
+    #[serde(deserialize_with = "vulcan_domain::whole::opt")]
     timeout_s: Option<u32>,
     /// `kill` (the default) or `pause`: paused at its deadline, it is kept paused for
     /// `VULCAN_SANDBOX_MAX_TIMEOUT_S`; a resume gives it its timeout again.
@@ -97,11 +100,14 @@ pub struct CreateSandbox {
 #[serde(deny_unknown_fields)]
 pub struct SandboxResourcesBody {
     #[serde(default)]
+    #[serde(deserialize_with = "vulcan_domain::whole::opt")]
     cpus: Option<u32>,
     #[serde(default)]
+    #[serde(deserialize_with = "vulcan_domain::whole::opt")]
     mem_mb: Option<u32>,
     /// The disk its writes may fill (its whole root is writable).
     #[serde(default)]
+    #[serde(deserialize_with = "vulcan_domain::whole::opt")]
     disk_mb: Option<u32>,
 }
 
@@ -143,7 +149,7 @@ pub async fn create(
 }
 
 /// `GET /v1/sandboxes[?state=&metadata=key=value&limit=&cursor=]`: newest first.
-#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes", params(("state" = Option<String>, Query, description = "running, paused, ended or lost"), ("metadata" = Option<String>, Query, description = "key=value, repeated: every pair must match"), ("limit" = Option<u32>, Query, description = "1-1000, default 100"), ("cursor" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, description = "OK", body = vulcan_domain::SandboxPage), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes", params(("state" = Option<vulcan_domain::SandboxState>, Query), ("metadata" = Option<String>, Query, pattern = "=", description = "key=value, repeated: every pair must match"), ("limit" = Option<i32>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100"), ("cursor" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, description = "OK", body = vulcan_domain::SandboxPage), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -255,6 +261,8 @@ pub async fn remove(
 #[serde(deny_unknown_fields)]
 pub struct TimeoutBody {
     /// Seconds from now until its deadline.
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
+    #[schema(minimum = 1, maximum = 86400)]
     timeout_s: u32,
 }
 
@@ -319,6 +327,7 @@ pub async fn metrics(
 #[serde(deny_unknown_fields)]
 pub struct StartProcess {
     /// The program (a path, or a name found on the sandbox's `PATH`).
+    #[schema(min_length = 1)]
     cmd: String,
     #[serde(default)]
     args: Vec<String>,
@@ -337,9 +346,11 @@ pub struct StartProcess {
     background: bool,
     /// Killed (SIGKILL) this long after it started.
     #[serde(default)]
+    #[serde(deserialize_with = "vulcan_domain::whole::opt")]
     timeout_s: Option<u32>,
     /// A name to find it by in the list (1-128 printable characters).
     #[serde(default)]
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$")]
     tag: Option<String>,
     /// Run it on a terminal of this size (each side 1-1000): its stdin is then open (as
     /// `stdin: true`), its output one stream (`stdout`), and `POST …/resize` sets its size.
@@ -499,8 +510,48 @@ pub struct InputBody {
     close: bool,
 }
 
+/// [`InputBody`] as the document states it: text or bytes (not both), and whether to close.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ProcessInput {
+    Text(TextInput),
+    Bytes(BytesInput),
+    Close(CloseInput),
+}
+
+/// Text to write, then stdin closed if `close`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TextInput {
+    data: String,
+    #[serde(default)]
+    close: bool,
+}
+
+/// Bytes to write (base64), then stdin closed if `close`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BytesInput {
+    #[schema(format = Byte)]
+    data_base64: String,
+    #[serde(default)]
+    close: bool,
+}
+
+/// Nothing to write: stdin closed if `close` (else nothing happens).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CloseInput {
+    #[serde(default)]
+    close: bool,
+}
+
 /// `POST /v1/sandboxes/{id}/processes/{pid}/input {data | data_base64, close}`.
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes/{pid}/input", tag = "sandboxes", params(("id" = String, Path), ("pid" = u32, Path)), request_body = InputBody, responses((status = 204, description = "Written"), crate::error::Errors))]
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/processes/{pid}/input", tag = "sandboxes", params(("id" = String, Path), ("pid" = u32, Path)), request_body = ProcessInput, responses((status = 204, description = "Written"), crate::error::Errors))]
 pub async fn input(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -518,12 +569,8 @@ pub async fn input(
         (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
             .decode(encoded.as_bytes())
             .map_err(|e| ApiError::bad_request(format!("\"data_base64\" is not base64: {e}")))?,
-        (None, None) if body.close => Vec::new(),
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "give \"data\" (text), \"data_base64\" (bytes) or \"close\": true",
-            ))
-        }
+        // Nothing to write: closes stdin if asked, else does nothing.
+        (None, None) => Vec::new(),
     };
     state
         .engine
@@ -744,7 +791,7 @@ pub async fn stat(
 
 /// `GET /v1/sandboxes/{id}/files/list?path=&depth=`: a directory's entries (links are
 /// listed, not entered), down to `depth` levels (default 1).
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/list", tag = "sandboxes", params(("id" = String, Path), ("path" = String, Query, description = "An absolute path inside the sandbox"), ("depth" = Option<u32>, Query, description = "1-16, default 1")), responses((status = 200, description = "OK", body = Vec<vulcan_domain::FileEntry>), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/list", tag = "sandboxes", params(("id" = String, Path), ("path" = String, Query, description = "An absolute path inside the sandbox"), ("depth" = Option<i32>, Query, minimum = 1, maximum = 16, description = "1-16, default 1")), responses((status = 200, description = "OK", body = Vec<vulcan_domain::FileEntry>), crate::error::Errors))]
 pub async fn list_files(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use crate::extract::Query;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -24,7 +25,7 @@ pub async fn show(
 
 /// Workloads created per minute over the last `minutes` (1–1440, default 60), of the
 /// caller's tenant (every tenant for admins): what the dashboard's chart starts from.
-#[utoipa::path(get, path = "/v1/stats/timeline", tag = "cluster", params(("minutes" = Option<u32>, Query, description = "1 to 1440 (default 60)")), responses((status = 200, description = "OK", body = vulcan_domain::Timeline), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/stats/timeline", tag = "cluster", params(("minutes" = Option<i32>, Query, minimum = 1, maximum = 1440, description = "1 to 1440 (default 60)")), responses((status = 200, description = "OK", body = vulcan_domain::Timeline), crate::error::Errors))]
 pub async fn timeline(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

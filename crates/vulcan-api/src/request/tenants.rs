@@ -1,7 +1,8 @@
 //! `/v1/tenants/{tenant}/quota`: a tenant's quota. Read by its own keys and admins; set
 //! by admins.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::{Extension, Json};
 use serde::Serialize;
 use vulcan_domain::{Permission, Quota};
@@ -26,6 +27,7 @@ pub async fn show(
     Path(tenant): Path<String>,
 ) -> Result<Json<TenantQuota>, ApiError> {
     caller.require(Permission::StatsRead)?;
+    crate::request::keys::valid_name("tenant", &tenant)?;
     if caller.scope().is_some_and(|own| own != tenant) {
         caller.require(Permission::AllTenants)?;
     }
@@ -45,6 +47,7 @@ pub async fn set(
     JsonBody(quota): JsonBody<Quota>,
 ) -> Result<(Extension<AuditTarget>, Json<TenantQuota>), ApiError> {
     caller.require(Permission::AllTenants)?;
+    crate::request::keys::valid_name("tenant", &tenant)?;
     if quota.max_concurrent == 0
         || quota.per_minute == 0
         || quota.max_cpus == 0

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -20,6 +21,7 @@ use crate::{ApiError, AppState};
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
     /// 1-63 of a-z, 0-9, `-` and `_`, unique per tenant.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     name: String,
 }
 
@@ -89,10 +91,46 @@ pub struct Subscribe {
     url: Option<String>,
 }
 
+/// [`Subscribe`] as the document states it: exactly one target.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum SubscribeTo {
+    Queue(SubscribeQueue),
+    Function(SubscribeFunction),
+    Url(SubscribeUrl),
+}
+
+/// A queue of the tenant's gets each message.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SubscribeQueue {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
+    queue: String,
+}
+
+/// A function of the tenant's is invoked with each message.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SubscribeFunction {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    function: String,
+}
+
+/// A URL is POSTed each message, signed with the tenant's secret `CALLBACK_SIGNING_KEY`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SubscribeUrl {
+    url: String,
+}
+
 /// `POST /v1/topics/{name}/subscriptions`: subscribes (`201`); `409` if that target is
 /// subscribed already, `404` for a queue or function the tenant does not have, `400` for a
 /// URL without the tenant's signing secret, `403` for one in a range it may not reach.
-#[utoipa::path(post, path = "/v1/topics/{name}/subscriptions", tag = "queues", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = Subscribe, responses((status = 201, description = "Subscribed", body = Subscription), crate::error::Errors))]
+#[utoipa::path(post, path = "/v1/topics/{name}/subscriptions", tag = "queues", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SubscribeTo, responses((status = 201, description = "Subscribed", body = Subscription), crate::error::Errors))]
 pub async fn subscribe(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -141,6 +179,7 @@ pub struct Publish {
     #[schema(value_type = Object)]
     body: serde_json::Value,
     /// Published again with this id within 5 minutes, no queue stores it twice.
+    #[schema(min_length = 1, max_length = 128)]
     dedup_id: Option<String>,
 }
 
@@ -158,10 +197,10 @@ pub async fn publish(
     caller.require(Permission::WorkloadsCreate)?;
     let tenant = tenant_of(&caller, &params)?;
     if let Some(dedup) = &body.dedup_id {
-        if !(1..=128).contains(&dedup.len()) {
+        let chars = dedup.chars().count();
+        if !(1..=128).contains(&chars) {
             return Err(ApiError::bad_request(format!(
-                "\"dedup_id\" has {} bytes: give 1 to 128",
-                dedup.len()
+                "\"dedup_id\" has {chars} characters: give 1 to 128"
             )));
         }
     }

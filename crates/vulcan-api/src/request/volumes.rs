@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -19,8 +20,11 @@ use crate::{ApiError, AppState};
 #[serde(deny_unknown_fields)]
 pub struct CreateVolume {
     /// 1-63 of a-z, 0-9, `-` and `_`, unique per tenant.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     name: String,
     /// What its files may fill, 16 MiB up to a sandbox's largest disk (64 GiB).
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
+    #[schema(minimum = 16, maximum = 65536)]
     size_mb: u32,
 }
 

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -80,8 +81,23 @@ impl Fields for CreateWorkload {
     }
 }
 
+/// `POST /v1/workloads`' body as the document states it: [`CreateWorkload`] without the
+/// async options (which that route refuses, naming `/v1/workloads/async`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RunWorkload {
+    #[serde(flatten)]
+    code: CodeBody,
+    #[serde(default)]
+    input: serde_json::Value,
+    /// The tenant's volumes to mount (gvisor and microvm; at most 8): the workload runs on
+    /// their node and holds them until it ends.
+    #[serde(default)]
+    volumes: Vec<vulcan_domain::VolumeMount>,
+}
+
 /// `POST /v1/workloads`: runs the workload and answers once it has ended.
-#[utoipa::path(post, path = "/v1/workloads", tag = "workloads", request_body = CreateWorkload, responses((status = 200, description = "The workload, finished", body = vulcan_domain::Workload), crate::error::Errors))]
+#[utoipa::path(post, path = "/v1/workloads", tag = "workloads", request_body = RunWorkload, responses((status = 200, description = "The workload, finished", body = vulcan_domain::Workload), crate::error::Errors))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -211,7 +227,7 @@ fn parse_param<T: std::str::FromStr>(
 /// `GET /v1/workloads?limit=&offset=&after=&status=&isolation=&function=`, newest first. `after` is
 /// a cursor (the `next` of the page before): a page deep in the list costs the same as
 /// the first.
-#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", params(("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"), ("offset" = Option<u64>, Query), ("after" = Option<String>, Query, description = "The `next` of the page before"), ("status" = Option<vulcan_domain::WorkloadStatus>, Query), ("isolation" = Option<vulcan_domain::Isolation>, Query), ("function" = Option<String>, Query), ("schedule" = Option<String>, Query)), responses((status = 200, description = "OK", body = WorkloadList), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", params(("limit" = Option<i32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"), ("offset" = Option<i64>, Query, minimum = 0), ("after" = Option<String>, Query, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The `next` of the page before"), ("status" = Option<vulcan_domain::WorkloadStatus>, Query), ("isolation" = Option<vulcan_domain::Isolation>, Query), ("function" = Option<String>, Query), ("schedule" = Option<String>, Query)), responses((status = 200, description = "OK", body = WorkloadList), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -226,7 +242,12 @@ pub async fn list(
         )));
     }
     let offset =
-        parse_param::<u64>(&params, "offset", "use a whole number, 0 or more")?.unwrap_or(0);
+        parse_param::<i64>(&params, "offset", "use a whole number, 0 or more")?.unwrap_or(0);
+    let offset = u64::try_from(offset).map_err(|_| {
+        ApiError::bad_request(format!(
+            "query parameter offset={offset} is not valid: use a whole number, 0 or more"
+        ))
+    })?;
     let status = parse_param::<WorkloadStatus>(
         &params,
         "status",

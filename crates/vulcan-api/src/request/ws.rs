@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::extract::{Path, Query, Upgrade};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
@@ -213,14 +214,14 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 /// "line","created_at"}`) as it is produced — a finished workload replays its lines —
 /// then `{"type":"done","status","exit_code","error"}`, then close. `since` resumes after
 /// the last line a client saw: no gap, no repeat.
-#[utoipa::path(get, path = "/ws/logs/{id}", tag = "live", params(("id" = String, Path), ("stream" = Option<String>, Query), ("since" = Option<u64>, Query, description = "Resume after this line")), responses((status = 101, description = "WebSocket: log lines, then done"), crate::error::Errors))]
+#[utoipa::path(get, path = "/ws/logs/{id}", tag = "live", params(("id" = String, Path), ("stream" = Option<crate::request::logs::StreamChoice>, Query), ("since" = Option<u64>, Query, description = "Resume after this line")), responses((status = 101, description = "WebSocket: log lines, then done"), crate::error::Errors))]
 pub async fn logs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    Upgrade(ws): Upgrade,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     let filter = stream_filter(&params)?;
@@ -277,7 +278,7 @@ pub async fn sandbox_process(
     Path((id, pid)): Path<(String, u32)>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    Upgrade(ws): Upgrade,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     let offset = crate::request::sandboxes::offset_of(params.get("offset").cloned())?;
@@ -317,7 +318,7 @@ pub async fn sandbox_watch(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    Upgrade(ws): Upgrade,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     let path = params.get("path").cloned().ok_or_else(|| {
@@ -367,7 +368,7 @@ pub async fn stats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    Upgrade(ws): Upgrade,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::StatsRead)?;
     let engine = state.engine.clone();
@@ -421,7 +422,7 @@ pub async fn events(
     Extension(caller): Extension<Caller>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    Upgrade(ws): Upgrade,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::WorkloadsRead)?;
     for (name, allowed) in [

@@ -12,9 +12,13 @@ use vulcan_domain::Isolation;
 pub struct BenchmarkRequest {
     /// Sequential warm runs per backend, and runs of the concurrent phase.
     #[serde(default = "default_iterations")]
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub iterations: u32,
     /// Runs in flight during the throughput phase.
     #[serde(default = "default_concurrency")]
+    #[serde(deserialize_with = "vulcan_domain::whole::int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub concurrency: u32,
     /// The image of the gvisor runs [default: the default image], and of the microvm runs
     /// when given (instead of the built-in python root).
@@ -22,6 +26,7 @@ pub struct BenchmarkRequest {
     pub image: Option<String>,
     /// Backends to measure [default: every available one].
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<vulcan_domain::ConcreteIsolation>>))]
     pub backends: Option<Vec<Isolation>>,
     /// What the caller may have pulled for the gvisor runs; set from the caller, never
     /// from the body.

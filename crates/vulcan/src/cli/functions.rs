@@ -108,7 +108,7 @@ pub fn command(client: &Client, format: Format, command: FnCommand) -> CliResult
             let path = format!(
                 "/v1/functions/{}/invoke{}",
                 encode(&name),
-                if detach { "?async=true" } else { "" }
+                if detach { "/async" } else { "" }
             );
             let workload = client.post(&path, &input)?;
             if detach {
