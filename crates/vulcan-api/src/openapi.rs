@@ -124,7 +124,126 @@ pub fn spec() -> serde_json::Value {
         }
     }
     add_links(&mut doc);
+    widen_unsigned(&mut doc);
+    if let Some(body) =
+        doc.pointer_mut("/paths/~1v1~1queues/post/requestBody/content/application~1json/schema")
+    {
+        *body = serde_json::json!({"$ref": "#/components/schemas/NewQueue"});
+    }
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        // `stdin` and `pty` need `background`: a foreground run has ended by the time its
+        // pid is known.
+        // A queue is named on POST, and by its path on PUT.
+        if let Some(settings) = schemas.get("QueueSettings").cloned() {
+            let mut new = settings;
+            new["required"] = serde_json::json!(["name"]);
+            new["properties"]["name"]["type"] = "string".into();
+            schemas.insert("NewQueue".into(), new);
+            if let Some(props) = schemas["QueueSettings"]["properties"].as_object_mut() {
+                props.remove("name");
+            }
+        }
+        // `code` and `code_archive` are one or the other.
+        if let Some(code) = schemas.get_mut("CodeBody") {
+            code["not"] = serde_json::json!({
+                "properties": {"code": {"type": "string"}, "code_archive": {"type": "string"}},
+                "required": ["code", "code_archive"],
+            });
+        }
+        // Environment variable names (`submission::check_env`), wherever a body takes them.
+        for schema in schemas.values_mut() {
+            if let Some(env) = schema.pointer_mut("/properties/env") {
+                env["propertyNames"] = serde_json::json!({"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"});
+                env["maxProperties"] = 128.into();
+            }
+        }
+        // Network rules: the forms `NetRule` reads, but for an address with a prefix other
+        // than /32, whose bits past the prefix a pattern cannot check.
+        for (schema, field) in [
+            ("Quota", "egress_allow"),
+            ("NetworkPolicy", "allow"),
+            ("NetworkPolicy", "deny"),
+        ] {
+            if let Some(items) = schemas
+                .get_mut(schema)
+                .and_then(|s| s.pointer_mut(&format!("/properties/{field}/items")))
+            {
+                items["pattern"] = NET_RULE.into();
+                items["maxLength"] = 253.into();
+            }
+        }
+        // A schedule's cron, time zone, overlap and function.
+        let zones: Vec<serde_json::Value> =
+            vulcan_engine::time_zone_names().map(Into::into).collect();
+        for (schema, patch) in [("ScheduleRequest", false), ("SchedulePatch", true)] {
+            let Some(props) = schemas
+                .get_mut(schema)
+                .and_then(|s| s.get_mut("properties"))
+            else {
+                continue;
+            };
+            let mut zones = zones.clone();
+            if patch {
+                zones.push(serde_json::Value::Null);
+            }
+            props["cron"]["pattern"] = CRON.into();
+            props["function"]["pattern"] = patterns::FUNCTION.into();
+            props["timezone"]["enum"] = zones.into();
+            props["overlap"]["enum"] = serde_json::json!(["skip", "allow", null]);
+        }
+        if let Some(signal) = schemas.get_mut("SignalBody") {
+            signal["properties"]["signal"] = serde_json::json!({"oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": 64},
+                {"type": "string", "pattern": SIGNAL_NAME},
+            ]});
+        }
+        if let Some(start) = schemas.get_mut("StartProcess") {
+            start["anyOf"] = serde_json::json!([
+                {"properties": {"background": {"const": true}}, "required": ["background"]},
+                {"properties": {"stdin": {"const": false}, "pty": {"type": "null"}}},
+            ]);
+        }
+    }
     doc
+}
+
+/// A cron the server takes: five fields (minute hour day-of-month month day-of-week) or six
+/// with seconds first, each `*`, `*/step` or a number. The server also reads croner's lists,
+/// ranges, names and `L`/`W`/`#`, which a pattern cannot check for sense; days of the month
+/// stop at 28 here so that every cron the pattern allows fires.
+const CRON: &str = "^(([1-5]?[0-9]|[*](/[1-9])?) )?([1-5]?[0-9]|[*](/[1-9])?) (1?[0-9]|2[0-3]|[*](/[1-9])?) ([1-9]|1[0-9]|2[0-8]|[*](/[1-9])?) ([1-9]|1[0-2]|[*](/[1-9])?) ([0-6]|[*](/[1-6])?)$";
+
+/// A network rule: `host[:port]`, `*.domain[:port]` or `a.b.c.d[/32][:port]`.
+const NET_RULE: &str = "^((\\*\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)|([A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}(/32)?))(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$";
+
+/// The signals known by name (any case, `SIG` or not): `request::sandboxes::signal_number`.
+const SIGNAL_NAME: &str = "^([Ss][Ii][Gg])?([Hh][Uu][Pp]|[Ii][Nn][Tt]|[Qq][Uu][Ii][Tt]|[Aa][Bb][Rr][Tt]|[Kk][Ii][Ll][Ll]|[Uu][Ss][Rr]1|[Ss][Ee][Gg][Vv]|[Uu][Ss][Rr]2|[Pp][Ii][Pp][Ee]|[Aa][Ll][Rr][Mm]|[Tt][Ee][Rr][Mm]|[Cc][Oo][Nn][Tt])$";
+
+/// utoipa names an unsigned field's width by its format (`uint32`), which JSON Schema tools
+/// do not read: the largest value the server takes is stated as a maximum.
+fn widen_unsigned(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            // utoipa spells them `u-int32`.
+            let width = match map.get("format").and_then(|f| f.as_str()) {
+                Some("u-int8" | "uint8") => Some(("uint8", u64::from(u8::MAX))),
+                Some("u-int16" | "uint16") => Some(("uint16", u64::from(u16::MAX))),
+                Some("u-int32" | "uint32") => Some(("uint32", u64::from(u32::MAX))),
+                Some("u-int64" | "uint64") => Some(("uint64", u64::MAX)),
+                _ => None,
+            };
+            if let Some((format, largest)) = width {
+                map.insert("format".into(), format.into());
+                map.entry("maximum").or_insert(largest.into());
+            }
+            map.values_mut().for_each(widen_unsigned);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(widen_unsigned),
+        _ => {}
+    }
 }
 
 /// The names the server checks, as patterns (each mirrors its checker exactly).

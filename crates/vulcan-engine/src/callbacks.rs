@@ -37,10 +37,11 @@ impl Engine {
         vulcan_domain::check_url(url).map_err(SubmitError::Invalid)?;
         match self.inner.secrets.secret(tenant, SIGNING_SECRET).await {
             Ok(_) => {}
+            // A fine request the tenant is not ready for: 409 until it has the secret.
             Err(StoreError::Missing(_)) => {
-                return Err(SubmitError::Invalid(format!(
+                return Err(SubmitError::Store(StoreError::Conflict(format!(
                     "calls to a URL are signed with the tenant's secret {SIGNING_SECRET}, and tenant {tenant} has none: PUT /v1/secrets/{SIGNING_SECRET} (any long random string) first; the receiver checks X-Vulcan-Signature with it"
-                )))
+                ))))
             }
             Err(e) => return Err(e.into()),
         }

@@ -61,6 +61,6 @@ pub use functions::{DeployRequest, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_INSTANCES
 pub use metrics::Metrics;
 pub use registry::{BackendRegistry, Route, RouteError};
 pub use sandboxes::{NewProcess, NewSandbox, ProcessResult, SandboxError, SandboxLimits};
-pub use schedules::{Cron, SchedulePatch, ScheduleRequest};
+pub use schedules::{time_zone_names, Cron, SchedulePatch, ScheduleRequest};
 pub use submission::{CodeRequest, ImagePulls, Submission, SubmitError};
 pub use watches::{Armed, Watch};

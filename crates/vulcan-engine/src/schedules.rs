@@ -131,6 +131,11 @@ fn overlap_of(value: Option<&str>) -> Result<Overlap, SubmitError> {
     }
 }
 
+/// The IANA time zone names a schedule's `timezone` may be.
+pub fn time_zone_names() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+}
+
 impl Engine {
     /// Refuses a cron that ticks more often than `tenant`'s quota allows.
     async fn check_interval(

@@ -66,7 +66,7 @@ fn a_failing_async_workload_is_retried_with_backoff_then_queued_and_called_back_
     );
     made(&server, json!({"name": "failures"}));
     let (status, e) = server.post("/v1/workloads/async", &request);
-    assert_eq!(status, 400, "no signing secret yet: {e}");
+    assert_eq!(status, 409, "no signing secret yet: {e}");
     assert!(
         e["error"]
             .as_str()

@@ -29,7 +29,7 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     caller.require(Permission::AuditRead)?;
     let number = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
-        match params.get(name).filter(|v| !v.is_empty()) {
+        match params.get(name) {
             None => Ok(default),
             Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
                 ApiError::bad_request(format!(
@@ -48,7 +48,7 @@ pub async fn list(
     let offset = number("offset", 0, i64::MAX as u64)?;
     if let Some(outcome) = params
         .get("outcome")
-        .filter(|o| !["ok", "denied", "failed", ""].contains(&o.as_str()))
+        .filter(|o| !["ok", "denied", "failed"].contains(&o.as_str()))
     {
         return Err(ApiError::bad_request(format!(
             "query parameter outcome={outcome:?} is not valid: use ok, denied or failed"

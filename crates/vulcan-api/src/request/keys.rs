@@ -24,6 +24,7 @@ pub struct CreateKey {
     /// Lifetime in seconds; without it the key does not expire.
     #[serde(default)]
     #[serde(deserialize_with = "vulcan_domain::whole::opt")]
+    #[schema(minimum = 1)]
     expires_in_s: Option<u64>,
 }
 

@@ -34,7 +34,7 @@ pub(crate) fn stream_filter(
     params: &HashMap<String, String>,
 ) -> Result<Option<LogStream>, ApiError> {
     match params.get("stream").map(String::as_str) {
-        None | Some("") | Some("all") => Ok(None),
+        None | Some("all") => Ok(None),
         Some(s) => LogStream::parse(s).map(Some).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "query parameter stream={s:?} is not valid: use stdout, stderr, backend or all"

@@ -46,6 +46,7 @@ pub struct QueueSettings {
     /// A queue of the same tenant that takes messages past `max_receives` (none: they
     /// are delivered again until their retention ends). `null` on `PUT` removes it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     dead_letter_queue: Option<Option<String>>,
     /// Seconds a message is kept (60-1209600; 4 days).
     #[schema(minimum = 60, maximum = 1209600)]
@@ -210,7 +211,6 @@ pub async fn purge(
 #[serde(deny_unknown_fields)]
 pub struct OutgoingMessage {
     /// Any JSON: what a consumer receives.
-    #[schema(value_type = Object)]
     body: serde_json::Value,
     /// Seconds before it can be received (0-900).
     #[serde(default)]
@@ -218,6 +218,7 @@ pub struct OutgoingMessage {
     #[serde(deserialize_with = "vulcan_domain::whole::int")]
     delay_s: u32,
     /// Sent again with this id within 5 minutes, it is not stored twice (1-128 characters).
+    #[schema(min_length = 1, max_length = 128)]
     dedup_id: Option<String>,
 }
 
@@ -228,7 +229,6 @@ pub struct OutgoingMessage {
 pub struct SendBody {
     /// One message's body: any JSON.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
     body: Option<serde_json::Value>,
     /// Seconds before it can be received (0-900).
     #[serde(default)]
@@ -236,6 +236,7 @@ pub struct SendBody {
     #[serde(deserialize_with = "vulcan_domain::whole::int")]
     delay_s: u32,
     /// Sent again with this id within 5 minutes, it is not stored twice (1-128 characters).
+    #[schema(min_length = 1, max_length = 128)]
     dedup_id: Option<String>,
     /// 1-100 messages, stored all or none.
     messages: Option<Vec<OutgoingMessage>>,
@@ -340,7 +341,6 @@ pub struct Received {
     id: String,
     /// Acknowledges or gives back this delivery (and no later one).
     receipt: String,
-    #[schema(value_type = Object)]
     body: serde_json::Value,
     /// Times received, this one included.
     receive_count: u32,

@@ -603,10 +603,14 @@ fn signal_number(value: &serde_json::Value) -> Result<i32, ApiError> {
         ("CONT", 18),
     ];
     match value {
+        // 15.0 is 15, as JSON Schema counts it.
         serde_json::Value::Number(n) => n
-            .as_i64()
-            .and_then(|n| i32::try_from(n).ok())
-            .ok_or_else(|| ApiError::bad_request(format!("signal {n} is not a signal number"))),
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && (1.0..=64.0).contains(n))
+            .map(|n| n as i32)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("signal {n} is not a signal number: give 1 to 64"))
+            }),
         serde_json::Value::String(name) => {
             let upper = name.to_ascii_uppercase();
             let bare = upper.strip_prefix("SIG").unwrap_or(&upper);

@@ -32,7 +32,7 @@ pub async fn timeline(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Timeline>, ApiError> {
     caller.require(Permission::StatsRead)?;
-    let minutes = match params.get("minutes").filter(|v| !v.is_empty()) {
+    let minutes = match params.get("minutes") {
         None => 60,
         Some(v) => v
             .parse::<u32>()

@@ -124,12 +124,16 @@ pub struct SubscribeFunction {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct SubscribeUrl {
+    #[schema(
+        pattern = "^https?://[^\\s\\u0085/?#@:][^\\s\\u0085/?#@]*([/?#][^\\s\\u0085]*)?$",
+        max_length = 2048
+    )]
     url: String,
 }
 
 /// `POST /v1/topics/{name}/subscriptions`: subscribes (`201`); `409` if that target is
-/// subscribed already, `404` for a queue or function the tenant does not have, `400` for a
-/// URL without the tenant's signing secret, `403` for one in a range it may not reach.
+/// subscribed already or for a URL while the tenant has no signing secret, `404` for a
+/// queue or function the tenant does not have, `403` for a URL in a range it may not reach.
 #[utoipa::path(post, path = "/v1/topics/{name}/subscriptions", tag = "queues", params(("name" = String, Path), ("tenant" = Option<String>, Query, description = "An admin acts on this tenant's")), request_body = SubscribeTo, responses((status = 201, description = "Subscribed", body = Subscription), crate::error::Errors))]
 pub async fn subscribe(
     State(state): State<AppState>,
@@ -176,7 +180,6 @@ pub async fn unsubscribe(
 #[serde(deny_unknown_fields)]
 pub struct Publish {
     /// Any JSON.
-    #[schema(value_type = Object)]
     body: serde_json::Value,
     /// Published again with this id within 5 minutes, no queue stores it twice.
     #[schema(min_length = 1, max_length = 128)]

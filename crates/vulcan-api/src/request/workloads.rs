@@ -215,7 +215,6 @@ fn parse_param<T: std::str::FromStr>(
 ) -> Result<Option<T>, ApiError> {
     params
         .get(name)
-        .filter(|v| !v.is_empty())
         .map(|v| {
             v.parse::<T>().map_err(|_| {
                 ApiError::bad_request(format!("query parameter {name}={v:?} is not valid: {hint}"))
@@ -227,7 +226,7 @@ fn parse_param<T: std::str::FromStr>(
 /// `GET /v1/workloads?limit=&offset=&after=&status=&isolation=&function=`, newest first. `after` is
 /// a cursor (the `next` of the page before): a page deep in the list costs the same as
 /// the first.
-#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", params(("limit" = Option<i32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"), ("offset" = Option<i64>, Query, minimum = 0), ("after" = Option<String>, Query, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The `next` of the page before"), ("status" = Option<vulcan_domain::WorkloadStatus>, Query), ("isolation" = Option<vulcan_domain::Isolation>, Query), ("function" = Option<String>, Query), ("schedule" = Option<String>, Query)), responses((status = 200, description = "OK", body = WorkloadList), crate::error::Errors))]
+#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", params(("limit" = Option<i32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"), ("offset" = Option<i64>, Query, minimum = 0), ("after" = Option<String>, Query, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The `next` of the page before"), ("status" = Option<vulcan_domain::WorkloadStatus>, Query), ("isolation" = Option<vulcan_domain::Isolation>, Query), ("function" = Option<String>, Query, pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("schedule" = Option<String>, Query)), responses((status = 200, description = "OK", body = WorkloadList), crate::error::Errors))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -257,7 +256,6 @@ pub async fn list(
         parse_param::<Isolation>(&params, "isolation", "use isolate, gvisor or microvm")?;
     let after = params
         .get("after")
-        .filter(|a| !a.is_empty())
         .map(|a| {
             ulid::Ulid::from_string(a).map(|u| u.to_string()).map_err(|_| {
                 ApiError::bad_request(format!(
@@ -266,7 +264,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let function = params.get("function").filter(|f| !f.is_empty()).cloned();
+    let function = params.get("function").cloned();
     if let Some(f) = function
         .as_deref()
         .filter(|f| !vulcan_domain::valid_function_name(f))
