@@ -115,6 +115,38 @@ else
   echo "$E2B_JS" >.tools/e2b-js/installed
 fi
 
+# The client SDKs' generators (clients/generate.sh) and, for the test that installs each
+# client into a scratch environment without the network, what they install: wheels in
+# .tools/clients/wheels and npm tarballs in .tools/clients-js/tarballs. Node is the one in
+# .tools/e2b-js.
+CLIENTS_PY="openapi-python-client==0.29.1"
+CLIENTS_PY_WHEELS="httpx==0.28.1 attrs==26.1.0 setuptools==84.2.1"
+if [ "$(cat .tools/clients/installed 2>/dev/null)" = "$CLIENTS_PY $CLIENTS_PY_WHEELS" ]; then
+  say "Python client generator already installed (.tools/clients)"
+else
+  say "installing $CLIENTS_PY from PyPI into .tools/clients, and the client's wheels"
+  rm -rf .tools/clients
+  python3 -m venv .tools/clients
+  .tools/clients/bin/pip install -q --disable-pip-version-check "$CLIENTS_PY"
+  # shellcheck disable=SC2086
+  .tools/clients/bin/pip download -q --disable-pip-version-check -d .tools/clients/wheels $CLIENTS_PY_WHEELS
+  echo "$CLIENTS_PY $CLIENTS_PY_WHEELS" >.tools/clients/installed
+fi
+CLIENTS_JS="openapi-typescript@7.13.0 typescript@5.9.3 @types/node@22.20.6"
+CLIENTS_JS_TARBALLS="openapi-fetch@0.17.0 openapi-typescript-helpers@0.1.0"
+if [ "$(cat .tools/clients-js/installed 2>/dev/null)" = "$CLIENTS_JS $CLIENTS_JS_TARBALLS" ]; then
+  say "TypeScript client generator already installed (.tools/clients-js)"
+else
+  say "installing $CLIENTS_JS from npm into .tools/clients-js, and the client's tarballs"
+  rm -rf .tools/clients-js
+  mkdir -p .tools/clients-js/tarballs
+  # shellcheck disable=SC2086
+  npm install --prefix .tools/clients-js --no-audit --no-fund --silent $CLIENTS_JS
+  # shellcheck disable=SC2086
+  npm pack --silent --pack-destination .tools/clients-js/tarballs $CLIENTS_JS_TARBALLS >/dev/null
+  echo "$CLIENTS_JS $CLIENTS_JS_TARBALLS" >.tools/clients-js/installed
+fi
+
 # promtool checks the alert rules and the dashboard's queries. It comes from Debian's
 # prometheus package, unpacked into .tools/prometheus: installing the package would also
 # start a Prometheus server, which nothing here wants.

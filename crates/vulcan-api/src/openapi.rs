@@ -125,6 +125,7 @@ pub fn spec() -> serde_json::Value {
     }
     add_links(&mut doc);
     widen_unsigned(&mut doc);
+    binary_bodies(&mut doc);
     if let Some(body) =
         doc.pointer_mut("/paths/~1v1~1queues/post/requestBody/content/application~1json/schema")
     {
@@ -134,8 +135,6 @@ pub fn spec() -> serde_json::Value {
         .pointer_mut("/components/schemas")
         .and_then(|s| s.as_object_mut())
     {
-        // `stdin` and `pty` need `background`: a foreground run has ended by the time its
-        // pid is known.
         // A queue is named on POST, and by its path on PUT.
         if let Some(settings) = schemas.get("QueueSettings").cloned() {
             let mut new = settings;
@@ -175,9 +174,14 @@ pub fn spec() -> serde_json::Value {
                 items["maxLength"] = 253.into();
             }
         }
-        // A schedule's cron, time zone, overlap and function.
+        // A schedule's cron, time zone, overlap and function. The time zones and the overlap
+        // policies (`Overlap`, from the domain) are named schemas, so that a generated client has one type for each.
         let zones: Vec<serde_json::Value> =
             vulcan_engine::time_zone_names().map(Into::into).collect();
+        schemas.insert(
+            "TimeZone".into(),
+            serde_json::json!({"type": "string", "enum": zones, "description": "An IANA time zone name."}),
+        );
         for (schema, patch) in [("ScheduleRequest", false), ("SchedulePatch", true)] {
             let Some(props) = schemas
                 .get_mut(schema)
@@ -185,14 +189,10 @@ pub fn spec() -> serde_json::Value {
             else {
                 continue;
             };
-            let mut zones = zones.clone();
-            if patch {
-                zones.push(serde_json::Value::Null);
-            }
             props["cron"]["pattern"] = CRON.into();
             props["function"]["pattern"] = patterns::FUNCTION.into();
-            props["timezone"]["enum"] = zones.into();
-            props["overlap"]["enum"] = serde_json::json!(["skip", "allow", null]);
+            props["timezone"] = named(&props["timezone"], "TimeZone", patch);
+            props["overlap"] = named(&props["overlap"], "Overlap", true);
         }
         if let Some(signal) = schemas.get_mut("SignalBody") {
             signal["properties"]["signal"] = serde_json::json!({"oneOf": [
@@ -200,14 +200,35 @@ pub fn spec() -> serde_json::Value {
                 {"type": "string", "pattern": SIGNAL_NAME},
             ]});
         }
+        // `stdin` and `pty` need `background`: a foreground run has ended by the time its
+        // pid is known. (As `if`/`then` rather than an `anyOf` of partial objects, which
+        // client generators read as alternative bodies.)
         if let Some(start) = schemas.get_mut("StartProcess") {
-            start["anyOf"] = serde_json::json!([
-                {"properties": {"background": {"const": true}}, "required": ["background"]},
-                {"properties": {"stdin": {"const": false}, "pty": {"type": "null"}}},
-            ]);
+            start["if"] = serde_json::json!({"anyOf": [
+                {"properties": {"stdin": {"const": true}}, "required": ["stdin"]},
+                {"properties": {"pty": {"type": "object"}}, "required": ["pty"]},
+            ]});
+            start["then"] = serde_json::json!(
+                {"properties": {"background": {"const": true}}, "required": ["background"]}
+            );
         }
     }
     doc
+}
+
+/// A property that takes one of the values of the named schema `name` (or `null` when
+/// `nullable`), keeping the property's description.
+fn named(property: &serde_json::Value, name: &str, nullable: bool) -> serde_json::Value {
+    let reference = serde_json::json!({"$ref": format!("#/components/schemas/{name}")});
+    let mut schema = if nullable {
+        serde_json::json!({"oneOf": [reference, {"type": "null"}]})
+    } else {
+        reference
+    };
+    if let Some(description) = property.get("description") {
+        schema["description"] = description.clone();
+    }
+    schema
 }
 
 /// A cron the server takes: five fields (minute hour day-of-month month day-of-week) or six
@@ -242,6 +263,21 @@ fn widen_unsigned(value: &mut serde_json::Value) {
             map.values_mut().for_each(widen_unsigned);
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(widen_unsigned),
+        _ => {}
+    }
+}
+
+/// Raw bytes (`application/octet-stream`, a `Vec<u8>` or `Bytes` in the handler) as the
+/// binary string generators map to their file or blob type, not an array of integers.
+fn binary_bodies(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(raw) = map.get_mut("application/octet-stream") {
+                raw["schema"] = serde_json::json!({"type": "string", "format": "binary"});
+            }
+            map.values_mut().for_each(binary_bodies);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(binary_bodies),
         _ => {}
     }
 }

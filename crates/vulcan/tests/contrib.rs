@@ -8,14 +8,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::Server;
+use common::{repo, Server};
 use serde_json::Value;
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
 
 fn vulcan(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vulcan"))

@@ -64,6 +64,13 @@ fn listens_on(pid: u32, port: u16) -> bool {
         .any(|link| inodes.iter().any(|i| link.to_string_lossy() == *i))
 }
 
+/// A path in the repository (`clients/generate.sh`, `docs/api.md`).
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

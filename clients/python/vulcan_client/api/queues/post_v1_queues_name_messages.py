@@ -1,0 +1,278 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
+from ...models.message_batch import MessageBatch
+from ...models.outgoing_message import OutgoingMessage
+from ...models.sent_messages import SentMessages
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    name: str,
+    *,
+    body: MessageBatch | OutgoingMessage,
+    tenant: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    params: dict[str, Any] = {}
+
+    params["tenant"] = tenant
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/queues/{name}/messages".format(
+            name=quote(str(name), safe=""),
+        ),
+        "params": params,
+    }
+
+    if isinstance(body, OutgoingMessage):
+        _kwargs["json"] = body.to_dict()
+    else:
+        _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ErrorBody | SentMessages | None:
+    if response.status_code == 201:
+        response_201 = SentMessages.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = ErrorBody.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 405:
+        response_405 = ErrorBody.from_dict(response.json())
+
+        return response_405
+
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = ErrorBody.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = ErrorBody.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 422:
+        response_422 = ErrorBody.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = ErrorBody.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 502:
+        response_502 = ErrorBody.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = ErrorBody.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = ErrorBody.from_dict(response.json())
+
+        return response_504
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorBody | SentMessages]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: MessageBatch | OutgoingMessage,
+    tenant: str | Unset = UNSET,
+) -> Response[ErrorBody | SentMessages]:
+    """`POST /v1/queues/{name}/messages`: sends (`201`); `413` for a message larger than the
+    queue takes, `400` for a batch of more than 100.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (MessageBatch | OutgoingMessage): `POST /v1/queues/{name}/messages`' body as the
+            document states it ([`SendBody`] reads
+            it): one message, or a batch.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | SentMessages]
+    """
+
+    kwargs = _get_kwargs(
+        name=name,
+        body=body,
+        tenant=tenant,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: MessageBatch | OutgoingMessage,
+    tenant: str | Unset = UNSET,
+) -> ErrorBody | SentMessages | None:
+    """`POST /v1/queues/{name}/messages`: sends (`201`); `413` for a message larger than the
+    queue takes, `400` for a batch of more than 100.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (MessageBatch | OutgoingMessage): `POST /v1/queues/{name}/messages`' body as the
+            document states it ([`SendBody`] reads
+            it): one message, or a batch.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | SentMessages
+    """
+
+    return sync_detailed(
+        name=name,
+        client=client,
+        body=body,
+        tenant=tenant,
+    ).parsed
+
+
+async def asyncio_detailed(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: MessageBatch | OutgoingMessage,
+    tenant: str | Unset = UNSET,
+) -> Response[ErrorBody | SentMessages]:
+    """`POST /v1/queues/{name}/messages`: sends (`201`); `413` for a message larger than the
+    queue takes, `400` for a batch of more than 100.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (MessageBatch | OutgoingMessage): `POST /v1/queues/{name}/messages`' body as the
+            document states it ([`SendBody`] reads
+            it): one message, or a batch.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | SentMessages]
+    """
+
+    kwargs = _get_kwargs(
+        name=name,
+        body=body,
+        tenant=tenant,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: MessageBatch | OutgoingMessage,
+    tenant: str | Unset = UNSET,
+) -> ErrorBody | SentMessages | None:
+    """`POST /v1/queues/{name}/messages`: sends (`201`); `413` for a message larger than the
+    queue takes, `400` for a batch of more than 100.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (MessageBatch | OutgoingMessage): `POST /v1/queues/{name}/messages`' body as the
+            document states it ([`SendBody`] reads
+            it): one message, or a batch.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | SentMessages
+    """
+
+    return (
+        await asyncio_detailed(
+            name=name,
+            client=client,
+            body=body,
+            tenant=tenant,
+        )
+    ).parsed

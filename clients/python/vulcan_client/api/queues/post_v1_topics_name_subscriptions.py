@@ -1,0 +1,279 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
+from ...models.subscribe_function import SubscribeFunction
+from ...models.subscribe_queue import SubscribeQueue
+from ...models.subscribe_url import SubscribeUrl
+from ...models.subscription import Subscription
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    name: str,
+    *,
+    body: SubscribeFunction | SubscribeQueue | SubscribeUrl,
+    tenant: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    params: dict[str, Any] = {}
+
+    params["tenant"] = tenant
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/topics/{name}/subscriptions".format(
+            name=quote(str(name), safe=""),
+        ),
+        "params": params,
+    }
+
+    if isinstance(body, SubscribeQueue) or isinstance(body, SubscribeFunction):
+        _kwargs["json"] = body.to_dict()
+    else:
+        _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ErrorBody | Subscription | None:
+    if response.status_code == 201:
+        response_201 = Subscription.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = ErrorBody.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 405:
+        response_405 = ErrorBody.from_dict(response.json())
+
+        return response_405
+
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = ErrorBody.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = ErrorBody.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 422:
+        response_422 = ErrorBody.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = ErrorBody.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 502:
+        response_502 = ErrorBody.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = ErrorBody.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = ErrorBody.from_dict(response.json())
+
+        return response_504
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorBody | Subscription]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: SubscribeFunction | SubscribeQueue | SubscribeUrl,
+    tenant: str | Unset = UNSET,
+) -> Response[ErrorBody | Subscription]:
+    """`POST /v1/topics/{name}/subscriptions`: subscribes (`201`); `409` if that target is
+    subscribed already or for a URL while the tenant has no signing secret, `404` for a
+    queue or function the tenant does not have, `403` for a URL in a range it may not reach.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (SubscribeFunction | SubscribeQueue | SubscribeUrl): [`Subscribe`] as the document
+            states it: exactly one target.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | Subscription]
+    """
+
+    kwargs = _get_kwargs(
+        name=name,
+        body=body,
+        tenant=tenant,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: SubscribeFunction | SubscribeQueue | SubscribeUrl,
+    tenant: str | Unset = UNSET,
+) -> ErrorBody | Subscription | None:
+    """`POST /v1/topics/{name}/subscriptions`: subscribes (`201`); `409` if that target is
+    subscribed already or for a URL while the tenant has no signing secret, `404` for a
+    queue or function the tenant does not have, `403` for a URL in a range it may not reach.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (SubscribeFunction | SubscribeQueue | SubscribeUrl): [`Subscribe`] as the document
+            states it: exactly one target.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | Subscription
+    """
+
+    return sync_detailed(
+        name=name,
+        client=client,
+        body=body,
+        tenant=tenant,
+    ).parsed
+
+
+async def asyncio_detailed(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: SubscribeFunction | SubscribeQueue | SubscribeUrl,
+    tenant: str | Unset = UNSET,
+) -> Response[ErrorBody | Subscription]:
+    """`POST /v1/topics/{name}/subscriptions`: subscribes (`201`); `409` if that target is
+    subscribed already or for a URL while the tenant has no signing secret, `404` for a
+    queue or function the tenant does not have, `403` for a URL in a range it may not reach.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (SubscribeFunction | SubscribeQueue | SubscribeUrl): [`Subscribe`] as the document
+            states it: exactly one target.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | Subscription]
+    """
+
+    kwargs = _get_kwargs(
+        name=name,
+        body=body,
+        tenant=tenant,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    name: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: SubscribeFunction | SubscribeQueue | SubscribeUrl,
+    tenant: str | Unset = UNSET,
+) -> ErrorBody | Subscription | None:
+    """`POST /v1/topics/{name}/subscriptions`: subscribes (`201`); `409` if that target is
+    subscribed already or for a URL while the tenant has no signing secret, `404` for a
+    queue or function the tenant does not have, `403` for a URL in a range it may not reach.
+
+    Args:
+        name (str):
+        tenant (str | Unset):
+        body (SubscribeFunction | SubscribeQueue | SubscribeUrl): [`Subscribe`] as the document
+            states it: exactly one target.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | Subscription
+    """
+
+    return (
+        await asyncio_detailed(
+            name=name,
+            client=client,
+            body=body,
+            tenant=tenant,
+        )
+    ).parsed

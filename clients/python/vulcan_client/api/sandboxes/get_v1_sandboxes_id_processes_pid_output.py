@@ -1,0 +1,260 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
+from ...models.sse_process_event import SseProcessEvent
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    id: str,
+    pid: int,
+    *,
+    offset: int | Unset = UNSET,
+) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["offset"] = offset
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/sandboxes/{id}/processes/{pid}/output".format(
+            id=quote(str(id), safe=""),
+            pid=quote(str(pid), safe=""),
+        ),
+        "params": params,
+    }
+
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ErrorBody | SseProcessEvent | None:
+    if response.status_code == 200:
+        response_200 = SseProcessEvent.from_dict(response.text)
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = ErrorBody.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 405:
+        response_405 = ErrorBody.from_dict(response.json())
+
+        return response_405
+
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = ErrorBody.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = ErrorBody.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 422:
+        response_422 = ErrorBody.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = ErrorBody.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 502:
+        response_502 = ErrorBody.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = ErrorBody.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = ErrorBody.from_dict(response.json())
+
+        return response_504
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorBody | SseProcessEvent]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    id: str,
+    pid: int,
+    *,
+    client: AuthenticatedClient | Client,
+    offset: int | Unset = UNSET,
+) -> Response[ErrorBody | SseProcessEvent]:
+    """`GET /v1/sandboxes/{id}/processes/{pid}/output[?offset=]`: its output from `offset`
+    (or `Last-Event-ID`) on, live, then its exit.
+
+    Args:
+        id (str):
+        pid (int):
+        offset (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | SseProcessEvent]
+    """
+
+    kwargs = _get_kwargs(
+        id=id,
+        pid=pid,
+        offset=offset,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    id: str,
+    pid: int,
+    *,
+    client: AuthenticatedClient | Client,
+    offset: int | Unset = UNSET,
+) -> ErrorBody | SseProcessEvent | None:
+    """`GET /v1/sandboxes/{id}/processes/{pid}/output[?offset=]`: its output from `offset`
+    (or `Last-Event-ID`) on, live, then its exit.
+
+    Args:
+        id (str):
+        pid (int):
+        offset (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | SseProcessEvent
+    """
+
+    return sync_detailed(
+        id=id,
+        pid=pid,
+        client=client,
+        offset=offset,
+    ).parsed
+
+
+async def asyncio_detailed(
+    id: str,
+    pid: int,
+    *,
+    client: AuthenticatedClient | Client,
+    offset: int | Unset = UNSET,
+) -> Response[ErrorBody | SseProcessEvent]:
+    """`GET /v1/sandboxes/{id}/processes/{pid}/output[?offset=]`: its output from `offset`
+    (or `Last-Event-ID`) on, live, then its exit.
+
+    Args:
+        id (str):
+        pid (int):
+        offset (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | SseProcessEvent]
+    """
+
+    kwargs = _get_kwargs(
+        id=id,
+        pid=pid,
+        offset=offset,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    id: str,
+    pid: int,
+    *,
+    client: AuthenticatedClient | Client,
+    offset: int | Unset = UNSET,
+) -> ErrorBody | SseProcessEvent | None:
+    """`GET /v1/sandboxes/{id}/processes/{pid}/output[?offset=]`: its output from `offset`
+    (or `Last-Event-ID`) on, live, then its exit.
+
+    Args:
+        id (str):
+        pid (int):
+        offset (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | SseProcessEvent
+    """
+
+    return (
+        await asyncio_detailed(
+            id=id,
+            pid=pid,
+            client=client,
+            offset=offset,
+        )
+    ).parsed
