@@ -240,7 +240,7 @@ const CRON: &str = "^(([1-5]?[0-9]|[*](/[1-9])?) )?([1-5]?[0-9]|[*](/[1-9])?) (1
 /// A network rule: `host[:port]`, `*.domain[:port]` or `a.b.c.d[/32][:port]`.
 const NET_RULE: &str = "^((\\*\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)|([A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}(/32)?))(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$";
 
-/// The signals known by name (any case, `SIG` or not): `request::sandboxes::signal_number`.
+/// The signals known by name (any case, `SIG` or not): `request::sandboxes::processes::signal_number`.
 const SIGNAL_NAME: &str = "^([Ss][Ii][Gg])?([Hh][Uu][Pp]|[Ii][Nn][Tt]|[Qq][Uu][Ii][Tt]|[Aa][Bb][Rr][Tt]|[Kk][Ii][Ll][Ll]|[Uu][Ss][Rr]1|[Ss][Ee][Gg][Vv]|[Uu][Ss][Rr]2|[Pp][Ii][Pp][Ee]|[Aa][Ll][Rr][Mm]|[Tt][Ee][Rr][Mm]|[Cc][Oo][Nn][Tt])$";
 
 /// utoipa names an unsigned field's width by its format (`uint32`), which JSON Schema tools
