@@ -31,6 +31,8 @@ RUFF_NO_CACHE=true PATH="$root/.tools/clients/bin:$PATH" "$root/.tools/clients/b
   cat "$scratch/python.log" >&2
   exit 1
 }
+# PEP 561: the package's annotations are for type checkers too.
+touch "$scratch/vulcan_client/py.typed"
 "$node" "$root/.tools/clients-js/node_modules/openapi-typescript/bin/cli.js" \
   "$scratch/openapi.json" --output "$scratch/schema.d.ts" >"$scratch/typescript.log" 2>&1 || {
   cat "$scratch/typescript.log" >&2
