@@ -181,7 +181,7 @@ fn a_workload_submitted_to_one_node_and_run_on_another_is_one_trace() {
     };
     // A cannot run isolates: what it admits, B runs.
     let a = node("a", &[("VULCAN_DENO_BIN", "/nonexistent/deno")]);
-    let _b = node("b", &[]);
+    let b = node("b", &[]);
     eventually(Duration::from_secs(20), "b to be live", || {
         let (_, nodes) = a.get("/v1/nodes");
         nodes
@@ -190,6 +190,23 @@ fn a_workload_submitted_to_one_node_and_run_on_another_is_one_trace() {
             .any(|n| n["id"] == "b" && n["state"] == "live")
             .then_some(())
     });
+    // B's one pooled isolate process is ready (on a loaded machine its start can trail B's
+    // liveness), so the run below takes it.
+    eventually(
+        Duration::from_secs(30),
+        "b's isolate pool to be filled",
+        || {
+            let (_, backends) = b.get("/v1/backends");
+            backends
+                .as_array()?
+                .iter()
+                .any(|x| {
+                    x["name"] == "isolate"
+                        && x["details"]["warm_pool"]["idle"].as_u64().unwrap_or(0) >= 1
+                })
+                .then_some(())
+        },
+    );
 
     let traceparent = format!("00-{TRACE}-{CLIENT_SPAN}-01");
     let w = run_traced(&a, Some(&traceparent), &echo_traceparent());
