@@ -9,6 +9,7 @@ mod common;
 use common::{repo, Server};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 use vulcan_gvisor::testing::Registry;
 
 /// A file scripts/setup.sh installs under .tools.
@@ -107,6 +108,22 @@ fn cleaned_up(server: &Server, key: &str) {
         );
     }
     assert_eq!(get("/healthz").0, 200);
+    // The deleted sandbox's disk and root are unmounted (just after its delete answers)
+    // before the test ends and the server with it.
+    let prefix = server.data_dir.join("gvisor/sandboxes");
+    let prefix = prefix.to_string_lossy().into_owned();
+    common::eventually(
+        Duration::from_secs(15),
+        "the sandbox's mounts to go",
+        || {
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            (!mounts
+                .lines()
+                .filter_map(|l| l.split(' ').nth(1))
+                .any(|m| m.starts_with(&prefix)))
+            .then_some(())
+        },
+    );
 }
 
 fn example_env<'a>(
