@@ -6,6 +6,7 @@
 mod common;
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +33,12 @@ struct Browser {
 impl Browser {
     async fn start(base: &str) -> Browser {
         let port = free_port();
+        let profile = tempfile::tempdir().expect("a browser profile directory");
+        // A process group of its own, so that the browser it starts goes with it; the
+        // browser's scratch directories in the profile's, removed with it.
         let driver = Command::new("chromedriver")
+            .process_group(0)
+            .env("TMPDIR", profile.path())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -46,7 +52,6 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let profile = tempfile::tempdir().expect("a browser profile directory");
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert(
@@ -179,6 +184,13 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver and every chromium process it started: killing chromedriver alone
+        // left the browser running when its session had not ended.
+        if let Ok(group) = libc::pid_t::try_from(self.driver.id()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is
+            // involved.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
