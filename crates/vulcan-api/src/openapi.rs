@@ -175,7 +175,8 @@ pub fn spec() -> serde_json::Value {
             }
         }
         // A schedule's cron, time zone, overlap and function. The time zones and the overlap
-        // policies (`Overlap`, from the domain) are named schemas, so that a generated client has one type for each.
+        // policies (`Overlap`, from the domain) are named schemas, so that a generated
+        // client has one type for each.
         let zones: Vec<serde_json::Value> =
             vulcan_engine::time_zone_names().map(Into::into).collect();
         schemas.insert(

@@ -6,22 +6,12 @@
 
 mod common;
 
-use common::{repo, Server};
-use std::path::{Path, PathBuf};
+use common::sandbox_host::Host;
+use common::{repo, tool, Server};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 use vulcan_gvisor::testing::Registry;
-
-/// A file scripts/setup.sh installs under .tools.
-fn tool(path: &str) -> PathBuf {
-    let tool = repo(".tools").join(path);
-    assert!(
-        tool.exists(),
-        "{} is missing: run scripts/setup.sh (it installs the clients' generators)",
-        tool.display()
-    );
-    tool
-}
 
 fn succeeded(what: &str, out: Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -80,13 +70,14 @@ fn transcript(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-/// A server the README's way (auth on, its admin key) that can pull the sandbox image.
-fn live_server(tag: &str) -> (Registry, Server, String, String) {
+/// A server the README's way (auth on, its admin key) that can pull the sandbox image; its
+/// sandboxes are cleaned up after it whatever the example did.
+fn live_server(tag: &str) -> (Registry, Host, String, String) {
     let registry = Registry::start();
     let image = registry.push(&format!("busybox:clients-{tag}"), "busybox");
     let (server, key) =
         Server::start_readme_way(&[("VULCAN_INSECURE_REGISTRIES", registry.host.as_str())]);
-    (registry, server, key, image)
+    (registry, Host { server }, key, image)
 }
 
 /// The example left nothing behind it made, and the server is well.

@@ -71,6 +71,17 @@ pub fn repo(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// A file scripts/setup.sh installs under .tools (the SDKs and tools the tests drive).
+pub fn tool(path: &str) -> PathBuf {
+    let tool = repo(".tools").join(path);
+    assert!(
+        tool.exists(),
+        "{} is missing: run scripts/setup.sh (it installs what the tests drive under .tools)",
+        tool.display()
+    );
+    tool
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

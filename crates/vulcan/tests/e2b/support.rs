@@ -10,20 +10,7 @@ use serde_json::{json, Value};
 use vulcan_gvisor::testing::Registry;
 
 use crate::common::sandbox_host::Host;
-use crate::common::{self, Server};
-
-/// A file scripts/setup.sh installs under .tools.
-pub fn tool(path: &str) -> PathBuf {
-    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.tools")
-        .join(path);
-    assert!(
-        tool.exists(),
-        "{} is missing: run scripts/setup.sh (it installs E2B's SDKs)",
-        tool.display()
-    );
-    tool
-}
+use crate::common::{self, tool, Server};
 
 /// `(status, body)` of a call with key `key`.
 pub fn call(
