@@ -1,9 +1,13 @@
 //! `cargo bench -p vulcan`: figures for the core API and the isolate backend, measured
 //! against the real release binary on loopback. Prints one table; nothing is asserted.
+//! A figure taken back to back ends with what the whole machine's CPU spent per operation
+//! (`CPU/op`, from `/proc/stat`: the clients, the server, its sandboxes and database).
 //!
 //! - isolate warm: sequential `POST /v1/workloads` of the sum function (pool on), and
 //!   throughput with two clients;
 //! - isolate cold (pool off) next to a bare `deno run` of the same function;
+//! - isolate one-shots back to back and with four clients, next to a bare `deno run` and
+//!   to what a fresh Worker costs this host outside Vulcan;
 //! - API overhead: `POST /v1/workloads/async` + `GET /v1/workloads/{id}`;
 //! - the store with 1,000,000 workloads, on SQLite and on PostgreSQL: list and stats for
 //!   an admin and for a tenant's key, a page deep in the list by offset and by cursor;
@@ -83,6 +87,29 @@ struct Figures {
     name: String,
     samples: Vec<Duration>,
     wall: Duration,
+    /// The whole machine's busy CPU time over the figure's window (every process: the
+    /// clients, the server, its sandboxes, the database), for samples taken back to back.
+    cpu: Option<Duration>,
+}
+
+/// The whole machine's busy CPU time so far (all cores: `/proc/stat`, less idle and
+/// iowait): the difference over a window is what everything running then cost.
+fn busy_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        .filter(|(i, _)| ![3, 4].contains(i) && *i < 8)
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no memory preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / per_second)
 }
 
 impl Figures {
@@ -99,11 +126,21 @@ impl Figures {
         );
     }
 
+    /// The machine's CPU time per sample, in ms.
+    fn cpu_per_op(&self) -> Option<f64> {
+        self.cpu
+            .map(|cpu| cpu.as_secs_f64() * 1000.0 / self.samples.len().max(1) as f64)
+    }
+
+    /// Latency, throughput and (when measured) the machine's CPU time per operation.
     fn print(mut self) {
         self.samples.sort();
         let n = self.samples.len();
+        let cpu = self
+            .cpu_per_op()
+            .map_or(String::new(), |ms| format!("  {ms:>6.2} ms CPU/op"));
         println!(
-            "{:<46} n={:<6} p50={:>8.2} ms  p95={:>8.2} ms  p99={:>8.2} ms  {:>8.1} /s",
+            "{:<46} n={:<6} p50={:>8.2} ms  p95={:>8.2} ms  p99={:>8.2} ms  {:>8.1} /s{cpu}",
             self.name,
             n,
             percentile(&self.samples, 0.50),
@@ -138,7 +175,7 @@ fn measure_paced(
     pause: Duration,
     f: impl Fn() + Sync,
 ) -> Figures {
-    let started = Instant::now();
+    let (started, busy) = (Instant::now(), busy_cpu());
     let samples = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
@@ -163,6 +200,7 @@ fn measure_paced(
         name: name.into(),
         samples,
         wall: started.elapsed(),
+        cpu: Some(busy_cpu().saturating_sub(busy)),
     }
 }
 
@@ -208,7 +246,7 @@ fn cold(n: usize) {
 /// `clients` threads running `f` back to back for `secs` seconds.
 fn for_seconds(name: &str, clients: usize, secs: u64, f: impl Fn() + Sync) -> Figures {
     let stop = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
+    let (started, busy) = (Instant::now(), busy_cpu());
     let samples = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
@@ -232,6 +270,7 @@ fn for_seconds(name: &str, clients: usize, secs: u64, f: impl Fn() + Sync) -> Fi
         name: name.into(),
         samples,
         wall: started.elapsed(),
+        cpu: Some(busy_cpu().saturating_sub(busy)),
     }
 }
 
@@ -290,6 +329,66 @@ fn bare_deno_run(server: &Server, n: usize) -> Figures {
     })
 }
 
+/// What a fresh V8 isolate costs this host, outside Vulcan: one Deno process (the flags
+/// and heap of a pooled one) makes `n` Workers one after another as the runner does
+/// (`type: "module"` from its own file, no permissions), each waited for until it answers
+/// and then ended. The samples are `new Worker` to its first answer; the CPU is the whole
+/// machine's over the run, per Worker. Every one-shot job costs one such Worker.
+fn bare_workers(server: &Server, n: usize) -> Figures {
+    let deno = server.get("/v1/backends").1[0]["details"]["deno_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("workers.js");
+    std::fs::write(
+        &script,
+        r#"if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope) {
+  self.onmessage = () => self.postMessage("ready");
+} else {
+  const took = [];
+  for (let i = 0; i < Number(Deno.args[0]); i++) {
+    const t = performance.now();
+    const w = new Worker(import.meta.url, { type: "module", name: "vulcan-job", deno: { permissions: "none" } });
+    await new Promise((resolve) => { w.onmessage = resolve; w.postMessage(0); });
+    took.push(performance.now() - t);
+    w.terminate();
+  }
+  console.log(JSON.stringify(took));
+}
+"#,
+    )
+    .unwrap();
+    let (started, busy) = (Instant::now(), busy_cpu());
+    let out = std::process::Command::new(&deno)
+        .arg("run")
+        .args(vulcan_isolate::process::DENO_RUN_FLAGS)
+        .arg("--v8-flags=--max-old-space-size=128")
+        .arg("--unstable-worker-options")
+        .arg(format!("--allow-read={}", script.display()))
+        .arg(&script)
+        .arg(n.to_string())
+        .env("DENO_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let (wall, cpu) = (started.elapsed(), busy_cpu().saturating_sub(busy));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let took: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    Figures {
+        name: "bare Deno: a fresh Worker, made to ready".into(),
+        samples: took
+            .iter()
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .collect(),
+        wall,
+        cpu: Some(cpu),
+    }
+}
+
 /// Runs `round` with the build `VULCAN_BENCH_BEFORE` names first (labelled `before`), if
 /// set, then with this one (labelled `label`): a before-and-after in one run.
 fn before_and_after(label: &str, round: impl Fn(&str)) {
@@ -303,7 +402,9 @@ fn before_and_after(label: &str, round: impl Fn(&str)) {
 }
 
 /// One-shot node workloads as users drive them: back to back from one client (next to a
-/// bare `deno run` of the same code, in the same run), then four clients for 10 s.
+/// bare `deno run` of the same code, in the same run), what a fresh Worker costs this
+/// host outside Vulcan (every job has one), then four clients for 10 s. Each figure run
+/// back to back says what the whole machine's CPU spent per operation.
 fn oneshot(n: usize) {
     before_and_after("isolate one-shot", |label| oneshot_round(label, n));
 }
@@ -325,6 +426,8 @@ fn oneshot_round(label: &str, n: usize) {
     vulcan.print();
     bare.print();
     println!("{label:<46} {ratio:.2}x a bare deno run at p50");
+    // The floor under both: every job has a fresh Worker made for it.
+    bare_workers(&server, n).print();
     for_seconds(&format!("{label}: 4 clients, 10 s"), 4, 10, || {
         sum_ok(&server)
     })

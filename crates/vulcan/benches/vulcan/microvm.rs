@@ -346,6 +346,7 @@ pub fn run(n: usize) {
         name: format!("microvm warm booted VM, idle gaps ({accel}): POST python"),
         samples: warm,
         wall: Duration::from_secs(1),
+        cpu: None,
     }
     .print_latency();
     println!(

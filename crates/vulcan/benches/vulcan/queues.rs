@@ -124,6 +124,7 @@ fn latency(server: &Server, name: &str, n: usize) -> Figures {
         name: format!("queue → invocation start ({name})"),
         samples,
         wall: began.elapsed(),
+        cpu: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn run(n: usize, first_runs: usize) {
         name: "template first run (convert+boot+snapshot)".into(),
         samples,
         wall: started.elapsed(),
+        cpu: None,
     };
     let server = registered(&registry, &image);
     let w = server.run(numpy.clone());
