@@ -19,7 +19,8 @@
 //!   the agent's Ready frame, next to a bare QEMU boot of the same kernel and initramfs to a
 //!   trivial init; python and node `6*7` one-shots through the boot path and through the
 //!   restore path (snapshots), the restore-to-running time next to a bare QEMU `-incoming`
-//!   of the same snapshot file, and the pool of restored VMs back to back.
+//!   of the same snapshot file, each interpreter's own start in the guest, and the pool of
+//!   restored VMs back to back.
 //!
 //! - egress: the start cost of a network policy on gvisor, isolates and microVMs (with and
 //!   without, side by side, on a server with the default warm pools), a fetch by name
