@@ -305,12 +305,17 @@ fn wasm(n: usize) {
     for_seconds("wasm (WASI, fresh instance): 4 clients, 10 s", 4, 10, run).print();
 }
 
-/// A bare `deno run` of the sum function (with the flags Vulcan's processes get), `n` times.
-fn bare_deno_run(server: &Server, n: usize) -> Figures {
-    let deno = server.get("/v1/backends").1[0]["details"]["deno_path"]
+/// The Deno binary `server`'s isolate backend runs.
+fn deno_path(server: &Server) -> String {
+    server.get("/v1/backends").1[0]["details"]["deno_path"]
         .as_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// A bare `deno run` of the sum function (with the flags Vulcan's processes get), `n` times.
+fn bare_deno_run(server: &Server, n: usize) -> Figures {
+    let deno = deno_path(server);
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("sum.js");
     std::fs::write(
@@ -336,10 +341,7 @@ fn bare_deno_run(server: &Server, n: usize) -> Figures {
 /// and then ended. The samples are `new Worker` to its first answer; the CPU is the whole
 /// machine's over the run, per Worker. Every one-shot job costs one such Worker.
 fn bare_workers(server: &Server, n: usize) -> Figures {
-    let deno = server.get("/v1/backends").1[0]["details"]["deno_path"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let deno = deno_path(server);
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("workers.js");
     std::fs::write(
